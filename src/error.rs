@@ -1,0 +1,42 @@
+//! The library's error type: one enum, each variant a message a user can act on.
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(
+        "no GPU adapter is available for rendering ({0}).\n\
+         procmem renders procedural images with wgpu. Without a GPU, install a software Vulkan driver:\n  \
+         Debian/Ubuntu: sudo apt-get install mesa-vulkan-drivers libvulkan1\n\
+         (or set WGPU_BACKEND=gl with Mesa's llvmpipe OpenGL)"
+    )]
+    NoAdapter(String),
+    #[error("GPU error: {0}")]
+    Gpu(String),
+    #[error("program `{program}` does not compile:\n{message}")]
+    ShaderCompile { program: String, message: String },
+    #[error("program `{program}` has a bad header: {message}")]
+    ProgramHeader { program: String, message: String },
+    #[error("invalid configuration: {0}")]
+    InvalidConfig(String),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    BadFile { path: PathBuf, message: String },
+    #[error("cancelled")]
+    Cancelled,
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}

@@ -1,0 +1,286 @@
+//! The `procmem` binary: the app (no arguments) and a headless CLI for every job.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use procmem::generate::{
+    Generator, GeneratorConfig, Process, bench, manifest, programs::ProgramLibrary,
+};
+
+#[derive(Parser)]
+#[command(
+    name = "procmem",
+    version,
+    about = "A vision model that never saw a real photo, and an editable visual memory of real images."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Open the desktop app (the default without a command).
+    App,
+    /// Generate a set of procedural images (PNGs and a manifest.json that regenerates them).
+    Generate(GenerateArgs),
+    /// Regenerate a set exactly from its manifest.json.
+    Regenerate {
+        /// The manifest.json of the set.
+        manifest: PathBuf,
+        /// Folder to write the regenerated images to.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// List the procedural programs, compile every one, and report those that fail.
+    Programs {
+        /// Also compile each program on the GPU adapter (not only validate it).
+        #[arg(long)]
+        compile: bool,
+    },
+    /// Benchmarks.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(clap::Args)]
+struct GenerateArgs {
+    /// Data process.
+    #[arg(long, value_enum)]
+    process: Option<Process>,
+    /// Number of images.
+    #[arg(long, default_value_t = 64)]
+    count: u64,
+    /// Image side in pixels [default: 64].
+    #[arg(long)]
+    size: Option<u32>,
+    /// Seed: the same seed gives the same images.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Output folder.
+    #[arg(long)]
+    out: PathBuf,
+    /// A TOML generator config (see docs/generators.md); flags override it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// K-means Leaves: clusters [default: 2].
+    #[arg(long)]
+    kml_k: Option<usize>,
+    /// K-means Leaves: Lloyd iterations [default: 3].
+    #[arg(long)]
+    kml_iterations: Option<usize>,
+    /// K-means Leaves: box-blur size [default: 3].
+    #[arg(long)]
+    kml_blur: Option<usize>,
+    /// K-means Leaves: clustering resolution [default: 256].
+    #[arg(long)]
+    kml_resolution: Option<u32>,
+    /// Synthesized programs in the pool [default: 16].
+    #[arg(long)]
+    synthesized: Option<usize>,
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Images per second for every process at each size.
+    Generate {
+        /// Image sizes.
+        #[arg(long, value_delimiter = ',', default_value = "64,128,224")]
+        sizes: Vec<u32>,
+        /// Seconds measured per cell (after a warm-up batch).
+        #[arg(long, default_value_t = 5.0)]
+        seconds: f64,
+        /// Processes (default: all).
+        #[arg(long, value_enum, value_delimiter = ',')]
+        processes: Vec<Process>,
+        /// Also measure KML processes with the clustering resolution equal to the image size.
+        #[arg(long)]
+        kml_at_output_resolution: bool,
+    },
+}
+
+fn progress_bar(total: u64, what: &str) -> ProgressBar {
+    let bar = ProgressBar::new(total);
+    bar.set_style(
+        ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} ({per_sec}, eta {eta})")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar.set_message(what.to_string());
+    bar
+}
+
+fn generate(args: GenerateArgs) -> anyhow::Result<()> {
+    let mut config = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            toml::from_str::<GeneratorConfig>(&text)
+                .with_context(|| format!("parsing {}", path.display()))?
+        }
+        None => GeneratorConfig::default(),
+    };
+    if let Some(p) = args.process {
+        config.process = p;
+    }
+    if let Some(s) = args.size {
+        config.size = s;
+    }
+    if let Some(v) = args.kml_k {
+        config.kml.k = v;
+    }
+    if let Some(v) = args.kml_iterations {
+        config.kml.iterations = v;
+    }
+    if let Some(v) = args.kml_blur {
+        config.kml.blur = v;
+    }
+    if let Some(v) = args.kml_resolution {
+        config.kml.resolution = v;
+    }
+    if let Some(v) = args.synthesized {
+        config.synthesized = v;
+    }
+    if args.count == 0 {
+        bail!("--count must be at least 1");
+    }
+    let mut generator = Generator::open_default(config)?;
+    eprintln!("rendering on {}", generator.renderer().adapter());
+    let bar = progress_bar(args.count, generator.config().process.cli_name());
+    let m = manifest::write_set(
+        &mut generator,
+        args.seed,
+        args.count,
+        &args.out,
+        |done, _| {
+            bar.set_position(done);
+            true
+        },
+    )?;
+    bar.finish();
+    eprintln!(
+        "wrote {} images and {}",
+        m.count,
+        args.out.join(manifest::MANIFEST_FILE).display()
+    );
+    Ok(())
+}
+
+fn programs(compile: bool) -> anyhow::Result<()> {
+    let library = ProgramLibrary::load(ProgramLibrary::default_user_dir().as_deref());
+    let mut renderer = if compile {
+        Some(procmem::generate::gpu::GpuRenderer::new()?)
+    } else {
+        None
+    };
+    let mut failures = library.rejected.len();
+    for p in &library.programs {
+        let status = match renderer.as_mut().map(|r| r.pipeline(p)) {
+            Some(Err(e)) => {
+                failures += 1;
+                format!("FAILED: {e}")
+            }
+            _ => "ok".to_string(),
+        };
+        let params: Vec<&str> = p.params.iter().map(|q| q.name.as_str()).collect();
+        println!(
+            "{:<28} {:<10} {:<34} [{}] {}",
+            p.id,
+            p.family,
+            p.name,
+            params.join(", "),
+            status
+        );
+    }
+    for r in &library.rejected {
+        println!("{:<28} SKIPPED\n{}", r.id, r.message);
+    }
+    println!("{} programs, {} skipped", library.programs.len(), failures);
+    Ok(())
+}
+
+fn bench_generate(
+    sizes: Vec<u32>,
+    seconds: f64,
+    processes: Vec<Process>,
+    kml_at_output: bool,
+) -> anyhow::Result<()> {
+    let processes = if processes.is_empty() {
+        Process::ALL.to_vec()
+    } else {
+        processes
+    };
+    let mut generator = Generator::open_default(GeneratorConfig::default())?;
+    println!("adapter: {}", generator.renderer().adapter());
+    println!("threads: {}", rayon::current_num_threads());
+    println!("| process | size | KML clustering res. | images | seconds | images/s |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    for &process in &processes {
+        for &size in &sizes {
+            let mut variants = vec![GeneratorConfig {
+                process,
+                size,
+                ..Default::default()
+            }];
+            if kml_at_output && matches!(process, Process::ShadersKml | Process::KmlMixup) {
+                let mut c = variants[0].clone();
+                c.kml.resolution = size;
+                variants.push(c);
+            }
+            for config in variants {
+                let row = bench::measure(&mut generator, config, seconds)?;
+                println!(
+                    "| {} | {} | {} | {} | {:.1} | {:.0} |",
+                    row.process.label(),
+                    row.size,
+                    row.kml_resolution
+                        .map_or("–".to_string(), |r| r.to_string()),
+                    row.images,
+                    row.seconds,
+                    row.images_per_second
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+fn main() -> anyhow::Result<()> {
+    env_logger::Builder::from_env(
+        env_logger::Env::default().default_filter_or("warn,procmem=info"),
+    )
+    .init();
+    let cli = Cli::parse();
+    match cli.command {
+        None | Some(Command::App) => procmem::app::run(),
+        Some(Command::Generate(args)) => generate(args),
+        Some(Command::Regenerate {
+            manifest: path,
+            out,
+        }) => {
+            let bar = progress_bar(0, "regenerate");
+            let (m, written) = manifest::regenerate(&path, &out, |done, total| {
+                bar.set_length(total);
+                bar.set_position(done);
+                true
+            })?;
+            bar.finish();
+            eprintln!(
+                "regenerated {} images; manifest at {}",
+                m.count,
+                written.display()
+            );
+            Ok(())
+        }
+        Some(Command::Programs { compile }) => programs(compile),
+        Some(Command::Bench(BenchCommand::Generate {
+            sizes,
+            seconds,
+            processes,
+            kml_at_output_resolution,
+        })) => bench_generate(sizes, seconds, processes, kml_at_output_resolution),
+    }
+}
