@@ -245,6 +245,13 @@ fn bench_generate(
             }
         }
     }
+    for &size in &sizes {
+        let row = bench::measure_kml_compose(256, size, seconds);
+        println!(
+            "| KML compose only (CPU, pre-rendered inputs) | {} | 256 | {} | {:.1} | {:.0} |",
+            row.size, row.images, row.seconds, row.images_per_second
+        );
+    }
     Ok(())
 }
 

@@ -48,3 +48,44 @@ pub fn measure(
         images_per_second: images as f64 / seconds,
     })
 }
+
+/// Measures the CPU half of K-means Leaves alone (k-means on `resolution`² s1, masks, blend to
+/// `size`²) on pre-made smooth random inputs, on all rayon threads. This is the work the paper's
+/// numpy code does per image (`tools/bench_kml_numpy.py` measures that peer).
+pub fn measure_kml_compose(resolution: u32, size: u32, min_seconds: f64) -> BenchRow {
+    use rayon::prelude::*;
+
+    use super::imageops::{Plane, resize_bilinear};
+    use super::kml::{KmlConfig, compose};
+    use super::rng::Rng;
+
+    let smooth = |rng: &mut Rng, n: u32| {
+        let coarse = (n / 8).max(2) as usize;
+        let channels: Vec<Plane> = (0..3)
+            .map(|_| {
+                let p = Plane { width: coarse, height: coarse, data: (0..coarse * coarse).map(|_| rng.uniform() as f32).collect() };
+                resize_bilinear(&p, n as usize, n as usize)
+            })
+            .collect();
+        image::RgbImage::from_fn(n, n, |x, y| {
+            let i = (y * n + x) as usize;
+            image::Rgb([0, 1, 2].map(|c| (channels[c].data[i].clamp(0.0, 1.0) * 255.0) as u8))
+        })
+    };
+    let mut rng = Rng::new(0);
+    let inputs: Vec<(image::RgbImage, [image::RgbImage; 2])> =
+        (0..16).map(|_| (smooth(&mut rng, resolution), [smooth(&mut rng, size), smooth(&mut rng, size)])).collect();
+    let cfg = KmlConfig { resolution, ..Default::default() };
+    let batch = 64;
+    let start = Instant::now();
+    let mut images = 0u64;
+    while start.elapsed().as_secs_f64() < min_seconds {
+        (0..batch).into_par_iter().for_each(|i| {
+            let (s1, tex) = &inputs[i % inputs.len()];
+            std::hint::black_box(compose(s1, tex, &cfg, size));
+        });
+        images += batch as u64;
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    BenchRow { process: Process::ShadersKml, size, kml_resolution: Some(resolution), images, seconds, images_per_second: images as f64 / seconds }
+}

@@ -442,7 +442,10 @@ impl Generator {
         out_jobs: &mut Vec<RenderJob>,
         cluster_jobs: &mut Vec<RenderJob>,
     ) -> Plan {
-        let mut rng = Rng::for_sample(seed, index);
+        // The process is mixed into the stream so that different processes with the same seed
+        // do not start from the same program draws.
+        let process_seed = rng::derive(seed, 0x9_0000 + self.config.process as u64);
+        let mut rng = Rng::for_sample(process_seed, index);
         match self.config.process {
             Process::Shaders => {
                 let (j, r) = self.draw_program(&mut rng, out_jobs);

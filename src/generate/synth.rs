@@ -93,8 +93,41 @@ fn round2(v: f32) -> f32 {
 }
 
 impl SynthProgram {
+    /// The program of `seed`. Trees whose images are nearly flat, or that do not change with
+    /// time, are redrawn (deterministically), so every synthesized program is worth rendering.
     pub fn generate(seed: u64) -> Self {
-        let mut rng = Rng::new(seed ^ 0x5eed_5f17_7a11_u64);
+        let mut attempt = 0u64;
+        loop {
+            let candidate = Self::draw(seed, attempt);
+            if attempt >= 64 || candidate.is_lively() {
+                return candidate;
+            }
+            attempt += 1;
+        }
+    }
+
+    /// Spatial contrast at two times, and change between them, on a coarse CPU grid.
+    fn is_lively(&self) -> bool {
+        let grid = 12u32;
+        let luma = |t: f32| -> Vec<f32> {
+            (0..grid * grid)
+                .map(|i| {
+                    let c = self.eval_pixel(i % grid, i / grid, grid, t);
+                    (0.299 * c[0] as f32 + 0.587 * c[1] as f32 + 0.114 * c[2] as f32) / 255.0
+                })
+                .collect()
+        };
+        let std = |v: &[f32]| {
+            let m = v.iter().sum::<f32>() / v.len() as f32;
+            (v.iter().map(|x| (x - m).powi(2)).sum::<f32>() / v.len() as f32).sqrt()
+        };
+        let (a, b) = (luma(1.3), luma(6.7));
+        let change = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).sum::<f32>() / a.len() as f32;
+        std(&a) > 0.08 && std(&b) > 0.08 && change > 0.04
+    }
+
+    fn draw(seed: u64, attempt: u64) -> Self {
+        let mut rng = Rng::new(super::rng::derive(seed ^ 0x5eed_5f17_7a11_u64, attempt));
         let colouring = if rng.bernoulli(0.5) {
             Colouring::Channels([
                 grow(&mut rng, MAX_DEPTH),
@@ -432,6 +465,12 @@ mod tests {
             .map(|s| SynthProgram::generate(s).to_wgsl())
             .collect();
         assert_eq!(distinct.len(), 50);
+    }
+
+    #[test]
+    fn synthesized_programs_have_contrast_and_move() {
+        let lively = (0..40).filter(|s| SynthProgram::generate(*s).is_lively()).count();
+        assert!(lively >= 39, "only {lively}/40 lively programs");
     }
 
     #[test]

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The test command: installs what is missing (Debian), then runs the whole test suite.
+# Everything runs without a GPU: wgpu renders on Mesa's lavapipe.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup-debian.sh
+# Tests render on the CPU adapter; 2 test threads keep lavapipe and rayon from oversubscribing.
+export RUST_TEST_THREADS="${RUST_TEST_THREADS:-2}"
+cargo test --locked "$@"
