@@ -6,4 +6,6 @@ cd "$(dirname "$0")/.."
 scripts/setup-debian.sh
 # Tests render on the CPU adapter; 2 test threads keep lavapipe and rayon from oversubscribing.
 export RUST_TEST_THREADS="${RUST_TEST_THREADS:-2}"
+# Mesa's device-select layer probes Wayland and X11 at start-up; headless tests need neither.
+export NODEVICE_SELECT=1
 cargo test --locked "$@"

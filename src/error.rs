@@ -20,12 +20,11 @@ pub enum Error {
     #[error("invalid configuration: {0}")]
     InvalidConfig(String),
     #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
     #[error("{path}: {message}")]
     BadFile { path: PathBuf, message: String },
+    #[error("model error: {0}")]
+    Model(String),
     #[error("cancelled")]
     Cancelled,
 }
@@ -34,9 +33,6 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io {
-            path: path.into(),
-            source,
-        }
+        Error::Io { path: path.into(), source }
     }
 }

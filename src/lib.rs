@@ -7,11 +7,13 @@
 //! (kNN over real-image embeddings, unlearning, privacy) → `dense` (patch-level tasks) →
 //! `eval` (the paper's protocols) → `app` (the egui panels) and the CLI in `main.rs`.
 //!
-//! Status: `generate` and its panel are implemented; the other stages are tracked as issues
-//! and are not yet present in this crate (no placeholder pretends to work).
+//! Status: `generate` and its panel are complete; `model` and `train` (DINO) are in progress;
+//! the later stages are tracked as issues and not yet present (no placeholder pretends to work).
 
 pub mod app;
 pub mod error;
 pub mod generate;
+pub mod model;
+pub mod train;
 
 pub use error::{Error, Result};

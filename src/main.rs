@@ -6,16 +6,10 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use procmem::generate::{
-    Generator, GeneratorConfig, Process, bench, manifest, programs::ProgramLibrary,
-};
+use procmem::generate::{Generator, GeneratorConfig, Process, bench, manifest, programs::ProgramLibrary};
 
 #[derive(Parser)]
-#[command(
-    name = "procmem",
-    version,
-    about = "A vision model that never saw a real photo, and an editable visual memory of real images."
-)]
+#[command(name = "procmem", version, about = "A vision model that never saw a real photo, and an editable visual memory of real images.")]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -41,9 +35,39 @@ enum Command {
         #[arg(long)]
         compile: bool,
     },
+    /// Train a ViT with DINO on procedural images (or an image folder), headless.
+    Train(TrainArgs),
     /// Benchmarks.
     #[command(subcommand)]
     Bench(BenchCommand),
+}
+
+#[derive(clap::Args)]
+struct TrainArgs {
+    /// A TOML training config (see docs/training.md); flags override it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Output folder for checkpoints and metrics.jsonl.
+    #[arg(long)]
+    out: PathBuf,
+    /// Resume from this checkpoint (its config is used; --steps may extend it).
+    #[arg(long)]
+    resume: Option<PathBuf>,
+    /// Architecture preset (cpu-tiny, cpu-small, micro, vit-tiny, vit-small, vit-base).
+    #[arg(long)]
+    preset: Option<String>,
+    /// Data process for the procedural stream.
+    #[arg(long, value_enum)]
+    process: Option<Process>,
+    /// Train on real images under this folder instead (a baseline; not procedural).
+    #[arg(long)]
+    folder: Option<PathBuf>,
+    #[arg(long)]
+    steps: Option<u64>,
+    #[arg(long)]
+    batch_size: Option<usize>,
+    #[arg(long)]
+    seed: Option<u64>,
 }
 
 #[derive(clap::Args)]
@@ -105,9 +129,7 @@ enum BenchCommand {
 fn progress_bar(total: u64, what: &str) -> ProgressBar {
     let bar = ProgressBar::new(total);
     bar.set_style(
-        ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} ({per_sec}, eta {eta})")
-            .expect("valid template")
-            .progress_chars("=> "),
+        ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} ({per_sec}, eta {eta})").expect("valid template").progress_chars("=> "),
     );
     bar.set_message(what.to_string());
     bar
@@ -116,10 +138,8 @@ fn progress_bar(total: u64, what: &str) -> ProgressBar {
 fn generate(args: GenerateArgs) -> anyhow::Result<()> {
     let mut config = match &args.config {
         Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading {}", path.display()))?;
-            toml::from_str::<GeneratorConfig>(&text)
-                .with_context(|| format!("parsing {}", path.display()))?
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            toml::from_str::<GeneratorConfig>(&text).with_context(|| format!("parsing {}", path.display()))?
         }
         None => GeneratorConfig::default(),
     };
@@ -150,32 +170,18 @@ fn generate(args: GenerateArgs) -> anyhow::Result<()> {
     let mut generator = Generator::open_default(config)?;
     eprintln!("rendering on {}", generator.renderer().adapter());
     let bar = progress_bar(args.count, generator.config().process.cli_name());
-    let m = manifest::write_set(
-        &mut generator,
-        args.seed,
-        args.count,
-        &args.out,
-        |done, _| {
-            bar.set_position(done);
-            true
-        },
-    )?;
+    let m = manifest::write_set(&mut generator, args.seed, args.count, &args.out, |done, _| {
+        bar.set_position(done);
+        true
+    })?;
     bar.finish();
-    eprintln!(
-        "wrote {} images and {}",
-        m.count,
-        args.out.join(manifest::MANIFEST_FILE).display()
-    );
+    eprintln!("wrote {} images and {}", m.count, args.out.join(manifest::MANIFEST_FILE).display());
     Ok(())
 }
 
 fn programs(compile: bool) -> anyhow::Result<()> {
     let library = ProgramLibrary::load(ProgramLibrary::default_user_dir().as_deref());
-    let mut renderer = if compile {
-        Some(procmem::generate::gpu::GpuRenderer::new()?)
-    } else {
-        None
-    };
+    let mut renderer = if compile { Some(procmem::generate::gpu::GpuRenderer::new()?) } else { None };
     let mut failures = library.rejected.len();
     for p in &library.programs {
         let status = match renderer.as_mut().map(|r| r.pipeline(p)) {
@@ -186,14 +192,7 @@ fn programs(compile: bool) -> anyhow::Result<()> {
             _ => "ok".to_string(),
         };
         let params: Vec<&str> = p.params.iter().map(|q| q.name.as_str()).collect();
-        println!(
-            "{:<28} {:<10} {:<34} [{}] {}",
-            p.id,
-            p.family,
-            p.name,
-            params.join(", "),
-            status
-        );
+        println!("{:<28} {:<10} {:<34} [{}] {}", p.id, p.family, p.name, params.join(", "), status);
     }
     for r in &library.rejected {
         println!("{:<28} SKIPPED\n{}", r.id, r.message);
@@ -202,17 +201,8 @@ fn programs(compile: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn bench_generate(
-    sizes: Vec<u32>,
-    seconds: f64,
-    processes: Vec<Process>,
-    kml_at_output: bool,
-) -> anyhow::Result<()> {
-    let processes = if processes.is_empty() {
-        Process::ALL.to_vec()
-    } else {
-        processes
-    };
+fn bench_generate(sizes: Vec<u32>, seconds: f64, processes: Vec<Process>, kml_at_output: bool) -> anyhow::Result<()> {
+    let processes = if processes.is_empty() { Process::ALL.to_vec() } else { processes };
     let mut generator = Generator::open_default(GeneratorConfig::default())?;
     println!("adapter: {}", generator.renderer().adapter());
     println!("threads: {}", rayon::current_num_threads());
@@ -220,11 +210,7 @@ fn bench_generate(
     println!("|---|---:|---:|---:|---:|---:|");
     for &process in &processes {
         for &size in &sizes {
-            let mut variants = vec![GeneratorConfig {
-                process,
-                size,
-                ..Default::default()
-            }];
+            let mut variants = vec![GeneratorConfig { process, size, ..Default::default() }];
             if kml_at_output && matches!(process, Process::ShadersKml | Process::KmlMixup) {
                 let mut c = variants[0].clone();
                 c.kml.resolution = size;
@@ -236,8 +222,7 @@ fn bench_generate(
                     "| {} | {} | {} | {} | {:.1} | {:.0} |",
                     row.process.label(),
                     row.size,
-                    row.kml_resolution
-                        .map_or("–".to_string(), |r| r.to_string()),
+                    row.kml_resolution.map_or("–".to_string(), |r| r.to_string()),
                     row.images,
                     row.seconds,
                     row.images_per_second
@@ -255,19 +240,79 @@ fn bench_generate(
     Ok(())
 }
 
+fn train(args: TrainArgs) -> anyhow::Result<()> {
+    use procmem::train::{DataSource, TrainConfig, TrainEvent, Trainer};
+    let mut trainer = match &args.resume {
+        Some(ckpt) => {
+            let mut t = Trainer::resume(ckpt, &args.out)?;
+            if let Some(steps) = args.steps {
+                t.cfg.steps = steps;
+            }
+            eprintln!("resuming at step {} of {}", t.step, t.cfg.steps);
+            t
+        }
+        None => {
+            let mut cfg = match &args.config {
+                Some(path) => {
+                    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+                    toml::from_str::<TrainConfig>(&text).with_context(|| format!("parsing {}", path.display()))?
+                }
+                None => TrainConfig::default(),
+            };
+            if let Some(p) = &args.preset {
+                cfg.preset = p.clone();
+                cfg.vit = None;
+            }
+            if let Some(p) = args.process {
+                let mut generator = match &cfg.data {
+                    DataSource::Procedural { generator } => generator.clone(),
+                    DataSource::Folder { .. } => GeneratorConfig::default(),
+                };
+                generator.process = p;
+                cfg.data = DataSource::Procedural { generator };
+            }
+            if let Some(folder) = &args.folder {
+                cfg.data = DataSource::Folder { path: folder.clone() };
+            }
+            if let Some(v) = args.steps {
+                cfg.steps = v;
+            }
+            if let Some(v) = args.batch_size {
+                cfg.batch_size = v;
+            }
+            if let Some(v) = args.seed {
+                cfg.seed = v;
+            }
+            Trainer::new(cfg, &args.out)?
+        }
+    };
+    std::fs::create_dir_all(&args.out)?;
+    std::fs::write(args.out.join("config.toml"), toml::to_string(&trainer.cfg)?)?;
+    let bar = progress_bar(trainer.cfg.steps, "train");
+    bar.set_position(trainer.step);
+    let cancel = std::sync::atomic::AtomicBool::new(false);
+    trainer.run(&cancel, |event| match event {
+        TrainEvent::Step(m) => {
+            bar.set_position(m.step);
+            bar.set_message(format!(
+                "loss {:.4} lr {:.2e} H(teacher) {:.2} {:.1} img/s",
+                m.loss, m.lr, m.teacher_entropy, m.images_per_second
+            ));
+        }
+        TrainEvent::Checkpoint(p) => bar.println(format!("checkpoint {}", p.display())),
+        TrainEvent::Crops(_) => {}
+    })?;
+    bar.finish();
+    Ok(())
+}
+
 fn main() -> anyhow::Result<()> {
-    env_logger::Builder::from_env(
-        env_logger::Env::default().default_filter_or("warn,procmem=info"),
-    )
-    .init();
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn,procmem=info")).init();
     let cli = Cli::parse();
     match cli.command {
         None | Some(Command::App) => procmem::app::run(),
         Some(Command::Generate(args)) => generate(args),
-        Some(Command::Regenerate {
-            manifest: path,
-            out,
-        }) => {
+        Some(Command::Regenerate { manifest: path, out }) => {
             let bar = progress_bar(0, "regenerate");
             let (m, written) = manifest::regenerate(&path, &out, |done, total| {
                 bar.set_length(total);
@@ -275,19 +320,13 @@ fn main() -> anyhow::Result<()> {
                 true
             })?;
             bar.finish();
-            eprintln!(
-                "regenerated {} images; manifest at {}",
-                m.count,
-                written.display()
-            );
+            eprintln!("regenerated {} images; manifest at {}", m.count, written.display());
             Ok(())
         }
         Some(Command::Programs { compile }) => programs(compile),
-        Some(Command::Bench(BenchCommand::Generate {
-            sizes,
-            seconds,
-            processes,
-            kml_at_output_resolution,
-        })) => bench_generate(sizes, seconds, processes, kml_at_output_resolution),
+        Some(Command::Train(args)) => train(args),
+        Some(Command::Bench(BenchCommand::Generate { sizes, seconds, processes, kml_at_output_resolution })) => {
+            bench_generate(sizes, seconds, processes, kml_at_output_resolution)
+        }
     }
 }

@@ -17,16 +17,11 @@ pub struct BenchRow {
 
 /// Measures throughput of `process` at `size`: one warm-up batch (compiles the pipelines), then
 /// batches until `min_seconds` have passed. Returns images per second.
-pub fn measure(
-    generator: &mut Generator,
-    config: GeneratorConfig,
-    min_seconds: f64,
-) -> Result<BenchRow> {
+pub fn measure(generator: &mut Generator, config: GeneratorConfig, min_seconds: f64) -> Result<BenchRow> {
     let batch = super::manifest::batch_size(&config);
     let process = config.process;
     let size = config.size;
-    let kml_resolution =
-        matches!(process, Process::ShadersKml | Process::KmlMixup).then_some(config.kml.resolution);
+    let kml_resolution = matches!(process, Process::ShadersKml | Process::KmlMixup).then_some(config.kml.resolution);
     generator.set_config(config)?;
     // Warm-up: compile every program of the pool and the baselines.
     let pool_len = generator.pool().len() as u64;
@@ -39,14 +34,7 @@ pub fn measure(
         seed += 1;
     }
     let seconds = start.elapsed().as_secs_f64();
-    Ok(BenchRow {
-        process,
-        size,
-        kml_resolution,
-        images,
-        seconds,
-        images_per_second: images as f64 / seconds,
-    })
+    Ok(BenchRow { process, size, kml_resolution, images, seconds, images_per_second: images as f64 / seconds })
 }
 
 /// Measures the CPU half of K-means Leaves alone (k-means on `resolution`² s1, masks, blend to
@@ -87,5 +75,12 @@ pub fn measure_kml_compose(resolution: u32, size: u32, min_seconds: f64) -> Benc
         images += batch as u64;
     }
     let seconds = start.elapsed().as_secs_f64();
-    BenchRow { process: Process::ShadersKml, size, kml_resolution: Some(resolution), images, seconds, images_per_second: images as f64 / seconds }
+    BenchRow {
+        process: Process::ShadersKml,
+        size,
+        kml_resolution: Some(resolution),
+        images,
+        seconds,
+        images_per_second: images as f64 / seconds,
+    }
 }

@@ -41,17 +41,12 @@ pub struct Manifest {
 impl Manifest {
     pub fn read(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        let m: Manifest = serde_json::from_str(&text).map_err(|e| Error::BadFile {
-            path: path.into(),
-            message: format!("not a procmem manifest: {e}"),
-        })?;
+        let m: Manifest = serde_json::from_str(&text)
+            .map_err(|e| Error::BadFile { path: path.into(), message: format!("not a procmem manifest: {e}") })?;
         if m.format != FORMAT || m.version != VERSION {
             return Err(Error::BadFile {
                 path: path.into(),
-                message: format!(
-                    "format {} v{} is not {FORMAT} v{VERSION}",
-                    m.format, m.version
-                ),
+                message: format!("format {} v{} is not {FORMAT} v{VERSION}", m.format, m.version),
             });
         }
         Ok(m)
@@ -63,9 +58,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
     let tmp = path.with_extension("tmp");
     let mut f = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-    f.write_all(bytes)
-        .and_then(|_| f.sync_all())
-        .map_err(|e| Error::io(&tmp, e))?;
+    f.write_all(bytes).and_then(|_| f.sync_all()).map_err(|e| Error::io(&tmp, e))?;
     std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
 }
 
@@ -99,11 +92,7 @@ pub fn write_set(
                     used.insert(id, format!("{:016x}", p.hash));
                 }
             }
-            images.push(ManifestImage {
-                index: s.index,
-                file: image_file(s.index),
-                recipe: s.recipe,
-            });
+            images.push(ManifestImage { index: s.index, file: image_file(s.index), recipe: s.recipe });
         }
         start = end;
         if !progress(start, count) {
@@ -121,8 +110,7 @@ pub fn write_set(
         programs: used,
         images,
     };
-    let json =
-        serde_json::to_vec_pretty(&manifest).map_err(|e| Error::InvalidConfig(e.to_string()))?;
+    let json = serde_json::to_vec_pretty(&manifest).map_err(|e| Error::InvalidConfig(e.to_string()))?;
     write_atomic(&out_dir.join(MANIFEST_FILE), &json)?;
     Ok(manifest)
 }
@@ -132,36 +120,25 @@ pub fn save_samples(samples: &[Sample], dir: &Path) -> Result<()> {
     use rayon::prelude::*;
     samples.par_iter().try_for_each(|s| {
         let path = dir.join(image_file(s.index));
-        s.image.save(&path).map_err(|e| Error::BadFile {
-            path: path.clone(),
-            message: e.to_string(),
-        })
+        s.image.save(&path).map_err(|e| Error::BadFile { path: path.clone(), message: e.to_string() })
     })
 }
 
 /// Images per GPU batch: large enough to amortise a submission, small enough for memory.
 pub fn batch_size(config: &GeneratorConfig) -> u64 {
-    let px = (config.size as u64)
-        .pow(2)
-        .max((config.kml.resolution as u64).pow(2));
+    let px = (config.size as u64).pow(2).max((config.kml.resolution as u64).pow(2));
     ((1u64 << 24) / px).clamp(8, 512)
 }
 
 /// Regenerates the set described by `manifest_path` into `out_dir`, refusing when a program
 /// it used has changed since.
-pub fn regenerate(
-    manifest_path: &Path,
-    out_dir: &Path,
-    progress: impl FnMut(u64, u64) -> bool,
-) -> Result<(Manifest, PathBuf)> {
+pub fn regenerate(manifest_path: &Path, out_dir: &Path, progress: impl FnMut(u64, u64) -> bool) -> Result<(Manifest, PathBuf)> {
     let manifest = Manifest::read(manifest_path)?;
     let mut generator = Generator::open_default(manifest.config.clone())?;
     for (id, hash) in &manifest.programs {
         match generator.program(id) {
             None => {
-                return Err(Error::InvalidConfig(format!(
-                    "the manifest uses program `{id}`, which is not available here"
-                )));
+                return Err(Error::InvalidConfig(format!("the manifest uses program `{id}`, which is not available here")));
             }
             Some(p) if format!("{:016x}", p.hash) != *hash => {
                 return Err(Error::InvalidConfig(format!(
@@ -179,12 +156,6 @@ pub fn regenerate(
             generator.renderer().adapter()
         );
     }
-    let m = write_set(
-        &mut generator,
-        manifest.seed,
-        manifest.count,
-        out_dir,
-        progress,
-    )?;
+    let m = write_set(&mut generator, manifest.seed, manifest.count, out_dir, progress)?;
     Ok((m, out_dir.join(MANIFEST_FILE)))
 }

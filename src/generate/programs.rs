@@ -22,8 +22,7 @@ include!(concat!(env!("OUT_DIR"), "/embedded_programs.rs"));
 /// Source of the dead-leaves baseline generator.
 pub const DEAD_LEAVES_SOURCE: &str = include_str!("../../shaders/generators/dead_leaves.wgsl");
 /// Source of the spectral-noise baseline generator.
-pub const SPECTRAL_NOISE_SOURCE: &str =
-    include_str!("../../shaders/generators/spectral_noise.wgsl");
+pub const SPECTRAL_NOISE_SOURCE: &str = include_str!("../../shaders/generators/spectral_noise.wgsl");
 
 /// Maximum number of parameters a program may declare (two vec4 in the job record).
 pub const MAX_PARAMS: usize = 8;
@@ -184,29 +183,16 @@ impl ProgramLibrary {
     /// The embedded programs plus any `.wgsl` files in `user_dir` (which override embedded
     /// programs with the same file name). Invalid files are listed in `rejected` and skipped.
     pub fn load(user_dir: Option<&Path>) -> Self {
-        let mut lib = ProgramLibrary {
-            user_dir: user_dir.map(Path::to_path_buf),
-            ..Default::default()
-        };
+        let mut lib = ProgramLibrary { user_dir: user_dir.map(Path::to_path_buf), ..Default::default() };
         let mut candidates: Vec<(String, String, ProgramOrigin)> = EMBEDDED_PROGRAMS
             .iter()
-            .map(|(file, src)| {
-                (
-                    file_stem(file),
-                    src.to_string(),
-                    ProgramOrigin::Embedded {
-                        file: file.to_string(),
-                    },
-                )
-            })
+            .map(|(file, src)| (file_stem(file), src.to_string(), ProgramOrigin::Embedded { file: file.to_string() }))
             .collect();
         if let Some(dir) = user_dir {
             match std::fs::read_dir(dir) {
                 Ok(entries) => {
-                    let mut paths: Vec<PathBuf> = entries
-                        .filter_map(|e| e.ok().map(|e| e.path()))
-                        .filter(|p| p.extension().is_some_and(|x| x == "wgsl"))
-                        .collect();
+                    let mut paths: Vec<PathBuf> =
+                        entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "wgsl")).collect();
                     paths.sort();
                     for path in paths {
                         let id = file_stem(&path.to_string_lossy());
@@ -215,18 +201,12 @@ impl ProgramLibrary {
                                 candidates.retain(|(cid, _, _)| *cid != id);
                                 candidates.push((id, src, ProgramOrigin::File { path }));
                             }
-                            Err(e) => lib.rejected.push(RejectedProgram {
-                                id,
-                                message: format!("{}: {e}", path.display()),
-                            }),
+                            Err(e) => lib.rejected.push(RejectedProgram { id, message: format!("{}: {e}", path.display()) }),
                         }
                     }
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => lib.rejected.push(RejectedProgram {
-                    id: dir.display().to_string(),
-                    message: e.to_string(),
-                }),
+                Err(e) => lib.rejected.push(RejectedProgram { id: dir.display().to_string(), message: e.to_string() }),
             }
         }
         for (id, src, origin) in candidates {
@@ -235,10 +215,7 @@ impl ProgramLibrary {
                 Ok(p)
             }) {
                 Ok(p) => lib.programs.push(p),
-                Err(e) => lib.rejected.push(RejectedProgram {
-                    id,
-                    message: e.to_string(),
-                }),
+                Err(e) => lib.rejected.push(RejectedProgram { id, message: e.to_string() }),
             }
         }
         lib.programs.sort_by(|a, b| a.id.cmp(&b.id));
@@ -261,25 +238,14 @@ impl ProgramLibrary {
     /// The sampling pool of a Shaders process: enabled hand-written programs and `synthesized`
     /// synthesized programs (seeds `synth_seed`, `synth_seed + 1`, ...).
     pub fn pool(&self, disabled: &[String], synthesized: usize, synth_seed: u64) -> Vec<Program> {
-        let mut pool: Vec<Program> = self
-            .programs
-            .iter()
-            .filter(|p| !disabled.contains(&p.id))
-            .cloned()
-            .collect();
-        pool.extend(
-            (0..synthesized as u64)
-                .map(|i| synth::SynthProgram::generate(synth_seed.wrapping_add(i)).to_program()),
-        );
+        let mut pool: Vec<Program> = self.programs.iter().filter(|p| !disabled.contains(&p.id)).cloned().collect();
+        pool.extend((0..synthesized as u64).map(|i| synth::SynthProgram::generate(synth_seed.wrapping_add(i)).to_program()));
         pool
     }
 }
 
 fn file_stem(name: &str) -> String {
-    Path::new(name)
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| name.to_string())
+    Path::new(name).file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| name.to_string())
 }
 
 #[cfg(test)]
@@ -303,9 +269,7 @@ mod tests {
     #[test]
     fn bad_param_line_is_an_error_naming_the_line() {
         let src = "// name: T\n// param: scale = 3.0 (0.5, 10)\nfn shade(uv: vec2<f32>, t: f32) -> vec3<f32> { return vec3<f32>(0.0); }";
-        let err = Program::parse("bad", src, ProgramOrigin::Generator)
-            .unwrap_err()
-            .to_string();
+        let err = Program::parse("bad", src, ProgramOrigin::Generator).unwrap_err().to_string();
         assert!(err.contains("line 2"), "{err}");
     }
 
@@ -313,17 +277,9 @@ mod tests {
     fn embedded_library_is_large_and_valid() {
         let lib = ProgramLibrary::load(None);
         assert!(lib.rejected.is_empty(), "{:?}", lib.rejected);
-        assert!(
-            lib.programs.len() >= 30,
-            "only {} programs",
-            lib.programs.len()
-        );
-        let families: std::collections::BTreeSet<_> =
-            lib.programs.iter().map(|p| p.family.as_str()).collect();
-        for f in [
-            "noise", "warp", "cellular", "waves", "polar", "fractal", "ifs", "sdf", "raymarch",
-            "palette",
-        ] {
+        assert!(lib.programs.len() >= 30, "only {} programs", lib.programs.len());
+        let families: std::collections::BTreeSet<_> = lib.programs.iter().map(|p| p.family.as_str()).collect();
+        for f in ["noise", "warp", "cellular", "waves", "polar", "fractal", "ifs", "sdf", "raymarch", "palette"] {
             assert!(families.contains(f), "no program of family {f}");
         }
     }
@@ -331,7 +287,11 @@ mod tests {
     #[test]
     fn a_broken_user_program_is_reported_and_skipped() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("zz_broken.wgsl"), "// name: Broken\nfn shade(uv: vec2<f32>, t: f32) -> vec3<f32> { return undefined_thing; }\n").unwrap();
+        std::fs::write(
+            dir.path().join("zz_broken.wgsl"),
+            "// name: Broken\nfn shade(uv: vec2<f32>, t: f32) -> vec3<f32> { return undefined_thing; }\n",
+        )
+        .unwrap();
         std::fs::write(
             dir.path().join("zz_ok.wgsl"),
             "// name: Fine\n// family: palette\nfn shade(uv: vec2<f32>, t: f32) -> vec3<f32> { return vec3<f32>(uv, 0.5); }\n",
@@ -340,16 +300,8 @@ mod tests {
         let lib = ProgramLibrary::load(Some(dir.path()));
         assert!(lib.get("zz_ok").is_some());
         assert!(lib.get("zz_broken").is_none());
-        let rejected = lib
-            .rejected
-            .iter()
-            .find(|r| r.id == "zz_broken")
-            .expect("broken program listed");
-        assert!(
-            rejected.message.contains("undefined_thing"),
-            "{}",
-            rejected.message
-        );
+        let rejected = lib.rejected.iter().find(|r| r.id == "zz_broken").expect("broken program listed");
+        assert!(rejected.message.contains("undefined_thing"), "{}", rejected.message);
         assert!(lib.programs.len() >= 31);
     }
 }

@@ -1,0 +1,315 @@
+//! The Training panel: configure a DINO run, start / pause / resume / cancel it on a worker
+//! thread, and watch its curves, throughput, augmented crops and checkpoints live.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, channel};
+use std::time::Instant;
+
+use egui::{Color32, RichText, TextureHandle, TextureOptions};
+use egui_plot::{Legend, Line, Plot, PlotPoints};
+use serde::{Deserialize, Serialize};
+
+use crate::generate::Process;
+use crate::model::VitConfig;
+use crate::train::trainer::StepMetrics;
+use crate::train::{DataSource, TrainConfig, TrainEvent, Trainer};
+
+/// What the panel remembers between sessions.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct TrainingState {
+    pub config: TrainConfig,
+    /// Folder for checkpoints and metrics.
+    pub out_dir: PathBuf,
+}
+
+impl Default for TrainingState {
+    fn default() -> Self {
+        Self { config: TrainConfig::default(), out_dir: PathBuf::from("runs/app") }
+    }
+}
+
+enum Message {
+    Event(TrainEvent),
+    Done(Result<(), String>),
+}
+
+struct Run {
+    cancel: Arc<AtomicBool>,
+    rx: Receiver<Message>,
+    started: Instant,
+    steps_at_start: u64,
+}
+
+/// A checkpoint found in the output folder.
+#[derive(Clone, Debug)]
+pub struct CheckpointEntry {
+    pub path: PathBuf,
+    pub step: u64,
+    pub provenance: String,
+}
+
+pub struct TrainingPanel {
+    pub state: TrainingState,
+    run: Option<Run>,
+    pub metrics: Vec<StepMetrics>,
+    crops: Vec<TextureHandle>,
+    pub checkpoints: Vec<CheckpointEntry>,
+    pub status: String,
+}
+
+impl TrainingPanel {
+    pub fn new(state: TrainingState) -> Self {
+        let mut p = Self { state, run: None, metrics: Vec::new(), crops: Vec::new(), checkpoints: Vec::new(), status: String::new() };
+        p.scan_checkpoints();
+        p
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.run.is_some()
+    }
+
+    fn scan_checkpoints(&mut self) {
+        let mut found = Vec::new();
+        if let Ok(entries) = std::fs::read_dir(&self.state.out_dir) {
+            for e in entries.flatten() {
+                let path = e.path();
+                let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+                if name.starts_with("step_") && name.ends_with(".json") {
+                    if let Ok(text) = std::fs::read_to_string(&path) {
+                        if let Ok(meta) = serde_json::from_str::<crate::model::weights::CheckpointMeta>(&text) {
+                            found.push(CheckpointEntry {
+                                path: path.clone(),
+                                step: meta.step,
+                                provenance: format!(
+                                    "{}{}",
+                                    meta.provenance.sources.join(", "),
+                                    if meta.provenance.procedural_only { " (procedural only)" } else { " (REAL images)" }
+                                ),
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        found.sort_by_key(|c| c.step);
+        self.checkpoints = found;
+    }
+
+    /// Starts a new run (or resumes from `resume`) on a worker thread.
+    pub fn start(&mut self, ctx: &egui::Context, resume: Option<PathBuf>) {
+        if self.run.is_some() {
+            return;
+        }
+        let (tx, rx) = channel();
+        let cancel = Arc::new(AtomicBool::new(false));
+        let cancel2 = cancel.clone();
+        let cfg = self.state.config.clone();
+        let out = self.state.out_dir.clone();
+        let repaint = ctx.clone();
+        if resume.is_none() {
+            self.metrics.clear();
+        }
+        let steps_at_start = self.metrics.last().map_or(0, |m| m.step);
+        std::thread::Builder::new()
+            .name("procmem-trainer".into())
+            .spawn(move || {
+                let result = (|| -> crate::Result<()> {
+                    let mut trainer = match resume {
+                        Some(ckpt) => {
+                            let steps = cfg.steps;
+                            let mut t = Trainer::resume(&ckpt, &out)?;
+                            t.cfg.steps = t.cfg.steps.max(steps);
+                            t
+                        }
+                        None => Trainer::new(cfg, &out)?,
+                    };
+                    trainer.run(&cancel2, |event| {
+                        let _ = tx.send(Message::Event(event));
+                        repaint.request_repaint();
+                    })
+                })();
+                let _ = tx.send(Message::Done(result.map_err(|e| e.to_string())));
+                repaint.request_repaint();
+            })
+            .expect("spawning a thread");
+        self.status = "starting...".into();
+        self.run = Some(Run { cancel, rx, started: Instant::now(), steps_at_start });
+    }
+
+    /// Stops the run after the current step; it saves a checkpoint, so it can be resumed.
+    pub fn stop(&mut self) {
+        if let Some(run) = &self.run {
+            run.cancel.store(true, Ordering::SeqCst);
+            self.status = "stopping after this step...".into();
+        }
+    }
+
+    pub fn poll(&mut self, ctx: &egui::Context) {
+        let Some(run) = &self.run else { return };
+        let messages: Vec<Message> = run.rx.try_iter().collect();
+        let mut finished = None;
+        for msg in messages {
+            match msg {
+                Message::Event(TrainEvent::Step(m)) => {
+                    self.status = format!("step {} of {}", m.step, self.state.config.steps);
+                    self.metrics.push(m);
+                }
+                Message::Event(TrainEvent::Crops(images)) => {
+                    self.crops = images
+                        .iter()
+                        .enumerate()
+                        .map(|(i, img)| {
+                            let ci = egui::ColorImage::from_rgb([img.width() as usize, img.height() as usize], img.as_raw());
+                            ctx.load_texture(format!("crop-{i}"), ci, TextureOptions::NEAREST)
+                        })
+                        .collect();
+                }
+                Message::Event(TrainEvent::Checkpoint(_)) => self.scan_checkpoints(),
+                Message::Done(r) => finished = Some(r),
+            }
+        }
+        if let Some(r) = finished {
+            self.status = match r {
+                Ok(()) => format!("stopped at step {}", self.metrics.last().map_or(0, |m| m.step)),
+                Err(e) => format!("failed: {e}"),
+            };
+            self.run = None;
+            self.scan_checkpoints();
+        }
+    }
+
+    pub fn ui(&mut self, ui: &mut egui::Ui) {
+        let ctx = ui.ctx().clone();
+        self.poll(&ctx);
+        egui::Panel::left("training controls").resizable(true).default_size(300.0).show(ui, |ui| {
+            egui::ScrollArea::vertical().show(ui, |ui| self.controls(ui, &ctx));
+        });
+        egui::CentralPanel::default().show(ui, |ui| self.progress(ui));
+    }
+
+    fn controls(&mut self, ui: &mut egui::Ui, ctx: &egui::Context) {
+        ui.heading("Training");
+        let running = self.run.is_some();
+        ui.add_enabled_ui(!running, |ui| {
+            let c = &mut self.state.config;
+            egui::ComboBox::from_label("Model").selected_text(&c.preset).show_ui(ui, |ui| {
+                for p in VitConfig::PRESETS {
+                    ui.selectable_value(&mut c.preset, p.to_string(), p);
+                }
+            });
+            let mut process = match &c.data {
+                DataSource::Procedural { generator } => Some(generator.process),
+                DataSource::Folder { .. } => None,
+            };
+            egui::ComboBox::from_label("Data").selected_text(process.map_or("image folder", |p| p.label())).show_ui(ui, |ui| {
+                for p in Process::ALL {
+                    ui.selectable_value(&mut process, Some(p), p.label());
+                }
+                ui.selectable_value(&mut process, None, "image folder (real images)");
+            });
+            match (process, &mut c.data) {
+                (Some(p), DataSource::Procedural { generator }) => generator.process = p,
+                (Some(p), data) => {
+                    *data = DataSource::Procedural { generator: crate::generate::GeneratorConfig { process: p, ..Default::default() } }
+                }
+                (None, DataSource::Folder { path }) => {
+                    ui.horizontal(|ui| {
+                        ui.label(path.display().to_string());
+                        if ui.button("Choose...").clicked() {
+                            if let Some(p) = rfd::FileDialog::new().pick_folder() {
+                                *path = p;
+                            }
+                        }
+                    });
+                }
+                (None, data) => *data = DataSource::Folder { path: PathBuf::from(".") },
+            }
+            ui.add(egui::Slider::new(&mut c.batch_size, 2..=256).text("batch size"));
+            ui.add(egui::Slider::new(&mut c.steps, 10..=100_000).logarithmic(true).text("steps"));
+            ui.add(egui::Slider::new(&mut c.head.out_dim, 64..=65_536).logarithmic(true).text("head out_dim"));
+            ui.add(egui::Slider::new(&mut c.augment.local_crops, 0..=10).text("local crops"));
+            ui.add(egui::Slider::new(&mut c.momentum_teacher, 0.9..=0.9999).text("teacher momentum"));
+            ui.horizontal(|ui| {
+                ui.label("seed");
+                ui.add(egui::DragValue::new(&mut c.seed));
+            });
+            ui.horizontal(|ui| {
+                ui.label("output");
+                let mut text = self.state.out_dir.display().to_string();
+                if ui.text_edit_singleline(&mut text).changed() {
+                    self.state.out_dir = PathBuf::from(text);
+                }
+            });
+        });
+        ui.separator();
+        ui.horizontal(|ui| {
+            if running {
+                if ui.button("Pause").on_hover_text("Stop after this step and save a checkpoint").clicked() {
+                    self.stop();
+                }
+            } else {
+                if ui.button("Start").clicked() {
+                    self.start(ctx, None);
+                }
+                let last = self.state.out_dir.join("last.json");
+                if ui.add_enabled(last.exists(), egui::Button::new("Resume")).on_hover_text("Continue from the last checkpoint").clicked() {
+                    self.start(ctx, Some(last));
+                }
+            }
+        });
+        if !self.status.is_empty() {
+            let colour = if self.status.starts_with("failed") { Color32::RED } else { ui.visuals().text_color() };
+            ui.label(RichText::new(&self.status).color(colour));
+        }
+        ui.separator();
+        ui.label(RichText::new("Checkpoints").strong());
+        if self.checkpoints.is_empty() {
+            ui.label("none yet");
+        }
+        for c in &self.checkpoints {
+            ui.label(format!("step {}: {}", c.step, c.provenance)).on_hover_text(c.path.display().to_string());
+        }
+    }
+
+    fn progress(&mut self, ui: &mut egui::Ui) {
+        if let Some(last) = self.metrics.last() {
+            let total = self.state.config.steps.max(1);
+            let rate = match &self.run {
+                Some(run) if last.step > run.steps_at_start => {
+                    (last.step - run.steps_at_start) as f64 / run.started.elapsed().as_secs_f64()
+                }
+                _ => 0.0,
+            };
+            let eta = if rate > 0.0 { format!("{:.0} s", (total.saturating_sub(last.step)) as f64 / rate) } else { "-".into() };
+            ui.add(egui::ProgressBar::new(last.step as f32 / total as f32).text(format!("step {} / {}", last.step, total)));
+            ui.label(format!(
+                "loss {:.4}   lr {:.2e}   teacher entropy {:.3}   {:.1} images/s   ETA {eta}",
+                last.loss, last.lr, last.teacher_entropy, last.images_per_second
+            ));
+        } else {
+            ui.label("Start a run to see its curves.");
+        }
+        if !self.crops.is_empty() {
+            ui.label("Augmented crops of the current batch's first image (2 global, then local):");
+            ui.horizontal_wrapped(|ui| {
+                for t in &self.crops {
+                    ui.add(egui::Image::new(t).fit_to_exact_size(egui::vec2(64.0, 64.0)));
+                }
+            });
+        }
+        let series = |f: fn(&StepMetrics) -> f64| -> PlotPoints<'static> { self.metrics.iter().map(|m| [m.step as f64, f(m)]).collect() };
+        let height = (ui.available_height() / 3.0 - 8.0).max(80.0);
+        Plot::new("loss").height(height).legend(Legend::default()).show(ui, |p| {
+            p.line(Line::new("loss", series(|m| m.loss)));
+        });
+        Plot::new("teacher entropy").height(height).legend(Legend::default()).show(ui, |p| {
+            p.line(Line::new("teacher entropy", series(|m| m.teacher_entropy)));
+        });
+        Plot::new("learning rate").height(height).legend(Legend::default()).show(ui, |p| {
+            p.line(Line::new("learning rate", series(|m| m.lr)));
+        });
+    }
+}

@@ -1,0 +1,52 @@
+//! Differentiable building blocks written with candle's basic ops.
+//!
+//! candle's fast `candle_nn::LayerNorm`, `ops::layer_norm` and `ops::softmax_last_dim` have no
+//! backward pass: `backward()` succeeds while the parameters behind them get no gradient. Every
+//! op here is composed of ops that do have one (a test checks every parameter gets a gradient).
+
+use candle_core::{D, Result, Tensor};
+
+/// y = x·Wᵀ + b over the last dimension; `x` may have any number of leading dimensions.
+pub fn linear(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
+    let dims = x.dims().to_vec();
+    let in_dim = *dims.last().expect("linear input has a last dimension");
+    let rows: usize = dims[..dims.len() - 1].iter().product();
+    let y = x.reshape((rows, in_dim))?.matmul(&weight.t()?)?;
+    let y = match bias {
+        Some(b) => y.broadcast_add(b)?,
+        None => y,
+    };
+    let mut out_dims = dims;
+    *out_dims.last_mut().expect("non-empty") = weight.dim(0)?;
+    y.reshape(out_dims)
+}
+
+/// Layer normalisation over the last dimension (biased variance, as PyTorch).
+pub fn layer_norm(x: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64) -> Result<Tensor> {
+    let mean = x.mean_keepdim(D::Minus1)?;
+    let centred = x.broadcast_sub(&mean)?;
+    let var = centred.sqr()?.mean_keepdim(D::Minus1)?;
+    let normed = centred.broadcast_div(&(var + eps)?.sqrt()?)?;
+    normed.broadcast_mul(weight)?.broadcast_add(bias)
+}
+
+/// Softmax over the last dimension. The max shift is detached: it does not change the result.
+pub fn softmax_last(x: &Tensor) -> Result<Tensor> {
+    let max = x.max_keepdim(D::Minus1)?.detach();
+    let e = x.broadcast_sub(&max)?.exp()?;
+    e.broadcast_div(&e.sum_keepdim(D::Minus1)?)
+}
+
+/// log-softmax over the last dimension.
+pub fn log_softmax_last(x: &Tensor) -> Result<Tensor> {
+    let max = x.max_keepdim(D::Minus1)?.detach();
+    let shifted = x.broadcast_sub(&max)?;
+    let lse = shifted.exp()?.sum_keepdim(D::Minus1)?.log()?;
+    shifted.broadcast_sub(&lse)
+}
+
+/// Rows divided by their L2 norm (with PyTorch's `F.normalize` eps of 1e-12).
+pub fn l2_normalize(x: &Tensor) -> Result<Tensor> {
+    let norm = x.sqr()?.sum_keepdim(D::Minus1)?.sqrt()?;
+    x.broadcast_div(&norm.clamp(1e-12, f64::MAX)?)
+}

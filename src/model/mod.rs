@@ -1,0 +1,14 @@
+//! Perception: the Vision Transformer, the DINO projection head, and weight I/O.
+//!
+//! Parameter names equal the DINO / timm checkpoint keys (`cls_token`, `pos_embed`,
+//! `patch_embed.proj.weight`, `blocks.N.attn.qkv.weight`, …, `norm.weight`), so those weights load
+//! without renaming tables.
+
+pub mod head;
+pub mod init;
+pub mod layers;
+pub mod vit;
+pub mod weights;
+
+pub use head::{DinoHead, HeadConfig};
+pub use vit::{VisionTransformer, VitConfig};

@@ -1,0 +1,341 @@
+//! Vision Transformer (Dosovitskiy et al. 2021) as DINO uses it (Caron et al. 2021), in candle.
+//!
+//! Follows facebookresearch/dino's `vision_transformer.py`: pre-norm blocks, qkv with bias,
+//! LayerNorm eps 1e-6, exact (erf) GELU, learned position embedding interpolated bicubically
+//! (with DINO's +0.1 in the scale factor) for other input sizes, stochastic depth on the student.
+//! Parameter names equal the DINO/timm checkpoint keys.
+//!
+//! Deviation: the patch embedding is computed as a reshape + matmul instead of a strided
+//! convolution (the same function with kernel = stride = patch, and the same weight layout).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use candle_core::{D, DType, IndexOp, Result, Tensor, bail};
+use candle_nn::{Init, VarBuilder};
+use serde::{Deserialize, Serialize};
+
+use super::layers::{layer_norm, linear, softmax_last};
+use crate::generate::rng::Rng;
+
+/// The architecture. Presets: [`VitConfig::vit_tiny`], [`VitConfig::vit_small`],
+/// [`VitConfig::vit_base`] (patch 16 at 224², as DINO) and CPU-scale ones for this machine.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct VitConfig {
+    /// Training image side; the position embedding has (img_size / patch_size)² + 1 entries.
+    pub img_size: usize,
+    pub patch_size: usize,
+    pub in_chans: usize,
+    pub embed_dim: usize,
+    pub depth: usize,
+    pub num_heads: usize,
+    pub mlp_ratio: f64,
+    pub qkv_bias: bool,
+    pub layer_norm_eps: f64,
+}
+
+impl VitConfig {
+    fn with(img_size: usize, patch_size: usize, embed_dim: usize, depth: usize, num_heads: usize) -> Self {
+        Self { img_size, patch_size, in_chans: 3, embed_dim, depth, num_heads, mlp_ratio: 4.0, qkv_bias: true, layer_norm_eps: 1e-6 }
+    }
+    /// ViT-Tiny/16 (DINO's `vit_tiny`).
+    pub fn vit_tiny() -> Self {
+        Self::with(224, 16, 192, 12, 3)
+    }
+    /// ViT-Small/16 (DINO's `vit_small`, the paper's model).
+    pub fn vit_small() -> Self {
+        Self::with(224, 16, 384, 12, 6)
+    }
+    /// ViT-Base/16.
+    pub fn vit_base() -> Self {
+        Self::with(224, 16, 768, 12, 12)
+    }
+    /// CPU scale: 64² input, patch 8 (64 tokens), width 192, 6 blocks, 3 heads.
+    pub fn cpu_tiny() -> Self {
+        Self::with(64, 8, 192, 6, 3)
+    }
+    /// CPU scale, wider and deeper: 64² input, patch 8, width 192, 12 blocks.
+    pub fn cpu_small() -> Self {
+        Self::with(64, 8, 192, 12, 3)
+    }
+    /// A very small model for tests and quick checks: 32² input, patch 8, width 32, 2 blocks.
+    pub fn micro() -> Self {
+        Self::with(32, 8, 32, 2, 2)
+    }
+
+    pub fn preset(name: &str) -> Option<Self> {
+        Some(match name {
+            "vit-tiny" => Self::vit_tiny(),
+            "vit-small" => Self::vit_small(),
+            "vit-base" => Self::vit_base(),
+            "cpu-tiny" => Self::cpu_tiny(),
+            "cpu-small" => Self::cpu_small(),
+            "micro" => Self::micro(),
+            _ => return None,
+        })
+    }
+
+    pub const PRESETS: [&'static str; 6] = ["cpu-tiny", "cpu-small", "micro", "vit-tiny", "vit-small", "vit-base"];
+
+    pub fn num_patches(&self) -> usize {
+        (self.img_size / self.patch_size).pow(2)
+    }
+
+    pub fn mlp_hidden(&self) -> usize {
+        (self.embed_dim as f64 * self.mlp_ratio) as usize
+    }
+}
+
+struct Norm {
+    weight: Tensor,
+    bias: Tensor,
+}
+
+impl Norm {
+    fn new(dim: usize, vb: VarBuilder) -> Result<Self> {
+        Ok(Self { weight: vb.get_with_hints(dim, "weight", Init::Const(1.0))?, bias: vb.get_with_hints(dim, "bias", Init::Const(0.0))? })
+    }
+    fn forward(&self, x: &Tensor, eps: f64) -> Result<Tensor> {
+        layer_norm(x, &self.weight, &self.bias, eps)
+    }
+}
+
+struct Linear {
+    weight: Tensor,
+    bias: Option<Tensor>,
+}
+
+impl Linear {
+    fn new(in_dim: usize, out_dim: usize, bias: bool, vb: VarBuilder) -> Result<Self> {
+        let weight = vb.get_with_hints((out_dim, in_dim), "weight", Init::Const(0.0))?;
+        let bias = if bias { Some(vb.get_with_hints(out_dim, "bias", Init::Const(0.0))?) } else { None };
+        Ok(Self { weight, bias })
+    }
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        linear(x, &self.weight, self.bias.as_ref())
+    }
+}
+
+struct Block {
+    norm1: Norm,
+    qkv: Linear,
+    proj: Linear,
+    norm2: Norm,
+    fc1: Linear,
+    fc2: Linear,
+    num_heads: usize,
+    eps: f64,
+}
+
+impl Block {
+    fn new(cfg: &VitConfig, vb: VarBuilder) -> Result<Self> {
+        let d = cfg.embed_dim;
+        Ok(Self {
+            norm1: Norm::new(d, vb.pp("norm1"))?,
+            qkv: Linear::new(d, 3 * d, cfg.qkv_bias, vb.pp("attn.qkv"))?,
+            proj: Linear::new(d, d, true, vb.pp("attn.proj"))?,
+            norm2: Norm::new(d, vb.pp("norm2"))?,
+            fc1: Linear::new(d, cfg.mlp_hidden(), true, vb.pp("mlp.fc1"))?,
+            fc2: Linear::new(cfg.mlp_hidden(), d, true, vb.pp("mlp.fc2"))?,
+            num_heads: cfg.num_heads,
+            eps: cfg.layer_norm_eps,
+        })
+    }
+
+    fn attention(&self, x: &Tensor) -> Result<Tensor> {
+        let (b, n, d) = x.dims3()?;
+        let h = self.num_heads;
+        let hd = d / h;
+        let qkv = self.qkv.forward(x)?.reshape((b, n, 3, h, hd))?.permute((2, 0, 3, 1, 4))?;
+        let q = qkv.i(0)?.contiguous()?;
+        let k = qkv.i(1)?.contiguous()?;
+        let v = qkv.i(2)?.contiguous()?;
+        let scores = (q.matmul(&k.t()?)? * (hd as f64).powf(-0.5))?;
+        let attn = softmax_last(&scores)?;
+        let out = attn.matmul(&v)?.transpose(1, 2)?.reshape((b, n, d))?;
+        self.proj.forward(&out)
+    }
+
+    fn mlp(&self, x: &Tensor) -> Result<Tensor> {
+        self.fc2.forward(&self.fc1.forward(x)?.gelu_erf()?)
+    }
+
+    fn forward(&self, x: &Tensor, drop: Option<(&mut Rng, f64)>) -> Result<Tensor> {
+        let (mask1, mask2) = match drop {
+            Some((rng, p)) if p > 0.0 => (Some(drop_path_mask(x.dim(0)?, p, rng)?), Some(drop_path_mask(x.dim(0)?, p, rng)?)),
+            _ => (None, None),
+        };
+        let branch = self.attention(&self.norm1.forward(x, self.eps)?)?;
+        let x = match &mask1 {
+            Some(m) => (x + branch.broadcast_mul(m)?)?,
+            None => (x + branch)?,
+        };
+        let branch = self.mlp(&self.norm2.forward(&x, self.eps)?)?;
+        match &mask2 {
+            Some(m) => x + branch.broadcast_mul(m)?,
+            None => x + branch,
+        }
+    }
+}
+
+/// Stochastic depth: per-sample keep mask scaled by 1/(1−p), shape [B, 1, 1].
+fn drop_path_mask(batch: usize, p: f64, rng: &mut Rng) -> Result<Tensor> {
+    let keep = 1.0 - p;
+    let data: Vec<f32> = (0..batch).map(|_| if rng.bernoulli(keep) { (1.0 / keep) as f32 } else { 0.0 }).collect();
+    Tensor::from_vec(data, (batch, 1, 1), &candle_core::Device::Cpu)
+}
+
+/// PyTorch's cubic convolution weights (A = −0.75) for fractional offset t.
+fn cubic_weights(t: f64) -> [f64; 4] {
+    const A: f64 = -0.75;
+    let c1 = |x: f64| ((A + 2.0) * x - (A + 3.0)) * x * x + 1.0;
+    let c2 = |x: f64| ((A * x - 5.0 * A) * x + 8.0 * A) * x - 4.0 * A;
+    [c2(t + 1.0), c1(t), c1(1.0 - t), c2(2.0 - t)]
+}
+
+/// 1-D bicubic interpolation matrix [out, input] with PyTorch's `interpolate(scale_factor=s,
+/// mode='bicubic', align_corners=False)` coordinates: src = (dst + 0.5)/s − 0.5, borders clamped.
+pub fn bicubic_matrix(input: usize, out: usize, scale: f64) -> Vec<Vec<f64>> {
+    (0..out)
+        .map(|o| {
+            let src = (o as f64 + 0.5) / scale - 0.5;
+            let base = src.floor();
+            let w = cubic_weights(src - base);
+            let mut row = vec![0.0; input];
+            for (k, wk) in w.iter().enumerate() {
+                let idx = (base as i64 - 1 + k as i64).clamp(0, input as i64 - 1) as usize;
+                row[idx] += wk;
+            }
+            row
+        })
+        .collect()
+}
+
+/// The backbone.
+pub struct VisionTransformer {
+    pub cfg: VitConfig,
+    cls_token: Tensor,
+    pos_embed: Tensor,
+    patch_weight: Tensor,
+    patch_bias: Tensor,
+    blocks: Vec<Block>,
+    norm: Norm,
+    /// Position-embedding interpolation matrices per patch grid (h, w).
+    interp_cache: Mutex<HashMap<(usize, usize), Tensor>>,
+}
+
+impl VisionTransformer {
+    pub fn new(cfg: &VitConfig, vb: VarBuilder) -> Result<Self> {
+        if cfg.embed_dim % cfg.num_heads != 0 {
+            bail!("embed_dim {} is not divisible by num_heads {}", cfg.embed_dim, cfg.num_heads);
+        }
+        if cfg.img_size % cfg.patch_size != 0 {
+            bail!("img_size {} is not a multiple of patch_size {}", cfg.img_size, cfg.patch_size);
+        }
+        let d = cfg.embed_dim;
+        let p = cfg.patch_size;
+        let blocks = (0..cfg.depth).map(|i| Block::new(cfg, vb.pp(format!("blocks.{i}")))).collect::<Result<Vec<_>>>()?;
+        Ok(Self {
+            cfg: cfg.clone(),
+            cls_token: vb.get_with_hints((1, 1, d), "cls_token", Init::Const(0.0))?,
+            pos_embed: vb.get_with_hints((1, cfg.num_patches() + 1, d), "pos_embed", Init::Const(0.0))?,
+            patch_weight: vb.get_with_hints((d, cfg.in_chans, p, p), "patch_embed.proj.weight", Init::Const(0.0))?,
+            patch_bias: vb.get_with_hints(d, "patch_embed.proj.bias", Init::Const(0.0))?,
+            blocks,
+            norm: Norm::new(d, vb.pp("norm"))?,
+            interp_cache: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Position embeddings for an h×w patch grid (bicubic, DINO's `interpolate_pos_encoding`).
+    fn pos_embed_for(&self, h: usize, w: usize) -> Result<Tensor> {
+        let n = self.pos_embed.dim(1)? - 1;
+        let gs = (n as f64).sqrt().round() as usize;
+        if gs * gs != n {
+            bail!("pos_embed has {n} patch entries, not a square grid");
+        }
+        if h == gs && w == gs {
+            return Ok(self.pos_embed.clone());
+        }
+        let matrix = {
+            let mut cache = self.interp_cache.lock().expect("cache lock");
+            match cache.get(&(h, w)) {
+                Some(m) => m.clone(),
+                None => {
+                    // DINO adds 0.1 to the target size to avoid floating point error in the
+                    // scale factor; the coordinates then use that exact scale.
+                    let mh = bicubic_matrix(gs, h, (h as f64 + 0.1) / gs as f64);
+                    let mw = bicubic_matrix(gs, w, (w as f64 + 0.1) / gs as f64);
+                    let mut data = Vec::with_capacity(h * w * n);
+                    for i in 0..h {
+                        for j in 0..w {
+                            for a in 0..gs {
+                                for b in 0..gs {
+                                    data.push((mh[i][a] * mw[j][b]) as f32);
+                                }
+                            }
+                        }
+                    }
+                    let m = Tensor::from_vec(data, (h * w, n), self.pos_embed.device())?;
+                    cache.insert((h, w), m.clone());
+                    m
+                }
+            }
+        };
+        let class_pos = self.pos_embed.narrow(1, 0, 1)?;
+        let patch_pos = self.pos_embed.narrow(1, 1, n)?.squeeze(0)?;
+        let interpolated = matrix.matmul(&patch_pos)?.unsqueeze(0)?;
+        Tensor::cat(&[&class_pos, &interpolated], 1)
+    }
+
+    fn prepare_tokens(&self, x: &Tensor) -> Result<Tensor> {
+        let (b, c, hh, ww) = x.dims4()?;
+        let p = self.cfg.patch_size;
+        if c != self.cfg.in_chans {
+            bail!("input has {c} channels, the model takes {}", self.cfg.in_chans);
+        }
+        if hh % p != 0 || ww % p != 0 {
+            bail!("input {hh}x{ww} is not a multiple of the patch size {p}");
+        }
+        let (h, w) = (hh / p, ww / p);
+        let patches = x.reshape((b, c, h, p, w, p))?.permute((0, 2, 4, 1, 3, 5))?.reshape((b, h * w, c * p * p))?;
+        let weight = self.patch_weight.reshape((self.cfg.embed_dim, c * p * p))?;
+        let tokens = linear(&patches, &weight, Some(&self.patch_bias))?;
+        let cls = self.cls_token.broadcast_as((b, 1, self.cfg.embed_dim))?;
+        let tokens = Tensor::cat(&[&cls, &tokens], 1)?;
+        tokens.broadcast_add(&self.pos_embed_for(h, w)?)
+    }
+
+    /// All tokens after the final norm: [B, 1 + patches, D]. `drop` enables stochastic depth
+    /// with the given maximum rate (linearly increasing over blocks, as DINO).
+    pub fn forward_tokens(&self, x: &Tensor, mut drop: Option<(&mut Rng, f64)>) -> Result<Tensor> {
+        let mut t = self.prepare_tokens(x)?;
+        let depth = self.blocks.len();
+        for (i, block) in self.blocks.iter().enumerate() {
+            let rate = |max: f64| if depth > 1 { max * i as f64 / (depth - 1) as f64 } else { 0.0 };
+            t = match drop.as_mut() {
+                Some((rng, max)) => block.forward(&t, Some((&mut **rng, rate(*max))))?,
+                None => block.forward(&t, None)?,
+            };
+        }
+        self.norm.forward(&t, self.cfg.layer_norm_eps)
+    }
+
+    /// The CLS token after the final norm: [B, D] (DINO's backbone output).
+    pub fn forward_cls(&self, x: &Tensor, drop: Option<(&mut Rng, f64)>) -> Result<Tensor> {
+        self.forward_tokens(x, drop)?.i((.., 0))
+    }
+
+    /// L2-normalised CLS embedding and the patch tokens [B, patches, D].
+    pub fn embed(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
+        let tokens = self.forward_tokens(x, None)?;
+        let n = tokens.dim(1)?;
+        let cls = tokens.i((.., 0))?;
+        let norm = cls.sqr()?.sum_keepdim(D::Minus1)?.sqrt()?.clamp(1e-12, f64::MAX)?;
+        Ok((cls.broadcast_div(&norm)?, tokens.narrow(1, 1, n - 1)?))
+    }
+
+    pub fn dtype(&self) -> DType {
+        self.cls_token.dtype()
+    }
+}

@@ -1,0 +1,293 @@
+//! Weight I/O: deterministic initialisation, procmem checkpoints, and loading DINO (`.pth`) and
+//! timm-style (`.safetensors`) ViT weights.
+//!
+//! Compartmentalisation: a load either gets exactly the weights it was asked for or fails with a
+//! message naming what is missing or mis-shaped. There is no fallback to any other weights
+//! (the paper's evaluation script silently loads ImageNet DINO weights when a path is missing).
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device, Tensor, Var};
+use candle_nn::{VarBuilder, VarMap};
+use serde::{Deserialize, Serialize};
+
+use super::init::trunc_normal;
+use super::vit::{VisionTransformer, VitConfig};
+use crate::error::{Error, Result};
+use crate::generate::rng::Rng;
+
+/// Where the data that trained a model came from.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Provenance {
+    /// Every data source, e.g. `procedural:kml-mixup` or `folder:/data/places (12,345 images)`.
+    pub sources: Vec<String>,
+    /// True only if no real image entered training.
+    pub procedural_only: bool,
+    /// Images seen in training (crops counted once per source image).
+    pub images_seen: u64,
+}
+
+/// The JSON half of a checkpoint.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CheckpointMeta {
+    pub format: String,
+    pub version: u32,
+    pub vit: VitConfig,
+    /// The full training config (kept as JSON so this module does not depend on the trainer).
+    pub train_config: serde_json::Value,
+    pub step: u64,
+    pub seed: u64,
+    pub provenance: Provenance,
+    /// FNV-1a hash of the teacher backbone's bytes: memories record it to never mix models.
+    pub fingerprint: String,
+    pub procmem_version: String,
+}
+
+pub const CHECKPOINT_FORMAT: &str = "procmem-checkpoint";
+
+/// Initialises every variable of `varmap` deterministically from `seed`, by DINO's rules.
+pub fn init_params(varmap: &VarMap, seed: u64) -> Result<()> {
+    let data = varmap.data().lock().map_err(|_| Error::Model("variable map poisoned".into()))?;
+    let mut names: Vec<&String> = data.keys().collect();
+    names.sort();
+    for name in names {
+        let var = &data[name];
+        let shape = var.dims().to_vec();
+        let mut rng = Rng::new(crate::generate::rng::derive(seed, crate::generate::programs::fnv1a(name.as_bytes())));
+        let value = initial_value(name, &shape, &mut rng).map_err(model_err)?;
+        var.set(&value).map_err(model_err)?;
+    }
+    Ok(())
+}
+
+fn uniform(shape: &[usize], bound: f64, rng: &mut Rng) -> candle_core::Result<Tensor> {
+    let n: usize = shape.iter().product();
+    let data: Vec<f32> = (0..n).map(|_| ((rng.uniform() * 2.0 - 1.0) * bound) as f32).collect();
+    Tensor::from_vec(data, shape, &Device::Cpu)
+}
+
+fn initial_value(name: &str, shape: &[usize], rng: &mut Rng) -> candle_core::Result<Tensor> {
+    let leaf = name.rsplit('.').next().unwrap_or(name);
+    let is_norm = name.contains("norm") && !name.contains("last_layer");
+    if name.ends_with("last_layer.weight_g") {
+        return Tensor::ones(shape, DType::F32, &Device::Cpu);
+    }
+    if name.ends_with("last_layer.weight_v") {
+        // nn.Linear's default init (the last layer is created after DINO's init pass).
+        return uniform(shape, 1.0 / (shape[1] as f64).sqrt(), rng);
+    }
+    if name.contains("patch_embed.proj") {
+        // Conv2d keeps PyTorch's default init: U(±1/sqrt(fan_in)).
+        let fan_in = if shape.len() == 4 { shape[1] * shape[2] * shape[3] } else { 1 };
+        let fan_in = if leaf == "bias" { fan_in.max(1) } else { fan_in };
+        return uniform(shape, 1.0 / (fan_in as f64).sqrt(), rng);
+    }
+    match leaf {
+        "cls_token" | "pos_embed" => trunc_normal(shape, 0.02, rng),
+        "bias" => Tensor::zeros(shape, DType::F32, &Device::Cpu),
+        "weight" if is_norm => Tensor::ones(shape, DType::F32, &Device::Cpu),
+        "weight" => trunc_normal(shape, 0.02, rng),
+        _ => trunc_normal(shape, 0.02, rng),
+    }
+}
+
+fn model_err(e: candle_core::Error) -> Error {
+    Error::Model(e.to_string())
+}
+
+/// A fresh model with its variables: DINO's initialisation from `seed`.
+pub fn new_backbone(cfg: &VitConfig, seed: u64) -> Result<(VisionTransformer, VarMap)> {
+    let varmap = VarMap::new();
+    let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+    let vit = VisionTransformer::new(cfg, vb).map_err(model_err)?;
+    init_params(&varmap, seed)?;
+    Ok((vit, varmap))
+}
+
+/// FNV-1a over the sorted names and f32 bytes of `tensors`.
+pub fn fingerprint(tensors: &BTreeMap<String, Tensor>) -> Result<String> {
+    let mut bytes = Vec::new();
+    for (name, t) in tensors {
+        bytes.extend_from_slice(name.as_bytes());
+        let values: Vec<f32> = t.flatten_all().and_then(|t| t.to_dtype(DType::F32)).and_then(|t| t.to_vec1()).map_err(model_err)?;
+        for v in values {
+            bytes.extend_from_slice(&v.to_le_bytes());
+        }
+    }
+    Ok(format!("{:016x}", crate::generate::programs::fnv1a(&bytes)))
+}
+
+/// The tensors of variables, by name.
+pub fn var_tensors(varmap: &VarMap) -> Result<BTreeMap<String, Tensor>> {
+    let data = varmap.data().lock().map_err(|_| Error::Model("variable map poisoned".into()))?;
+    Ok(data.iter().map(|(k, v)| (k.clone(), v.as_tensor().clone())).collect())
+}
+
+/// Paths of a checkpoint's two files from either one's path or the common stem.
+pub fn checkpoint_paths(path: &Path) -> (PathBuf, PathBuf) {
+    let stem = match path.extension().and_then(|e| e.to_str()) {
+        Some("json") | Some("safetensors") => path.with_extension(""),
+        _ => path.to_path_buf(),
+    };
+    (stem.with_extension("safetensors"), stem.with_extension("json"))
+}
+
+/// Writes a checkpoint atomically: tensors first, then the JSON that makes it visible.
+pub fn save_checkpoint(path: &Path, tensors: &BTreeMap<String, Tensor>, meta: &CheckpointMeta) -> Result<()> {
+    let (st, js) = checkpoint_paths(path);
+    if let Some(dir) = st.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    }
+    let tmp = st.with_extension("safetensors.tmp");
+    let map: HashMap<String, Tensor> = tensors.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    candle_core::safetensors::save(&map, &tmp).map_err(|e| Error::BadFile { path: tmp.clone(), message: e.to_string() })?;
+    std::fs::File::open(&tmp).and_then(|f| f.sync_all()).map_err(|e| Error::io(&tmp, e))?;
+    std::fs::rename(&tmp, &st).map_err(|e| Error::io(&st, e))?;
+    let json = serde_json::to_vec_pretty(meta).map_err(|e| Error::Model(e.to_string()))?;
+    crate::generate::manifest::write_atomic(&js, &json)
+}
+
+/// Reads a checkpoint's JSON and tensors, with clear errors for missing or corrupt files.
+pub fn read_checkpoint(path: &Path) -> Result<(CheckpointMeta, HashMap<String, Tensor>)> {
+    let (st, js) = checkpoint_paths(path);
+    let text = std::fs::read_to_string(&js).map_err(|e| Error::io(&js, e))?;
+    let meta: CheckpointMeta =
+        serde_json::from_str(&text).map_err(|e| Error::BadFile { path: js.clone(), message: format!("not a procmem checkpoint: {e}") })?;
+    if meta.format != CHECKPOINT_FORMAT {
+        return Err(Error::BadFile { path: js, message: format!("format `{}` is not {CHECKPOINT_FORMAT}", meta.format) });
+    }
+    if !st.exists() {
+        return Err(Error::BadFile { path: st, message: "the checkpoint's tensors are missing".into() });
+    }
+    let tensors = candle_core::safetensors::load(&st, &Device::Cpu)
+        .map_err(|e| Error::BadFile { path: st.clone(), message: format!("unreadable or truncated safetensors: {e}") })?;
+    Ok((meta, tensors))
+}
+
+/// Which network of a DINO checkpoint to load.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Which {
+    Teacher,
+    Student,
+}
+
+/// A backbone ready to embed, with what is known of where it came from.
+pub struct LoadedBackbone {
+    pub vit: VisionTransformer,
+    pub source: PathBuf,
+    pub meta: Option<CheckpointMeta>,
+    pub fingerprint: String,
+}
+
+/// Builds a backbone from a name → tensor map, reporting missing keys and shapes by name.
+pub fn backbone_from_tensors(cfg: &VitConfig, tensors: HashMap<String, Tensor>, source: &Path) -> Result<(VisionTransformer, String)> {
+    let sorted: BTreeMap<String, Tensor> = tensors.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let fp = fingerprint(&sorted)?;
+    let vb = VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu);
+    let vit = VisionTransformer::new(cfg, vb)
+        .map_err(|e| Error::BadFile { path: source.into(), message: format!("weights do not fit the model: {e}") })?;
+    Ok((vit, fp))
+}
+
+/// Strips DINO's wrappers (`module.`, `backbone.`) and drops the projection head.
+fn dino_backbone_keys(raw: Vec<(String, Tensor)>) -> HashMap<String, Tensor> {
+    raw.into_iter()
+        .filter_map(|(k, v)| {
+            let k = k.strip_prefix("module.").unwrap_or(&k);
+            if k.starts_with("head.") {
+                return None;
+            }
+            let k = k.strip_prefix("backbone.").unwrap_or(k);
+            Some((k.to_string(), v))
+        })
+        .collect()
+}
+
+/// Infers the architecture from weight shapes; heads follow the 64-wide convention of DINO/timm
+/// ViTs unless given.
+pub fn infer_config(tensors: &HashMap<String, Tensor>, num_heads: Option<usize>, source: &Path) -> Result<VitConfig> {
+    let bad = |m: String| Error::BadFile { path: source.into(), message: m };
+    let patch = tensors.get("patch_embed.proj.weight").ok_or_else(|| bad("no `patch_embed.proj.weight`: not a ViT state dict".into()))?;
+    let pos = tensors.get("pos_embed").ok_or_else(|| bad("no `pos_embed`".into()))?;
+    let (d, c, p, _) = patch.dims4().map_err(|e| bad(e.to_string()))?;
+    let n = pos.dim(1).map_err(|e| bad(e.to_string()))? - 1;
+    let grid = (n as f64).sqrt().round() as usize;
+    let depth = tensors
+        .keys()
+        .filter_map(|k| k.strip_prefix("blocks.").and_then(|r| r.split('.').next()).and_then(|i| i.parse::<usize>().ok()))
+        .max()
+        .map_or(0, |m| m + 1);
+    let hidden = tensors.get("blocks.0.mlp.fc1.weight").map(|t| t.dim(0).unwrap_or(4 * d)).unwrap_or(4 * d);
+    Ok(VitConfig {
+        img_size: grid * p,
+        patch_size: p,
+        in_chans: c,
+        embed_dim: d,
+        depth,
+        num_heads: num_heads.unwrap_or((d / 64).max(1)),
+        mlp_ratio: hidden as f64 / d as f64,
+        qkv_bias: tensors.contains_key("blocks.0.attn.qkv.bias"),
+        layer_norm_eps: 1e-6,
+    })
+}
+
+/// Loads a backbone: a procmem checkpoint (`.json`/`.safetensors` pair), a facebookresearch/dino
+/// checkpoint (`.pth`, the `teacher` or `student` entry), or a timm-style `.safetensors` state dict.
+pub fn load_backbone(path: &Path, which: Which, num_heads: Option<usize>) -> Result<LoadedBackbone> {
+    if !path.exists() && !checkpoint_paths(path).1.exists() {
+        return Err(Error::BadFile { path: path.into(), message: "no such weights file (procmem never substitutes other weights)".into() });
+    }
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+    let (st, js) = checkpoint_paths(path);
+    if js.exists() && (ext == "json" || ext == "safetensors" || ext.is_empty()) {
+        let (meta, tensors) = read_checkpoint(path)?;
+        let prefix = match which {
+            Which::Teacher => "teacher.backbone.",
+            Which::Student => "student.backbone.",
+        };
+        let backbone: HashMap<String, Tensor> =
+            tensors.into_iter().filter_map(|(k, v)| k.strip_prefix(prefix).map(|s| (s.to_string(), v))).collect();
+        if backbone.is_empty() {
+            return Err(Error::BadFile { path: st, message: format!("no `{prefix}*` tensors in the checkpoint") });
+        }
+        let (vit, fingerprint) = backbone_from_tensors(&meta.vit, backbone, &st)?;
+        return Ok(LoadedBackbone { vit, source: st, meta: Some(meta), fingerprint });
+    }
+    let raw: Vec<(String, Tensor)> = match ext {
+        "pth" | "pt" => {
+            let key = match which {
+                Which::Teacher => "teacher",
+                Which::Student => "student",
+            };
+            match candle_core::pickle::read_all_with_key(path, Some(key)) {
+                Ok(v) if !v.is_empty() => v,
+                // A bare state dict (no teacher/student entries).
+                _ => candle_core::pickle::read_all(path)
+                    .map_err(|e| Error::BadFile { path: path.into(), message: format!("not a readable PyTorch checkpoint: {e}") })?,
+            }
+        }
+        "safetensors" => candle_core::safetensors::load(path, &Device::Cpu)
+            .map_err(|e| Error::BadFile { path: path.into(), message: format!("unreadable safetensors: {e}") })?
+            .into_iter()
+            .collect(),
+        other => {
+            return Err(Error::BadFile {
+                path: path.into(),
+                message: format!("unknown weights format `.{other}` (expected .json, .safetensors or .pth)"),
+            });
+        }
+    };
+    let tensors = dino_backbone_keys(raw);
+    let cfg = infer_config(&tensors, num_heads, path)?;
+    let (vit, fingerprint) = backbone_from_tensors(&cfg, tensors, path)?;
+    Ok(LoadedBackbone { vit, source: path.into(), meta: None, fingerprint })
+}
+
+/// Variables of a VarMap, for optimisers (sorted by name for determinism).
+pub fn sorted_vars(varmap: &VarMap) -> Result<Vec<(String, Var)>> {
+    let data = varmap.data().lock().map_err(|_| Error::Model("variable map poisoned".into()))?;
+    let mut v: Vec<(String, Var)> = data.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(v)
+}

@@ -1,0 +1,136 @@
+//! The training job's configuration: one struct for the CLI (`--config train.toml`), the
+//! Training panel and checkpoints. Field docs give DINO's value and the CPU default.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use super::augment::AugmentConfig;
+use crate::generate::GeneratorConfig;
+use crate::model::{HeadConfig, VitConfig};
+
+/// Where training images come from.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum DataSource {
+    /// An on-the-fly stream from a generator process; nothing is written to disk.
+    Procedural { generator: GeneratorConfig },
+    /// Every PNG/JPEG under a folder (recursively): real images, for baselines.
+    Folder { path: PathBuf },
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct TrainConfig {
+    /// Architecture preset (`cpu-tiny`, `cpu-small`, `micro`, `vit-tiny`, `vit-small`,
+    /// `vit-base`). Default `cpu-tiny`: 64² input, patch 8, width 192, 6 blocks.
+    pub preset: String,
+    /// Explicit architecture; overrides `preset` when set.
+    pub vit: Option<VitConfig>,
+    /// Projection head. DINO: out_dim 65536, hidden 2048; CPU default 4096 / 512.
+    pub head: HeadConfig,
+    /// Multi-crop augmentation. CPU default: 2 global 64² + 6 local 32² crops (DINO: 224/96, 8).
+    pub augment: AugmentConfig,
+    /// Training data. Default: the KML Mixup stream at 64².
+    pub data: DataSource,
+    /// Images per step. DINO: 64 per GPU. Default 64.
+    pub batch_size: usize,
+    /// Optimisation steps. Default 1000.
+    pub steps: u64,
+    /// Linear learning-rate warm-up steps. DINO: 10 epochs of 100. Default 100.
+    pub warmup_steps: u64,
+    /// Peak learning rate per 256 images (scaled by batch/256). DINO: 0.0005.
+    pub base_lr: f64,
+    /// Final learning rate of the cosine. DINO: 1e-6.
+    pub min_lr: f64,
+    /// Weight decay, cosine from this... DINO: 0.04.
+    pub weight_decay: f64,
+    /// ...to this. DINO: 0.4.
+    pub weight_decay_end: f64,
+    /// Teacher EMA momentum, cosine to 1. DINO: 0.996 (for 100 epochs; lower, e.g. 0.99, learns
+    /// faster on small budgets).
+    pub momentum_teacher: f64,
+    /// Teacher temperature after warm-up. DINO: 0.04.
+    pub teacher_temp: f64,
+    /// Teacher temperature at step 0. DINO: 0.04 (no warm-up).
+    pub warmup_teacher_temp: f64,
+    /// Steps of linear teacher-temperature warm-up. DINO: 0.
+    pub warmup_teacher_temp_steps: u64,
+    /// Student temperature. DINO: 0.1.
+    pub student_temp: f64,
+    /// Centre EMA momentum. DINO: 0.9.
+    pub center_momentum: f64,
+    /// Per-tensor gradient clipping (0 disables). DINO: 3.0.
+    pub clip_grad: f64,
+    /// Steps during which the last layer is frozen. DINO: 1 epoch. Default 100.
+    pub freeze_last_layer_steps: u64,
+    /// Maximum stochastic-depth rate of the student. DINO: 0.1.
+    pub drop_path_rate: f64,
+    /// Seed of the initialisation, the data stream and the augmentations. DINO: 0.
+    pub seed: u64,
+    /// Save a checkpoint every this many steps (and at the end). Default 200.
+    pub checkpoint_every: u64,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            preset: "cpu-tiny".into(),
+            vit: None,
+            head: HeadConfig::default(),
+            augment: AugmentConfig::default(),
+            data: DataSource::Procedural { generator: GeneratorConfig::default() },
+            batch_size: 64,
+            steps: 1000,
+            warmup_steps: 100,
+            base_lr: 0.0005,
+            min_lr: 1e-6,
+            weight_decay: 0.04,
+            weight_decay_end: 0.4,
+            momentum_teacher: 0.996,
+            teacher_temp: 0.04,
+            warmup_teacher_temp: 0.04,
+            warmup_teacher_temp_steps: 0,
+            student_temp: 0.1,
+            center_momentum: 0.9,
+            clip_grad: 3.0,
+            freeze_last_layer_steps: 100,
+            drop_path_rate: 0.1,
+            seed: 0,
+            checkpoint_every: 200,
+        }
+    }
+}
+
+impl TrainConfig {
+    pub fn vit_config(&self) -> crate::Result<VitConfig> {
+        match &self.vit {
+            Some(v) => Ok(v.clone()),
+            None => VitConfig::preset(&self.preset).ok_or_else(|| {
+                crate::Error::InvalidConfig(format!("unknown preset `{}` (one of {})", self.preset, VitConfig::PRESETS.join(", ")))
+            }),
+        }
+    }
+
+    pub fn validate(&self) -> crate::Result<()> {
+        let vit = self.vit_config()?;
+        let bad = |m: String| Err(crate::Error::InvalidConfig(m));
+        if self.batch_size == 0 || self.steps == 0 {
+            return bad("batch_size and steps must be positive".into());
+        }
+        for (name, size) in [("global", self.augment.global_size), ("local", self.augment.local_size)] {
+            if size as usize % vit.patch_size != 0 {
+                return bad(format!("{name} crop size {size} is not a multiple of the patch size {}", vit.patch_size));
+            }
+        }
+        if let DataSource::Procedural { generator } = &self.data {
+            generator.validate()?;
+        }
+        Ok(())
+    }
+
+    /// Peak learning rate after DINO's linear scaling rule.
+    pub fn peak_lr(&self) -> f64 {
+        self.base_lr * self.batch_size as f64 / 256.0
+    }
+}

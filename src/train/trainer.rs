@@ -1,0 +1,339 @@
+//! The DINO training loop (facebookresearch/dino `train_one_epoch`, step by step), checkpoints
+//! that resume the same curve, and metrics as JSON lines.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use candle_core::{DType, Device, Tensor, Var};
+use candle_nn::{VarBuilder, VarMap};
+use serde::{Deserialize, Serialize};
+
+use super::config::{DataSource, TrainConfig};
+use super::data::{BatchStream, PreparedBatch};
+use super::dino::{dino_loss, update_center};
+use super::optim::{AdamW, clip_per_tensor};
+use super::schedule::cosine;
+use crate::error::{Error, Result};
+use crate::generate::rng::{Rng, derive};
+use crate::model::weights::{
+    CHECKPOINT_FORMAT, CheckpointMeta, Provenance, fingerprint, init_params, read_checkpoint, save_checkpoint, sorted_vars,
+};
+use crate::model::{DinoHead, VisionTransformer};
+
+fn merr(e: candle_core::Error) -> Error {
+    Error::Model(e.to_string())
+}
+
+/// One line of `metrics.jsonl`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct StepMetrics {
+    pub step: u64,
+    pub loss: f64,
+    pub lr: f64,
+    pub weight_decay: f64,
+    pub momentum: f64,
+    pub teacher_temp: f64,
+    pub teacher_entropy: f64,
+    pub images_per_second: f64,
+    pub seconds: f64,
+}
+
+/// What the trainer reports while it runs.
+pub enum TrainEvent {
+    Step(StepMetrics),
+    /// The first image's augmented crops (global, then local) of the latest batch.
+    Crops(Vec<image::RgbImage>),
+    Checkpoint(PathBuf),
+}
+
+/// A student/teacher pair of networks.
+struct Network {
+    varmap: VarMap,
+    vit: VisionTransformer,
+    head: DinoHead,
+}
+
+impl Network {
+    fn new(cfg: &TrainConfig) -> Result<Self> {
+        let vit_cfg = cfg.vit_config()?;
+        let varmap = VarMap::new();
+        let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+        let vit = VisionTransformer::new(&vit_cfg, vb.pp("backbone")).map_err(merr)?;
+        let head = DinoHead::new(vit_cfg.embed_dim, &cfg.head, vb.pp("head")).map_err(merr)?;
+        Ok(Self { varmap, vit, head })
+    }
+
+    /// Logits for crops grouped by resolution (DINO's MultiCropWrapper): [Σ B_i, K].
+    fn forward(&self, groups: &[Tensor], drop: Option<(&mut Rng, f64)>) -> Result<Tensor> {
+        let mut drop = drop;
+        let mut cls = Vec::with_capacity(groups.len());
+        for g in groups {
+            let out = match drop.as_mut() {
+                Some((rng, p)) => self.vit.forward_cls(g, Some((&mut **rng, *p))),
+                None => self.vit.forward_cls(g, None),
+            }
+            .map_err(merr)?;
+            cls.push(out);
+        }
+        let cls = Tensor::cat(&cls.iter().collect::<Vec<_>>(), 0).map_err(merr)?;
+        self.head.forward(&cls).map_err(merr)
+    }
+}
+
+pub struct Trainer {
+    pub cfg: TrainConfig,
+    pub out_dir: PathBuf,
+    student: Network,
+    teacher: Network,
+    optim: AdamW,
+    center: Tensor,
+    pub step: u64,
+    images_seen: u64,
+    /// Trainable student variables (name, var), sorted; excludes the frozen weight norm.
+    params: Vec<(String, Var)>,
+}
+
+impl Trainer {
+    /// A new run: the student initialised from `cfg.seed`, the teacher a copy of it.
+    pub fn new(cfg: TrainConfig, out_dir: &Path) -> Result<Self> {
+        cfg.validate()?;
+        let student = Network::new(&cfg)?;
+        let teacher = Network::new(&cfg)?;
+        init_params(&student.varmap, cfg.seed)?;
+        copy_vars(&student.varmap, &teacher.varmap)?;
+        let norm_last = cfg.head.norm_last_layer;
+        let params =
+            sorted_vars(&student.varmap)?.into_iter().filter(|(n, _)| !(norm_last && n.ends_with("last_layer.weight_g"))).collect();
+        let center = Tensor::zeros((1, cfg.head.out_dim), DType::F32, &Device::Cpu).map_err(merr)?;
+        Ok(Self { cfg, out_dir: out_dir.to_path_buf(), student, teacher, optim: AdamW::default(), center, step: 0, images_seen: 0, params })
+    }
+
+    /// Resumes from a checkpoint written by [`Trainer::save`]: same config, weights, optimiser
+    /// state, centre and step, so the curve continues.
+    pub fn resume(checkpoint: &Path, out_dir: &Path) -> Result<Self> {
+        let (meta, tensors) = read_checkpoint(checkpoint)?;
+        let cfg: TrainConfig = serde_json::from_value(meta.train_config.clone())
+            .map_err(|e| Error::BadFile { path: checkpoint.into(), message: format!("training config unreadable: {e}") })?;
+        let mut t = Self::new(cfg, out_dir)?;
+        let get = |name: &str| {
+            tensors
+                .get(name)
+                .cloned()
+                .ok_or_else(|| Error::BadFile { path: checkpoint.into(), message: format!("missing tensor `{name}`") })
+        };
+        for (net, prefix) in [(&t.student, "student."), (&t.teacher, "teacher.")] {
+            for (name, var) in sorted_vars(&net.varmap)? {
+                let value = get(&format!("{prefix}{name}"))?;
+                if value.dims() != var.dims() {
+                    return Err(Error::BadFile {
+                        path: checkpoint.into(),
+                        message: format!("`{prefix}{name}` has shape {:?}, the model needs {:?}", value.dims(), var.dims()),
+                    });
+                }
+                var.set(&value).map_err(merr)?;
+            }
+        }
+        for (name, _) in &t.params {
+            t.optim.m.insert(name.clone(), get(&format!("optimizer.m.{name}"))?);
+            t.optim.v.insert(name.clone(), get(&format!("optimizer.v.{name}"))?);
+        }
+        t.optim.t = meta.step;
+        t.center = get("dino_loss.center")?;
+        t.step = meta.step;
+        t.images_seen = meta.provenance.images_seen;
+        Ok(t)
+    }
+
+    fn provenance(&self) -> Provenance {
+        let (sources, procedural_only) = match &self.cfg.data {
+            DataSource::Procedural { generator } => {
+                (vec![format!("procedural:{} (seed {}, {}x{})", generator.process, self.cfg.seed, generator.size, generator.size)], true)
+            }
+            DataSource::Folder { path } => (vec![format!("folder:{}", path.display())], false),
+        };
+        Provenance { sources, procedural_only, images_seen: self.images_seen }
+    }
+
+    /// Writes `step_<N>` and `last` checkpoints into the output folder; returns the step path.
+    pub fn save(&self) -> Result<PathBuf> {
+        let mut tensors = BTreeMap::new();
+        for (net, prefix) in [(&self.student, "student."), (&self.teacher, "teacher.")] {
+            for (name, var) in sorted_vars(&net.varmap)? {
+                tensors.insert(format!("{prefix}{name}"), var.as_tensor().clone());
+            }
+        }
+        for (name, m) in &self.optim.m {
+            tensors.insert(format!("optimizer.m.{name}"), m.clone());
+        }
+        for (name, v) in &self.optim.v {
+            tensors.insert(format!("optimizer.v.{name}"), v.clone());
+        }
+        tensors.insert("dino_loss.center".into(), self.center.clone());
+        let teacher_backbone: BTreeMap<String, Tensor> =
+            tensors.iter().filter_map(|(k, v)| k.strip_prefix("teacher.backbone.").map(|s| (s.to_string(), v.clone()))).collect();
+        let meta = CheckpointMeta {
+            format: CHECKPOINT_FORMAT.into(),
+            version: 1,
+            vit: self.cfg.vit_config()?,
+            train_config: serde_json::to_value(&self.cfg).map_err(|e| Error::Model(e.to_string()))?,
+            step: self.step,
+            seed: self.cfg.seed,
+            provenance: self.provenance(),
+            fingerprint: fingerprint(&teacher_backbone)?,
+            procmem_version: env!("CARGO_PKG_VERSION").into(),
+        };
+        let path = self.out_dir.join(format!("step_{:06}", self.step));
+        save_checkpoint(&path, &tensors, &meta)?;
+        save_checkpoint(&self.out_dir.join("last"), &tensors, &meta)?;
+        Ok(path)
+    }
+
+    /// One optimisation step on a prepared batch.
+    pub fn train_step(&mut self, batch: &PreparedBatch) -> Result<StepMetrics> {
+        let start = Instant::now();
+        let cfg = &self.cfg;
+        let s = self.step;
+        let total = cfg.steps;
+        let lr = cosine(s, total, cfg.peak_lr(), cfg.min_lr, cfg.warmup_steps, 0.0);
+        let wd = cosine(s, total, cfg.weight_decay, cfg.weight_decay_end, 0, 0.0);
+        let momentum = cosine(s, total, cfg.momentum_teacher, 1.0, 0, 0.0);
+        let teacher_temp = if s < cfg.warmup_teacher_temp_steps {
+            cfg.warmup_teacher_temp + (cfg.teacher_temp - cfg.warmup_teacher_temp) * s as f64 / cfg.warmup_teacher_temp_steps as f64
+        } else {
+            cfg.teacher_temp
+        };
+        let b = cfg.batch_size;
+
+        let globals = Tensor::cat(&batch.global.iter().collect::<Vec<_>>(), 0).map_err(merr)?;
+        let teacher_out = self.teacher.forward(std::slice::from_ref(&globals), None)?.detach();
+        let mut groups = vec![globals];
+        if !batch.local.is_empty() {
+            groups.push(Tensor::cat(&batch.local.iter().collect::<Vec<_>>(), 0).map_err(merr)?);
+        }
+        let mut drop_rng = Rng::new(derive(cfg.seed ^ 0xd409, s));
+        let student_out = self.student.forward(&groups, Some((&mut drop_rng, cfg.drop_path_rate)))?;
+        let out = dino_loss(&student_out, &teacher_out, &self.center, cfg.student_temp, teacher_temp, b).map_err(merr)?;
+        let loss = out.loss.to_scalar::<f32>().map_err(merr)? as f64;
+        if !loss.is_finite() {
+            return Err(Error::Model(format!("loss is {loss} at step {s}: training diverged")));
+        }
+
+        let grads = out.loss.backward().map_err(merr)?;
+        let freeze_last = s < cfg.freeze_last_layer_steps;
+        let mut with_grads: Vec<(String, Var, Tensor)> = self
+            .params
+            .iter()
+            .filter(|(name, _)| !(freeze_last && name.contains("last_layer")))
+            .filter_map(|(name, var)| grads.get(var).map(|g| (name.clone(), var.clone(), g.clone())))
+            .collect();
+        clip_per_tensor(&mut with_grads, cfg.clip_grad).map_err(merr)?;
+        // DINO regularises every parameter except biases and 1-D (norm) parameters.
+        self.optim.step(&with_grads, lr, wd, |name, var| !name.ends_with(".bias") && var.rank() > 1).map_err(merr)?;
+
+        // EMA update of the teacher.
+        let teacher_vars: BTreeMap<String, Var> = sorted_vars(&self.teacher.varmap)?.into_iter().collect();
+        for (name, sv) in sorted_vars(&self.student.varmap)? {
+            let tv = &teacher_vars[&name];
+            let updated =
+                ((tv.as_tensor() * momentum).map_err(merr)? + (sv.as_tensor() * (1.0 - momentum)).map_err(merr)?).map_err(merr)?;
+            tv.set(&updated).map_err(merr)?;
+        }
+        self.center = update_center(&self.center, &teacher_out, cfg.center_momentum).map_err(merr)?;
+        self.step += 1;
+        self.images_seen += b as u64;
+        let seconds = start.elapsed().as_secs_f64();
+        Ok(StepMetrics {
+            step: self.step,
+            loss,
+            lr,
+            weight_decay: wd,
+            momentum,
+            teacher_temp,
+            teacher_entropy: out.teacher_entropy,
+            images_per_second: b as f64 / seconds,
+            seconds,
+        })
+    }
+
+    /// Names of student parameters that received no (or an all-zero) gradient in a step on
+    /// `batch`. Used by tests: every trainable parameter must learn.
+    pub fn parameters_without_gradient(&mut self, batch: &PreparedBatch) -> Result<Vec<String>> {
+        let globals = Tensor::cat(&batch.global.iter().collect::<Vec<_>>(), 0).map_err(merr)?;
+        let teacher_out = self.teacher.forward(std::slice::from_ref(&globals), None)?.detach();
+        let mut groups = vec![globals];
+        if !batch.local.is_empty() {
+            groups.push(Tensor::cat(&batch.local.iter().collect::<Vec<_>>(), 0).map_err(merr)?);
+        }
+        let student_out = self.student.forward(&groups, None)?;
+        let out = dino_loss(&student_out, &teacher_out, &self.center, self.cfg.student_temp, self.cfg.teacher_temp, self.cfg.batch_size)
+            .map_err(merr)?;
+        let grads = out.loss.backward().map_err(merr)?;
+        let mut missing = Vec::new();
+        for (name, var) in &self.params {
+            let nonzero = match grads.get(var) {
+                Some(g) => g.abs().and_then(|a| a.sum_all()).and_then(|s| s.to_scalar::<f32>()).map_err(merr)? > 0.0,
+                None => false,
+            };
+            if !nonzero {
+                missing.push(name.clone());
+            }
+        }
+        Ok(missing)
+    }
+
+    pub fn trainable_parameter_names(&self) -> Vec<String> {
+        self.params.iter().map(|(n, _)| n.clone()).collect()
+    }
+
+    /// Runs until `cfg.steps`, reporting to `on_event`; stops early (after saving) when `cancel`
+    /// is set. Metrics are appended to `<out_dir>/metrics.jsonl`.
+    pub fn run(&mut self, cancel: &AtomicBool, mut on_event: impl FnMut(TrainEvent)) -> Result<()> {
+        std::fs::create_dir_all(&self.out_dir).map_err(|e| Error::io(&self.out_dir, e))?;
+        let metrics_path = self.out_dir.join("metrics.jsonl");
+        let mut metrics =
+            std::fs::OpenOptions::new().create(true).append(true).open(&metrics_path).map_err(|e| Error::io(&metrics_path, e))?;
+        let stream = BatchStream::start(&self.cfg, self.step)?;
+        while self.step < self.cfg.steps {
+            if cancel.load(Ordering::SeqCst) {
+                break;
+            }
+            let batch = stream.next()?;
+            debug_assert_eq!(batch.step, self.step);
+            let m = self.train_step(&batch)?;
+            let line = serde_json::to_string(&m).map_err(|e| Error::Model(e.to_string()))?;
+            writeln!(metrics, "{line}").map_err(|e| Error::io(&metrics_path, e))?;
+            if m.step % 10 == 1 || m.step == self.cfg.steps {
+                let size_g = self.cfg.augment.global_size;
+                let size_l = self.cfg.augment.local_size;
+                let mut crops: Vec<image::RgbImage> = batch.preview.global.iter().map(|c| super::augment::denormalize(c, size_g)).collect();
+                crops.extend(batch.preview.local.iter().map(|c| super::augment::denormalize(c, size_l)));
+                on_event(TrainEvent::Crops(crops));
+            }
+            on_event(TrainEvent::Step(m));
+            if self.step % self.cfg.checkpoint_every == 0 {
+                on_event(TrainEvent::Checkpoint(self.save()?));
+            }
+        }
+        if self.step % self.cfg.checkpoint_every != 0 {
+            on_event(TrainEvent::Checkpoint(self.save()?));
+        }
+        Ok(())
+    }
+}
+
+/// Copies every variable's value from `src` into `dst` (same names).
+fn copy_vars(src: &VarMap, dst: &VarMap) -> Result<()> {
+    let dst_vars: BTreeMap<String, Var> = sorted_vars(dst)?.into_iter().collect();
+    for (name, var) in sorted_vars(src)? {
+        let d = dst_vars.get(&name).ok_or_else(|| Error::Model(format!("no variable {name} in the teacher")))?;
+        d.set(&var.as_tensor().copy().map_err(merr)?).map_err(merr)?;
+    }
+    Ok(())
+}
+
+/// Shared cancel flag for runs on worker threads.
+pub type CancelFlag = Arc<AtomicBool>;

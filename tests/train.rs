@@ -1,0 +1,132 @@
+//! DINO training on the real path (procedural stream on lavapipe, candle on the CPU), with a
+//! micro model so it runs in seconds.
+
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+
+use procmem::generate::{GeneratorConfig, Process};
+use procmem::model::HeadConfig;
+use procmem::model::weights::{Which, load_backbone};
+use procmem::train::augment::AugmentConfig;
+use procmem::train::data::BatchStream;
+use procmem::train::trainer::StepMetrics;
+use procmem::train::{DataSource, TrainConfig, TrainEvent, Trainer};
+
+fn micro_config(steps: u64) -> TrainConfig {
+    let mut generator = GeneratorConfig { process: Process::ShadersKml, size: 32, ..Default::default() };
+    generator.kml.resolution = 32;
+    TrainConfig {
+        preset: "micro".into(),
+        head: HeadConfig { out_dim: 64, hidden_dim: 32, bottleneck_dim: 16, norm_last_layer: true },
+        augment: AugmentConfig { global_size: 32, local_size: 16, local_crops: 2, ..Default::default() },
+        data: DataSource::Procedural { generator },
+        batch_size: 4,
+        steps,
+        warmup_steps: 2,
+        freeze_last_layer_steps: 1,
+        checkpoint_every: 2,
+        ..Default::default()
+    }
+}
+
+fn run(trainer: &mut Trainer) -> Vec<StepMetrics> {
+    run_until(trainer, u64::MAX)
+}
+
+/// Runs, cancelling once `stop_at` steps are done (as the UI's Pause does).
+fn run_until(trainer: &mut Trainer, stop_at: u64) -> Vec<StepMetrics> {
+    let mut metrics = Vec::new();
+    let cancel = AtomicBool::new(false);
+    trainer
+        .run(&cancel, |e| {
+            if let TrainEvent::Step(m) = e {
+                if m.step >= stop_at {
+                    cancel.store(true, std::sync::atomic::Ordering::SeqCst);
+                }
+                metrics.push(m);
+            }
+        })
+        .unwrap();
+    metrics
+}
+
+#[test]
+fn every_trainable_parameter_receives_a_gradient() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = micro_config(1);
+    let mut trainer = Trainer::new(cfg.clone(), dir.path()).unwrap();
+    let stream = BatchStream::start(&cfg, 0).unwrap();
+    let batch = stream.next().unwrap();
+    let names = trainer.trainable_parameter_names();
+    // backbone: cls, pos, patch w+b, final norm w+b, 2 blocks × 12; head: 3 × 2 + weight_v
+    assert_eq!(names.len(), 6 + 2 * 12 + 7, "{names:?}");
+    let missing = trainer.parameters_without_gradient(&batch).unwrap();
+    assert!(missing.is_empty(), "no gradient for {missing:?}");
+}
+
+#[test]
+fn training_runs_checkpoints_and_resumes_the_same_curve() {
+    let dir = tempfile::tempdir().unwrap();
+    let straight = dir.path().join("straight");
+    let split = dir.path().join("split");
+
+    let mut t = Trainer::new(micro_config(4), &straight).unwrap();
+    let full = run(&mut t);
+    assert_eq!(full.len(), 4);
+    assert!(full.iter().all(|m| m.loss.is_finite() && m.loss > 0.0));
+    assert!(straight.join("step_000004.json").exists());
+    assert_eq!(std::fs::read_to_string(straight.join("metrics.jsonl")).unwrap().lines().count(), 4);
+
+    let mut first = Trainer::new(micro_config(4), &split).unwrap();
+    let a = run_until(&mut first, 2);
+    assert_eq!(a.len(), 2);
+    let mut resumed = Trainer::resume(&split.join("last.json"), &split).unwrap();
+    assert_eq!(resumed.step, 2);
+    let b = run(&mut resumed);
+    let joined: Vec<f64> = a.iter().chain(&b).map(|m| m.loss).collect();
+    let straight_losses: Vec<f64> = full.iter().map(|m| m.loss).collect();
+    for (x, y) in joined.iter().zip(&straight_losses) {
+        assert!((x - y).abs() < 1e-5, "resumed curve {joined:?} differs from {straight_losses:?}");
+    }
+
+    // The checkpoint loads as a backbone and records its provenance.
+    let loaded = load_backbone(&straight.join("last.json"), Which::Teacher, None).unwrap();
+    let meta = loaded.meta.unwrap();
+    assert!(meta.provenance.procedural_only);
+    assert_eq!(meta.provenance.images_seen, 16);
+    assert!(meta.provenance.sources[0].contains("shaders-kml"));
+    assert_eq!(loaded.fingerprint, meta.fingerprint);
+    let x = candle_core::Tensor::zeros((2, 3, 32, 32), candle_core::DType::F32, &candle_core::Device::Cpu).unwrap();
+    let (cls, patches) = loaded.vit.embed(&x).unwrap();
+    assert_eq!(cls.dims(), &[2, 32]);
+    assert_eq!(patches.dims(), &[2, 16, 32]);
+    // Any multiple of the patch size works (interpolated position embeddings).
+    let y = candle_core::Tensor::zeros((1, 3, 48, 40), candle_core::DType::F32, &candle_core::Device::Cpu).unwrap();
+    assert_eq!(loaded.vit.embed(&y).unwrap().1.dims(), &[1, 30, 32]);
+}
+
+#[test]
+fn bad_weights_are_clear_errors_and_never_substituted() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = load_backbone(&dir.path().join("nope.safetensors"), Which::Teacher, None).err().unwrap().to_string();
+    assert!(missing.contains("no such weights file"), "{missing}");
+
+    let mut t = Trainer::new(micro_config(1), dir.path()).unwrap();
+    run(&mut t);
+    let st = dir.path().join("last.safetensors");
+    let bytes = std::fs::read(&st).unwrap();
+    std::fs::write(&st, &bytes[..bytes.len() / 2]).unwrap();
+    let truncated = load_backbone(Path::new(&dir.path().join("last.json")), Which::Teacher, None).err().unwrap().to_string();
+    assert!(truncated.contains("truncated") || truncated.contains("unreadable"), "{truncated}");
+
+    // A timm-style state dict missing a block's weights names the tensor.
+    let good = dir.path().join("step_000001.safetensors");
+    let tensors = candle_core::safetensors::load(&good, &candle_core::Device::Cpu).unwrap();
+    let mut partial: std::collections::HashMap<String, candle_core::Tensor> =
+        tensors.into_iter().filter_map(|(k, v)| k.strip_prefix("teacher.backbone.").map(|s| (s.to_string(), v))).collect();
+    partial.remove("blocks.1.mlp.fc2.weight");
+    let partial_path = dir.path().join("partial.safetensors");
+    candle_core::safetensors::save(&partial, &partial_path).unwrap();
+    let err = load_backbone(&partial_path, Which::Teacher, Some(2)).err().unwrap().to_string();
+    assert!(err.contains("blocks.1.mlp.fc2.weight"), "{err}");
+}
