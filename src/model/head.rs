@@ -6,7 +6,7 @@ use candle_core::{D, Result, Tensor};
 use candle_nn::{Init, VarBuilder};
 use serde::{Deserialize, Serialize};
 
-use super::layers::{l2_normalize, linear};
+use super::layers::{gelu, l2_normalize, linear};
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
@@ -60,7 +60,7 @@ impl DinoHead {
         for (i, (w, b)) in self.layers.iter().enumerate() {
             h = linear(&h, w, Some(b))?;
             if i + 1 < self.layers.len() {
-                h = h.gelu_erf()?;
+                h = gelu(&h)?;
             }
         }
         let h = l2_normalize(&h)?;

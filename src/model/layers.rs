@@ -1,10 +1,15 @@
-//! Differentiable building blocks written with candle's basic ops.
+//! Differentiable building blocks.
 //!
 //! candle's fast `candle_nn::LayerNorm`, `ops::layer_norm` and `ops::softmax_last_dim` have no
-//! backward pass: `backward()` succeeds while the parameters behind them get no gradient. Every
-//! op here is composed of ops that do have one (a test checks every parameter gets a gradient).
+//! backward pass: `backward()` succeeds while the parameters behind them get no gradient. Layer
+//! norm, softmax and GELU here are fused kernels with hand-written backward passes
+//! ([`super::fused`]); [`reference`] keeps the same functions composed of candle ops that have
+//! a backward pass, as the ground truth the kernels are tested against (a trainer test also
+//! checks that every parameter gets a gradient).
 
 use candle_core::{D, Result, Tensor};
+
+use super::fused;
 
 /// y = x·Wᵀ + b over the last dimension; `x` may have any number of leading dimensions.
 pub fn linear(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
@@ -23,18 +28,37 @@ pub fn linear(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tens
 
 /// Layer normalisation over the last dimension (biased variance, as PyTorch).
 pub fn layer_norm(x: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64) -> Result<Tensor> {
-    let mean = x.mean_keepdim(D::Minus1)?;
-    let centred = x.broadcast_sub(&mean)?;
-    let var = centred.sqr()?.mean_keepdim(D::Minus1)?;
-    let normed = centred.broadcast_div(&(var + eps)?.sqrt()?)?;
-    normed.broadcast_mul(weight)?.broadcast_add(bias)
+    x.contiguous()?.apply_op3(weight, bias, fused::LayerNorm { eps: eps as f32 })
 }
 
-/// Softmax over the last dimension. The max shift is detached: it does not change the result.
+/// Softmax over the last dimension.
 pub fn softmax_last(x: &Tensor) -> Result<Tensor> {
-    let max = x.max_keepdim(D::Minus1)?.detach();
-    let e = x.broadcast_sub(&max)?.exp()?;
-    e.broadcast_div(&e.sum_keepdim(D::Minus1)?)
+    x.contiguous()?.apply_op1(fused::SoftmaxLast)
+}
+
+/// Exact (erf) GELU.
+pub fn gelu(x: &Tensor) -> Result<Tensor> {
+    x.contiguous()?.apply_op1(fused::Gelu)
+}
+
+/// The same functions from candle's differentiable basic ops: slower, the reference.
+pub mod reference {
+    use candle_core::{D, Result, Tensor};
+
+    pub fn layer_norm(x: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64) -> Result<Tensor> {
+        let mean = x.mean_keepdim(D::Minus1)?;
+        let centred = x.broadcast_sub(&mean)?;
+        let var = centred.sqr()?.mean_keepdim(D::Minus1)?;
+        let normed = centred.broadcast_div(&(var + eps)?.sqrt()?)?;
+        normed.broadcast_mul(weight)?.broadcast_add(bias)
+    }
+
+    /// The max shift is detached: it does not change the result.
+    pub fn softmax_last(x: &Tensor) -> Result<Tensor> {
+        let max = x.max_keepdim(D::Minus1)?.detach();
+        let e = x.broadcast_sub(&max)?.exp()?;
+        e.broadcast_div(&e.sum_keepdim(D::Minus1)?)
+    }
 }
 
 /// log-softmax over the last dimension.

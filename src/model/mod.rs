@@ -4,6 +4,7 @@
 //! `patch_embed.proj.weight`, `blocks.N.attn.qkv.weight`, …, `norm.weight`), so those weights load
 //! without renaming tables.
 
+pub mod fused;
 pub mod head;
 pub mod init;
 pub mod layers;

@@ -15,7 +15,7 @@ use candle_core::{D, DType, IndexOp, Result, Tensor, bail};
 use candle_nn::{Init, VarBuilder};
 use serde::{Deserialize, Serialize};
 
-use super::layers::{layer_norm, linear, softmax_last};
+use super::layers::{gelu, layer_norm, linear, softmax_last};
 use crate::generate::rng::Rng;
 
 /// The architecture. Presets: [`VitConfig::vit_tiny`], [`VitConfig::vit_small`],
@@ -157,7 +157,7 @@ impl Block {
     }
 
     fn mlp(&self, x: &Tensor) -> Result<Tensor> {
-        self.fc2.forward(&self.fc1.forward(x)?.gelu_erf()?)
+        self.fc2.forward(&gelu(&self.fc1.forward(x)?)?)
     }
 
     fn forward(&self, x: &Tensor, drop: Option<(&mut Rng, f64)>) -> Result<Tensor> {

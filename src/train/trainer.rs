@@ -40,6 +40,13 @@ pub struct StepMetrics {
     pub teacher_entropy: f64,
     pub images_per_second: f64,
     pub seconds: f64,
+    /// Time split of the step: teacher and student forward, backward, optimiser + EMA.
+    #[serde(default)]
+    pub forward_seconds: f64,
+    #[serde(default)]
+    pub backward_seconds: f64,
+    #[serde(default)]
+    pub update_seconds: f64,
 }
 
 /// What the trainer reports while it runs.
@@ -222,7 +229,9 @@ impl Trainer {
             return Err(Error::Model(format!("loss is {loss} at step {s}: training diverged")));
         }
 
+        let forward_seconds = start.elapsed().as_secs_f64();
         let grads = out.loss.backward().map_err(merr)?;
+        let backward_seconds = start.elapsed().as_secs_f64() - forward_seconds;
         let freeze_last = s < cfg.freeze_last_layer_steps;
         let mut with_grads: Vec<(String, Var, Tensor)> = self
             .params
@@ -256,6 +265,9 @@ impl Trainer {
             teacher_entropy: out.teacher_entropy,
             images_per_second: b as f64 / seconds,
             seconds,
+            forward_seconds,
+            backward_seconds,
+            update_seconds: seconds - forward_seconds - backward_seconds,
         })
     }
 
