@@ -124,6 +124,19 @@ enum BenchCommand {
         #[arg(long)]
         kml_at_output_resolution: bool,
     },
+    /// Seconds per DINO training step and embedding images/s, on synthetic batches (no data
+    /// loading), for a training config. Counterpart: tools/bench_train_torch.py.
+    Train {
+        /// A TOML training config; default: the built-in CPU config (cpu-tiny, batch 64).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Timed steps after one warm-up step.
+        #[arg(long, default_value_t = 5)]
+        steps: u64,
+        /// Batch size of the embedding measurement.
+        #[arg(long, default_value_t = 256)]
+        embed_batch: usize,
+    },
 }
 
 fn progress_bar(total: u64, what: &str) -> ProgressBar {
@@ -318,6 +331,77 @@ fn keep_large_allocations() {
     }
 }
 
+fn bench_train(config: Option<PathBuf>, steps: u64, embed_batch: usize) -> anyhow::Result<()> {
+    use candle_core::{Device, Tensor};
+    use procmem::train::augment::Crops;
+    use procmem::train::data::PreparedBatch;
+    use procmem::train::{TrainConfig, Trainer};
+    let cfg = match config {
+        Some(path) => toml::from_str::<TrainConfig>(&std::fs::read_to_string(&path)?)?,
+        None => TrainConfig::default(),
+    };
+    let vit = cfg.vit_config()?;
+    let dir = tempfile_dir()?;
+    let mut trainer = Trainer::new(cfg.clone(), &dir)?;
+    let b = cfg.batch_size;
+    let (g, l) = (cfg.augment.global_size as usize, cfg.augment.local_size as usize);
+    let randn = |n: usize, s: usize| Tensor::randn(0f32, 1.0, (n, 3, s, s), &Device::Cpu);
+    let batch = PreparedBatch {
+        step: 0,
+        global: vec![randn(b, g)?, randn(b, g)?],
+        local: (0..cfg.augment.local_crops).map(|_| randn(b, l)).collect::<candle_core::Result<Vec<_>>>()?,
+        preview: Crops { global: vec![], local: vec![] },
+        skipped: 0,
+    };
+    println!(
+        "threads: {} (rayon), model {} (dim {}, depth {}, heads {}, patch {}), batch {b}, crops 2x{g}² + {}x{l}², out_dim {}",
+        rayon::current_num_threads(),
+        cfg.preset,
+        vit.embed_dim,
+        vit.depth,
+        vit.num_heads,
+        vit.patch_size,
+        cfg.augment.local_crops,
+        cfg.head.out_dim
+    );
+    trainer.train_step(&batch)?;
+    let mut total = (0.0, 0.0, 0.0, 0.0);
+    for _ in 0..steps {
+        let m = trainer.train_step(&batch)?;
+        total.0 += m.seconds;
+        total.1 += m.forward_seconds;
+        total.2 += m.backward_seconds;
+        total.3 += m.update_seconds;
+    }
+    let n = steps as f64;
+    println!(
+        "train step: {:.3} s (forward {:.3} s, backward {:.3} s, update {:.3} s) = {:.1} images/s",
+        total.0 / n,
+        total.1 / n,
+        total.2 / n,
+        total.3 / n,
+        b as f64 * n / total.0
+    );
+    let (model, _) = procmem::model::weights::new_backbone(&vit, 0)?;
+    let x = randn(embed_batch, vit.img_size)?;
+    model.embed(&x)?;
+    let start = std::time::Instant::now();
+    let reps = 3;
+    for _ in 0..reps {
+        model.embed(&x)?;
+    }
+    let secs = start.elapsed().as_secs_f64() / reps as f64;
+    println!("embedding: {:.1} images/s at {}² (batch {embed_batch}, forward only)", embed_batch as f64 / secs, vit.img_size);
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+fn tempfile_dir() -> anyhow::Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("procmem-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
 fn main() -> anyhow::Result<()> {
     keep_large_allocations();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn,procmem=info")).init();
@@ -338,6 +422,7 @@ fn main() -> anyhow::Result<()> {
         }
         Some(Command::Programs { compile }) => programs(compile),
         Some(Command::Train(args)) => train(args),
+        Some(Command::Bench(BenchCommand::Train { config, steps, embed_batch })) => bench_train(config, steps, embed_batch),
         Some(Command::Bench(BenchCommand::Generate { sizes, seconds, processes, kml_at_output_resolution })) => {
             bench_generate(sizes, seconds, processes, kml_at_output_resolution)
         }

@@ -233,13 +233,13 @@ impl TrainingPanel {
             ui.add(egui::Slider::new(&mut c.augment.local_crops, 0..=10).text("local crops"));
             ui.add(egui::Slider::new(&mut c.momentum_teacher, 0.9..=0.9999).text("teacher momentum"));
             ui.horizontal(|ui| {
-                ui.label("seed");
-                ui.add(egui::DragValue::new(&mut c.seed));
+                let label = ui.label("seed");
+                ui.add(egui::DragValue::new(&mut c.seed)).labelled_by(label.id);
             });
             ui.horizontal(|ui| {
-                ui.label("output");
+                let label = ui.label("output");
                 let mut text = self.state.out_dir.display().to_string();
-                if ui.text_edit_singleline(&mut text).changed() {
+                if ui.text_edit_singleline(&mut text).labelled_by(label.id).changed() {
                     self.state.out_dir = PathBuf::from(text);
                 }
             });

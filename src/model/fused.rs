@@ -156,7 +156,15 @@ impl CustomOp3 for LayerNorm {
     fn name(&self) -> &'static str {
         "procmem-layer-norm"
     }
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout, s3: &CpuStorage, l3: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
         let x = f32s(s1, l1, self.name())?;
         let w = f32s(s2, l2, self.name())?;
         let b = f32s(s3, l3, self.name())?;
@@ -174,7 +182,14 @@ impl CustomOp3 for LayerNorm {
         });
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
-    fn bwd(&self, x: &Tensor, w: &Tensor, _b: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _b: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let grad = grad.contiguous()?;
         let dx = x.apply_op3_no_bwd(w, &grad, &LayerNormBackwardInput { eps: self.eps })?;
         let dwb = x.apply_op2_no_bwd(&grad, &LayerNormBackwardParams { eps: self.eps })?;
@@ -192,7 +207,15 @@ impl CustomOp3 for LayerNormBackwardInput {
         "procmem-layer-norm-bwd-x"
     }
     /// dx = rstd · (g⊙w − mean(g⊙w) − x̂ · mean(g⊙w⊙x̂))
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout, s3: &CpuStorage, l3: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
         let x = f32s(s1, l1, self.name())?;
         let w = f32s(s2, l2, self.name())?;
         let g = f32s(s3, l3, self.name())?;

@@ -9,8 +9,9 @@ pub struct AdamW {
     pub beta1: f64,
     pub beta2: f64,
     pub eps: f64,
-    /// Number of updates applied so far (for bias correction).
-    pub t: u64,
+    /// Updates applied so far to each parameter (for bias correction; a parameter frozen for a
+    /// while, like DINO's last layer, starts its count when it starts moving, as in PyTorch).
+    pub t: BTreeMap<String, u64>,
     /// First and second moments by parameter name.
     pub m: BTreeMap<String, Tensor>,
     pub v: BTreeMap<String, Tensor>,
@@ -18,7 +19,7 @@ pub struct AdamW {
 
 impl Default for AdamW {
     fn default() -> Self {
-        Self { beta1: 0.9, beta2: 0.999, eps: 1e-8, t: 0, m: BTreeMap::new(), v: BTreeMap::new() }
+        Self { beta1: 0.9, beta2: 0.999, eps: 1e-8, t: BTreeMap::new(), m: BTreeMap::new(), v: BTreeMap::new() }
     }
 }
 
@@ -26,10 +27,10 @@ impl AdamW {
     /// One update of `params` with their gradients. `decay(name)` says whether weight decay
     /// applies (DINO: not to biases and 1-D parameters).
     pub fn step(&mut self, params: &[(String, Var, Tensor)], lr: f64, weight_decay: f64, decay: impl Fn(&str, &Var) -> bool) -> Result<()> {
-        self.t += 1;
-        let bc1 = 1.0 - self.beta1.powi(self.t as i32);
-        let bc2 = 1.0 - self.beta2.powi(self.t as i32);
         for (name, var, grad) in params {
+            let t = self.t.get(name).copied().unwrap_or(0) + 1;
+            let bc1 = 1.0 - self.beta1.powi(t as i32);
+            let bc2 = 1.0 - self.beta2.powi(t as i32);
             let m_prev = match self.m.get(name) {
                 Some(m) => m.clone(),
                 None => grad.zeros_like()?,
@@ -46,6 +47,7 @@ impl AdamW {
             var.set(&(theta - (update * lr)?)?)?;
             self.m.insert(name.clone(), m);
             self.v.insert(name.clone(), v);
+            self.t.insert(name.clone(), t);
         }
         Ok(())
     }

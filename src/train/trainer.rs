@@ -144,11 +144,16 @@ impl Trainer {
                 var.set(&value).map_err(merr)?;
             }
         }
+        // Parameters not updated yet (the last layer while frozen) have no moments.
         for (name, _) in &t.params {
-            t.optim.m.insert(name.clone(), get(&format!("optimizer.m.{name}"))?);
-            t.optim.v.insert(name.clone(), get(&format!("optimizer.v.{name}"))?);
+            let state = ["m", "v", "t"].map(|k| tensors.get(&format!("optimizer.{k}.{name}")));
+            if let [Some(m), Some(v), Some(steps)] = state {
+                t.optim.m.insert(name.clone(), m.clone());
+                t.optim.v.insert(name.clone(), v.clone());
+                let steps = steps.to_vec1::<f32>().map_err(merr)?.first().copied().unwrap_or(0.0);
+                t.optim.t.insert(name.clone(), steps as u64);
+            }
         }
-        t.optim.t = meta.step;
         t.center = get("dino_loss.center")?;
         t.step = meta.step;
         t.images_seen = meta.provenance.images_seen;
@@ -178,6 +183,10 @@ impl Trainer {
         }
         for (name, v) in &self.optim.v {
             tensors.insert(format!("optimizer.v.{name}"), v.clone());
+        }
+        for (name, t) in &self.optim.t {
+            // f32 counts are exact up to 2^24 steps.
+            tensors.insert(format!("optimizer.t.{name}"), Tensor::new(&[*t as f32], &Device::Cpu).map_err(merr)?);
         }
         tensors.insert("dino_loss.center".into(), self.center.clone());
         let teacher_backbone: BTreeMap<String, Tensor> =
