@@ -13,6 +13,7 @@
 pub mod app;
 pub mod error;
 pub mod generate;
+pub mod memory;
 pub mod model;
 pub mod train;
 

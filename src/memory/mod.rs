@@ -1,0 +1,15 @@
+//! Knowledge: the visual memory. An editable database of embeddings of real images with labels;
+//! tasks are solved by nearest neighbours in it (Geirhos et al. 2024; the paper's §4).
+//!
+//! `store` (entries, the on-disk format, deletion that removes bytes, undo), `index` (exact
+//! top-k search), `vote` (DINO's, plurality, softmax and rank voting), `privacy` (which entries
+//! can change a prediction by their removal alone).
+
+pub mod index;
+pub mod privacy;
+pub mod store;
+pub mod vote;
+
+pub use index::{ExactIndex, Neighbour};
+pub use store::{Entry, Memory};
+pub use vote::{VoteResult, VoteRule};

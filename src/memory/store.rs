@@ -1,0 +1,312 @@
+//! Memory entries and their file format.
+//!
+//! Format (little endian): magic `PMEM`, format version (u32), header length (u64), header JSON
+//! (model fingerprint, dimension, labels, entry count), then per entry: id (u64), label index
+//! (u32), source path (u32 length + UTF-8), content hash (u64), thumbnail (u32 length + PNG
+//! bytes), embedding (dim × f32); finally an FNV-1a-64 checksum of everything before it.
+//! Saving writes a temporary file, fsyncs it and renames it over the old one, so a crash keeps
+//! either the old or the new memory. A deleted entry is simply not written: its bytes are gone.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::generate::programs::fnv1a;
+
+const MAGIC: &[u8; 4] = b"PMEM";
+const VERSION: u32 = 1;
+
+/// One remembered image.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Entry {
+    /// Stable id, never reused within a memory.
+    pub id: u64,
+    pub label: String,
+    /// Where the image came from (a path, or `name#index` inside a dataset file).
+    pub source: String,
+    /// FNV-1a of the image's bytes as imported.
+    pub content_hash: u64,
+    /// A small PNG for the UI.
+    pub thumbnail: Vec<u8>,
+    /// L2-normalised embedding.
+    pub embedding: Vec<f32>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Header {
+    model_fingerprint: String,
+    dim: usize,
+    next_id: u64,
+    labels: Vec<String>,
+    count: usize,
+}
+
+/// A visual memory: entries embedded by one model (never mixed with another model's).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Memory {
+    pub model_fingerprint: String,
+    pub dim: usize,
+    pub entries: Vec<Entry>,
+    next_id: u64,
+}
+
+impl Memory {
+    pub fn new(model_fingerprint: &str, dim: usize) -> Self {
+        Self { model_fingerprint: model_fingerprint.to_string(), dim, entries: Vec::new(), next_id: 0 }
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Adds an entry embedded by `fingerprint`; refuses embeddings of another model or size.
+    pub fn add(
+        &mut self,
+        fingerprint: &str,
+        label: &str,
+        source: &str,
+        content_hash: u64,
+        thumbnail: Vec<u8>,
+        embedding: Vec<f32>,
+    ) -> Result<u64> {
+        if fingerprint != self.model_fingerprint {
+            return Err(Error::InvalidConfig(format!(
+                "this memory holds embeddings of model {}, not {fingerprint}: embeddings of different models never mix (re-embed instead)",
+                self.model_fingerprint
+            )));
+        }
+        if embedding.len() != self.dim {
+            return Err(Error::InvalidConfig(format!("embedding has {} dimensions, the memory {}", embedding.len(), self.dim)));
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        self.entries.push(Entry { id, label: label.to_string(), source: source.to_string(), content_hash, thumbnail, embedding });
+        Ok(id)
+    }
+
+    pub fn position(&self, id: u64) -> Option<usize> {
+        self.entries.binary_search_by_key(&id, |e| e.id).ok()
+    }
+
+    pub fn get(&self, id: u64) -> Option<&Entry> {
+        self.position(id).map(|i| &self.entries[i])
+    }
+
+    /// Removes an entry; returns it so the caller can undo.
+    pub fn delete(&mut self, id: u64) -> Option<Entry> {
+        self.position(id).map(|i| self.entries.remove(i))
+    }
+
+    /// Puts a deleted entry back where it was (entries stay sorted by id).
+    pub fn restore(&mut self, entry: Entry) -> Result<()> {
+        match self.entries.binary_search_by_key(&entry.id, |e| e.id) {
+            Ok(_) => Err(Error::InvalidConfig(format!("entry {} is already in the memory", entry.id))),
+            Err(i) => {
+                self.entries.insert(i, entry);
+                Ok(())
+            }
+        }
+    }
+
+    /// Distinct labels, sorted.
+    pub fn labels(&self) -> Vec<String> {
+        let mut l: Vec<String> = self.entries.iter().map(|e| e.label.clone()).collect();
+        l.sort();
+        l.dedup();
+        l
+    }
+
+    /// Serialises the memory (see the module docs for the layout).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let labels = self.labels();
+        let header = Header {
+            model_fingerprint: self.model_fingerprint.clone(),
+            dim: self.dim,
+            next_id: self.next_id,
+            labels: labels.clone(),
+            count: self.entries.len(),
+        };
+        let header = serde_json::to_vec(&header).expect("header serialises");
+        let mut out = Vec::with_capacity(64 + header.len() + self.entries.len() * (self.dim * 4 + 64));
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&VERSION.to_le_bytes());
+        out.extend_from_slice(&(header.len() as u64).to_le_bytes());
+        out.extend_from_slice(&header);
+        for e in &self.entries {
+            let label = labels.binary_search(&e.label).expect("label listed") as u32;
+            out.extend_from_slice(&e.id.to_le_bytes());
+            out.extend_from_slice(&label.to_le_bytes());
+            out.extend_from_slice(&(e.source.len() as u32).to_le_bytes());
+            out.extend_from_slice(e.source.as_bytes());
+            out.extend_from_slice(&e.content_hash.to_le_bytes());
+            out.extend_from_slice(&(e.thumbnail.len() as u32).to_le_bytes());
+            out.extend_from_slice(&e.thumbnail);
+            for v in &e.embedding {
+                out.extend_from_slice(&v.to_le_bytes());
+            }
+        }
+        let sum = fnv1a(&out);
+        out.extend_from_slice(&sum.to_le_bytes());
+        out
+    }
+
+    /// Parses bytes written by [`Memory::to_bytes`]; any damage is an error, never a partial load.
+    pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Self> {
+        let bad = |m: &str| Error::BadFile { path: path.to_path_buf(), message: m.to_string() };
+        if bytes.len() < 24 || &bytes[..4] != MAGIC {
+            return Err(bad("not a procmem memory file"));
+        }
+        let (body, sum) = bytes.split_at(bytes.len() - 8);
+        if fnv1a(body) != u64::from_le_bytes(sum.try_into().expect("8 bytes")) {
+            return Err(bad("checksum mismatch: the file is truncated or corrupted"));
+        }
+        let mut r = Reader { bytes: body, pos: 4, path };
+        let version = r.u32()?;
+        if version != VERSION {
+            return Err(bad(&format!("memory format version {version}, this procmem reads {VERSION}")));
+        }
+        let header_len = r.u64()? as usize;
+        let header: Header = serde_json::from_slice(r.take(header_len)?).map_err(|e| bad(&format!("bad header: {e}")))?;
+        let mut entries = Vec::with_capacity(header.count);
+        for _ in 0..header.count {
+            let id = r.u64()?;
+            let label = r.u32()? as usize;
+            let label = header.labels.get(label).ok_or_else(|| bad("label index out of range"))?.clone();
+            let source_len = r.u32()? as usize;
+            let source = String::from_utf8(r.take(source_len)?.to_vec()).map_err(|_| bad("source path is not UTF-8"))?;
+            let content_hash = r.u64()?;
+            let thumb_len = r.u32()? as usize;
+            let thumbnail = r.take(thumb_len)?.to_vec();
+            let raw = r.take(header.dim * 4)?;
+            let embedding = raw.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes"))).collect();
+            entries.push(Entry { id, label, source, content_hash, thumbnail, embedding });
+        }
+        if r.pos != body.len() {
+            return Err(bad("trailing bytes after the last entry"));
+        }
+        if entries.windows(2).any(|w| w[0].id >= w[1].id) {
+            return Err(bad("entry ids are not increasing"));
+        }
+        Ok(Self { model_fingerprint: header.model_fingerprint, dim: header.dim, entries, next_id: header.next_id })
+    }
+
+    /// Saves atomically: temporary file, fsync, rename, fsync of the folder.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let tmp: PathBuf = path.with_extension("pmem.tmp");
+        let bytes = self.to_bytes();
+        let mut f = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        f.write_all(&bytes).and_then(|_| f.sync_all()).map_err(|e| Error::io(&tmp, e))?;
+        drop(f);
+        std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            if let Ok(d) = std::fs::File::open(dir) {
+                let _ = d.sync_all();
+            }
+        }
+        Ok(())
+    }
+
+    pub fn open(path: &Path) -> Result<Self> {
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        Self::from_bytes(&bytes, path)
+    }
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+    path: &'a Path,
+}
+
+impl Reader<'_> {
+    fn take(&mut self, n: usize) -> Result<&[u8]> {
+        if self.pos + n > self.bytes.len() {
+            return Err(Error::BadFile { path: self.path.to_path_buf(), message: "unexpected end of file".into() });
+        }
+        let s = &self.bytes[self.pos..self.pos + n];
+        self.pos += n;
+        Ok(s)
+    }
+    fn u32(&mut self) -> Result<u32> {
+        Ok(u32::from_le_bytes(self.take(4)?.try_into().expect("4 bytes")))
+    }
+    fn u64(&mut self) -> Result<u64> {
+        Ok(u64::from_le_bytes(self.take(8)?.try_into().expect("8 bytes")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Memory {
+        let mut m = Memory::new("fp", 3);
+        m.add("fp", "cat", "/data/cat/1.png", 11, vec![1, 2, 3], vec![0.6, 0.8, 0.0]).unwrap();
+        m.add("fp", "dog", "/data/dog/secret-dog-photo.png", 22, b"THUMB-OF-DOG".to_vec(), vec![0.123_456_79, -0.5, 0.75]).unwrap();
+        m.add("fp", "cat", "/data/cat/2.png", 33, vec![4, 5], vec![0.0, 1.0, 0.0]).unwrap();
+        m
+    }
+
+    #[test]
+    fn round_trips_through_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.pmem");
+        let m = sample();
+        m.save(&path).unwrap();
+        assert_eq!(Memory::open(&path).unwrap(), m);
+    }
+
+    #[test]
+    fn deleting_an_entry_removes_its_bytes_from_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.pmem");
+        let mut m = sample();
+        let removed = m.delete(1).unwrap();
+        m.save(&path).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        let contains = |needle: &[u8]| bytes.windows(needle.len()).any(|w| w == needle);
+        let embedding: Vec<u8> = removed.embedding.iter().flat_map(|v| v.to_le_bytes()).collect();
+        assert!(!contains(&embedding), "embedding bytes survived");
+        assert!(!contains(b"THUMB-OF-DOG"), "thumbnail survived");
+        assert!(!contains(b"secret-dog-photo"), "source path survived");
+        assert!(!contains(b"dog"), "the only dog's label survived");
+        // Undo puts it back in place.
+        m.restore(removed).unwrap();
+        assert_eq!(m, sample());
+    }
+
+    #[test]
+    fn damaged_files_are_clear_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.pmem");
+        let bytes = sample().to_bytes();
+        for (name, damaged) in [
+            ("truncated", bytes[..bytes.len() - 5].to_vec()),
+            ("flipped", {
+                let mut b = bytes.clone();
+                b[40] ^= 0x55;
+                b
+            }),
+        ] {
+            std::fs::write(&path, &damaged).unwrap();
+            let err = Memory::open(&path).unwrap_err().to_string();
+            assert!(err.contains("checksum") || err.contains("end of file"), "{name}: {err}");
+        }
+        std::fs::write(&path, b"hello").unwrap();
+        assert!(Memory::open(&path).unwrap_err().to_string().contains("not a procmem memory"));
+    }
+
+    #[test]
+    fn embeddings_of_another_model_are_refused() {
+        let mut m = sample();
+        let err = m.add("other-model", "cat", "x", 0, vec![], vec![1.0, 0.0, 0.0]).unwrap_err().to_string();
+        assert!(err.contains("never mix"), "{err}");
+        assert!(m.add("fp", "cat", "x", 0, vec![], vec![1.0]).is_err());
+    }
+}
