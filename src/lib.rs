@@ -12,6 +12,7 @@
 
 pub mod app;
 pub mod error;
+pub mod eval;
 pub mod generate;
 pub mod memory;
 pub mod model;

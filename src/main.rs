@@ -35,6 +35,9 @@ enum Command {
         #[arg(long)]
         compile: bool,
     },
+    /// Evaluations with the paper's protocols.
+    #[command(subcommand)]
+    Eval(EvalCommand),
     /// Train a ViT with DINO on procedural images (or an image folder), headless.
     Train(TrainArgs),
     /// Benchmarks.
@@ -105,6 +108,33 @@ struct GenerateArgs {
     /// Synthesized programs in the pool [default: 16].
     #[arg(long)]
     synthesized: Option<usize>,
+}
+
+#[derive(Subcommand)]
+enum EvalCommand {
+    /// kNN classification on Fashion-MNIST (train = memory, test = queries): top-1 for each k,
+    /// per-class accuracy and confusion, for a model and the two baselines.
+    Knn {
+        /// Folder with Fashion-MNIST's IDX files [default: $PROCMEM_DATA/fashion-mnist, as
+        /// written by scripts/fetch-eval-data.sh].
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Feature sources: a checkpoint / weights path, `random:<preset>` (random-init ViT,
+        /// seed 0) or `pixels`. Repeatable.
+        #[arg(long = "features", required = true)]
+        features: Vec<String>,
+        #[arg(long, value_delimiter = ',', default_value = "10,20,100,200")]
+        k: Vec<usize>,
+        /// Use only the first N training images as memory (default: all 60,000).
+        #[arg(long)]
+        limit_train: Option<usize>,
+        /// Use only the first N test images as queries (default: all 10,000).
+        #[arg(long)]
+        limit_test: Option<usize>,
+        /// Write the Markdown report here as well.
+        #[arg(long)]
+        report: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -402,6 +432,85 @@ fn tempfile_dir() -> anyhow::Result<PathBuf> {
     Ok(dir)
 }
 
+fn eval_knn(
+    data: Option<PathBuf>,
+    features: Vec<String>,
+    ks: Vec<usize>,
+    limit_train: Option<usize>,
+    limit_test: Option<usize>,
+    report: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    use procmem::eval::{datasets, embed::FeatureSource, knn};
+    use procmem::memory::{ExactIndex, VoteRule};
+    use procmem::model::weights::{Which, load_backbone, new_backbone};
+    let dir = match data {
+        Some(d) => d,
+        None => std::env::var_os("PROCMEM_DATA")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/procmem/data")))
+            .context("set --data or PROCMEM_DATA")?
+            .join("fashion-mnist"),
+    };
+    let (mut train, mut test) = datasets::fashion_mnist(&dir)?;
+    if let Some(n) = limit_train {
+        train.images.truncate(n);
+        train.labels.truncate(n);
+    }
+    if let Some(n) = limit_test {
+        test.images.truncate(n);
+        test.labels.truncate(n);
+    }
+    let mut markdown = format!(
+        "## kNN classification, Fashion-MNIST (memory: {} train images, queries: {} test images, DINO voting T = 0.07)\n\nCommand: `procmem eval knn {}`\n\n",
+        train.images.len(),
+        test.images.len(),
+        std::env::args().skip(3).collect::<Vec<_>>().join(" ")
+    );
+    let mut summary = Vec::new();
+    for spec in &features {
+        let source = if spec == "pixels" {
+            FeatureSource::Pixels
+        } else if let Some(preset) = spec.strip_prefix("random:") {
+            let cfg = procmem::model::VitConfig::preset(preset).with_context(|| format!("unknown preset {preset}"))?;
+            FeatureSource::Model { vit: new_backbone(&cfg, 0)?.0, name: format!("random-init ViT ({preset}, seed 0)") }
+        } else {
+            let loaded = load_backbone(std::path::Path::new(spec), Which::Teacher, None)?;
+            let name = match &loaded.meta {
+                Some(m) => format!("{spec} (teacher, step {}, {})", m.step, m.provenance.sources.join(", ")),
+                None => spec.clone(),
+            };
+            FeatureSource::Model { vit: loaded.vit, name }
+        };
+        let total = (train.images.len() + test.images.len()) as u64;
+        let bar = progress_bar(total, &format!("embed {}", source.name()));
+        let (memory, dim) = source.embed_gray(&train.images, |d| bar.set_position(d as u64))?;
+        let offset = train.images.len() as u64;
+        let (queries, _) = source.embed_gray(&test.images, |d| bar.set_position(offset + d as u64))?;
+        bar.finish_and_clear();
+        let index = ExactIndex::from_embeddings(dim, train.class_names.clone(), train.labels.clone(), memory);
+        let r = knn::evaluate(&source.name(), &index, &queries, &test.labels, &ks, VoteRule::default());
+        println!(
+            "{}: best top-1 {:.2} % at k = {} ({})",
+            r.source,
+            r.best_top1 * 100.0,
+            r.best_k,
+            r.ks.iter().zip(&r.top1).map(|(k, a)| format!("k={k}: {:.2}", a * 100.0)).collect::<Vec<_>>().join(", ")
+        );
+        summary.push((r.source.clone(), r.best_top1, r.best_k));
+        markdown += &r.markdown();
+        markdown += "\n";
+    }
+    markdown += "| features | best top-1 | k |\n|---|---:|---:|\n";
+    for (s, a, k) in summary {
+        markdown += &format!("| {s} | {:.2} % | {k} |\n", a * 100.0);
+    }
+    if let Some(path) = report {
+        std::fs::write(&path, &markdown).with_context(|| format!("writing {}", path.display()))?;
+        eprintln!("report written to {}", path.display());
+    }
+    Ok(())
+}
+
 fn main() -> anyhow::Result<()> {
     keep_large_allocations();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn,procmem=info")).init();
@@ -422,6 +531,9 @@ fn main() -> anyhow::Result<()> {
         }
         Some(Command::Programs { compile }) => programs(compile),
         Some(Command::Train(args)) => train(args),
+        Some(Command::Eval(EvalCommand::Knn { data, features, k, limit_train, limit_test, report })) => {
+            eval_knn(data, features, k, limit_train, limit_test, report)
+        }
         Some(Command::Bench(BenchCommand::Train { config, steps, embed_batch })) => bench_train(config, steps, embed_batch),
         Some(Command::Bench(BenchCommand::Generate { sizes, seconds, processes, kml_at_output_resolution })) => {
             bench_generate(sizes, seconds, processes, kml_at_output_resolution)

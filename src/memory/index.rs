@@ -90,6 +90,12 @@ impl ExactIndex {
         Self { dim: memory.dim, labels: labels.to_vec(), ids, entry_labels, data }
     }
 
+    /// An index over raw embeddings (row i has id i), for evaluations that need no store.
+    pub fn from_embeddings(dim: usize, labels: Vec<String>, entry_labels: Vec<u32>, data: Vec<f32>) -> Self {
+        assert_eq!(data.len(), entry_labels.len() * dim, "one embedding per label");
+        Self { dim, labels, ids: (0..entry_labels.len() as u64).collect(), entry_labels, data }
+    }
+
     pub fn len(&self) -> usize {
         self.ids.len()
     }
