@@ -35,6 +35,9 @@ enum Command {
         #[arg(long)]
         compile: bool,
     },
+    /// Build, inspect and edit visual memories.
+    #[command(subcommand)]
+    Memory(MemoryCommand),
     /// Evaluations with the paper's protocols.
     #[command(subcommand)]
     Eval(EvalCommand),
@@ -108,6 +111,33 @@ struct GenerateArgs {
     /// Synthesized programs in the pool [default: 16].
     #[arg(long)]
     synthesized: Option<usize>,
+}
+
+#[derive(Subcommand)]
+enum MemoryCommand {
+    /// Embed labelled images into a new memory file.
+    Build {
+        /// Feature source: a weights path, `random:<preset>` or `pixels`.
+        #[arg(long)]
+        features: String,
+        /// An ImageFolder tree: one sub-folder per class.
+        #[arg(long, conflicts_with = "csv")]
+        folder: Option<PathBuf>,
+        /// A CSV of `path,label` lines.
+        #[arg(long)]
+        csv: Option<PathBuf>,
+        /// The memory file to write.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Entries per class, model fingerprint, size.
+    Info { memory: PathBuf },
+    /// Delete entries by id; their bytes leave the file.
+    Delete {
+        memory: PathBuf,
+        #[arg(long = "id", required = true)]
+        ids: Vec<u64>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -432,6 +462,62 @@ fn tempfile_dir() -> anyhow::Result<PathBuf> {
     Ok(dir)
 }
 
+fn memory_command(cmd: MemoryCommand) -> anyhow::Result<()> {
+    use procmem::eval::embed::FeatureSource;
+    use procmem::memory::{Memory, import};
+    match cmd {
+        MemoryCommand::Build { features, folder, csv, out } => {
+            let source = FeatureSource::from_spec(&features)?;
+            let (files, mut skipped) = match (&folder, &csv) {
+                (Some(dir), None) => (import::list_image_folder(dir)?, Vec::new()),
+                (None, Some(csv)) => import::list_csv(csv)?,
+                _ => bail!("give --folder or --csv"),
+            };
+            let bar = progress_bar(files.len() as u64, "import");
+            let mut memory: Option<Memory> = None;
+            let fingerprint = source.fingerprint();
+            for chunk in files.chunks(512) {
+                let (items, bad) = import::load(chunk);
+                skipped.extend(bad);
+                let images: Vec<image::RgbImage> = items.iter().map(|i| i.image.clone()).collect();
+                let (emb, dim) = source.embed_rgb(&images, |_| {})?;
+                let m = memory.get_or_insert_with(|| Memory::new(&fingerprint, dim));
+                for (item, e) in items.iter().zip(emb.chunks_exact(dim)) {
+                    m.add(&fingerprint, &item.label, &item.source, item.content_hash, import::thumbnail_png(&item.image, 48), e.to_vec())?;
+                }
+                bar.inc(chunk.len() as u64);
+            }
+            bar.finish_and_clear();
+            let memory = memory.context("no readable images to import")?;
+            memory.save(&out)?;
+            eprintln!("{} entries written to {} ({} skipped)", memory.len(), out.display(), skipped.len());
+            for s in skipped.iter().take(20) {
+                eprintln!("  skipped {}: {}", s.source, s.reason);
+            }
+            Ok(())
+        }
+        MemoryCommand::Info { memory } => {
+            let m = Memory::open(&memory)?;
+            println!("{}: {} entries, dimension {}, model {}", memory.display(), m.len(), m.dim, m.model_fingerprint);
+            for label in m.labels() {
+                println!("  {label}: {}", m.entries.iter().filter(|e| e.label == label).count());
+            }
+            Ok(())
+        }
+        MemoryCommand::Delete { memory, ids } => {
+            let mut m = Memory::open(&memory)?;
+            for id in &ids {
+                if m.delete(*id).is_none() {
+                    bail!("no entry {id} in {} (nothing was changed)", memory.display());
+                }
+            }
+            m.save(&memory)?;
+            eprintln!("deleted {} entr{}; {} remain", ids.len(), if ids.len() == 1 { "y" } else { "ies" }, m.len());
+            Ok(())
+        }
+    }
+}
+
 fn eval_knn(
     data: Option<PathBuf>,
     features: Vec<String>,
@@ -442,7 +528,6 @@ fn eval_knn(
 ) -> anyhow::Result<()> {
     use procmem::eval::{datasets, embed::FeatureSource, knn};
     use procmem::memory::{ExactIndex, VoteRule};
-    use procmem::model::weights::{Which, load_backbone, new_backbone};
     let dir = match data {
         Some(d) => d,
         None => std::env::var_os("PROCMEM_DATA")
@@ -468,19 +553,7 @@ fn eval_knn(
     );
     let mut summary = Vec::new();
     for spec in &features {
-        let source = if spec == "pixels" {
-            FeatureSource::Pixels
-        } else if let Some(preset) = spec.strip_prefix("random:") {
-            let cfg = procmem::model::VitConfig::preset(preset).with_context(|| format!("unknown preset {preset}"))?;
-            FeatureSource::Model { vit: new_backbone(&cfg, 0)?.0, name: format!("random-init ViT ({preset}, seed 0)") }
-        } else {
-            let loaded = load_backbone(std::path::Path::new(spec), Which::Teacher, None)?;
-            let name = match &loaded.meta {
-                Some(m) => format!("{spec} (teacher, step {}, {})", m.step, m.provenance.sources.join(", ")),
-                None => spec.clone(),
-            };
-            FeatureSource::Model { vit: loaded.vit, name }
-        };
+        let source = FeatureSource::from_spec(spec)?;
         let total = (train.images.len() + test.images.len()) as u64;
         let bar = progress_bar(total, &format!("embed {}", source.name()));
         let (memory, dim) = source.embed_gray(&train.images, |d| bar.set_position(d as u64))?;
@@ -511,8 +584,16 @@ fn eval_knn(
     Ok(())
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() {
     keep_large_allocations();
+    if let Err(e) = run() {
+        // One clear message with its causes; no backtrace for user errors.
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> anyhow::Result<()> {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn,procmem=info")).init();
     let cli = Cli::parse();
     match cli.command {
@@ -531,6 +612,7 @@ fn main() -> anyhow::Result<()> {
         }
         Some(Command::Programs { compile }) => programs(compile),
         Some(Command::Train(args)) => train(args),
+        Some(Command::Memory(cmd)) => memory_command(cmd),
         Some(Command::Eval(EvalCommand::Knn { data, features, k, limit_train, limit_test, report })) => {
             eval_knn(data, features, k, limit_train, limit_test, report)
         }

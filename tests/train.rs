@@ -131,3 +131,19 @@ fn bad_weights_are_clear_errors_and_never_substituted() {
     let err = load_backbone(&partial_path, Which::Teacher, Some(2)).err().unwrap().to_string();
     assert!(err.contains("blocks.1.mlp.fc2.weight"), "{err}");
 }
+
+#[test]
+fn shipped_training_configs_parse_and_validate() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs");
+    let mut n = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let cfg: TrainConfig =
+                toml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            cfg.validate().unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            n += 1;
+        }
+    }
+    assert!(n >= 1);
+}

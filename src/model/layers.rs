@@ -14,7 +14,7 @@ use super::fused;
 /// y = x·Wᵀ + b over the last dimension; `x` may have any number of leading dimensions.
 pub fn linear(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
     let dims = x.dims().to_vec();
-    let in_dim = *dims.last().expect("linear input has a last dimension");
+    let Some(&in_dim) = dims.last() else { candle_core::bail!("linear: a scalar input has no features") };
     let rows: usize = dims[..dims.len() - 1].iter().product();
     let y = x.reshape((rows, in_dim))?.matmul(&weight.t()?)?;
     let y = match bias {
@@ -22,7 +22,8 @@ pub fn linear(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tens
         None => y,
     };
     let mut out_dims = dims;
-    *out_dims.last_mut().expect("non-empty") = weight.dim(0)?;
+    let last = out_dims.len() - 1;
+    out_dims[last] = weight.dim(0)?;
     y.reshape(out_dims)
 }
 
