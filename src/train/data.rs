@@ -97,10 +97,9 @@ impl BatchStream {
 impl Drop for BatchStream {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
-        // Unblock a producer waiting on a full channel.
-        while self.rx.try_recv().is_ok() {}
+        // Dropping the receiver makes a producer blocked on a full channel fail its send and exit.
+        drop(std::mem::replace(&mut self.rx, sync_channel(1).1));
         if let Some(t) = self.thread.take() {
-            drop(std::mem::replace(&mut self.rx, sync_channel(1).1));
             let _ = t.join();
         }
     }

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::config::{DataSource, TrainConfig};
 use super::data::{BatchStream, PreparedBatch};
-use super::dino::{dino_loss, update_center};
+use super::dino::{DinoLossOutput, dino_loss, update_center};
 use super::optim::{AdamW, clip_per_tensor};
 use super::schedule::cosine;
 use crate::error::{Error, Result};
@@ -208,6 +208,21 @@ impl Trainer {
         Ok(path)
     }
 
+    /// Teacher on the global crops, student on all crops (grouped by resolution), DINO loss.
+    /// Returns the loss output and the teacher's logits (for the centre update).
+    fn forward_loss(&self, batch: &PreparedBatch, teacher_temp: f64, drop: Option<(&mut Rng, f64)>) -> Result<(DinoLossOutput, Tensor)> {
+        let globals = Tensor::cat(&batch.global.iter().collect::<Vec<_>>(), 0).map_err(merr)?;
+        let teacher_out = self.teacher.forward(std::slice::from_ref(&globals), None)?.detach();
+        let mut groups = vec![globals];
+        if !batch.local.is_empty() {
+            groups.push(Tensor::cat(&batch.local.iter().collect::<Vec<_>>(), 0).map_err(merr)?);
+        }
+        let student_out = self.student.forward(&groups, drop)?;
+        let out =
+            dino_loss(&student_out, &teacher_out, &self.center, self.cfg.student_temp, teacher_temp, self.cfg.batch_size).map_err(merr)?;
+        Ok((out, teacher_out))
+    }
+
     /// One optimisation step on a prepared batch.
     pub fn train_step(&mut self, batch: &PreparedBatch) -> Result<StepMetrics> {
         let start = Instant::now();
@@ -224,15 +239,8 @@ impl Trainer {
         };
         let b = cfg.batch_size;
 
-        let globals = Tensor::cat(&batch.global.iter().collect::<Vec<_>>(), 0).map_err(merr)?;
-        let teacher_out = self.teacher.forward(std::slice::from_ref(&globals), None)?.detach();
-        let mut groups = vec![globals];
-        if !batch.local.is_empty() {
-            groups.push(Tensor::cat(&batch.local.iter().collect::<Vec<_>>(), 0).map_err(merr)?);
-        }
         let mut drop_rng = Rng::new(derive(cfg.seed ^ 0xd409, s));
-        let student_out = self.student.forward(&groups, Some((&mut drop_rng, cfg.drop_path_rate)))?;
-        let out = dino_loss(&student_out, &teacher_out, &self.center, cfg.student_temp, teacher_temp, b).map_err(merr)?;
+        let (out, teacher_out) = self.forward_loss(batch, teacher_temp, Some((&mut drop_rng, cfg.drop_path_rate)))?;
         let loss = out.loss.to_scalar::<f32>().map_err(merr)? as f64;
         if !loss.is_finite() {
             return Err(Error::Model(format!("loss is {loss} at step {s}: training diverged")));
@@ -283,15 +291,7 @@ impl Trainer {
     /// Names of student parameters that received no (or an all-zero) gradient in a step on
     /// `batch`. Used by tests: every trainable parameter must learn.
     pub fn parameters_without_gradient(&mut self, batch: &PreparedBatch) -> Result<Vec<String>> {
-        let globals = Tensor::cat(&batch.global.iter().collect::<Vec<_>>(), 0).map_err(merr)?;
-        let teacher_out = self.teacher.forward(std::slice::from_ref(&globals), None)?.detach();
-        let mut groups = vec![globals];
-        if !batch.local.is_empty() {
-            groups.push(Tensor::cat(&batch.local.iter().collect::<Vec<_>>(), 0).map_err(merr)?);
-        }
-        let student_out = self.student.forward(&groups, None)?;
-        let out = dino_loss(&student_out, &teacher_out, &self.center, self.cfg.student_temp, self.cfg.teacher_temp, self.cfg.batch_size)
-            .map_err(merr)?;
+        let (out, _) = self.forward_loss(batch, self.cfg.teacher_temp, None)?;
         let grads = out.loss.backward().map_err(merr)?;
         let mut missing = Vec::new();
         for (name, var) in &self.params {
