@@ -25,6 +25,8 @@ pub enum Error {
     BadFile { path: PathBuf, message: String },
     #[error("model error: {0}")]
     Model(String),
+    #[error("memory: {0}")]
+    Memory(String),
     #[error("cancelled")]
     Cancelled,
 }

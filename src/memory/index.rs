@@ -18,26 +18,23 @@ pub struct Neighbour {
     pub similarity: f32,
 }
 
-/// Dot product with 8 independent accumulators, summed in a fixed order.
+/// Dot product: 8 lanes of fused multiply-adds over the first multiple of 8 dimensions, the rest
+/// fused into a separate tail, summed in a fixed order. Every similarity procmem computes —
+/// exact search, HNSW, privacy, watch lists — is this arithmetic, on any CPU (SIMD or not), so
+/// results never depend on which entries share a memory.
 #[inline]
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0f32; 8];
-    let chunks = a.len() / 8;
-    for c in 0..chunks {
-        let (x, y) = (&a[c * 8..c * 8 + 8], &b[c * 8..c * 8 + 8]);
-        for j in 0..8 {
-            acc[j] += x[j] * y[j];
-        }
+    debug_assert_eq!(a.len(), b.len());
+    #[cfg(target_arch = "x86_64")]
+    if kernel::has_avx2_fma() {
+        // SAFETY: the CPU supports AVX2 and FMA (checked above); slices have equal length.
+        return unsafe { kernel::dot_avx2(a, b) };
     }
-    let mut tail = 0f32;
-    for j in chunks * 8..a.len() {
-        tail += a[j] * b[j];
-    }
-    ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7])) + tail
+    kernel::dot_portable(a, b)
 }
 
 /// Orders neighbours: higher similarity first, then lower id.
-fn better(a: &Neighbour, b: &Neighbour) -> bool {
+pub(crate) fn better(a: &Neighbour, b: &Neighbour) -> bool {
     a.similarity > b.similarity || (a.similarity == b.similarity && a.id < b.id)
 }
 
@@ -50,6 +47,11 @@ struct TopK {
 impl TopK {
     fn new(k: usize) -> Self {
         Self { k, items: Vec::with_capacity(k + 1) }
+    }
+    /// Whether a similarity could enter (exact ties are decided by id in `push`).
+    #[inline]
+    fn admits(&self, s: f32) -> bool {
+        self.k > 0 && (self.items.len() < self.k || s >= self.items[self.k - 1].similarity)
     }
     #[inline]
     fn push(&mut self, n: Neighbour) {
@@ -107,10 +109,27 @@ impl ExactIndex {
     /// Removes an entry by id; returns whether it was there.
     pub fn remove(&mut self, id: u64) -> bool {
         let Some(row) = self.ids.iter().position(|&i| i == id) else { return false };
-        self.ids.remove(row);
-        self.entry_labels.remove(row);
-        self.data.drain(row * self.dim..(row + 1) * self.dim);
+        // Order does not matter to results (fixed per-pair arithmetic, id tie-breaks), so the
+        // last row moves into the hole: O(dim), not O(n·dim).
+        let last = self.ids.len() - 1;
+        self.ids.swap_remove(row);
+        self.entry_labels.swap_remove(row);
+        if row != last {
+            self.data.copy_within(last * self.dim..(last + 1) * self.dim, row * self.dim);
+        }
+        self.data.truncate(last * self.dim);
         true
+    }
+
+    /// (id, label, embedding) of every entry, in storage order.
+    pub fn rows(&self) -> impl Iterator<Item = (u64, u32, &[f32])> {
+        self.ids.iter().zip(&self.entry_labels).zip(self.data.chunks_exact(self.dim.max(1))).map(|((&id, &l), e)| (id, l, e))
+    }
+
+    /// The embedding of an entry.
+    pub fn embedding(&self, id: u64) -> Option<&[f32]> {
+        let row = self.ids.iter().position(|&i| i == id)?;
+        Some(&self.data[row * self.dim..(row + 1) * self.dim])
     }
 
     /// Adds (or re-adds, for undo) an entry.
@@ -123,21 +142,164 @@ impl ExactIndex {
     /// The `k` most similar entries of each query (`queries` is q × dim, row-major).
     pub fn search(&self, queries: &[f32], k: usize) -> Vec<Vec<Neighbour>> {
         let d = self.dim;
-        // Four queries per pass over the memory: each entry row is read once for all four.
+        if d == 0 {
+            return Vec::new();
+        }
+        // Groups of queries run in parallel; each streams the memory in blocks small enough to
+        // stay in L2 while every query of the group is scored against them.
+        const GROUP: usize = 32;
+        const BLOCK: usize = 256;
         queries
-            .par_chunks(4 * d)
-            .flat_map_iter(|block| {
-                let nq = block.len() / d;
-                let mut tops: Vec<TopK> = (0..nq).map(|_| TopK::new(k)).collect();
-                for (row, emb) in self.data.chunks_exact(d).enumerate() {
+            .par_chunks(GROUP * d)
+            .flat_map_iter(|group| {
+                let gq = group.len() / d;
+                let mut tops: Vec<TopK> = (0..gq).map(|_| TopK::new(k)).collect();
+                let mut scores = vec![0f32; gq * BLOCK];
+                for (bi, block) in self.data.chunks(BLOCK * d).enumerate() {
+                    let ne = block.len() / d;
+                    kernel::scores(group, block, d, &mut scores[..gq * ne]);
                     for (qi, top) in tops.iter_mut().enumerate() {
-                        let s = dot(&block[qi * d..(qi + 1) * d], emb);
-                        top.push(Neighbour { id: self.ids[row], label: self.entry_labels[row], similarity: s });
+                        for (ei, &s) in scores[qi * ne..(qi + 1) * ne].iter().enumerate() {
+                            if top.admits(s) {
+                                let row = bi * BLOCK + ei;
+                                top.push(Neighbour { id: self.ids[row], label: self.entry_labels[row], similarity: s });
+                            }
+                        }
                     }
                 }
                 tops.into_iter().map(|t| t.items)
             })
             .collect()
+    }
+}
+
+/// Similarity kernels. The AVX2 path computes each (query, entry) pair with exactly the
+/// arithmetic of `dot_portable` (f32 FMA is correctly rounded everywhere), only faster.
+mod kernel {
+    #[inline(always)]
+    fn reduce(acc: &[f32; 8], tail: f32) -> f32 {
+        ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7])) + tail
+    }
+
+    pub fn dot_portable(a: &[f32], b: &[f32]) -> f32 {
+        let mut acc = [0f32; 8];
+        let main = a.len() / 8 * 8;
+        for c in (0..main).step_by(8) {
+            for j in 0..8 {
+                acc[j] = a[c + j].mul_add(b[c + j], acc[j]);
+            }
+        }
+        let mut tail = 0f32;
+        for i in main..a.len() {
+            tail = a[i].mul_add(b[i], tail);
+        }
+        reduce(&acc, tail)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    pub fn has_avx2_fma() -> bool {
+        std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+    }
+
+    /// Scores `queries` (nq × d) against `entries` (ne × d) into `out` (nq × ne).
+    pub fn scores(queries: &[f32], entries: &[f32], d: usize, out: &mut [f32]) {
+        let (nq, ne) = (queries.len() / d, entries.len() / d);
+        debug_assert_eq!(out.len(), nq * ne);
+        #[cfg(target_arch = "x86_64")]
+        if has_avx2_fma() {
+            // SAFETY: AVX2 and FMA are present; shapes are checked by the slicing below.
+            unsafe { scores_avx2(queries, entries, d, out) };
+            return;
+        }
+        for qi in 0..nq {
+            for ei in 0..ne {
+                out[qi * ne + ei] = dot_portable(&queries[qi * d..(qi + 1) * d], &entries[ei * d..(ei + 1) * d]);
+            }
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
+        let mut out = [[0f32; 1]; 1];
+        unsafe { tile::<1, 1>([a], [b], &mut out) };
+        out[0][0]
+    }
+
+    /// Q queries × E entries, every pair accumulated as in `dot_portable`.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn tile<const Q: usize, const E: usize>(q: [&[f32]; Q], e: [&[f32]; E], out: &mut [[f32; E]; Q]) {
+        use std::arch::x86_64::*;
+        let d = q[0].len();
+        let main = d / 8 * 8;
+        let mut acc = [[_mm256_setzero_ps(); E]; Q];
+        let mut c = 0;
+        while c < main {
+            let mut ev = [_mm256_setzero_ps(); E];
+            for j in 0..E {
+                // SAFETY: c + 8 <= main <= d = e[j].len().
+                ev[j] = unsafe { _mm256_loadu_ps(e[j].as_ptr().add(c)) };
+            }
+            for i in 0..Q {
+                // SAFETY: as above, for q[i].
+                let qv = unsafe { _mm256_loadu_ps(q[i].as_ptr().add(c)) };
+                for j in 0..E {
+                    acc[i][j] = _mm256_fmadd_ps(qv, ev[j], acc[i][j]);
+                }
+            }
+            c += 8;
+        }
+        for i in 0..Q {
+            for j in 0..E {
+                let mut lanes = [0f32; 8];
+                // SAFETY: lanes holds 8 floats.
+                unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), acc[i][j]) };
+                let mut tail = 0f32;
+                for t in main..d {
+                    tail = q[i][t].mul_add(e[j][t], tail);
+                }
+                out[i][j] = reduce(&lanes, tail);
+            }
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn scores_avx2(queries: &[f32], entries: &[f32], d: usize, out: &mut [f32]) {
+        let (nq, ne) = (queries.len() / d, entries.len() / d);
+        let qrow = |i: usize| &queries[i * d..(i + 1) * d];
+        let erow = |j: usize| &entries[j * d..(j + 1) * d];
+        let mut qi = 0;
+        while qi + 4 <= nq {
+            let qs = [qrow(qi), qrow(qi + 1), qrow(qi + 2), qrow(qi + 3)];
+            let mut ej = 0;
+            while ej + 2 <= ne {
+                let mut t = [[0f32; 2]; 4];
+                unsafe { tile::<4, 2>(qs, [erow(ej), erow(ej + 1)], &mut t) };
+                for (i, row) in t.iter().enumerate() {
+                    out[(qi + i) * ne + ej] = row[0];
+                    out[(qi + i) * ne + ej + 1] = row[1];
+                }
+                ej += 2;
+            }
+            if ej < ne {
+                let mut t = [[0f32; 1]; 4];
+                unsafe { tile::<4, 1>(qs, [erow(ej)], &mut t) };
+                for (i, row) in t.iter().enumerate() {
+                    out[(qi + i) * ne + ej] = row[0];
+                }
+            }
+            qi += 4;
+        }
+        for qi in qi..nq {
+            for ej in 0..ne {
+                let mut t = [[0f32; 1]; 1];
+                unsafe { tile::<1, 1>([qrow(qi)], [erow(ej)], &mut t) };
+                out[qi * ne + ej] = t[0][0];
+            }
+        }
     }
 }
 
@@ -157,6 +319,24 @@ mod tests {
         // Entries 0 and 3 tie at similarity 1: the lower id first.
         assert_eq!(ids, vec![0, 3, 2]);
         assert_eq!(res[0][2].similarity, 0.6);
+    }
+
+    #[test]
+    fn simd_kernels_equal_the_portable_dot_bit_for_bit() {
+        let mut rng = crate::generate::rng::Rng::new(7);
+        for d in [1, 7, 8, 9, 31, 192, 384] {
+            let q: Vec<f32> = (0..9 * d).map(|_| rng.uniform() as f32 * 2.0 - 1.0).collect();
+            let e: Vec<f32> = (0..11 * d).map(|_| rng.uniform() as f32 * 2.0 - 1.0).collect();
+            let mut out = vec![0f32; 9 * 11];
+            kernel::scores(&q, &e, d, &mut out);
+            for i in 0..9 {
+                for j in 0..11 {
+                    let want = kernel::dot_portable(&q[i * d..(i + 1) * d], &e[j * d..(j + 1) * d]);
+                    assert_eq!(out[i * 11 + j].to_bits(), want.to_bits(), "d {d} pair ({i}, {j})");
+                    assert_eq!(dot(&q[i * d..(i + 1) * d], &e[j * d..(j + 1) * d]).to_bits(), want.to_bits());
+                }
+            }
+        }
     }
 
     #[test]

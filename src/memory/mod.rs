@@ -5,12 +5,18 @@
 //! top-k search), `vote` (DINO's, plurality, softmax and rank voting), `privacy` (which entries
 //! can change a prediction by their removal alone).
 
+pub mod hnsw;
 pub mod import;
 pub mod index;
 pub mod privacy;
+pub mod query;
 pub mod store;
+pub mod unlearn;
 pub mod vote;
 
+pub use hnsw::{HnswIndex, HnswParams};
 pub use index::{ExactIndex, Neighbour};
+pub use query::{Answer, NeighbourRecord};
 pub use store::{Entry, Memory};
+pub use unlearn::{WatchList, WatchUpdate};
 pub use vote::{VoteResult, VoteRule};

@@ -1,0 +1,143 @@
+//! Unlearning as the app does it: a watch list kept up to date through deletions and undos must
+//! give, after every edit, exactly the neighbours and predictions of a memory built from scratch
+//! on the remaining entries; an HNSW index, after its rebuild, must equal one built from scratch.
+
+use procmem::generate::rng::Rng;
+use procmem::memory::vote::vote;
+use procmem::memory::{ExactIndex, HnswIndex, HnswParams, Memory, VoteRule, WatchList};
+
+fn random_unit(rng: &mut Rng, dim: usize) -> Vec<f32> {
+    let v: Vec<f32> = (0..dim).map(|_| rng.normal() as f32).collect();
+    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    v.into_iter().map(|x| x / n).collect()
+}
+
+fn random_memory(rng: &mut Rng, n: usize, dim: usize, classes: usize) -> Memory {
+    let mut m = Memory::new("fp", dim);
+    for _ in 0..n {
+        let label = format!("class{}", rng.below(classes));
+        m.add("fp", &label, "", 0, vec![], random_unit(rng, dim)).unwrap();
+    }
+    m
+}
+
+#[test]
+fn watch_list_equals_a_memory_rebuilt_after_every_deletion_and_undo() {
+    let mut rng = Rng::new(5);
+    for trial in 0..12 {
+        let (n, dim, classes) = (40 + rng.below(80), 8 + rng.below(40), 2 + rng.below(5));
+        let mut memory = random_memory(&mut rng, n, dim, classes);
+        let labels: Vec<String> = (0..classes).map(|c| format!("class{c}")).collect();
+        let k = 1 + rng.below(12);
+        let rule = [VoteRule::Dino { temperature: 0.07 }, VoteRule::Plurality, VoteRule::Rank { offset: 2.0 }][trial % 3];
+        let mut index = ExactIndex::build(&memory, &labels);
+        let mut watch = WatchList::new(k, rule, classes);
+        watch.depth = k + 2; // shallow, so that deletions also exercise the re-search path
+        let queries: Vec<(String, Option<u32>, Vec<f32>)> =
+            (0..15).map(|i| (format!("q{i}"), Some(rng.below(classes) as u32), random_unit(&mut rng, dim))).collect();
+        watch.add(&index, queries);
+
+        let check = |memory: &Memory, watch: &WatchList, step: &str| {
+            let scratch = ExactIndex::build(memory, &labels);
+            for q in &watch.queries {
+                let want = scratch.search(&q.embedding, k).pop().unwrap();
+                let got: Vec<_> = q.neighbours.iter().take(k).copied().collect();
+                assert_eq!(got, want, "trial {trial} {step}: neighbours of {}", q.name);
+                let v = vote(&want, k, classes, rule);
+                assert_eq!(q.vote, v, "trial {trial} {step}: vote of {}", q.name);
+            }
+        };
+        let mut undo = Vec::new();
+        for step in 0..12 {
+            if !undo.is_empty() && rng.below(3) == 0 {
+                let entry: procmem::memory::Entry = undo.pop().unwrap();
+                let label = labels.iter().position(|l| *l == entry.label).unwrap() as u32;
+                index.insert(entry.id, label, &entry.embedding);
+                watch.on_insert(entry.id, label, &entry.embedding);
+                memory.restore(entry).unwrap();
+                check(&memory, &watch, &format!("undo at step {step}"));
+            } else {
+                // Prefer deleting a neighbour of a watched query: that is what changes predictions.
+                let q = &watch.queries[rng.below(watch.queries.len())];
+                let id = q.neighbours.first().map(|n| n.id).unwrap_or(memory.entries[0].id);
+                let entry = memory.delete(id).unwrap();
+                assert!(index.remove(id));
+                let update = watch.on_delete(&index, id);
+                for f in &update.flipped {
+                    assert!(update.touched.contains(f), "a flip is always a touched query");
+                }
+                undo.push(entry);
+                check(&memory, &watch, &format!("delete at step {step}"));
+            }
+        }
+    }
+}
+
+#[test]
+fn watch_list_reports_flips() {
+    // Two classes on a line: the query sits next to one `a`, behind it three `b`s.
+    let mut m = Memory::new("fp", 2);
+    let a = m.add("fp", "a", "", 0, vec![], vec![1.0, 0.0]).unwrap();
+    for y in [0.3f32, 0.4, 0.5] {
+        let n = (1.0 + y * y).sqrt();
+        m.add("fp", "b", "", 0, vec![], vec![1.0 / n, y / n]).unwrap();
+    }
+    let labels = m.labels();
+    let mut index = ExactIndex::build(&m, &labels);
+    let mut watch = WatchList::new(1, VoteRule::Plurality, 2);
+    watch.add(&index, vec![("q".into(), Some(0), vec![1.0, 0.0])]);
+    assert_eq!(watch.queries[0].vote.prediction, Some(0));
+    index.remove(a);
+    let update = watch.on_delete(&index, a);
+    assert_eq!(update.flipped, vec![0]);
+    assert_eq!(watch.queries[0].vote.prediction, Some(1));
+    assert_eq!(watch.accuracy(), Some(0.0));
+}
+
+#[test]
+fn hnsw_filters_deleted_entries_and_a_rebuild_equals_a_fresh_build() {
+    let mut rng = Rng::new(11);
+    let (n, dim, classes, k) = (600, 24, 4, 10);
+    let mut memory = random_memory(&mut rng, n, dim, classes);
+    let labels: Vec<String> = (0..classes).map(|c| format!("class{c}")).collect();
+    let queries: Vec<f32> = (0..40).flat_map(|_| random_unit(&mut rng, dim)).collect();
+    let params = HnswParams::default();
+    let mut hnsw = HnswIndex::build(&ExactIndex::build(&memory, &labels), params).unwrap();
+
+    // Delete the top neighbour of every query: none may appear again.
+    let first = hnsw.search(&queries, k);
+    let deleted: std::collections::BTreeSet<u64> = first.iter().map(|r| r[0].id).collect();
+    for &id in &deleted {
+        assert!(hnsw.remove(id));
+        memory.delete(id).unwrap();
+    }
+    assert_eq!(hnsw.tombstones(), deleted.len());
+    for r in hnsw.search(&queries, k) {
+        assert_eq!(r.len(), k);
+        assert!(r.iter().all(|nb| !deleted.contains(&nb.id)));
+    }
+
+    // The rebuild equals a build from scratch on the remaining entries — also when those come
+    // in another order — graph and answers.
+    let rebuilt = hnsw.rebuilt().unwrap();
+    let mut shuffled = memory.clone();
+    shuffled.entries.reverse();
+    let fresh = HnswIndex::build(&ExactIndex::build(&shuffled, &labels), params).unwrap();
+    assert_eq!(rebuilt.tombstones(), 0);
+    assert_eq!(rebuilt.search(&queries, k), fresh.search(&queries, k));
+
+    // And HNSW agrees with exact search on most neighbours, with identical similarities.
+    let exact = ExactIndex::build(&memory, &labels).search(&queries, k);
+    let approx = rebuilt.search(&queries, k);
+    let mut hits = 0;
+    for (e, a) in exact.iter().zip(&approx) {
+        for nb in a {
+            if let Some(m) = e.iter().find(|x| x.id == nb.id) {
+                assert_eq!(m.similarity.to_bits(), nb.similarity.to_bits());
+                hits += 1;
+            }
+        }
+    }
+    let recall = hits as f64 / (exact.len() * k) as f64;
+    assert!(recall > 0.9, "recall@{k} {recall}");
+}
