@@ -4,8 +4,10 @@ use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
-use indicatif::{ProgressBar, ProgressStyle};
 
+mod cli;
+
+use cli::progress_bar;
 use procmem::generate::{Generator, GeneratorConfig, Process, bench, manifest, programs::ProgramLibrary};
 
 #[derive(Parser)]
@@ -41,6 +43,27 @@ enum Command {
     /// Evaluations with the paper's protocols.
     #[command(subcommand)]
     Eval(EvalCommand),
+    /// Which memory entries would change a prediction if removed alone (Fashion-MNIST: train =
+    /// memory, test = queries), for each k, with the two baselines.
+    Privacy {
+        #[arg(long)]
+        data: Option<PathBuf>,
+        #[arg(long = "features", required = true)]
+        features: Vec<String>,
+        #[arg(long, value_delimiter = ',', default_value = "1,10,20,100")]
+        k: Vec<usize>,
+        #[arg(long)]
+        limit_train: Option<usize>,
+        #[arg(long)]
+        limit_test: Option<usize>,
+        /// List this many of the most influential entries.
+        #[arg(long, default_value_t = 10)]
+        top: usize,
+        #[arg(long)]
+        report: Option<PathBuf>,
+        #[arg(long)]
+        no_baselines: bool,
+    },
     /// Train a ViT with DINO on procedural images (or an image folder), headless.
     Train(TrainArgs),
     /// Benchmarks.
@@ -126,12 +149,43 @@ enum MemoryCommand {
         /// A CSV of `path,label` lines.
         #[arg(long)]
         csv: Option<PathBuf>,
+        /// An IDX image file (MNIST / Fashion-MNIST layout, optionally .gz); needs --idx-labels.
+        #[arg(long, requires = "idx_labels")]
+        idx_images: Option<PathBuf>,
+        #[arg(long)]
+        idx_labels: Option<PathBuf>,
+        /// Name Fashion-MNIST's classes instead of using label numbers (with --idx-images).
+        #[arg(long)]
+        fashion_mnist_names: bool,
+        /// A MedMNIST .npz file; --split picks train, val or test.
+        #[arg(long)]
+        npz: Option<PathBuf>,
+        #[arg(long, default_value = "train")]
+        split: String,
+        /// Import at most this many images (the first ones).
+        #[arg(long)]
+        limit: Option<usize>,
         /// The memory file to write.
         #[arg(long)]
         out: PathBuf,
     },
     /// Entries per class, model fingerprint, size.
     Info { memory: PathBuf },
+    /// Neighbours and vote for query images; optionally export them as visual-memory JSON.
+    Query {
+        memory: PathBuf,
+        /// The model that built the memory (its fingerprint must match).
+        #[arg(long)]
+        features: String,
+        /// Query images.
+        #[arg(required = true)]
+        images: Vec<PathBuf>,
+        #[arg(long, default_value_t = 10)]
+        k: usize,
+        /// Write the neighbour records (image_id, neighbor_image_ids, …) here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
     /// Delete entries by id; their bytes leave the file.
     Delete {
         memory: PathBuf,
@@ -164,6 +218,40 @@ enum EvalCommand {
         /// Write the Markdown report here as well.
         #[arg(long)]
         report: Option<PathBuf>,
+        /// Leave out the raw-pixel and random-init baselines.
+        #[arg(long)]
+        no_baselines: bool,
+    },
+    /// Recall@1/5 between paired sets: each query's counterpart is the gallery image with the
+    /// same file name [default: Google vs Twitter emoji from $PROCMEM_DATA].
+    Retrieval {
+        #[arg(long)]
+        queries: Option<PathBuf>,
+        #[arg(long)]
+        gallery: Option<PathBuf>,
+        /// Feature sources, as for `eval knn`.
+        #[arg(long = "features", required = true)]
+        features: Vec<String>,
+        #[arg(long)]
+        report: Option<PathBuf>,
+        #[arg(long)]
+        no_baselines: bool,
+    },
+    /// Two-alternative forced choice on NIGHTS-format triplets (DreamSim's protocol).
+    #[command(name = "2afc")]
+    TwoAfc {
+        /// The triplets' data.csv (columns ref_path, left_path, right_path, votes, right_vote, split).
+        #[arg(long)]
+        csv: PathBuf,
+        /// Keep one split (`test` = test_imagenet and test_no_imagenet); default: all rows.
+        #[arg(long)]
+        split: Option<String>,
+        #[arg(long = "features", required = true)]
+        features: Vec<String>,
+        #[arg(long)]
+        report: Option<PathBuf>,
+        #[arg(long)]
+        no_baselines: bool,
     },
 }
 
@@ -197,15 +285,6 @@ enum BenchCommand {
         #[arg(long, default_value_t = 256)]
         embed_batch: usize,
     },
-}
-
-fn progress_bar(total: u64, what: &str) -> ProgressBar {
-    let bar = ProgressBar::new(total);
-    bar.set_style(
-        ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} ({per_sec}, eta {eta})").expect("valid template").progress_chars("=> "),
-    );
-    bar.set_message(what.to_string());
-    bar
 }
 
 fn generate(args: GenerateArgs) -> anyhow::Result<()> {
@@ -466,33 +545,99 @@ fn memory_command(cmd: MemoryCommand) -> anyhow::Result<()> {
     use procmem::eval::embed::FeatureSource;
     use procmem::memory::{Memory, import};
     match cmd {
-        MemoryCommand::Build { features, folder, csv, out } => {
+        MemoryCommand::Build { features, folder, csv, idx_images, idx_labels, fashion_mnist_names, npz, split, limit, out } => {
             let source = FeatureSource::from_spec(&features)?;
-            let (files, mut skipped) = match (&folder, &csv) {
-                (Some(dir), None) => (import::list_image_folder(dir)?, Vec::new()),
-                (None, Some(csv)) => import::list_csv(csv)?,
-                _ => bail!("give --folder or --csv"),
-            };
-            let bar = progress_bar(files.len() as u64, "import");
-            let mut memory: Option<Memory> = None;
             let fingerprint = source.fingerprint();
-            for chunk in files.chunks(512) {
-                let (items, bad) = import::load(chunk);
-                skipped.extend(bad);
+            let mut memory: Option<Memory> = None;
+            let mut skipped = Vec::new();
+            let mut add = |items: Vec<import::ImportItem>| -> anyhow::Result<()> {
                 let images: Vec<image::RgbImage> = items.iter().map(|i| i.image.clone()).collect();
                 let (emb, dim) = source.embed_rgb(&images, |_| {})?;
                 let m = memory.get_or_insert_with(|| Memory::new(&fingerprint, dim));
                 for (item, e) in items.iter().zip(emb.chunks_exact(dim)) {
                     m.add(&fingerprint, &item.label, &item.source, item.content_hash, import::thumbnail_png(&item.image, 48), e.to_vec())?;
                 }
-                bar.inc(chunk.len() as u64);
+                Ok(())
+            };
+            let limit = limit.unwrap_or(usize::MAX);
+            let in_memory_items = match (&folder, &csv, &idx_images, &npz) {
+                (Some(_), None, None, None) | (None, Some(_), None, None) => None,
+                (None, None, Some(images), None) => {
+                    let labels = idx_labels.as_deref().context("--idx-images needs --idx-labels")?;
+                    let names: &[&str] = if fashion_mnist_names { &procmem::eval::datasets::FASHION_MNIST_CLASSES } else { &[] };
+                    Some(import::load_idx(images, labels, names)?)
+                }
+                (None, None, None, Some(npz)) => Some(import::load_npz(npz, &split)?),
+                _ => bail!("give exactly one of --folder, --csv, --idx-images, --npz"),
+            };
+            match in_memory_items {
+                Some(mut items) => {
+                    items.truncate(limit);
+                    let bar = progress_bar(items.len() as u64, "embed");
+                    while !items.is_empty() {
+                        let rest = items.split_off(items.len().min(512));
+                        bar.inc(items.len() as u64);
+                        add(std::mem::replace(&mut items, rest))?;
+                    }
+                    bar.finish_and_clear();
+                }
+                None => {
+                    let (mut files, bad_lines) = match (&folder, &csv) {
+                        (Some(dir), _) => (import::list_image_folder(dir)?, Vec::new()),
+                        (_, Some(csv)) => import::list_csv(csv)?,
+                        _ => unreachable!("checked above"),
+                    };
+                    files.truncate(limit);
+                    skipped.extend(bad_lines);
+                    let bar = progress_bar(files.len() as u64, "import");
+                    for chunk in files.chunks(512) {
+                        let (items, bad) = import::load(chunk);
+                        skipped.extend(bad);
+                        add(items)?;
+                        bar.inc(chunk.len() as u64);
+                    }
+                    bar.finish_and_clear();
+                }
             }
-            bar.finish_and_clear();
             let memory = memory.context("no readable images to import")?;
             memory.save(&out)?;
             eprintln!("{} entries written to {} ({} skipped)", memory.len(), out.display(), skipped.len());
             for s in skipped.iter().take(20) {
                 eprintln!("  skipped {}: {}", s.source, s.reason);
+            }
+            Ok(())
+        }
+        MemoryCommand::Query { memory, features, images, k, json } => {
+            use procmem::memory::{Answer, ExactIndex, NeighbourRecord, VoteRule, query::write_records};
+            let m = Memory::open(&memory)?;
+            let source = FeatureSource::from_spec(&features)?;
+            if source.fingerprint() != m.model_fingerprint {
+                bail!(
+                    "{} was embedded by model {}, but --features {features} is model {}: embeddings of different models never mix",
+                    memory.display(),
+                    m.model_fingerprint,
+                    source.fingerprint()
+                );
+            }
+            let labels = m.labels();
+            let index = ExactIndex::build(&m, &labels);
+            let mut records = Vec::new();
+            for path in &images {
+                let img = image::open(path).with_context(|| format!("reading {}", path.display()))?.to_rgb8();
+                let (q, _) = source.embed_rgb(std::slice::from_ref(&img), |_| {})?;
+                let neighbours = index.search(&q, k).pop().unwrap_or_default();
+                let answer = Answer::new(neighbours, k, labels.len(), VoteRule::default());
+                let predicted = answer.vote.prediction.map_or("-".to_string(), |c| labels[c as usize].clone());
+                println!("{}: {predicted}", path.display());
+                for n in &answer.neighbours {
+                    let e = m.get(n.id).context("neighbour in memory")?;
+                    println!("  #{:<6} {:<14} similarity {:.4}  {}", n.id, labels[n.label as usize], n.similarity, e.source);
+                }
+                records.push(NeighbourRecord::new(&source.name(), &path.display().to_string(), None, &answer.neighbours, &labels));
+            }
+            if let Some(json) = json {
+                write_records(&json, &records)?;
+                eprintln!("neighbour records written to {}", json.display());
             }
             Ok(())
         }
@@ -516,72 +661,6 @@ fn memory_command(cmd: MemoryCommand) -> anyhow::Result<()> {
             Ok(())
         }
     }
-}
-
-fn eval_knn(
-    data: Option<PathBuf>,
-    features: Vec<String>,
-    ks: Vec<usize>,
-    limit_train: Option<usize>,
-    limit_test: Option<usize>,
-    report: Option<PathBuf>,
-) -> anyhow::Result<()> {
-    use procmem::eval::{datasets, embed::FeatureSource, knn};
-    use procmem::memory::{ExactIndex, VoteRule};
-    let dir = match data {
-        Some(d) => d,
-        None => std::env::var_os("PROCMEM_DATA")
-            .map(PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/procmem/data")))
-            .context("set --data or PROCMEM_DATA")?
-            .join("fashion-mnist"),
-    };
-    let (mut train, mut test) = datasets::fashion_mnist(&dir)?;
-    if let Some(n) = limit_train {
-        train.images.truncate(n);
-        train.labels.truncate(n);
-    }
-    if let Some(n) = limit_test {
-        test.images.truncate(n);
-        test.labels.truncate(n);
-    }
-    let mut markdown = format!(
-        "## kNN classification, Fashion-MNIST (memory: {} train images, queries: {} test images, DINO voting T = 0.07)\n\nCommand: `procmem eval knn {}`\n\n",
-        train.images.len(),
-        test.images.len(),
-        std::env::args().skip(3).collect::<Vec<_>>().join(" ")
-    );
-    let mut summary = Vec::new();
-    for spec in &features {
-        let source = FeatureSource::from_spec(spec)?;
-        let total = (train.images.len() + test.images.len()) as u64;
-        let bar = progress_bar(total, &format!("embed {}", source.name()));
-        let (memory, dim) = source.embed_gray(&train.images, |d| bar.set_position(d as u64))?;
-        let offset = train.images.len() as u64;
-        let (queries, _) = source.embed_gray(&test.images, |d| bar.set_position(offset + d as u64))?;
-        bar.finish_and_clear();
-        let index = ExactIndex::from_embeddings(dim, train.class_names.clone(), train.labels.clone(), memory);
-        let r = knn::evaluate(&source.name(), &index, &queries, &test.labels, &ks, VoteRule::default());
-        println!(
-            "{}: best top-1 {:.2} % at k = {} ({})",
-            r.source,
-            r.best_top1 * 100.0,
-            r.best_k,
-            r.ks.iter().zip(&r.top1).map(|(k, a)| format!("k={k}: {:.2}", a * 100.0)).collect::<Vec<_>>().join(", ")
-        );
-        summary.push((r.source.clone(), r.best_top1, r.best_k));
-        markdown += &r.markdown();
-        markdown += "\n";
-    }
-    markdown += "| features | best top-1 | k |\n|---|---:|---:|\n";
-    for (s, a, k) in summary {
-        markdown += &format!("| {s} | {:.2} % | {k} |\n", a * 100.0);
-    }
-    if let Some(path) = report {
-        std::fs::write(&path, &markdown).with_context(|| format!("writing {}", path.display()))?;
-        eprintln!("report written to {}", path.display());
-    }
-    Ok(())
 }
 
 fn main() {
@@ -613,8 +692,17 @@ fn run() -> anyhow::Result<()> {
         Some(Command::Programs { compile }) => programs(compile),
         Some(Command::Train(args)) => train(args),
         Some(Command::Memory(cmd)) => memory_command(cmd),
-        Some(Command::Eval(EvalCommand::Knn { data, features, k, limit_train, limit_test, report })) => {
-            eval_knn(data, features, k, limit_train, limit_test, report)
+        Some(Command::Eval(EvalCommand::Knn { data, features, k, limit_train, limit_test, report, no_baselines })) => {
+            cli::eval::knn(cli::eval::KnnArgs { data, features, ks: k, limit_train, limit_test, report, baselines: !no_baselines })
+        }
+        Some(Command::Eval(EvalCommand::Retrieval { queries, gallery, features, report, no_baselines })) => {
+            cli::eval::retrieval(queries, gallery, features, report, !no_baselines)
+        }
+        Some(Command::Eval(EvalCommand::TwoAfc { csv, split, features, report, no_baselines })) => {
+            cli::eval::two_afc(csv, split, features, report, !no_baselines)
+        }
+        Some(Command::Privacy { data, features, k, limit_train, limit_test, top, report, no_baselines }) => {
+            cli::eval::privacy(data, features, k, limit_train, limit_test, top, report, !no_baselines)
         }
         Some(Command::Bench(BenchCommand::Train { config, steps, embed_batch })) => bench_train(config, steps, embed_batch),
         Some(Command::Bench(BenchCommand::Generate { sizes, seconds, processes, kml_at_output_resolution })) => {

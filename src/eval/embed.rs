@@ -47,12 +47,37 @@ impl FeatureSource {
             let fingerprint = fingerprint(&var_tensors(&vars)?)?;
             return Ok(FeatureSource::Model { vit, name: format!("random-init ViT ({preset}, seed 0)"), fingerprint });
         }
-        let loaded = load_backbone(std::path::Path::new(spec), Which::Teacher, None)?;
+        // `student:PATH` picks a procmem checkpoint's student; the teacher is the default.
+        let (which, path, role) = match spec.strip_prefix("student:") {
+            Some(path) => (Which::Student, path, "student"),
+            None => (Which::Teacher, spec, "teacher"),
+        };
+        let loaded = load_backbone(std::path::Path::new(path), which, None)?;
         let name = match &loaded.meta {
-            Some(m) => format!("{spec} (teacher, step {}, {})", m.step, m.provenance.sources.join(", ")),
+            Some(m) => format!("{path} ({role}, step {}, {})", m.step, m.provenance.sources.join(", ")),
             None => spec.to_string(),
         };
         Ok(FeatureSource::Model { vit: loaded.vit, name, fingerprint: loaded.fingerprint })
+    }
+
+    /// The random-init baseline for a model: the same architecture, weights from seed 0.
+    pub fn random_like(cfg: &crate::model::VitConfig) -> Result<Self> {
+        use crate::model::weights::{fingerprint, new_backbone, var_tensors};
+        let (vit, vars) = new_backbone(cfg, 0)?;
+        let fingerprint = fingerprint(&var_tensors(&vars)?)?;
+        let name = format!(
+            "random-init ViT ({}×{} px, patch {}, width {}, depth {}, seed 0)",
+            cfg.img_size, cfg.img_size, cfg.patch_size, cfg.embed_dim, cfg.depth
+        );
+        Ok(FeatureSource::Model { vit, name, fingerprint })
+    }
+
+    /// The ViT, for model sources.
+    pub fn vit(&self) -> Option<&VisionTransformer> {
+        match self {
+            FeatureSource::Model { vit, .. } => Some(vit),
+            FeatureSource::Pixels => None,
+        }
     }
 
     /// Embeds RGB images: a model at its resolution with DINO's evaluation preprocessing, raw

@@ -1,7 +1,9 @@
 //! Evaluation with the paper's protocols: kNN classification over a visual memory (DINO's
-//! `eval_knn.py`), with raw pixels and a randomly initialised ViT as baselines computed by the
+//! `eval_knn.py`), retrieval between paired sets, NIGHTS-style 2AFC similarity, with raw pixels and a randomly initialised ViT as baselines computed by the
 //! same code.
 
 pub mod datasets;
 pub mod embed;
 pub mod knn;
+pub mod retrieval;
+pub mod twoafc;

@@ -1,5 +1,5 @@
 //! Bringing real images into a memory: an ImageFolder tree (one folder per class), a CSV of
-//! `path,label`, or single files. Unreadable files are listed and skipped; one bad file never
+//! `path,label`, IDX files (MNIST / Fashion-MNIST), MedMNIST `.npz`, or single files. Unreadable files are listed and skipped; one bad file never
 //! aborts an import.
 
 use std::path::{Path, PathBuf};
@@ -104,6 +104,66 @@ pub fn load(files: &[(PathBuf, String)]) -> (Vec<ImportItem>, Vec<Skipped>) {
         }
     }
     (items, skipped)
+}
+
+/// Every image of an IDX pair (MNIST / Fashion-MNIST layout). Labels are the class names given,
+/// or the label numbers when none are.
+pub fn load_idx(images: &Path, labels: &Path, class_names: &[&str]) -> Result<Vec<ImportItem>> {
+    let set = crate::eval::datasets::read_idx(images, labels, class_names)?;
+    let base = images.display().to_string();
+    Ok(set
+        .images
+        .into_par_iter()
+        .zip(set.labels.into_par_iter())
+        .enumerate()
+        .map(|(i, (img, label))| ImportItem {
+            label: set.class_names.get(label as usize).cloned().unwrap_or_else(|| label.to_string()),
+            source: format!("{base}#{i}"),
+            content_hash: fnv1a(img.as_raw()),
+            image: image::DynamicImage::ImageLuma8(img).to_rgb8(),
+        })
+        .collect())
+}
+
+/// One split (`train`, `val` or `test`) of a MedMNIST `.npz`: `<split>_images` (N×H×W or
+/// N×H×W×3, uint8) and `<split>_labels` (N or N×1 integers; multi-label rows are refused).
+pub fn load_npz(path: &Path, split: &str) -> Result<Vec<ImportItem>> {
+    let bad = |m: String| Error::BadFile { path: path.into(), message: m };
+    let arrays = super::npz::read_npz(path)?;
+    let find = |name: String| {
+        arrays.iter().find(|(n, _)| *n == name).map(|(_, a)| a).ok_or_else(|| {
+            bad(format!("no `{name}` array (it has: {})", arrays.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", ")))
+        })
+    };
+    let images = find(format!("{split}_images"))?;
+    let labels = find(format!("{split}_labels"))?;
+    if images.descr.trim_start_matches(['<', '|', '=']) != "u1" {
+        return Err(bad(format!("{split}_images has dtype {}, expected uint8", images.descr)));
+    }
+    let (n, h, w, c) = match images.shape[..] {
+        [n, h, w] => (n, h, w, 1),
+        [n, h, w, 3] => (n, h, w, 3),
+        _ => return Err(bad(format!("{split}_images has shape {:?}, expected N×H×W or N×H×W×3", images.shape))),
+    };
+    let values = labels.to_i64().map_err(bad)?;
+    if values.len() != n {
+        return Err(bad(format!("{} labels for {n} images (multi-label sets are not supported)", values.len())));
+    }
+    let base = path.display().to_string();
+    let px = h * w * c;
+    Ok((0..n)
+        .into_par_iter()
+        .map(|i| {
+            let raw = &images.data[i * px..(i + 1) * px];
+            let image = if c == 1 {
+                image::DynamicImage::ImageLuma8(image::GrayImage::from_raw(w as u32, h as u32, raw.to_vec()).expect("sized above"))
+                    .to_rgb8()
+            } else {
+                image::RgbImage::from_raw(w as u32, h as u32, raw.to_vec()).expect("sized above")
+            };
+            ImportItem { label: values[i].to_string(), source: format!("{base}#{split}/{i}"), content_hash: fnv1a(raw), image }
+        })
+        .collect())
 }
 
 /// A small PNG of the image (longest side `size`) for the UI.

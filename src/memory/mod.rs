@@ -8,6 +8,7 @@
 pub mod hnsw;
 pub mod import;
 pub mod index;
+pub mod npz;
 pub mod privacy;
 pub mod query;
 pub mod store;

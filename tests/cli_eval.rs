@@ -1,0 +1,98 @@
+//! The evaluation and memory commands end to end, on small fixtures written by the tests.
+
+use std::path::Path;
+use std::process::Command;
+
+fn procmem(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_procmem")).args(args).output().expect("run procmem");
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+}
+
+fn noise(seed: u64, shift: u8) -> image::RgbImage {
+    let mut rng = procmem::generate::rng::Rng::new(seed);
+    image::RgbImage::from_fn(32, 32, |_, _| image::Rgb([0, 1, 2].map(|_| (rng.below(200) as u8).saturating_add(shift))))
+}
+
+/// A NIGHTS-format fixture: `data.csv` and images in ref/, distort/. In each triplet one
+/// distortion is the reference slightly brightened, the other an unrelated image; `right_vote`
+/// says which one people chose.
+fn write_nights(dir: &Path) {
+    for sub in ["ref", "distort"] {
+        std::fs::create_dir_all(dir.join(sub)).unwrap();
+    }
+    let mut csv = String::from("id,ref_path,left_path,right_path,prompt,votes,left_vote,right_vote,split,is_imagenet\n");
+    for i in 0..6u64 {
+        noise(i, 0).save(dir.join(format!("ref/{i}.png"))).unwrap();
+        let close = noise(i, 8);
+        let far = noise(100 + i, 0);
+        // Even rows: the close image on the left and people chose it (right_vote 0);
+        // odd rows: on the right, chosen by 5 of 6 people.
+        let (left, right, right_vote) = if i % 2 == 0 { (close, far, "0.0") } else { (far, close, "0.8333333") };
+        left.save(dir.join(format!("distort/{i}_0.png"))).unwrap();
+        right.save(dir.join(format!("distort/{i}_1.png"))).unwrap();
+        csv += &format!("{i},ref/{i}.png,distort/{i}_0.png,distort/{i}_1.png,a prompt,6,x,{right_vote},test_imagenet,True\n");
+    }
+    // Too few votes: DreamSim's filter drops it (it would score 0 for a good model).
+    noise(9, 0).save(dir.join("ref/9.png")).unwrap();
+    noise(9, 8).save(dir.join("distort/9_0.png")).unwrap();
+    noise(99, 0).save(dir.join("distort/9_1.png")).unwrap();
+    csv += "9,ref/9.png,distort/9_0.png,distort/9_1.png,p,5,x,1.0,test_imagenet,True\n";
+    std::fs::write(dir.join("data.csv"), csv).unwrap();
+}
+
+#[test]
+fn two_afc_scores_a_nights_fixture_with_dreamsims_protocol() {
+    let dir = tempfile::tempdir().unwrap();
+    write_nights(dir.path());
+    let csv = dir.path().join("data.csv");
+    let (ok, stdout, stderr) =
+        procmem(&["eval", "2afc", "--csv", csv.to_str().unwrap(), "--split", "test", "--features", "pixels", "--no-baselines"]);
+    assert!(ok, "{stderr}");
+    // Pixels always pick the brightened reference: 3 rows score 1 and 3 rows score 5/6.
+    let want = (3.0 + 3.0 * 0.8333333) / 6.0 * 100.0;
+    assert!(stdout.contains("6 triplets"), "{stdout}");
+    assert!(stdout.contains(&format!("| raw pixels | {want:.2} % |")), "{stdout}");
+
+    std::fs::write(&csv, "id,ref,left\n1,a,b\n").unwrap();
+    let (ok, _, stderr) = procmem(&["eval", "2afc", "--csv", csv.to_str().unwrap(), "--features", "pixels"]);
+    assert!(!ok && stderr.contains("no `ref_path` column"), "{stderr}");
+}
+
+#[test]
+fn memory_from_npz_answers_queries_and_exports_visual_memory_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let npz = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny.npz");
+    let mem = dir.path().join("m.pmem");
+    let (ok, _, stderr) =
+        procmem(&["memory", "build", "--features", "pixels", "--npz", npz.to_str().unwrap(), "--out", mem.to_str().unwrap()]);
+    assert!(ok, "{stderr}");
+    assert!(stderr.contains("2 entries written"), "{stderr}");
+
+    // Query with the first image of the fixture, re-drawn as a PNG.
+    let q = dir.path().join("q.png");
+    image::GrayImage::from_raw(2, 2, vec![0, 1, 2, 3]).unwrap().save(&q).unwrap();
+    let json = dir.path().join("n.json");
+    let (ok, stdout, stderr) = procmem(&[
+        "memory",
+        "query",
+        mem.to_str().unwrap(),
+        "--features",
+        "pixels",
+        "--k",
+        "2",
+        "--json",
+        json.to_str().unwrap(),
+        q.to_str().unwrap(),
+    ]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains(": 3"), "predicted the label of the identical image: {stdout}");
+    let records: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let r = &records[0];
+    assert_eq!(r["neighbor_image_ids"], serde_json::json!([0, 1]));
+    assert_eq!(r["neighbor_classes"], serde_json::json!(["3", "-1"]));
+    assert!(r["neighbor_distances"][0].as_f64().unwrap().abs() < 1e-4, "identical image: distance ~0");
+
+    // A model whose fingerprint differs is refused.
+    let (ok, _, stderr) = procmem(&["memory", "query", mem.to_str().unwrap(), "--features", "random:micro", q.to_str().unwrap()]);
+    assert!(!ok && stderr.contains("never mix"), "{stderr}");
+}
