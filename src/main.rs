@@ -66,6 +66,19 @@ enum Command {
     },
     /// Train a ViT with DINO on procedural images (or an image folder), headless.
     Train(TrainArgs),
+    /// Write one backbone of a training checkpoint as a small model file (config, step, seed and
+    /// provenance kept; head and optimiser state dropped), e.g. for models/.
+    Export {
+        /// The checkpoint (.json or .safetensors of a step).
+        #[arg(long)]
+        checkpoint: PathBuf,
+        /// Export the student instead of the teacher.
+        #[arg(long)]
+        student: bool,
+        /// Output path stem: writes <out>.safetensors and <out>.json.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Benchmarks.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -700,6 +713,18 @@ fn run() -> anyhow::Result<()> {
         }
         Some(Command::Eval(EvalCommand::TwoAfc { csv, split, features, report, no_baselines })) => {
             cli::eval::two_afc(csv, split, features, report, !no_baselines)
+        }
+        Some(Command::Export { checkpoint, student, out }) => {
+            use procmem::model::weights::{Which, export_backbone};
+            let which = if student { Which::Student } else { Which::Teacher };
+            let fp = export_backbone(&checkpoint, which, &out)?;
+            eprintln!(
+                "exported the {} backbone of {} to {} (fingerprint {fp})",
+                if student { "student" } else { "teacher" },
+                checkpoint.display(),
+                out.display()
+            );
+            Ok(())
         }
         Some(Command::Privacy { data, features, k, limit_train, limit_test, top, report, no_baselines }) => {
             cli::eval::privacy(data, features, k, limit_train, limit_test, top, report, !no_baselines)

@@ -1,20 +1,36 @@
-//! The desktop app: one file per panel. Today it has the Generators and Training panels; the
-//! Memory, Query, Privacy, Segmentation and Models panels arrive with their capabilities.
+//! The desktop app: one file per panel — Generators, Training, Memory, Query, Privacy — and the
+//! knowledge they share (`knowledge`: model, memory, index, watch list, undo). At start the app
+//! loads the bundled model and demo memory on a worker; a model that does not match the memory
+//! is refused with a message, never replaced by other weights.
 
 pub mod generators;
+pub mod jobs;
+pub mod knowledge;
+pub mod memory;
+pub mod privacy;
+pub mod query;
 pub mod training;
 pub mod worker;
 
+use egui::{Color32, RichText};
 use serde::{Deserialize, Serialize};
 
 use generators::{GeneratorsPanel, GeneratorsState};
+use jobs::Job;
+use knowledge::{Knowledge, KnowledgeState};
+use memory::MemoryPanel;
+use privacy::PrivacyPanel;
+use query::QueryPanel;
 use training::{TrainingPanel, TrainingState};
 
 #[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub enum Tab {
-    #[default]
     Generators,
     Training,
+    Memory,
+    #[default]
+    Query,
+    Privacy,
 }
 
 const STATE_KEY: &str = "procmem-app-state";
@@ -26,17 +42,111 @@ pub struct AppState {
     pub tab: Tab,
     pub generators: GeneratorsState,
     pub training: TrainingState,
+    pub knowledge: KnowledgeState,
 }
 
 pub struct ProcmemApp {
     pub tab: Tab,
     pub generators: GeneratorsPanel,
     pub training: TrainingPanel,
+    pub knowledge_state: KnowledgeState,
+    pub knowledge: Option<Knowledge>,
+    loading: Option<Job<Knowledge>>,
+    /// Why the last load failed (the previous knowledge, if any, stays loaded).
+    pub load_error: Option<String>,
+    pub memory: MemoryPanel,
+    pub query: QueryPanel,
+    pub privacy: PrivacyPanel,
 }
 
 impl ProcmemApp {
     pub fn new(ctx: &egui::Context, state: AppState) -> Self {
-        Self { tab: state.tab, generators: GeneratorsPanel::new(ctx, state.generators), training: TrainingPanel::new(state.training) }
+        let mut app = Self {
+            tab: state.tab,
+            generators: GeneratorsPanel::new(ctx, state.generators),
+            training: TrainingPanel::new(state.training),
+            knowledge_state: state.knowledge.clone(),
+            knowledge: None,
+            loading: None,
+            load_error: None,
+            memory: MemoryPanel::default(),
+            query: QueryPanel::default(),
+            privacy: PrivacyPanel::default(),
+        };
+        app.load_knowledge(ctx, state.knowledge);
+        app
+    }
+
+    /// Loads model + memory on a worker; replaces the current knowledge only on success.
+    pub fn load_knowledge(&mut self, ctx: &egui::Context, state: KnowledgeState) {
+        self.load_error = None;
+        self.loading = Some(Job::spawn(ctx, "loading model and memory", move |h| Knowledge::load(&state, |f, t| h.progress(f, t))));
+    }
+
+    pub fn is_loading(&self) -> bool {
+        self.loading.is_some()
+    }
+
+    fn poll_loading(&mut self) {
+        if let Some(job) = &mut self.loading {
+            if let Some(r) = job.poll() {
+                self.loading = None;
+                match r {
+                    Ok(k) => {
+                        self.knowledge_state.model = k.perception.path.clone();
+                        self.knowledge_state.memory = k.loaded_from.clone();
+                        self.knowledge = Some(k);
+                        self.query = QueryPanel::default();
+                        self.privacy = PrivacyPanel::default();
+                        self.memory.selected = None;
+                    }
+                    Err(e) => self.load_error = Some(e),
+                }
+            }
+        }
+    }
+
+    fn knowledge_bar(&mut self, ui: &mut egui::Ui) {
+        ui.horizontal(|ui| {
+            match &self.knowledge {
+                Some(k) => {
+                    ui.label(RichText::new(format!("model: {}", k.perception.description)).small());
+                    ui.separator();
+                    let dirty = if k.dirty { " (unsaved edits)" } else { "" };
+                    ui.label(RichText::new(format!("memory: {} — {} entries{dirty}", k.loaded_from.display(), k.memory.len())).small());
+                }
+                None if self.loading.is_none() => {
+                    ui.label(RichText::new("no model and memory loaded").small());
+                }
+                None => {}
+            }
+            if let Some(job) = &self.loading {
+                job.ui(ui);
+            }
+            ui.separator();
+            let idle = self.loading.is_none();
+            if ui.add_enabled(idle, egui::Button::new("Load model…")).on_hover_text("A procmem model or checkpoint (.json)").clicked() {
+                if let Some(p) = rfd::FileDialog::new().add_filter("procmem model", &["json"]).pick_file() {
+                    let mut st = self.knowledge_state.clone();
+                    st.model = p;
+                    self.load_knowledge(ui.ctx(), st);
+                }
+            }
+            if ui.add_enabled(idle, egui::Button::new("Open memory…")).clicked() {
+                if let Some(p) = rfd::FileDialog::new().add_filter("procmem memory", &["pmem"]).pick_file() {
+                    let mut st = self.knowledge_state.clone();
+                    st.memory = p;
+                    st.watch = None;
+                    self.load_knowledge(ui.ctx(), st);
+                }
+            }
+            if ui.add_enabled(idle, egui::Button::new("Bundled demo")).on_hover_text("The bundled model and demo memory").clicked() {
+                self.load_knowledge(ui.ctx(), KnowledgeState::default());
+            }
+        });
+        if let Some(e) = &self.load_error {
+            ui.colored_label(Color32::LIGHT_RED, format!("could not load: {e}"));
+        }
     }
 
     pub fn from_creation_context(cc: &eframe::CreationContext<'_>) -> Self {
@@ -45,7 +155,11 @@ impl ProcmemApp {
     }
 
     pub fn state(&self) -> AppState {
-        AppState { tab: self.tab, training: self.training.state.clone(), generators: self.generators.state.clone() }
+        let mut knowledge = self.knowledge_state.clone();
+        if let Some(k) = &self.knowledge {
+            knowledge.k = k.k();
+        }
+        AppState { tab: self.tab, training: self.training.state.clone(), generators: self.generators.state.clone(), knowledge }
     }
 
     /// The whole window's UI (also driven directly by the UI tests).
@@ -57,13 +171,44 @@ impl ProcmemApp {
                 ui.selectable_value(&mut self.tab, Tab::Generators, "Generators");
                 let training_label = if self.training.is_running() { "Training (running)" } else { "Training" };
                 ui.selectable_value(&mut self.tab, Tab::Training, training_label);
+                ui.selectable_value(&mut self.tab, Tab::Memory, "Memory");
+                ui.selectable_value(&mut self.tab, Tab::Query, "Query");
+                ui.selectable_value(&mut self.tab, Tab::Privacy, "Privacy");
                 ui.separator();
                 ui.label(egui::RichText::new("perception from procedural data, knowledge in an editable memory").weak());
             });
         });
+        self.poll_loading();
+        if let Some(path) = self.training.use_as_model.take() {
+            let mut st = self.knowledge_state.clone();
+            st.model = path;
+            self.load_knowledge(ui.ctx(), st);
+            self.tab = Tab::Memory;
+        }
+        if matches!(self.tab, Tab::Memory | Tab::Query | Tab::Privacy) {
+            egui::Panel::top("knowledge bar").show(ui, |ui| self.knowledge_bar(ui));
+        }
         match self.tab {
             Tab::Generators => self.generators.ui(ui),
             Tab::Training => self.training.ui(ui),
+            Tab::Memory | Tab::Query | Tab::Privacy => match &mut self.knowledge {
+                Some(k) => match self.tab {
+                    Tab::Memory => {
+                        self.memory.ui(ui, k);
+                        if let Some(id) = self.memory.query_request.take() {
+                            self.query.query_entry(ui.ctx(), k, id);
+                            self.tab = Tab::Query;
+                        }
+                    }
+                    Tab::Query => self.query.ui(ui, k),
+                    _ => self.privacy.ui(ui, k),
+                },
+                None => {
+                    egui::CentralPanel::default().show(ui, |ui| {
+                        ui.label(if self.loading.is_some() { "Loading…" } else { "Load a model and a memory above." });
+                    });
+                }
+            },
         }
         // A run keeps reporting while its tab is hidden.
         if self.tab != Tab::Training {
@@ -80,6 +225,18 @@ impl eframe::App for ProcmemApp {
 
     fn save(&mut self, storage: &mut dyn eframe::Storage) {
         eframe::set_value(storage, STATE_KEY, &self.state());
+    }
+
+    fn on_exit(&mut self) {
+        // Nothing lost: unsaved memory edits are written (a bundled memory to the user folder).
+        if let Some(k) = &mut self.knowledge {
+            if k.dirty {
+                match k.save() {
+                    Ok(p) => log::info!("memory edits saved to {}", p.display()),
+                    Err(e) => log::error!("could not save memory edits: {e}"),
+                }
+            }
+        }
     }
 }
 

@@ -58,11 +58,21 @@ pub struct TrainingPanel {
     crops: Vec<TextureHandle>,
     pub checkpoints: Vec<CheckpointEntry>,
     pub status: String,
+    /// A checkpoint the user chose as the app's perception model (taken by the app).
+    pub use_as_model: Option<PathBuf>,
 }
 
 impl TrainingPanel {
     pub fn new(state: TrainingState) -> Self {
-        let mut p = Self { state, run: None, metrics: Vec::new(), crops: Vec::new(), checkpoints: Vec::new(), status: String::new() };
+        let mut p = Self {
+            state,
+            run: None,
+            metrics: Vec::new(),
+            crops: Vec::new(),
+            checkpoints: Vec::new(),
+            status: String::new(),
+            use_as_model: None,
+        };
         p.scan_checkpoints();
         p
     }
@@ -269,8 +279,17 @@ impl TrainingPanel {
         if self.checkpoints.is_empty() {
             ui.label("none yet");
         }
+        let mut chosen = None;
         for c in &self.checkpoints {
-            ui.label(format!("step {}: {}", c.step, c.provenance)).on_hover_text(c.path.display().to_string());
+            ui.horizontal(|ui| {
+                ui.label(format!("step {}: {}", c.step, c.provenance)).on_hover_text(c.path.display().to_string());
+                if ui.small_button("Use as app model").on_hover_text("Load this checkpoint's teacher as the perception model").clicked() {
+                    chosen = Some(c.path.clone());
+                }
+            });
+        }
+        if chosen.is_some() {
+            self.use_as_model = chosen;
         }
     }
 

@@ -54,7 +54,9 @@ impl FeatureSource {
         };
         let loaded = load_backbone(std::path::Path::new(path), which, None)?;
         let name = match &loaded.meta {
-            Some(m) => format!("{path} ({role}, step {}, {})", m.step, m.provenance.sources.join(", ")),
+            Some(m) => {
+                format!("{path} ({}, step {}, {})", m.exported_backbone.as_deref().unwrap_or(role), m.step, m.provenance.sources.join(", "))
+            }
             None => spec.to_string(),
         };
         Ok(FeatureSource::Model { vit: loaded.vit, name, fingerprint: loaded.fingerprint })

@@ -166,9 +166,16 @@ pub fn load_npz(path: &Path, split: &str) -> Result<Vec<ImportItem>> {
         .collect())
 }
 
-/// A small PNG of the image (longest side `size`) for the UI.
+/// A small PNG of the image (longest side at most `size`) for the UI.
 pub fn thumbnail_png(img: &image::RgbImage, size: u32) -> Vec<u8> {
-    let thumb = image::imageops::thumbnail(img, size, size);
+    // Small images are kept as they are (never upscaled); gray ones are stored as gray.
+    let thumb = if img.width() <= size && img.height() <= size { img.clone() } else { image::imageops::thumbnail(img, size, size) };
+    if thumb.pixels().all(|p| p[0] == p[1] && p[1] == p[2]) {
+        let gray = image::GrayImage::from_fn(thumb.width(), thumb.height(), |x, y| image::Luma([thumb.get_pixel(x, y)[0]]));
+        let mut out = Vec::new();
+        let _ = image::DynamicImage::ImageLuma8(gray).write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png);
+        return out;
+    }
     let mut out = Vec::new();
     let _ = image::DynamicImage::ImageRgb8(thumb).write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png);
     out

@@ -63,6 +63,11 @@ impl WatchList {
         }
     }
 
+    /// A new class appeared in the memory: votes get a score slot for it.
+    pub fn set_classes(&mut self, classes: usize) {
+        self.classes = classes;
+    }
+
     /// Accuracy of the watched queries with a known class, if any.
     pub fn accuracy(&self) -> Option<f64> {
         let known: Vec<&WatchedQuery> = self.queries.iter().filter(|q| q.truth.is_some()).collect();

@@ -42,6 +42,10 @@ pub struct CheckpointMeta {
     /// FNV-1a hash of the teacher backbone's bytes: memories record it to never mix models.
     pub fingerprint: String,
     pub procmem_version: String,
+    /// Set on exported models (`procmem export`): the file holds only this backbone
+    /// (`teacher` or `student`), no head, no optimiser state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exported_backbone: Option<String>,
 }
 
 pub const CHECKPOINT_FORMAT: &str = "procmem-checkpoint";
@@ -165,6 +169,26 @@ pub fn read_checkpoint(path: &Path) -> Result<(CheckpointMeta, HashMap<String, T
     Ok((meta, tensors))
 }
 
+/// Writes one backbone of a checkpoint as a small model file (no head, no optimiser state, no
+/// other backbone), keeping the config, step, seed and provenance. Returns its fingerprint.
+pub fn export_backbone(checkpoint: &Path, which: Which, out: &Path) -> Result<String> {
+    let (mut meta, tensors) = read_checkpoint(checkpoint)?;
+    let role = match which {
+        Which::Teacher => "teacher",
+        Which::Student => "student",
+    };
+    let prefix = format!("{role}.backbone.");
+    let kept: BTreeMap<String, Tensor> = tensors.into_iter().filter(|(k, _)| k.starts_with(&prefix)).collect();
+    if kept.is_empty() {
+        return Err(Error::BadFile { path: checkpoint.into(), message: format!("no `{prefix}*` tensors in the checkpoint") });
+    }
+    let backbone: BTreeMap<String, Tensor> = kept.iter().map(|(k, v)| (k[prefix.len()..].to_string(), v.clone())).collect();
+    meta.fingerprint = fingerprint(&backbone)?;
+    meta.exported_backbone = Some(role.to_string());
+    save_checkpoint(out, &kept, &meta)?;
+    Ok(meta.fingerprint)
+}
+
 /// Which network of a DINO checkpoint to load.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Which {
@@ -242,9 +266,12 @@ pub fn load_backbone(path: &Path, which: Which, num_heads: Option<usize>) -> Res
     let (st, js) = checkpoint_paths(path);
     if js.exists() && (ext == "json" || ext == "safetensors" || ext.is_empty()) {
         let (meta, tensors) = read_checkpoint(path)?;
-        let prefix = match which {
-            Which::Teacher => "teacher.backbone.",
-            Which::Student => "student.backbone.",
+        let prefix = match (which, meta.exported_backbone.as_deref()) {
+            // An export holds one backbone and says which: that one is the model.
+            (_, Some("student")) => "student.backbone.",
+            (_, Some(_)) => "teacher.backbone.",
+            (Which::Teacher, None) => "teacher.backbone.",
+            (Which::Student, None) => "student.backbone.",
         };
         let backbone: HashMap<String, Tensor> =
             tensors.into_iter().filter_map(|(k, v)| k.strip_prefix(prefix).map(|s| (s.to_string(), v))).collect();

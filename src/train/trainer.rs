@@ -201,6 +201,7 @@ impl Trainer {
             provenance: self.provenance(),
             fingerprint: fingerprint(&teacher_backbone)?,
             procmem_version: env!("CARGO_PKG_VERSION").into(),
+            exported_backbone: None,
         };
         let path = self.out_dir.join(format!("step_{:06}", self.step));
         save_checkpoint(&path, &tensors, &meta)?;

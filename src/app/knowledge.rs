@@ -1,0 +1,394 @@
+//! The app's knowledge side, shared by the Memory, Query and Privacy panels: the perception
+//! model, the visual memory with its exact index, a watch list of test queries kept up to date
+//! under every edit, and the undo stack. Panels change it only through these methods, so every
+//! deletion updates index, watch list and counts together.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use egui::{TextureHandle, TextureOptions};
+use serde::{Deserialize, Serialize};
+
+use crate::eval::embed::FeatureSource;
+use crate::memory::{Answer, Entry, ExactIndex, Memory, VoteRule, WatchList, WatchUpdate};
+use crate::model::weights::{Which, load_backbone};
+
+/// Where the app finds its model and memory; persisted.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct KnowledgeState {
+    /// The perception model (a procmem model or checkpoint). Default: the bundled model.
+    pub model: PathBuf,
+    /// The memory file. Default: the bundled demo memory.
+    pub memory: PathBuf,
+    /// Test queries to watch (a memory file of embedded, labelled images). Default: the demo's.
+    pub watch: Option<PathBuf>,
+    /// Neighbours that vote. Default 10 (DINO's kNN uses 10–200; small memories want small k).
+    pub k: usize,
+}
+
+/// The repository's folder, where the bundled model and demo memory live.
+pub fn bundled_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub const BUNDLED_MODEL: &str = "models/procmem-kml-mixup.json";
+pub const DEMO_MEMORY: &str = "assets/demo/memory.pmem";
+pub const DEMO_WATCH: &str = "assets/demo/queries.pmem";
+
+impl Default for KnowledgeState {
+    fn default() -> Self {
+        let dir = bundled_dir();
+        Self { model: dir.join(BUNDLED_MODEL), memory: dir.join(DEMO_MEMORY), watch: Some(dir.join(DEMO_WATCH)), k: 10 }
+    }
+}
+
+/// Where edited copies of bundled memories are saved (the bundled file itself is never
+/// overwritten): `$XDG_DATA_HOME/procmem` or `~/.local/share/procmem`.
+pub fn user_data_dir() -> PathBuf {
+    std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+        .unwrap_or_else(std::env::temp_dir)
+        .join("procmem")
+}
+
+/// The embedding model with what the UI says about it.
+pub struct Perception {
+    pub source: Arc<FeatureSource>,
+    pub path: PathBuf,
+    pub description: String,
+}
+
+impl Perception {
+    /// Loads a model file; never substitutes other weights.
+    pub fn load(path: &Path) -> Result<Self, String> {
+        let loaded = load_backbone(path, Which::Teacher, None).map_err(|e| e.to_string())?;
+        let description = match &loaded.meta {
+            Some(m) => format!(
+                "{} ({}, step {}, {}; {})",
+                path.file_name().and_then(|n| n.to_str()).unwrap_or("model"),
+                m.exported_backbone.as_deref().unwrap_or("teacher"),
+                m.step,
+                m.provenance.sources.join(", "),
+                if m.provenance.procedural_only { "procedural data only" } else { "trained on real images" }
+            ),
+            None => format!("{} (no procmem provenance)", path.display()),
+        };
+        let source = FeatureSource::Model { vit: loaded.vit, name: description.clone(), fingerprint: loaded.fingerprint };
+        Ok(Self { source: Arc::new(source), path: path.to_path_buf(), description })
+    }
+}
+
+/// One image embedded and ready to add to the memory.
+pub struct NewEntry {
+    pub label: String,
+    pub source: String,
+    pub content_hash: u64,
+    pub thumbnail: Vec<u8>,
+    pub embedding: Vec<f32>,
+}
+
+/// What the last edit did, for the UI.
+#[derive(Clone, Debug)]
+pub struct EditReport {
+    pub what: String,
+    pub update: WatchUpdate,
+    pub micros: u128,
+}
+
+pub struct Knowledge {
+    pub perception: Perception,
+    pub memory: Memory,
+    /// Where Save writes. None for bundled memories until the first save picks a user path.
+    pub memory_path: Option<PathBuf>,
+    pub loaded_from: PathBuf,
+    /// Class names; indices are stable for the session (new labels are appended).
+    pub labels: Vec<String>,
+    pub index: ExactIndex,
+    pub watch: WatchList,
+    undo: Vec<Entry>,
+    pub dirty: bool,
+    pub last_edit: Option<EditReport>,
+    /// Bumped by every edit, so panels know to refresh what they derived.
+    pub generation: u64,
+    thumbs: HashMap<u64, TextureHandle>,
+    /// Thumbnails (PNG) of the watched queries, in watch-list order.
+    watch_pngs: Vec<Vec<u8>>,
+    watch_thumbs: HashMap<usize, TextureHandle>,
+}
+
+impl Knowledge {
+    /// Loads model, memory and watch queries, refusing a memory embedded by another model.
+    pub fn load(state: &KnowledgeState, progress: impl Fn(f32, &str)) -> Result<Self, String> {
+        progress(0.1, "loading the model");
+        let perception = Perception::load(&state.model)?;
+        progress(0.5, "opening the memory");
+        let memory = Memory::open(&state.memory).map_err(|e| e.to_string())?;
+        let watch = match &state.watch {
+            Some(p) if p.exists() => Some(Memory::open(p).map_err(|e| e.to_string())?),
+            _ => None,
+        };
+        progress(0.8, "indexing");
+        let in_bundle = state.memory.starts_with(bundled_dir().join("assets"));
+        let memory_path = (!in_bundle).then(|| state.memory.clone());
+        Self::new(perception, memory, memory_path, state.memory.clone(), watch, state.k)
+    }
+
+    pub fn new(
+        perception: Perception,
+        memory: Memory,
+        memory_path: Option<PathBuf>,
+        loaded_from: PathBuf,
+        watch_queries: Option<Memory>,
+        k: usize,
+    ) -> Result<Self, String> {
+        let fp = perception.source.fingerprint();
+        for (what, m) in std::iter::once(("memory", &memory)).chain(watch_queries.as_ref().map(|w| ("watch list", w))) {
+            if m.model_fingerprint != fp {
+                return Err(format!(
+                    "the {what} was embedded by model {}, but the loaded model is {fp} ({}): embeddings of different models never mix. \
+                     Rebuild it with this model (procmem memory build --features {}) or load its model.",
+                    m.model_fingerprint,
+                    perception.description,
+                    perception.path.display()
+                ));
+            }
+        }
+        let mut labels = memory.labels();
+        let index = ExactIndex::build(&memory, &labels);
+        let mut queries = Vec::new();
+        let mut watch_pngs = Vec::new();
+        if let Some(w) = &watch_queries {
+            for e in &w.entries {
+                watch_pngs.push(e.thumbnail.clone());
+                let truth = match labels.iter().position(|l| *l == e.label) {
+                    Some(i) => i as u32,
+                    None => {
+                        labels.push(e.label.clone());
+                        (labels.len() - 1) as u32
+                    }
+                };
+                queries.push((e.source.clone(), Some(truth), e.embedding.clone()));
+            }
+        }
+        let mut index = index;
+        index.labels = labels.clone();
+        let mut watch = WatchList::new(k.max(1), VoteRule::default(), labels.len());
+        watch.add(&index, queries);
+        Ok(Self {
+            perception,
+            memory,
+            memory_path,
+            loaded_from,
+            labels,
+            index,
+            watch,
+            undo: Vec::new(),
+            dirty: false,
+            last_edit: None,
+            generation: 0,
+            thumbs: HashMap::new(),
+            watch_pngs,
+            watch_thumbs: HashMap::new(),
+        })
+    }
+
+    pub fn k(&self) -> usize {
+        self.watch.k
+    }
+
+    /// Changes k: the watch list is searched again.
+    pub fn set_k(&mut self, k: usize) {
+        let queries: Vec<(String, Option<u32>, Vec<f32>)> = self.watch.queries.drain(..).map(|q| (q.name, q.truth, q.embedding)).collect();
+        self.watch = WatchList::new(k.max(1), self.watch.rule, self.labels.len());
+        self.watch.add(&self.index, queries);
+        self.generation += 1;
+    }
+
+    fn class_of(&mut self, label: &str) -> u32 {
+        match self.labels.iter().position(|l| l == label) {
+            Some(i) => i as u32,
+            None => {
+                self.labels.push(label.to_string());
+                self.index.labels.push(label.to_string());
+                self.watch.set_classes(self.labels.len());
+                (self.labels.len() - 1) as u32
+            }
+        }
+    }
+
+    /// Entries per class, in label order (classes with no entries left included).
+    pub fn counts(&self) -> Vec<(String, usize)> {
+        let mut counts: Vec<(String, usize)> = self.labels.iter().map(|l| (l.clone(), 0)).collect();
+        for e in &self.memory.entries {
+            if let Some(c) = counts.iter_mut().find(|c| c.0 == e.label) {
+                c.1 += 1;
+            }
+        }
+        counts
+    }
+
+    /// Deletes an entry (unlearns it): the index and every watched prediction follow at once.
+    pub fn delete(&mut self, id: u64) -> Option<&EditReport> {
+        let start = std::time::Instant::now();
+        let entry = self.memory.delete(id)?;
+        self.index.remove(id);
+        let update = self.watch.on_delete(&self.index, id);
+        self.thumbs.remove(&id);
+        self.last_edit =
+            Some(EditReport { what: format!("unlearned #{id} ({})", entry.label), update, micros: start.elapsed().as_micros() });
+        self.undo.push(entry);
+        self.dirty = true;
+        self.generation += 1;
+        self.last_edit.as_ref()
+    }
+
+    pub fn can_undo(&self) -> bool {
+        !self.undo.is_empty()
+    }
+
+    /// Restores the last deleted entry.
+    pub fn undo(&mut self) -> Option<&EditReport> {
+        let start = std::time::Instant::now();
+        let entry = self.undo.pop()?;
+        let (id, label) = (entry.id, self.class_of(&entry.label.clone()));
+        self.index.insert(id, label, &entry.embedding);
+        let update = self.watch.on_insert(id, label, &entry.embedding);
+        let what = format!("restored #{id} ({})", entry.label);
+        if let Err(e) = self.memory.restore(entry) {
+            self.last_edit = Some(EditReport { what: format!("could not restore #{id}: {e}"), update, micros: 0 });
+            return self.last_edit.as_ref();
+        }
+        self.last_edit = Some(EditReport { what, update, micros: start.elapsed().as_micros() });
+        self.dirty = true;
+        self.generation += 1;
+        self.last_edit.as_ref()
+    }
+
+    /// Adds embedded images; returns their ids.
+    pub fn add(&mut self, entries: Vec<NewEntry>) -> Result<Vec<u64>, String> {
+        let fp = self.memory.model_fingerprint.clone();
+        let mut ids = Vec::new();
+        let mut touched = WatchUpdate::default();
+        for e in entries {
+            let id =
+                self.memory.add(&fp, &e.label, &e.source, e.content_hash, e.thumbnail, e.embedding.clone()).map_err(|e| e.to_string())?;
+            let class = self.class_of(&e.label);
+            self.index.insert(id, class, &e.embedding);
+            let u = self.watch.on_insert(id, class, &e.embedding);
+            touched.touched.extend(u.touched);
+            touched.flipped.extend(u.flipped);
+            ids.push(id);
+        }
+        self.last_edit = Some(EditReport { what: format!("added {} image(s)", ids.len()), update: touched, micros: 0 });
+        self.dirty = true;
+        self.generation += 1;
+        Ok(ids)
+    }
+
+    /// Neighbours and vote for an embedding, optionally leaving one entry out (a query picked
+    /// from the memory is not its own neighbour).
+    pub fn answer(&self, embedding: &[f32], exclude: Option<u64>) -> Answer {
+        let k = self.k();
+        let mut neighbours = self.index.search(embedding, k + 1).pop().unwrap_or_default();
+        neighbours.retain(|n| Some(n.id) != exclude);
+        neighbours.truncate(k);
+        Answer::new(neighbours, k, self.labels.len(), self.watch.rule)
+    }
+
+    /// Saves to the memory's own path, or for a bundled memory to the user data folder.
+    pub fn save(&mut self) -> Result<PathBuf, String> {
+        let path = match &self.memory_path {
+            Some(p) => p.clone(),
+            None => user_data_dir().join("memory.pmem"),
+        };
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        }
+        self.memory.save(&path).map_err(|e| e.to_string())?;
+        self.memory_path = Some(path.clone());
+        self.dirty = false;
+        Ok(path)
+    }
+
+    /// The entry's thumbnail as a texture, decoded on first use.
+    pub fn thumbnail(&mut self, ctx: &egui::Context, id: u64) -> Option<TextureHandle> {
+        if let Some(t) = self.thumbs.get(&id) {
+            return Some(t.clone());
+        }
+        let tex = texture(ctx, &format!("entry-{id}"), &self.memory.get(id)?.thumbnail)?;
+        self.thumbs.insert(id, tex.clone());
+        Some(tex)
+    }
+
+    /// A watched query's thumbnail.
+    pub fn watch_thumbnail(&mut self, ctx: &egui::Context, i: usize) -> Option<TextureHandle> {
+        if let Some(t) = self.watch_thumbs.get(&i) {
+            return Some(t.clone());
+        }
+        let tex = texture(ctx, &format!("watch-{i}"), self.watch_pngs.get(i)?)?;
+        self.watch_thumbs.insert(i, tex.clone());
+        Some(tex)
+    }
+}
+
+fn texture(ctx: &egui::Context, name: &str, png: &[u8]) -> Option<TextureHandle> {
+    let img = image::load_from_memory(png).ok()?.to_rgba8();
+    let color = egui::ColorImage::from_rgba_unmultiplied([img.width() as usize, img.height() as usize], img.as_raw());
+    Some(ctx.load_texture(name, color, TextureOptions::NEAREST))
+}
+
+/// Decodes, embeds and thumbnails images on the calling (worker) thread.
+pub fn embed_images(
+    source: &FeatureSource,
+    images: Vec<(String, Vec<u8>)>,
+    label: &str,
+    cancelled: impl Fn() -> bool,
+    progress: impl Fn(f32, &str),
+) -> Result<(Vec<NewEntry>, Vec<String>), String> {
+    let mut entries = Vec::new();
+    let mut skipped = Vec::new();
+    let total = images.len().max(1);
+    for (i, chunk) in images.chunks(64).enumerate() {
+        if cancelled() {
+            return Err("cancelled".into());
+        }
+        let mut decoded = Vec::new();
+        for (name, bytes) in chunk {
+            match image::load_from_memory(bytes) {
+                Ok(img) => decoded.push((name.clone(), crate::generate::programs::fnv1a(bytes), img.to_rgb8())),
+                Err(e) => skipped.push(format!("{name}: not a readable image ({e})")),
+            }
+        }
+        let rgb: Vec<image::RgbImage> = decoded.iter().map(|d| d.2.clone()).collect();
+        let (emb, dim) = source.embed_rgb(&rgb, |_| {}).map_err(|e| e.to_string())?;
+        for ((name, hash, img), e) in decoded.into_iter().zip(emb.chunks_exact(dim.max(1))) {
+            entries.push(NewEntry {
+                label: label.to_string(),
+                source: name,
+                content_hash: hash,
+                thumbnail: crate::memory::import::thumbnail_png(&img, 48),
+                embedding: e.to_vec(),
+            });
+        }
+        progress(((i + 1) * 64).min(total) as f32 / total as f32, &format!("{} of {total}", ((i + 1) * 64).min(total)));
+    }
+    Ok((entries, skipped))
+}
+
+/// Reads dropped files (their bytes, or their path when only that is given).
+pub fn dropped_files(ctx: &egui::Context) -> Vec<(String, Vec<u8>)> {
+    let files = ctx.input(|i| i.raw.dropped_files.clone());
+    files
+        .iter()
+        .filter_map(|f| {
+            let name = f.path().display().to_string();
+            match f.bytes() {
+                Ok(b) if !b.is_empty() => Some((name, b)),
+                _ => std::fs::read(f.path()).ok().map(|b| (name, b)),
+            }
+        })
+        .collect()
+}

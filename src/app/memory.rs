@@ -1,0 +1,191 @@
+//! The Memory panel: the visual memory as a virtualised thumbnail grid (only visible rows are
+//! decoded, so 100k entries scroll smoothly), counts and a filter per class, selection, delete
+//! (= unlearn) with undo, and adding images by drag-and-drop or the file dialog.
+
+use egui::{Color32, RichText};
+
+use super::jobs::Job;
+use super::knowledge::{Knowledge, NewEntry, dropped_files, embed_images};
+
+type AddResult = (Vec<NewEntry>, Vec<String>);
+
+#[derive(Default)]
+pub struct MemoryPanel {
+    /// Show only this class.
+    pub filter: Option<String>,
+    pub selected: Option<u64>,
+    /// Label given to added images.
+    pub new_label: String,
+    add_job: Option<Job<AddResult>>,
+    pub message: String,
+    /// Ask the Query panel to query with this entry.
+    pub query_request: Option<u64>,
+}
+
+const THUMB: f32 = 56.0;
+
+impl MemoryPanel {
+    pub fn is_busy(&self) -> bool {
+        self.add_job.is_some()
+    }
+
+    fn start_add(&mut self, ctx: &egui::Context, k: &Knowledge, files: Vec<(String, Vec<u8>)>) {
+        if files.is_empty() {
+            return;
+        }
+        let label = if self.new_label.trim().is_empty() { "unlabelled".to_string() } else { self.new_label.trim().to_string() };
+        let source = k.perception.source.clone();
+        self.add_job =
+            Some(Job::spawn(ctx, "embedding", move |h| embed_images(&source, files, &label, || h.cancelled(), |f, t| h.progress(f, t))));
+    }
+
+    pub fn ui(&mut self, ui: &mut egui::Ui, k: &mut Knowledge) {
+        let ctx = ui.ctx().clone();
+        // Finished additions.
+        if let Some(job) = &mut self.add_job {
+            if let Some(result) = job.poll() {
+                self.add_job = None;
+                match result.and_then(|(entries, skipped)| k.add(entries).map(|ids| (ids, skipped))) {
+                    Ok((ids, skipped)) => {
+                        self.message = format!("added {} image(s)", ids.len());
+                        if !skipped.is_empty() {
+                            self.message += &format!("; skipped {}: {}", skipped.len(), skipped.join("; "));
+                        }
+                        self.selected = ids.last().copied();
+                    }
+                    Err(e) => self.message = format!("nothing added: {e}"),
+                }
+            }
+        }
+        let dropped = dropped_files(&ctx);
+        if !dropped.is_empty() && self.add_job.is_none() {
+            self.start_add(&ctx, k, dropped);
+        }
+
+        egui::Panel::left("memory classes").resizable(true).default_size(230.0).show(ui, |ui| {
+            ui.heading("Memory");
+            ui.label(format!("{} entries, dimension {}", k.memory.len(), k.memory.dim));
+            ui.label(RichText::new(format!("model {}", k.memory.model_fingerprint)).small().weak());
+            ui.label(RichText::new(k.perception.description.clone()).small());
+            ui.separator();
+            if ui.selectable_label(self.filter.is_none(), format!("all classes ({})", k.memory.len())).clicked() {
+                self.filter = None;
+            }
+            for (label, count) in k.counts() {
+                let on = self.filter.as_deref() == Some(label.as_str());
+                if ui.selectable_label(on, format!("{label} ({count})")).clicked() {
+                    self.filter = if on { None } else { Some(label) };
+                }
+            }
+            ui.separator();
+            ui.horizontal(|ui| {
+                if ui
+                    .add_enabled(k.can_undo(), egui::Button::new("Undo"))
+                    .on_hover_text("Restore the last unlearned entry (Ctrl+Z)")
+                    .clicked()
+                    || (k.can_undo() && ui.input_mut(|i| i.consume_key(egui::Modifiers::COMMAND, egui::Key::Z)))
+                {
+                    k.undo();
+                }
+                let save = ui.add_enabled(k.dirty, egui::Button::new("Save")).on_hover_text(
+                    "Write the memory; deleted entries' bytes leave the file. A bundled memory is saved to your data folder.",
+                );
+                if save.clicked() {
+                    self.message = match k.save() {
+                        Ok(p) => format!("saved to {}", p.display()),
+                        Err(e) => format!("not saved: {e}"),
+                    };
+                }
+            });
+            ui.separator();
+            ui.label("Add images (drop files here, or):");
+            ui.horizontal(|ui| {
+                let l = ui.label("label");
+                ui.text_edit_singleline(&mut self.new_label).labelled_by(l.id);
+            });
+            if ui.add_enabled(self.add_job.is_none(), egui::Button::new("Choose images…")).clicked() {
+                if let Some(paths) = rfd::FileDialog::new().add_filter("images", &["png", "jpg", "jpeg", "bmp", "webp", "gif"]).pick_files()
+                {
+                    let files = paths.into_iter().filter_map(|p| std::fs::read(&p).ok().map(|b| (p.display().to_string(), b))).collect();
+                    self.start_add(&ctx, k, files);
+                }
+            }
+            if let Some(job) = &self.add_job {
+                job.ui(ui);
+            }
+            if !self.message.is_empty() {
+                ui.label(RichText::new(&self.message).small());
+            }
+        });
+
+        egui::CentralPanel::default().show(ui, |ui| {
+            if let Some(id) = self.selected {
+                match k.memory.get(id).cloned() {
+                    Some(e) => {
+                        ui.horizontal(|ui| {
+                            if let Some(t) = k.thumbnail(&ctx, id) {
+                                ui.add(egui::Image::new(&t).fit_to_exact_size(egui::vec2(64.0, 64.0)));
+                            }
+                            ui.vertical(|ui| {
+                                ui.horizontal(|ui| {
+                                    ui.strong(format!("#{id}  {}", e.label));
+                                    if ui.button("Unlearn (delete)").on_hover_text("Remove it from the memory; Del key").clicked()
+                                        || ui.input_mut(|i| i.consume_key(egui::Modifiers::NONE, egui::Key::Delete))
+                                    {
+                                        k.delete(id);
+                                        self.selected = None;
+                                    }
+                                    if ui.button("Query with it").clicked() {
+                                        self.query_request = Some(id);
+                                    }
+                                });
+                                ui.label(format!("source: {}", e.source));
+                                ui.label(RichText::new(format!("content hash {:016x}", e.content_hash)).small().weak());
+                            });
+                        });
+                    }
+                    None => {
+                        self.selected = None;
+                    }
+                }
+                ui.separator();
+            }
+
+            if let Some(edit) = &k.last_edit {
+                ui.label(RichText::new(format!(
+                    "{} — {} watched queries touched, {} flipped ({} µs)",
+                    edit.what,
+                    edit.update.touched.len(),
+                    edit.update.flipped.len(),
+                    edit.micros
+                )));
+            }
+            let ids: Vec<u64> =
+                k.memory.entries.iter().filter(|e| self.filter.as_ref().is_none_or(|f| *f == e.label)).map(|e| e.id).collect();
+            let per_row = ((ui.available_width() / (THUMB + 6.0)).floor() as usize).max(1);
+            let rows = ids.len().div_ceil(per_row);
+            egui::ScrollArea::vertical().auto_shrink([false, false]).show_rows(ui, THUMB + 6.0, rows, |ui, range| {
+                for r in range {
+                    ui.horizontal(|ui| {
+                        for &id in ids.iter().skip(r * per_row).take(per_row) {
+                            let selected = self.selected == Some(id);
+                            let resp = match k.thumbnail(&ctx, id) {
+                                Some(t) => ui.add(
+                                    egui::Button::image(egui::Image::new(&t).fit_to_exact_size(egui::vec2(THUMB, THUMB)))
+                                        .selected(selected)
+                                        .stroke(if selected { egui::Stroke::new(2.0, Color32::YELLOW) } else { egui::Stroke::NONE }),
+                                ),
+                                None => ui.add_sized([THUMB, THUMB], egui::Button::new(format!("#{id}"))),
+                            };
+                            let label = k.memory.get(id).map(|e| e.label.clone()).unwrap_or_default();
+                            resp.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Button, true, format!("entry #{id}")));
+                            if resp.on_hover_text(format!("#{id} {label}")).clicked() {
+                                self.selected = if selected { None } else { Some(id) };
+                            }
+                        }
+                    });
+                }
+            });
+        });
+    }
+}

@@ -1,0 +1,207 @@
+//! The Memory, Query and Privacy panels with egui_kittest, on a tiny random-init model and a
+//! memory built in the test: drop an image → its neighbours are shown; unlearn a neighbour →
+//! the watch list updates (and the flip is shown); delete and undo in the Memory panel; run the
+//! privacy analysis.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
+use procmem::app::knowledge::{Knowledge, Perception};
+use procmem::app::memory::MemoryPanel;
+use procmem::app::privacy::PrivacyPanel;
+use procmem::app::query::QueryPanel;
+use procmem::eval::embed::FeatureSource;
+use procmem::generate::rng::Rng;
+use procmem::memory::{Memory, import::thumbnail_png};
+
+/// A colour-dominated noise image.
+fn picture(seed: u64, rgb: [u8; 3]) -> image::RgbImage {
+    let mut rng = Rng::new(seed);
+    image::RgbImage::from_fn(32, 32, |_, _| image::Rgb(rgb.map(|c| c.saturating_add(rng.below(60) as u8))))
+}
+
+fn embed(source: &FeatureSource, img: &image::RgbImage) -> Vec<f32> {
+    source.embed_rgb(std::slice::from_ref(img), |_| {}).unwrap().0
+}
+
+/// Memory: one red picture, five blue, five green. Watch list: the red picture itself (so
+/// unlearning the red entry must flip it) and one blue picture.
+fn knowledge(k: usize) -> (Knowledge, image::RgbImage) {
+    let cfg = procmem::model::VitConfig::preset("micro").unwrap();
+    let source = FeatureSource::random_like(&cfg).unwrap();
+    let fp = source.fingerprint();
+    let red = picture(1, [180, 20, 20]);
+    let mut memory = Memory::new(&fp, cfg.embed_dim);
+    let add = |m: &mut Memory, label: &str, img: &image::RgbImage| {
+        m.add(&fp, label, &format!("test/{label}.png"), 0, thumbnail_png(img, 32), embed(&source, img)).unwrap();
+    };
+    add(&mut memory, "red", &red);
+    for i in 0..5 {
+        add(&mut memory, "blue", &picture(10 + i, [20, 20, 180]));
+        add(&mut memory, "green", &picture(20 + i, [20, 180, 20]));
+    }
+    let mut watch = Memory::new(&fp, cfg.embed_dim);
+    add(&mut watch, "red", &red);
+    add(&mut watch, "blue", &picture(30, [20, 20, 180]));
+    let perception =
+        Perception { source: Arc::new(source), path: PathBuf::from("random-init micro"), description: "random-init micro ViT".into() };
+    (Knowledge::new(perception, memory, None, PathBuf::from("test.pmem"), Some(watch), k).unwrap(), red)
+}
+
+#[derive(Debug)]
+struct DroppedPath(PathBuf);
+
+impl egui::DroppedFile for DroppedPath {
+    fn path(&self) -> &Path {
+        &self.0
+    }
+    fn bytes(&self) -> Result<Vec<u8>, String> {
+        std::fs::read(&self.0).map_err(|e| e.to_string())
+    }
+}
+
+fn wait<S>(h: &mut Harness<'_, S>, what: &str, done: impl Fn(&S) -> bool) {
+    let start = Instant::now();
+    while !done(h.state()) {
+        h.step();
+        assert!(start.elapsed() < Duration::from_secs(60), "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    h.run_steps(2);
+}
+
+#[test]
+fn drop_an_image_see_neighbours_unlearn_one_and_watch_the_list_update() {
+    let (k, red) = knowledge(1);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("query.png");
+    red.save(&file).unwrap();
+    let red_id = 0;
+
+    let mut h = Harness::builder()
+        .with_size(egui::vec2(1100.0, 900.0))
+        .build_ui_state(|ui, (p, k): &mut (QueryPanel, Knowledge)| p.ui(ui, k), (QueryPanel::default(), k));
+    h.run_steps(2);
+    // On first show the panel answers the first watched query.
+    assert!(h.state().0.query.as_ref().is_some_and(|q| q.name.starts_with("test query")));
+    h.state_mut().0.query = None;
+    h.state_mut().0.answer = None;
+    assert_eq!(h.state().1.watch.queries[0].vote.prediction, Some(h.state().1.labels.iter().position(|l| l == "red").unwrap() as u32));
+
+    h.input_mut().dropped_files.push(Arc::new(DroppedPath(file)));
+    wait(&mut h, "the dropped query's answer", |(p, _)| p.answer.is_some());
+    let answer = h.state().0.answer.clone().unwrap();
+    assert_eq!(answer.neighbours[0].id, red_id, "the identical picture is the nearest neighbour");
+    h.get_by_label("prediction: red");
+
+    // Click the neighbour, unlearn it.
+    h.get_by_label("neighbour #0").click();
+    h.run_steps(2);
+    h.get_by_label("Unlearn neighbour").click();
+    h.run_steps(3);
+    let (p, k) = h.state();
+    assert!(k.memory.get(red_id).is_none(), "unlearned");
+    assert!(p.answer.as_ref().unwrap().neighbours.iter().all(|n| n.id != red_id), "the answer follows the edit");
+    let edit = k.last_edit.as_ref().unwrap();
+    assert_eq!(edit.update.flipped, vec![0], "the watched red query flips: no red entry is left");
+    assert_ne!(k.watch.queries[0].vote.prediction, k.watch.queries[0].initial_prediction);
+    assert!(h.query_by_label_contains("flipped by the last edit").is_some());
+
+    // Undo restores the prediction.
+    h.get_by_label("Undo last unlearning").click();
+    h.run_steps(3);
+    let (_, k) = h.state();
+    assert!(k.memory.get(red_id).is_some());
+    assert_eq!(k.watch.queries[0].vote.prediction, k.watch.queries[0].initial_prediction);
+}
+
+#[test]
+fn memory_panel_deletes_with_undo_and_saves_without_the_deleted_bytes() {
+    let (k, _) = knowledge(3);
+    let mut h = Harness::builder()
+        .with_size(egui::vec2(1100.0, 700.0))
+        .build_ui_state(|ui, (p, k): &mut (MemoryPanel, Knowledge)| p.ui(ui, k), (MemoryPanel::default(), k));
+    h.run_steps(2);
+    h.get_by_label("blue (5)");
+    h.get_by_label("entry #3").click();
+    h.run_steps(2);
+    assert_eq!(h.state().0.selected, Some(3));
+    h.get_by_label("Unlearn (delete)").click();
+    h.run_steps(2);
+    assert!(h.state().1.memory.get(3).is_none());
+    assert_eq!(h.state().1.memory.len(), 10);
+    h.get_by_label("Undo").click();
+    h.run_steps(2);
+    assert!(h.state().1.memory.get(3).is_some());
+
+    // Delete again and save to a file: the entry's bytes are gone from it.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.pmem");
+    h.state_mut().1.memory_path = Some(path.clone());
+    let source = h.state().1.memory.get(3).unwrap().source.clone();
+    h.get_by_label("entry #3").click();
+    h.run_steps(2);
+    h.get_by_label("Unlearn (delete)").click();
+    h.run_steps(2);
+    h.get_by_label("Save").click();
+    h.run_steps(2);
+    let bytes = std::fs::read(&path).unwrap();
+    let saved = Memory::open(&path).unwrap();
+    assert_eq!(saved.len(), 10);
+    assert!(saved.get(3).is_none());
+    // Other entries share the source path prefix; the deleted one's embedding must be absent.
+    let _ = source;
+    let (k, _) = knowledge(3);
+    let emb: Vec<u8> = k.memory.get(3).unwrap().embedding.iter().flat_map(|f| f.to_le_bytes()).collect();
+    assert!(!bytes.windows(emb.len()).any(|w| w == emb.as_slice()), "the deleted embedding's bytes are not in the file");
+}
+
+#[test]
+fn privacy_panel_runs_the_analysis_and_lists_influential_entries() {
+    let (k, _) = knowledge(1);
+    let expected = procmem::memory::privacy::analyse(
+        &k.index,
+        &k.watch.queries.iter().flat_map(|q| q.embedding.clone()).collect::<Vec<_>>(),
+        1,
+        k.watch.rule,
+    );
+    let mut h = Harness::builder()
+        .with_size(egui::vec2(1100.0, 800.0))
+        .build_ui_state(|ui, (p, k): &mut (PrivacyPanel, Knowledge)| p.ui(ui, k), (PrivacyPanel::default(), k));
+    h.run_steps(2);
+    h.get_by_label("Run analysis").click();
+    wait(&mut h, "the analysis", |(p, _)| !p.reports.is_empty() && !p.is_busy());
+    let report = h.state().0.reports.iter().find(|r| r.k == 1).unwrap().clone();
+    assert_eq!(report, expected);
+    assert!(report.influence.contains_key(&0), "the only red entry decides the red query");
+    h.get_by_label("1").click();
+    h.run_steps(2);
+    h.get_by_label("influential #0").click();
+    h.run_steps(2);
+    h.get_by_label("Unlearn it").click();
+    h.run_steps(2);
+    assert!(h.state().1.memory.get(0).is_none());
+    h.get_by_label_contains("run again");
+}
+
+#[test]
+fn the_app_starts_with_the_bundled_model_and_demo_memory() {
+    use procmem::app::{AppState, ProcmemApp, Tab};
+    let ctx = egui::Context::default();
+    let app = ProcmemApp::new(&ctx, AppState { tab: Tab::Query, ..Default::default() });
+    let mut h = Harness::builder().with_size(egui::vec2(1280.0, 900.0)).build_ui_state(|ui, app: &mut ProcmemApp| app.show(ui), app);
+    wait(&mut h, "the bundled model and demo memory", |app| !app.is_loading());
+    let app = h.state();
+    assert!(app.load_error.is_none(), "{:?}", app.load_error);
+    let k = app.knowledge.as_ref().unwrap();
+    assert_eq!(k.memory.len(), 3000);
+    assert_eq!(k.watch.queries.len(), 200);
+    assert!(k.perception.description.contains("procedural data only"), "{}", k.perception.description);
+    assert!(k.watch.accuracy().unwrap() > 0.3, "the demo classifies well above chance (10 classes)");
+    h.get_by_label("Memory").click();
+    h.run_steps(3);
+    h.get_by_label_contains("Ankle boot (");
+}
