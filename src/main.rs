@@ -285,6 +285,34 @@ enum BenchCommand {
         #[arg(long)]
         kml_at_output_resolution: bool,
     },
+    /// Memory search, unlearning and privacy speed on clustered vectors (the same files
+    /// tools/bench_memory_faiss.py gives faiss), and optionally a very large memory.
+    Memory {
+        /// Folder with base.npy and queries.npy (written on first use).
+        #[arg(long, default_value = "target/bench-memory")]
+        data: PathBuf,
+        #[arg(long, default_value_t = 100_000)]
+        entries: usize,
+        #[arg(long, default_value_t = 1_000)]
+        queries: usize,
+        #[arg(long, default_value_t = 384)]
+        dim: usize,
+        #[arg(long, default_value_t = 10)]
+        k: usize,
+        #[arg(long, default_value_t = 100)]
+        ef_construction: usize,
+        #[arg(long, default_value_t = 100)]
+        ef_search: usize,
+        /// Also build a memory of this many random entries (e.g. 1000000): add, search, delete, save, reopen.
+        #[arg(long)]
+        large: Option<usize>,
+        /// Skip the search/unlearning/privacy part (only --large).
+        #[arg(long)]
+        only_large: bool,
+        /// Skip the HNSW measurement (its deterministic one-thread build takes minutes).
+        #[arg(long)]
+        no_hnsw: bool,
+    },
     /// Seconds per DINO training step and embedding images/s, on synthetic batches (no data
     /// loading), for a training config. Counterpart: tools/bench_train_torch.py.
     Train {
@@ -728,6 +756,33 @@ fn run() -> anyhow::Result<()> {
         }
         Some(Command::Privacy { data, features, k, limit_train, limit_test, top, report, no_baselines }) => {
             cli::eval::privacy(data, features, k, limit_train, limit_test, top, report, !no_baselines)
+        }
+        Some(Command::Bench(BenchCommand::Memory {
+            data,
+            entries,
+            queries,
+            dim,
+            k,
+            ef_construction,
+            ef_search,
+            large,
+            only_large,
+            no_hnsw,
+        })) => {
+            use procmem::memory::{HnswParams, bench};
+            let mut log = |m: &str| eprintln!("{m}");
+            let mut md = String::from("| measurement | time | result |\n|---|---|---|\n");
+            if !only_large {
+                let (base, q, d) = bench::bench_vectors(&data, entries, queries, dim)?;
+                let params = HnswParams { ef_construction, ef_search, seed: 0 };
+                md += &bench::run(&base, &q, d, k, (!no_hnsw).then_some(params), &mut log)?;
+            }
+            if let Some(n) = large {
+                std::fs::create_dir_all(&data)?;
+                md += &bench::large(n, dim, &data, &mut log)?;
+            }
+            println!("{md}");
+            Ok(())
         }
         Some(Command::Bench(BenchCommand::Train { config, steps, embed_batch })) => bench_train(config, steps, embed_batch),
         Some(Command::Bench(BenchCommand::Generate { sizes, seconds, processes, kml_at_output_resolution })) => {

@@ -18,19 +18,14 @@ pub struct Neighbour {
     pub similarity: f32,
 }
 
-/// Dot product: 8 lanes of fused multiply-adds over the first multiple of 8 dimensions, the rest
-/// fused into a separate tail, summed in a fixed order. Every similarity procmem computes —
+/// Dot product: 16 lanes of fused multiply-adds over the first multiple of 16 dimensions, the
+/// rest fused into a separate tail, summed in a fixed order. Every similarity procmem computes —
 /// exact search, HNSW, privacy, watch lists — is this arithmetic, on any CPU (SIMD or not), so
 /// results never depend on which entries share a memory.
 #[inline]
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
-    debug_assert_eq!(a.len(), b.len());
-    #[cfg(target_arch = "x86_64")]
-    if kernel::has_avx2_fma() {
-        // SAFETY: the CPU supports AVX2 and FMA (checked above); slices have equal length.
-        return unsafe { kernel::dot_avx2(a, b) };
-    }
-    kernel::dot_portable(a, b)
+    assert_eq!(a.len(), b.len(), "dot of vectors of different lengths");
+    kernel::dot(a, b)
 }
 
 /// Orders neighbours: higher similarity first, then lower id.
@@ -147,8 +142,8 @@ impl ExactIndex {
         }
         // Groups of queries run in parallel; each streams the memory in blocks small enough to
         // stay in L2 while every query of the group is scored against them.
-        const GROUP: usize = 32;
-        const BLOCK: usize = 256;
+        const GROUP: usize = 256;
+        const BLOCK: usize = 128;
         queries
             .par_chunks(GROUP * d)
             .flat_map_iter(|group| {
@@ -173,19 +168,24 @@ impl ExactIndex {
     }
 }
 
-/// Similarity kernels. The AVX2 path computes each (query, entry) pair with exactly the
-/// arithmetic of `dot_portable` (f32 FMA is correctly rounded everywhere), only faster.
+/// Similarity kernels. Every path computes each (query, entry) pair with exactly the arithmetic
+/// of `dot_portable` — 16 lanes of fused multiply-adds (f32 FMA is correctly rounded on every
+/// CPU), a sequential tail, one fixed reduction tree — so results are bit-identical whichever
+/// path runs, and never depend on which entries share a block.
 mod kernel {
+    pub const LANES: usize = 16;
+
     #[inline(always)]
-    fn reduce(acc: &[f32; 8], tail: f32) -> f32 {
-        ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7])) + tail
+    pub fn reduce(acc: &[f32; LANES], tail: f32) -> f32 {
+        let h: [f32; 8] = std::array::from_fn(|i| acc[i] + acc[i + 8]);
+        ((h[0] + h[1]) + (h[2] + h[3])) + ((h[4] + h[5]) + (h[6] + h[7])) + tail
     }
 
     pub fn dot_portable(a: &[f32], b: &[f32]) -> f32 {
-        let mut acc = [0f32; 8];
-        let main = a.len() / 8 * 8;
-        for c in (0..main).step_by(8) {
-            for j in 0..8 {
+        let mut acc = [0f32; LANES];
+        let main = a.len() / LANES * LANES;
+        for c in (0..main).step_by(LANES) {
+            for j in 0..LANES {
                 acc[j] = a[c + j].mul_add(b[c + j], acc[j]);
             }
         }
@@ -196,9 +196,35 @@ mod kernel {
         reduce(&acc, tail)
     }
 
-    #[cfg(target_arch = "x86_64")]
-    pub fn has_avx2_fma() -> bool {
-        std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+    #[derive(Clone, Copy, PartialEq, Eq)]
+    pub enum Path {
+        Avx512,
+        Avx2,
+        Portable,
+    }
+
+    pub fn path() -> Path {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::is_x86_feature_detected!("avx512f") {
+                return Path::Avx512;
+            }
+            if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+                return Path::Avx2;
+            }
+        }
+        Path::Portable
+    }
+
+    pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+        #[cfg(target_arch = "x86_64")]
+        match path() {
+            // SAFETY: the features were detected; the slices have equal length (checked by callers).
+            Path::Avx512 => return unsafe { x86::dot_avx512(a, b) },
+            Path::Avx2 => return unsafe { x86::dot_avx2(a, b) },
+            Path::Portable => {}
+        }
+        dot_portable(a, b)
     }
 
     /// Scores `queries` (nq × d) against `entries` (ne × d) into `out` (nq × ne).
@@ -206,10 +232,11 @@ mod kernel {
         let (nq, ne) = (queries.len() / d, entries.len() / d);
         debug_assert_eq!(out.len(), nq * ne);
         #[cfg(target_arch = "x86_64")]
-        if has_avx2_fma() {
-            // SAFETY: AVX2 and FMA are present; shapes are checked by the slicing below.
-            unsafe { scores_avx2(queries, entries, d, out) };
-            return;
+        match path() {
+            // SAFETY: the features were detected; shapes are checked by the slicing inside.
+            Path::Avx512 => return unsafe { x86::scores_avx512(queries, entries, d, out) },
+            Path::Avx2 => return unsafe { x86::scores_avx2(queries, entries, d, out) },
+            Path::Portable => {}
         }
         for qi in 0..nq {
             for ei in 0..ne {
@@ -219,87 +246,184 @@ mod kernel {
     }
 
     #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
-        let mut out = [[0f32; 1]; 1];
-        unsafe { tile::<1, 1>([a], [b], &mut out) };
-        out[0][0]
-    }
-
-    /// Q queries × E entries, every pair accumulated as in `dot_portable`.
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,fma")]
-    #[inline]
-    unsafe fn tile<const Q: usize, const E: usize>(q: [&[f32]; Q], e: [&[f32]; E], out: &mut [[f32; E]; Q]) {
+    mod x86 {
+        use super::{LANES, reduce};
         use std::arch::x86_64::*;
-        let d = q[0].len();
-        let main = d / 8 * 8;
-        let mut acc = [[_mm256_setzero_ps(); E]; Q];
-        let mut c = 0;
-        while c < main {
-            let mut ev = [_mm256_setzero_ps(); E];
-            for j in 0..E {
-                // SAFETY: c + 8 <= main <= d = e[j].len().
-                ev[j] = unsafe { _mm256_loadu_ps(e[j].as_ptr().add(c)) };
+
+        #[inline(always)]
+        fn tail(q: &[f32], e: &[f32], main: usize) -> f32 {
+            let mut t = 0f32;
+            for i in main..q.len() {
+                t = q[i].mul_add(e[i], t);
+            }
+            t
+        }
+
+        /// Q queries × E entries with one 16-lane register per pair.
+        #[target_feature(enable = "avx512f")]
+        #[inline]
+        unsafe fn tile512<const Q: usize, const E: usize>(q: [&[f32]; Q], e: [&[f32]; E], out: &mut [[f32; E]; Q]) {
+            let d = q[0].len();
+            let main = d / LANES * LANES;
+            let mut acc = [[_mm512_setzero_ps(); E]; Q];
+            let mut c = 0;
+            while c < main {
+                let mut ev = [_mm512_setzero_ps(); E];
+                for j in 0..E {
+                    // SAFETY: c + 16 <= main <= d = e[j].len().
+                    ev[j] = unsafe { _mm512_loadu_ps(e[j].as_ptr().add(c)) };
+                }
+                for i in 0..Q {
+                    // SAFETY: as above, for q[i].
+                    let qv = unsafe { _mm512_loadu_ps(q[i].as_ptr().add(c)) };
+                    for j in 0..E {
+                        acc[i][j] = _mm512_fmadd_ps(qv, ev[j], acc[i][j]);
+                    }
+                }
+                c += LANES;
             }
             for i in 0..Q {
-                // SAFETY: as above, for q[i].
-                let qv = unsafe { _mm256_loadu_ps(q[i].as_ptr().add(c)) };
-                for j in 0..E {
-                    acc[i][j] = _mm256_fmadd_ps(qv, ev[j], acc[i][j]);
+                if E == 4 {
+                    // The reduction tree of `reduce`, for four pairs at once: halves added, then
+                    // adjacent lanes (hadd adds exactly x[2k] + x[2k+1]), twice, then 128-bit halves.
+                    let h: [__m256; 4] = std::array::from_fn(|j| {
+                        _mm256_add_ps(
+                            _mm512_castps512_ps256(acc[i][j]),
+                            _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(acc[i][j]))),
+                        )
+                    });
+                    let u = _mm256_hadd_ps(h[0], h[1]);
+                    let v = _mm256_hadd_ps(h[2], h[3]);
+                    let w = _mm256_hadd_ps(u, v);
+                    let r = _mm_add_ps(_mm256_castps256_ps128(w), _mm256_extractf128_ps::<1>(w));
+                    let mut four = [0f32; 4];
+                    // SAFETY: four holds 4 floats.
+                    unsafe { _mm_storeu_ps(four.as_mut_ptr(), r) };
+                    for j in 0..E {
+                        out[i][j] = four[j] + tail(q[i], e[j], main);
+                    }
+                } else {
+                    for j in 0..E {
+                        let mut lanes = [0f32; LANES];
+                        // SAFETY: lanes holds 16 floats.
+                        unsafe { _mm512_storeu_ps(lanes.as_mut_ptr(), acc[i][j]) };
+                        out[i][j] = reduce(&lanes, tail(q[i], e[j], main));
+                    }
                 }
             }
-            c += 8;
         }
-        for i in 0..Q {
-            for j in 0..E {
-                let mut lanes = [0f32; 8];
-                // SAFETY: lanes holds 8 floats.
-                unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), acc[i][j]) };
-                let mut tail = 0f32;
-                for t in main..d {
-                    tail = q[i][t].mul_add(e[j][t], tail);
+
+        /// The same lanes as two 8-lane halves per pair.
+        #[target_feature(enable = "avx2,fma")]
+        #[inline]
+        unsafe fn tile256<const Q: usize, const E: usize>(q: [&[f32]; Q], e: [&[f32]; E], out: &mut [[f32; E]; Q]) {
+            let d = q[0].len();
+            let main = d / LANES * LANES;
+            let mut lo = [[_mm256_setzero_ps(); E]; Q];
+            let mut hi = [[_mm256_setzero_ps(); E]; Q];
+            let mut c = 0;
+            while c < main {
+                for j in 0..E {
+                    // SAFETY: c + 16 <= main <= d for every row.
+                    let (el, eh) = unsafe { (_mm256_loadu_ps(e[j].as_ptr().add(c)), _mm256_loadu_ps(e[j].as_ptr().add(c + 8))) };
+                    for i in 0..Q {
+                        let (ql, qh) = unsafe { (_mm256_loadu_ps(q[i].as_ptr().add(c)), _mm256_loadu_ps(q[i].as_ptr().add(c + 8))) };
+                        lo[i][j] = _mm256_fmadd_ps(ql, el, lo[i][j]);
+                        hi[i][j] = _mm256_fmadd_ps(qh, eh, hi[i][j]);
+                    }
                 }
-                out[i][j] = reduce(&lanes, tail);
+                c += LANES;
             }
+            for i in 0..Q {
+                for j in 0..E {
+                    let mut lanes = [0f32; LANES];
+                    // SAFETY: lanes holds 16 floats.
+                    unsafe {
+                        _mm256_storeu_ps(lanes.as_mut_ptr(), lo[i][j]);
+                        _mm256_storeu_ps(lanes.as_mut_ptr().add(8), hi[i][j]);
+                    }
+                    out[i][j] = reduce(&lanes, tail(q[i], e[j], main));
+                }
+            }
+        }
+
+        #[target_feature(enable = "avx512f")]
+        pub unsafe fn dot_avx512(a: &[f32], b: &[f32]) -> f32 {
+            let mut out = [[0f32; 1]; 1];
+            unsafe { tile512::<1, 1>([a], [b], &mut out) };
+            out[0][0]
+        }
+
+        #[target_feature(enable = "avx2,fma")]
+        pub unsafe fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
+            let mut out = [[0f32; 1]; 1];
+            unsafe { tile256::<1, 1>([a], [b], &mut out) };
+            out[0][0]
+        }
+
+        macro_rules! blocked {
+            ($name:ident, $tile:ident, $feat:literal, $qt:literal, $et:literal) => {
+                #[target_feature(enable = $feat)]
+                pub unsafe fn $name(queries: &[f32], entries: &[f32], d: usize, out: &mut [f32]) {
+                    let (nq, ne) = (queries.len() / d, entries.len() / d);
+                    let qrow = |i: usize| &queries[i * d..(i + 1) * d];
+                    let erow = |j: usize| &entries[j * d..(j + 1) * d];
+                    let mut qi = 0;
+                    while qi + $qt <= nq {
+                        let qs: [&[f32]; $qt] = std::array::from_fn(|i| qrow(qi + i));
+                        let mut ej = 0;
+                        while ej + $et <= ne {
+                            let es: [&[f32]; $et] = std::array::from_fn(|j| erow(ej + j));
+                            let mut t = [[0f32; $et]; $qt];
+                            unsafe { $tile::<$qt, $et>(qs, es, &mut t) };
+                            for (i, row) in t.iter().enumerate() {
+                                out[(qi + i) * ne + ej..(qi + i) * ne + ej + $et].copy_from_slice(row);
+                            }
+                            ej += $et;
+                        }
+                        for ej in ej..ne {
+                            let mut t = [[0f32; 1]; $qt];
+                            unsafe { $tile::<$qt, 1>(qs, [erow(ej)], &mut t) };
+                            for (i, row) in t.iter().enumerate() {
+                                out[(qi + i) * ne + ej] = row[0];
+                            }
+                        }
+                        qi += $qt;
+                    }
+                    for qi in qi..nq {
+                        for ej in 0..ne {
+                            let mut t = [[0f32; 1]; 1];
+                            unsafe { $tile::<1, 1>([qrow(qi)], [erow(ej)], &mut t) };
+                            out[qi * ne + ej] = t[0][0];
+                        }
+                    }
+                }
+            };
+        }
+        blocked!(scores_avx512, tile512, "avx512f", 4, 4);
+        blocked!(scores_avx2, tile256, "avx2,fma", 2, 2);
+
+        /// The AVX2 path on an AVX-512 CPU, for the bit-identity test.
+        #[cfg(test)]
+        pub fn avx2_available() -> bool {
+            std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
         }
     }
 
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn scores_avx2(queries: &[f32], entries: &[f32], d: usize, out: &mut [f32]) {
-        let (nq, ne) = (queries.len() / d, entries.len() / d);
-        let qrow = |i: usize| &queries[i * d..(i + 1) * d];
-        let erow = |j: usize| &entries[j * d..(j + 1) * d];
-        let mut qi = 0;
-        while qi + 4 <= nq {
-            let qs = [qrow(qi), qrow(qi + 1), qrow(qi + 2), qrow(qi + 3)];
-            let mut ej = 0;
-            while ej + 2 <= ne {
-                let mut t = [[0f32; 2]; 4];
-                unsafe { tile::<4, 2>(qs, [erow(ej), erow(ej + 1)], &mut t) };
-                for (i, row) in t.iter().enumerate() {
-                    out[(qi + i) * ne + ej] = row[0];
-                    out[(qi + i) * ne + ej + 1] = row[1];
-                }
-                ej += 2;
-            }
-            if ej < ne {
-                let mut t = [[0f32; 1]; 4];
-                unsafe { tile::<4, 1>(qs, [erow(ej)], &mut t) };
-                for (i, row) in t.iter().enumerate() {
-                    out[(qi + i) * ne + ej] = row[0];
-                }
-            }
-            qi += 4;
+    #[cfg(all(test, target_arch = "x86_64"))]
+    pub fn all_paths(queries: &[f32], entries: &[f32], d: usize) -> Vec<Vec<f32>> {
+        let n = queries.len() / d * (entries.len() / d);
+        let mut results = Vec::new();
+        let mut out = vec![0f32; n];
+        if std::is_x86_feature_detected!("avx512f") {
+            unsafe { x86::scores_avx512(queries, entries, d, &mut out) };
+            results.push(out.clone());
         }
-        for qi in qi..nq {
-            for ej in 0..ne {
-                let mut t = [[0f32; 1]; 1];
-                unsafe { tile::<1, 1>([qrow(qi)], [erow(ej)], &mut t) };
-                out[qi * ne + ej] = t[0][0];
-            }
+        if x86::avx2_available() {
+            unsafe { x86::scores_avx2(queries, entries, d, &mut out) };
+            results.push(out.clone());
         }
+        results
     }
 }
 
@@ -324,7 +448,7 @@ mod tests {
     #[test]
     fn simd_kernels_equal_the_portable_dot_bit_for_bit() {
         let mut rng = crate::generate::rng::Rng::new(7);
-        for d in [1, 7, 8, 9, 31, 192, 384] {
+        for d in [1, 7, 8, 9, 15, 16, 17, 31, 192, 384] {
             let q: Vec<f32> = (0..9 * d).map(|_| rng.uniform() as f32 * 2.0 - 1.0).collect();
             let e: Vec<f32> = (0..11 * d).map(|_| rng.uniform() as f32 * 2.0 - 1.0).collect();
             let mut out = vec![0f32; 9 * 11];
@@ -333,6 +457,10 @@ mod tests {
                 for j in 0..11 {
                     let want = kernel::dot_portable(&q[i * d..(i + 1) * d], &e[j * d..(j + 1) * d]);
                     assert_eq!(out[i * 11 + j].to_bits(), want.to_bits(), "d {d} pair ({i}, {j})");
+                    #[cfg(target_arch = "x86_64")]
+                    for path in kernel::all_paths(&q, &e, d) {
+                        assert_eq!(path[i * 11 + j].to_bits(), want.to_bits(), "d {d} pair ({i}, {j}), every SIMD path");
+                    }
                     assert_eq!(dot(&q[i * d..(i + 1) * d], &e[j * d..(j + 1) * d]).to_bits(), want.to_bits());
                 }
             }

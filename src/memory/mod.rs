@@ -5,6 +5,7 @@
 //! top-k search), `vote` (DINO's, plurality, softmax and rank voting), `privacy` (which entries
 //! can change a prediction by their removal alone).
 
+pub mod bench;
 pub mod hnsw;
 pub mod import;
 pub mod index;

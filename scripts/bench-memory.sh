@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Memory benchmarks, procmem and faiss-cpu on the same vectors in one run (docs/benchmarks.md):
+# exact search 100k x 384 with 1,000 queries, HNSW recall@10 and latency, unlearning with a
+# 1,000-query watch list, privacy analysis for 10k queries, and a 1M-entry memory.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+python3 -c "import faiss" 2>/dev/null || pip install --quiet faiss-cpu numpy
+cargo build --release --locked
+bin=target/release/procmem
+data=target/bench-memory
+nproc; grep -m1 "model name" /proc/cpuinfo
+# 1,000 queries for search/HNSW/unlearning; the privacy row uses 10,000 (separate folder).
+"$bin" bench memory --data "$data" --entries 100000 --queries 1000
+python3 tools/bench_memory_faiss.py "$data"
+"$bin" bench memory --data "$data-10k" --entries 100000 --queries 10000 2>&1 | grep -i "privacy"
+"$bin" bench memory --data "$data" --only-large --large 1000000
