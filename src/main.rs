@@ -198,6 +198,9 @@ enum MemoryCommand {
         /// Write the neighbour records (image_id, neighbor_image_ids, …) here.
         #[arg(long)]
         json: Option<PathBuf>,
+        /// Search with an HNSW graph instead of the exact index (large memories).
+        #[arg(long)]
+        hnsw: bool,
     },
     /// Delete entries by id; their bytes leave the file.
     Delete {
@@ -648,7 +651,7 @@ fn memory_command(cmd: MemoryCommand) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        MemoryCommand::Query { memory, features, images, k, json } => {
+        MemoryCommand::Query { memory, features, images, k, json, hnsw } => {
             use procmem::memory::{Answer, ExactIndex, NeighbourRecord, VoteRule, query::write_records};
             let m = Memory::open(&memory)?;
             let source = FeatureSource::from_spec(&features)?;
@@ -662,11 +665,17 @@ fn memory_command(cmd: MemoryCommand) -> anyhow::Result<()> {
             }
             let labels = m.labels();
             let index = ExactIndex::build(&m, &labels);
+            let graph = if hnsw { Some(procmem::memory::HnswIndex::build(&index, Default::default())?) } else { None };
             let mut records = Vec::new();
             for path in &images {
                 let img = image::open(path).with_context(|| format!("reading {}", path.display()))?.to_rgb8();
                 let (q, _) = source.embed_rgb(std::slice::from_ref(&img), |_| {})?;
-                let neighbours = index.search(&q, k).pop().unwrap_or_default();
+                let neighbours = match &graph {
+                    Some(g) => g.search(&q, k),
+                    None => index.search(&q, k),
+                }
+                .pop()
+                .unwrap_or_default();
                 let answer = Answer::new(neighbours, k, labels.len(), VoteRule::default());
                 let predicted = answer.vote.prediction.map_or("-".to_string(), |c| labels[c as usize].clone());
                 println!("{}: {predicted}", path.display());

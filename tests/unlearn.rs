@@ -141,3 +141,18 @@ fn hnsw_filters_deleted_entries_and_a_rebuild_equals_a_fresh_build() {
     let recall = hits as f64 / (exact.len() * k) as f64;
     assert!(recall > 0.9, "recall@{k} {recall}");
 }
+
+/// The 1M-entry memory of the Knowledge issue: add, search, delete, save, reopen (about 6 GiB
+/// peak, ~40 s in release). Ignored in CI for its memory; run with
+/// `cargo test --release --test unlearn -- --ignored`. `procmem bench memory --large 1000000`
+/// measures the same.
+#[test]
+#[ignore]
+fn a_million_entry_memory_adds_searches_deletes_and_saves() {
+    let dir = tempfile::tempdir().unwrap();
+    let row = procmem::memory::bench::large(1_000_000, 384, dir.path(), &mut |m| eprintln!("{m}")).unwrap();
+    assert!(row.contains("1000000"));
+    if let Some(gib) = procmem::memory::bench::peak_rss_mib().map(|m| m / 1024.0) {
+        assert!(gib < 24.0, "peak {gib:.1} GiB");
+    }
+}

@@ -117,6 +117,7 @@ pub struct Knowledge {
     /// Thumbnails (PNG) of the watched queries, in watch-list order.
     watch_pngs: Vec<Vec<u8>>,
     watch_thumbs: HashMap<usize, TextureHandle>,
+    counts_cache: Option<(u64, Vec<(String, usize)>)>,
 }
 
 impl Knowledge {
@@ -192,6 +193,7 @@ impl Knowledge {
             thumbs: HashMap::new(),
             watch_pngs,
             watch_thumbs: HashMap::new(),
+            counts_cache: None,
         })
     }
 
@@ -219,14 +221,20 @@ impl Knowledge {
         }
     }
 
-    /// Entries per class, in label order (classes with no entries left included).
-    pub fn counts(&self) -> Vec<(String, usize)> {
-        let mut counts: Vec<(String, usize)> = self.labels.iter().map(|l| (l.clone(), 0)).collect();
-        for e in &self.memory.entries {
-            if let Some(c) = counts.iter_mut().find(|c| c.0 == e.label) {
-                c.1 += 1;
+    /// Entries per class, in label order (classes with no entries left included); cached per
+    /// edit, so a 100k-entry memory costs nothing per frame.
+    pub fn counts(&mut self) -> Vec<(String, usize)> {
+        if let Some((generation, counts)) = &self.counts_cache {
+            if *generation == self.generation && counts.len() == self.labels.len() {
+                return counts.clone();
             }
         }
+        let mut by_label: HashMap<&str, usize> = HashMap::new();
+        for e in &self.memory.entries {
+            *by_label.entry(e.label.as_str()).or_default() += 1;
+        }
+        let counts: Vec<(String, usize)> = self.labels.iter().map(|l| (l.clone(), by_label.get(l.as_str()).copied().unwrap_or(0))).collect();
+        self.counts_cache = Some((self.generation, counts.clone()));
         counts
     }
 
@@ -317,6 +325,10 @@ impl Knowledge {
     pub fn thumbnail(&mut self, ctx: &egui::Context, id: u64) -> Option<TextureHandle> {
         if let Some(t) = self.thumbs.get(&id) {
             return Some(t.clone());
+        }
+        if self.thumbs.len() > 20_000 {
+            // Scrolling through a huge memory: drop the cache rather than grow without bound.
+            self.thumbs.clear();
         }
         let tex = texture(ctx, &format!("entry-{id}"), &self.memory.get(id)?.thumbnail)?;
         self.thumbs.insert(id, tex.clone());

@@ -105,6 +105,13 @@ impl HnswIndex {
         Self::build(&self.exact, self.params)
     }
 
+    /// Rebuilds on a background thread; the current index keeps serving meanwhile. Swap the
+    /// result in when the handle finishes (deletions made in between must be applied again).
+    pub fn rebuild_in_background(&self) -> std::thread::JoinHandle<crate::Result<Self>> {
+        let (exact, params) = (self.exact.clone(), self.params);
+        std::thread::spawn(move || Self::build(&exact, params))
+    }
+
     /// The `k` nearest live entries of each query (q × dim), best first, ties by id.
     pub fn search(&self, queries: &[f32], k: usize) -> Vec<Vec<Neighbour>> {
         queries.par_chunks(self.dim).map_init(Search::default, |search, q| self.search_one(search, q, k)).collect()
