@@ -233,7 +233,8 @@ impl Knowledge {
         for e in &self.memory.entries {
             *by_label.entry(e.label.as_str()).or_default() += 1;
         }
-        let counts: Vec<(String, usize)> = self.labels.iter().map(|l| (l.clone(), by_label.get(l.as_str()).copied().unwrap_or(0))).collect();
+        let counts: Vec<(String, usize)> =
+            self.labels.iter().map(|l| (l.clone(), by_label.get(l.as_str()).copied().unwrap_or(0))).collect();
         self.counts_cache = Some((self.generation, counts.clone()));
         counts
     }

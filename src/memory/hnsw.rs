@@ -18,7 +18,7 @@ use std::sync::Arc;
 use instant_distance::{Builder, HnswMap, Search};
 use rayon::prelude::*;
 
-use super::index::{ExactIndex, Neighbour, dot};
+use super::index::{ExactIndex, Neighbour, dot, dot_fast};
 
 /// Build and search parameters. Defaults: ef_construction 100, ef_search 100, seed 0.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -42,7 +42,7 @@ struct Point(Arc<[f32]>);
 
 impl instant_distance::Point for Point {
     fn distance(&self, other: &Self) -> f32 {
-        1.0 - dot(&self.0, &other.0)
+        1.0 - dot_fast(&self.0, &other.0)
     }
 }
 

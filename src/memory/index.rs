@@ -28,6 +28,14 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     kernel::dot(a, b)
 }
 
+/// A faster dot product for walking HNSW graphs (see `kernel::dot_fast_portable`); reported
+/// similarities always use [`dot`].
+#[inline]
+pub fn dot_fast(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len(), "dot of vectors of different lengths");
+    kernel::dot_fast(a, b)
+}
+
 /// Orders neighbours: higher similarity first, then lower id.
 pub(crate) fn better(a: &Neighbour, b: &Neighbour) -> bool {
     a.similarity > b.similarity || (a.similarity == b.similarity && a.id < b.id)
@@ -204,6 +212,11 @@ mod kernel {
     }
 
     pub fn path() -> Path {
+        static PATH: std::sync::OnceLock<Path> = std::sync::OnceLock::new();
+        *PATH.get_or_init(detect)
+    }
+
+    fn detect() -> Path {
         #[cfg(target_arch = "x86_64")]
         {
             if std::is_x86_feature_detected!("avx512f") {
@@ -225,6 +238,42 @@ mod kernel {
             Path::Portable => {}
         }
         dot_portable(a, b)
+    }
+
+    /// Graph-search distances: four independent 16-lane accumulators over 64-float chunks (no
+    /// long dependency chain), then as `dot_portable`. Deterministic, but not the canonical
+    /// arithmetic: used only to walk the HNSW graph, never for reported similarities.
+    pub fn dot_fast_portable(a: &[f32], b: &[f32]) -> f32 {
+        let mut acc = [[0f32; LANES]; 4];
+        let main64 = a.len() / 64 * 64;
+        for c in (0..main64).step_by(64) {
+            for (r, acc) in acc.iter_mut().enumerate() {
+                for j in 0..LANES {
+                    acc[j] = a[c + 16 * r + j].mul_add(b[c + 16 * r + j], acc[j]);
+                }
+            }
+        }
+        let main = a.len() / LANES * LANES;
+        for c in (main64..main).step_by(LANES) {
+            for j in 0..LANES {
+                acc[0][j] = a[c + j].mul_add(b[c + j], acc[0][j]);
+            }
+        }
+        let mut tail = 0f32;
+        for i in main..a.len() {
+            tail = a[i].mul_add(b[i], tail);
+        }
+        let v: [f32; LANES] = std::array::from_fn(|j| (acc[0][j] + acc[1][j]) + (acc[2][j] + acc[3][j]));
+        reduce(&v, tail)
+    }
+
+    pub fn dot_fast(a: &[f32], b: &[f32]) -> f32 {
+        #[cfg(target_arch = "x86_64")]
+        if path() == Path::Avx512 {
+            // SAFETY: AVX-512F was detected; the slices have equal length (checked by callers).
+            return unsafe { x86::dot_fast_avx512(a, b) };
+        }
+        dot_fast_portable(a, b)
     }
 
     /// Scores `queries` (nq × d) against `entries` (ne × d) into `out` (nq × ne).
@@ -354,6 +403,33 @@ mod kernel {
             out[0][0]
         }
 
+        #[target_feature(enable = "avx512f")]
+        pub unsafe fn dot_fast_avx512(a: &[f32], b: &[f32]) -> f32 {
+            let d = a.len();
+            let (main64, main) = (d / 64 * 64, d / LANES * LANES);
+            let mut acc = [_mm512_setzero_ps(); 4];
+            let mut c = 0;
+            while c < main64 {
+                for (r, acc) in acc.iter_mut().enumerate() {
+                    // SAFETY: c + 64 <= main64 <= d.
+                    let (x, y) = unsafe { (_mm512_loadu_ps(a.as_ptr().add(c + 16 * r)), _mm512_loadu_ps(b.as_ptr().add(c + 16 * r))) };
+                    *acc = _mm512_fmadd_ps(x, y, *acc);
+                }
+                c += 64;
+            }
+            while c < main {
+                // SAFETY: c + 16 <= main <= d.
+                let (x, y) = unsafe { (_mm512_loadu_ps(a.as_ptr().add(c)), _mm512_loadu_ps(b.as_ptr().add(c))) };
+                acc[0] = _mm512_fmadd_ps(x, y, acc[0]);
+                c += LANES;
+            }
+            let v = _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3]));
+            let mut lanes = [0f32; LANES];
+            // SAFETY: lanes holds 16 floats.
+            unsafe { _mm512_storeu_ps(lanes.as_mut_ptr(), v) };
+            reduce(&lanes, tail(a, b, main))
+        }
+
         #[target_feature(enable = "avx2,fma")]
         pub unsafe fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
             let mut out = [[0f32; 1]; 1];
@@ -448,7 +524,7 @@ mod tests {
     #[test]
     fn simd_kernels_equal_the_portable_dot_bit_for_bit() {
         let mut rng = crate::generate::rng::Rng::new(7);
-        for d in [1, 7, 8, 9, 15, 16, 17, 31, 192, 384] {
+        for d in [1, 7, 8, 9, 15, 16, 17, 31, 64, 80, 192, 384] {
             let q: Vec<f32> = (0..9 * d).map(|_| rng.uniform() as f32 * 2.0 - 1.0).collect();
             let e: Vec<f32> = (0..11 * d).map(|_| rng.uniform() as f32 * 2.0 - 1.0).collect();
             let mut out = vec![0f32; 9 * 11];
@@ -462,6 +538,9 @@ mod tests {
                         assert_eq!(path[i * 11 + j].to_bits(), want.to_bits(), "d {d} pair ({i}, {j}), every SIMD path");
                     }
                     assert_eq!(dot(&q[i * d..(i + 1) * d], &e[j * d..(j + 1) * d]).to_bits(), want.to_bits());
+                    let (qa, eb) = (&q[i * d..(i + 1) * d], &e[j * d..(j + 1) * d]);
+                    assert_eq!(dot_fast(qa, eb).to_bits(), kernel::dot_fast_portable(qa, eb).to_bits(), "fast dot, d {d}");
+                    assert!((dot_fast(qa, eb) - want).abs() <= 1e-5 * (d as f32).sqrt());
                 }
             }
         }
