@@ -506,6 +506,9 @@ fn train(args: TrainArgs) -> anyhow::Result<()> {
 /// fresh mmap'd pages that the kernel must zero on first touch (measured: ~20% of a training
 /// step in `clear_page`). Keeping large blocks on the heap lets them be reused.
 fn keep_large_allocations() {
+    if std::env::var_os("PROCMEM_DEFAULT_MALLOC").is_some() {
+        return;
+    }
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only sets allocator tunables; called once before other threads start.
     unsafe {

@@ -83,7 +83,17 @@ fn training_runs_checkpoints_and_resumes_the_same_curve() {
     assert_eq!(a.len(), 2);
     let mut resumed = Trainer::resume(&split.join("last.json"), &split).unwrap();
     assert_eq!(resumed.step, 2);
+    // A run killed after its checkpoint logged a step that the resume will compute again.
+    use std::io::Write;
+    let mut log = std::fs::OpenOptions::new().append(true).open(split.join("metrics.jsonl")).unwrap();
+    writeln!(log, "{{\"step\":3,\"loss\":99.0}}").unwrap();
     let b = run(&mut resumed);
+    let steps: Vec<u64> = std::fs::read_to_string(split.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["step"].as_u64().unwrap())
+        .collect();
+    assert_eq!(steps, vec![1, 2, 3, 4], "the curve has every step once");
     let joined: Vec<f64> = a.iter().chain(&b).map(|m| m.loss).collect();
     let straight_losses: Vec<f64> = full.iter().map(|m| m.loss).collect();
     for (x, y) in joined.iter().zip(&straight_losses) {

@@ -39,8 +39,10 @@ impl AdamW {
                 Some(v) => v.clone(),
                 None => grad.zeros_like()?,
             };
-            let m = ((m_prev * self.beta1)? + (grad * (1.0 - self.beta1))?)?;
-            let v = ((v_prev * self.beta2)? + (grad.sqr()? * (1.0 - self.beta2))?)?;
+            // Detached: a moment must never hold an op graph, or every step's graph would stay
+            // reachable through the chain of moments.
+            let m = ((m_prev * self.beta1)? + (grad * (1.0 - self.beta1))?)?.detach();
+            let v = ((v_prev * self.beta2)? + (grad.sqr()? * (1.0 - self.beta2))?)?.detach();
             let theta = var.as_tensor();
             let theta = if decay(name, var) { (theta * (1.0 - lr * weight_decay))? } else { theta.clone() };
             let update = ((&m / bc1)? / ((&v / bc2)?.sqrt()? + self.eps)?)?;
@@ -88,6 +90,18 @@ mod tests {
             let got = p.as_tensor().to_vec1::<f32>().unwrap()[0];
             assert!((got - want).abs() < 1e-5, "got {got}, want {want}");
         }
+    }
+
+    #[test]
+    fn moments_never_hold_an_op_graph() {
+        // A gradient still attached to a graph (candle leaves variables' gradients attached):
+        // the moments must not keep it, or every step's graph stays alive (a leak seen here).
+        let p = Var::from_tensor(&Tensor::new(&[1.0f32, 2.0], &Device::Cpu).unwrap()).unwrap();
+        let attached = (p.as_tensor() * 3.0).unwrap();
+        assert!(attached.track_op());
+        let mut opt = AdamW::default();
+        opt.step(&[("p".into(), p.clone(), attached)], 0.1, 0.0, |_, _| true).unwrap();
+        assert!(!opt.m["p"].track_op() && !opt.v["p"].track_op());
     }
 
     #[test]

@@ -248,6 +248,9 @@ impl Trainer {
         }
 
         let forward_seconds = start.elapsed().as_secs_f64();
+        // Candle leaves variables' gradients attached to the backward graph (which holds the
+        // forward activations); they are detached below so that nothing — clipping, the AdamW
+        // moments — keeps a step's graph alive into the next one (that leaked ~65 MB a step).
         let grads = out.loss.backward().map_err(merr)?;
         let backward_seconds = start.elapsed().as_secs_f64() - forward_seconds;
         let freeze_last = s < cfg.freeze_last_layer_steps;
@@ -255,7 +258,7 @@ impl Trainer {
             .params
             .iter()
             .filter(|(name, _)| !(freeze_last && name.contains("last_layer")))
-            .filter_map(|(name, var)| grads.get(var).map(|g| (name.clone(), var.clone(), g.clone())))
+            .filter_map(|(name, var)| grads.get(var).map(|g| (name.clone(), var.clone(), g.detach())))
             .collect();
         clip_per_tensor(&mut with_grads, cfg.clip_grad).map_err(merr)?;
         // DINO regularises every parameter except biases and 1-D (norm) parameters.
@@ -316,6 +319,7 @@ impl Trainer {
     pub fn run(&mut self, cancel: &AtomicBool, mut on_event: impl FnMut(TrainEvent)) -> Result<()> {
         std::fs::create_dir_all(&self.out_dir).map_err(|e| Error::io(&self.out_dir, e))?;
         let metrics_path = self.out_dir.join("metrics.jsonl");
+        truncate_metrics_after(&metrics_path, self.step)?;
         let mut metrics =
             std::fs::OpenOptions::new().create(true).append(true).open(&metrics_path).map_err(|e| Error::io(&metrics_path, e))?;
         let stream = BatchStream::start(&self.cfg, self.step)?;
@@ -359,3 +363,22 @@ fn copy_vars(src: &VarMap, dst: &VarMap) -> Result<()> {
 
 /// Shared cancel flag for runs on worker threads.
 pub type CancelFlag = Arc<AtomicBool>;
+
+/// Drops metric lines after `step`: a run that stopped without a checkpoint (killed, crashed)
+/// logged steps that a resume from an earlier checkpoint computes again, and the curve must not
+/// show them twice.
+fn truncate_metrics_after(path: &Path, step: u64) -> Result<()> {
+    let Ok(text) = std::fs::read_to_string(path) else { return Ok(()) };
+    let keep: Vec<&str> = text
+        .lines()
+        .filter(|l| serde_json::from_str::<serde_json::Value>(l).ok().and_then(|v| v["step"].as_u64()).is_some_and(|s| s <= step))
+        .collect();
+    if keep.len() != text.lines().count() {
+        let mut out = keep.join("\n");
+        if !out.is_empty() {
+            out.push('\n');
+        }
+        crate::generate::manifest::write_atomic(path, out.as_bytes())?;
+    }
+    Ok(())
+}
