@@ -205,3 +205,29 @@ fn the_app_starts_with_the_bundled_model_and_demo_memory() {
     h.run_steps(3);
     h.get_by_label_contains("Ankle boot (");
 }
+
+#[test]
+fn the_memory_grid_decodes_only_visible_thumbnails_of_a_100k_entry_memory() {
+    let cfg = procmem::model::VitConfig::preset("micro").unwrap();
+    let source = FeatureSource::random_like(&cfg).unwrap();
+    let fp = source.fingerprint();
+    let thumb = thumbnail_png(&picture(1, [100, 100, 100]), 8);
+    let mut rng = Rng::new(3);
+    let mut memory = Memory::new(&fp, cfg.embed_dim);
+    for i in 0..100_000 {
+        let e: Vec<f32> = (0..cfg.embed_dim).map(|_| rng.normal() as f32 * 0.1).collect();
+        memory.add(&fp, &format!("c{}", i % 7), "", i, thumb.clone(), e).unwrap();
+    }
+    let perception = Perception { source: Arc::new(source), path: PathBuf::from("random-init micro"), description: "micro".into() };
+    let k = Knowledge::new(perception, memory, None, PathBuf::from("big.pmem"), None, 10).unwrap();
+    let mut h = Harness::builder()
+        .with_size(egui::vec2(1100.0, 800.0))
+        .build_ui_state(|ui, (p, k): &mut (MemoryPanel, Knowledge)| p.ui(ui, k), (MemoryPanel::default(), k));
+    h.run_steps(3);
+    h.get_by_label("c5 (14285)");
+    let decoded = h.state().1.cached_thumbnails();
+    assert!(decoded > 0 && decoded < 1_000, "{decoded} thumbnails decoded for one screen");
+    h.get_by_label("c5 (14285)").click();
+    h.run_steps(2);
+    h.get_by_label("entry #5"); // the first c5 entry heads the filtered grid
+}

@@ -336,6 +336,11 @@ impl Knowledge {
         Some(tex)
     }
 
+    /// Thumbnails decoded so far (the grid decodes only what it shows).
+    pub fn cached_thumbnails(&self) -> usize {
+        self.thumbs.len()
+    }
+
     /// A watched query's thumbnail.
     pub fn watch_thumbnail(&mut self, ctx: &egui::Context, i: usize) -> Option<TextureHandle> {
         if let Some(t) = self.watch_thumbs.get(&i) {
