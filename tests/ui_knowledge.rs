@@ -231,3 +231,24 @@ fn the_memory_grid_decodes_only_visible_thumbnails_of_a_100k_entry_memory() {
     h.run_steps(2);
     h.get_by_label("entry #5"); // the first c5 entry heads the filtered grid
 }
+
+#[test]
+fn a_memory_of_another_model_is_refused_and_can_be_reembedded_from_its_thumbnails() {
+    let (k, _) = knowledge(3);
+    let other_cfg = procmem::model::VitConfig::preset("cpu-tiny").unwrap();
+    let other = FeatureSource::random_like(&other_cfg).unwrap();
+    assert_ne!(other.fingerprint(), k.memory.model_fingerprint);
+    let perception = Perception { source: Arc::new(other), path: PathBuf::from("cpu-tiny"), description: "cpu-tiny".into() };
+    let refused = Knowledge::new(perception, k.memory.clone(), None, PathBuf::from("m.pmem"), None, 3);
+    assert!(refused.err().unwrap().contains("never mix"));
+
+    let other = FeatureSource::random_like(&other_cfg).unwrap();
+    let again = procmem::app::knowledge::reembed_memory(&k.memory, &other, |_| {}).unwrap();
+    assert_eq!(again.model_fingerprint, other.fingerprint());
+    assert_eq!(again.len(), k.memory.len());
+    for (a, b) in again.entries.iter().zip(&k.memory.entries) {
+        assert_eq!((a.id, &a.label, &a.thumbnail), (b.id, &b.label, &b.thumbnail));
+        let img = image::load_from_memory(&b.thumbnail).unwrap().to_rgb8();
+        assert_eq!(a.embedding, embed(&other, &img));
+    }
+}

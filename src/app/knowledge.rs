@@ -123,18 +123,39 @@ pub struct Knowledge {
 impl Knowledge {
     /// Loads model, memory and watch queries, refusing a memory embedded by another model.
     pub fn load(state: &KnowledgeState, progress: impl Fn(f32, &str)) -> Result<Self, String> {
-        progress(0.1, "loading the model");
+        Self::load_with(state, false, progress)
+    }
+
+    /// Like `load`; with `reembed`, a memory (and watch list) embedded by another model is
+    /// embedded again from its stored thumbnails by the loaded model — exact for images no
+    /// larger than the thumbnails (the demo's 28×28 Fashion-MNIST), approximate otherwise. The
+    /// result is a new memory: Save writes it to the user data folder, never over the original.
+    pub fn load_with(state: &KnowledgeState, reembed: bool, progress: impl Fn(f32, &str)) -> Result<Self, String> {
+        progress(0.05, "loading the model");
         let perception = Perception::load(&state.model)?;
-        progress(0.5, "opening the memory");
-        let memory = Memory::open(&state.memory).map_err(|e| e.to_string())?;
-        let watch = match &state.watch {
+        progress(0.1, "opening the memory");
+        let mut memory = Memory::open(&state.memory).map_err(|e| e.to_string())?;
+        let mut watch = match &state.watch {
             Some(p) if p.exists() => Some(Memory::open(p).map_err(|e| e.to_string())?),
             _ => None,
         };
-        progress(0.8, "indexing");
+        let fp = perception.source.fingerprint();
+        let mut reembedded = false;
+        if reembed {
+            if memory.model_fingerprint != fp {
+                memory = reembed_memory(&memory, &perception.source, |f| progress(0.1 + 0.75 * f, "re-embedding the memory"))?;
+                reembedded = true;
+            }
+            if let Some(w) = watch.as_mut().filter(|w| w.model_fingerprint != fp) {
+                *w = reembed_memory(w, &perception.source, |f| progress(0.85 + 0.1 * f, "re-embedding the watch list"))?;
+            }
+        }
+        progress(0.95, "indexing");
         let in_bundle = state.memory.starts_with(bundled_dir().join("assets"));
-        let memory_path = (!in_bundle).then(|| state.memory.clone());
-        Self::new(perception, memory, memory_path, state.memory.clone(), watch, state.k)
+        let memory_path = (!in_bundle && !reembedded).then(|| state.memory.clone());
+        let mut k = Self::new(perception, memory, memory_path, state.memory.clone(), watch, state.k)?;
+        k.dirty = reembedded;
+        Ok(k)
     }
 
     pub fn new(
@@ -350,6 +371,33 @@ impl Knowledge {
         self.watch_thumbs.insert(i, tex.clone());
         Some(tex)
     }
+}
+
+/// A copy of `memory` with every entry embedded again from its thumbnail by `source` (same ids,
+/// labels, sources and thumbnails).
+pub fn reembed_memory(memory: &Memory, source: &FeatureSource, progress: impl Fn(f32)) -> Result<Memory, String> {
+    let fp = source.fingerprint();
+    let mut out: Option<Memory> = None;
+    let total = memory.entries.len().max(1);
+    for (i, chunk) in memory.entries.chunks(256).enumerate() {
+        let images: Vec<image::RgbImage> = chunk
+            .iter()
+            .map(|e| {
+                image::load_from_memory(&e.thumbnail)
+                    .map(|i| i.to_rgb8())
+                    .map_err(|err| format!("entry #{}: unreadable thumbnail ({err})", e.id))
+            })
+            .collect::<Result<_, _>>()?;
+        let (emb, dim) = source.embed_rgb(&images, |_| {}).map_err(|e| e.to_string())?;
+        let m = out.get_or_insert_with(|| Memory::new(&fp, dim));
+        for (e, v) in chunk.iter().zip(emb.chunks_exact(dim.max(1))) {
+            let mut entry = e.clone();
+            entry.embedding = v.to_vec();
+            m.restore(entry).map_err(|e| e.to_string())?;
+        }
+        progress(((i + 1) * 256).min(total) as f32 / total as f32);
+    }
+    Ok(out.unwrap_or_else(|| Memory::new(&fp, memory.dim)))
 }
 
 fn texture(ctx: &egui::Context, name: &str, png: &[u8]) -> Option<TextureHandle> {

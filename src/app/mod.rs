@@ -54,6 +54,8 @@ pub struct ProcmemApp {
     loading: Option<Job<Knowledge>>,
     /// Why the last load failed (the previous knowledge, if any, stays loaded).
     pub load_error: Option<String>,
+    /// What the last load asked for (offered again with re-embedding after a model mismatch).
+    pending: Option<KnowledgeState>,
     pub memory: MemoryPanel,
     pub query: QueryPanel,
     pub privacy: PrivacyPanel,
@@ -69,6 +71,7 @@ impl ProcmemApp {
             knowledge: None,
             loading: None,
             load_error: None,
+            pending: None,
             memory: MemoryPanel::default(),
             query: QueryPanel::default(),
             privacy: PrivacyPanel::default(),
@@ -79,8 +82,14 @@ impl ProcmemApp {
 
     /// Loads model + memory on a worker; replaces the current knowledge only on success.
     pub fn load_knowledge(&mut self, ctx: &egui::Context, state: KnowledgeState) {
+        self.load_with(ctx, state, false);
+    }
+
+    fn load_with(&mut self, ctx: &egui::Context, state: KnowledgeState, reembed: bool) {
         self.load_error = None;
-        self.loading = Some(Job::spawn(ctx, "loading model and memory", move |h| Knowledge::load(&state, |f, t| h.progress(f, t))));
+        self.pending = Some(state.clone());
+        self.loading =
+            Some(Job::spawn(ctx, "loading model and memory", move |h| Knowledge::load_with(&state, reembed, |f, t| h.progress(f, t))));
     }
 
     pub fn is_loading(&self) -> bool {
@@ -144,8 +153,21 @@ impl ProcmemApp {
                 self.load_knowledge(ui.ctx(), KnowledgeState::default());
             }
         });
-        if let Some(e) = &self.load_error {
-            ui.colored_label(Color32::LIGHT_RED, format!("could not load: {e}"));
+        if let Some(e) = self.load_error.clone() {
+            ui.horizontal(|ui| {
+                ui.colored_label(Color32::LIGHT_RED, format!("could not load: {e}"));
+                if e.contains("never mix") {
+                    if let Some(state) = self.pending.clone() {
+                        if ui
+                            .button("Re-embed the memory with this model")
+                            .on_hover_text("From its stored thumbnails, on a worker")
+                            .clicked()
+                        {
+                            self.load_with(ui.ctx(), state, true);
+                        }
+                    }
+                }
+            });
         }
     }
 
