@@ -180,6 +180,11 @@ impl ProcmemApp {
         let mut knowledge = self.knowledge_state.clone();
         if let Some(k) = &self.knowledge {
             knowledge.k = k.k();
+            // A saved copy (e.g. the edited demo memory) is what the next start opens.
+            if let Some(saved) = &k.memory_path {
+                knowledge.memory = saved.clone();
+                knowledge.model = k.perception.path.clone();
+            }
         }
         AppState { tab: self.tab, training: self.training.state.clone(), generators: self.generators.state.clone(), knowledge }
     }
