@@ -48,8 +48,8 @@ enum Command {
     Privacy {
         #[arg(long)]
         data: Option<PathBuf>,
-        #[arg(long = "features", required = true)]
-        features: Vec<String>,
+        #[command(flatten)]
+        sources: Sources,
         #[arg(long, value_delimiter = ',', default_value = "1,10,20,100")]
         k: Vec<usize>,
         #[arg(long)]
@@ -59,10 +59,6 @@ enum Command {
         /// List this many of the most influential entries.
         #[arg(long, default_value_t = 10)]
         top: usize,
-        #[arg(long)]
-        report: Option<PathBuf>,
-        #[arg(long)]
-        no_baselines: bool,
     },
     /// Train a ViT with DINO on procedural images (or an image folder), headless.
     Train(TrainArgs),
@@ -210,6 +206,21 @@ enum MemoryCommand {
     },
 }
 
+/// The feature sources of an evaluation, and where its report goes.
+#[derive(clap::Args)]
+struct Sources {
+    /// Feature sources: a checkpoint / model path (`student:PATH` for a checkpoint's student),
+    /// `random:<preset>` (random-init ViT, seed 0) or `pixels`. Repeatable.
+    #[arg(long = "features", required = true)]
+    features: Vec<String>,
+    /// Write the Markdown report here as well.
+    #[arg(long)]
+    report: Option<PathBuf>,
+    /// Leave out the raw-pixel and random-init baselines.
+    #[arg(long)]
+    no_baselines: bool,
+}
+
 #[derive(Subcommand)]
 enum EvalCommand {
     /// kNN classification on Fashion-MNIST (train = memory, test = queries): top-1 for each k,
@@ -219,10 +230,8 @@ enum EvalCommand {
         /// written by scripts/fetch-eval-data.sh].
         #[arg(long)]
         data: Option<PathBuf>,
-        /// Feature sources: a checkpoint / weights path, `random:<preset>` (random-init ViT,
-        /// seed 0) or `pixels`. Repeatable.
-        #[arg(long = "features", required = true)]
-        features: Vec<String>,
+        #[command(flatten)]
+        sources: Sources,
         #[arg(long, value_delimiter = ',', default_value = "10,20,100,200")]
         k: Vec<usize>,
         /// Use only the first N training images as memory (default: all 60,000).
@@ -231,12 +240,6 @@ enum EvalCommand {
         /// Use only the first N test images as queries (default: all 10,000).
         #[arg(long)]
         limit_test: Option<usize>,
-        /// Write the Markdown report here as well.
-        #[arg(long)]
-        report: Option<PathBuf>,
-        /// Leave out the raw-pixel and random-init baselines.
-        #[arg(long)]
-        no_baselines: bool,
     },
     /// Recall@1/5 between paired sets: each query's counterpart is the gallery image with the
     /// same file name [default: Google vs Twitter emoji from $PROCMEM_DATA].
@@ -245,13 +248,8 @@ enum EvalCommand {
         queries: Option<PathBuf>,
         #[arg(long)]
         gallery: Option<PathBuf>,
-        /// Feature sources, as for `eval knn`.
-        #[arg(long = "features", required = true)]
-        features: Vec<String>,
-        #[arg(long)]
-        report: Option<PathBuf>,
-        #[arg(long)]
-        no_baselines: bool,
+        #[command(flatten)]
+        sources: Sources,
     },
     /// Two-alternative forced choice on NIGHTS-format triplets (DreamSim's protocol).
     #[command(name = "2afc")]
@@ -262,12 +260,8 @@ enum EvalCommand {
         /// Keep one split (`test` = test_imagenet and test_no_imagenet); default: all rows.
         #[arg(long)]
         split: Option<String>,
-        #[arg(long = "features", required = true)]
-        features: Vec<String>,
-        #[arg(long)]
-        report: Option<PathBuf>,
-        #[arg(long)]
-        no_baselines: bool,
+        #[command(flatten)]
+        sources: Sources,
     },
 }
 
@@ -745,13 +739,13 @@ fn run() -> anyhow::Result<()> {
         Some(Command::Programs { compile }) => programs(compile),
         Some(Command::Train(args)) => train(args),
         Some(Command::Memory(cmd)) => memory_command(cmd),
-        Some(Command::Eval(EvalCommand::Knn { data, features, k, limit_train, limit_test, report, no_baselines })) => {
+        Some(Command::Eval(EvalCommand::Knn { data, sources: Sources { features, report, no_baselines }, k, limit_train, limit_test })) => {
             cli::eval::knn(cli::eval::KnnArgs { data, features, ks: k, limit_train, limit_test, report, baselines: !no_baselines })
         }
-        Some(Command::Eval(EvalCommand::Retrieval { queries, gallery, features, report, no_baselines })) => {
+        Some(Command::Eval(EvalCommand::Retrieval { queries, gallery, sources: Sources { features, report, no_baselines } })) => {
             cli::eval::retrieval(queries, gallery, features, report, !no_baselines)
         }
-        Some(Command::Eval(EvalCommand::TwoAfc { csv, split, features, report, no_baselines })) => {
+        Some(Command::Eval(EvalCommand::TwoAfc { csv, split, sources: Sources { features, report, no_baselines } })) => {
             cli::eval::two_afc(csv, split, features, report, !no_baselines)
         }
         Some(Command::Export { checkpoint, student, out }) => {
@@ -766,7 +760,7 @@ fn run() -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Some(Command::Privacy { data, features, k, limit_train, limit_test, top, report, no_baselines }) => {
+        Some(Command::Privacy { data, sources: Sources { features, report, no_baselines }, k, limit_train, limit_test, top }) => {
             cli::eval::privacy(data, features, k, limit_train, limit_test, top, report, !no_baselines)
         }
         Some(Command::Bench(BenchCommand::Memory {

@@ -2,25 +2,13 @@
 //! the predictions of a memory built without them, bit for bit, and undo restores them) and the
 //! privacy analysis (equal to brute force: remove each entry, recompute every prediction).
 
+mod common;
+
+use common::{random_memory, random_unit};
 use procmem::generate::rng::Rng;
 use procmem::memory::privacy::{analyse, influential};
 use procmem::memory::vote::vote;
 use procmem::memory::{ExactIndex, Memory, VoteRule};
-
-fn random_unit(rng: &mut Rng, dim: usize) -> Vec<f32> {
-    let v: Vec<f32> = (0..dim).map(|_| rng.normal() as f32).collect();
-    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-    v.into_iter().map(|x| x / n).collect()
-}
-
-fn random_memory(rng: &mut Rng, n: usize, dim: usize, classes: usize) -> Memory {
-    let mut m = Memory::new("fp", dim);
-    for _ in 0..n {
-        let label = format!("class{}", rng.below(classes));
-        m.add("fp", &label, "", 0, vec![], random_unit(rng, dim)).unwrap();
-    }
-    m
-}
 
 fn predictions(memory: &Memory, labels: &[String], queries: &[f32], k: usize, rule: VoteRule) -> Vec<(Option<u32>, Vec<u32>)> {
     let idx = ExactIndex::build(memory, labels);

@@ -2,24 +2,12 @@
 //! give, after every edit, exactly the neighbours and predictions of a memory built from scratch
 //! on the remaining entries; an HNSW index, after its rebuild, must equal one built from scratch.
 
+mod common;
+
+use common::{random_memory, random_unit};
 use procmem::generate::rng::Rng;
 use procmem::memory::vote::vote;
 use procmem::memory::{ExactIndex, HnswIndex, HnswParams, Memory, VoteRule, WatchList};
-
-fn random_unit(rng: &mut Rng, dim: usize) -> Vec<f32> {
-    let v: Vec<f32> = (0..dim).map(|_| rng.normal() as f32).collect();
-    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-    v.into_iter().map(|x| x / n).collect()
-}
-
-fn random_memory(rng: &mut Rng, n: usize, dim: usize, classes: usize) -> Memory {
-    let mut m = Memory::new("fp", dim);
-    for _ in 0..n {
-        let label = format!("class{}", rng.below(classes));
-        m.add("fp", &label, "", 0, vec![], random_unit(rng, dim)).unwrap();
-    }
-    m
-}
 
 #[test]
 fn watch_list_equals_a_memory_rebuilt_after_every_deletion_and_undo() {
