@@ -33,6 +33,9 @@ pub fn bundled_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// File types the image dialogs offer.
+pub const IMAGE_EXTENSIONS: [&str; 6] = ["png", "jpg", "jpeg", "bmp", "webp", "gif"];
+
 pub const BUNDLED_MODEL: &str = "models/procmem-kml-mixup.json";
 pub const DEMO_MEMORY: &str = "assets/demo/memory.pmem";
 pub const DEMO_WATCH: &str = "assets/demo/queries.pmem";
@@ -179,7 +182,6 @@ impl Knowledge {
             }
         }
         let mut labels = memory.labels();
-        let index = ExactIndex::build(&memory, &labels);
         let mut queries = Vec::new();
         let mut watch_pngs = Vec::new();
         if let Some(w) = &watch_queries {
@@ -195,8 +197,8 @@ impl Knowledge {
                 queries.push((e.source.clone(), Some(truth), e.embedding.clone()));
             }
         }
-        let mut index = index;
-        index.labels = labels.clone();
+        // Watch-list classes the memory lacks were appended above; the index knows them all.
+        let index = ExactIndex::build(&memory, &labels);
         let mut watch = WatchList::new(k.max(1), VoteRule::default(), labels.len());
         watch.add(&index, queries);
         Ok(Self {

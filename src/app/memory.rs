@@ -5,7 +5,7 @@
 use egui::{Color32, RichText};
 
 use super::jobs::Job;
-use super::knowledge::{Knowledge, NewEntry, dropped_files, embed_images};
+use super::knowledge::{IMAGE_EXTENSIONS, Knowledge, NewEntry, dropped_files, embed_images};
 
 type AddResult = (Vec<NewEntry>, Vec<String>);
 
@@ -20,6 +20,8 @@ pub struct MemoryPanel {
     pub message: String,
     /// Ask the Query panel to query with this entry.
     pub query_request: Option<u64>,
+    /// The grid's entry ids for (memory generation, filter): rebuilt only when either changes.
+    shown: Option<((u64, Option<String>), Vec<u64>)>,
 }
 
 const THUMB: f32 = 56.0;
@@ -104,8 +106,7 @@ impl MemoryPanel {
                 ui.text_edit_singleline(&mut self.new_label).labelled_by(l.id);
             });
             if ui.add_enabled(self.add_job.is_none(), egui::Button::new("Choose images…")).clicked() {
-                if let Some(paths) = rfd::FileDialog::new().add_filter("images", &["png", "jpg", "jpeg", "bmp", "webp", "gif"]).pick_files()
-                {
+                if let Some(paths) = rfd::FileDialog::new().add_filter("images", &IMAGE_EXTENSIONS).pick_files() {
                     let files = paths.into_iter().filter_map(|p| std::fs::read(&p).ok().map(|b| (p.display().to_string(), b))).collect();
                     self.start_add(&ctx, k, files);
                 }
@@ -160,8 +161,12 @@ impl MemoryPanel {
                     edit.micros
                 )));
             }
-            let ids: Vec<u64> =
-                k.memory.entries.iter().filter(|e| self.filter.as_ref().is_none_or(|f| *f == e.label)).map(|e| e.id).collect();
+            let key = (k.generation, self.filter.clone());
+            if self.shown.as_ref().is_none_or(|(kk, _)| *kk != key) {
+                let ids = k.memory.entries.iter().filter(|e| self.filter.as_ref().is_none_or(|f| *f == e.label)).map(|e| e.id).collect();
+                self.shown = Some((key, ids));
+            }
+            let ids: &[u64] = self.shown.as_ref().map_or(&[], |(_, ids)| ids.as_slice());
             let per_row = ((ui.available_width() / (THUMB + 6.0)).floor() as usize).max(1);
             let rows = ids.len().div_ceil(per_row);
             egui::ScrollArea::vertical().auto_shrink([false, false]).show_rows(ui, THUMB + 6.0, rows, |ui, range| {

@@ -6,7 +6,7 @@
 use egui::{Color32, RichText, TextureHandle, TextureOptions};
 
 use super::jobs::Job;
-use super::knowledge::{Knowledge, dropped_files};
+use super::knowledge::{IMAGE_EXTENSIONS, Knowledge, dropped_files};
 use crate::memory::Answer;
 
 /// The current query: its image, its embedding and, if it came from the memory, its id.
@@ -106,8 +106,7 @@ impl QueryPanel {
             ui.horizontal(|ui| {
                 ui.heading("Query");
                 if ui.button("Open image…").clicked() {
-                    if let Some(p) = rfd::FileDialog::new().add_filter("images", &["png", "jpg", "jpeg", "bmp", "webp", "gif"]).pick_file()
-                    {
+                    if let Some(p) = rfd::FileDialog::new().add_filter("images", &IMAGE_EXTENSIONS).pick_file() {
                         match std::fs::read(&p) {
                             Ok(b) => self.query_bytes(&ctx, k, p.display().to_string(), b),
                             Err(e) => self.message = format!("{}: {e}", p.display()),

@@ -35,7 +35,7 @@ impl FeatureSource {
     /// Parses a feature spec: `pixels`, `random:<preset>` (random-init ViT, seed 0) or a weights
     /// path (a checkpoint's teacher, DINO `.pth` or timm `.safetensors`).
     pub fn from_spec(spec: &str) -> Result<Self> {
-        use crate::model::weights::{Which, fingerprint, load_backbone, new_backbone, var_tensors};
+        use crate::model::weights::{Which, load_backbone};
         if spec == "pixels" {
             return Ok(FeatureSource::Pixels);
         }
@@ -43,9 +43,7 @@ impl FeatureSource {
             let cfg = crate::model::VitConfig::preset(preset).ok_or_else(|| {
                 Error::InvalidConfig(format!("unknown preset `{preset}` (one of {})", crate::model::VitConfig::PRESETS.join(", ")))
             })?;
-            let (vit, vars) = new_backbone(&cfg, 0)?;
-            let fingerprint = fingerprint(&var_tensors(&vars)?)?;
-            return Ok(FeatureSource::Model { vit, name: format!("random-init ViT ({preset}, seed 0)"), fingerprint });
+            return Self::random(&cfg, format!("random-init ViT ({preset}, seed 0)"));
         }
         // `student:PATH` picks a procmem checkpoint's student; the teacher is the default.
         let (which, path, role) = match spec.strip_prefix("student:") {
@@ -64,13 +62,17 @@ impl FeatureSource {
 
     /// The random-init baseline for a model: the same architecture, weights from seed 0.
     pub fn random_like(cfg: &crate::model::VitConfig) -> Result<Self> {
-        use crate::model::weights::{fingerprint, new_backbone, var_tensors};
-        let (vit, vars) = new_backbone(cfg, 0)?;
-        let fingerprint = fingerprint(&var_tensors(&vars)?)?;
         let name = format!(
             "random-init ViT ({}×{} px, patch {}, width {}, depth {}, seed 0)",
             cfg.img_size, cfg.img_size, cfg.patch_size, cfg.embed_dim, cfg.depth
         );
+        Self::random(cfg, name)
+    }
+
+    fn random(cfg: &crate::model::VitConfig, name: String) -> Result<Self> {
+        use crate::model::weights::{fingerprint, new_backbone, var_tensors};
+        let (vit, vars) = new_backbone(cfg, 0)?;
+        let fingerprint = fingerprint(&var_tensors(&vars)?)?;
         Ok(FeatureSource::Model { vit, name, fingerprint })
     }
 

@@ -55,8 +55,11 @@ pub fn peak_rss_mib() -> Option<f64> {
 
 /// Runs the search / unlearning / privacy measurements; returns Markdown rows.
 pub fn run(base: &[f32], queries: &[f32], dim: usize, k: usize, hnsw: Option<HnswParams>, log: &mut dyn FnMut(&str)) -> Result<String> {
-    let n = base.len() / dim;
-    let nq = queries.len() / dim;
+    let n = base.len() / dim.max(1);
+    let nq = queries.len() / dim.max(1);
+    if n <= k || nq == 0 {
+        return Err(Error::Memory(format!("the benchmark needs more than k = {k} entries and at least one query (got {n} and {nq})")));
+    }
     let labels: Vec<String> = (0..10).map(|c| format!("c{c}")).collect();
     let index = ExactIndex::from_embeddings(dim, labels.clone(), labels_for(n, 10), base.to_vec());
     let mut md = String::new();
