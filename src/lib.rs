@@ -11,6 +11,7 @@
 //! the later stages are tracked as issues and not yet present (no placeholder pretends to work).
 
 pub mod app;
+pub mod dense;
 pub mod error;
 pub mod eval;
 pub mod generate;

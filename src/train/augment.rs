@@ -135,6 +135,18 @@ pub fn multi_crop(img: &image::RgbImage, cfg: &AugmentConfig, rng: &mut Rng) -> 
     Crops { global, local }
 }
 
+/// The dense-task preprocessing: the whole image resized (PIL bicubic, antialiased) to
+/// `width`×`height`, then ToTensor + ImageNet Normalize, CHW. No crop, so patch tokens stay
+/// aligned with the image and its masks.
+pub fn resize_normalize(img: &image::RgbImage, width: u32, height: u32) -> Vec<f32> {
+    let (w, h) = (width as usize, height as usize);
+    if img.width() == 0 || img.height() == 0 || w == 0 || h == 0 {
+        return normalize(&Raster::new(w, h));
+    }
+    let resized = resample(&View::of(img), Rect { x: 0, y: 0, w: img.width() as usize, h: img.height() as usize }, w, h);
+    normalize(&resized)
+}
+
 /// DINO's evaluation preprocessing at `size`: resize the shorter side to round(size·256/224)
 /// (bicubic, antialiased), centre-crop size×size, normalise; f32 CHW of length 3·size·size.
 pub fn eval_preprocess(img: &image::RgbImage, size: u32) -> Vec<f32> {
