@@ -1,5 +1,6 @@
 //! CLI helpers shared by the subcommands; the evaluation commands live in `eval`.
 
+pub mod dense;
 pub mod eval;
 
 use indicatif::{ProgressBar, ProgressStyle};

@@ -1,4 +1,4 @@
-//! PCA of patch tokens (linfa-reduction): the feature overlays of the paper's figures 9–10 and
+//! PCA of patch tokens: the feature overlays of the paper's figures 9–10 and
 //! its zero-shot PCA R² score (reference-protocols §7).
 //!
 //! Overlays: 3 components → RGB. Several images may share one basis (fitted on all their
@@ -7,11 +7,11 @@
 //! low, which makes "first component above a threshold" a foreground mask.
 //!
 //! R²: the paper's per-image score and the standard one beside it, see [`r2_scores`].
-
-use linfa::DatasetBase;
-use linfa::traits::Fit;
-use linfa_reduction::Pca;
-use ndarray::Array2;
+//!
+//! The principal axes come from an exact eigen-decomposition of the covariance (Jacobi), not
+//! from linfa-reduction's `Pca`: its truncated SVD (linfa-linalg's LOBPCG) panics with "NaN
+//! values in array" on bilinearly upsampled token maps — the input of the paper's R². A test
+//! checks this implementation against linfa-reduction's on data where the latter works.
 
 use super::features::{PatchGrid, bilinear_taps};
 use crate::error::{Error, Result};
@@ -26,23 +26,48 @@ pub struct Projection {
 }
 
 impl Projection {
-    /// Fits `n_components` principal axes to `rows` (n × dim, row-major).
+    /// Fits `n_components` principal axes to `rows` (n × dim, row-major): the top eigenvectors
+    /// of the covariance matrix (f64 cyclic Jacobi, exact and deterministic), each signed so
+    /// its largest entry is positive.
     pub fn fit(rows: &[f32], dim: usize, n_components: usize) -> Result<Self> {
         let n = rows.len().checked_div(dim).unwrap_or(0);
         if n < 2 || dim < n_components {
             return Err(Error::InvalidConfig(format!("PCA needs at least 2 tokens of at least {n_components} values (got {n} of {dim})")));
         }
-        let records = Array2::from_shape_vec((n, dim), rows.iter().map(|&v| v as f64).collect())
-            .map_err(|e| Error::InvalidConfig(format!("PCA input: {e}")))?;
-        let pca = Pca::params(n_components)
-            .fit(&DatasetBase::from(records))
-            .map_err(|e| Error::Model(format!("PCA did not converge ({e}); is the image flat?")))?;
-        let components = pca.components().outer_iter().map(|r| r.iter().map(|&v| v as f32).collect()).collect();
-        Ok(Self {
-            mean: pca.mean().iter().map(|&v| v as f32).collect(),
-            components,
-            explained: pca.explained_variance_ratio().to_vec(),
-        })
+        let mut mean = vec![0.0f64; dim];
+        for r in rows.chunks_exact(dim) {
+            mean.iter_mut().zip(r).for_each(|(m, &v)| *m += v as f64);
+        }
+        mean.iter_mut().for_each(|m| *m /= n as f64);
+        let centred: Vec<f32> = rows.chunks_exact(dim).flat_map(|r| r.iter().zip(&mean).map(|(&v, m)| (v as f64 - m) as f32)).collect();
+        let model = |e: candle_core::Error| Error::Model(format!("PCA: {e}"));
+        let x = candle_core::Tensor::from_vec(centred, (n, dim), &candle_core::Device::Cpu).map_err(model)?;
+        let cov: Vec<f64> = x
+            .t()
+            .and_then(|t| t.matmul(&x))
+            .and_then(|t| t.flatten_all())
+            .and_then(|t| t.to_vec1::<f32>())
+            .map_err(model)?
+            .into_iter()
+            .map(|v| v as f64 / (n - 1) as f64)
+            .collect();
+        let total: f64 = (0..dim).map(|i| cov[i * dim + i]).sum();
+        let (values, vectors) = symmetric_eigen(cov, dim);
+        let mut order: Vec<usize> = (0..dim).collect();
+        order.sort_by(|&a, &b| values[b].total_cmp(&values[a]));
+        let components = order[..n_components]
+            .iter()
+            .map(|&j| {
+                let mut v: Vec<f32> = (0..dim).map(|i| vectors[i * dim + j] as f32).collect();
+                let big = v.iter().copied().fold(0.0f32, |a, b| if b.abs() > a.abs() { b } else { a });
+                if big < 0.0 {
+                    v.iter_mut().for_each(|x| *x = -*x);
+                }
+                v
+            })
+            .collect();
+        let explained = order[..n_components].iter().map(|&j| if total > 0.0 { values[j].max(0.0) / total } else { 0.0 }).collect();
+        Ok(Self { mean: mean.iter().map(|&m| m as f32).collect(), components, explained })
     }
 
     /// Projections of each row (n × components).
@@ -52,6 +77,49 @@ impl Projection {
             .map(|r| self.components.iter().map(|c| c.iter().zip(r).zip(&self.mean).map(|((a, x), m)| a * (x - m)).sum()).collect())
             .collect()
     }
+}
+
+/// Eigen-decomposition of a symmetric `dim`×`dim` matrix (row-major) by cyclic Jacobi
+/// rotations: (eigenvalues, eigenvectors as the columns of a row-major matrix).
+pub fn symmetric_eigen(mut a: Vec<f64>, dim: usize) -> (Vec<f64>, Vec<f64>) {
+    let mut v = vec![0.0f64; dim * dim];
+    (0..dim).for_each(|i| v[i * dim + i] = 1.0);
+    let scale: f64 = a.iter().map(|x| x * x).sum::<f64>().sqrt();
+    for _sweep in 0..50 {
+        let off: f64 = (0..dim).flat_map(|i| (0..dim).filter(move |&j| j != i).map(move |j| (i, j))).map(|(i, j)| a[i * dim + j].powi(2)).sum();
+        if off.sqrt() <= 1e-14 * scale.max(1e-300) {
+            break;
+        }
+        for p in 0..dim {
+            for q in p + 1..dim {
+                let apq = a[p * dim + q];
+                if apq.abs() <= 1e-300 {
+                    continue;
+                }
+                let theta = (a[q * dim + q] - a[p * dim + p]) / (2.0 * apq);
+                let t = theta.signum() / (theta.abs() + (theta * theta + 1.0).sqrt());
+                let t = if theta == 0.0 { 1.0 } else { t };
+                let c = 1.0 / (t * t + 1.0).sqrt();
+                let s = t * c;
+                for k in 0..dim {
+                    let (akp, akq) = (a[k * dim + p], a[k * dim + q]);
+                    a[k * dim + p] = c * akp - s * akq;
+                    a[k * dim + q] = s * akp + c * akq;
+                }
+                for k in 0..dim {
+                    let (apk, aqk) = (a[p * dim + k], a[q * dim + k]);
+                    a[p * dim + k] = c * apk - s * aqk;
+                    a[q * dim + k] = s * apk + c * aqk;
+                }
+                for k in 0..dim {
+                    let (vkp, vkq) = (v[k * dim + p], v[k * dim + q]);
+                    v[k * dim + p] = c * vkp - s * vkq;
+                    v[k * dim + q] = s * vkp + c * vkq;
+                }
+            }
+        }
+    }
+    ((0..dim).map(|i| a[i * dim + i]).collect(), v)
 }
 
 /// Per-patch colours in [0, 1]³ for one image, on its patch grid.
@@ -191,8 +259,6 @@ pub fn image_r2(grid: &PatchGrid, labels: &[u32], size: usize) -> Result<Option<
     let up = grid.upsample_bilinear(size, size);
     let proj = match Projection::fit(&up.data, up.dim, 3) {
         Ok(p) => p,
-        // A flat image has no principal axes; the paper's NaN, skipped.
-        Err(Error::Model(_)) => return Ok(None),
         Err(e) => return Err(e),
     };
     let projected = proj.project(&up.data);
@@ -278,5 +344,23 @@ mod tests {
                 assert_eq!(fg[r * 8 + c], (2..6).contains(&r) && (2..6).contains(&c));
             }
         }
+    }
+
+    #[test]
+    fn principal_axes_agree_with_linfa_reduction() {
+        use linfa::traits::Fit;
+        let mut rng = crate::generate::rng::Rng::new(11);
+        let (n, dim) = (300, 12);
+        // Anisotropic Gaussian: axis scales 5, 3, 2, then 0.5.
+        let rows: Vec<f32> = (0..n * dim).map(|i| (rng.normal() * [5.0, 3.0, 2.0].get(i % dim).copied().unwrap_or(0.5)) as f32).collect();
+        let ours = Projection::fit(&rows, dim, 3).unwrap();
+        let records = ndarray::Array2::from_shape_vec((n, dim), rows.iter().map(|&v| v as f64).collect()).unwrap();
+        let reference = linfa_reduction::Pca::params(3).fit(&linfa::DatasetBase::from(records)).unwrap();
+        for (k, axis) in reference.components().outer_iter().enumerate() {
+            let dot: f64 = axis.iter().zip(&ours.components[k]).map(|(a, b)| a * *b as f64).sum();
+            assert!(dot.abs() > 0.9999, "component {k}: |cos| = {}", dot.abs());
+        }
+        // Explained variance as a fraction of the total.
+        assert!(ours.explained[0] > 0.5 && ours.explained.iter().sum::<f64>() < 1.0);
     }
 }

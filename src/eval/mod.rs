@@ -6,4 +6,5 @@ pub mod datasets;
 pub mod embed;
 pub mod knn;
 pub mod retrieval;
+pub mod seg;
 pub mod twoafc;

@@ -1,0 +1,250 @@
+//! `procmem data composite`, `procmem dense …` (PCA overlays, in-context, kNN and K-means
+//! segmentation of image files) and `procmem eval seg`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use procmem::dense::composite::{self, CompositeConfig, CompositeSet};
+use procmem::dense::features::{extract, extract_one, patch_size};
+use procmem::dense::pca::{overlay, shared_overlays};
+use procmem::dense::segment::{PatchMemory, PatchVote, Prompt, SoftMask, in_context, kmeans, patch_labels, soft_iou};
+use procmem::eval::embed::FeatureSource;
+use procmem::eval::seg::{self, SegEvalConfig, SegScores};
+
+use super::eval::sources_with_baselines;
+use super::{data_dir, progress_bar};
+
+/// The feature source of a dense command: the given spec, else the bundled model.
+pub fn source(spec: Option<&str>) -> anyhow::Result<FeatureSource> {
+    let bundled = procmem::app::knowledge::bundled_dir().join(procmem::app::knowledge::BUNDLED_MODEL);
+    let spec = spec.map(str::to_string).unwrap_or_else(|| bundled.display().to_string());
+    FeatureSource::from_spec(&spec).with_context(|| format!("feature source `{spec}`"))
+}
+
+fn open_rgb(path: &Path) -> anyhow::Result<image::RgbImage> {
+    Ok(image::open(path).with_context(|| format!("reading image {}", path.display()))?.to_rgb8())
+}
+
+/// A mask image → soft values in [0, 1] (gray ÷ 255; any non-zero alpha-less pixel counts).
+fn open_mask(path: &Path) -> anyhow::Result<SoftMask> {
+    let m = image::open(path).with_context(|| format!("reading mask {}", path.display()))?.to_luma8();
+    Ok(SoftMask { width: m.width() as usize, height: m.height() as usize, values: m.as_raw().iter().map(|&v| v as f32 / 255.0).collect() })
+}
+
+fn save_mask(mask: &SoftMask, path: &Path) -> anyhow::Result<()> {
+    let bytes: Vec<u8> = mask.values.iter().map(|v| (v.clamp(0.0, 1.0) * 255.0).round() as u8).collect();
+    image::GrayImage::from_raw(mask.width as u32, mask.height as u32, bytes)
+        .context("mask size")?
+        .save(path)
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+fn out_name(out: &Path, input: &Path, suffix: &str) -> PathBuf {
+    let stem = input.file_stem().and_then(|s| s.to_str()).unwrap_or("image");
+    out.join(format!("{stem}.{suffix}.png"))
+}
+
+pub fn composite(emoji: Option<PathBuf>, out: PathBuf, cfg: CompositeConfig) -> anyhow::Result<()> {
+    let dir = match emoji {
+        Some(d) => d,
+        None => data_dir()?.join("emoji-google"),
+    };
+    let (objects, source) =
+        composite::load_emoji(&dir).with_context(|| format!("emoji objects in {} (run scripts/fetch-eval-data.sh)", dir.display()))?;
+    let bar = progress_bar(cfg.count as u64, "composite");
+    let manifest = composite::build(&cfg, &objects, &format!("{source} ({} objects)", objects.len()), &out, |d, _| bar.set_position(d as u64))?;
+    bar.finish_and_clear();
+    println!("{} images with exact class masks in {} — classes: {}", manifest.items.len(), out.display(), manifest.classes.join(", "));
+    Ok(())
+}
+
+pub fn eval_seg(data: PathBuf, specs: Vec<String>, report: Option<PathBuf>, baselines: bool, grid: usize, limit: Option<usize>) -> anyhow::Result<()> {
+    let set = CompositeSet::open(&data).with_context(|| format!("composite set in {} (make one with `procmem data composite`)", data.display()))?;
+    let n = limit.unwrap_or(set.len()).min(set.len());
+    let examples: Vec<_> = (0..n).map(|i| set.load(i)).collect::<Result<_, _>>()?;
+    let cfg = SegEvalConfig { grid, ..Default::default() };
+    let mut markdown = format!(
+        "## Segmentation on the composite set {} ({} images: {} memory / prompts, {} queries; {}×{} patch grid)\n\nCommand: `procmem {}`\n\n{}",
+        data.display(),
+        n,
+        n / 2,
+        n - n / 2,
+        grid,
+        grid,
+        std::env::args().skip(1).collect::<Vec<_>>().join(" "),
+        SegScores::MARKDOWN_HEADER
+    );
+    let mut notes = String::new();
+    for source in sources_with_baselines(&specs, baselines)? {
+        let bar = progress_bar(n as u64, &source.name());
+        let scores = seg::evaluate(&source, &examples, &cfg, |stage, done, total| {
+            bar.set_message(format!("{}: {stage}", source.name()));
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+        })?;
+        bar.finish_and_clear();
+        eprintln!("{}", scores.markdown_row().trim());
+        notes += &format!(
+            "- {}: R² over {} images, in-context over {} prompt/query pairs, kNN over {} memory and {} query patches\n",
+            scores.source, scores.r2_images, scores.pairs, scores.memory_patches, scores.query_patches
+        );
+        markdown += &scores.markdown_row();
+    }
+    markdown += "\n";
+    markdown += &notes;
+    print!("{markdown}");
+    if let Some(path) = report {
+        std::fs::write(&path, &markdown).with_context(|| format!("writing {}", path.display()))?;
+        eprintln!("report written to {}", path.display());
+    }
+    Ok(())
+}
+
+/// PCA overlays (one shared basis) and first-component foreground masks.
+pub fn pca(images: Vec<PathBuf>, features: Option<String>, out: PathBuf, grid: usize, opacity: f32, threshold: f32) -> anyhow::Result<()> {
+    if images.is_empty() {
+        bail!("give at least one image");
+    }
+    let source = source(features.as_deref())?;
+    let loaded: Vec<_> = images.iter().map(|p| open_rgb(p)).collect::<anyhow::Result<_>>()?;
+    let grids = extract(&source, &loaded, grid, |_| {})?;
+    let (colours, proj) = shared_overlays(&grids.iter().collect::<Vec<_>>())?;
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    for ((path, img), c) in images.iter().zip(&loaded).zip(&colours) {
+        let o = out_name(&out, path, "pca");
+        overlay(img, c, opacity).save(&o).with_context(|| format!("writing {}", o.display()))?;
+        let fg = c.foreground(threshold);
+        let (w, h) = img.dimensions();
+        let m = out_name(&out, path, "foreground");
+        image::GrayImage::from_fn(w, h, |x, y| image::Luma([if fg[(y as usize * c.rows / h as usize) * c.cols + x as usize * c.cols / w as usize] { 255 } else { 0 }]))
+            .save(&m)
+            .with_context(|| format!("writing {}", m.display()))?;
+        println!("{} → {}, {} ({:.1} % foreground)", path.display(), o.display(), m.display(), 100.0 * fg.iter().filter(|&&f| f).count() as f64 / fg.len() as f64);
+    }
+    println!(
+        "shared basis over {} images; explained variance {:.1} / {:.1} / {:.1} % ({})",
+        images.len(),
+        proj.explained[0] * 100.0,
+        proj.explained[1] * 100.0,
+        proj.explained[2] * 100.0,
+        source.name()
+    );
+    Ok(())
+}
+
+/// In-context segmentation of a query from one or more prompt/mask pairs.
+pub fn segment(
+    prompts: Vec<PathBuf>,
+    masks: Vec<PathBuf>,
+    query: PathBuf,
+    truth: Option<PathBuf>,
+    features: Option<String>,
+    out: PathBuf,
+    grid: usize,
+    threshold: f32,
+) -> anyhow::Result<()> {
+    if prompts.is_empty() || prompts.len() != masks.len() {
+        bail!("give each --prompt its --prompt-mask ({} prompts, {} masks)", prompts.len(), masks.len());
+    }
+    let source = source(features.as_deref())?;
+    let block = patch_size(&source);
+    let q = open_rgb(&query)?;
+    let qgrid = extract_one(&source, &q, grid)?;
+    let mut grids = Vec::new();
+    let mut resized = Vec::new();
+    for (p, m) in prompts.iter().zip(&masks) {
+        let g = extract_one(&source, &open_rgb(p)?, grid)?;
+        resized.push(open_mask(m)?.resize(g.cols * block, g.rows * block));
+        grids.push(g);
+    }
+    let prompt_list: Vec<Prompt> = grids.iter().zip(&resized).map(|(features, mask)| Prompt { features, mask }).collect();
+    let pred = in_context(&prompt_list, &qgrid, block)?.resize(q.width() as usize, q.height() as usize);
+    save_mask(&pred, &out)?;
+    println!("soft mask of {} written to {}", query.display(), out.display());
+    if let Some(t) = truth {
+        let gt = open_mask(&t)?;
+        if (gt.width, gt.height) != (pred.width, pred.height) {
+            bail!("the ground truth {} is {}×{}, the query {}×{}", t.display(), gt.width, gt.height, pred.width, pred.height);
+        }
+        let gt = SoftMask { values: gt.values.iter().map(|&v| if v > 0.0 { 1.0 } else { 0.0 }).collect(), ..gt };
+        let show = |v: Option<f64>| v.map_or("undefined (both empty)".to_string(), |v| format!("{v:.3}"));
+        println!("soft IoU {}; thresholded (th {threshold}) {}", show(soft_iou(&pred.values, &gt.values)), show(soft_iou(&pred.thresholded(threshold).values, &gt.values)));
+    }
+    Ok(())
+}
+
+/// A palette for cluster / class ids.
+pub fn palette(i: u32) -> [u8; 3] {
+    const P: [[u8; 3]; 12] = [
+        [230, 25, 75],
+        [60, 180, 75],
+        [255, 225, 25],
+        [0, 130, 200],
+        [245, 130, 48],
+        [145, 30, 180],
+        [70, 240, 240],
+        [240, 50, 230],
+        [210, 245, 60],
+        [250, 190, 212],
+        [0, 128, 128],
+        [170, 110, 40],
+    ];
+    P[i as usize % P.len()]
+}
+
+fn save_labels(img: &image::RgbImage, labels: &[u32], rows: usize, cols: usize, path: &Path) -> anyhow::Result<()> {
+    let (w, h) = img.dimensions();
+    image::RgbImage::from_fn(w, h, |x, y| {
+        let l = labels[(y as usize * rows / h as usize) * cols + x as usize * cols / w as usize];
+        let (c, p) = (palette(l), img.get_pixel(x, y).0);
+        image::Rgb([0, 1, 2].map(|k| ((p[k] as u16 + c[k] as u16 * 2) / 3) as u8))
+    })
+    .save(path)
+    .with_context(|| format!("writing {}", path.display()))
+}
+
+pub fn kmeans_cmd(images: Vec<PathBuf>, features: Option<String>, out: PathBuf, grid: usize, k: usize, seed: u64) -> anyhow::Result<()> {
+    let source = source(features.as_deref())?;
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    for path in &images {
+        let img = open_rgb(path)?;
+        let g = extract_one(&source, &img, grid)?;
+        let labels = kmeans(&g, k, seed)?;
+        let o = out_name(&out, path, &format!("kmeans{k}"));
+        save_labels(&img, &labels, g.rows, g.cols, &o)?;
+        println!("{} → {}", path.display(), o.display());
+    }
+    Ok(())
+}
+
+/// kNN segmentation of images with a patch memory made from (part of) a composite set.
+pub fn knn_cmd(data: PathBuf, memory_images: usize, images: Vec<PathBuf>, features: Option<String>, out: PathBuf, grid: usize, top_k: Option<usize>) -> anyhow::Result<()> {
+    let source = source(features.as_deref())?;
+    let set = CompositeSet::open(&data).with_context(|| format!("composite set in {}", data.display()))?;
+    let n = memory_images.min(set.len());
+    let examples: Vec<_> = (0..n).map(|i| set.load(i)).collect::<Result<_, _>>()?;
+    let grids = extract(&source, &examples.iter().map(|e| e.image.clone()).collect::<Vec<_>>(), grid, |_| {})?;
+    let mut memory = PatchMemory::default();
+    for (e, g) in examples.iter().zip(&grids) {
+        memory.add(g, &patch_labels(&e.labels, e.width(), e.height(), g.rows, g.cols))?;
+    }
+    memory.num_classes = set.manifest.classes.len();
+    let vote = match top_k {
+        Some(k) => PatchVote::TopK { k, temperature: 0.02 },
+        None => PatchVote::Attention,
+    };
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    for path in &images {
+        let img = open_rgb(path)?;
+        let g = extract_one(&source, &img, grid)?;
+        let labels = memory.segment(&g, vote)?;
+        let o = out_name(&out, path, "knnseg");
+        save_labels(&img, &labels, g.rows, g.cols, &o)?;
+        let mut found: Vec<u32> = labels.clone();
+        found.sort();
+        found.dedup();
+        let names: Vec<&str> = found.iter().map(|&l| set.manifest.classes.get(l as usize).map_or("?", |s| s.as_str())).collect();
+        println!("{} → {} (classes: {})", path.display(), o.display(), names.join(", "));
+    }
+    Ok(())
+}
