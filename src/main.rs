@@ -154,6 +154,10 @@ enum DenseCommand {
         truth: Option<PathBuf>,
         #[arg(long, default_value_t = 0.2)]
         threshold: f32,
+        /// Multiplies the attention logits ⟨z_prompt, z_query⟩ / C. 1 is the paper's scale, nearly
+        /// uniform attention for the small CPU models; 10 focuses it (`eval seg` keeps 1).
+        #[arg(long, default_value_t = 10.0)]
+        sharpness: f32,
         #[command(flatten)]
         args: DenseArgs,
     },
@@ -879,8 +883,8 @@ fn run() -> anyhow::Result<()> {
         Some(Command::Dense(DenseCommand::Pca { images, args, opacity, threshold })) => {
             cli::dense::pca(images, args.features, args.out, args.grid, opacity, threshold)
         }
-        Some(Command::Dense(DenseCommand::Segment { prompt, prompt_mask, query, truth, threshold, args })) => {
-            cli::dense::segment(prompt, prompt_mask, query, truth, args.features, args.out, args.grid, threshold)
+        Some(Command::Dense(DenseCommand::Segment { prompt, prompt_mask, query, truth, threshold, sharpness, args })) => {
+            cli::dense::segment(prompt, prompt_mask, query, truth, args.features, args.out, args.grid, threshold, sharpness)
         }
         Some(Command::Dense(DenseCommand::Kmeans { images, args, k, seed })) => cli::dense::kmeans_cmd(images, args.features, args.out, args.grid, k, seed),
         Some(Command::Dense(DenseCommand::Knn { images, data, memory_images, top_k, args })) => {

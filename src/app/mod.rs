@@ -1,4 +1,5 @@
-//! The desktop app: one file per panel — Generators, Training, Memory, Query, Privacy — and the
+//! The desktop app: one file per panel — Generators, Training, Memory, Query, Privacy,
+//! Segmentation — and the
 //! knowledge they share (`knowledge`: model, memory, index, watch list, undo). At start the app
 //! loads the bundled model and demo memory on a worker; a model that does not match the memory
 //! is refused with a message, never replaced by other weights.
@@ -9,6 +10,7 @@ pub mod knowledge;
 pub mod memory;
 pub mod privacy;
 pub mod query;
+pub mod segmentation;
 pub mod training;
 pub mod worker;
 
@@ -21,6 +23,7 @@ use knowledge::{Knowledge, KnowledgeState};
 use memory::MemoryPanel;
 use privacy::PrivacyPanel;
 use query::QueryPanel;
+use segmentation::{SegmentationPanel, SegmentationState};
 use training::{TrainingPanel, TrainingState};
 
 #[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -31,6 +34,7 @@ pub enum Tab {
     #[default]
     Query,
     Privacy,
+    Segmentation,
 }
 
 const STATE_KEY: &str = "procmem-app-state";
@@ -43,6 +47,7 @@ pub struct AppState {
     pub generators: GeneratorsState,
     pub training: TrainingState,
     pub knowledge: KnowledgeState,
+    pub segmentation: SegmentationState,
 }
 
 pub struct ProcmemApp {
@@ -59,6 +64,7 @@ pub struct ProcmemApp {
     pub memory: MemoryPanel,
     pub query: QueryPanel,
     pub privacy: PrivacyPanel,
+    pub segmentation: SegmentationPanel,
 }
 
 impl ProcmemApp {
@@ -75,6 +81,7 @@ impl ProcmemApp {
             memory: MemoryPanel::default(),
             query: QueryPanel::default(),
             privacy: PrivacyPanel::default(),
+            segmentation: SegmentationPanel::new(state.segmentation),
         };
         app.load_knowledge(ctx, state.knowledge);
         app
@@ -186,7 +193,13 @@ impl ProcmemApp {
                 knowledge.model = k.perception.path.clone();
             }
         }
-        AppState { tab: self.tab, training: self.training.state.clone(), generators: self.generators.state.clone(), knowledge }
+        AppState {
+            tab: self.tab,
+            training: self.training.state.clone(),
+            generators: self.generators.state.clone(),
+            knowledge,
+            segmentation: self.segmentation.state.clone(),
+        }
     }
 
     /// The whole window's UI (also driven directly by the UI tests).
@@ -201,6 +214,7 @@ impl ProcmemApp {
                 ui.selectable_value(&mut self.tab, Tab::Memory, "Memory");
                 ui.selectable_value(&mut self.tab, Tab::Query, "Query");
                 ui.selectable_value(&mut self.tab, Tab::Privacy, "Privacy");
+                ui.selectable_value(&mut self.tab, Tab::Segmentation, "Segmentation");
                 ui.separator();
                 ui.label(egui::RichText::new("perception from procedural data, knowledge in an editable memory").weak());
             });
@@ -212,13 +226,13 @@ impl ProcmemApp {
             self.load_knowledge(ui.ctx(), st);
             self.tab = Tab::Memory;
         }
-        if matches!(self.tab, Tab::Memory | Tab::Query | Tab::Privacy) {
+        if matches!(self.tab, Tab::Memory | Tab::Query | Tab::Privacy | Tab::Segmentation) {
             egui::Panel::top("knowledge bar").show(ui, |ui| self.knowledge_bar(ui));
         }
         match self.tab {
             Tab::Generators => self.generators.ui(ui),
             Tab::Training => self.training.ui(ui),
-            Tab::Memory | Tab::Query | Tab::Privacy => match &mut self.knowledge {
+            Tab::Memory | Tab::Query | Tab::Privacy | Tab::Segmentation => match &mut self.knowledge {
                 Some(k) => match self.tab {
                     Tab::Memory => {
                         self.memory.ui(ui, k);
@@ -228,6 +242,7 @@ impl ProcmemApp {
                         }
                     }
                     Tab::Query => self.query.ui(ui, k),
+                    Tab::Segmentation => self.segmentation.ui(ui, k),
                     _ => self.privacy.ui(ui, k),
                 },
                 None => {

@@ -142,6 +142,7 @@ pub fn segment(
     out: PathBuf,
     grid: usize,
     threshold: f32,
+    sharpness: f32,
 ) -> anyhow::Result<()> {
     if prompts.is_empty() || prompts.len() != masks.len() {
         bail!("give each --prompt its --prompt-mask ({} prompts, {} masks)", prompts.len(), masks.len());
@@ -158,7 +159,7 @@ pub fn segment(
         grids.push(g);
     }
     let prompt_list: Vec<Prompt> = grids.iter().zip(&resized).map(|(features, mask)| Prompt { features, mask }).collect();
-    let pred = in_context(&prompt_list, &qgrid, block)?.resize(q.width() as usize, q.height() as usize);
+    let pred = in_context(&prompt_list, &qgrid, block, sharpness)?.resize(q.width() as usize, q.height() as usize);
     save_mask(&pred, &out)?;
     println!("soft mask of {} written to {}", query.display(), out.display());
     if let Some(t) = truth {

@@ -143,8 +143,14 @@ pub struct Attention {
 }
 
 impl Attention {
-    /// A = softmax_prompt(⟨z_prompt, z_query⟩ / C).
+    /// A = softmax_prompt(⟨z_prompt, z_query⟩ / C), the paper's scale.
     pub fn new(prompts: &[&PatchGrid], query: &PatchGrid) -> Result<Self> {
+        Self::with_sharpness(prompts, query, 1.0)
+    }
+
+    /// A = softmax_prompt(sharpness · ⟨z_prompt, z_query⟩ / C). Sharpness 1 is the paper's; small
+    /// CPU models' tokens give nearly uniform attention there, and a larger value focuses it.
+    pub fn with_sharpness(prompts: &[&PatchGrid], query: &PatchGrid, sharpness: f32) -> Result<Self> {
         if prompts.is_empty() {
             return Err(Error::InvalidConfig("in-context segmentation needs at least one prompt".into()));
         }
@@ -154,7 +160,7 @@ impl Attention {
         let keys: Vec<f32> = prompts.iter().flat_map(|p| p.data.iter().copied()).collect();
         let m = keys.len() / query.dim;
         let mut weights = matmul_t(&query.data, query.len(), &keys, m, query.dim)?;
-        let scale = 1.0 / query.dim as f32;
+        let scale = sharpness / query.dim as f32;
         weights.iter_mut().for_each(|v| *v *= scale);
         softmax_rows(&mut weights, m);
         Ok(Self { query_patches: query.len(), prompt_patches: m, weights })
@@ -184,8 +190,8 @@ pub struct Prompt<'a> {
 }
 
 /// In-context segmentation of `query` at its input resolution (grid × block pixels per side).
-pub fn in_context(prompts: &[Prompt], query: &PatchGrid, block: usize) -> Result<SoftMask> {
-    let attention = Attention::new(&prompts.iter().map(|p| p.features).collect::<Vec<_>>(), query)?;
+pub fn in_context(prompts: &[Prompt], query: &PatchGrid, block: usize, sharpness: f32) -> Result<SoftMask> {
+    let attention = Attention::with_sharpness(&prompts.iter().map(|p| p.features).collect::<Vec<_>>(), query, sharpness)?;
     let mut blocks = Vec::new();
     for p in prompts {
         blocks.extend(mask_blocks(p.mask, p.features.rows, p.features.cols, block)?);
@@ -436,7 +442,7 @@ mod tests {
         }
         let g = PatchGrid::new(2, 2, 4, data).unwrap();
         let mask = SoftMask { width: 4, height: 4, values: (0..16).map(|i| if i % 4 < 2 { 1.0 } else { 0.0 }).collect() };
-        let pred = in_context(&[Prompt { features: &g, mask: &mask }], &g, 2).unwrap();
+        let pred = in_context(&[Prompt { features: &g, mask: &mask }], &g, 2, 1.0).unwrap();
         for (p, m) in pred.values.iter().zip(&mask.values) {
             assert!((p - m).abs() < 1e-4);
         }

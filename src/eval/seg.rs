@@ -101,7 +101,7 @@ fn largest_class(labels: &[u32]) -> Option<u32> {
 /// In-context prediction for `query` from one prompt, at the query's pixel size.
 pub fn predict_in_context(prompt: &PatchGrid, prompt_mask: &SoftMask, query: &PatchGrid, block: usize, width: usize, height: usize) -> Result<SoftMask> {
     let mask = prompt_mask.resize(prompt.cols * block, prompt.rows * block);
-    Ok(in_context(&[Prompt { features: prompt, mask: &mask }], query, block)?.resize(width, height))
+    Ok(in_context(&[Prompt { features: prompt, mask: &mask }], query, block, 1.0)?.resize(width, height))
 }
 
 /// Runs the three evaluations for one source. `progress(stage, done, total)`.
