@@ -49,7 +49,7 @@ pub struct SegmentationState {
     pub k: usize,
     /// Patches per side (the image is resized to grid × patch pixels).
     pub grid: usize,
-    /// Multiplier of the attention logits ⟨z_prompt, z_query⟩ / C (1 = the paper's scale).
+    /// Multiplier of the attention logits <z_prompt, z_query> / C (1 = the paper's scale).
     pub sharpness: f32,
 }
 
@@ -403,7 +403,7 @@ impl SegmentationPanel {
             ui.add_space(8.0);
             ui.label(
                 RichText::new(format!(
-                    "In-context: attention = softmax over prompt patches of ⟨z_prompt, z_query⟩ / C; each query patch averages the prompt mask's blocks. Model: {}",
+                    "In-context: attention = softmax over prompt patches of <z_prompt, z_query> / C; each query patch averages the prompt mask's blocks. Model: {}",
                     k.perception.description
                 ))
                 .weak()
@@ -473,7 +473,7 @@ impl SegmentationPanel {
             ui.add(egui::Slider::new(&mut self.state.grid, 4..=32).text("patches per side")).on_hover_text("Higher is finer and slower; recomputes features");
             let sharp = ui
                 .add(egui::Slider::new(&mut self.state.sharpness, 0.5..=100.0).logarithmic(true).text("attention sharpness"))
-                .on_hover_text("Multiplies ⟨z_prompt, z_query⟩ / C; 1 is the paper's scale");
+                .on_hover_text("Multiplies <z_prompt, z_query> / C; 1 is the paper's scale");
             if sharp.changed() {
                 if let Some(a) = &mut self.analysis {
                     match Attention::with_sharpness(&[&a.prompt], &a.query, self.state.sharpness) {
