@@ -399,6 +399,18 @@ impl SegmentationPanel {
                     ui.strong("Query — predicted mask");
                     self.query_view(ui);
                 });
+                ui.add_space(16.0);
+                ui.vertical(|ui| {
+                    ui.strong("Predicted soft mask");
+                    if let Some(p) = &self.predicted {
+                        let side = 240.0;
+                        let (rect, _) = ui.allocate_exact_size(egui::vec2(side, side * p.height as f32 / p.width.max(1) as f32), egui::Sense::hover());
+                        ui.painter().rect_filled(rect, 0.0, Color32::BLACK);
+                        Self::draw_mask(ui, p, rect, Color32::WHITE, "segmentation predicted mask alone");
+                        let max = p.values.iter().copied().fold(0.0f32, f32::max);
+                        ui.label(format!("values 0 to {max:.2}"));
+                    }
+                });
             });
             ui.add_space(8.0);
             ui.label(
@@ -469,7 +481,8 @@ impl SegmentationPanel {
             if changed {
                 self.overlay_dirty = true;
             }
-            ui.separator();
+        });
+        ui.horizontal_wrapped(|ui| {
             ui.add(egui::Slider::new(&mut self.state.grid, 4..=32).text("patches per side")).on_hover_text("Higher is finer and slower; recomputes features");
             let sharp = ui
                 .add(egui::Slider::new(&mut self.state.sharpness, 0.5..=100.0).logarithmic(true).text("attention sharpness"))
@@ -506,7 +519,7 @@ impl SegmentationPanel {
     fn draw_mask(ui: &egui::Ui, mask: &SoftMask, rect: egui::Rect, colour: Color32, name: &str) {
         let img = egui::ColorImage::from_rgba_unmultiplied(
             [mask.width, mask.height],
-            &mask.values.iter().flat_map(|v| [colour.r(), colour.g(), colour.b(), (v.clamp(0.0, 1.0) * 150.0) as u8]).collect::<Vec<u8>>(),
+            &mask.values.iter().flat_map(|v| [colour.r(), colour.g(), colour.b(), (v.clamp(0.0, 1.0) * if colour == Color32::WHITE { 255.0 } else { 150.0 }) as u8]).collect::<Vec<u8>>(),
         );
         // A texture per frame is fine at these sizes and keeps the drawing in step with the mask.
         let t = ui.ctx().load_texture(name, img, TextureOptions::LINEAR);
@@ -565,7 +578,8 @@ impl SegmentationPanel {
             Self::draw_mask(ui, p, rect, Color32::from_rgb(60, 160, 255), "segmentation predicted mask");
         }
         let mut line = name;
-        if let Some((c, iou)) = self.iou() {
+        let painted = self.mask.as_ref().is_some_and(|m| m.values.iter().any(|&v| v > 0.0));
+        if let Some((c, iou)) = self.iou().filter(|_| painted) {
             line += &format!(" — soft IoU {iou:.3} against true class {c}");
         }
         ui.label(line);
