@@ -26,6 +26,11 @@ out="${1:-docs/results.md}"
   "$bin" eval retrieval --features "$model"
   echo
   "$bin" privacy --features "$model" "${limits[@]}" --k 1,10,20,100 --top 5
+  echo
+  # The segmentation set is made by procmem from the fetched emoji (seed 0), once.
+  data="${PROCMEM_DATA:-$HOME/.cache/procmem/data}"
+  [ -f "$data/composite-seed0/composite.json" ] || "$bin" data composite --out "$data/composite-seed0" --count 200 --seed 0 >&2
+  "$bin" eval seg --data "$data/composite-seed0" --features "$model"
 } > "$out.tmp"
 mv "$out.tmp" "$out"
 cat "$out"
