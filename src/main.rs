@@ -886,7 +886,9 @@ fn run() -> anyhow::Result<()> {
         Some(Command::Dense(DenseCommand::Segment { prompt, prompt_mask, query, truth, threshold, sharpness, args })) => {
             cli::dense::segment(prompt, prompt_mask, query, truth, args.features, args.out, args.grid, threshold, sharpness)
         }
-        Some(Command::Dense(DenseCommand::Kmeans { images, args, k, seed })) => cli::dense::kmeans_cmd(images, args.features, args.out, args.grid, k, seed),
+        Some(Command::Dense(DenseCommand::Kmeans { images, args, k, seed })) => {
+            cli::dense::kmeans_cmd(images, args.features, args.out, args.grid, k, seed)
+        }
         Some(Command::Dense(DenseCommand::Knn { images, data, memory_images, top_k, args })) => {
             cli::dense::knn_cmd(data, memory_images, images, args.features, args.out, args.grid, top_k)
         }

@@ -96,3 +96,138 @@ fn memory_from_npz_answers_queries_and_exports_visual_memory_json() {
     let (ok, _, stderr) = procmem(&["memory", "query", mem.to_str().unwrap(), "--features", "random:micro", q.to_str().unwrap()]);
     assert!(!ok && stderr.contains("never mix"), "{stderr}");
 }
+
+/// A minimal `emoji-datasource-google` package: emoji.json + img/google/64/*.png with alpha.
+fn write_emoji_package(dir: &Path) {
+    let img = dir.join("img/google/64");
+    std::fs::create_dir_all(&img).unwrap();
+    let mut entries = Vec::new();
+    for (i, (category, colour)) in [
+        ("Animals", [200u8, 40, 40]),
+        ("Animals", [220, 60, 30]),
+        ("Food", [30, 60, 220]),
+        ("Food", [40, 90, 200]),
+        ("Component", [0, 0, 0]),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let file = format!("e{i}.png");
+        image::RgbaImage::from_fn(64, 64, |x, y| {
+            let inside = (x as i32 - 32).pow(2) + (y as i32 - 32).pow(2) < 24 * 24;
+            image::Rgba([colour[0], colour[1], colour[2], if inside { 255 } else { 0 }])
+        })
+        .save(img.join(&file))
+        .unwrap();
+        entries.push(format!(r#"{{"image":"{file}","category":"{category}","short_name":"e{i}","has_img_google":true}}"#));
+    }
+    std::fs::write(dir.join("emoji.json"), format!("[{}]", entries.join(","))).unwrap();
+    std::fs::write(dir.join("package.json"), r#"{"name":"emoji-datasource-google","version":"test"}"#).unwrap();
+}
+
+#[test]
+fn composite_set_then_eval_seg_prints_a_row_per_source_and_the_dense_tools_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let emoji = dir.path().join("emoji");
+    write_emoji_package(&emoji);
+    let set = dir.path().join("set");
+    let (ok, out, err) =
+        procmem(&["data", "composite", "--emoji", emoji.to_str().unwrap(), "--out", set.to_str().unwrap(), "--count", "8", "--size", "32"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("classes: background, Animals, Food"), "{out}");
+    // Refuses to overwrite an existing set.
+    let (ok, _, err) = procmem(&["data", "composite", "--emoji", emoji.to_str().unwrap(), "--out", set.to_str().unwrap()]);
+    assert!(!ok && err.contains("already holds a composite set"), "{err}");
+
+    let report = dir.path().join("seg.md");
+    let (ok, out, err) = procmem(&[
+        "eval",
+        "seg",
+        "--data",
+        set.to_str().unwrap(),
+        "--features",
+        "random:micro",
+        "--grid",
+        "4",
+        "--report",
+        report.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    let rows: Vec<&str> = out.lines().filter(|l| l.starts_with("| ") && !l.starts_with("| features")).collect();
+    assert_eq!(rows.len(), 2, "micro model + raw pixels (the random-init baseline is the model itself): {out}");
+    for row in rows {
+        let cells: Vec<&str> = row.split('|').map(str::trim).filter(|c| !c.is_empty()).collect();
+        assert_eq!(cells.len(), 9, "{row}");
+        // R² and IoU in [0, 1]; accuracies in percent.
+        for c in &cells[1..5] {
+            let v: f64 = c.parse().unwrap();
+            assert!((-1.0..=1.0).contains(&v), "{row}");
+        }
+    }
+    assert_eq!(std::fs::read_to_string(&report).unwrap(), out);
+
+    // The dense tools on the set's images.
+    let img0 = set.join("00000.png");
+    let mask0 = set.join("00000.mask.png");
+    let out_dir = dir.path().join("dense");
+    let (ok, _, err) =
+        procmem(&["dense", "pca", img0.to_str().unwrap(), "--features", "pixels", "--grid", "4", "--out", out_dir.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    assert!(out_dir.join("00000.pca.png").exists() && out_dir.join("00000.foreground.png").exists());
+    let pred = dir.path().join("pred.png");
+    let (ok, out, err) = procmem(&[
+        "dense",
+        "segment",
+        "--features",
+        "pixels",
+        "--grid",
+        "4",
+        "--prompt",
+        img0.to_str().unwrap(),
+        "--prompt-mask",
+        mask0.to_str().unwrap(),
+        "--query",
+        img0.to_str().unwrap(),
+        "--truth",
+        mask0.to_str().unwrap(),
+        "--out",
+        pred.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    assert!(out.contains("soft IoU"), "{out}");
+    assert_eq!(image::open(&pred).unwrap().to_luma8().dimensions(), (32, 32));
+    let (ok, _, err) = procmem(&[
+        "dense",
+        "kmeans",
+        img0.to_str().unwrap(),
+        "--features",
+        "pixels",
+        "--grid",
+        "4",
+        "--k",
+        "3",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    let (ok, out, err) = procmem(&[
+        "dense",
+        "knn",
+        img0.to_str().unwrap(),
+        "--data",
+        set.to_str().unwrap(),
+        "--memory-images",
+        "4",
+        "--features",
+        "pixels",
+        "--grid",
+        "4",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    assert!(out.contains("knnseg.png"), "{out}");
+    // A missing image is a clear error, not a panic.
+    let (ok, _, err) = procmem(&["dense", "kmeans", "/nonexistent.png", "--features", "pixels", "--out", out_dir.to_str().unwrap()]);
+    assert!(!ok && err.contains("/nonexistent.png"), "{err}");
+}

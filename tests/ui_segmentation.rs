@@ -17,14 +17,19 @@ fn knowledge() -> Knowledge {
     let cfg = procmem::model::VitConfig::preset("micro").unwrap();
     let source = FeatureSource::random_like(&cfg).unwrap();
     let memory = Memory::new(&source.fingerprint(), cfg.embed_dim);
-    let perception = Perception { source: Arc::new(source), path: PathBuf::from("random-init micro"), description: "random-init micro ViT".into() };
+    let perception =
+        Perception { source: Arc::new(source), path: PathBuf::from("random-init micro"), description: "random-init micro ViT".into() };
     Knowledge::new(perception, memory, None, PathBuf::from("test.pmem"), None, 10).unwrap()
 }
 
 /// A red square on a blue-gray ground, at (x, y).
 fn picture(x: u32, y: u32) -> image::RgbImage {
     image::RgbImage::from_fn(64, 64, |px, py| {
-        if (x..x + 24).contains(&px) && (y..y + 24).contains(&py) { image::Rgb([220, 30, 30]) } else { image::Rgb([60, 70, 90 + (px % 7) as u8]) }
+        if (x..x + 24).contains(&px) && (y..y + 24).contains(&py) {
+            image::Rgb([220, 30, 30])
+        } else {
+            image::Rgb([60, 70, 90 + (px % 7) as u8])
+        }
     })
 }
 

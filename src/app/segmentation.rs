@@ -113,7 +113,13 @@ pub struct Analysis {
 }
 
 impl Analysis {
-    pub fn compute(source: &FeatureSource, prompt: &image::RgbImage, query: &image::RgbImage, grid: usize, sharpness: f32) -> crate::Result<Self> {
+    pub fn compute(
+        source: &FeatureSource,
+        prompt: &image::RgbImage,
+        query: &image::RgbImage,
+        grid: usize,
+        sharpness: f32,
+    ) -> crate::Result<Self> {
         let grids = extract(source, &[prompt.clone(), query.clone()], grid, |_| {})?;
         let [p, q]: [PatchGrid; 2] = grids.try_into().map_err(|_| crate::Error::Model("expected two feature grids".into()))?;
         let attention = Attention::with_sharpness(&[&p], &q, sharpness)?;
@@ -316,17 +322,29 @@ impl SegmentationPanel {
         let alpha = (self.state.opacity.clamp(0.0, 1.0) * 255.0) as u8;
         let cells: Vec<[u8; 4]> = match self.state.overlay {
             Overlay::None => return None,
-            Overlay::Pca => a.pca[which].rgb.iter().map(|c| [c[0], c[1], c[2], 1.0].map(|v| (v * 255.0) as u8)).map(|mut c| {
-                c[3] = alpha;
-                c
-            }).collect(),
-            Overlay::Foreground => a.pca[which].foreground(self.state.threshold).iter().map(|&f| if f { [255, 255, 255, alpha] } else { [0, 0, 0, alpha] }).collect(),
+            Overlay::Pca => a.pca[which]
+                .rgb
+                .iter()
+                .map(|c| [c[0], c[1], c[2], 1.0].map(|v| (v * 255.0) as u8))
+                .map(|mut c| {
+                    c[3] = alpha;
+                    c
+                })
+                .collect(),
+            Overlay::Foreground => a.pca[which]
+                .foreground(self.state.threshold)
+                .iter()
+                .map(|&f| if f { [255, 255, 255, alpha] } else { [0, 0, 0, alpha] })
+                .collect(),
             Overlay::KMeans => {
                 let k = self.state.k.clamp(2, 8);
-                a.kmeans[k - 2][which].iter().map(|&l| {
-                    let c = cluster_colour(l);
-                    [c[0], c[1], c[2], alpha]
-                }).collect()
+                a.kmeans[k - 2][which]
+                    .iter()
+                    .map(|&l| {
+                        let c = cluster_colour(l);
+                        [c[0], c[1], c[2], alpha]
+                    })
+                    .collect()
             }
             Overlay::Knn => {
                 if which == 0 {
@@ -461,7 +479,11 @@ impl SegmentationPanel {
                 c
             });
             for c in classes {
-                if ui.button(format!("True mask {c}")).on_hover_text("Replace the painting by the prompt's exact mask of this class").clicked() {
+                if ui
+                    .button(format!("True mask {c}"))
+                    .on_hover_text("Replace the painting by the prompt's exact mask of this class")
+                    .clicked()
+                {
                     self.use_true_mask(c);
                 }
             }
@@ -470,10 +492,13 @@ impl SegmentationPanel {
             ui.label("Overlay:");
             let before = self.state.overlay;
             ui.selectable_value(&mut self.state.overlay, Overlay::None, "None");
-            ui.selectable_value(&mut self.state.overlay, Overlay::Pca, "PCA").on_hover_text("3 principal components of the patch tokens as RGB, one basis for both images");
-            ui.selectable_value(&mut self.state.overlay, Overlay::Foreground, "Foreground").on_hover_text("First PCA component above the threshold");
+            ui.selectable_value(&mut self.state.overlay, Overlay::Pca, "PCA")
+                .on_hover_text("3 principal components of the patch tokens as RGB, one basis for both images");
+            ui.selectable_value(&mut self.state.overlay, Overlay::Foreground, "Foreground")
+                .on_hover_text("First PCA component above the threshold");
             ui.selectable_value(&mut self.state.overlay, Overlay::KMeans, "K-means");
-            ui.selectable_value(&mut self.state.overlay, Overlay::Knn, "kNN").on_hover_text("Each query patch votes among its 5 most similar prompt patches (painted or not)");
+            ui.selectable_value(&mut self.state.overlay, Overlay::Knn, "kNN")
+                .on_hover_text("Each query patch votes among its 5 most similar prompt patches (painted or not)");
             let mut changed = before != self.state.overlay;
             changed |= ui.add(egui::Slider::new(&mut self.state.opacity, 0.0..=1.0).text("opacity")).changed();
             changed |= ui.add(egui::Slider::new(&mut self.state.threshold, 0.0..=1.0).text("threshold")).changed();
@@ -483,7 +508,8 @@ impl SegmentationPanel {
             }
         });
         ui.horizontal_wrapped(|ui| {
-            ui.add(egui::Slider::new(&mut self.state.grid, 4..=32).text("patches per side")).on_hover_text("Higher is finer and slower; recomputes features");
+            ui.add(egui::Slider::new(&mut self.state.grid, 4..=32).text("patches per side"))
+                .on_hover_text("Higher is finer and slower; recomputes features");
             let sharp = ui
                 .add(egui::Slider::new(&mut self.state.sharpness, 0.5..=100.0).logarithmic(true).text("attention sharpness"))
                 .on_hover_text("Multiplies <z_prompt, z_query> / C; 1 is the paper's scale");
@@ -511,7 +537,11 @@ impl SegmentationPanel {
     fn draw_picture(ui: &egui::Ui, picture: &mut Picture, rect: egui::Rect, slot: &str) {
         let texture = picture.texture.get_or_insert_with(|| {
             let (w, h) = (picture.image.width() as usize, picture.image.height() as usize);
-            ui.ctx().load_texture(format!("segmentation {slot}"), egui::ColorImage::from_rgb([w, h], picture.image.as_raw()), TextureOptions::LINEAR)
+            ui.ctx().load_texture(
+                format!("segmentation {slot}"),
+                egui::ColorImage::from_rgb([w, h], picture.image.as_raw()),
+                TextureOptions::LINEAR,
+            )
         });
         ui.painter().image(texture.id(), rect, egui::Rect::from_min_max(egui::pos2(0.0, 0.0), egui::pos2(1.0, 1.0)), Color32::WHITE);
     }
@@ -519,7 +549,13 @@ impl SegmentationPanel {
     fn draw_mask(ui: &egui::Ui, mask: &SoftMask, rect: egui::Rect, colour: Color32, name: &str) {
         let img = egui::ColorImage::from_rgba_unmultiplied(
             [mask.width, mask.height],
-            &mask.values.iter().flat_map(|v| [colour.r(), colour.g(), colour.b(), (v.clamp(0.0, 1.0) * if colour == Color32::WHITE { 255.0 } else { 150.0 }) as u8]).collect::<Vec<u8>>(),
+            &mask
+                .values
+                .iter()
+                .flat_map(|v| {
+                    [colour.r(), colour.g(), colour.b(), (v.clamp(0.0, 1.0) * if colour == Color32::WHITE { 255.0 } else { 150.0 }) as u8]
+                })
+                .collect::<Vec<u8>>(),
         );
         // A texture per frame is fine at these sizes and keeps the drawing in step with the mask.
         let t = ui.ctx().load_texture(name, img, TextureOptions::LINEAR);
@@ -591,6 +627,7 @@ fn pick_image() -> Option<PathBuf> {
 }
 
 fn cluster_colour(l: u32) -> [u8; 3] {
-    const P: [[u8; 3]; 8] = [[230, 25, 75], [60, 180, 75], [255, 225, 25], [0, 130, 200], [245, 130, 48], [145, 30, 180], [70, 240, 240], [240, 50, 230]];
+    const P: [[u8; 3]; 8] =
+        [[230, 25, 75], [60, 180, 75], [255, 225, 25], [0, 130, 200], [245, 130, 48], [145, 30, 180], [70, 240, 240], [240, 50, 230]];
     P[l as usize % P.len()]
 }

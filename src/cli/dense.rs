@@ -52,14 +52,23 @@ pub fn composite(emoji: Option<PathBuf>, out: PathBuf, cfg: CompositeConfig) -> 
     let (objects, source) =
         composite::load_emoji(&dir).with_context(|| format!("emoji objects in {} (run scripts/fetch-eval-data.sh)", dir.display()))?;
     let bar = progress_bar(cfg.count as u64, "composite");
-    let manifest = composite::build(&cfg, &objects, &format!("{source} ({} objects)", objects.len()), &out, |d, _| bar.set_position(d as u64))?;
+    let manifest =
+        composite::build(&cfg, &objects, &format!("{source} ({} objects)", objects.len()), &out, |d, _| bar.set_position(d as u64))?;
     bar.finish_and_clear();
     println!("{} images with exact class masks in {} — classes: {}", manifest.items.len(), out.display(), manifest.classes.join(", "));
     Ok(())
 }
 
-pub fn eval_seg(data: PathBuf, specs: Vec<String>, report: Option<PathBuf>, baselines: bool, grid: usize, limit: Option<usize>) -> anyhow::Result<()> {
-    let set = CompositeSet::open(&data).with_context(|| format!("composite set in {} (make one with `procmem data composite`)", data.display()))?;
+pub fn eval_seg(
+    data: PathBuf,
+    specs: Vec<String>,
+    report: Option<PathBuf>,
+    baselines: bool,
+    grid: usize,
+    limit: Option<usize>,
+) -> anyhow::Result<()> {
+    let set = CompositeSet::open(&data)
+        .with_context(|| format!("composite set in {} (make one with `procmem data composite`)", data.display()))?;
     let n = limit.unwrap_or(set.len()).min(set.len());
     let examples: Vec<_> = (0..n).map(|i| set.load(i)).collect::<Result<_, _>>()?;
     let cfg = SegEvalConfig { grid, ..Default::default() };
@@ -116,10 +125,18 @@ pub fn pca(images: Vec<PathBuf>, features: Option<String>, out: PathBuf, grid: u
         let fg = c.foreground(threshold);
         let (w, h) = img.dimensions();
         let m = out_name(&out, path, "foreground");
-        image::GrayImage::from_fn(w, h, |x, y| image::Luma([if fg[(y as usize * c.rows / h as usize) * c.cols + x as usize * c.cols / w as usize] { 255 } else { 0 }]))
-            .save(&m)
-            .with_context(|| format!("writing {}", m.display()))?;
-        println!("{} → {}, {} ({:.1} % foreground)", path.display(), o.display(), m.display(), 100.0 * fg.iter().filter(|&&f| f).count() as f64 / fg.len() as f64);
+        image::GrayImage::from_fn(w, h, |x, y| {
+            image::Luma([if fg[(y as usize * c.rows / h as usize) * c.cols + x as usize * c.cols / w as usize] { 255 } else { 0 }])
+        })
+        .save(&m)
+        .with_context(|| format!("writing {}", m.display()))?;
+        println!(
+            "{} → {}, {} ({:.1} % foreground)",
+            path.display(),
+            o.display(),
+            m.display(),
+            100.0 * fg.iter().filter(|&&f| f).count() as f64 / fg.len() as f64
+        );
     }
     println!(
         "shared basis over {} images; explained variance {:.1} / {:.1} / {:.1} % ({})",
@@ -169,7 +186,11 @@ pub fn segment(
         }
         let gt = SoftMask { values: gt.values.iter().map(|&v| if v > 0.0 { 1.0 } else { 0.0 }).collect(), ..gt };
         let show = |v: Option<f64>| v.map_or("undefined (both empty)".to_string(), |v| format!("{v:.3}"));
-        println!("soft IoU {}; thresholded (th {threshold}) {}", show(soft_iou(&pred.values, &gt.values)), show(soft_iou(&pred.thresholded(threshold).values, &gt.values)));
+        println!(
+            "soft IoU {}; thresholded (th {threshold}) {}",
+            show(soft_iou(&pred.values, &gt.values)),
+            show(soft_iou(&pred.thresholded(threshold).values, &gt.values))
+        );
     }
     Ok(())
 }
@@ -219,7 +240,15 @@ pub fn kmeans_cmd(images: Vec<PathBuf>, features: Option<String>, out: PathBuf, 
 }
 
 /// kNN segmentation of images with a patch memory made from (part of) a composite set.
-pub fn knn_cmd(data: PathBuf, memory_images: usize, images: Vec<PathBuf>, features: Option<String>, out: PathBuf, grid: usize, top_k: Option<usize>) -> anyhow::Result<()> {
+pub fn knn_cmd(
+    data: PathBuf,
+    memory_images: usize,
+    images: Vec<PathBuf>,
+    features: Option<String>,
+    out: PathBuf,
+    grid: usize,
+    top_k: Option<usize>,
+) -> anyhow::Result<()> {
     let source = source(features.as_deref())?;
     let set = CompositeSet::open(&data).with_context(|| format!("composite set in {}", data.display()))?;
     let n = memory_images.min(set.len());

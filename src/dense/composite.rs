@@ -81,9 +81,7 @@ pub fn load_emoji(dir: &Path) -> Result<(Vec<ObjectImage>, String)> {
         .ok_or_else(|| Error::BadFile { path: img_root.clone(), message: "no img/<style>/64 folder".into() })?;
     let mut out = Vec::new();
     for e in &entries {
-        let (Some(file), Some(class), Some(name)) =
-            (e["image"].as_str(), e["category"].as_str(), e["short_name"].as_str())
-        else {
+        let (Some(file), Some(class), Some(name)) = (e["image"].as_str(), e["category"].as_str(), e["short_name"].as_str()) else {
             continue;
         };
         if class == "Component" || e[format!("has_img_{style}")].as_bool() == Some(false) {
@@ -263,8 +261,8 @@ impl CompositeSet {
     pub fn open(dir: &Path) -> Result<Self> {
         let path = dir.join(MANIFEST);
         let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
-        let manifest: CompositeManifest =
-            serde_json::from_str(&text).map_err(|e| Error::BadFile { path: path.clone(), message: format!("not a composite manifest: {e}") })?;
+        let manifest: CompositeManifest = serde_json::from_str(&text)
+            .map_err(|e| Error::BadFile { path: path.clone(), message: format!("not a composite manifest: {e}") })?;
         if manifest.version != 1 {
             return Err(Error::BadFile { path, message: format!("composite format version {} is not supported", manifest.version) });
         }

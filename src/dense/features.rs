@@ -31,7 +31,11 @@ pub struct PatchGrid {
 impl PatchGrid {
     pub fn new(rows: usize, cols: usize, dim: usize, data: Vec<f32>) -> Result<Self> {
         if data.len() != rows * cols * dim {
-            return Err(Error::InvalidConfig(format!("patch grid {rows}×{cols}×{dim} needs {} values, got {}", rows * cols * dim, data.len())));
+            return Err(Error::InvalidConfig(format!(
+                "patch grid {rows}×{cols}×{dim} needs {} values, got {}",
+                rows * cols * dim,
+                data.len()
+            )));
         }
         Ok(Self { rows, cols, dim, data })
     }

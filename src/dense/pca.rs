@@ -86,7 +86,8 @@ pub fn symmetric_eigen(mut a: Vec<f64>, dim: usize) -> (Vec<f64>, Vec<f64>) {
     (0..dim).for_each(|i| v[i * dim + i] = 1.0);
     let scale: f64 = a.iter().map(|x| x * x).sum::<f64>().sqrt();
     for _sweep in 0..50 {
-        let off: f64 = (0..dim).flat_map(|i| (0..dim).filter(move |&j| j != i).map(move |j| (i, j))).map(|(i, j)| a[i * dim + j].powi(2)).sum();
+        let off: f64 =
+            (0..dim).flat_map(|i| (0..dim).filter(move |&j| j != i).map(move |j| (i, j))).map(|(i, j)| a[i * dim + j].powi(2)).sum();
         if off.sqrt() <= 1e-14 * scale.max(1e-300) {
             break;
         }

@@ -99,13 +99,25 @@ fn largest_class(labels: &[u32]) -> Option<u32> {
 }
 
 /// In-context prediction for `query` from one prompt, at the query's pixel size.
-pub fn predict_in_context(prompt: &PatchGrid, prompt_mask: &SoftMask, query: &PatchGrid, block: usize, width: usize, height: usize) -> Result<SoftMask> {
+pub fn predict_in_context(
+    prompt: &PatchGrid,
+    prompt_mask: &SoftMask,
+    query: &PatchGrid,
+    block: usize,
+    width: usize,
+    height: usize,
+) -> Result<SoftMask> {
     let mask = prompt_mask.resize(prompt.cols * block, prompt.rows * block);
     Ok(in_context(&[Prompt { features: prompt, mask: &mask }], query, block, 1.0)?.resize(width, height))
 }
 
 /// Runs the three evaluations for one source. `progress(stage, done, total)`.
-pub fn evaluate(source: &FeatureSource, examples: &[Example], cfg: &SegEvalConfig, mut progress: impl FnMut(&str, usize, usize)) -> Result<SegScores> {
+pub fn evaluate(
+    source: &FeatureSource,
+    examples: &[Example],
+    cfg: &SegEvalConfig,
+    mut progress: impl FnMut(&str, usize, usize),
+) -> Result<SegScores> {
     if examples.len() < 2 {
         return Err(Error::InvalidConfig("the segmentation evaluation needs at least 2 images".into()));
     }
@@ -165,7 +177,8 @@ pub fn evaluate(source: &FeatureSource, examples: &[Example], cfg: &SegEvalConfi
     for (ex, grid) in memory.iter().zip(&features[..split]) {
         patch_memory.add(grid, &patch_labels(&ex.labels, ex.width(), ex.height(), grid.rows, grid.cols))?;
     }
-    patch_memory.num_classes = patch_memory.num_classes.max(examples.iter().flat_map(|e| e.labels.iter()).map(|&l| l as usize + 1).max().unwrap_or(1));
+    patch_memory.num_classes =
+        patch_memory.num_classes.max(examples.iter().flat_map(|e| e.labels.iter()).map(|&l| l as usize + 1).max().unwrap_or(1));
     let mut predicted = Vec::new();
     let mut predicted_topk = Vec::new();
     let mut truth = Vec::new();
