@@ -3,9 +3,11 @@
 //! the watch list updates (and the flip is shown); delete and undo in the Memory panel; run the
 //! privacy analysis.
 
+#[path = "common/ui.rs"]
+mod ui_common;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
@@ -16,6 +18,7 @@ use procmem::app::query::QueryPanel;
 use procmem::eval::embed::FeatureSource;
 use procmem::generate::rng::Rng;
 use procmem::memory::{Memory, import::thumbnail_png};
+use ui_common::wait;
 
 /// A colour-dominated noise image.
 fn picture(seed: u64, rgb: [u8; 3]) -> image::RgbImage {
@@ -61,16 +64,6 @@ impl egui::DroppedFile for DroppedPath {
     fn bytes(&self) -> Result<Vec<u8>, String> {
         std::fs::read(&self.0).map_err(|e| e.to_string())
     }
-}
-
-fn wait<S>(h: &mut Harness<'_, S>, what: &str, done: impl Fn(&S) -> bool) {
-    let start = Instant::now();
-    while !done(h.state()) {
-        h.step();
-        assert!(start.elapsed() < Duration::from_secs(60), "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    h.run_steps(2);
 }
 
 #[test]

@@ -2,9 +2,11 @@
 //! the prompt changes the query's predicted mask (and undo restores it); toggling PCA shows the
 //! overlay; the demo pair opens at start.
 
+#[path = "common/ui.rs"]
+mod ui_common;
+
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
@@ -12,6 +14,7 @@ use procmem::app::knowledge::{Knowledge, Perception};
 use procmem::app::segmentation::{Picture, SegmentationPanel, SegmentationState};
 use procmem::eval::embed::FeatureSource;
 use procmem::memory::Memory;
+use ui_common::wait;
 
 fn knowledge() -> Knowledge {
     let cfg = procmem::model::VitConfig::preset("micro").unwrap();
@@ -31,16 +34,6 @@ fn picture(x: u32, y: u32) -> image::RgbImage {
             image::Rgb([60, 70, 90 + (px % 7) as u8])
         }
     })
-}
-
-fn wait<S>(h: &mut Harness<'_, S>, what: &str, done: impl Fn(&S) -> bool) {
-    let start = Instant::now();
-    while !done(h.state()) {
-        h.step();
-        assert!(start.elapsed() < Duration::from_secs(60), "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    h.run_steps(2);
 }
 
 type State = (SegmentationPanel, Knowledge);

@@ -543,7 +543,7 @@ impl SegmentationPanel {
                 TextureOptions::LINEAR,
             )
         });
-        ui.painter().image(texture.id(), rect, egui::Rect::from_min_max(egui::pos2(0.0, 0.0), egui::pos2(1.0, 1.0)), Color32::WHITE);
+        draw_texture(ui, texture, rect);
     }
 
     fn draw_mask(ui: &egui::Ui, mask: &SoftMask, rect: egui::Rect, colour: Color32, name: &str) {
@@ -559,7 +559,7 @@ impl SegmentationPanel {
         );
         // A texture per frame is fine at these sizes and keeps the drawing in step with the mask.
         let t = ui.ctx().load_texture(name, img, TextureOptions::LINEAR);
-        ui.painter().image(t.id(), rect, egui::Rect::from_min_max(egui::pos2(0.0, 0.0), egui::pos2(1.0, 1.0)), Color32::WHITE);
+        draw_texture(ui, &t, rect);
     }
 
     fn prompt_view(&mut self, ui: &mut egui::Ui) {
@@ -570,7 +570,7 @@ impl SegmentationPanel {
         let (response, rect) = Self::image_rect(ui, &picture, egui::Sense::drag(), "prompt image");
         Self::draw_picture(ui, &mut picture, rect, "prompt");
         if let Some(t) = &self.overlay_textures[0] {
-            ui.painter().image(t.id(), rect, egui::Rect::from_min_max(egui::pos2(0.0, 0.0), egui::pos2(1.0, 1.0)), Color32::WHITE);
+            draw_texture(ui, t, rect);
         }
         let (w, h) = picture.size();
         self.prompt = Some(picture);
@@ -608,7 +608,7 @@ impl SegmentationPanel {
         let name = picture.name.clone();
         self.query = Some(picture);
         if let Some(t) = &self.overlay_textures[1] {
-            ui.painter().image(t.id(), rect, egui::Rect::from_min_max(egui::pos2(0.0, 0.0), egui::pos2(1.0, 1.0)), Color32::WHITE);
+            draw_texture(ui, t, rect);
         }
         if let Some(p) = &self.predicted {
             Self::draw_mask(ui, p, rect, Color32::from_rgb(60, 160, 255), "segmentation predicted mask");
@@ -620,6 +620,11 @@ impl SegmentationPanel {
         }
         ui.label(line);
     }
+}
+
+/// Draws a whole texture stretched over `rect`.
+fn draw_texture(ui: &egui::Ui, texture: &TextureHandle, rect: egui::Rect) {
+    ui.painter().image(texture.id(), rect, egui::Rect::from_min_max(egui::pos2(0.0, 0.0), egui::pos2(1.0, 1.0)), Color32::WHITE);
 }
 
 fn pick_image() -> Option<PathBuf> {
