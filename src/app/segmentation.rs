@@ -5,7 +5,8 @@
 //! Heavy work — patch features, attention, PCA, K-means for every k — runs on a worker
 //! ([`Analysis`]) once per image pair and model. A stroke then only re-averages mask blocks with
 //! the fixed attention (query patches × prompt patches × block², well under a millisecond at the
-//! default grid), so the query mask updates while painting.
+//! default grid) and re-votes the precomputed kNN neighbours, so the query mask updates while
+//! painting. Mask textures are rebuilt only when a mask changes.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -18,7 +19,7 @@ use super::knowledge::{IMAGE_EXTENSIONS, Knowledge, bundled_dir, dropped_files};
 use crate::dense::PatchGrid;
 use crate::dense::features::{extract, patch_size};
 use crate::dense::pca::{PcaColours, shared_overlays};
-use crate::dense::segment::{Attention, PatchMemory, PatchVote, SoftMask, fold_blocks, kmeans, mask_blocks, soft_iou};
+use crate::dense::segment::{Attention, Neighbours, SoftMask, fold_blocks, kmeans, label_colour, mask_blocks, soft_iou};
 use crate::eval::embed::FeatureSource;
 
 /// The demo pair shipped in `assets/demo/segmentation/`.
@@ -75,7 +76,8 @@ impl Picture {
     /// Opens an image file and its `.mask.png` sibling if present and the right size.
     pub fn open(path: &Path) -> Result<Self, String> {
         let image = image::open(path).map_err(|e| format!("{}: {e}", path.display()))?.to_rgb8();
-        Ok(Self::new(file_name(path), image.clone(), truth_beside(path, &image)))
+        let truth = truth_beside(path, &image);
+        Ok(Self::new(file_name(path), image, truth))
     }
 
     fn from_bytes(name: String, bytes: &[u8]) -> Result<Self, String> {
@@ -110,6 +112,8 @@ pub struct Analysis {
     pub pca: Vec<PcaColours>,
     /// K-means labels for k = 2..=8: [k − 2][prompt, query].
     pub kmeans: Vec<[Vec<u32>; 2]>,
+    /// Each query patch's 5 most similar prompt patches: the kNN vote with the painted labels.
+    pub neighbours: Neighbours,
 }
 
 impl Analysis {
@@ -120,12 +124,23 @@ impl Analysis {
         grid: usize,
         sharpness: f32,
     ) -> crate::Result<Self> {
-        let grids = extract(source, &[prompt.clone(), query.clone()], grid, |_| {})?;
+        let grids = extract(source, &[prompt, query], grid, |_| {})?;
         let [p, q]: [PatchGrid; 2] = grids.try_into().map_err(|_| crate::Error::Model("expected two feature grids".into()))?;
         let attention = Attention::with_sharpness(&[&p], &q, sharpness)?;
         let (pca, _) = shared_overlays(&[&p, &q])?;
         let kmeans = (2..=8).map(|k| Ok([kmeans(&p, k, 0)?, kmeans(&q, k, 0)?])).collect::<crate::Result<_>>()?;
-        Ok(Self { fingerprint: source.fingerprint(), grid, block: patch_size(source), prompt: p, query: q, attention, pca, kmeans })
+        let neighbours = Neighbours::new(&p.data, &q.data, p.dim, 5, 0.02)?;
+        Ok(Self {
+            fingerprint: source.fingerprint(),
+            grid,
+            block: patch_size(source),
+            prompt: p,
+            query: q,
+            attention,
+            pca,
+            kmeans,
+            neighbours,
+        })
     }
 }
 
@@ -145,6 +160,9 @@ pub struct SegmentationPanel {
     pub knn: Option<Vec<u32>>,
     overlay_textures: [Option<TextureHandle>; 2],
     overlay_dirty: bool,
+    /// The painted mask and the predicted mask as textures, rebuilt only after they change.
+    mask_textures: [Option<TextureHandle>; 3],
+    masks_dirty: bool,
     pub message: String,
     started: bool,
 }
@@ -164,6 +182,8 @@ impl SegmentationPanel {
             knn: None,
             overlay_textures: [None, None],
             overlay_dirty: true,
+            mask_textures: [None, None, None],
+            masks_dirty: true,
             message: String::new(),
             started: false,
         }
@@ -186,6 +206,7 @@ impl SegmentationPanel {
         self.predicted = None;
         self.knn = None;
         self.overlay_dirty = true;
+        self.masks_dirty = true;
     }
 
     pub fn is_busy(&self) -> bool {
@@ -225,6 +246,7 @@ impl SegmentationPanel {
     /// Re-propagates the painted mask through the attention (cheap), and the kNN labels.
     pub fn update_prediction(&mut self) {
         self.overlay_dirty = true;
+        self.masks_dirty = true;
         let (Some(a), Some(mask), Some(q)) = (&self.analysis, &self.mask, &self.query) else { return };
         let b = a.block;
         let small = mask.resize(a.prompt.cols * b, a.prompt.rows * b);
@@ -234,16 +256,12 @@ impl SegmentationPanel {
         self.predicted = Some(fold_blocks(&out, a.query.rows, a.query.cols, b).resize(w, h));
         // kNN: the prompt's patches labelled painted (majority of the block ≥ ½) or not.
         let labels: Vec<u32> = blocks.chunks_exact(b * b).map(|blk| u32::from(blk.iter().sum::<f32>() / (b * b) as f32 >= 0.5)).collect();
-        self.knn = if labels.contains(&1) {
-            let mut memory = PatchMemory::default();
-            memory.add(&a.prompt, &labels).ok().and_then(|_| memory.segment(&a.query, PatchVote::TopK { k: 5, temperature: 0.02 }).ok())
-        } else {
-            None
-        };
+        self.knn = labels.contains(&1).then(|| a.neighbours.segment(&labels, 2));
     }
 
     /// Paints a disc at image pixel (x, y).
     pub fn paint(&mut self, x: f32, y: f32) {
+        self.masks_dirty = true;
         let Some(mask) = &mut self.mask else { return };
         let r = self.state.brush.max(0.5);
         let value = if self.eraser { 0.0 } else { 1.0 };
@@ -341,7 +359,7 @@ impl SegmentationPanel {
                 a.kmeans[k - 2][which]
                     .iter()
                     .map(|&l| {
-                        let c = cluster_colour(l);
+                        let c = label_colour(l);
                         [c[0], c[1], c[2], alpha]
                     })
                     .collect()
@@ -398,6 +416,7 @@ impl SegmentationPanel {
         self.poll();
         self.ensure_analysis(&ctx, &k.perception.source);
         self.refresh_overlays(&ctx);
+        self.refresh_masks(&ctx);
 
         egui::Panel::top("segmentation controls").show(ui, |ui| self.controls(ui));
         egui::CentralPanel::default().show(ui, |ui| {
@@ -424,7 +443,9 @@ impl SegmentationPanel {
                         let side = 240.0;
                         let (rect, _) = ui.allocate_exact_size(egui::vec2(side, side * p.height as f32 / p.width.max(1) as f32), egui::Sense::hover());
                         ui.painter().rect_filled(rect, 0.0, Color32::BLACK);
-                        Self::draw_mask(ui, p, rect, Color32::WHITE, "segmentation predicted mask alone");
+                        if let Some(t) = &self.mask_textures[2] {
+                            draw_texture(ui, t, rect);
+                        }
                         let max = p.values.iter().copied().fold(0.0f32, f32::max);
                         ui.label(format!("values 0 to {max:.2}"));
                     }
@@ -546,20 +567,22 @@ impl SegmentationPanel {
         draw_texture(ui, texture, rect);
     }
 
-    fn draw_mask(ui: &egui::Ui, mask: &SoftMask, rect: egui::Rect, colour: Color32, name: &str) {
-        let img = egui::ColorImage::from_rgba_unmultiplied(
-            [mask.width, mask.height],
-            &mask
-                .values
-                .iter()
-                .flat_map(|v| {
-                    [colour.r(), colour.g(), colour.b(), (v.clamp(0.0, 1.0) * if colour == Color32::WHITE { 255.0 } else { 150.0 }) as u8]
-                })
-                .collect::<Vec<u8>>(),
-        );
-        // A texture per frame is fine at these sizes and keeps the drawing in step with the mask.
-        let t = ui.ctx().load_texture(name, img, TextureOptions::LINEAR);
-        draw_texture(ui, &t, rect);
+    /// Rebuilds the mask textures after the painted or predicted mask changed.
+    fn refresh_masks(&mut self, ctx: &egui::Context) {
+        if !self.masks_dirty {
+            return;
+        }
+        self.masks_dirty = false;
+        let texture = |mask: &SoftMask, colour: [u8; 3], max_alpha: f32, name: &str| {
+            let rgba: Vec<u8> =
+                mask.values.iter().flat_map(|v| [colour[0], colour[1], colour[2], (v.clamp(0.0, 1.0) * max_alpha) as u8]).collect();
+            ctx.load_texture(name, egui::ColorImage::from_rgba_unmultiplied([mask.width, mask.height], &rgba), TextureOptions::LINEAR)
+        };
+        self.mask_textures = [
+            self.mask.as_ref().map(|m| texture(m, [255, 60, 60], 150.0, "segmentation prompt mask")),
+            self.predicted.as_ref().map(|m| texture(m, [60, 160, 255], 150.0, "segmentation predicted mask")),
+            self.predicted.as_ref().map(|m| texture(m, [255, 255, 255], 255.0, "segmentation predicted mask alone")),
+        ];
     }
 
     fn prompt_view(&mut self, ui: &mut egui::Ui) {
@@ -587,8 +610,10 @@ impl SegmentationPanel {
                 self.update_prediction();
             }
         }
-        if let Some(m) = &self.mask {
-            Self::draw_mask(ui, m, rect, Color32::from_rgb(255, 60, 60), "segmentation prompt mask");
+        // A stroke above changed the masks: rebuild their textures before drawing this frame.
+        self.refresh_masks(ui.ctx());
+        if let Some(t) = &self.mask_textures[0] {
+            draw_texture(ui, t, rect);
         }
         if let Some(pos) = response.hover_pos() {
             let r = self.state.brush * rect.width() / w as f32;
@@ -610,8 +635,8 @@ impl SegmentationPanel {
         if let Some(t) = &self.overlay_textures[1] {
             draw_texture(ui, t, rect);
         }
-        if let Some(p) = &self.predicted {
-            Self::draw_mask(ui, p, rect, Color32::from_rgb(60, 160, 255), "segmentation predicted mask");
+        if let Some(t) = &self.mask_textures[1] {
+            draw_texture(ui, t, rect);
         }
         let mut line = name;
         let painted = self.mask.as_ref().is_some_and(|m| m.values.iter().any(|&v| v > 0.0));
@@ -629,10 +654,4 @@ fn draw_texture(ui: &egui::Ui, texture: &TextureHandle, rect: egui::Rect) {
 
 fn pick_image() -> Option<PathBuf> {
     rfd::FileDialog::new().add_filter("image", &IMAGE_EXTENSIONS).pick_file()
-}
-
-fn cluster_colour(l: u32) -> [u8; 3] {
-    const P: [[u8; 3]; 8] =
-        [[230, 25, 75], [60, 180, 75], [255, 225, 25], [0, 130, 200], [245, 130, 48], [145, 30, 180], [70, 240, 240], [240, 50, 230]];
-    P[l as usize % P.len()]
 }

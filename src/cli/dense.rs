@@ -7,11 +7,11 @@ use anyhow::{Context, bail};
 use procmem::dense::composite::{self, CompositeConfig, CompositeSet};
 use procmem::dense::features::{extract, extract_one, patch_size};
 use procmem::dense::pca::{overlay, shared_overlays};
-use procmem::dense::segment::{PatchMemory, PatchVote, Prompt, SoftMask, in_context, kmeans, patch_labels, soft_iou};
+use procmem::dense::segment::{PatchMemory, PatchVote, Prompt, SoftMask, in_context, kmeans, label_colour, patch_labels, soft_iou};
 use procmem::eval::embed::FeatureSource;
 use procmem::eval::seg::{self, SegEvalConfig, SegScores};
 
-use super::eval::sources_with_baselines;
+use super::eval::{command_line, sources_with_baselines, write_report};
 use super::{data_dir, progress_bar};
 
 /// The feature source of a dense command: the given spec, else the bundled model.
@@ -80,7 +80,7 @@ pub fn eval_seg(
         n - n / 2,
         grid,
         grid,
-        std::env::args().skip(1).collect::<Vec<_>>().join(" "),
+        command_line(),
         SegScores::MARKDOWN_HEADER
     );
     let mut notes = String::new();
@@ -101,12 +101,7 @@ pub fn eval_seg(
     }
     markdown += "\n";
     markdown += &notes;
-    print!("{markdown}");
-    if let Some(path) = report {
-        std::fs::write(&path, &markdown).with_context(|| format!("writing {}", path.display()))?;
-        eprintln!("report written to {}", path.display());
-    }
-    Ok(())
+    write_report(report, &markdown)
 }
 
 /// PCA overlays (one shared basis) and first-component foreground masks.
@@ -195,30 +190,11 @@ pub fn segment(
     Ok(())
 }
 
-/// A palette for cluster / class ids.
-pub fn palette(i: u32) -> [u8; 3] {
-    const P: [[u8; 3]; 12] = [
-        [230, 25, 75],
-        [60, 180, 75],
-        [255, 225, 25],
-        [0, 130, 200],
-        [245, 130, 48],
-        [145, 30, 180],
-        [70, 240, 240],
-        [240, 50, 230],
-        [210, 245, 60],
-        [250, 190, 212],
-        [0, 128, 128],
-        [170, 110, 40],
-    ];
-    P[i as usize % P.len()]
-}
-
 fn save_labels(img: &image::RgbImage, labels: &[u32], rows: usize, cols: usize, path: &Path) -> anyhow::Result<()> {
     let (w, h) = img.dimensions();
     image::RgbImage::from_fn(w, h, |x, y| {
         let l = labels[(y as usize * rows / h as usize) * cols + x as usize * cols / w as usize];
-        let (c, p) = (palette(l), img.get_pixel(x, y).0);
+        let (c, p) = (label_colour(l), img.get_pixel(x, y).0);
         image::Rgb([0, 1, 2].map(|k| ((p[k] as u16 + c[k] as u16 * 2) / 3) as u8))
     })
     .save(path)
@@ -253,7 +229,7 @@ pub fn knn_cmd(
     let set = CompositeSet::open(&data).with_context(|| format!("composite set in {}", data.display()))?;
     let n = memory_images.min(set.len());
     let examples: Vec<_> = (0..n).map(|i| set.load(i)).collect::<Result<_, _>>()?;
-    let grids = extract(&source, &examples.iter().map(|e| e.image.clone()).collect::<Vec<_>>(), grid, |_| {})?;
+    let grids = extract(&source, &examples.iter().map(|e| &e.image).collect::<Vec<_>>(), grid, |_| {})?;
     let mut memory = PatchMemory::default();
     for (e, g) in examples.iter().zip(&grids) {
         memory.add(g, &patch_labels(&e.labels, e.width(), e.height(), g.rows, g.cols))?;

@@ -66,11 +66,11 @@ fn embed_split(source: &FeatureSource, split: &FashionSplit) -> anyhow::Result<(
     Ok((ExactIndex::from_embeddings(dim, split.train.class_names.clone(), split.train.labels.clone(), memory), queries))
 }
 
-fn command_line() -> String {
+pub fn command_line() -> String {
     std::env::args().skip(1).collect::<Vec<_>>().join(" ")
 }
 
-fn write_report(report: Option<PathBuf>, markdown: &str) -> anyhow::Result<()> {
+pub fn write_report(report: Option<PathBuf>, markdown: &str) -> anyhow::Result<()> {
     print!("{markdown}");
     if let Some(path) = report {
         std::fs::write(&path, markdown).with_context(|| format!("writing {}", path.display()))?;

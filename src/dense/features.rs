@@ -110,7 +110,10 @@ pub fn input_size(source: &FeatureSource, grid: usize) -> usize {
 
 /// Patch features of each image on a `grid`×`grid` patch grid; `progress(done)` per batch.
 /// Raw pixels give each patch its ImageNet-normalised RGB values (3·8·8 = 192 numbers).
-pub fn extract(source: &FeatureSource, images: &[image::RgbImage], grid: usize, mut progress: impl FnMut(usize)) -> Result<Vec<PatchGrid>> {
+pub fn extract<I>(source: &FeatureSource, images: &[I], grid: usize, mut progress: impl FnMut(usize)) -> Result<Vec<PatchGrid>>
+where
+    I: std::borrow::Borrow<image::RgbImage> + Sync,
+{
     if grid == 0 {
         return Err(Error::InvalidConfig("the patch grid needs at least one patch per side".into()));
     }
@@ -121,7 +124,7 @@ pub fn extract(source: &FeatureSource, images: &[image::RgbImage], grid: usize, 
             let out: Vec<PatchGrid> = images
                 .par_iter()
                 .map(|img| {
-                    let chw = resize_normalize(img, size as u32, size as u32);
+                    let chw = resize_normalize(img.borrow(), size as u32, size as u32);
                     let plane = size * size;
                     let mut data = Vec::with_capacity(grid * grid * 3 * p * p);
                     for r in 0..grid {
@@ -145,7 +148,8 @@ pub fn extract(source: &FeatureSource, images: &[image::RgbImage], grid: usize, 
             let batch = (4096 / (grid * grid)).clamp(1, 64);
             let mut out = Vec::with_capacity(images.len());
             for chunk in images.chunks(batch) {
-                let pixels: Vec<f32> = chunk.par_iter().flat_map_iter(|img| resize_normalize(img, size as u32, size as u32)).collect();
+                let pixels: Vec<f32> =
+                    chunk.par_iter().flat_map_iter(|img| resize_normalize(img.borrow(), size as u32, size as u32)).collect();
                 let model = |e: candle_core::Error| Error::Model(e.to_string());
                 let x = Tensor::from_vec(pixels, (chunk.len(), 3, size, size), &Device::Cpu).map_err(model)?;
                 let tokens = vit.forward_tokens(&x, None).map_err(model)?;

@@ -258,10 +258,7 @@ pub fn image_r2(grid: &PatchGrid, labels: &[u32], size: usize) -> Result<Option<
         return Err(Error::InvalidConfig(format!("label map has {} pixels, expected {size}×{size}", labels.len())));
     }
     let up = grid.upsample_bilinear(size, size);
-    let proj = match Projection::fit(&up.data, up.dim, 3) {
-        Ok(p) => p,
-        Err(e) => return Err(e),
-    };
+    let proj = Projection::fit(&up.data, up.dim, 3)?;
     let projected = proj.project(&up.data);
     let mut lo = [f32::INFINITY; 3];
     let mut hi = [f32::NEG_INFINITY; 3];

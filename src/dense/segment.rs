@@ -16,8 +16,9 @@
 use candle_core::{Device, Tensor};
 use rayon::prelude::*;
 
-use super::features::{PatchGrid, bilinear_taps};
+use super::features::PatchGrid;
 use crate::error::{Error, Result};
+use crate::generate::imageops::{Plane, resize_bilinear};
 use crate::generate::rng::Rng;
 
 /// A single-channel float image in [0, 1], row-major.
@@ -33,21 +34,13 @@ impl SoftMask {
         Self { width, height, values: vec![0.0; width * height] }
     }
 
-    /// Bilinear resize (half-pixel centres).
+    /// Bilinear resize, antialiased when shrinking (the generators' `resize_bilinear`).
     pub fn resize(&self, width: usize, height: usize) -> SoftMask {
         if (width, height) == (self.width, self.height) {
             return self.clone();
         }
-        let xs = bilinear_taps(self.width, width);
-        let ys = bilinear_taps(self.height, height);
-        let at = |x: usize, y: usize| self.values[y * self.width + x];
-        let mut values = Vec::with_capacity(width * height);
-        for &(y0, y1, fy) in &ys {
-            for &(x0, x1, fx) in &xs {
-                values.push((1.0 - fy) * ((1.0 - fx) * at(x0, y0) + fx * at(x1, y0)) + fy * ((1.0 - fx) * at(x0, y1) + fx * at(x1, y1)));
-            }
-        }
-        SoftMask { width, height, values }
+        let plane = Plane { width: self.width, height: self.height, data: self.values.clone() };
+        SoftMask { width, height, values: resize_bilinear(&plane, width, height).data }
     }
 
     /// The binary mask of one class of a label map.
@@ -230,6 +223,68 @@ pub enum PatchVote {
     TopK { k: usize, temperature: f32 },
 }
 
+/// Query patches per block of similarities held at once (bounds memory to CHUNK × keys floats).
+const CHUNK: usize = 256;
+
+/// Each query patch's k most cosine-similar key patches, weighted by softmax(cos / temperature)
+/// (the Hummingbird-style vote). Computed once, it votes with any labelling of the keys.
+#[derive(Clone, Debug)]
+pub struct Neighbours {
+    pub k: usize,
+    /// Query patches × k key indices.
+    pub index: Vec<usize>,
+    /// Query patches × k weights, each row summing to 1.
+    pub weight: Vec<f32>,
+}
+
+impl Neighbours {
+    pub fn new(keys: &[f32], queries: &[f32], dim: usize, k: usize, temperature: f32) -> Result<Self> {
+        let m = keys.len() / dim.max(1);
+        if m == 0 {
+            return Err(Error::InvalidConfig("no key patches to vote with".into()));
+        }
+        let k = k.clamp(1, m);
+        let keys = normalize_rows(keys, dim);
+        let queries = normalize_rows(queries, dim);
+        let n = queries.len() / dim;
+        let mut index = vec![0usize; n * k];
+        let mut weight = vec![0.0f32; n * k];
+        for (ci, q) in queries.chunks(CHUNK * dim).enumerate() {
+            let rows = q.len() / dim;
+            let sims = matmul_t(q, rows, &keys, m, dim)?;
+            let span = ci * CHUNK * k..(ci * CHUNK + rows) * k;
+            index[span.clone()].par_chunks_mut(k).zip(weight[span].par_chunks_mut(k)).zip(sims.par_chunks(m)).for_each(
+                |((ix, w), sims)| {
+                    let mut idx: Vec<usize> = (0..m).collect();
+                    idx.select_nth_unstable_by(k - 1, |&a, &b| sims[b].total_cmp(&sims[a]).then(a.cmp(&b)));
+                    ix.copy_from_slice(&idx[..k]);
+                    let max = ix.iter().map(|&i| sims[i]).fold(f32::NEG_INFINITY, f32::max);
+                    ix.iter().zip(w.iter_mut()).for_each(|(&i, w)| *w = ((sims[i] - max) / temperature).exp());
+                    let sum: f32 = w.iter().sum();
+                    w.iter_mut().for_each(|w| *w /= sum);
+                },
+            );
+        }
+        Ok(Self { k, index, weight })
+    }
+
+    /// Per-class scores of each query patch (query patches × classes) for the keys' `labels`.
+    pub fn vote(&self, labels: &[u32], classes: usize) -> Vec<f32> {
+        let mut out = vec![0.0f32; self.index.len() / self.k * classes];
+        for ((o, ix), w) in out.chunks_exact_mut(classes).zip(self.index.chunks_exact(self.k)).zip(self.weight.chunks_exact(self.k)) {
+            for (&i, &w) in ix.iter().zip(w) {
+                o[labels[i] as usize] += w;
+            }
+        }
+        out
+    }
+
+    /// The winning class of each query patch (ties to the smaller class).
+    pub fn segment(&self, labels: &[u32], classes: usize) -> Vec<u32> {
+        self.vote(labels, classes).chunks_exact(classes).map(argmax).collect()
+    }
+}
+
 /// A memory of labelled patches for kNN segmentation.
 #[derive(Clone, Debug, Default)]
 pub struct PatchMemory {
@@ -272,48 +327,22 @@ impl PatchMemory {
             return Err(Error::InvalidConfig("query features differ in width from the memory's (another model?)".into()));
         }
         let classes = self.num_classes;
+        if let PatchVote::TopK { k, temperature } = vote {
+            return Ok(Neighbours::new(&self.features, &query.data, self.dim, k, temperature)?.vote(&self.labels, classes));
+        }
         let m = self.len();
         let mut out = vec![0.0f32; query.len() * classes];
-        const CHUNK: usize = 256;
-        let (unit_keys, unit_queries);
-        let (keys, queries) = match vote {
-            PatchVote::Attention => (&self.features, &query.data),
-            PatchVote::TopK { .. } => {
-                unit_keys = normalize_rows(&self.features, self.dim);
-                unit_queries = normalize_rows(&query.data, self.dim);
-                (&unit_keys, &unit_queries)
-            }
-        };
-        for (ci, q) in queries.chunks(CHUNK * self.dim).enumerate() {
+        let scale = 1.0 / (self.dim as f32).sqrt();
+        for (ci, q) in query.data.chunks(CHUNK * self.dim).enumerate() {
             let n = q.len() / self.dim;
-            let mut logits = matmul_t(q, n, keys, m, self.dim)?;
-            let rows = &mut out[ci * CHUNK * classes..(ci * CHUNK + n) * classes];
-            match vote {
-                PatchVote::Attention => {
-                    let scale = 1.0 / (self.dim as f32).sqrt();
-                    logits.iter_mut().for_each(|v| *v *= scale);
-                    softmax_rows(&mut logits, m);
-                    rows.par_chunks_mut(classes).zip(logits.par_chunks(m)).for_each(|(o, a)| {
-                        for (w, &l) in a.iter().zip(&self.labels) {
-                            o[l as usize] += w;
-                        }
-                    });
+            let mut logits = matmul_t(q, n, &self.features, m, self.dim)?;
+            logits.iter_mut().for_each(|v| *v *= scale);
+            softmax_rows(&mut logits, m);
+            out[ci * CHUNK * classes..(ci * CHUNK + n) * classes].par_chunks_mut(classes).zip(logits.par_chunks(m)).for_each(|(o, a)| {
+                for (w, &l) in a.iter().zip(&self.labels) {
+                    o[l as usize] += w;
                 }
-                PatchVote::TopK { k, temperature } => {
-                    let k = k.clamp(1, m);
-                    rows.par_chunks_mut(classes).zip(logits.par_chunks_mut(m)).for_each(|(o, sims)| {
-                        let mut idx: Vec<usize> = (0..m).collect();
-                        idx.select_nth_unstable_by(k - 1, |&a, &b| sims[b].total_cmp(&sims[a]).then(a.cmp(&b)));
-                        let top = &idx[..k];
-                        let max = top.iter().map(|&i| sims[i]).fold(f32::NEG_INFINITY, f32::max);
-                        let w: Vec<f32> = top.iter().map(|&i| ((sims[i] - max) / temperature).exp()).collect();
-                        let sum: f32 = w.iter().sum();
-                        for (wi, &i) in w.iter().zip(top) {
-                            o[self.labels[i] as usize] += wi / sum;
-                        }
-                    });
-                }
-            }
+            });
         }
         Ok(out)
     }
@@ -381,7 +410,8 @@ pub fn kmeans(grid: &PatchGrid, k: usize, seed: u64) -> Result<Vec<u32>> {
     for _ in 0..100 {
         let mut moved = false;
         for (i, a) in assign.iter_mut().enumerate() {
-            let best = (0..k).min_by(|&p, &q| dist(x.patch(i), &centres[p]).total_cmp(&dist(x.patch(i), &centres[q]))).unwrap_or(0) as u32;
+            let d: Vec<f32> = centres.iter().map(|c| dist(x.patch(i), c)).collect();
+            let best = (0..k).min_by(|&p, &q| d[p].total_cmp(&d[q])).unwrap_or(0) as u32;
             moved |= *a != best;
             *a = best;
         }
@@ -401,6 +431,25 @@ pub fn kmeans(grid: &PatchGrid, k: usize, seed: u64) -> Result<Vec<u32>> {
         }
     }
     Ok(assign)
+}
+
+/// A colour per class or cluster id, for drawing label maps (12 distinct colours, then repeats).
+pub fn label_colour(id: u32) -> [u8; 3] {
+    const PALETTE: [[u8; 3]; 12] = [
+        [230, 25, 75],
+        [60, 180, 75],
+        [255, 225, 25],
+        [0, 130, 200],
+        [245, 130, 48],
+        [145, 30, 180],
+        [70, 240, 240],
+        [240, 50, 230],
+        [210, 245, 60],
+        [250, 190, 212],
+        [0, 128, 128],
+        [170, 110, 40],
+    ];
+    PALETTE[id as usize % PALETTE.len()]
 }
 
 #[cfg(test)]

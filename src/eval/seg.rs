@@ -122,7 +122,7 @@ pub fn evaluate(
         return Err(Error::InvalidConfig("the segmentation evaluation needs at least 2 images".into()));
     }
     let split = examples.len() / 2;
-    let images: Vec<image::RgbImage> = examples.iter().map(|e| e.image.clone()).collect();
+    let images: Vec<&image::RgbImage> = examples.iter().map(|e| &e.image).collect();
     let n = images.len();
     let features = extract(source, &images, cfg.grid, |d| progress("features", d, n))?;
     let block = patch_size(source);
