@@ -46,6 +46,8 @@ enum Command {
     /// Which memory entries would change a prediction if removed alone (Fashion-MNIST: train =
     /// memory, test = queries), for each k, with the two baselines.
     Privacy {
+        #[arg(long, value_enum, default_value = "fashion-mnist")]
+        dataset: cli::eval::Dataset,
         #[arg(long)]
         data: Option<PathBuf>,
         #[command(flatten)]
@@ -59,6 +61,9 @@ enum Command {
         /// List this many of the most influential entries.
         #[arg(long, default_value_t = 10)]
         top: usize,
+        /// Draw non-private fraction against kNN top-1 (one line per source, a point per k) as a PNG.
+        #[arg(long)]
+        plot: Option<PathBuf>,
     },
     /// Train a ViT with DINO on procedural images (or an image folder), headless.
     Train(TrainArgs),
@@ -333,10 +338,14 @@ struct Sources {
 
 #[derive(Subcommand)]
 enum EvalCommand {
-    /// kNN classification on Fashion-MNIST (train = memory, test = queries): top-1 for each k,
-    /// per-class accuracy and confusion, for a model and the two baselines.
+    /// kNN classification (train = memory, test = queries): top-1 for each k, with per-class
+    /// accuracy and confusion under --details, for models and the two baselines. Embeddings are
+    /// cached per model fingerprint in $PROCMEM_DATA/cache/embeddings.
     Knn {
-        /// Folder with Fashion-MNIST's IDX files [default: $PROCMEM_DATA/fashion-mnist, as
+        /// Which labelled set.
+        #[arg(long, value_enum, default_value = "fashion-mnist")]
+        dataset: cli::eval::Dataset,
+        /// The set's folder [default: $PROCMEM_DATA/<fashion-mnist|mnist|emoji-google>, as
         /// written by scripts/fetch-eval-data.sh].
         #[arg(long)]
         data: Option<PathBuf>,
@@ -344,12 +353,50 @@ enum EvalCommand {
         sources: Sources,
         #[arg(long, value_delimiter = ',', default_value = "10,20,100,200")]
         k: Vec<usize>,
-        /// Use only the first N training images as memory (default: all 60,000).
+        /// Use only the first N training images as memory (default: all).
         #[arg(long)]
         limit_train: Option<usize>,
-        /// Use only the first N test images as queries (default: all 10,000).
+        /// Use only the first N test images as queries (default: all).
         #[arg(long)]
         limit_test: Option<usize>,
+        /// Append each source's best top-1 to this JSON-lines file (the Models panel shows them).
+        #[arg(long)]
+        results: Option<PathBuf>,
+        /// Add per-class accuracy and the confusion matrix of each source.
+        #[arg(long)]
+        details: bool,
+    },
+    /// Linear probe beside kNN (the paper's Table 5): logistic regression on frozen embeddings.
+    Probe {
+        #[arg(long, value_enum, default_value = "fashion-mnist")]
+        dataset: cli::eval::Dataset,
+        #[arg(long)]
+        data: Option<PathBuf>,
+        #[command(flatten)]
+        sources: Sources,
+        /// The ks of the kNN column.
+        #[arg(long, value_delimiter = ',', default_value = "10,20,100,200")]
+        k: Vec<usize>,
+        /// Append each source's probe accuracy to this JSON-lines file.
+        #[arg(long)]
+        results: Option<PathBuf>,
+    },
+    /// Unlearning: delete every memory entry of a class, compare all predictions before and after.
+    Unlearn {
+        #[arg(long, value_enum, default_value = "fashion-mnist")]
+        dataset: cli::eval::Dataset,
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Feature sources (no baselines are added).
+        #[arg(long = "features", required = true)]
+        features: Vec<String>,
+        #[arg(long, default_value_t = 20)]
+        k: usize,
+        /// Class ids to remove, one at a time [default: every class].
+        #[arg(long, value_delimiter = ',')]
+        class: Vec<u32>,
+        #[arg(long)]
+        report: Option<PathBuf>,
     },
     /// Recall@1/5 between paired sets: each query's counterpart is the gallery image with the
     /// same file name [default: Google vs Twitter emoji from $PROCMEM_DATA].
@@ -864,8 +911,32 @@ fn run() -> anyhow::Result<()> {
         Some(Command::Programs { compile }) => programs(compile),
         Some(Command::Train(args)) => train(args),
         Some(Command::Memory(cmd)) => memory_command(cmd),
-        Some(Command::Eval(EvalCommand::Knn { data, sources: Sources { features, report, no_baselines }, k, limit_train, limit_test })) => {
-            cli::eval::knn(cli::eval::KnnArgs { data, features, ks: k, limit_train, limit_test, report, baselines: !no_baselines })
+        Some(Command::Eval(EvalCommand::Knn {
+            dataset,
+            data,
+            sources: Sources { features, report, no_baselines },
+            k,
+            limit_train,
+            limit_test,
+            results,
+            details,
+        })) => cli::eval::knn(cli::eval::KnnArgs {
+            dataset,
+            data,
+            features,
+            ks: k,
+            limit_train,
+            limit_test,
+            report,
+            results,
+            baselines: !no_baselines,
+            details,
+        }),
+        Some(Command::Eval(EvalCommand::Probe { dataset, data, sources: Sources { features, report, no_baselines }, k, results })) => {
+            cli::eval::probe(cli::eval::ProbeArgs { dataset, data, features, ks: k, report, results, baselines: !no_baselines })
+        }
+        Some(Command::Eval(EvalCommand::Unlearn { dataset, data, features, k, class, report })) => {
+            cli::eval::unlearn(dataset, data, features, k, class, report)
         }
         Some(Command::Eval(EvalCommand::Retrieval { queries, gallery, sources: Sources { features, report, no_baselines } })) => {
             cli::eval::retrieval(queries, gallery, features, report, !no_baselines)
@@ -904,9 +975,27 @@ fn run() -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Some(Command::Privacy { data, sources: Sources { features, report, no_baselines }, k, limit_train, limit_test, top }) => {
-            cli::eval::privacy(data, features, k, limit_train, limit_test, top, report, !no_baselines)
-        }
+        Some(Command::Privacy {
+            dataset,
+            data,
+            sources: Sources { features, report, no_baselines },
+            k,
+            limit_train,
+            limit_test,
+            top,
+            plot,
+        }) => cli::eval::privacy(cli::eval::PrivacyArgs {
+            dataset,
+            data,
+            features,
+            ks: k,
+            limit_train,
+            limit_test,
+            top,
+            report,
+            plot,
+            baselines: !no_baselines,
+        }),
         Some(Command::Bench(BenchCommand::Memory {
             data,
             entries,

@@ -146,11 +146,15 @@ impl Knowledge {
         let mut reembedded = false;
         if reembed {
             if memory.model_fingerprint != fp {
-                memory = reembed_memory(&memory, &perception.source, |f| progress(0.1 + 0.75 * f, "re-embedding the memory"))?;
+                memory = reembed_memory_cached(&memory, &perception.source, &reembed_cache(), |f| {
+                    progress(0.1 + 0.75 * f, "re-embedding the memory")
+                })?;
                 reembedded = true;
             }
             if let Some(w) = watch.as_mut().filter(|w| w.model_fingerprint != fp) {
-                *w = reembed_memory(w, &perception.source, |f| progress(0.85 + 0.1 * f, "re-embedding the watch list"))?;
+                *w = reembed_memory_cached(w, &perception.source, &reembed_cache(), |f| {
+                    progress(0.85 + 0.1 * f, "re-embedding the watch list")
+                })?;
             }
         }
         progress(0.95, "indexing");
@@ -269,6 +273,8 @@ impl Knowledge {
         self.index.remove(id);
         let update = self.watch.on_delete(&self.index, id);
         self.thumbs.remove(&id);
+        // Cached re-embeddings of memories that held the entry go with it: deleting unlearns.
+        reembed_cache().purge_matching(MEMORY_SET_PREFIX);
         self.last_edit =
             Some(EditReport { what: format!("unlearned #{id} ({})", entry.label), update, micros: start.elapsed().as_micros() });
         self.undo.push(entry);
@@ -377,6 +383,51 @@ impl Knowledge {
 
 /// A copy of `memory` with every entry embedded again from its thumbnail by `source` (same ids,
 /// labels, sources and thumbnails).
+/// Where re-embedded memories are cached per model fingerprint.
+pub fn reembed_cache() -> crate::eval::cache::EmbeddingCache {
+    crate::eval::cache::EmbeddingCache::new(user_data_dir().join("cache").join("embeddings"))
+}
+
+const MEMORY_SET_PREFIX: &str = "-memory-";
+
+/// The cache key of a memory's contents: FNV-1a over each entry's id and thumbnail (what the
+/// embeddings are computed from).
+fn memory_set_key(memory: &Memory) -> String {
+    let mut bytes = Vec::new();
+    for e in &memory.entries {
+        bytes.extend_from_slice(&e.id.to_le_bytes());
+        bytes.extend_from_slice(&crate::generate::programs::fnv1a(&e.thumbnail).to_le_bytes());
+    }
+    format!("{}{:016x}", &MEMORY_SET_PREFIX[1..], crate::generate::programs::fnv1a(&bytes))
+}
+
+/// [`reembed_memory`] through the cache: a memory seen before with this model is not re-embedded.
+pub fn reembed_memory_cached(
+    memory: &Memory,
+    source: &FeatureSource,
+    cache: &crate::eval::cache::EmbeddingCache,
+    progress: impl Fn(f32),
+) -> Result<Memory, String> {
+    let fp = source.fingerprint();
+    let key = memory_set_key(memory);
+    if let Some((values, dim)) = cache.get(&fp, &key, memory.entries.len()) {
+        let mut out = Memory::new(&fp, dim);
+        for (e, v) in memory.entries.iter().zip(values.chunks_exact(dim.max(1))) {
+            let mut entry = e.clone();
+            entry.embedding = v.to_vec();
+            out.restore(entry).map_err(|e| e.to_string())?;
+        }
+        progress(1.0);
+        return Ok(out);
+    }
+    let out = reembed_memory(memory, source, progress)?;
+    let values: Vec<f32> = out.entries.iter().flat_map(|e| e.embedding.iter().copied()).collect();
+    if let Err(e) = cache.put(&fp, &key, &values, out.dim) {
+        log::warn!("could not cache the re-embedded memory: {e}");
+    }
+    Ok(out)
+}
+
 pub fn reembed_memory(memory: &Memory, source: &FeatureSource, progress: impl Fn(f32)) -> Result<Memory, String> {
     let fp = source.fingerprint();
     let mut out: Option<Memory> = None;

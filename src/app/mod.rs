@@ -1,4 +1,4 @@
-//! The desktop app: one file per panel — Generators, Training, Memory, Query, Privacy,
+//! The desktop app: one file per panel — Generators, Training, Models, Memory, Query, Privacy,
 //! Segmentation — and the
 //! knowledge they share (`knowledge`: model, memory, index, watch list, undo). At start the app
 //! loads the bundled model and demo memory on a worker; a model that does not match the memory
@@ -8,6 +8,7 @@ pub mod generators;
 pub mod jobs;
 pub mod knowledge;
 pub mod memory;
+pub mod models;
 pub mod privacy;
 pub mod query;
 pub mod segmentation;
@@ -21,6 +22,7 @@ use generators::{GeneratorsPanel, GeneratorsState};
 use jobs::Job;
 use knowledge::{Knowledge, KnowledgeState};
 use memory::MemoryPanel;
+use models::{ModelsPanel, ModelsState};
 use privacy::PrivacyPanel;
 use query::QueryPanel;
 use segmentation::{SegmentationPanel, SegmentationState};
@@ -30,6 +32,7 @@ use training::{TrainingPanel, TrainingState};
 pub enum Tab {
     Generators,
     Training,
+    Models,
     Memory,
     #[default]
     Query,
@@ -48,6 +51,7 @@ pub struct AppState {
     pub training: TrainingState,
     pub knowledge: KnowledgeState,
     pub segmentation: SegmentationState,
+    pub models: ModelsState,
 }
 
 pub struct ProcmemApp {
@@ -65,6 +69,7 @@ pub struct ProcmemApp {
     pub query: QueryPanel,
     pub privacy: PrivacyPanel,
     pub segmentation: SegmentationPanel,
+    pub models: ModelsPanel,
 }
 
 impl ProcmemApp {
@@ -82,6 +87,7 @@ impl ProcmemApp {
             query: QueryPanel::default(),
             privacy: PrivacyPanel::default(),
             segmentation: SegmentationPanel::new(state.segmentation),
+            models: ModelsPanel::new(state.models),
         };
         app.load_knowledge(ctx, state.knowledge);
         app
@@ -199,7 +205,27 @@ impl ProcmemApp {
             generators: self.generators.state.clone(),
             knowledge,
             segmentation: self.segmentation.state.clone(),
+            models: self.models.state.clone(),
         }
+    }
+
+    /// Makes `model` the app's perception, re-embedding the current memory (and watch list)
+    /// on a worker. Unsaved memory edits are saved first, so the switch loses nothing.
+    pub fn use_model(&mut self, ctx: &egui::Context, model: std::path::PathBuf) {
+        let mut st = self.knowledge_state.clone();
+        if let Some(k) = &mut self.knowledge {
+            if k.dirty {
+                match k.save() {
+                    Ok(p) => st.memory = p,
+                    Err(e) => {
+                        self.load_error = Some(format!("unsaved memory edits could not be saved, so the model stays: {e}"));
+                        return;
+                    }
+                }
+            }
+        }
+        st.model = model;
+        self.load_with(ctx, st, true);
     }
 
     /// The whole window's UI (also driven directly by the UI tests).
@@ -211,6 +237,7 @@ impl ProcmemApp {
                 ui.selectable_value(&mut self.tab, Tab::Generators, "Generators");
                 let training_label = if self.training.is_running() { "Training (running)" } else { "Training" };
                 ui.selectable_value(&mut self.tab, Tab::Training, training_label);
+                ui.selectable_value(&mut self.tab, Tab::Models, "Models");
                 ui.selectable_value(&mut self.tab, Tab::Memory, "Memory");
                 ui.selectable_value(&mut self.tab, Tab::Query, "Query");
                 ui.selectable_value(&mut self.tab, Tab::Privacy, "Privacy");
@@ -226,12 +253,20 @@ impl ProcmemApp {
             self.load_knowledge(ui.ctx(), st);
             self.tab = Tab::Memory;
         }
-        if matches!(self.tab, Tab::Memory | Tab::Query | Tab::Privacy | Tab::Segmentation) {
+        if matches!(self.tab, Tab::Models | Tab::Memory | Tab::Query | Tab::Privacy | Tab::Segmentation) {
             egui::Panel::top("knowledge bar").show(ui, |ui| self.knowledge_bar(ui));
         }
         match self.tab {
             Tab::Generators => self.generators.ui(ui),
             Tab::Training => self.training.ui(ui),
+            Tab::Models => {
+                let current = self.knowledge.as_ref().map(|k| k.perception.source.fingerprint());
+                self.models.ui(ui, current.as_deref(), self.loading.is_some());
+                if let Some(model) = self.models.use_request.take() {
+                    let ctx = ui.ctx().clone();
+                    self.use_model(&ctx, model);
+                }
+            }
             Tab::Memory | Tab::Query | Tab::Privacy | Tab::Segmentation => match &mut self.knowledge {
                 Some(k) => match self.tab {
                     Tab::Memory => {

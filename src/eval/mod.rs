@@ -2,9 +2,14 @@
 //! `eval_knn.py`), retrieval between paired sets, NIGHTS-style 2AFC similarity, with raw pixels and a randomly initialised ViT as baselines computed by the
 //! same code.
 
+pub mod cache;
 pub mod datasets;
 pub mod embed;
 pub mod knn;
+pub mod plot;
+pub mod probe;
+pub mod results;
 pub mod retrieval;
 pub mod seg;
 pub mod twoafc;
+pub mod unlearning;
