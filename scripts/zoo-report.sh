@@ -27,3 +27,4 @@ run privacy --dataset fashion-mnist "${F[@]}" --k 1,10,20,100 --plot "$OUT/priva
 run eval unlearn --dataset fashion-mnist --features zoo/kml-mixup.json --k 20 --report "$OUT/unlearn-fashion-mnist.md" >/dev/null
 run eval seg --data "${PROCMEM_DATA:-$HOME/.cache/procmem/data}/composite-seed0" "${F[@]}" --report "$OUT/seg.md" >/dev/null
 echo "tables in $OUT" >&2
+python3 tools/include_tables.py docs/results.md --demote 2

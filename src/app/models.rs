@@ -167,6 +167,7 @@ impl ModelsPanel {
                         let name = if is_current { RichText::new(format!("{} (in use)", m.name)).strong() } else { RichText::new(&m.name) };
                         ui.label(name).on_hover_text(format!("{}\nfingerprint {}", m.path.display(), m.meta.fingerprint));
                         ui.vertical(|ui| {
+                            ui.set_width(420.0); // one line per source where the window allows
                             let (badge, colour) = if m.meta.provenance.procedural_only {
                                 ("procedural data only", Color32::from_rgb(90, 170, 90))
                             } else {
@@ -179,7 +180,7 @@ impl ModelsPanel {
                         });
                         let trainer = m.meta.train_config.get("trainer").and_then(|t| t.as_str()).unwrap_or("procmem train");
                         let trainer = trainer.split(" (").next().unwrap_or(trainer);
-                        ui.label(RichText::new(format!(
+                        ui.add(egui::Label::new(RichText::new(format!(
                             "{} steps, {} images seen\n{}×{} px, patch {}, width {}, depth {}\n{trainer}",
                             m.meta.step,
                             m.meta.provenance.images_seen,
@@ -189,7 +190,8 @@ impl ModelsPanel {
                             m.meta.vit.embed_dim,
                             m.meta.vit.depth
                         ))
-                        .small());
+                        .small())
+                        .wrap_mode(egui::TextWrapMode::Extend));
                         let headline = self.headline(&m.meta.fingerprint);
                         ui.label(RichText::new(if headline.is_empty() { "not evaluated".to_string() } else { headline.join("\n") }).small());
                         if is_current {
