@@ -46,10 +46,8 @@ enum Command {
     /// Which memory entries would change a prediction if removed alone (Fashion-MNIST: train =
     /// memory, test = queries), for each k, with the two baselines.
     Privacy {
-        #[arg(long, value_enum, default_value = "fashion-mnist")]
-        dataset: cli::eval::Dataset,
-        #[arg(long)]
-        data: Option<PathBuf>,
+        #[command(flatten)]
+        set: cli::eval::SetArgs,
         #[command(flatten)]
         sources: Sources,
         #[arg(long, value_delimiter = ',', default_value = "1,10,20,100")]
@@ -342,13 +340,8 @@ enum EvalCommand {
     /// accuracy and confusion under --details, for models and the two baselines. Embeddings are
     /// cached per model fingerprint in $PROCMEM_DATA/cache/embeddings.
     Knn {
-        /// Which labelled set.
-        #[arg(long, value_enum, default_value = "fashion-mnist")]
-        dataset: cli::eval::Dataset,
-        /// The set's folder [default: $PROCMEM_DATA/<fashion-mnist|mnist|emoji-google>, as
-        /// written by scripts/fetch-eval-data.sh].
-        #[arg(long)]
-        data: Option<PathBuf>,
+        #[command(flatten)]
+        set: cli::eval::SetArgs,
         #[command(flatten)]
         sources: Sources,
         #[arg(long, value_delimiter = ',', default_value = "10,20,100,200")]
@@ -368,10 +361,8 @@ enum EvalCommand {
     },
     /// Linear probe beside kNN (the paper's Table 5): logistic regression on frozen embeddings.
     Probe {
-        #[arg(long, value_enum, default_value = "fashion-mnist")]
-        dataset: cli::eval::Dataset,
-        #[arg(long)]
-        data: Option<PathBuf>,
+        #[command(flatten)]
+        set: cli::eval::SetArgs,
         #[command(flatten)]
         sources: Sources,
         /// The ks of the kNN column.
@@ -383,10 +374,8 @@ enum EvalCommand {
     },
     /// Unlearning: delete every memory entry of a class, compare all predictions before and after.
     Unlearn {
-        #[arg(long, value_enum, default_value = "fashion-mnist")]
-        dataset: cli::eval::Dataset,
-        #[arg(long)]
-        data: Option<PathBuf>,
+        #[command(flatten)]
+        set: cli::eval::SetArgs,
         /// Feature sources (no baselines are added).
         #[arg(long = "features", required = true)]
         features: Vec<String>,
@@ -912,8 +901,7 @@ fn run() -> anyhow::Result<()> {
         Some(Command::Train(args)) => train(args),
         Some(Command::Memory(cmd)) => memory_command(cmd),
         Some(Command::Eval(EvalCommand::Knn {
-            dataset,
-            data,
+            set,
             sources: Sources { features, report, no_baselines },
             k,
             limit_train,
@@ -921,8 +909,7 @@ fn run() -> anyhow::Result<()> {
             results,
             details,
         })) => cli::eval::knn(cli::eval::KnnArgs {
-            dataset,
-            data,
+            set,
             features,
             ks: k,
             limit_train,
@@ -932,11 +919,11 @@ fn run() -> anyhow::Result<()> {
             baselines: !no_baselines,
             details,
         }),
-        Some(Command::Eval(EvalCommand::Probe { dataset, data, sources: Sources { features, report, no_baselines }, k, results })) => {
-            cli::eval::probe(cli::eval::ProbeArgs { dataset, data, features, ks: k, report, results, baselines: !no_baselines })
+        Some(Command::Eval(EvalCommand::Probe { set, sources: Sources { features, report, no_baselines }, k, results })) => {
+            cli::eval::probe(cli::eval::ProbeArgs { set, features, ks: k, report, results, baselines: !no_baselines })
         }
-        Some(Command::Eval(EvalCommand::Unlearn { dataset, data, features, k, class, report })) => {
-            cli::eval::unlearn(dataset, data, features, k, class, report)
+        Some(Command::Eval(EvalCommand::Unlearn { set, features, k, class, report })) => {
+            cli::eval::unlearn(set, features, k, class, report)
         }
         Some(Command::Eval(EvalCommand::Retrieval { queries, gallery, sources: Sources { features, report, no_baselines } })) => {
             cli::eval::retrieval(queries, gallery, features, report, !no_baselines)
@@ -975,27 +962,19 @@ fn run() -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Some(Command::Privacy {
-            dataset,
-            data,
-            sources: Sources { features, report, no_baselines },
-            k,
-            limit_train,
-            limit_test,
-            top,
-            plot,
-        }) => cli::eval::privacy(cli::eval::PrivacyArgs {
-            dataset,
-            data,
-            features,
-            ks: k,
-            limit_train,
-            limit_test,
-            top,
-            report,
-            plot,
-            baselines: !no_baselines,
-        }),
+        Some(Command::Privacy { set, sources: Sources { features, report, no_baselines }, k, limit_train, limit_test, top, plot }) => {
+            cli::eval::privacy(cli::eval::PrivacyArgs {
+                set,
+                features,
+                ks: k,
+                limit_train,
+                limit_test,
+                top,
+                report,
+                plot,
+                baselines: !no_baselines,
+            })
+        }
         Some(Command::Bench(BenchCommand::Memory {
             data,
             entries,

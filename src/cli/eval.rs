@@ -63,6 +63,18 @@ impl Dataset {
     }
 }
 
+/// Which labelled set, and where its files are (knn, probe, unlearn, privacy).
+#[derive(Clone, Debug, clap::Args)]
+pub struct SetArgs {
+    /// Which labelled set.
+    #[arg(long, value_enum, default_value = "fashion-mnist")]
+    pub dataset: Dataset,
+    /// The set's folder [default: $PROCMEM_DATA/<fashion-mnist|mnist|emoji-google>, as
+    /// written by scripts/fetch-eval-data.sh].
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+}
+
 pub enum Images {
     Gray(Vec<image::GrayImage>),
     Rgb(Vec<image::RgbImage>),
@@ -96,12 +108,8 @@ impl ClassSplit {
     }
 }
 
-pub fn load_split(
-    dataset: Dataset,
-    data: Option<PathBuf>,
-    limit_train: Option<usize>,
-    limit_test: Option<usize>,
-) -> anyhow::Result<ClassSplit> {
+pub fn load_split(set: SetArgs, limit_train: Option<usize>, limit_test: Option<usize>) -> anyhow::Result<ClassSplit> {
+    let SetArgs { dataset, data } = set;
     let dir = match data {
         Some(d) => d,
         None => data_dir()?.join(match dataset {
@@ -191,6 +199,17 @@ pub fn short_label(source: &FeatureSource) -> String {
     }
 }
 
+fn record(source: &FeatureSource, split: &ClassSplit, task: &str, value: f64, k: Option<usize>) -> ResultRecord {
+    ResultRecord {
+        fingerprint: source.fingerprint(),
+        features: short_label(source),
+        dataset: split.dataset.id().into(),
+        task: task.into(),
+        value,
+        k,
+    }
+}
+
 fn append_results(path: &Option<PathBuf>, records: &[ResultRecord]) -> anyhow::Result<()> {
     let Some(path) = path else { return Ok(()) };
     use std::io::Write;
@@ -215,8 +234,7 @@ pub fn write_report(report: Option<PathBuf>, markdown: &str) -> anyhow::Result<(
 }
 
 pub struct KnnArgs {
-    pub dataset: Dataset,
-    pub data: Option<PathBuf>,
+    pub set: SetArgs,
     pub features: Vec<String>,
     pub ks: Vec<usize>,
     pub limit_train: Option<usize>,
@@ -229,7 +247,7 @@ pub struct KnnArgs {
 
 pub fn knn(args: KnnArgs) -> anyhow::Result<()> {
     let sources = sources_with_baselines(&args.features, args.baselines)?;
-    let split = load_split(args.dataset, args.data, args.limit_train, args.limit_test)?;
+    let split = load_split(args.set, args.limit_train, args.limit_test)?;
     let mut markdown =
         format!("## kNN classification, {} (DINO voting T = 0.07)\n\nCommand: `procmem {}`\n\n", split.describe(), command_line());
     let mut summary = format!(
@@ -249,17 +267,7 @@ pub fn knn(args: KnnArgs) -> anyhow::Result<()> {
             r.best_k,
             r.top1.iter().map(|a| format!("{:.2} %", a * 100.0)).collect::<Vec<_>>().join(" | ")
         );
-        append_results(
-            &args.results,
-            &[ResultRecord {
-                fingerprint: source.fingerprint(),
-                features: short_label(source),
-                dataset: split.dataset.id().into(),
-                task: "knn".into(),
-                value: r.best_top1,
-                k: Some(r.best_k),
-            }],
-        )?;
+        append_results(&args.results, &[record(source, &split, "knn", r.best_top1, Some(r.best_k))])?;
         details += &r.markdown();
         details += "\n";
     }
@@ -272,8 +280,7 @@ pub fn knn(args: KnnArgs) -> anyhow::Result<()> {
 }
 
 pub struct ProbeArgs {
-    pub dataset: Dataset,
-    pub data: Option<PathBuf>,
+    pub set: SetArgs,
     pub features: Vec<String>,
     pub ks: Vec<usize>,
     pub report: Option<PathBuf>,
@@ -285,7 +292,7 @@ pub struct ProbeArgs {
 pub fn probe(args: ProbeArgs) -> anyhow::Result<()> {
     use procmem::eval::probe::{ProbeConfig, fit_and_score};
     let sources = sources_with_baselines(&args.features, args.baselines)?;
-    let split = load_split(args.dataset, args.data, None, None)?;
+    let split = load_split(args.set, None, None)?;
     let cfg = ProbeConfig::default();
     let mut markdown = format!(
         "## Linear probe beside kNN, {}\n\nLogistic regression on standardised frozen embeddings (Adam, lr {}, {} full-batch steps, L2 {}).\n\nCommand: `procmem {}`\n\n\
@@ -318,33 +325,16 @@ pub fn probe(args: ProbeArgs) -> anyhow::Result<()> {
             k.best_top1 * 100.0,
             k.best_k
         );
-        append_results(
-            &args.results,
-            &[ResultRecord {
-                fingerprint: source.fingerprint(),
-                features: short_label(source),
-                dataset: split.dataset.id().into(),
-                task: "linear-probe".into(),
-                value: r.test_accuracy,
-                k: None,
-            }],
-        )?;
+        append_results(&args.results, &[record(source, &split, "linear-probe", r.test_accuracy, None)])?;
     }
     write_report(args.report, &markdown)
 }
 
 /// Removes each listed class from the memory in turn and reports what changed.
-pub fn unlearn(
-    dataset: Dataset,
-    data: Option<PathBuf>,
-    features: Vec<String>,
-    k: usize,
-    classes: Vec<u32>,
-    report: Option<PathBuf>,
-) -> anyhow::Result<()> {
+pub fn unlearn(set: SetArgs, features: Vec<String>, k: usize, classes: Vec<u32>, report: Option<PathBuf>) -> anyhow::Result<()> {
     use procmem::eval::unlearning::{ClassRemoval, remove_class};
     let sources = sources_with_baselines(&features, false)?;
-    let split = load_split(dataset, data, None, None)?;
+    let split = load_split(set, None, None)?;
     let classes: Vec<u32> = if classes.is_empty() { (0..split.class_names.len() as u32).collect() } else { classes };
     if let Some(bad) = classes.iter().find(|&&c| c as usize >= split.class_names.len()) {
         anyhow::bail!("class {bad} is not one of the {} classes of {}", split.class_names.len(), split.dataset.id());
@@ -374,8 +364,7 @@ pub fn unlearn(
 }
 
 pub struct PrivacyArgs {
-    pub dataset: Dataset,
-    pub data: Option<PathBuf>,
+    pub set: SetArgs,
     pub features: Vec<String>,
     pub ks: Vec<usize>,
     pub limit_train: Option<usize>,
@@ -390,7 +379,7 @@ pub fn privacy(args: PrivacyArgs) -> anyhow::Result<()> {
     use procmem::eval::plot::{PlotSpec, Series, render};
     use procmem::memory::privacy::analyse;
     let sources = sources_with_baselines(&args.features, args.baselines)?;
-    let split = load_split(args.dataset, args.data, args.limit_train, args.limit_test)?;
+    let split = load_split(args.set, args.limit_train, args.limit_test)?;
     let ks = &args.ks;
     let mut markdown = format!(
         "## Privacy analysis, {} (DINO voting T = 0.07)\n\n\

