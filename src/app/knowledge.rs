@@ -116,6 +116,9 @@ pub struct Knowledge {
     pub last_edit: Option<EditReport>,
     /// Bumped by every edit, so panels know to refresh what they derived.
     pub generation: u64,
+    /// Whether this session has already purged cached re-embeddings (none are written until the
+    /// next load, so once is enough; the purge is file I/O on the UI thread).
+    reembed_cache_purged: bool,
     thumbs: HashMap<u64, TextureHandle>,
     /// Thumbnails (PNG) of the watched queries, in watch-list order.
     watch_pngs: Vec<Vec<u8>>,
@@ -217,6 +220,7 @@ impl Knowledge {
             dirty: false,
             last_edit: None,
             generation: 0,
+            reembed_cache_purged: false,
             thumbs: HashMap::new(),
             watch_pngs,
             watch_thumbs: HashMap::new(),
@@ -273,12 +277,15 @@ impl Knowledge {
         self.index.remove(id);
         let update = self.watch.on_delete(&self.index, id);
         self.thumbs.remove(&id);
-        // Cached re-embeddings of memories that held the entry go with it: deleting unlearns.
-        reembed_cache().purge_matching(MEMORY_SET_PREFIX);
         self.last_edit =
             Some(EditReport { what: format!("unlearned #{id} ({})", entry.label), update, micros: start.elapsed().as_micros() });
         self.undo.push(entry);
         self.dirty = true;
+        // Cached re-embeddings of memories that held the entry go with it: deleting unlearns.
+        if !self.reembed_cache_purged {
+            reembed_cache().purge_matching(MEMORY_SET_PREFIX);
+            self.reembed_cache_purged = true;
+        }
         self.generation += 1;
         self.last_edit.as_ref()
     }

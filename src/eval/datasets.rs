@@ -136,13 +136,7 @@ pub fn emoji_categories(dir: &Path) -> Result<(LabelledRgb, LabelledRgb)> {
         let label = class_names.iter().position(|c| *c == o.class).expect("class listed") as u32;
         let i = seen[label as usize];
         seen[label as usize] += 1;
-        let mut rgb = image::RgbImage::from_pixel(o.rgba.width(), o.rgba.height(), image::Rgb([255, 255, 255]));
-        for (dst, src) in rgb.pixels_mut().zip(o.rgba.pixels()) {
-            let a = src[3] as u32;
-            for c in 0..3 {
-                dst[c] = ((src[c] as u32 * a + 255 * (255 - a) + 127) / 255) as u8;
-            }
-        }
+        let rgb = super::retrieval::on_white(&o.rgba);
         let set = if i % QUERY_EVERY == QUERY_EVERY - 1 { &mut test } else { &mut train };
         set.images.push(rgb);
         set.labels.push(label);

@@ -37,9 +37,7 @@ pub fn remove_class(index: &ExactIndex, queries: &[f32], query_labels: &[u32], c
     let before = predictions(&before_neighbours, k, classes, rule);
     let removed: std::collections::HashSet<u64> = index.rows().filter(|(_, l, _)| *l == class).map(|(id, _, _)| id).collect();
     let mut after_index = index.clone();
-    for &id in &removed {
-        after_index.remove(id);
-    }
+    after_index.retain(|_, label| label != class);
     let after = predictions(&after_index.search(queries, k), k, classes, rule);
 
     let acc = |preds: &[Option<u32>], pick: &dyn Fn(u32) -> bool| {

@@ -124,6 +124,26 @@ impl ExactIndex {
         true
     }
 
+    /// Keeps only the entries for which `keep(id, label)` holds, in one pass (removing many
+    /// entries one by one with [`ExactIndex::remove`] costs a position search each).
+    pub fn retain(&mut self, keep: impl Fn(u64, u32) -> bool) {
+        let dim = self.dim;
+        let mut kept = 0;
+        for row in 0..self.ids.len() {
+            if keep(self.ids[row], self.entry_labels[row]) {
+                if row != kept {
+                    self.ids[kept] = self.ids[row];
+                    self.entry_labels[kept] = self.entry_labels[row];
+                    self.data.copy_within(row * dim..(row + 1) * dim, kept * dim);
+                }
+                kept += 1;
+            }
+        }
+        self.ids.truncate(kept);
+        self.entry_labels.truncate(kept);
+        self.data.truncate(kept * dim);
+    }
+
     /// (id, label, embedding) of every entry, in storage order.
     pub fn rows(&self) -> impl Iterator<Item = (u64, u32, &[f32])> {
         self.ids.iter().zip(&self.entry_labels).zip(self.data.chunks_exact(self.dim.max(1))).map(|((&id, &l), e)| (id, l, e))
