@@ -15,7 +15,7 @@ use candle_core::{D, DType, IndexOp, Result, Tensor, bail};
 use candle_nn::{Init, VarBuilder};
 use serde::{Deserialize, Serialize};
 
-use super::layers::{gelu, layer_norm, linear, softmax_last};
+use super::layers::{attention, gelu, layer_norm, linear};
 use crate::generate::rng::Rng;
 
 /// The architecture. Presets: [`VitConfig::vit_tiny`], [`VitConfig::vit_small`],
@@ -143,17 +143,7 @@ impl Block {
     }
 
     fn attention(&self, x: &Tensor) -> Result<Tensor> {
-        let (b, n, d) = x.dims3()?;
-        let h = self.num_heads;
-        let hd = d / h;
-        let qkv = self.qkv.forward(x)?.reshape((b, n, 3, h, hd))?.permute((2, 0, 3, 1, 4))?;
-        let q = qkv.i(0)?.contiguous()?;
-        let k = qkv.i(1)?.contiguous()?;
-        let v = qkv.i(2)?.contiguous()?;
-        let scores = (q.matmul(&k.t()?)? * (hd as f64).powf(-0.5))?;
-        let attn = softmax_last(&scores)?;
-        let out = attn.matmul(&v)?.transpose(1, 2)?.reshape((b, n, d))?;
-        self.proj.forward(&out)
+        self.proj.forward(&attention(&self.qkv.forward(x)?, self.num_heads)?)
     }
 
     fn mlp(&self, x: &Tensor) -> Result<Tensor> {
