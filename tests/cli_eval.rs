@@ -263,21 +263,12 @@ fn zoo_tables_on_a_small_mnist_package_knn_probe_unlearn_and_the_privacy_plot() 
         stdout
     };
     let results = dir.path().join("results.jsonl");
-    let knn = run(&[
-        "eval",
-        "knn",
-        "--dataset",
-        "mnist",
-        "--data",
-        pkg,
-        "--features",
-        "pixels",
-        "--no-baselines",
-        "--k",
-        "1,3",
-        "--results",
-        results.to_str().unwrap(),
-    ]);
+    // The arguments every command here shares: the fake package, raw pixels, no baselines.
+    let on_pixels = |command: &[&'static str], rest: &[&str]| -> String {
+        let set = ["--dataset", "mnist", "--data", pkg, "--features", "pixels", "--no-baselines"];
+        run(&[command, &set[..], rest].concat())
+    };
+    let knn = on_pixels(&["eval", "knn"], &["--k", "1,3", "--results", results.to_str().unwrap()]);
     assert!(knn.contains("memory: 80 images, queries: 20"), "{knn}");
     assert!(knn.contains("| raw pixels | 100.00 % |"), "{knn}");
     let records = procmem::eval::results::read(&results);
@@ -286,7 +277,7 @@ fn zoo_tables_on_a_small_mnist_package_knn_probe_unlearn_and_the_privacy_plot() 
     let cached = std::fs::read_dir(dir.path().join("cache/embeddings")).unwrap().count();
     assert_eq!(cached, 2, "memory and query embeddings cached");
 
-    let probe = run(&["eval", "probe", "--dataset", "mnist", "--data", pkg, "--features", "pixels", "--no-baselines", "--k", "1"]);
+    let probe = on_pixels(&["eval", "probe"], &["--k", "1"]);
     assert!(probe.contains("| raw pixels | 100.00 % | 100.00 % | 100.00 % (1) |"), "{probe}");
 
     let unlearn = run(&["eval", "unlearn", "--dataset", "mnist", "--data", pkg, "--features", "pixels", "--k", "3", "--class", "2"]);
@@ -294,20 +285,7 @@ fn zoo_tables_on_a_small_mnist_package_knn_probe_unlearn_and_the_privacy_plot() 
     assert!(unlearn.trim_end().ends_with("| 0 | 0 |"), "no other prediction changed: {unlearn}");
 
     let plot = dir.path().join("privacy.png");
-    let privacy = run(&[
-        "privacy",
-        "--dataset",
-        "mnist",
-        "--data",
-        pkg,
-        "--features",
-        "pixels",
-        "--no-baselines",
-        "--k",
-        "1,3",
-        "--plot",
-        plot.to_str().unwrap(),
-    ]);
+    let privacy = on_pixels(&["privacy"], &["--k", "1,3", "--plot", plot.to_str().unwrap()]);
     assert!(privacy.contains("| raw pixels |"), "{privacy}");
     let img = image::open(&plot).unwrap();
     assert_eq!((img.width(), img.height()), (960, 600));

@@ -28,6 +28,30 @@ fn rows_par<'a>(out: &'a mut [f32], cols: usize) -> impl IndexedParallelIterator
     out.par_chunks_mut(cols).with_min_len((PARALLEL_MIN / cols.max(1)).max(1)).enumerate()
 }
 
+/// Σ over all rows of a per-row contribution of `width` values: rows are split into chunks
+/// across threads, each accumulating into its own buffer, and the buffers are added.
+fn sum_over_rows(rows: usize, cols: usize, width: usize, add_row: impl Fn(usize, &mut [f32]) + Sync) -> Vec<f32> {
+    let chunk = (PARALLEL_MIN / cols.max(1)).max(1);
+    (0..rows.div_ceil(chunk))
+        .into_par_iter()
+        .map(|c| {
+            let mut acc = vec![0f32; width];
+            for r in c * chunk..((c + 1) * chunk).min(rows) {
+                add_row(r, &mut acc);
+            }
+            acc
+        })
+        .reduce(
+            || vec![0f32; width],
+            |mut a, b| {
+                for (a, b) in a.iter_mut().zip(b) {
+                    *a += b;
+                }
+                a
+            },
+        )
+}
+
 // ---------------------------------------------------------------- GELU (erf) ---------------
 
 const FRAC_1_SQRT_2: f32 = std::f32::consts::FRAC_1_SQRT_2;
@@ -116,6 +140,28 @@ impl CustomOp2 for GeluBackward {
 
 // ---------------------------------------------------------------- softmax -------------------
 
+/// Softmax of one row, in place.
+fn softmax_in_place(row: &mut [f32]) {
+    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut sum = 0.0f32;
+    for v in row.iter_mut() {
+        *v = (*v - max).exp();
+        sum += *v;
+    }
+    let inv = 1.0 / sum;
+    for v in row.iter_mut() {
+        *v *= inv;
+    }
+}
+
+/// The softmax gradient of one row, in place: g ← scale · y ⊙ (g − Σ g⊙y).
+fn softmax_grad_in_place(y: &[f32], g: &mut [f32], scale: f32) {
+    let dot: f32 = y.iter().zip(g.iter()).map(|(a, b)| a * b).sum();
+    for (g, y) in g.iter_mut().zip(y) {
+        *g = y * (*g - dot) * scale;
+    }
+}
+
 /// Softmax over the last dimension.
 pub struct SoftmaxLast;
 
@@ -128,17 +174,8 @@ impl CustomOp1 for SoftmaxLast {
         let cols = l.shape().dims().last().copied().unwrap_or(1);
         let mut out = vec![0f32; x.len()];
         rows_par(&mut out, cols).for_each(|(r, o)| {
-            let row = &x[r * cols..(r + 1) * cols];
-            let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            let mut sum = 0.0f32;
-            for (o, v) in o.iter_mut().zip(row) {
-                *o = (v - max).exp();
-                sum += *o;
-            }
-            let inv = 1.0 / sum;
-            for o in o.iter_mut() {
-                *o *= inv;
-            }
+            o.copy_from_slice(&x[r * cols..(r + 1) * cols]);
+            softmax_in_place(o);
         });
         Ok((CpuStorage::F32(out), l.shape().clone()))
     }
@@ -160,12 +197,8 @@ impl CustomOp2 for SoftmaxBackward {
         let cols = l1.shape().dims().last().copied().unwrap_or(1);
         let mut out = vec![0f32; y.len()];
         rows_par(&mut out, cols).for_each(|(r, o)| {
-            let yr = &y[r * cols..(r + 1) * cols];
-            let gr = &g[r * cols..(r + 1) * cols];
-            let dot: f32 = yr.iter().zip(gr).map(|(a, b)| a * b).sum();
-            for ((o, y), g) in o.iter_mut().zip(yr).zip(gr) {
-                *o = y * (g - dot);
-            }
+            o.copy_from_slice(&g[r * cols..(r + 1) * cols]);
+            softmax_grad_in_place(&y[r * cols..(r + 1) * cols], o, 1.0);
         });
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
@@ -289,29 +322,15 @@ impl CustomOp2 for LayerNormBackwardParams {
         let g = f32s(s2, l2, self.name())?;
         let cols = l1.shape().dims().last().copied().unwrap_or(1);
         let rows = x.len() / cols.max(1);
-        let chunk = (PARALLEL_MIN / cols.max(1)).max(1);
-        let partials: Vec<Vec<f32>> = (0..rows.div_ceil(chunk))
-            .into_par_iter()
-            .map(|c| {
-                let mut acc = vec![0f32; 2 * cols];
-                for r in c * chunk..((c + 1) * chunk).min(rows) {
-                    let row = &x[r * cols..(r + 1) * cols];
-                    let gr = &g[r * cols..(r + 1) * cols];
-                    let (mean, rstd) = row_stats(row, self.eps);
-                    for j in 0..cols {
-                        acc[j] += gr[j] * (row[j] - mean) * rstd;
-                        acc[cols + j] += gr[j];
-                    }
-                }
-                acc
-            })
-            .collect();
-        let mut out = vec![0f32; 2 * cols];
-        for p in partials {
-            for (o, v) in out.iter_mut().zip(p) {
-                *o += v;
+        let out = sum_over_rows(rows, cols, 2 * cols, |r, acc| {
+            let row = &x[r * cols..(r + 1) * cols];
+            let gr = &g[r * cols..(r + 1) * cols];
+            let (mean, rstd) = row_stats(row, self.eps);
+            for j in 0..cols {
+                acc[j] += gr[j] * (row[j] - mean) * rstd;
+                acc[cols + j] += gr[j];
             }
-        }
+        });
         Ok((CpuStorage::F32(out), Shape::from((2, cols))))
     }
 }
@@ -333,20 +352,41 @@ fn gemm_threads() -> gemm::Parallelism {
     }
 }
 
-/// dst[m×n] = beta · lhs[m×k] · rhs[k×n] (+ dst when `accumulate`), matrices as (pointer,
-/// column step, row step), on all threads.
+/// dst[m×n] = beta · lhs[m×k] · rhs[k×n] (+ dst when `accumulate`), every matrix given as
+/// (pointer, column step, row step).
 ///
 /// Safety: the pointers must address matrices of these sizes and steps; dst must not alias.
-#[allow(clippy::too_many_arguments)]
-unsafe fn gemm_par(
+unsafe fn gemm_f32(
     (m, n, k): (usize, usize, usize),
     dst: (*mut f32, isize, isize),
     accumulate: bool,
     lhs: (*const f32, isize, isize),
     rhs: (*const f32, isize, isize),
+    beta: f32,
+    parallelism: gemm::Parallelism,
 ) {
     unsafe {
-        gemm::gemm(m, n, k, dst.0, dst.1, dst.2, accumulate, lhs.0, lhs.1, lhs.2, rhs.0, rhs.1, rhs.2, 1.0, 1.0, false, false, false, gemm_threads())
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.0,
+            dst.1,
+            dst.2,
+            accumulate,
+            lhs.0,
+            lhs.1,
+            lhs.2,
+            rhs.0,
+            rhs.1,
+            rhs.2,
+            1.0,
+            beta,
+            false,
+            false,
+            false,
+            parallelism,
+        )
     }
 }
 
@@ -385,7 +425,17 @@ impl CustomOp3 for Linear {
             y.extend_from_slice(b);
         }
         // SAFETY: x is [rows, in], w is [out, in] (read as Wᵀ: column step in, row step 1), y is [rows, out].
-        unsafe { gemm_par((rows, out, in_dim), (y.as_mut_ptr(), 1, out as isize), true, (x.as_ptr(), 1, in_dim as isize), (w.as_ptr(), in_dim as isize, 1)) };
+        unsafe {
+            gemm_f32(
+                (rows, out, in_dim),
+                (y.as_mut_ptr(), 1, out as isize),
+                true,
+                (x.as_ptr(), 1, in_dim as isize),
+                (w.as_ptr(), in_dim as isize, 1),
+                1.0,
+                gemm_threads(),
+            )
+        };
         let mut dims = l1.shape().dims().to_vec();
         if let Some(last) = dims.last_mut() {
             *last = out;
@@ -434,7 +484,17 @@ impl CustomOp2 for LinearBackward {
                 }
                 let mut dx = vec![0f32; rows * in_dim];
                 // SAFETY: g is [rows, out], w is [out, in], dx is [rows, in].
-                unsafe { gemm_par((rows, in_dim, out), (dx.as_mut_ptr(), 1, in_dim as isize), false, (g.as_ptr(), 1, out as isize), (other.as_ptr(), 1, in_dim as isize)) };
+                unsafe {
+                    gemm_f32(
+                        (rows, in_dim, out),
+                        (dx.as_mut_ptr(), 1, in_dim as isize),
+                        false,
+                        (g.as_ptr(), 1, out as isize),
+                        (other.as_ptr(), 1, in_dim as isize),
+                        1.0,
+                        gemm_threads(),
+                    )
+                };
                 let mut dims = l1.shape().dims().to_vec();
                 if let Some(last) = dims.last_mut() {
                     *last = in_dim;
@@ -448,7 +508,17 @@ impl CustomOp2 for LinearBackward {
                 }
                 let mut dw = vec![0f32; out * in_dim];
                 // SAFETY: gᵀ is [out, rows] (column step out, row step 1), x is [rows, in], dW is [out, in].
-                unsafe { gemm_par((out, in_dim, rows), (dw.as_mut_ptr(), 1, in_dim as isize), false, (g.as_ptr(), out as isize, 1), (other.as_ptr(), 1, in_dim as isize)) };
+                unsafe {
+                    gemm_f32(
+                        (out, in_dim, rows),
+                        (dw.as_mut_ptr(), 1, in_dim as isize),
+                        false,
+                        (g.as_ptr(), out as isize, 1),
+                        (other.as_ptr(), 1, in_dim as isize),
+                        1.0,
+                        gemm_threads(),
+                    )
+                };
                 Ok((CpuStorage::F32(dw), Shape::from((out, in_dim))))
             }
         }
@@ -466,27 +536,11 @@ impl CustomOp1 for ColumnSums {
         let g = f32s(s, l, self.name())?;
         let cols = l.shape().dims().last().copied().unwrap_or(1).max(1);
         let rows = g.len() / cols;
-        let chunk = (PARALLEL_MIN / cols).max(1);
-        let sums = (0..rows.div_ceil(chunk))
-            .into_par_iter()
-            .map(|c| {
-                let mut acc = vec![0f32; cols];
-                for row in g[c * chunk * cols..((c + 1) * chunk).min(rows) * cols].chunks(cols) {
-                    for (a, v) in acc.iter_mut().zip(row) {
-                        *a += v;
-                    }
-                }
-                acc
-            })
-            .reduce(
-                || vec![0f32; cols],
-                |mut a, b| {
-                    for (a, b) in a.iter_mut().zip(b) {
-                        *a += b;
-                    }
-                    a
-                },
-            );
+        let sums = sum_over_rows(rows, cols, cols, |r, acc| {
+            for (a, v) in acc.iter_mut().zip(&g[r * cols..(r + 1) * cols]) {
+                *a += v;
+            }
+        });
         Ok((CpuStorage::F32(sums), Shape::from(cols)))
     }
 }
@@ -527,39 +581,18 @@ impl Attention {
     }
 }
 
-/// dst[m×n] (= or +=) beta · lhs[m×k] · rhs[k×n], every matrix given by (column step, row step).
-/// Single-threaded: the callers parallelise over samples.
-#[allow(clippy::too_many_arguments)]
-unsafe fn gemm_strided(
-    (m, n, k): (usize, usize, usize),
+/// The attention's products: one (sample, head) each, single-threaded because the callers
+/// parallelise over samples.
+///
+/// Safety: as [`gemm_f32`].
+unsafe fn gemm_head(
+    dims: (usize, usize, usize),
     dst: (*mut f32, isize, isize),
     lhs: (*const f32, isize, isize),
     rhs: (*const f32, isize, isize),
     beta: f32,
 ) {
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.0,
-            dst.1,
-            dst.2,
-            false,
-            lhs.0,
-            lhs.1,
-            lhs.2,
-            rhs.0,
-            rhs.1,
-            rhs.2,
-            0.0,
-            beta,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        )
-    }
+    unsafe { gemm_f32(dims, dst, false, lhs, rhs, beta, gemm::Parallelism::None) }
 }
 
 /// P = softmax(scale · q·kᵀ) for one (sample, head), into `p` ([N, N], row-major). `q` and `k`
@@ -569,19 +602,8 @@ unsafe fn gemm_strided(
 unsafe fn attention_probs(p: &mut [f32], q: *const f32, k: *const f32, d: &AttentionDims) {
     let (n, hd, row) = (d.tokens, d.head_dim, 3 * d.dim as isize);
     // Kᵀ as a [hd, N] matrix: element (i, j) = K[j, i], i.e. column step = row step of K.
-    unsafe { gemm_strided((n, n, hd), (p.as_mut_ptr(), 1, n as isize), (q, 1, row), (k, row, 1), d.scale) };
-    for r in p.chunks_mut(n) {
-        let max = r.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let mut sum = 0.0f32;
-        for v in r.iter_mut() {
-            *v = (*v - max).exp();
-            sum += *v;
-        }
-        let inv = 1.0 / sum;
-        for v in r.iter_mut() {
-            *v *= inv;
-        }
-    }
+    unsafe { gemm_head((n, n, hd), (p.as_mut_ptr(), 1, n as isize), (q, 1, row), (k, row, 1), d.scale) };
+    p.chunks_mut(n).for_each(softmax_in_place);
 }
 
 impl CustomOp1 for Attention {
@@ -603,7 +625,7 @@ impl CustomOp1 for Attention {
                     unsafe {
                         let (q, k, v) = (base.add(h * hd), base.add(dim + h * hd), base.add(2 * dim + h * hd));
                         attention_probs(p, q, k, &d);
-                        gemm_strided(
+                        gemm_head(
                             (n, hd, n),
                             (out_b.as_mut_ptr().add(h * hd), 1, dim as isize),
                             (p.as_ptr(), 1, n as isize),
@@ -656,18 +678,15 @@ impl CustomOp2 for AttentionBackward {
                         attention_probs(p, q, k, &d);
                         let dst = dqkv_b.as_mut_ptr();
                         // dV = Pᵀ·dO
-                        gemm_strided((n, hd, n), (dst.add(2 * dim + h * hd), 1, row), (p.as_ptr(), n as isize, 1), (go, 1, dim as isize), 1.0);
+                        gemm_head((n, hd, n), (dst.add(2 * dim + h * hd), 1, row), (p.as_ptr(), n as isize, 1), (go, 1, dim as isize), 1.0);
                         // dP = dO·Vᵀ
-                        gemm_strided((n, n, hd), (ds.as_mut_ptr(), 1, n as isize), (go, 1, dim as isize), (v, row, 1), 1.0);
+                        gemm_head((n, n, hd), (ds.as_mut_ptr(), 1, n as isize), (go, 1, dim as isize), (v, row, 1), 1.0);
                         for (dr, pr) in ds.chunks_mut(n).zip(p.chunks(n)) {
-                            let dot: f32 = dr.iter().zip(pr.iter()).map(|(a, b)| a * b).sum();
-                            for (x, pv) in dr.iter_mut().zip(pr) {
-                                *x = pv * (*x - dot) * d.scale;
-                            }
+                            softmax_grad_in_place(pr, dr, d.scale);
                         }
                         // dQ = dS·K, dK = dSᵀ·Q
-                        gemm_strided((n, hd, n), (dst.add(h * hd), 1, row), (ds.as_ptr(), 1, n as isize), (k, 1, row), 1.0);
-                        gemm_strided((n, hd, n), (dst.add(dim + h * hd), 1, row), (ds.as_ptr(), n as isize, 1), (q, 1, row), 1.0);
+                        gemm_head((n, hd, n), (dst.add(h * hd), 1, row), (ds.as_ptr(), 1, n as isize), (k, 1, row), 1.0);
+                        gemm_head((n, hd, n), (dst.add(dim + h * hd), 1, row), (ds.as_ptr(), n as isize, 1), (q, 1, row), 1.0);
                     }
                 }
             },
