@@ -152,7 +152,7 @@ where
                     chunk.par_iter().flat_map_iter(|img| resize_normalize(img.borrow(), size as u32, size as u32)).collect();
                 let model = |e: candle_core::Error| Error::Model(e.to_string());
                 let x = Tensor::from_vec(pixels, (chunk.len(), 3, size, size), &Device::Cpu).map_err(model)?;
-                let tokens = vit.forward_tokens(&x, None).map_err(model)?;
+                let tokens = vit.infer_tokens(&x).map_err(model)?;
                 let n = tokens.dim(1).map_err(model)?;
                 let patches = tokens.narrow(1, 1, n - 1).map_err(model)?;
                 let values = patches.flatten_all().and_then(|t| t.to_vec1::<f32>()).map_err(model)?;

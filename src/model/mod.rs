@@ -4,9 +4,11 @@
 //! `patch_embed.proj.weight`, `blocks.N.attn.qkv.weight`, …, `norm.weight`), so those weights load
 //! without renaming tables.
 
+pub mod block;
 pub mod fused;
 pub mod head;
 pub mod init;
+pub(crate) mod kernels;
 pub mod layers;
 pub mod vit;
 pub mod weights;

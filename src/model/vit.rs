@@ -15,6 +15,7 @@ use candle_core::{D, DType, IndexOp, Result, Tensor, bail};
 use candle_nn::{Init, VarBuilder};
 use serde::{Deserialize, Serialize};
 
+use super::block::FusedBlock;
 use super::layers::{attention, gelu, layer_norm, linear};
 use crate::generate::rng::Rng;
 
@@ -150,18 +151,68 @@ impl Block {
         self.fc2.forward(&gelu(&self.fc1.forward(x)?)?)
     }
 
-    fn forward(&self, x: &Tensor, drop: Option<(&mut Rng, f64)>) -> Result<Tensor> {
+    /// The block as one fused node ([`FusedBlock`]) when it has a qkv bias and runs in f32 on
+    /// the CPU, else composed of the separate ops. `track`: a gradient may be asked for (the
+    /// fused node then keeps its activations for the backward pass).
+    fn forward(&self, x: &Tensor, drop: Option<(&mut Rng, f64)>, track: bool) -> Result<Tensor> {
         let (mask1, mask2) = match drop {
             Some((rng, p)) if p > 0.0 => (Some(drop_path_mask(x.dim(0)?, p, rng)?), Some(drop_path_mask(x.dim(0)?, p, rng)?)),
             _ => (None, None),
         };
+        match self.fused_params(x, track)? {
+            Some(params) => {
+                let scales = match (&mask1, &mask2) {
+                    (Some(m1), Some(m2)) => {
+                        let (m1, m2) = (m1.flatten_all()?.to_vec1::<f32>()?, m2.flatten_all()?.to_vec1::<f32>()?);
+                        m1.iter().zip(&m2).flat_map(|(a, b)| [*a, *b]).collect()
+                    }
+                    _ => Vec::new(),
+                };
+                let op =
+                    FusedBlock::new(self.norm1.weight.dim(0)?, self.fc1.weight.dim(0)?, self.num_heads, self.eps as f32, scales, track);
+                x.contiguous()?.apply_op2(&params, op)
+            }
+            None => self.forward_composed(x, mask1.as_ref(), mask2.as_ref()),
+        }
+    }
+
+    /// The flattened parameters in [`super::block::BLOCK_PARAMS`] order, when the fused block applies.
+    fn fused_params(&self, x: &Tensor, track: bool) -> Result<Option<Tensor>> {
+        let (Some(qkv_b), Some(proj_b), Some(fc1_b), Some(fc2_b)) = (&self.qkv.bias, &self.proj.bias, &self.fc1.bias, &self.fc2.bias)
+        else {
+            return Ok(None);
+        };
+        if x.dtype() != DType::F32 || !x.device().is_cpu() || self.norm1.weight.dtype() != DType::F32 {
+            return Ok(None);
+        }
+        let parts = [
+            &self.norm1.weight,
+            &self.norm1.bias,
+            &self.qkv.weight,
+            qkv_b,
+            &self.proj.weight,
+            proj_b,
+            &self.norm2.weight,
+            &self.norm2.bias,
+            &self.fc1.weight,
+            fc1_b,
+            &self.fc2.weight,
+            fc2_b,
+        ];
+        let flat = parts.iter().map(|t| if track { t.flatten_all() } else { t.detach().flatten_all() }).collect::<Result<Vec<_>>>()?;
+        Ok(Some(Tensor::cat(&flat, 0)?))
+    }
+
+    /// The block from the separate fused ops: the reference for [`FusedBlock`], and the path
+    /// for blocks it does not cover (no qkv bias, other dtypes or devices).
+    fn forward_composed(&self, x: &Tensor, mask1: Option<&Tensor>, mask2: Option<&Tensor>) -> Result<Tensor> {
         let branch = self.attention(&self.norm1.forward(x, self.eps)?)?;
-        let x = match &mask1 {
+        let x = match mask1 {
             Some(m) => (x + branch.broadcast_mul(m)?)?,
             None => (x + branch)?,
         };
         let branch = self.mlp(&self.norm2.forward(&x, self.eps)?)?;
-        match &mask2 {
+        match mask2 {
             Some(m) => x + branch.broadcast_mul(m)?,
             None => x + branch,
         }
@@ -298,14 +349,24 @@ impl VisionTransformer {
 
     /// All tokens after the final norm: [B, 1 + patches, D]. `drop` enables stochastic depth
     /// with the given maximum rate (linearly increasing over blocks, as DINO).
-    pub fn forward_tokens(&self, x: &Tensor, mut drop: Option<(&mut Rng, f64)>) -> Result<Tensor> {
+    pub fn forward_tokens(&self, x: &Tensor, drop: Option<(&mut Rng, f64)>) -> Result<Tensor> {
+        self.tokens(x, drop, true)
+    }
+
+    /// [`Self::forward_tokens`] for inference: the blocks keep no activations for a backward pass
+    /// and the result has no gradient path to the block parameters.
+    pub fn infer_tokens(&self, x: &Tensor) -> Result<Tensor> {
+        self.tokens(x, None, false)
+    }
+
+    fn tokens(&self, x: &Tensor, mut drop: Option<(&mut Rng, f64)>, track: bool) -> Result<Tensor> {
         let mut t = self.prepare_tokens(x)?;
         let depth = self.blocks.len();
         for (i, block) in self.blocks.iter().enumerate() {
             let rate = |max: f64| if depth > 1 { max * i as f64 / (depth - 1) as f64 } else { 0.0 };
             t = match drop.as_mut() {
-                Some((rng, max)) => block.forward(&t, Some((&mut **rng, rate(*max))))?,
-                None => block.forward(&t, None)?,
+                Some((rng, max)) => block.forward(&t, Some((&mut **rng, rate(*max))), track)?,
+                None => block.forward(&t, None, track)?,
             };
         }
         self.norm.forward(&t, self.cfg.layer_norm_eps)
@@ -318,7 +379,7 @@ impl VisionTransformer {
 
     /// L2-normalised CLS embedding and the patch tokens [B, patches, D].
     pub fn embed(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
-        let tokens = self.forward_tokens(x, None)?;
+        let tokens = self.infer_tokens(x)?;
         let n = tokens.dim(1)?;
         let cls = tokens.i((.., 0))?;
         let norm = cls.sqr()?.sum_keepdim(D::Minus1)?.sqrt()?.clamp(1e-12, f64::MAX)?;
@@ -327,5 +388,103 @@ impl VisionTransformer {
 
     pub fn dtype(&self) -> DType {
         self.cls_token.dtype()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::weights::new_backbone;
+    use candle_core::{Device, Var};
+
+    fn random(shape: &[usize], seed: u64, std: f64) -> Tensor {
+        let mut rng = Rng::new(seed);
+        let n: usize = shape.iter().product();
+        Tensor::from_vec((0..n).map(|_| (rng.normal() * std) as f32).collect::<Vec<_>>(), shape, &Device::Cpu).unwrap()
+    }
+
+    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
+        (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap()
+    }
+
+    /// A micro ViT whose block 1 has random values in every parameter (biases and norms too, so
+    /// that each gradient term matters), with its variables by name.
+    fn perturbed_model() -> (VisionTransformer, Vec<(String, Var)>) {
+        let (vit, varmap) = new_backbone(&VitConfig::micro(), 3).unwrap();
+        let data = varmap.data().lock().unwrap();
+        let mut vars: Vec<(String, Var)> =
+            data.iter().filter(|(n, _)| n.starts_with("blocks.1.")).map(|(n, v)| (n.clone(), v.clone())).collect();
+        vars.sort_by(|a, b| a.0.cmp(&b.0));
+        for (i, (name, var)) in vars.iter().enumerate() {
+            let std = if name.contains("norm") { 0.5 } else { 0.2 };
+            let base = if name.ends_with("norm1.weight") || name.ends_with("norm2.weight") { 1.0 } else { 0.0 };
+            var.set(&(random(var.dims(), 100 + i as u64, std) + base).unwrap()).unwrap();
+        }
+        drop(data);
+        (vit, vars)
+    }
+
+    #[test]
+    fn fused_block_matches_the_composed_block_in_value_and_every_gradient() {
+        let (vit, vars) = perturbed_model();
+        let block = &vit.blocks[1];
+        assert_eq!(vars.len(), 12, "{:?}", vars.iter().map(|v| &v.0).collect::<Vec<_>>());
+        let x = Var::from_tensor(&random(&[4, 17, 32], 1, 1.0)).unwrap();
+        let r = random(&[4, 17, 32], 2, 1.0);
+        // Without drop path, and with a rate at which some samples drop a branch.
+        for rate in [0.0, 0.5] {
+            let mut drop_rng = Rng::new(7);
+            let drop = if rate > 0.0 { Some((&mut drop_rng, rate)) } else { None };
+            let fused = block.forward(x.as_tensor(), drop, true).unwrap();
+            let mut rng = Rng::new(7);
+            let masks = if rate > 0.0 {
+                (Some(drop_path_mask(4, rate, &mut rng).unwrap()), Some(drop_path_mask(4, rate, &mut rng).unwrap()))
+            } else {
+                (None, None)
+            };
+            if let Some(m) = &masks.0 {
+                let m = m.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+                assert!(m.contains(&0.0) && m.contains(&2.0), "the test wants dropped and kept samples: {m:?}");
+            }
+            let composed = block.forward_composed(x.as_tensor(), masks.0.as_ref(), masks.1.as_ref()).unwrap();
+            assert!(max_diff(&fused, &composed) < 1e-4, "rate {rate}: values differ by {}", max_diff(&fused, &composed));
+            let g_fused = (&fused * &r).unwrap().sum_all().unwrap().backward().unwrap();
+            let g_composed = (&composed * &r).unwrap().sum_all().unwrap().backward().unwrap();
+            let mut checked = vec![("input".to_string(), x.clone())];
+            checked.extend(vars.iter().cloned());
+            for (name, var) in &checked {
+                let a = g_fused.get(var).unwrap_or_else(|| panic!("rate {rate}: the fused block gave no gradient for {name}"));
+                let b = g_composed.get(var).unwrap();
+                let scale = b.abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap().max(1.0);
+                assert!(max_diff(a, b) / scale < 1e-4, "rate {rate}: gradient of {name} differs by {}", max_diff(a, b));
+                assert!(scale > 0.0);
+            }
+        }
+    }
+
+    #[test]
+    fn fused_block_recomputes_its_activations_when_it_kept_none() {
+        let (vit, vars) = perturbed_model();
+        let block = &vit.blocks[1];
+        let x = Var::from_tensor(&random(&[3, 17, 32], 4, 1.0)).unwrap();
+        let grads = |track: bool| {
+            let y = block.forward(x.as_tensor(), None, track).unwrap();
+            let g = y.sqr().unwrap().sum_all().unwrap().backward().unwrap();
+            (g.get(&x).unwrap().clone(), y)
+        };
+        let (kept, y_kept) = grads(true);
+        let (recomputed, y_recomputed) = grads(false);
+        assert!(max_diff(&y_kept, &y_recomputed) == 0.0);
+        assert!(max_diff(&kept, &recomputed) < 1e-6, "input gradients differ by {}", max_diff(&kept, &recomputed));
+        assert!(!vars.is_empty());
+    }
+
+    #[test]
+    fn inference_tokens_equal_training_tokens_without_drop_path() {
+        let (vit, _) = perturbed_model();
+        let x = random(&[2, 3, 32, 32], 5, 1.0);
+        let a = vit.forward_tokens(&x, None).unwrap();
+        let b = vit.infer_tokens(&x).unwrap();
+        assert_eq!(max_diff(&a, &b), 0.0);
     }
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use candle_core::{DType, Device, Tensor, Var};
+use candle_core::{DType, Device, IndexOp, Tensor, Var};
 use candle_nn::{VarBuilder, VarMap};
 use serde::{Deserialize, Serialize};
 
@@ -75,11 +75,13 @@ impl Network {
     }
 
     /// Logits for crops grouped by resolution (DINO's MultiCropWrapper): [Σ B_i, K].
-    fn forward(&self, groups: &[Tensor], drop: Option<(&mut Rng, f64)>) -> Result<Tensor> {
+    /// `track`: gradients will be asked for (the student); the teacher's backbone runs without.
+    fn forward(&self, groups: &[Tensor], drop: Option<(&mut Rng, f64)>, track: bool) -> Result<Tensor> {
         let mut drop = drop;
         let mut cls = Vec::with_capacity(groups.len());
         for g in groups {
             let out = match drop.as_mut() {
+                _ if !track => self.vit.infer_tokens(g).and_then(|t| t.i((.., 0))),
                 Some((rng, p)) => self.vit.forward_cls(g, Some((&mut **rng, *p))),
                 None => self.vit.forward_cls(g, None),
             }
@@ -213,12 +215,12 @@ impl Trainer {
     /// Returns the loss output and the teacher's logits (for the centre update).
     fn forward_loss(&self, batch: &PreparedBatch, teacher_temp: f64, drop: Option<(&mut Rng, f64)>) -> Result<(DinoLossOutput, Tensor)> {
         let globals = Tensor::cat(&batch.global.iter().collect::<Vec<_>>(), 0).map_err(merr)?;
-        let teacher_out = self.teacher.forward(std::slice::from_ref(&globals), None)?.detach();
+        let teacher_out = self.teacher.forward(std::slice::from_ref(&globals), None, false)?.detach();
         let mut groups = vec![globals];
         if !batch.local.is_empty() {
             groups.push(Tensor::cat(&batch.local.iter().collect::<Vec<_>>(), 0).map_err(merr)?);
         }
-        let student_out = self.student.forward(&groups, drop)?;
+        let student_out = self.student.forward(&groups, drop, true)?;
         let out =
             dino_loss(&student_out, &teacher_out, &self.center, self.cfg.student_temp, teacher_temp, self.cfg.batch_size).map_err(merr)?;
         Ok((out, teacher_out))

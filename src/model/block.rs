@@ -1,0 +1,299 @@
+//! A whole pre-norm transformer block as one candle graph node, with a hand-written backward
+//! pass:
+//!
+//! ```text
+//! x1 = x  + s1 · proj(attention(qkv(LN1(x))))
+//! y  = x1 + s2 · fc2(GELU(fc1(LN2(x1))))
+//! ```
+//!
+//! where s1, s2 are the per-sample stochastic-depth scales (0 or 1/(1−p); 1 without drop path).
+//!
+//! Why: candle's backward pass gives every graph node's inputs a zero-filled gradient buffer and
+//! then adds into it, and each residual add, mask and reshape is a node of its own. For the block
+//! built from the separate fused ops that was ~15 activation-sized allocations, fills and adds per
+//! block in the backward pass, mostly on one thread: half of the step's time beside the matrix
+//! products. Here the forward pass keeps its intermediate activations in the op (only when a
+//! gradient can be asked for), and the backward pass runs the chain rule over them directly,
+//! writing each gradient once.
+//!
+//! The block's twelve parameters arrive as one flat vector (`Tensor::cat` of the flattened
+//! parameters, in [`BLOCK_PARAMS`] order): a custom op takes at most three tensors, and candle's
+//! backward of `cat` hands each parameter its slice of the flat gradient. The result is the same
+//! function as the composed block in `vit.rs`, which the tests compare it with, in value and in
+//! every gradient.
+
+use std::sync::Mutex;
+
+use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Storage, Tensor, bail};
+use rayon::prelude::*;
+
+use super::fused::f32s;
+use super::kernels::{self, AttentionDims, LinearDims, alloc_uninit};
+
+/// The block's parameters in the order of the flat parameter vector (names under `blocks.N.`).
+pub const BLOCK_PARAMS: [&str; 12] = [
+    "norm1.weight",
+    "norm1.bias",
+    "attn.qkv.weight",
+    "attn.qkv.bias",
+    "attn.proj.weight",
+    "attn.proj.bias",
+    "norm2.weight",
+    "norm2.bias",
+    "mlp.fc1.weight",
+    "mlp.fc1.bias",
+    "mlp.fc2.weight",
+    "mlp.fc2.bias",
+];
+
+/// The fused block: width `dim`, MLP width `hidden`, `heads` heads, layer-norm `eps`, and the
+/// stochastic-depth scales per sample ([s1, s2] for each, or empty for none).
+pub struct FusedBlock {
+    pub dim: usize,
+    pub hidden: usize,
+    pub heads: usize,
+    pub eps: f32,
+    pub scales: Vec<f32>,
+    /// Keep the forward pass's activations for the backward pass. Without them (inference), a
+    /// backward pass still works: it recomputes them.
+    pub keep_activations: bool,
+    saved: Mutex<Option<Activations>>,
+}
+
+/// The forward pass's intermediate values, [rows, width] each.
+struct Activations {
+    ln1: Vec<f32>,
+    qkv: Vec<f32>,
+    att: Vec<f32>,
+    x1: Vec<f32>,
+    ln2: Vec<f32>,
+    h: Vec<f32>,
+    a: Vec<f32>,
+}
+
+/// The block's parameters as slices of the flat vector.
+struct Params<'a> {
+    norm1_w: &'a [f32],
+    norm1_b: &'a [f32],
+    qkv_w: &'a [f32],
+    qkv_b: &'a [f32],
+    proj_w: &'a [f32],
+    proj_b: &'a [f32],
+    norm2_w: &'a [f32],
+    norm2_b: &'a [f32],
+    fc1_w: &'a [f32],
+    fc1_b: &'a [f32],
+    fc2_w: &'a [f32],
+    fc2_b: &'a [f32],
+}
+
+impl FusedBlock {
+    pub fn new(dim: usize, hidden: usize, heads: usize, eps: f32, scales: Vec<f32>, keep_activations: bool) -> Self {
+        Self { dim, hidden, heads, eps, scales, keep_activations, saved: Mutex::new(None) }
+    }
+
+    /// Element counts of the parameters, in [`BLOCK_PARAMS`] order.
+    pub fn param_sizes(&self) -> [usize; 12] {
+        let (d, h) = (self.dim, self.hidden);
+        [d, d, 3 * d * d, 3 * d, d * d, d, d, d, h * d, h, d * h, d]
+    }
+
+    fn params<'a>(&self, flat: &'a [f32]) -> Result<Params<'a>> {
+        let sizes = self.param_sizes();
+        if flat.len() != sizes.iter().sum::<usize>() {
+            bail!(
+                "fused block: {} parameters for width {} and MLP width {}, expected {}",
+                flat.len(),
+                self.dim,
+                self.hidden,
+                sizes.iter().sum::<usize>()
+            );
+        }
+        let mut rest = flat;
+        let mut next = |n: usize| {
+            let (head, tail) = rest.split_at(n);
+            rest = tail;
+            head
+        };
+        Ok(Params {
+            norm1_w: next(sizes[0]),
+            norm1_b: next(sizes[1]),
+            qkv_w: next(sizes[2]),
+            qkv_b: next(sizes[3]),
+            proj_w: next(sizes[4]),
+            proj_b: next(sizes[5]),
+            norm2_w: next(sizes[6]),
+            norm2_b: next(sizes[7]),
+            fc1_w: next(sizes[8]),
+            fc1_b: next(sizes[9]),
+            fc2_w: next(sizes[10]),
+            fc2_b: next(sizes[11]),
+        })
+    }
+
+    /// (batch, tokens) of an input [B, N, D], checked against the block and the scales.
+    fn input_dims(&self, shape: &Shape) -> Result<(usize, usize)> {
+        let (batch, tokens, dim) = shape.dims3()?;
+        if dim != self.dim {
+            bail!("fused block: input width {dim}, block width {}", self.dim);
+        }
+        if !self.scales.is_empty() && self.scales.len() != 2 * batch {
+            bail!("fused block: {} drop-path scales for {batch} samples", self.scales.len());
+        }
+        Ok((batch, tokens))
+    }
+
+    /// The per-sample scale of branch `branch` (0: attention, 1: MLP).
+    fn scale(&self, sample: usize, branch: usize) -> f32 {
+        self.scales.get(2 * sample + branch).copied().unwrap_or(1.0)
+    }
+
+    /// out ← base + s · out, row by row with the sample's scale for `branch`.
+    fn add_scaled_branch(&self, base: &[f32], out: &mut [f32], tokens: usize, branch: usize) {
+        let per_sample = (tokens * self.dim).max(1);
+        out.par_chunks_mut(per_sample).zip(base.par_chunks(per_sample)).enumerate().for_each(|(b, (o, x))| {
+            kernels::scaled_add(o, x, self.scale(b, branch));
+        });
+    }
+
+    /// g · s per sample, for `branch`, into a new buffer.
+    fn scale_rows(&self, g: &[f32], tokens: usize, branch: usize) -> Vec<f32> {
+        let per_sample = (tokens * self.dim).max(1);
+        // Written completely, sample by sample.
+        let mut out = alloc_uninit(g.len());
+        out.par_chunks_mut(per_sample).zip(g.par_chunks(per_sample)).enumerate().for_each(|(b, (o, g))| {
+            kernels::scale_into(o, g, self.scale(b, branch));
+        });
+        out
+    }
+
+    fn forward(&self, x: &[f32], flat: &[f32], batch: usize, tokens: usize) -> Result<(Vec<f32>, Activations)> {
+        let p = self.params(flat)?;
+        let (d, hidden) = (self.dim, self.hidden);
+        let rows = batch * tokens;
+        if x.len() != rows * d {
+            bail!("fused block: input of {} floats for [{batch}, {tokens}, {d}]", x.len());
+        }
+        // Every buffer below is written completely by the kernel named beside it.
+        let mut ln1 = alloc_uninit(rows * d); // layer_norm_forward
+        kernels::layer_norm_forward(x, p.norm1_w, p.norm1_b, self.eps, &mut ln1);
+        let mut qkv = alloc_uninit(rows * 3 * d); // linear_forward
+        kernels::linear_forward(LinearDims { rows, input: d, output: 3 * d }, &ln1, p.qkv_w, p.qkv_b, &mut qkv)?;
+        let mut att = alloc_uninit(rows * d); // attention_forward
+        kernels::attention_forward(&AttentionDims::new(batch, tokens, 3 * d, self.heads)?, &qkv, &mut att)?;
+        let mut x1 = alloc_uninit(rows * d); // linear_forward, then the residual in place
+        kernels::linear_forward(LinearDims { rows, input: d, output: d }, &att, p.proj_w, p.proj_b, &mut x1)?;
+        self.add_scaled_branch(x, &mut x1, tokens, 0);
+        let mut ln2 = alloc_uninit(rows * d); // layer_norm_forward
+        kernels::layer_norm_forward(&x1, p.norm2_w, p.norm2_b, self.eps, &mut ln2);
+        let mut h = alloc_uninit(rows * hidden); // linear_forward
+        kernels::linear_forward(LinearDims { rows, input: d, output: hidden }, &ln2, p.fc1_w, p.fc1_b, &mut h)?;
+        let mut a = alloc_uninit(rows * hidden); // gelu_forward
+        kernels::gelu_forward(&h, &mut a);
+        let mut y = alloc_uninit(rows * d); // linear_forward, then the residual in place
+        kernels::linear_forward(LinearDims { rows, input: hidden, output: d }, &a, p.fc2_w, p.fc2_b, &mut y)?;
+        self.add_scaled_branch(&x1, &mut y, tokens, 1);
+        Ok((y, Activations { ln1, qkv, att, x1, ln2, h, a }))
+    }
+
+    /// (dx, flat parameter gradient) from the output gradient `gy`.
+    fn backward(&self, x: &[f32], flat: &[f32], gy: &[f32], batch: usize, tokens: usize) -> Result<(Vec<f32>, Vec<f32>)> {
+        let saved = match self.saved.lock() {
+            Ok(mut slot) => slot.take(),
+            Err(_) => None,
+        };
+        let act = match saved {
+            Some(act) => act,
+            None => self.forward(x, flat, batch, tokens)?.1,
+        };
+        let p = self.params(flat)?;
+        let (d, hidden, eps) = (self.dim, self.hidden, self.eps);
+        let rows = batch * tokens;
+        if gy.len() != rows * d {
+            bail!("fused block backward: gradient of {} floats for [{batch}, {tokens}, {d}]", gy.len());
+        }
+        let fc1 = LinearDims { rows, input: d, output: hidden };
+        let fc2 = LinearDims { rows, input: hidden, output: d };
+        let proj = LinearDims { rows, input: d, output: d };
+        let qkv = LinearDims { rows, input: d, output: 3 * d };
+
+        // MLP branch: y = x1 + s2 · fc2(GELU(fc1(LN2(x1)))).
+        let g2 = self.scale_rows(gy, tokens, 1);
+        let mut dh = alloc_uninit(rows * hidden); // linear_backward_input (accumulate = false)
+        kernels::linear_backward_input(fc2, &g2, p.fc2_w, &mut dh, false)?;
+        let d_fc2_w = kernels::linear_backward_weight(fc2, &g2, &act.a)?;
+        let d_fc2_b = kernels::column_sums(&g2, d);
+        drop(act.a);
+        kernels::gelu_backward_in_place(&act.h, &mut dh);
+        drop(act.h);
+        let mut d_ln = alloc_uninit(rows * d); // linear_backward_input (accumulate = false)
+        kernels::linear_backward_input(fc1, &dh, p.fc1_w, &mut d_ln, false)?;
+        let d_fc1_w = kernels::linear_backward_weight(fc1, &dh, &act.ln2)?;
+        let d_fc1_b = kernels::column_sums(&dh, hidden);
+        drop(dh);
+        let mut dx1 = gy.to_vec();
+        kernels::layer_norm_backward_input(&act.x1, p.norm2_w, &d_ln, eps, &mut dx1, true);
+        let d_norm2 = kernels::layer_norm_backward_params(&act.x1, &d_ln, d, eps);
+
+        // Attention branch: x1 = x + s1 · proj(attention(qkv(LN1(x)))).
+        let g1 = self.scale_rows(&dx1, tokens, 0);
+        let mut d_att = d_ln; // reused: linear_backward_input overwrites it (accumulate = false)
+        kernels::linear_backward_input(proj, &g1, p.proj_w, &mut d_att, false)?;
+        let d_proj_w = kernels::linear_backward_weight(proj, &g1, &act.att)?;
+        let d_proj_b = kernels::column_sums(&g1, d);
+        let mut d_qkv = alloc_uninit(rows * 3 * d); // attention_backward
+        kernels::attention_backward(&AttentionDims::new(batch, tokens, 3 * d, self.heads)?, &act.qkv, &d_att, &mut d_qkv)?;
+        let mut d_ln = d_att; // reused, overwritten
+        kernels::linear_backward_input(qkv, &d_qkv, p.qkv_w, &mut d_ln, false)?;
+        let d_qkv_w = kernels::linear_backward_weight(qkv, &d_qkv, &act.ln1)?;
+        let d_qkv_b = kernels::column_sums(&d_qkv, 3 * d);
+        let mut dx = dx1;
+        kernels::layer_norm_backward_input(x, p.norm1_w, &d_ln, eps, &mut dx, true);
+        let d_norm1 = kernels::layer_norm_backward_params(x, &d_ln, d, eps);
+
+        let (d_norm1_w, d_norm1_b) = d_norm1.split_at(d);
+        let (d_norm2_w, d_norm2_b) = d_norm2.split_at(d);
+        let parts: [&[f32]; 12] =
+            [d_norm1_w, d_norm1_b, &d_qkv_w, &d_qkv_b, &d_proj_w, &d_proj_b, d_norm2_w, d_norm2_b, &d_fc1_w, &d_fc1_b, &d_fc2_w, &d_fc2_b];
+        Ok((dx, parts.concat()))
+    }
+}
+
+/// The f32 contents of a contiguous CPU tensor, to `f` (the tensor stays read-locked meanwhile).
+fn with_f32s<R>(t: &Tensor, what: &str, f: impl FnOnce(&[f32]) -> Result<R>) -> Result<R> {
+    let (storage, layout) = t.storage_and_layout();
+    match &*storage {
+        Storage::Cpu(cpu) => f(f32s(cpu, layout, what)?),
+        _ => bail!("{what}: only CPU tensors are supported"),
+    }
+}
+
+impl CustomOp2 for FusedBlock {
+    fn name(&self) -> &'static str {
+        "procmem-block"
+    }
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+        let x = f32s(s1, l1, self.name())?;
+        let flat = f32s(s2, l2, self.name())?;
+        let (batch, tokens) = self.input_dims(l1.shape())?;
+        let (y, act) = self.forward(x, flat, batch, tokens)?;
+        if self.keep_activations
+            && let Ok(mut slot) = self.saved.lock()
+        {
+            *slot = Some(act);
+        }
+        Ok((CpuStorage::F32(y), l1.shape().clone()))
+    }
+    fn bwd(&self, x: &Tensor, flat: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let (batch, tokens) = self.input_dims(x.shape())?;
+        let grad = grad.contiguous()?;
+        let (dx, dflat) = with_f32s(x, "fused block backward", |x| {
+            with_f32s(flat, "fused block backward", |flat| {
+                with_f32s(&grad, "fused block backward", |gy| self.backward(x, flat, gy, batch, tokens))
+            })
+        })?;
+        let dx = Tensor::from_vec(dx, x.shape(), x.device())?;
+        let dflat = Tensor::from_vec(dflat, flat.shape(), flat.device())?;
+        Ok((Some(dx), Some(dflat)))
+    }
+}

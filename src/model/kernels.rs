@@ -1,0 +1,633 @@
+//! CPU kernels on plain slices: the arithmetic behind the fused candle ops ([`super::fused`])
+//! and the fused transformer block ([`super::block`]).
+//!
+//! The crate is built for baseline x86-64 (SSE2), so that it runs on any x86-64 machine. The
+//! element-wise kernels are defined with [`simd_fn!`], which compiles their body again for
+//! AVX-512 and for AVX2+FMA and picks one at run time (std caches the CPU check): their loops
+//! then vectorise at those widths. Reductions keep 16 independent partial sums, because without
+//! fast-math a single running f32 sum is a serial dependency that the compiler may not reorder.
+
+use rayon::prelude::*;
+
+/// Defines a function whose body is also compiled for AVX-512 and for AVX2+FMA, chosen at run
+/// time. Its helpers must be `#[inline(always)]` so that they are compiled into each version.
+macro_rules! simd_fn {
+    ($(#[$attr:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
+        $(#[$attr])*
+        $vis fn $name($($arg: $ty),*) $(-> $ret)? {
+            #[inline(always)]
+            fn body($($arg: $ty),*) $(-> $ret)? $body
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f,avx512vl,avx512dq,avx512bw,avx2,fma")]
+                unsafe fn v4($($arg: $ty),*) $(-> $ret)? { body($($arg),*) }
+                #[target_feature(enable = "avx2,fma")]
+                unsafe fn v3($($arg: $ty),*) $(-> $ret)? { body($($arg),*) }
+                if std::arch::is_x86_feature_detected!("avx512f")
+                    && std::arch::is_x86_feature_detected!("avx512vl")
+                    && std::arch::is_x86_feature_detected!("avx512dq")
+                    && std::arch::is_x86_feature_detected!("avx512bw")
+                {
+                    // SAFETY: the CPU has every feature v4 is compiled for.
+                    return unsafe { v4($($arg),*) };
+                }
+                if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+                    // SAFETY: as above, for v3.
+                    return unsafe { v3($($arg),*) };
+                }
+            }
+            body($($arg),*)
+        }
+    };
+}
+
+/// A vector of `n` floats that the caller overwrites completely before reading any of them.
+///
+/// Zero-filling with `vec![0.0; n]` costs a full serial pass over memory (once the allocator
+/// reuses heap memory, `calloc` must memset it): 7 % of a training step when measured. candle's
+/// own CPU backend allocates uninitialised outputs the same way (`alloc_uninit`).
+pub(crate) fn alloc_uninit(n: usize) -> Vec<f32> {
+    let mut v = Vec::with_capacity(n);
+    // SAFETY: f32 has no invalid bit patterns and every caller writes all n elements before it
+    // reads one (each use says which kernel writes them).
+    unsafe { v.set_len(n) };
+    v
+}
+
+/// Rows of at least this many elements in total are split across threads.
+pub(crate) const PARALLEL_MIN: usize = 1 << 14;
+
+/// Rows per parallel task for rows of `cols` elements.
+fn rows_per_task(cols: usize) -> usize {
+    (PARALLEL_MIN / cols.max(1)).max(1)
+}
+
+/// `out` as parallel chunks of whole rows: (index of the first row, rows).
+pub(crate) fn row_chunks_par(out: &mut [f32], cols: usize) -> impl IndexedParallelIterator<Item = (usize, &mut [f32])> {
+    let rows = rows_per_task(cols);
+    out.par_chunks_mut((rows * cols).max(1)).enumerate().map(move |(i, chunk)| (i * rows, chunk))
+}
+
+/// Σ over all rows of a per-row contribution of `width` values: rows are split into chunks
+/// across threads, each accumulating into its own buffer, and the buffers are added.
+pub(crate) fn sum_over_rows(
+    rows: usize,
+    cols: usize,
+    width: usize,
+    add_rows: impl Fn(std::ops::Range<usize>, &mut [f32]) + Sync,
+) -> Vec<f32> {
+    let chunk = rows_per_task(cols);
+    (0..rows.div_ceil(chunk))
+        .into_par_iter()
+        .map(|c| {
+            let mut acc = vec![0f32; width];
+            add_rows(c * chunk..((c + 1) * chunk).min(rows), &mut acc);
+            acc
+        })
+        .reduce(
+            || vec![0f32; width],
+            |mut a, b| {
+                add_assign(&mut a, &b);
+                a
+            },
+        )
+}
+
+// ---------------------------------------------------------------- lane reductions ----------
+
+const LANES: usize = 16;
+
+#[inline(always)]
+fn fold_lanes(acc: [f32; LANES]) -> f32 {
+    acc.iter().sum()
+}
+
+#[inline(always)]
+pub(crate) fn sum(x: &[f32]) -> f32 {
+    let mut acc = [0f32; LANES];
+    let chunks = x.chunks_exact(LANES);
+    let tail: f32 = chunks.remainder().iter().sum();
+    for c in chunks {
+        for i in 0..LANES {
+            acc[i] += c[i];
+        }
+    }
+    fold_lanes(acc) + tail
+}
+
+#[inline(always)]
+pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let mut acc = [0f32; LANES];
+    let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let tail: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x * y).sum();
+    for (x, y) in ca.zip(cb) {
+        for i in 0..LANES {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    fold_lanes(acc) + tail
+}
+
+#[inline(always)]
+fn max(x: &[f32]) -> f32 {
+    let mut acc = [f32::NEG_INFINITY; LANES];
+    let chunks = x.chunks_exact(LANES);
+    let tail = chunks.remainder().iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    for c in chunks {
+        for i in 0..LANES {
+            acc[i] = if c[i] > acc[i] { c[i] } else { acc[i] };
+        }
+    }
+    acc.iter().copied().fold(tail, f32::max)
+}
+
+simd_fn! {
+    /// a += b, element-wise.
+    pub(crate) fn add_assign(a: &mut [f32], b: &[f32]) {
+        for (a, b) in a.iter_mut().zip(b) {
+            *a += b;
+        }
+    }
+}
+
+simd_fn! {
+    /// out ← base + s · out: a residual connection with a scaled branch.
+    pub(crate) fn scaled_add(out: &mut [f32], base: &[f32], s: f32) {
+        for (o, b) in out.iter_mut().zip(base) {
+            *o = b + s * *o;
+        }
+    }
+}
+
+simd_fn! {
+    /// out ← s · x.
+    pub(crate) fn scale_into(out: &mut [f32], x: &[f32], s: f32) {
+        for (o, x) in out.iter_mut().zip(x) {
+            *o = s * x;
+        }
+    }
+}
+
+// ---------------------------------------------------------------- exp, erf, GELU -----------
+
+const FRAC_1_SQRT_2: f32 = std::f32::consts::FRAC_1_SQRT_2;
+const FRAC_1_SQRT_2PI: f32 = 0.398_942_3;
+
+/// e^y for y in [−87, 88] (clamped), branch-free so that loops over it vectorise: y = n·ln 2 + r
+/// with |r| ≤ ln 2 / 2, e^r by its degree-6 Taylor polynomial (relative error < 2e-7), 2ⁿ from
+/// the exponent bits.
+#[inline(always)]
+pub(crate) fn exp_approx(y: f32) -> f32 {
+    // Adding 1.5·2²³ rounds to an integer held in the low mantissa bits.
+    const ROUND: f32 = 12_582_912.0;
+    const LN2_HI: f32 = 0.693_145_75;
+    const LN2_LO: f32 = 1.428_606_8e-6;
+    let y = y.clamp(-87.0, 88.0);
+    let z = y * std::f32::consts::LOG2_E + ROUND;
+    let n = z - ROUND;
+    let r = y - n * LN2_HI - n * LN2_LO;
+    let p = 1.0 + r * (1.0 + r * (0.5 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
+    let exponent = (z.to_bits() as i32 - ROUND.to_bits() as i32 + 127) << 23;
+    p * f32::from_bits(exponent as u32)
+}
+
+/// erf(x) by Abramowitz & Stegun 7.1.26 (|error| ≤ 1.5e-7), vectorisable; `libm::erff` is
+/// scalar and branchy, and took 5 % of a training step.
+#[inline(always)]
+pub(crate) fn erf_approx(x: f32) -> f32 {
+    const P: f32 = 0.327_591_1;
+    const A: [f32; 5] = [0.254_829_6, -0.284_496_74, 1.421_413_8, -1.453_152_1, 1.061_405_4];
+    let ax = x.abs();
+    let t = 1.0 / (1.0 + P * ax);
+    let poly = t * (A[0] + t * (A[1] + t * (A[2] + t * (A[3] + t * A[4]))));
+    (1.0 - poly * exp_approx(-ax * ax)).copysign(x)
+}
+
+#[inline(always)]
+fn gelu(x: f32) -> f32 {
+    0.5 * x * (1.0 + erf_approx(x * FRAC_1_SQRT_2))
+}
+
+#[inline(always)]
+fn gelu_grad(x: f32) -> f32 {
+    0.5 * (1.0 + erf_approx(x * FRAC_1_SQRT_2)) + x * FRAC_1_SQRT_2PI * exp_approx(-0.5 * x * x)
+}
+
+const ELEMENTWISE_CHUNK: usize = 1 << 13;
+
+simd_fn! {
+    fn gelu_chunk(x: &[f32], out: &mut [f32]) {
+        for (o, x) in out.iter_mut().zip(x) {
+            *o = gelu(*x);
+        }
+    }
+}
+
+simd_fn! {
+    fn gelu_grad_chunk(x: &[f32], g: &mut [f32]) {
+        for (g, x) in g.iter_mut().zip(x) {
+            *g *= gelu_grad(*x);
+        }
+    }
+}
+
+/// out = GELU(x) (exact, erf).
+pub(crate) fn gelu_forward(x: &[f32], out: &mut [f32]) {
+    out.par_chunks_mut(ELEMENTWISE_CHUNK).zip(x.par_chunks(ELEMENTWISE_CHUNK)).for_each(|(o, x)| gelu_chunk(x, o));
+}
+
+/// g ← g ⊙ GELU′(x): the gradient through GELU, in place.
+pub(crate) fn gelu_backward_in_place(x: &[f32], g: &mut [f32]) {
+    g.par_chunks_mut(ELEMENTWISE_CHUNK).zip(x.par_chunks(ELEMENTWISE_CHUNK)).for_each(|(g, x)| gelu_grad_chunk(x, g));
+}
+
+// ---------------------------------------------------------------- softmax -------------------
+
+simd_fn! {
+    /// Softmax of each row of `rows` (rows of `cols`), in place.
+    pub(crate) fn softmax_rows(rows: &mut [f32], cols: usize) {
+        for row in rows.chunks_mut(cols.max(1)) {
+            let m = max(row);
+            for v in row.iter_mut() {
+                *v = exp_approx(*v - m);
+            }
+            let inv = 1.0 / sum(row);
+            for v in row.iter_mut() {
+                *v *= inv;
+            }
+        }
+    }
+}
+
+simd_fn! {
+    /// The softmax gradient of each row, in place: g ← scale · y ⊙ (g − Σ g⊙y).
+    pub(crate) fn softmax_grad_rows(y: &[f32], g: &mut [f32], cols: usize, scale: f32) {
+        for (g, y) in g.chunks_mut(cols.max(1)).zip(y.chunks(cols.max(1))) {
+            let d = dot(y, g);
+            for (g, y) in g.iter_mut().zip(y) {
+                *g = y * (*g - d) * scale;
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------- layer norm ----------------
+
+/// (mean, 1/√(var + eps)) of a row, with the biased variance (as PyTorch).
+#[inline(always)]
+fn row_stats(row: &[f32], eps: f32) -> (f32, f32) {
+    let n = row.len() as f32;
+    let mean = sum(row) / n;
+    let mut acc = [0f32; LANES];
+    let chunks = row.chunks_exact(LANES);
+    let tail: f32 = chunks.remainder().iter().map(|v| (v - mean) * (v - mean)).sum();
+    for c in chunks {
+        for i in 0..LANES {
+            acc[i] += (c[i] - mean) * (c[i] - mean);
+        }
+    }
+    let var = (fold_lanes(acc) + tail) / n;
+    (mean, 1.0 / (var + eps).sqrt())
+}
+
+simd_fn! {
+    fn layer_norm_chunk(x: &[f32], w: &[f32], b: &[f32], eps: f32, out: &mut [f32]) {
+        let cols = w.len();
+        for (row, o) in x.chunks(cols).zip(out.chunks_mut(cols)) {
+            let (mean, rstd) = row_stats(row, eps);
+            for j in 0..cols {
+                o[j] = (row[j] - mean) * rstd * w[j] + b[j];
+            }
+        }
+    }
+}
+
+/// out = LayerNorm(x)·w + b over rows of `w.len()`.
+pub(crate) fn layer_norm_forward(x: &[f32], w: &[f32], b: &[f32], eps: f32, out: &mut [f32]) {
+    let cols = w.len();
+    row_chunks_par(out, cols).for_each(|(r, o)| layer_norm_chunk(&x[r * cols..r * cols + o.len()], w, b, eps, o));
+}
+
+simd_fn! {
+    fn layer_norm_backward_chunk(x: &[f32], w: &[f32], g: &[f32], eps: f32, out: &mut [f32], accumulate: bool) {
+        let cols = w.len();
+        let n = cols as f32;
+        for ((row, gr), o) in x.chunks(cols).zip(g.chunks(cols)).zip(out.chunks_mut(cols)) {
+            let (mean, rstd) = row_stats(row, eps);
+            let (mut a, mut c) = ([0f32; LANES], [0f32; LANES]);
+            let mut j = 0;
+            while j + LANES <= cols {
+                for i in 0..LANES {
+                    let gw = gr[j + i] * w[j + i];
+                    a[i] += gw;
+                    c[i] += gw * (row[j + i] - mean);
+                }
+                j += LANES;
+            }
+            let (mut a, mut c) = (fold_lanes(a), fold_lanes(c));
+            for j in j..cols {
+                let gw = gr[j] * w[j];
+                a += gw;
+                c += gw * (row[j] - mean);
+            }
+            let (a, c) = (a / n, c * rstd / n);
+            for j in 0..cols {
+                let xhat = (row[j] - mean) * rstd;
+                let dx = rstd * (gr[j] * w[j] - a - xhat * c);
+                o[j] = if accumulate { o[j] + dx } else { dx };
+            }
+        }
+    }
+}
+
+/// The input gradient of layer norm, dx = rstd · (g⊙w − mean(g⊙w) − x̂ · mean(g⊙w⊙x̂)), written
+/// into `out` or added to it.
+pub(crate) fn layer_norm_backward_input(x: &[f32], w: &[f32], g: &[f32], eps: f32, out: &mut [f32], accumulate: bool) {
+    let cols = w.len();
+    row_chunks_par(out, cols).for_each(|(r, o)| {
+        let span = r * cols..r * cols + o.len();
+        layer_norm_backward_chunk(&x[span.clone()], w, &g[span], eps, o, accumulate)
+    });
+}
+
+simd_fn! {
+    fn layer_norm_params_chunk(x: &[f32], g: &[f32], eps: f32, acc: &mut [f32]) {
+        let cols = acc.len() / 2;
+        let (dw, db) = acc.split_at_mut(cols);
+        for (row, gr) in x.chunks(cols).zip(g.chunks(cols)) {
+            let (mean, rstd) = row_stats(row, eps);
+            for j in 0..cols {
+                dw[j] += gr[j] * (row[j] - mean) * rstd;
+                db[j] += gr[j];
+            }
+        }
+    }
+}
+
+/// [dw | db] of layer norm: dw = Σ g⊙x̂ and db = Σ g over all rows.
+pub(crate) fn layer_norm_backward_params(x: &[f32], g: &[f32], cols: usize, eps: f32) -> Vec<f32> {
+    let rows = x.len() / cols.max(1);
+    sum_over_rows(rows, cols, 2 * cols, |span, acc| {
+        layer_norm_params_chunk(&x[span.start * cols..span.end * cols], &g[span.start * cols..span.end * cols], eps, acc)
+    })
+}
+
+/// Σ over rows of a [rows, cols] matrix: a bias gradient.
+pub(crate) fn column_sums(g: &[f32], cols: usize) -> Vec<f32> {
+    let rows = g.len() / cols.max(1);
+    sum_over_rows(rows, cols, cols, |span, acc| {
+        for row in g[span.start * cols..span.end * cols].chunks(cols) {
+            add_assign(acc, row);
+        }
+    })
+}
+
+// ---------------------------------------------------------------- gemm and linear ----------
+
+pub(crate) fn gemm_threads() -> gemm::Parallelism {
+    match rayon::current_num_threads() {
+        0 | 1 => gemm::Parallelism::None,
+        n => gemm::Parallelism::Rayon(n),
+    }
+}
+
+/// dst[m×n] = beta · lhs[m×k] · rhs[k×n] (+ dst when `accumulate`), every matrix given as
+/// (pointer, column step, row step).
+///
+/// Safety: the pointers must address matrices of these sizes and steps; dst must not alias.
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn gemm_f32(
+    (m, n, k): (usize, usize, usize),
+    dst: (*mut f32, isize, isize),
+    accumulate: bool,
+    lhs: (*const f32, isize, isize),
+    rhs: (*const f32, isize, isize),
+    beta: f32,
+    parallelism: gemm::Parallelism,
+) {
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.0,
+            dst.1,
+            dst.2,
+            accumulate,
+            lhs.0,
+            lhs.1,
+            lhs.2,
+            rhs.0,
+            rhs.1,
+            rhs.2,
+            1.0,
+            beta,
+            false,
+            false,
+            false,
+            parallelism,
+        )
+    }
+}
+
+/// The sizes of a linear layer x[rows, in]·W[out, in]ᵀ.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct LinearDims {
+    pub rows: usize,
+    pub input: usize,
+    pub output: usize,
+}
+
+impl LinearDims {
+    fn check(&self, x: usize, w: usize, y: usize, what: &str) -> candle_core::Result<()> {
+        let LinearDims { rows, input, output } = *self;
+        if x != rows * input || w != output * input || y != rows * output {
+            candle_core::bail!("{what}: buffers of {x}, {w}, {y} floats for {rows} rows, {input} in, {output} out");
+        }
+        Ok(())
+    }
+}
+
+/// y = x·Wᵀ + b. The bias is the initial value of the product's destination.
+pub(crate) fn linear_forward(d: LinearDims, x: &[f32], w: &[f32], b: &[f32], y: &mut [f32]) -> candle_core::Result<()> {
+    d.check(x.len(), w.len(), y.len(), "linear")?;
+    if b.len() != d.output {
+        candle_core::bail!("linear: bias of {} for {} outputs", b.len(), d.output);
+    }
+    row_chunks_par(y, d.output).for_each(|(_, rows)| {
+        for row in rows.chunks_mut(d.output) {
+            row.copy_from_slice(b);
+        }
+    });
+    // SAFETY: x is [rows, in], w is [out, in] (read as Wᵀ: column step in, row step 1), y is
+    // [rows, out]; lengths checked above.
+    unsafe {
+        gemm_f32(
+            (d.rows, d.output, d.input),
+            (y.as_mut_ptr(), 1, d.output as isize),
+            true,
+            (x.as_ptr(), 1, d.input as isize),
+            (w.as_ptr(), d.input as isize, 1),
+            1.0,
+            gemm_threads(),
+        )
+    };
+    Ok(())
+}
+
+/// dx = g·W (or dx += g·W when `accumulate`), from the output gradient g [rows, out].
+pub(crate) fn linear_backward_input(d: LinearDims, g: &[f32], w: &[f32], dx: &mut [f32], accumulate: bool) -> candle_core::Result<()> {
+    d.check(dx.len(), w.len(), g.len(), "linear backward")?;
+    // SAFETY: g is [rows, out], w is [out, in], dx is [rows, in]; lengths checked above.
+    unsafe {
+        gemm_f32(
+            (d.rows, d.input, d.output),
+            (dx.as_mut_ptr(), 1, d.input as isize),
+            accumulate,
+            (g.as_ptr(), 1, d.output as isize),
+            (w.as_ptr(), 1, d.input as isize),
+            1.0,
+            gemm_threads(),
+        )
+    };
+    Ok(())
+}
+
+/// dW = gᵀ·x, from the output gradient g [rows, out] and the input x [rows, in].
+pub(crate) fn linear_backward_weight(d: LinearDims, g: &[f32], x: &[f32]) -> candle_core::Result<Vec<f32>> {
+    let mut dw = alloc_uninit(d.output * d.input);
+    d.check(x.len(), dw.len(), g.len(), "linear backward")?;
+    // SAFETY: gᵀ is [out, rows] (column step out, row step 1), x is [rows, in], dW is [out, in]
+    // and written completely (accumulate = false).
+    unsafe {
+        gemm_f32(
+            (d.output, d.input, d.rows),
+            (dw.as_mut_ptr(), 1, d.input as isize),
+            false,
+            (g.as_ptr(), d.output as isize, 1),
+            (x.as_ptr(), 1, d.input as isize),
+            1.0,
+            gemm_threads(),
+        )
+    };
+    Ok(dw)
+}
+
+// ---------------------------------------------------------------- attention ----------------
+
+/// The sizes of a multi-head attention core on a packed qkv [batch, tokens, 3·dim].
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct AttentionDims {
+    pub batch: usize,
+    pub tokens: usize,
+    pub dim: usize,
+    pub heads: usize,
+    pub head_dim: usize,
+    pub scale: f32,
+}
+
+impl AttentionDims {
+    pub fn new(batch: usize, tokens: usize, three_d: usize, heads: usize) -> candle_core::Result<Self> {
+        if heads == 0 || three_d % (3 * heads) != 0 {
+            candle_core::bail!("attention: packed qkv width {three_d} is not 3 × heads ({heads}) × head dim");
+        }
+        let dim = three_d / 3;
+        let head_dim = dim / heads;
+        Ok(Self { batch, tokens, dim, heads, head_dim, scale: (head_dim as f32).powf(-0.5) })
+    }
+}
+
+/// The attention's products: one (sample, head) each, single-threaded because the callers
+/// parallelise over samples.
+///
+/// Safety: as [`gemm_f32`].
+unsafe fn gemm_head(
+    dims: (usize, usize, usize),
+    dst: (*mut f32, isize, isize),
+    lhs: (*const f32, isize, isize),
+    rhs: (*const f32, isize, isize),
+    beta: f32,
+) {
+    unsafe { gemm_f32(dims, dst, false, lhs, rhs, beta, gemm::Parallelism::None) }
+}
+
+/// P = softmax(scale · q·kᵀ) for one (sample, head), into `p` ([N, N], row-major). `q` and `k`
+/// point at the head's first element in the packed qkv (row step 3·D).
+///
+/// Safety: `q` and `k` must address N rows of `head_dim` floats at row step 3·D.
+unsafe fn attention_probs(p: &mut [f32], q: *const f32, k: *const f32, d: &AttentionDims) {
+    let (n, hd, row) = (d.tokens, d.head_dim, 3 * d.dim as isize);
+    // Kᵀ as a [hd, N] matrix: element (i, j) = K[j, i], i.e. column step = row step of K.
+    unsafe { gemm_head((n, n, hd), (p.as_mut_ptr(), 1, n as isize), (q, 1, row), (k, row, 1), d.scale) };
+    softmax_rows(p, n);
+}
+
+/// out [B, N, D] = softmax(q·kᵀ/√d_h)·v per head, heads side by side, from the packed qkv.
+/// The attention matrix is a per-thread scratch buffer, recomputed in the backward pass instead
+/// of being kept (as flash attention does): at N = 65 that costs less than storing it.
+pub(crate) fn attention_forward(d: &AttentionDims, qkv: &[f32], out: &mut [f32]) -> candle_core::Result<()> {
+    let (n, dim, hd) = (d.tokens, d.dim, d.head_dim);
+    if qkv.len() != d.batch * n * 3 * dim || out.len() != d.batch * n * dim {
+        candle_core::bail!("attention: buffers of {} and {} floats for {d:?}", qkv.len(), out.len());
+    }
+    out.par_chunks_mut((n * dim).max(1)).enumerate().for_each_init(
+        || vec![0f32; n * n],
+        |p, (b, out_b)| {
+            let base = qkv[b * n * 3 * dim..].as_ptr();
+            for h in 0..d.heads {
+                // SAFETY: q, k, v of head h lie within sample b's [N, 3·D] rows; out_b is this
+                // sample's [N, D] block, written at the head's columns (accumulate = false).
+                unsafe {
+                    let (q, k, v) = (base.add(h * hd), base.add(dim + h * hd), base.add(2 * dim + h * hd));
+                    attention_probs(p, q, k, d);
+                    gemm_head(
+                        (n, hd, n),
+                        (out_b.as_mut_ptr().add(h * hd), 1, dim as isize),
+                        (p.as_ptr(), 1, n as isize),
+                        (v, 1, 3 * dim as isize),
+                        1.0,
+                    );
+                }
+            }
+        },
+    );
+    Ok(())
+}
+
+/// The packed qkv gradient from the output gradient, with P recomputed:
+/// dV = Pᵀ·dO, dS = P ⊙ (dO·Vᵀ − rowsum(P ⊙ dO·Vᵀ)) · scale, dQ = dS·K, dK = dSᵀ·Q.
+pub(crate) fn attention_backward(d: &AttentionDims, qkv: &[f32], grad: &[f32], dqkv: &mut [f32]) -> candle_core::Result<()> {
+    let (n, dim, hd) = (d.tokens, d.dim, d.head_dim);
+    if qkv.len() != d.batch * n * 3 * dim || grad.len() != d.batch * n * dim || dqkv.len() != qkv.len() {
+        candle_core::bail!("attention backward: buffers of {}, {} and {} floats for {d:?}", qkv.len(), grad.len(), dqkv.len());
+    }
+    let row = 3 * dim as isize;
+    dqkv.par_chunks_mut((n * 3 * dim).max(1)).enumerate().for_each_init(
+        || (vec![0f32; n * n], vec![0f32; n * n]),
+        |(p, ds), (b, dqkv_b)| {
+            let base = qkv[b * n * 3 * dim..].as_ptr();
+            let dout = grad[b * n * dim..].as_ptr();
+            for h in 0..d.heads {
+                // SAFETY: as in the forward pass; dqkv_b is this sample's [N, 3·D] block and
+                // each product writes (accumulate = false) the head's own columns of q, k or v.
+                unsafe {
+                    let (q, k, v) = (base.add(h * hd), base.add(dim + h * hd), base.add(2 * dim + h * hd));
+                    let go = dout.add(h * hd);
+                    attention_probs(p, q, k, d);
+                    let dst = dqkv_b.as_mut_ptr();
+                    // dV = Pᵀ·dO
+                    gemm_head((n, hd, n), (dst.add(2 * dim + h * hd), 1, row), (p.as_ptr(), n as isize, 1), (go, 1, dim as isize), 1.0);
+                    // dP = dO·Vᵀ
+                    gemm_head((n, n, hd), (ds.as_mut_ptr(), 1, n as isize), (go, 1, dim as isize), (v, row, 1), 1.0);
+                    softmax_grad_rows(p, ds, n, d.scale);
+                    // dQ = dS·K, dK = dSᵀ·Q
+                    gemm_head((n, hd, n), (dst.add(h * hd), 1, row), (ds.as_ptr(), 1, n as isize), (k, 1, row), 1.0);
+                    gemm_head((n, hd, n), (dst.add(dim + h * hd), 1, row), (ds.as_ptr(), n as isize, 1), (q, 1, row), 1.0);
+                }
+            }
+        },
+    );
+    Ok(())
+}
