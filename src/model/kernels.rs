@@ -665,3 +665,29 @@ pub(crate) fn attention_backward(d: &AttentionDims, qkv: &[f32], grad: &[f32], d
     );
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::generate::rng::Rng;
+
+    fn random(n: usize, seed: u64) -> Vec<f32> {
+        let mut rng = Rng::new(seed);
+        (0..n).map(|_| rng.normal() as f32).collect()
+    }
+
+    #[test]
+    fn weight_gradient_split_over_rows_equals_the_direct_sum() {
+        // 1,001 rows: several row shares on a multi-threaded pool, the last one shorter.
+        let d = LinearDims { rows: 1001, input: 7, output: 5 };
+        let (g, x) = (random(d.rows * d.output, 1), random(d.rows * d.input, 2));
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
+        let dw = pool.install(|| linear_backward_weight(d, &g, &x)).unwrap();
+        for o in 0..d.output {
+            for i in 0..d.input {
+                let direct: f64 = (0..d.rows).map(|r| g[r * d.output + o] as f64 * x[r * d.input + i] as f64).sum();
+                assert!((dw[o * d.input + i] as f64 - direct).abs() < 1e-3, "dW[{o}, {i}] = {} vs {direct}", dw[o * d.input + i]);
+            }
+        }
+    }
+}
