@@ -67,7 +67,8 @@ struct Activations {
     att: Vec<f32>,
     x1: Vec<f32>,
     ln2: Vec<f32>,
-    h: Vec<f32>,
+    /// GELU′ at the MLP's hidden pre-activations (computed with GELU in the forward pass).
+    gelu_grad: Vec<f32>,
     a: Vec<f32>,
 }
 
@@ -167,7 +168,8 @@ impl FusedBlock {
         out
     }
 
-    fn forward(&self, x: &[f32], flat: &[f32], batch: usize, tokens: usize) -> Result<(Vec<f32>, Activations)> {
+    /// y and the activations; `for_backward`: also GELU′ (else that field holds the pre-activations).
+    fn forward(&self, x: &[f32], flat: &[f32], batch: usize, tokens: usize, for_backward: bool) -> Result<(Vec<f32>, Activations)> {
         let p = self.params(flat)?;
         let (d, hidden) = (self.dim, self.hidden);
         let rows = batch * tokens;
@@ -188,12 +190,16 @@ impl FusedBlock {
         kernels::layer_norm_forward(&x1, p.norm2_w, p.norm2_b, self.eps, &mut ln2);
         let mut h = alloc_uninit(rows * hidden); // linear_forward
         kernels::linear_forward(LinearDims { rows, input: d, output: hidden }, &ln2, p.fc1_w, p.fc1_b, &mut h)?;
-        let mut a = alloc_uninit(rows * hidden); // gelu_forward
-        kernels::gelu_forward(&h, &mut a);
+        let mut a = alloc_uninit(rows * hidden); // gelu_forward(_keep_grad)
+        if for_backward {
+            kernels::gelu_forward_keep_grad(&mut h, &mut a);
+        } else {
+            kernels::gelu_forward(&h, &mut a);
+        }
         let mut y = alloc_uninit(rows * d); // linear_forward, then the residual in place
         kernels::linear_forward(LinearDims { rows, input: hidden, output: d }, &a, p.fc2_w, p.fc2_b, &mut y)?;
         self.add_scaled_branch(&x1, &mut y, tokens, 1);
-        Ok((y, Activations { ln1, qkv, att, x1, ln2, h, a }))
+        Ok((y, Activations { ln1, qkv, att, x1, ln2, gelu_grad: h, a }))
     }
 
     /// (dx, flat parameter gradient) from the output gradient `gy`.
@@ -204,7 +210,7 @@ impl FusedBlock {
         };
         let act = match saved {
             Some(act) => act,
-            None => self.forward(x, flat, batch, tokens)?.1,
+            None => self.forward(x, flat, batch, tokens, true)?.1,
         };
         let p = self.params(flat)?;
         let (d, hidden, eps) = (self.dim, self.hidden, self.eps);
@@ -224,8 +230,8 @@ impl FusedBlock {
         let d_fc2_w = kernels::linear_backward_weight(fc2, &g2, &act.a)?;
         let d_fc2_b = kernels::column_sums(&g2, d);
         drop(act.a);
-        kernels::gelu_backward_in_place(&act.h, &mut dh);
-        drop(act.h);
+        kernels::mul_in_place(&mut dh, &act.gelu_grad);
+        drop(act.gelu_grad);
         let mut d_ln = alloc_uninit(rows * d); // linear_backward_input (accumulate = false)
         kernels::linear_backward_input(fc1, &dh, p.fc1_w, &mut d_ln, false)?;
         let d_fc1_w = kernels::linear_backward_weight(fc1, &dh, &act.ln2)?;
@@ -276,7 +282,7 @@ impl CustomOp2 for FusedBlock {
         let x = f32s(s1, l1, self.name())?;
         let flat = f32s(s2, l2, self.name())?;
         let (batch, tokens) = self.input_dims(l1.shape())?;
-        let (y, act) = self.forward(x, flat, batch, tokens)?;
+        let (y, act) = self.forward(x, flat, batch, tokens, self.keep_activations)?;
         if self.keep_activations
             && let Ok(mut slot) = self.saved.lock()
         {

@@ -205,21 +205,30 @@ fn erf_with_exp(x: f32, e: f32) -> f32 {
     (1.0 - poly * e).copysign(x)
 }
 
-#[inline(always)]
+#[cfg(test)]
 pub(crate) fn erf_approx(x: f32) -> f32 {
     erf_with_exp(x, exp_approx(-x * x))
 }
 
+/// (GELU(x), GELU′(x)) = (x·Φ(x), Φ(x) + x·φ(x)), where erf(x/√2) and φ(x) share the
+/// exponential e^(−x²/2). Every GELU here comes from this one function, so that the forward pass
+/// with and without the gradient gives the same bits.
 #[inline(always)]
-fn gelu(x: f32) -> f32 {
-    0.5 * x * (1.0 + erf_approx(x * FRAC_1_SQRT_2))
+fn gelu_and_grad(x: f32) -> (f32, f32) {
+    let y = x * FRAC_1_SQRT_2;
+    let e = exp_approx(-y * y);
+    let erf = erf_with_exp(y, e);
+    (0.5 * x * (1.0 + erf), 0.5 * (1.0 + erf) + x * FRAC_1_SQRT_2PI * e)
 }
 
-/// GELU′(x) = Φ(x) + x·φ(x); erf(x/√2) and φ(x) share the exponential e^(−x²/2).
+#[inline(always)]
+fn gelu(x: f32) -> f32 {
+    gelu_and_grad(x).0
+}
+
 #[inline(always)]
 fn gelu_grad(x: f32) -> f32 {
-    let e = exp_approx(-0.5 * x * x);
-    0.5 * (1.0 + erf_with_exp(x * FRAC_1_SQRT_2, e)) + x * FRAC_1_SQRT_2PI * e
+    gelu_and_grad(x).1
 }
 
 const ELEMENTWISE_CHUNK: usize = 1 << 13;
@@ -238,6 +247,33 @@ simd_fn! {
             *g *= gelu_grad(*x);
         }
     }
+}
+
+simd_fn! {
+    fn gelu_keep_grad_chunk(x: &mut [f32], out: &mut [f32]) {
+        for (o, x) in out.iter_mut().zip(x.iter_mut()) {
+            (*o, *x) = gelu_and_grad(*x);
+        }
+    }
+}
+
+simd_fn! {
+    fn mul_chunk(g: &mut [f32], d: &[f32]) {
+        for (g, d) in g.iter_mut().zip(d) {
+            *g *= d;
+        }
+    }
+}
+
+/// out = GELU(x), and x ← GELU′(x) for the backward pass: one pass, erf and the exponential
+/// shared, where the backward pass would otherwise read x again and evaluate both anew.
+pub(crate) fn gelu_forward_keep_grad(x: &mut [f32], out: &mut [f32]) {
+    out.par_chunks_mut(ELEMENTWISE_CHUNK).zip(x.par_chunks_mut(ELEMENTWISE_CHUNK)).for_each(|(o, x)| gelu_keep_grad_chunk(x, o));
+}
+
+/// g ← g ⊙ d, element-wise.
+pub(crate) fn mul_in_place(g: &mut [f32], d: &[f32]) {
+    g.par_chunks_mut(ELEMENTWISE_CHUNK).zip(d.par_chunks(ELEMENTWISE_CHUNK)).for_each(|(g, d)| mul_chunk(g, d));
 }
 
 /// out = GELU(x) (exact, erf).
