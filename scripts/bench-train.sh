@@ -8,8 +8,12 @@ cd "$(dirname "$0")/.."
 scripts/setup-debian.sh
 cargo build --release --locked
 echo "## machine"; nproc; grep -m1 "model name" /proc/cpuinfo
-echo "## procmem"
-NODEVICE_SELECT=1 target/release/procmem bench train --steps "${STEPS:-5}"
-echo "## PyTorch (tools/bench_train_torch.py)"
 python3 -c "import torch" 2>/dev/null || python3 -m pip install -q torch numpy
-python3 tools/bench_train_torch.py --threads 2 --steps "${STEPS:-5}"
+# This machine's speed drifts by several per cent between minutes, so the two alternate, ROUNDS
+# times (default 3), and only same-run ratios are compared.
+for round in $(seq "${ROUNDS:-3}"); do
+  echo "## round $round: procmem"
+  NODEVICE_SELECT=1 target/release/procmem bench train --steps "${STEPS:-10}"
+  echo "## round $round: PyTorch (tools/bench_train_torch.py)"
+  python3 tools/bench_train_torch.py --threads 2 --steps "${STEPS:-10}"
+done
