@@ -22,6 +22,7 @@
 //! function as the composed block in `vit.rs`, which the tests compare it with, in value and in
 //! every gradient.
 
+use std::borrow::Cow;
 use std::sync::Mutex;
 
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Storage, Tensor, bail};
@@ -157,15 +158,18 @@ impl FusedBlock {
         });
     }
 
-    /// g · s per sample, for `branch`, into a new buffer.
-    fn scale_rows(&self, g: &[f32], tokens: usize, branch: usize) -> Vec<f32> {
+    /// g · s per sample, for `branch`, into a new buffer; g itself without drop path.
+    fn scale_rows<'a>(&self, g: &'a [f32], tokens: usize, branch: usize) -> Cow<'a, [f32]> {
+        if self.scales.is_empty() {
+            return Cow::Borrowed(g);
+        }
         let per_sample = (tokens * self.dim).max(1);
         // Written completely, sample by sample.
         let mut out = alloc_uninit(g.len());
         out.par_chunks_mut(per_sample).zip(g.par_chunks(per_sample)).enumerate().for_each(|(b, (o, g))| {
             kernels::scale_into(o, g, self.scale(b, branch));
         });
-        out
+        Cow::Owned(out)
     }
 
     /// y and the activations; `for_backward`: also GELU′ (else that field holds the pre-activations).

@@ -155,24 +155,28 @@ impl Block {
     /// the CPU, else composed of the separate ops. `track`: a gradient may be asked for (the
     /// fused node then keeps its activations for the backward pass).
     fn forward(&self, x: &Tensor, drop: Option<(&mut Rng, f64)>, track: bool) -> Result<Tensor> {
-        let (mask1, mask2) = match drop {
-            Some((rng, p)) if p > 0.0 => (Some(drop_path_mask(x.dim(0)?, p, rng)?), Some(drop_path_mask(x.dim(0)?, p, rng)?)),
-            _ => (None, None),
+        let batch = x.dim(0)?;
+        let scales = match drop {
+            Some((rng, p)) if p > 0.0 => Some((drop_path_scales(batch, p, rng), drop_path_scales(batch, p, rng))),
+            _ => None,
         };
         match self.fused_params(x, track)? {
             Some(params) => {
-                let scales = match (&mask1, &mask2) {
-                    (Some(m1), Some(m2)) => {
-                        let (m1, m2) = (m1.flatten_all()?.to_vec1::<f32>()?, m2.flatten_all()?.to_vec1::<f32>()?);
-                        m1.iter().zip(&m2).flat_map(|(a, b)| [*a, *b]).collect()
-                    }
-                    _ => Vec::new(),
+                let scales = match &scales {
+                    Some((s1, s2)) => s1.iter().zip(s2).flat_map(|(a, b)| [*a, *b]).collect(),
+                    None => Vec::new(),
                 };
                 let op =
                     FusedBlock::new(self.norm1.weight.dim(0)?, self.fc1.weight.dim(0)?, self.num_heads, self.eps as f32, scales, track);
                 x.contiguous()?.apply_op2(&params, op)
             }
-            None => self.forward_composed(x, mask1.as_ref(), mask2.as_ref()),
+            None => {
+                let (mask1, mask2) = match &scales {
+                    Some((s1, s2)) => (Some(drop_path_mask(s1)?), Some(drop_path_mask(s2)?)),
+                    None => (None, None),
+                };
+                self.forward_composed(x, mask1.as_ref(), mask2.as_ref())
+            }
         }
     }
 
@@ -219,11 +223,15 @@ impl Block {
     }
 }
 
-/// Stochastic depth: per-sample keep mask scaled by 1/(1−p), shape [B, 1, 1].
-fn drop_path_mask(batch: usize, p: f64, rng: &mut Rng) -> Result<Tensor> {
+/// Stochastic depth: a per-sample keep scale, 0 or 1/(1−p).
+fn drop_path_scales(batch: usize, p: f64, rng: &mut Rng) -> Vec<f32> {
     let keep = 1.0 - p;
-    let data: Vec<f32> = (0..batch).map(|_| if rng.bernoulli(keep) { (1.0 / keep) as f32 } else { 0.0 }).collect();
-    Tensor::from_vec(data, (batch, 1, 1), &candle_core::Device::Cpu)
+    (0..batch).map(|_| if rng.bernoulli(keep) { (1.0 / keep) as f32 } else { 0.0 }).collect()
+}
+
+/// The scales as a [B, 1, 1] mask for the composed block.
+fn drop_path_mask(scales: &[f32]) -> Result<Tensor> {
+    Tensor::from_vec(scales.to_vec(), (scales.len(), 1, 1), &candle_core::Device::Cpu)
 }
 
 /// PyTorch's cubic convolution weights (A = −0.75) for fractional offset t.
@@ -438,7 +446,10 @@ mod tests {
             let fused = block.forward(x.as_tensor(), drop, true).unwrap();
             let mut rng = Rng::new(7);
             let masks = if rate > 0.0 {
-                (Some(drop_path_mask(4, rate, &mut rng).unwrap()), Some(drop_path_mask(4, rate, &mut rng).unwrap()))
+                (
+                    Some(drop_path_mask(&drop_path_scales(4, rate, &mut rng)).unwrap()),
+                    Some(drop_path_mask(&drop_path_scales(4, rate, &mut rng)).unwrap()),
+                )
             } else {
                 (None, None)
             };
