@@ -109,7 +109,7 @@ impl FeatureSource {
                     let pixels: Vec<f32> = chunk.par_iter().flat_map_iter(|img| eval_preprocess(img, size)).collect();
                     let x = Tensor::from_vec(pixels, (chunk.len(), 3, size as usize, size as usize), &Device::Cpu)
                         .map_err(|e| Error::Model(e.to_string()))?;
-                    let (cls, _) = vit.embed(&x).map_err(|e| Error::Model(e.to_string()))?;
+                    let cls = vit.embed_cls(&x).map_err(|e| Error::Model(e.to_string()))?;
                     out.extend(cls.flatten_all().and_then(|t| t.to_vec1::<f32>()).map_err(|e| Error::Model(e.to_string()))?);
                     progress((b * 256 + chunk.len()).min(images.len()));
                 }

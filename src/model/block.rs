@@ -58,7 +58,15 @@ pub struct FusedBlock {
     /// Keep the forward pass's activations for the backward pass. Without them (inference), a
     /// backward pass still works: it recomputes them.
     pub keep_activations: bool,
-    saved: Mutex<Option<Activations>>,
+    /// Compute the CLS token's output only ([B, 1, D]); see [`FusedBlock::cls_only`].
+    pub cls_only: bool,
+    saved: Mutex<Option<Saved>>,
+}
+
+/// What the forward pass kept for the backward pass.
+enum Saved {
+    All(Activations),
+    Cls(ClsActivations),
 }
 
 /// The forward pass's intermediate values, [rows, width] each.
@@ -71,6 +79,26 @@ struct Activations {
     /// GELU′ at the MLP's hidden pre-activations (computed with GELU in the forward pass).
     gelu_grad: Vec<f32>,
     a: Vec<f32>,
+}
+
+/// The CLS-only forward pass's intermediate values: `ln1` and `kv` for all rows, the rest
+/// [batch, width] for the CLS rows (`probs`: [batch, heads, tokens]).
+struct ClsActivations {
+    ln1: Vec<f32>,
+    ln1_cls: Vec<f32>,
+    kv: Vec<f32>,
+    q: Vec<f32>,
+    probs: Vec<f32>,
+    att: Vec<f32>,
+    x1: Vec<f32>,
+    ln2: Vec<f32>,
+    gelu_grad: Vec<f32>,
+    a: Vec<f32>,
+}
+
+/// The first row of each sample's `tokens` rows of width `d`.
+fn cls_rows(x: &[f32], tokens: usize, d: usize) -> Vec<f32> {
+    x.chunks(tokens * d).flat_map(|sample| &sample[..d]).copied().collect()
 }
 
 /// The block's parameters as slices of the flat vector.
@@ -91,7 +119,17 @@ struct Params<'a> {
 
 impl FusedBlock {
     pub fn new(dim: usize, hidden: usize, heads: usize, eps: f32, scales: Vec<f32>, keep_activations: bool) -> Self {
-        Self { dim, hidden, heads, eps, scales, keep_activations, saved: Mutex::new(None) }
+        Self { dim, hidden, heads, eps, scales, keep_activations, cls_only: false, saved: Mutex::new(None) }
+    }
+
+    /// Output only each sample's CLS token, [B, 1, D]: for a last block whose patch outputs
+    /// nobody reads (DINO training and kNN embeddings use the CLS token alone). The other
+    /// tokens still enter as keys and values, so the CLS output is the same function, but
+    /// their queries, attention rows, projection and MLP are skipped: ~80 % of the block's
+    /// products.
+    pub fn cls_only(mut self) -> Self {
+        self.cls_only = true;
+        self
     }
 
     /// Element counts of the parameters, in [`BLOCK_PARAMS`] order.
@@ -175,7 +213,7 @@ impl FusedBlock {
     /// y and the activations; `for_backward`: also GELU′ (else that field holds the pre-activations).
     fn forward(&self, x: &[f32], flat: &[f32], batch: usize, tokens: usize, for_backward: bool) -> Result<(Vec<f32>, Activations)> {
         let p = self.params(flat)?;
-        let (d, hidden) = (self.dim, self.hidden);
+        let d = self.dim;
         let rows = batch * tokens;
         if x.len() != rows * d {
             bail!("fused block: input of {} floats for [{batch}, {tokens}, {d}]", x.len());
@@ -190,31 +228,22 @@ impl FusedBlock {
         let mut x1 = alloc_uninit(rows * d); // linear_forward, then the residual in place
         kernels::linear_forward(LinearDims { rows, input: d, output: d }, &att, p.proj_w, p.proj_b, &mut x1)?;
         self.add_scaled_branch(x, &mut x1, tokens, 0);
-        let mut ln2 = alloc_uninit(rows * d); // layer_norm_forward
-        kernels::layer_norm_forward(&x1, p.norm2_w, p.norm2_b, self.eps, &mut ln2);
-        let mut h = alloc_uninit(rows * hidden); // linear_forward
-        kernels::linear_forward(LinearDims { rows, input: d, output: hidden }, &ln2, p.fc1_w, p.fc1_b, &mut h)?;
-        let mut a = alloc_uninit(rows * hidden); // gelu_forward(_keep_grad)
-        if for_backward {
-            kernels::gelu_forward_keep_grad(&mut h, &mut a);
-        } else {
-            kernels::gelu_forward(&h, &mut a);
+        let (y, ln2, gelu_grad, a) = self.mlp_forward(&p, &x1, rows, tokens, for_backward)?;
+        Ok((y, Activations { ln1, qkv, att, x1, ln2, gelu_grad, a }))
+    }
+
+    fn take_saved(&self) -> Option<Saved> {
+        match self.saved.lock() {
+            Ok(mut slot) => slot.take(),
+            Err(_) => None,
         }
-        let mut y = alloc_uninit(rows * d); // linear_forward, then the residual in place
-        kernels::linear_forward(LinearDims { rows, input: hidden, output: d }, &a, p.fc2_w, p.fc2_b, &mut y)?;
-        self.add_scaled_branch(&x1, &mut y, tokens, 1);
-        Ok((y, Activations { ln1, qkv, att, x1, ln2, gelu_grad: h, a }))
     }
 
     /// (dx, flat parameter gradient) from the output gradient `gy`.
     fn backward(&self, x: &[f32], flat: &[f32], gy: &[f32], batch: usize, tokens: usize) -> Result<(Vec<f32>, Vec<f32>)> {
-        let saved = match self.saved.lock() {
-            Ok(mut slot) => slot.take(),
-            Err(_) => None,
-        };
-        let act = match saved {
-            Some(act) => act,
-            None => self.forward(x, flat, batch, tokens, true)?.1,
+        let act = match self.take_saved() {
+            Some(Saved::All(act)) => act,
+            _ => self.forward(x, flat, batch, tokens, true)?.1,
         };
         let p = self.params(flat)?;
         let (d, hidden, eps) = (self.dim, self.hidden, self.eps);
@@ -267,6 +296,133 @@ impl FusedBlock {
             [d_norm1_w, d_norm1_b, &d_qkv_w, &d_qkv_b, &d_proj_w, &d_proj_b, d_norm2_w, d_norm2_b, &d_fc1_w, &d_fc1_b, &d_fc2_w, &d_fc2_b];
         Ok((dx, parts.concat()))
     }
+
+    /// The MLP half on `rows` rows: y = x1 + s2 · fc2(GELU(fc1(LN2(x1)))), with `tokens` rows
+    /// per sample; returns (y, ln2, GELU′ or the pre-activations, a).
+    #[allow(clippy::type_complexity)]
+    fn mlp_forward(
+        &self,
+        p: &Params,
+        x1: &[f32],
+        rows: usize,
+        tokens: usize,
+        for_backward: bool,
+    ) -> Result<(Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>)> {
+        let (d, hidden) = (self.dim, self.hidden);
+        let mut ln2 = alloc_uninit(rows * d); // layer_norm_forward
+        kernels::layer_norm_forward(x1, p.norm2_w, p.norm2_b, self.eps, &mut ln2);
+        let mut h = alloc_uninit(rows * hidden); // linear_forward
+        kernels::linear_forward(LinearDims { rows, input: d, output: hidden }, &ln2, p.fc1_w, p.fc1_b, &mut h)?;
+        let mut a = alloc_uninit(rows * hidden); // gelu_forward(_keep_grad)
+        if for_backward {
+            kernels::gelu_forward_keep_grad(&mut h, &mut a);
+        } else {
+            kernels::gelu_forward(&h, &mut a);
+        }
+        let mut y = alloc_uninit(rows * d); // linear_forward, then the residual in place
+        kernels::linear_forward(LinearDims { rows, input: hidden, output: d }, &a, p.fc2_w, p.fc2_b, &mut y)?;
+        self.add_scaled_branch(x1, &mut y, tokens, 1);
+        Ok((y, ln2, h, a))
+    }
+
+    /// The CLS-only forward pass ([`FusedBlock::cls_only`]): y [B, D] and the activations.
+    fn forward_cls(&self, x: &[f32], flat: &[f32], batch: usize, tokens: usize, for_backward: bool) -> Result<(Vec<f32>, ClsActivations)> {
+        let p = self.params(flat)?;
+        let d = self.dim;
+        let rows = batch * tokens;
+        if x.len() != rows * d {
+            bail!("fused block: input of {} floats for [{batch}, {tokens}, {d}]", x.len());
+        }
+        let (w_q, w_kv) = p.qkv_w.split_at(d * d);
+        let (b_q, b_kv) = p.qkv_b.split_at(d);
+        // Every buffer below is written completely by the kernel named beside it.
+        let mut ln1 = alloc_uninit(rows * d); // layer_norm_forward
+        kernels::layer_norm_forward(x, p.norm1_w, p.norm1_b, self.eps, &mut ln1);
+        let mut kv = alloc_uninit(rows * 2 * d); // linear_forward
+        kernels::linear_forward(LinearDims { rows, input: d, output: 2 * d }, &ln1, w_kv, b_kv, &mut kv)?;
+        let ln1_cls = cls_rows(&ln1, tokens, d);
+        let mut q = alloc_uninit(batch * d); // linear_forward
+        kernels::linear_forward(LinearDims { rows: batch, input: d, output: d }, &ln1_cls, w_q, b_q, &mut q)?;
+        let dims = AttentionDims::new(batch, tokens, 3 * d, self.heads)?;
+        let mut probs = alloc_uninit(batch * self.heads * tokens); // cls_attention_forward
+        let mut att = alloc_uninit(batch * d); // cls_attention_forward
+        kernels::cls_attention_forward(&dims, &q, &kv, &mut probs, &mut att)?;
+        let mut x1 = alloc_uninit(batch * d); // linear_forward, then the residual in place
+        kernels::linear_forward(LinearDims { rows: batch, input: d, output: d }, &att, p.proj_w, p.proj_b, &mut x1)?;
+        self.add_scaled_branch(&cls_rows(x, tokens, d), &mut x1, 1, 0);
+        let (y, ln2, gelu_grad, a) = self.mlp_forward(&p, &x1, batch, 1, for_backward)?;
+        Ok((y, ClsActivations { ln1, ln1_cls, kv, q, probs, att, x1, ln2, gelu_grad, a }))
+    }
+
+    /// The CLS-only backward pass: dx [B, N, D] and the flat parameter gradient from `gy` [B, D].
+    fn backward_cls(&self, x: &[f32], flat: &[f32], gy: &[f32], batch: usize, tokens: usize) -> Result<(Vec<f32>, Vec<f32>)> {
+        let act = match self.take_saved() {
+            Some(Saved::Cls(act)) => act,
+            _ => self.forward_cls(x, flat, batch, tokens, true)?.1,
+        };
+        let p = self.params(flat)?;
+        let (d, hidden, eps) = (self.dim, self.hidden, self.eps);
+        let rows = batch * tokens;
+        if gy.len() != batch * d {
+            bail!("fused block backward: gradient of {} floats for [{batch}, 1, {d}]", gy.len());
+        }
+        let (w_q, w_kv) = p.qkv_w.split_at(d * d);
+        let fc1 = LinearDims { rows: batch, input: d, output: hidden };
+        let fc2 = LinearDims { rows: batch, input: hidden, output: d };
+        let proj = LinearDims { rows: batch, input: d, output: d };
+        let q_dims = LinearDims { rows: batch, input: d, output: d };
+        let kv_dims = LinearDims { rows, input: d, output: 2 * d };
+
+        // MLP branch on the CLS rows.
+        let g2 = self.scale_rows(gy, 1, 1);
+        let mut dh = alloc_uninit(batch * hidden); // linear_backward_input (accumulate = false)
+        kernels::linear_backward_input(fc2, &g2, p.fc2_w, &mut dh, false)?;
+        let d_fc2_w = kernels::linear_backward_weight(fc2, &g2, &act.a)?;
+        let d_fc2_b = kernels::column_sums(&g2, d);
+        kernels::mul_in_place(&mut dh, &act.gelu_grad);
+        let mut d_ln2 = alloc_uninit(batch * d); // linear_backward_input (accumulate = false)
+        kernels::linear_backward_input(fc1, &dh, p.fc1_w, &mut d_ln2, false)?;
+        let d_fc1_w = kernels::linear_backward_weight(fc1, &dh, &act.ln2)?;
+        let d_fc1_b = kernels::column_sums(&dh, hidden);
+        let mut dx1 = gy.to_vec();
+        kernels::layer_norm_backward_input(&act.x1, p.norm2_w, &d_ln2, eps, &mut dx1, true);
+        let d_norm2 = kernels::layer_norm_backward_params(&act.x1, &d_ln2, d, eps);
+
+        // Attention branch: the CLS queries attend over every token's keys and values.
+        let g1 = self.scale_rows(&dx1, 1, 0);
+        let mut d_att = d_ln2; // reused: linear_backward_input overwrites it (accumulate = false)
+        kernels::linear_backward_input(proj, &g1, p.proj_w, &mut d_att, false)?;
+        let d_proj_w = kernels::linear_backward_weight(proj, &g1, &act.att)?;
+        let d_proj_b = kernels::column_sums(&g1, d);
+        let dims = AttentionDims::new(batch, tokens, 3 * d, self.heads)?;
+        let mut dq = alloc_uninit(batch * d); // cls_attention_backward
+        let mut dkv = alloc_uninit(rows * 2 * d); // cls_attention_backward
+        kernels::cls_attention_backward(&dims, &act.q, &act.kv, &act.probs, &d_att, &mut dq, &mut dkv)?;
+        let mut d_ln1 = alloc_uninit(rows * d); // linear_backward_input (accumulate = false)
+        kernels::linear_backward_input(kv_dims, &dkv, w_kv, &mut d_ln1, false)?;
+        let mut d_ln1_cls = d_att; // reused, overwritten
+        kernels::linear_backward_input(q_dims, &dq, w_q, &mut d_ln1_cls, false)?;
+        for (sample, g) in d_ln1.chunks_mut(tokens * d).zip(d_ln1_cls.chunks(d)) {
+            kernels::add_assign(&mut sample[..d], g);
+        }
+        let mut d_qkv_w = kernels::linear_backward_weight(q_dims, &dq, &act.ln1_cls)?;
+        d_qkv_w.extend_from_slice(&kernels::linear_backward_weight(kv_dims, &dkv, &act.ln1)?);
+        let mut d_qkv_b = kernels::column_sums(&dq, d);
+        d_qkv_b.extend_from_slice(&kernels::column_sums(&dkv, 2 * d));
+        // Only the CLS rows reach the output directly; every row reaches it through LN1.
+        let mut dx = alloc_uninit(rows * d); // layer_norm_backward_input (accumulate = false)
+        kernels::layer_norm_backward_input(x, p.norm1_w, &d_ln1, eps, &mut dx, false);
+        for (sample, g) in dx.chunks_mut(tokens * d).zip(dx1.chunks(d)) {
+            kernels::add_assign(&mut sample[..d], g);
+        }
+        let d_norm1 = kernels::layer_norm_backward_params(x, &d_ln1, d, eps);
+
+        let (d_norm1_w, d_norm1_b) = d_norm1.split_at(d);
+        let (d_norm2_w, d_norm2_b) = d_norm2.split_at(d);
+        let parts: [&[f32]; 12] =
+            [d_norm1_w, d_norm1_b, &d_qkv_w, &d_qkv_b, &d_proj_w, &d_proj_b, d_norm2_w, d_norm2_b, &d_fc1_w, &d_fc1_b, &d_fc2_w, &d_fc2_b];
+        Ok((dx, parts.concat()))
+    }
 }
 
 /// The f32 contents of a contiguous CPU tensor, to `f` (the tensor stays read-locked meanwhile).
@@ -286,20 +442,28 @@ impl CustomOp2 for FusedBlock {
         let x = f32s(s1, l1, self.name())?;
         let flat = f32s(s2, l2, self.name())?;
         let (batch, tokens) = self.input_dims(l1.shape())?;
-        let (y, act) = self.forward(x, flat, batch, tokens, self.keep_activations)?;
+        let (y, saved, shape) = if self.cls_only {
+            let (y, act) = self.forward_cls(x, flat, batch, tokens, self.keep_activations)?;
+            (y, Saved::Cls(act), Shape::from((batch, 1, self.dim)))
+        } else {
+            let (y, act) = self.forward(x, flat, batch, tokens, self.keep_activations)?;
+            (y, Saved::All(act), l1.shape().clone())
+        };
         if self.keep_activations
             && let Ok(mut slot) = self.saved.lock()
         {
-            *slot = Some(act);
+            *slot = Some(saved);
         }
-        Ok((CpuStorage::F32(y), l1.shape().clone()))
+        Ok((CpuStorage::F32(y), shape))
     }
     fn bwd(&self, x: &Tensor, flat: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let (batch, tokens) = self.input_dims(x.shape())?;
         let grad = grad.contiguous()?;
         let (dx, dflat) = with_f32s(x, "fused block backward", |x| {
             with_f32s(flat, "fused block backward", |flat| {
-                with_f32s(&grad, "fused block backward", |gy| self.backward(x, flat, gy, batch, tokens))
+                with_f32s(&grad, "fused block backward", |gy| {
+                    if self.cls_only { self.backward_cls(x, flat, gy, batch, tokens) } else { self.backward(x, flat, gy, batch, tokens) }
+                })
             })
         })?;
         let dx = Tensor::from_vec(dx, x.shape(), x.device())?;

@@ -702,6 +702,124 @@ pub(crate) fn attention_backward(d: &AttentionDims, qkv: &[f32], grad: &[f32], d
     Ok(())
 }
 
+// ---------------------------------------------------------------- CLS-query attention ------
+
+simd_fn! {
+    /// One sample's attention for its CLS query only: for each head, p = softmax(scale · q·Kᵀ)
+    /// over the sample's N keys, out = p·V. `kv_b` is the sample's [N, 2·D] keys and values,
+    /// `q_b` and `out_b` its [D] query and output, `p_b` its [heads, N] probabilities.
+    fn cls_attention_sample(d: &AttentionDims, q_b: &[f32], kv_b: &[f32], p_b: &mut [f32], out_b: &mut [f32]) {
+        let (n, dim, hd) = (d.tokens, d.dim, d.head_dim);
+        for h in 0..d.heads {
+            let q = &q_b[h * hd..(h + 1) * hd];
+            let p = &mut p_b[h * n..(h + 1) * n];
+            for (j, pj) in p.iter_mut().enumerate() {
+                *pj = d.scale * dot(q, &kv_b[j * 2 * dim + h * hd..][..hd]);
+            }
+            softmax_rows(p, n);
+            let o = &mut out_b[h * hd..(h + 1) * hd];
+            o.fill(0.0);
+            for (j, &pj) in p.iter().enumerate() {
+                for (o, v) in o.iter_mut().zip(&kv_b[j * 2 * dim + dim + h * hd..][..hd]) {
+                    *o += pj * v;
+                }
+            }
+        }
+    }
+}
+
+simd_fn! {
+    /// The backward pass of [`cls_attention_sample`] from the output gradient `g_b` [D]: the
+    /// query's gradient `dq_b` [D] and every key's and value's `dkv_b` [N, 2·D], all written.
+    fn cls_attention_sample_backward(d: &AttentionDims, q_b: &[f32], kv_b: &[f32], p_b: &[f32], g_b: &[f32], dq_b: &mut [f32], dkv_b: &mut [f32]) {
+        let (n, dim, hd) = (d.tokens, d.dim, d.head_dim);
+        let mut ds = vec![0f32; n];
+        for h in 0..d.heads {
+            let (q, g, p) = (&q_b[h * hd..(h + 1) * hd], &g_b[h * hd..(h + 1) * hd], &p_b[h * n..(h + 1) * n]);
+            // dP_j = g·V_j, then through the softmax and the scale.
+            for (j, dsj) in ds.iter_mut().enumerate() {
+                *dsj = dot(g, &kv_b[j * 2 * dim + dim + h * hd..][..hd]);
+            }
+            softmax_grad_rows(p, &mut ds, n, d.scale);
+            let dq = &mut dq_b[h * hd..(h + 1) * hd];
+            dq.fill(0.0);
+            for j in 0..n {
+                let row = &mut dkv_b[j * 2 * dim..(j + 1) * 2 * dim];
+                // dQ += dS_j·K_j, dK_j = dS_j·q, dV_j = P_j·g.
+                for (dq, k) in dq.iter_mut().zip(&kv_b[j * 2 * dim + h * hd..][..hd]) {
+                    *dq += ds[j] * k;
+                }
+                for (dk, q) in row[h * hd..(h + 1) * hd].iter_mut().zip(q) {
+                    *dk = ds[j] * q;
+                }
+                for (dv, g) in row[dim + h * hd..dim + (h + 1) * hd].iter_mut().zip(g) {
+                    *dv = p[j] * g;
+                }
+            }
+        }
+    }
+}
+
+/// Attention for the CLS query of each sample only (what a ViT's last block needs when only its
+/// CLS output is used): `q` [B, D] the CLS queries, `kv` [B·N, 2·D] every token's keys and values,
+/// into `probs` [B, heads, N] (kept for the backward pass) and `out` [B, D].
+pub(crate) fn cls_attention_forward(
+    d: &AttentionDims,
+    q: &[f32],
+    kv: &[f32],
+    probs: &mut [f32],
+    out: &mut [f32],
+) -> candle_core::Result<()> {
+    let (n, dim) = (d.tokens, d.dim);
+    if q.len() != d.batch * dim || kv.len() != d.batch * n * 2 * dim || probs.len() != d.batch * d.heads * n || out.len() != q.len() {
+        candle_core::bail!("CLS attention: buffers of {}, {}, {} and {} floats for {d:?}", q.len(), kv.len(), probs.len(), out.len());
+    }
+    out.par_chunks_mut(dim.max(1)).zip(probs.par_chunks_mut((d.heads * n).max(1))).with_min_len(8).enumerate().for_each(
+        |(b, (out_b, p_b))| {
+            cls_attention_sample(d, &q[b * dim..(b + 1) * dim], &kv[b * n * 2 * dim..(b + 1) * n * 2 * dim], p_b, out_b);
+        },
+    );
+    Ok(())
+}
+
+/// The backward pass of [`cls_attention_forward`]: `dq` [B, D] and `dkv` [B·N, 2·D] from the
+/// output gradient `g` [B, D], both written completely.
+pub(crate) fn cls_attention_backward(
+    d: &AttentionDims,
+    q: &[f32],
+    kv: &[f32],
+    probs: &[f32],
+    g: &[f32],
+    dq: &mut [f32],
+    dkv: &mut [f32],
+) -> candle_core::Result<()> {
+    let (n, dim) = (d.tokens, d.dim);
+    if q.len() != d.batch * dim
+        || kv.len() != d.batch * n * 2 * dim
+        || probs.len() != d.batch * d.heads * n
+        || g.len() != q.len()
+        || dq.len() != q.len()
+        || dkv.len() != kv.len()
+    {
+        candle_core::bail!(
+            "CLS attention backward: buffers of {}, {}, {} and {} floats for {d:?}",
+            q.len(),
+            kv.len(),
+            probs.len(),
+            g.len()
+        );
+    }
+    dq.par_chunks_mut(dim.max(1)).zip(dkv.par_chunks_mut((n * 2 * dim).max(1))).with_min_len(8).enumerate().for_each(
+        |(b, (dq_b, dkv_b))| {
+            let (q_b, g_b) = (&q[b * dim..(b + 1) * dim], &g[b * dim..(b + 1) * dim]);
+            let kv_b = &kv[b * n * 2 * dim..(b + 1) * n * 2 * dim];
+            let p_b = &probs[b * d.heads * n..(b + 1) * d.heads * n];
+            cls_attention_sample_backward(d, q_b, kv_b, p_b, g_b, dq_b, dkv_b);
+        },
+    );
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

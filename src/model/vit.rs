@@ -153,8 +153,10 @@ impl Block {
 
     /// The block as one fused node ([`FusedBlock`]) when it has a qkv bias and runs in f32 on
     /// the CPU, else composed of the separate ops. `track`: a gradient may be asked for (the
-    /// fused node then keeps its activations for the backward pass).
-    fn forward(&self, x: &Tensor, drop: Option<(&mut Rng, f64)>, track: bool) -> Result<Tensor> {
+    /// fused node then keeps its activations for the backward pass). `cls_only`: return only the
+    /// CLS token's output, [B, 1, D] ([`FusedBlock::cls_only`]; the same values as the CLS row
+    /// of the whole output).
+    fn forward(&self, x: &Tensor, drop: Option<(&mut Rng, f64)>, track: bool, cls_only: bool) -> Result<Tensor> {
         let batch = x.dim(0)?;
         let scales = match drop {
             Some((rng, p)) if p > 0.0 => Some((drop_path_scales(batch, p, rng), drop_path_scales(batch, p, rng))),
@@ -168,6 +170,7 @@ impl Block {
                 };
                 let op =
                     FusedBlock::new(self.norm1.weight.dim(0)?, self.fc1.weight.dim(0)?, self.num_heads, self.eps as f32, scales, track);
+                let op = if cls_only { op.cls_only() } else { op };
                 x.contiguous()?.apply_op2(&params, op)
             }
             None => {
@@ -175,7 +178,8 @@ impl Block {
                     Some((s1, s2)) => (Some(drop_path_mask(s1)?), Some(drop_path_mask(s2)?)),
                     None => (None, None),
                 };
-                self.forward_composed(x, mask1.as_ref(), mask2.as_ref())
+                let y = self.forward_composed(x, mask1.as_ref(), mask2.as_ref())?;
+                if cls_only { y.narrow(1, 0, 1) } else { Ok(y) }
             }
         }
     }
@@ -221,6 +225,12 @@ impl Block {
             None => x + branch,
         }
     }
+}
+
+/// Rows of x [B, D] scaled to unit L2 norm (rows of norm below 1e-12 divided by 1e-12).
+fn l2_normalise(x: &Tensor) -> Result<Tensor> {
+    let norm = x.sqr()?.sum_keepdim(D::Minus1)?.sqrt()?.clamp(1e-12, f64::MAX)?;
+    x.broadcast_div(&norm)
 }
 
 /// Stochastic depth: a per-sample keep scale, 0 or 1/(1−p).
@@ -358,40 +368,56 @@ impl VisionTransformer {
     /// All tokens after the final norm: [B, 1 + patches, D]. `drop` enables stochastic depth
     /// with the given maximum rate (linearly increasing over blocks, as DINO).
     pub fn forward_tokens(&self, x: &Tensor, drop: Option<(&mut Rng, f64)>) -> Result<Tensor> {
-        self.tokens(x, drop, true)
+        self.tokens(x, drop, true, false)
     }
 
     /// [`Self::forward_tokens`] for inference: the blocks keep no activations for a backward pass
     /// and the result has no gradient path to the block parameters.
     pub fn infer_tokens(&self, x: &Tensor) -> Result<Tensor> {
-        self.tokens(x, None, false)
+        self.tokens(x, None, false, false)
     }
 
-    fn tokens(&self, x: &Tensor, mut drop: Option<(&mut Rng, f64)>, track: bool) -> Result<Tensor> {
+    /// The tokens after the final norm, [B, N, D], or with `cls_only` the CLS token alone,
+    /// [B, 1, D]: the last block then computes that row only ([`FusedBlock::cls_only`]).
+    fn tokens(&self, x: &Tensor, mut drop: Option<(&mut Rng, f64)>, track: bool, cls_only: bool) -> Result<Tensor> {
         let mut t = self.prepare_tokens(x)?;
         let depth = self.blocks.len();
         for (i, block) in self.blocks.iter().enumerate() {
             let rate = |max: f64| if depth > 1 { max * i as f64 / (depth - 1) as f64 } else { 0.0 };
+            let last_cls_only = cls_only && i + 1 == depth;
             t = match drop.as_mut() {
-                Some((rng, max)) => block.forward(&t, Some((&mut **rng, rate(*max))), track)?,
-                None => block.forward(&t, None, track)?,
+                Some((rng, max)) => block.forward(&t, Some((&mut **rng, rate(*max))), track, last_cls_only)?,
+                None => block.forward(&t, None, track, last_cls_only)?,
             };
+        }
+        if cls_only && depth == 0 {
+            t = t.narrow(1, 0, 1)?;
         }
         self.norm.forward(&t, self.cfg.layer_norm_eps)
     }
 
-    /// The CLS token after the final norm: [B, D] (DINO's backbone output).
+    /// The CLS token after the final norm: [B, D] (DINO's backbone output). The last block
+    /// computes the CLS row only, as nothing else of it is read.
     pub fn forward_cls(&self, x: &Tensor, drop: Option<(&mut Rng, f64)>) -> Result<Tensor> {
-        self.forward_tokens(x, drop)?.i((.., 0))
+        self.tokens(x, drop, true, true)?.i((.., 0))
+    }
+
+    /// [`Self::forward_cls`] for inference (no activations kept, no gradient path).
+    pub fn infer_cls(&self, x: &Tensor) -> Result<Tensor> {
+        self.tokens(x, None, false, true)?.i((.., 0))
     }
 
     /// L2-normalised CLS embedding and the patch tokens [B, patches, D].
     pub fn embed(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
         let tokens = self.infer_tokens(x)?;
         let n = tokens.dim(1)?;
-        let cls = tokens.i((.., 0))?;
-        let norm = cls.sqr()?.sum_keepdim(D::Minus1)?.sqrt()?.clamp(1e-12, f64::MAX)?;
-        Ok((cls.broadcast_div(&norm)?, tokens.narrow(1, 1, n - 1)?))
+        Ok((l2_normalise(&tokens.i((.., 0))?)?, tokens.narrow(1, 1, n - 1)?))
+    }
+
+    /// The L2-normalised CLS embedding alone [B, D], as kNN memories use it: cheaper than
+    /// [`Self::embed`], whose last block must compute every token.
+    pub fn embed_cls(&self, x: &Tensor) -> Result<Tensor> {
+        l2_normalise(&self.infer_cls(x)?)
     }
 
     pub fn dtype(&self) -> DType {
@@ -438,12 +464,13 @@ mod tests {
         let block = &vit.blocks[1];
         assert_eq!(vars.len(), 12, "{:?}", vars.iter().map(|v| &v.0).collect::<Vec<_>>());
         let x = Var::from_tensor(&random(&[4, 17, 32], 1, 1.0)).unwrap();
-        let r = random(&[4, 17, 32], 2, 1.0);
-        // Without drop path, and with a rate at which some samples drop a branch.
-        for rate in [0.0, 0.5] {
+        // Without drop path, and with a rate at which some samples drop a branch; the whole
+        // output, and the CLS-only output compared with the composed block's CLS row.
+        for (rate, cls_only) in [(0.0, false), (0.5, false), (0.0, true), (0.5, true)] {
+            let r = random(&[4, if cls_only { 1 } else { 17 }, 32], 2, 1.0);
             let mut drop_rng = Rng::new(7);
             let drop = if rate > 0.0 { Some((&mut drop_rng, rate)) } else { None };
-            let fused = block.forward(x.as_tensor(), drop, true).unwrap();
+            let fused = block.forward(x.as_tensor(), drop, true, cls_only).unwrap();
             let mut rng = Rng::new(7);
             let masks = if rate > 0.0 {
                 (
@@ -458,17 +485,19 @@ mod tests {
                 assert!(m.contains(&0.0) && m.contains(&2.0), "the test wants dropped and kept samples: {m:?}");
             }
             let composed = block.forward_composed(x.as_tensor(), masks.0.as_ref(), masks.1.as_ref()).unwrap();
+            let composed = if cls_only { composed.narrow(1, 0, 1).unwrap() } else { composed };
+            assert_eq!(fused.dims(), composed.dims());
             assert!(max_diff(&fused, &composed) < 1e-4, "rate {rate}: values differ by {}", max_diff(&fused, &composed));
             let g_fused = (&fused * &r).unwrap().sum_all().unwrap().backward().unwrap();
             let g_composed = (&composed * &r).unwrap().sum_all().unwrap().backward().unwrap();
             let mut checked = vec![("input".to_string(), x.clone())];
             checked.extend(vars.iter().cloned());
             for (name, var) in &checked {
-                let a = g_fused.get(var).unwrap_or_else(|| panic!("rate {rate}: the fused block gave no gradient for {name}"));
+                let a = g_fused.get(var).unwrap_or_else(|| panic!("rate {rate}, CLS only {cls_only}: no gradient for {name}"));
                 let b = g_composed.get(var).unwrap();
                 let scale = b.abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap().max(1.0);
-                assert!(max_diff(a, b) / scale < 1e-4, "rate {rate}: gradient of {name} differs by {}", max_diff(a, b));
-                assert!(scale > 0.0);
+                let diff = max_diff(a, b) / scale;
+                assert!(diff < 1e-4, "rate {rate}, CLS only {cls_only}: gradient of {name} differs by {diff}");
             }
         }
     }
@@ -479,7 +508,7 @@ mod tests {
         let block = &vit.blocks[1];
         let x = Var::from_tensor(&random(&[3, 17, 32], 4, 1.0)).unwrap();
         let grads = |track: bool| {
-            let y = block.forward(x.as_tensor(), None, track).unwrap();
+            let y = block.forward(x.as_tensor(), None, track, false).unwrap();
             let g = y.sqr().unwrap().sum_all().unwrap().backward().unwrap();
             (g.get(&x).unwrap().clone(), y)
         };
@@ -488,6 +517,28 @@ mod tests {
         assert!(max_diff(&y_kept, &y_recomputed) == 0.0);
         assert!(max_diff(&kept, &recomputed) < 1e-6, "input gradients differ by {}", max_diff(&kept, &recomputed));
         assert!(!vars.is_empty());
+    }
+
+    #[test]
+    fn the_cls_only_path_gives_the_cls_token_and_its_gradients() {
+        let (vit, vars) = perturbed_model();
+        let x = random(&[3, 3, 32, 32], 6, 1.0);
+        let r = random(&[3, 32], 8, 1.0);
+        let full = vit.forward_tokens(&x, None).unwrap().i((.., 0)).unwrap();
+        let cls = vit.forward_cls(&x, None).unwrap();
+        assert!(max_diff(&full, &cls) < 1e-5, "CLS outputs differ by {}", max_diff(&full, &cls));
+        assert_eq!(max_diff(&cls, &vit.infer_cls(&x).unwrap()), 0.0);
+        let (embedded, _) = vit.embed(&x).unwrap();
+        assert!(max_diff(&embedded, &vit.embed_cls(&x).unwrap()) < 1e-5);
+        let g_full = (&full * &r).unwrap().sum_all().unwrap().backward().unwrap();
+        let g_cls = (&cls * &r).unwrap().sum_all().unwrap().backward().unwrap();
+        // Block 1 is the micro model's last block; its parameters get the CLS-only gradients.
+        assert_eq!(vit.blocks.len(), 2);
+        for (name, var) in &vars {
+            let (a, b) = (g_cls.get(var).unwrap(), g_full.get(var).unwrap());
+            let scale = b.abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap().max(1.0);
+            assert!(max_diff(a, b) / scale < 1e-4, "gradient of {name} differs by {}", max_diff(a, b));
+        }
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use candle_core::{DType, Device, IndexOp, Tensor, Var};
+use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::{VarBuilder, VarMap};
 use serde::{Deserialize, Serialize};
 
@@ -81,7 +81,7 @@ impl Network {
         let mut cls = Vec::with_capacity(groups.len());
         for g in groups {
             let out = match drop.as_mut() {
-                _ if !track => self.vit.infer_tokens(g).and_then(|t| t.i((.., 0))),
+                _ if !track => self.vit.infer_cls(g),
                 Some((rng, p)) => self.vit.forward_cls(g, Some((&mut **rng, *p))),
                 None => self.vit.forward_cls(g, None),
             }
