@@ -188,11 +188,12 @@ impl FusedBlock {
         self.scales.get(2 * sample + branch).copied().unwrap_or(1.0)
     }
 
-    /// out ← base + s · out, row by row with the sample's scale for `branch`.
-    fn add_scaled_branch(&self, base: &[f32], out: &mut [f32], tokens: usize, branch: usize) {
+    /// out ← base + s · (out + bias): the residual around a bias-free product, row by row with
+    /// the sample's scale for `branch`.
+    fn add_branch(&self, base: &[f32], out: &mut [f32], bias: &[f32], tokens: usize, branch: usize) {
         let per_sample = (tokens * self.dim).max(1);
         out.par_chunks_mut(per_sample).zip(base.par_chunks(per_sample)).enumerate().for_each(|(b, (o, x))| {
-            kernels::scaled_add(o, x, self.scale(b, branch));
+            kernels::residual_bias_rows(o, x, bias, self.scale(b, branch));
         });
     }
 
@@ -221,13 +222,14 @@ impl FusedBlock {
         // Every buffer below is written completely by the kernel named beside it.
         let mut ln1 = alloc_uninit(rows * d); // layer_norm_forward
         kernels::layer_norm_forward(x, p.norm1_w, p.norm1_b, self.eps, &mut ln1);
-        let mut qkv = alloc_uninit(rows * 3 * d); // linear_forward
-        kernels::linear_forward(LinearDims { rows, input: d, output: 3 * d }, &ln1, p.qkv_w, p.qkv_b, &mut qkv)?;
-        let mut att = alloc_uninit(rows * d); // attention_forward
-        kernels::attention_forward(&AttentionDims::new(batch, tokens, 3 * d, self.heads)?, &qkv, &mut att)?;
-        let mut x1 = alloc_uninit(rows * d); // linear_forward, then the residual in place
-        kernels::linear_forward(LinearDims { rows, input: d, output: d }, &att, p.proj_w, p.proj_b, &mut x1)?;
-        self.add_scaled_branch(x, &mut x1, tokens, 0);
+        // The products are bias-free; each bias is added by the next pass over its output.
+        let mut qkv = alloc_uninit(rows * 3 * d); // matmul_transposed
+        kernels::matmul_transposed(LinearDims { rows, input: d, output: 3 * d }, &ln1, p.qkv_w, &mut qkv)?;
+        let mut att = alloc_uninit(rows * d); // bias_attention_forward
+        kernels::bias_attention_forward(&AttentionDims::new(batch, tokens, 3 * d, self.heads)?, &mut qkv, p.qkv_b, &mut att)?;
+        let mut x1 = alloc_uninit(rows * d); // matmul_transposed, then bias and residual in place
+        kernels::matmul_transposed(LinearDims { rows, input: d, output: d }, &att, p.proj_w, &mut x1)?;
+        self.add_branch(x, &mut x1, p.proj_b, tokens, 0);
         let (y, ln2, gelu_grad, a) = self.mlp_forward(&p, &x1, rows, tokens, for_backward)?;
         Ok((y, Activations { ln1, qkv, att, x1, ln2, gelu_grad, a }))
     }
@@ -311,17 +313,13 @@ impl FusedBlock {
         let (d, hidden) = (self.dim, self.hidden);
         let mut ln2 = alloc_uninit(rows * d); // layer_norm_forward
         kernels::layer_norm_forward(x1, p.norm2_w, p.norm2_b, self.eps, &mut ln2);
-        let mut h = alloc_uninit(rows * hidden); // linear_forward
-        kernels::linear_forward(LinearDims { rows, input: d, output: hidden }, &ln2, p.fc1_w, p.fc1_b, &mut h)?;
-        let mut a = alloc_uninit(rows * hidden); // gelu_forward(_keep_grad)
-        if for_backward {
-            kernels::gelu_forward_keep_grad(&mut h, &mut a);
-        } else {
-            kernels::gelu_forward(&h, &mut a);
-        }
-        let mut y = alloc_uninit(rows * d); // linear_forward, then the residual in place
-        kernels::linear_forward(LinearDims { rows, input: hidden, output: d }, &a, p.fc2_w, p.fc2_b, &mut y)?;
-        self.add_scaled_branch(x1, &mut y, tokens, 1);
+        let mut h = alloc_uninit(rows * hidden); // matmul_transposed
+        kernels::matmul_transposed(LinearDims { rows, input: d, output: hidden }, &ln2, p.fc1_w, &mut h)?;
+        let mut a = alloc_uninit(rows * hidden); // bias_gelu_forward
+        kernels::bias_gelu_forward(&mut h, p.fc1_b, &mut a, for_backward);
+        let mut y = alloc_uninit(rows * d); // matmul_transposed, then bias and residual in place
+        kernels::matmul_transposed(LinearDims { rows, input: hidden, output: d }, &a, p.fc2_w, &mut y)?;
+        self.add_branch(x1, &mut y, p.fc2_b, tokens, 1);
         Ok((y, ln2, h, a))
     }
 
@@ -347,9 +345,9 @@ impl FusedBlock {
         let mut probs = alloc_uninit(batch * self.heads * tokens); // cls_attention_forward
         let mut att = alloc_uninit(batch * d); // cls_attention_forward
         kernels::cls_attention_forward(&dims, &q, &kv, &mut probs, &mut att)?;
-        let mut x1 = alloc_uninit(batch * d); // linear_forward, then the residual in place
-        kernels::linear_forward(LinearDims { rows: batch, input: d, output: d }, &att, p.proj_w, p.proj_b, &mut x1)?;
-        self.add_scaled_branch(&cls_rows(x, tokens, d), &mut x1, 1, 0);
+        let mut x1 = alloc_uninit(batch * d); // matmul_transposed, then bias and residual in place
+        kernels::matmul_transposed(LinearDims { rows: batch, input: d, output: d }, &att, p.proj_w, &mut x1)?;
+        self.add_branch(&cls_rows(x, tokens, d), &mut x1, p.proj_b, 1, 0);
         let (y, ln2, gelu_grad, a) = self.mlp_forward(&p, &x1, batch, 1, for_backward)?;
         Ok((y, ClsActivations { ln1, ln1_cls, kv, q, probs, att, x1, ln2, gelu_grad, a }))
     }

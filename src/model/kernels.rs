@@ -153,15 +153,6 @@ simd_fn! {
 }
 
 simd_fn! {
-    /// out ← base + s · out: a residual connection with a scaled branch.
-    pub(crate) fn scaled_add(out: &mut [f32], base: &[f32], s: f32) {
-        for (o, b) in out.iter_mut().zip(base) {
-            *o = b + s * *o;
-        }
-    }
-}
-
-simd_fn! {
     /// out ← s · x.
     pub(crate) fn scale_into(out: &mut [f32], x: &[f32], s: f32) {
         for (o, x) in out.iter_mut().zip(x) {
@@ -250,14 +241,6 @@ simd_fn! {
 }
 
 simd_fn! {
-    fn gelu_keep_grad_chunk(x: &mut [f32], out: &mut [f32]) {
-        for (o, x) in out.iter_mut().zip(x.iter_mut()) {
-            (*o, *x) = gelu_and_grad(*x);
-        }
-    }
-}
-
-simd_fn! {
     fn mul_chunk(g: &mut [f32], d: &[f32]) {
         for (g, d) in g.iter_mut().zip(d) {
             *g *= d;
@@ -265,10 +248,48 @@ simd_fn! {
     }
 }
 
-/// out = GELU(x), and x ← GELU′(x) for the backward pass: one pass, erf and the exponential
-/// shared, where the backward pass would otherwise read x again and evaluate both anew.
-pub(crate) fn gelu_forward_keep_grad(x: &mut [f32], out: &mut [f32]) {
-    out.par_chunks_mut(ELEMENTWISE_CHUNK).zip(x.par_chunks_mut(ELEMENTWISE_CHUNK)).for_each(|(o, x)| gelu_keep_grad_chunk(x, o));
+simd_fn! {
+    /// Rows of `h` (width b.len()) get the bias, then out = GELU(h) and, with `keep_grad`,
+    /// h ← GELU′(h): computed with GELU, sharing erf and the exponential, and kept in place of
+    /// the pre-activations, which the backward pass would otherwise read again.
+    fn bias_gelu_rows(h: &mut [f32], b: &[f32], out: &mut [f32], keep_grad: bool) {
+        for (hr, or) in h.chunks_mut(b.len()).zip(out.chunks_mut(b.len())) {
+            if keep_grad {
+                for ((o, x), b) in or.iter_mut().zip(hr.iter_mut()).zip(b) {
+                    (*o, *x) = gelu_and_grad(*x + b);
+                }
+            } else {
+                for ((o, x), b) in or.iter_mut().zip(hr.iter()).zip(b) {
+                    *o = gelu(*x + b);
+                }
+            }
+        }
+    }
+}
+
+/// Whole rows of `cols` per element-wise task: about [`ELEMENTWISE_CHUNK`] elements.
+fn elementwise_rows_chunk(cols: usize) -> usize {
+    (ELEMENTWISE_CHUNK / cols.max(1)).max(1) * cols.max(1)
+}
+
+/// out = GELU(h + b) per row (b: one value per column), where h is a bias-free product; with
+/// `keep_grad` also h ← GELU′(h + b) for the backward pass. Adding the bias here saves a pass
+/// over h that filling it with the bias before the product would cost.
+pub(crate) fn bias_gelu_forward(h: &mut [f32], b: &[f32], out: &mut [f32], keep_grad: bool) {
+    let chunk = elementwise_rows_chunk(b.len());
+    out.par_chunks_mut(chunk).zip(h.par_chunks_mut(chunk)).for_each(|(o, h)| bias_gelu_rows(h, b, o, keep_grad));
+}
+
+simd_fn! {
+    /// Rows of out ← base + s · (out + b): a residual connection around a bias-free product,
+    /// with the branch's scale s.
+    pub(crate) fn residual_bias_rows(out: &mut [f32], base: &[f32], b: &[f32], s: f32) {
+        for (or, br) in out.chunks_mut(b.len()).zip(base.chunks(b.len())) {
+            for ((o, x), b) in or.iter_mut().zip(br).zip(b) {
+                *o = x + s * (*o + b);
+            }
+        }
+    }
 }
 
 /// g ← g ⊙ d, element-wise.
@@ -493,6 +514,24 @@ impl LinearDims {
     }
 }
 
+/// y = x·Wᵀ, overwriting y: for callers that add the bias in their next pass over y.
+pub(crate) fn matmul_transposed(d: LinearDims, x: &[f32], w: &[f32], y: &mut [f32]) -> candle_core::Result<()> {
+    d.check(x.len(), w.len(), y.len(), "linear")?;
+    // SAFETY: as in linear_forward; y is written completely (accumulate = false).
+    unsafe {
+        gemm_f32(
+            (d.rows, d.output, d.input),
+            (y.as_mut_ptr(), 1, d.output as isize),
+            false,
+            (x.as_ptr(), 1, d.input as isize),
+            (w.as_ptr(), d.input as isize, 1),
+            1.0,
+            gemm_threads(),
+        )
+    };
+    Ok(())
+}
+
 /// y = x·Wᵀ + b. The bias is the initial value of the product's destination.
 pub(crate) fn linear_forward(d: LinearDims, x: &[f32], w: &[f32], b: &[f32], y: &mut [f32]) -> candle_core::Result<()> {
     d.check(x.len(), w.len(), y.len(), "linear")?;
@@ -638,32 +677,56 @@ unsafe fn attention_probs(p: &mut [f32], q: *const f32, k: *const f32, d: &Atten
 /// The attention matrix is a per-thread scratch buffer, recomputed in the backward pass instead
 /// of being kept (as flash attention does): at N = 65 that costs less than storing it.
 pub(crate) fn attention_forward(d: &AttentionDims, qkv: &[f32], out: &mut [f32]) -> candle_core::Result<()> {
-    let (n, dim, hd) = (d.tokens, d.dim, d.head_dim);
+    let (n, dim) = (d.tokens, d.dim);
     if qkv.len() != d.batch * n * 3 * dim || out.len() != d.batch * n * dim {
         candle_core::bail!("attention: buffers of {} and {} floats for {d:?}", qkv.len(), out.len());
     }
-    out.par_chunks_mut((n * dim).max(1)).enumerate().for_each_init(
+    out.par_chunks_mut((n * dim).max(1))
+        .zip(qkv.par_chunks((n * 3 * dim).max(1)))
+        .for_each_init(|| vec![0f32; n * n], |p, (out_b, qkv_b)| attention_sample(d, qkv_b, out_b, p));
+    Ok(())
+}
+
+/// [`attention_forward`] on a bias-free qkv product: each sample's rows get the qkv bias first
+/// (in place, so that the backward pass finds the biased qkv), while they are in cache anyway.
+pub(crate) fn bias_attention_forward(d: &AttentionDims, qkv: &mut [f32], bias: &[f32], out: &mut [f32]) -> candle_core::Result<()> {
+    let (n, dim) = (d.tokens, d.dim);
+    if qkv.len() != d.batch * n * 3 * dim || out.len() != d.batch * n * dim || bias.len() != 3 * dim {
+        candle_core::bail!("attention: buffers of {}, {} and {} floats for {d:?}", qkv.len(), bias.len(), out.len());
+    }
+    out.par_chunks_mut((n * dim).max(1)).zip(qkv.par_chunks_mut((n * 3 * dim).max(1))).for_each_init(
         || vec![0f32; n * n],
-        |p, (b, out_b)| {
-            let base = qkv[b * n * 3 * dim..].as_ptr();
-            for h in 0..d.heads {
-                // SAFETY: q, k, v of head h lie within sample b's [N, 3·D] rows; out_b is this
-                // sample's [N, D] block, written at the head's columns (accumulate = false).
-                unsafe {
-                    let (q, k, v) = (base.add(h * hd), base.add(dim + h * hd), base.add(2 * dim + h * hd));
-                    attention_probs(p, q, k, d);
-                    gemm_head(
-                        (n, hd, n),
-                        (out_b.as_mut_ptr().add(h * hd), 1, dim as isize),
-                        (p.as_ptr(), 1, n as isize),
-                        (v, 1, 3 * dim as isize),
-                        1.0,
-                    );
-                }
+        |p, (out_b, qkv_b)| {
+            for row in qkv_b.chunks_mut(3 * dim) {
+                add_assign(row, bias);
             }
+            attention_sample(d, qkv_b, out_b, p)
         },
     );
     Ok(())
+}
+
+/// One sample's attention: `qkv_b` its [N, 3·D] rows, `out_b` its [N, D] output (written
+/// completely), `p` an [N, N] scratch buffer.
+fn attention_sample(d: &AttentionDims, qkv_b: &[f32], out_b: &mut [f32], p: &mut [f32]) {
+    let (n, dim, hd) = (d.tokens, d.dim, d.head_dim);
+    let base = qkv_b.as_ptr();
+    for h in 0..d.heads {
+        // SAFETY: q, k, v of head h lie within the sample's [N, 3·D] rows (lengths checked by
+        // the callers); out_b is the sample's [N, D] block, written at the head's columns
+        // (accumulate = false).
+        unsafe {
+            let (q, k, v) = (base.add(h * hd), base.add(dim + h * hd), base.add(2 * dim + h * hd));
+            attention_probs(p, q, k, d);
+            gemm_head(
+                (n, hd, n),
+                (out_b.as_mut_ptr().add(h * hd), 1, dim as isize),
+                (p.as_ptr(), 1, n as isize),
+                (v, 1, 3 * dim as isize),
+                1.0,
+            );
+        }
+    }
 }
 
 /// The packed qkv gradient from the output gradient, with P recomputed:
