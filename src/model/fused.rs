@@ -245,10 +245,11 @@ impl CustomOp3 for Linear {
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let grad = grad.contiguous()?;
-        let dx = grad.apply_op2_no_bwd(w, &LinearBackward::Input)?;
+        // An input that no variable feeds (the image patches) needs no gradient.
+        let dx = if x.track_op() { Some(grad.apply_op2_no_bwd(w, &LinearBackward::Input)?) } else { None };
         let dw = grad.apply_op2_no_bwd(x, &LinearBackward::Weight)?;
         let db = grad.apply_op1_no_bwd(&ColumnSums)?;
-        Ok((Some(dx), Some(dw), Some(db)))
+        Ok((dx, Some(dw), Some(db)))
     }
 }
 
