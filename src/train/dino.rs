@@ -2,7 +2,7 @@
 //! the centred, sharpened teacher distribution of each global view and the student's
 //! distribution of every other view, averaged over the (view, view) pairs; and the centre's EMA.
 
-use candle_core::{D, Result, Tensor};
+use candle_core::{D, Result, Tensor, bail};
 
 use crate::model::layers::{log_softmax_last, softmax_last};
 
@@ -24,28 +24,23 @@ pub fn dino_loss(
     batch: usize,
 ) -> Result<DinoLossOutput> {
     let n_crops = student.dim(0)? / batch;
+    if n_crops < 2 || teacher.dim(0)? != 2 * batch {
+        bail!("DINO loss: {n_crops} student views and {} teacher rows for batch {batch}: two global views are needed", teacher.dim(0)?);
+    }
     let student = (student / student_temp)?;
     let teacher_probs = softmax_last(&(teacher.broadcast_sub(center)? / teacher_temp)?)?.detach();
     let entropy = (teacher_probs.clamp(1e-12, 1.0)?.log()? * &teacher_probs)?.sum(D::Minus1)?.neg()?.mean_all()?.to_scalar::<f32>()? as f64;
     let log_p = log_softmax_last(&student)?;
-    let mut total: Option<Tensor> = None;
-    let mut terms = 0usize;
-    for iq in 0..2 {
-        let q = teacher_probs.narrow(0, iq * batch, batch)?;
-        for v in 0..n_crops {
-            if v == iq {
-                continue;
-            }
-            let lp = log_p.narrow(0, v * batch, batch)?;
-            let term = (&q * &lp)?.sum(D::Minus1)?.neg()?.mean_all()?;
-            total = Some(match total {
-                Some(t) => (t + term)?,
-                None => term,
-            });
-            terms += 1;
-        }
-    }
-    let loss = (total.expect("at least two crops") / terms as f64)?;
+    // Student view v meets every teacher view except itself, so the sum over the (teacher view,
+    // student view) pairs is Σ_v (Σ_{t≠v} q_t)·log p_v: one weighted sum, where a term per pair
+    // cost the backward pass a zero-filled [crops·B, K] gradient and an add for each of them.
+    let (q0, q1) = (teacher_probs.narrow(0, 0, batch)?, teacher_probs.narrow(0, batch, batch)?);
+    let both = (&q0 + &q1)?;
+    let mut weights = vec![q1, q0];
+    weights.extend(std::iter::repeat_n(both, n_crops.saturating_sub(2)));
+    let weights = Tensor::cat(&weights, 0)?;
+    let pairs = 2 * (n_crops - 1);
+    let loss = ((weights * log_p)?.sum_all()?.neg()? / (batch * pairs) as f64)?;
     Ok(DinoLossOutput { loss, teacher_entropy: entropy })
 }
 
@@ -89,6 +84,40 @@ mod tests {
         }
         want /= 4.0;
         assert!((got - want).abs() < 1e-5, "got {got}, want {want}");
+    }
+
+    #[test]
+    fn loss_matches_the_pairwise_formula_for_a_batch_and_local_views() {
+        // DINOLoss.forward's double loop written out in f64: B = 2, K = 3, 2 global + 2 local.
+        let (b, k, crops) = (2usize, 3usize, 4usize);
+        let mut rng = crate::generate::rng::Rng::new(11);
+        let student: Vec<f64> = (0..crops * b * k).map(|_| rng.normal()).collect();
+        let teacher: Vec<f64> = (0..2 * b * k).map(|_| rng.normal()).collect();
+        let center = [0.1, -0.2, 0.05];
+        let (st, tt) = (0.1, 0.04);
+        let softmax = |row: &[f64], shift: &[f64], t: f64| {
+            let e: Vec<f64> = row.iter().zip(shift).map(|(v, c)| ((v - c) / t).exp()).collect();
+            let z: f64 = e.iter().sum();
+            e.into_iter().map(|v| v / z).collect::<Vec<_>>()
+        };
+        let mut want = 0.0;
+        for iq in 0..2 {
+            for v in (0..crops).filter(|&v| v != iq) {
+                for i in 0..b {
+                    let q = softmax(&teacher[(iq * b + i) * k..][..k], &center, tt);
+                    let p = softmax(&student[(v * b + i) * k..][..k], &[0.0; 3], st);
+                    want -= q.iter().zip(&p).map(|(q, p)| q * p.ln()).sum::<f64>() / b as f64;
+                }
+            }
+        }
+        want /= (2 * (crops - 1)) as f64;
+        let dev = Device::Cpu;
+        let f32s = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<_>>();
+        let student = Tensor::from_vec(f32s(&student), (crops * b, k), &dev).unwrap();
+        let teacher = Tensor::from_vec(f32s(&teacher), (2 * b, k), &dev).unwrap();
+        let center = Tensor::from_vec(f32s(&center), (1, k), &dev).unwrap();
+        let got = dino_loss(&student, &teacher, &center, st, tt, b).unwrap().loss.to_scalar::<f32>().unwrap() as f64;
+        assert!((got - want).abs() < 1e-4 * want.abs().max(1.0), "got {got}, want {want}");
     }
 
     #[test]
