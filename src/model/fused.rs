@@ -443,13 +443,16 @@ mod tests {
 
     #[test]
     fn attention_matches_reference_in_value_and_gradient() {
-        // 17 tokens (a 32² local crop at patch 8, with the class token), 3 heads of width 16.
-        check(
-            |t| t[0].apply_op1(Attention { heads: 3 }).unwrap(),
-            |t| reference::attention(&t[0], 3).unwrap(),
-            vec![random(&[4, 17, 3 * 48], 6)],
-            1e-4,
-        );
+        // 17 tokens (a 32² local crop at patch 8, with the class token), 3 heads of width 16;
+        // 65 tokens (a 64² crop), 3 heads of width 64 (cpu-tiny); 2 heads of width 12.
+        for (tokens, heads, head_dim) in [(17, 3, 16), (65, 3, 64), (9, 2, 12)] {
+            check(
+                |t| t[0].apply_op1(Attention { heads }).unwrap(),
+                |t| reference::attention(&t[0], heads).unwrap(),
+                vec![random(&[3, tokens, 3 * heads * head_dim], 6)],
+                1e-4,
+            );
+        }
     }
 
     #[test]
