@@ -96,6 +96,9 @@ struct ClsActivations {
     a: Vec<f32>,
 }
 
+/// A bias-free product y = x·Wᵀ: gemm's, or the row-wise one for the CLS rows.
+type Product = fn(LinearDims, &[f32], &[f32], &mut [f32]) -> Result<()>;
+
 /// The first row of each sample's `tokens` rows of width `d`.
 fn cls_rows(x: &[f32], tokens: usize, d: usize) -> Vec<f32> {
     x.chunks(tokens * d).flat_map(|sample| &sample[..d]).copied().collect()
@@ -230,7 +233,7 @@ impl FusedBlock {
         let mut x1 = alloc_uninit(rows * d); // matmul_transposed, then bias and residual in place
         kernels::matmul_transposed(LinearDims { rows, input: d, output: d }, &att, p.proj_w, &mut x1)?;
         self.add_branch(x, &mut x1, p.proj_b, tokens, 0);
-        let (y, ln2, gelu_grad, a) = self.mlp_forward(&p, &x1, rows, tokens, for_backward)?;
+        let (y, ln2, gelu_grad, a) = self.mlp_forward(&p, &x1, rows, tokens, for_backward, kernels::matmul_transposed)?;
         Ok((y, Activations { ln1, qkv, att, x1, ln2, gelu_grad, a }))
     }
 
@@ -309,16 +312,17 @@ impl FusedBlock {
         rows: usize,
         tokens: usize,
         for_backward: bool,
+        product: Product,
     ) -> Result<(Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>)> {
         let (d, hidden) = (self.dim, self.hidden);
         let mut ln2 = alloc_uninit(rows * d); // layer_norm_forward
         kernels::layer_norm_forward(x1, p.norm2_w, p.norm2_b, self.eps, &mut ln2);
         let mut h = alloc_uninit(rows * hidden); // matmul_transposed
-        kernels::matmul_transposed(LinearDims { rows, input: d, output: hidden }, &ln2, p.fc1_w, &mut h)?;
+        product(LinearDims { rows, input: d, output: hidden }, &ln2, p.fc1_w, &mut h)?;
         let mut a = alloc_uninit(rows * hidden); // bias_gelu_forward
         kernels::bias_gelu_forward(&mut h, p.fc1_b, &mut a, for_backward);
         let mut y = alloc_uninit(rows * d); // matmul_transposed, then bias and residual in place
-        kernels::matmul_transposed(LinearDims { rows, input: hidden, output: d }, &a, p.fc2_w, &mut y)?;
+        product(LinearDims { rows, input: hidden, output: d }, &a, p.fc2_w, &mut y)?;
         self.add_branch(x1, &mut y, p.fc2_b, tokens, 1);
         Ok((y, ln2, h, a))
     }
@@ -339,16 +343,21 @@ impl FusedBlock {
         let mut kv = alloc_uninit(rows * 2 * d); // linear_forward
         kernels::linear_forward(LinearDims { rows, input: d, output: 2 * d }, &ln1, w_kv, b_kv, &mut kv)?;
         let ln1_cls = cls_rows(&ln1, tokens, d);
-        let mut q = alloc_uninit(batch * d); // linear_forward
-        kernels::linear_forward(LinearDims { rows: batch, input: d, output: d }, &ln1_cls, w_q, b_q, &mut q)?;
+        // The products over the CLS rows (one per image) are row-wise, so that an image's
+        // output does not depend on its batch (see rowwise_matmul_transposed).
+        let mut q = alloc_uninit(batch * d); // rowwise_matmul_transposed, then the bias
+        kernels::rowwise_matmul_transposed(LinearDims { rows: batch, input: d, output: d }, &ln1_cls, w_q, &mut q)?;
+        for row in q.chunks_mut(d) {
+            kernels::add_assign(row, b_q);
+        }
         let dims = AttentionDims::new(batch, tokens, 3 * d, self.heads)?;
         let mut probs = alloc_uninit(batch * self.heads * tokens); // cls_attention_forward
         let mut att = alloc_uninit(batch * d); // cls_attention_forward
         kernels::cls_attention_forward(&dims, &q, &kv, &mut probs, &mut att)?;
         let mut x1 = alloc_uninit(batch * d); // matmul_transposed, then bias and residual in place
-        kernels::matmul_transposed(LinearDims { rows: batch, input: d, output: d }, &att, p.proj_w, &mut x1)?;
+        kernels::rowwise_matmul_transposed(LinearDims { rows: batch, input: d, output: d }, &att, p.proj_w, &mut x1)?;
         self.add_branch(&cls_rows(x, tokens, d), &mut x1, p.proj_b, 1, 0);
-        let (y, ln2, gelu_grad, a) = self.mlp_forward(&p, &x1, batch, 1, for_backward)?;
+        let (y, ln2, gelu_grad, a) = self.mlp_forward(&p, &x1, batch, 1, for_backward, kernels::rowwise_matmul_transposed)?;
         Ok((y, ClsActivations { ln1, ln1_cls, kv, q, probs, att, x1, ln2, gelu_grad, a }))
     }
 

@@ -514,6 +514,30 @@ impl LinearDims {
     }
 }
 
+simd_fn! {
+    fn rowwise_rows(x: &[f32], w: &[f32], input: usize, y: &mut [f32]) {
+        let output = w.len() / input.max(1);
+        for (xr, yr) in x.chunks(input.max(1)).zip(y.chunks_mut(output.max(1))) {
+            for (o, v) in yr.iter_mut().enumerate() {
+                *v = dot(xr, &w[o * input..(o + 1) * input]);
+            }
+        }
+    }
+}
+
+/// y = x·Wᵀ, overwriting y, one dot product per output in a fixed order: for the few rows of
+/// the CLS-only last block (one per image). gemm orders its sums differently for different row
+/// counts, which would make an image's embedding differ in the last bits with the number of
+/// images in its batch; here each row's result depends on that row alone.
+pub(crate) fn rowwise_matmul_transposed(d: LinearDims, x: &[f32], w: &[f32], y: &mut [f32]) -> candle_core::Result<()> {
+    d.check(x.len(), w.len(), y.len(), "linear")?;
+    let rows_per_task = (PARALLEL_MIN / (d.input * d.output).max(1)).max(1);
+    y.par_chunks_mut((rows_per_task * d.output).max(1))
+        .zip(x.par_chunks((rows_per_task * d.input).max(1)))
+        .for_each(|(y, x)| rowwise_rows(x, w, d.input, y));
+    Ok(())
+}
+
 /// y = x·Wᵀ, overwriting y: for callers that add the bias in their next pass over y.
 pub(crate) fn matmul_transposed(d: LinearDims, x: &[f32], w: &[f32], y: &mut [f32]) -> candle_core::Result<()> {
     d.check(x.len(), w.len(), y.len(), "linear")?;

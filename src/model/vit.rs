@@ -542,6 +542,22 @@ mod tests {
     }
 
     #[test]
+    fn an_image_embeds_the_same_alone_and_in_a_batch() {
+        for cfg in [VitConfig::micro(), VitConfig::cpu_tiny()] {
+            let (vit, _) = new_backbone(&cfg, 4).unwrap();
+            let x = random(&[9, 3, cfg.img_size, cfg.img_size], 9, 1.0);
+            for batch in [2, 3, 9] {
+                let together = vit.embed_cls(&x.narrow(0, 0, batch).unwrap()).unwrap();
+                for i in [0, 1, batch - 1] {
+                    let alone = vit.embed_cls(&x.narrow(0, i, 1).unwrap()).unwrap();
+                    let diff = max_diff(&alone, &together.narrow(0, i, 1).unwrap());
+                    assert_eq!(diff, 0.0, "width {}: image {i} alone differs from its row in a batch of {batch} by {diff}", cfg.embed_dim);
+                }
+            }
+        }
+    }
+
+    #[test]
     fn inference_tokens_equal_training_tokens_without_drop_path() {
         let (vit, _) = perturbed_model();
         let x = random(&[2, 3, 32, 32], 5, 1.0);
