@@ -251,33 +251,16 @@ impl FusedBlock {
             _ => self.forward(x, flat, batch, tokens, true)?.1,
         };
         let p = self.params(flat)?;
-        let (d, hidden, eps) = (self.dim, self.hidden, self.eps);
+        let (d, eps) = (self.dim, self.eps);
         let rows = batch * tokens;
         if gy.len() != rows * d {
             bail!("fused block backward: gradient of {} floats for [{batch}, {tokens}, {d}]", gy.len());
         }
-        let fc1 = LinearDims { rows, input: d, output: hidden };
-        let fc2 = LinearDims { rows, input: hidden, output: d };
         let proj = LinearDims { rows, input: d, output: d };
         let qkv = LinearDims { rows, input: d, output: 3 * d };
 
         // MLP branch: y = x1 + s2 · fc2(GELU(fc1(LN2(x1)))).
-        let g2 = self.scale_rows(gy, tokens, 1);
-        let mut dh = alloc_uninit(rows * hidden); // linear_backward_input (accumulate = false)
-        kernels::linear_backward_input(fc2, &g2, p.fc2_w, &mut dh, false)?;
-        let d_fc2_w = kernels::linear_backward_weight(fc2, &g2, &act.a)?;
-        let d_fc2_b = kernels::column_sums(&g2, d);
-        drop(act.a);
-        kernels::mul_in_place(&mut dh, &act.gelu_grad);
-        drop(act.gelu_grad);
-        let mut d_ln = alloc_uninit(rows * d); // linear_backward_input (accumulate = false)
-        kernels::linear_backward_input(fc1, &dh, p.fc1_w, &mut d_ln, false)?;
-        let d_fc1_w = kernels::linear_backward_weight(fc1, &dh, &act.ln2)?;
-        let d_fc1_b = kernels::column_sums(&dh, hidden);
-        drop(dh);
-        let mut dx1 = gy.to_vec();
-        kernels::layer_norm_backward_input(&act.x1, p.norm2_w, &d_ln, eps, &mut dx1, true);
-        let d_norm2 = kernels::layer_norm_backward_params(&act.x1, &d_ln, d, eps);
+        let (dx1, d_ln, mlp) = self.mlp_backward(&p, gy, &act.x1, &act.ln2, act.gelu_grad, act.a, rows, tokens)?;
 
         // Attention branch: x1 = x + s1 · proj(attention(qkv(LN1(x)))).
         let g1 = self.scale_rows(&dx1, tokens, 0);
@@ -294,12 +277,44 @@ impl FusedBlock {
         let mut dx = dx1;
         kernels::layer_norm_backward_input(x, p.norm1_w, &d_ln, eps, &mut dx, true);
         let d_norm1 = kernels::layer_norm_backward_params(x, &d_ln, d, eps);
+        Ok((dx, flat_gradient(d, &d_norm1, &d_qkv_w, &d_qkv_b, &d_proj_w, &d_proj_b, &mlp)))
+    }
 
-        let (d_norm1_w, d_norm1_b) = d_norm1.split_at(d);
-        let (d_norm2_w, d_norm2_b) = d_norm2.split_at(d);
-        let parts: [&[f32]; 12] =
-            [d_norm1_w, d_norm1_b, &d_qkv_w, &d_qkv_b, &d_proj_w, &d_proj_b, d_norm2_w, d_norm2_b, &d_fc1_w, &d_fc1_b, &d_fc2_w, &d_fc2_b];
-        Ok((dx, parts.concat()))
+    /// The MLP half's backward pass over `rows` rows (`tokens` per sample): the gradient at x1
+    /// (the output gradient plus the branch's), a spare [rows, D] buffer, and the MLP's
+    /// parameter gradients. `gelu_grad` and `a` are dropped as soon as they are used.
+    #[allow(clippy::too_many_arguments)]
+    fn mlp_backward(
+        &self,
+        p: &Params,
+        gy: &[f32],
+        x1: &[f32],
+        ln2: &[f32],
+        gelu_grad: Vec<f32>,
+        a: Vec<f32>,
+        rows: usize,
+        tokens: usize,
+    ) -> Result<(Vec<f32>, Vec<f32>, MlpGradients)> {
+        let (d, hidden, eps) = (self.dim, self.hidden, self.eps);
+        let fc1 = LinearDims { rows, input: d, output: hidden };
+        let fc2 = LinearDims { rows, input: hidden, output: d };
+        let g2 = self.scale_rows(gy, tokens, 1);
+        let mut dh = alloc_uninit(rows * hidden); // linear_backward_input (accumulate = false)
+        kernels::linear_backward_input(fc2, &g2, p.fc2_w, &mut dh, false)?;
+        let fc2_w = kernels::linear_backward_weight(fc2, &g2, &a)?;
+        let fc2_b = kernels::column_sums(&g2, d);
+        drop(a);
+        kernels::mul_in_place(&mut dh, &gelu_grad);
+        drop(gelu_grad);
+        let mut d_ln = alloc_uninit(rows * d); // linear_backward_input (accumulate = false)
+        kernels::linear_backward_input(fc1, &dh, p.fc1_w, &mut d_ln, false)?;
+        let fc1_w = kernels::linear_backward_weight(fc1, &dh, ln2)?;
+        let fc1_b = kernels::column_sums(&dh, hidden);
+        drop(dh);
+        let mut dx1 = gy.to_vec();
+        kernels::layer_norm_backward_input(x1, p.norm2_w, &d_ln, eps, &mut dx1, true);
+        let norm2 = kernels::layer_norm_backward_params(x1, &d_ln, d, eps);
+        Ok((dx1, d_ln, MlpGradients { norm2, fc1_w, fc1_b, fc2_w, fc2_b }))
     }
 
     /// The MLP half on `rows` rows: y = x1 + s2 · fc2(GELU(fc1(LN2(x1)))), with `tokens` rows
@@ -368,32 +383,18 @@ impl FusedBlock {
             _ => self.forward_cls(x, flat, batch, tokens, true)?.1,
         };
         let p = self.params(flat)?;
-        let (d, hidden, eps) = (self.dim, self.hidden, self.eps);
+        let (d, eps) = (self.dim, self.eps);
         let rows = batch * tokens;
         if gy.len() != batch * d {
             bail!("fused block backward: gradient of {} floats for [{batch}, 1, {d}]", gy.len());
         }
         let (w_q, w_kv) = p.qkv_w.split_at(d * d);
-        let fc1 = LinearDims { rows: batch, input: d, output: hidden };
-        let fc2 = LinearDims { rows: batch, input: hidden, output: d };
         let proj = LinearDims { rows: batch, input: d, output: d };
         let q_dims = LinearDims { rows: batch, input: d, output: d };
         let kv_dims = LinearDims { rows, input: d, output: 2 * d };
 
         // MLP branch on the CLS rows.
-        let g2 = self.scale_rows(gy, 1, 1);
-        let mut dh = alloc_uninit(batch * hidden); // linear_backward_input (accumulate = false)
-        kernels::linear_backward_input(fc2, &g2, p.fc2_w, &mut dh, false)?;
-        let d_fc2_w = kernels::linear_backward_weight(fc2, &g2, &act.a)?;
-        let d_fc2_b = kernels::column_sums(&g2, d);
-        kernels::mul_in_place(&mut dh, &act.gelu_grad);
-        let mut d_ln2 = alloc_uninit(batch * d); // linear_backward_input (accumulate = false)
-        kernels::linear_backward_input(fc1, &dh, p.fc1_w, &mut d_ln2, false)?;
-        let d_fc1_w = kernels::linear_backward_weight(fc1, &dh, &act.ln2)?;
-        let d_fc1_b = kernels::column_sums(&dh, hidden);
-        let mut dx1 = gy.to_vec();
-        kernels::layer_norm_backward_input(&act.x1, p.norm2_w, &d_ln2, eps, &mut dx1, true);
-        let d_norm2 = kernels::layer_norm_backward_params(&act.x1, &d_ln2, d, eps);
+        let (dx1, d_ln2, mlp) = self.mlp_backward(&p, gy, &act.x1, &act.ln2, act.gelu_grad, act.a, batch, 1)?;
 
         // Attention branch: the CLS queries attend over every token's keys and values.
         let g1 = self.scale_rows(&dx1, 1, 0);
@@ -423,13 +424,24 @@ impl FusedBlock {
             kernels::add_assign(&mut sample[..d], g);
         }
         let d_norm1 = kernels::layer_norm_backward_params(x, &d_ln1, d, eps);
-
-        let (d_norm1_w, d_norm1_b) = d_norm1.split_at(d);
-        let (d_norm2_w, d_norm2_b) = d_norm2.split_at(d);
-        let parts: [&[f32]; 12] =
-            [d_norm1_w, d_norm1_b, &d_qkv_w, &d_qkv_b, &d_proj_w, &d_proj_b, d_norm2_w, d_norm2_b, &d_fc1_w, &d_fc1_b, &d_fc2_w, &d_fc2_b];
-        Ok((dx, parts.concat()))
+        Ok((dx, flat_gradient(d, &d_norm1, &d_qkv_w, &d_qkv_b, &d_proj_w, &d_proj_b, &mlp)))
     }
+}
+
+/// The MLP half's parameter gradients (`norm2`: weight then bias).
+struct MlpGradients {
+    norm2: Vec<f32>,
+    fc1_w: Vec<f32>,
+    fc1_b: Vec<f32>,
+    fc2_w: Vec<f32>,
+    fc2_b: Vec<f32>,
+}
+
+/// The flat parameter gradient in [`BLOCK_PARAMS`] order (`norm1`: weight then bias).
+fn flat_gradient(d: usize, norm1: &[f32], qkv_w: &[f32], qkv_b: &[f32], proj_w: &[f32], proj_b: &[f32], mlp: &MlpGradients) -> Vec<f32> {
+    let (norm1_w, norm1_b) = norm1.split_at(d);
+    let (norm2_w, norm2_b) = mlp.norm2.split_at(d);
+    [norm1_w, norm1_b, qkv_w, qkv_b, proj_w, proj_b, norm2_w, norm2_b, &mlp.fc1_w, &mlp.fc1_b, &mlp.fc2_w, &mlp.fc2_b].concat()
 }
 
 /// The f32 contents of a contiguous CPU tensor, to `f` (the tensor stays read-locked meanwhile).

@@ -541,19 +541,25 @@ pub(crate) fn rowwise_matmul_transposed(d: LinearDims, x: &[f32], w: &[f32], y: 
 /// y = x·Wᵀ, overwriting y: for callers that add the bias in their next pass over y.
 pub(crate) fn matmul_transposed(d: LinearDims, x: &[f32], w: &[f32], y: &mut [f32]) -> candle_core::Result<()> {
     d.check(x.len(), w.len(), y.len(), "linear")?;
-    // SAFETY: as in linear_forward; y is written completely (accumulate = false).
+    product_transposed(d, x, w, y, false);
+    Ok(())
+}
+
+/// y = x·Wᵀ (+ y when `accumulate`), for lengths its callers checked with `LinearDims::check`.
+fn product_transposed(d: LinearDims, x: &[f32], w: &[f32], y: &mut [f32], accumulate: bool) {
+    // SAFETY: x is [rows, in], w is [out, in] (read as Wᵀ: column step in, row step 1), y is
+    // [rows, out]; the callers checked these lengths.
     unsafe {
         gemm_f32(
             (d.rows, d.output, d.input),
             (y.as_mut_ptr(), 1, d.output as isize),
-            false,
+            accumulate,
             (x.as_ptr(), 1, d.input as isize),
             (w.as_ptr(), d.input as isize, 1),
             1.0,
             gemm_threads(),
         )
     };
-    Ok(())
 }
 
 /// y = x·Wᵀ + b. The bias is the initial value of the product's destination.
@@ -567,19 +573,7 @@ pub(crate) fn linear_forward(d: LinearDims, x: &[f32], w: &[f32], b: &[f32], y: 
             row.copy_from_slice(b);
         }
     });
-    // SAFETY: x is [rows, in], w is [out, in] (read as Wᵀ: column step in, row step 1), y is
-    // [rows, out]; lengths checked above.
-    unsafe {
-        gemm_f32(
-            (d.rows, d.output, d.input),
-            (y.as_mut_ptr(), 1, d.output as isize),
-            true,
-            (x.as_ptr(), 1, d.input as isize),
-            (w.as_ptr(), d.input as isize, 1),
-            1.0,
-            gemm_threads(),
-        )
-    };
+    product_transposed(d, x, w, y, true);
     Ok(())
 }
 
