@@ -16,6 +16,7 @@ pub mod dense;
 pub mod error;
 pub mod eval;
 pub mod generate;
+pub mod imageio;
 pub mod memory;
 pub mod model;
 pub mod train;

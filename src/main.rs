@@ -65,6 +65,9 @@ enum Command {
     },
     /// Train a ViT with DINO on procedural images (or an image folder), headless.
     Train(TrainArgs),
+    /// Fit centring and whitening of a model's embedding on procedural images (no real image)
+    /// and write the model with it.
+    Standardise(cli::standardise::StandardiseArgs),
     /// Write one backbone of a training checkpoint as a small model file (config, step, seed and
     /// provenance kept; head and optimiser state dropped), e.g. for models/.
     Export {
@@ -287,6 +290,9 @@ enum MemoryCommand {
         /// Import at most this many images (the first ones).
         #[arg(long)]
         limit: Option<usize>,
+        /// Fail, writing nothing, if any file is skipped (unreadable, not an image, over limits).
+        #[arg(long)]
+        strict: bool,
         /// The memory file to write.
         #[arg(long)]
         out: PathBuf,
@@ -753,7 +759,7 @@ fn memory_command(cmd: MemoryCommand) -> anyhow::Result<()> {
     use procmem::eval::embed::FeatureSource;
     use procmem::memory::{Memory, import};
     match cmd {
-        MemoryCommand::Build { features, folder, csv, idx_images, idx_labels, fashion_mnist_names, npz, split, limit, out } => {
+        MemoryCommand::Build { features, folder, csv, idx_images, idx_labels, fashion_mnist_names, npz, split, limit, strict, out } => {
             let source = FeatureSource::from_spec(&features)?;
             let fingerprint = source.fingerprint();
             let mut memory: Option<Memory> = None;
@@ -807,17 +813,29 @@ fn memory_command(cmd: MemoryCommand) -> anyhow::Result<()> {
                     bar.finish_and_clear();
                 }
             }
+            for s in &skipped {
+                eprintln!("  skipped {}: {}", s.source, s.reason);
+            }
+            if strict && !skipped.is_empty() {
+                bail!("--strict: {} file(s) skipped (listed above); {} was not written", skipped.len(), out.display());
+            }
             let memory = memory.context("no readable images to import")?;
             memory.save(&out)?;
             eprintln!("{} entries written to {} ({} skipped)", memory.len(), out.display(), skipped.len());
-            for s in skipped.iter().take(20) {
-                eprintln!("  skipped {}: {}", s.source, s.reason);
-            }
             Ok(())
         }
         MemoryCommand::Query { memory, features, images, k, json, hnsw } => {
             use procmem::memory::{Answer, ExactIndex, NeighbourRecord, VoteRule, query::write_records};
+            if k == 0 {
+                bail!("--k 0 asks for no neighbours: give k ≥ 1 (10 is the default)");
+            }
             let m = Memory::open(&memory)?;
+            if m.is_empty() {
+                bail!("{} is empty (no entries): there is nothing to search (build one with `procmem memory build`)", memory.display());
+            }
+            if k > m.len() {
+                eprintln!("note: k = {k} but {} holds {} entries: all of them are listed", memory.display(), m.len());
+            }
             let source = FeatureSource::from_spec(&features)?;
             if source.fingerprint() != m.model_fingerprint {
                 bail!(
@@ -832,7 +850,7 @@ fn memory_command(cmd: MemoryCommand) -> anyhow::Result<()> {
             let graph = if hnsw { Some(procmem::memory::HnswIndex::build(&index, Default::default())?) } else { None };
             let mut records = Vec::new();
             for path in &images {
-                let img = image::open(path).with_context(|| format!("reading {}", path.display()))?.to_rgb8();
+                let img = procmem::imageio::load_rgb(path)?;
                 let (q, _) = source.embed_rgb(std::slice::from_ref(&img), |_| {})?;
                 let neighbours = match &graph {
                     Some(g) => g.search(&q, k),
@@ -956,6 +974,7 @@ fn run() -> anyhow::Result<()> {
         Some(Command::Dense(DenseCommand::Knn { images, data, memory_images, top_k, args })) => {
             cli::dense::knn_cmd(data, memory_images, images, args.features, args.out, args.grid, top_k)
         }
+        Some(Command::Standardise(args)) => args.run(),
         Some(Command::Export { checkpoint, student, out }) => {
             use procmem::model::weights::{Which, export_backbone};
             let which = if student { Which::Student } else { Which::Teacher };

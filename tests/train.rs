@@ -10,7 +10,7 @@ use procmem::model::weights::{Which, load_backbone};
 use procmem::train::augment::AugmentConfig;
 use procmem::train::data::BatchStream;
 use procmem::train::trainer::StepMetrics;
-use procmem::train::{DataSource, TrainConfig, TrainEvent, Trainer};
+use procmem::train::{DataSource, TeacherCentering, TrainConfig, TrainEvent, Trainer};
 
 fn micro_config(steps: u64) -> TrainConfig {
     let mut generator = GeneratorConfig { process: Process::ShadersKml, size: 32, ..Default::default() };
@@ -63,6 +63,66 @@ fn every_trainable_parameter_receives_a_gradient() {
     assert_eq!(names.len(), 6 + 2 * 12 + 7, "{names:?}");
     let missing = trainer.parameters_without_gradient(&batch).unwrap();
     assert!(missing.is_empty(), "no gradient for {missing:?}");
+}
+
+#[test]
+fn dinov2_options_train_every_parameter_and_log_koleo() {
+    // Sinkhorn-Knopp targets and the KoLeo term: every parameter still learns, the loss stays
+    // finite, the KoLeo term is logged, and a resume continues the same curve.
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = TrainConfig { teacher_centering: TeacherCentering::SinkhornKnopp, koleo_weight: 0.1, ..micro_config(4) };
+    let mut trainer = Trainer::new(cfg.clone(), dir.path()).unwrap();
+    let stream = BatchStream::start(&cfg, 0).unwrap();
+    let missing = trainer.parameters_without_gradient(&stream.next().unwrap()).unwrap();
+    assert!(missing.is_empty(), "no gradient for {missing:?}");
+    drop(stream);
+    let whole = run(&mut Trainer::new(cfg.clone(), dir.path()).unwrap());
+    assert_eq!(whole.len(), 4);
+    assert!(whole.iter().all(|m| m.loss.is_finite() && m.koleo.is_some_and(f64::is_finite)), "{whole:?}");
+    let resumed_dir = tempfile::tempdir().unwrap();
+    run_until(&mut Trainer::new(cfg, resumed_dir.path()).unwrap(), 2);
+    let rest = run(&mut Trainer::resume(&resumed_dir.path().join("step_000002.json"), resumed_dir.path()).unwrap());
+    for (a, b) in whole[2..].iter().zip(&rest) {
+        let koleo_gap = (a.koleo.unwrap() - b.koleo.unwrap()).abs();
+        assert!((a.loss - b.loss).abs() < 1e-5 && koleo_gap < 1e-5, "step {}: {a:?} vs {b:?}", a.step);
+    }
+}
+
+#[test]
+fn procedural_standardisation_is_part_of_the_model() {
+    use procmem::eval::embed::{FeatureSource, StandardiseConfig, standardise_model};
+    use procmem::model::weights::export_backbone;
+    let dir = tempfile::tempdir().unwrap();
+    run(&mut Trainer::new(micro_config(1), dir.path()).unwrap());
+    let plain = dir.path().join("plain");
+    let plain_fp = export_backbone(&dir.path().join("last.json"), Which::Student, &plain).unwrap();
+    let cfg = StandardiseConfig { process: Process::Shaders, images: 96, seed: 3, shrinkage: 0.1 };
+    let std_path = dir.path().join("standardised");
+    let fp = standardise_model(&plain.with_extension("json"), Which::Teacher, &cfg, &std_path, |_, _| {}).unwrap();
+    assert_ne!(fp, plain_fp, "the fingerprint covers the standardisation");
+    let loaded = load_backbone(&std_path.with_extension("json"), Which::Teacher, None).unwrap();
+    assert_eq!(loaded.fingerprint, fp);
+    let meta = loaded.meta.as_ref().unwrap();
+    assert_eq!(meta.fingerprint, fp);
+    let recorded = meta.standardisation.as_ref().expect("provenance of the standardisation");
+    assert_eq!((recorded.images, recorded.source.starts_with("procedural:shaders")), (96, true));
+    assert!(loaded.vit.standardisation().is_some());
+    // Fitting again on the standardised model replaces the statistics, it does not compound them.
+    let again = dir.path().join("again");
+    assert_eq!(standardise_model(&std_path.with_extension("json"), Which::Teacher, &cfg, &again, |_, _| {}).unwrap(), fp);
+
+    // On the procedural images it was fitted on, the embedding is centred: mean cosine of pairs near 0.
+    let mut generator = procmem::generate::Generator::open_default(GeneratorConfig { process: Process::Shaders, size: 32, ..Default::default() }).unwrap();
+    let images: Vec<image::RgbImage> = generator.generate(3, 0..96, false).unwrap().into_iter().map(|s| s.image).collect();
+    let mean_cos = |source: FeatureSource| {
+        let (e, d) = source.embed_rgb(&images, |_| {}).unwrap();
+        let rows: Vec<&[f32]> = e.chunks(d).collect();
+        let pairs: Vec<f32> = (0..48).map(|i| rows[2 * i].iter().zip(rows[2 * i + 1]).map(|(a, b)| a * b).sum()).collect();
+        pairs.iter().sum::<f32>() / pairs.len() as f32
+    };
+    let before = mean_cos(FeatureSource::from_spec(plain.with_extension("json").to_str().unwrap()).unwrap());
+    let after = mean_cos(FeatureSource::from_spec(std_path.with_extension("json").to_str().unwrap()).unwrap());
+    assert!(after.abs() < 0.2 && after < before, "mean cosine {before} before, {after} after");
 }
 
 #[test]
@@ -140,6 +200,58 @@ fn bad_weights_are_clear_errors_and_never_substituted() {
     candle_core::safetensors::save(&partial, &partial_path).unwrap();
     let err = load_backbone(&partial_path, Which::Teacher, Some(2)).err().unwrap().to_string();
     assert!(err.contains("blocks.1.mlp.fc2.weight"), "{err}");
+
+    // bugcases 10, 11, 22: each variant of the good state dict is refused naming the tensor.
+    let whole: std::collections::HashMap<String, candle_core::Tensor> = candle_core::safetensors::load(&good, &candle_core::Device::Cpu)
+        .unwrap()
+        .into_iter()
+        .filter_map(|(k, v)| k.strip_prefix("teacher.backbone.").map(|s| (s.to_string(), v)))
+        .collect();
+    let refused = |name: &str, edit: &dyn Fn(&mut std::collections::HashMap<String, candle_core::Tensor>)| {
+        let mut variant = whole.clone();
+        edit(&mut variant);
+        let path = dir.path().join(format!("{name}.safetensors"));
+        candle_core::safetensors::save(&variant, &path).unwrap();
+        load_backbone(&path, Which::Teacher, Some(2)).err().map(|e| e.to_string())
+    };
+    let control = dir.path().join("control.safetensors");
+    candle_core::safetensors::save(&whole, &control).unwrap();
+    assert!(load_backbone(&control, Which::Teacher, Some(2)).is_ok(), "the unedited state dict loads");
+    let nan = refused("nan", &|m| {
+        let mut w: Vec<f32> = m["norm.weight"].to_vec1().unwrap();
+        w[3] = f32::NAN;
+        m.insert("norm.weight".into(), candle_core::Tensor::new(w, &candle_core::Device::Cpu).unwrap());
+    });
+    assert!(nan.as_deref().is_some_and(|e| e.contains("non-finite") && e.contains("norm.weight")), "{nan:?}");
+    let layerscale = refused("layerscale", &|m| {
+        m.insert("blocks.0.ls1.gamma".into(), candle_core::Tensor::ones(32, candle_core::DType::F32, &candle_core::Device::Cpu).unwrap());
+    });
+    assert!(layerscale.as_deref().is_some_and(|e| e.contains("blocks.0.ls1.gamma")), "{layerscale:?}");
+    let integers = refused("i32", &|m| {
+        for v in m.values_mut() {
+            *v = v.to_dtype(candle_core::DType::I64).unwrap();
+        }
+    });
+    assert!(integers.as_deref().is_some_and(|e| e.contains("not floating point")), "{integers:?}");
+    let half = refused("f16", &|m| {
+        for v in m.values_mut() {
+            *v = v.to_dtype(candle_core::DType::F16).unwrap();
+        }
+    });
+    assert!(half.is_none(), "F16 weights are a legitimate encoding: {half:?}");
+}
+
+#[test]
+fn parameter_names_are_exactly_the_models_variables() {
+    for qkv_bias in [true, false] {
+        let cfg = procmem::model::VitConfig { qkv_bias, ..procmem::model::VitConfig::micro() };
+        let (_, vars) = procmem::model::weights::new_backbone(&cfg, 0).unwrap();
+        let mut want: Vec<String> = procmem::model::weights::var_tensors(&vars).unwrap().into_keys().collect();
+        let mut got = cfg.parameter_names();
+        want.sort();
+        got.sort();
+        assert_eq!(got, want);
+    }
 }
 
 #[test]

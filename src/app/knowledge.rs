@@ -34,7 +34,7 @@ pub fn bundled_dir() -> PathBuf {
 }
 
 /// File types the image dialogs offer.
-pub const IMAGE_EXTENSIONS: [&str; 6] = ["png", "jpg", "jpeg", "bmp", "webp", "gif"];
+pub const IMAGE_EXTENSIONS: [&str; 8] = crate::imageio::EXTENSIONS;
 
 pub const BUNDLED_MODEL: &str = "models/procmem-kml-mixup.json";
 pub const DEMO_MEMORY: &str = "assets/demo/memory.pmem";
@@ -70,11 +70,12 @@ impl Perception {
         let loaded = load_backbone(path, Which::Teacher, None).map_err(|e| e.to_string())?;
         let description = match &loaded.meta {
             Some(m) => format!(
-                "{} ({}, step {}, {}; {})",
+                "{} ({}, step {}, {}{}; {})",
                 path.file_name().and_then(|n| n.to_str()).unwrap_or("model"),
                 m.exported_backbone.as_deref().unwrap_or("teacher"),
                 m.step,
                 m.provenance.sources.join(", "),
+                m.standardisation.as_ref().map(|s| format!(", standardised on {}", s.source)).unwrap_or_default(),
                 if m.provenance.procedural_only { "procedural data only" } else { "trained on real images" }
             ),
             None => format!("{} (no procmem provenance)", path.display()),
@@ -483,9 +484,9 @@ pub fn embed_images(
         }
         let mut decoded = Vec::new();
         for (name, bytes) in chunk {
-            match image::load_from_memory(bytes) {
-                Ok(img) => decoded.push((name.clone(), crate::generate::programs::fnv1a(bytes), img.to_rgb8())),
-                Err(e) => skipped.push(format!("{name}: not a readable image ({e})")),
+            match crate::imageio::decode_rgb(bytes, Path::new(name)) {
+                Ok(img) => decoded.push((name.clone(), crate::generate::programs::fnv1a(bytes), img)),
+                Err(e) => skipped.push(e.to_string()),
             }
         }
         let rgb: Vec<image::RgbImage> = decoded.iter().map(|d| d.2.clone()).collect();

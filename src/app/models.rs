@@ -24,6 +24,9 @@ pub struct ModelsState {
     pub results: PathBuf,
 }
 
+/// The bundled model's measured numbers (`procmem eval … --results models/results.jsonl`).
+pub const SHIPPED_RESULTS: &str = "models/results.jsonl";
+
 impl Default for ModelsState {
     fn default() -> Self {
         let dir = super::knowledge::bundled_dir();
@@ -100,6 +103,11 @@ impl ModelsPanel {
         self.entries = entries;
         self.errors = errors;
         self.results = results::read(&self.state.results);
+        // The bundled model's own numbers ship beside it, so they show before any zoo exists.
+        let shipped = super::knowledge::bundled_dir().join(SHIPPED_RESULTS);
+        if shipped != self.state.results {
+            self.results.extend(results::read(&shipped));
+        }
         self.scanned = true;
     }
 
@@ -176,6 +184,10 @@ impl ModelsPanel {
                             ui.colored_label(colour, badge);
                             for s in &m.meta.provenance.sources {
                                 ui.label(RichText::new(s).small());
+                            }
+                            if let Some(st) = &m.meta.standardisation {
+                                ui.label(RichText::new(format!("standardised on {} ({} images)", st.source, st.images)).small())
+                                    .on_hover_text("centring and whitening of the embedding, fitted on procedural images only");
                             }
                         });
                         let trainer = m.meta.train_config.get("trainer").and_then(|t| t.as_str()).unwrap_or("procmem train");

@@ -60,7 +60,7 @@ impl QueryPanel {
     pub fn query_bytes(&mut self, ctx: &egui::Context, k: &Knowledge, name: String, bytes: Vec<u8>) {
         let source = k.perception.source.clone();
         self.embed_job = Some(Job::spawn(ctx, "embedding the query", move |_| {
-            let img = image::load_from_memory(&bytes).map_err(|e| format!("{name}: not a readable image ({e})"))?.to_rgb8();
+            let img = crate::imageio::decode_rgb(&bytes, std::path::Path::new(&name)).map_err(|e| e.to_string())?;
             let (emb, _) = source.embed_rgb(std::slice::from_ref(&img), |_| {}).map_err(|e| e.to_string())?;
             Ok((name, emb, img))
         }));

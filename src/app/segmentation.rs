@@ -75,13 +75,13 @@ impl Picture {
 
     /// Opens an image file and its `.mask.png` sibling if present and the right size.
     pub fn open(path: &Path) -> Result<Self, String> {
-        let image = image::open(path).map_err(|e| format!("{}: {e}", path.display()))?.to_rgb8();
+        let image = crate::imageio::load_rgb(path).map_err(|e| e.to_string())?;
         let truth = truth_beside(path, &image);
         Ok(Self::new(file_name(path), image, truth))
     }
 
     fn from_bytes(name: String, bytes: &[u8]) -> Result<Self, String> {
-        let image = image::load_from_memory(bytes).map_err(|e| format!("{name}: {e}"))?.to_rgb8();
+        let image = crate::imageio::decode_rgb(bytes, Path::new(&name)).map_err(|e| e.to_string())?;
         Ok(Self::new(name, image, None))
     }
 
@@ -96,7 +96,7 @@ fn file_name(path: &Path) -> String {
 
 fn truth_beside(path: &Path, image: &image::RgbImage) -> Option<Vec<u32>> {
     let stem = path.file_stem()?.to_str()?;
-    let mask = image::open(path.with_file_name(format!("{stem}.mask.png"))).ok()?.to_luma8();
+    let mask = crate::imageio::load(&path.with_file_name(format!("{stem}.mask.png"))).ok()?.to_luma8();
     (mask.dimensions() == image.dimensions()).then(|| mask.as_raw().iter().map(|&v| v as u32).collect())
 }
 

@@ -22,12 +22,12 @@ pub fn source(spec: Option<&str>) -> anyhow::Result<FeatureSource> {
 }
 
 fn open_rgb(path: &Path) -> anyhow::Result<image::RgbImage> {
-    Ok(image::open(path).with_context(|| format!("reading image {}", path.display()))?.to_rgb8())
+    Ok(procmem::imageio::load_rgb(path)?)
 }
 
 /// A mask image → soft values in [0, 1] (gray ÷ 255; any non-zero alpha-less pixel counts).
 fn open_mask(path: &Path) -> anyhow::Result<SoftMask> {
-    let m = image::open(path).with_context(|| format!("reading mask {}", path.display()))?.to_luma8();
+    let m = procmem::imageio::load(path)?.to_luma8();
     Ok(SoftMask { width: m.width() as usize, height: m.height() as usize, values: m.as_raw().iter().map(|&v| v as f32 / 255.0).collect() })
 }
 
@@ -39,8 +39,25 @@ fn save_mask(mask: &SoftMask, path: &Path) -> anyhow::Result<()> {
         .with_context(|| format!("writing {}", path.display()))
 }
 
-fn out_name(out: &Path, input: &Path, suffix: &str) -> PathBuf {
-    let stem = input.file_stem().and_then(|s| s.to_str()).unwrap_or("image");
+/// Output stems for `inputs`, one per input and all distinct: the file stem, or, where two
+/// inputs share one (`a/img.png`, `b/img.png`), the stem with the input's 1-based position
+/// (`img-1`, `img-2`). Outputs never overwrite each other silently.
+pub fn output_stems(inputs: &[PathBuf]) -> Vec<String> {
+    let stems: Vec<String> = inputs.iter().map(|p| p.file_stem().map_or("image".into(), |s| s.to_string_lossy().into_owned())).collect();
+    let mut taken: std::collections::HashSet<String> = std::collections::HashSet::new();
+    let mut out = Vec::with_capacity(stems.len());
+    for (i, stem) in stems.iter().enumerate() {
+        let shared = stems.iter().filter(|s| *s == stem).count() > 1;
+        let mut name = if shared { format!("{stem}-{}", i + 1) } else { stem.clone() };
+        while !taken.insert(name.clone()) {
+            name.push('_');
+        }
+        out.push(name);
+    }
+    out
+}
+
+fn out_name(out: &Path, stem: &str, suffix: &str) -> PathBuf {
     out.join(format!("{stem}.{suffix}.png"))
 }
 
@@ -114,12 +131,13 @@ pub fn pca(images: Vec<PathBuf>, features: Option<String>, out: PathBuf, grid: u
     let grids = extract(&source, &loaded, grid, |_| {})?;
     let (colours, proj) = shared_overlays(&grids.iter().collect::<Vec<_>>())?;
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-    for ((path, img), c) in images.iter().zip(&loaded).zip(&colours) {
-        let o = out_name(&out, path, "pca");
+    let stems = output_stems(&images);
+    for (((path, img), c), stem) in images.iter().zip(&loaded).zip(&colours).zip(&stems) {
+        let o = out_name(&out, stem, "pca");
         overlay(img, c, opacity).save(&o).with_context(|| format!("writing {}", o.display()))?;
         let fg = c.foreground(threshold);
         let (w, h) = img.dimensions();
-        let m = out_name(&out, path, "foreground");
+        let m = out_name(&out, stem, "foreground");
         image::GrayImage::from_fn(w, h, |x, y| {
             image::Luma([if fg[(y as usize * c.rows / h as usize) * c.cols + x as usize * c.cols / w as usize] { 255 } else { 0 }])
         })
@@ -204,11 +222,11 @@ fn save_labels(img: &image::RgbImage, labels: &[u32], rows: usize, cols: usize, 
 pub fn kmeans_cmd(images: Vec<PathBuf>, features: Option<String>, out: PathBuf, grid: usize, k: usize, seed: u64) -> anyhow::Result<()> {
     let source = source(features.as_deref())?;
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-    for path in &images {
+    for (path, stem) in images.iter().zip(output_stems(&images)) {
         let img = open_rgb(path)?;
         let g = extract_one(&source, &img, grid)?;
         let labels = kmeans(&g, k, seed)?;
-        let o = out_name(&out, path, &format!("kmeans{k}"));
+        let o = out_name(&out, &stem, &format!("kmeans{k}"));
         save_labels(&img, &labels, g.rows, g.cols, &o)?;
         println!("{} → {}", path.display(), o.display());
     }
@@ -240,11 +258,11 @@ pub fn knn_cmd(
         None => PatchVote::Attention,
     };
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-    for path in &images {
+    for (path, stem) in images.iter().zip(output_stems(&images)) {
         let img = open_rgb(path)?;
         let g = extract_one(&source, &img, grid)?;
         let labels = memory.segment(&g, vote)?;
-        let o = out_name(&out, path, "knnseg");
+        let o = out_name(&out, &stem, "knnseg");
         save_labels(&img, &labels, g.rows, g.cols, &o)?;
         let mut found: Vec<u32> = labels.clone();
         found.sort();
@@ -253,4 +271,19 @@ pub fn knn_cmd(
         println!("{} → {} (classes: {})", path.display(), o.display(), names.join(", "));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inputs_sharing_a_file_name_get_distinct_outputs() {
+        let p = |s: &str| PathBuf::from(s);
+        assert_eq!(output_stems(&[p("a/img.png"), p("b/img.png"), p("c/other.jpg")]), vec!["img-1", "img-2", "other"]);
+        // A stem that already looks like a disambiguated one stays distinct too.
+        let stems = output_stems(&[p("a/img.png"), p("img-2.png"), p("b/img.png")]);
+        let unique: std::collections::HashSet<&String> = stems.iter().collect();
+        assert_eq!(unique.len(), 3, "{stems:?}");
+    }
 }

@@ -465,7 +465,7 @@ pub fn retrieval(
     };
     let pairs = retrieval::paired_files(&queries, &gallery)?;
     let load = |paths: Vec<&PathBuf>| -> anyhow::Result<Vec<image::RgbImage>> {
-        paths.into_iter().map(|p| retrieval::load_rgb_on_white(p).map_err(anyhow::Error::from)).collect()
+        paths.into_iter().map(|p| procmem::imageio::load_rgb(p).map_err(anyhow::Error::from)).collect()
     };
     let q_images = load(pairs.iter().map(|p| &p.0).collect())?;
     let g_images = load(pairs.iter().map(|p| &p.1).collect())?;
@@ -491,7 +491,7 @@ pub fn two_afc(csv: PathBuf, split: Option<String>, features: Vec<String>, repor
     let triplets = twoafc::read_triplets(&csv, split.as_deref(), 6.0)?;
     anyhow::ensure!(!triplets.is_empty(), "{}: no triplet with at least 6 votes in the chosen split", csv.display());
     let load = |f: &dyn Fn(&twoafc::Triplet) -> &PathBuf| -> anyhow::Result<Vec<image::RgbImage>> {
-        triplets.iter().map(|t| retrieval::load_rgb_on_white(f(t)).map_err(anyhow::Error::from)).collect()
+        triplets.iter().map(|t| procmem::imageio::load_rgb(f(t)).map_err(anyhow::Error::from)).collect()
     };
     let (refs, lefts, rights) = (load(&|t| &t.reference)?, load(&|t| &t.left)?, load(&|t| &t.right)?);
     let p: Vec<f64> = triplets.iter().map(|t| t.p_right).collect();

@@ -2,6 +2,7 @@
 
 pub mod dense;
 pub mod eval;
+pub mod standardise;
 
 use indicatif::{ProgressBar, ProgressStyle};
 

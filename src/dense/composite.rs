@@ -88,9 +88,9 @@ pub fn load_emoji(dir: &Path) -> Result<(Vec<ObjectImage>, String)> {
             continue;
         }
         let path = img_root.join(&style).join("64").join(file);
-        match image::open(&path) {
+        match crate::imageio::load(&path) {
             Ok(img) => out.push(ObjectImage { name: name.to_string(), class: class.to_string(), rgba: img.to_rgba8() }),
-            Err(err) => log::warn!("skipping {}: {err}", path.display()),
+            Err(err) => log::warn!("skipping {err}"),
         }
     }
     if out.is_empty() {
@@ -282,8 +282,8 @@ impl CompositeSet {
         let item = self.manifest.items.get(i).ok_or_else(|| Error::InvalidConfig(format!("no example {i}")))?;
         let image_path = self.dir.join(&item.image);
         let mask_path = self.dir.join(&item.mask);
-        let image = image::open(&image_path).map_err(|e| Error::BadFile { path: image_path.clone(), message: e.to_string() })?.to_rgb8();
-        let mask = image::open(&mask_path).map_err(|e| Error::BadFile { path: mask_path.clone(), message: e.to_string() })?.to_luma8();
+        let image = crate::imageio::load_rgb(&image_path)?;
+        let mask = crate::imageio::load(&mask_path)?.to_luma8();
         if mask.dimensions() != image.dimensions() {
             return Err(Error::BadFile { path: mask_path, message: "the mask's size differs from the image's".into() });
         }

@@ -15,13 +15,21 @@ pub struct LabelledImages {
 pub const FASHION_MNIST_CLASSES: [&str; 10] =
     ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"];
 
+/// Largest (decompressed) IDX file, in bytes (2 GiB; Fashion-MNIST's training images are 47 MB).
+pub const MAX_IDX_BYTES: u64 = 2 << 30;
+
 fn read_maybe_gz(path: &Path) -> Result<Vec<u8>> {
     let raw = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     if raw.starts_with(&[0x1f, 0x8b]) {
+        // Bounded: a gzip bomb stops at the cap instead of filling memory.
         let mut out = Vec::new();
         flate2::read::GzDecoder::new(&raw[..])
+            .take(MAX_IDX_BYTES + 1)
             .read_to_end(&mut out)
             .map_err(|e| Error::BadFile { path: path.into(), message: format!("bad gzip data: {e}") })?;
+        if out.len() as u64 > MAX_IDX_BYTES {
+            return Err(Error::BadFile { path: path.into(), message: format!("decompresses to more than {} MiB, the limit for an IDX file", MAX_IDX_BYTES >> 20) });
+        }
         Ok(out)
     } else {
         Ok(raw)
@@ -44,8 +52,10 @@ pub fn read_idx(images: &Path, labels: &Path, class_names: &[&str]) -> Result<La
         return Err(bad(labels, "not an IDX label file (magic 0x801)".into()));
     }
     let (n, rows, cols) = (be_u32(&ib, 4) as usize, be_u32(&ib, 8) as usize, be_u32(&ib, 12) as usize);
-    if ib.len() != 16 + n * rows * cols {
-        return Err(bad(images, format!("expected {} bytes for {n} images of {rows}x{cols}, found {}", 16 + n * rows * cols, ib.len())));
+    let need = n.checked_mul(rows).and_then(|v| v.checked_mul(cols)).and_then(|v| v.checked_add(16));
+    if need != Some(ib.len()) {
+        let need = need.map_or("more than the address space holds".to_string(), |b| format!("{b}"));
+        return Err(bad(images, format!("expected {need} bytes for {n} images of {rows}x{cols}, found {}", ib.len())));
     }
     let nl = be_u32(&lb, 4) as usize;
     if nl != n || lb.len() != 8 + n {
@@ -136,7 +146,7 @@ pub fn emoji_categories(dir: &Path) -> Result<(LabelledRgb, LabelledRgb)> {
         let label = class_names.iter().position(|c| *c == o.class).expect("class listed") as u32;
         let i = seen[label as usize];
         seen[label as usize] += 1;
-        let rgb = super::retrieval::on_white(&o.rgba);
+        let rgb = crate::imageio::on_white(&o.rgba);
         let set = if i % QUERY_EVERY == QUERY_EVERY - 1 { &mut test } else { &mut train };
         set.images.push(rgb);
         set.labels.push(label);

@@ -53,20 +53,6 @@ pub fn paired_files(a: &Path, b: &Path) -> Result<Vec<(PathBuf, PathBuf)>> {
     Ok(pairs)
 }
 
-/// Loads an image as RGB, compositing transparency onto white (emoji are RGBA).
-pub fn load_rgb_on_white(path: &Path) -> Result<image::RgbImage> {
-    let img = image::open(path).map_err(|e| Error::BadFile { path: path.into(), message: e.to_string() })?.to_rgba8();
-    Ok(on_white(&img))
-}
-
-/// Composites an image with alpha onto white.
-pub fn on_white(img: &image::RgbaImage) -> image::RgbImage {
-    image::RgbImage::from_fn(img.width(), img.height(), |x, y| {
-        let p = img.get_pixel(x, y).0;
-        let a = p[3] as u32;
-        image::Rgb([0, 1, 2].map(|c| ((p[c] as u32 * a + 255 * (255 - a) + 127) / 255) as u8))
-    })
-}
 
 impl RetrievalReport {
     pub fn markdown_row(&self) -> String {

@@ -24,10 +24,38 @@ pub struct Skipped {
     pub reason: String,
 }
 
-fn is_image(p: &Path) -> bool {
-    p.extension()
-        .and_then(|e| e.to_str())
-        .is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "png" | "jpg" | "jpeg" | "bmp" | "gif" | "webp"))
+/// Every visible file is offered to the decoder, which decides by content: a PNG without an
+/// extension is imported, a text file is listed as skipped with its reason, none is silently left out.
+fn is_candidate(p: &Path) -> bool {
+    !p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with('.'))
+}
+
+/// A class folder's name as a label, losslessly: a UTF-8 name without a backslash is kept as
+/// it is; any other name is escaped (`\\` for a backslash, `\xNN` for each byte that is not
+/// UTF-8). Two distinct folder names never become one label (`cls\xff` and `cls\xfe` stay two
+/// classes, where a lossy conversion made both `cls�`).
+pub fn label_from_name(name: &std::ffi::OsStr) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let bytes = name.as_bytes();
+    match std::str::from_utf8(bytes) {
+        Ok(s) if !s.contains('\\') => s.to_string(),
+        _ => {
+            let mut out = String::with_capacity(bytes.len() + 8);
+            for chunk in bytes.utf8_chunks() {
+                for c in chunk.valid().chars() {
+                    if c == '\\' {
+                        out.push_str("\\\\");
+                    } else {
+                        out.push(c);
+                    }
+                }
+                for b in chunk.invalid() {
+                    out.push_str(&format!("\\x{b:02x}"));
+                }
+            }
+            out
+        }
+    }
 }
 
 /// `(file, label)` for every image in `root/<label>/...` (sorted, so imports are repeatable).
@@ -40,7 +68,7 @@ pub fn list_image_folder(root: &Path) -> Result<Vec<(PathBuf, String)>> {
         return Err(Error::BadFile { path: root.into(), message: "no class folders: expected root/<label>/<image files>".into() });
     }
     for class in classes {
-        let label = class.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let label = class.file_name().map(label_from_name).unwrap_or_default();
         let mut stack = vec![class];
         let mut files = Vec::new();
         while let Some(dir) = stack.pop() {
@@ -48,7 +76,7 @@ pub fn list_image_folder(root: &Path) -> Result<Vec<(PathBuf, String)>> {
                 let p = entry.map_err(|e| Error::io(&dir, e))?.path();
                 if p.is_dir() {
                     stack.push(p);
-                } else if is_image(&p) {
+                } else if is_candidate(&p) {
                     files.push(p);
                 }
             }
@@ -83,16 +111,25 @@ pub fn list_csv(csv: &Path) -> Result<(Vec<(PathBuf, String)>, Vec<Skipped>)> {
     Ok((items, skipped))
 }
 
+/// The reason of a skip, without the path the skip already names.
+fn reason(e: Error) -> String {
+    match e {
+        Error::BadFile { message, .. } => message,
+        Error::Io { source, .. } => source.to_string(),
+        other => other.to_string(),
+    }
+}
+
 /// Reads and decodes files in parallel; failures become [`Skipped`] entries.
 pub fn load(files: &[(PathBuf, String)]) -> (Vec<ImportItem>, Vec<Skipped>) {
     let results: Vec<std::result::Result<ImportItem, Skipped>> = files
         .par_iter()
         .map(|(path, label)| {
             let source = path.display().to_string();
-            let bytes = std::fs::read(path).map_err(|e| Skipped { source: source.clone(), reason: e.to_string() })?;
-            let image = image::load_from_memory(&bytes)
-                .map_err(|e| Skipped { source: source.clone(), reason: format!("not a readable image: {e}") })?;
-            Ok(ImportItem { label: label.clone(), source, content_hash: fnv1a(&bytes), image: image.to_rgb8() })
+            let skip = |e: Error| Skipped { source: source.clone(), reason: reason(e) };
+            let bytes = crate::imageio::read_image_bytes(path).map_err(skip)?;
+            let image = crate::imageio::decode_rgb(&bytes, path).map_err(skip)?;
+            Ok(ImportItem { label: label.clone(), source, content_hash: fnv1a(&bytes), image })
         })
         .collect();
     let mut items = Vec::new();
@@ -184,6 +221,71 @@ pub fn thumbnail_png(img: &image::RgbImage, size: u32) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn folder_names_become_distinct_labels_losslessly() {
+        use std::ffi::OsStr;
+        use std::os::unix::ffi::OsStrExt;
+        let names: Vec<&OsStr> = vec![
+            OsStr::from_bytes(b"cls\xff"),
+            OsStr::from_bytes(b"cls\xfe"),
+            OsStr::new("caf\u{e9}"),
+            OsStr::new("cafe\u{301}"),
+            OsStr::new("cls\\xff"),
+            OsStr::new("shoes"),
+        ];
+        let labels: Vec<String> = names.iter().map(|n| label_from_name(n)).collect();
+        assert_eq!(labels[0], "cls\\xff");
+        assert_eq!(labels[5], "shoes");
+        let unique: std::collections::HashSet<&String> = labels.iter().collect();
+        assert_eq!(unique.len(), names.len(), "{labels:?}");
+    }
+
+    #[test]
+    fn every_file_of_a_mixed_folder_is_imported_or_skipped_with_its_reason() {
+        // bugcase 07's kind: other formats decode, broken files are named with a reason, a file
+        // without an extension is decoded by content, nothing is silently left out.
+        let dir = tempfile::tempdir().unwrap();
+        let class = dir.path().join("mixed");
+        std::fs::create_dir_all(&class).unwrap();
+        let img = image::DynamicImage::ImageRgb8(image::RgbImage::from_fn(24, 16, |x, y| image::Rgb([(x * 10) as u8, (y * 15) as u8, 77])));
+        let encode = |format: image::ImageFormat| {
+            let mut out = Vec::new();
+            img.write_to(&mut std::io::Cursor::new(&mut out), format).unwrap();
+            out
+        };
+        let png = encode(image::ImageFormat::Png);
+        let jpg = encode(image::ImageFormat::Jpeg);
+        let files: Vec<(&str, Vec<u8>, bool)> = vec![
+            ("a_ok.png", png.clone(), true),
+            ("b.gif", encode(image::ImageFormat::Gif), true),
+            ("c.bmp", encode(image::ImageFormat::Bmp), true),
+            ("d.webp", encode(image::ImageFormat::WebP), true),
+            ("e.tiff", encode(image::ImageFormat::Tiff), true),
+            ("f_zero_bytes.png", Vec::new(), false),
+            ("g_truncated.png", png[..png.len() * 6 / 10].to_vec(), false),
+            ("h_truncated.jpg", jpg[..jpg.len() / 2].to_vec(), false),
+            ("i_upper.PNG", png.clone(), true),
+            ("j_no_extension", png.clone(), true),
+            ("k_notes.txt", b"not an image".to_vec(), false),
+        ];
+        for (name, bytes, _) in &files {
+            std::fs::write(class.join(name), bytes).unwrap();
+        }
+        let listed = list_image_folder(dir.path()).unwrap();
+        assert_eq!(listed.len(), files.len(), "every file is offered to the decoder");
+        let (items, skipped) = load(&listed);
+        let imported: Vec<String> = items.iter().map(|i| Path::new(&i.source).file_name().unwrap().to_string_lossy().into_owned()).collect();
+        let want: Vec<&str> = files.iter().filter(|f| f.2).map(|f| f.0).collect();
+        assert_eq!(imported, want);
+        for (name, _, ok) in &files {
+            if !ok {
+                let s = skipped.iter().find(|s| s.source.ends_with(name)).unwrap_or_else(|| panic!("{name} is not listed: {skipped:?}"));
+                assert!(s.reason.contains("not a readable image"), "{name}: {}", s.reason);
+            }
+        }
+        assert_eq!(items.len() + skipped.len(), files.len());
+    }
 
     #[test]
     fn image_folder_and_csv_imports_skip_bad_files_and_keep_going() {

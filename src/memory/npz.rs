@@ -70,14 +70,17 @@ pub fn parse_npy(bytes: &[u8]) -> std::result::Result<NpyArray, String> {
         .filter(|s| !s.is_empty())
         .map(|s| s.parse::<usize>().map_err(|e| format!("bad shape `{s}`: {e}")))
         .collect::<std::result::Result<_, _>>()?;
-    let item = match descr.trim_start_matches(['<', '|', '=', '>']) {
+    let item: usize = match descr.trim_start_matches(['<', '|', '=', '>']) {
         "u1" | "i1" | "b1" => 1,
         "u2" | "i2" | "f2" => 2,
         "u4" | "i4" | "f4" => 4,
         "u8" | "i8" | "f8" => 8,
         other => return Err(format!("unsupported dtype {other}")),
     };
-    let want = shape.iter().product::<usize>() * item;
+    let want = shape
+        .iter()
+        .try_fold(item, |acc: usize, &d| acc.checked_mul(d))
+        .ok_or_else(|| format!("shape {shape:?} of {item}-byte items overflows the address space"))?;
     let data = bytes.get(start + header_len..).ok_or("truncated .npy data")?;
     if data.len() < want {
         return Err(format!("truncated .npy data: {} of {want} bytes", data.len()));
@@ -91,6 +94,9 @@ fn le16(b: &[u8], at: usize) -> usize {
 fn le32(b: &[u8], at: usize) -> usize {
     u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]) as usize
 }
+
+/// Largest decompressed `.npz` member, in bytes (2 GiB).
+pub const MAX_MEMBER_BYTES: u64 = 2 << 30;
 
 /// Reads every member of an `.npz` archive as (name without `.npy`, array).
 pub fn read_npz(path: &Path) -> Result<Vec<(String, NpyArray)>> {
@@ -128,8 +134,15 @@ pub fn read_npz(path: &Path) -> Result<Vec<(String, NpyArray)>> {
         let member = match method {
             0 => raw.to_vec(),
             8 => {
+                // Bounded: a deflate bomb stops at the cap instead of filling memory.
                 let mut v = Vec::new();
-                flate2::read::DeflateDecoder::new(raw).read_to_end(&mut v).map_err(|e| bad(format!("{name}: bad deflate data: {e}")))?;
+                flate2::read::DeflateDecoder::new(raw)
+                    .take(MAX_MEMBER_BYTES + 1)
+                    .read_to_end(&mut v)
+                    .map_err(|e| bad(format!("{name}: bad deflate data: {e}")))?;
+                if v.len() as u64 > MAX_MEMBER_BYTES {
+                    return Err(bad(format!("{name}: decompresses to more than {} MiB, the limit for one array", MAX_MEMBER_BYTES >> 20)));
+                }
                 v
             }
             m => return Err(bad(format!("{name}: unsupported zip compression method {m}"))),

@@ -84,6 +84,9 @@ impl Memory {
         if embedding.len() != self.dim {
             return Err(Error::InvalidConfig(format!("embedding has {} dimensions, the memory {}", embedding.len(), self.dim)));
         }
+        if embedding.iter().any(|v| !v.is_finite()) {
+            return Err(Error::InvalidConfig(format!("the embedding of {source} holds NaN or Inf (are the model's weights finite?)")));
+        }
         let id = self.next_id;
         self.next_id += 1;
         self.entries.push(Entry { id, label: label.to_string(), source: source.to_string(), content_hash, thumbnail, embedding });
@@ -172,7 +175,22 @@ impl Memory {
             return Err(bad(&format!("memory format version {version}, this procmem reads {VERSION}")));
         }
         let header_len = r.u64()? as usize;
+        let header_len = header_len.min(body.len());
         let header: Header = serde_json::from_slice(r.take(header_len)?).map_err(|e| bad(&format!("bad header: {e}")))?;
+        // Sizes read from the file are checked against the file's length before anything is
+        // allocated: a damaged count or dimension is an error, never an abort.
+        let min_entry = header.dim.checked_mul(4).and_then(|d| d.checked_add(8 + 4 + 4 + 8 + 4)).ok_or_else(|| bad("dimension too large"))?;
+        if header.dim == 0 {
+            return Err(bad("dimension 0 in the header"));
+        }
+        if header.count.checked_mul(min_entry).is_none_or(|need| need > body.len() - r.pos) {
+            return Err(bad(&format!(
+                "the header counts {} entries of dimension {}, more than the file's {} bytes can hold",
+                header.count,
+                header.dim,
+                bytes.len()
+            )));
+        }
         let mut entries = Vec::with_capacity(header.count);
         for _ in 0..header.count {
             let id = r.u64()?;
@@ -184,7 +202,10 @@ impl Memory {
             let thumb_len = r.u32()? as usize;
             let thumbnail = r.take(thumb_len)?.to_vec();
             let raw = r.take(header.dim * 4)?;
-            let embedding = raw.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes"))).collect();
+            let embedding: Vec<f32> = raw.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes"))).collect();
+            if embedding.iter().any(|v| !v.is_finite()) {
+                return Err(bad(&format!("entry {id} ({source}) has a NaN or Inf embedding")));
+            }
             entries.push(Entry { id, label, source, content_hash, thumbnail, embedding });
         }
         if r.pos != body.len() {
@@ -192,6 +213,9 @@ impl Memory {
         }
         if entries.windows(2).any(|w| w[0].id >= w[1].id) {
             return Err(bad("entry ids are not increasing"));
+        }
+        if entries.last().is_some_and(|e| e.id >= header.next_id) {
+            return Err(bad("an entry id is not below the header's next id (ids would be reused)"));
         }
         Ok(Self { model_fingerprint: header.model_fingerprint, dim: header.dim, entries, next_id: header.next_id })
     }
@@ -300,6 +324,54 @@ mod tests {
         }
         std::fs::write(&path, b"hello").unwrap();
         assert!(Memory::open(&path).unwrap_err().to_string().contains("not a procmem memory"));
+    }
+
+    /// The file of `sample()` with its header JSON edited by `edit` and the entries' bytes by
+    /// `edit_rest`, checksum recomputed (damage the checksum cannot catch).
+    fn crafted(edit: impl Fn(String) -> String, edit_rest: impl Fn(&mut Vec<u8>)) -> Vec<u8> {
+        let bytes = sample().to_bytes();
+        let hl = u64::from_le_bytes(bytes[8..16].try_into().unwrap()) as usize;
+        let header = edit(String::from_utf8(bytes[16..16 + hl].to_vec()).unwrap());
+        let mut rest = bytes[16 + hl..bytes.len() - 8].to_vec();
+        edit_rest(&mut rest);
+        let mut out = bytes[..8].to_vec();
+        out.extend_from_slice(&(header.len() as u64).to_le_bytes());
+        out.extend_from_slice(header.as_bytes());
+        out.extend_from_slice(&rest);
+        let sum = fnv1a(&out);
+        out.extend_from_slice(&sum.to_le_bytes());
+        out
+    }
+
+    #[test]
+    fn sizes_and_values_in_a_well_checksummed_file_are_checked_before_use() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.pmem");
+        let unchanged = crafted(|h| h, |_| {});
+        assert_eq!(Memory::from_bytes(&unchanged, &path).unwrap(), sample(), "the crafting itself is faithful");
+        let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+            ("huge count", crafted(|h| h.replace("\"count\":3", "\"count\":1000000000000000"), |_| {}), "more than the file"),
+            ("huge dim", crafted(|h| h.replace("\"dim\":3", "\"dim\":4611686018427387904"), |_| {}), "dimension"),
+            ("dim 0", crafted(|h| h.replace("\"dim\":3", "\"dim\":0"), |_| {}), "dimension 0"),
+            ("reused ids", crafted(|h| h.replace("\"next_id\":3", "\"next_id\":1"), |_| {}), "next id"),
+            (
+                "NaN embedding",
+                crafted(
+                    |h| h,
+                    |rest| {
+                        let at = rest.len() - 4 * 3;
+                        rest[at..at + 4].copy_from_slice(&f32::NAN.to_le_bytes());
+                    },
+                ),
+                "NaN",
+            ),
+        ];
+        for (name, bytes, want) in cases {
+            let err = Memory::from_bytes(&bytes, &path).map(|_| ()).unwrap_err().to_string();
+            assert!(err.contains(want) && err.contains("m.pmem"), "{name}: {err}");
+        }
+        let mut m = sample();
+        assert!(m.add("fp", "cat", "nan.png", 0, vec![], vec![f32::NAN, 0.0, 0.0]).unwrap_err().to_string().contains("nan.png"));
     }
 
     #[test]

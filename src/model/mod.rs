@@ -10,6 +10,7 @@ pub mod head;
 pub mod init;
 pub(crate) mod kernels;
 pub mod layers;
+pub mod standardise;
 pub mod vit;
 pub mod weights;
 

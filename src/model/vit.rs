@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use super::block::FusedBlock;
 use super::layers::{attention, gelu, layer_norm, linear};
+use super::standardise::Standardisation;
 use crate::generate::rng::Rng;
 
 /// The architecture. Presets: [`VitConfig::vit_tiny`], [`VitConfig::vit_small`],
@@ -74,6 +75,22 @@ impl VitConfig {
             "micro" => Self::micro(),
             _ => return None,
         })
+    }
+
+    /// The checkpoint keys of every parameter this architecture has, in no particular order
+    /// (the names [`VisionTransformer::new`] reads).
+    pub fn parameter_names(&self) -> Vec<String> {
+        let mut names: Vec<String> =
+            ["cls_token", "pos_embed", "patch_embed.proj.weight", "patch_embed.proj.bias", "norm.weight", "norm.bias"].map(String::from).into();
+        for i in 0..self.depth {
+            for part in ["norm1", "attn.qkv", "attn.proj", "norm2", "mlp.fc1", "mlp.fc2"] {
+                names.push(format!("blocks.{i}.{part}.weight"));
+                if part != "attn.qkv" || self.qkv_bias {
+                    names.push(format!("blocks.{i}.{part}.bias"));
+                }
+            }
+        }
+        names
     }
 
     pub const PRESETS: [&'static str; 6] = ["cpu-tiny", "cpu-small", "micro", "vit-tiny", "vit-small", "vit-base"];
@@ -281,6 +298,8 @@ pub struct VisionTransformer {
     norm: Norm,
     /// Position-embedding interpolation matrices per patch grid (h, w).
     interp_cache: Mutex<HashMap<(usize, usize), Tensor>>,
+    /// Procedural centring and whitening of the CLS embedding, when the model file has one.
+    standardisation: Option<Standardisation>,
 }
 
 impl VisionTransformer {
@@ -303,7 +322,34 @@ impl VisionTransformer {
             blocks,
             norm: Norm::new(d, vb.pp("norm"))?,
             interp_cache: Mutex::new(HashMap::new()),
+            standardisation: None,
         })
+    }
+
+    /// The model with a procedural standardisation of its CLS embedding (see
+    /// [`super::standardise`]); errors when its width is not the model's.
+    pub fn with_standardisation(mut self, standardisation: Option<Standardisation>) -> Result<Self> {
+        if let Some(s) = &standardisation {
+            if s.dim() != self.cfg.embed_dim {
+                bail!("standardisation of width {} for a model of width {}", s.dim(), self.cfg.embed_dim);
+            }
+        }
+        self.standardisation = standardisation;
+        Ok(self)
+    }
+
+    pub fn standardisation(&self) -> Option<&Standardisation> {
+        self.standardisation.as_ref()
+    }
+
+    /// The embedding of CLS tokens [B, D]: L2-normalised, then standardised and normalised
+    /// again when the model has a standardisation.
+    fn cls_embedding(&self, cls: &Tensor) -> Result<Tensor> {
+        let unit = l2_normalise(cls)?;
+        match &self.standardisation {
+            Some(s) => l2_normalise(&s.apply(&unit)?),
+            None => Ok(unit),
+        }
     }
 
     /// Position embeddings for an h×w patch grid (bicubic, DINO's `interpolate_pos_encoding`).
@@ -407,17 +453,18 @@ impl VisionTransformer {
         self.tokens(x, None, false, true)?.i((.., 0))
     }
 
-    /// L2-normalised CLS embedding and the patch tokens [B, patches, D].
+    /// The CLS embedding (unit length, standardised when the model has a standardisation) and
+    /// the patch tokens [B, patches, D].
     pub fn embed(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
         let tokens = self.infer_tokens(x)?;
         let n = tokens.dim(1)?;
-        Ok((l2_normalise(&tokens.i((.., 0))?)?, tokens.narrow(1, 1, n - 1)?))
+        Ok((self.cls_embedding(&tokens.i((.., 0))?)?, tokens.narrow(1, 1, n - 1)?))
     }
 
-    /// The L2-normalised CLS embedding alone [B, D], as kNN memories use it: cheaper than
-    /// [`Self::embed`], whose last block must compute every token.
+    /// The CLS embedding alone [B, D], as kNN memories use it: cheaper than [`Self::embed`],
+    /// whose last block must compute every token.
     pub fn embed_cls(&self, x: &Tensor) -> Result<Tensor> {
-        l2_normalise(&self.infer_cls(x)?)
+        self.cls_embedding(&self.infer_cls(x)?)
     }
 
     pub fn dtype(&self) -> DType {

@@ -13,6 +13,7 @@ use candle_nn::{VarBuilder, VarMap};
 use serde::{Deserialize, Serialize};
 
 use super::init::trunc_normal;
+use super::standardise::Standardisation;
 use super::vit::{VisionTransformer, VitConfig};
 use crate::error::{Error, Result};
 use crate::generate::rng::Rng;
@@ -46,6 +47,21 @@ pub struct CheckpointMeta {
     /// (`teacher` or `student`), no head, no optimiser state.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exported_backbone: Option<String>,
+    /// Set when the backbone carries a procedural standardisation of its embedding
+    /// (`procmem standardise`): what it was fitted on. Its tensors sit beside the backbone's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub standardisation: Option<StandardisationMeta>,
+}
+
+/// Provenance of a [`crate::model::standardise::Standardisation`].
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct StandardisationMeta {
+    /// The data source, e.g. `procedural:kml-mixup (seed 1, 64x64)`. Never a real image.
+    pub source: String,
+    /// Images the mean and covariance were computed from.
+    pub images: usize,
+    /// ε relative to the mean eigenvalue.
+    pub shrinkage: f64,
 }
 
 pub const CHECKPOINT_FORMAT: &str = "procmem-checkpoint";
@@ -205,13 +221,62 @@ pub struct LoadedBackbone {
 }
 
 /// Builds a backbone from a name → tensor map, reporting missing keys and shapes by name.
+///
+/// Errors (each naming the tensors): a tensor the architecture does not use (LayerScale gammas,
+/// register tokens: another architecture, which procmem does not implement), a tensor that is not
+/// floating point (integer weights are not a ViT's), a NaN or Inf value, a missing tensor or a
+/// wrong shape.
 pub fn backbone_from_tensors(cfg: &VitConfig, tensors: HashMap<String, Tensor>, source: &Path) -> Result<(VisionTransformer, String)> {
+    let refuse = |message: String| Error::BadFile { path: source.into(), message };
+    let known: std::collections::HashSet<String> = cfg
+        .parameter_names()
+        .into_iter()
+        .chain([super::standardise::MEAN_KEY, super::standardise::WHITENING_KEY].map(String::from))
+        .collect();
+    let mut unused: Vec<&String> = tensors.keys().filter(|k| !known.contains(*k)).collect();
+    if !unused.is_empty() {
+        unused.sort();
+        return Err(refuse(format!(
+            "tensors the ViT does not use: {} (another architecture, e.g. LayerScale or register tokens, which procmem does not implement; nothing was loaded)",
+            list_names(&unused)
+        )));
+    }
+    let mut not_float: Vec<String> = tensors
+        .iter()
+        .filter(|(_, t)| !matches!(t.dtype(), DType::F16 | DType::BF16 | DType::F32 | DType::F64))
+        .map(|(k, t)| format!("{k} ({:?})", t.dtype()))
+        .collect();
+    if !not_float.is_empty() {
+        not_float.sort();
+        return Err(refuse(format!("tensors that are not floating point: {} (ViT weights are floats)", list_names(&not_float))));
+    }
+    let mut non_finite = Vec::new();
+    for (name, t) in &tensors {
+        let values: Vec<f32> = t.flatten_all().and_then(|t| t.to_dtype(DType::F32)).and_then(|t| t.to_vec1()).map_err(model_err)?;
+        if let Some(bad) = values.iter().find(|v| !v.is_finite()) {
+            non_finite.push(format!("{name} ({bad})"));
+        }
+    }
+    if !non_finite.is_empty() {
+        non_finite.sort();
+        return Err(refuse(format!("non-finite weights (NaN or Inf) in {}", list_names(&non_finite))));
+    }
     let sorted: BTreeMap<String, Tensor> = tensors.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     let fp = fingerprint(&sorted)?;
+    let bad = |e: candle_core::Error| Error::BadFile { path: source.into(), message: format!("weights do not fit the model: {e}") };
+    let standardisation = Standardisation::from_tensors(&tensors, cfg.embed_dim).map_err(bad)?;
     let vb = VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu);
-    let vit = VisionTransformer::new(cfg, vb)
-        .map_err(|e| Error::BadFile { path: source.into(), message: format!("weights do not fit the model: {e}") })?;
+    let vit = VisionTransformer::new(cfg, vb).and_then(|v| v.with_standardisation(standardisation)).map_err(bad)?;
     Ok((vit, fp))
+}
+
+/// At most five names, then a count.
+fn list_names(names: &[impl AsRef<str>]) -> String {
+    let shown: Vec<&str> = names.iter().take(5).map(|n| n.as_ref()).collect();
+    match names.len() {
+        n if n > 5 => format!("{} and {} more", shown.join(", "), n - 5),
+        _ => shown.join(", "),
+    }
 }
 
 /// Strips DINO's wrappers (`module.`, `backbone.`) and drops the projection head.

@@ -44,11 +44,7 @@ pub fn list_images(root: &Path) -> Result<Vec<PathBuf>> {
             let path = entry.map_err(|e| Error::io(&dir, e))?.path();
             if path.is_dir() {
                 stack.push(path);
-            } else if path
-                .extension()
-                .and_then(|e| e.to_str())
-                .is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "png" | "jpg" | "jpeg"))
-            {
+            } else if crate::imageio::has_image_extension(&path) {
                 out.push(path);
             }
         }
@@ -127,11 +123,11 @@ fn produce(mut source: Source, cfg: TrainConfig, first_step: u64, tx: SyncSender
                             return Err(Error::Model("too many unreadable images in the training folder".into()));
                         }
                         let i = rng.below(paths.len());
-                        match image::open(&paths[i]) {
-                            Ok(img) => out.push((step * b + out.len() as u64, img.to_rgb8())),
+                        match crate::imageio::load_rgb(&paths[i]) {
+                            Ok(img) => out.push((step * b + out.len() as u64, img)),
                             Err(e) => {
                                 skipped += 1;
-                                log::warn!("skipping {}: {e}", paths[i].display());
+                                log::warn!("skipping {e}");
                             }
                         }
                     }

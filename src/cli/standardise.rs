@@ -1,0 +1,56 @@
+//! `procmem standardise`: fit a procedural standardisation (centring + whitening of the CLS
+//! embedding, [`procmem::model::standardise`]) and write the model with it.
+
+use std::path::PathBuf;
+
+use procmem::eval::embed::{StandardiseConfig, standardise_model};
+use procmem::model::weights::Which;
+
+/// Fit centring and whitening of a model's embedding on procedural images and write the model
+/// with it (the statistics become part of the perception model; no real image is used).
+#[derive(clap::Args, Debug)]
+pub struct StandardiseArgs {
+    /// The model: an exported model or a training checkpoint (.json or .safetensors).
+    #[arg(long)]
+    pub model: PathBuf,
+    /// For a training checkpoint: use the student instead of the teacher.
+    #[arg(long)]
+    pub student: bool,
+    /// The procedural process to fit on.
+    #[arg(long, value_enum, default_value = "kml-mixup")]
+    pub process: procmem::generate::Process,
+    /// Images to fit on.
+    #[arg(long, default_value_t = StandardiseConfig::default().images)]
+    pub images: usize,
+    /// Seed of the generated set.
+    #[arg(long, default_value_t = StandardiseConfig::default().seed)]
+    pub seed: u64,
+    /// ε relative to the mean eigenvalue (0 = full whitening).
+    #[arg(long, default_value_t = StandardiseConfig::default().shrinkage)]
+    pub shrinkage: f64,
+    /// Output path stem: writes <out>.safetensors and <out>.json.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+impl StandardiseArgs {
+    pub fn run(&self) -> anyhow::Result<()> {
+        let cfg = StandardiseConfig { process: self.process, images: self.images, seed: self.seed, shrinkage: self.shrinkage };
+        let bar = super::progress_bar(2 * cfg.images as u64, "generating and embedding");
+        let which = if self.student { Which::Student } else { Which::Teacher };
+        let fp = standardise_model(&self.model, which, &cfg, &self.out, |done, total| {
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+        })?;
+        bar.finish_and_clear();
+        eprintln!(
+            "wrote {} with a standardisation fitted on {} {} images (seed {}, shrinkage {}); fingerprint {fp}",
+            self.out.display(),
+            cfg.images,
+            cfg.process.cli_name(),
+            cfg.seed,
+            cfg.shrinkage
+        );
+        Ok(())
+    }
+}

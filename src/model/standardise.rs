@@ -1,0 +1,312 @@
+//! Procedural standardisation of the embedding: centring and whitening fitted on procedural
+//! images only, stored in the model file and applied wherever the model embeds.
+//!
+//! A small DINO model trained for minutes puts every image in a narrow cone (random pairs of
+//! real images at mean cosine ≈ 0.97 for the bundled model before this step), so cosine
+//! similarities — and the kNN votes built on them — are dominated by one shared direction.
+//! Whitening with statistics of the model's own *procedural* training distribution removes that
+//! direction without any real image touching the model (the compartmentalisation of Rodríguez-
+//! Muñoz et al., ICML 2025, holds: the statistics are part of the perception model).
+//!
+//! The transform, on the unit CLS embedding x̂ ∈ ℝᴰ:
+//!
+//! ```text
+//! y = normalise(W·(x̂ − μ)),   W = V·diag((λᵢ + ε)^(−1/2))·Vᵀ,   ε = shrinkage · mean(λ)
+//! ```
+//!
+//! with μ and Σ = V·diag(λ)·Vᵀ the mean and covariance of the procedural images' x̂ (ZCA
+//! whitening with Ledoit–Wolf-style shrinkage towards the mean eigenvalue; shrinkage → ∞ is
+//! centring alone). Deviation from the paper: the paper evaluates raw DINO CLS features; this
+//! step is procmem's, measured in `docs/training.md`.
+//!
+//! Applying it is a fixed-order product per row, so an image embeds to the same bits alone and
+//! in any batch (the memory's exact unlearning relies on it).
+
+use std::collections::HashMap;
+
+use candle_core::{Device, Result, Tensor, bail};
+
+/// Checkpoint key of μ, shape [D] (inside the backbone's prefix, so the fingerprint covers it).
+pub const MEAN_KEY: &str = "standardise.mean";
+/// Checkpoint key of W, shape [D, D], symmetric.
+pub const WHITENING_KEY: &str = "standardise.whitening";
+
+/// μ and W of the module docs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Standardisation {
+    dim: usize,
+    mean: Vec<f32>,
+    /// Row-major [dim, dim].
+    whitening: Vec<f32>,
+}
+
+impl Standardisation {
+    /// Fits μ and W on `embeddings`, rows of `dim` unit vectors (at least 2 rows).
+    /// `shrinkage` ≥ 0 is ε relative to the mean eigenvalue (0 = full whitening).
+    pub fn fit(embeddings: &[f32], dim: usize, shrinkage: f64) -> Result<Self> {
+        if dim == 0 || embeddings.len() % dim != 0 || embeddings.len() / dim < 2 {
+            bail!("standardisation: {} values are not ≥ 2 rows of {dim}", embeddings.len());
+        }
+        if !(shrinkage.is_finite() && shrinkage >= 0.0) {
+            bail!("standardisation: shrinkage must be finite and ≥ 0, got {shrinkage}");
+        }
+        if embeddings.iter().any(|v| !v.is_finite()) {
+            bail!("standardisation: the embeddings contain NaN or Inf");
+        }
+        let n = embeddings.len() / dim;
+        let mut mean = vec![0f64; dim];
+        for row in embeddings.chunks_exact(dim) {
+            for (m, &v) in mean.iter_mut().zip(row) {
+                *m += v as f64;
+            }
+        }
+        mean.iter_mut().for_each(|m| *m /= n as f64);
+        let mut cov = vec![0f64; dim * dim];
+        let mut centred = vec![0f64; dim];
+        for row in embeddings.chunks_exact(dim) {
+            for ((c, &v), m) in centred.iter_mut().zip(row).zip(&mean) {
+                *c = v as f64 - m;
+            }
+            for i in 0..dim {
+                let ci = centred[i];
+                for j in i..dim {
+                    cov[i * dim + j] += ci * centred[j];
+                }
+            }
+        }
+        for i in 0..dim {
+            for j in i..dim {
+                let v = cov[i * dim + j] / (n - 1) as f64;
+                cov[i * dim + j] = v;
+                cov[j * dim + i] = v;
+            }
+        }
+        let (eigenvalues, eigenvectors) = symmetric_eigen(&cov, dim);
+        let mean_eigenvalue = eigenvalues.iter().map(|l| l.max(0.0)).sum::<f64>() / dim as f64;
+        let eps = (shrinkage * mean_eigenvalue).max(1e-12);
+        let scale: Vec<f64> = eigenvalues.iter().map(|l| 1.0 / (l.max(0.0) + eps).sqrt()).collect();
+        // W = V·diag(scale)·Vᵀ, eigenvectors in the columns of V.
+        let mut whitening = vec![0f32; dim * dim];
+        for i in 0..dim {
+            for j in 0..dim {
+                let w: f64 = (0..dim).map(|k| eigenvectors[i * dim + k] * scale[k] * eigenvectors[j * dim + k]).sum();
+                whitening[i * dim + j] = w as f32;
+            }
+        }
+        Ok(Self { dim, mean: mean.into_iter().map(|m| m as f32).collect(), whitening })
+    }
+
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// The two tensors to store under [`MEAN_KEY`] and [`WHITENING_KEY`].
+    pub fn to_tensors(&self) -> Result<[(&'static str, Tensor); 2]> {
+        Ok([
+            (MEAN_KEY, Tensor::from_vec(self.mean.clone(), self.dim, &Device::Cpu)?),
+            (WHITENING_KEY, Tensor::from_vec(self.whitening.clone(), (self.dim, self.dim), &Device::Cpu)?),
+        ])
+    }
+
+    /// Reads μ and W from a backbone's tensors: `None` when neither key is present, an error when
+    /// only one is, when a shape is not [D] / [D, D], or when a value is not finite.
+    pub fn from_tensors(tensors: &HashMap<String, Tensor>, dim: usize) -> Result<Option<Self>> {
+        let (mean, whitening) = match (tensors.get(MEAN_KEY), tensors.get(WHITENING_KEY)) {
+            (None, None) => return Ok(None),
+            (Some(m), Some(w)) => (m, w),
+            _ => bail!("standardisation: `{MEAN_KEY}` and `{WHITENING_KEY}` must both be present or both absent"),
+        };
+        if mean.dims() != [dim] || whitening.dims() != [dim, dim] {
+            bail!(
+                "standardisation: `{MEAN_KEY}` is {:?} and `{WHITENING_KEY}` {:?}; the model's width {dim} needs [{dim}] and [{dim}, {dim}]",
+                mean.dims(),
+                whitening.dims()
+            );
+        }
+        let mean: Vec<f32> = mean.to_dtype(candle_core::DType::F32)?.to_vec1()?;
+        let whitening: Vec<f32> = whitening.to_dtype(candle_core::DType::F32)?.flatten_all()?.to_vec1()?;
+        if mean.iter().chain(&whitening).any(|v| !v.is_finite()) {
+            bail!("standardisation: `{MEAN_KEY}` or `{WHITENING_KEY}` holds NaN or Inf");
+        }
+        Ok(Some(Self { dim, mean, whitening }))
+    }
+
+    /// W·(x − μ) for each row of `x`: [B, D] → [B, D] (not normalised). Each output is one
+    /// dot product in a fixed order, independent of B.
+    pub fn apply(&self, x: &Tensor) -> Result<Tensor> {
+        let (b, d) = x.dims2()?;
+        if d != self.dim {
+            bail!("standardisation: input width {d}, fitted for {}", self.dim);
+        }
+        let values: Vec<f32> = x.to_dtype(candle_core::DType::F32)?.flatten_all()?.to_vec1()?;
+        let mut out = vec![0f32; b * d];
+        let mut centred = vec![0f32; d];
+        for (row, out_row) in values.chunks_exact(d).zip(out.chunks_exact_mut(d)) {
+            for ((c, v), m) in centred.iter_mut().zip(row).zip(&self.mean) {
+                *c = v - m;
+            }
+            for (o, w_row) in out_row.iter_mut().zip(self.whitening.chunks_exact(d)) {
+                *o = w_row.iter().zip(&centred).map(|(w, c)| w * c).sum();
+            }
+        }
+        Tensor::from_vec(out, (b, d), x.device())
+    }
+}
+
+/// Eigen-decomposition of a symmetric matrix (row-major n×n) by cyclic Jacobi rotations, in f64.
+/// Returns the eigenvalues and the eigenvectors as the columns of a row-major n×n matrix.
+pub fn symmetric_eigen(matrix: &[f64], n: usize) -> (Vec<f64>, Vec<f64>) {
+    let mut a = matrix.to_vec();
+    let mut v = vec![0f64; n * n];
+    for i in 0..n {
+        v[i * n + i] = 1.0;
+    }
+    let scale: f64 = a.iter().map(|x| x * x).sum::<f64>().sqrt().max(f64::MIN_POSITIVE);
+    for _sweep in 0..64 {
+        let off: f64 = (0..n).flat_map(|i| (0..n).filter(move |&j| j != i).map(move |j| (i, j))).map(|(i, j)| a[i * n + j].powi(2)).sum();
+        if off.sqrt() <= 1e-15 * scale {
+            break;
+        }
+        for p in 0..n {
+            for q in p + 1..n {
+                let apq = a[p * n + q];
+                if apq.abs() <= 1e-300 {
+                    continue;
+                }
+                let (app, aqq) = (a[p * n + p], a[q * n + q]);
+                // Rotation angle that zeroes a[p][q] (Golub & Van Loan, Algorithm 8.4.1).
+                let theta = (aqq - app) / (2.0 * apq);
+                let t = theta.signum() / (theta.abs() + (theta * theta + 1.0).sqrt());
+                let t = if theta == 0.0 { 1.0 } else { t };
+                let c = 1.0 / (t * t + 1.0).sqrt();
+                let s = t * c;
+                for k in 0..n {
+                    let (akp, akq) = (a[k * n + p], a[k * n + q]);
+                    a[k * n + p] = c * akp - s * akq;
+                    a[k * n + q] = s * akp + c * akq;
+                }
+                for k in 0..n {
+                    let (apk, aqk) = (a[p * n + k], a[q * n + k]);
+                    a[p * n + k] = c * apk - s * aqk;
+                    a[q * n + k] = s * apk + c * aqk;
+                }
+                for k in 0..n {
+                    let (vkp, vkq) = (v[k * n + p], v[k * n + q]);
+                    v[k * n + p] = c * vkp - s * vkq;
+                    v[k * n + q] = s * vkp + c * vkq;
+                }
+            }
+        }
+    }
+    ((0..n).map(|i| a[i * n + i]).collect(), v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::generate::rng::Rng;
+
+    fn unit_rows(n: usize, dim: usize, seed: u64) -> Vec<f32> {
+        // A narrow cone: a shared direction plus anisotropic noise, like an untrained ViT's CLS.
+        let mut rng = Rng::new(seed);
+        let mut out = Vec::with_capacity(n * dim);
+        for _ in 0..n {
+            let mut row: Vec<f64> = (0..dim).map(|j| 3.0 + rng.normal() * (0.05 + 0.2 * j as f64 / dim as f64)).collect();
+            let norm = row.iter().map(|x| x * x).sum::<f64>().sqrt();
+            row.iter_mut().for_each(|x| *x /= norm);
+            out.extend(row.into_iter().map(|x| x as f32));
+        }
+        out
+    }
+
+    #[test]
+    fn jacobi_reconstructs_a_symmetric_matrix() {
+        let n = 7;
+        let mut rng = Rng::new(3);
+        let b: Vec<f64> = (0..n * n).map(|_| rng.normal()).collect();
+        let mut m = vec![0f64; n * n];
+        for i in 0..n {
+            for j in 0..n {
+                m[i * n + j] = (0..n).map(|k| b[i * n + k] * b[j * n + k]).sum();
+            }
+        }
+        let (l, v) = symmetric_eigen(&m, n);
+        for i in 0..n {
+            for j in 0..n {
+                let r: f64 = (0..n).map(|k| v[i * n + k] * l[k] * v[j * n + k]).sum();
+                assert!((r - m[i * n + j]).abs() < 1e-9, "({i},{j}): {r} vs {}", m[i * n + j]);
+                let o: f64 = (0..n).map(|k| v[k * n + i] * v[k * n + j]).sum();
+                assert!((o - if i == j { 1.0 } else { 0.0 }).abs() < 1e-9);
+            }
+        }
+    }
+
+    #[test]
+    fn full_whitening_gives_zero_mean_and_identity_covariance() {
+        let dim = 6;
+        let x = unit_rows(4000, dim, 1);
+        let s = Standardisation::fit(&x, dim, 0.0).unwrap();
+        let t = Tensor::from_vec(x, (4000, dim), &Device::Cpu).unwrap();
+        let y: Vec<Vec<f32>> = s.apply(&t).unwrap().to_vec2().unwrap();
+        let n = y.len() as f64;
+        for i in 0..dim {
+            let mi: f64 = y.iter().map(|r| r[i] as f64).sum::<f64>() / n;
+            assert!(mi.abs() < 1e-3, "mean {i} = {mi}");
+            for j in 0..dim {
+                let cij: f64 = y.iter().map(|r| r[i] as f64 * r[j] as f64).sum::<f64>() / (n - 1.0);
+                let want = if i == j { 1.0 } else { 0.0 };
+                assert!((cij - want).abs() < 2e-2, "cov ({i},{j}) = {cij}");
+            }
+        }
+    }
+
+    #[test]
+    fn whitening_opens_the_cone() {
+        let dim = 16;
+        let x = unit_rows(2000, dim, 2);
+        let mean_cos = |rows: &[Vec<f32>]| {
+            let unit: Vec<Vec<f32>> = rows
+                .iter()
+                .map(|r| {
+                    let n = r.iter().map(|v| v * v).sum::<f32>().sqrt();
+                    r.iter().map(|v| v / n).collect()
+                })
+                .collect();
+            let pairs = 500;
+            (0..pairs).map(|i| unit[2 * i].iter().zip(&unit[2 * i + 1]).map(|(a, b)| a * b).sum::<f32>()).sum::<f32>() / pairs as f32
+        };
+        let before: Vec<Vec<f32>> = x.chunks(dim).map(|r| r.to_vec()).collect();
+        let s = Standardisation::fit(&x, dim, 0.1).unwrap();
+        let after: Vec<Vec<f32>> = s.apply(&Tensor::from_vec(x.clone(), (2000, dim), &Device::Cpu).unwrap()).unwrap().to_vec2().unwrap();
+        assert!(mean_cos(&before) > 0.9, "the fixture is a cone");
+        assert!(mean_cos(&after).abs() < 0.1, "after: {}", mean_cos(&after));
+    }
+
+    #[test]
+    fn a_row_maps_to_the_same_bits_alone_and_in_a_batch() {
+        let dim = 12;
+        let x = unit_rows(9, dim, 4);
+        let s = Standardisation::fit(&unit_rows(100, dim, 5), dim, 0.1).unwrap();
+        let all: Vec<Vec<f32>> = s.apply(&Tensor::from_vec(x.clone(), (9, dim), &Device::Cpu).unwrap()).unwrap().to_vec2().unwrap();
+        for (i, row) in x.chunks(dim).enumerate() {
+            let alone: Vec<Vec<f32>> = s.apply(&Tensor::from_vec(row.to_vec(), (1, dim), &Device::Cpu).unwrap()).unwrap().to_vec2().unwrap();
+            assert_eq!(alone[0], all[i]);
+        }
+    }
+
+    #[test]
+    fn tensors_round_trip_and_bad_ones_are_refused() {
+        let dim = 4;
+        let s = Standardisation::fit(&unit_rows(50, dim, 6), dim, 0.5).unwrap();
+        let map: HashMap<String, Tensor> = s.to_tensors().unwrap().into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        assert_eq!(Standardisation::from_tensors(&map, dim).unwrap(), Some(s));
+        assert!(Standardisation::from_tensors(&map, dim + 1).is_err(), "wrong width");
+        let mut half = map.clone();
+        half.remove(WHITENING_KEY);
+        assert!(Standardisation::from_tensors(&half, dim).is_err(), "one key alone");
+        let mut nan = map.clone();
+        nan.insert(MEAN_KEY.into(), Tensor::new(&[f32::NAN, 0.0, 0.0, 0.0], &Device::Cpu).unwrap());
+        assert!(Standardisation::from_tensors(&nan, dim).is_err(), "NaN");
+        assert_eq!(Standardisation::from_tensors(&HashMap::new(), dim).unwrap(), None);
+    }
+}

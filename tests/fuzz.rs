@@ -1,0 +1,206 @@
+//! Mutation fuzzing on stable Rust: valid files of every parser are damaged byte-wise
+//! (truncated, bits flipped, length fields set huge, garbage appended, chunks repeated) and fed
+//! back. Each parser must answer Ok or an error naming the file — never panic, never abort on an
+//! allocation (the size checks of docs/reliability.md run before any buffer is made).
+//!
+//! Deterministic: case `i` of a target uses seed `i`, so a failure names its reproducible seed.
+
+use std::path::{Path, PathBuf};
+
+use procmem::generate::rng::Rng;
+
+/// One damaged copy of `valid`.
+fn mutate(valid: &[u8], rng: &mut Rng) -> Vec<u8> {
+    let mut b = valid.to_vec();
+    let rounds = 1 + rng.below(3);
+    for _ in 0..rounds {
+        if b.is_empty() {
+            b.push(rng.next_u32() as u8);
+            continue;
+        }
+        match rng.below(6) {
+            0 => b.truncate(rng.below(b.len())),
+            1 => {
+                for _ in 0..1 + rng.below(8) {
+                    let i = rng.below(b.len());
+                    b[i] ^= 1 << rng.below(8);
+                }
+            }
+            2 => {
+                // A length or count field made huge: 4 or 8 bytes of 0xFF (or 0x7F…) anywhere.
+                let width = if rng.bernoulli(0.5) { 4 } else { 8 };
+                let at = rng.below(b.len());
+                for (k, byte) in b.iter_mut().skip(at).take(width).enumerate() {
+                    *byte = if k + 1 == width && rng.bernoulli(0.5) { 0x7F } else { 0xFF };
+                }
+            }
+            3 => {
+                let extra = rng.below(64);
+                b.extend((0..extra).map(|_| rng.next_u32() as u8));
+            }
+            4 => {
+                let start = rng.below(b.len());
+                let len = rng.below((b.len() - start).min(256)) + 1;
+                let chunk = b[start..start + len].to_vec();
+                let at = rng.below(b.len());
+                b.splice(at..at, chunk);
+            }
+            _ => {
+                let i = rng.below(b.len());
+                b[i] = rng.next_u32() as u8;
+            }
+        }
+    }
+    b
+}
+
+/// Runs `cases` mutations of `valid` through `parse`; a panic fails with the case's seed.
+fn fuzz(target: &str, valid: &[u8], cases: u64, parse: impl Fn(&[u8], u64) -> Result<(), String> + std::panic::RefUnwindSafe) {
+    let mut accepted = 0;
+    for seed in 0..cases {
+        let damaged = mutate(valid, &mut Rng::new(seed ^ 0xF022));
+        match std::panic::catch_unwind(|| parse(&damaged, seed)) {
+            Ok(Ok(())) => accepted += 1,
+            Ok(Err(message)) => assert!(!message.is_empty(), "{target}, seed {seed}: an empty error message"),
+            Err(_) => panic!("{target}: case with seed {seed} panicked ({} bytes)", damaged.len()),
+        }
+    }
+    // The unmutated file parses (so the damage, not the seed file, is what is being refused).
+    assert!(std::panic::catch_unwind(|| parse(valid, u64::MAX)).is_ok_and(|r| r.is_ok()), "{target}: the valid file is refused");
+    eprintln!("{target}: {cases} damaged files, {accepted} still parsed, the rest refused with an error, none panicked");
+}
+
+fn names_file(message: &str, path: &Path) -> Result<(), String> {
+    let name = path.file_name().unwrap().to_string_lossy();
+    if message.contains(name.as_ref()) { Err(message.to_string()) } else { panic!("the error does not name {name}: {message}") }
+}
+
+#[test]
+fn memory_files() {
+    let mut m = procmem::memory::Memory::new("fp", 4);
+    for i in 0..5u64 {
+        let e: Vec<f32> = (0..4).map(|j| ((i * 4 + j) as f32).sin()).collect();
+        m.add("fp", if i % 2 == 0 { "cat" } else { "dog" }, &format!("/data/{i}.png"), i, vec![i as u8; 3], e).unwrap();
+    }
+    let path = PathBuf::from("fuzz.pmem");
+    fuzz("pmem", &m.to_bytes(), 3000, |bytes, _| match procmem::memory::Memory::from_bytes(bytes, &path) {
+        Ok(_) => Ok(()),
+        Err(e) => names_file(&e.to_string(), &path),
+    });
+}
+
+#[test]
+fn image_loader() {
+    let img = image::DynamicImage::ImageRgba8(image::RgbaImage::from_fn(12, 10, |x, y| image::Rgba([x as u8 * 20, y as u8 * 25, 90, 200])));
+    for format in [
+        image::ImageFormat::Png,
+        image::ImageFormat::Jpeg,
+        image::ImageFormat::Gif,
+        image::ImageFormat::Bmp,
+        image::ImageFormat::WebP,
+        image::ImageFormat::Tiff,
+    ] {
+        let img = if format == image::ImageFormat::Jpeg { image::DynamicImage::ImageRgb8(img.to_rgb8()) } else { img.clone() };
+        let mut valid = Vec::new();
+        img.write_to(&mut std::io::Cursor::new(&mut valid), format).unwrap();
+        let path = PathBuf::from(format!("fuzz.{}", format.extensions_str()[0]));
+        fuzz(&format!("image loader, {format:?}"), &valid, 600, |bytes, _| match procmem::imageio::decode_rgb(bytes, &path) {
+            Ok(_) => Ok(()),
+            Err(e) => names_file(&e.to_string(), &path),
+        });
+    }
+}
+
+fn npy(shape: &[usize], descr: &str, data: &[u8]) -> Vec<u8> {
+    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+    let tuple = if dims.len() == 1 { format!("({},)", dims[0]) } else { format!("({})", dims.join(", ")) };
+    let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {tuple}, }}");
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut out = b"\x93NUMPY\x01\x00".to_vec();
+    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    out.extend_from_slice(header.as_bytes());
+    out.extend_from_slice(data);
+    out
+}
+
+#[test]
+fn npy_and_npz_arrays() {
+    let valid = npy(&[3, 2, 2], "|u1", &(0..12).collect::<Vec<u8>>());
+    fuzz("npy", &valid, 3000, |bytes, _| procmem::memory::npz::parse_npy(bytes).map(drop));
+
+    let fixture = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny.npz")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    fuzz("npz", &fixture, 800, |bytes, seed| {
+        let path = dir.path().join(format!("fuzz-{seed}.npz"));
+        std::fs::write(&path, bytes).unwrap();
+        let r = procmem::memory::npz::read_npz(&path);
+        std::fs::remove_file(&path).unwrap();
+        match r {
+            Ok(_) => Ok(()),
+            Err(e) => names_file(&e.to_string(), &path),
+        }
+    });
+}
+
+#[test]
+fn idx_sets() {
+    let mut images = vec![0, 0, 8, 3];
+    for v in [3u32, 4, 4] {
+        images.extend_from_slice(&v.to_be_bytes());
+    }
+    images.extend((0..48).map(|i| i as u8 * 5));
+    let mut labels = vec![0, 0, 8, 1];
+    labels.extend_from_slice(&3u32.to_be_bytes());
+    labels.extend([0, 1, 2]);
+    let dir = tempfile::tempdir().unwrap();
+    let labels_path = dir.path().join("labels.idx");
+    std::fs::write(&labels_path, &labels).unwrap();
+    fuzz("IDX images", &images, 2000, |bytes, seed| {
+        let path = dir.path().join(format!("images-{seed}.idx"));
+        std::fs::write(&path, bytes).unwrap();
+        let r = procmem::eval::datasets::read_idx(&path, &labels_path, &[]);
+        std::fs::remove_file(&path).unwrap();
+        match r {
+            Ok(_) => Ok(()),
+            Err(e) => names_file(&e.to_string(), &path),
+        }
+    });
+}
+
+#[test]
+fn weights_files() {
+    // A procmem model file (safetensors + JSON) of a micro ViT; each half damaged in turn.
+    use procmem::model::weights::{Which, load_backbone};
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/vit_micro.safetensors");
+    let valid = std::fs::read(&fixture).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    fuzz("timm safetensors", &valid, 600, |bytes, seed| {
+        let path = dir.path().join(format!("fuzz-{seed}.safetensors"));
+        std::fs::write(&path, bytes).unwrap();
+        let r = load_backbone(&path, Which::Teacher, Some(2));
+        std::fs::remove_file(&path).unwrap();
+        match r {
+            Ok(_) => Ok(()),
+            Err(e) => names_file(&e.to_string(), &path),
+        }
+    });
+}
+
+#[test]
+fn csv_lists() {
+    let valid = b"path,label\ncat/a.png,cat\n\"dog/b.png\",dog\nx.png,bird\n".to_vec();
+    let dir = tempfile::tempdir().unwrap();
+    fuzz("CSV import list", &valid, 2000, |bytes, seed| {
+        let path = dir.path().join(format!("list-{seed}.csv"));
+        std::fs::write(&path, bytes).unwrap();
+        let r = procmem::memory::import::list_csv(&path);
+        std::fs::remove_file(&path).unwrap();
+        match r {
+            Ok(_) => Ok(()),
+            Err(e) => names_file(&e.to_string(), &path),
+        }
+    });
+}
