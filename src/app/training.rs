@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::generate::Process;
 use crate::model::VitConfig;
 use crate::train::trainer::StepMetrics;
-use crate::train::{DataSource, TrainConfig, TrainEvent, Trainer};
+use crate::train::{DataSource, TeacherCentering, TrainConfig, TrainEvent, Trainer};
 
 /// What the panel remembers between sessions.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -24,6 +24,9 @@ pub struct TrainingState {
     /// Folder for checkpoints and metrics.
     pub out_dir: PathBuf,
 }
+
+/// The bundled model's training log, beside it in `models/`.
+pub const BUNDLED_METRICS: &str = "models/procmem-kml-mixup.metrics.jsonl";
 
 impl Default for TrainingState {
     fn default() -> Self {
@@ -60,6 +63,13 @@ pub struct TrainingPanel {
     pub status: String,
     /// A checkpoint the user chose as the app's perception model (taken by the app).
     pub use_as_model: Option<PathBuf>,
+    /// The bundled model's own training curve, shown while no run has reported.
+    bundled_metrics: Vec<StepMetrics>,
+}
+
+/// The metric lines of a `metrics.jsonl` (unreadable lines are left out).
+pub fn read_metrics(path: &std::path::Path) -> Vec<StepMetrics> {
+    std::fs::read_to_string(path).map(|t| t.lines().filter_map(|l| serde_json::from_str(l).ok()).collect()).unwrap_or_default()
 }
 
 impl TrainingPanel {
@@ -72,6 +82,7 @@ impl TrainingPanel {
             checkpoints: Vec::new(),
             status: String::new(),
             use_as_model: None,
+            bundled_metrics: read_metrics(&super::knowledge::bundled_dir().join(BUNDLED_METRICS)),
         };
         p.scan_checkpoints();
         p
@@ -243,6 +254,13 @@ impl TrainingPanel {
             ui.add(egui::Slider::new(&mut c.augment.local_crops, 0..=10).text("local crops"));
             ui.add(egui::Slider::new(&mut c.momentum_teacher, 0.9..=0.9999).text("teacher momentum"));
             ui.horizontal(|ui| {
+                ui.label("teacher centring").on_hover_text("DINO's EMA centre, or DINOv2's Sinkhorn-Knopp (balanced targets)");
+                ui.selectable_value(&mut c.teacher_centering, TeacherCentering::Centre, "centre (DINO)");
+                ui.selectable_value(&mut c.teacher_centering, TeacherCentering::SinkhornKnopp, "Sinkhorn-Knopp (DINOv2)");
+            });
+            ui.add(egui::Slider::new(&mut c.koleo_weight, 0.0..=1.0).text("KoLeo weight"))
+                .on_hover_text("DINOv2's KoLeo regulariser on the student's CLS embeddings (0 = off; DINOv2: 0.1)");
+            ui.horizontal(|ui| {
                 let label = ui.label("seed");
                 ui.add(egui::DragValue::new(&mut c.seed)).labelled_by(label.id);
             });
@@ -308,8 +326,13 @@ impl TrainingPanel {
                 "loss {:.4}   lr {:.2e}   teacher entropy {:.3}   {:.1} images/s   ETA {eta}",
                 last.loss, last.lr, last.teacher_entropy, last.images_per_second
             ));
-        } else {
+        } else if self.bundled_metrics.is_empty() {
             ui.label("Start a run to see its curves.");
+        } else {
+            ui.label(format!(
+                "No run yet: the curves below are the bundled model's own training run ({} steps, {BUNDLED_METRICS}). Start a run to see yours.",
+                self.bundled_metrics.len()
+            ));
         }
         if !self.crops.is_empty() {
             ui.label("Augmented crops of the current batch's first image (2 global, then local):");
@@ -319,16 +342,24 @@ impl TrainingPanel {
                 }
             });
         }
-        let series = |f: fn(&StepMetrics) -> f64| -> PlotPoints<'static> { self.metrics.iter().map(|m| [m.step as f64, f(m)]).collect() };
-        let height = (ui.available_height() / 3.0 - 8.0).max(80.0);
-        Plot::new("loss").height(height).legend(Legend::default()).show(ui, |p| {
-            p.line(Line::new("loss", series(|m| m.loss)));
-        });
-        Plot::new("teacher entropy").height(height).legend(Legend::default()).show(ui, |p| {
-            p.line(Line::new("teacher entropy", series(|m| m.teacher_entropy)));
-        });
-        Plot::new("learning rate").height(height).legend(Legend::default()).show(ui, |p| {
-            p.line(Line::new("learning rate", series(|m| m.lr)));
-        });
+        let (metrics, whose) = if self.metrics.is_empty() { (&self.bundled_metrics, "bundled model") } else { (&self.metrics, "this run") };
+        let series = |f: &dyn Fn(&StepMetrics) -> Option<f64>| -> PlotPoints<'static> {
+            metrics.iter().filter_map(|m| f(m).map(|v| [m.step as f64, v])).collect()
+        };
+        let has_koleo = metrics.iter().any(|m| m.koleo.is_some());
+        let plots = if has_koleo { 4.0 } else { 3.0 };
+        let height = (ui.available_height() / plots - 24.0).max(80.0);
+        let titled = |ui: &mut egui::Ui, title: &str, y: &str, id: &str, points: PlotPoints<'static>| {
+            ui.label(RichText::new(title).strong());
+            Plot::new(id).height(height).x_axis_label("step").y_axis_label(y).legend(Legend::default()).show(ui, |p| {
+                p.line(Line::new(whose, points));
+            });
+        };
+        titled(ui, "DINO loss (cross-entropy, nats; log K is uniform)", "loss", "loss", series(&|m| Some(m.loss)));
+        titled(ui, "Teacher entropy (nats; near log K = uniform, near 0 = collapse)", "entropy", "teacher entropy", series(&|m| Some(m.teacher_entropy)));
+        titled(ui, "Learning rate (warm-up, then cosine)", "learning rate", "learning rate", series(&|m| Some(m.lr)));
+        if has_koleo {
+            titled(ui, "KoLeo term (summed over the two global views, before weighting)", "KoLeo", "koleo", series(&|m| m.koleo));
+        }
     }
 }

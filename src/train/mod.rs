@@ -13,5 +13,5 @@ pub mod optim;
 pub mod schedule;
 pub mod trainer;
 
-pub use config::{DataSource, TrainConfig};
+pub use config::{DataSource, TeacherCentering, TrainConfig};
 pub use trainer::{TrainEvent, Trainer};

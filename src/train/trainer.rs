@@ -12,9 +12,9 @@ use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::{VarBuilder, VarMap};
 use serde::{Deserialize, Serialize};
 
-use super::config::{DataSource, TrainConfig};
+use super::config::{DataSource, TeacherCentering, TrainConfig};
 use super::data::{BatchStream, PreparedBatch};
-use super::dino::{DinoLossOutput, dino_loss, update_center};
+use super::dino::{DinoLossOutput, dino_loss_with_targets, koleo_loss, sinkhorn_knopp, update_center};
 use super::optim::{AdamW, clip_per_tensor};
 use super::schedule::cosine;
 use crate::error::{Error, Result};
@@ -38,6 +38,9 @@ pub struct StepMetrics {
     pub momentum: f64,
     pub teacher_temp: f64,
     pub teacher_entropy: f64,
+    /// The KoLeo term before weighting (summed over the two global views), when enabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub koleo: Option<f64>,
     pub images_per_second: f64,
     pub seconds: f64,
     /// Time split of the step: teacher and student forward, backward, optimiser + EMA.
@@ -74,9 +77,10 @@ impl Network {
         Ok(Self { varmap, vit, head })
     }
 
-    /// Logits for crops grouped by resolution (DINO's MultiCropWrapper): [Σ B_i, K].
-    /// `track`: gradients will be asked for (the student); the teacher's backbone runs without.
-    fn forward(&self, groups: &[Tensor], drop: Option<(&mut Rng, f64)>, track: bool) -> Result<Tensor> {
+    /// The CLS embeddings [Σ B_i, D] and logits [Σ B_i, K] for crops grouped by resolution
+    /// (DINO's MultiCropWrapper). `track`: gradients will be asked for (the student); the
+    /// teacher's backbone runs without.
+    fn forward(&self, groups: &[Tensor], drop: Option<(&mut Rng, f64)>, track: bool) -> Result<(Tensor, Tensor)> {
         let mut drop = drop;
         let mut cls = Vec::with_capacity(groups.len());
         for g in groups {
@@ -89,7 +93,8 @@ impl Network {
             cls.push(out);
         }
         let cls = Tensor::cat(&cls.iter().collect::<Vec<_>>(), 0).map_err(merr)?;
-        self.head.forward(&cls).map_err(merr)
+        let logits = self.head.forward(&cls).map_err(merr)?;
+        Ok((cls, logits))
     }
 }
 
@@ -204,6 +209,7 @@ impl Trainer {
             fingerprint: fingerprint(&teacher_backbone)?,
             procmem_version: env!("CARGO_PKG_VERSION").into(),
             exported_backbone: None,
+            standardisation: None,
         };
         let path = self.out_dir.join(format!("step_{:06}", self.step));
         save_checkpoint(&path, &tensors, &meta)?;
@@ -213,17 +219,40 @@ impl Trainer {
 
     /// Teacher on the global crops, student on all crops (grouped by resolution), DINO loss.
     /// Returns the loss output and the teacher's logits (for the centre update).
-    fn forward_loss(&self, batch: &PreparedBatch, teacher_temp: f64, drop: Option<(&mut Rng, f64)>) -> Result<(DinoLossOutput, Tensor)> {
+    /// With `koleo_weight` > 0 the loss includes the weighted KoLeo term, also returned alone.
+    fn forward_loss(
+        &self,
+        batch: &PreparedBatch,
+        teacher_temp: f64,
+        drop: Option<(&mut Rng, f64)>,
+    ) -> Result<(DinoLossOutput, Tensor, Option<f64>)> {
+        let cfg = &self.cfg;
+        let b = cfg.batch_size;
         let globals = Tensor::cat(&batch.global.iter().collect::<Vec<_>>(), 0).map_err(merr)?;
-        let teacher_out = self.teacher.forward(std::slice::from_ref(&globals), None, false)?.detach();
+        let teacher_out = self.teacher.forward(std::slice::from_ref(&globals), None, false)?.1.detach();
         let mut groups = vec![globals];
         if !batch.local.is_empty() {
             groups.push(Tensor::cat(&batch.local.iter().collect::<Vec<_>>(), 0).map_err(merr)?);
         }
-        let student_out = self.student.forward(&groups, drop, true)?;
-        let out =
-            dino_loss(&student_out, &teacher_out, &self.center, self.cfg.student_temp, teacher_temp, self.cfg.batch_size).map_err(merr)?;
-        Ok((out, teacher_out))
+        let (student_cls, student_out) = self.student.forward(&groups, drop, true)?;
+        let targets = match cfg.teacher_centering {
+            TeacherCentering::Centre => {
+                crate::model::layers::softmax_last(&(teacher_out.broadcast_sub(&self.center).map_err(merr)? / teacher_temp).map_err(merr)?)
+            }
+            TeacherCentering::SinkhornKnopp => sinkhorn_knopp(&teacher_out, teacher_temp, 3),
+        }
+        .map_err(merr)?;
+        let mut out = dino_loss_with_targets(&student_out, &targets, cfg.student_temp, b).map_err(merr)?;
+        let mut koleo = None;
+        if cfg.koleo_weight > 0.0 {
+            // DINOv2: the sum of KoLeo over the global views, each a batch of its own.
+            let k = (koleo_loss(&student_cls.narrow(0, 0, b).map_err(merr)?).map_err(merr)?
+                + koleo_loss(&student_cls.narrow(0, b, b).map_err(merr)?).map_err(merr)?)
+            .map_err(merr)?;
+            koleo = Some(k.to_scalar::<f32>().map_err(merr)? as f64);
+            out.loss = (out.loss + (k * cfg.koleo_weight).map_err(merr)?).map_err(merr)?;
+        }
+        Ok((out, teacher_out, koleo))
     }
 
     /// One optimisation step on a prepared batch.
@@ -243,7 +272,7 @@ impl Trainer {
         let b = cfg.batch_size;
 
         let mut drop_rng = Rng::new(derive(cfg.seed ^ 0xd409, s));
-        let (out, teacher_out) = self.forward_loss(batch, teacher_temp, Some((&mut drop_rng, cfg.drop_path_rate)))?;
+        let (out, teacher_out, koleo) = self.forward_loss(batch, teacher_temp, Some((&mut drop_rng, cfg.drop_path_rate)))?;
         let loss = out.loss.to_scalar::<f32>().map_err(merr)? as f64;
         if !loss.is_finite() {
             return Err(Error::Model(format!("loss is {loss} at step {s}: training diverged")));
@@ -286,6 +315,7 @@ impl Trainer {
             momentum,
             teacher_temp,
             teacher_entropy: out.teacher_entropy,
+            koleo,
             images_per_second: b as f64 / seconds,
             seconds,
             forward_seconds,
@@ -297,7 +327,7 @@ impl Trainer {
     /// Names of student parameters that received no (or an all-zero) gradient in a step on
     /// `batch`. Used by tests: every trainable parameter must learn.
     pub fn parameters_without_gradient(&mut self, batch: &PreparedBatch) -> Result<Vec<String>> {
-        let (out, _) = self.forward_loss(batch, self.cfg.teacher_temp, None)?;
+        let (out, _, _) = self.forward_loss(batch, self.cfg.teacher_temp, None)?;
         let grads = out.loss.backward().map_err(merr)?;
         let mut missing = Vec::new();
         for (name, var) in &self.params {
