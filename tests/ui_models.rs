@@ -37,6 +37,7 @@ fn write_model(path: &Path, seed: u64, sources: &str, procedural: bool) -> Strin
         fingerprint: fp.clone(),
         procmem_version: "test".into(),
         exported_backbone: Some("teacher".into()),
+        standardisation: None,
     };
     save_checkpoint(path, &tensors, &meta).unwrap();
     fp
