@@ -186,7 +186,9 @@ mod tests {
         assert_eq!(black.get_pixel(0, 0).0, [255, 255, 255], "transparent is white");
         // Grey + alpha too.
         let ga = |hidden: u8| {
-            DynamicImage::ImageLumaA8(image::GrayAlphaImage::from_fn(8, 8, |x, _| image::LumaA(if x < 4 { [hidden, 0] } else { [30, 255] })))
+            DynamicImage::ImageLumaA8(image::GrayAlphaImage::from_fn(8, 8, |x, _| {
+                image::LumaA(if x < 4 { [hidden, 0] } else { [30, 255] })
+            }))
         };
         assert_eq!(decode_rgb(&png(&ga(0)), Path::new("a")).unwrap(), decode_rgb(&png(&ga(255)), Path::new("b")).unwrap());
     }

@@ -112,7 +112,8 @@ fn procedural_standardisation_is_part_of_the_model() {
     assert_eq!(standardise_model(&std_path.with_extension("json"), Which::Teacher, &cfg, &again, |_, _| {}).unwrap(), fp);
 
     // On the procedural images it was fitted on, the embedding is centred: mean cosine of pairs near 0.
-    let mut generator = procmem::generate::Generator::open_default(GeneratorConfig { process: Process::Shaders, size: 32, ..Default::default() }).unwrap();
+    let mut generator =
+        procmem::generate::Generator::open_default(GeneratorConfig { process: Process::Shaders, size: 32, ..Default::default() }).unwrap();
     let images: Vec<image::RgbImage> = generator.generate(3, 0..96, false).unwrap().into_iter().map(|s| s.image).collect();
     let mean_cos = |source: FeatureSource| {
         let (e, d) = source.embed_rgb(&images, |_| {}).unwrap();

@@ -356,7 +356,13 @@ impl TrainingPanel {
             });
         };
         titled(ui, "DINO loss (cross-entropy, nats; log K is uniform)", "loss", "loss", series(&|m| Some(m.loss)));
-        titled(ui, "Teacher entropy (nats; near log K = uniform, near 0 = collapse)", "entropy", "teacher entropy", series(&|m| Some(m.teacher_entropy)));
+        titled(
+            ui,
+            "Teacher entropy (nats; near log K = uniform, near 0 = collapse)",
+            "entropy",
+            "teacher entropy",
+            series(&|m| Some(m.teacher_entropy)),
+        );
         titled(ui, "Learning rate (warm-up, then cosine)", "learning rate", "learning rate", series(&|m| Some(m.lr)));
         if has_koleo {
             titled(ui, "KoLeo term (summed over the two global views, before weighting)", "KoLeo", "koleo", series(&|m| m.koleo));

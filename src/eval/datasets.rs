@@ -28,7 +28,10 @@ fn read_maybe_gz(path: &Path) -> Result<Vec<u8>> {
             .read_to_end(&mut out)
             .map_err(|e| Error::BadFile { path: path.into(), message: format!("bad gzip data: {e}") })?;
         if out.len() as u64 > MAX_IDX_BYTES {
-            return Err(Error::BadFile { path: path.into(), message: format!("decompresses to more than {} MiB, the limit for an IDX file", MAX_IDX_BYTES >> 20) });
+            return Err(Error::BadFile {
+                path: path.into(),
+                message: format!("decompresses to more than {} MiB, the limit for an IDX file", MAX_IDX_BYTES >> 20),
+            });
         }
         Ok(out)
     } else {

@@ -53,7 +53,6 @@ pub fn paired_files(a: &Path, b: &Path) -> Result<Vec<(PathBuf, PathBuf)>> {
     Ok(pairs)
 }
 
-
 impl RetrievalReport {
     pub fn markdown_row(&self) -> String {
         let cells: Vec<String> = self.recall.iter().map(|(_, r)| format!("{:.2} %", r * 100.0)).collect();

@@ -275,7 +275,8 @@ mod tests {
         let listed = list_image_folder(dir.path()).unwrap();
         assert_eq!(listed.len(), files.len(), "every file is offered to the decoder");
         let (items, skipped) = load(&listed);
-        let imported: Vec<String> = items.iter().map(|i| Path::new(&i.source).file_name().unwrap().to_string_lossy().into_owned()).collect();
+        let imported: Vec<String> =
+            items.iter().map(|i| Path::new(&i.source).file_name().unwrap().to_string_lossy().into_owned()).collect();
         let want: Vec<&str> = files.iter().filter(|f| f.2).map(|f| f.0).collect();
         assert_eq!(imported, want);
         for (name, _, ok) in &files {

@@ -179,7 +179,8 @@ impl Memory {
         let header: Header = serde_json::from_slice(r.take(header_len)?).map_err(|e| bad(&format!("bad header: {e}")))?;
         // Sizes read from the file are checked against the file's length before anything is
         // allocated: a damaged count or dimension is an error, never an abort.
-        let min_entry = header.dim.checked_mul(4).and_then(|d| d.checked_add(8 + 4 + 4 + 8 + 4)).ok_or_else(|| bad("dimension too large"))?;
+        let min_entry =
+            header.dim.checked_mul(4).and_then(|d| d.checked_add(8 + 4 + 4 + 8 + 4)).ok_or_else(|| bad("dimension too large"))?;
         if header.dim == 0 {
             return Err(bad("dimension 0 in the header"));
         }

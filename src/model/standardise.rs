@@ -289,7 +289,8 @@ mod tests {
         let s = Standardisation::fit(&unit_rows(100, dim, 5), dim, 0.1).unwrap();
         let all: Vec<Vec<f32>> = s.apply(&Tensor::from_vec(x.clone(), (9, dim), &Device::Cpu).unwrap()).unwrap().to_vec2().unwrap();
         for (i, row) in x.chunks(dim).enumerate() {
-            let alone: Vec<Vec<f32>> = s.apply(&Tensor::from_vec(row.to_vec(), (1, dim), &Device::Cpu).unwrap()).unwrap().to_vec2().unwrap();
+            let alone: Vec<Vec<f32>> =
+                s.apply(&Tensor::from_vec(row.to_vec(), (1, dim), &Device::Cpu).unwrap()).unwrap().to_vec2().unwrap();
             assert_eq!(alone[0], all[i]);
         }
     }

@@ -81,7 +81,9 @@ impl VitConfig {
     /// (the names [`VisionTransformer::new`] reads).
     pub fn parameter_names(&self) -> Vec<String> {
         let mut names: Vec<String> =
-            ["cls_token", "pos_embed", "patch_embed.proj.weight", "patch_embed.proj.bias", "norm.weight", "norm.bias"].map(String::from).into();
+            ["cls_token", "pos_embed", "patch_embed.proj.weight", "patch_embed.proj.bias", "norm.weight", "norm.bias"]
+                .map(String::from)
+                .into();
         for i in 0..self.depth {
             for part in ["norm1", "attn.qkv", "attn.proj", "norm2", "mlp.fc1", "mlp.fc2"] {
                 names.push(format!("blocks.{i}.{part}.weight"));

@@ -42,7 +42,10 @@ pub fn dino_loss(
 pub fn dino_loss_with_targets(student: &Tensor, teacher_probs: &Tensor, student_temp: f64, batch: usize) -> Result<DinoLossOutput> {
     let n_crops = student.dim(0)? / batch;
     if n_crops < 2 || teacher_probs.dim(0)? != 2 * batch {
-        bail!("DINO loss: {n_crops} student views and {} teacher rows for batch {batch}: two global views are needed", teacher_probs.dim(0)?);
+        bail!(
+            "DINO loss: {n_crops} student views and {} teacher rows for batch {batch}: two global views are needed",
+            teacher_probs.dim(0)?
+        );
     }
     let teacher_probs = teacher_probs.detach();
     let student = (student / student_temp)?;
@@ -232,7 +235,8 @@ mod tests {
         let t: Vec<Vec<f64>> = (0..r).map(|_| (0..k).map(|_| rng.normal() * 0.3).collect()).collect();
         let want = sinkhorn_reference(&t, 0.07, 3);
         let flat: Vec<f32> = t.iter().flatten().map(|&v| v as f32).collect();
-        let got: Vec<Vec<f32>> = sinkhorn_knopp(&Tensor::from_vec(flat, (r, k), &Device::Cpu).unwrap(), 0.07, 3).unwrap().to_vec2().unwrap();
+        let got: Vec<Vec<f32>> =
+            sinkhorn_knopp(&Tensor::from_vec(flat, (r, k), &Device::Cpu).unwrap(), 0.07, 3).unwrap().to_vec2().unwrap();
         for i in 0..r {
             for j in 0..k {
                 assert!((got[i][j] as f64 - want[i][j]).abs() < 1e-5, "({i},{j}): {} vs {}", got[i][j], want[i][j]);
@@ -241,7 +245,8 @@ mod tests {
         }
         // Balanced prototypes: many rounds bring every column's mass to R/K.
         let flat: Vec<f32> = t.iter().flatten().map(|&v| v as f32).collect();
-        let many: Vec<Vec<f32>> = sinkhorn_knopp(&Tensor::from_vec(flat, (r, k), &Device::Cpu).unwrap(), 0.07, 200).unwrap().to_vec2().unwrap();
+        let many: Vec<Vec<f32>> =
+            sinkhorn_knopp(&Tensor::from_vec(flat, (r, k), &Device::Cpu).unwrap(), 0.07, 200).unwrap().to_vec2().unwrap();
         for j in 0..k {
             let col: f32 = many.iter().map(|row| row[j]).sum();
             assert!((col - r as f32 / k as f32).abs() < 1e-3, "column {j} has mass {col}");
