@@ -17,6 +17,7 @@ pub mod error;
 pub mod eval;
 pub mod generate;
 pub mod imageio;
+pub mod linalg;
 pub mod memory;
 pub mod model;
 pub mod train;

@@ -70,6 +70,22 @@ fn fuzz(target: &str, valid: &[u8], cases: u64, parse: impl Fn(&[u8], u64) -> Re
     eprintln!("{target}: {cases} damaged files, {accepted} still parsed, the rest refused with an error, none panicked");
 }
 
+/// [`fuzz`] for parsers that read a file: each damaged copy is written as `name-<seed>.<ext>` in
+/// a temporary folder, parsed, and removed; an error must name that file.
+fn fuzz_file<T>(target: &str, valid: &[u8], cases: u64, ext: &str, parse: impl Fn(&Path) -> procmem::Result<T> + std::panic::RefUnwindSafe) {
+    let dir = tempfile::tempdir().unwrap();
+    fuzz(target, valid, cases, |bytes, seed| {
+        let path = dir.path().join(format!("fuzz-{seed}.{ext}"));
+        std::fs::write(&path, bytes).unwrap();
+        let r = parse(&path);
+        std::fs::remove_file(&path).unwrap();
+        match r {
+            Ok(_) => Ok(()),
+            Err(e) => names_file(&e.to_string(), &path),
+        }
+    });
+}
+
 fn names_file(message: &str, path: &Path) -> Result<(), String> {
     let name = path.file_name().unwrap().to_string_lossy();
     if message.contains(name.as_ref()) { Err(message.to_string()) } else { panic!("the error does not name {name}: {message}") }
@@ -132,17 +148,7 @@ fn npy_and_npz_arrays() {
     fuzz("npy", &valid, 3000, |bytes, _| procmem::memory::npz::parse_npy(bytes).map(drop));
 
     let fixture = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny.npz")).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    fuzz("npz", &fixture, 800, |bytes, seed| {
-        let path = dir.path().join(format!("fuzz-{seed}.npz"));
-        std::fs::write(&path, bytes).unwrap();
-        let r = procmem::memory::npz::read_npz(&path);
-        std::fs::remove_file(&path).unwrap();
-        match r {
-            Ok(_) => Ok(()),
-            Err(e) => names_file(&e.to_string(), &path),
-        }
-    });
+    fuzz_file("npz", &fixture, 800, "npz", procmem::memory::npz::read_npz);
 }
 
 #[test]
@@ -158,16 +164,7 @@ fn idx_sets() {
     let dir = tempfile::tempdir().unwrap();
     let labels_path = dir.path().join("labels.idx");
     std::fs::write(&labels_path, &labels).unwrap();
-    fuzz("IDX images", &images, 2000, |bytes, seed| {
-        let path = dir.path().join(format!("images-{seed}.idx"));
-        std::fs::write(&path, bytes).unwrap();
-        let r = procmem::eval::datasets::read_idx(&path, &labels_path, &[]);
-        std::fs::remove_file(&path).unwrap();
-        match r {
-            Ok(_) => Ok(()),
-            Err(e) => names_file(&e.to_string(), &path),
-        }
-    });
+    fuzz_file("IDX images", &images, 2000, "idx", |path| procmem::eval::datasets::read_idx(path, &labels_path, &[]));
 }
 
 #[test]
@@ -176,31 +173,11 @@ fn weights_files() {
     use procmem::model::weights::{Which, load_backbone};
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/vit_micro.safetensors");
     let valid = std::fs::read(&fixture).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    fuzz("timm safetensors", &valid, 600, |bytes, seed| {
-        let path = dir.path().join(format!("fuzz-{seed}.safetensors"));
-        std::fs::write(&path, bytes).unwrap();
-        let r = load_backbone(&path, Which::Teacher, Some(2));
-        std::fs::remove_file(&path).unwrap();
-        match r {
-            Ok(_) => Ok(()),
-            Err(e) => names_file(&e.to_string(), &path),
-        }
-    });
+    fuzz_file("timm safetensors", &valid, 600, "safetensors", |path| load_backbone(path, Which::Teacher, Some(2)));
 }
 
 #[test]
 fn csv_lists() {
     let valid = b"path,label\ncat/a.png,cat\n\"dog/b.png\",dog\nx.png,bird\n".to_vec();
-    let dir = tempfile::tempdir().unwrap();
-    fuzz("CSV import list", &valid, 2000, |bytes, seed| {
-        let path = dir.path().join(format!("list-{seed}.csv"));
-        std::fs::write(&path, bytes).unwrap();
-        let r = procmem::memory::import::list_csv(&path);
-        std::fs::remove_file(&path).unwrap();
-        match r {
-            Ok(_) => Ok(()),
-            Err(e) => names_file(&e.to_string(), &path),
-        }
-    });
+    fuzz_file("CSV import list", &valid, 2000, "csv", procmem::memory::import::list_csv);
 }

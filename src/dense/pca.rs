@@ -15,6 +15,7 @@
 
 use super::features::{PatchGrid, bilinear_taps};
 use crate::error::{Error, Result};
+use crate::linalg::symmetric_eigen;
 
 /// A fitted projection: `components[k]` is the k-th principal axis (unit length).
 #[derive(Clone, Debug)]
@@ -77,50 +78,6 @@ impl Projection {
             .map(|r| self.components.iter().map(|c| c.iter().zip(r).zip(&self.mean).map(|((a, x), m)| a * (x - m)).sum()).collect())
             .collect()
     }
-}
-
-/// Eigen-decomposition of a symmetric `dim`×`dim` matrix (row-major) by cyclic Jacobi
-/// rotations: (eigenvalues, eigenvectors as the columns of a row-major matrix).
-pub fn symmetric_eigen(mut a: Vec<f64>, dim: usize) -> (Vec<f64>, Vec<f64>) {
-    let mut v = vec![0.0f64; dim * dim];
-    (0..dim).for_each(|i| v[i * dim + i] = 1.0);
-    let scale: f64 = a.iter().map(|x| x * x).sum::<f64>().sqrt();
-    for _sweep in 0..50 {
-        let off: f64 =
-            (0..dim).flat_map(|i| (0..dim).filter(move |&j| j != i).map(move |j| (i, j))).map(|(i, j)| a[i * dim + j].powi(2)).sum();
-        if off.sqrt() <= 1e-14 * scale.max(1e-300) {
-            break;
-        }
-        for p in 0..dim {
-            for q in p + 1..dim {
-                let apq = a[p * dim + q];
-                if apq.abs() <= 1e-300 {
-                    continue;
-                }
-                let theta = (a[q * dim + q] - a[p * dim + p]) / (2.0 * apq);
-                let t = theta.signum() / (theta.abs() + (theta * theta + 1.0).sqrt());
-                let t = if theta == 0.0 { 1.0 } else { t };
-                let c = 1.0 / (t * t + 1.0).sqrt();
-                let s = t * c;
-                for k in 0..dim {
-                    let (akp, akq) = (a[k * dim + p], a[k * dim + q]);
-                    a[k * dim + p] = c * akp - s * akq;
-                    a[k * dim + q] = s * akp + c * akq;
-                }
-                for k in 0..dim {
-                    let (apk, aqk) = (a[p * dim + k], a[q * dim + k]);
-                    a[p * dim + k] = c * apk - s * aqk;
-                    a[q * dim + k] = s * apk + c * aqk;
-                }
-                for k in 0..dim {
-                    let (vkp, vkq) = (v[k * dim + p], v[k * dim + q]);
-                    v[k * dim + p] = c * vkp - s * vkq;
-                    v[k * dim + q] = s * vkp + c * vkq;
-                }
-            }
-        }
-    }
-    ((0..dim).map(|i| a[i * dim + i]).collect(), v)
 }
 
 /// Per-patch colours in [0, 1]³ for one image, on its patch grid.

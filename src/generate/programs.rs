@@ -26,6 +26,31 @@ pub const SPECTRAL_NOISE_SOURCE: &str = include_str!("../../shaders/generators/s
 
 /// Maximum number of parameters a program may declare (two vec4 in the job record).
 pub const MAX_PARAMS: usize = 8;
+/// Largest program file, in bytes: checked before it is read or compiled.
+pub const MAX_PROGRAM_BYTES: usize = 64 * 1024;
+/// Deepest bracket nesting a program may have. The shader compiler parses recursively, so a
+/// file of 100,000 nested parentheses could exhaust its thread's stack and abort the process;
+/// it is refused before it reaches the compiler. The hand-written programs nest at most ~10 deep.
+pub const MAX_NESTING: usize = 64;
+
+/// The deepest nesting of `()`, `[]` and `{}` outside `//` comments.
+pub fn bracket_depth(source: &str) -> usize {
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    for line in source.lines() {
+        let code = line.split("//").next().unwrap_or("");
+        for c in code.chars() {
+            match c {
+                '(' | '[' | '{' => {
+                    depth += 1;
+                    deepest = deepest.max(depth);
+                }
+                ')' | ']' | '}' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+    }
+    deepest
+}
 
 /// A tunable parameter declared in a program's header.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -69,6 +94,14 @@ pub struct Program {
 impl Program {
     /// Parses a program file's header. The body is validated separately.
     pub fn parse(id: &str, source: &str, origin: ProgramOrigin) -> Result<Self> {
+        let refuse = |message: String| Err(Error::ProgramHeader { program: id.to_string(), message });
+        if source.len() > MAX_PROGRAM_BYTES {
+            return refuse(format!("{} bytes, over the limit of {} KiB for a program", source.len(), MAX_PROGRAM_BYTES / 1024));
+        }
+        let depth = bracket_depth(source);
+        if depth > MAX_NESTING {
+            return refuse(format!("brackets nest {depth} deep, over the limit of {MAX_NESTING} (the compiler would risk its stack)"));
+        }
         let mut name = None;
         let mut family = String::from("misc");
         let mut params = Vec::new();
@@ -196,6 +229,14 @@ impl ProgramLibrary {
                     paths.sort();
                     for path in paths {
                         let id = file_stem(&path.to_string_lossy());
+                        let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+                        if size > MAX_PROGRAM_BYTES as u64 {
+                            lib.rejected.push(RejectedProgram {
+                                id,
+                                message: format!("{}: {size} bytes, over the limit of {} KiB for a program", path.display(), MAX_PROGRAM_BYTES / 1024),
+                            });
+                            continue;
+                        }
                         match std::fs::read_to_string(&path) {
                             Ok(src) => {
                                 candidates.retain(|(cid, _, _)| *cid != id);
@@ -251,6 +292,24 @@ fn file_stem(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn oversized_and_deeply_nested_programs_are_refused_before_the_compiler() {
+        let deep = format!("fn shade(uv: vec2<f32>, t: f32) -> vec3<f32> {{ return vec3<f32>({}uv.x{}); }}", "(".repeat(5000), ")".repeat(5000));
+        let err = Program::parse("deep", &deep, ProgramOrigin::Synthesized { seed: 0 }).unwrap_err().to_string();
+        assert!(err.contains("deep") && err.contains("nest"), "{err}");
+        let big = format!("// name: big\n{}", "// padding\n".repeat(10_000));
+        let err = Program::parse("big", &big, ProgramOrigin::Synthesized { seed: 0 }).unwrap_err().to_string();
+        assert!(err.contains("KiB"), "{err}");
+        // Every shipped program and a few hundred synthesized ones stay well inside the limits.
+        for (file, src) in EMBEDDED_PROGRAMS {
+            assert!(bracket_depth(src) <= MAX_NESTING / 2 && src.len() <= MAX_PROGRAM_BYTES / 2, "{file}");
+        }
+        for seed in 0..300 {
+            let src = crate::generate::synth::SynthProgram::generate(seed).to_wgsl();
+            assert!(bracket_depth(&src) <= MAX_NESTING / 2, "synthesized #{seed} nests {}", bracket_depth(&src));
+        }
+    }
 
     #[test]
     fn header_is_parsed() {

@@ -81,7 +81,7 @@ impl Standardisation {
                 cov[j * dim + i] = v;
             }
         }
-        let (eigenvalues, eigenvectors) = symmetric_eigen(&cov, dim);
+        let (eigenvalues, eigenvectors) = crate::linalg::symmetric_eigen(cov, dim);
         let mean_eigenvalue = eigenvalues.iter().map(|l| l.max(0.0)).sum::<f64>() / dim as f64;
         let eps = (shrinkage * mean_eigenvalue).max(1e-12);
         let scale: Vec<f64> = eigenvalues.iter().map(|l| 1.0 / (l.max(0.0) + eps).sqrt()).collect();
@@ -153,54 +153,6 @@ impl Standardisation {
     }
 }
 
-/// Eigen-decomposition of a symmetric matrix (row-major n×n) by cyclic Jacobi rotations, in f64.
-/// Returns the eigenvalues and the eigenvectors as the columns of a row-major n×n matrix.
-pub fn symmetric_eigen(matrix: &[f64], n: usize) -> (Vec<f64>, Vec<f64>) {
-    let mut a = matrix.to_vec();
-    let mut v = vec![0f64; n * n];
-    for i in 0..n {
-        v[i * n + i] = 1.0;
-    }
-    let scale: f64 = a.iter().map(|x| x * x).sum::<f64>().sqrt().max(f64::MIN_POSITIVE);
-    for _sweep in 0..64 {
-        let off: f64 = (0..n).flat_map(|i| (0..n).filter(move |&j| j != i).map(move |j| (i, j))).map(|(i, j)| a[i * n + j].powi(2)).sum();
-        if off.sqrt() <= 1e-15 * scale {
-            break;
-        }
-        for p in 0..n {
-            for q in p + 1..n {
-                let apq = a[p * n + q];
-                if apq.abs() <= 1e-300 {
-                    continue;
-                }
-                let (app, aqq) = (a[p * n + p], a[q * n + q]);
-                // Rotation angle that zeroes a[p][q] (Golub & Van Loan, Algorithm 8.4.1).
-                let theta = (aqq - app) / (2.0 * apq);
-                let t = theta.signum() / (theta.abs() + (theta * theta + 1.0).sqrt());
-                let t = if theta == 0.0 { 1.0 } else { t };
-                let c = 1.0 / (t * t + 1.0).sqrt();
-                let s = t * c;
-                for k in 0..n {
-                    let (akp, akq) = (a[k * n + p], a[k * n + q]);
-                    a[k * n + p] = c * akp - s * akq;
-                    a[k * n + q] = s * akp + c * akq;
-                }
-                for k in 0..n {
-                    let (apk, aqk) = (a[p * n + k], a[q * n + k]);
-                    a[p * n + k] = c * apk - s * aqk;
-                    a[q * n + k] = s * apk + c * aqk;
-                }
-                for k in 0..n {
-                    let (vkp, vkq) = (v[k * n + p], v[k * n + q]);
-                    v[k * n + p] = c * vkp - s * vkq;
-                    v[k * n + q] = s * vkp + c * vkq;
-                }
-            }
-        }
-    }
-    ((0..n).map(|i| a[i * n + i]).collect(), v)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -217,28 +169,6 @@ mod tests {
             out.extend(row.into_iter().map(|x| x as f32));
         }
         out
-    }
-
-    #[test]
-    fn jacobi_reconstructs_a_symmetric_matrix() {
-        let n = 7;
-        let mut rng = Rng::new(3);
-        let b: Vec<f64> = (0..n * n).map(|_| rng.normal()).collect();
-        let mut m = vec![0f64; n * n];
-        for i in 0..n {
-            for j in 0..n {
-                m[i * n + j] = (0..n).map(|k| b[i * n + k] * b[j * n + k]).sum();
-            }
-        }
-        let (l, v) = symmetric_eigen(&m, n);
-        for i in 0..n {
-            for j in 0..n {
-                let r: f64 = (0..n).map(|k| v[i * n + k] * l[k] * v[j * n + k]).sum();
-                assert!((r - m[i * n + j]).abs() < 1e-9, "({i},{j}): {r} vs {}", m[i * n + j]);
-                let o: f64 = (0..n).map(|k| v[k * n + i] * v[k * n + j]).sum();
-                assert!((o - if i == j { 1.0 } else { 0.0 }).abs() < 1e-9);
-            }
-        }
     }
 
     #[test]
