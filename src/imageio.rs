@@ -207,7 +207,7 @@ mod tests {
         assert!(decode_rgb(b"hello, not an image", Path::new("t.png")).unwrap_err().to_string().contains("not a readable image"));
     }
 
-    /// A PNG whose IHDR declares `w`×`h` with a valid CRC and no pixel data.
+    /// A PNG whose IHDR declares `w`×`h` (valid CRCs) and that holds no pixel data.
     fn png_header_only(w: u32, h: u32) -> Vec<u8> {
         let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
         let mut ihdr = b"IHDR".to_vec();
@@ -217,6 +217,10 @@ mod tests {
         out.extend_from_slice(&13u32.to_be_bytes());
         out.extend_from_slice(&ihdr);
         out.extend_from_slice(&crc32(&ihdr).to_be_bytes());
+        // An empty IDAT, so that the decoder reads the header through to the image data.
+        out.extend_from_slice(&0u32.to_be_bytes());
+        out.extend_from_slice(b"IDAT");
+        out.extend_from_slice(&crc32(b"IDAT").to_be_bytes());
         out
     }
 

@@ -17,7 +17,8 @@ fn runtime(runs: &[Vec<&str>]) -> Duration {
         .iter()
         .map(|args| {
             let start = Instant::now();
-            let status = Command::new(BIN).args(args).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).status().unwrap();
+            let status =
+                Command::new(BIN).args(args).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).status().unwrap();
             assert!(status.success(), "procmem {args:?} fails on its own");
             start.elapsed()
         })
@@ -92,7 +93,8 @@ fn a_killed_model_export_leaves_no_half_written_model() {
     let tensors = candle_core::safetensors::load(&fixture, &candle_core::Device::Cpu).unwrap();
     let ckpt = dir.path().join("ckpt");
     let cfg = procmem::model::weights::infer_config(&tensors, Some(2), &fixture).unwrap();
-    let stored: std::collections::BTreeMap<String, candle_core::Tensor> = tensors.into_iter().map(|(k, v)| (format!("teacher.backbone.{k}"), v)).collect();
+    let stored: std::collections::BTreeMap<String, candle_core::Tensor> =
+        tensors.into_iter().map(|(k, v)| (format!("teacher.backbone.{k}"), v)).collect();
     let meta = procmem::model::weights::CheckpointMeta {
         format: procmem::model::weights::CHECKPOINT_FORMAT.into(),
         version: 1,
@@ -121,7 +123,8 @@ fn a_killed_model_export_leaves_no_half_written_model() {
         }
         // Either no model yet, or a whole one: a visible JSON always has its tensors.
         if out.with_extension("json").exists() {
-            load_backbone(&out.with_extension("json"), Which::Teacher, None).unwrap_or_else(|e| panic!("round {round}: half-written model: {e}"));
+            load_backbone(&out.with_extension("json"), Which::Teacher, None)
+                .unwrap_or_else(|e| panic!("round {round}: half-written model: {e}"));
         }
     }
     eprintln!("30 exports, {killed} killed mid-run; every visible model loaded");

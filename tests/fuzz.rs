@@ -72,7 +72,13 @@ fn fuzz(target: &str, valid: &[u8], cases: u64, parse: impl Fn(&[u8], u64) -> Re
 
 /// [`fuzz`] for parsers that read a file: each damaged copy is written as `name-<seed>.<ext>` in
 /// a temporary folder, parsed, and removed; an error must name that file.
-fn fuzz_file<T>(target: &str, valid: &[u8], cases: u64, ext: &str, parse: impl Fn(&Path) -> procmem::Result<T> + std::panic::RefUnwindSafe) {
+fn fuzz_file<T>(
+    target: &str,
+    valid: &[u8],
+    cases: u64,
+    ext: &str,
+    parse: impl Fn(&Path) -> procmem::Result<T> + std::panic::RefUnwindSafe,
+) {
     let dir = tempfile::tempdir().unwrap();
     fuzz(target, valid, cases, |bytes, seed| {
         let path = dir.path().join(format!("fuzz-{seed}.{ext}"));
@@ -180,4 +186,65 @@ fn weights_files() {
 fn csv_lists() {
     let valid = b"path,label\ncat/a.png,cat\n\"dog/b.png\",dog\nx.png,bird\n".to_vec();
     fuzz_file("CSV import list", &valid, 2000, "csv", procmem::memory::import::list_csv);
+}
+
+#[test]
+fn nights_csv() {
+    let mut valid = String::from("id,ref_path,left_path,right_path,prompt,votes,left_vote,right_vote,split,is_imagenet\n");
+    for i in 0..4 {
+        valid += &format!("{i},ref/{i}.png,distort/{i}_0.png,distort/{i}_1.png,a prompt,6,x,0.5,test_imagenet,True\n");
+    }
+    fuzz_file("NIGHTS CSV", valid.as_bytes(), 2000, "csv", |path| procmem::eval::twoafc::read_triplets(path, None, 0.0));
+}
+
+#[test]
+fn checkpoint_json() {
+    // A procmem model pair: the JSON damaged, its tensors whole beside it.
+    use procmem::model::weights::{CHECKPOINT_FORMAT, CheckpointMeta, Provenance, Which, infer_config, load_backbone, save_checkpoint};
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/vit_micro.safetensors");
+    let tensors = candle_core::safetensors::load(&fixture, &candle_core::Device::Cpu).unwrap();
+    let meta = CheckpointMeta {
+        format: CHECKPOINT_FORMAT.into(),
+        version: 1,
+        vit: infer_config(&tensors, Some(2), &fixture).unwrap(),
+        train_config: serde_json::json!({"steps": 1}),
+        step: 1,
+        seed: 0,
+        provenance: Provenance { sources: vec!["procedural:test".into()], procedural_only: true, images_seen: 1 },
+        fingerprint: String::new(),
+        procmem_version: "test".into(),
+        exported_backbone: Some("teacher".into()),
+        standardisation: None,
+    };
+    let stored: std::collections::BTreeMap<String, candle_core::Tensor> =
+        tensors.into_iter().map(|(k, v)| (format!("teacher.backbone.{k}"), v)).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let stem = dir.path().join("model");
+    save_checkpoint(&stem, &stored, &meta).unwrap();
+    let json = std::fs::read(stem.with_extension("json")).unwrap();
+    let tensors_path = stem.with_extension("safetensors");
+    fuzz_file("checkpoint JSON", &json, 1500, "json", |path| {
+        std::fs::copy(&tensors_path, path.with_extension("safetensors")).unwrap();
+        let r = load_backbone(path, Which::Teacher, None);
+        std::fs::remove_file(path.with_extension("safetensors")).unwrap();
+        r
+    });
+}
+
+#[test]
+fn wgsl_programs() {
+    use procmem::generate::programs::{Program, ProgramLibrary, ProgramOrigin};
+    let library = ProgramLibrary::load(None);
+    let valid = library.programs.first().expect("shipped programs").source.clone();
+    fuzz("WGSL program", valid.as_bytes(), 1000, |bytes, seed| {
+        let id = format!("fuzz-{seed}");
+        let Ok(source) = std::str::from_utf8(bytes) else { return Err("not UTF-8".into()) };
+        match Program::parse(&id, source, ProgramOrigin::Synthesized { seed }).and_then(|p| {
+            procmem::generate::gpu::validate_wgsl(&p.id, &p.module_source())?;
+            Ok(p)
+        }) {
+            Ok(_) => Ok(()),
+            Err(e) => names_file(&e.to_string(), Path::new(&id)),
+        }
+    });
 }

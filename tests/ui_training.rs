@@ -68,3 +68,15 @@ fn start_watch_the_curve_grow_pause_and_resume() {
     h.get_by_label("Pause").click();
     wait_for(&mut h, "the run to stop again", |p| !p.is_running());
 }
+
+#[test]
+fn before_any_run_the_panel_shows_the_bundled_models_titled_curves() {
+    let dir = tempfile::tempdir().unwrap();
+    let panel = TrainingPanel::new(tiny_state(dir.path()));
+    let mut h = Harness::builder().with_size(egui::vec2(1200.0, 1400.0)).build_ui_state(|ui, p: &mut TrainingPanel| p.ui(ui), panel);
+    h.run_steps(2);
+    h.get_by_label_contains("the bundled model's own training run (1000 steps");
+    h.get_by_label_contains("DINO loss");
+    h.get_by_label_contains("Teacher entropy");
+    h.get_by_label_contains("Learning rate");
+}

@@ -233,7 +233,11 @@ impl ProgramLibrary {
                         if size > MAX_PROGRAM_BYTES as u64 {
                             lib.rejected.push(RejectedProgram {
                                 id,
-                                message: format!("{}: {size} bytes, over the limit of {} KiB for a program", path.display(), MAX_PROGRAM_BYTES / 1024),
+                                message: format!(
+                                    "{}: {size} bytes, over the limit of {} KiB for a program",
+                                    path.display(),
+                                    MAX_PROGRAM_BYTES / 1024
+                                ),
                             });
                             continue;
                         }
@@ -295,7 +299,8 @@ mod tests {
 
     #[test]
     fn oversized_and_deeply_nested_programs_are_refused_before_the_compiler() {
-        let deep = format!("fn shade(uv: vec2<f32>, t: f32) -> vec3<f32> {{ return vec3<f32>({}uv.x{}); }}", "(".repeat(5000), ")".repeat(5000));
+        let deep =
+            format!("fn shade(uv: vec2<f32>, t: f32) -> vec3<f32> {{ return vec3<f32>({}uv.x{}); }}", "(".repeat(5000), ")".repeat(5000));
         let err = Program::parse("deep", &deep, ProgramOrigin::Synthesized { seed: 0 }).unwrap_err().to_string();
         assert!(err.contains("deep") && err.contains("nest"), "{err}");
         let big = format!("// name: big\n{}", "// padding\n".repeat(10_000));
