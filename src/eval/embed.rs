@@ -149,7 +149,7 @@ impl FeatureSource {
     }
 }
 
-/// The procedural standardisation job (`procmem standardise`, the Models panel): its one config.
+/// The procedural standardisation job (`procmem standardise`): its one config.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize, PartialEq)]
 #[serde(default)]
 pub struct StandardiseConfig {

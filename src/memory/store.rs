@@ -203,7 +203,7 @@ impl Memory {
             let thumb_len = r.u32()? as usize;
             let thumbnail = r.take(thumb_len)?.to_vec();
             let raw = r.take(header.dim * 4)?;
-            let embedding: Vec<f32> = raw.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes"))).collect();
+            let embedding: Vec<f32> = raw.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
             if embedding.iter().any(|v| !v.is_finite()) {
                 return Err(bad(&format!("entry {id} ({source}) has a NaN or Inf embedding")));
             }

@@ -127,15 +127,25 @@ pub fn new_backbone(cfg: &VitConfig, seed: u64) -> Result<(VisionTransformer, Va
 
 /// FNV-1a over the sorted names and f32 bytes of `tensors`.
 pub fn fingerprint(tensors: &BTreeMap<String, Tensor>) -> Result<String> {
+    fingerprint_and_non_finite(tensors).map(|(fp, _)| fp)
+}
+
+/// [`fingerprint`] and, from the same pass over the values, the tensors holding NaN or Inf
+/// (`name (value)`), so a load reads every weight once.
+fn fingerprint_and_non_finite(tensors: &BTreeMap<String, Tensor>) -> Result<(String, Vec<String>)> {
     let mut bytes = Vec::new();
+    let mut non_finite = Vec::new();
     for (name, t) in tensors {
         bytes.extend_from_slice(name.as_bytes());
         let values: Vec<f32> = t.flatten_all().and_then(|t| t.to_dtype(DType::F32)).and_then(|t| t.to_vec1()).map_err(model_err)?;
+        if let Some(bad) = values.iter().find(|v| !v.is_finite()) {
+            non_finite.push(format!("{name} ({bad})"));
+        }
         for v in values {
             bytes.extend_from_slice(&v.to_le_bytes());
         }
     }
-    Ok(format!("{:016x}", crate::generate::programs::fnv1a(&bytes)))
+    Ok((format!("{:016x}", crate::generate::programs::fnv1a(&bytes)), non_finite))
 }
 
 /// The tensors of variables, by name.
@@ -250,19 +260,12 @@ pub fn backbone_from_tensors(cfg: &VitConfig, tensors: HashMap<String, Tensor>, 
         not_float.sort();
         return Err(refuse(format!("tensors that are not floating point: {} (ViT weights are floats)", list_names(&not_float))));
     }
-    let mut non_finite = Vec::new();
-    for (name, t) in &tensors {
-        let values: Vec<f32> = t.flatten_all().and_then(|t| t.to_dtype(DType::F32)).and_then(|t| t.to_vec1()).map_err(model_err)?;
-        if let Some(bad) = values.iter().find(|v| !v.is_finite()) {
-            non_finite.push(format!("{name} ({bad})"));
-        }
-    }
+    let sorted: BTreeMap<String, Tensor> = tensors.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let (fp, non_finite) = fingerprint_and_non_finite(&sorted)?;
     if !non_finite.is_empty() {
-        non_finite.sort();
+        // Sorted already: the map iterates by name.
         return Err(refuse(format!("non-finite weights (NaN or Inf) in {}", list_names(&non_finite))));
     }
-    let sorted: BTreeMap<String, Tensor> = tensors.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-    let fp = fingerprint(&sorted)?;
     let bad = |e: candle_core::Error| Error::BadFile { path: source.into(), message: format!("weights do not fit the model: {e}") };
     let standardisation = Standardisation::from_tensors(&tensors, cfg.embed_dim).map_err(bad)?;
     let vb = VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu);
