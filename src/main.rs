@@ -741,7 +741,7 @@ fn bench_train(config: Option<PathBuf>, steps: u64, embed_batch: usize) -> anyho
         Ok(embed_batch as f64 * reps as f64 / start.elapsed().as_secs_f64())
     };
     // The CLS embedding is what memories store; the patch tokens are for dense tasks only.
-    let cls = images_per_second(&|| model.embed_cls(&x).map(drop))?;
+    let cls = images_per_second(&|| model.embedding(&x).map(drop))?;
     let all = images_per_second(&|| model.embed(&x).map(drop))?;
     println!("embedding: {cls:.1} images/s at {}² (batch {embed_batch}, forward only, CLS embedding)", vit.img_size);
     println!("embedding with patch tokens: {all:.1} images/s (every token through the last block)");

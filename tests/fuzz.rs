@@ -215,6 +215,7 @@ fn checkpoint_json() {
         procmem_version: "test".into(),
         exported_backbone: Some("teacher".into()),
         standardisation: None,
+        pooling: Default::default(),
     };
     let stored: std::collections::BTreeMap<String, candle_core::Tensor> =
         tensors.into_iter().map(|(k, v)| (format!("teacher.backbone.{k}"), v)).collect();

@@ -5,8 +5,8 @@ use std::path::Path;
 use std::sync::atomic::AtomicBool;
 
 use procmem::generate::{GeneratorConfig, Process};
-use procmem::model::HeadConfig;
 use procmem::model::weights::{Which, load_backbone};
+use procmem::model::{HeadConfig, Pooling};
 use procmem::train::augment::AugmentConfig;
 use procmem::train::data::BatchStream;
 use procmem::train::trainer::StepMetrics;
@@ -96,34 +96,41 @@ fn procedural_standardisation_is_part_of_the_model() {
     run(&mut Trainer::new(micro_config(1), dir.path()).unwrap());
     let plain = dir.path().join("plain");
     let plain_fp = export_backbone(&dir.path().join("last.json"), Which::Student, &plain).unwrap();
-    let cfg = StandardiseConfig { process: Process::Shaders, images: 96, seed: 3, shrinkage: 0.1 };
-    let std_path = dir.path().join("standardised");
-    let fp = standardise_model(&plain.with_extension("json"), Which::Teacher, &cfg, &std_path, |_, _| {}).unwrap();
-    assert_ne!(fp, plain_fp, "the fingerprint covers the standardisation");
-    let loaded = load_backbone(&std_path.with_extension("json"), Which::Teacher, None).unwrap();
-    assert_eq!(loaded.fingerprint, fp);
-    let meta = loaded.meta.as_ref().unwrap();
-    assert_eq!(meta.fingerprint, fp);
-    let recorded = meta.standardisation.as_ref().expect("provenance of the standardisation");
-    assert_eq!((recorded.images, recorded.source.starts_with("procedural:shaders")), (96, true));
-    assert!(loaded.vit.standardisation().is_some());
-    // Fitting again on the standardised model replaces the statistics, it does not compound them.
-    let again = dir.path().join("again");
-    assert_eq!(standardise_model(&std_path.with_extension("json"), Which::Teacher, &cfg, &again, |_, _| {}).unwrap(), fp);
+    let mut fingerprints = vec![plain_fp.clone()];
+    for pooling in [Pooling::Cls, Pooling::PatchGrid { side: 2 }] {
+        let cfg = StandardiseConfig { process: Process::Shaders, images: 96, seed: 3, shrinkage: 0.1, pooling };
+        let std_path = dir.path().join(format!("standardised-{}", pooling.name()));
+        let fp = standardise_model(&plain.with_extension("json"), Which::Teacher, &cfg, &std_path, |_, _| {}).unwrap();
+        assert!(!fingerprints.contains(&fp), "{pooling:?}: the fingerprint covers the standardisation and the pooling");
+        fingerprints.push(fp.clone());
+        let loaded = load_backbone(&std_path.with_extension("json"), Which::Teacher, None).unwrap();
+        assert_eq!(loaded.fingerprint, fp);
+        let meta = loaded.meta.as_ref().unwrap();
+        assert_eq!((meta.fingerprint.as_str(), meta.pooling), (fp.as_str(), pooling));
+        let recorded = meta.standardisation.as_ref().expect("provenance of the standardisation");
+        assert_eq!((recorded.images, recorded.source.starts_with("procedural:shaders")), (96, true));
+        assert!(loaded.vit.standardisation().is_some());
+        assert_eq!((loaded.vit.pooling(), loaded.vit.embedding_dim()), (pooling, pooling.dim(32)));
+        // Fitting again on the standardised model replaces the statistics, it does not compound them.
+        let again = dir.path().join(format!("again-{}", pooling.name()));
+        assert_eq!(standardise_model(&std_path.with_extension("json"), Which::Teacher, &cfg, &again, |_, _| {}).unwrap(), fp);
 
-    // On the procedural images it was fitted on, the embedding is centred: mean cosine of pairs near 0.
-    let mut generator =
-        procmem::generate::Generator::open_default(GeneratorConfig { process: Process::Shaders, size: 32, ..Default::default() }).unwrap();
-    let images: Vec<image::RgbImage> = generator.generate(3, 0..96, false).unwrap().into_iter().map(|s| s.image).collect();
-    let mean_cos = |source: FeatureSource| {
-        let (e, d) = source.embed_rgb(&images, |_| {}).unwrap();
-        let rows: Vec<&[f32]> = e.chunks(d).collect();
-        let pairs: Vec<f32> = (0..48).map(|i| rows[2 * i].iter().zip(rows[2 * i + 1]).map(|(a, b)| a * b).sum()).collect();
-        pairs.iter().sum::<f32>() / pairs.len() as f32
-    };
-    let before = mean_cos(FeatureSource::from_spec(plain.with_extension("json").to_str().unwrap()).unwrap());
-    let after = mean_cos(FeatureSource::from_spec(std_path.with_extension("json").to_str().unwrap()).unwrap());
-    assert!(after.abs() < 0.2 && after < before, "mean cosine {before} before, {after} after");
+        // On the procedural images it was fitted on, the embedding is centred: mean cosine of pairs near 0.
+        let mut generator =
+            procmem::generate::Generator::open_default(GeneratorConfig { process: Process::Shaders, size: 32, ..Default::default() })
+                .unwrap();
+        let images: Vec<image::RgbImage> = generator.generate(3, 0..96, false).unwrap().into_iter().map(|s| s.image).collect();
+        let mean_cos = |source: FeatureSource| {
+            let (e, d) = source.embed_rgb(&images, |_| {}).unwrap();
+            assert_eq!(e.len(), 96 * d);
+            let rows: Vec<&[f32]> = e.chunks(d).collect();
+            let pairs: Vec<f32> = (0..48).map(|i| rows[2 * i].iter().zip(rows[2 * i + 1]).map(|(a, b)| a * b).sum()).collect();
+            pairs.iter().sum::<f32>() / pairs.len() as f32
+        };
+        let before = mean_cos(FeatureSource::from_spec(plain.with_extension("json").to_str().unwrap()).unwrap());
+        let after = mean_cos(FeatureSource::from_spec(std_path.with_extension("json").to_str().unwrap()).unwrap());
+        assert!(after.abs() < 0.2 && after < before, "{pooling:?}: mean cosine {before} before, {after} after");
+    }
 }
 
 #[test]

@@ -38,6 +38,7 @@ fn write_model(path: &Path, seed: u64, sources: &str, procedural: bool) -> Strin
         procmem_version: "test".into(),
         exported_backbone: Some("teacher".into()),
         standardisation: None,
+        pooling: Default::default(),
     };
     save_checkpoint(path, &tensors, &meta).unwrap();
     fp

@@ -70,11 +70,12 @@ impl Perception {
         let loaded = load_backbone(path, Which::Teacher, None).map_err(|e| e.to_string())?;
         let description = match &loaded.meta {
             Some(m) => format!(
-                "{} ({}, step {}, {}{}; {})",
+                "{} ({}, step {}, {}, {} pooling{}; {})",
                 path.file_name().and_then(|n| n.to_str()).unwrap_or("model"),
                 m.exported_backbone.as_deref().unwrap_or("teacher"),
                 m.step,
                 m.provenance.sources.join(", "),
+                m.pooling.name(),
                 m.standardisation.as_ref().map(|s| format!(", standardised on {}", s.source)).unwrap_or_default(),
                 if m.provenance.procedural_only { "procedural data only" } else { "trained on real images" }
             ),

@@ -193,14 +193,16 @@ impl ModelsPanel {
                         let trainer = m.meta.train_config.get("trainer").and_then(|t| t.as_str()).unwrap_or("procmem train");
                         let trainer = trainer.split(" (").next().unwrap_or(trainer);
                         ui.add(egui::Label::new(RichText::new(format!(
-                            "{} steps, {} images seen\n{}×{} px, patch {}, width {}, depth {}\n{trainer}",
+                            "{} steps, {} images seen\n{}×{} px, patch {}, width {}, depth {}\nembedding: {} pooling, {}-d\n{trainer}",
                             m.meta.step,
                             m.meta.provenance.images_seen,
                             m.meta.vit.img_size,
                             m.meta.vit.img_size,
                             m.meta.vit.patch_size,
                             m.meta.vit.embed_dim,
-                            m.meta.vit.depth
+                            m.meta.vit.depth,
+                            m.meta.pooling.name(),
+                            m.meta.pooling.dim(m.meta.vit.embed_dim)
                         ))
                         .small())
                         .wrap_mode(egui::TextWrapMode::Extend));

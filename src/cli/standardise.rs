@@ -1,10 +1,16 @@
-//! `procmem standardise`: fit a procedural standardisation (centring + whitening of the CLS
-//! embedding, [`procmem::model::standardise`]) and write the model with it.
+//! `procmem standardise`: choose the pooling of the tokens ([`procmem::model::pooling`]), fit a
+//! procedural standardisation of the pooled embedding (centring + whitening,
+//! [`procmem::model::standardise`]) and write the model with both.
 
 use std::path::PathBuf;
 
 use procmem::eval::embed::{StandardiseConfig, standardise_model};
+use procmem::model::Pooling;
 use procmem::model::weights::Which;
+
+fn parse_pooling(spec: &str) -> Result<String, String> {
+    Pooling::parse(spec).map(|p| p.name()).ok_or_else(|| format!("`{spec}` is not a pooling: use `cls` or `grid<S>`, e.g. `grid2`"))
+}
 
 /// Fit centring and whitening of a model's embedding on procedural images and write the model
 /// with it (the statistics become part of the perception model; no real image is used).
@@ -28,6 +34,10 @@ pub struct StandardiseArgs {
     /// ε relative to the mean eigenvalue (0 = full whitening).
     #[arg(long, default_value_t = StandardiseConfig::default().shrinkage)]
     pub shrinkage: f64,
+    /// How tokens are pooled into the embedding: `cls` (DINO's CLS token) or `grid<S>` (patch
+    /// tokens mean-pooled over an S×S grid, e.g. `grid2`; see docs/training.md, "Pooling").
+    #[arg(long, default_value_t = StandardiseConfig::default().pooling.name(), value_parser = parse_pooling)]
+    pub pooling: String,
     /// Output path stem: writes <out>.safetensors and <out>.json.
     #[arg(long)]
     pub out: PathBuf,
@@ -35,7 +45,8 @@ pub struct StandardiseArgs {
 
 impl StandardiseArgs {
     pub fn run(&self) -> anyhow::Result<()> {
-        let cfg = StandardiseConfig { process: self.process, images: self.images, seed: self.seed, shrinkage: self.shrinkage };
+        let pooling = Pooling::parse(&self.pooling).ok_or_else(|| anyhow::anyhow!("unknown pooling `{}`", self.pooling))?;
+        let cfg = StandardiseConfig { process: self.process, images: self.images, seed: self.seed, shrinkage: self.shrinkage, pooling };
         let bar = super::progress_bar(2 * cfg.images as u64, "generating and embedding");
         let which = if self.student { Which::Student } else { Which::Teacher };
         let fp = standardise_model(&self.model, which, &cfg, &self.out, |done, total| {
@@ -44,8 +55,9 @@ impl StandardiseArgs {
         })?;
         bar.finish_and_clear();
         eprintln!(
-            "wrote {} with a standardisation fitted on {} {} images (seed {}, shrinkage {}); fingerprint {fp}",
+            "wrote {} with {} pooling and a standardisation fitted on {} {} images (seed {}, shrinkage {}); fingerprint {fp}",
             self.out.display(),
+            cfg.pooling.name(),
             cfg.images,
             cfg.process.cli_name(),
             cfg.seed,

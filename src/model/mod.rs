@@ -10,9 +10,11 @@ pub mod head;
 pub mod init;
 pub(crate) mod kernels;
 pub mod layers;
+pub mod pooling;
 pub mod standardise;
 pub mod vit;
 pub mod weights;
 
 pub use head::{DinoHead, HeadConfig};
+pub use pooling::Pooling;
 pub use vit::{VisionTransformer, VitConfig};

@@ -11,12 +11,13 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use candle_core::{D, DType, IndexOp, Result, Tensor, bail};
+use candle_core::{DType, IndexOp, Result, Tensor, bail};
 use candle_nn::{Init, VarBuilder};
 use serde::{Deserialize, Serialize};
 
 use super::block::FusedBlock;
 use super::layers::{attention, gelu, layer_norm, linear};
+use super::pooling::{Pooling, l2_normalise};
 use super::standardise::Standardisation;
 use crate::generate::rng::Rng;
 
@@ -247,11 +248,6 @@ impl Block {
 }
 
 /// Rows of x [B, D] scaled to unit L2 norm (rows of norm below 1e-12 divided by 1e-12).
-fn l2_normalise(x: &Tensor) -> Result<Tensor> {
-    let norm = x.sqr()?.sum_keepdim(D::Minus1)?.sqrt()?.clamp(1e-12, f64::MAX)?;
-    x.broadcast_div(&norm)
-}
-
 /// Stochastic depth: a per-sample keep scale, 0 or 1/(1−p).
 fn drop_path_scales(batch: usize, p: f64, rng: &mut Rng) -> Vec<f32> {
     let keep = 1.0 - p;
@@ -300,7 +296,9 @@ pub struct VisionTransformer {
     norm: Norm,
     /// Position-embedding interpolation matrices per patch grid (h, w).
     interp_cache: Mutex<HashMap<(usize, usize), Tensor>>,
-    /// Procedural centring and whitening of the CLS embedding, when the model file has one.
+    /// How the final tokens become the embedding (the CLS token unless the model file says).
+    pooling: Pooling,
+    /// Procedural centring and whitening of the pooled embedding, when the model file has one.
     standardisation: Option<Standardisation>,
 }
 
@@ -324,16 +322,37 @@ impl VisionTransformer {
             blocks,
             norm: Norm::new(d, vb.pp("norm"))?,
             interp_cache: Mutex::new(HashMap::new()),
+            pooling: Pooling::Cls,
             standardisation: None,
         })
     }
 
-    /// The model with a procedural standardisation of its CLS embedding (see
-    /// [`super::standardise`]); errors when its width is not the model's.
+    /// The model with another pooling of its tokens (see [`super::pooling`]); errors when the
+    /// pooling cannot divide the model's patch grid or a standardisation of another width is set.
+    pub fn with_pooling(mut self, pooling: Pooling) -> Result<Self> {
+        let side = self.cfg.img_size / self.cfg.patch_size;
+        pooling.check_grid(side, side)?;
+        if let Some(s) = &self.standardisation {
+            if s.dim() != pooling.dim(self.cfg.embed_dim) {
+                bail!(
+                    "a {} pooling gives width {}, the standardisation has width {}",
+                    pooling.name(),
+                    pooling.dim(self.cfg.embed_dim),
+                    s.dim()
+                );
+            }
+        }
+        self.pooling = pooling;
+        Ok(self)
+    }
+
+    /// The model with a procedural standardisation of its pooled embedding (see
+    /// [`super::standardise`]); errors when its width is not [`Self::embedding_dim`]. Set the
+    /// pooling first.
     pub fn with_standardisation(mut self, standardisation: Option<Standardisation>) -> Result<Self> {
         if let Some(s) = &standardisation {
-            if s.dim() != self.cfg.embed_dim {
-                bail!("standardisation of width {} for a model of width {}", s.dim(), self.cfg.embed_dim);
+            if s.dim() != self.embedding_dim() {
+                bail!("standardisation of width {} for an embedding of width {}", s.dim(), self.embedding_dim());
             }
         }
         self.standardisation = standardisation;
@@ -344,14 +363,30 @@ impl VisionTransformer {
         self.standardisation.as_ref()
     }
 
-    /// The embedding of CLS tokens [B, D]: L2-normalised, then standardised and normalised
-    /// again when the model has a standardisation.
-    fn cls_embedding(&self, cls: &Tensor) -> Result<Tensor> {
-        let unit = l2_normalise(cls)?;
+    pub fn pooling(&self) -> Pooling {
+        self.pooling
+    }
+
+    /// Width of [`Self::embedding`]: the model's width for the CLS pooling, s²· that for an s×s grid.
+    pub fn embedding_dim(&self) -> usize {
+        self.pooling.dim(self.cfg.embed_dim)
+    }
+
+    /// The embedding of final tokens ([B, 1 + rows·cols, D], or the CLS row alone for the CLS
+    /// pooling): pooled to unit length, then standardised and normalised again when the model
+    /// has a standardisation.
+    fn pooled_embedding(&self, tokens: &Tensor, rows: usize, cols: usize) -> Result<Tensor> {
+        let unit = self.pooling.apply(tokens, rows, cols)?;
         match &self.standardisation {
             Some(s) => l2_normalise(&s.apply(&unit)?),
             None => Ok(unit),
         }
+    }
+
+    /// Patch grid (rows, cols) of an input [B, C, H, W].
+    fn patch_grid(&self, x: &Tensor) -> Result<(usize, usize)> {
+        let (_, _, h, w) = x.dims4()?;
+        Ok((h / self.cfg.patch_size, w / self.cfg.patch_size))
     }
 
     /// Position embeddings for an h×w patch grid (bicubic, DINO's `interpolate_pos_encoding`).
@@ -455,18 +490,22 @@ impl VisionTransformer {
         self.tokens(x, None, false, true)?.i((.., 0))
     }
 
-    /// The CLS embedding (unit length, standardised when the model has a standardisation) and
-    /// the patch tokens [B, patches, D].
+    /// The embedding [B, E] (E = [`Self::embedding_dim`]; unit length, pooled by
+    /// [`Self::pooling`], standardised when the model has a standardisation) and the patch tokens
+    /// [B, patches, D].
     pub fn embed(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
         let tokens = self.infer_tokens(x)?;
         let n = tokens.dim(1)?;
-        Ok((self.cls_embedding(&tokens.i((.., 0))?)?, tokens.narrow(1, 1, n - 1)?))
+        let (rows, cols) = self.patch_grid(x)?;
+        Ok((self.pooled_embedding(&tokens, rows, cols)?, tokens.narrow(1, 1, n - 1)?))
     }
 
-    /// The CLS embedding alone [B, D], as kNN memories use it: cheaper than [`Self::embed`],
-    /// whose last block must compute every token.
-    pub fn embed_cls(&self, x: &Tensor) -> Result<Tensor> {
-        self.cls_embedding(&self.infer_cls(x)?)
+    /// The embedding alone [B, E], as kNN memories store it: for the CLS pooling cheaper than
+    /// [`Self::embed`], as the last block then computes the CLS row only.
+    pub fn embedding(&self, x: &Tensor) -> Result<Tensor> {
+        let (rows, cols) = self.patch_grid(x)?;
+        let tokens = self.tokens(x, None, false, self.pooling.reads_cls_only())?;
+        self.pooled_embedding(&tokens, rows, cols)
     }
 
     pub fn dtype(&self) -> DType {
@@ -578,7 +617,10 @@ mod tests {
         assert!(max_diff(&full, &cls) < 1e-5, "CLS outputs differ by {}", max_diff(&full, &cls));
         assert_eq!(max_diff(&cls, &vit.infer_cls(&x).unwrap()), 0.0);
         let (embedded, _) = vit.embed(&x).unwrap();
-        assert!(max_diff(&embedded, &vit.embed_cls(&x).unwrap()) < 1e-5);
+        assert!(max_diff(&embedded, &vit.embedding(&x).unwrap()) < 1e-5);
+        let grid = perturbed_model().0.with_pooling(Pooling::PatchGrid { side: 2 }).unwrap();
+        assert_eq!(max_diff(&grid.embed(&x).unwrap().0, &grid.embedding(&x).unwrap()), 0.0);
+        assert!(perturbed_model().0.with_pooling(Pooling::PatchGrid { side: 3 }).is_err(), "3 does not divide the 4×4 grid");
         let g_full = (&full * &r).unwrap().sum_all().unwrap().backward().unwrap();
         let g_cls = (&cls * &r).unwrap().sum_all().unwrap().backward().unwrap();
         // Block 1 is the micro model's last block; its parameters get the CLS-only gradients.
@@ -592,15 +634,26 @@ mod tests {
 
     #[test]
     fn an_image_embeds_the_same_alone_and_in_a_batch() {
-        for cfg in [VitConfig::micro(), VitConfig::cpu_tiny()] {
+        for (cfg, pooling) in [
+            (VitConfig::micro(), Pooling::Cls),
+            (VitConfig::cpu_tiny(), Pooling::Cls),
+            (VitConfig::micro(), Pooling::PatchGrid { side: 2 }),
+            (VitConfig::cpu_tiny(), Pooling::PatchGrid { side: 2 }),
+        ] {
             let (vit, _) = new_backbone(&cfg, 4).unwrap();
+            let vit = vit.with_pooling(pooling).unwrap();
             let x = random(&[9, 3, cfg.img_size, cfg.img_size], 9, 1.0);
             for batch in [2, 3, 9] {
-                let together = vit.embed_cls(&x.narrow(0, 0, batch).unwrap()).unwrap();
+                let together = vit.embedding(&x.narrow(0, 0, batch).unwrap()).unwrap();
+                assert_eq!(together.dims(), &[batch, pooling.dim(cfg.embed_dim)]);
                 for i in [0, 1, batch - 1] {
-                    let alone = vit.embed_cls(&x.narrow(0, i, 1).unwrap()).unwrap();
+                    let alone = vit.embedding(&x.narrow(0, i, 1).unwrap()).unwrap();
                     let diff = max_diff(&alone, &together.narrow(0, i, 1).unwrap());
-                    assert_eq!(diff, 0.0, "width {}: image {i} alone differs from its row in a batch of {batch} by {diff}", cfg.embed_dim);
+                    assert_eq!(
+                        diff, 0.0,
+                        "width {}, {pooling:?}: image {i} alone differs from its row in a batch of {batch} by {diff}",
+                        cfg.embed_dim
+                    );
                 }
             }
         }

@@ -13,6 +13,7 @@ use candle_nn::{VarBuilder, VarMap};
 use serde::{Deserialize, Serialize};
 
 use super::init::trunc_normal;
+use super::pooling::Pooling;
 use super::standardise::Standardisation;
 use super::vit::{VisionTransformer, VitConfig};
 use crate::error::{Error, Result};
@@ -51,6 +52,14 @@ pub struct CheckpointMeta {
     /// (`procmem standardise`): what it was fitted on. Its tensors sit beside the backbone's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub standardisation: Option<StandardisationMeta>,
+    /// How the backbone's tokens become the embedding (`procmem standardise --pooling`); the CLS
+    /// token when absent. The fingerprint covers it.
+    #[serde(default, skip_serializing_if = "is_cls")]
+    pub pooling: Pooling,
+}
+
+fn is_cls(pooling: &Pooling) -> bool {
+    *pooling == Pooling::Cls
 }
 
 /// Provenance of a [`crate::model::standardise::Standardisation`].
@@ -125,15 +134,23 @@ pub fn new_backbone(cfg: &VitConfig, seed: u64) -> Result<(VisionTransformer, Va
     Ok((vit, varmap))
 }
 
-/// FNV-1a over the sorted names and f32 bytes of `tensors`.
+/// FNV-1a over the sorted names and f32 bytes of `tensors`: the fingerprint of a backbone that
+/// embeds with its CLS token.
 pub fn fingerprint(tensors: &BTreeMap<String, Tensor>) -> Result<String> {
-    fingerprint_and_non_finite(tensors).map(|(fp, _)| fp)
+    embedding_fingerprint(Pooling::Cls, tensors)
 }
 
-/// [`fingerprint`] and, from the same pass over the values, the tensors holding NaN or Inf
-/// (`name (value)`), so a load reads every weight once.
-fn fingerprint_and_non_finite(tensors: &BTreeMap<String, Tensor>) -> Result<(String, Vec<String>)> {
-    let mut bytes = Vec::new();
+/// The fingerprint of a backbone that embeds with `pooling`: FNV-1a over the pooling's bytes
+/// ([`Pooling::fingerprint_bytes`], none for the CLS token) and the sorted names and f32 bytes
+/// of `tensors`.
+pub fn embedding_fingerprint(pooling: Pooling, tensors: &BTreeMap<String, Tensor>) -> Result<String> {
+    fingerprint_and_non_finite(pooling, tensors).map(|(fp, _)| fp)
+}
+
+/// [`embedding_fingerprint`] and, from the same pass over the values, the tensors holding NaN or
+/// Inf (`name (value)`), so a load reads every weight once.
+fn fingerprint_and_non_finite(pooling: Pooling, tensors: &BTreeMap<String, Tensor>) -> Result<(String, Vec<String>)> {
+    let mut bytes = pooling.fingerprint_bytes();
     let mut non_finite = Vec::new();
     for (name, t) in tensors {
         bytes.extend_from_slice(name.as_bytes());
@@ -209,7 +226,7 @@ pub fn export_backbone(checkpoint: &Path, which: Which, out: &Path) -> Result<St
         return Err(Error::BadFile { path: checkpoint.into(), message: format!("no `{prefix}*` tensors in the checkpoint") });
     }
     let backbone: BTreeMap<String, Tensor> = kept.iter().map(|(k, v)| (k[prefix.len()..].to_string(), v.clone())).collect();
-    meta.fingerprint = fingerprint(&backbone)?;
+    meta.fingerprint = embedding_fingerprint(meta.pooling, &backbone)?;
     meta.exported_backbone = Some(role.to_string());
     save_checkpoint(out, &kept, &meta)?;
     Ok(meta.fingerprint)
@@ -235,8 +252,13 @@ pub struct LoadedBackbone {
 /// Errors (each naming the tensors): a tensor the architecture does not use (LayerScale gammas,
 /// register tokens: another architecture, which procmem does not implement), a tensor that is not
 /// floating point (integer weights are not a ViT's), a NaN or Inf value, a missing tensor or a
-/// wrong shape.
-pub fn backbone_from_tensors(cfg: &VitConfig, tensors: HashMap<String, Tensor>, source: &Path) -> Result<(VisionTransformer, String)> {
+/// wrong shape, a pooling the patch grid cannot take, a standardisation of another width.
+pub fn backbone_from_tensors(
+    cfg: &VitConfig,
+    pooling: Pooling,
+    tensors: HashMap<String, Tensor>,
+    source: &Path,
+) -> Result<(VisionTransformer, String)> {
     let refuse = |message: String| Error::BadFile { path: source.into(), message };
     let known: std::collections::HashSet<String> = cfg
         .parameter_names()
@@ -261,15 +283,18 @@ pub fn backbone_from_tensors(cfg: &VitConfig, tensors: HashMap<String, Tensor>, 
         return Err(refuse(format!("tensors that are not floating point: {} (ViT weights are floats)", list_names(&not_float))));
     }
     let sorted: BTreeMap<String, Tensor> = tensors.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-    let (fp, non_finite) = fingerprint_and_non_finite(&sorted)?;
+    let (fp, non_finite) = fingerprint_and_non_finite(pooling, &sorted)?;
     if !non_finite.is_empty() {
         // Sorted already: the map iterates by name.
         return Err(refuse(format!("non-finite weights (NaN or Inf) in {}", list_names(&non_finite))));
     }
     let bad = |e: candle_core::Error| Error::BadFile { path: source.into(), message: format!("weights do not fit the model: {e}") };
-    let standardisation = Standardisation::from_tensors(&tensors, cfg.embed_dim).map_err(bad)?;
+    let standardisation = Standardisation::from_tensors(&tensors, pooling.dim(cfg.embed_dim)).map_err(bad)?;
     let vb = VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu);
-    let vit = VisionTransformer::new(cfg, vb).and_then(|v| v.with_standardisation(standardisation)).map_err(bad)?;
+    let vit = VisionTransformer::new(cfg, vb)
+        .and_then(|v| v.with_pooling(pooling))
+        .and_then(|v| v.with_standardisation(standardisation))
+        .map_err(bad)?;
     Ok((vit, fp))
 }
 
@@ -346,7 +371,7 @@ pub fn load_backbone(path: &Path, which: Which, num_heads: Option<usize>) -> Res
         if backbone.is_empty() {
             return Err(Error::BadFile { path: st, message: format!("no `{prefix}*` tensors in the checkpoint") });
         }
-        let (vit, fingerprint) = backbone_from_tensors(&meta.vit, backbone, &st)?;
+        let (vit, fingerprint) = backbone_from_tensors(&meta.vit, meta.pooling, backbone, &st)?;
         return Ok(LoadedBackbone { vit, source: st, meta: Some(meta), fingerprint });
     }
     let raw: Vec<(String, Tensor)> = match ext {
@@ -375,7 +400,7 @@ pub fn load_backbone(path: &Path, which: Which, num_heads: Option<usize>) -> Res
     };
     let tensors = dino_backbone_keys(raw);
     let cfg = infer_config(&tensors, num_heads, path)?;
-    let (vit, fingerprint) = backbone_from_tensors(&cfg, tensors, path)?;
+    let (vit, fingerprint) = backbone_from_tensors(&cfg, Pooling::Cls, tensors, path)?;
     Ok(LoadedBackbone { vit, source: path.into(), meta: None, fingerprint })
 }
 

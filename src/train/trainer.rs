@@ -210,6 +210,7 @@ impl Trainer {
             procmem_version: env!("CARGO_PKG_VERSION").into(),
             exported_backbone: None,
             standardisation: None,
+            pooling: crate::model::Pooling::Cls,
         };
         let path = self.out_dir.join(format!("step_{:06}", self.step));
         save_checkpoint(&path, &tensors, &meta)?;

