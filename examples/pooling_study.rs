@@ -63,7 +63,16 @@ fn main() -> anyhow::Result<()> {
     let data = args.get(3).map(PathBuf::from).unwrap_or_else(|| dirs_home().join(".cache/procmem/data"));
     std::fs::create_dir_all(&out)?;
     let vit = match model.strip_prefix("random:") {
-        Some(preset) => new_backbone(&procmem::model::VitConfig::preset(preset).expect("preset"), 0)?.0,
+        Some(preset) => {
+            let cfg = procmem::model::VitConfig::preset(preset).expect("preset");
+            let (vit, vars) = new_backbone(&cfg, 0)?;
+            // `EXPORT_RANDOM=STEM` also writes the random-init backbone as a model file, so that
+            // `procmem standardise` and `procmem eval` can measure it with any pooling.
+            if let Ok(stem) = std::env::var("EXPORT_RANDOM") {
+                export_random(&cfg, &vars, Path::new(&stem))?;
+            }
+            vit
+        }
         None => load_backbone(Path::new(model), Which::Teacher, None)?.vit,
     };
     let gray = |v: &[image::GrayImage]| -> Vec<image::RgbImage> {
@@ -103,6 +112,28 @@ fn write_sets(vit: &VisionTransformer, sets: &[(String, Vec<image::RgbImage>)], 
         write_npy(&out.join(format!("{name}-mean.npy")), n, d, &mean)?;
         write_npy(&out.join(format!("{name}-grid2.npy")), n, 4 * d, &grid)?;
     }
+    Ok(())
+}
+
+fn export_random(cfg: &procmem::model::VitConfig, vars: &candle_nn::VarMap, stem: &Path) -> anyhow::Result<()> {
+    use procmem::model::weights::{CHECKPOINT_FORMAT, CheckpointMeta, Provenance, fingerprint, save_checkpoint, var_tensors};
+    let backbone = var_tensors(vars)?;
+    let meta = CheckpointMeta {
+        format: CHECKPOINT_FORMAT.into(),
+        version: 1,
+        vit: cfg.clone(),
+        train_config: serde_json::json!({"trainer": "none: random initialisation (DINO's init rules, seed 0)"}),
+        step: 0,
+        seed: 0,
+        provenance: Provenance { sources: vec!["random init (seed 0)".into()], procedural_only: true, images_seen: 0 },
+        fingerprint: fingerprint(&backbone)?,
+        procmem_version: env!("CARGO_PKG_VERSION").into(),
+        exported_backbone: Some("teacher".into()),
+        standardisation: None,
+        pooling: Default::default(),
+    };
+    let tensors = backbone.into_iter().map(|(k, v)| (format!("teacher.backbone.{k}"), v)).collect();
+    save_checkpoint(stem, &tensors, &meta)?;
     Ok(())
 }
 
