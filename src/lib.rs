@@ -2,24 +2,33 @@
 //! visual memory of real images. After *Separating Knowledge and Perception with Procedural
 //! Data* (Rodríguez-Muñoz, Baradad, Isola, Torralba; ICML 2025).
 //!
-//! Data flows one way, and the modules follow it:
-//! `generate` (procedural images) → `train` (DINO) → `model` (ViT, checkpoints) → `memory`
-//! (kNN over real-image embeddings, unlearning, privacy) → `dense` (patch-level tasks) →
-//! `eval` (the paper's protocols) → `app` (the egui panels) and the CLI in `main.rs`.
+//! Data flows one way, and the modules follow it (checked by `tests/layering.rs`):
+//! `generate` (procedural images) → `model` (ViT, pooling, standardisation, checkpoints) →
+//! `train` (DINO) → `embed` (images to memory embeddings) → `memory` (kNN over real-image
+//! embeddings, unlearning, privacy) → `dense` (patch-level tasks) → `eval` (the paper's
+//! protocols) → `app` (the egui panels); the CLI in `main.rs` and `cli/` uses the stages, never
+//! the app. Shared utilities sit below every stage: `error`, `rng`, `hash`, `fsio`, `linalg`,
+//! `paths`, `imageio`, `datasets`.
 //!
 //! Status: `generate`, `memory`, `dense`, `eval` and their panels are complete; `model` and
 //! `train` work and are tested, with training speed and the bundled model's quality still short
 //! of their goals (see the README); the model zoo is not built yet.
 
 pub mod app;
+pub mod datasets;
 pub mod dense;
+pub mod embed;
 pub mod error;
 pub mod eval;
+pub mod fsio;
 pub mod generate;
+pub mod hash;
 pub mod imageio;
 pub mod linalg;
 pub mod memory;
 pub mod model;
+pub mod paths;
+pub mod rng;
 pub mod train;
 
 pub use error::{Error, Result};

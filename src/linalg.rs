@@ -48,7 +48,7 @@ pub fn symmetric_eigen(mut a: Vec<f64>, dim: usize) -> (Vec<f64>, Vec<f64>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::generate::rng::Rng;
+    use crate::rng::Rng;
 
     #[test]
     fn jacobi_reconstructs_a_symmetric_matrix() {

@@ -644,7 +644,7 @@ fn train(args: TrainArgs) -> anyhow::Result<()> {
         }
     };
     std::fs::create_dir_all(&args.out)?;
-    std::fs::write(args.out.join("config.toml"), toml::to_string(&trainer.cfg)?)?;
+    procmem::fsio::write_atomic(&args.out.join("config.toml"), toml::to_string(&trainer.cfg)?.as_bytes())?;
     let bar = progress_bar(trainer.cfg.steps, "train");
     bar.set_position(trainer.step);
     let cancel = std::sync::atomic::AtomicBool::new(false);
@@ -756,7 +756,7 @@ fn tempfile_dir() -> anyhow::Result<PathBuf> {
 }
 
 fn memory_command(cmd: MemoryCommand) -> anyhow::Result<()> {
-    use procmem::eval::embed::FeatureSource;
+    use procmem::embed::FeatureSource;
     use procmem::memory::{Memory, import};
     match cmd {
         MemoryCommand::Build { features, folder, csv, idx_images, idx_labels, fashion_mnist_names, npz, split, limit, strict, out } => {
@@ -778,7 +778,7 @@ fn memory_command(cmd: MemoryCommand) -> anyhow::Result<()> {
                 (Some(_), None, None, None) | (None, Some(_), None, None) => None,
                 (None, None, Some(images), None) => {
                     let labels = idx_labels.as_deref().context("--idx-images needs --idx-labels")?;
-                    let names: &[&str] = if fashion_mnist_names { &procmem::eval::datasets::FASHION_MNIST_CLASSES } else { &[] };
+                    let names: &[&str] = if fashion_mnist_names { &procmem::datasets::FASHION_MNIST_CLASSES } else { &[] };
                     Some(import::load_idx(images, labels, names)?)
                 }
                 (None, None, None, Some(npz)) => Some(import::load_npz(npz, &split)?),

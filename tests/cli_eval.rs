@@ -9,7 +9,7 @@ fn procmem(args: &[&str]) -> (bool, String, String) {
 }
 
 fn noise(seed: u64, shift: u8) -> image::RgbImage {
-    let mut rng = procmem::generate::rng::Rng::new(seed);
+    let mut rng = procmem::rng::Rng::new(seed);
     image::RgbImage::from_fn(32, 32, |_, _| image::Rgb([0, 1, 2].map(|_| (rng.below(200) as u8).saturating_add(shift))))
 }
 

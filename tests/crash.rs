@@ -6,8 +6,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use procmem::generate::rng::Rng;
 use procmem::memory::Memory;
+use procmem::rng::Rng;
 
 const BIN: &str = env!("CARGO_BIN_EXE_procmem");
 

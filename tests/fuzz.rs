@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use procmem::generate::rng::Rng;
+use procmem::rng::Rng;
 
 /// One damaged copy of `valid`.
 fn mutate(valid: &[u8], rng: &mut Rng) -> Vec<u8> {
@@ -170,7 +170,7 @@ fn idx_sets() {
     let dir = tempfile::tempdir().unwrap();
     let labels_path = dir.path().join("labels.idx");
     std::fs::write(&labels_path, &labels).unwrap();
-    fuzz_file("IDX images", &images, 2000, "idx", |path| procmem::eval::datasets::read_idx(path, &labels_path, &[]));
+    fuzz_file("IDX images", &images, 2000, "idx", |path| procmem::datasets::read_idx(path, &labels_path, &[]));
 }
 
 #[test]

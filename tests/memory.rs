@@ -5,10 +5,10 @@
 mod common;
 
 use common::{random_memory, random_unit};
-use procmem::generate::rng::Rng;
 use procmem::memory::privacy::{analyse, influential};
 use procmem::memory::vote::vote;
 use procmem::memory::{ExactIndex, Memory, VoteRule};
+use procmem::rng::Rng;
 
 fn predictions(memory: &Memory, labels: &[String], queries: &[f32], k: usize, rule: VoteRule) -> Vec<(Option<u32>, Vec<u32>)> {
     let idx = ExactIndex::build(memory, labels);

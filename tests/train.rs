@@ -90,7 +90,7 @@ fn dinov2_options_train_every_parameter_and_log_koleo() {
 
 #[test]
 fn procedural_standardisation_is_part_of_the_model() {
-    use procmem::eval::embed::{FeatureSource, StandardiseConfig, standardise_model};
+    use procmem::embed::{FeatureSource, StandardiseConfig, standardise_model};
     use procmem::model::weights::export_backbone;
     let dir = tempfile::tempdir().unwrap();
     run(&mut Trainer::new(micro_config(1), dir.path()).unwrap());

@@ -15,9 +15,9 @@ use procmem::app::knowledge::{Knowledge, Perception};
 use procmem::app::memory::MemoryPanel;
 use procmem::app::privacy::PrivacyPanel;
 use procmem::app::query::QueryPanel;
-use procmem::eval::embed::FeatureSource;
-use procmem::generate::rng::Rng;
+use procmem::embed::FeatureSource;
 use procmem::memory::{Memory, import::thumbnail_png};
+use procmem::rng::Rng;
 use ui_common::wait;
 
 /// A colour-dominated noise image.

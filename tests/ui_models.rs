@@ -14,7 +14,7 @@ use egui_kittest::kittest::Queryable;
 use procmem::app::knowledge::KnowledgeState;
 use procmem::app::models::ModelsState;
 use procmem::app::{AppState, ProcmemApp, Tab};
-use procmem::eval::embed::FeatureSource;
+use procmem::embed::FeatureSource;
 use procmem::memory::{Memory, import::thumbnail_png};
 use procmem::model::weights::{CHECKPOINT_FORMAT, CheckpointMeta, Provenance, fingerprint, new_backbone, save_checkpoint, var_tensors};
 use ui_common::wait;
@@ -45,7 +45,7 @@ fn write_model(path: &Path, seed: u64, sources: &str, procedural: bool) -> Strin
 }
 
 fn picture(seed: u64) -> image::RgbImage {
-    let mut rng = procmem::generate::rng::Rng::new(seed);
+    let mut rng = procmem::rng::Rng::new(seed);
     image::RgbImage::from_fn(32, 32, |_, _| image::Rgb([rng.below(255) as u8, 90, rng.below(255) as u8]))
 }
 

@@ -12,7 +12,7 @@ use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 use procmem::app::knowledge::{Knowledge, Perception};
 use procmem::app::segmentation::{Picture, SegmentationPanel, SegmentationState};
-use procmem::eval::embed::FeatureSource;
+use procmem::embed::FeatureSource;
 use procmem::memory::Memory;
 use ui_common::wait;
 

@@ -5,9 +5,9 @@
 mod common;
 
 use common::{random_memory, random_unit};
-use procmem::generate::rng::Rng;
 use procmem::memory::vote::vote;
 use procmem::memory::{ExactIndex, HnswIndex, HnswParams, Memory, VoteRule, WatchList};
+use procmem::rng::Rng;
 
 #[test]
 fn watch_list_equals_a_memory_rebuilt_after_every_deletion_and_undo() {

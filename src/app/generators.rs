@@ -266,7 +266,7 @@ impl GeneratorsPanel {
             let label = ui.label("Seed");
             ui.add(egui::DragValue::new(&mut s.seed)).labelled_by(label.id);
             if ui.button("Re-roll").on_hover_text("Draw a new random seed").clicked() {
-                s.seed = crate::generate::rng::mix64(s.seed ^ 0xa5a5) % 1_000_000;
+                s.seed = crate::rng::mix64(s.seed ^ 0xa5a5) % 1_000_000;
             }
         });
         ui.add(egui::Slider::new(&mut s.count, 1..=48).text("Samples"));

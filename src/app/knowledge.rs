@@ -10,7 +10,7 @@ use std::sync::Arc;
 use egui::{TextureHandle, TextureOptions};
 use serde::{Deserialize, Serialize};
 
-use crate::eval::embed::FeatureSource;
+use crate::embed::FeatureSource;
 use crate::memory::{Answer, Entry, ExactIndex, Memory, VoteRule, WatchList, WatchUpdate};
 use crate::model::weights::{Which, load_backbone};
 
@@ -28,33 +28,16 @@ pub struct KnowledgeState {
     pub k: usize,
 }
 
-/// The repository's folder, where the bundled model and demo memory live.
-pub fn bundled_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+pub use crate::paths::{BUNDLED_MODEL, DEMO_MEMORY, DEMO_WATCH, bundled_dir, user_data_dir};
 
 /// File types the image dialogs offer.
 pub const IMAGE_EXTENSIONS: [&str; 8] = crate::imageio::EXTENSIONS;
-
-pub const BUNDLED_MODEL: &str = "models/procmem-kml-mixup.json";
-pub const DEMO_MEMORY: &str = "assets/demo/memory.pmem";
-pub const DEMO_WATCH: &str = "assets/demo/queries.pmem";
 
 impl Default for KnowledgeState {
     fn default() -> Self {
         let dir = bundled_dir();
         Self { model: dir.join(BUNDLED_MODEL), memory: dir.join(DEMO_MEMORY), watch: Some(dir.join(DEMO_WATCH)), k: 10 }
     }
-}
-
-/// Where edited copies of bundled memories are saved (the bundled file itself is never
-/// overwritten): `$XDG_DATA_HOME/procmem` or `~/.local/share/procmem`.
-pub fn user_data_dir() -> PathBuf {
-    std::env::var_os("XDG_DATA_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
-        .unwrap_or_else(std::env::temp_dir)
-        .join("procmem")
 }
 
 /// The embedding model with what the UI says about it.
@@ -405,9 +388,9 @@ fn memory_set_key(memory: &Memory) -> String {
     let mut bytes = Vec::new();
     for e in &memory.entries {
         bytes.extend_from_slice(&e.id.to_le_bytes());
-        bytes.extend_from_slice(&crate::generate::programs::fnv1a(&e.thumbnail).to_le_bytes());
+        bytes.extend_from_slice(&crate::hash::fnv1a(&e.thumbnail).to_le_bytes());
     }
-    format!("{}{:016x}", &MEMORY_SET_PREFIX[1..], crate::generate::programs::fnv1a(&bytes))
+    format!("{}{:016x}", &MEMORY_SET_PREFIX[1..], crate::hash::fnv1a(&bytes))
 }
 
 /// [`reembed_memory`] through the cache: a memory seen before with this model is not re-embedded.
@@ -486,7 +469,7 @@ pub fn embed_images(
         let mut decoded = Vec::new();
         for (name, bytes) in chunk {
             match crate::imageio::decode_rgb(bytes, Path::new(name)) {
-                Ok(img) => decoded.push((name.clone(), crate::generate::programs::fnv1a(bytes), img)),
+                Ok(img) => decoded.push((name.clone(), crate::hash::fnv1a(bytes), img)),
                 Err(e) => skipped.push(e.to_string()),
             }
         }

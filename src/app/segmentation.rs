@@ -20,7 +20,7 @@ use crate::dense::PatchGrid;
 use crate::dense::features::{extract, patch_size};
 use crate::dense::pca::{PcaColours, shared_overlays};
 use crate::dense::segment::{Attention, Neighbours, SoftMask, fold_blocks, kmeans, label_colour, mask_blocks, soft_iou};
-use crate::eval::embed::FeatureSource;
+use crate::embed::FeatureSource;
 
 /// The demo pair shipped in `assets/demo/segmentation/`.
 pub const DEMO_PROMPT: &str = "assets/demo/segmentation/prompt.png";

@@ -8,7 +8,7 @@ use procmem::dense::composite::{self, CompositeConfig, CompositeSet};
 use procmem::dense::features::{extract, extract_one, patch_size};
 use procmem::dense::pca::{overlay, shared_overlays};
 use procmem::dense::segment::{PatchMemory, PatchVote, Prompt, SoftMask, in_context, kmeans, label_colour, patch_labels, soft_iou};
-use procmem::eval::embed::FeatureSource;
+use procmem::embed::FeatureSource;
 use procmem::eval::seg::{self, SegEvalConfig, SegScores};
 
 use super::eval::{command_line, sources_with_baselines, write_report};
@@ -16,7 +16,7 @@ use super::{data_dir, progress_bar};
 
 /// The feature source of a dense command: the given spec, else the bundled model.
 pub fn source(spec: Option<&str>) -> anyhow::Result<FeatureSource> {
-    let bundled = procmem::app::knowledge::bundled_dir().join(procmem::app::knowledge::BUNDLED_MODEL);
+    let bundled = procmem::paths::bundled_dir().join(procmem::paths::BUNDLED_MODEL);
     let spec = spec.map(str::to_string).unwrap_or_else(|| bundled.display().to_string());
     FeatureSource::from_spec(&spec).with_context(|| format!("feature source `{spec}`"))
 }

@@ -4,10 +4,11 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
+use procmem::datasets;
+use procmem::embed::FeatureSource;
 use procmem::eval::cache::EmbeddingCache;
-use procmem::eval::embed::FeatureSource;
 use procmem::eval::results::ResultRecord;
-use procmem::eval::{datasets, knn, retrieval, twoafc};
+use procmem::eval::{knn, retrieval, twoafc};
 use procmem::memory::{ExactIndex, VoteRule};
 
 use super::{data_dir, progress_bar};
@@ -227,7 +228,7 @@ pub fn command_line() -> String {
 pub fn write_report(report: Option<PathBuf>, markdown: &str) -> anyhow::Result<()> {
     print!("{markdown}");
     if let Some(path) = report {
-        std::fs::write(&path, markdown).with_context(|| format!("writing {}", path.display()))?;
+        procmem::fsio::write_atomic(&path, markdown.as_bytes())?;
         eprintln!("report written to {}", path.display());
     }
     Ok(())

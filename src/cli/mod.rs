@@ -15,11 +15,8 @@ pub fn progress_bar(total: u64, what: &str) -> ProgressBar {
     bar
 }
 
-/// `$PROCMEM_DATA`, else `~/.cache/procmem/data` (where scripts/fetch-eval-data.sh writes).
+/// [`procmem::paths::data_dir`], or an error saying how to set it.
 pub fn data_dir() -> anyhow::Result<std::path::PathBuf> {
     use anyhow::Context;
-    std::env::var_os("PROCMEM_DATA")
-        .map(std::path::PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cache/procmem/data")))
-        .context("set PROCMEM_DATA (or HOME) to find the evaluation data")
+    procmem::paths::data_dir().context("set PROCMEM_DATA (or HOME) to find the evaluation data")
 }

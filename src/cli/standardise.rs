@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use procmem::eval::embed::{StandardiseConfig, standardise_model};
+use procmem::embed::{StandardiseConfig, standardise_model};
 use procmem::model::Pooling;
 use procmem::model::weights::Which;
 

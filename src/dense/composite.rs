@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::generate::rng::{Rng, derive};
 use crate::generate::synth::SynthProgram;
+use crate::rng::{Rng, derive};
 
 /// How a composite set is made. Defaults suit the CPU models (128² → a 16×16 patch grid).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -57,53 +57,7 @@ impl CompositeConfig {
     }
 }
 
-/// An object to paste: a named RGBA image of a class.
-pub struct ObjectImage {
-    pub name: String,
-    pub class: String,
-    pub rgba: image::RgbaImage,
-}
-
-/// Reads an `emoji-datasource-<style>` package: every emoji with an image in that style, its
-/// category as the class (the skin-tone "Component" category left out). Sorted by class, name.
-pub fn load_emoji(dir: &Path) -> Result<(Vec<ObjectImage>, String)> {
-    let json_path = dir.join("emoji.json");
-    let text = std::fs::read_to_string(&json_path).map_err(|e| Error::io(&json_path, e))?;
-    let entries: Vec<serde_json::Value> =
-        serde_json::from_str(&text).map_err(|e| Error::BadFile { path: json_path.clone(), message: e.to_string() })?;
-    let img_root = dir.join("img");
-    let style = std::fs::read_dir(&img_root)
-        .map_err(|e| Error::io(&img_root, e))?
-        .filter_map(|e| e.ok())
-        .filter(|e| e.path().join("64").is_dir())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .next()
-        .ok_or_else(|| Error::BadFile { path: img_root.clone(), message: "no img/<style>/64 folder".into() })?;
-    let mut out = Vec::new();
-    for e in &entries {
-        let (Some(file), Some(class), Some(name)) = (e["image"].as_str(), e["category"].as_str(), e["short_name"].as_str()) else {
-            continue;
-        };
-        if class == "Component" || e[format!("has_img_{style}")].as_bool() == Some(false) {
-            continue;
-        }
-        let path = img_root.join(&style).join("64").join(file);
-        match crate::imageio::load(&path) {
-            Ok(img) => out.push(ObjectImage { name: name.to_string(), class: class.to_string(), rgba: img.to_rgba8() }),
-            Err(err) => log::warn!("skipping {err}"),
-        }
-    }
-    if out.is_empty() {
-        return Err(Error::BadFile { path: dir.to_path_buf(), message: "no readable emoji images".into() });
-    }
-    out.sort_by(|a, b| (&a.class, &a.name).cmp(&(&b.class, &b.name)));
-    let version = std::fs::read_to_string(dir.join("package.json"))
-        .ok()
-        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-        .map(|v| format!("{} {}", v["name"].as_str().unwrap_or("emoji"), v["version"].as_str().unwrap_or("?")))
-        .unwrap_or_else(|| format!("emoji ({style})"));
-    Ok((out, version))
-}
+pub use crate::datasets::{ObjectImage, load_emoji};
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct PlacedObject {
@@ -231,7 +185,7 @@ pub fn build(
     let manifest = CompositeManifest { version: 1, config: cfg.clone(), classes, source: source.to_string(), items };
     let path = out.join(MANIFEST);
     let text = serde_json::to_string_pretty(&manifest).map_err(|e| Error::InvalidConfig(e.to_string()))?;
-    std::fs::write(&path, text).map_err(|e| Error::io(&path, e))?;
+    crate::fsio::write_atomic(&path, text.as_bytes())?;
     Ok(manifest)
 }
 

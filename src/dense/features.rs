@@ -9,8 +9,8 @@
 use candle_core::{Device, Tensor};
 use rayon::prelude::*;
 
+use crate::embed::FeatureSource;
 use crate::error::{Error, Result};
-use crate::eval::embed::FeatureSource;
 use crate::train::augment::resize_normalize;
 
 /// Patch size used for the plain-RGB reference (the CPU presets' patch).

@@ -277,7 +277,7 @@ mod tests {
     #[test]
     fn pca_finds_the_dominant_axis_and_orients_it() {
         // 8×8 grid: centre 4×4 block has features along +e0, border along −e0, small noise.
-        let mut rng = crate::generate::rng::Rng::new(3);
+        let mut rng = crate::rng::Rng::new(3);
         let mut data = Vec::new();
         for r in 0..8 {
             for c in 0..8 {
@@ -304,7 +304,7 @@ mod tests {
     #[test]
     fn principal_axes_agree_with_linfa_reduction() {
         use linfa::traits::Fit;
-        let mut rng = crate::generate::rng::Rng::new(11);
+        let mut rng = crate::rng::Rng::new(11);
         let (n, dim) = (300, 12);
         // Anisotropic Gaussian: axis scales 5, 3, 2, then 0.5.
         let rows: Vec<f32> = (0..n * dim).map(|i| (rng.normal() * [5.0, 3.0, 2.0].get(i % dim).copied().unwrap_or(0.5)) as f32).collect();

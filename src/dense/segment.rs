@@ -19,7 +19,7 @@ use rayon::prelude::*;
 use super::features::PatchGrid;
 use crate::error::{Error, Result};
 use crate::generate::imageops::{Plane, resize_bilinear};
-use crate::generate::rng::Rng;
+use crate::rng::Rng;
 
 /// A single-channel float image in [0, 1], row-major.
 #[derive(Clone, Debug, PartialEq)]

@@ -59,7 +59,7 @@ impl EmbeddingCache {
         for v in values {
             bytes.extend_from_slice(&v.to_le_bytes());
         }
-        crate::generate::manifest::write_atomic(&self.path(fingerprint, set, n), &bytes)
+        crate::fsio::write_atomic(&self.path(fingerprint, set, n), &bytes)
     }
 
     /// Deletes every entry whose set name contains `needle` (e.g. after a memory entry is

@@ -3,8 +3,6 @@
 //! same code.
 
 pub mod cache;
-pub mod datasets;
-pub mod embed;
 pub mod knn;
 pub mod plot;
 pub mod probe;

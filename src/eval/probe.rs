@@ -109,7 +109,7 @@ mod tests {
     /// reference on the same data bounds what the probe must reach.
     #[test]
     fn separates_linearly_separable_classes_and_rejects_bad_labels() {
-        let mut rng = crate::generate::rng::Rng::new(7);
+        let mut rng = crate::rng::Rng::new(7);
         let centres = [[2.0f32, 0.0, 0.0, 1.0], [0.0, 2.0, 0.0, -1.0], [0.0, 0.0, 2.0, 0.0]];
         let mut make = |n: usize| {
             let mut x = Vec::new();
@@ -129,7 +129,7 @@ mod tests {
         assert_eq!(r.test_accuracy, 1.0, "clusters 2 apart with noise ±0.25 are separable");
         assert!(r.final_loss < 0.2, "loss {}", r.final_loss);
         // Features without class signal: the probe stays near chance on new queries.
-        let mut noise = crate::generate::rng::Rng::new(8);
+        let mut noise = crate::rng::Rng::new(8);
         let mut random = |n: usize| (0..n * 4).map(|_| noise.uniform() as f32).collect::<Vec<f32>>();
         let (nx, nq) = (random(300), random(90));
         let s = fit_and_score(&nx, &ty, &nq, &qy, 4, 3, &ProbeConfig::default()).unwrap();

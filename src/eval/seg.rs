@@ -19,8 +19,8 @@ use crate::dense::composite::Example;
 use crate::dense::features::{PatchGrid, extract, patch_size};
 use crate::dense::pca::image_r2;
 use crate::dense::segment::{PatchMemory, PatchVote, Prompt, SoftMask, in_context, patch_labels, pixel_accuracy, soft_iou};
+use crate::embed::FeatureSource;
 use crate::error::{Error, Result};
-use crate::eval::embed::FeatureSource;
 use rayon::prelude::*;
 
 #[derive(Clone, Debug)]

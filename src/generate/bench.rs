@@ -45,7 +45,7 @@ pub fn measure_kml_compose(resolution: u32, size: u32, min_seconds: f64) -> Benc
 
     use super::imageops::{Plane, resize_bilinear};
     use super::kml::{KmlConfig, compose};
-    use super::rng::Rng;
+    use crate::rng::Rng;
 
     let smooth = |rng: &mut Rng, n: u32| {
         let coarse = (n / 8).max(2) as usize;

@@ -53,15 +53,6 @@ impl Manifest {
     }
 }
 
-/// Writes a file atomically: a temporary file in the same folder, fsync, rename.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-    f.write_all(bytes).and_then(|_| f.sync_all()).map_err(|e| Error::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
-}
-
 fn image_file(index: u64) -> String {
     format!("{index:08}.png")
 }
@@ -111,7 +102,7 @@ pub fn write_set(
         images,
     };
     let json = serde_json::to_vec_pretty(&manifest).map_err(|e| Error::InvalidConfig(e.to_string()))?;
-    write_atomic(&out_dir.join(MANIFEST_FILE), &json)?;
+    crate::fsio::write_atomic(&out_dir.join(MANIFEST_FILE), &json)?;
     Ok(manifest)
 }
 

@@ -25,7 +25,6 @@ pub mod imageops;
 pub mod kml;
 pub mod manifest;
 pub mod programs;
-pub mod rng;
 pub mod synth;
 
 use std::collections::BTreeMap;
@@ -35,10 +34,10 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::rng::{self, Rng};
 use gpu::{GpuRenderer, RenderJob};
 pub use kml::KmlConfig;
 use programs::{DEAD_LEAVES_SOURCE, Program, ProgramLibrary, ProgramOrigin, SPECTRAL_NOISE_SOURCE};
-use rng::Rng;
 
 /// A data process of the paper (and the two noise baselines of prior work).
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Hash, PartialOrd, Ord, clap::ValueEnum)]

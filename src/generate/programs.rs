@@ -138,7 +138,7 @@ impl Program {
             family,
             params,
             source: source.to_string(),
-            hash: fnv1a(source.as_bytes()),
+            hash: crate::hash::fnv1a(source.as_bytes()),
             origin,
         })
     }
@@ -182,16 +182,6 @@ fn parse_param(text: &str) -> Option<ParamSpec> {
         description: description.trim().to_string(),
     };
     (!spec.name.is_empty() && spec.min <= spec.default && spec.default <= spec.max).then_some(spec)
-}
-
-/// 64-bit FNV-1a: a stable content hash (std's hashers may change between releases).
-pub fn fnv1a(bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in bytes {
-        h ^= *b as u64;
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h
 }
 
 /// A program file that could not be used, with the reason (shown to the user, never fatal).

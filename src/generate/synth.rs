@@ -7,7 +7,7 @@
 //! float rounding (tested at 2/255 per channel).
 
 use super::programs::{Program, ProgramOrigin};
-use super::rng::Rng;
+use crate::rng::Rng;
 
 /// One node of a synthesized program.
 #[derive(Clone, Debug, PartialEq)]
@@ -121,7 +121,7 @@ impl SynthProgram {
     }
 
     fn draw(seed: u64, attempt: u64) -> Self {
-        let mut rng = Rng::new(super::rng::derive(seed ^ 0x5eed_5f17_7a11_u64, attempt));
+        let mut rng = Rng::new(crate::rng::derive(seed ^ 0x5eed_5f17_7a11_u64, attempt));
         let colouring = if rng.bernoulli(0.5) {
             Colouring::Channels([grow(&mut rng, MAX_DEPTH), grow(&mut rng, MAX_DEPTH), grow(&mut rng, MAX_DEPTH)])
         } else {

@@ -9,7 +9,7 @@ use rayon::prelude::*;
 
 use super::{ExactIndex, HnswIndex, HnswParams, Memory, VoteRule, WatchList, npz};
 use crate::error::{Error, Result};
-use crate::generate::rng::Rng;
+use crate::rng::Rng;
 
 /// Reads an (n × d) float32 `.npy` file.
 pub fn read_f32_npy(path: &Path) -> Result<(Vec<f32>, usize)> {
@@ -28,7 +28,7 @@ pub fn clustered_vectors(n: usize, dim: usize, clusters: usize, seed: u64) -> Ve
     (0..n)
         .into_par_iter()
         .flat_map_iter(|i| {
-            let mut r = Rng::new(crate::generate::rng::derive(seed, i as u64 + 1));
+            let mut r = Rng::new(crate::rng::derive(seed, i as u64 + 1));
             let c = r.below(clusters);
             let mut v: Vec<f32> = (0..dim).map(|j| centres[c * dim + j] + 0.8 * r.normal() as f32).collect();
             let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
@@ -39,7 +39,7 @@ pub fn clustered_vectors(n: usize, dim: usize, clusters: usize, seed: u64) -> Ve
 }
 
 fn labels_for(n: usize, classes: usize) -> Vec<u32> {
-    (0..n).map(|i| (crate::generate::rng::derive(7, i as u64) % classes as u64) as u32).collect()
+    (0..n).map(|i| (crate::rng::derive(7, i as u64) % classes as u64) as u32).collect()
 }
 
 fn secs(t: Instant) -> f64 {
@@ -189,7 +189,7 @@ pub fn write_f32_npy(path: &Path, data: &[f32], dim: usize) -> Result<()> {
     for v in data {
         bytes.extend_from_slice(&v.to_le_bytes());
     }
-    crate::generate::manifest::write_atomic(path, &bytes)
+    crate::fsio::write_atomic(path, &bytes)
 }
 
 /// The benchmark vectors in `dir` (base.npy, queries.npy), generated and written on first use.

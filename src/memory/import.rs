@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
-use crate::generate::programs::fnv1a;
+use crate::hash::fnv1a;
 
 /// A decoded image ready to embed.
 pub struct ImportItem {
@@ -146,7 +146,7 @@ pub fn load(files: &[(PathBuf, String)]) -> (Vec<ImportItem>, Vec<Skipped>) {
 /// Every image of an IDX pair (MNIST / Fashion-MNIST layout). Labels are the class names given,
 /// or the label numbers when none are.
 pub fn load_idx(images: &Path, labels: &Path, class_names: &[&str]) -> Result<Vec<ImportItem>> {
-    let set = crate::eval::datasets::read_idx(images, labels, class_names)?;
+    let set = crate::datasets::read_idx(images, labels, class_names)?;
     let base = images.display().to_string();
     Ok(set
         .images

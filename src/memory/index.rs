@@ -543,7 +543,7 @@ mod tests {
 
     #[test]
     fn simd_kernels_equal_the_portable_dot_bit_for_bit() {
-        let mut rng = crate::generate::rng::Rng::new(7);
+        let mut rng = crate::rng::Rng::new(7);
         for d in [1, 7, 8, 9, 15, 16, 17, 31, 64, 80, 192, 384] {
             let q: Vec<f32> = (0..9 * d).map(|_| rng.uniform() as f32 * 2.0 - 1.0).collect();
             let e: Vec<f32> = (0..11 * d).map(|_| rng.uniform() as f32 * 2.0 - 1.0).collect();

@@ -49,5 +49,5 @@ impl NeighbourRecord {
 /// Writes records as a JSON array.
 pub fn write_records(path: &std::path::Path, records: &[NeighbourRecord]) -> crate::Result<()> {
     let json = serde_json::to_vec_pretty(records).map_err(|e| crate::Error::Memory(format!("neighbour export: {e}")))?;
-    crate::generate::manifest::write_atomic(path, &json)
+    crate::fsio::write_atomic(path, &json)
 }

@@ -7,13 +7,12 @@
 //! Saving writes a temporary file, fsyncs it and renames it over the old one, so a crash keeps
 //! either the old or the new memory. A deleted entry is simply not written: its bytes are gone.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::generate::programs::fnv1a;
+use crate::hash::fnv1a;
 
 const MAGIC: &[u8; 4] = b"PMEM";
 const VERSION: u32 = 1;
@@ -221,20 +220,10 @@ impl Memory {
         Ok(Self { model_fingerprint: header.model_fingerprint, dim: header.dim, entries, next_id: header.next_id })
     }
 
-    /// Saves atomically: temporary file, fsync, rename, fsync of the folder.
+    /// Saves atomically ([`crate::fsio::write_atomic`]: temporary file, fsync, rename, fsync of
+    /// the folder).
     pub fn save(&self, path: &Path) -> Result<()> {
-        let tmp: PathBuf = path.with_extension("pmem.tmp");
-        let bytes = self.to_bytes();
-        let mut f = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-        f.write_all(&bytes).and_then(|_| f.sync_all()).map_err(|e| Error::io(&tmp, e))?;
-        drop(f);
-        std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            if let Ok(d) = std::fs::File::open(dir) {
-                let _ = d.sync_all();
-            }
-        }
-        Ok(())
+        crate::fsio::write_atomic(path, &self.to_bytes())
     }
 
     pub fn open(path: &Path) -> Result<Self> {

@@ -375,9 +375,9 @@ impl CustomOp2 for AttentionBackward {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::generate::rng::Rng;
     use crate::model::kernels::{erf_approx, exp_approx};
     use crate::model::layers::reference;
+    use crate::rng::Rng;
     use candle_core::{Device, Var};
 
     fn random(shape: &[usize], seed: u64) -> Tensor {

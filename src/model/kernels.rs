@@ -904,7 +904,7 @@ pub(crate) fn cls_attention_backward(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::generate::rng::Rng;
+    use crate::rng::Rng;
 
     fn random(n: usize, seed: u64) -> Vec<f32> {
         let mut rng = Rng::new(seed);

@@ -156,7 +156,7 @@ impl Standardisation {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::generate::rng::Rng;
+    use crate::rng::Rng;
 
     fn unit_rows(n: usize, dim: usize, seed: u64) -> Vec<f32> {
         // A narrow cone: a shared direction plus anisotropic noise, like an untrained ViT's CLS.

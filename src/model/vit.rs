@@ -19,7 +19,7 @@ use super::block::FusedBlock;
 use super::layers::{attention, gelu, layer_norm, linear};
 use super::pooling::{Pooling, l2_normalise};
 use super::standardise::Standardisation;
-use crate::generate::rng::Rng;
+use crate::rng::Rng;
 
 /// The architecture. Presets: [`VitConfig::vit_tiny`], [`VitConfig::vit_small`],
 /// [`VitConfig::vit_base`] (patch 16 at 224², as DINO) and CPU-scale ones for this machine.

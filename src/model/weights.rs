@@ -17,7 +17,7 @@ use super::pooling::Pooling;
 use super::standardise::Standardisation;
 use super::vit::{VisionTransformer, VitConfig};
 use crate::error::{Error, Result};
-use crate::generate::rng::Rng;
+use crate::rng::Rng;
 
 /// Where the data that trained a model came from.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -83,7 +83,7 @@ pub fn init_params(varmap: &VarMap, seed: u64) -> Result<()> {
     for name in names {
         let var = &data[name];
         let shape = var.dims().to_vec();
-        let mut rng = Rng::new(crate::generate::rng::derive(seed, crate::generate::programs::fnv1a(name.as_bytes())));
+        let mut rng = Rng::new(crate::rng::derive(seed, crate::hash::fnv1a(name.as_bytes())));
         let value = initial_value(name, &shape, &mut rng).map_err(model_err)?;
         var.set(&value).map_err(model_err)?;
     }
@@ -162,7 +162,7 @@ fn fingerprint_and_non_finite(pooling: Pooling, tensors: &BTreeMap<String, Tenso
             bytes.extend_from_slice(&v.to_le_bytes());
         }
     }
-    Ok((format!("{:016x}", crate::generate::programs::fnv1a(&bytes)), non_finite))
+    Ok((format!("{:016x}", crate::hash::fnv1a(&bytes)), non_finite))
 }
 
 /// The tensors of variables, by name.
@@ -186,13 +186,11 @@ pub fn save_checkpoint(path: &Path, tensors: &BTreeMap<String, Tensor>, meta: &C
     if let Some(dir) = st.parent() {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     }
-    let tmp = st.with_extension("safetensors.tmp");
-    let map: HashMap<String, Tensor> = tensors.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-    candle_core::safetensors::save(&map, &tmp).map_err(|e| Error::BadFile { path: tmp.clone(), message: e.to_string() })?;
-    std::fs::File::open(&tmp).and_then(|f| f.sync_all()).map_err(|e| Error::io(&tmp, e))?;
-    std::fs::rename(&tmp, &st).map_err(|e| Error::io(&st, e))?;
+    let bytes = safetensors::serialize(tensors.iter().map(|(k, v)| (k.as_str(), v)), None)
+        .map_err(|e| Error::BadFile { path: st.clone(), message: format!("cannot serialise the tensors: {e}") })?;
+    crate::fsio::write_atomic(&st, &bytes)?;
     let json = serde_json::to_vec_pretty(meta).map_err(|e| Error::Model(e.to_string()))?;
-    crate::generate::manifest::write_atomic(&js, &json)
+    crate::fsio::write_atomic(&js, &json)
 }
 
 /// Reads a checkpoint's JSON and tensors, with clear errors for missing or corrupt files.

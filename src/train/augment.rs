@@ -33,7 +33,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::generate::rng::Rng;
+use crate::rng::Rng;
 
 pub const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
 pub const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];

@@ -14,7 +14,7 @@ use super::augment::{Crops, multi_crop};
 use super::config::{DataSource, TrainConfig};
 use crate::error::{Error, Result};
 use crate::generate::Generator;
-use crate::generate::rng::{Rng, derive};
+use crate::rng::{Rng, derive};
 
 /// One step's crops as tensors: 2 global [B,3,G,G] and n local [B,3,L,L].
 pub struct PreparedBatch {

@@ -178,7 +178,7 @@ mod tests {
     fn loss_matches_the_pairwise_formula_for_a_batch_and_local_views() {
         // DINOLoss.forward's double loop written out in f64: B = 2, K = 3, 2 global + 2 local.
         let (b, k, crops) = (2usize, 3usize, 4usize);
-        let mut rng = crate::generate::rng::Rng::new(11);
+        let mut rng = crate::rng::Rng::new(11);
         let student: Vec<f64> = (0..crops * b * k).map(|_| rng.normal()).collect();
         let teacher: Vec<f64> = (0..2 * b * k).map(|_| rng.normal()).collect();
         let center = [0.1, -0.2, 0.05];
@@ -231,7 +231,7 @@ mod tests {
     #[test]
     fn sinkhorn_knopp_matches_dinov2() {
         let (r, k) = (6usize, 5usize);
-        let mut rng = crate::generate::rng::Rng::new(5);
+        let mut rng = crate::rng::Rng::new(5);
         let t: Vec<Vec<f64>> = (0..r).map(|_| (0..k).map(|_| rng.normal() * 0.3).collect()).collect();
         let want = sinkhorn_reference(&t, 0.07, 3);
         let flat: Vec<f32> = t.iter().flatten().map(|&v| v as f32).collect();
@@ -289,7 +289,7 @@ mod tests {
     #[test]
     fn koleo_matches_dinov2_in_value_and_gradient() {
         let (b, d) = (7usize, 5usize);
-        let mut rng = crate::generate::rng::Rng::new(9);
+        let mut rng = crate::rng::Rng::new(9);
         let x: Vec<Vec<f64>> = (0..b).map(|_| (0..d).map(|_| rng.normal()).collect()).collect();
         let var = candle_core::Var::from_vec(x.iter().flatten().map(|&v| v as f32).collect::<Vec<_>>(), (b, d), &Device::Cpu).unwrap();
         let loss = koleo_loss(var.as_tensor()).unwrap();

@@ -18,11 +18,11 @@ use super::dino::{DinoLossOutput, dino_loss_with_targets, koleo_loss, sinkhorn_k
 use super::optim::{AdamW, clip_per_tensor};
 use super::schedule::cosine;
 use crate::error::{Error, Result};
-use crate::generate::rng::{Rng, derive};
 use crate::model::weights::{
     CHECKPOINT_FORMAT, CheckpointMeta, Provenance, fingerprint, init_params, read_checkpoint, save_checkpoint, sorted_vars,
 };
 use crate::model::{DinoHead, VisionTransformer};
+use crate::rng::{Rng, derive};
 
 fn merr(e: candle_core::Error) -> Error {
     Error::Model(e.to_string())
@@ -411,7 +411,7 @@ fn truncate_metrics_after(path: &Path, step: u64) -> Result<()> {
         if !out.is_empty() {
             out.push('\n');
         }
-        crate::generate::manifest::write_atomic(path, out.as_bytes())?;
+        crate::fsio::write_atomic(path, out.as_bytes())?;
     }
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! Helpers shared by the memory tests: random unit vectors and random memories.
 
-use procmem::generate::rng::Rng;
 use procmem::memory::Memory;
+use procmem::rng::Rng;
 
 pub fn random_unit(rng: &mut Rng, dim: usize) -> Vec<f32> {
     let v: Vec<f32> = (0..dim).map(|_| rng.normal() as f32).collect();
