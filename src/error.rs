@@ -27,6 +27,12 @@ pub enum Error {
     Model(String),
     #[error("memory: {0}")]
     Memory(String),
+    /// Embeddings of one model met another model (a memory opened with, or added to by, a model
+    /// whose fingerprint differs). The UI offers to re-embed on this variant.
+    #[error(
+        "the {what} holds embeddings of model {memory_model}, but the model is {model}: embeddings of different models never mix. {hint}"
+    )]
+    ModelMismatch { what: String, memory_model: String, model: String, hint: String },
     #[error("cancelled")]
     Cancelled,
 }

@@ -233,7 +233,7 @@ fn a_memory_of_another_model_is_refused_and_can_be_reembedded_from_its_thumbnail
     assert_ne!(other.fingerprint(), k.memory.model_fingerprint);
     let perception = Perception { source: Arc::new(other), path: PathBuf::from("cpu-tiny"), description: "cpu-tiny".into() };
     let refused = Knowledge::new(perception, k.memory.clone(), None, PathBuf::from("m.pmem"), None, 3);
-    assert!(refused.err().unwrap().contains("never mix"));
+    assert!(matches!(refused.err().unwrap(), procmem::Error::ModelMismatch { .. }));
 
     let other = FeatureSource::random_like(&other_cfg).unwrap();
     let again = procmem::app::knowledge::reembed_memory(&k.memory, &other, |_| {}).unwrap();
@@ -244,4 +244,40 @@ fn a_memory_of_another_model_is_refused_and_can_be_reembedded_from_its_thumbnail
         let img = image::load_from_memory(&b.thumbnail).unwrap().to_rgb8();
         assert_eq!(a.embedding, embed(&other, &img));
     }
+}
+
+#[test]
+fn the_app_offers_re_embedding_on_a_model_mismatch_and_it_works() {
+    use procmem::app::knowledge::{BUNDLED_MODEL, KnowledgeState, bundled_dir};
+    use procmem::app::{AppState, ProcmemApp, Tab};
+    let dir = tempfile::tempdir().unwrap();
+    // Re-embedded memories are cached under XDG_DATA_HOME; keep them in the test's folder.
+    unsafe { std::env::set_var("XDG_DATA_HOME", dir.path().join("xdg")) };
+    // A memory embedded by another model (a random-init micro ViT), with thumbnails to re-embed from.
+    let cfg = procmem::model::VitConfig::preset("micro").unwrap();
+    let other = FeatureSource::random_like(&cfg).unwrap();
+    let mut memory = Memory::new(&other.fingerprint(), cfg.embed_dim);
+    for (i, rgb) in [[200, 30, 30], [30, 200, 30], [30, 30, 200]].into_iter().enumerate() {
+        let img = picture(i as u64, rgb);
+        memory
+            .add(&other.fingerprint(), &format!("c{i}"), &format!("p{i}.png"), i as u64, thumbnail_png(&img, 64), embed(&other, &img))
+            .unwrap();
+    }
+    let path = dir.path().join("other.pmem");
+    memory.save(&path).unwrap();
+    let knowledge = KnowledgeState { model: bundled_dir().join(BUNDLED_MODEL), memory: path, watch: None, k: 3 };
+    let ctx = egui::Context::default();
+    let app = ProcmemApp::new(&ctx, AppState { tab: Tab::Query, knowledge, ..Default::default() });
+    let mut h = Harness::builder().with_size(egui::vec2(1280.0, 900.0)).build_ui_state(|ui, app: &mut ProcmemApp| app.show(ui), app);
+    wait(&mut h, "the refused load", |app| !app.is_loading());
+    let failure = h.state().load_error.clone().expect("a memory of another model is refused");
+    assert!(failure.model_mismatch && h.state().knowledge.is_none(), "{failure:?}");
+    h.get_by_label("Re-embed the memory with this model").click();
+    h.run_steps(2);
+    wait(&mut h, "the re-embedding", |app| !app.is_loading());
+    let app = h.state();
+    assert!(app.load_error.is_none(), "{:?}", app.load_error);
+    let k = app.knowledge.as_ref().unwrap();
+    assert_eq!(k.memory.model_fingerprint, k.perception.source.fingerprint());
+    assert_eq!((k.memory.len(), k.memory.dim), (3, k.perception.source.vit().unwrap().embedding_dim()));
 }

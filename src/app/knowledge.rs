@@ -49,8 +49,8 @@ pub struct Perception {
 
 impl Perception {
     /// Loads a model file; never substitutes other weights.
-    pub fn load(path: &Path) -> Result<Self, String> {
-        let loaded = load_backbone(path, Which::Teacher, None).map_err(|e| e.to_string())?;
+    pub fn load(path: &Path) -> Result<Self, crate::Error> {
+        let loaded = load_backbone(path, Which::Teacher, None)?;
         let description = match &loaded.meta {
             Some(m) => format!(
                 "{} ({}, step {}, {}, {} pooling{}; {})",
@@ -113,7 +113,7 @@ pub struct Knowledge {
 
 impl Knowledge {
     /// Loads model, memory and watch queries, refusing a memory embedded by another model.
-    pub fn load(state: &KnowledgeState, progress: impl Fn(f32, &str)) -> Result<Self, String> {
+    pub fn load(state: &KnowledgeState, progress: impl Fn(f32, &str)) -> Result<Self, crate::Error> {
         Self::load_with(state, false, progress)
     }
 
@@ -121,13 +121,13 @@ impl Knowledge {
     /// embedded again from its stored thumbnails by the loaded model — exact for images no
     /// larger than the thumbnails (the demo's 28×28 Fashion-MNIST), approximate otherwise. The
     /// result is a new memory: Save writes it to the user data folder, never over the original.
-    pub fn load_with(state: &KnowledgeState, reembed: bool, progress: impl Fn(f32, &str)) -> Result<Self, String> {
+    pub fn load_with(state: &KnowledgeState, reembed: bool, progress: impl Fn(f32, &str)) -> Result<Self, crate::Error> {
         progress(0.05, "loading the model");
         let perception = Perception::load(&state.model)?;
         progress(0.1, "opening the memory");
-        let mut memory = Memory::open(&state.memory).map_err(|e| e.to_string())?;
+        let mut memory = Memory::open(&state.memory)?;
         let mut watch = match &state.watch {
-            Some(p) if p.exists() => Some(Memory::open(p).map_err(|e| e.to_string())?),
+            Some(p) if p.exists() => Some(Memory::open(p)?),
             _ => None,
         };
         let fp = perception.source.fingerprint();
@@ -136,13 +136,15 @@ impl Knowledge {
             if memory.model_fingerprint != fp {
                 memory = reembed_memory_cached(&memory, &perception.source, &reembed_cache(), |f| {
                     progress(0.1 + 0.75 * f, "re-embedding the memory")
-                })?;
+                })
+                .map_err(crate::Error::Memory)?;
                 reembedded = true;
             }
             if let Some(w) = watch.as_mut().filter(|w| w.model_fingerprint != fp) {
                 *w = reembed_memory_cached(w, &perception.source, &reembed_cache(), |f| {
                     progress(0.85 + 0.1 * f, "re-embedding the watch list")
-                })?;
+                })
+                .map_err(crate::Error::Memory)?;
             }
         }
         progress(0.95, "indexing");
@@ -160,17 +162,19 @@ impl Knowledge {
         loaded_from: PathBuf,
         watch_queries: Option<Memory>,
         k: usize,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, crate::Error> {
         let fp = perception.source.fingerprint();
         for (what, m) in std::iter::once(("memory", &memory)).chain(watch_queries.as_ref().map(|w| ("watch list", w))) {
             if m.model_fingerprint != fp {
-                return Err(format!(
-                    "the {what} was embedded by model {}, but the loaded model is {fp} ({}): embeddings of different models never mix. \
-                     Rebuild it with this model (procmem memory build --features {}) or load its model.",
-                    m.model_fingerprint,
-                    perception.description,
-                    perception.path.display()
-                ));
+                return Err(crate::Error::ModelMismatch {
+                    what: what.into(),
+                    memory_model: m.model_fingerprint.clone(),
+                    model: format!("{fp} ({})", perception.description),
+                    hint: format!(
+                        "Re-embed it here, rebuild it with this model (procmem memory build --features {}) or load its model.",
+                        perception.path.display()
+                    ),
+                });
             }
         }
         let mut labels = memory.labels();

@@ -42,6 +42,20 @@ pub enum Tab {
 
 const STATE_KEY: &str = "procmem-app-state";
 
+/// Why loading a model and memory failed, as the UI shows it. `model_mismatch` comes from the
+/// error's variant ([`crate::Error::ModelMismatch`]), never from its text: it offers re-embedding.
+#[derive(Clone, Debug)]
+pub struct LoadFailure {
+    pub message: String,
+    pub model_mismatch: bool,
+}
+
+impl From<&crate::Error> for LoadFailure {
+    fn from(e: &crate::Error) -> Self {
+        Self { message: e.to_string(), model_mismatch: matches!(e, crate::Error::ModelMismatch { .. }) }
+    }
+}
+
 /// Persisted UI state: settings only, never handles or images.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(default)]
@@ -60,9 +74,9 @@ pub struct ProcmemApp {
     pub training: TrainingPanel,
     pub knowledge_state: KnowledgeState,
     pub knowledge: Option<Knowledge>,
-    loading: Option<Job<Knowledge>>,
+    loading: Option<Job<Result<Knowledge, crate::Error>>>,
     /// Why the last load failed (the previous knowledge, if any, stays loaded).
-    pub load_error: Option<String>,
+    pub load_error: Option<LoadFailure>,
     /// What the last load asked for (offered again with re-embedding after a model mismatch).
     pending: Option<KnowledgeState>,
     pub memory: MemoryPanel,
@@ -102,7 +116,8 @@ impl ProcmemApp {
         self.load_error = None;
         self.pending = Some(state.clone());
         self.loading =
-            Some(Job::spawn(ctx, "loading model and memory", move |h| Knowledge::load_with(&state, reembed, |f, t| h.progress(f, t))));
+            // The job's own error is for a panic; the load's typed error travels inside its result.
+            Some(Job::spawn(ctx, "loading model and memory", move |h| Ok(Knowledge::load_with(&state, reembed, |f, t| h.progress(f, t)))));
     }
 
     pub fn is_loading(&self) -> bool {
@@ -114,7 +129,7 @@ impl ProcmemApp {
             if let Some(r) = job.poll() {
                 self.loading = None;
                 match r {
-                    Ok(k) => {
+                    Ok(Ok(k)) => {
                         self.knowledge_state.model = k.perception.path.clone();
                         self.knowledge_state.memory = k.loaded_from.clone();
                         self.knowledge = Some(k);
@@ -122,7 +137,8 @@ impl ProcmemApp {
                         self.privacy = PrivacyPanel::default();
                         self.memory.selected = None;
                     }
-                    Err(e) => self.load_error = Some(e),
+                    Ok(Err(e)) => self.load_error = Some(LoadFailure::from(&e)),
+                    Err(message) => self.load_error = Some(LoadFailure { message, model_mismatch: false }),
                 }
             }
         }
@@ -167,20 +183,16 @@ impl ProcmemApp {
             }
         });
         if let Some(e) = self.load_error.clone() {
-            ui.horizontal(|ui| {
-                ui.colored_label(Color32::LIGHT_RED, format!("could not load: {e}"));
-                if e.contains("never mix") {
-                    if let Some(state) = self.pending.clone() {
-                        if ui
-                            .button("Re-embed the memory with this model")
-                            .on_hover_text("From its stored thumbnails, on a worker")
-                            .clicked()
-                        {
-                            self.load_with(ui.ctx(), state, true);
-                        }
+            // The message may be long (it names both models): it wraps, and the action sits
+            // below it where it is always on screen.
+            ui.colored_label(Color32::LIGHT_RED, format!("could not load: {}", e.message));
+            if e.model_mismatch {
+                if let Some(state) = self.pending.clone() {
+                    if ui.button("Re-embed the memory with this model").on_hover_text("From its stored thumbnails, on a worker").clicked() {
+                        self.load_with(ui.ctx(), state, true);
                     }
                 }
-            });
+            }
         }
     }
 
@@ -218,7 +230,10 @@ impl ProcmemApp {
                 match k.save() {
                     Ok(p) => st.memory = p,
                     Err(e) => {
-                        self.load_error = Some(format!("unsaved memory edits could not be saved, so the model stays: {e}"));
+                        self.load_error = Some(LoadFailure {
+                            message: format!("unsaved memory edits could not be saved, so the model stays: {e}"),
+                            model_mismatch: false,
+                        });
                         return;
                     }
                 }

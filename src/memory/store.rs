@@ -75,10 +75,12 @@ impl Memory {
         embedding: Vec<f32>,
     ) -> Result<u64> {
         if fingerprint != self.model_fingerprint {
-            return Err(Error::InvalidConfig(format!(
-                "this memory holds embeddings of model {}, not {fingerprint}: embeddings of different models never mix (re-embed instead)",
-                self.model_fingerprint
-            )));
+            return Err(Error::ModelMismatch {
+                what: "memory".into(),
+                memory_model: self.model_fingerprint.clone(),
+                model: fingerprint.into(),
+                hint: "Re-embed the memory with this model instead.".into(),
+            });
         }
         if embedding.len() != self.dim {
             return Err(Error::InvalidConfig(format!("embedding has {} dimensions, the memory {}", embedding.len(), self.dim)));
@@ -367,8 +369,11 @@ mod tests {
     #[test]
     fn embeddings_of_another_model_are_refused() {
         let mut m = sample();
-        let err = m.add("other-model", "cat", "x", 0, vec![], vec![1.0, 0.0, 0.0]).unwrap_err().to_string();
-        assert!(err.contains("never mix"), "{err}");
+        let err = m.add("other-model", "cat", "x", 0, vec![], vec![1.0, 0.0, 0.0]).unwrap_err();
+        assert!(
+            matches!(&err, Error::ModelMismatch { memory_model, model, .. } if memory_model == "fp" && model == "other-model"),
+            "{err}"
+        );
         assert!(m.add("fp", "cat", "x", 0, vec![], vec![1.0]).is_err());
     }
 }
