@@ -113,10 +113,9 @@ impl FeatureSource {
                 let mut out = Vec::with_capacity(images.len() * dim);
                 for (b, chunk) in images.chunks(256).enumerate() {
                     let pixels: Vec<f32> = chunk.par_iter().flat_map_iter(|img| eval_preprocess(img, size)).collect();
-                    let x = Tensor::from_vec(pixels, (chunk.len(), 3, size as usize, size as usize), &Device::Cpu)
-                        .map_err(|e| Error::Model(e.to_string()))?;
-                    let embedding = vit.embedding(&x).map_err(|e| Error::Model(e.to_string()))?;
-                    out.extend(embedding.flatten_all().and_then(|t| t.to_vec1::<f32>()).map_err(|e| Error::Model(e.to_string()))?);
+                    let x = Tensor::from_vec(pixels, (chunk.len(), 3, size as usize, size as usize), &Device::Cpu)?;
+                    let embedding = vit.embedding(&x)?;
+                    out.extend(embedding.flatten_all().and_then(|t| t.to_vec1::<f32>())?);
                     progress((b * 256 + chunk.len()).min(images.len()));
                 }
                 Ok((out, dim))
@@ -237,8 +236,8 @@ pub fn standardise_model(
         progress(images.len(), total);
     }
     let (embeddings, dim) = source.embed_rgb(&images, |done| progress(cfg.images + done, total))?;
-    let standardisation = Standardisation::fit(&embeddings, dim, cfg.shrinkage).map_err(|e| Error::Model(e.to_string()))?;
-    for (key, tensor) in standardisation.to_tensors().map_err(|e| Error::Model(e.to_string()))? {
+    let standardisation = Standardisation::fit(&embeddings, dim, cfg.shrinkage)?;
+    for (key, tensor) in standardisation.to_tensors()? {
         backbone.insert(key.to_string(), tensor);
     }
     meta.fingerprint = embedding_fingerprint(cfg.pooling, &backbone)?;

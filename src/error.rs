@@ -25,6 +25,12 @@ pub enum Error {
     BadFile { path: PathBuf, message: String },
     #[error("model error: {0}")]
     Model(String),
+    /// A tensor computation failed (shapes, dtypes, a kernel): candle's error, with its source.
+    #[error("model computation: {0}")]
+    Candle(#[from] candle_core::Error),
+    /// Serialising procmem's own metadata (checkpoint JSON, configs) failed.
+    #[error("JSON: {0}")]
+    Json(#[from] serde_json::Error),
     #[error("memory: {0}")]
     Memory(String),
     /// Embeddings of one model met another model (a memory opened with, or added to by, a model

@@ -249,3 +249,28 @@ fn wgsl_programs() {
         }
     });
 }
+
+#[test]
+fn generated_set_manifests() {
+    // A real set of 4 images (wgpu on lavapipe here), its manifest damaged.
+    use procmem::generate::manifest::{MANIFEST_FILE, Manifest, write_set};
+    use procmem::generate::{Generator, GeneratorConfig};
+    let dir = tempfile::tempdir().unwrap();
+    let mut generator = Generator::open_default(GeneratorConfig { size: 32, ..Default::default() }).unwrap();
+    write_set(&mut generator, 3, 4, dir.path(), |_, _| true).unwrap();
+    let valid = std::fs::read(dir.path().join(MANIFEST_FILE)).unwrap();
+    fuzz_file("generated-set manifest", &valid, 1500, "json", |path| Manifest::read(path));
+    // The kinds named by the checks, each refused.
+    let text = String::from_utf8(valid).unwrap();
+    for (what, damaged) in [
+        ("count", text.replacen("\"count\": 4", "\"count\": 1000000000000", 1)),
+        ("config", text.replacen("\"size\": 32", "\"size\": 100000", 1)),
+        ("image 2", text.replacen("00000002.png", "../../etc/passwd", 1)),
+    ] {
+        assert_ne!(damaged, text, "{what}: the edit applies");
+        let path = dir.path().join(format!("{}.json", what.replace(' ', "-")));
+        std::fs::write(&path, damaged).unwrap();
+        let err = Manifest::read(&path).unwrap_err().to_string();
+        assert!(err.contains(what) && err.contains(path.file_name().unwrap().to_str().unwrap()), "{what}: {err}");
+    }
+}

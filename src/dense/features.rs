@@ -150,12 +150,11 @@ where
             for chunk in images.chunks(batch) {
                 let pixels: Vec<f32> =
                     chunk.par_iter().flat_map_iter(|img| resize_normalize(img.borrow(), size as u32, size as u32)).collect();
-                let model = |e: candle_core::Error| Error::Model(e.to_string());
-                let x = Tensor::from_vec(pixels, (chunk.len(), 3, size, size), &Device::Cpu).map_err(model)?;
-                let tokens = vit.infer_tokens(&x).map_err(model)?;
-                let n = tokens.dim(1).map_err(model)?;
-                let patches = tokens.narrow(1, 1, n - 1).map_err(model)?;
-                let values = patches.flatten_all().and_then(|t| t.to_vec1::<f32>()).map_err(model)?;
+                let x = Tensor::from_vec(pixels, (chunk.len(), 3, size, size), &Device::Cpu)?;
+                let tokens = vit.infer_tokens(&x)?;
+                let n = tokens.dim(1)?;
+                let patches = tokens.narrow(1, 1, n - 1)?;
+                let values = patches.flatten_all().and_then(|t| t.to_vec1::<f32>())?;
                 for v in values.chunks_exact(grid * grid * dim) {
                     out.push(PatchGrid { rows: grid, cols: grid, dim, data: v.to_vec() });
                 }

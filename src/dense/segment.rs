@@ -108,10 +108,9 @@ pub fn fold_blocks(blocks: &[f32], rows: usize, cols: usize, block: usize) -> So
 }
 
 fn matmul_t(a: &[f32], n: usize, b: &[f32], m: usize, dim: usize) -> Result<Vec<f32>> {
-    let model = |e: candle_core::Error| Error::Model(e.to_string());
-    let a = Tensor::from_slice(a, (n, dim), &Device::Cpu).map_err(model)?;
-    let b = Tensor::from_slice(b, (m, dim), &Device::Cpu).map_err(model)?;
-    a.matmul(&b.t().map_err(model)?).and_then(|t| t.flatten_all()).and_then(|t| t.to_vec1::<f32>()).map_err(model)
+    let a = Tensor::from_slice(a, (n, dim), &Device::Cpu)?;
+    let b = Tensor::from_slice(b, (m, dim), &Device::Cpu)?;
+    a.matmul(&b.t()?).and_then(|t| t.flatten_all()).and_then(|t| t.to_vec1::<f32>()).map_err(Error::from)
 }
 
 fn softmax_rows(logits: &mut [f32], width: usize) {

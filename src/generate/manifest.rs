@@ -38,16 +38,31 @@ pub struct Manifest {
     pub images: Vec<ManifestImage>,
 }
 
+/// Largest manifest file read, in bytes (64 MiB: a 100,000-image set's manifest is ≈ 20 MB).
+pub const MAX_MANIFEST_BYTES: u64 = 64 << 20;
+
 impl Manifest {
+    /// Reads and checks a manifest: its size against [`MAX_MANIFEST_BYTES`] before reading, the
+    /// format and version, the generator config's ranges, and that `count` equals the images
+    /// listed, numbered 0.. with their file names — so regenerating never trusts a count or a
+    /// config the file does not back. Errors name the file.
     pub fn read(path: &Path) -> Result<Self> {
+        let bad = |message: String| Error::BadFile { path: path.into(), message };
+        let len = std::fs::metadata(path).map_err(|e| Error::io(path, e))?.len();
+        if len > MAX_MANIFEST_BYTES {
+            return Err(bad(format!("{len} bytes, more than the {} MiB a manifest may have", MAX_MANIFEST_BYTES >> 20)));
+        }
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        let m: Manifest = serde_json::from_str(&text)
-            .map_err(|e| Error::BadFile { path: path.into(), message: format!("not a procmem manifest: {e}") })?;
+        let m: Manifest = serde_json::from_str(&text).map_err(|e| bad(format!("not a procmem manifest: {e}")))?;
         if m.format != FORMAT || m.version != VERSION {
-            return Err(Error::BadFile {
-                path: path.into(),
-                message: format!("format {} v{} is not {FORMAT} v{VERSION}", m.format, m.version),
-            });
+            return Err(bad(format!("format {} v{} is not {FORMAT} v{VERSION}", m.format, m.version)));
+        }
+        m.config.validate().map_err(|e| bad(format!("bad generator config: {e}")))?;
+        if m.count != m.images.len() as u64 {
+            return Err(bad(format!("count {} but {} images listed", m.count, m.images.len())));
+        }
+        if let Some((i, image)) = m.images.iter().enumerate().find(|(i, im)| im.index != *i as u64 || im.file != image_file(*i as u64)) {
+            return Err(bad(format!("image {i} is listed as index {} file `{}`", image.index, image.file)));
         }
         Ok(m)
     }
@@ -68,7 +83,8 @@ pub fn write_set(
 ) -> Result<Manifest> {
     std::fs::create_dir_all(out_dir).map_err(|e| Error::io(out_dir, e))?;
     let batch = batch_size(generator.config());
-    let mut images = Vec::with_capacity(count as usize);
+    // Grows as images are written: `count` may be large, and nothing is reserved up front.
+    let mut images = Vec::new();
     let mut used = BTreeMap::new();
     let mut start = 0;
     while start < count {

@@ -84,8 +84,8 @@ pub fn init_params(varmap: &VarMap, seed: u64) -> Result<()> {
         let var = &data[name];
         let shape = var.dims().to_vec();
         let mut rng = Rng::new(crate::rng::derive(seed, crate::hash::fnv1a(name.as_bytes())));
-        let value = initial_value(name, &shape, &mut rng).map_err(model_err)?;
-        var.set(&value).map_err(model_err)?;
+        let value = initial_value(name, &shape, &mut rng)?;
+        var.set(&value)?;
     }
     Ok(())
 }
@@ -121,15 +121,11 @@ fn initial_value(name: &str, shape: &[usize], rng: &mut Rng) -> candle_core::Res
     }
 }
 
-fn model_err(e: candle_core::Error) -> Error {
-    Error::Model(e.to_string())
-}
-
 /// A fresh model with its variables: DINO's initialisation from `seed`.
 pub fn new_backbone(cfg: &VitConfig, seed: u64) -> Result<(VisionTransformer, VarMap)> {
     let varmap = VarMap::new();
     let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
-    let vit = VisionTransformer::new(cfg, vb).map_err(model_err)?;
+    let vit = VisionTransformer::new(cfg, vb)?;
     init_params(&varmap, seed)?;
     Ok((vit, varmap))
 }
@@ -154,7 +150,7 @@ fn fingerprint_and_non_finite(pooling: Pooling, tensors: &BTreeMap<String, Tenso
     let mut non_finite = Vec::new();
     for (name, t) in tensors {
         bytes.extend_from_slice(name.as_bytes());
-        let values: Vec<f32> = t.flatten_all().and_then(|t| t.to_dtype(DType::F32)).and_then(|t| t.to_vec1()).map_err(model_err)?;
+        let values: Vec<f32> = t.flatten_all().and_then(|t| t.to_dtype(DType::F32)).and_then(|t| t.to_vec1())?;
         if let Some(bad) = values.iter().find(|v| !v.is_finite()) {
             non_finite.push(format!("{name} ({bad})"));
         }
@@ -189,7 +185,7 @@ pub fn save_checkpoint(path: &Path, tensors: &BTreeMap<String, Tensor>, meta: &C
     let bytes = safetensors::serialize(tensors.iter().map(|(k, v)| (k.as_str(), v)), None)
         .map_err(|e| Error::BadFile { path: st.clone(), message: format!("cannot serialise the tensors: {e}") })?;
     crate::fsio::write_atomic(&st, &bytes)?;
-    let json = serde_json::to_vec_pretty(meta).map_err(|e| Error::Model(e.to_string()))?;
+    let json = serde_json::to_vec_pretty(meta)?;
     crate::fsio::write_atomic(&js, &json)
 }
 

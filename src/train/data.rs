@@ -59,7 +59,7 @@ pub fn list_images(root: &Path) -> Result<Vec<PathBuf>> {
 fn stack(crops: &[Vec<f32>], size: u32) -> Result<Tensor> {
     let s = size as usize;
     let data: Vec<f32> = crops.iter().flatten().copied().collect();
-    Tensor::from_vec(data, (crops.len(), 3, s, s), &Device::Cpu).map_err(|e| Error::Model(e.to_string()))
+    Tensor::from_vec(data, (crops.len(), 3, s, s), &Device::Cpu).map_err(Error::from)
 }
 
 enum Source {

@@ -24,10 +24,6 @@ use crate::model::weights::{
 use crate::model::{DinoHead, VisionTransformer};
 use crate::rng::{Rng, derive};
 
-fn merr(e: candle_core::Error) -> Error {
-    Error::Model(e.to_string())
-}
-
 /// One line of `metrics.jsonl`.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct StepMetrics {
@@ -72,8 +68,8 @@ impl Network {
         let vit_cfg = cfg.vit_config()?;
         let varmap = VarMap::new();
         let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
-        let vit = VisionTransformer::new(&vit_cfg, vb.pp("backbone")).map_err(merr)?;
-        let head = DinoHead::new(vit_cfg.embed_dim, &cfg.head, vb.pp("head")).map_err(merr)?;
+        let vit = VisionTransformer::new(&vit_cfg, vb.pp("backbone"))?;
+        let head = DinoHead::new(vit_cfg.embed_dim, &cfg.head, vb.pp("head"))?;
         Ok(Self { varmap, vit, head })
     }
 
@@ -88,12 +84,11 @@ impl Network {
                 _ if !track => self.vit.infer_cls(g),
                 Some((rng, p)) => self.vit.forward_cls(g, Some((&mut **rng, *p))),
                 None => self.vit.forward_cls(g, None),
-            }
-            .map_err(merr)?;
+            }?;
             cls.push(out);
         }
-        let cls = Tensor::cat(&cls.iter().collect::<Vec<_>>(), 0).map_err(merr)?;
-        let logits = self.head.forward(&cls).map_err(merr)?;
+        let cls = Tensor::cat(&cls.iter().collect::<Vec<_>>(), 0)?;
+        let logits = self.head.forward(&cls)?;
         Ok((cls, logits))
     }
 }
@@ -122,7 +117,7 @@ impl Trainer {
         let norm_last = cfg.head.norm_last_layer;
         let params =
             sorted_vars(&student.varmap)?.into_iter().filter(|(n, _)| !(norm_last && n.ends_with("last_layer.weight_g"))).collect();
-        let center = Tensor::zeros((1, cfg.head.out_dim), DType::F32, &Device::Cpu).map_err(merr)?;
+        let center = Tensor::zeros((1, cfg.head.out_dim), DType::F32, &Device::Cpu)?;
         Ok(Self { cfg, out_dir: out_dir.to_path_buf(), student, teacher, optim: AdamW::default(), center, step: 0, images_seen: 0, params })
     }
 
@@ -148,7 +143,7 @@ impl Trainer {
                         message: format!("`{prefix}{name}` has shape {:?}, the model needs {:?}", value.dims(), var.dims()),
                     });
                 }
-                var.set(&value).map_err(merr)?;
+                var.set(&value)?;
             }
         }
         // Parameters not updated yet (the last layer while frozen) have no moments.
@@ -157,7 +152,7 @@ impl Trainer {
             if let [Some(m), Some(v), Some(steps)] = state {
                 t.optim.m.insert(name.clone(), m.clone());
                 t.optim.v.insert(name.clone(), v.clone());
-                let steps = steps.to_vec1::<f32>().map_err(merr)?.first().copied().unwrap_or(0.0);
+                let steps = steps.to_vec1::<f32>()?.first().copied().unwrap_or(0.0);
                 t.optim.t.insert(name.clone(), steps as u64);
             }
         }
@@ -193,7 +188,7 @@ impl Trainer {
         }
         for (name, t) in &self.optim.t {
             // f32 counts are exact up to 2^24 steps.
-            tensors.insert(format!("optimizer.t.{name}"), Tensor::new(&[*t as f32], &Device::Cpu).map_err(merr)?);
+            tensors.insert(format!("optimizer.t.{name}"), Tensor::new(&[*t as f32], &Device::Cpu)?);
         }
         tensors.insert("dino_loss.center".into(), self.center.clone());
         let teacher_backbone: BTreeMap<String, Tensor> =
@@ -202,7 +197,7 @@ impl Trainer {
             format: CHECKPOINT_FORMAT.into(),
             version: 1,
             vit: self.cfg.vit_config()?,
-            train_config: serde_json::to_value(&self.cfg).map_err(|e| Error::Model(e.to_string()))?,
+            train_config: serde_json::to_value(&self.cfg)?,
             step: self.step,
             seed: self.cfg.seed,
             provenance: self.provenance(),
@@ -229,29 +224,24 @@ impl Trainer {
     ) -> Result<(DinoLossOutput, Tensor, Option<f64>)> {
         let cfg = &self.cfg;
         let b = cfg.batch_size;
-        let globals = Tensor::cat(&batch.global.iter().collect::<Vec<_>>(), 0).map_err(merr)?;
+        let globals = Tensor::cat(&batch.global.iter().collect::<Vec<_>>(), 0)?;
         let teacher_out = self.teacher.forward(std::slice::from_ref(&globals), None, false)?.1.detach();
         let mut groups = vec![globals];
         if !batch.local.is_empty() {
-            groups.push(Tensor::cat(&batch.local.iter().collect::<Vec<_>>(), 0).map_err(merr)?);
+            groups.push(Tensor::cat(&batch.local.iter().collect::<Vec<_>>(), 0)?);
         }
         let (student_cls, student_out) = self.student.forward(&groups, drop, true)?;
         let targets = match cfg.teacher_centering {
-            TeacherCentering::Centre => {
-                crate::model::layers::softmax_last(&(teacher_out.broadcast_sub(&self.center).map_err(merr)? / teacher_temp).map_err(merr)?)
-            }
+            TeacherCentering::Centre => crate::model::layers::softmax_last(&(teacher_out.broadcast_sub(&self.center)? / teacher_temp)?),
             TeacherCentering::SinkhornKnopp => sinkhorn_knopp(&teacher_out, teacher_temp, 3),
-        }
-        .map_err(merr)?;
-        let mut out = dino_loss_with_targets(&student_out, &targets, cfg.student_temp, b).map_err(merr)?;
+        }?;
+        let mut out = dino_loss_with_targets(&student_out, &targets, cfg.student_temp, b)?;
         let mut koleo = None;
         if cfg.koleo_weight > 0.0 {
             // DINOv2: the sum of KoLeo over the global views, each a batch of its own.
-            let k = (koleo_loss(&student_cls.narrow(0, 0, b).map_err(merr)?).map_err(merr)?
-                + koleo_loss(&student_cls.narrow(0, b, b).map_err(merr)?).map_err(merr)?)
-            .map_err(merr)?;
-            koleo = Some(k.to_scalar::<f32>().map_err(merr)? as f64);
-            out.loss = (out.loss + (k * cfg.koleo_weight).map_err(merr)?).map_err(merr)?;
+            let k = (koleo_loss(&student_cls.narrow(0, 0, b)?)? + koleo_loss(&student_cls.narrow(0, b, b)?)?)?;
+            koleo = Some(k.to_scalar::<f32>()? as f64);
+            out.loss = (out.loss + (k * cfg.koleo_weight)?)?;
         }
         Ok((out, teacher_out, koleo))
     }
@@ -274,7 +264,7 @@ impl Trainer {
 
         let mut drop_rng = Rng::new(derive(cfg.seed ^ 0xd409, s));
         let (out, teacher_out, koleo) = self.forward_loss(batch, teacher_temp, Some((&mut drop_rng, cfg.drop_path_rate)))?;
-        let loss = out.loss.to_scalar::<f32>().map_err(merr)? as f64;
+        let loss = out.loss.to_scalar::<f32>()? as f64;
         if !loss.is_finite() {
             return Err(Error::Model(format!("loss is {loss} at step {s}: training diverged")));
         }
@@ -283,7 +273,7 @@ impl Trainer {
         // Candle leaves variables' gradients attached to the backward graph (which holds the
         // forward activations); they are detached below so that nothing — clipping, the AdamW
         // moments — keeps a step's graph alive into the next one (that leaked ~65 MB a step).
-        let grads = out.loss.backward().map_err(merr)?;
+        let grads = out.loss.backward()?;
         let backward_seconds = start.elapsed().as_secs_f64() - forward_seconds;
         let freeze_last = s < cfg.freeze_last_layer_steps;
         let mut with_grads: Vec<(String, Var, Tensor)> = self
@@ -292,19 +282,18 @@ impl Trainer {
             .filter(|(name, _)| !(freeze_last && name.contains("last_layer")))
             .filter_map(|(name, var)| grads.get(var).map(|g| (name.clone(), var.clone(), g.detach())))
             .collect();
-        clip_per_tensor(&mut with_grads, cfg.clip_grad).map_err(merr)?;
+        clip_per_tensor(&mut with_grads, cfg.clip_grad)?;
         // DINO regularises every parameter except biases and 1-D (norm) parameters.
-        self.optim.step(&with_grads, lr, wd, |name, var| !name.ends_with(".bias") && var.rank() > 1).map_err(merr)?;
+        self.optim.step(&with_grads, lr, wd, |name, var| !name.ends_with(".bias") && var.rank() > 1)?;
 
         // EMA update of the teacher.
         let teacher_vars: BTreeMap<String, Var> = sorted_vars(&self.teacher.varmap)?.into_iter().collect();
         for (name, sv) in sorted_vars(&self.student.varmap)? {
             let tv = &teacher_vars[&name];
-            let updated =
-                ((tv.as_tensor() * momentum).map_err(merr)? + (sv.as_tensor() * (1.0 - momentum)).map_err(merr)?).map_err(merr)?;
-            tv.set(&updated).map_err(merr)?;
+            let updated = ((tv.as_tensor() * momentum)? + (sv.as_tensor() * (1.0 - momentum))?)?;
+            tv.set(&updated)?;
         }
-        self.center = update_center(&self.center, &teacher_out, cfg.center_momentum).map_err(merr)?;
+        self.center = update_center(&self.center, &teacher_out, cfg.center_momentum)?;
         self.step += 1;
         self.images_seen += b as u64;
         let seconds = start.elapsed().as_secs_f64();
@@ -329,11 +318,11 @@ impl Trainer {
     /// `batch`. Used by tests: every trainable parameter must learn.
     pub fn parameters_without_gradient(&mut self, batch: &PreparedBatch) -> Result<Vec<String>> {
         let (out, _, _) = self.forward_loss(batch, self.cfg.teacher_temp, None)?;
-        let grads = out.loss.backward().map_err(merr)?;
+        let grads = out.loss.backward()?;
         let mut missing = Vec::new();
         for (name, var) in &self.params {
             let nonzero = match grads.get(var) {
-                Some(g) => g.abs().and_then(|a| a.sum_all()).and_then(|s| s.to_scalar::<f32>()).map_err(merr)? > 0.0,
+                Some(g) => g.abs().and_then(|a| a.sum_all()).and_then(|s| s.to_scalar::<f32>())? > 0.0,
                 None => false,
             };
             if !nonzero {
@@ -363,7 +352,7 @@ impl Trainer {
             let batch = stream.next()?;
             debug_assert_eq!(batch.step, self.step);
             let m = self.train_step(&batch)?;
-            let line = serde_json::to_string(&m).map_err(|e| Error::Model(e.to_string()))?;
+            let line = serde_json::to_string(&m)?;
             writeln!(metrics, "{line}").map_err(|e| Error::io(&metrics_path, e))?;
             if m.step % 10 == 1 || m.step == self.cfg.steps {
                 let size_g = self.cfg.augment.global_size;
@@ -389,7 +378,7 @@ fn copy_vars(src: &VarMap, dst: &VarMap) -> Result<()> {
     let dst_vars: BTreeMap<String, Var> = sorted_vars(dst)?.into_iter().collect();
     for (name, var) in sorted_vars(src)? {
         let d = dst_vars.get(&name).ok_or_else(|| Error::Model(format!("no variable {name} in the teacher")))?;
-        d.set(&var.as_tensor().copy().map_err(merr)?).map_err(merr)?;
+        d.set(&var.as_tensor().copy()?)?;
     }
     Ok(())
 }
