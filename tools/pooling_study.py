@@ -19,27 +19,8 @@ PROC = f"-{os.environ['PROCEDURAL_IMAGES']}" if os.environ.get("PROCEDURAL_IMAGE
 load = lambda n: np.load(f"{d}/{n}.npy").astype(np.float64)
 unit = lambda x: x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
-def knn(mem, ml, q, ql, ks=(10, 20), T=0.07, classes=10):
-    out = {k: 0 for k in ks}
-    for s in range(0, len(q), 2000):
-        sim = q[s:s + 2000] @ mem.T
-        idx = np.argpartition(-sim, max(ks), axis=1)[:, :max(ks)]
-        ss = np.take_along_axis(sim, idx, 1); o = np.argsort(-ss, 1)
-        idx = np.take_along_axis(idx, o, 1); ss = np.take_along_axis(ss, o, 1)
-        for k in ks:
-            votes = np.zeros((len(idx), classes))
-            np.add.at(votes, (np.arange(len(idx))[:, None].repeat(k, 1), ml[idx[:, :k]]), np.exp(ss[:, :k] / T))
-            out[k] += (votes.argmax(1) == ql[s:s + 2000]).sum()
-    return {k: 100 * v / len(q) for k, v in out.items()}
-
-def fit(p, shrink):
-    mu = p.mean(0); c = np.cov(p - mu, rowvar=False)
-    l, v = np.linalg.eigh(c); eps = max(shrink * l.clip(0).mean(), 1e-12)
-    return mu, (v * (1 / np.sqrt(l.clip(0) + eps))) @ v.T
-
-def mean_cos(x, rng=np.random.default_rng(0)):
-    i = rng.integers(0, len(x), 5000); j = rng.integers(0, len(x), 5000)
-    return float((x[i] * x[j]).sum(1).mean())
+# kNN with DINO voting, the standardisation fit and the mean cosine: shared with the CLS study.
+from standardise_study import fit, knn, mean_cos  # noqa: E402
 
 def embedding(set_, kind):
     cls = unit(load(f"{set_}-cls")); mean = unit(load(f"{set_}-mean"))

@@ -28,6 +28,7 @@ pub struct KnowledgeState {
     pub k: usize,
 }
 
+pub use crate::memory::embedding::{MEMORY_SET_PREFIX, NewEntry, embed_images, reembed_memory, reembed_memory_cached};
 pub use crate::paths::{BUNDLED_MODEL, DEMO_MEMORY, DEMO_WATCH, bundled_dir, user_data_dir};
 
 /// File types the image dialogs offer.
@@ -67,15 +68,6 @@ impl Perception {
         let source = FeatureSource::Model { vit: loaded.vit, name: description.clone(), fingerprint: loaded.fingerprint };
         Ok(Self { source: Arc::new(source), path: path.to_path_buf(), description })
     }
-}
-
-/// One image embedded and ready to add to the memory.
-pub struct NewEntry {
-    pub label: String,
-    pub source: String,
-    pub content_hash: u64,
-    pub thumbnail: Vec<u8>,
-    pub embedding: Vec<f32>,
 }
 
 /// What the last edit did, for the UI.
@@ -136,15 +128,13 @@ impl Knowledge {
             if memory.model_fingerprint != fp {
                 memory = reembed_memory_cached(&memory, &perception.source, &reembed_cache(), |f| {
                     progress(0.1 + 0.75 * f, "re-embedding the memory")
-                })
-                .map_err(crate::Error::Memory)?;
+                })?;
                 reembedded = true;
             }
             if let Some(w) = watch.as_mut().filter(|w| w.model_fingerprint != fp) {
                 *w = reembed_memory_cached(w, &perception.source, &reembed_cache(), |f| {
                     progress(0.85 + 0.1 * f, "re-embedding the watch list")
-                })
-                .map_err(crate::Error::Memory)?;
+                })?;
             }
         }
         progress(0.95, "indexing");
@@ -377,120 +367,15 @@ impl Knowledge {
     }
 }
 
-/// A copy of `memory` with every entry embedded again from its thumbnail by `source` (same ids,
-/// labels, sources and thumbnails).
 /// Where re-embedded memories are cached per model fingerprint.
-pub fn reembed_cache() -> crate::eval::cache::EmbeddingCache {
-    crate::eval::cache::EmbeddingCache::new(user_data_dir().join("cache").join("embeddings"))
-}
-
-const MEMORY_SET_PREFIX: &str = "-memory-";
-
-/// The cache key of a memory's contents: FNV-1a over each entry's id and thumbnail (what the
-/// embeddings are computed from).
-fn memory_set_key(memory: &Memory) -> String {
-    let mut bytes = Vec::new();
-    for e in &memory.entries {
-        bytes.extend_from_slice(&e.id.to_le_bytes());
-        bytes.extend_from_slice(&crate::hash::fnv1a(&e.thumbnail).to_le_bytes());
-    }
-    format!("{}{:016x}", &MEMORY_SET_PREFIX[1..], crate::hash::fnv1a(&bytes))
-}
-
-/// [`reembed_memory`] through the cache: a memory seen before with this model is not re-embedded.
-pub fn reembed_memory_cached(
-    memory: &Memory,
-    source: &FeatureSource,
-    cache: &crate::eval::cache::EmbeddingCache,
-    progress: impl Fn(f32),
-) -> Result<Memory, String> {
-    let fp = source.fingerprint();
-    let key = memory_set_key(memory);
-    if let Some((values, dim)) = cache.get(&fp, &key, memory.entries.len()) {
-        let mut out = Memory::new(&fp, dim);
-        for (e, v) in memory.entries.iter().zip(values.chunks_exact(dim.max(1))) {
-            let mut entry = e.clone();
-            entry.embedding = v.to_vec();
-            out.restore(entry).map_err(|e| e.to_string())?;
-        }
-        progress(1.0);
-        return Ok(out);
-    }
-    let out = reembed_memory(memory, source, progress)?;
-    let values: Vec<f32> = out.entries.iter().flat_map(|e| e.embedding.iter().copied()).collect();
-    if let Err(e) = cache.put(&fp, &key, &values, out.dim) {
-        log::warn!("could not cache the re-embedded memory: {e}");
-    }
-    Ok(out)
-}
-
-pub fn reembed_memory(memory: &Memory, source: &FeatureSource, progress: impl Fn(f32)) -> Result<Memory, String> {
-    let fp = source.fingerprint();
-    let mut out: Option<Memory> = None;
-    let total = memory.entries.len().max(1);
-    for (i, chunk) in memory.entries.chunks(256).enumerate() {
-        let images: Vec<image::RgbImage> = chunk
-            .iter()
-            .map(|e| {
-                image::load_from_memory(&e.thumbnail)
-                    .map(|i| i.to_rgb8())
-                    .map_err(|err| format!("entry #{}: unreadable thumbnail ({err})", e.id))
-            })
-            .collect::<Result<_, _>>()?;
-        let (emb, dim) = source.embed_rgb(&images, |_| {}).map_err(|e| e.to_string())?;
-        let m = out.get_or_insert_with(|| Memory::new(&fp, dim));
-        for (e, v) in chunk.iter().zip(emb.chunks_exact(dim.max(1))) {
-            let mut entry = e.clone();
-            entry.embedding = v.to_vec();
-            m.restore(entry).map_err(|e| e.to_string())?;
-        }
-        progress(((i + 1) * 256).min(total) as f32 / total as f32);
-    }
-    Ok(out.unwrap_or_else(|| Memory::new(&fp, memory.dim)))
+pub fn reembed_cache() -> crate::embed::cache::EmbeddingCache {
+    crate::embed::cache::EmbeddingCache::new(user_data_dir().join("cache").join("embeddings"))
 }
 
 fn texture(ctx: &egui::Context, name: &str, png: &[u8]) -> Option<TextureHandle> {
     let img = image::load_from_memory(png).ok()?.to_rgba8();
     let color = egui::ColorImage::from_rgba_unmultiplied([img.width() as usize, img.height() as usize], img.as_raw());
     Some(ctx.load_texture(name, color, TextureOptions::NEAREST))
-}
-
-/// Decodes, embeds and thumbnails images on the calling (worker) thread.
-pub fn embed_images(
-    source: &FeatureSource,
-    images: Vec<(String, Vec<u8>)>,
-    label: &str,
-    cancelled: impl Fn() -> bool,
-    progress: impl Fn(f32, &str),
-) -> Result<(Vec<NewEntry>, Vec<String>), String> {
-    let mut entries = Vec::new();
-    let mut skipped = Vec::new();
-    let total = images.len().max(1);
-    for (i, chunk) in images.chunks(64).enumerate() {
-        if cancelled() {
-            return Err("cancelled".into());
-        }
-        let mut decoded = Vec::new();
-        for (name, bytes) in chunk {
-            match crate::imageio::decode_rgb(bytes, Path::new(name)) {
-                Ok(img) => decoded.push((name.clone(), crate::hash::fnv1a(bytes), img)),
-                Err(e) => skipped.push(e.to_string()),
-            }
-        }
-        let rgb: Vec<image::RgbImage> = decoded.iter().map(|d| d.2.clone()).collect();
-        let (emb, dim) = source.embed_rgb(&rgb, |_| {}).map_err(|e| e.to_string())?;
-        for ((name, hash, img), e) in decoded.into_iter().zip(emb.chunks_exact(dim.max(1))) {
-            entries.push(NewEntry {
-                label: label.to_string(),
-                source: name,
-                content_hash: hash,
-                thumbnail: crate::memory::import::thumbnail_png(&img, 48),
-                embedding: e.to_vec(),
-            });
-        }
-        progress(((i + 1) * 64).min(total) as f32 / total as f32, &format!("{} of {total}", ((i + 1) * 64).min(total)));
-    }
-    Ok((entries, skipped))
 }
 
 /// Reads dropped files (their bytes, or their path when only that is given).

@@ -37,8 +37,9 @@ impl MemoryPanel {
         }
         let label = if self.new_label.trim().is_empty() { "unlabelled".to_string() } else { self.new_label.trim().to_string() };
         let source = k.perception.source.clone();
-        self.add_job =
-            Some(Job::spawn(ctx, "embedding", move |h| embed_images(&source, files, &label, || h.cancelled(), |f, t| h.progress(f, t))));
+        self.add_job = Some(Job::spawn(ctx, "embedding", move |h| {
+            embed_images(&source, files, &label, || h.cancelled(), |f, t| h.progress(f, t)).map_err(|e| e.to_string())
+        }));
     }
 
     pub fn ui(&mut self, ui: &mut egui::Ui, k: &mut Knowledge) {

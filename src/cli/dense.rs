@@ -287,3 +287,133 @@ mod tests {
         assert_eq!(unique.len(), 3, "{stems:?}");
     }
 }
+
+#[derive(clap::Subcommand)]
+pub enum DataCommand {
+    /// A segmentation set with exact masks: emoji (with alpha) pasted onto procedural
+    /// backgrounds, several per image; NNNNN.png + NNNNN.mask.png (class ids) + composite.json.
+    Composite {
+        /// An emoji-datasource-<style> package folder [default: $PROCMEM_DATA/emoji-google].
+        #[arg(long)]
+        emoji: Option<PathBuf>,
+        /// Output folder (an existing set there is refused).
+        #[arg(long)]
+        out: PathBuf,
+        /// Number of images (the first half serves as memory and prompts in `eval seg`).
+        #[arg(long, default_value_t = 200)]
+        count: usize,
+        /// Image side in pixels.
+        #[arg(long, default_value_t = 128)]
+        size: u32,
+        /// Objects per image, at most.
+        #[arg(long, default_value_t = 3)]
+        max_objects: usize,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
+}
+
+/// Options shared by the dense commands.
+#[derive(clap::Args)]
+pub struct DenseArgs {
+    /// Feature source (a model path, `random:<preset>` or `pixels`) [default: the bundled model].
+    #[arg(long)]
+    pub features: Option<String>,
+    /// Patches per image side (the image is resized to grid × patch pixels).
+    #[arg(long, default_value_t = procmem::dense::DEFAULT_GRID)]
+    pub grid: usize,
+    /// Output folder (file for `segment`).
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+#[derive(clap::Subcommand)]
+pub enum DenseCommand {
+    /// PCA of patch tokens → RGB overlays with one basis shared by all the images, and the first
+    /// component thresholded as a foreground mask.
+    Pca {
+        images: Vec<PathBuf>,
+        #[command(flatten)]
+        args: DenseArgs,
+        #[arg(long, default_value_t = 0.7)]
+        opacity: f32,
+        /// Foreground threshold on the first component (scaled to [0, 1]).
+        #[arg(long, default_value_t = 0.5)]
+        threshold: f32,
+    },
+    /// In-context segmentation: prompt image(s) with mask(s) → the query's soft mask (PNG).
+    Segment {
+        /// Prompt image; repeat with a --prompt-mask for each.
+        #[arg(long, required = true)]
+        prompt: Vec<PathBuf>,
+        /// The prompt's mask (white = object).
+        #[arg(long, required = true)]
+        prompt_mask: Vec<PathBuf>,
+        #[arg(long)]
+        query: PathBuf,
+        /// The query's true mask: prints soft and thresholded IoU.
+        #[arg(long)]
+        truth: Option<PathBuf>,
+        #[arg(long, default_value_t = 0.2)]
+        threshold: f32,
+        /// Multiplies the attention logits ⟨z_prompt, z_query⟩ / C. 1 is the paper's scale, nearly
+        /// uniform attention for the small CPU models; 10 focuses it (`eval seg` keeps 1).
+        #[arg(long, default_value_t = 10.0)]
+        sharpness: f32,
+        #[command(flatten)]
+        args: DenseArgs,
+    },
+    /// K-means clusters of each image's patch tokens, drawn over it.
+    Kmeans {
+        images: Vec<PathBuf>,
+        #[command(flatten)]
+        args: DenseArgs,
+        #[arg(long, default_value_t = 4)]
+        k: usize,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
+    /// kNN segmentation: a patch memory from a composite set's first images labels each image's
+    /// patches.
+    Knn {
+        images: Vec<PathBuf>,
+        /// The composite set giving labelled patches.
+        #[arg(long)]
+        data: PathBuf,
+        /// How many of its images make the memory.
+        #[arg(long, default_value_t = 100)]
+        memory_images: usize,
+        /// Vote of the k most similar patches (softmax of cos/0.02) instead of the paper's
+        /// attention over all memory patches.
+        #[arg(long)]
+        top_k: Option<usize>,
+        #[command(flatten)]
+        args: DenseArgs,
+    },
+}
+
+impl DataCommand {
+    pub fn run(self) -> anyhow::Result<()> {
+        match self {
+            DataCommand::Composite { emoji, out, count, size, max_objects, seed } => {
+                let cfg = procmem::dense::composite::CompositeConfig { count, size, max_objects, seed, ..Default::default() };
+                composite(emoji, out, cfg)
+            }
+        }
+    }
+}
+
+impl DenseCommand {
+    pub fn run(self) -> anyhow::Result<()> {
+        match self {
+            DenseCommand::Pca { images, args, opacity, threshold } => pca(images, args.features, args.out, args.grid, opacity, threshold),
+            DenseCommand::Segment { prompt, prompt_mask, query, truth, threshold, sharpness, args } => {
+                segment(prompt, prompt_mask, query, truth, args.features, args.out, args.grid, threshold, sharpness)
+            }
+            DenseCommand::Kmeans { images, args, k, seed } => kmeans_cmd(images, args.features, args.out, args.grid, k, seed),
+            DenseCommand::Knn { images, data, memory_images, top_k, args } => {
+                knn_cmd(data, memory_images, images, args.features, args.out, args.grid, top_k)
+            }
+        }
+    }
+}

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use procmem::datasets;
 use procmem::embed::FeatureSource;
-use procmem::eval::cache::EmbeddingCache;
+use procmem::embed::cache::EmbeddingCache;
 use procmem::eval::results::ResultRecord;
 use procmem::eval::{knn, retrieval, twoafc};
 use procmem::memory::{ExactIndex, VoteRule};
@@ -511,4 +511,134 @@ pub fn two_afc(csv: PathBuf, split: Option<String>, features: Vec<String>, repor
         markdown += &format!("| {} | {:.2} % |\n", source.name(), score * 100.0);
     }
     write_report(report, &markdown)
+}
+
+/// The feature sources of an evaluation, and where its report goes.
+#[derive(clap::Args)]
+pub struct Sources {
+    /// Feature sources: a checkpoint / model path (`student:PATH` for a checkpoint's student),
+    /// `random:<preset>` (random-init ViT, seed 0) or `pixels`. Repeatable.
+    #[arg(long = "features", required = true)]
+    pub features: Vec<String>,
+    /// Write the Markdown report here as well.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+    /// Leave out the raw-pixel and random-init baselines.
+    #[arg(long)]
+    pub no_baselines: bool,
+}
+
+#[derive(clap::Subcommand)]
+pub enum EvalCommand {
+    /// kNN classification (train = memory, test = queries): top-1 for each k, with per-class
+    /// accuracy and confusion under --details, for models and the two baselines. Embeddings are
+    /// cached per model fingerprint in $PROCMEM_DATA/cache/embeddings.
+    Knn {
+        #[command(flatten)]
+        set: SetArgs,
+        #[command(flatten)]
+        sources: Sources,
+        #[arg(long, value_delimiter = ',', default_value = "10,20,100,200")]
+        k: Vec<usize>,
+        /// Use only the first N training images as memory (default: all).
+        #[arg(long)]
+        limit_train: Option<usize>,
+        /// Use only the first N test images as queries (default: all).
+        #[arg(long)]
+        limit_test: Option<usize>,
+        /// Append each source's best top-1 to this JSON-lines file (the Models panel shows them).
+        #[arg(long)]
+        results: Option<PathBuf>,
+        /// Add per-class accuracy and the confusion matrix of each source.
+        #[arg(long)]
+        details: bool,
+    },
+    /// Linear probe beside kNN (the paper's Table 5): logistic regression on frozen embeddings.
+    Probe {
+        #[command(flatten)]
+        set: SetArgs,
+        #[command(flatten)]
+        sources: Sources,
+        /// The ks of the kNN column.
+        #[arg(long, value_delimiter = ',', default_value = "10,20,100,200")]
+        k: Vec<usize>,
+        /// Append each source's probe accuracy to this JSON-lines file.
+        #[arg(long)]
+        results: Option<PathBuf>,
+    },
+    /// Unlearning: delete every memory entry of a class, compare all predictions before and after.
+    Unlearn {
+        #[command(flatten)]
+        set: SetArgs,
+        /// Feature sources (no baselines are added).
+        #[arg(long = "features", required = true)]
+        features: Vec<String>,
+        #[arg(long, default_value_t = 20)]
+        k: usize,
+        /// Class ids to remove, one at a time [default: every class].
+        #[arg(long, value_delimiter = ',')]
+        class: Vec<u32>,
+        #[arg(long)]
+        report: Option<PathBuf>,
+    },
+    /// Recall@1/5 between paired sets: each query's counterpart is the gallery image with the
+    /// same file name [default: Google vs Twitter emoji from $PROCMEM_DATA].
+    Retrieval {
+        #[arg(long)]
+        queries: Option<PathBuf>,
+        #[arg(long)]
+        gallery: Option<PathBuf>,
+        #[command(flatten)]
+        sources: Sources,
+    },
+    /// Segmentation on a composite set (`procmem data composite`): PCA R² (paper's and
+    /// standard), in-context IoU and kNN segmentation accuracy, for a model and the baselines.
+    Seg {
+        /// The composite set's folder.
+        #[arg(long)]
+        data: PathBuf,
+        #[command(flatten)]
+        sources: Sources,
+        /// Patches per image side.
+        #[arg(long, default_value_t = procmem::dense::DEFAULT_GRID)]
+        grid: usize,
+        /// Use only the first N images of the set.
+        #[arg(long)]
+        limit: Option<usize>,
+    },
+    /// Two-alternative forced choice on NIGHTS-format triplets (DreamSim's protocol).
+    #[command(name = "2afc")]
+    TwoAfc {
+        /// The triplets' data.csv (columns ref_path, left_path, right_path, votes, right_vote, split).
+        #[arg(long)]
+        csv: PathBuf,
+        /// Keep one split (`test` = test_imagenet and test_no_imagenet); default: all rows.
+        #[arg(long)]
+        split: Option<String>,
+        #[command(flatten)]
+        sources: Sources,
+    },
+}
+
+impl EvalCommand {
+    pub fn run(self) -> anyhow::Result<()> {
+        match self {
+            EvalCommand::Knn { set, sources: Sources { features, report, no_baselines }, k, limit_train, limit_test, results, details } => {
+                knn(KnnArgs { set, features, ks: k, limit_train, limit_test, report, results, baselines: !no_baselines, details })
+            }
+            EvalCommand::Probe { set, sources: Sources { features, report, no_baselines }, k, results } => {
+                probe(ProbeArgs { set, features, ks: k, report, results, baselines: !no_baselines })
+            }
+            EvalCommand::Unlearn { set, features, k, class, report } => unlearn(set, features, k, class, report),
+            EvalCommand::Retrieval { queries, gallery, sources: Sources { features, report, no_baselines } } => {
+                retrieval(queries, gallery, features, report, !no_baselines)
+            }
+            EvalCommand::TwoAfc { csv, split, sources: Sources { features, report, no_baselines } } => {
+                two_afc(csv, split, features, report, !no_baselines)
+            }
+            EvalCommand::Seg { data, sources: Sources { features, report, no_baselines }, grid, limit } => {
+                super::dense::eval_seg(data, features, report, !no_baselines, grid, limit)
+            }
+        }
+    }
 }

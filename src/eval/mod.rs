@@ -2,7 +2,6 @@
 //! `eval_knn.py`), retrieval between paired sets, NIGHTS-style 2AFC similarity, with raw pixels and a randomly initialised ViT as baselines computed by the
 //! same code.
 
-pub mod cache;
 pub mod knn;
 pub mod plot;
 pub mod probe;

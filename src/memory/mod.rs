@@ -6,6 +6,7 @@
 //! can change a prediction by their removal alone).
 
 pub mod bench;
+pub mod embedding;
 pub mod hnsw;
 pub mod import;
 pub mod index;

@@ -1,6 +1,8 @@
 //! Turning labelled images into embeddings: a ViT with DINO's evaluation preprocessing, or the
 //! raw-pixels baseline. Embeddings are L2-normalised, so dot product = cosine similarity.
 
+pub mod cache;
+
 use candle_core::{Device, Tensor};
 use rayon::prelude::*;
 

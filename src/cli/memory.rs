@@ -1,0 +1,218 @@
+//! `procmem memory build | info | query | delete`: visual memories on disk.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::Subcommand;
+
+use super::progress_bar;
+
+#[derive(Subcommand)]
+pub enum MemoryCommand {
+    /// Embed labelled images into a new memory file.
+    Build {
+        /// Feature source: a weights path, `random:<preset>` or `pixels`.
+        #[arg(long)]
+        features: String,
+        /// An ImageFolder tree: one sub-folder per class.
+        #[arg(long, conflicts_with = "csv")]
+        folder: Option<PathBuf>,
+        /// A CSV of `path,label` lines.
+        #[arg(long)]
+        csv: Option<PathBuf>,
+        /// An IDX image file (MNIST / Fashion-MNIST layout, optionally .gz); needs --idx-labels.
+        #[arg(long, requires = "idx_labels")]
+        idx_images: Option<PathBuf>,
+        #[arg(long)]
+        idx_labels: Option<PathBuf>,
+        /// Name Fashion-MNIST's classes instead of using label numbers (with --idx-images).
+        #[arg(long)]
+        fashion_mnist_names: bool,
+        /// A MedMNIST .npz file; --split picks train, val or test.
+        #[arg(long)]
+        npz: Option<PathBuf>,
+        #[arg(long, default_value = "train")]
+        split: String,
+        /// Import at most this many images (the first ones).
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Fail, writing nothing, if any file is skipped (unreadable, not an image, over limits).
+        #[arg(long)]
+        strict: bool,
+        /// The memory file to write.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Entries per class, model fingerprint, size.
+    Info { memory: PathBuf },
+    /// Neighbours and vote for query images; optionally export them as visual-memory JSON.
+    Query {
+        memory: PathBuf,
+        /// The model that built the memory (its fingerprint must match).
+        #[arg(long)]
+        features: String,
+        /// Query images.
+        #[arg(required = true)]
+        images: Vec<PathBuf>,
+        #[arg(long, default_value_t = 10)]
+        k: usize,
+        /// Write the neighbour records (image_id, neighbor_image_ids, …) here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// Search with an HNSW graph instead of the exact index (large memories).
+        #[arg(long)]
+        hnsw: bool,
+    },
+    /// Delete entries by id; their bytes leave the file.
+    Delete {
+        memory: PathBuf,
+        #[arg(long = "id", required = true)]
+        ids: Vec<u64>,
+    },
+}
+
+impl MemoryCommand {
+    pub fn run(self) -> anyhow::Result<()> {
+        run(self)
+    }
+}
+
+fn run(cmd: MemoryCommand) -> anyhow::Result<()> {
+    use procmem::embed::FeatureSource;
+    use procmem::memory::{Memory, import};
+    match cmd {
+        MemoryCommand::Build { features, folder, csv, idx_images, idx_labels, fashion_mnist_names, npz, split, limit, strict, out } => {
+            let source = FeatureSource::from_spec(&features)?;
+            let fingerprint = source.fingerprint();
+            let mut memory: Option<Memory> = None;
+            let mut skipped = Vec::new();
+            let mut add = |items: Vec<import::ImportItem>| -> anyhow::Result<()> {
+                let images: Vec<image::RgbImage> = items.iter().map(|i| i.image.clone()).collect();
+                let (emb, dim) = source.embed_rgb(&images, |_| {})?;
+                let m = memory.get_or_insert_with(|| Memory::new(&fingerprint, dim));
+                for (item, e) in items.iter().zip(emb.chunks_exact(dim)) {
+                    m.add(&fingerprint, &item.label, &item.source, item.content_hash, import::thumbnail_png(&item.image, 48), e.to_vec())?;
+                }
+                Ok(())
+            };
+            let limit = limit.unwrap_or(usize::MAX);
+            let in_memory_items = match (&folder, &csv, &idx_images, &npz) {
+                (Some(_), None, None, None) | (None, Some(_), None, None) => None,
+                (None, None, Some(images), None) => {
+                    let labels = idx_labels.as_deref().context("--idx-images needs --idx-labels")?;
+                    let names: &[&str] = if fashion_mnist_names { &procmem::datasets::FASHION_MNIST_CLASSES } else { &[] };
+                    Some(import::load_idx(images, labels, names)?)
+                }
+                (None, None, None, Some(npz)) => Some(import::load_npz(npz, &split)?),
+                _ => bail!("give exactly one of --folder, --csv, --idx-images, --npz"),
+            };
+            match in_memory_items {
+                Some(mut items) => {
+                    items.truncate(limit);
+                    let bar = progress_bar(items.len() as u64, "embed");
+                    while !items.is_empty() {
+                        let rest = items.split_off(items.len().min(512));
+                        bar.inc(items.len() as u64);
+                        add(std::mem::replace(&mut items, rest))?;
+                    }
+                    bar.finish_and_clear();
+                }
+                None => {
+                    let (mut files, bad_lines) = match (&folder, &csv) {
+                        (Some(dir), _) => (import::list_image_folder(dir)?, Vec::new()),
+                        (_, Some(csv)) => import::list_csv(csv)?,
+                        _ => unreachable!("checked above"),
+                    };
+                    files.truncate(limit);
+                    skipped.extend(bad_lines);
+                    let bar = progress_bar(files.len() as u64, "import");
+                    for chunk in files.chunks(512) {
+                        let (items, bad) = import::load(chunk);
+                        skipped.extend(bad);
+                        add(items)?;
+                        bar.inc(chunk.len() as u64);
+                    }
+                    bar.finish_and_clear();
+                }
+            }
+            for s in &skipped {
+                eprintln!("  skipped {}: {}", s.source, s.reason);
+            }
+            if strict && !skipped.is_empty() {
+                bail!("--strict: {} file(s) skipped (listed above); {} was not written", skipped.len(), out.display());
+            }
+            let memory = memory.context("no readable images to import")?;
+            memory.save(&out)?;
+            eprintln!("{} entries written to {} ({} skipped)", memory.len(), out.display(), skipped.len());
+            Ok(())
+        }
+        MemoryCommand::Query { memory, features, images, k, json, hnsw } => {
+            use procmem::memory::{Answer, ExactIndex, NeighbourRecord, VoteRule, query::write_records};
+            if k == 0 {
+                bail!("--k 0 asks for no neighbours: give k ≥ 1 (10 is the default)");
+            }
+            let m = Memory::open(&memory)?;
+            if m.is_empty() {
+                bail!("{} is empty (no entries): there is nothing to search (build one with `procmem memory build`)", memory.display());
+            }
+            if k > m.len() {
+                eprintln!("note: k = {k} but {} holds {} entries: all of them are listed", memory.display(), m.len());
+            }
+            let source = FeatureSource::from_spec(&features)?;
+            if source.fingerprint() != m.model_fingerprint {
+                bail!(
+                    "{} was embedded by model {}, but --features {features} is model {}: embeddings of different models never mix",
+                    memory.display(),
+                    m.model_fingerprint,
+                    source.fingerprint()
+                );
+            }
+            let labels = m.labels();
+            let index = ExactIndex::build(&m, &labels);
+            let graph = if hnsw { Some(procmem::memory::HnswIndex::build(&index, Default::default())?) } else { None };
+            let mut records = Vec::new();
+            for path in &images {
+                let img = procmem::imageio::load_rgb(path)?;
+                let (q, _) = source.embed_rgb(std::slice::from_ref(&img), |_| {})?;
+                let neighbours = match &graph {
+                    Some(g) => g.search(&q, k),
+                    None => index.search(&q, k),
+                }
+                .pop()
+                .unwrap_or_default();
+                let answer = Answer::new(neighbours, k, labels.len(), VoteRule::default());
+                let predicted = answer.vote.prediction.map_or("-".to_string(), |c| labels[c as usize].clone());
+                println!("{}: {predicted}", path.display());
+                for n in &answer.neighbours {
+                    let e = m.get(n.id).context("neighbour in memory")?;
+                    println!("  #{:<6} {:<14} similarity {:.4}  {}", n.id, labels[n.label as usize], n.similarity, e.source);
+                }
+                records.push(NeighbourRecord::new(&source.name(), &path.display().to_string(), None, &answer.neighbours, &labels));
+            }
+            if let Some(json) = json {
+                write_records(&json, &records)?;
+                eprintln!("neighbour records written to {}", json.display());
+            }
+            Ok(())
+        }
+        MemoryCommand::Info { memory } => {
+            let m = Memory::open(&memory)?;
+            println!("{}: {} entries, dimension {}, model {}", memory.display(), m.len(), m.dim, m.model_fingerprint);
+            for label in m.labels() {
+                println!("  {label}: {}", m.entries.iter().filter(|e| e.label == label).count());
+            }
+            Ok(())
+        }
+        MemoryCommand::Delete { memory, ids } => {
+            let mut m = Memory::open(&memory)?;
+            for id in &ids {
+                if m.delete(*id).is_none() {
+                    bail!("no entry {id} in {} (nothing was changed)", memory.display());
+                }
+            }
+            m.save(&memory)?;
+            eprintln!("deleted {} entr{}; {} remain", ids.len(), if ids.len() == 1 { "y" } else { "ies" }, m.len());
+            Ok(())
+        }
+    }
+}
