@@ -11,7 +11,7 @@ use procmem::dense::segment::{PatchMemory, PatchVote, Prompt, SoftMask, in_conte
 use procmem::embed::FeatureSource;
 use procmem::eval::seg::{self, SegEvalConfig, SegScores};
 
-use super::eval::{command_line, sources_with_baselines, write_report};
+use super::{command_line, sources_with_baselines, write_report};
 use super::{data_dir, progress_bar};
 
 /// The feature source of a dense command: the given spec, else the bundled model.

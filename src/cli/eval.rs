@@ -11,30 +11,7 @@ use procmem::eval::results::ResultRecord;
 use procmem::eval::{knn, retrieval, twoafc};
 use procmem::memory::{ExactIndex, VoteRule};
 
-use super::{data_dir, progress_bar};
-
-/// The requested sources, then the baselines: raw pixels and a random-init ViT shaped like the
-/// first model (cpu-tiny when there is none). A spec already present is not repeated.
-pub fn sources_with_baselines(specs: &[String], baselines: bool) -> anyhow::Result<Vec<FeatureSource>> {
-    let mut out = Vec::new();
-    for spec in specs {
-        out.push(FeatureSource::from_spec(spec).with_context(|| format!("feature source `{spec}`"))?);
-    }
-    if baselines {
-        if !out.iter().any(|s| matches!(s, FeatureSource::Pixels)) {
-            out.push(FeatureSource::Pixels);
-        }
-        let cfg = match out.iter().find_map(|s| s.vit()) {
-            Some(vit) => vit.cfg.clone(),
-            None => procmem::model::VitConfig::preset("cpu-tiny").context("the cpu-tiny preset")?,
-        };
-        let random = FeatureSource::random_like(&cfg)?;
-        if !out.iter().any(|s| s.fingerprint() == random.fingerprint()) {
-            out.push(random);
-        }
-    }
-    Ok(out)
-}
+use super::{command_line, data_dir, progress_bar, sources_with_baselines, write_report};
 
 /// The labelled sets of the zoo's classification tables.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -217,19 +194,6 @@ fn append_results(path: &Option<PathBuf>, records: &[ResultRecord]) -> anyhow::R
     let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path).with_context(|| format!("opening {}", path.display()))?;
     for r in records {
         writeln!(f, "{}", serde_json::to_string(r)?).with_context(|| format!("writing {}", path.display()))?;
-    }
-    Ok(())
-}
-
-pub fn command_line() -> String {
-    std::env::args().skip(1).collect::<Vec<_>>().join(" ")
-}
-
-pub fn write_report(report: Option<PathBuf>, markdown: &str) -> anyhow::Result<()> {
-    print!("{markdown}");
-    if let Some(path) = report {
-        procmem::fsio::write_atomic(&path, markdown.as_bytes())?;
-        eprintln!("report written to {}", path.display());
     }
     Ok(())
 }

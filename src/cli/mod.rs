@@ -10,6 +10,7 @@ pub mod standardise;
 pub mod train;
 
 use indicatif::{ProgressBar, ProgressStyle};
+use procmem::embed::FeatureSource;
 
 pub fn progress_bar(total: u64, what: &str) -> ProgressBar {
     let bar = ProgressBar::new(total);
@@ -31,4 +32,43 @@ pub fn read_toml<T: serde::de::DeserializeOwned>(path: &std::path::Path) -> anyh
     use anyhow::Context;
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+}
+
+/// The requested sources, then the baselines: raw pixels and a random-init ViT shaped like the
+/// first model (cpu-tiny when there is none). A spec already present is not repeated.
+pub fn sources_with_baselines(specs: &[String], baselines: bool) -> anyhow::Result<Vec<FeatureSource>> {
+    use anyhow::Context;
+    let mut out = Vec::new();
+    for spec in specs {
+        out.push(FeatureSource::from_spec(spec).with_context(|| format!("feature source `{spec}`"))?);
+    }
+    if baselines {
+        if !out.iter().any(|s| matches!(s, FeatureSource::Pixels)) {
+            out.push(FeatureSource::Pixels);
+        }
+        let cfg = match out.iter().find_map(|s| s.vit()) {
+            Some(vit) => vit.cfg.clone(),
+            None => procmem::model::VitConfig::preset("cpu-tiny").context("the cpu-tiny preset")?,
+        };
+        let random = FeatureSource::random_like(&cfg)?;
+        if !out.iter().any(|s| s.fingerprint() == random.fingerprint()) {
+            out.push(random);
+        }
+    }
+    Ok(out)
+}
+
+/// The command as typed (without the program name), for report headers.
+pub fn command_line() -> String {
+    std::env::args().skip(1).collect::<Vec<_>>().join(" ")
+}
+
+/// Prints a Markdown report and, when asked, writes it to `report` as well.
+pub fn write_report(report: Option<std::path::PathBuf>, markdown: &str) -> anyhow::Result<()> {
+    print!("{markdown}");
+    if let Some(path) = report {
+        procmem::fsio::write_atomic(&path, markdown.as_bytes())?;
+        eprintln!("report written to {}", path.display());
+    }
+    Ok(())
 }
