@@ -241,7 +241,7 @@ fn wgsl_programs() {
         let id = format!("fuzz-{seed}");
         let Ok(source) = std::str::from_utf8(bytes) else { return Err("not UTF-8".into()) };
         match Program::parse(&id, source, ProgramOrigin::Synthesized { seed }).and_then(|p| {
-            procmem::generate::gpu::validate_wgsl(&p.id, &p.module_source())?;
+            procmem::generate::programs::validate_wgsl(&p.id, &p.module_source())?;
             Ok(p)
         }) {
             Ok(_) => Ok(()),

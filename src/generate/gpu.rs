@@ -9,11 +9,8 @@ use std::sync::Arc;
 
 use wgpu::util::DeviceExt;
 
-use super::programs::Program;
+use super::programs::{Program, validate_wgsl};
 use crate::error::{Error, Result};
-
-/// The WGSL prelude prepended to every program (see the file for the program contract).
-pub const PRELUDE: &str = include_str!("../../shaders/prelude.wgsl");
 
 /// Bytes of one job record in the shader (`struct Job`): 4 scalars + 2 × vec4.
 const JOB_BYTES: u64 = 48;
@@ -291,15 +288,4 @@ impl GpuRenderer {
         readback.unmap();
         Ok(images)
     }
-}
-
-/// Parses and validates a WGSL module with naga, turning errors into readable messages.
-pub fn validate_wgsl(name: &str, source: &str) -> Result<()> {
-    use wgpu::naga;
-    let module = naga::front::wgsl::parse_str(source)
-        .map_err(|e| Error::ShaderCompile { program: name.to_string(), message: e.emit_to_string_with_path(source, name) })?;
-    naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::empty())
-        .validate(&module)
-        .map_err(|e| Error::ShaderCompile { program: name.to_string(), message: e.emit_to_string_with_path(source, name) })?;
-    Ok(())
 }

@@ -308,7 +308,11 @@ impl Generator {
             || config.synth_seed != self.config.synth_seed
             || config.disabled_programs != self.config.disabled_programs;
         if pool_changed {
-            let pool = self.library.pool(&config.disabled_programs, config.synthesized, config.synth_seed);
+            // Enabled hand-written programs, then `synthesized` ones (seeds synth_seed, synth_seed + 1, …).
+            let mut pool = self.library.enabled(&config.disabled_programs);
+            pool.extend(
+                (0..config.synthesized as u64).map(|i| synth::SynthProgram::generate(config.synth_seed.wrapping_add(i)).to_program()),
+            );
             if pool.is_empty() && !matches!(config.process, Process::DeadLeaves | Process::SpectralNoise) {
                 return Err(Error::InvalidConfig("the program pool is empty: enable a program or add synthesized ones".into()));
             }

@@ -393,7 +393,17 @@ mod tests {
     fn synthesized_wgsl_validates() {
         for seed in 0..40 {
             let p = SynthProgram::generate(seed).to_program();
-            crate::generate::gpu::validate_wgsl(&p.id, &p.module_source()).unwrap_or_else(|e| panic!("{e}\n{}", p.source));
+            crate::generate::programs::validate_wgsl(&p.id, &p.module_source()).unwrap_or_else(|e| panic!("{e}\n{}", p.source));
+        }
+    }
+
+    #[test]
+    fn synthesized_programs_stay_well_inside_the_size_limits() {
+        use crate::generate::programs::{MAX_NESTING, MAX_PROGRAM_BYTES, bracket_depth};
+        for seed in 0..300 {
+            let src = SynthProgram::generate(seed).to_wgsl();
+            assert!(bracket_depth(&src) <= MAX_NESTING / 2, "synthesized #{seed} nests {}", bracket_depth(&src));
+            assert!(src.len() <= MAX_PROGRAM_BYTES / 2, "synthesized #{seed} is {} bytes", src.len());
         }
     }
 }
