@@ -59,12 +59,15 @@ fn features(vit: &VisionTransformer, images: &[image::RgbImage]) -> anyhow::Resu
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
+    if args.len() < 3 {
+        anyhow::bail!("usage: pooling_study MODEL|random:PRESET OUT_DIR [DATA_DIR]");
+    }
     let (model, out) = (&args[1], PathBuf::from(&args[2]));
     let data = args.get(3).map(PathBuf::from).unwrap_or_else(|| dirs_home().join(".cache/procmem/data"));
     std::fs::create_dir_all(&out)?;
     let vit = match model.strip_prefix("random:") {
         Some(preset) => {
-            let cfg = procmem::model::VitConfig::preset(preset).expect("preset");
+            let cfg = procmem::model::VitConfig::preset(preset).ok_or_else(|| anyhow::anyhow!("unknown preset `{preset}`"))?;
             let (vit, vars) = new_backbone(&cfg, 0)?;
             // `EXPORT_RANDOM=STEM` also writes the random-init backbone as a model file, so that
             // `procmem standardise` and `procmem eval` can measure it with any pooling.

@@ -91,7 +91,14 @@ fn run(cmd: MemoryCommand) -> anyhow::Result<()> {
                 let (emb, dim) = source.embed_rgb(&images, |_| {})?;
                 let m = memory.get_or_insert_with(|| Memory::new(&fingerprint, dim));
                 for (item, e) in items.iter().zip(emb.chunks_exact(dim)) {
-                    m.add(&fingerprint, &item.label, &item.source, item.content_hash, import::thumbnail_png(&item.image, 48), e.to_vec())?;
+                    m.add(
+                        &fingerprint,
+                        &item.label,
+                        &item.source,
+                        item.content_hash,
+                        import::thumbnail_png(&item.image, procmem::memory::embedding::THUMBNAIL_SIDE),
+                        e.to_vec(),
+                    )?;
                 }
                 Ok(())
             };
