@@ -14,6 +14,7 @@ p.add_argument("data")
 p.add_argument("--k", type=int, default=10)
 p.add_argument("--ef-construction", type=int, default=100)
 p.add_argument("--ef-search", type=int, default=100)
+p.add_argument("--no-hnsw", action="store_true", help="exact search only")
 a = p.parse_args()
 
 base = np.load(f"{a.data}/base.npy")
@@ -31,6 +32,8 @@ for _ in range(3):
     best = min(best, time.perf_counter() - t)
 print(f"| faiss IndexFlatIP, {nq} queries, k = {a.k} | {best:.3f} s | {nq / best:.0f} queries/s |")
 
+if a.no_hnsw:
+    raise SystemExit(0)
 hnsw = faiss.IndexHNSWFlat(d, 32, faiss.METRIC_INNER_PRODUCT)
 hnsw.hnsw.efConstruction = a.ef_construction
 t = time.perf_counter()

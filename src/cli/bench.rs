@@ -49,6 +49,13 @@ pub enum BenchCommand {
         /// Skip the HNSW measurement (its deterministic one-thread build takes minutes).
         #[arg(long)]
         no_hnsw: bool,
+        /// Real embeddings instead of clustered vectors: Fashion-MNIST embedded by this feature
+        /// source (a model file, `pixels`, …; from the embedding cache when there), the 60k
+        /// training images as the memory and the first --queries test images as queries. Written
+        /// to --data as base.npy / queries.npy so faiss gets the same vectors (use another --data
+        /// folder than the clustered one; --entries and --dim are ignored).
+        #[arg(long)]
+        embeddings: Option<String>,
     },
     /// Seconds per DINO training step and embedding images/s, on synthetic batches (no data
     /// loading), for a training config. Counterpart: tools/bench_train_torch.py.
@@ -68,10 +75,13 @@ pub enum BenchCommand {
 impl BenchCommand {
     pub fn run(self) -> anyhow::Result<()> {
         match self {
-            BenchCommand::Memory { data, entries, queries, dim, k, ef_construction, ef_search, large, only_large, no_hnsw } => {
+            BenchCommand::Memory { data, entries, queries, dim, k, ef_construction, ef_search, large, only_large, no_hnsw, embeddings } => {
                 use procmem::memory::{HnswParams, bench};
                 let mut log = |m: &str| eprintln!("{m}");
                 let mut md = String::from("| measurement | time | result |\n|---|---|---|\n");
+                if let Some(spec) = &embeddings {
+                    write_real_embeddings(spec, &data, queries)?;
+                }
                 if !only_large {
                     let (base, q, d) = bench::bench_vectors(&data, entries, queries, dim)?;
                     let params = HnswParams { ef_construction, ef_search, seed: 0 };
@@ -90,4 +100,21 @@ impl BenchCommand {
             }
         }
     }
+}
+
+/// Writes Fashion-MNIST embedded by `spec` into `dir` as base.npy (60k training images) and
+/// queries.npy (the first `queries` test images), replacing what is there.
+fn write_real_embeddings(spec: &str, dir: &std::path::Path, queries: usize) -> anyhow::Result<()> {
+    use super::eval::{Dataset, SetArgs, embed_split, load_split};
+    use procmem::memory::bench::write_f32_npy;
+    let source = super::sources_with_baselines(&[spec.to_string()], false)?.remove(0);
+    let split = load_split(SetArgs { dataset: Dataset::FashionMnist, data: None }, None, None)?;
+    let (index, test) = embed_split(&source, &split)?;
+    let d = index.dim;
+    let base: Vec<f32> = index.rows().flat_map(|(_, _, e)| e.iter().copied()).collect();
+    std::fs::create_dir_all(dir)?;
+    write_f32_npy(&dir.join("base.npy"), &base, d)?;
+    write_f32_npy(&dir.join("queries.npy"), &test[..queries.min(test.len() / d) * d], d)?;
+    eprintln!("real embeddings: {} memory entries, {} queries, dimension {d}", index.len(), queries.min(test.len() / d));
+    Ok(())
 }

@@ -6,9 +6,16 @@
 //! result is bit-for-bit the one a memory built without it gives. That is what makes unlearning
 //! exact.
 
+use std::sync::OnceLock;
+
 use rayon::prelude::*;
 
+use super::int8::Int8Entries;
 use super::store::Memory;
+
+/// Memories at least this large search through the int8 candidate pass (`memory::int8`);
+/// below it the canonical scan is as fast.
+const INT8_MIN_ENTRIES: usize = 1024;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Neighbour {
@@ -78,6 +85,9 @@ pub struct ExactIndex {
     ids: Vec<u64>,
     entry_labels: Vec<u32>,
     data: Vec<f32>,
+    /// The int8 copy for the candidate pass, built on the first large search and kept in step
+    /// by `remove`/`insert`; `Some(None)` when unusable (no AVX-512 VNNI, non-finite values).
+    int8: OnceLock<Option<Int8Entries>>,
 }
 
 impl ExactIndex {
@@ -92,13 +102,13 @@ impl ExactIndex {
             ids.push(e.id);
             entry_labels.push(labels.iter().position(|l| *l == e.label).expect("label in the label list") as u32);
         }
-        Self { dim: memory.dim, labels: labels.to_vec(), ids, entry_labels, data }
+        Self { dim: memory.dim, labels: labels.to_vec(), ids, entry_labels, data, int8: OnceLock::new() }
     }
 
     /// An index over raw embeddings (row i has id i), for evaluations that need no store.
     pub fn from_embeddings(dim: usize, labels: Vec<String>, entry_labels: Vec<u32>, data: Vec<f32>) -> Self {
         assert_eq!(data.len(), entry_labels.len() * dim, "one embedding per label");
-        Self { dim, labels, ids: (0..entry_labels.len() as u64).collect(), entry_labels, data }
+        Self { dim, labels, ids: (0..entry_labels.len() as u64).collect(), entry_labels, data, int8: OnceLock::new() }
     }
 
     pub fn len(&self) -> usize {
@@ -121,6 +131,9 @@ impl ExactIndex {
             self.data.copy_within(last * self.dim..(last + 1) * self.dim, row * self.dim);
         }
         self.data.truncate(last * self.dim);
+        if let Some(Some(int8)) = self.int8.get_mut() {
+            int8.swap_remove(row);
+        }
         true
     }
 
@@ -142,6 +155,8 @@ impl ExactIndex {
         self.ids.truncate(kept);
         self.entry_labels.truncate(kept);
         self.data.truncate(kept * dim);
+        // Rebuilt on the next large search (the removed entries' int8 bytes go with the old copy).
+        self.int8 = OnceLock::new();
     }
 
     /// (id, label, embedding) of every entry, in storage order.
@@ -160,41 +175,91 @@ impl ExactIndex {
         self.ids.push(id);
         self.entry_labels.push(label);
         self.data.extend_from_slice(embedding);
+        if let Some(slot) = self.int8.get_mut()
+            && let Some(int8) = slot
+            && !int8.push(embedding)
+        {
+            *slot = None; // a non-finite embedding: the canonical scan from now on
+        }
     }
 
-    /// The `k` most similar entries of each query (`queries` is q × dim, row-major).
+    /// The `k` most similar entries of each query (`queries` is q × dim, row-major), bit-identical
+    /// to [`ExactIndex::search_canonical`]: on CPUs with AVX-512 VNNI, an int8 pass finds a proved
+    /// superset of each top-k (`memory::int8`) and only those candidates are scored canonically.
     pub fn search(&self, queries: &[f32], k: usize) -> Vec<Vec<Neighbour>> {
         let d = self.dim;
         if d == 0 {
             return Vec::new();
         }
-        // Groups of queries run in parallel; each streams the memory in blocks small enough to
-        // stay in L2 while every query of the group is scored against them.
-        const GROUP: usize = 256;
-        const BLOCK: usize = 128;
+        let int8 = if self.len() >= INT8_MIN_ENTRIES && k > 0 && k * 16 <= self.len() { self.int8_entries() } else { None };
         queries
-            .par_chunks(GROUP * d)
-            .flat_map_iter(|group| {
-                let gq = group.len() / d;
-                let mut tops: Vec<TopK> = (0..gq).map(|_| TopK::new(k)).collect();
-                let mut scores = vec![0f32; gq * BLOCK];
-                for (bi, block) in self.data.chunks(BLOCK * d).enumerate() {
-                    let ne = block.len() / d;
-                    kernel::scores(group, block, d, &mut scores[..gq * ne]);
-                    for (qi, top) in tops.iter_mut().enumerate() {
-                        for (ei, &s) in scores[qi * ne..(qi + 1) * ne].iter().enumerate() {
-                            if top.admits(s) {
-                                let row = bi * BLOCK + ei;
-                                top.push(Neighbour { id: self.ids[row], label: self.entry_labels[row], similarity: s });
-                            }
-                        }
-                    }
-                }
-                tops.into_iter().map(|t| t.items)
+            .par_chunks(QUERY_GROUP * d)
+            .flat_map_iter(|group| match int8.and_then(|int8| int8.candidates(group, k)) {
+                Some(candidates) => self.rescore(group, candidates, k).into_iter(),
+                None => self.scan(group, k).into_iter(),
             })
             .collect()
     }
+
+    /// The canonical scan: every entry scored by the canonical dot product (what
+    /// [`ExactIndex::search`] must equal; kept for tests and benchmarks).
+    pub fn search_canonical(&self, queries: &[f32], k: usize) -> Vec<Vec<Neighbour>> {
+        if self.dim == 0 {
+            return Vec::new();
+        }
+        queries.par_chunks(QUERY_GROUP * self.dim).flat_map_iter(|group| self.scan(group, k)).collect()
+    }
+
+    fn int8_entries(&self) -> Option<&Int8Entries> {
+        let int8 = self.int8.get_or_init(|| if super::int8::vnni_available() { Int8Entries::build(self.dim, &self.data) } else { None });
+        debug_assert!(int8.as_ref().is_none_or(|q| q.len() == self.len()), "the int8 copy follows every edit");
+        int8.as_ref()
+    }
+
+    /// Scores the int8 pass's candidates canonically; the result is the canonical top-k because
+    /// the candidates are a superset of it.
+    fn rescore(&self, group: &[f32], candidates: Vec<Vec<u32>>, k: usize) -> Vec<Vec<Neighbour>> {
+        let d = self.dim;
+        group
+            .chunks_exact(d)
+            .zip(candidates)
+            .map(|(q, rows)| {
+                let mut top = TopK::new(k);
+                for row in rows.into_iter().map(|r| r as usize) {
+                    let similarity = kernel::dot(q, &self.data[row * d..(row + 1) * d]);
+                    top.push(Neighbour { id: self.ids[row], label: self.entry_labels[row], similarity });
+                }
+                top.items
+            })
+            .collect()
+    }
+
+    /// One group of queries against every entry; the memory streams in blocks small enough to
+    /// stay in L2 while every query of the group is scored against them.
+    fn scan(&self, group: &[f32], k: usize) -> Vec<Vec<Neighbour>> {
+        const BLOCK: usize = 128;
+        let d = self.dim;
+        let gq = group.len() / d;
+        let mut tops: Vec<TopK> = (0..gq).map(|_| TopK::new(k)).collect();
+        let mut scores = vec![0f32; gq * BLOCK];
+        for (bi, block) in self.data.chunks(BLOCK * d).enumerate() {
+            let ne = block.len() / d;
+            kernel::scores(group, block, d, &mut scores[..gq * ne]);
+            for (qi, top) in tops.iter_mut().enumerate() {
+                for (ei, &s) in scores[qi * ne..(qi + 1) * ne].iter().enumerate() {
+                    if top.admits(s) {
+                        let row = bi * BLOCK + ei;
+                        top.push(Neighbour { id: self.ids[row], label: self.entry_labels[row], similarity: s });
+                    }
+                }
+            }
+        }
+        tops.into_iter().map(|t| t.items).collect()
+    }
 }
+
+/// Queries per parallel task.
+const QUERY_GROUP: usize = 256;
 
 /// Similarity kernels. Every path computes each (query, entry) pair with exactly the arithmetic
 /// of `dot_portable` — 16 lanes of fused multiply-adds (f32 FMA is correctly rounded on every
@@ -566,6 +631,93 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Near-ties on purpose: a few prototypes, each copied exactly and with perturbations far
+    /// below the int8 step, at several norms; queries sit on and between the prototypes.
+    fn adversarial(n: usize, d: usize, seed: u64) -> (Vec<f32>, Vec<f32>) {
+        let mut rng = crate::rng::Rng::new(seed);
+        let prototypes: Vec<Vec<f32>> = (0..6).map(|_| (0..d).map(|_| rng.normal() as f32).collect()).collect();
+        let mut data = Vec::with_capacity(n * d);
+        for i in 0..n {
+            let p = &prototypes[i % prototypes.len()];
+            let (jitter, scale) = match i % 5 {
+                0 => (0.0, 1.0),  // exact duplicates: ties broken by id
+                1 => (1e-7, 1.0), // below one int8 step
+                2 => (1e-3, 1.0),
+                3 => (0.3, 1.0),
+                _ => (1e-5, 1e3), // large norms
+            };
+            data.extend(p.iter().map(|x| (x + jitter * rng.normal() as f32) * scale));
+        }
+        let queries = (0..40)
+            .flat_map(|i| {
+                let (a, b) = (&prototypes[i % 6], &prototypes[(i / 6) % 6]);
+                let t = (i % 3) as f32 * 0.25;
+                a.iter().zip(b).map(|(x, y)| (1.0 - t) * x + t * y + 1e-6 * rng.normal() as f32).collect::<Vec<f32>>()
+            })
+            .collect();
+        (data, queries)
+    }
+
+    fn assert_bit_identical(got: &[Vec<Neighbour>], want: &[Vec<Neighbour>], what: &str) {
+        assert_eq!(got.len(), want.len(), "{what}");
+        for (qi, (g, w)) in got.iter().zip(want).enumerate() {
+            let g: Vec<(u64, u32)> = g.iter().map(|n| (n.id, n.similarity.to_bits())).collect();
+            let w: Vec<(u64, u32)> = w.iter().map(|n| (n.id, n.similarity.to_bits())).collect();
+            assert_eq!(g, w, "{what}: query {qi}");
+        }
+    }
+
+    #[test]
+    fn int8_candidates_contain_the_canonical_top_k_on_adversarial_inputs() {
+        // The portable int8 kernel runs on every CPU, so the proof is exercised everywhere.
+        for d in [3, 33, 384] {
+            let (data, queries) = adversarial(1500, d, d as u64);
+            let n = data.len() / d;
+            let index = ExactIndex::from_embeddings(d, vec!["a".into()], vec![0; n], data.clone());
+            let int8 = Int8Entries::build(d, &data).unwrap();
+            for k in [1, 10, 64] {
+                let canonical = index.search_canonical(&queries, k);
+                let candidates = int8.candidates_portable(&queries, k).unwrap();
+                for (qi, (top, rows)) in canonical.iter().zip(&candidates).enumerate() {
+                    assert_eq!(top.len(), k);
+                    for nb in top {
+                        assert!(rows.contains(&(nb.id as u32)), "d {d} k {k} query {qi}: {} missing", nb.id);
+                    }
+                    assert!(rows.len() < n, "d {d} k {k} query {qi}: the pass should prune something");
+                }
+                assert_bit_identical(&index.rescore(&queries, candidates, k), &canonical, &format!("d {d} k {k}"));
+            }
+        }
+    }
+
+    #[test]
+    fn search_equals_the_canonical_scan_bit_for_bit_through_edits() {
+        let d = 48;
+        let (data, queries) = adversarial(2100, d, 5);
+        let n = data.len() / d;
+        let labels: Vec<u32> = (0..n as u32).map(|i| i % 3).collect();
+        let mut index = ExactIndex::from_embeddings(d, vec!["a".into(), "b".into(), "c".into()], labels, data);
+        let k = 12;
+        assert_bit_identical(&index.search(&queries, k), &index.search_canonical(&queries, k), "fresh");
+        // Deletions (the top neighbours, to force the pass to find the next ones) and re-inserts.
+        let mut removed = Vec::new();
+        for nb in index.search(&queries[..d], 5).remove(0) {
+            let embedding = index.embedding(nb.id).unwrap().to_vec();
+            assert!(index.remove(nb.id));
+            removed.push((nb.id, nb.label, embedding));
+            assert_bit_identical(&index.search(&queries, k), &index.search_canonical(&queries, k), "after a deletion");
+        }
+        for (id, label, embedding) in removed.into_iter().rev() {
+            index.insert(id, label, &embedding);
+        }
+        assert_bit_identical(&index.search(&queries, k), &index.search_canonical(&queries, k), "after undo");
+        index.retain(|id, _| id % 7 != 0);
+        assert_bit_identical(&index.search(&queries, k), &index.search_canonical(&queries, k), "after retain");
+        // A non-finite entry switches the index to the canonical scan, with the same answers.
+        index.insert(1_000_000, 0, &vec![f32::NAN; d]);
+        assert_bit_identical(&index.search(&queries, k), &index.search_canonical(&queries, k), "with a NaN entry");
     }
 
     #[test]

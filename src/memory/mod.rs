@@ -2,14 +2,16 @@
 //! tasks are solved by nearest neighbours in it (Geirhos et al. 2024; the paper's §4).
 //!
 //! `store` (entries, the on-disk format, deletion that removes bytes, undo), `index` (exact
-//! top-k search), `vote` (DINO's, plurality, softmax and rank voting), `privacy` (which entries
-//! can change a prediction by their removal alone).
+//! top-k search) with `int8` (its proved int8 candidate pass), `vote` (DINO's, plurality,
+//! softmax and rank voting), `privacy` (which entries can change a prediction by their removal
+//! alone).
 
 pub mod bench;
 pub mod embedding;
 pub mod hnsw;
 pub mod import;
 pub mod index;
+mod int8;
 pub mod npz;
 pub mod privacy;
 pub mod query;
