@@ -79,6 +79,7 @@ impl MemoryCommand {
 
 fn run(cmd: MemoryCommand) -> anyhow::Result<()> {
     use procmem::embed::FeatureSource;
+    use procmem::memory::embedding::embed_pipelined;
     use procmem::memory::{Memory, import};
     match cmd {
         MemoryCommand::Build { features, folder, csv, idx_images, idx_labels, fashion_mnist_names, npz, split, limit, strict, out } => {
@@ -86,22 +87,7 @@ fn run(cmd: MemoryCommand) -> anyhow::Result<()> {
             let fingerprint = source.fingerprint();
             let mut memory: Option<Memory> = None;
             let mut skipped = Vec::new();
-            let mut add = |items: Vec<import::ImportItem>| -> anyhow::Result<()> {
-                let images: Vec<image::RgbImage> = items.iter().map(|i| i.image.clone()).collect();
-                let (emb, dim) = source.embed_rgb(&images, |_| {})?;
-                let m = memory.get_or_insert_with(|| Memory::new(&fingerprint, dim));
-                for (item, e) in items.iter().zip(emb.chunks_exact(dim)) {
-                    m.add(
-                        &fingerprint,
-                        &item.label,
-                        &item.source,
-                        item.content_hash,
-                        import::thumbnail_png(&item.image, procmem::memory::embedding::THUMBNAIL_SIDE),
-                        e.to_vec(),
-                    )?;
-                }
-                Ok(())
-            };
+            let mut listing_skipped = Vec::new(); // bad CSV lines, reported first
             let limit = limit.unwrap_or(usize::MAX);
             let in_memory_items = match (&folder, &csv, &idx_images, &npz) {
                 (Some(_), None, None, None) | (None, Some(_), None, None) => None,
@@ -113,15 +99,31 @@ fn run(cmd: MemoryCommand) -> anyhow::Result<()> {
                 (None, None, None, Some(npz)) => Some(import::load_npz(npz, &split)?),
                 _ => bail!("give exactly one of --folder, --csv, --idx-images, --npz"),
             };
+            // Decoding and thumbnails of the next batch overlap with embedding the current one.
+            let mut add = |entries: Vec<procmem::memory::embedding::NewEntry>, bad: Vec<import::Skipped>, bar: &indicatif::ProgressBar| {
+                bar.inc((entries.len() + bad.len()) as u64);
+                skipped.extend(bad);
+                let Some(first) = entries.first() else { return Ok(()) };
+                let m = memory.get_or_insert_with(|| Memory::new(&fingerprint, first.embedding.len()));
+                for e in entries {
+                    m.add(&fingerprint, &e.label, &e.source, e.content_hash, e.thumbnail, e.embedding)?;
+                }
+                Ok(())
+            };
+            // Images per batch; files may be multi-megapixel photos, so their batches are smaller
+            // (two batches are in memory at once).
+            const BATCH: usize = 256;
+            const FILE_BATCH: usize = 32;
             match in_memory_items {
                 Some(mut items) => {
                     items.truncate(limit);
                     let bar = progress_bar(items.len() as u64, "embed");
+                    let mut batches = Vec::new();
                     while !items.is_empty() {
-                        let rest = items.split_off(items.len().min(512));
-                        bar.inc(items.len() as u64);
-                        add(std::mem::replace(&mut items, rest))?;
+                        let rest = items.split_off(items.len().min(BATCH));
+                        batches.push((std::mem::replace(&mut items, rest), Vec::new()));
                     }
+                    embed_pipelined(&source, batches.into_iter(), |entries, bad| add(entries, bad, &bar))?;
                     bar.finish_and_clear();
                 }
                 None => {
@@ -131,17 +133,13 @@ fn run(cmd: MemoryCommand) -> anyhow::Result<()> {
                         _ => unreachable!("checked above"),
                     };
                     files.truncate(limit);
-                    skipped.extend(bad_lines);
+                    listing_skipped = bad_lines;
                     let bar = progress_bar(files.len() as u64, "import");
-                    for chunk in files.chunks(512) {
-                        let (items, bad) = import::load(chunk);
-                        skipped.extend(bad);
-                        add(items)?;
-                        bar.inc(chunk.len() as u64);
-                    }
+                    embed_pipelined(&source, files.chunks(FILE_BATCH).map(import::load), |entries, bad| add(entries, bad, &bar))?;
                     bar.finish_and_clear();
                 }
             }
+            skipped.splice(0..0, listing_skipped);
             for s in &skipped {
                 eprintln!("  skipped {}: {}", s.source, s.reason);
             }

@@ -62,6 +62,56 @@ pub fn embed_images(
     Ok((entries, skipped))
 }
 
+/// Embeds batches of decoded images into [`NewEntry`]s, preparing the next batch on a second
+/// thread while the model embeds the current one: `batches` (e.g. reading and decoding files,
+/// itself parallel) and the thumbnails (parallel) overlap with the embedding instead of
+/// waiting for it. `on_batch` receives each batch's entries and the files skipped on the way,
+/// in order. Errors: the first error of the embedding or of `on_batch` (the producer stops at
+/// the next batch).
+pub fn embed_pipelined<B>(
+    source: &FeatureSource,
+    batches: B,
+    mut on_batch: impl FnMut(Vec<NewEntry>, Vec<super::import::Skipped>) -> Result<()>,
+) -> Result<()>
+where
+    B: Iterator<Item = (Vec<super::import::ImportItem>, Vec<super::import::Skipped>)> + Send,
+{
+    use rayon::prelude::*;
+    type Prepared = (Vec<super::import::ImportItem>, Vec<Vec<u8>>, Vec<super::import::Skipped>);
+    // One batch in flight: enough to overlap, and memory stays at two batches of images.
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Prepared>(1);
+    std::thread::scope(|scope| {
+        scope.spawn(move || {
+            for (items, skipped) in batches {
+                let thumbnails = items.par_iter().map(|i| super::import::thumbnail_png(&i.image, THUMBNAIL_SIDE)).collect();
+                if tx.send((items, thumbnails, skipped)).is_err() {
+                    break; // the consumer stopped on an error
+                }
+            }
+        });
+        for (items, thumbnails, skipped) in rx {
+            // Moved, not cloned: a batch of decoded photos is hundreds of megabytes.
+            let (names, images): (Vec<_>, Vec<_>) = items.into_iter().map(|i| ((i.label, i.source, i.content_hash), i.image)).unzip();
+            let (emb, dim) = source.embed_rgb(&images, |_| {})?;
+            drop(images);
+            let entries = names
+                .into_iter()
+                .zip(thumbnails)
+                .zip(emb.chunks_exact(dim.max(1)))
+                .map(|(((label, source, content_hash), thumbnail), e)| NewEntry {
+                    label,
+                    source,
+                    content_hash,
+                    thumbnail,
+                    embedding: e.to_vec(),
+                })
+                .collect();
+            on_batch(entries, skipped)?;
+        }
+        Ok(())
+    })
+}
+
 /// What marks re-embedded memories among the cache's files (`<fingerprint>-memory-<hash>…`), so
 /// that unlearning can purge them.
 pub const MEMORY_SET_PREFIX: &str = "-memory-";
@@ -127,4 +177,55 @@ pub fn reembed_memory_cached(memory: &Memory, source: &FeatureSource, cache: &Em
         log::warn!("could not cache the re-embedded memory: {e}");
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::import::{ImportItem, Skipped};
+    use super::*;
+
+    fn batch(b: usize) -> (Vec<ImportItem>, Vec<Skipped>) {
+        let items = (0..5)
+            .map(|i| ImportItem {
+                label: format!("c{}", i % 2),
+                source: format!("b{b}/i{i}.png"),
+                content_hash: (b * 10 + i) as u64,
+                image: image::RgbImage::from_fn(40 + i as u32, 30, |x, y| image::Rgb([(x * 5) as u8, (y * 7) as u8, (b * 40 + i) as u8])),
+            })
+            .collect();
+        (items, vec![Skipped { source: format!("b{b}/bad.jpg"), reason: "not an image".into() }])
+    }
+
+    #[test]
+    fn the_pipeline_gives_the_serial_result_in_order_and_stops_on_an_error() {
+        let source = FeatureSource::Pixels;
+        let mut got = Vec::new();
+        let mut skipped = Vec::new();
+        embed_pipelined(&source, (0..4).map(batch), |entries, bad| {
+            got.extend(entries);
+            skipped.extend(bad);
+            Ok(())
+        })
+        .unwrap();
+        let want: Vec<ImportItem> = (0..4).flat_map(|b| batch(b).0).collect();
+        assert_eq!(got.len(), want.len());
+        let images: Vec<image::RgbImage> = want.iter().map(|i| i.image.clone()).collect();
+        let (emb, dim) = source.embed_rgb(&images, |_| {}).unwrap();
+        for ((g, w), e) in got.iter().zip(&want).zip(emb.chunks_exact(dim)) {
+            assert_eq!((&g.label, &g.source, g.content_hash), (&w.label, &w.source, w.content_hash));
+            assert_eq!(g.thumbnail, super::super::import::thumbnail_png(&w.image, THUMBNAIL_SIDE));
+            assert_eq!(g.embedding, e);
+        }
+        assert_eq!(skipped.iter().map(|s| s.source.as_str()).collect::<Vec<_>>(), ["b0/bad.jpg", "b1/bad.jpg", "b2/bad.jpg", "b3/bad.jpg"]);
+
+        // An error in the second batch is returned, and the producer (with 1,000 batches to go)
+        // stops instead of blocking the caller.
+        let mut calls = 0;
+        let result = embed_pipelined(&source, (0..1000).map(batch), |_, _| {
+            calls += 1;
+            if calls == 2 { Err(Error::Cancelled) } else { Ok(()) }
+        });
+        assert!(matches!(result, Err(Error::Cancelled)), "{:?}", result.err());
+        assert_eq!(calls, 2);
+    }
 }
