@@ -102,7 +102,7 @@ pub fn run(base: &[f32], queries: &[f32], dim: usize, k: usize, hnsw: Option<Hns
         let recall = hits as f64 / (nq * k) as f64;
         log(&format!("hnsw: build {build:.1} s, recall@{k} {recall:.4}, {:.3} ms/query", per_query * 1e3));
         md += &format!(
-            "| HNSW (M 32, ef_construction {}, ef_search {}) | build {build:.1} s (one thread, deterministic) | recall@{k} {recall:.4}, {:.3} ms/query (sequential) |\n",
+            "| HNSW (M 32, ef_construction {}, ef_search {}) | build {build:.1} s (all threads, deterministic) | recall@{k} {recall:.4}, {:.3} ms/query (sequential) |\n",
             hnsw.ef_construction,
             hnsw.ef_search,
             per_query * 1e3

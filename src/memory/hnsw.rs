@@ -1,24 +1,38 @@
-//! Approximate search for large memories: an HNSW graph (instant-distance) over the entries.
+//! Approximate search for large memories: an HNSW graph (Malkov & Yashunin 2018, "Efficient and
+//! robust approximate nearest neighbor search using Hierarchical Navigable Small World graphs",
+//! Algorithms 1, 2 and 4) over the entries, built in parallel and still deterministic.
 //!
-//! instant-distance cannot delete. Deleted ids are kept in a tombstone set and filtered out of
-//! every result, and the graph is rebuilt from the live entries (in the background, by the
-//! caller) when tombstones pile up. A rebuild is deterministic: entries in canonical order (by
-//! id), a fixed seed, and construction on a one-thread pool (instant-distance inserts a layer's
-//! points in parallel, which makes the graph depend on thread timing). So a rebuilt index equals
-//! one built from scratch on the same entries, and its answers do too.
+//! **Deterministic parallel build.** Entries are inserted in id order, in batches (1 entry at
+//! first, growing to 256 as the graph grows, by a fixed schedule). Within a batch, every new
+//! entry's neighbours are found in parallel against the graph *as of the batch start*, plus the
+//! other entries of the batch (scored directly); then all reverse links are applied per target
+//! node, in parallel, each target's list pruned by the same heuristic. Every step is a pure
+//! function of the previous graph, so the graph — and every answer — is the same on 1 thread or
+//! 16, and a rebuild equals a build from scratch on the same entries. (instant-distance, used
+//! before, inserts a layer's points in parallel against the live graph, so its graph depended on
+//! thread timing and had to be built on one thread.) Deviation from the paper: the batched
+//! insertion; the heuristic of Algorithm 4 without `extendCandidates`/`keepPrunedConnections`.
 //!
-//! Reported similarities are recomputed with the exact index's dot product, so a neighbour found
-//! by both has the same similarity, bit for bit, and ties break by id as in the exact index.
-//! When tombstones leave fewer than k live candidates for a query, that query falls back to an
-//! exact scan rather than return fewer neighbours.
+//! Deleted ids are kept in a tombstone set and filtered out of every result; the graph is
+//! rebuilt from the live entries (in the background, by the caller) when tombstones pile up.
+//! Graph walks use [`dot_fast`]; reported similarities are recomputed with the exact index's
+//! [`dot`], so a neighbour found by both has the same similarity, bit for bit, and ties break by
+//! id as in the exact index. When tombstones leave fewer than k live candidates for a query, that
+//! query falls back to an exact scan rather than return fewer neighbours.
 
-use std::collections::HashSet;
-use std::sync::Arc;
+use std::cmp::Ordering;
+use std::collections::{BinaryHeap, HashSet};
 
-use instant_distance::{Builder, HnswMap, Search};
 use rayon::prelude::*;
 
 use super::index::{ExactIndex, Neighbour, dot, dot_fast};
+
+/// Links per node on the upper layers (the paper's M); layer 0 keeps up to 2·M.
+pub const M: usize = 32;
+/// The largest insertion batch.
+const BATCH_MAX: usize = 256;
+/// Levels are capped (a level above ~log_M(n) is never needed).
+const LEVEL_MAX: usize = 16;
 
 /// Build and search parameters. Defaults: ef_construction 100, ef_search 100, seed 0.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -37,12 +51,276 @@ impl Default for HnswParams {
     }
 }
 
-#[derive(Clone)]
-struct Point(Arc<[f32]>);
+/// A node and its similarity to the point being searched for; ordered by similarity, then by
+/// lower node index (so every heap and sort is deterministic).
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Scored {
+    similarity: f32,
+    node: u32,
+}
 
-impl instant_distance::Point for Point {
-    fn distance(&self, other: &Self) -> f32 {
-        1.0 - dot_fast(&self.0, &other.0)
+impl Eq for Scored {}
+
+impl Ord for Scored {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.similarity.total_cmp(&other.similarity).then(other.node.cmp(&self.node))
+    }
+}
+
+impl PartialOrd for Scored {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// Generation-stamped visited marks: clearing is O(1).
+struct Visited {
+    stamps: Vec<u32>,
+    generation: u32,
+}
+
+impl Visited {
+    fn new(n: usize) -> Self {
+        Self { stamps: vec![0; n], generation: 0 }
+    }
+    fn clear(&mut self) {
+        self.generation = self.generation.wrapping_add(1);
+        if self.generation == 0 {
+            self.stamps.iter_mut().for_each(|s| *s = 0);
+            self.generation = 1;
+        }
+    }
+    /// Marks `node`; whether it was unmarked.
+    fn insert(&mut self, node: u32) -> bool {
+        let s = &mut self.stamps[node as usize];
+        let new = *s != self.generation;
+        *s = self.generation;
+        new
+    }
+}
+
+/// The graph: node `i` is the i-th entry in id order.
+#[derive(Clone, Debug)]
+struct Graph {
+    dim: usize,
+    /// `n × dim`, row i = node i.
+    vectors: Vec<f32>,
+    levels: Vec<u8>,
+    /// `layers[l][node]`: the node's links on layer l (empty when its level is below l).
+    layers: Vec<Vec<Vec<u32>>>,
+    /// The first node of the highest level; `None` before the first insertion.
+    entry: Option<u32>,
+}
+
+impl Graph {
+    fn vector(&self, node: u32) -> &[f32] {
+        &self.vectors[node as usize * self.dim..(node as usize + 1) * self.dim]
+    }
+
+    /// Asks the CPU to start loading a node's vector (no effect on results).
+    #[inline]
+    fn prefetch(&self, node: u32) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+            let v = self.vector(node);
+            // The first 256 bytes; the hardware prefetcher follows the rest of the row.
+            for offset in (0..v.len().min(64)).step_by(16) {
+                // SAFETY: prefetching is a hint and never faults; the pointer is inside `v`.
+                unsafe { _mm_prefetch::<_MM_HINT_T0>(v.as_ptr().add(offset) as *const i8) };
+            }
+        }
+    }
+
+    fn top_level(&self) -> usize {
+        self.entry.map_or(0, |e| self.levels[e as usize] as usize)
+    }
+
+    fn max_links(layer: usize) -> usize {
+        if layer == 0 { 2 * M } else { M }
+    }
+
+    /// Algorithm 2 (SEARCH-LAYER): the `ef` nodes nearest `q` reachable from `entries` on
+    /// `layer`, best first. Only nodes below `limit` exist (the graph as of a batch start).
+    fn search_layer(&self, q: &[f32], entries: &[Scored], ef: usize, layer: usize, limit: u32, visited: &mut Visited) -> Vec<Scored> {
+        visited.clear();
+        let mut candidates: BinaryHeap<Scored> = BinaryHeap::new();
+        let mut found: BinaryHeap<std::cmp::Reverse<Scored>> = BinaryHeap::new();
+        for &e in entries {
+            if visited.insert(e.node) {
+                candidates.push(e);
+                found.push(std::cmp::Reverse(e));
+            }
+        }
+        while found.len() > ef {
+            found.pop();
+        }
+        let mut fresh: Vec<u32> = Vec::with_capacity(2 * M);
+        while let Some(c) = candidates.pop() {
+            let worst = found.peek().map(|w| w.0);
+            if found.len() >= ef && worst.is_some_and(|w| c < w) {
+                break;
+            }
+            // The unvisited neighbours first, their vectors prefetched: the walk is bound by
+            // memory latency (each vector is a random read), not by the dot products.
+            fresh.clear();
+            for &nb in &self.layers[layer][c.node as usize] {
+                if nb < limit && visited.insert(nb) {
+                    self.prefetch(nb);
+                    fresh.push(nb);
+                }
+            }
+            for &nb in &fresh {
+                let s = Scored { similarity: dot_fast(q, self.vector(nb)), node: nb };
+                if found.len() < ef || found.peek().is_some_and(|w| s > w.0) {
+                    candidates.push(s);
+                    found.push(std::cmp::Reverse(s));
+                    if found.len() > ef {
+                        found.pop();
+                    }
+                }
+            }
+        }
+        let mut out: Vec<Scored> = found.into_iter().map(|r| r.0).collect();
+        out.sort_by(|a, b| b.cmp(a));
+        out
+    }
+
+    /// Algorithm 4 (SELECT-NEIGHBORS-HEURISTIC) on candidates sorted best first: keep a
+    /// candidate only if it is nearer the base than to every candidate kept so far.
+    fn select(&self, sorted: &[Scored], m: usize) -> Vec<u32> {
+        let mut kept: Vec<u32> = Vec::with_capacity(m);
+        for c in sorted {
+            if kept.len() >= m {
+                break;
+            }
+            let v = self.vector(c.node);
+            if kept.iter().all(|&r| dot_fast(v, self.vector(r)) < c.similarity) {
+                kept.push(c.node);
+            }
+        }
+        kept
+    }
+
+    /// Descends from the entry to `down_to` greedily (ef = 1) and returns the entry list there.
+    fn descend(&self, q: &[f32], from_level: usize, down_to: usize, limit: u32, visited: &mut Visited) -> Vec<Scored> {
+        let Some(entry) = self.entry else { return Vec::new() };
+        let mut eps = vec![Scored { similarity: dot_fast(q, self.vector(entry)), node: entry }];
+        for layer in (down_to + 1..=from_level).rev() {
+            eps = self.search_layer(q, &eps, 1, layer, limit, visited);
+        }
+        eps
+    }
+
+    /// Inserts nodes `start..end` (one batch) against the graph of nodes `0..start`.
+    fn insert_batch(&mut self, start: usize, end: usize, ef_construction: usize) {
+        let top = self.top_level();
+        let has_entry = self.entry.is_some();
+        let graph = &*self;
+        // 1. Each new node's links, per layer, from the graph as of the batch start and the batch.
+        let links: Vec<Vec<Vec<u32>>> = (start..end)
+            .into_par_iter()
+            .map_init(
+                || Visited::new(end),
+                |visited, p| {
+                    let q = graph.vector(p as u32);
+                    let level = graph.levels[p] as usize;
+                    let mut per_layer: Vec<Vec<Scored>> = vec![Vec::new(); level + 1];
+                    if has_entry {
+                        let mut eps = graph.descend(q, top, level.min(top), start as u32, visited);
+                        for layer in (0..=level.min(top)).rev() {
+                            eps = graph.search_layer(q, &eps, ef_construction, layer, start as u32, visited);
+                            per_layer[layer].extend_from_slice(&eps);
+                        }
+                    }
+                    for o in start..end {
+                        if o != p {
+                            let s = Scored { similarity: dot_fast(q, graph.vector(o as u32)), node: o as u32 };
+                            for cands in per_layer.iter_mut().take(level.min(graph.levels[o] as usize) + 1) {
+                                cands.push(s);
+                            }
+                        }
+                    }
+                    per_layer
+                        .into_iter()
+                        .enumerate()
+                        .map(|(_, mut cands)| {
+                            // A new node links to M nodes on every layer (layer 0 lists may grow to 2·M).
+                            cands.sort_by(|a, b| b.cmp(a));
+                            cands.dedup_by_key(|c| c.node);
+                            graph.select(&cands, M)
+                        })
+                        .collect()
+                },
+            )
+            .collect();
+        // 2. Set the new nodes' links; gather the reverse links by (layer, target).
+        let mut reverse: Vec<(u32, u32, u32)> = Vec::new();
+        for (offset, per_layer) in links.into_iter().enumerate() {
+            let p = (start + offset) as u32;
+            for (layer, out) in per_layer.into_iter().enumerate() {
+                for &t in &out {
+                    reverse.push((layer as u32, t, p));
+                }
+                self.layers[layer][p as usize] = out;
+            }
+        }
+        reverse.sort_unstable();
+        // 3. Each target's list gets its new links and is pruned if too long, in parallel.
+        let groups: Vec<&[(u32, u32, u32)]> = reverse.chunk_by(|a, b| a.0 == b.0 && a.1 == b.1).collect();
+        let graph = &*self;
+        let updated: Vec<(usize, usize, Vec<u32>)> = groups
+            .par_iter()
+            .map(|group| {
+                let (layer, target) = (group[0].0 as usize, group[0].1);
+                let mut list = graph.layers[layer][target as usize].clone();
+                for &(_, _, p) in group.iter() {
+                    if !list.contains(&p) {
+                        list.push(p);
+                    }
+                }
+                if list.len() > Self::max_links(layer) {
+                    let v = graph.vector(target);
+                    let mut scored: Vec<Scored> =
+                        list.iter().map(|&n| Scored { similarity: dot_fast(v, graph.vector(n)), node: n }).collect();
+                    scored.sort_by(|a, b| b.cmp(a));
+                    list = graph.select(&scored, Self::max_links(layer));
+                }
+                (layer, target as usize, list)
+            })
+            .collect();
+        for (layer, target, list) in updated {
+            self.layers[layer][target] = list;
+        }
+        // 4. A new node above the top level becomes the entry (the first such, in id order).
+        for p in start..end {
+            if self.entry.is_none() || self.levels[p] as usize > self.top_level() {
+                self.entry = Some(p as u32);
+            }
+        }
+    }
+
+    fn build(dim: usize, vectors: Vec<f32>, ids: &[u64], params: HnswParams) -> Self {
+        let n = ids.len();
+        let ml = 1.0 / (M as f64).ln();
+        let levels: Vec<u8> = ids
+            .iter()
+            .map(|&id| {
+                let u = 1.0 - crate::rng::Rng::new(crate::rng::derive(params.seed, id)).uniform(); // (0, 1]
+                ((-u.ln() * ml).floor() as usize).min(LEVEL_MAX) as u8
+            })
+            .collect();
+        let top = levels.iter().copied().max().unwrap_or(0) as usize;
+        let layers = vec![vec![Vec::new(); n]; top + 1];
+        let mut graph = Self { dim, vectors, levels, layers, entry: None };
+        let mut start = 0;
+        while start < n {
+            let batch = (start / 4).clamp(1, BATCH_MAX);
+            let end = (start + batch).min(n);
+            graph.insert_batch(start, end, params.ef_construction.max(1));
+            start = end;
+        }
+        graph
     }
 }
 
@@ -51,7 +329,9 @@ pub struct HnswIndex {
     pub dim: usize,
     pub labels: Vec<String>,
     pub params: HnswParams,
-    map: HnswMap<Point, (u64, u32)>,
+    graph: Graph,
+    /// (id, label) of each node.
+    values: Vec<(u64, u32)>,
     deleted: HashSet<u64>,
     live: usize,
     /// The exact fallback, kept in step with deletions.
@@ -59,20 +339,26 @@ pub struct HnswIndex {
 }
 
 impl HnswIndex {
-    /// Builds the graph over the entries of an exact index. Deterministic for the same entries
-    /// and parameters, whatever their order in `exact`.
+    /// Builds the graph over the entries of an exact index, on rayon's pool. Deterministic for
+    /// the same entries and parameters, whatever their order in `exact` and the thread count.
     pub fn build(exact: &ExactIndex, params: HnswParams) -> crate::Result<Self> {
-        let mut rows: Vec<(u64, u32, Point)> = exact.rows().map(|(id, label, emb)| (id, label, Point(Arc::from(emb)))).collect();
+        let mut rows: Vec<(u64, u32, &[f32])> = exact.rows().collect();
         rows.sort_by_key(|r| r.0);
-        let (values, points): (Vec<(u64, u32)>, Vec<Point>) = rows.into_iter().map(|(id, l, p)| ((id, l), p)).unzip();
-        let live = points.len();
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(1)
-            .build()
-            .map_err(|e| crate::Error::Memory(format!("thread pool for the HNSW build: {e}")))?;
-        let builder = Builder::default().seed(params.seed).ef_construction(params.ef_construction).ef_search(params.ef_search);
-        let map = pool.install(|| builder.build(points, values));
-        Ok(Self { dim: exact.dim, labels: exact.labels.clone(), params, map, deleted: HashSet::new(), live, exact: exact.clone() })
+        let ids: Vec<u64> = rows.iter().map(|r| r.0).collect();
+        let values: Vec<(u64, u32)> = rows.iter().map(|r| (r.0, r.1)).collect();
+        let vectors: Vec<f32> = rows.iter().flat_map(|r| r.2.iter().copied()).collect();
+        let graph = Graph::build(exact.dim, vectors, &ids, params);
+        let live = values.len();
+        Ok(Self {
+            dim: exact.dim,
+            labels: exact.labels.clone(),
+            params,
+            graph,
+            values,
+            deleted: HashSet::new(),
+            live,
+            exact: exact.clone(),
+        })
     }
 
     /// Live entries.
@@ -114,16 +400,22 @@ impl HnswIndex {
 
     /// The `k` nearest live entries of each query (q × dim), best first, ties by id.
     pub fn search(&self, queries: &[f32], k: usize) -> Vec<Vec<Neighbour>> {
-        queries.par_chunks(self.dim).map_init(Search::default, |search, q| self.search_one(search, q, k)).collect()
+        let n = self.values.len();
+        queries.par_chunks(self.dim.max(1)).map_init(|| Visited::new(n), |visited, q| self.search_one(visited, q, k)).collect()
     }
 
-    fn search_one(&self, search: &mut Search, query: &[f32], k: usize) -> Vec<Neighbour> {
-        let point = Point(Arc::from(query));
-        let mut found: Vec<Neighbour> = self
-            .map
-            .search(&point, search)
-            .filter(|item| !self.deleted.contains(&item.value.0))
-            .map(|item| Neighbour { id: item.value.0, label: item.value.1, similarity: dot(query, &item.point.0) })
+    fn search_one(&self, visited: &mut Visited, query: &[f32], k: usize) -> Vec<Neighbour> {
+        let g = &self.graph;
+        let n = self.values.len() as u32;
+        let eps = g.descend(query, g.top_level(), 0, n, visited);
+        let layer0 = if eps.is_empty() { Vec::new() } else { g.search_layer(query, &eps, self.params.ef_search.max(k), 0, n, visited) };
+        let mut found: Vec<Neighbour> = layer0
+            .into_iter()
+            .filter(|s| !self.deleted.contains(&self.values[s.node as usize].0))
+            .map(|s| {
+                let (id, label) = self.values[s.node as usize];
+                Neighbour { id, label, similarity: dot(query, g.vector(s.node)) }
+            })
             .collect();
         if found.len() < k.min(self.live) {
             return self.exact.search(query, k).pop().unwrap_or_default();
@@ -131,5 +423,77 @@ impl HnswIndex {
         found.sort_by(|a, b| b.similarity.total_cmp(&a.similarity).then(a.id.cmp(&b.id)));
         found.truncate(k);
         found
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn index(n: usize, d: usize, seed: u64) -> (ExactIndex, Vec<f32>) {
+        let all = crate::memory::bench::clustered_vectors(n + 50, d, 20, seed);
+        let (base, queries) = all.split_at(n * d);
+        let labels: Vec<u32> = (0..n as u32).map(|i| i % 4).collect();
+        (ExactIndex::from_embeddings(d, (0..4).map(|c| format!("c{c}")).collect(), labels, base.to_vec()), queries.to_vec())
+    }
+
+    fn recall(exact: &[Vec<Neighbour>], approx: &[Vec<Neighbour>]) -> f64 {
+        let hits: usize = exact.iter().zip(approx).map(|(e, a)| a.iter().filter(|x| e.iter().any(|y| y.id == x.id)).count()).sum();
+        hits as f64 / exact.iter().map(|e| e.len()).sum::<usize>() as f64
+    }
+
+    #[test]
+    fn the_graph_is_the_same_on_one_thread_and_on_many() {
+        let (exact, _) = index(3000, 24, 1);
+        let on = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            pool.install(|| HnswIndex::build(&exact, HnswParams { ef_construction: 40, ..Default::default() }).unwrap())
+        };
+        let (one, four) = (on(1), on(4));
+        assert_eq!(one.graph.layers, four.graph.layers);
+        assert_eq!(one.graph.entry, four.graph.entry);
+        assert!(one.graph.layers.len() > 1, "several layers");
+        for (layer, lists) in one.graph.layers.iter().enumerate() {
+            for list in lists {
+                assert!(list.len() <= Graph::max_links(layer));
+            }
+        }
+    }
+
+    #[test]
+    fn recall_is_high_and_similarities_are_the_exact_ones() {
+        let (exact, queries) = index(4000, 32, 2);
+        let h = HnswIndex::build(&exact, HnswParams::default()).unwrap();
+        let want = exact.search(&queries, 10);
+        let got = h.search(&queries, 10);
+        let r = recall(&want, &got);
+        assert!(r >= 0.95, "recall@10 {r}");
+        for (w, g) in want.iter().zip(&got) {
+            for n in g {
+                if let Some(m) = w.iter().find(|m| m.id == n.id) {
+                    assert_eq!(m.similarity.to_bits(), n.similarity.to_bits());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_rebuild_equals_a_build_from_scratch_and_deleted_entries_never_return() {
+        let (mut exact, queries) = index(2500, 16, 3);
+        let mut h = HnswIndex::build(&exact, HnswParams { ef_construction: 40, ..Default::default() }).unwrap();
+        let first = h.search(&queries, 5);
+        let gone: Vec<u64> = first.iter().map(|r| r[0].id).collect();
+        for &id in &gone {
+            h.remove(id);
+            exact.remove(id);
+        }
+        for r in h.search(&queries, 5) {
+            assert!(r.iter().all(|n| !gone.contains(&n.id)));
+            assert_eq!(r.len(), 5);
+        }
+        let rebuilt = h.rebuilt().unwrap();
+        let scratch = HnswIndex::build(&exact, HnswParams { ef_construction: 40, ..Default::default() }).unwrap();
+        assert_eq!(rebuilt.graph.layers, scratch.graph.layers);
+        assert_eq!(rebuilt.search(&queries, 5), scratch.search(&queries, 5));
     }
 }
