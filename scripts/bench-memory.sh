@@ -19,5 +19,5 @@ python3 tools/bench_memory_faiss.py "$data"
 "$bin" bench memory --data "$data" --only-large --large 1000000
 # Real embeddings: Fashion-MNIST (60k memory, 1,000 queries) embedded by the bundled model
 # (needs scripts/fetch-eval-data.sh; the embeddings come from the cache after the first run).
-"$bin" bench memory --data "$data-fmnist" --embeddings models/procmem-kml-mixup.json --queries 1000 --no-hnsw
-python3 tools/bench_memory_faiss.py "$data-fmnist" --no-hnsw
+"$bin" bench memory --data "$data-fmnist" --embeddings models/procmem-kml-mixup.json --queries 1000
+python3 tools/bench_memory_faiss.py "$data-fmnist"
