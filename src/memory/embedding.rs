@@ -21,10 +21,11 @@ pub struct NewEntry {
 /// Side of the thumbnails stored for added images, in pixels.
 pub const THUMBNAIL_SIDE: u32 = 48;
 
-/// Decodes (through [`crate::imageio`]), embeds and thumbnails `(name, bytes)` images, 64 at a
-/// time, all labelled `label`. Returns the entries and, for every file that did not decode, its
-/// error (naming the file). Errors: [`Error::Cancelled`] when `cancelled()` turns true between
-/// batches; an embedding failure.
+/// Decodes (through [`crate::imageio`]), embeds and thumbnails `(name, bytes)` images, all
+/// labelled `label`, 32 at a time, decoding the next batch while the current one is embedded
+/// ([`embed_pipelined`]). Returns the entries and, for every file that did not decode, its error
+/// (naming the file). Errors: [`Error::Cancelled`] when `cancelled()` turns true (checked after
+/// each batch); an embedding failure.
 pub fn embed_images(
     source: &FeatureSource,
     images: Vec<(String, Vec<u8>)>,
@@ -32,33 +33,40 @@ pub fn embed_images(
     cancelled: impl Fn() -> bool,
     progress: impl Fn(f32, &str),
 ) -> Result<(Vec<NewEntry>, Vec<String>)> {
-    let mut entries = Vec::new();
-    let mut skipped = Vec::new();
+    use super::import::{ImportItem, Skipped};
+    use rayon::prelude::*;
+    if cancelled() {
+        return Err(Error::Cancelled);
+    }
     let total = images.len().max(1);
-    for (i, chunk) in images.chunks(64).enumerate() {
-        if cancelled() {
-            return Err(Error::Cancelled);
-        }
-        let mut decoded = Vec::new();
-        for (name, bytes) in chunk {
-            match crate::imageio::decode_rgb(bytes, Path::new(name)) {
-                Ok(img) => decoded.push((name.clone(), crate::hash::fnv1a(bytes), img)),
-                Err(e) => skipped.push(e.to_string()),
+    let batches = images.chunks(32).map(|chunk| {
+        let decoded: Vec<std::result::Result<ImportItem, Skipped>> = chunk
+            .par_iter()
+            .map(|(name, bytes)| match crate::imageio::decode_rgb(bytes, Path::new(name)) {
+                Ok(image) => {
+                    Ok(ImportItem { label: label.to_string(), source: name.clone(), content_hash: crate::hash::fnv1a(bytes), image })
+                }
+                Err(e) => Err(Skipped { source: name.clone(), reason: e.to_string() }),
+            })
+            .collect();
+        let (mut items, mut skipped) = (Vec::new(), Vec::new());
+        for d in decoded {
+            match d {
+                Ok(item) => items.push(item),
+                Err(s) => skipped.push(s),
             }
         }
-        let rgb: Vec<image::RgbImage> = decoded.iter().map(|d| d.2.clone()).collect();
-        let (emb, dim) = source.embed_rgb(&rgb, |_| {})?;
-        for ((name, hash, img), e) in decoded.into_iter().zip(emb.chunks_exact(dim.max(1))) {
-            entries.push(NewEntry {
-                label: label.to_string(),
-                source: name,
-                content_hash: hash,
-                thumbnail: super::import::thumbnail_png(&img, THUMBNAIL_SIDE),
-                embedding: e.to_vec(),
-            });
-        }
-        progress(((i + 1) * 64).min(total) as f32 / total as f32, &format!("{} of {total}", ((i + 1) * 64).min(total)));
-    }
+        (items, skipped)
+    });
+    let mut entries = Vec::new();
+    let mut skipped = Vec::new();
+    embed_pipelined(source, batches, |new, bad| {
+        entries.extend(new);
+        skipped.extend(bad.into_iter().map(|s| s.reason));
+        let done = (entries.len() + skipped.len()).min(total);
+        progress(done as f32 / total as f32, &format!("{done} of {total}"));
+        if cancelled() { Err(Error::Cancelled) } else { Ok(()) }
+    })?;
     Ok((entries, skipped))
 }
 
@@ -194,6 +202,34 @@ mod tests {
             })
             .collect();
         (items, vec![Skipped { source: format!("b{b}/bad.jpg"), reason: "not an image".into() }])
+    }
+
+    #[test]
+    fn added_files_keep_their_order_bad_ones_are_named_and_cancel_stops() {
+        let png = |i: u8| {
+            let mut out = Vec::new();
+            image::RgbImage::from_pixel(20, 20, image::Rgb([i, 2 * i, 3]))
+                .write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png)
+                .unwrap();
+            out
+        };
+        let files: Vec<(String, Vec<u8>)> = (0..70u8)
+            .map(|i| if i % 23 == 5 { (format!("bad{i}.png"), b"not a png".to_vec()) } else { (format!("ok{i}.png"), png(i)) })
+            .collect();
+        let (entries, skipped) = embed_images(&FeatureSource::Pixels, files.clone(), "mine", || false, |_, _| {}).unwrap();
+        let want: Vec<&str> = files.iter().map(|f| f.0.as_str()).filter(|n| n.starts_with("ok")).collect();
+        assert_eq!(entries.iter().map(|e| e.source.as_str()).collect::<Vec<_>>(), want);
+        assert!(entries.iter().all(|e| e.label == "mine"));
+        assert_eq!(skipped.len(), 3);
+        for (s, name) in skipped.iter().zip(["bad5.png", "bad28.png", "bad51.png"]) {
+            assert!(s.contains(name), "{s}");
+        }
+        let calls = std::cell::Cell::new(0);
+        let cancel = || {
+            calls.set(calls.get() + 1);
+            calls.get() > 1
+        };
+        assert!(matches!(embed_images(&FeatureSource::Pixels, files, "mine", cancel, |_, _| {}), Err(Error::Cancelled)));
     }
 
     #[test]
