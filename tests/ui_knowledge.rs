@@ -112,6 +112,39 @@ fn drop_an_image_see_neighbours_unlearn_one_and_watch_the_list_update() {
 }
 
 #[test]
+fn a_query_unlike_the_memory_is_answered_not_in_memory_when_asked() {
+    let (mut k, _) = knowledge(3);
+    // A grey query, unlike the red, blue and green memory.
+    let grey = embed(&k.perception.source, &picture(99, [120, 120, 120]));
+    let suggested = k.suggest_abstain_threshold().expect("11 entries > k = 3");
+    let answer = k.answer(&grey, None);
+    let score = answer.in_memory.expect("3 neighbours");
+    assert_eq!(score, answer.neighbours[2].similarity, "the score is the k-th neighbour's similarity");
+    k.abstain_below = None;
+    let mut h = Harness::builder()
+        .with_size(egui::vec2(1100.0, 900.0))
+        .build_ui_state(|ui, (p, k): &mut (QueryPanel, Knowledge)| p.ui(ui, k), (QueryPanel::default(), k));
+    h.run_steps(2);
+    h.state_mut().0.query = Some(procmem::app::query::Query::new("grey.png".into(), grey.clone()));
+    h.state_mut().0.answer = None;
+    h.run_steps(3);
+    assert!(h.query_by_label_contains("prediction:").is_some(), "off by default: a label is forced");
+    assert!(h.query_by_label("not in memory").is_none());
+
+    // Switched on, the threshold starts at the suggestion; above the query's score it abstains.
+    h.get_by_label_contains("say “not in memory”").click();
+    h.run_steps(2);
+    assert_eq!(h.state().1.abstain_below, Some(suggested));
+    h.state_mut().1.abstain_below = Some(score + 0.001);
+    h.run_steps(2);
+    h.get_by_label("not in memory");
+    assert!(h.query_by_label_contains("prediction:").is_none());
+    h.state_mut().1.abstain_below = Some(score - 0.001);
+    h.run_steps(2);
+    assert!(h.query_by_label_contains("prediction:").is_some());
+}
+
+#[test]
 fn memory_panel_deletes_with_undo_and_saves_without_the_deleted_bytes() {
     let (k, _) = knowledge(3);
     let mut h = Harness::builder()
@@ -265,7 +298,7 @@ fn the_app_offers_re_embedding_on_a_model_mismatch_and_it_works() {
     }
     let path = dir.path().join("other.pmem");
     memory.save(&path).unwrap();
-    let knowledge = KnowledgeState { model: bundled_dir().join(BUNDLED_MODEL), memory: path, watch: None, k: 3 };
+    let knowledge = KnowledgeState { model: bundled_dir().join(BUNDLED_MODEL), memory: path, watch: None, k: 3, abstain_below: None };
     let ctx = egui::Context::default();
     let app = ProcmemApp::new(&ctx, AppState { tab: Tab::Query, knowledge, ..Default::default() });
     let mut h = Harness::builder().with_size(egui::vec2(1280.0, 900.0)).build_ui_state(|ui, app: &mut ProcmemApp| app.show(ui), app);

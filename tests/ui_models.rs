@@ -85,7 +85,7 @@ fn models_panel_lists_the_zoo_and_switching_re_embeds_the_memory_with_a_cache() 
 
     let state = AppState {
         tab: Tab::Models,
-        knowledge: KnowledgeState { model: zoo.join("model-a.json"), memory: memory_path.clone(), watch: None, k: 3 },
+        knowledge: KnowledgeState { model: zoo.join("model-a.json"), memory: memory_path.clone(), watch: None, k: 3, abstain_below: None },
         models: ModelsState { folders: vec![zoo.clone()], extra: Vec::new(), results: results.clone() },
         ..Default::default()
     };

@@ -26,6 +26,10 @@ pub struct KnowledgeState {
     pub watch: Option<PathBuf>,
     /// Neighbours that vote. Default 10 (DINO's kNN uses 10–200; small memories want small k).
     pub k: usize,
+    /// Answer "not in memory" when the k-th neighbour's similarity is below this. Default: off
+    /// (every query gets a label). "Suggest" in the Query panel picks the value that 95 % of
+    /// the memory's own entries pass.
+    pub abstain_below: Option<f32>,
 }
 
 pub use crate::memory::embedding::{MEMORY_SET_PREFIX, NewEntry, embed_images, reembed_memory, reembed_memory_cached};
@@ -37,7 +41,13 @@ pub const IMAGE_EXTENSIONS: [&str; 8] = crate::imageio::EXTENSIONS;
 impl Default for KnowledgeState {
     fn default() -> Self {
         let dir = bundled_dir();
-        Self { model: dir.join(BUNDLED_MODEL), memory: dir.join(DEMO_MEMORY), watch: Some(dir.join(DEMO_WATCH)), k: 10 }
+        Self {
+            model: dir.join(BUNDLED_MODEL),
+            memory: dir.join(DEMO_MEMORY),
+            watch: Some(dir.join(DEMO_WATCH)),
+            k: 10,
+            abstain_below: None,
+        }
     }
 }
 
@@ -101,6 +111,8 @@ pub struct Knowledge {
     watch_pngs: Vec<Vec<u8>>,
     watch_thumbs: HashMap<usize, TextureHandle>,
     counts_cache: Option<(u64, Vec<(String, usize)>)>,
+    /// See [`KnowledgeState::abstain_below`].
+    pub abstain_below: Option<f32>,
 }
 
 impl Knowledge {
@@ -142,6 +154,7 @@ impl Knowledge {
         let memory_path = (!in_bundle && !reembedded).then(|| state.memory.clone());
         let mut k = Self::new(perception, memory, memory_path, state.memory.clone(), watch, state.k)?;
         k.dirty = reembedded;
+        k.abstain_below = state.abstain_below;
         Ok(k)
     }
 
@@ -204,6 +217,7 @@ impl Knowledge {
             watch_pngs,
             watch_thumbs: HashMap::new(),
             counts_cache: None,
+            abstain_below: None,
         })
     }
 
@@ -314,6 +328,30 @@ impl Knowledge {
 
     /// Neighbours and vote for an embedding, optionally leaving one entry out (a query picked
     /// from the memory is not its own neighbour).
+    /// The "not in memory" threshold that 95 % of the memory's own entries pass, each queried
+    /// against the rest (up to 200 entries, evenly spread); `None` for memories of ≤ k entries.
+    pub fn suggest_abstain_threshold(&self) -> Option<f32> {
+        let n = self.memory.entries.len();
+        if n <= self.k() {
+            return None;
+        }
+        let picked: Vec<&Entry> = (0..n.min(200)).map(|i| &self.memory.entries[i * n / n.min(200)]).collect();
+        let queries: Vec<f32> = picked.iter().flat_map(|e| e.embedding.iter().copied()).collect();
+        let mut scores: Vec<f32> = self
+            .index
+            .search(&queries, self.k() + 1)
+            .into_iter()
+            .zip(&picked)
+            .filter_map(|(mut found, e)| {
+                found.retain(|nb| nb.id != e.id);
+                crate::memory::query::in_memory_score(&found, self.k())
+            })
+            .collect();
+        scores.sort_by(|a, b| b.total_cmp(a));
+        let m = ((0.95 * scores.len() as f64).ceil() as usize).clamp(1, scores.len());
+        scores.get(m - 1).copied()
+    }
+
     pub fn answer(&self, embedding: &[f32], exclude: Option<u64>) -> Answer {
         let k = self.k();
         let mut neighbours = self.index.search(embedding, k + 1).pop().unwrap_or_default();

@@ -205,6 +205,7 @@ impl ProcmemApp {
         let mut knowledge = self.knowledge_state.clone();
         if let Some(k) = &self.knowledge {
             knowledge.k = k.k();
+            knowledge.abstain_below = k.abstain_below;
             // A saved copy (e.g. the edited demo memory) is what the next start opens.
             if let Some(saved) = &k.memory_path {
                 knowledge.memory = saved.clone();

@@ -17,6 +17,13 @@ pub struct Query {
     texture: Option<TextureHandle>,
 }
 
+impl Query {
+    /// A query by embedding alone (no picture, not from the memory).
+    pub fn new(name: String, embedding: Vec<f32>) -> Self {
+        Self { name, embedding, from_memory: None, texture: None }
+    }
+}
+
 #[derive(Default)]
 pub struct QueryPanel {
     pub query: Option<Query>,
@@ -34,6 +41,34 @@ fn short_name(name: &str) -> String {
 }
 
 impl QueryPanel {
+    /// The "not in memory" switch, its threshold, a suggested value, and the query's score.
+    fn abstention_ui(&mut self, ui: &mut egui::Ui, k: &mut Knowledge) {
+        ui.horizontal(|ui| {
+            let mut on = k.abstain_below.is_some();
+            let resp = ui
+                .checkbox(&mut on, "say “not in memory” when the k-th neighbour's similarity is below")
+                .on_hover_text("Abstain instead of forcing a label on a query unlike anything in the memory (Sun et al. 2022).");
+            if resp.changed() {
+                k.abstain_below = if on { Some(k.suggest_abstain_threshold().unwrap_or(0.5)) } else { None };
+            }
+            if let Some(mut t) = k.abstain_below {
+                ui.add(egui::DragValue::new(&mut t).range(-1.0..=1.0).speed(0.002).fixed_decimals(3));
+                if ui
+                    .button("Suggest")
+                    .on_hover_text("The threshold that 95 % of the memory's own entries pass, each queried against the rest")
+                    .clicked()
+                    && let Some(s) = k.suggest_abstain_threshold()
+                {
+                    t = s;
+                }
+                k.abstain_below = Some(t);
+            }
+            if let Some(score) = self.answer.as_ref().and_then(|a| a.in_memory) {
+                ui.label(RichText::new(format!("this query: {score:.3}")).weak());
+            }
+        });
+    }
+
     pub fn is_busy(&self) -> bool {
         self.embed_job.is_some()
     }
@@ -122,6 +157,7 @@ impl QueryPanel {
                     k.set_k(kk);
                 }
             });
+            self.abstention_ui(ui, k);
             if let Some(job) = &self.embed_job {
                 job.ui(ui);
             }
@@ -139,7 +175,20 @@ impl QueryPanel {
                 ui.vertical(|ui| {
                     ui.label(&q.name);
                     let predicted = answer.vote.prediction.map(|c| k.labels[c as usize].clone()).unwrap_or_else(|| "—".into());
-                    ui.heading(format!("prediction: {predicted}"));
+                    if answer.abstains(k.abstain_below) {
+                        ui.heading(RichText::new("not in memory").color(Color32::from_rgb(230, 160, 60)));
+                        ui.label(
+                            RichText::new(format!(
+                                "the {}-th neighbour's similarity {:.3} is below the threshold {:.3}; the vote would say {predicted}",
+                                k.k(),
+                                answer.in_memory.unwrap_or(f32::NAN),
+                                k.abstain_below.unwrap_or(f32::NAN)
+                            ))
+                            .weak(),
+                        );
+                    } else {
+                        ui.heading(format!("prediction: {predicted}"));
+                    }
                     // The vote as horizontal bars: each class's share of the total weight.
                     let total: f32 = answer.vote.scores.iter().sum::<f32>().max(f32::MIN_POSITIVE);
                     let mut classes: Vec<(usize, f32)> = answer.vote.scores.iter().copied().enumerate().filter(|(_, s)| *s > 0.0).collect();

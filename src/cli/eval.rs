@@ -545,6 +545,24 @@ pub enum EvalCommand {
         #[arg(long)]
         report: Option<PathBuf>,
     },
+    /// "Not in memory": a memory of one set's training images queried with its test images
+    /// and with other sets' test images; AUROC and FPR@95 of the k-th-neighbour similarity as
+    /// the in-memory score (the Query panel abstains below a threshold of it).
+    Ood {
+        #[command(flatten)]
+        set: SetArgs,
+        /// Out-of-distribution sets (their test images) [default: the other built-in sets].
+        #[arg(long = "out", value_enum, value_delimiter = ',')]
+        out: Vec<Dataset>,
+        #[command(flatten)]
+        sources: Sources,
+        /// Neighbours: the score is the k-th one's similarity.
+        #[arg(long, default_value_t = 10)]
+        k: usize,
+        /// Use only the first N test images of each set (default: all).
+        #[arg(long)]
+        limit_test: Option<usize>,
+    },
     /// Recall@1/5 between paired sets: each query's counterpart is the gallery image with the
     /// same file name [default: Google vs Twitter emoji from $PROCMEM_DATA].
     Retrieval {
@@ -584,6 +602,90 @@ pub enum EvalCommand {
     },
 }
 
+/// Embeds one part in a space shared by gray and colour sets: models see gray images as RGB
+/// anyway (same embeddings, same cache keys); raw pixels of gray sets are turned into RGB
+/// (32×32×3, cache key `<set>-rgb`), so that Fashion-MNIST and emoji pixels can be compared.
+fn embed_part_common_space(
+    source: &FeatureSource,
+    set: &str,
+    part: &Part,
+    bar: &indicatif::ProgressBar,
+    offset: u64,
+) -> anyhow::Result<(Vec<f32>, usize)> {
+    match (source, &part.images) {
+        (FeatureSource::Pixels, Images::Gray(g)) => {
+            let rgb = Part {
+                images: Images::Rgb(g.iter().map(|i| image::DynamicImage::ImageLuma8(i.clone()).to_rgb8()).collect()),
+                labels: part.labels.clone(),
+            };
+            embed_part(source, &format!("{set}-rgb"), &rgb, bar, offset)
+        }
+        _ => embed_part(source, set, part, bar, offset),
+    }
+}
+
+/// `procmem eval ood`: a memory of one set's training images, queried with its test images
+/// (in distribution) and with other sets' test images (out of distribution); AUROC and FPR@95
+/// of the k-th-neighbour score (`eval::ood`).
+pub fn ood(
+    set: SetArgs,
+    out: Vec<Dataset>,
+    features: Vec<String>,
+    k: usize,
+    limit_test: Option<usize>,
+    report: Option<PathBuf>,
+    baselines: bool,
+) -> anyhow::Result<()> {
+    use procmem::eval::ood;
+    let sources = sources_with_baselines(&features, baselines)?;
+    let inside = load_split(set, None, limit_test)?;
+    let out = if out.is_empty() {
+        [Dataset::FashionMnist, Dataset::Mnist, Dataset::Emoji].into_iter().filter(|d| *d != inside.dataset).collect()
+    } else {
+        out
+    };
+    let outside: Vec<ClassSplit> =
+        out.iter().map(|&dataset| load_split(SetArgs { dataset, data: None }, Some(0), limit_test)).collect::<anyhow::Result<_>>()?;
+    let mut markdown = format!(
+        "## \"Not in memory\": {} as the memory, k = {k}\n\nScore: the similarity of the k-th nearest neighbour (Sun et al. 2022). \
+         In distribution: {} test images; out of distribution: the test images of the other sets.\n\nCommand: `procmem {}`\n\n\
+         | features | out-of-distribution set | AUROC | FPR@95 | threshold at 95 % TPR |\n|---|---|---:|---:|---:|\n",
+        inside.describe(),
+        inside.test.labels.len(),
+        command_line()
+    );
+    for source in &sources {
+        let id = inside.dataset.id();
+        let (n_train, n_test) = (inside.train.labels.len() as u64, inside.test.labels.len() as u64);
+        let total = n_train + n_test + outside.iter().map(|s| s.test.labels.len() as u64).sum::<u64>();
+        let bar = progress_bar(total, &format!("embed {}", short_label(source)));
+        let (train, dim) = embed_part_common_space(source, &format!("{id}-train"), &inside.train, &bar, 0)?;
+        let (test, _) = embed_part_common_space(source, &format!("{id}-test"), &inside.test, &bar, n_train)?;
+        let mut offset = n_train + n_test;
+        let index = ExactIndex::from_embeddings(dim, inside.class_names.clone(), inside.train.labels.clone(), train);
+        let in_scores = ood::scores(&index, &test, k);
+        for split in &outside {
+            let (queries, d) = embed_part_common_space(source, &format!("{}-test", split.dataset.id()), &split.test, &bar, offset)?;
+            offset += split.test.labels.len() as u64;
+            anyhow::ensure!(d == dim, "{}: {} embeds to {d} dimensions, the memory to {dim}", short_label(source), split.dataset.title());
+            let out_scores = ood::scores(&index, &queries, k);
+            let r = ood::evaluate(&in_scores, &out_scores).context("no queries, or a NaN score")?;
+            eprintln!("{} vs {}: AUROC {:.4}, FPR@95 {:.2} %", short_label(source), split.dataset.title(), r.auroc, r.fpr_at_95 * 100.0);
+            markdown += &format!(
+                "| {} | {} ({} images) | {:.4} | {:.2} % | {:.4} |\n",
+                short_label(source),
+                split.dataset.title(),
+                split.test.labels.len(),
+                r.auroc,
+                r.fpr_at_95 * 100.0,
+                r.threshold_at_95
+            );
+        }
+        bar.finish_and_clear();
+    }
+    write_report(report, &markdown)
+}
+
 impl EvalCommand {
     pub fn run(self) -> anyhow::Result<()> {
         match self {
@@ -594,6 +696,9 @@ impl EvalCommand {
                 probe(ProbeArgs { set, features, ks: k, report, results, baselines: !no_baselines })
             }
             EvalCommand::Unlearn { set, features, k, class, report } => unlearn(set, features, k, class, report),
+            EvalCommand::Ood { set, out, sources: Sources { features, report, no_baselines }, k, limit_test } => {
+                ood(set, out, features, k, limit_test, report, !no_baselines)
+            }
             EvalCommand::Retrieval { queries, gallery, sources: Sources { features, report, no_baselines } } => {
                 retrieval(queries, gallery, features, report, !no_baselines)
             }

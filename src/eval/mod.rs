@@ -3,6 +3,7 @@
 //! same code.
 
 pub mod knn;
+pub mod ood;
 pub mod plot;
 pub mod probe;
 pub mod results;

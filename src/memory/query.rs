@@ -12,13 +12,32 @@ use super::vote::{VoteResult, VoteRule, vote};
 pub struct Answer {
     pub neighbours: Vec<Neighbour>,
     pub vote: VoteResult,
+    /// [`in_memory_score`] with the voting k: low when the query is far from everything.
+    pub in_memory: Option<f32>,
 }
 
 impl Answer {
     pub fn new(neighbours: Vec<Neighbour>, k: usize, classes: usize, rule: VoteRule) -> Self {
         let vote = vote(&neighbours, k, classes, rule);
-        Self { neighbours, vote }
+        let in_memory = in_memory_score(&neighbours, k);
+        Self { neighbours, vote, in_memory }
     }
+
+    /// Whether the answer should be "not in memory" under `threshold` (None: never abstain).
+    pub fn abstains(&self, threshold: Option<f32>) -> bool {
+        matches!((threshold, self.in_memory), (Some(t), Some(s)) if s < t)
+    }
+}
+
+/// How much a query belongs to the memory: the similarity of its k-th nearest neighbour (the
+/// last one when the memory holds fewer than k), from `neighbours` sorted best first (Sun et
+/// al. 2022, "Out-of-Distribution Detection with Deep Nearest Neighbors"). `None` for an empty
+/// memory or k = 0.
+pub fn in_memory_score(neighbours: &[Neighbour], k: usize) -> Option<f32> {
+    if k == 0 {
+        return None;
+    }
+    neighbours.get(k - 1).or(neighbours.last()).map(|n| n.similarity)
 }
 
 /// The visual-memory neighbour record.
