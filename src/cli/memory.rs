@@ -63,6 +63,31 @@ pub enum MemoryCommand {
         #[arg(long)]
         hnsw: bool,
     },
+    /// Find entries that hurt more than they help on labelled queries (Geirhos et al. 2024's
+    /// pruning): a dry run by default that lists them with the evidence and the accuracy before
+    /// and after on the half of the queries that did not choose; --apply deletes them (their
+    /// bytes leave the file, as with `delete`).
+    Prune {
+        memory: PathBuf,
+        /// Labelled queries embedded by the same model: a memory file (e.g. built with
+        /// `memory build` from a held-out folder). Every second one chooses, the others judge.
+        #[arg(long)]
+        queries: PathBuf,
+        #[arg(long, default_value_t = 10)]
+        k: usize,
+        /// An entry is harmful when it hurt at least this many queries, and more than it helped.
+        #[arg(long, default_value_t = 2)]
+        min_hurt: usize,
+        /// Delete the harmful entries and save (to --out, or in place).
+        #[arg(long)]
+        apply: bool,
+        /// Where --apply writes [default: the memory file itself].
+        #[arg(long, requires = "apply")]
+        out: Option<PathBuf>,
+        /// Write the evidence (id, label, helped, hurt, harmful) as CSV here.
+        #[arg(long)]
+        csv: Option<PathBuf>,
+    },
     /// Delete entries by id; their bytes leave the file.
     Delete {
         memory: PathBuf,
@@ -208,6 +233,7 @@ fn run(cmd: MemoryCommand) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        MemoryCommand::Prune { memory, queries, k, min_hurt, apply, out, csv } => prune(&memory, &queries, k, min_hurt, apply, out, csv),
         MemoryCommand::Delete { memory, ids } => {
             let mut m = Memory::open(&memory)?;
             for id in &ids {
@@ -220,4 +246,83 @@ fn run(cmd: MemoryCommand) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+fn prune(
+    path: &std::path::Path,
+    queries: &std::path::Path,
+    k: usize,
+    min_hurt: usize,
+    apply: bool,
+    out: Option<PathBuf>,
+    csv: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    use procmem::memory::prune::{accuracy, evidence, split_for_pruning};
+    use procmem::memory::{ExactIndex, Memory};
+    let mut memory = Memory::open(path)?;
+    let q = Memory::open(queries)?;
+    if q.model_fingerprint != memory.model_fingerprint {
+        bail!(
+            "{} was embedded by model {}, the memory {} by model {}: embed the queries with the memory's model",
+            queries.display(),
+            q.model_fingerprint,
+            path.display(),
+            memory.model_fingerprint
+        );
+    }
+    // Query classes outside the memory's labels count as a class no entry has.
+    let mut labels = memory.labels();
+    for l in q.labels() {
+        if !labels.contains(&l) {
+            labels.push(l);
+        }
+    }
+    let index = ExactIndex::build(&memory, &labels);
+    let truths: Vec<u32> = q.entries.iter().map(|e| labels.iter().position(|l| *l == e.label).expect("added above") as u32).collect();
+    let flat: Vec<f32> = q.entries.iter().flat_map(|e| e.embedding.iter().copied()).collect();
+    let ((choose_q, choose_t), (judge_q, judge_t)) = split_for_pruning(&flat, &truths, memory.dim);
+    let evidence = evidence(&index, &choose_q, &choose_t, k);
+    let harmful: Vec<&procmem::memory::prune::PruneEvidence> = evidence.iter().filter(|e| e.is_harmful(min_hurt)).collect();
+    let mut pruned = index.clone();
+    let ids: std::collections::HashSet<u64> = harmful.iter().map(|e| e.id).collect();
+    pruned.retain(|id, _| !ids.contains(&id));
+    let (before, after) = (accuracy(&index, &judge_q, &judge_t, k), accuracy(&pruned, &judge_q, &judge_t, k));
+    println!(
+        "{} of {} entries are harmful (hurt >= {min_hurt} and more than they helped, k = {k}, {} choosing queries)",
+        harmful.len(),
+        memory.len(),
+        choose_t.len()
+    );
+    println!("| id | label | source | helped | hurt |\n|---:|---|---|---:|---:|");
+    for e in harmful.iter().take(50) {
+        let entry = memory.get(e.id).context("an indexed entry is in the memory")?;
+        println!("| {} | {} | {} | {} | {} |", e.id, labels[e.label as usize], entry.source, e.helped, e.hurt);
+    }
+    if harmful.len() > 50 {
+        println!("… and {} more (all of them with --csv)", harmful.len() - 50);
+    }
+    println!(
+        "kNN accuracy on the {} judging queries (not used to choose): {:.2} % before, {:.2} % after pruning",
+        judge_t.len(),
+        100.0 * before,
+        100.0 * after
+    );
+    if let Some(csv) = csv {
+        let mut text = String::from("id,label,helped,hurt,harmful\n");
+        for e in &evidence {
+            text += &format!("{},{},{},{},{}\n", e.id, labels[e.label as usize], e.helped, e.hurt, e.is_harmful(min_hurt));
+        }
+        procmem::fsio::write_atomic(&csv, text.as_bytes())?;
+    }
+    if apply {
+        for e in &harmful {
+            memory.delete(e.id);
+        }
+        let target = out.unwrap_or_else(|| path.to_path_buf());
+        memory.save(&target)?;
+        eprintln!("deleted {} entries; {} remain in {}", harmful.len(), memory.len(), target.display());
+    } else if !harmful.is_empty() {
+        eprintln!("dry run: nothing was changed (add --apply to delete them)");
+    }
+    Ok(())
 }

@@ -14,6 +14,7 @@ pub mod index;
 mod int8;
 pub mod npz;
 pub mod privacy;
+pub mod prune;
 pub mod query;
 pub mod store;
 pub mod unlearn;

@@ -1,0 +1,124 @@
+//! Pruning: memory entries that hurt more than they help on labelled queries (the pruning
+//! experiment of Geirhos et al. 2024, "Towards flexible perception with visual memory", §4,
+//! in its simplest form).
+//!
+//! Each labelled "pruning" query's k nearest entries are its voters; an entry *helps* a query
+//! whose class it shares and *hurts* one whose class it does not. An entry is harmful when it
+//! hurt at least `min_hurt` queries and more than it helped. Pruning is judged on *other*
+//! queries: [`split_for_pruning`] keeps every second query aside so that the accuracy before and
+//! after is measured on queries that did not choose what to delete.
+
+use std::collections::HashMap;
+
+use super::index::ExactIndex;
+use super::vote::{VoteRule, vote};
+
+/// How one entry voted over the pruning queries.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PruneEvidence {
+    pub id: u64,
+    /// Index into the index's label list.
+    pub label: u32,
+    /// Queries of its own class that had it among their k neighbours.
+    pub helped: usize,
+    /// Queries of another class that had it among their k neighbours.
+    pub hurt: usize,
+}
+
+impl PruneEvidence {
+    pub fn is_harmful(&self, min_hurt: usize) -> bool {
+        self.hurt >= min_hurt && self.hurt > self.helped
+    }
+}
+
+/// Every entry that was among some query's `k` neighbours, with its counts; most harmful first
+/// (hurt − helped, then hurt, then id). `queries` is `nq × dim`, `truths` their class indices.
+pub fn evidence(index: &ExactIndex, queries: &[f32], truths: &[u32], k: usize) -> Vec<PruneEvidence> {
+    let mut counts: HashMap<u64, PruneEvidence> = HashMap::new();
+    for (found, &truth) in index.search(queries, k).iter().zip(truths) {
+        for n in found {
+            let e = counts.entry(n.id).or_insert(PruneEvidence { id: n.id, label: n.label, helped: 0, hurt: 0 });
+            if n.label == truth {
+                e.helped += 1;
+            } else {
+                e.hurt += 1;
+            }
+        }
+    }
+    let mut out: Vec<PruneEvidence> = counts.into_values().collect();
+    out.sort_by(|a, b| {
+        let net = |e: &PruneEvidence| e.hurt as i64 - e.helped as i64;
+        net(b).cmp(&net(a)).then(b.hurt.cmp(&a.hurt)).then(a.id.cmp(&b.id))
+    });
+    out
+}
+
+/// kNN top-1 accuracy of `queries` against `index` (DINO voting, as `procmem eval knn`).
+pub fn accuracy(index: &ExactIndex, queries: &[f32], truths: &[u32], k: usize) -> f64 {
+    if truths.is_empty() {
+        return 0.0;
+    }
+    let classes = index.labels.len();
+    let correct = index
+        .search(queries, k)
+        .iter()
+        .zip(truths)
+        .filter(|(found, truth)| vote(found, k, classes, VoteRule::default()).prediction == Some(**truth))
+        .count();
+    correct as f64 / truths.len() as f64
+}
+
+/// Splits labelled queries (`dim`-wide rows) into the half that chooses what to prune (even
+/// positions) and the half that judges it (odd positions).
+#[allow(clippy::type_complexity)]
+pub fn split_for_pruning(queries: &[f32], truths: &[u32], dim: usize) -> ((Vec<f32>, Vec<u32>), (Vec<f32>, Vec<u32>)) {
+    let (mut choose, mut judge) = ((Vec::new(), Vec::new()), (Vec::new(), Vec::new()));
+    for (i, (q, &t)) in queries.chunks_exact(dim.max(1)).zip(truths).enumerate() {
+        let half = if i % 2 == 0 { &mut choose } else { &mut judge };
+        half.0.extend_from_slice(q);
+        half.1.push(t);
+    }
+    (choose, judge)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_mislabelled_entry_is_found_first_and_pruning_it_keeps_held_out_accuracy() {
+        // Two classes on a line: class 0 near x = +1, class 1 near x = −1; entry 5 sits among
+        // class 0 but is labelled 1.
+        let d = 2;
+        let mut data = Vec::new();
+        let mut labels = Vec::new();
+        for i in 0..10 {
+            let y = 0.05 * i as f32;
+            let (x, label) = if i < 5 { (1.0, 0) } else { (-1.0, 1) };
+            data.extend([x, y]);
+            labels.push(label);
+        }
+        data.extend([0.98, 0.11]); // id 10: the mislabelled one
+        labels.push(1);
+        let unit = |v: &[f32]| {
+            let n = (v[0] * v[0] + v[1] * v[1]).sqrt();
+            [v[0] / n, v[1] / n]
+        };
+        let data: Vec<f32> = data.chunks(2).flat_map(unit).collect();
+        let index = ExactIndex::from_embeddings(d, vec!["zero".into(), "one".into()], labels, data);
+        let queries: Vec<f32> = (0..8).flat_map(|i| unit(&[1.0, 0.02 + 0.03 * i as f32])).collect();
+        let truths = vec![0; 8];
+        let ev = evidence(&index, &queries, &truths, 3);
+        assert_eq!(ev[0].id, 10, "{ev:?}");
+        assert_eq!(ev[0].helped, 0);
+        assert!(ev[0].is_harmful(2));
+        assert_eq!(ev.iter().filter(|e| e.is_harmful(2)).count(), 1, "{ev:?}");
+        let ((cq, ct), (jq, jt)) = split_for_pruning(&queries, &truths, d);
+        assert_eq!((ct.len(), jt.len()), (4, 4));
+        assert_eq!(cq.len(), 8);
+        let before = accuracy(&index, &jq, &jt, 3);
+        let mut pruned = index.clone();
+        pruned.remove(10);
+        assert!(accuracy(&pruned, &jq, &jt, 3) >= before);
+    }
+}
