@@ -179,7 +179,7 @@ impl QueryPanel {
                         ui.heading(RichText::new("not in memory").color(Color32::from_rgb(230, 160, 60)));
                         ui.label(
                             RichText::new(format!(
-                                "the {}-th neighbour's similarity {:.3} is below the threshold {:.3}; the vote would say {predicted}",
+                                "neighbour {}'s similarity {:.3} is below the threshold {:.3}; the vote would say {predicted}",
                                 k.k(),
                                 answer.in_memory.unwrap_or(f32::NAN),
                                 k.abstain_below.unwrap_or(f32::NAN)
