@@ -365,3 +365,70 @@ fn npz_memory(dir: &Path) -> std::path::PathBuf {
     assert!(ok, "{stderr}");
     out
 }
+
+#[test]
+fn knn_runs_on_your_own_memory_with_queries_from_a_file_or_a_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let (train, held_out) = (dir.path().join("train"), dir.path().join("held-out"));
+    for (root, offset) in [(&train, 0), (&held_out, 100)] {
+        for class in ["left", "right"] {
+            std::fs::create_dir_all(root.join(class)).unwrap();
+        }
+        for i in 1..7 {
+            half(offset + i, true).save(root.join(format!("left/{i}.png"))).unwrap();
+            half(offset + 50 + i, false).save(root.join(format!("right/{i}.png"))).unwrap();
+        }
+    }
+    let (mem, queries) = (dir.path().join("m.pmem"), dir.path().join("q.pmem"));
+    for (folder, out) in [(&train, &mem), (&held_out, &queries)] {
+        let (ok, _, stderr) =
+            procmem(&["memory", "build", "--features", "pixels", "--folder", folder.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+        assert!(ok, "{stderr}");
+    }
+    for q in [&queries, &held_out] {
+        let (ok, stdout, stderr) = procmem(&[
+            "eval",
+            "knn",
+            "--memory",
+            mem.to_str().unwrap(),
+            "--queries",
+            q.to_str().unwrap(),
+            "--features",
+            "pixels",
+            "--k",
+            "3",
+            "--no-baselines",
+        ]);
+        assert!(ok, "{stderr}");
+        assert!(stdout.contains("| raw pixels | 100.00 % | 3 | 100.00 % |"), "{stdout}");
+        assert!(stdout.contains("queries") && stdout.contains("(12)"), "{stdout}");
+    }
+    // With baselines, the random-init ViT re-embeds the memory from its thumbnails.
+    let (ok, stdout, stderr) = procmem(&[
+        "eval",
+        "knn",
+        "--memory",
+        mem.to_str().unwrap(),
+        "--queries",
+        queries.to_str().unwrap(),
+        "--features",
+        "pixels",
+        "--k",
+        "3",
+    ]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("random init (re-embedded from thumbnails)"), "{stdout}");
+    // A memory of another model than every --features is refused.
+    let (ok, _, stderr) = procmem(&[
+        "eval",
+        "knn",
+        "--memory",
+        mem.to_str().unwrap(),
+        "--queries",
+        queries.to_str().unwrap(),
+        "--features",
+        "random:micro",
+        "--no-baselines",
+    ]);
+    assert!(!ok && stderr.contains("none of --features"), "{stderr}");
+}

@@ -516,6 +516,14 @@ pub enum EvalCommand {
         /// Add per-class accuracy and the confusion matrix of each source.
         #[arg(long)]
         details: bool,
+        /// Your own memory instead of a built-in set: a memory file (`memory build`). Sources
+        /// other than the memory's model (the baselines) re-embed it from its thumbnails.
+        #[arg(long, requires = "queries")]
+        memory: Option<PathBuf>,
+        /// The labelled queries for --memory: a memory file, or an ImageFolder tree (one
+        /// sub-folder per class) that each source embeds.
+        #[arg(long, requires = "memory")]
+        queries: Option<PathBuf>,
     },
     /// Linear probe beside kNN (the paper's Table 5): logistic regression on frozen embeddings.
     Probe {
@@ -686,12 +694,134 @@ pub fn ood(
     write_report(report, &markdown)
 }
 
+/// Embeddings and class indices of a labelled memory file as seen by `source`: the stored
+/// embeddings when `source` built it, else re-embedded from its thumbnails. New class names
+/// are appended to `classes`.
+fn labelled_memory(
+    source: &FeatureSource,
+    memory: &procmem::memory::Memory,
+    classes: &mut Vec<String>,
+) -> anyhow::Result<(Vec<f32>, usize, Vec<u32>)> {
+    let reembedded;
+    let m = if source.fingerprint() == memory.model_fingerprint {
+        memory
+    } else {
+        reembedded = procmem::memory::embedding::reembed_memory(memory, source, |_| {})?;
+        &reembedded
+    };
+    let truths = m.entries.iter().map(|e| class_index(classes, &e.label)).collect();
+    Ok((m.entries.iter().flat_map(|e| e.embedding.iter().copied()).collect(), m.dim, truths))
+}
+
+fn class_index(classes: &mut Vec<String>, label: &str) -> u32 {
+    match classes.iter().position(|c| c == label) {
+        Some(i) => i as u32,
+        None => {
+            classes.push(label.to_string());
+            (classes.len() - 1) as u32
+        }
+    }
+}
+
+/// `procmem eval knn --memory M.pmem --queries Q`: the kNN table on the user's own data.
+fn knn_own_data(
+    memory_path: &std::path::Path,
+    queries: &std::path::Path,
+    features: Vec<String>,
+    ks: Vec<usize>,
+    report: Option<PathBuf>,
+    baselines: bool,
+    details: bool,
+) -> anyhow::Result<()> {
+    use procmem::memory::{Memory, import};
+    let memory = Memory::open(memory_path)?;
+    let sources = sources_with_baselines(&features, baselines)?;
+    if !sources.iter().any(|s| s.fingerprint() == memory.model_fingerprint) {
+        anyhow::bail!(
+            "{} was embedded by model {}, which is none of --features (a memory is evaluated with its own model; baselines are added to it)",
+            memory_path.display(),
+            memory.model_fingerprint
+        );
+    }
+    // Queries: a memory file, or a folder whose images every source embeds.
+    let (query_memory, query_images) = if queries.is_dir() {
+        let files = import::list_image_folder(queries)?;
+        let (items, skipped) = import::load(&files);
+        for s in &skipped {
+            eprintln!("  skipped {}: {}", s.source, s.reason);
+        }
+        (None, Some(items))
+    } else {
+        (Some(Memory::open(queries)?), None)
+    };
+    let n_queries = query_memory.as_ref().map_or_else(|| query_images.as_ref().map_or(0, Vec::len), Memory::len);
+    let mut markdown = format!(
+        "## kNN classification on your data: memory {} ({} entries), queries {} ({n_queries})\n\nCommand: `procmem {}`\n\n",
+        memory_path.display(),
+        memory.len(),
+        queries.display(),
+        command_line()
+    );
+    markdown += &format!(
+        "| features | best top-1 | k | {} |\n|---|---:|---:|{}\n",
+        ks.iter().map(|k| format!("k = {k}")).collect::<Vec<_>>().join(" | "),
+        "---:|".repeat(ks.len())
+    );
+    let mut detail_text = String::new();
+    for source in &sources {
+        let mut classes = Vec::new();
+        let (data, dim, labels) = labelled_memory(source, &memory, &mut classes)?;
+        let (q, truths) = match (&query_memory, &query_images) {
+            (Some(m), _) => {
+                let (q, d, t) = labelled_memory(source, m, &mut classes)?;
+                anyhow::ensure!(d == dim, "queries have dimension {d}, the memory {dim}");
+                (q, t)
+            }
+            (None, Some(items)) => {
+                let images: Vec<image::RgbImage> = items.iter().map(|i| i.image.clone()).collect();
+                let (q, _) = source.embed_rgb(&images, |_| {})?;
+                (q, items.iter().map(|i| class_index(&mut classes, &i.label)).collect())
+            }
+            (None, None) => unreachable!("one of the two is set above"),
+        };
+        let index = ExactIndex::from_embeddings(dim, classes, labels, data);
+        let r = knn::evaluate(&source.name(), &index, &q, &truths, &ks, VoteRule::default());
+        let how = if source.fingerprint() == memory.model_fingerprint { "" } else { " (re-embedded from thumbnails)" };
+        eprintln!("{}{how}: best top-1 {:.2} % at k = {}", short_label(source), r.best_top1 * 100.0, r.best_k);
+        markdown += &format!(
+            "| {}{how} | {:.2} % | {} | {} |\n",
+            short_label(source),
+            r.best_top1 * 100.0,
+            r.best_k,
+            r.top1.iter().map(|a| format!("{:.2} %", a * 100.0)).collect::<Vec<_>>().join(" | ")
+        );
+        detail_text += &r.markdown();
+        detail_text += "\n";
+    }
+    if details {
+        markdown += "\n";
+        markdown += &detail_text;
+    }
+    write_report(report, &markdown)
+}
+
 impl EvalCommand {
     pub fn run(self) -> anyhow::Result<()> {
         match self {
-            EvalCommand::Knn { set, sources: Sources { features, report, no_baselines }, k, limit_train, limit_test, results, details } => {
-                knn(KnnArgs { set, features, ks: k, limit_train, limit_test, report, results, baselines: !no_baselines, details })
-            }
+            EvalCommand::Knn {
+                set,
+                sources: Sources { features, report, no_baselines },
+                k,
+                limit_train,
+                limit_test,
+                results,
+                details,
+                memory,
+                queries,
+            } => match (memory, queries) {
+                (Some(memory), Some(queries)) => knn_own_data(&memory, &queries, features, k, report, !no_baselines, details),
+                _ => knn(KnnArgs { set, features, ks: k, limit_train, limit_test, report, results, baselines: !no_baselines, details }),
+            },
             EvalCommand::Probe { set, sources: Sources { features, report, no_baselines }, k, results } => {
                 probe(ProbeArgs { set, features, ks: k, report, results, baselines: !no_baselines })
             }
