@@ -431,4 +431,28 @@ fn knn_runs_on_your_own_memory_with_queries_from_a_file_or_a_folder() {
         "--no-baselines",
     ]);
     assert!(!ok && stderr.contains("none of --features"), "{stderr}");
+
+    // "Not in memory" on the same data: uniform grey pictures are out of distribution.
+    let grey = dir.path().join("grey");
+    std::fs::create_dir_all(grey.join("grey")).unwrap();
+    for i in 0..6u8 {
+        image::RgbImage::from_pixel(32, 32, image::Rgb([90 + 5 * i; 3])).save(grey.join(format!("grey/{i}.png"))).unwrap();
+    }
+    let (ok, stdout, stderr) = procmem(&[
+        "eval",
+        "ood",
+        "--memory",
+        mem.to_str().unwrap(),
+        "--in-queries",
+        queries.to_str().unwrap(),
+        "--out-queries",
+        grey.to_str().unwrap(),
+        "--features",
+        "pixels",
+        "--k",
+        "3",
+        "--no-baselines",
+    ]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("| raw pixels |") && stdout.contains("(6) | 1.0000 | 0.00 % |"), "{stdout}");
 }

@@ -570,6 +570,16 @@ pub enum EvalCommand {
         /// Use only the first N test images of each set (default: all).
         #[arg(long)]
         limit_test: Option<usize>,
+        /// Your own memory instead of a built-in set (a memory file); needs --in-queries and
+        /// --out-queries. Baselines re-embed it from its thumbnails.
+        #[arg(long, requires_all = ["in_queries", "out_queries"])]
+        memory: Option<PathBuf>,
+        /// In-distribution queries for --memory: a memory file or an ImageFolder tree.
+        #[arg(long, requires = "memory")]
+        in_queries: Option<PathBuf>,
+        /// Out-of-distribution queries for --memory (memory files or folders), repeatable.
+        #[arg(long, requires = "memory")]
+        out_queries: Vec<PathBuf>,
     },
     /// Recall@1/5 between paired sets: each query's counterpart is the gallery image with the
     /// same file name [default: Google vs Twitter emoji from $PROCMEM_DATA].
@@ -723,6 +733,109 @@ fn class_index(classes: &mut Vec<String>, label: &str) -> u32 {
     }
 }
 
+fn own_model_given(sources: &[FeatureSource], memory: &procmem::memory::Memory, path: &std::path::Path) -> anyhow::Result<()> {
+    if !sources.iter().any(|s| s.fingerprint() == memory.model_fingerprint) {
+        anyhow::bail!(
+            "{} was embedded by model {}, which is none of --features (a memory is evaluated with its own model; baselines are added to it)",
+            path.display(),
+            memory.model_fingerprint
+        );
+    }
+    Ok(())
+}
+
+/// `procmem eval ood --memory M.pmem --in-queries Q --out-queries O…`: "not in memory" on the
+/// user's own data.
+fn ood_own_data(
+    memory_path: &std::path::Path,
+    inside: &std::path::Path,
+    outside: &[PathBuf],
+    features: Vec<String>,
+    k: usize,
+    report: Option<PathBuf>,
+    baselines: bool,
+) -> anyhow::Result<()> {
+    use procmem::eval::ood;
+    anyhow::ensure!(!outside.is_empty(), "give at least one --out-queries with --memory");
+    let memory = procmem::memory::Memory::open(memory_path)?;
+    let sources = sources_with_baselines(&features, baselines)?;
+    own_model_given(&sources, &memory, memory_path)?;
+    let inside_input = QueryInput::load(inside)?;
+    let outside_inputs: Vec<QueryInput> = outside.iter().map(|p| QueryInput::load(p)).collect::<anyhow::Result<_>>()?;
+    let mut markdown = format!(
+        "## \"Not in memory\" on your data: memory {} ({} entries), k = {k}\n\nIn distribution: {} ({} queries).\n\nCommand: `procmem {}`\n\n\
+         | features | out-of-distribution queries | AUROC | FPR@95 | threshold at 95 % TPR |\n|---|---|---:|---:|---:|\n",
+        memory_path.display(),
+        memory.len(),
+        inside.display(),
+        inside_input.len(),
+        command_line()
+    );
+    for source in &sources {
+        let mut classes = Vec::new();
+        let (data, dim, labels) = labelled_memory(source, &memory, &mut classes)?;
+        let (q, d, _) = inside_input.embed(source, &mut classes)?;
+        anyhow::ensure!(d == dim, "queries have dimension {d}, the memory {dim}");
+        let index = ExactIndex::from_embeddings(dim, classes.clone(), labels, data);
+        let in_scores = ood::scores(&index, &q, k);
+        for (path, input) in outside.iter().zip(&outside_inputs) {
+            let (o, d, _) = input.embed(source, &mut classes)?;
+            anyhow::ensure!(d == dim, "{}: dimension {d}, the memory {dim}", path.display());
+            let r = ood::evaluate(&in_scores, &ood::scores(&index, &o, k)).context("no queries, or a NaN score")?;
+            markdown += &format!(
+                "| {} | {} ({}) | {:.4} | {:.2} % | {:.4} |\n",
+                short_label(source),
+                path.display(),
+                input.len(),
+                r.auroc,
+                r.fpr_at_95 * 100.0,
+                r.threshold_at_95
+            );
+        }
+    }
+    write_report(report, &markdown)
+}
+
+/// Labelled queries of the user's: a memory file, or an ImageFolder tree each source embeds.
+enum QueryInput {
+    Memory(procmem::memory::Memory),
+    Folder(Vec<procmem::memory::import::ImportItem>),
+}
+
+impl QueryInput {
+    fn load(path: &std::path::Path) -> anyhow::Result<Self> {
+        use procmem::memory::import;
+        if path.is_dir() {
+            let (items, skipped) = import::load(&import::list_image_folder(path)?);
+            for s in &skipped {
+                eprintln!("  skipped {}: {}", s.source, s.reason);
+            }
+            Ok(QueryInput::Folder(items))
+        } else {
+            Ok(QueryInput::Memory(procmem::memory::Memory::open(path)?))
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            QueryInput::Memory(m) => m.len(),
+            QueryInput::Folder(items) => items.len(),
+        }
+    }
+
+    /// Embeddings (`n × dim`), dimension and class indices (new names appended to `classes`).
+    fn embed(&self, source: &FeatureSource, classes: &mut Vec<String>) -> anyhow::Result<(Vec<f32>, usize, Vec<u32>)> {
+        match self {
+            QueryInput::Memory(m) => labelled_memory(source, m, classes),
+            QueryInput::Folder(items) => {
+                let images: Vec<image::RgbImage> = items.iter().map(|i| i.image.clone()).collect();
+                let (q, d) = source.embed_rgb(&images, |_| {})?;
+                Ok((q, d, items.iter().map(|i| class_index(classes, &i.label)).collect()))
+            }
+        }
+    }
+}
+
 /// `procmem eval knn --memory M.pmem --queries Q`: the kNN table on the user's own data.
 fn knn_own_data(
     memory_path: &std::path::Path,
@@ -733,28 +846,11 @@ fn knn_own_data(
     baselines: bool,
     details: bool,
 ) -> anyhow::Result<()> {
-    use procmem::memory::{Memory, import};
-    let memory = Memory::open(memory_path)?;
+    let memory = procmem::memory::Memory::open(memory_path)?;
     let sources = sources_with_baselines(&features, baselines)?;
-    if !sources.iter().any(|s| s.fingerprint() == memory.model_fingerprint) {
-        anyhow::bail!(
-            "{} was embedded by model {}, which is none of --features (a memory is evaluated with its own model; baselines are added to it)",
-            memory_path.display(),
-            memory.model_fingerprint
-        );
-    }
-    // Queries: a memory file, or a folder whose images every source embeds.
-    let (query_memory, query_images) = if queries.is_dir() {
-        let files = import::list_image_folder(queries)?;
-        let (items, skipped) = import::load(&files);
-        for s in &skipped {
-            eprintln!("  skipped {}: {}", s.source, s.reason);
-        }
-        (None, Some(items))
-    } else {
-        (Some(Memory::open(queries)?), None)
-    };
-    let n_queries = query_memory.as_ref().map_or_else(|| query_images.as_ref().map_or(0, Vec::len), Memory::len);
+    own_model_given(&sources, &memory, memory_path)?;
+    let query_input = QueryInput::load(queries)?;
+    let n_queries = query_input.len();
     let mut markdown = format!(
         "## kNN classification on your data: memory {} ({} entries), queries {} ({n_queries})\n\nCommand: `procmem {}`\n\n",
         memory_path.display(),
@@ -771,19 +867,8 @@ fn knn_own_data(
     for source in &sources {
         let mut classes = Vec::new();
         let (data, dim, labels) = labelled_memory(source, &memory, &mut classes)?;
-        let (q, truths) = match (&query_memory, &query_images) {
-            (Some(m), _) => {
-                let (q, d, t) = labelled_memory(source, m, &mut classes)?;
-                anyhow::ensure!(d == dim, "queries have dimension {d}, the memory {dim}");
-                (q, t)
-            }
-            (None, Some(items)) => {
-                let images: Vec<image::RgbImage> = items.iter().map(|i| i.image.clone()).collect();
-                let (q, _) = source.embed_rgb(&images, |_| {})?;
-                (q, items.iter().map(|i| class_index(&mut classes, &i.label)).collect())
-            }
-            (None, None) => unreachable!("one of the two is set above"),
-        };
+        let (q, d, truths) = query_input.embed(source, &mut classes)?;
+        anyhow::ensure!(d == dim, "queries have dimension {d}, the memory {dim}");
         let index = ExactIndex::from_embeddings(dim, classes, labels, data);
         let r = knn::evaluate(&source.name(), &index, &q, &truths, &ks, VoteRule::default());
         let how = if source.fingerprint() == memory.model_fingerprint { "" } else { " (re-embedded from thumbnails)" };
@@ -826,9 +911,19 @@ impl EvalCommand {
                 probe(ProbeArgs { set, features, ks: k, report, results, baselines: !no_baselines })
             }
             EvalCommand::Unlearn { set, features, k, class, report } => unlearn(set, features, k, class, report),
-            EvalCommand::Ood { set, out, sources: Sources { features, report, no_baselines }, k, limit_test } => {
-                ood(set, out, features, k, limit_test, report, !no_baselines)
-            }
+            EvalCommand::Ood {
+                set,
+                out,
+                sources: Sources { features, report, no_baselines },
+                k,
+                limit_test,
+                memory,
+                in_queries,
+                out_queries,
+            } => match (memory, in_queries) {
+                (Some(memory), Some(inside)) => ood_own_data(&memory, &inside, &out_queries, features, k, report, !no_baselines),
+                _ => ood(set, out, features, k, limit_test, report, !no_baselines),
+            },
             EvalCommand::Retrieval { queries, gallery, sources: Sources { features, report, no_baselines } } => {
                 retrieval(queries, gallery, features, report, !no_baselines)
             }
