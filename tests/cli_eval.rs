@@ -385,51 +385,22 @@ fn knn_runs_on_your_own_memory_with_queries_from_a_file_or_a_folder() {
             procmem(&["memory", "build", "--features", "pixels", "--folder", folder.to_str().unwrap(), "--out", out.to_str().unwrap()]);
         assert!(ok, "{stderr}");
     }
+    let knn = |queries: &Path, rest: &[&str]| {
+        let args = ["eval", "knn", "--memory", mem.to_str().unwrap(), "--queries", queries.to_str().unwrap(), "--k", "3"];
+        procmem(&[&args[..], rest].concat())
+    };
     for q in [&queries, &held_out] {
-        let (ok, stdout, stderr) = procmem(&[
-            "eval",
-            "knn",
-            "--memory",
-            mem.to_str().unwrap(),
-            "--queries",
-            q.to_str().unwrap(),
-            "--features",
-            "pixels",
-            "--k",
-            "3",
-            "--no-baselines",
-        ]);
+        let (ok, stdout, stderr) = knn(q, &["--features", "pixels", "--no-baselines"]);
         assert!(ok, "{stderr}");
         assert!(stdout.contains("| raw pixels | 100.00 % | 3 | 100.00 % |"), "{stdout}");
         assert!(stdout.contains("queries") && stdout.contains("(12)"), "{stdout}");
     }
     // With baselines, the random-init ViT re-embeds the memory from its thumbnails.
-    let (ok, stdout, stderr) = procmem(&[
-        "eval",
-        "knn",
-        "--memory",
-        mem.to_str().unwrap(),
-        "--queries",
-        queries.to_str().unwrap(),
-        "--features",
-        "pixels",
-        "--k",
-        "3",
-    ]);
+    let (ok, stdout, stderr) = knn(&queries, &["--features", "pixels"]);
     assert!(ok, "{stderr}");
     assert!(stdout.contains("random init (re-embedded from thumbnails)"), "{stdout}");
     // A memory of another model than every --features is refused.
-    let (ok, _, stderr) = procmem(&[
-        "eval",
-        "knn",
-        "--memory",
-        mem.to_str().unwrap(),
-        "--queries",
-        queries.to_str().unwrap(),
-        "--features",
-        "random:micro",
-        "--no-baselines",
-    ]);
+    let (ok, _, stderr) = knn(&queries, &["--features", "random:micro", "--no-baselines"]);
     assert!(!ok && stderr.contains("none of --features"), "{stderr}");
 
     // "Not in memory" on the same data: uniform grey pictures are out of distribution.

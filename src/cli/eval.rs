@@ -210,28 +210,38 @@ pub struct KnnArgs {
     pub details: bool,
 }
 
+/// `k = 10 | k = 20 | …`: the per-k column names of a Markdown table.
+fn k_column_names(ks: &[usize]) -> String {
+    ks.iter().map(|k| format!("k = {k}")).collect::<Vec<_>>().join(" | ")
+}
+
+/// The header of a kNN table: features, best top-1, its k, then top-1 for each k.
+fn knn_table_header(ks: &[usize]) -> String {
+    format!("| features | best top-1 | k | {} |\n|---|---:|---:|{}\n", k_column_names(ks), "---:|".repeat(ks.len()))
+}
+
+/// One kNN table row (the best top-1, its k, then top-1 for each k).
+fn knn_table_row(name: &str, r: &knn::KnnReport) -> String {
+    format!(
+        "| {name} | {:.2} % | {} | {} |\n",
+        r.best_top1 * 100.0,
+        r.best_k,
+        r.top1.iter().map(|a| format!("{:.2} %", a * 100.0)).collect::<Vec<_>>().join(" | ")
+    )
+}
+
 pub fn knn(args: KnnArgs) -> anyhow::Result<()> {
     let sources = sources_with_baselines(&args.features, args.baselines)?;
     let split = load_split(args.set, args.limit_train, args.limit_test)?;
     let mut markdown =
         format!("## kNN classification, {} (DINO voting T = 0.07)\n\nCommand: `procmem {}`\n\n", split.describe(), command_line());
-    let mut summary = format!(
-        "| features | best top-1 | k | {} |\n|---|---:|---:|{}\n",
-        args.ks.iter().map(|k| format!("k = {k}")).collect::<Vec<_>>().join(" | "),
-        "---:|".repeat(args.ks.len())
-    );
+    let mut summary = knn_table_header(&args.ks);
     let mut details = String::new();
     for source in &sources {
         let (index, queries) = embed_split(source, &split)?;
         let r = knn::evaluate(&source.name(), &index, &queries, &split.test.labels, &args.ks, VoteRule::default());
         eprintln!("{}: best top-1 {:.2} % at k = {}", r.source, r.best_top1 * 100.0, r.best_k);
-        summary += &format!(
-            "| {} | {:.2} % | {} | {} |\n",
-            short_label(source),
-            r.best_top1 * 100.0,
-            r.best_k,
-            r.top1.iter().map(|a| format!("{:.2} %", a * 100.0)).collect::<Vec<_>>().join(" | ")
-        );
+        summary += &knn_table_row(&short_label(source), &r);
         append_results(&args.results, &[record(source, &split, "knn", r.best_top1, Some(r.best_k))])?;
         details += &r.markdown();
         details += "\n";
@@ -352,11 +362,7 @@ pub fn privacy(args: PrivacyArgs) -> anyhow::Result<()> {
         split.describe(),
         command_line()
     );
-    markdown += &format!(
-        "| features | {} |\n|---|{}\n",
-        ks.iter().map(|k| format!("k = {k}")).collect::<Vec<_>>().join(" | "),
-        "---:|".repeat(ks.len())
-    );
+    markdown += &format!("| features | {} |\n|---|{}\n", k_column_names(ks), "---:|".repeat(ks.len()));
     let mut details = String::new();
     let mut series = Vec::new();
     for source in &sources {
@@ -858,11 +864,7 @@ fn knn_own_data(
         queries.display(),
         command_line()
     );
-    markdown += &format!(
-        "| features | best top-1 | k | {} |\n|---|---:|---:|{}\n",
-        ks.iter().map(|k| format!("k = {k}")).collect::<Vec<_>>().join(" | "),
-        "---:|".repeat(ks.len())
-    );
+    markdown += &knn_table_header(&ks);
     let mut detail_text = String::new();
     for source in &sources {
         let mut classes = Vec::new();
@@ -873,13 +875,7 @@ fn knn_own_data(
         let r = knn::evaluate(&source.name(), &index, &q, &truths, &ks, VoteRule::default());
         let how = if source.fingerprint() == memory.model_fingerprint { "" } else { " (re-embedded from thumbnails)" };
         eprintln!("{}{how}: best top-1 {:.2} % at k = {}", short_label(source), r.best_top1 * 100.0, r.best_k);
-        markdown += &format!(
-            "| {}{how} | {:.2} % | {} | {} |\n",
-            short_label(source),
-            r.best_top1 * 100.0,
-            r.best_k,
-            r.top1.iter().map(|a| format!("{:.2} %", a * 100.0)).collect::<Vec<_>>().join(" | ")
-        );
+        markdown += &knn_table_row(&format!("{}{how}", short_label(source)), &r);
         detail_text += &r.markdown();
         detail_text += "\n";
     }
