@@ -344,6 +344,13 @@ fn prune_finds_a_mislabelled_entry_dry_run_changes_nothing_and_apply_deletes_it(
     assert!(stderr.contains("dry run"), "{stderr}");
     assert_eq!(std::fs::read(&mem).unwrap(), before, "a dry run leaves the file as it was");
 
+    // Its KNN-Shapley value is the lowest, and negative.
+    let (ok, stdout, stderr) =
+        procmem(&["memory", "value", mem.to_str().unwrap(), "--queries", queries.to_str().unwrap(), "--k", "3", "--show", "1"]);
+    assert!(ok, "{stderr}");
+    let first_row = stdout.lines().find(|l| l.starts_with("| ") && !l.starts_with("| id")).unwrap_or_default();
+    assert!(first_row.contains("mislabelled.png") && first_row.contains("| -"), "{stdout}");
+
     let pruned = dir.path().join("pruned.pmem");
     let (ok, _, stderr) = procmem(&[&args[..], &["--apply", "--out", pruned.to_str().unwrap()]].concat());
     assert!(ok, "{stderr}");

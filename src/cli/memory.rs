@@ -88,6 +88,29 @@ pub enum MemoryCommand {
         #[arg(long)]
         csv: Option<PathBuf>,
     },
+    /// Exact KNN-Shapley data values (Jia et al. 2019) of every entry over labelled queries:
+    /// the lowest first (negative: the entry lowers the accuracy it takes part in — often a
+    /// wrong label). Changes nothing.
+    Value {
+        memory: PathBuf,
+        /// Labelled queries embedded by the same model (a memory file).
+        #[arg(long)]
+        queries: PathBuf,
+        #[arg(long, default_value_t = 10)]
+        k: usize,
+        /// Entries listed.
+        #[arg(long, default_value_t = 20)]
+        show: usize,
+        /// Write every entry's value (id, label, source, value) as CSV here.
+        #[arg(long)]
+        csv: Option<PathBuf>,
+        /// Experiment: flip this fraction of the memory's labels (in memory only, seeded) and
+        /// report how many of them the lowest values find (the paper's label-noise test).
+        #[arg(long)]
+        flip_labels: Option<f64>,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
     /// Delete entries by id; their bytes leave the file.
     Delete {
         memory: PathBuf,
@@ -234,6 +257,9 @@ fn run(cmd: MemoryCommand) -> anyhow::Result<()> {
             Ok(())
         }
         MemoryCommand::Prune { memory, queries, k, min_hurt, apply, out, csv } => prune(&memory, &queries, k, min_hurt, apply, out, csv),
+        MemoryCommand::Value { memory, queries, k, show, csv, flip_labels, seed } => {
+            value(&memory, &queries, k, show, csv, flip_labels, seed)
+        }
         MemoryCommand::Delete { memory, ids } => {
             let mut m = Memory::open(&memory)?;
             for id in &ids {
@@ -248,18 +274,15 @@ fn run(cmd: MemoryCommand) -> anyhow::Result<()> {
     }
 }
 
-fn prune(
+/// A memory and labelled queries of the same model: the memory, the class names (the memory's,
+/// then classes only queries have), the exact index, the queries (`nq × dim`) and their classes.
+#[allow(clippy::type_complexity)]
+fn memory_and_queries(
     path: &std::path::Path,
     queries: &std::path::Path,
-    k: usize,
-    min_hurt: usize,
-    apply: bool,
-    out: Option<PathBuf>,
-    csv: Option<PathBuf>,
-) -> anyhow::Result<()> {
-    use procmem::memory::prune::{accuracy, evidence, split_for_pruning};
+) -> anyhow::Result<(procmem::memory::Memory, Vec<String>, procmem::memory::ExactIndex, Vec<f32>, Vec<u32>)> {
     use procmem::memory::{ExactIndex, Memory};
-    let mut memory = Memory::open(path)?;
+    let memory = Memory::open(path)?;
     let q = Memory::open(queries)?;
     if q.model_fingerprint != memory.model_fingerprint {
         bail!(
@@ -280,6 +303,89 @@ fn prune(
     let index = ExactIndex::build(&memory, &labels);
     let truths: Vec<u32> = q.entries.iter().map(|e| labels.iter().position(|l| *l == e.label).expect("added above") as u32).collect();
     let flat: Vec<f32> = q.entries.iter().flat_map(|e| e.embedding.iter().copied()).collect();
+    Ok((memory, labels, index, flat, truths))
+}
+
+fn value(
+    path: &std::path::Path,
+    queries: &std::path::Path,
+    k: usize,
+    show: usize,
+    csv: Option<PathBuf>,
+    flip_labels: Option<f64>,
+    seed: u64,
+) -> anyhow::Result<()> {
+    use procmem::memory::value::knn_shapley;
+    let (memory, labels, mut index, flat, truths) = memory_and_queries(path, queries)?;
+    let mut flipped = std::collections::HashSet::new();
+    if let Some(fraction) = flip_labels {
+        anyhow::ensure!(
+            (0.0..=1.0).contains(&fraction) && labels.len() > 1,
+            "--flip-labels takes a fraction in [0, 1] and needs two classes"
+        );
+        let mut rng = procmem::rng::Rng::new(seed);
+        let rows: Vec<(u64, u32, Vec<f32>)> = index.rows().map(|(id, l, e)| (id, l, e.to_vec())).collect();
+        index.retain(|_, _| false);
+        for (id, label, e) in rows {
+            let label = if rng.uniform() < fraction {
+                flipped.insert(id);
+                (label + 1 + rng.below(labels.len() - 1) as u32) % labels.len() as u32
+            } else {
+                label
+            };
+            index.insert(id, label, &e);
+        }
+    }
+    let t = std::time::Instant::now();
+    let values = knn_shapley(&index, &flat, &truths, k);
+    let mut ranked: Vec<((u64, u32), f64)> = index.rows().map(|(id, l, _)| (id, l)).zip(values).collect();
+    ranked.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.0.cmp(&b.0.0)));
+    println!(
+        "KNN-Shapley values (Jia et al. 2019) of {} entries over {} queries, k = {k}, in {:.1} s; {} negative",
+        ranked.len(),
+        truths.len(),
+        t.elapsed().as_secs_f64(),
+        ranked.iter().filter(|r| r.1 < 0.0).count()
+    );
+    println!("| id | label | source | value |\n|---:|---|---|---:|");
+    for ((id, label), v) in ranked.iter().take(show) {
+        let source = memory.get(*id).map_or("", |e| e.source.as_str());
+        println!("| {id} | {} | {source} | {v:.3e} |", labels[*label as usize]);
+    }
+    if !flipped.is_empty() {
+        let lowest = &ranked[..flipped.len().min(ranked.len())];
+        let found = lowest.iter().filter(|r| flipped.contains(&r.0.0)).count();
+        println!(
+            "label noise: {} of {} labels flipped (seed {seed}); the lowest-valued {} entries hold {found} of them ({:.1} %; chance {:.1} %)",
+            flipped.len(),
+            ranked.len(),
+            lowest.len(),
+            100.0 * found as f64 / flipped.len() as f64,
+            100.0 * flipped.len() as f64 / ranked.len() as f64
+        );
+    }
+    if let Some(csv) = csv {
+        let mut text = String::from("id,label,source,value\n");
+        for ((id, label), v) in &ranked {
+            let source = memory.get(*id).map_or("", |e| e.source.as_str());
+            text += &format!("{id},{},\"{}\",{v:e}\n", labels[*label as usize], source.replace('"', "\"\""));
+        }
+        procmem::fsio::write_atomic(&csv, text.as_bytes())?;
+    }
+    Ok(())
+}
+
+fn prune(
+    path: &std::path::Path,
+    queries: &std::path::Path,
+    k: usize,
+    min_hurt: usize,
+    apply: bool,
+    out: Option<PathBuf>,
+    csv: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    use procmem::memory::prune::{accuracy, evidence, split_for_pruning};
+    let (mut memory, labels, index, flat, truths) = memory_and_queries(path, queries)?;
     let ((choose_q, choose_t), (judge_q, judge_t)) = split_for_pruning(&flat, &truths, memory.dim);
     let evidence = evidence(&index, &choose_q, &choose_t, k);
     let harmful: Vec<&procmem::memory::prune::PruneEvidence> = evidence.iter().filter(|e| e.is_harmful(min_hurt)).collect();

@@ -18,6 +18,7 @@ pub mod prune;
 pub mod query;
 pub mod store;
 pub mod unlearn;
+pub mod value;
 pub mod vote;
 
 pub use hnsw::{HnswIndex, HnswParams};
