@@ -145,6 +145,35 @@ fn a_query_unlike_the_memory_is_answered_not_in_memory_when_asked() {
 }
 
 #[test]
+fn memory_panel_computes_data_values_and_sorts_lowest_first() {
+    let (k, _) = knowledge(3);
+    let mut h = Harness::builder()
+        .with_size(egui::vec2(1100.0, 700.0))
+        .build_ui_state(|ui, (p, k): &mut (MemoryPanel, Knowledge)| p.ui(ui, k), (MemoryPanel::default(), k));
+    h.run_steps(2);
+    assert_eq!(h.state().0.shown_ids(), (0..11).collect::<Vec<u64>>(), "memory order before");
+    h.get_by_label("Compute data values").click();
+    wait(&mut h, "the data values", |(p, k)| p.value_of(k, 0).is_some());
+    let (p, k) = h.state();
+    let values: Vec<f64> = (0..11).map(|id| p.value_of(k, id).unwrap()).collect();
+    // The watched red query has the red entry as its only same-class neighbour.
+    assert!(values[0] > 0.0, "{values:?}");
+    h.get_by_label("lowest value first").click();
+    h.run_steps(3);
+    let shown = h.state().0.shown_ids().to_vec();
+    assert_eq!(shown.len(), 11);
+    for pair in shown.windows(2) {
+        assert!(values[pair[0] as usize] <= values[pair[1] as usize], "{shown:?} {values:?}");
+    }
+    // A deletion makes the values stale: the grid goes back to memory order.
+    h.state_mut().1.delete(shown[0]);
+    h.run_steps(3);
+    assert!(h.query_by_label_contains("recompute").is_some());
+    let (p, k) = h.state();
+    assert_eq!(p.shown_ids(), k.memory.entries.iter().map(|e| e.id).collect::<Vec<u64>>());
+}
+
+#[test]
 fn memory_panel_deletes_with_undo_and_saves_without_the_deleted_bytes() {
     let (k, _) = knowledge(3);
     let mut h = Harness::builder()

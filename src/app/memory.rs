@@ -20,8 +20,14 @@ pub struct MemoryPanel {
     pub message: String,
     /// Ask the Query panel to query with this entry.
     pub query_request: Option<u64>,
-    /// The grid's entry ids for (memory generation, filter): rebuilt only when either changes.
-    shown: Option<((u64, Option<String>), Vec<u64>)>,
+    /// The grid's entry ids for (memory generation, filter, sorted by value): rebuilt only when
+    /// one of them changes.
+    shown: Option<((u64, Option<String>, bool), Vec<u64>)>,
+    /// KNN-Shapley values over the watch list (memory generation they were computed at, values).
+    pub values: Option<(u64, std::collections::HashMap<u64, f64>)>,
+    values_job: Option<Job<std::collections::HashMap<u64, f64>>>,
+    /// Order the grid by data value, lowest (most harmful) first.
+    pub sort_by_value: bool,
 }
 
 const THUMB: f32 = 56.0;
@@ -40,6 +46,67 @@ impl MemoryPanel {
         self.add_job = Some(Job::spawn(ctx, "embedding", move |h| {
             embed_images(&source, files, &label, || h.cancelled(), |f, t| h.progress(f, t)).map_err(|e| e.to_string())
         }));
+    }
+
+    /// Computes the entries' KNN-Shapley values over the labelled watched queries on a worker.
+    pub fn start_values(&mut self, ctx: &egui::Context, k: &Knowledge) {
+        let labelled: Vec<(&[f32], u32)> = k.watch.queries.iter().filter_map(|q| q.truth.map(|t| (q.embedding.as_slice(), t))).collect();
+        if labelled.is_empty() {
+            self.message = "data values need labelled watched queries (the watch list has none)".into();
+            return;
+        }
+        let queries: Vec<f32> = labelled.iter().flat_map(|(e, _)| e.iter().copied()).collect();
+        let truths: Vec<u32> = labelled.iter().map(|(_, t)| *t).collect();
+        let (index, kk, generation) = (k.index.clone(), k.k(), k.generation);
+        self.values_job = Some(Job::spawn(ctx, "data values", move |_| {
+            let values = crate::memory::value::knn_shapley(&index, &queries, &truths, kk);
+            Ok(index.rows().map(|(id, _, _)| id).zip(values).collect())
+        }));
+        self.values = Some((generation, Default::default()));
+    }
+
+    fn values_ui(&mut self, ui: &mut egui::Ui, k: &Knowledge) {
+        if let Some(job) = &mut self.values_job {
+            if let Some(result) = job.poll() {
+                self.values_job = None;
+                match result {
+                    Ok(values) => self.values = Some((k.generation, values)),
+                    Err(e) => {
+                        self.values = None;
+                        self.message = format!("data values: {e}");
+                    }
+                }
+            } else {
+                job.ui(ui);
+            }
+        }
+        let fresh = self.values.as_ref().is_some_and(|(g, v)| *g == k.generation && !v.is_empty());
+        ui.horizontal(|ui| {
+            if ui
+                .add_enabled(
+                    self.values_job.is_none(),
+                    egui::Button::new(if fresh { "Recompute data values" } else { "Compute data values" }),
+                )
+                .on_hover_text("Exact KNN-Shapley values (Jia et al. 2019) of every entry over the labelled watched queries")
+                .clicked()
+            {
+                self.start_values(ui.ctx(), k);
+            }
+            ui.add_enabled(fresh, egui::Checkbox::new(&mut self.sort_by_value, "lowest value first"));
+        });
+        if self.values.as_ref().is_some_and(|(g, v)| *g != k.generation && !v.is_empty()) {
+            ui.label(RichText::new("the memory changed since: recompute").small().weak());
+        }
+    }
+
+    /// The grid's entry ids, in display order (as of the last frame).
+    pub fn shown_ids(&self) -> &[u64] {
+        self.shown.as_ref().map_or(&[], |(_, ids)| ids.as_slice())
+    }
+
+    /// An entry's data value, when computed for the current memory.
+    pub fn value_of(&self, k: &Knowledge, id: u64) -> Option<f64> {
+        self.values.as_ref().filter(|(g, _)| *g == k.generation).and_then(|(_, v)| v.get(&id).copied())
     }
 
     pub fn ui(&mut self, ui: &mut egui::Ui, k: &mut Knowledge) {
@@ -101,6 +168,8 @@ impl MemoryPanel {
                 }
             });
             ui.separator();
+            self.values_ui(ui, k);
+            ui.separator();
             ui.label("Add images (drop files here, or):");
             ui.horizontal(|ui| {
                 let l = ui.label("label");
@@ -142,6 +211,9 @@ impl MemoryPanel {
                                     }
                                 });
                                 ui.label(format!("source: {}", e.source));
+                                if let Some(v) = self.value_of(k, id) {
+                                    ui.label(format!("data value {v:.3e} (KNN-Shapley over the watch list; negative: it lowers accuracy)"));
+                                }
                                 ui.label(RichText::new(format!("content hash {:016x}", e.content_hash)).small().weak());
                             });
                         });
@@ -162,9 +234,15 @@ impl MemoryPanel {
                     edit.micros
                 )));
             }
-            let key = (k.generation, self.filter.clone());
+            let by_value = self.sort_by_value && self.value_of(k, k.memory.entries.first().map_or(0, |e| e.id)).is_some();
+            let key = (k.generation, self.filter.clone(), by_value);
             if self.shown.as_ref().is_none_or(|(kk, _)| *kk != key) {
-                let ids = k.memory.entries.iter().filter(|e| self.filter.as_ref().is_none_or(|f| *f == e.label)).map(|e| e.id).collect();
+                let mut ids: Vec<u64> =
+                    k.memory.entries.iter().filter(|e| self.filter.as_ref().is_none_or(|f| *f == e.label)).map(|e| e.id).collect();
+                if by_value {
+                    let value = |id: &u64| self.value_of(k, *id).unwrap_or(f64::INFINITY);
+                    ids.sort_by(|a, b| value(a).total_cmp(&value(b)).then(a.cmp(b)));
+                }
                 self.shown = Some((key, ids));
             }
             let ids: &[u64] = self.shown.as_ref().map_or(&[], |(_, ids)| ids.as_slice());
