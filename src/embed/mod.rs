@@ -10,6 +10,14 @@ use crate::error::{Error, Result};
 use crate::model::VisionTransformer;
 use crate::train::augment::eval_preprocess;
 
+/// A batch ready for [`FeatureSource::embed_prepared`].
+pub enum Prepared {
+    /// Raw-pixel features, already final: `(values, dim)`.
+    Embedded(Vec<f32>, usize),
+    /// `n × 3 × size × size` preprocessed pixels for the model.
+    ModelInput { pixels: Vec<f32>, n: usize },
+}
+
 pub enum FeatureSource {
     /// Raw pixel values, flattened and L2-normalised (the paper's "RGB" reference).
     Pixels,
@@ -93,35 +101,63 @@ impl FeatureSource {
     }
 
     /// Embeds RGB images: a model at its resolution with DINO's evaluation preprocessing, raw
-    /// pixels after resizing to 32×32.
+    /// pixels after resizing to 32×32. `progress(done)` after each batch of 256.
     pub fn embed_rgb(&self, images: &[image::RgbImage], mut progress: impl FnMut(usize)) -> Result<(Vec<f32>, usize)> {
+        let mut out = Vec::new();
+        let mut dim = self.vit().map_or(32 * 32 * 3, |v| v.embedding_dim());
+        for (b, chunk) in images.chunks(Self::BATCH).enumerate() {
+            let (values, d) = self.embed_prepared(self.prepare_rgb(&chunk.iter().collect::<Vec<_>>()))?;
+            out.extend(values);
+            dim = d;
+            progress((b * Self::BATCH + chunk.len()).min(images.len()));
+        }
+        Ok((out, dim))
+    }
+
+    /// Images per forward pass.
+    pub const BATCH: usize = 256;
+
+    /// The CPU work before the model, on rayon's pool: DINO's evaluation preprocessing for a
+    /// model, the whole embedding for raw pixels. Split from [`FeatureSource::embed_prepared`] so
+    /// that a pipeline can prepare the next batch while the model runs
+    /// (`memory::embedding::embed_pipelined`); the two together equal [`FeatureSource::embed_rgb`]
+    /// on at most [`FeatureSource::BATCH`] images, bit for bit.
+    pub fn prepare_rgb(&self, images: &[&image::RgbImage]) -> Prepared {
         match self {
-            FeatureSource::Pixels => {
-                let out: Vec<f32> = images
+            FeatureSource::Pixels => Prepared::Embedded(
+                images
                     .par_iter()
                     .flat_map_iter(|img| {
-                        let small = image::imageops::resize(img, 32, 32, image::imageops::FilterType::Triangle);
+                        let small = image::imageops::resize(*img, 32, 32, image::imageops::FilterType::Triangle);
                         let v: Vec<f32> = small.as_raw().iter().map(|&p| p as f32 / 255.0).collect();
                         let n = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
                         v.into_iter().map(move |x| x / n)
                     })
-                    .collect();
-                progress(images.len());
-                Ok((out, 32 * 32 * 3))
-            }
+                    .collect(),
+                32 * 32 * 3,
+            ),
             FeatureSource::Model { vit, .. } => {
                 let size = vit.cfg.img_size as u32;
-                let dim = vit.embedding_dim();
-                let mut out = Vec::with_capacity(images.len() * dim);
-                for (b, chunk) in images.chunks(256).enumerate() {
-                    let pixels: Vec<f32> = chunk.par_iter().flat_map_iter(|img| eval_preprocess(img, size)).collect();
-                    let x = Tensor::from_vec(pixels, (chunk.len(), 3, size as usize, size as usize), &Device::Cpu)?;
-                    let embedding = vit.embedding(&x)?;
-                    out.extend(embedding.flatten_all().and_then(|t| t.to_vec1::<f32>())?);
-                    progress((b * 256 + chunk.len()).min(images.len()));
+                Prepared::ModelInput {
+                    pixels: images.par_iter().flat_map_iter(|img| eval_preprocess(img, size)).collect(),
+                    n: images.len(),
                 }
-                Ok((out, dim))
             }
+        }
+    }
+
+    /// Embeds what [`FeatureSource::prepare_rgb`] made: `(n × dim values, dim)`. Errors: a
+    /// model failure, or input prepared by another kind of source.
+    pub fn embed_prepared(&self, prepared: Prepared) -> Result<(Vec<f32>, usize)> {
+        match (self, prepared) {
+            (FeatureSource::Pixels, Prepared::Embedded(values, dim)) => Ok((values, dim)),
+            (FeatureSource::Model { vit, .. }, Prepared::ModelInput { pixels, n }) => {
+                let size = vit.cfg.img_size;
+                let x = Tensor::from_vec(pixels, (n, 3, size, size), &Device::Cpu)?;
+                let embedding = vit.embedding(&x)?;
+                Ok((embedding.flatten_all().and_then(|t| t.to_vec1::<f32>())?, vit.embedding_dim()))
+            }
+            _ => Err(Error::InvalidConfig("input prepared by another kind of feature source".into())),
         }
     }
 

@@ -85,23 +85,32 @@ where
     B: Iterator<Item = (Vec<super::import::ImportItem>, Vec<super::import::Skipped>)> + Send,
 {
     use rayon::prelude::*;
-    type Prepared = (Vec<super::import::ImportItem>, Vec<Vec<u8>>, Vec<super::import::Skipped>);
+    type Ready = (Vec<(String, String, u64)>, Vec<Vec<u8>>, crate::embed::Prepared, Vec<super::import::Skipped>);
     // One batch in flight: enough to overlap, and memory stays at two batches of images.
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Prepared>(1);
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Ready>(1);
     std::thread::scope(|scope| {
         scope.spawn(move || {
             for (items, skipped) in batches {
-                let thumbnails = items.par_iter().map(|i| super::import::thumbnail_png(&i.image, THUMBNAIL_SIDE)).collect();
-                if tx.send((items, thumbnails, skipped)).is_err() {
-                    break; // the consumer stopped on an error
+                // Everything but the model's forward pass: thumbnails and the model's input. The
+                // decoded images stay here; only the (small) model input goes on.
+                let mut skipped = Some(skipped);
+                for chunk in items.chunks(crate::embed::FeatureSource::BATCH) {
+                    let thumbnails = chunk.par_iter().map(|i| super::import::thumbnail_png(&i.image, THUMBNAIL_SIDE)).collect();
+                    let prepared = source.prepare_rgb(&chunk.iter().map(|i| &i.image).collect::<Vec<_>>());
+                    let names = chunk.iter().map(|i| (i.label.clone(), i.source.clone(), i.content_hash)).collect();
+                    if tx.send((names, thumbnails, prepared, skipped.take().unwrap_or_default())).is_err() {
+                        return; // the consumer stopped on an error
+                    }
+                }
+                if let Some(skipped) = skipped
+                    && tx.send((Vec::new(), Vec::new(), crate::embed::Prepared::Embedded(Vec::new(), 0), skipped)).is_err()
+                {
+                    return;
                 }
             }
         });
-        for (items, thumbnails, skipped) in rx {
-            // Moved, not cloned: a batch of decoded photos is hundreds of megabytes.
-            let (names, images): (Vec<_>, Vec<_>) = items.into_iter().map(|i| ((i.label, i.source, i.content_hash), i.image)).unzip();
-            let (emb, dim) = source.embed_rgb(&images, |_| {})?;
-            drop(images);
+        for (names, thumbnails, prepared, skipped) in rx {
+            let (emb, dim) = if names.is_empty() { (Vec::new(), 0) } else { source.embed_prepared(prepared)? };
             let entries = names
                 .into_iter()
                 .zip(thumbnails)
@@ -234,10 +243,16 @@ mod tests {
 
     #[test]
     fn the_pipeline_gives_the_serial_result_in_order_and_stops_on_an_error() {
-        let source = FeatureSource::Pixels;
+        let micro = crate::model::VitConfig::preset("micro").unwrap();
+        for source in [FeatureSource::Pixels, FeatureSource::random_like(&micro).unwrap()] {
+            pipeline_equals_serial(&source);
+        }
+    }
+
+    fn pipeline_equals_serial(source: &FeatureSource) {
         let mut got = Vec::new();
         let mut skipped = Vec::new();
-        embed_pipelined(&source, (0..4).map(batch), |entries, bad| {
+        embed_pipelined(source, (0..4).map(batch), |entries, bad| {
             got.extend(entries);
             skipped.extend(bad);
             Ok(())
@@ -257,7 +272,7 @@ mod tests {
         // An error in the second batch is returned, and the producer (with 1,000 batches to go)
         // stops instead of blocking the caller.
         let mut calls = 0;
-        let result = embed_pipelined(&source, (0..1000).map(batch), |_, _| {
+        let result = embed_pipelined(source, (0..1000).map(batch), |_, _| {
             calls += 1;
             if calls == 2 { Err(Error::Cancelled) } else { Ok(()) }
         });
