@@ -729,7 +729,8 @@ fn labelled_memory(
     Ok((m.entries.iter().flat_map(|e| e.embedding.iter().copied()).collect(), m.dim, truths))
 }
 
-fn class_index(classes: &mut Vec<String>, label: &str) -> u32 {
+/// The index of `label` in `classes`, appending it when new.
+pub fn class_index(classes: &mut Vec<String>, label: &str) -> u32 {
     match classes.iter().position(|c| c == label) {
         Some(i) => i as u32,
         None => {

@@ -295,13 +295,8 @@ fn memory_and_queries(
     }
     // Query classes outside the memory's labels count as a class no entry has.
     let mut labels = memory.labels();
-    for l in q.labels() {
-        if !labels.contains(&l) {
-            labels.push(l);
-        }
-    }
+    let truths: Vec<u32> = q.entries.iter().map(|e| super::eval::class_index(&mut labels, &e.label)).collect();
     let index = ExactIndex::build(&memory, &labels);
-    let truths: Vec<u32> = q.entries.iter().map(|e| labels.iter().position(|l| *l == e.label).expect("added above") as u32).collect();
     let flat: Vec<f32> = q.entries.iter().flat_map(|e| e.embedding.iter().copied()).collect();
     Ok((memory, labels, index, flat, truths))
 }
