@@ -1,7 +1,7 @@
 //! The Memory, Query and Privacy panels with egui_kittest, on a tiny random-init model and a
 //! memory built in the test: drop an image → its neighbours are shown; unlearn a neighbour →
 //! the watch list updates (and the flip is shown); delete and undo in the Memory panel; run the
-//! privacy analysis.
+//! privacy analysis; draw a lasso on the Map and unlearn what it holds.
 
 #[path = "common/ui.rs"]
 mod ui_common;
@@ -12,6 +12,7 @@ use std::sync::Arc;
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 use procmem::app::knowledge::{Knowledge, Perception};
+use procmem::app::map::{ColourBy, MapPanel};
 use procmem::app::memory::MemoryPanel;
 use procmem::app::privacy::PrivacyPanel;
 use procmem::app::query::QueryPanel;
@@ -342,4 +343,95 @@ fn the_app_offers_re_embedding_on_a_model_mismatch_and_it_works() {
     let k = app.knowledge.as_ref().unwrap();
     assert_eq!(k.memory.model_fingerprint, k.perception.source.fingerprint());
     assert_eq!((k.memory.len(), k.memory.dim), (3, k.perception.source.vit().unwrap().embedding_dim()));
+}
+
+/// Presses, drags through `path` and releases the primary button, one frame per point.
+fn drag_path<S>(h: &mut Harness<'_, S>, path: &[egui::Pos2]) {
+    let button =
+        |pos, pressed| egui::Event::PointerButton { pos, button: egui::PointerButton::Primary, pressed, modifiers: Default::default() };
+    h.input_mut().events.push(egui::Event::PointerMoved(path[0]));
+    h.input_mut().events.push(button(path[0], true));
+    h.step();
+    for &p in &path[1..] {
+        h.input_mut().events.push(egui::Event::PointerMoved(p));
+        h.step();
+    }
+    h.input_mut().events.push(button(path[path.len() - 1], false));
+    h.run_steps(2);
+}
+
+#[test]
+fn a_lasso_on_the_map_unlearns_what_it_holds_and_the_watch_list_follows() {
+    let (k, _) = knowledge(1);
+    let red_id = 0;
+    let mut h = Harness::builder()
+        .with_size(egui::vec2(1100.0, 800.0))
+        .build_ui_state(|ui, (p, k): &mut (MapPanel, Knowledge)| p.ui(ui, k, None, None), (MapPanel::default(), k));
+    wait(&mut h, "the map", |(p, _)| p.map.is_some() && p.transform.is_some());
+    assert_eq!(h.state().0.map.as_ref().unwrap().ids.len(), 11);
+
+    // Pan/zoom by default; in lasso mode a drag around the red entry selects it.
+    h.get_by_label("Lasso").click();
+    h.run_steps(2);
+    let c = h.state().0.screen_position(red_id).expect("the red entry is drawn");
+    let r = 5.0;
+    let square: Vec<egui::Pos2> =
+        [(-r, -r), (r, -r), (r, r), (-r, r), (-r, -r + 1.0)].iter().map(|&(dx, dy)| c + egui::vec2(dx, dy)).collect();
+    drag_path(&mut h, &square);
+    let (p, k) = h.state();
+    let selection = p.selection.clone();
+    assert!(selection.contains(&red_id), "{selection:?}");
+    // Exactly the entries inside the lasso as drawn, whatever else lies that close.
+    assert_eq!(selection, p.map.as_ref().unwrap().inside(&p.lasso));
+    assert!(selection.iter().all(|&id| k.memory.get(id).is_some()));
+
+    h.get_by_label(&format!("Unlearn {} selected", selection.len())).click();
+    h.run_steps(3);
+    let (p, k) = h.state();
+    assert!(selection.iter().all(|&id| k.memory.get(id).is_none()), "unlearned");
+    assert!(p.selection.is_empty());
+    let edit = k.last_edit.as_ref().unwrap();
+    assert!(edit.update.flipped.contains(&0), "the watched red query flips: no red entry is left");
+    assert_ne!(k.watch.queries[0].vote.prediction, k.watch.queries[0].initial_prediction);
+
+    // One Undo restores the whole selection and the prediction.
+    h.get_by_label("Undo").click();
+    h.run_steps(3);
+    let (_, k) = h.state();
+    assert!(selection.iter().all(|&id| k.memory.get(id).is_some()));
+    assert_eq!(k.watch.queries[0].vote.prediction, k.watch.queries[0].initial_prediction);
+}
+
+#[test]
+fn map_colours_by_leave_one_out_prediction_and_relabelling_is_one_undoable_edit() {
+    let (k, _) = knowledge(1);
+    let mut h = Harness::builder()
+        .with_size(egui::vec2(1100.0, 800.0))
+        .build_ui_state(|ui, (p, k): &mut (MapPanel, Knowledge)| p.ui(ui, k, None, None), (MapPanel::default(), k));
+    wait(&mut h, "the map", |(p, _)| p.map.is_some());
+    h.get_by_label("leave-one-out prediction").click();
+    wait(&mut h, "the predictions", |(p, _)| p.predictions.is_some());
+    assert_eq!(h.state().0.colour_by, ColourBy::Prediction);
+    let (p, k) = h.state();
+    let predictions = &p.predictions.as_ref().unwrap().1;
+    assert_eq!(predictions.len(), 11);
+    // k = 1: the lone red entry's nearest other entry is blue or green, so it is wrong.
+    let red = k.labels.iter().position(|l| l == "red").unwrap() as u32;
+    assert_ne!(predictions[&0], Some(red));
+    assert!(h.query_by_label_contains("wrong (").is_some());
+
+    // Relabel two entries, then undo both at once.
+    let blue: Vec<u64> = k.memory.entries.iter().filter(|e| e.label == "blue").map(|e| e.id).take(2).collect();
+    h.state_mut().0.selection = blue.clone();
+    h.state_mut().0.new_label = "navy".into();
+    h.run_steps(2);
+    h.get_by_label("Relabel").click();
+    h.run_steps(2);
+    let (p, k) = h.state();
+    assert!(blue.iter().all(|&id| k.memory.get(id).unwrap().label == "navy"));
+    assert!(k.labels.contains(&"navy".to_string()));
+    assert!(p.predictions.as_ref().unwrap().0 != k.generation, "predictions are stale after the edit");
+    h.get_by_label("Undo").click();
+    h.run_steps(2);
+    assert!(blue.iter().all(|&id| h.state().1.memory.get(id).unwrap().label == "blue"));
 }

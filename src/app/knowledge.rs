@@ -88,6 +88,25 @@ pub struct EditReport {
     pub micros: u128,
 }
 
+/// One undoable edit.
+enum Edit {
+    /// Entries unlearned together, in deletion order.
+    Deleted(Vec<Entry>),
+    /// (id, label before) of relabelled entries.
+    Relabelled(Vec<(u64, String)>),
+}
+
+/// Folds one edit step's touched queries into an edit's (each listed once); which flipped is
+/// decided for the whole edit by [`Knowledge::flipped_since`], since a query flipped by one step
+/// of a batch may be flipped back by the next.
+fn merge(into: &mut WatchUpdate, step: WatchUpdate) {
+    for q in step.touched {
+        if !into.touched.contains(&q) {
+            into.touched.push(q);
+        }
+    }
+}
+
 pub struct Knowledge {
     pub perception: Perception,
     pub memory: Memory,
@@ -98,7 +117,7 @@ pub struct Knowledge {
     pub labels: Vec<String>,
     pub index: ExactIndex,
     pub watch: WatchList,
-    undo: Vec<Entry>,
+    undo: Vec<Edit>,
     pub dirty: bool,
     pub last_edit: Option<EditReport>,
     /// Bumped by every edit, so panels know to refresh what they derived.
@@ -265,14 +284,31 @@ impl Knowledge {
 
     /// Deletes an entry (unlearns it): the index and every watched prediction follow at once.
     pub fn delete(&mut self, id: u64) -> Option<&EditReport> {
+        self.delete_many(&[id])
+    }
+
+    /// Deletes entries as one edit (one undo restores them all); ids not in the memory are
+    /// skipped. `None` when none was.
+    pub fn delete_many(&mut self, ids: &[u64]) -> Option<&EditReport> {
         let start = std::time::Instant::now();
-        let entry = self.memory.delete(id)?;
-        self.index.remove(id);
-        let update = self.watch.on_delete(&self.index, id);
-        self.thumbs.remove(&id);
-        self.last_edit =
-            Some(EditReport { what: format!("unlearned #{id} ({})", entry.label), update, micros: start.elapsed().as_micros() });
-        self.undo.push(entry);
+        let predictions = self.predictions();
+        let mut update = WatchUpdate::default();
+        let mut deleted = Vec::new();
+        for &id in ids {
+            let Some(entry) = self.memory.delete(id) else { continue };
+            self.index.remove(id);
+            merge(&mut update, self.watch.on_delete(&self.index, id));
+            self.thumbs.remove(&id);
+            deleted.push(entry);
+        }
+        let what = match deleted.as_slice() {
+            [] => return None,
+            [e] => format!("unlearned #{} ({})", e.id, e.label),
+            many => format!("unlearned {} entries", many.len()),
+        };
+        update.flipped = self.flipped_since(&predictions);
+        self.last_edit = Some(EditReport { what, update, micros: start.elapsed().as_micros() });
+        self.undo.push(Edit::Deleted(deleted));
         self.dirty = true;
         // Cached re-embeddings of memories that held the entry go with it: deleting unlearns.
         if !self.reembed_cache_purged {
@@ -283,22 +319,95 @@ impl Knowledge {
         self.last_edit.as_ref()
     }
 
+    /// Gives entries a new label as one undoable edit (the watch list follows: an entry that
+    /// votes for another class can flip predictions). Ids not in the memory or already so
+    /// labelled are skipped; `None` when nothing changed.
+    pub fn relabel(&mut self, ids: &[u64], label: &str) -> Option<&EditReport> {
+        let start = std::time::Instant::now();
+        let label = label.trim();
+        if label.is_empty() {
+            return None;
+        }
+        let predictions = self.predictions();
+        let mut update = WatchUpdate::default();
+        let mut before = Vec::new();
+        for &id in ids {
+            if let Some(old) = self.set_label(id, label, &mut update) {
+                before.push((id, old));
+            }
+        }
+        if before.is_empty() {
+            return None;
+        }
+        update.flipped = self.flipped_since(&predictions);
+        let what = format!("relabelled {} entr{} as “{label}”", before.len(), if before.len() == 1 { "y" } else { "ies" });
+        self.last_edit = Some(EditReport { what, update, micros: start.elapsed().as_micros() });
+        self.undo.push(Edit::Relabelled(before));
+        self.dirty = true;
+        self.generation += 1;
+        self.last_edit.as_ref()
+    }
+
+    /// Relabels one entry in memory, index and watch list; returns its old label if it changed.
+    fn set_label(&mut self, id: u64, label: &str, update: &mut WatchUpdate) -> Option<String> {
+        let pos = self.memory.position(id)?;
+        if self.memory.entries[pos].label == label {
+            return None;
+        }
+        let class = self.class_of(label);
+        let old = std::mem::replace(&mut self.memory.entries[pos].label, label.to_string());
+        let embedding = self.memory.entries[pos].embedding.clone();
+        self.index.remove(id);
+        merge(update, self.watch.on_delete(&self.index, id));
+        self.index.insert(id, class, &embedding);
+        merge(update, self.watch.on_insert(id, class, &embedding));
+        Some(old)
+    }
+
+    /// The watched queries' current predictions, in watch-list order.
+    fn predictions(&self) -> Vec<Option<u32>> {
+        self.watch.queries.iter().map(|q| q.vote.prediction).collect()
+    }
+
+    /// Watched queries whose prediction differs from `before`.
+    fn flipped_since(&self, before: &[Option<u32>]) -> Vec<usize> {
+        self.watch.queries.iter().zip(before).enumerate().filter(|(_, (q, b))| q.vote.prediction != **b).map(|(i, _)| i).collect()
+    }
+
     pub fn can_undo(&self) -> bool {
         !self.undo.is_empty()
     }
 
-    /// Restores the last deleted entry.
+    /// Reverts the last edit (a deletion of one or many entries, or a relabelling).
     pub fn undo(&mut self) -> Option<&EditReport> {
         let start = std::time::Instant::now();
-        let entry = self.undo.pop()?;
-        let (id, label) = (entry.id, self.class_of(&entry.label.clone()));
-        self.index.insert(id, label, &entry.embedding);
-        let update = self.watch.on_insert(id, label, &entry.embedding);
-        let what = format!("restored #{id} ({})", entry.label);
-        if let Err(e) = self.memory.restore(entry) {
-            self.last_edit = Some(EditReport { what: format!("could not restore #{id}: {e}"), update, micros: 0 });
-            return self.last_edit.as_ref();
-        }
+        let edit = self.undo.pop()?;
+        let predictions = self.predictions();
+        let mut update = WatchUpdate::default();
+        let what = match edit {
+            Edit::Deleted(entries) => {
+                let n = entries.len();
+                let first = entries.first().map(|e| format!("#{} ({})", e.id, e.label)).unwrap_or_default();
+                for entry in entries.into_iter().rev() {
+                    let (id, label) = (entry.id, self.class_of(&entry.label.clone()));
+                    self.index.insert(id, label, &entry.embedding);
+                    merge(&mut update, self.watch.on_insert(id, label, &entry.embedding));
+                    if let Err(e) = self.memory.restore(entry) {
+                        self.last_edit = Some(EditReport { what: format!("could not restore #{id}: {e}"), update, micros: 0 });
+                        return self.last_edit.as_ref();
+                    }
+                }
+                if n == 1 { format!("restored {first}") } else { format!("restored {n} entries") }
+            }
+            Edit::Relabelled(before) => {
+                let n = before.len();
+                for (id, old) in before.into_iter().rev() {
+                    self.set_label(id, &old, &mut update);
+                }
+                format!("undid the relabelling of {n} entr{}", if n == 1 { "y" } else { "ies" })
+            }
+        };
+        update.flipped = self.flipped_since(&predictions);
         self.last_edit = Some(EditReport { what, update, micros: start.elapsed().as_micros() });
         self.dirty = true;
         self.generation += 1;

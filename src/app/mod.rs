@@ -1,5 +1,5 @@
-//! The desktop app: one file per panel — Generators, Training, Models, Memory, Query, Privacy,
-//! Segmentation — and the
+//! The desktop app: one file per panel — Generators, Training, Models, Memory, Map, Query,
+//! Privacy, Segmentation — and the
 //! knowledge they share (`knowledge`: model, memory, index, watch list, undo). At start the app
 //! loads the bundled model and demo memory on a worker; a model that does not match the memory
 //! is refused with a message, never replaced by other weights.
@@ -7,6 +7,7 @@
 pub mod generators;
 pub mod jobs;
 pub mod knowledge;
+pub mod map;
 pub mod memory;
 pub mod models;
 pub mod privacy;
@@ -21,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use generators::{GeneratorsPanel, GeneratorsState};
 use jobs::Job;
 use knowledge::{Knowledge, KnowledgeState};
+use map::MapPanel;
 use memory::MemoryPanel;
 use models::{ModelsPanel, ModelsState};
 use privacy::PrivacyPanel;
@@ -34,6 +36,7 @@ pub enum Tab {
     Training,
     Models,
     Memory,
+    Map,
     #[default]
     Query,
     Privacy,
@@ -80,6 +83,7 @@ pub struct ProcmemApp {
     /// What the last load asked for (offered again with re-embedding after a model mismatch).
     pending: Option<KnowledgeState>,
     pub memory: MemoryPanel,
+    pub map: MapPanel,
     pub query: QueryPanel,
     pub privacy: PrivacyPanel,
     pub segmentation: SegmentationPanel,
@@ -98,6 +102,7 @@ impl ProcmemApp {
             load_error: None,
             pending: None,
             memory: MemoryPanel::default(),
+            map: MapPanel::default(),
             query: QueryPanel::default(),
             privacy: PrivacyPanel::default(),
             segmentation: SegmentationPanel::new(state.segmentation),
@@ -135,6 +140,7 @@ impl ProcmemApp {
                         self.knowledge = Some(k);
                         self.query = QueryPanel::default();
                         self.privacy = PrivacyPanel::default();
+                        self.map = MapPanel::default();
                         self.memory.selected = None;
                     }
                     Ok(Err(e)) => self.load_error = Some(LoadFailure::from(&e)),
@@ -255,6 +261,7 @@ impl ProcmemApp {
                 ui.selectable_value(&mut self.tab, Tab::Training, training_label);
                 ui.selectable_value(&mut self.tab, Tab::Models, "Models");
                 ui.selectable_value(&mut self.tab, Tab::Memory, "Memory");
+                ui.selectable_value(&mut self.tab, Tab::Map, "Map");
                 ui.selectable_value(&mut self.tab, Tab::Query, "Query");
                 ui.selectable_value(&mut self.tab, Tab::Privacy, "Privacy");
                 ui.selectable_value(&mut self.tab, Tab::Segmentation, "Segmentation");
@@ -269,7 +276,7 @@ impl ProcmemApp {
             self.load_knowledge(ui.ctx(), st);
             self.tab = Tab::Memory;
         }
-        if matches!(self.tab, Tab::Models | Tab::Memory | Tab::Query | Tab::Privacy | Tab::Segmentation) {
+        if matches!(self.tab, Tab::Models | Tab::Memory | Tab::Map | Tab::Query | Tab::Privacy | Tab::Segmentation) {
             egui::Panel::top("knowledge bar").show(ui, |ui| self.knowledge_bar(ui));
         }
         match self.tab {
@@ -283,11 +290,24 @@ impl ProcmemApp {
                     self.use_model(&ctx, model);
                 }
             }
-            Tab::Memory | Tab::Query | Tab::Privacy | Tab::Segmentation => match &mut self.knowledge {
+            Tab::Memory | Tab::Map | Tab::Query | Tab::Privacy | Tab::Segmentation => match &mut self.knowledge {
                 Some(k) => match self.tab {
                     Tab::Memory => {
                         self.memory.ui(ui, k);
                         if let Some(id) = self.memory.query_request.take() {
+                            self.query.query_entry(ui.ctx(), k, id);
+                            self.tab = Tab::Query;
+                        }
+                    }
+                    Tab::Map => {
+                        let query = self.query.query.as_ref().map(|q| q.embedding.as_slice());
+                        // Influence counts only while they describe this memory.
+                        let influence = (self.privacy.generation == k.generation)
+                            .then(|| self.privacy.reports.iter().find(|r| r.k == self.privacy.shown_k).or(self.privacy.reports.first()))
+                            .flatten()
+                            .map(|r| &r.influence);
+                        self.map.ui(ui, k, query, influence);
+                        if let Some(id) = self.map.query_request.take() {
                             self.query.query_entry(ui.ctx(), k, id);
                             self.tab = Tab::Query;
                         }

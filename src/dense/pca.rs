@@ -15,70 +15,7 @@
 
 use super::features::{PatchGrid, bilinear_taps};
 use crate::error::{Error, Result};
-use crate::linalg::symmetric_eigen;
-
-/// A fitted projection: `components[k]` is the k-th principal axis (unit length).
-#[derive(Clone, Debug)]
-pub struct Projection {
-    pub mean: Vec<f32>,
-    pub components: Vec<Vec<f32>>,
-    /// Fraction of the variance each component explains.
-    pub explained: Vec<f64>,
-}
-
-impl Projection {
-    /// Fits `n_components` principal axes to `rows` (n × dim, row-major): the top eigenvectors
-    /// of the covariance matrix (f64 cyclic Jacobi, exact and deterministic), each signed so
-    /// its largest entry is positive.
-    pub fn fit(rows: &[f32], dim: usize, n_components: usize) -> Result<Self> {
-        let n = rows.len().checked_div(dim).unwrap_or(0);
-        if n < 2 || dim < n_components {
-            return Err(Error::InvalidConfig(format!("PCA needs at least 2 tokens of at least {n_components} values (got {n} of {dim})")));
-        }
-        let mut mean = vec![0.0f64; dim];
-        for r in rows.chunks_exact(dim) {
-            mean.iter_mut().zip(r).for_each(|(m, &v)| *m += v as f64);
-        }
-        mean.iter_mut().for_each(|m| *m /= n as f64);
-        let centred: Vec<f32> = rows.chunks_exact(dim).flat_map(|r| r.iter().zip(&mean).map(|(&v, m)| (v as f64 - m) as f32)).collect();
-        let model = |e: candle_core::Error| Error::Model(format!("PCA: {e}"));
-        let x = candle_core::Tensor::from_vec(centred, (n, dim), &candle_core::Device::Cpu).map_err(model)?;
-        let cov: Vec<f64> = x
-            .t()
-            .and_then(|t| t.matmul(&x))
-            .and_then(|t| t.flatten_all())
-            .and_then(|t| t.to_vec1::<f32>())
-            .map_err(model)?
-            .into_iter()
-            .map(|v| v as f64 / (n - 1) as f64)
-            .collect();
-        let total: f64 = (0..dim).map(|i| cov[i * dim + i]).sum();
-        let (values, vectors) = symmetric_eigen(cov, dim);
-        let mut order: Vec<usize> = (0..dim).collect();
-        order.sort_by(|&a, &b| values[b].total_cmp(&values[a]));
-        let components = order[..n_components]
-            .iter()
-            .map(|&j| {
-                let mut v: Vec<f32> = (0..dim).map(|i| vectors[i * dim + j] as f32).collect();
-                let big = v.iter().copied().fold(0.0f32, |a, b| if b.abs() > a.abs() { b } else { a });
-                if big < 0.0 {
-                    v.iter_mut().for_each(|x| *x = -*x);
-                }
-                v
-            })
-            .collect();
-        let explained = order[..n_components].iter().map(|&j| if total > 0.0 { values[j].max(0.0) / total } else { 0.0 }).collect();
-        Ok(Self { mean: mean.iter().map(|&m| m as f32).collect(), components, explained })
-    }
-
-    /// Projections of each row (n × components).
-    pub fn project(&self, rows: &[f32]) -> Vec<Vec<f32>> {
-        let dim = self.mean.len();
-        rows.chunks_exact(dim)
-            .map(|r| self.components.iter().map(|c| c.iter().zip(r).zip(&self.mean).map(|((a, x), m)| a * (x - m)).sum()).collect())
-            .collect()
-    }
-}
+pub use crate::linalg::Projection;
 
 /// Per-patch colours in [0, 1]³ for one image, on its patch grid.
 #[derive(Clone, Debug, PartialEq)]

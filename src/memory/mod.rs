@@ -12,6 +12,7 @@ pub mod hnsw;
 pub mod import;
 pub mod index;
 mod int8;
+pub mod map;
 pub mod npz;
 pub mod privacy;
 pub mod prune;
