@@ -95,6 +95,27 @@ fn memory_from_npz_answers_queries_and_exports_visual_memory_json() {
     // A model whose fingerprint differs is refused.
     let (ok, _, stderr) = procmem(&["memory", "query", mem.to_str().unwrap(), "--features", "random:micro", q.to_str().unwrap()]);
     assert!(!ok && stderr.contains("never mix"), "{stderr}");
+
+    // The map: one row per entry (a two-entry memory lies on PC1 alone), and its picture.
+    let (coords, png) = (dir.path().join("map.csv"), dir.path().join("map.png"));
+    let (ok, _, stderr) = procmem(&[
+        "memory",
+        "map",
+        mem.to_str().unwrap(),
+        "--out",
+        coords.to_str().unwrap(),
+        "--png",
+        png.to_str().unwrap(),
+        "--size",
+        "64",
+    ]);
+    assert!(ok, "{stderr}");
+    let text = std::fs::read_to_string(&coords).unwrap();
+    let rows: Vec<Vec<&str>> = text.lines().skip(1).map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), 2, "{text}");
+    let x: Vec<f32> = rows.iter().map(|r| r[4].parse().unwrap()).collect();
+    assert!((x[0] + x[1]).abs() < 1e-4 && x[0] != 0.0, "two points sit symmetric about the mean on PC1: {text}");
+    assert_eq!(image::open(&png).unwrap().to_rgb8().dimensions(), (64, 64));
 }
 
 /// A minimal `emoji-datasource-google` package: emoji.json + img/google/64/*.png with alpha.

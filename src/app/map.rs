@@ -33,24 +33,10 @@ pub enum ColourBy {
 /// Hover and click reach this far from a point, in screen points.
 const PICK_RADIUS: f32 = 8.0;
 
-/// Tableau 10, then golden-angle hues for further classes.
+/// The map's colour of a class ([`crate::memory::map::class_rgb`], shared with the CLI's PNG).
 pub fn class_colour(class: u32) -> Color32 {
-    const TABLEAU: [[u8; 3]; 10] = [
-        [78, 121, 167],
-        [242, 142, 43],
-        [225, 87, 89],
-        [118, 183, 178],
-        [89, 161, 79],
-        [237, 201, 72],
-        [176, 122, 161],
-        [255, 157, 167],
-        [156, 117, 95],
-        [186, 176, 172],
-    ];
-    match TABLEAU.get(class as usize) {
-        Some(&[r, g, b]) => Color32::from_rgb(r, g, b),
-        None => egui::ecolor::Hsva::new((class as f32 * 0.618_034).fract(), 0.65, 0.9, 1.0).into(),
-    }
+    let [r, g, b] = crate::memory::map::class_rgb(class);
+    Color32::from_rgb(r, g, b)
 }
 
 const DELETED: Color32 = Color32::from_gray(70);
@@ -86,6 +72,8 @@ pub struct MapPanel {
     pub message: String,
     /// Ask the Query panel to query with this entry.
     pub query_request: Option<u64>,
+    /// (wrong, live) leave-one-out predictions, counted with the colours.
+    wrong: Option<(usize, usize)>,
     /// Where the plot was last drawn (map ↔ screen), for tests and tools that point at entries.
     pub transform: Option<PlotTransform>,
     /// Point colours and the (generation, mode, predictions, influence) they were made for.
@@ -110,6 +98,7 @@ impl Default for MapPanel {
             message: String::new(),
             query_request: None,
             transform: None,
+            wrong: None,
             colours: None,
         }
     }
@@ -220,7 +209,7 @@ impl MapPanel {
         let key = (derived.generation, self.colour_by, predictions_at, influence.map_or(usize::MAX, |m| m.len()));
         if self.colours.as_ref().is_none_or(|c| c.0 != key) {
             let max_influence = influence.and_then(|m| m.values().max().copied()).unwrap_or(1).max(1) as f32;
-            let colours = map
+            let colours: Vec<Color32> = map
                 .ids
                 .iter()
                 .zip(&derived.class)
@@ -238,6 +227,10 @@ impl MapPanel {
                     },
                 })
                 .collect();
+            self.wrong = (self.colour_by == ColourBy::Prediction && self.predictions.is_some()).then(|| {
+                let live = derived.class.iter().filter(|c| c.is_some()).count();
+                (colours.iter().filter(|&&c| c == WRONG).count(), live)
+            });
             self.colours = Some((key, colours));
         }
         self.colours.as_ref().map_or(&[], |c| &c.1)
@@ -328,14 +321,7 @@ impl MapPanel {
                 }
                 None => {}
             }
-            if let (Some((_, p)), Some(d), Some(map)) = (&self.predictions, &self.derived, &self.map) {
-                let (mut wrong, mut total) = (0, 0);
-                for (id, c) in map.ids.iter().zip(&d.class) {
-                    if let (Some(c), Some(p)) = (c, p.get(id)) {
-                        total += 1;
-                        wrong += usize::from(*p != Some(*c));
-                    }
-                }
+            if let Some((wrong, total)) = self.wrong {
                 ui.colored_label(
                     WRONG,
                     format!("{wrong} of {total} wrong ({:.1} % right)", 100.0 * (total - wrong) as f64 / total.max(1) as f64),

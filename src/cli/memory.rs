@@ -111,6 +111,21 @@ pub enum MemoryCommand {
         #[arg(long, default_value_t = 0)]
         seed: u64,
     },
+    /// The memory map: every entry on the memory's first two principal axes, as the app's Map
+    /// panel draws it. Writes id, label, source and (x, y) as CSV (or JSON for a .json path),
+    /// and optionally a PNG picture coloured by label.
+    Map {
+        memory: PathBuf,
+        /// Coordinates file (.csv or .json).
+        #[arg(long)]
+        out: PathBuf,
+        /// Also draw the map here (PNG).
+        #[arg(long)]
+        png: Option<PathBuf>,
+        /// Width and height of the PNG, pixels.
+        #[arg(long, default_value_t = 1024)]
+        size: u32,
+    },
     /// Delete entries by id; their bytes leave the file.
     Delete {
         memory: PathBuf,
@@ -259,6 +274,29 @@ fn run(cmd: MemoryCommand) -> anyhow::Result<()> {
         MemoryCommand::Prune { memory, queries, k, min_hurt, apply, out, csv } => prune(&memory, &queries, k, min_hurt, apply, out, csv),
         MemoryCommand::Value { memory, queries, k, show, csv, flip_labels, seed } => {
             value(&memory, &queries, k, show, csv, flip_labels, seed)
+        }
+        MemoryCommand::Map { memory, out, png, size } => {
+            use procmem::memory::map::{MemoryMap, class_rgb};
+            let m = Memory::open(&memory)?;
+            let map = MemoryMap::fit(&m)?;
+            let rows = map.export(&m, None, &out)?;
+            let e = &map.projection.explained;
+            eprintln!(
+                "{rows} entries of {} on PC1/PC2 ({:.1} % + {:.1} % of the variance) -> {}",
+                memory.display(),
+                e[0] * 100.0,
+                e[1] * 100.0,
+                out.display()
+            );
+            if let Some(png) = png {
+                map.render(size).save(&png).map_err(|e| anyhow::anyhow!("{}: {e}", png.display()))?;
+                eprintln!("map drawn to {}; colours:", png.display());
+                for (i, label) in map.labels.iter().enumerate() {
+                    let [r, g, b] = class_rgb(i as u32);
+                    eprintln!("  #{r:02x}{g:02x}{b:02x} {label}");
+                }
+            }
+            Ok(())
         }
         MemoryCommand::Delete { memory, ids } => {
             let mut m = Memory::open(&memory)?;

@@ -7,7 +7,6 @@
 //! same axes, so the map does not move under edits: a deleted entry keeps its place (the app
 //! greys it) and an added one or a query lands where its embedding says.
 
-use std::io::Write;
 use std::path::Path;
 
 use crate::error::{Error, Result};
@@ -145,8 +144,7 @@ impl MemoryMap {
             }
             w.into_inner().map_err(|e| Error::BadFile { path: path.to_path_buf(), message: e.to_string() })?
         };
-        let mut f = std::fs::File::create(path).map_err(|e| Error::io(path, e))?;
-        f.write_all(&bytes).map_err(|e| Error::io(path, e))?;
+        crate::fsio::write_atomic(path, &bytes)?;
         Ok(rows.len())
     }
 
@@ -161,6 +159,70 @@ impl MemoryMap {
             x: self.xy[i][0],
             y: self.xy[i][1],
         })
+    }
+}
+
+/// A class's colour on the map: Tableau 10, then golden-angle hues for further classes.
+pub fn class_rgb(class: u32) -> [u8; 3] {
+    const TABLEAU: [[u8; 3]; 10] = [
+        [78, 121, 167],
+        [242, 142, 43],
+        [225, 87, 89],
+        [118, 183, 178],
+        [89, 161, 79],
+        [237, 201, 72],
+        [176, 122, 161],
+        [255, 157, 167],
+        [156, 117, 95],
+        [186, 176, 172],
+    ];
+    match TABLEAU.get(class as usize) {
+        Some(&c) => c,
+        None => {
+            let h = (class as f32 * 0.618_034).fract() * 6.0;
+            let x = 1.0 - (h % 2.0 - 1.0).abs();
+            let (r, g, b) = match h as u32 {
+                0 => (1.0, x, 0.0),
+                1 => (x, 1.0, 0.0),
+                2 => (0.0, 1.0, x),
+                3 => (0.0, x, 1.0),
+                4 => (x, 0.0, 1.0),
+                _ => (1.0, 0.0, x),
+            };
+            [r, g, b].map(|v: f32| (60.0 + 180.0 * v) as u8)
+        }
+    }
+}
+
+impl MemoryMap {
+    /// A `size`×`size` picture of the map: each entry a 3×3 dot in its class colour on a dark
+    /// background, the axes' range fitted with a 4 % margin (PC2 up).
+    pub fn render(&self, size: u32) -> image::RgbImage {
+        let mut img = image::RgbImage::from_pixel(size, size, image::Rgb([16, 16, 16]));
+        let (mut lo, mut hi) = ([f32::INFINITY; 2], [f32::NEG_INFINITY; 2]);
+        for p in &self.xy {
+            for a in 0..2 {
+                lo[a] = lo[a].min(p[a]);
+                hi[a] = hi[a].max(p[a]);
+            }
+        }
+        // One scale for both axes, so distances look as they are.
+        let span = (hi[0] - lo[0]).max(hi[1] - lo[1]).max(f32::EPSILON) * 1.08;
+        let centre = [(lo[0] + hi[0]) / 2.0, (lo[1] + hi[1]) / 2.0];
+        let s = size as f32;
+        for (p, &class) in self.xy.iter().zip(&self.classes) {
+            let x = ((p[0] - centre[0]) / span + 0.5) * s;
+            let y = (0.5 - (p[1] - centre[1]) / span) * s;
+            for dy in -1..=1 {
+                for dx in -1..=1 {
+                    let (px, py) = (x as i64 + dx, y as i64 + dy);
+                    if px >= 0 && py >= 0 && px < size as i64 && py < size as i64 {
+                        img.put_pixel(px as u32, py as u32, image::Rgb(class_rgb(class)));
+                    }
+                }
+            }
+        }
+        img
     }
 }
 
