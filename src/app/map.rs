@@ -219,7 +219,8 @@ impl MapPanel {
                     (Some(c), ColourBy::Prediction) => match self.predictions.as_ref().and_then(|p| p.1.get(id)) {
                         Some(Some(p)) if p == c => class_colour(*p).gamma_multiply(0.55),
                         Some(_) => WRONG,
-                        None => Color32::from_gray(120),
+                        // Not predicted (added or restored since): recompute to see it.
+                        None => Color32::from_gray(160),
                     },
                     (Some(_), ColourBy::Influence) => match influence.and_then(|m| m.get(id)) {
                         Some(&n) => Color32::from_rgb(150, 60, 200).lerp_to_gamma(Color32::from_rgb(255, 220, 0), n as f32 / max_influence),
@@ -434,19 +435,22 @@ impl MapPanel {
             }
         });
         ui.label(RichText::new("its neighbours (cosine)").small());
-        ui.horizontal_wrapped(|ui| {
-            for n in neighbours.iter().filter(|n| n.id != id).take(k.k()) {
-                ui.vertical(|ui| {
-                    if let Some(t) = k.thumbnail(&ctx, n.id) {
-                        let resp = ui.add(egui::Button::image(egui::Image::new(&t).fit_to_exact_size(vec2(40.0, 40.0))));
-                        if resp.clicked() {
-                            self.selected = k.memory.get(n.id).map(|e| (n.id, k.index.search(&e.embedding, k.k() + 1).remove(0)));
+        let shown: Vec<Neighbour> = neighbours.iter().filter(|n| n.id != id).take(k.k()).cloned().collect();
+        for row in shown.chunks(5) {
+            ui.horizontal(|ui| {
+                for n in row {
+                    ui.vertical(|ui| {
+                        if let Some(t) = k.thumbnail(&ctx, n.id) {
+                            let resp = ui.add(egui::Button::image(egui::Image::new(&t).fit_to_exact_size(vec2(40.0, 40.0))));
+                            if resp.clicked() {
+                                self.selected = k.memory.get(n.id).map(|e| (n.id, k.index.search(&e.embedding, k.k() + 1).remove(0)));
+                            }
                         }
-                    }
-                    ui.label(RichText::new(format!("{:.3}", n.similarity)).small());
-                });
-            }
-        });
+                        ui.label(RichText::new(format!("{:.3}", n.similarity)).small());
+                    });
+                }
+            });
+        }
     }
 
     fn plot(&mut self, ui: &mut egui::Ui, k: &mut Knowledge, query: Option<&[f32]>, influence: Option<&BTreeMap<u64, usize>>) {
