@@ -2,6 +2,7 @@
 //! `eval_knn.py`), retrieval between paired sets, NIGHTS-style 2AFC similarity, with raw pixels and a randomly initialised ViT as baselines computed by the
 //! same code.
 
+pub mod audit;
 pub mod knn;
 pub mod ood;
 pub mod plot;
