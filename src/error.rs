@@ -39,6 +39,10 @@ pub enum Error {
         "the {what} holds embeddings of model {memory_model}, but the model is {model}: embeddings of different models never mix. {hint}"
     )]
     ModelMismatch { what: String, memory_model: String, model: String, hint: String },
+    /// An image deleted from this memory (its content hash is on the memory's deny-list) was
+    /// added again without the override.
+    #[error("{name} was unlearned from this memory (its content is on the memory's deny-list); re-adding it needs the explicit override")]
+    Unlearned { name: String },
     #[error("cancelled")]
     Cancelled,
 }

@@ -104,8 +104,18 @@ fn keep_large_allocations() {
     }
 }
 
+/// A closed pipe (`procmem memory info M | head -1`) ends the process quietly, as it does for
+/// other command-line tools, instead of `println!` panicking on EPIPE.
+fn die_quietly_on_closed_pipe() {
+    // SAFETY: restores the default disposition of one signal; called once before other threads.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn main() {
     keep_large_allocations();
+    die_quietly_on_closed_pipe();
     if let Err(e) = run() {
         // One clear message with its causes; no backtrace for user errors.
         eprintln!("error: {e:#}");

@@ -435,3 +435,34 @@ fn map_colours_by_leave_one_out_prediction_and_relabelling_is_one_undoable_edit(
     h.run_steps(2);
     assert!(blue.iter().all(|&id| h.state().1.memory.get(id).unwrap().label == "blue"));
 }
+
+#[test]
+fn an_unlearned_image_is_refused_on_re_adding_unless_overridden_and_its_near_duplicates_are_found() {
+    use procmem::memory::embedding::NewEntry;
+    use procmem::memory::{NEAR_DUPLICATE_COSINE, near_duplicates};
+    let (mut k, _) = knowledge(3);
+    let img = picture(50, [200, 200, 20]);
+    let embedding = embed(&k.perception.source, &img);
+    let entry = |source: &str| NewEntry {
+        label: "yellow".into(),
+        source: source.into(),
+        content_hash: 0xfeed,
+        thumbnail: thumbnail_png(&img, 32),
+        embedding: embedding.clone(),
+    };
+    let (ids, refused) = k.add(vec![entry("yellow.png"), entry("yellow-copy.png")], false).unwrap();
+    assert_eq!((ids.len(), refused.len()), (2, 0));
+    // The copy is a near-duplicate of the first: same bytes, cosine 1.
+    let e = k.memory.get(ids[0]).unwrap().clone();
+    let dups = near_duplicates(&k.memory, &k.index, &e.embedding, e.content_hash, e.id, NEAR_DUPLICATE_COSINE);
+    assert_eq!(dups.iter().map(|d| (d.id, d.same_content)).collect::<Vec<_>>(), [(ids[1], true)]);
+
+    k.delete_many(&ids);
+    let generation = k.generation;
+    let (added, refused) = k.add(vec![entry("yellow-again.png")], false).unwrap();
+    assert!(added.is_empty() && refused == ["yellow-again.png"]);
+    assert_eq!(k.generation, generation, "a refused add is no edit");
+    let (added, _) = k.add(vec![entry("yellow-again.png")], true).unwrap();
+    assert_eq!(added.len(), 1, "the override adds it");
+    assert!(!k.memory.is_denied(0xfeed));
+}

@@ -414,12 +414,21 @@ impl Knowledge {
         self.last_edit.as_ref()
     }
 
-    /// Adds embedded images; returns their ids.
-    pub fn add(&mut self, entries: Vec<NewEntry>) -> Result<Vec<u64>, String> {
+    /// Adds embedded images; returns their ids and the sources refused because they were
+    /// unlearned from this memory (its deny-list), unless `allow_unlearned` overrides it.
+    pub fn add(&mut self, entries: Vec<NewEntry>, allow_unlearned: bool) -> Result<(Vec<u64>, Vec<String>), String> {
         let fp = self.memory.model_fingerprint.clone();
         let mut ids = Vec::new();
+        let mut refused = Vec::new();
         let mut touched = WatchUpdate::default();
         for e in entries {
+            if self.memory.is_denied(e.content_hash) {
+                if !allow_unlearned {
+                    refused.push(e.source);
+                    continue;
+                }
+                self.memory.allow(e.content_hash);
+            }
             let id =
                 self.memory.add(&fp, &e.label, &e.source, e.content_hash, e.thumbnail, e.embedding.clone()).map_err(|e| e.to_string())?;
             let class = self.class_of(&e.label);
@@ -429,10 +438,13 @@ impl Knowledge {
             touched.flipped.extend(u.flipped);
             ids.push(id);
         }
+        if ids.is_empty() {
+            return Ok((ids, refused));
+        }
         self.last_edit = Some(EditReport { what: format!("added {} image(s)", ids.len()), update: touched, micros: 0 });
         self.dirty = true;
         self.generation += 1;
-        Ok(ids)
+        Ok((ids, refused))
     }
 
     /// Neighbours and vote for an embedding, optionally leaving one entry out (a query picked

@@ -28,6 +28,8 @@ pub struct MemoryPanel {
     values_job: Option<Job<std::collections::HashMap<u64, f64>>>,
     /// Order the grid by data value, lowest (most harmful) first.
     pub sort_by_value: bool,
+    /// Override the deny-list: images unlearned from this memory may be added again.
+    pub allow_unlearned: bool,
 }
 
 const THUMB: f32 = 56.0;
@@ -115,11 +117,19 @@ impl MemoryPanel {
         if let Some(job) = &mut self.add_job {
             if let Some(result) = job.poll() {
                 self.add_job = None;
-                match result.and_then(|(entries, skipped)| k.add(entries).map(|ids| (ids, skipped))) {
-                    Ok((ids, skipped)) => {
+                let allow = self.allow_unlearned;
+                match result.and_then(|(entries, skipped)| k.add(entries, allow).map(|(ids, refused)| (ids, skipped, refused))) {
+                    Ok((ids, skipped, refused)) => {
                         self.message = format!("added {} image(s)", ids.len());
                         if !skipped.is_empty() {
                             self.message += &format!("; skipped {}: {}", skipped.len(), skipped.join("; "));
+                        }
+                        if !refused.is_empty() {
+                            self.message += &format!(
+                                "; refused {} unlearned earlier (on this memory's deny-list; tick “re-add unlearned images” to override): {}",
+                                refused.len(),
+                                refused.join("; ")
+                            );
                         }
                         self.selected = ids.last().copied();
                     }
@@ -175,6 +185,11 @@ impl MemoryPanel {
                 let l = ui.label("label");
                 ui.text_edit_singleline(&mut self.new_label).labelled_by(l.id);
             });
+            let denied = k.memory.denied().count();
+            if denied > 0 {
+                ui.checkbox(&mut self.allow_unlearned, format!("re-add unlearned images ({denied} on the deny-list)"))
+                    .on_hover_text("Images deleted from this memory are refused when added again, unless this is ticked");
+            }
             if ui.add_enabled(self.add_job.is_none(), egui::Button::new("Choose images…")).clicked() {
                 if let Some(paths) = rfd::FileDialog::new().add_filter("images", &IMAGE_EXTENSIONS).pick_files() {
                     let files = paths.into_iter().filter_map(|p| std::fs::read(&p).ok().map(|b| (p.display().to_string(), b))).collect();

@@ -131,11 +131,19 @@ pub enum MemoryCommand {
     /// file procmem wrote still holds their bytes, (c) that they look never-added to the edited
     /// memory (with --never-added). Writes the certificate as JSON; exits non-zero on failure.
     Audit(AuditArgs),
-    /// Delete entries by id; their bytes leave the file.
+    /// Delete entries by id; their bytes leave the file and their content goes on the
+    /// memory's deny-list. Near-duplicates left behind (same image bytes, or cosine ≥ --near)
+    /// are listed, and deleted too with --with-near-duplicates.
     Delete {
         memory: PathBuf,
         #[arg(long = "id", required = true)]
         ids: Vec<u64>,
+        /// Also delete the near-duplicates of the deleted entries.
+        #[arg(long)]
+        with_near_duplicates: bool,
+        /// Cosine similarity from which another entry counts as a near-duplicate.
+        #[arg(long, default_value_t = procmem::memory::NEAR_DUPLICATE_COSINE)]
+        near: f32,
     },
 }
 
@@ -304,15 +312,49 @@ fn run(cmd: MemoryCommand) -> anyhow::Result<()> {
             Ok(())
         }
         MemoryCommand::Audit(args) => args.run(),
-        MemoryCommand::Delete { memory, ids } => {
+        MemoryCommand::Delete { memory, ids, with_near_duplicates, near } => {
+            use procmem::memory::{ExactIndex, near_duplicates};
             let mut m = Memory::open(&memory)?;
             for id in &ids {
-                if m.delete(*id).is_none() {
+                if m.get(*id).is_none() {
                     bail!("no entry {id} in {} (nothing was changed)", memory.display());
                 }
             }
+            // Near-duplicates are looked up among the entries that stay.
+            let targets: Vec<procmem::memory::Entry> = ids.iter().filter_map(|id| m.get(*id).cloned()).collect();
+            let mut staying = m.clone();
+            for id in &ids {
+                staying.delete(*id);
+            }
+            let index = ExactIndex::build(&staying, &staying.labels());
+            let mut extra: Vec<u64> = Vec::new();
+            for t in &targets {
+                for d in near_duplicates(&staying, &index, &t.embedding, t.content_hash, t.id, near) {
+                    let how = if d.same_content { "the same image bytes".to_string() } else { format!("cosine {:.4}", d.similarity) };
+                    eprintln!("  #{} is a near-duplicate of #{} ({how})", d.id, t.id);
+                    if !extra.contains(&d.id) {
+                        extra.push(d.id);
+                    }
+                }
+            }
+            let mut all = ids.clone();
+            if with_near_duplicates {
+                all.extend(extra.iter().copied().filter(|id| !ids.contains(id)));
+            }
+            for id in &all {
+                m.delete(*id);
+            }
             m.save(&memory)?;
-            eprintln!("deleted {} entr{}; {} remain", ids.len(), if ids.len() == 1 { "y" } else { "ies" }, m.len());
+            eprintln!(
+                "deleted {} entr{}; {} remain; {} content hash(es) on the memory's deny-list",
+                all.len(),
+                if all.len() == 1 { "y" } else { "ies" },
+                m.len(),
+                m.denied().count()
+            );
+            if !with_near_duplicates && !extra.is_empty() {
+                eprintln!("{} near-duplicate(s) remain; --with-near-duplicates deletes them too", extra.len());
+            }
             Ok(())
         }
     }

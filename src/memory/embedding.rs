@@ -169,7 +169,9 @@ pub fn reembed_memory(memory: &Memory, source: &FeatureSource, progress: impl Fn
         }
         progress(((i + 1) * 256).min(total) as f32 / total as f32);
     }
-    Ok(out.unwrap_or_else(|| Memory::new(&fp, memory.dim)))
+    let mut out = out.unwrap_or_else(|| Memory::new(&fp, memory.dim));
+    out.inherit_bookkeeping(memory);
+    Ok(out)
 }
 
 /// [`reembed_memory`] through `cache`: a memory seen before with this model is not re-embedded
@@ -185,6 +187,7 @@ pub fn reembed_memory_cached(memory: &Memory, source: &FeatureSource, cache: &Em
             entry.embedding = v.to_vec();
             out.restore(entry)?;
         }
+        out.inherit_bookkeeping(memory);
         progress(1.0);
         return Ok(out);
     }
@@ -200,6 +203,35 @@ pub fn reembed_memory_cached(memory: &Memory, source: &FeatureSource, cache: &Em
 mod tests {
     use super::super::import::{ImportItem, Skipped};
     use super::*;
+
+    #[test]
+    fn a_re_embedded_memory_never_reuses_ids_and_keeps_its_deny_list() {
+        let source = FeatureSource::Pixels;
+        let fp = source.fingerprint();
+        let mut m = Memory::new("other model", 3);
+        for i in 0..3u8 {
+            let img = image::RgbImage::from_pixel(4, 4, image::Rgb([i * 60, 10, 10]));
+            m.add(
+                "other model",
+                "c",
+                &format!("{i}.png"),
+                100 + i as u64,
+                super::super::import::thumbnail_png(&img, 4),
+                vec![1.0, 0.0, 0.0],
+            )
+            .unwrap();
+        }
+        m.delete(2).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        for cached in [false, true] {
+            let mut out = reembed_memory_cached(&m, &source, &EmbeddingCache::new(dir.path()), |_| {}).unwrap();
+            assert_eq!(out.model_fingerprint, fp);
+            let dim = out.dim;
+            assert!(out.is_denied(102), "cached: {cached}");
+            let id = out.add(&fp, "c", "new.png", 7, vec![], vec![0.5; dim]).unwrap();
+            assert_eq!(id, 3, "ids continue after the original's (cached: {cached})");
+        }
+    }
 
     fn batch(b: usize) -> (Vec<ImportItem>, Vec<Skipped>) {
         let items = (0..5)

@@ -26,5 +26,5 @@ pub use hnsw::{HnswIndex, HnswParams};
 pub use index::{ExactIndex, Neighbour};
 pub use query::{Answer, NeighbourRecord};
 pub use store::{Entry, Memory};
-pub use unlearn::{WatchList, WatchUpdate};
+pub use unlearn::{NEAR_DUPLICATE_COSINE, NearDuplicate, WatchList, WatchUpdate, near_duplicates};
 pub use vote::{VoteResult, VoteRule};

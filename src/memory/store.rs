@@ -40,6 +40,9 @@ struct Header {
     next_id: u64,
     labels: Vec<String>,
     count: usize,
+    /// Content hashes of unlearned images (absent when none, so older files read unchanged).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    denied: Vec<u64>,
 }
 
 /// A visual memory: entries embedded by one model (never mixed with another model's).
@@ -49,11 +52,14 @@ pub struct Memory {
     pub dim: usize,
     pub entries: Vec<Entry>,
     next_id: u64,
+    /// The deny-list: content hashes of deleted images, refused by [`Memory::add`] until
+    /// [`Memory::allow`]ed. Hash 0 ("unknown content") is never listed.
+    denied: std::collections::BTreeSet<u64>,
 }
 
 impl Memory {
     pub fn new(model_fingerprint: &str, dim: usize) -> Self {
-        Self { model_fingerprint: model_fingerprint.to_string(), dim, entries: Vec::new(), next_id: 0 }
+        Self { model_fingerprint: model_fingerprint.to_string(), dim, entries: Vec::new(), next_id: 0, denied: Default::default() }
     }
 
     pub fn len(&self) -> usize {
@@ -88,6 +94,9 @@ impl Memory {
         if embedding.iter().any(|v| !v.is_finite()) {
             return Err(Error::InvalidConfig(format!("the embedding of {source} holds NaN or Inf (are the model's weights finite?)")));
         }
+        if self.is_denied(content_hash) {
+            return Err(Error::Unlearned { name: source.to_string() });
+        }
         let id = self.next_id;
         self.next_id += 1;
         self.entries.push(Entry { id, label: label.to_string(), source: source.to_string(), content_hash, thumbnail, embedding });
@@ -102,9 +111,38 @@ impl Memory {
         self.position(id).map(|i| &self.entries[i])
     }
 
-    /// Removes an entry; returns it so the caller can undo.
+    /// Removes an entry; returns it so the caller can undo. Its content hash goes on the
+    /// deny-list.
     pub fn delete(&mut self, id: u64) -> Option<Entry> {
-        self.position(id).map(|i| self.entries.remove(i))
+        let entry = self.position(id).map(|i| self.entries.remove(i))?;
+        if entry.content_hash != 0 {
+            self.denied.insert(entry.content_hash);
+        }
+        Some(entry)
+    }
+
+    /// Whether images with this content hash were unlearned and are refused by [`add`](Self::add).
+    pub fn is_denied(&self, content_hash: u64) -> bool {
+        content_hash != 0 && self.denied.contains(&content_hash)
+    }
+
+    /// The deny-list, ascending.
+    pub fn denied(&self) -> impl Iterator<Item = u64> + '_ {
+        self.denied.iter().copied()
+    }
+
+    /// Takes a content hash off the deny-list (the explicit override for re-adding an unlearned
+    /// image); returns whether it was listed.
+    pub fn allow(&mut self, content_hash: u64) -> bool {
+        self.denied.remove(&content_hash)
+    }
+
+    /// Carries `from`'s id counter and deny-list over to this memory built from its entries
+    /// (e.g. re-embedded by another model), so ids are never reused and unlearned images stay
+    /// refused.
+    pub fn inherit_bookkeeping(&mut self, from: &Memory) {
+        self.next_id = self.next_id.max(from.next_id);
+        self.denied.extend(from.denied.iter().copied());
     }
 
     /// Puts a deleted entry back where it was (entries stay sorted by id).
@@ -112,6 +150,8 @@ impl Memory {
         match self.entries.binary_search_by_key(&entry.id, |e| e.id) {
             Ok(_) => Err(Error::InvalidConfig(format!("entry {} is already in the memory", entry.id))),
             Err(i) => {
+                self.denied.remove(&entry.content_hash);
+                self.next_id = self.next_id.max(entry.id + 1);
                 self.entries.insert(i, entry);
                 Ok(())
             }
@@ -135,6 +175,7 @@ impl Memory {
             next_id: self.next_id,
             labels: labels.clone(),
             count: self.entries.len(),
+            denied: self.denied.iter().copied().collect(),
         };
         let header = serde_json::to_vec(&header).expect("header serialises");
         let mut out = Vec::with_capacity(64 + header.len() + self.entries.len() * (self.dim * 4 + 64));
@@ -219,7 +260,13 @@ impl Memory {
         if entries.last().is_some_and(|e| e.id >= header.next_id) {
             return Err(bad("an entry id is not below the header's next id (ids would be reused)"));
         }
-        Ok(Self { model_fingerprint: header.model_fingerprint, dim: header.dim, entries, next_id: header.next_id })
+        Ok(Self {
+            model_fingerprint: header.model_fingerprint,
+            dim: header.dim,
+            entries,
+            next_id: header.next_id,
+            denied: header.denied.into_iter().filter(|&h| h != 0).collect(),
+        })
     }
 
     /// Saves atomically ([`crate::fsio::write_atomic`]: temporary file, fsync, rename, fsync of
@@ -267,6 +314,34 @@ mod tests {
         m.add("fp", "dog", "/data/dog/secret-dog-photo.png", 22, b"THUMB-OF-DOG".to_vec(), vec![0.123_456_79, -0.5, 0.75]).unwrap();
         m.add("fp", "cat", "/data/cat/2.png", 33, vec![4, 5], vec![0.0, 1.0, 0.0]).unwrap();
         m
+    }
+
+    #[test]
+    fn a_deleted_image_is_refused_until_allowed_and_the_deny_list_is_saved() {
+        let mut m = Memory::new("fp", 2);
+        let a = m.add("fp", "x", "a.png", 11, vec![], vec![1.0, 0.0]).unwrap();
+        m.add("fp", "x", "unknown.png", 0, vec![], vec![0.0, 1.0]).unwrap();
+        let entry = m.delete(a).unwrap();
+        assert!(m.is_denied(11));
+        assert!(
+            matches!(m.add("fp", "x", "a-again.png", 11, vec![], vec![1.0, 0.0]), Err(Error::Unlearned { name }) if name == "a-again.png")
+        );
+        // Unknown content (hash 0) is never denied.
+        m.delete(1).unwrap();
+        assert!(!m.is_denied(0) && m.denied().collect::<Vec<_>>() == [11]);
+        m.add("fp", "x", "other-unknown.png", 0, vec![], vec![0.0, 1.0]).unwrap();
+        // The list survives a save; a file without one reads as before.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.pmem");
+        m.save(&path).unwrap();
+        assert!(Memory::open(&path).unwrap().is_denied(11));
+        // Undo (restore) and the explicit override take it off the list.
+        m.restore(entry).unwrap();
+        assert!(!m.is_denied(11));
+        m.delete(a).unwrap();
+        assert!(m.allow(11));
+        m.add("fp", "x", "a-again.png", 11, vec![], vec![1.0, 0.0]).unwrap();
+        assert_eq!(Memory::new("fp", 2).to_bytes().windows(6).filter(|w| w == b"denied").count(), 0);
     }
 
     #[test]

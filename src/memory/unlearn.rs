@@ -13,6 +13,46 @@ use rayon::prelude::*;
 use super::index::{ExactIndex, Neighbour, better, dot};
 use super::vote::{VoteResult, VoteRule, vote};
 
+/// The default cosine above which two entries count as near-duplicates: beyond the similarity
+/// of distinct images of one class in the bundled model's space, at the level of re-encodes
+/// and small crops (measured in docs/memory.md).
+pub const NEAR_DUPLICATE_COSINE: f32 = 0.98;
+
+/// A near-duplicate of an entry: its id, cosine similarity, and whether its image bytes are
+/// identical (same non-zero content hash).
+#[derive(Clone, Debug, PartialEq)]
+pub struct NearDuplicate {
+    pub id: u64,
+    pub similarity: f32,
+    pub same_content: bool,
+}
+
+/// Entries of `memory` (searched through its `index`) that duplicate `embedding`/`content_hash`:
+/// the same image bytes, or cosine ≥ `min_cosine` (at most 64 by similarity); `exclude` (the
+/// entry itself) left out. Offered when unlearning, since a near-copy left behind keeps
+/// what the deletion meant to remove.
+pub fn near_duplicates(
+    memory: &super::Memory,
+    index: &ExactIndex,
+    embedding: &[f32],
+    content_hash: u64,
+    exclude: u64,
+    min_cosine: f32,
+) -> Vec<NearDuplicate> {
+    let mut out: Vec<NearDuplicate> = Vec::new();
+    if content_hash != 0 {
+        for e in memory.entries.iter().filter(|e| e.content_hash == content_hash && e.id != exclude) {
+            out.push(NearDuplicate { id: e.id, similarity: dot(&e.embedding, embedding), same_content: true });
+        }
+    }
+    for n in index.search(embedding, 65).into_iter().flatten() {
+        if n.similarity >= min_cosine && n.id != exclude && !out.iter().any(|d| d.id == n.id) {
+            out.push(NearDuplicate { id: n.id, similarity: n.similarity, same_content: false });
+        }
+    }
+    out
+}
+
 /// One watched query.
 #[derive(Clone, Debug)]
 pub struct WatchedQuery {
