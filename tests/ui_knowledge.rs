@@ -466,3 +466,36 @@ fn an_unlearned_image_is_refused_on_re_adding_unless_overridden_and_its_near_dup
     assert_eq!(added.len(), 1, "the override adds it");
     assert!(!k.memory.is_denied(0xfeed));
 }
+
+#[test]
+fn memory_panel_offers_the_near_duplicates_a_deletion_leaves_behind() {
+    use procmem::memory::embedding::NewEntry;
+    let (mut k, _) = knowledge(3);
+    let img = picture(60, [220, 120, 20]);
+    let embedding = embed(&k.perception.source, &img);
+    let entry = |source: &str| NewEntry {
+        label: "orange".into(),
+        source: source.into(),
+        content_hash: 0,
+        thumbnail: thumbnail_png(&img, 32),
+        embedding: embedding.clone(),
+    };
+    let (ids, _) = k.add(vec![entry("orange.png"), entry("orange-resaved.png")], false).unwrap();
+    let mut h = Harness::builder()
+        .with_size(egui::vec2(1100.0, 700.0))
+        .build_ui_state(|ui, (p, k): &mut (MemoryPanel, Knowledge)| p.ui(ui, k), (MemoryPanel::default(), k));
+    h.run_steps(2);
+    h.get_by_label(&format!("entry #{}", ids[0])).click();
+    h.run_steps(2);
+    assert_eq!(h.state().0.selected, Some(ids[0]), "ids {ids:?}");
+    h.get_by_label("Unlearn (delete)").click();
+    h.run_steps(2);
+    assert!(h.query_by_label_contains(&format!("#{} left 1 near-duplicate(s): #{} (cosine 1.000)", ids[0], ids[1])).is_some());
+    h.get_by_label("Unlearn them too").click();
+    h.run_steps(2);
+    assert!(ids.iter().all(|&id| h.state().1.memory.get(id).is_none()));
+    assert!(h.query_by_label("Unlearn them too").is_none());
+    h.get_by_label("Undo").click();
+    h.run_steps(2);
+    assert!(h.state().1.memory.get(ids[1]).is_some() && h.state().1.memory.get(ids[0]).is_none());
+}

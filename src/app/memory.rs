@@ -30,11 +30,50 @@ pub struct MemoryPanel {
     pub sort_by_value: bool,
     /// Override the deny-list: images unlearned from this memory may be added again.
     pub allow_unlearned: bool,
+    /// Near-duplicates left behind by the last deletion: (deleted id, memory generation after
+    /// it, the duplicates).
+    pub near_duplicates: Option<(u64, u64, Vec<crate::memory::NearDuplicate>)>,
 }
 
 const THUMB: f32 = 56.0;
 
 impl MemoryPanel {
+    /// Unlearns an entry and looks for near-duplicates it leaves behind (offered below Undo).
+    pub fn unlearn(&mut self, k: &mut Knowledge, id: u64) {
+        let Some(entry) = k.memory.get(id).cloned() else { return };
+        k.delete(id);
+        self.selected = None;
+        let dups = crate::memory::near_duplicates(
+            &k.memory,
+            &k.index,
+            &entry.embedding,
+            entry.content_hash,
+            id,
+            crate::memory::NEAR_DUPLICATE_COSINE,
+        );
+        self.near_duplicates = (!dups.is_empty()).then_some((id, k.generation, dups));
+    }
+
+    fn near_duplicates_ui(&mut self, ui: &mut egui::Ui, k: &mut Knowledge) {
+        let Some((id, generation, dups)) = &self.near_duplicates else { return };
+        if *generation != k.generation {
+            self.near_duplicates = None;
+            return;
+        }
+        let list: Vec<String> = dups
+            .iter()
+            .map(|d| if d.same_content { format!("#{} (same image)", d.id) } else { format!("#{} (cosine {:.3})", d.id, d.similarity) })
+            .collect();
+        ui.label(
+            egui::RichText::new(format!("#{id} left {} near-duplicate(s): {}", dups.len(), list.join(", "))).color(egui::Color32::YELLOW),
+        );
+        if ui.button("Unlearn them too").on_hover_text("One edit; Undo restores them").clicked() {
+            let ids: Vec<u64> = dups.iter().map(|d| d.id).collect();
+            k.delete_many(&ids);
+            self.near_duplicates = None;
+        }
+    }
+
     pub fn is_busy(&self) -> bool {
         self.add_job.is_some()
     }
@@ -177,6 +216,7 @@ impl MemoryPanel {
                     };
                 }
             });
+            self.near_duplicates_ui(ui, k);
             ui.separator();
             self.values_ui(ui, k);
             ui.separator();
@@ -218,8 +258,7 @@ impl MemoryPanel {
                                     if ui.button("Unlearn (delete)").on_hover_text("Remove it from the memory; Del key").clicked()
                                         || ui.input_mut(|i| i.consume_key(egui::Modifiers::NONE, egui::Key::Delete))
                                     {
-                                        k.delete(id);
-                                        self.selected = None;
+                                        self.unlearn(k, id);
                                     }
                                     if ui.button("Query with it").clicked() {
                                         self.query_request = Some(id);
@@ -261,9 +300,14 @@ impl MemoryPanel {
                 self.shown = Some((key, ids));
             }
             let ids: &[u64] = self.shown.as_ref().map_or(&[], |(_, ids)| ids.as_slice());
-            let per_row = ((ui.available_width() / (THUMB + 6.0)).floor() as usize).max(1);
+            // A cell is the thumbnail plus the button's frame padding and the spacing between
+            // buttons: counting only the thumbnail put the last column off screen.
+            let spacing = ui.spacing().clone();
+            let cell = THUMB + 2.0 * spacing.button_padding.x + spacing.item_spacing.x;
+            let row_height = THUMB + 2.0 * spacing.button_padding.y;
+            let per_row = ((ui.available_width() + spacing.item_spacing.x) / cell).floor().max(1.0) as usize;
             let rows = ids.len().div_ceil(per_row);
-            egui::ScrollArea::vertical().auto_shrink([false, false]).show_rows(ui, THUMB + 6.0, rows, |ui, range| {
+            egui::ScrollArea::vertical().auto_shrink([false, false]).show_rows(ui, row_height, rows, |ui, range| {
                 for r in range {
                     ui.horizontal(|ui| {
                         for &id in ids.iter().skip(r * per_row).take(per_row) {
