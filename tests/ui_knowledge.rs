@@ -499,3 +499,41 @@ fn memory_panel_offers_the_near_duplicates_a_deletion_leaves_behind() {
     h.run_steps(2);
     assert!(h.state().1.memory.get(ids[1]).is_some() && h.state().1.memory.get(ids[0]).is_none());
 }
+
+#[test]
+fn memory_panel_audits_the_unlearning_and_writes_a_certificate() {
+    let (k, _) = knowledge(3);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("loaded.pmem");
+    k.memory.save(&file).unwrap();
+    let Knowledge { perception, memory, .. } = k;
+    let k = Knowledge::new(perception, memory, Some(file.clone()), file, None, 3).unwrap();
+    let scanned = dir.path().join("scanned");
+    std::fs::create_dir_all(&scanned).unwrap();
+    let mut panel = MemoryPanel::default();
+    panel.audit_scan = Some(vec![scanned.clone()]);
+    let mut h = Harness::builder()
+        .with_size(egui::vec2(1100.0, 700.0))
+        .build_ui_state(|ui, (p, k): &mut (MemoryPanel, Knowledge)| p.ui(ui, k), (panel, k));
+    h.run_steps(2);
+    h.get_by_label("entry #3").click();
+    h.run_steps(2);
+    h.get_by_label("Unlearn (delete)").click();
+    h.run_steps(2);
+    h.get_by_label("Audit the unlearning").click();
+    wait(&mut h, "the audit", |(p, _)| p.audit_report.iter().any(|l| l.starts_with("certificate:")));
+    let report = h.state().0.audit_report.join("\n");
+    assert!(report.contains("1 deleted entries: passed") && report.contains("(a) equivalence passed"), "{report}");
+    let cert =
+        std::fs::read_dir(&scanned).unwrap().map(|e| e.unwrap().path()).find(|p| p.extension().is_some_and(|e| e == "json")).unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(cert).unwrap()).unwrap();
+    assert_eq!(v["deleted"][0]["id"], 3);
+
+    // A copy of the memory as it was, left in a scanned folder, fails the next audit.
+    std::fs::copy(dir.path().join("loaded.pmem"), scanned.join("old-copy.pmem")).unwrap();
+    h.get_by_label("Audit the unlearning").click();
+    h.run_steps(1);
+    wait(&mut h, "the second audit", |(p, _)| p.audit_report.iter().any(|l| l.starts_with("certificate:")));
+    let report = h.state().0.audit_report.join("\n");
+    assert!(report.contains("(b) byte scan FAILED") && report.contains("old-copy.pmem"), "{report}");
+}

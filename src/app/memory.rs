@@ -26,6 +26,12 @@ pub struct MemoryPanel {
     /// KNN-Shapley values over the watch list (memory generation they were computed at, values).
     pub values: Option<(u64, std::collections::HashMap<u64, f64>)>,
     values_job: Option<Job<std::collections::HashMap<u64, f64>>>,
+    audit_job: Option<Job<(crate::eval::audit::Certificate, std::path::PathBuf)>>,
+    /// The last audit's verdict lines.
+    pub audit_report: Vec<String>,
+    /// Folders the audit scans instead of procmem's own (the user data folder and the
+    /// evaluation cache) when set.
+    pub audit_scan: Option<Vec<std::path::PathBuf>>,
     /// Order the grid by data value, lowest (most harmful) first.
     pub sort_by_value: bool,
     /// Override the deny-list: images unlearned from this memory may be added again.
@@ -104,6 +110,110 @@ impl MemoryPanel {
             Ok(index.rows().map(|(id, _, _)| id).zip(values).collect())
         }));
         self.values = Some((generation, Default::default()));
+    }
+
+    /// Audits this session's deletions on a worker (`procmem memory audit`'s three checks):
+    /// the loaded file against a snapshot of the memory as it is now, the watched queries as
+    /// the never-added images, procmem's own folders scanned. The certificate is written to
+    /// the user data folder's `audits/`.
+    pub fn start_audit(&mut self, ctx: &egui::Context, k: &Knowledge) {
+        let original = k.loaded_from.clone();
+        let snapshot = k.memory.to_bytes();
+        let mut never = crate::memory::Memory::new(&k.memory.model_fingerprint, k.memory.dim);
+        for q in &k.watch.queries {
+            let _ = never.add(&k.memory.model_fingerprint, "watched", &q.name, 0, Vec::new(), q.embedding.clone());
+        }
+        let k_vote = k.k();
+        let scan = self.audit_scan.clone().unwrap_or_else(|| {
+            let mut roots = vec![crate::paths::user_data_dir()];
+            roots.extend(crate::paths::data_dir().map(|d| d.join("cache")));
+            roots
+        });
+        let out_dir = match &self.audit_scan {
+            Some(roots) => roots.first().cloned().unwrap_or_else(std::env::temp_dir),
+            None => crate::paths::user_data_dir().join("audits"),
+        };
+        self.audit_report.clear();
+        self.audit_job = Some(Job::spawn(ctx, "unlearning audit", move |h| {
+            let dir = out_dir;
+            std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+            // The snapshot lives outside the scanned folders only while the audit runs.
+            let edited = std::env::temp_dir().join(format!("procmem-audit-{}-{stamp}.pmem", std::process::id()));
+            crate::fsio::write_atomic(&edited, &snapshot).map_err(|e| e.to_string())?;
+            let input = crate::eval::audit::AuditInput {
+                original: &original,
+                edited: &edited,
+                never_added: Some(&never),
+                scan,
+                k: k_vote,
+                seed: 0,
+            };
+            let result = crate::eval::audit::audit(&input, |s| h.progress(0.5, s));
+            let _ = std::fs::remove_file(&edited);
+            let cert = result.map_err(|e| e.to_string())?;
+            let out = dir.join(format!("certificate-{stamp}.json"));
+            let json = serde_json::to_vec_pretty(&cert).map_err(|e| e.to_string())?;
+            crate::fsio::write_atomic(&out, &json).map_err(|e| e.to_string())?;
+            Ok((cert, out))
+        }));
+    }
+
+    fn audit_ui(&mut self, ui: &mut egui::Ui, k: &Knowledge) {
+        if let Some(job) = &mut self.audit_job {
+            match job.poll() {
+                Some(Ok((cert, path))) => {
+                    self.audit_job = None;
+                    let verdict = |ok: bool| if ok { "passed" } else { "FAILED" };
+                    let e = &cert.equivalence;
+                    let b = &cert.byte_scan;
+                    self.audit_report = vec![
+                        format!("{} deleted entries: {}", cert.deleted.len(), verdict(cert.passed)),
+                        format!(
+                            "(a) equivalence {}: {} of {} probes differ",
+                            verdict(e.passed),
+                            e.mismatched_queries.len(),
+                            e.probe_queries
+                        ),
+                        format!("(b) byte scan {}: {} files, {} finding(s)", verdict(b.passed), b.files, b.findings.len()),
+                    ];
+                    self.audit_report
+                        .extend(b.findings.iter().take(5).map(|f| format!("    {} holds the {} of #{}", f.path.display(), f.what, f.id)));
+                    self.audit_report.push(match &cert.membership {
+                        Some(m) => format!(
+                            "(c) membership {}: AUROC {:.3} ({:.3}–{:.3})",
+                            verdict(m.passed),
+                            m.auroc_deleted,
+                            m.interval_deleted[0],
+                            m.interval_deleted[1]
+                        ),
+                        None => "(c) membership: not run".into(),
+                    });
+                    self.audit_report.push(format!("certificate: {}", path.display()));
+                }
+                Some(Err(e)) => {
+                    self.audit_job = None;
+                    self.audit_report = vec![format!("audit: {e}")];
+                }
+                None => {
+                    job.ui(ui);
+                }
+            }
+        }
+        let deleted = k.can_undo();
+        if ui
+            .add_enabled(self.audit_job.is_none() && deleted, egui::Button::new("Audit the unlearning"))
+            .on_hover_text(
+                "Certify this session's deletions: equivalence with a rebuilt memory, a byte scan of procmem's files, a membership test",
+            )
+            .clicked()
+        {
+            self.start_audit(ui.ctx(), k);
+        }
+        for line in &self.audit_report {
+            let colour = if line.contains("FAILED") { Color32::LIGHT_RED } else { ui.visuals().text_color() };
+            ui.label(RichText::new(line).small().color(colour));
+        }
     }
 
     fn values_ui(&mut self, ui: &mut egui::Ui, k: &Knowledge) {
@@ -217,6 +327,7 @@ impl MemoryPanel {
                 }
             });
             self.near_duplicates_ui(ui, k);
+            self.audit_ui(ui, k);
             ui.separator();
             self.values_ui(ui, k);
             ui.separator();
