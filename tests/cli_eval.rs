@@ -455,3 +455,57 @@ fn knn_runs_on_your_own_memory_with_queries_from_a_file_or_a_folder() {
     assert!(ok, "{stderr}");
     assert!(stdout.contains("| raw pixels |") && stdout.contains("(6) | 1.0000 | 0.00 % |"), "{stdout}");
 }
+
+/// An ImageFolder tree: `n` noise pictures per (class, colour), seeds offset by `seed`.
+fn image_folder(dir: &Path, classes: &[(&str, u8)], n: u64, seed: u64) {
+    for &(class, shift) in classes {
+        std::fs::create_dir_all(dir.join(class)).unwrap();
+        for i in 0..n {
+            let mut img = noise(seed + i, 0);
+            img.pixels_mut().for_each(|p| p.0[(shift % 3) as usize] = 255);
+            img.save(dir.join(class).join(format!("{i}.png"))).unwrap();
+        }
+    }
+}
+
+#[test]
+fn adding_a_class_reports_old_and_new_accuracy() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = |p: &str| dir.path().join(p);
+    image_folder(&d("memory"), &[("red", 0), ("green", 1)], 6, 0);
+    image_folder(&d("queries"), &[("red", 0), ("green", 1)], 3, 100);
+    image_folder(&d("add"), &[("blue", 2)], 6, 200);
+    image_folder(&d("new-queries"), &[("blue", 2)], 3, 300);
+    let mem = d("m.pmem");
+    let (ok, _, stderr) =
+        procmem(&["memory", "build", "--features", "pixels", "--folder", d("memory").to_str().unwrap(), "--out", mem.to_str().unwrap()]);
+    assert!(ok, "{stderr}");
+    let args = |add: &str| {
+        vec![
+            "eval".to_string(),
+            "new-class".into(),
+            "--memory".into(),
+            mem.to_str().unwrap().into(),
+            "--queries".into(),
+            d("queries").to_str().unwrap().into(),
+            "--add".into(),
+            d(add).to_str().unwrap().into(),
+            "--new-queries".into(),
+            d("new-queries").to_str().unwrap().into(),
+            "--features".into(),
+            "pixels".into(),
+            "--no-baselines".into(),
+            "--k".into(),
+            "3".into(),
+        ]
+    };
+    let a = args("add");
+    let (ok, stdout, stderr) = procmem(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(ok, "{stderr}");
+    // Each colour channel saturated: the classes separate perfectly under raw pixels.
+    assert!(stdout.contains("| raw pixels | 100.00 % | 100.00 % | +0.00 points | 100.00 % | 0 of 6 |"), "{stdout}");
+    // Adding only known classes is refused: there is no new class to measure.
+    let a = args("queries");
+    let (ok, _, stderr) = procmem(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(!ok && stderr.contains("adds no class the memory lacks"), "{stderr}");
+}

@@ -587,6 +587,11 @@ pub enum EvalCommand {
         #[arg(long, requires = "memory")]
         out_queries: Vec<PathBuf>,
     },
+    /// Adding a class to a memory, in miniature (visual-memory's flexible perception): kNN
+    /// accuracy of the old classes' queries before and after the new class's images join the
+    /// memory, the new class's accuracy, and how many old queries it takes over. No training:
+    /// the memory grows, the model stays.
+    NewClass(NewClassArgs),
     /// Recall@1/5 between paired sets: each query's counterpart is the gallery image with the
     /// same file name [default: Google vs Twitter emoji from $PROCMEM_DATA].
     Retrieval {
@@ -921,6 +926,7 @@ impl EvalCommand {
                 (Some(memory), Some(inside)) => ood_own_data(&memory, &inside, &out_queries, features, k, report, !no_baselines),
                 _ => ood(set, out, features, k, limit_test, report, !no_baselines),
             },
+            EvalCommand::NewClass(args) => args.run(),
             EvalCommand::Retrieval { queries, gallery, sources: Sources { features, report, no_baselines } } => {
                 retrieval(queries, gallery, features, report, !no_baselines)
             }
@@ -931,5 +937,108 @@ impl EvalCommand {
                 super::dense::eval_seg(data, features, report, !no_baselines, grid, limit)
             }
         }
+    }
+}
+
+/// `procmem eval new-class`.
+#[derive(clap::Args)]
+pub struct NewClassArgs {
+    /// The memory before (a memory file).
+    #[arg(long)]
+    memory: PathBuf,
+    /// Labelled queries of the memory's classes (a memory file or an ImageFolder tree).
+    #[arg(long)]
+    queries: PathBuf,
+    /// The new class's images to add (a memory file or an ImageFolder tree; any labels in it
+    /// that the memory lacks are new classes).
+    #[arg(long)]
+    add: PathBuf,
+    /// Held-out queries of the new class(es), not among --add.
+    #[arg(long)]
+    new_queries: PathBuf,
+    #[command(flatten)]
+    sources: Sources,
+    #[arg(long, default_value_t = 10)]
+    k: usize,
+}
+
+/// Accuracy of `truths` under kNN voting in `index`, and each query's prediction.
+fn knn_predictions(index: &ExactIndex, queries: &[f32], truths: &[u32], k: usize) -> (f64, Vec<Option<u32>>) {
+    let predictions: Vec<Option<u32>> = index
+        .search(queries, k)
+        .iter()
+        .map(|n| procmem::memory::vote::vote(n, k, index.labels.len(), VoteRule::default()).prediction)
+        .collect();
+    let right = predictions.iter().zip(truths).filter(|(p, t)| **p == Some(**t)).count();
+    (right as f64 / truths.len().max(1) as f64, predictions)
+}
+
+impl NewClassArgs {
+    pub fn run(self) -> anyhow::Result<()> {
+        let memory = procmem::memory::Memory::open(&self.memory)?;
+        let sources = sources_with_baselines(&self.sources.features, !self.sources.no_baselines)?;
+        own_model_given(&sources, &memory, &self.memory)?;
+        let (queries, add, new_queries) =
+            (QueryInput::load(&self.queries)?, QueryInput::load(&self.add)?, QueryInput::load(&self.new_queries)?);
+        let k = self.k.max(1);
+        let mut markdown = format!(
+            "## Adding a class: memory {} ({} entries) + {} ({} images), k = {k}\n\n\
+             Old-class queries: {} ({}); new-class queries: {} ({}).\n\nCommand: `procmem {}`\n\n\
+             | features | old classes before | old classes after | change | new class(es) | old queries now voted a new class |\n\
+             |---|---:|---:|---:|---:|---:|\n",
+            self.memory.display(),
+            memory.len(),
+            self.add.display(),
+            add.len(),
+            self.queries.display(),
+            queries.len(),
+            self.new_queries.display(),
+            new_queries.len(),
+            command_line()
+        );
+        for source in &sources {
+            let mut classes = Vec::new();
+            let (data, dim, labels) = labelled_memory(source, &memory, &mut classes)?;
+            let old_classes = classes.len() as u32;
+            let (q, d, truths) = queries.embed(source, &mut classes)?;
+            anyhow::ensure!(d == dim, "{}: dimension {d}, the memory {dim}", self.queries.display());
+            let (a, d, add_labels) = add.embed(source, &mut classes)?;
+            anyhow::ensure!(d == dim, "{}: dimension {d}, the memory {dim}", self.add.display());
+            anyhow::ensure!(
+                add_labels.iter().any(|&c| c >= old_classes),
+                "{} adds no class the memory lacks (its labels are all among the memory's)",
+                self.add.display()
+            );
+            let (t, d, new_truths) = new_queries.embed(source, &mut classes)?;
+            anyhow::ensure!(d == dim, "{}: dimension {d}, the memory {dim}", self.new_queries.display());
+            let before = ExactIndex::from_embeddings(dim, classes.clone(), labels.clone(), data.clone());
+            let (acc_before, _) = knn_predictions(&before, &q, &truths, k);
+            let mut grown_data = data;
+            grown_data.extend_from_slice(&a);
+            let mut grown_labels = labels;
+            grown_labels.extend_from_slice(&add_labels);
+            let after = ExactIndex::from_embeddings(dim, classes.clone(), grown_labels, grown_data);
+            let (acc_after, predictions) = knn_predictions(&after, &q, &truths, k);
+            let (acc_new, _) = knn_predictions(&after, &t, &new_truths, k);
+            let taken = predictions.iter().filter(|p| p.is_some_and(|c| c >= old_classes)).count();
+            eprintln!(
+                "{}: old classes {:.2} % -> {:.2} %, new class {:.2} %",
+                short_label(source),
+                acc_before * 100.0,
+                acc_after * 100.0,
+                acc_new * 100.0
+            );
+            markdown += &format!(
+                "| {} | {:.2} % | {:.2} % | {:+.2} points | {:.2} % | {} of {} |\n",
+                short_label(source),
+                acc_before * 100.0,
+                acc_after * 100.0,
+                (acc_after - acc_before) * 100.0,
+                acc_new * 100.0,
+                taken,
+                truths.len()
+            );
+        }
+        write_report(self.sources.report, &markdown)
     }
 }
