@@ -537,3 +537,33 @@ fn memory_panel_audits_the_unlearning_and_writes_a_certificate() {
     let report = h.state().0.audit_report.join("\n");
     assert!(report.contains("(b) byte scan FAILED") && report.contains("old-copy.pmem"), "{report}");
 }
+
+#[test]
+fn memory_panel_evaluates_the_model_on_a_labelled_folder() {
+    let (k, _) = knowledge(3);
+    let dir = tempfile::tempdir().unwrap();
+    for (class, rgb) in [("blue", [20, 20, 180]), ("green", [20, 180, 20]), ("purple", [150, 20, 150])] {
+        std::fs::create_dir_all(dir.path().join(class)).unwrap();
+        for i in 0..2 {
+            picture(400 + i, rgb).save(dir.path().join(class).join(format!("{i}.png"))).unwrap();
+        }
+    }
+    std::fs::write(dir.path().join("green").join("notes.png"), b"not an image").unwrap();
+    let mut h = Harness::builder()
+        .with_size(egui::vec2(1100.0, 900.0))
+        .build_ui_state(|ui, (p, k): &mut (MemoryPanel, Knowledge)| p.ui(ui, k), (MemoryPanel::default(), k));
+    h.run_steps(2);
+    h.get_by_label("Evaluate on a labelled folder…");
+    let folder = dir.path().to_path_buf();
+    let ctx = h.ctx.clone();
+    let (p, k) = h.state_mut();
+    p.start_folder_eval(&ctx, k, folder);
+    wait(&mut h, "the evaluation", |(p, _)| !p.folder_eval_report.is_empty());
+    let report = h.state().0.folder_eval_report.join("\n");
+    // Blue and green pictures find their class (k = 3, five of each in the memory); purple is
+    // no class of the memory, so it can only be wrong: 4 of 6 right.
+    assert!(report.starts_with("top-1 66.67 % on 6 images of 3 classes"), "{report}");
+    assert!(report.contains("purple: 0.0 % of 2 (not a class of the memory)"), "{report}");
+    assert!(report.contains("skipped 1:") && report.contains("notes.png"), "{report}");
+    assert!(h.query_by_label_contains("top-1 66.67 %").is_some());
+}

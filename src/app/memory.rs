@@ -27,6 +27,9 @@ pub struct MemoryPanel {
     pub values: Option<(u64, std::collections::HashMap<u64, f64>)>,
     values_job: Option<Job<std::collections::HashMap<u64, f64>>>,
     audit_job: Option<Job<(crate::eval::audit::Certificate, std::path::PathBuf)>>,
+    folder_eval_job: Option<Job<Vec<String>>>,
+    /// The last "Evaluate on a labelled folder" report.
+    pub folder_eval_report: Vec<String>,
     /// The last audit's verdict lines.
     pub audit_report: Vec<String>,
     /// Folders the audit scans instead of procmem's own (the user data folder and the
@@ -110,6 +113,89 @@ impl MemoryPanel {
             Ok(index.rows().map(|(id, _, _)| id).zip(values).collect())
         }));
         self.values = Some((generation, Default::default()));
+    }
+
+    /// kNN accuracy of the current model and memory on a labelled ImageFolder tree (one
+    /// sub-folder per class), on a worker: `procmem eval knn --memory … --queries FOLDER` for
+    /// what is loaded, without the baselines.
+    pub fn start_folder_eval(&mut self, ctx: &egui::Context, k: &Knowledge, folder: std::path::PathBuf) {
+        let (index, kk, rule) = (k.index.clone(), k.k(), k.watch.rule);
+        let source = k.perception.source.clone();
+        let labels = k.labels.clone();
+        self.folder_eval_report.clear();
+        self.folder_eval_job = Some(Job::spawn(ctx, "evaluating on a folder", move |h| {
+            use crate::memory::import;
+            h.progress(0.0, "reading images");
+            let files = import::list_image_folder(&folder).map_err(|e| e.to_string())?;
+            let (items, skipped) = import::load(&files);
+            if items.is_empty() {
+                return Err(format!("{}: no readable images in class sub-folders", folder.display()));
+            }
+            let images: Vec<image::RgbImage> = items.iter().map(|i| i.image.clone()).collect();
+            let n = images.len();
+            let (queries, _) = source
+                .embed_rgb(&images, |done| h.progress(done as f32 / n as f32, format!("embedding {done}/{n}")))
+                .map_err(|e| e.to_string())?;
+            let found = index.search(&queries, kk);
+            // Per class: (right, total); classes the memory lacks can only be wrong.
+            let mut per_class: std::collections::BTreeMap<&str, (usize, usize)> = Default::default();
+            for (item, neighbours) in items.iter().zip(&found) {
+                let predicted = crate::memory::vote::vote(neighbours, kk, labels.len(), rule).prediction;
+                let right = predicted.and_then(|p| labels.get(p as usize)).is_some_and(|l| *l == item.label);
+                let c = per_class.entry(item.label.as_str()).or_default();
+                c.0 += usize::from(right);
+                c.1 += 1;
+            }
+            let right: usize = per_class.values().map(|c| c.0).sum();
+            let mut report = vec![format!(
+                "top-1 {:.2} % on {n} images of {} classes from {} (k = {kk})",
+                100.0 * right as f64 / n as f64,
+                per_class.len(),
+                folder.display()
+            )];
+            for (label, (r, t)) in &per_class {
+                let unknown = if labels.iter().any(|l| l == label) { "" } else { " (not a class of the memory)" };
+                report.push(format!("  {label}: {:.1} % of {t}{unknown}", 100.0 * *r as f64 / *t as f64));
+            }
+            if !skipped.is_empty() {
+                report.push(format!(
+                    "skipped {}: {}",
+                    skipped.len(),
+                    skipped.iter().map(|s| format!("{} ({})", s.source, s.reason)).collect::<Vec<_>>().join("; ")
+                ));
+            }
+            Ok(report)
+        }));
+    }
+
+    fn folder_eval_ui(&mut self, ui: &mut egui::Ui, k: &Knowledge) {
+        if let Some(job) = &mut self.folder_eval_job {
+            match job.poll() {
+                Some(Ok(report)) => {
+                    self.folder_eval_job = None;
+                    self.folder_eval_report = report;
+                }
+                Some(Err(e)) => {
+                    self.folder_eval_job = None;
+                    self.folder_eval_report = vec![format!("evaluation: {e}")];
+                }
+                None => {
+                    job.ui(ui);
+                }
+            }
+        }
+        if ui
+            .add_enabled(self.folder_eval_job.is_none(), egui::Button::new("Evaluate on a labelled folder…"))
+            .on_hover_text("kNN accuracy of this model and memory on a folder with one sub-folder per class")
+            .clicked()
+        {
+            if let Some(folder) = rfd::FileDialog::new().pick_folder() {
+                self.start_folder_eval(ui.ctx(), k, folder);
+            }
+        }
+        for line in &self.folder_eval_report {
+            ui.label(RichText::new(line).small());
+        }
     }
 
     /// Audits this session's deletions on a worker (`procmem memory audit`'s three checks):
@@ -330,6 +416,7 @@ impl MemoryPanel {
             self.audit_ui(ui, k);
             ui.separator();
             self.values_ui(ui, k);
+            self.folder_eval_ui(ui, k);
             ui.separator();
             ui.label("Add images (drop files here, or):");
             ui.horizontal(|ui| {
