@@ -436,20 +436,28 @@ fn map_colours_by_leave_one_out_prediction_and_relabelling_is_one_undoable_edit(
     assert!(blue.iter().all(|&id| h.state().1.memory.get(id).unwrap().label == "blue"));
 }
 
+/// Makes entries of one picture (embedded once) under any source name.
+fn new_entries(
+    k: &Knowledge,
+    img: &image::RgbImage,
+    label: &str,
+    content_hash: u64,
+) -> impl Fn(&str) -> procmem::memory::embedding::NewEntry + use<> {
+    let (embedding, thumbnail, label) = (embed(&k.perception.source, img), thumbnail_png(img, 32), label.to_string());
+    move |source: &str| procmem::memory::embedding::NewEntry {
+        label: label.clone(),
+        source: source.into(),
+        content_hash,
+        thumbnail: thumbnail.clone(),
+        embedding: embedding.clone(),
+    }
+}
+
 #[test]
 fn an_unlearned_image_is_refused_on_re_adding_unless_overridden_and_its_near_duplicates_are_found() {
-    use procmem::memory::embedding::NewEntry;
     use procmem::memory::{NEAR_DUPLICATE_COSINE, near_duplicates};
     let (mut k, _) = knowledge(3);
-    let img = picture(50, [200, 200, 20]);
-    let embedding = embed(&k.perception.source, &img);
-    let entry = |source: &str| NewEntry {
-        label: "yellow".into(),
-        source: source.into(),
-        content_hash: 0xfeed,
-        thumbnail: thumbnail_png(&img, 32),
-        embedding: embedding.clone(),
-    };
+    let entry = new_entries(&k, &picture(50, [200, 200, 20]), "yellow", 0xfeed);
     let (ids, refused) = k.add(vec![entry("yellow.png"), entry("yellow-copy.png")], false).unwrap();
     assert_eq!((ids.len(), refused.len()), (2, 0));
     // The copy is a near-duplicate of the first: same bytes, cosine 1.
@@ -469,17 +477,8 @@ fn an_unlearned_image_is_refused_on_re_adding_unless_overridden_and_its_near_dup
 
 #[test]
 fn memory_panel_offers_the_near_duplicates_a_deletion_leaves_behind() {
-    use procmem::memory::embedding::NewEntry;
     let (mut k, _) = knowledge(3);
-    let img = picture(60, [220, 120, 20]);
-    let embedding = embed(&k.perception.source, &img);
-    let entry = |source: &str| NewEntry {
-        label: "orange".into(),
-        source: source.into(),
-        content_hash: 0,
-        thumbnail: thumbnail_png(&img, 32),
-        embedding: embedding.clone(),
-    };
+    let entry = new_entries(&k, &picture(60, [220, 120, 20]), "orange", 0);
     let (ids, _) = k.add(vec![entry("orange.png"), entry("orange-resaved.png")], false).unwrap();
     let mut h = Harness::builder()
         .with_size(egui::vec2(1100.0, 700.0))
