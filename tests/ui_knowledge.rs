@@ -519,17 +519,35 @@ fn memory_panel_audits_the_unlearning_and_writes_a_certificate() {
     h.run_steps(2);
     h.get_by_label("Unlearn (delete)").click();
     h.run_steps(2);
+    // Unsaved, the deleted entry is still in the file Save writes: the audit says so.
     h.get_by_label("Audit the unlearning").click();
     wait(&mut h, "the audit", |(p, _)| p.audit_report.iter().any(|l| l.starts_with("certificate:")));
     let report = h.state().0.audit_report.join("\n");
-    assert!(report.contains("1 deleted entries: passed") && report.contains("(a) equivalence passed"), "{report}");
-    let cert =
-        std::fs::read_dir(&scanned).unwrap().map(|e| e.unwrap().path()).find(|p| p.extension().is_some_and(|e| e == "json")).unwrap();
+    assert!(
+        report.contains("(a) equivalence passed") && report.contains("(b) byte scan FAILED") && report.contains("loaded.pmem"),
+        "{report}"
+    );
+    // Saved, it passes.
+    h.get_by_label("Save").click();
+    h.run_steps(1);
+    h.get_by_label("Audit the unlearning").click();
+    h.run_steps(1);
+    wait(&mut h, "the audit after saving", |(p, _)| p.audit_report.iter().any(|l| l.starts_with("certificate:")));
+    let report = h.state().0.audit_report.join("\n");
+    assert!(report.contains("1 deleted entries: passed"), "{report}");
+    let cert = std::fs::read_dir(&scanned)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .max()
+        .unwrap();
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(cert).unwrap()).unwrap();
     assert_eq!(v["deleted"][0]["id"], 3);
 
     // A copy of the memory as it was, left in a scanned folder, fails the next audit.
-    std::fs::copy(dir.path().join("loaded.pmem"), scanned.join("old-copy.pmem")).unwrap();
+    let mut old = h.state().1.memory.clone();
+    old.restore(h.state().1.memory_before_edits().get(3).unwrap().clone()).unwrap();
+    old.save(&scanned.join("old-copy.pmem")).unwrap();
     h.get_by_label("Audit the unlearning").click();
     h.run_steps(1);
     wait(&mut h, "the second audit", |(p, _)| p.audit_report.iter().any(|l| l.starts_with("certificate:")));

@@ -62,6 +62,49 @@ fn watch_list_equals_a_memory_rebuilt_after_every_deletion_and_undo() {
 }
 
 #[test]
+fn batch_deletions_and_their_undo_equal_a_memory_rebuilt() {
+    let mut rng = Rng::new(9);
+    for trial in 0..10 {
+        let (n, dim, classes) = (60 + rng.below(200), 8 + rng.below(24), 2 + rng.below(4));
+        let mut memory = random_memory(&mut rng, n, dim, classes);
+        let labels: Vec<String> = (0..classes).map(|c| format!("class{c}")).collect();
+        let k = 1 + rng.below(10);
+        let mut index = ExactIndex::build(&memory, &labels);
+        let mut watch = WatchList::new(k, VoteRule::default(), classes);
+        watch.depth = k + 3;
+        let queries: Vec<(String, Option<u32>, Vec<f32>)> = (0..20).map(|i| (format!("q{i}"), None, random_unit(&mut rng, dim))).collect();
+        watch.add(&index, queries);
+        let check = |memory: &Memory, watch: &WatchList, step: &str| {
+            let scratch = ExactIndex::build(memory, &labels);
+            for q in &watch.queries {
+                let want = scratch.search(&q.embedding, k).pop().unwrap();
+                assert_eq!(q.neighbours.iter().take(k).copied().collect::<Vec<_>>(), want, "trial {trial} {step}: {}", q.name);
+                assert_eq!(q.vote, vote(&want, k, classes, VoteRule::default()));
+            }
+        };
+        // A lasso's worth: every watched query's nearest few plus random others, at once.
+        let mut ids: std::collections::HashSet<u64> =
+            watch.queries.iter().flat_map(|q| q.neighbours.iter().take(2).map(|n| n.id)).collect();
+        ids.extend((0..n / 4).map(|_| memory.entries[rng.below(memory.len())].id));
+        let deleted = memory.delete_many(&ids);
+        assert_eq!(deleted.len(), ids.len());
+        index.retain(|id, _| !ids.contains(&id));
+        watch.on_delete_many(&index, &ids);
+        check(&memory, &watch, "batch delete");
+        // One undo of all of them.
+        let rows: Vec<(u64, u32, &[f32])> =
+            deleted.iter().map(|e| (e.id, labels.iter().position(|l| *l == e.label).unwrap() as u32, e.embedding.as_slice())).collect();
+        for &(id, c, e) in &rows {
+            index.insert(id, c, e);
+        }
+        watch.on_insert_many(&rows);
+        memory.restore_many(deleted.clone()).unwrap();
+        check(&memory, &watch, "batch undo");
+        assert!(memory.restore_many(deleted).is_err(), "restoring present ids is refused");
+    }
+}
+
+#[test]
 fn watch_list_reports_flips() {
     // Two classes on a line: the query sits next to one `a`, behind it three `b`s.
     let mut m = Memory::new("fp", 2);

@@ -292,14 +292,14 @@ impl Knowledge {
     pub fn delete_many(&mut self, ids: &[u64]) -> Option<&EditReport> {
         let start = std::time::Instant::now();
         let predictions = self.predictions();
-        let mut update = WatchUpdate::default();
-        let mut deleted = Vec::new();
-        for &id in ids {
-            let Some(entry) = self.memory.delete(id) else { continue };
-            self.index.remove(id);
-            merge(&mut update, self.watch.on_delete(&self.index, id));
-            self.thumbs.remove(&id);
-            deleted.push(entry);
+        let set: std::collections::HashSet<u64> = ids.iter().copied().collect();
+        // One pass each through the memory, the index and the watch list, however many.
+        let deleted = self.memory.delete_many(&set);
+        let set: std::collections::HashSet<u64> = deleted.iter().map(|e| e.id).collect();
+        self.index.retain(|id, _| !set.contains(&id));
+        let mut update = self.watch.on_delete_many(&self.index, &set);
+        for id in &set {
+            self.thumbs.remove(id);
         }
         let what = match deleted.as_slice() {
             [] => return None,
@@ -374,6 +374,29 @@ impl Knowledge {
         self.watch.queries.iter().zip(before).enumerate().filter(|(_, (q, b))| q.vote.prediction != **b).map(|(i, _)| i).collect()
     }
 
+    /// The memory as it was before every edit still on the undo stack (deletions restored,
+    /// relabellings reverted; images added since stay): what an unlearning audit compares the
+    /// current memory with. Entries that cannot be put back (never the case for the stack's own
+    /// edits) are left out.
+    pub fn memory_before_edits(&self) -> Memory {
+        let mut before = self.memory.clone();
+        for edit in self.undo.iter().rev() {
+            match edit {
+                Edit::Deleted(entries) => {
+                    let _ = before.restore_many(entries.clone());
+                }
+                Edit::Relabelled(list) => {
+                    for (id, old) in list {
+                        if let Some(pos) = before.position(*id) {
+                            before.entries[pos].label = old.clone();
+                        }
+                    }
+                }
+            }
+        }
+        before
+    }
+
     pub fn can_undo(&self) -> bool {
         !self.undo.is_empty()
     }
@@ -386,16 +409,26 @@ impl Knowledge {
         let mut update = WatchUpdate::default();
         let what = match edit {
             Edit::Deleted(entries) => {
+                if let Some(e) = entries.iter().find(|e| self.memory.get(e.id).is_some()) {
+                    // Nothing lost: the edit goes back on the stack.
+                    let what = format!("could not restore: entry #{} is already in the memory", e.id);
+                    self.undo.push(Edit::Deleted(entries));
+                    self.last_edit = Some(EditReport { what, update, micros: 0 });
+                    return self.last_edit.as_ref();
+                }
                 let n = entries.len();
                 let first = entries.first().map(|e| format!("#{} ({})", e.id, e.label)).unwrap_or_default();
-                for entry in entries.into_iter().rev() {
-                    let (id, label) = (entry.id, self.class_of(&entry.label.clone()));
-                    self.index.insert(id, label, &entry.embedding);
-                    merge(&mut update, self.watch.on_insert(id, label, &entry.embedding));
-                    if let Err(e) = self.memory.restore(entry) {
-                        self.last_edit = Some(EditReport { what: format!("could not restore #{id}: {e}"), update, micros: 0 });
-                        return self.last_edit.as_ref();
+                let classes: Vec<u32> = entries.iter().map(|e| self.class_of(&e.label.clone())).collect();
+                {
+                    let rows: Vec<(u64, u32, &[f32])> =
+                        entries.iter().zip(&classes).map(|(e, &c)| (e.id, c, e.embedding.as_slice())).collect();
+                    for &(id, class, embedding) in &rows {
+                        self.index.insert(id, class, embedding);
                     }
+                    merge(&mut update, self.watch.on_insert_many(&rows));
+                }
+                if let Err(e) = self.memory.restore_many(entries) {
+                    log::error!("restoring entries checked absent failed: {e}");
                 }
                 if n == 1 { format!("restored {first}") } else { format!("restored {n} entries") }
             }

@@ -206,7 +206,8 @@ impl MapPanel {
     fn colours(&mut self, influence: Option<&BTreeMap<u64, usize>>) -> &[Color32] {
         let (Some(map), Some(derived)) = (&self.map, &self.derived) else { return &[] };
         let predictions_at = self.predictions.as_ref().map_or(u64::MAX, |p| p.0);
-        let key = (derived.generation, self.colour_by, predictions_at, influence.map_or(usize::MAX, |m| m.len()));
+        // The influence map's address: another report (another k, a new analysis) is another map.
+        let key = (derived.generation, self.colour_by, predictions_at, influence.map_or(0, |m| m as *const BTreeMap<u64, usize> as usize));
         if self.colours.as_ref().is_none_or(|c| c.0 != key) {
             let max_influence = influence.and_then(|m| m.values().max().copied()).unwrap_or(1).max(1) as f32;
             let colours: Vec<Color32> = map

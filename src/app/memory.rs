@@ -198,23 +198,27 @@ impl MemoryPanel {
         }
     }
 
-    /// Audits this session's deletions on a worker (`procmem memory audit`'s three checks):
-    /// the loaded file against a snapshot of the memory as it is now, the watched queries as
-    /// the never-added images, procmem's own folders scanned. The certificate is written to
-    /// the user data folder's `audits/`.
+    /// Audits the deletions on the undo stack on a worker (`procmem memory audit`'s three
+    /// checks): the memory as it was before them against the memory as it is now (both
+    /// snapshots in the temporary folder while the audit runs), the watched queries as the
+    /// never-added images; procmem's own folders and the file Save writes are scanned, so an
+    /// unsaved deletion is reported as still on disk. The certificate is written to the user
+    /// data folder's `audits/`.
     pub fn start_audit(&mut self, ctx: &egui::Context, k: &Knowledge) {
-        let original = k.loaded_from.clone();
+        let before = k.memory_before_edits().to_bytes();
         let snapshot = k.memory.to_bytes();
+        let saved_to = k.memory_path.clone();
         let mut never = crate::memory::Memory::new(&k.memory.model_fingerprint, k.memory.dim);
         for q in &k.watch.queries {
             let _ = never.add(&k.memory.model_fingerprint, "watched", &q.name, 0, Vec::new(), q.embedding.clone());
         }
         let k_vote = k.k();
-        let scan = self.audit_scan.clone().unwrap_or_else(|| {
+        let mut scan = self.audit_scan.clone().unwrap_or_else(|| {
             let mut roots = vec![crate::paths::user_data_dir()];
             roots.extend(crate::paths::data_dir().map(|d| d.join("cache")));
             roots
         });
+        scan.extend(saved_to);
         let out_dir = match &self.audit_scan {
             Some(roots) => roots.first().cloned().unwrap_or_else(std::env::temp_dir),
             None => crate::paths::user_data_dir().join("audits"),
@@ -224,8 +228,10 @@ impl MemoryPanel {
             let dir = out_dir;
             std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
             let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-            // The snapshot lives outside the scanned folders only while the audit runs.
-            let edited = std::env::temp_dir().join(format!("procmem-audit-{}-{stamp}.pmem", std::process::id()));
+            // The snapshots live outside the scanned folders only while the audit runs.
+            let temp = |what: &str| std::env::temp_dir().join(format!("procmem-audit-{}-{stamp}-{what}.pmem", std::process::id()));
+            let (original, edited) = (temp("before"), temp("now"));
+            crate::fsio::write_atomic(&original, &before).map_err(|e| e.to_string())?;
             crate::fsio::write_atomic(&edited, &snapshot).map_err(|e| e.to_string())?;
             let input = crate::eval::audit::AuditInput {
                 original: &original,
@@ -237,6 +243,7 @@ impl MemoryPanel {
             };
             let result = crate::eval::audit::audit(&input, |s| h.progress(0.5, s));
             let _ = std::fs::remove_file(&edited);
+            let _ = std::fs::remove_file(&original);
             let cert = result.map_err(|e| e.to_string())?;
             let out = dir.join(format!("certificate-{stamp}.json"));
             let json = serde_json::to_vec_pretty(&cert).map_err(|e| e.to_string())?;

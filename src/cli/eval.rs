@@ -1002,6 +1002,13 @@ impl NewClassArgs {
             let old_classes = classes.len() as u32;
             let (q, d, truths) = queries.embed(source, &mut classes)?;
             anyhow::ensure!(d == dim, "{}: dimension {d}, the memory {dim}", self.queries.display());
+            if let Some(&t) = truths.iter().find(|&&t| t >= old_classes) {
+                anyhow::bail!(
+                    "{} holds queries of class {:?}, which the memory lacks: give them as --new-queries",
+                    self.queries.display(),
+                    classes[t as usize]
+                );
+            }
             let (a, d, add_labels) = add.embed(source, &mut classes)?;
             anyhow::ensure!(d == dim, "{}: dimension {d}, the memory {dim}", self.add.display());
             anyhow::ensure!(

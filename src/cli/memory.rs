@@ -345,6 +345,13 @@ fn run(cmd: MemoryCommand) -> anyhow::Result<()> {
                 m.delete(*id);
             }
             m.save(&memory)?;
+            // Re-embeddings of memories (the app's cache, keyed by content) may hold the deleted
+            // entries under another model: they go, as when the app deletes.
+            let cache = procmem::embed::cache::EmbeddingCache::new(procmem::paths::user_data_dir().join("cache").join("embeddings"));
+            let purged = cache.purge_matching(procmem::memory::embedding::MEMORY_SET_PREFIX);
+            if purged > 0 {
+                eprintln!("purged {purged} cached re-embedding(s) of memories from {}", cache.dir().display());
+            }
             eprintln!(
                 "deleted {} entr{}; {} remain; {} content hash(es) on the memory's deny-list",
                 all.len(),
@@ -604,13 +611,17 @@ impl AuditArgs {
         if !b.unsearchable.is_empty() {
             println!("      entries {:?} have exact duplicates still in the memory: nothing of theirs can be told apart", b.unsearchable);
         }
+        for u in &b.unreadable {
+            println!("      could not read {u}");
+        }
         for f in b.findings.iter().take(20) {
             println!("      {} at byte {}: the {} of deleted entry {}", f.path.display(), f.offset, f.what, f.id);
         }
         match &cert.membership {
             Some(m) => println!(
-                "  (c) membership: {} — AUROC deleted vs never-added {:.3} (95 % interval {:.3}–{:.3}; 0.5 = indistinguishable), members vs never-added {:.3}",
+                "  (c) membership: {}{} — AUROC deleted vs never-added {:.3} (95 % interval {:.3}–{:.3}; 0.5 = indistinguishable), members vs never-added {:.3}",
                 verdict(m.passed),
+                if m.inconclusive { " but inconclusive (fewer than 20 deleted or never-added images; not counted)" } else { "" },
                 m.auroc_deleted,
                 m.interval_deleted[0],
                 m.interval_deleted[1],

@@ -111,6 +111,16 @@ impl ExactIndex {
         Self { dim, labels, ids: (0..entry_labels.len() as u64).collect(), entry_labels, data, int8: OnceLock::new() }
     }
 
+    /// The same entries under the given ids (one per entry), instead of 0..n.
+    ///
+    /// # Panics
+    /// When `ids` has not one id per entry (a caller bug, never user data).
+    pub fn with_ids(mut self, ids: Vec<u64>) -> Self {
+        assert_eq!(ids.len(), self.ids.len(), "one id per entry");
+        self.ids = ids;
+        self
+    }
+
     pub fn len(&self) -> usize {
         self.ids.len()
     }

@@ -64,17 +64,29 @@ impl MemoryMap {
         Ok(map)
     }
 
-    /// Places entries added after the map was made (ids above every mapped id; others are
-    /// ignored), keeping the axes.
+    /// Places entries the map lacks (added since it was made, or restored after a re-fit),
+    /// keeping the axes and the id order; ids already on the map are left where they are.
     pub fn extend<'a>(&mut self, rows: impl Iterator<Item = (u64, u32, &'a [f32])>) {
-        for (id, class, embedding) in rows {
-            if self.ids.last().is_none_or(|&last| id > last) {
+        let new: Vec<(u64, u32, [f32; 2])> =
+            rows.filter(|r| self.position(r.0).is_none()).map(|(id, class, e)| (id, class, self.place(e))).collect();
+        if new.is_empty() {
+            return;
+        }
+        if new.iter().all(|r| self.ids.last().is_none_or(|&last| r.0 > last)) && new.windows(2).all(|w| w[0].0 < w[1].0) {
+            for (id, class, xy) in new {
                 self.ids.push(id);
                 self.classes.push(class);
-                let p = self.place(embedding);
-                self.xy.push(p);
+                self.xy.push(xy);
             }
+            return;
         }
+        let mut all: Vec<(u64, u32, [f32; 2])> =
+            self.ids.iter().zip(&self.classes).zip(&self.xy).map(|((&id, &c), &xy)| (id, c, xy)).chain(new).collect();
+        all.sort_by_key(|r| r.0);
+        all.dedup_by_key(|r| r.0);
+        self.ids = all.iter().map(|r| r.0).collect();
+        self.classes = all.iter().map(|r| r.1).collect();
+        self.xy = all.iter().map(|r| r.2).collect();
     }
 
     /// Where an embedding (of the memory's model and dimension) lands on the map.
@@ -324,6 +336,22 @@ mod tests {
         let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json_path).unwrap()).unwrap();
         assert_eq!(v.as_array().unwrap().len(), 10);
         assert_eq!(v[3]["deleted"], true);
+    }
+
+    #[test]
+    fn entries_added_or_restored_after_the_fit_are_placed_in_id_order() {
+        let m = two_clusters(20, 8);
+        let full = MemoryMap::fit(&m).unwrap();
+        let mut partial = m.clone();
+        for id in [3, 7] {
+            partial.delete(id).unwrap();
+        }
+        let mut map = MemoryMap::fit(&partial).unwrap();
+        assert_eq!(map.ids.len(), 18);
+        // Restored entries (ids inside the range) and no duplicates for those already there.
+        map.extend(m.entries.iter().map(|e| (e.id, 0, e.embedding.as_slice())));
+        assert_eq!(map.ids, full.ids);
+        assert_eq!(map.position(7).map(|i| map.xy[i]), Some(map.place(&m.entries[7].embedding)));
     }
 
     #[test]

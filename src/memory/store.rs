@@ -121,6 +121,31 @@ impl Memory {
         Some(entry)
     }
 
+    /// Removes every entry whose id is in `ids` in one pass (deleting one by one moves the
+    /// tail of the list each time); returns them in id order. Their content goes on the
+    /// deny-list.
+    pub fn delete_many(&mut self, ids: &std::collections::HashSet<u64>) -> Vec<Entry> {
+        let (gone, kept): (Vec<Entry>, Vec<Entry>) = std::mem::take(&mut self.entries).into_iter().partition(|e| ids.contains(&e.id));
+        self.entries = kept;
+        self.denied.extend(gone.iter().map(|e| e.content_hash).filter(|&h| h != 0));
+        gone
+    }
+
+    /// Puts deleted entries back (the undo of [`delete_many`](Self::delete_many)); refuses,
+    /// changing nothing, if any id is already present.
+    pub fn restore_many(&mut self, entries: Vec<Entry>) -> Result<()> {
+        if let Some(e) = entries.iter().find(|e| self.position(e.id).is_some()) {
+            return Err(Error::InvalidConfig(format!("entry {} is already in the memory", e.id)));
+        }
+        for e in &entries {
+            self.denied.remove(&e.content_hash);
+            self.next_id = self.next_id.max(e.id + 1);
+        }
+        self.entries.extend(entries);
+        self.entries.sort_by_key(|e| e.id);
+        Ok(())
+    }
+
     /// Whether images with this content hash were unlearned and are refused by [`add`](Self::add).
     pub fn is_denied(&self, content_hash: u64) -> bool {
         content_hash != 0 && self.denied.contains(&content_hash)

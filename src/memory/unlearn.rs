@@ -116,11 +116,18 @@ impl WatchList {
 
     /// Call after `id` was removed from `index`.
     pub fn on_delete(&mut self, index: &ExactIndex, id: u64) -> WatchUpdate {
+        self.on_delete_many(index, &std::collections::HashSet::from([id]))
+    }
+
+    /// Call after all of `ids` were removed from `index` (one pass over the watch list, and one
+    /// search for the queries left with fewer than k neighbours, however many were deleted).
+    pub fn on_delete_many(&mut self, index: &ExactIndex, ids: &std::collections::HashSet<u64>) -> WatchUpdate {
         let mut update = WatchUpdate::default();
         let mut research = Vec::new();
         for (qi, q) in self.queries.iter_mut().enumerate() {
-            if let Some(pos) = q.neighbours.iter().position(|n| n.id == id) {
-                q.neighbours.remove(pos);
+            let before = q.neighbours.len();
+            q.neighbours.retain(|n| !ids.contains(&n.id));
+            if q.neighbours.len() != before {
                 update.touched.push(qi);
                 if q.neighbours.len() < self.k && index.len() > q.neighbours.len() {
                     research.push(qi);
@@ -156,6 +163,47 @@ impl WatchList {
                 q.neighbours.insert(pos, n);
                 q.neighbours.truncate(depth);
                 Some(qi)
+            })
+            .collect();
+        self.revote(WatchUpdate { touched, flipped: Vec::new() })
+    }
+
+    /// Call after entries (id, label, embedding) were added back to `index` together: the same
+    /// rule as [`on_insert`](Self::on_insert) entry by entry, but only each query's top-`depth`
+    /// among the restored entries (one search of them) can enter, so the cost is one search,
+    /// not queries × entries dot products.
+    pub fn on_insert_many(&mut self, rows: &[(u64, u32, &[f32])]) -> WatchUpdate {
+        let Some(dim) = rows.first().map(|r| r.2.len()) else { return WatchUpdate::default() };
+        let restored = ExactIndex::from_embeddings(
+            dim,
+            Vec::new(),
+            rows.iter().map(|r| r.1).collect(),
+            rows.iter().flat_map(|r| r.2.iter().copied()).collect(),
+        )
+        .with_ids(rows.iter().map(|r| r.0).collect());
+        let flat: Vec<f32> = self.queries.iter().flat_map(|q| q.embedding.iter().copied()).collect();
+        let candidates = restored.search(&flat, self.depth);
+        let (k, depth) = (self.k, self.depth);
+        let touched: Vec<usize> = self
+            .queries
+            .par_iter_mut()
+            .zip(candidates)
+            .enumerate()
+            .filter_map(|(qi, (q, found))| {
+                let mut entered = false;
+                for n in found {
+                    let enters = match q.neighbours.last() {
+                        None => true,
+                        Some(last) => better(&n, last) || q.neighbours.len() < k,
+                    };
+                    if enters {
+                        let pos = q.neighbours.iter().position(|m| better(&n, m)).unwrap_or(q.neighbours.len());
+                        q.neighbours.insert(pos, n);
+                        q.neighbours.truncate(depth);
+                        entered = true;
+                    }
+                }
+                entered.then_some(qi)
             })
             .collect();
         self.revote(WatchUpdate { touched, flipped: Vec::new() })
