@@ -16,8 +16,8 @@ use egui_plot::{Plot, PlotBounds, PlotGeometry, PlotItem, PlotItemBase, PlotPoin
 
 use super::jobs::Job;
 use super::knowledge::Knowledge;
+use crate::memory::Neighbour;
 use crate::memory::map::MemoryMap;
-use crate::memory::{ExactIndex, Neighbour, VoteRule, vote::vote};
 
 /// What a point's colour shows.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -125,7 +125,7 @@ impl MapPanel {
         let (kk, rule, classes) = (k.k(), k.watch.rule, k.labels.len());
         self.predictions = None;
         self.predict_job = Some(Job::spawn(ctx, "leave-one-out predictions", move |h| {
-            Ok(loo_predictions(&index, kk, rule, classes, |f| {
+            Ok(crate::memory::map::loo_predictions(&index, kk, rule, classes, |f| {
                 h.progress(f, format!("{:.0} %", f * 100.0));
                 !h.cancelled()
             })?)
@@ -580,35 +580,6 @@ fn swatch(ui: &mut egui::Ui, colour: Color32, text: &str) {
         ui.painter().rect_filled(rect, 1.0, colour);
         ui.label(RichText::new(text).small());
     });
-}
-
-/// Leave-one-out kNN predictions of every entry of `index` (searched in blocks; `progress` gets
-/// the fraction done and returns false to cancel).
-///
-/// # Errors
-/// "cancelled" when `progress` returns false.
-pub fn loo_predictions(
-    index: &ExactIndex,
-    k: usize,
-    rule: VoteRule,
-    classes: usize,
-    progress: impl Fn(f32) -> bool,
-) -> Result<HashMap<u64, Option<u32>>, String> {
-    const BLOCK: usize = 1024;
-    let rows: Vec<(u64, &[f32])> = index.rows().map(|(id, _, e)| (id, e)).collect();
-    let mut out = HashMap::with_capacity(rows.len());
-    for (b, block) in rows.chunks(BLOCK).enumerate() {
-        if !progress(b as f32 * BLOCK as f32 / rows.len().max(1) as f32) {
-            return Err("cancelled".into());
-        }
-        let flat: Vec<f32> = block.iter().flat_map(|r| r.1.iter().copied()).collect();
-        for ((id, _), mut neighbours) in block.iter().zip(index.search(&flat, k + 1)) {
-            neighbours.retain(|n| n.id != *id);
-            out.insert(*id, vote(&neighbours, k, classes, rule).prediction);
-        }
-    }
-    progress(1.0);
-    Ok(out)
 }
 
 /// All entries as one mesh of small quads: deleted ones first (underneath), then the live ones,

@@ -205,8 +205,8 @@ impl MemoryPanel {
     /// unsaved deletion is reported as still on disk. The certificate is written to the user
     /// data folder's `audits/`.
     pub fn start_audit(&mut self, ctx: &egui::Context, k: &Knowledge) {
-        let before = k.memory_before_edits().to_bytes();
-        let snapshot = k.memory.to_bytes();
+        // Copies here, serialised on the worker (to_bytes of a large memory takes seconds).
+        let (before, now) = (k.memory_before_edits(), k.memory.clone());
         let saved_to = k.memory_path.clone();
         let mut never = crate::memory::Memory::new(&k.memory.model_fingerprint, k.memory.dim);
         for q in &k.watch.queries {
@@ -231,8 +231,8 @@ impl MemoryPanel {
             // The snapshots live outside the scanned folders only while the audit runs.
             let temp = |what: &str| std::env::temp_dir().join(format!("procmem-audit-{}-{stamp}-{what}.pmem", std::process::id()));
             let (original, edited) = (temp("before"), temp("now"));
-            crate::fsio::write_atomic(&original, &before).map_err(|e| e.to_string())?;
-            crate::fsio::write_atomic(&edited, &snapshot).map_err(|e| e.to_string())?;
+            before.save(&original).map_err(|e| e.to_string())?;
+            now.save(&edited).map_err(|e| e.to_string())?;
             let input = crate::eval::audit::AuditInput {
                 original: &original,
                 edited: &edited,
@@ -430,7 +430,7 @@ impl MemoryPanel {
                 let l = ui.label("label");
                 ui.text_edit_singleline(&mut self.new_label).labelled_by(l.id);
             });
-            let denied = k.memory.denied().count();
+            let denied = k.memory.denied_count();
             if denied > 0 {
                 ui.checkbox(&mut self.allow_unlearned, format!("re-add unlearned images ({denied} on the deny-list)"))
                     .on_hover_text("Images deleted from this memory are refused when added again, unless this is ticked");

@@ -320,16 +320,12 @@ fn run(cmd: MemoryCommand) -> anyhow::Result<()> {
                     bail!("no entry {id} in {} (nothing was changed)", memory.display());
                 }
             }
-            // Near-duplicates are looked up among the entries that stay.
-            let targets: Vec<procmem::memory::Entry> = ids.iter().filter_map(|id| m.get(*id).cloned()).collect();
-            let mut staying = m.clone();
-            for id in &ids {
-                staying.delete(*id);
-            }
-            let index = ExactIndex::build(&staying, &staying.labels());
+            // Deleted in one pass; near-duplicates are then looked up among the entries that stay.
+            let targets = m.delete_many(&ids.iter().copied().collect());
+            let index = ExactIndex::build(&m, &m.labels());
             let mut extra: Vec<u64> = Vec::new();
             for t in &targets {
-                for d in near_duplicates(&staying, &index, &t.embedding, t.content_hash, t.id, near) {
+                for d in near_duplicates(&m, &index, &t.embedding, t.content_hash, t.id, near) {
                     let how = if d.same_content { "the same image bytes".to_string() } else { format!("cosine {:.4}", d.similarity) };
                     eprintln!("  #{} is a near-duplicate of #{} ({how})", d.id, t.id);
                     if !extra.contains(&d.id) {
@@ -339,10 +335,8 @@ fn run(cmd: MemoryCommand) -> anyhow::Result<()> {
             }
             let mut all = ids.clone();
             if with_near_duplicates {
+                m.delete_many(&extra.iter().copied().collect());
                 all.extend(extra.iter().copied().filter(|id| !ids.contains(id)));
-            }
-            for id in &all {
-                m.delete(*id);
             }
             m.save(&memory)?;
             // Re-embeddings of memories (the app's cache, keyed by content) may hold the deleted
@@ -357,7 +351,7 @@ fn run(cmd: MemoryCommand) -> anyhow::Result<()> {
                 all.len(),
                 if all.len() == 1 { "y" } else { "ies" },
                 m.len(),
-                m.denied().count()
+                m.denied_count()
             );
             if !with_near_duplicates && !extra.is_empty() {
                 eprintln!("{} near-duplicate(s) remain; --with-near-duplicates deletes them too", extra.len());

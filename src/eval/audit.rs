@@ -373,23 +373,10 @@ fn top1(index: &ExactIndex, rows: &[f32]) -> Vec<f32> {
     index.search(rows, 1).iter().map(|n| n.first().map_or(-1.0, |n| n.similarity)).collect()
 }
 
-/// AUROC of positives vs negatives (ties count half), by ranks.
+/// AUROC of positives vs negatives, ties counting ½: [`super::ood::auroc`] (0.5 for an empty
+/// group, which the membership test never passes).
 pub fn auroc(pos: &[f32], neg: &[f32]) -> f64 {
-    let mut all: Vec<(f32, bool)> = pos.iter().map(|&s| (s, true)).chain(neg.iter().map(|&s| (s, false))).collect();
-    all.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let mut rank_sum = 0.0;
-    let mut i = 0;
-    while i < all.len() {
-        let mut j = i;
-        while j < all.len() && all[j].0 == all[i].0 {
-            j += 1;
-        }
-        let avg_rank = (i + j + 1) as f64 / 2.0;
-        rank_sum += avg_rank * all[i..j].iter().filter(|x| x.1).count() as f64;
-        i = j;
-    }
-    let (p, n) = (pos.len() as f64, neg.len() as f64);
-    (rank_sum - p * (p + 1.0) / 2.0) / (p * n)
+    super::ood::auroc(pos, neg).unwrap_or(0.5)
 }
 
 fn membership(index: &ExactIndex, deleted: &[&crate::memory::Entry], never: &Memory, edited: &Memory, seed: u64) -> Membership {

@@ -13,6 +13,8 @@ use crate::error::{Error, Result};
 use crate::linalg::Projection;
 
 use super::store::Memory;
+use super::{ExactIndex, VoteRule};
+use std::collections::HashMap;
 
 /// The most entries the axes are fitted on (evenly spaced; the covariance of 20k × 384 is
 /// 0.2 s here and the axes of a sample this size match the full memory's to the eye).
@@ -122,21 +124,6 @@ impl MemoryMap {
             .collect()
     }
 
-    /// Position of the entry nearest to `point` under `distance_sq` (e.g. squared screen
-    /// pixels); `None` when none is within `max_distance_sq`.
-    pub fn nearest(&self, point: [f32; 2], distance_sq: impl Fn([f32; 2], [f32; 2]) -> f32, max_distance_sq: f32) -> Option<usize> {
-        let mut best = None;
-        let mut best_d = max_distance_sq;
-        for (i, p) in self.xy.iter().enumerate() {
-            let d = distance_sq(point, *p);
-            if d <= best_d {
-                best_d = d;
-                best = Some(i);
-            }
-        }
-        best
-    }
-
     /// Writes `id,label,source,x,y` rows (CSV, RFC 4180 quoting) for `ids` (all when `None`),
     /// or the same records as a JSON array when `path` ends in `.json`.
     ///
@@ -172,6 +159,35 @@ impl MemoryMap {
             y: self.xy[i][1],
         })
     }
+}
+
+/// Leave-one-out kNN predictions of every entry of `index` (searched in blocks; `progress` gets
+/// the fraction done and returns false to cancel).
+///
+/// # Errors
+/// "cancelled" when `progress` returns false.
+pub fn loo_predictions(
+    index: &ExactIndex,
+    k: usize,
+    rule: VoteRule,
+    classes: usize,
+    progress: impl Fn(f32) -> bool,
+) -> Result<HashMap<u64, Option<u32>>, String> {
+    const BLOCK: usize = 1024;
+    let rows: Vec<(u64, &[f32])> = index.rows().map(|(id, _, e)| (id, e)).collect();
+    let mut out = HashMap::with_capacity(rows.len());
+    for (b, block) in rows.chunks(BLOCK).enumerate() {
+        if !progress(b as f32 * BLOCK as f32 / rows.len().max(1) as f32) {
+            return Err("cancelled".into());
+        }
+        let flat: Vec<f32> = block.iter().flat_map(|r| r.1.iter().copied()).collect();
+        for ((id, _), mut neighbours) in block.iter().zip(index.search(&flat, k + 1)) {
+            neighbours.retain(|n| n.id != *id);
+            out.insert(*id, super::vote::vote(&neighbours, k, classes, rule).prediction);
+        }
+    }
+    progress(1.0);
+    Ok(out)
 }
 
 /// A class's colour on the map: Tableau 10, then golden-angle hues for further classes.

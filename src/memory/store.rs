@@ -151,6 +151,11 @@ impl Memory {
         content_hash != 0 && self.denied.contains(&content_hash)
     }
 
+    /// How many content hashes the deny-list holds.
+    pub fn denied_count(&self) -> usize {
+        self.denied.len()
+    }
+
     /// The deny-list, ascending.
     pub fn denied(&self) -> impl Iterator<Item = u64> + '_ {
         self.denied.iter().copied()
