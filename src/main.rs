@@ -39,26 +39,10 @@ enum Command {
     /// Evaluations with the paper's protocols.
     #[command(subcommand)]
     Eval(cli::eval::EvalCommand),
-    /// Which memory entries would change a prediction if removed alone (Fashion-MNIST: train =
-    /// memory, test = queries), for each k, with the two baselines.
-    Privacy {
-        #[command(flatten)]
-        set: cli::eval::SetArgs,
-        #[command(flatten)]
-        sources: cli::eval::Sources,
-        #[arg(long, value_delimiter = ',', default_value = "1,10,20,100")]
-        k: Vec<usize>,
-        #[arg(long)]
-        limit_train: Option<usize>,
-        #[arg(long)]
-        limit_test: Option<usize>,
-        /// List this many of the most influential entries.
-        #[arg(long, default_value_t = 10)]
-        top: usize,
-        /// Draw non-private fraction against kNN top-1 (one line per source, a point per k) as a PNG.
-        #[arg(long)]
-        plot: Option<PathBuf>,
-    },
+    /// Which memory entries would change a prediction if removed alone (a built-in set, train =
+    /// memory and test = queries, or your own --memory/--memory-data and --queries), for each k,
+    /// with the two baselines.
+    Privacy(cli::eval::PrivacyArgs),
     /// Train a ViT with DINO on procedural images (or an image folder), headless.
     Train(cli::train::TrainArgs),
     /// Choose how a model's tokens are pooled into its embedding (CLS or a patch grid) and fit
@@ -149,25 +133,7 @@ fn run() -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Some(Command::Privacy {
-            set,
-            sources: cli::eval::Sources { features, report, no_baselines },
-            k,
-            limit_train,
-            limit_test,
-            top,
-            plot,
-        }) => cli::eval::privacy(cli::eval::PrivacyArgs {
-            set,
-            features,
-            ks: k,
-            limit_train,
-            limit_test,
-            top,
-            report,
-            plot,
-            baselines: !no_baselines,
-        }),
+        Some(Command::Privacy(args)) => args.run(),
         Some(Command::Bench(cmd)) => cmd.run(),
     }
 }

@@ -3,9 +3,10 @@
 use std::path::Path;
 use std::process::Command;
 
+/// procmem with data and cache folders of its own, removed after the call.
 fn procmem(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_procmem")).args(args).output().expect("run procmem");
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+    let scratch = tempfile::tempdir().unwrap();
+    procmem_in(scratch.path(), args)
 }
 
 fn noise(seed: u64, shift: u8) -> image::RgbImage {
@@ -454,6 +455,82 @@ fn knn_runs_on_your_own_memory_with_queries_from_a_file_or_a_folder() {
     ]);
     assert!(ok, "{stderr}");
     assert!(stdout.contains("| raw pixels |") && stdout.contains("(6) | 1.0000 | 0.00 % |"), "{stdout}");
+}
+
+/// procmem with its data and cache folders inside `dir` (nothing written to the home folder).
+fn procmem_in(dir: &Path, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_procmem"))
+        .args(args)
+        .env("PROCMEM_DATA", dir)
+        .env("XDG_DATA_HOME", dir)
+        .output()
+        .expect("run procmem");
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+}
+
+#[test]
+fn every_zoo_table_takes_your_own_labelled_data_and_deleting_purges_its_cached_embeddings() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = |p: &str| dir.path().join(p);
+    for (root, offset) in [(d("train"), 0), (d("held-out"), 100)] {
+        for class in ["left", "right"] {
+            std::fs::create_dir_all(root.join(class)).unwrap();
+        }
+        for i in 1..7 {
+            half(offset + i, true).save(root.join(format!("left/{i}.png"))).unwrap();
+            half(offset + 50 + i, false).save(root.join(format!("right/{i}.png"))).unwrap();
+        }
+    }
+    // The held-out images also as a CSV of `path,label` (relative to the CSV), one line broken.
+    let mut csv = String::from("path,label\n");
+    for i in 1..7 {
+        csv += &format!("held-out/left/{i}.png,left\nheld-out/right/{i}.png,right\n");
+    }
+    csv += "a line without a label\n";
+    std::fs::write(d("held-out.csv"), csv).unwrap();
+    let mem = d("m.pmem");
+    let (ok, _, stderr) = procmem_in(
+        dir.path(),
+        &["memory", "build", "--features", "pixels", "--folder", d("train").to_str().unwrap(), "--out", mem.to_str().unwrap()],
+    );
+    assert!(ok, "{stderr}");
+    let on_pixels = |command: &[&str], memory: (&str, &Path), queries: &Path, rest: &[&str]| {
+        let own = [memory.0, memory.1.to_str().unwrap(), "--queries", queries.to_str().unwrap(), "--features", "pixels", "--no-baselines"];
+        let (ok, stdout, stderr) = procmem_in(dir.path(), &[command, &own[..], rest].concat());
+        assert!(ok, "{command:?}: {stderr}");
+        (stdout, stderr)
+    };
+    let (knn, stderr) = on_pixels(&["eval", "knn"], ("--memory-data", &d("train")), &d("held-out.csv"), &["--k", "3"]);
+    assert!(knn.contains("| raw pixels | 100.00 % | 3 | 100.00 % |"), "{knn}");
+    assert!(knn.contains("queries: ") && knn.contains("held-out.csv (12)"), "the broken line is skipped: {knn}");
+    assert!(stderr.contains("a line without a label"), "and named: {stderr}");
+    let cache = d("cache/embeddings");
+    let labelled =
+        || std::fs::read_dir(&cache).unwrap().filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().contains("-labelled-")).count();
+    assert_eq!(labelled(), 2, "the memory and query images are cached");
+
+    let (probe, _) = on_pixels(&["eval", "probe"], ("--memory", &mem), &d("held-out"), &["--k", "3"]);
+    assert!(probe.contains("| raw pixels | 100.00 % | 100.00 % | 100.00 % (3) |"), "{probe}");
+    let held_out = d("held-out");
+    let own = ["--memory", mem.to_str().unwrap(), "--queries", held_out.to_str().unwrap(), "--features", "pixels"];
+    let (ok, unlearn, stderr) = procmem_in(dir.path(), &[&["eval", "unlearn"][..], &own[..], &["--k", "3", "--class", "left"]].concat());
+    assert!(ok, "{stderr}");
+    assert!(unlearn.contains("| left | 6 | 100.00 % → 0.00 % | 100.00 % → 100.00 % |"), "{unlearn}");
+    let (privacy, _) = on_pixels(&["privacy"], ("--memory-data", &d("train")), &d("held-out"), &["--k", "1,3"]);
+    assert!(privacy.contains("| raw pixels |") && privacy.contains("100.00 % |"), "{privacy}");
+    // A class the data lacks is named in the refusal with the classes it has.
+    let (ok, _, stderr) = procmem_in(dir.path(), &[&["eval", "unlearn"][..], &own[..], &["--class", "up"]].concat());
+    assert!(!ok && stderr.contains("class up is not one of the 2 classes") && stderr.contains("left, right"), "{stderr}");
+    // Queries without a memory, and a memory beside a built-in set, are refused.
+    let (ok, _, stderr) = procmem_in(dir.path(), &["eval", "knn", "--queries", d("held-out").to_str().unwrap(), "--features", "pixels"]);
+    assert!(!ok && stderr.contains("--queries needs --memory"), "{stderr}");
+    let (ok, _, stderr) = procmem_in(dir.path(), &[&["eval", "knn", "--dataset", "mnist"][..], &own[..]].concat());
+    assert!(!ok && stderr.contains("cannot be used with"), "{stderr}");
+
+    // Deleting from any memory purges cached embeddings of user data: one may hold the entry.
+    let (ok, _, stderr) = procmem_in(dir.path(), &["memory", "delete", mem.to_str().unwrap(), "--id", "0"]);
+    assert!(ok, "{stderr}");
+    assert_eq!(labelled(), 0, "{stderr}");
 }
 
 /// An ImageFolder tree: `n` noise pictures per (class, colour), seeds offset by `seed`.

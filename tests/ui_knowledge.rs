@@ -583,4 +583,16 @@ fn memory_panel_evaluates_the_model_on_a_labelled_folder() {
     assert!(report.contains("purple: 0.0 % of 2 (not a class of the memory)"), "{report}");
     assert!(report.contains("skipped 1:") && report.contains("notes.png"), "{report}");
     assert!(h.query_by_label_contains("top-1 66.67 %").is_some());
+
+    // The same pictures listed in a CSV of `path,label` give the same answer.
+    let csv: String = ["blue", "green", "purple"].iter().flat_map(|c| (0..2).map(move |i| format!("{c}/{i}.png,{c}\n"))).collect();
+    std::fs::write(dir.path().join("list.csv"), csv).unwrap();
+    h.get_by_label("…or a labelled file");
+    let ctx = h.ctx.clone();
+    let (p, k) = h.state_mut();
+    p.start_folder_eval(&ctx, k, dir.path().join("list.csv"));
+    p.folder_eval_report.clear();
+    wait(&mut h, "the evaluation of the CSV", |(p, _)| !p.folder_eval_report.is_empty());
+    let report = h.state().0.folder_eval_report.join("\n");
+    assert!(report.starts_with("top-1 66.67 % on 6 images of 3 classes") && report.contains("list.csv"), "{report}");
 }

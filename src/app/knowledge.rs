@@ -310,9 +310,9 @@ impl Knowledge {
         self.last_edit = Some(EditReport { what, update, micros: start.elapsed().as_micros() });
         self.undo.push(Edit::Deleted(deleted));
         self.dirty = true;
-        // Cached re-embeddings of memories that held the entry go with it: deleting unlearns.
+        // Cached embeddings of user data that held the entry go with it: deleting unlearns.
         if !self.reembed_cache_purged {
-            reembed_cache().purge_matching(MEMORY_SET_PREFIX);
+            crate::memory::embedding::purge_user_sets_everywhere();
             self.reembed_cache_purged = true;
         }
         self.generation += 1;

@@ -115,9 +115,10 @@ impl MemoryPanel {
         self.values = Some((generation, Default::default()));
     }
 
-    /// kNN accuracy of the current model and memory on a labelled ImageFolder tree (one
-    /// sub-folder per class), on a worker: `procmem eval knn --memory … --queries FOLDER` for
-    /// what is loaded, without the baselines.
+    /// kNN accuracy of the current model and memory on labelled images — an ImageFolder tree
+    /// (one sub-folder per class), a CSV of `path,label`, an IDX image file or an `.npz`
+    /// ([`crate::memory::import::LabelledSource`]) — on a worker: `procmem eval knn --memory …
+    /// --queries PATH` for what is loaded, without the baselines.
     pub fn start_folder_eval(&mut self, ctx: &egui::Context, k: &Knowledge, folder: std::path::PathBuf) {
         let (index, kk, rule) = (k.index.clone(), k.k(), k.watch.rule);
         let source = k.perception.source.clone();
@@ -126,10 +127,9 @@ impl MemoryPanel {
         self.folder_eval_job = Some(Job::spawn(ctx, "evaluating on a folder", move |h| {
             use crate::memory::import;
             h.progress(0.0, "reading images");
-            let files = import::list_image_folder(&folder).map_err(|e| e.to_string())?;
-            let (items, skipped) = import::load(&files);
+            let (items, skipped) = import::LabelledSource::from_path(&folder).and_then(|s| s.load()).map_err(|e| e.to_string())?;
             if items.is_empty() {
-                return Err(format!("{}: no readable images in class sub-folders", folder.display()));
+                return Err(format!("{}: no readable labelled image ({} skipped)", folder.display(), skipped.len()));
             }
             let images: Vec<image::RgbImage> = items.iter().map(|i| i.image.clone()).collect();
             let n = images.len();
@@ -191,6 +191,15 @@ impl MemoryPanel {
         {
             if let Some(folder) = rfd::FileDialog::new().pick_folder() {
                 self.start_folder_eval(ui.ctx(), k, folder);
+            }
+        }
+        if ui
+            .add_enabled(self.folder_eval_job.is_none(), egui::Button::new("…or a labelled file"))
+            .on_hover_text("The same on a CSV of path,label lines, an IDX image file (its labels beside it) or a MedMNIST .npz")
+            .clicked()
+        {
+            if let Some(file) = rfd::FileDialog::new().pick_file() {
+                self.start_folder_eval(ui.ctx(), k, file);
             }
         }
         for line in &self.folder_eval_report {

@@ -177,15 +177,188 @@ pub fn short_label(source: &FeatureSource) -> String {
     }
 }
 
-fn record(source: &FeatureSource, split: &ClassSplit, task: &str, value: f64, k: Option<usize>) -> ResultRecord {
-    ResultRecord {
-        fingerprint: source.fingerprint(),
-        features: short_label(source),
-        dataset: split.dataset.id().into(),
-        task: task.into(),
-        value,
-        k,
+/// Where an evaluation's labelled memory and queries come from: a built-in set (`--dataset`),
+/// or the user's own (`--memory` or `--memory-data`, with `--queries`).
+#[derive(Clone, Debug, clap::Args)]
+pub struct DataArgs {
+    #[command(flatten)]
+    pub set: SetArgs,
+    /// Your own memory instead of a built-in set: a memory file (`memory build`). Sources other
+    /// than the memory's model (the baselines) re-embed it from its thumbnails. Needs --queries.
+    #[arg(long, requires = "queries", conflicts_with_all = ["dataset", "data", "memory_data"])]
+    pub memory: Option<PathBuf>,
+    /// Your own labelled images as the memory, embedded by every source: an ImageFolder tree
+    /// (one sub-folder per class), a CSV of `path,label` lines, an IDX image file (its label
+    /// file beside it, MNIST naming) or a MedMNIST `FILE.npz[#train|#val|#test]`. Needs --queries.
+    #[arg(long, requires = "queries", conflicts_with_all = ["dataset", "data"])]
+    pub memory_data: Option<PathBuf>,
+    /// The labelled queries for --memory / --memory-data: a memory file, or any source
+    /// --memory-data takes. Labels are matched to the memory's by name.
+    #[arg(long)]
+    pub queries: Option<PathBuf>,
+}
+
+/// Labelled images of the user's: a memory file, or decoded images each feature source embeds.
+enum Labelled {
+    Memory(procmem::memory::Memory),
+    Items(Vec<procmem::memory::import::ImportItem>),
+}
+
+impl Labelled {
+    /// A memory file (by its `PMEM` magic) or a labelled source
+    /// ([`procmem::memory::import::LabelledSource`]), its first `limit` images when given (an
+    /// evaluation's copy; nothing is written); skipped files are listed on stderr.
+    /// Errors: unreadable input, or no readable image in it.
+    fn load(path: &std::path::Path, limit: Option<usize>) -> anyhow::Result<Self> {
+        use procmem::memory::import::LabelledSource;
+        let limit = limit.unwrap_or(usize::MAX);
+        if procmem::memory::Memory::is_memory_file(path) {
+            let mut m = procmem::memory::Memory::open(path)?;
+            m.entries.truncate(limit);
+            anyhow::ensure!(!m.entries.is_empty(), "{}: the memory is empty", path.display());
+            return Ok(Labelled::Memory(m));
+        }
+        let (mut items, skipped) = LabelledSource::from_path(path)?.load()?;
+        items.truncate(limit);
+        for s in &skipped {
+            eprintln!("  skipped {}: {}", s.source, s.reason);
+        }
+        anyhow::ensure!(!items.is_empty(), "{}: no readable labelled image ({} skipped)", path.display(), skipped.len());
+        Ok(Labelled::Items(items))
     }
+
+    fn len(&self) -> usize {
+        match self {
+            Labelled::Memory(m) => m.len(),
+            Labelled::Items(items) => items.len(),
+        }
+    }
+
+    /// Embeddings (`n × dim`), dimension, class indices (new names appended to `classes`) and
+    /// whether a memory file had to be re-embedded from its thumbnails; through the evaluation
+    /// cache either way.
+    fn embed(&self, source: &FeatureSource, classes: &mut Vec<String>) -> anyhow::Result<(Vec<f32>, usize, Vec<u32>, bool)> {
+        use procmem::memory::embedding::{embed_items_cached, reembed_memory_cached};
+        let cache = embedding_cache()?;
+        match self {
+            Labelled::Memory(memory) => {
+                let reembedded;
+                let own = source.fingerprint() == memory.model_fingerprint;
+                let m = if own {
+                    memory
+                } else {
+                    let bar = progress_bar(100, &format!("re-embed a memory with {}", short_label(source)));
+                    reembedded = reembed_memory_cached(memory, source, &cache, |f| bar.set_position((f * 100.0) as u64))?;
+                    bar.finish_and_clear();
+                    &reembedded
+                };
+                let truths = m.entries.iter().map(|e| class_index(classes, &e.label)).collect();
+                Ok((m.entries.iter().flat_map(|e| e.embedding.iter().copied()).collect(), m.dim, truths, !own))
+            }
+            Labelled::Items(items) => {
+                let bar = progress_bar(items.len() as u64, &format!("embed {}", short_label(source)));
+                let (values, dim) = embed_items_cached(items, source, &cache, |done| bar.set_position(done as u64))?;
+                bar.finish_and_clear();
+                Ok((values, dim, items.iter().map(|i| class_index(classes, &i.label)).collect(), false))
+            }
+        }
+    }
+}
+
+/// An evaluation's labelled data, loaded once for all feature sources.
+enum EvalData {
+    Builtin(ClassSplit),
+    Own { memory: Labelled, memory_path: PathBuf, queries: Labelled, queries_path: PathBuf },
+}
+
+/// One feature source's view of an [`EvalData`]: the memory as an index (ids `0..n` in order),
+/// the queries, and their true classes.
+struct Embedded {
+    index: ExactIndex,
+    train_labels: Vec<u32>,
+    queries: Vec<f32>,
+    truths: Vec<u32>,
+    /// ` (re-embedded from thumbnails)` when a memory file was embedded again for this source.
+    note: &'static str,
+}
+
+impl EvalData {
+    fn load(args: DataArgs, limit_train: Option<usize>, limit_test: Option<usize>) -> anyhow::Result<Self> {
+        let DataArgs { set, memory, memory_data, queries } = args;
+        match (memory.or(memory_data), queries) {
+            (None, None) => Ok(EvalData::Builtin(load_split(set, limit_train, limit_test)?)),
+            (None, Some(_)) => anyhow::bail!("--queries needs --memory (a memory file) or --memory-data (labelled images)"),
+            (Some(_), None) => anyhow::bail!("--memory and --memory-data need --queries"),
+            (Some(memory_path), Some(queries_path)) => Ok(EvalData::Own {
+                memory: Labelled::load(&memory_path, limit_train)?,
+                queries: Labelled::load(&queries_path, limit_test)?,
+                memory_path,
+                queries_path,
+            }),
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            EvalData::Builtin(split) => split.describe(),
+            EvalData::Own { memory, memory_path, queries, queries_path, .. } => format!(
+                "your data (memory: {} ({} images), queries: {} ({}))",
+                memory_path.display(),
+                memory.len(),
+                queries_path.display(),
+                queries.len()
+            ),
+        }
+    }
+
+    /// The `dataset` of result records: the built-in set's id, or `own:<memory file name>`.
+    fn id(&self) -> String {
+        match self {
+            EvalData::Builtin(split) => split.dataset.id().into(),
+            EvalData::Own { memory_path, .. } => {
+                format!(
+                    "own:{}",
+                    memory_path.file_name().map_or_else(|| memory_path.display().to_string(), |n| n.to_string_lossy().into_owned())
+                )
+            }
+        }
+    }
+
+    /// A memory file is evaluated with its own model: one of the sources must have built it.
+    fn check_sources(&self, sources: &[FeatureSource]) -> anyhow::Result<()> {
+        match self {
+            EvalData::Own { memory: Labelled::Memory(m), memory_path, .. } => own_model_given(sources, m, memory_path),
+            _ => Ok(()),
+        }
+    }
+
+    fn embed(&self, source: &FeatureSource) -> anyhow::Result<Embedded> {
+        match self {
+            EvalData::Builtin(split) => {
+                let ((train, dim), (queries, _)) = embed_train_test(source, split)?;
+                let index = ExactIndex::from_embeddings(dim, split.class_names.clone(), split.train.labels.clone(), train);
+                Ok(Embedded { index, train_labels: split.train.labels.clone(), queries, truths: split.test.labels.clone(), note: "" })
+            }
+            EvalData::Own { memory, queries, queries_path, .. } => {
+                let mut classes = Vec::new();
+                let (train, dim, train_labels, reembedded) = memory.embed(source, &mut classes)?;
+                let (q, d, truths, _) = queries.embed(source, &mut classes)?;
+                anyhow::ensure!(d == dim, "{}: the queries embed to {d} dimensions, the memory to {dim}", queries_path.display());
+                let note = if reembedded { " (re-embedded from thumbnails)" } else { "" };
+                Ok(Embedded {
+                    index: ExactIndex::from_embeddings(dim, classes, train_labels.clone(), train),
+                    train_labels,
+                    queries: q,
+                    truths,
+                    note,
+                })
+            }
+        }
+    }
+}
+
+fn record(source: &FeatureSource, data: &EvalData, task: &str, value: f64, k: Option<usize>) -> ResultRecord {
+    ResultRecord { fingerprint: source.fingerprint(), features: short_label(source), dataset: data.id(), task: task.into(), value, k }
 }
 
 fn append_results(path: &Option<PathBuf>, records: &[ResultRecord]) -> anyhow::Result<()> {
@@ -196,18 +369,6 @@ fn append_results(path: &Option<PathBuf>, records: &[ResultRecord]) -> anyhow::R
         writeln!(f, "{}", serde_json::to_string(r)?).with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())
-}
-
-pub struct KnnArgs {
-    pub set: SetArgs,
-    pub features: Vec<String>,
-    pub ks: Vec<usize>,
-    pub limit_train: Option<usize>,
-    pub limit_test: Option<usize>,
-    pub report: Option<PathBuf>,
-    pub results: Option<PathBuf>,
-    pub baselines: bool,
-    pub details: bool,
 }
 
 /// `k = 10 | k = 20 | …`: the per-k column names of a Markdown table.
@@ -230,193 +391,283 @@ fn knn_table_row(name: &str, r: &knn::KnnReport) -> String {
     )
 }
 
-pub fn knn(args: KnnArgs) -> anyhow::Result<()> {
-    let sources = sources_with_baselines(&args.features, args.baselines)?;
-    let split = load_split(args.set, args.limit_train, args.limit_test)?;
-    let mut markdown =
-        format!("## kNN classification, {} (DINO voting T = 0.07)\n\nCommand: `procmem {}`\n\n", split.describe(), command_line());
-    let mut summary = knn_table_header(&args.ks);
-    let mut details = String::new();
-    for source in &sources {
-        let (index, queries) = embed_split(source, &split)?;
-        let r = knn::evaluate(&source.name(), &index, &queries, &split.test.labels, &args.ks, VoteRule::default());
-        eprintln!("{}: best top-1 {:.2} % at k = {}", r.source, r.best_top1 * 100.0, r.best_k);
-        summary += &knn_table_row(&short_label(source), &r);
-        append_results(&args.results, &[record(source, &split, "knn", r.best_top1, Some(r.best_k))])?;
-        details += &r.markdown();
-        details += "\n";
-    }
-    markdown += &summary;
-    if args.details {
-        markdown += "\n";
-        markdown += &details;
-    }
-    write_report(args.report, &markdown)
-}
-
-pub struct ProbeArgs {
-    pub set: SetArgs,
-    pub features: Vec<String>,
-    pub ks: Vec<usize>,
-    pub report: Option<PathBuf>,
-    pub results: Option<PathBuf>,
-    pub baselines: bool,
-}
-
-/// Linear probe beside kNN (the paper's Table 5), on the same embeddings.
-pub fn probe(args: ProbeArgs) -> anyhow::Result<()> {
-    use procmem::eval::probe::{ProbeConfig, fit_and_score};
-    let sources = sources_with_baselines(&args.features, args.baselines)?;
-    let split = load_split(args.set, None, None)?;
-    let cfg = ProbeConfig::default();
-    let mut markdown = format!(
-        "## Linear probe beside kNN, {}\n\nLogistic regression on standardised frozen embeddings (Adam, lr {}, {} full-batch steps, L2 {}).\n\nCommand: `procmem {}`\n\n\
-         | features | linear probe top-1 | probe train top-1 | kNN best top-1 (k) |\n|---|---:|---:|---:|\n",
-        split.describe(),
-        cfg.lr,
-        cfg.steps,
-        cfg.l2,
-        command_line()
-    );
-    for source in &sources {
-        let ((train, dim), (test, _)) = embed_train_test(source, &split)?;
-        let t = std::time::Instant::now();
-        let r = fit_and_score(&train, &split.train.labels, &test, &split.test.labels, dim, split.class_names.len(), &cfg)?;
-        let index = ExactIndex::from_embeddings(dim, split.class_names.clone(), split.train.labels.clone(), train);
-        let k = knn::evaluate(&source.name(), &index, &test, &split.test.labels, &args.ks, VoteRule::default());
-        eprintln!(
-            "{}: probe {:.2} % (train {:.2} %, {:.1} s), kNN {:.2} %",
-            short_label(source),
-            r.test_accuracy * 100.0,
-            r.train_accuracy * 100.0,
-            t.elapsed().as_secs_f64(),
-            k.best_top1 * 100.0
-        );
-        markdown += &format!(
-            "| {} | {:.2} % | {:.2} % | {:.2} % ({}) |\n",
-            short_label(source),
-            r.test_accuracy * 100.0,
-            r.train_accuracy * 100.0,
-            k.best_top1 * 100.0,
-            k.best_k
-        );
-        append_results(&args.results, &[record(source, &split, "linear-probe", r.test_accuracy, None)])?;
-    }
-    write_report(args.report, &markdown)
-}
-
-/// Removes each listed class from the memory in turn and reports what changed.
-pub fn unlearn(set: SetArgs, features: Vec<String>, k: usize, classes: Vec<u32>, report: Option<PathBuf>) -> anyhow::Result<()> {
-    use procmem::eval::unlearning::{ClassRemoval, remove_class};
-    let sources = sources_with_baselines(&features, false)?;
-    let split = load_split(set, None, None)?;
-    let classes: Vec<u32> = if classes.is_empty() { (0..split.class_names.len() as u32).collect() } else { classes };
-    if let Some(bad) = classes.iter().find(|&&c| c as usize >= split.class_names.len()) {
-        anyhow::bail!("class {bad} is not one of the {} classes of {}", split.class_names.len(), split.dataset.id());
-    }
-    let mut markdown = format!(
-        "## Unlearning a class, {} (k = {k}, DINO voting)\n\nEvery memory entry of one class is deleted; predictions of all queries before and after.\n\nCommand: `procmem {}`\n\n",
-        split.describe(),
-        command_line()
-    );
-    for source in &sources {
-        let (index, queries) = embed_split(source, &split)?;
-        markdown += &format!("### {}\n\n{}", short_label(source), ClassRemoval::markdown_header());
-        for &c in &classes {
-            let r = remove_class(&index, &queries, &split.test.labels, c, k, VoteRule::default());
-            eprintln!(
-                "{}: removing {} changed {} other predictions ({} without a removed neighbour)",
-                short_label(source),
-                split.class_names[c as usize],
-                r.other_changed,
-                r.other_changed_without_removed_neighbour
-            );
-            markdown += &r.markdown_row(&split.class_names[c as usize]);
-        }
-        markdown += "\n";
-    }
-    write_report(report, &markdown)
-}
-
-pub struct PrivacyArgs {
-    pub set: SetArgs,
-    pub features: Vec<String>,
-    pub ks: Vec<usize>,
+/// `procmem eval knn`.
+#[derive(clap::Args)]
+pub struct KnnArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[command(flatten)]
+    pub sources: Sources,
+    #[arg(long, value_delimiter = ',', default_value = "10,20,100,200")]
+    pub k: Vec<usize>,
+    /// Use only the first N memory images (default: all).
+    #[arg(long)]
     pub limit_train: Option<usize>,
+    /// Use only the first N queries (default: all).
+    #[arg(long)]
     pub limit_test: Option<usize>,
-    pub top: usize,
-    pub report: Option<PathBuf>,
-    pub plot: Option<PathBuf>,
-    pub baselines: bool,
+    /// Append each source's best top-1 to this JSON-lines file (the Models panel shows them).
+    #[arg(long)]
+    pub results: Option<PathBuf>,
+    /// Add per-class accuracy and the confusion matrix of each source.
+    #[arg(long)]
+    pub details: bool,
 }
 
-pub fn privacy(args: PrivacyArgs) -> anyhow::Result<()> {
-    use procmem::eval::plot::{PlotSpec, Series, render};
-    use procmem::memory::privacy::analyse;
-    let sources = sources_with_baselines(&args.features, args.baselines)?;
-    let split = load_split(args.set, args.limit_train, args.limit_test)?;
-    let ks = &args.ks;
-    let mut markdown = format!(
-        "## Privacy analysis, {} (DINO voting T = 0.07)\n\n\
-         An entry is non-private when removing it alone changes at least one query's prediction. Each cell: non-private fraction of the memory / kNN top-1.\n\nCommand: `procmem {}`\n\n",
-        split.describe(),
-        command_line()
-    );
-    markdown += &format!("| features | {} |\n|---|{}\n", k_column_names(ks), "---:|".repeat(ks.len()));
-    let mut details = String::new();
-    let mut series = Vec::new();
-    for source in &sources {
-        let (index, queries) = embed_split(source, &split)?;
-        let accuracy = knn::evaluate(&source.name(), &index, &queries, &split.test.labels, ks, VoteRule::default());
-        let mut cells = Vec::new();
-        let mut points = Vec::new();
-        for (i, &k) in ks.iter().enumerate() {
-            let t = std::time::Instant::now();
-            let r = analyse(&index, &queries, k, VoteRule::default());
-            let acc = accuracy.top1[i];
-            eprintln!(
-                "{} k = {k}: {:.2} % non-private, top-1 {:.2} % ({:.2} s)",
-                short_label(source),
-                r.non_private_fraction * 100.0,
-                acc * 100.0,
-                t.elapsed().as_secs_f64()
-            );
-            cells.push(format!("{:.2} % / {:.2} %", r.non_private_fraction * 100.0, acc * 100.0));
-            points.push((r.non_private_fraction * 100.0, acc * 100.0));
-            if k == ks[0] {
-                let mut ranked: Vec<(u64, usize)> = r.influence.iter().map(|(&id, &c)| (id, c)).collect();
-                ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-                details += &format!("\nMost influential entries for {} (k = {k}): ", short_label(source));
-                details += &ranked
-                    .iter()
-                    .take(args.top)
-                    .map(|(id, c)| format!("#{id} ({}, {c} queries)", split.class_names[split.train.labels[*id as usize] as usize]))
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                details += "\n";
-            }
+impl KnnArgs {
+    pub fn run(self) -> anyhow::Result<()> {
+        let sources = sources_with_baselines(&self.sources.features, !self.sources.no_baselines)?;
+        let data = EvalData::load(self.data, self.limit_train, self.limit_test)?;
+        data.check_sources(&sources)?;
+        let mut markdown =
+            format!("## kNN classification, {} (DINO voting T = 0.07)\n\nCommand: `procmem {}`\n\n", data.describe(), command_line());
+        let mut summary = knn_table_header(&self.k);
+        let mut details = String::new();
+        for source in &sources {
+            let e = data.embed(source)?;
+            let r = knn::evaluate(&source.name(), &e.index, &e.queries, &e.truths, &self.k, VoteRule::default());
+            eprintln!("{}{}: best top-1 {:.2} % at k = {}", short_label(source), e.note, r.best_top1 * 100.0, r.best_k);
+            summary += &knn_table_row(&format!("{}{}", short_label(source), e.note), &r);
+            append_results(&self.results, &[record(source, &data, "knn", r.best_top1, Some(r.best_k))])?;
+            details += &r.markdown();
+            details += "\n";
         }
-        markdown += &format!("| {} | {} |\n", short_label(source), cells.join(" | "));
-        series.push(Series { label: short_label(source), points, point_labels: ks.iter().map(|k| format!("k={k}")).collect() });
+        markdown += &summary;
+        if self.details {
+            markdown += "\n";
+            markdown += &details;
+        }
+        write_report(self.sources.report, &markdown)
     }
-    markdown += &details;
-    if let Some(path) = &args.plot {
-        let title = format!("Privacy vs accuracy, {}", split.dataset.id());
-        let img = render(
-            &PlotSpec {
-                title: &title,
-                x_label: "non-private fraction of the memory (%)",
-                y_label: "kNN top-1 (%)",
-                width: 960,
-                height: 600,
-            },
-            &series,
+}
+
+/// `procmem eval probe`.
+#[derive(clap::Args)]
+pub struct ProbeArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[command(flatten)]
+    pub sources: Sources,
+    /// The ks of the kNN column.
+    #[arg(long, value_delimiter = ',', default_value = "10,20,100,200")]
+    pub k: Vec<usize>,
+    /// Append each source's probe accuracy to this JSON-lines file.
+    #[arg(long)]
+    pub results: Option<PathBuf>,
+}
+
+impl ProbeArgs {
+    /// Linear probe beside kNN (the paper's Table 5), on the same embeddings.
+    pub fn run(self) -> anyhow::Result<()> {
+        use procmem::eval::probe::{ProbeConfig, fit_and_score};
+        let sources = sources_with_baselines(&self.sources.features, !self.sources.no_baselines)?;
+        let data = EvalData::load(self.data, None, None)?;
+        data.check_sources(&sources)?;
+        let cfg = ProbeConfig::default();
+        let mut markdown = format!(
+            "## Linear probe beside kNN, {}\n\nLogistic regression on standardised frozen embeddings (Adam, lr {}, {} full-batch steps, L2 {}).\n\nCommand: `procmem {}`\n\n\
+             | features | linear probe top-1 | probe train top-1 | kNN best top-1 (k) |\n|---|---:|---:|---:|\n",
+            data.describe(),
+            cfg.lr,
+            cfg.steps,
+            cfg.l2,
+            command_line()
         );
-        img.save(path).with_context(|| format!("writing {}", path.display()))?;
-        eprintln!("plot written to {}", path.display());
-        markdown += &format!("\n![privacy plot]({})\n", path.file_name().map_or_else(String::new, |f| f.to_string_lossy().into_owned()));
+        for source in &sources {
+            let e = data.embed(source)?;
+            let train: Vec<f32> = e.index.rows().flat_map(|(_, _, v)| v.iter().copied()).collect();
+            let t = std::time::Instant::now();
+            let r = fit_and_score(&train, &e.train_labels, &e.queries, &e.truths, e.index.dim, e.index.labels.len(), &cfg)?;
+            let k = knn::evaluate(&source.name(), &e.index, &e.queries, &e.truths, &self.k, VoteRule::default());
+            eprintln!(
+                "{}{}: probe {:.2} % (train {:.2} %, {:.1} s), kNN {:.2} %",
+                short_label(source),
+                e.note,
+                r.test_accuracy * 100.0,
+                r.train_accuracy * 100.0,
+                t.elapsed().as_secs_f64(),
+                k.best_top1 * 100.0
+            );
+            markdown += &format!(
+                "| {}{} | {:.2} % | {:.2} % | {:.2} % ({}) |\n",
+                short_label(source),
+                e.note,
+                r.test_accuracy * 100.0,
+                r.train_accuracy * 100.0,
+                k.best_top1 * 100.0,
+                k.best_k
+            );
+            append_results(&self.results, &[record(source, &data, "linear-probe", r.test_accuracy, None)])?;
+        }
+        write_report(self.sources.report, &markdown)
     }
-    write_report(args.report, &markdown)
+}
+
+/// `procmem eval unlearn`.
+#[derive(clap::Args)]
+pub struct UnlearnArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Feature sources (no baselines are added).
+    #[arg(long = "features", required = true)]
+    pub features: Vec<String>,
+    #[arg(long, default_value_t = 20)]
+    pub k: usize,
+    /// Classes to remove, one at a time, by name or index [default: every class].
+    #[arg(long, value_delimiter = ',')]
+    pub class: Vec<String>,
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+}
+
+/// The class indices `wanted` names (a class name, else an index), in order.
+fn resolve_classes(wanted: &[String], class_names: &[String], set: &str) -> anyhow::Result<Vec<u32>> {
+    if wanted.is_empty() {
+        return Ok((0..class_names.len() as u32).collect());
+    }
+    wanted
+        .iter()
+        .map(|w| match class_names.iter().position(|c| c == w) {
+            Some(i) => Ok(i as u32),
+            None => match w.parse::<u32>() {
+                Ok(i) if (i as usize) < class_names.len() => Ok(i),
+                _ => anyhow::bail!("class {w} is not one of the {} classes of {set} ({})", class_names.len(), class_names.join(", ")),
+            },
+        })
+        .collect()
+}
+
+impl UnlearnArgs {
+    /// Removes each listed class from the memory in turn and reports what changed.
+    pub fn run(self) -> anyhow::Result<()> {
+        use procmem::eval::unlearning::{ClassRemoval, remove_class};
+        let sources = sources_with_baselines(&self.features, false)?;
+        let data = EvalData::load(self.data, None, None)?;
+        data.check_sources(&sources)?;
+        if let EvalData::Builtin(split) = &data {
+            resolve_classes(&self.class, &split.class_names, &data.id())?; // refused before anything is embedded
+        }
+        let k = self.k;
+        let mut markdown = format!(
+            "## Unlearning a class, {} (k = {k}, DINO voting)\n\nEvery memory entry of one class is deleted; predictions of all queries before and after.\n\nCommand: `procmem {}`\n\n",
+            data.describe(),
+            command_line()
+        );
+        for source in &sources {
+            let e = data.embed(source)?;
+            let classes = resolve_classes(&self.class, &e.index.labels, &data.id())?;
+            markdown += &format!("### {}{}\n\n{}", short_label(source), e.note, ClassRemoval::markdown_header());
+            for &c in &classes {
+                let r = remove_class(&e.index, &e.queries, &e.truths, c, k, VoteRule::default());
+                let name = &e.index.labels[c as usize];
+                eprintln!(
+                    "{}: removing {name} changed {} other predictions ({} without a removed neighbour)",
+                    short_label(source),
+                    r.other_changed,
+                    r.other_changed_without_removed_neighbour
+                );
+                markdown += &r.markdown_row(name);
+            }
+            markdown += "\n";
+        }
+        write_report(self.report, &markdown)
+    }
+}
+
+/// `procmem privacy`.
+#[derive(clap::Args)]
+pub struct PrivacyArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[command(flatten)]
+    pub sources: Sources,
+    #[arg(long, value_delimiter = ',', default_value = "1,10,20,100")]
+    pub k: Vec<usize>,
+    /// Use only the first N memory images (default: all).
+    #[arg(long)]
+    pub limit_train: Option<usize>,
+    /// Use only the first N queries (default: all).
+    #[arg(long)]
+    pub limit_test: Option<usize>,
+    /// List this many of the most influential entries.
+    #[arg(long, default_value_t = 10)]
+    pub top: usize,
+    /// Draw non-private fraction against kNN top-1 (one line per source, a point per k) as a PNG.
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
+}
+
+impl PrivacyArgs {
+    pub fn run(self) -> anyhow::Result<()> {
+        use procmem::eval::plot::{PlotSpec, Series, render};
+        use procmem::memory::privacy::analyse;
+        let sources = sources_with_baselines(&self.sources.features, !self.sources.no_baselines)?;
+        let data = EvalData::load(self.data, self.limit_train, self.limit_test)?;
+        data.check_sources(&sources)?;
+        let ks = &self.k;
+        let mut markdown = format!(
+            "## Privacy analysis, {} (DINO voting T = 0.07)\n\n\
+             An entry is non-private when removing it alone changes at least one query's prediction. Each cell: non-private fraction of the memory / kNN top-1.\n\nCommand: `procmem {}`\n\n",
+            data.describe(),
+            command_line()
+        );
+        markdown += &format!("| features | {} |\n|---|{}\n", k_column_names(ks), "---:|".repeat(ks.len()));
+        let mut details = String::new();
+        let mut series = Vec::new();
+        for source in &sources {
+            let e = data.embed(source)?;
+            let label = format!("{}{}", short_label(source), e.note);
+            let accuracy = knn::evaluate(&source.name(), &e.index, &e.queries, &e.truths, ks, VoteRule::default());
+            let mut cells = Vec::new();
+            let mut points = Vec::new();
+            for (i, &k) in ks.iter().enumerate() {
+                let t = std::time::Instant::now();
+                let r = analyse(&e.index, &e.queries, k, VoteRule::default());
+                let acc = accuracy.top1[i];
+                eprintln!(
+                    "{label} k = {k}: {:.2} % non-private, top-1 {:.2} % ({:.2} s)",
+                    r.non_private_fraction * 100.0,
+                    acc * 100.0,
+                    t.elapsed().as_secs_f64()
+                );
+                cells.push(format!("{:.2} % / {:.2} %", r.non_private_fraction * 100.0, acc * 100.0));
+                points.push((r.non_private_fraction * 100.0, acc * 100.0));
+                if k == ks[0] {
+                    let mut ranked: Vec<(u64, usize)> = r.influence.iter().map(|(&id, &c)| (id, c)).collect();
+                    ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+                    details += &format!("\nMost influential entries for {label} (k = {k}): ");
+                    details += &ranked
+                        .iter()
+                        .take(self.top)
+                        .map(|(id, c)| format!("#{id} ({}, {c} queries)", e.index.labels[e.train_labels[*id as usize] as usize]))
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    details += "\n";
+                }
+            }
+            markdown += &format!("| {label} | {} |\n", cells.join(" | "));
+            series.push(Series { label, points, point_labels: ks.iter().map(|k| format!("k={k}")).collect() });
+        }
+        markdown += &details;
+        if let Some(path) = &self.plot {
+            let title = format!("Privacy vs accuracy, {}", data.id());
+            let img = render(
+                &PlotSpec {
+                    title: &title,
+                    x_label: "non-private fraction of the memory (%)",
+                    y_label: "kNN top-1 (%)",
+                    width: 960,
+                    height: 600,
+                },
+                &series,
+            );
+            img.save(path).with_context(|| format!("writing {}", path.display()))?;
+            eprintln!("plot written to {}", path.display());
+            markdown +=
+                &format!("\n![privacy plot]({})\n", path.file_name().map_or_else(String::new, |f| f.to_string_lossy().into_owned()));
+        }
+        write_report(self.sources.report, &markdown)
+    }
 }
 
 pub fn retrieval(
@@ -501,64 +752,14 @@ pub struct Sources {
 #[derive(clap::Subcommand)]
 pub enum EvalCommand {
     /// kNN classification (train = memory, test = queries): top-1 for each k, with per-class
-    /// accuracy and confusion under --details, for models and the two baselines. Embeddings are
-    /// cached per model fingerprint in $PROCMEM_DATA/cache/embeddings.
-    Knn {
-        #[command(flatten)]
-        set: SetArgs,
-        #[command(flatten)]
-        sources: Sources,
-        #[arg(long, value_delimiter = ',', default_value = "10,20,100,200")]
-        k: Vec<usize>,
-        /// Use only the first N training images as memory (default: all).
-        #[arg(long)]
-        limit_train: Option<usize>,
-        /// Use only the first N test images as queries (default: all).
-        #[arg(long)]
-        limit_test: Option<usize>,
-        /// Append each source's best top-1 to this JSON-lines file (the Models panel shows them).
-        #[arg(long)]
-        results: Option<PathBuf>,
-        /// Add per-class accuracy and the confusion matrix of each source.
-        #[arg(long)]
-        details: bool,
-        /// Your own memory instead of a built-in set: a memory file (`memory build`). Sources
-        /// other than the memory's model (the baselines) re-embed it from its thumbnails.
-        #[arg(long, requires = "queries")]
-        memory: Option<PathBuf>,
-        /// The labelled queries for --memory: a memory file, or an ImageFolder tree (one
-        /// sub-folder per class) that each source embeds.
-        #[arg(long, requires = "memory")]
-        queries: Option<PathBuf>,
-    },
+    /// accuracy and confusion under --details, for models and the two baselines, on a built-in
+    /// set or your own data. Embeddings are cached per model fingerprint in
+    /// $PROCMEM_DATA/cache/embeddings.
+    Knn(KnnArgs),
     /// Linear probe beside kNN (the paper's Table 5): logistic regression on frozen embeddings.
-    Probe {
-        #[command(flatten)]
-        set: SetArgs,
-        #[command(flatten)]
-        sources: Sources,
-        /// The ks of the kNN column.
-        #[arg(long, value_delimiter = ',', default_value = "10,20,100,200")]
-        k: Vec<usize>,
-        /// Append each source's probe accuracy to this JSON-lines file.
-        #[arg(long)]
-        results: Option<PathBuf>,
-    },
+    Probe(ProbeArgs),
     /// Unlearning: delete every memory entry of a class, compare all predictions before and after.
-    Unlearn {
-        #[command(flatten)]
-        set: SetArgs,
-        /// Feature sources (no baselines are added).
-        #[arg(long = "features", required = true)]
-        features: Vec<String>,
-        #[arg(long, default_value_t = 20)]
-        k: usize,
-        /// Class ids to remove, one at a time [default: every class].
-        #[arg(long, value_delimiter = ',')]
-        class: Vec<u32>,
-        #[arg(long)]
-        report: Option<PathBuf>,
-    },
+    Unlearn(UnlearnArgs),
     /// "Not in memory": a memory of one set's training images queried with its test images
     /// and with other sets' test images; AUROC and FPR@95 of the k-th-neighbour similarity as
     /// the in-memory score (the Query panel abstains below a threshold of it).
@@ -715,25 +916,6 @@ pub fn ood(
     write_report(report, &markdown)
 }
 
-/// Embeddings and class indices of a labelled memory file as seen by `source`: the stored
-/// embeddings when `source` built it, else re-embedded from its thumbnails. New class names
-/// are appended to `classes`.
-fn labelled_memory(
-    source: &FeatureSource,
-    memory: &procmem::memory::Memory,
-    classes: &mut Vec<String>,
-) -> anyhow::Result<(Vec<f32>, usize, Vec<u32>)> {
-    let reembedded;
-    let m = if source.fingerprint() == memory.model_fingerprint {
-        memory
-    } else {
-        reembedded = procmem::memory::embedding::reembed_memory(memory, source, |_| {})?;
-        &reembedded
-    };
-    let truths = m.entries.iter().map(|e| class_index(classes, &e.label)).collect();
-    Ok((m.entries.iter().flat_map(|e| e.embedding.iter().copied()).collect(), m.dim, truths))
-}
-
 /// The index of `label` in `classes`, appending it when new.
 pub fn class_index(classes: &mut Vec<String>, label: &str) -> u32 {
     match classes.iter().position(|c| c == label) {
@@ -772,8 +954,9 @@ fn ood_own_data(
     let memory = procmem::memory::Memory::open(memory_path)?;
     let sources = sources_with_baselines(&features, baselines)?;
     own_model_given(&sources, &memory, memory_path)?;
-    let inside_input = QueryInput::load(inside)?;
-    let outside_inputs: Vec<QueryInput> = outside.iter().map(|p| QueryInput::load(p)).collect::<anyhow::Result<_>>()?;
+    let memory = Labelled::Memory(memory);
+    let inside_input = Labelled::load(inside, None)?;
+    let outside_inputs: Vec<Labelled> = outside.iter().map(|p| Labelled::load(p, None)).collect::<anyhow::Result<_>>()?;
     let mut markdown = format!(
         "## \"Not in memory\" on your data: memory {} ({} entries), k = {k}\n\nIn distribution: {} ({} queries).\n\nCommand: `procmem {}`\n\n\
          | features | out-of-distribution queries | AUROC | FPR@95 | threshold at 95 % TPR |\n|---|---|---:|---:|---:|\n",
@@ -785,13 +968,13 @@ fn ood_own_data(
     );
     for source in &sources {
         let mut classes = Vec::new();
-        let (data, dim, labels) = labelled_memory(source, &memory, &mut classes)?;
-        let (q, d, _) = inside_input.embed(source, &mut classes)?;
+        let (data, dim, labels, _) = memory.embed(source, &mut classes)?;
+        let (q, d, _, _) = inside_input.embed(source, &mut classes)?;
         anyhow::ensure!(d == dim, "queries have dimension {d}, the memory {dim}");
         let index = ExactIndex::from_embeddings(dim, classes.clone(), labels, data);
         let in_scores = ood::scores(&index, &q, k);
         for (path, input) in outside.iter().zip(&outside_inputs) {
-            let (o, d, _) = input.embed(source, &mut classes)?;
+            let (o, d, _, _) = input.embed(source, &mut classes)?;
             anyhow::ensure!(d == dim, "{}: dimension {d}, the memory {dim}", path.display());
             let r = ood::evaluate(&in_scores, &ood::scores(&index, &o, k)).context("no queries, or a NaN score")?;
             markdown += &format!(
@@ -808,111 +991,12 @@ fn ood_own_data(
     write_report(report, &markdown)
 }
 
-/// Labelled queries of the user's: a memory file, or an ImageFolder tree each source embeds.
-enum QueryInput {
-    Memory(procmem::memory::Memory),
-    Folder(Vec<procmem::memory::import::ImportItem>),
-}
-
-impl QueryInput {
-    fn load(path: &std::path::Path) -> anyhow::Result<Self> {
-        use procmem::memory::import;
-        if path.is_dir() {
-            let (items, skipped) = import::load(&import::list_image_folder(path)?);
-            for s in &skipped {
-                eprintln!("  skipped {}: {}", s.source, s.reason);
-            }
-            Ok(QueryInput::Folder(items))
-        } else {
-            Ok(QueryInput::Memory(procmem::memory::Memory::open(path)?))
-        }
-    }
-
-    fn len(&self) -> usize {
-        match self {
-            QueryInput::Memory(m) => m.len(),
-            QueryInput::Folder(items) => items.len(),
-        }
-    }
-
-    /// Embeddings (`n × dim`), dimension and class indices (new names appended to `classes`).
-    fn embed(&self, source: &FeatureSource, classes: &mut Vec<String>) -> anyhow::Result<(Vec<f32>, usize, Vec<u32>)> {
-        match self {
-            QueryInput::Memory(m) => labelled_memory(source, m, classes),
-            QueryInput::Folder(items) => {
-                let images: Vec<image::RgbImage> = items.iter().map(|i| i.image.clone()).collect();
-                let (q, d) = source.embed_rgb(&images, |_| {})?;
-                Ok((q, d, items.iter().map(|i| class_index(classes, &i.label)).collect()))
-            }
-        }
-    }
-}
-
-/// `procmem eval knn --memory M.pmem --queries Q`: the kNN table on the user's own data.
-fn knn_own_data(
-    memory_path: &std::path::Path,
-    queries: &std::path::Path,
-    features: Vec<String>,
-    ks: Vec<usize>,
-    report: Option<PathBuf>,
-    baselines: bool,
-    details: bool,
-) -> anyhow::Result<()> {
-    let memory = procmem::memory::Memory::open(memory_path)?;
-    let sources = sources_with_baselines(&features, baselines)?;
-    own_model_given(&sources, &memory, memory_path)?;
-    let query_input = QueryInput::load(queries)?;
-    let n_queries = query_input.len();
-    let mut markdown = format!(
-        "## kNN classification on your data: memory {} ({} entries), queries {} ({n_queries})\n\nCommand: `procmem {}`\n\n",
-        memory_path.display(),
-        memory.len(),
-        queries.display(),
-        command_line()
-    );
-    markdown += &knn_table_header(&ks);
-    let mut detail_text = String::new();
-    for source in &sources {
-        let mut classes = Vec::new();
-        let (data, dim, labels) = labelled_memory(source, &memory, &mut classes)?;
-        let (q, d, truths) = query_input.embed(source, &mut classes)?;
-        anyhow::ensure!(d == dim, "queries have dimension {d}, the memory {dim}");
-        let index = ExactIndex::from_embeddings(dim, classes, labels, data);
-        let r = knn::evaluate(&source.name(), &index, &q, &truths, &ks, VoteRule::default());
-        let how = if source.fingerprint() == memory.model_fingerprint { "" } else { " (re-embedded from thumbnails)" };
-        eprintln!("{}{how}: best top-1 {:.2} % at k = {}", short_label(source), r.best_top1 * 100.0, r.best_k);
-        markdown += &knn_table_row(&format!("{}{how}", short_label(source)), &r);
-        detail_text += &r.markdown();
-        detail_text += "\n";
-    }
-    if details {
-        markdown += "\n";
-        markdown += &detail_text;
-    }
-    write_report(report, &markdown)
-}
-
 impl EvalCommand {
     pub fn run(self) -> anyhow::Result<()> {
         match self {
-            EvalCommand::Knn {
-                set,
-                sources: Sources { features, report, no_baselines },
-                k,
-                limit_train,
-                limit_test,
-                results,
-                details,
-                memory,
-                queries,
-            } => match (memory, queries) {
-                (Some(memory), Some(queries)) => knn_own_data(&memory, &queries, features, k, report, !no_baselines, details),
-                _ => knn(KnnArgs { set, features, ks: k, limit_train, limit_test, report, results, baselines: !no_baselines, details }),
-            },
-            EvalCommand::Probe { set, sources: Sources { features, report, no_baselines }, k, results } => {
-                probe(ProbeArgs { set, features, ks: k, report, results, baselines: !no_baselines })
-            }
-            EvalCommand::Unlearn { set, features, k, class, report } => unlearn(set, features, k, class, report),
+            EvalCommand::Knn(args) => args.run(),
+            EvalCommand::Probe(args) => args.run(),
+            EvalCommand::Unlearn(args) => args.run(),
             EvalCommand::Ood {
                 set,
                 out,
@@ -978,8 +1062,9 @@ impl NewClassArgs {
         let memory = procmem::memory::Memory::open(&self.memory)?;
         let sources = sources_with_baselines(&self.sources.features, !self.sources.no_baselines)?;
         own_model_given(&sources, &memory, &self.memory)?;
+        let memory = Labelled::Memory(memory);
         let (queries, add, new_queries) =
-            (QueryInput::load(&self.queries)?, QueryInput::load(&self.add)?, QueryInput::load(&self.new_queries)?);
+            (Labelled::load(&self.queries, None)?, Labelled::load(&self.add, None)?, Labelled::load(&self.new_queries, None)?);
         let k = self.k.max(1);
         let mut markdown = format!(
             "## Adding a class: memory {} ({} entries) + {} ({} images), k = {k}\n\n\
@@ -998,9 +1083,9 @@ impl NewClassArgs {
         );
         for source in &sources {
             let mut classes = Vec::new();
-            let (data, dim, labels) = labelled_memory(source, &memory, &mut classes)?;
+            let (data, dim, labels, _) = memory.embed(source, &mut classes)?;
             let old_classes = classes.len() as u32;
-            let (q, d, truths) = queries.embed(source, &mut classes)?;
+            let (q, d, truths, _) = queries.embed(source, &mut classes)?;
             anyhow::ensure!(d == dim, "{}: dimension {d}, the memory {dim}", self.queries.display());
             if let Some(&t) = truths.iter().find(|&&t| t >= old_classes) {
                 anyhow::bail!(
@@ -1009,14 +1094,14 @@ impl NewClassArgs {
                     classes[t as usize]
                 );
             }
-            let (a, d, add_labels) = add.embed(source, &mut classes)?;
+            let (a, d, add_labels, _) = add.embed(source, &mut classes)?;
             anyhow::ensure!(d == dim, "{}: dimension {d}, the memory {dim}", self.add.display());
             anyhow::ensure!(
                 add_labels.iter().any(|&c| c >= old_classes),
                 "{} adds no class the memory lacks (its labels are all among the memory's)",
                 self.add.display()
             );
-            let (t, d, new_truths) = new_queries.embed(source, &mut classes)?;
+            let (t, d, new_truths, _) = new_queries.embed(source, &mut classes)?;
             anyhow::ensure!(d == dim, "{}: dimension {d}, the memory {dim}", self.new_queries.display());
             let before = ExactIndex::from_embeddings(dim, classes.clone(), labels.clone(), data.clone());
             let (acc_before, _) = knn_predictions(&before, &q, &truths, k);

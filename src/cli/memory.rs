@@ -339,12 +339,11 @@ fn run(cmd: MemoryCommand) -> anyhow::Result<()> {
                 all.extend(extra.iter().copied().filter(|id| !ids.contains(id)));
             }
             m.save(&memory)?;
-            // Re-embeddings of memories (the app's cache, keyed by content) may hold the deleted
-            // entries under another model: they go, as when the app deletes.
-            let cache = procmem::embed::cache::EmbeddingCache::new(procmem::paths::user_data_dir().join("cache").join("embeddings"));
-            let purged = cache.purge_matching(procmem::memory::embedding::MEMORY_SET_PREFIX);
+            // Cached embeddings of user data (re-embedded memories, labelled sets given to
+            // evaluations) may hold the deleted entries: they go, as when the app deletes.
+            let purged = procmem::memory::embedding::purge_user_sets_everywhere();
             if purged > 0 {
-                eprintln!("purged {purged} cached re-embedding(s) of memories from {}", cache.dir().display());
+                eprintln!("purged {purged} cached embedding file(s) of user data (memories re-embedded, labelled sets)");
             }
             eprintln!(
                 "deleted {} entr{}; {} remain; {} content hash(es) on the memory's deny-list",

@@ -144,6 +144,48 @@ pub fn memory_set_key(memory: &Memory) -> String {
     format!("{}{:016x}", &MEMORY_SET_PREFIX[1..], crate::hash::fnv1a(&bytes))
 }
 
+/// What marks cached embeddings of labelled image sets a user gave an evaluation
+/// (`--memory-data`, `--queries`; `<fingerprint>-labelled-<hash>…`).
+pub const LABELLED_SET_PREFIX: &str = "-labelled-";
+
+/// The cache key of labelled images: FNV-1a over each item's label and content hash, in order,
+/// as `labelled-<16 hex digits>`.
+pub fn labelled_set_key(items: &[super::import::ImportItem]) -> String {
+    let mut bytes = Vec::new();
+    for item in items {
+        bytes.extend_from_slice(&(item.label.len() as u64).to_le_bytes());
+        bytes.extend_from_slice(item.label.as_bytes());
+        bytes.extend_from_slice(&item.content_hash.to_le_bytes());
+    }
+    format!("{}{:016x}", &LABELLED_SET_PREFIX[1..], crate::hash::fnv1a(&bytes))
+}
+
+/// Embeddings (`items.len() × dim`, row-major) and `dim` of decoded labelled images, through
+/// `cache` (keyed by the model's fingerprint and [`labelled_set_key`]). `progress` gets the
+/// number of images embedded so far. Errors: an embedding failure, a cache that cannot be written.
+pub fn embed_items_cached(
+    items: &[super::import::ImportItem],
+    source: &FeatureSource,
+    cache: &EmbeddingCache,
+    progress: impl Fn(usize),
+) -> Result<(Vec<f32>, usize)> {
+    cache.get_or_embed(&source.fingerprint(), &labelled_set_key(items), items.len(), || {
+        let images: Vec<image::RgbImage> = items.iter().map(|i| i.image.clone()).collect();
+        source.embed_rgb(&images, progress)
+    })
+}
+
+/// Deletes every cached embedding of user data (re-embedded memories and labelled sets), as a
+/// deletion from any memory must: an entry's embedding may sit in either. Returns how many went.
+pub fn purge_user_sets(cache: &EmbeddingCache) -> usize {
+    cache.purge_matching(MEMORY_SET_PREFIX) + cache.purge_matching(LABELLED_SET_PREFIX)
+}
+
+/// [`purge_user_sets`] in every folder of [`crate::paths::embedding_cache_dirs`].
+pub fn purge_user_sets_everywhere() -> usize {
+    crate::paths::embedding_cache_dirs().into_iter().map(|d| purge_user_sets(&EmbeddingCache::new(d))).sum()
+}
+
 /// A copy of `memory` with every entry embedded again from its thumbnail by `source` (same ids,
 /// labels, sources and thumbnails; exact for images no larger than their thumbnails). Errors: an
 /// unreadable thumbnail (naming the entry), an embedding failure.

@@ -203,6 +203,97 @@ pub fn load_npz(path: &Path, split: &str) -> Result<Vec<ImportItem>> {
         .collect())
 }
 
+/// Labelled images named by one path, the way every `--memory-data` / `--queries` argument
+/// takes them. [`LabelledSource::from_path`] tells the kinds apart by content, not by extension.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LabelledSource {
+    /// An ImageFolder tree: one sub-folder per class.
+    Folder(PathBuf),
+    /// A CSV of `path,label` lines ([`list_csv`]).
+    Csv(PathBuf),
+    /// An IDX image file (MNIST layout, optionally gzipped) and its label file.
+    Idx { images: PathBuf, labels: PathBuf },
+    /// One split of a MedMNIST `.npz` ([`load_npz`]).
+    Npz { path: PathBuf, split: String },
+}
+
+/// The first four bytes of a file, through gzip when it is gzipped (IDX sets ship as `.gz`).
+fn leading_bytes(path: &Path) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let mut head = Vec::new();
+    std::fs::File::open(path).and_then(|f| f.take(4).read_to_end(&mut head)).map_err(|e| Error::io(path, e))?;
+    if head.starts_with(&[0x1f, 0x8b]) {
+        let f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        let mut inner = Vec::new();
+        // A stream too short or corrupt to give four bytes is simply not IDX.
+        let _ = flate2::read::GzDecoder::new(f).take(4).read_to_end(&mut inner);
+        return Ok(inner);
+    }
+    Ok(head)
+}
+
+impl LabelledSource {
+    /// Recognises `path`:
+    /// - a folder → [`LabelledSource::Folder`];
+    /// - a ZIP archive (`.npz`) → [`LabelledSource::Npz`], split `train` unless the path ends in
+    ///   `#val` / `#test` / `#train` (`pneumoniamnist.npz#test`);
+    /// - an IDX image file (magic 0x803, gzipped or not) → [`LabelledSource::Idx`], its labels
+    ///   the file of the same name with `images-idx3` replaced by `labels-idx1` (the MNIST and
+    ///   Fashion-MNIST naming);
+    /// - any other file → [`LabelledSource::Csv`].
+    ///
+    /// Memory files (`PMEM`) are not sources: callers that accept them check first.
+    /// Errors: a missing file; an IDX file whose label file is not beside it.
+    pub fn from_path(path: &Path) -> Result<Self> {
+        if path.is_dir() {
+            return Ok(Self::Folder(path.into()));
+        }
+        let text = path.to_string_lossy();
+        if let Some((file, split)) = text.rsplit_once('#') {
+            if !path.exists() && ["train", "val", "test"].contains(&split) {
+                return Ok(Self::Npz { path: file.into(), split: split.into() });
+            }
+        }
+        let head = leading_bytes(path)?;
+        if head.starts_with(b"PK\x03\x04") {
+            return Ok(Self::Npz { path: path.into(), split: "train".into() });
+        }
+        if head == [0, 0, 8, 3] {
+            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let labels = path.with_file_name(name.replace("images-idx3", "labels-idx1"));
+            if labels == path || !labels.is_file() {
+                return Err(Error::BadFile {
+                    path: path.into(),
+                    message: format!(
+                        "an IDX image file, but its label file {} is not beside it (name it like train-images-idx3-ubyte → train-labels-idx1-ubyte)",
+                        labels.display()
+                    ),
+                });
+            }
+            return Ok(Self::Idx { images: path.into(), labels });
+        }
+        Ok(Self::Csv(path.into()))
+    }
+
+    /// Every image and its label, decoded; files that cannot be read or decoded are
+    /// [`Skipped`] with their reasons (a folder or CSV), never imported as blanks. Errors: the
+    /// source itself unreadable or malformed (an IDX or npz whose sizes disagree, a missing
+    /// folder).
+    pub fn load(&self) -> Result<(Vec<ImportItem>, Vec<Skipped>)> {
+        match self {
+            Self::Folder(root) => Ok(load(&list_image_folder(root)?)),
+            Self::Csv(csv) => {
+                let (files, mut skipped) = list_csv(csv)?;
+                let (items, bad) = load(&files);
+                skipped.extend(bad);
+                Ok((items, skipped))
+            }
+            Self::Idx { images, labels } => Ok((load_idx(images, labels, &[])?, Vec::new())),
+            Self::Npz { path, split } => Ok((load_npz(path, split)?, Vec::new())),
+        }
+    }
+}
+
 /// A small PNG of the image (longest side at most `size`) for the UI.
 pub fn thumbnail_png(img: &image::RgbImage, size: u32) -> Vec<u8> {
     // Small images are kept as they are (never upscaled); gray ones are stored as gray.
@@ -221,6 +312,47 @@ pub fn thumbnail_png(img: &image::RgbImage, size: u32) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn labelled_sources_are_told_apart_by_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        // An IDX pair, gzipped images, plain labels: two 2×2 images of classes 0 and 1.
+        let mut idx = vec![0, 0, 8, 3, 0, 0, 0, 2, 0, 0, 0, 2, 0, 0, 0, 2];
+        idx.extend_from_slice(&[0, 50, 100, 150, 200, 250, 10, 20]);
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, &idx).unwrap();
+        std::fs::write(d.join("t10k-images-idx3-ubyte.gz"), gz.finish().unwrap()).unwrap();
+        std::fs::write(d.join("t10k-labels-idx1-ubyte.gz"), [0, 0, 8, 1, 0, 0, 0, 2, 0, 1]).unwrap();
+        let source = LabelledSource::from_path(&d.join("t10k-images-idx3-ubyte.gz")).unwrap();
+        assert_eq!(
+            source,
+            LabelledSource::Idx { images: d.join("t10k-images-idx3-ubyte.gz"), labels: d.join("t10k-labels-idx1-ubyte.gz") }
+        );
+        let (items, skipped) = source.load().unwrap();
+        assert_eq!((items.len(), skipped.len()), (2, 0));
+        assert_eq!((items[0].label.as_str(), items[1].label.as_str()), ("0", "1"));
+        // An IDX image file without its label file is an error naming the missing file.
+        std::fs::copy(d.join("t10k-images-idx3-ubyte.gz"), d.join("lonely-images-idx3-ubyte")).unwrap();
+        let err = LabelledSource::from_path(&d.join("lonely-images-idx3-ubyte")).unwrap_err().to_string();
+        assert!(err.contains("lonely-labels-idx1-ubyte"), "{err}");
+        // A zip is an npz (split train unless `#split` follows the name); a folder an ImageFolder.
+        let npz = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny.npz");
+        assert_eq!(LabelledSource::from_path(&npz).unwrap(), LabelledSource::Npz { path: npz.clone(), split: "train".into() });
+        let with_split = PathBuf::from(format!("{}#test", npz.display()));
+        assert_eq!(LabelledSource::from_path(&with_split).unwrap(), LabelledSource::Npz { path: npz, split: "test".into() });
+        assert_eq!(LabelledSource::from_path(d).unwrap(), LabelledSource::Folder(d.into()));
+        // Anything else is a CSV; its bad lines and unreadable files are skipped with reasons.
+        image::RgbImage::from_pixel(4, 4, image::Rgb([9, 9, 9])).save(d.join("a.png")).unwrap();
+        std::fs::write(d.join("not-an-image.png"), b"hello").unwrap();
+        std::fs::write(d.join("list.txt"), "path,label\na.png,grey\nnot-an-image.png,grey\nno comma here\n").unwrap();
+        let source = LabelledSource::from_path(&d.join("list.txt")).unwrap();
+        assert_eq!(source, LabelledSource::Csv(d.join("list.txt")));
+        let (items, skipped) = source.load().unwrap();
+        assert_eq!(items.len(), 1);
+        assert_eq!(skipped.len(), 2, "{skipped:?}");
+        assert!(LabelledSource::from_path(&d.join("missing.csv")).is_err());
+    }
 
     #[test]
     fn folder_names_become_distinct_labels_losslessly() {

@@ -231,6 +231,14 @@ impl Memory {
         out
     }
 
+    /// Whether `path` starts with a memory file's magic (`PMEM`); false for folders and
+    /// unreadable files. Tells memory files from other inputs by content, not by name.
+    pub fn is_memory_file(path: &Path) -> bool {
+        use std::io::Read;
+        let mut head = [0u8; 4];
+        std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut head)).is_ok() && &head == MAGIC
+    }
+
     /// Parses bytes written by [`Memory::to_bytes`]; any damage is an error, never a partial load.
     pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Self> {
         let bad = |m: &str| Error::BadFile { path: path.to_path_buf(), message: m.to_string() };
