@@ -556,6 +556,55 @@ fn memory_panel_audits_the_unlearning_and_writes_a_certificate() {
 }
 
 #[test]
+fn memory_panel_finds_a_mislabelled_entry_sorts_it_first_and_unlearns_it_undoably() {
+    // Memory: five blue pictures, five green, and one more blue picture labelled "green"
+    // (id 10). Watch list: eight blue pictures and four green, all labelled.
+    let cfg = procmem::model::VitConfig::preset("micro").unwrap();
+    let source = FeatureSource::random_like(&cfg).unwrap();
+    let fp = source.fingerprint();
+    let add = |m: &mut Memory, label: &str, img: &image::RgbImage| {
+        m.add(&fp, label, &format!("test/{label}.png"), 0, thumbnail_png(img, 32), embed(&source, img)).unwrap();
+    };
+    let mut memory = Memory::new(&fp, cfg.embed_dim);
+    for i in 0..5 {
+        add(&mut memory, "blue", &picture(10 + i, [20, 20, 180]));
+        add(&mut memory, "green", &picture(20 + i, [20, 180, 20]));
+    }
+    add(&mut memory, "green", &picture(15, [20, 20, 180]));
+    let mut watch = Memory::new(&fp, cfg.embed_dim);
+    for i in 0..12 {
+        if i % 3 == 2 {
+            add(&mut watch, "green", &picture(40 + i, [20, 180, 20]));
+        } else {
+            add(&mut watch, "blue", &picture(40 + i, [20, 20, 180]));
+        }
+    }
+    let perception =
+        Perception { source: Arc::new(source), path: PathBuf::from("random-init micro"), description: "random-init micro ViT".into() };
+    let k = Knowledge::new(perception, memory, None, PathBuf::from("test.pmem"), Some(watch), 3).unwrap();
+    let mut h = Harness::builder()
+        .with_size(egui::vec2(1100.0, 900.0))
+        .build_ui_state(|ui, (p, k): &mut (MemoryPanel, Knowledge)| p.ui(ui, k), (MemoryPanel::default(), k));
+    h.run_steps(2);
+    h.get_by_label("Find harmful entries").click();
+    wait(&mut h, "the pruning run", |(p, _)| p.prune.is_some());
+    let plan = h.state().0.prune.as_ref().unwrap().1.clone();
+    assert_eq!(plan.harmful, vec![10], "{plan:?}");
+    assert_eq!((plan.choosing, plan.judging), (6, 6));
+    assert!(plan.accuracy_after >= plan.accuracy_before, "{plan:?}");
+    h.get_by_label("most harmful first").click();
+    h.run_steps(3);
+    assert_eq!(h.state().0.shown_ids()[0], 10, "the harmful entry leads the grid");
+    h.get_by_label("Unlearn the 1 harmful entries").click();
+    h.run_steps(2);
+    assert!(h.state().1.memory.get(10).is_none());
+    assert!(h.query_by_label_contains("run it again").is_some(), "the plan is stale after the edit");
+    h.state_mut().1.undo();
+    h.run_steps(2);
+    assert!(h.state().1.memory.get(10).is_some(), "one Undo restores it");
+}
+
+#[test]
 fn memory_panel_evaluates_the_model_on_a_labelled_folder() {
     let (k, _) = knowledge(3);
     let dir = tempfile::tempdir().unwrap();

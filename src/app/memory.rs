@@ -20,9 +20,9 @@ pub struct MemoryPanel {
     pub message: String,
     /// Ask the Query panel to query with this entry.
     pub query_request: Option<u64>,
-    /// The grid's entry ids for (memory generation, filter, sorted by value): rebuilt only when
-    /// one of them changes.
-    shown: Option<((u64, Option<String>, bool), Vec<u64>)>,
+    /// The grid's entry ids for (memory generation, filter, sorted by value, sorted by harm):
+    /// rebuilt only when one of them changes.
+    shown: Option<((u64, Option<String>, bool, bool), Vec<u64>)>,
     /// KNN-Shapley values over the watch list (memory generation they were computed at, values).
     pub values: Option<(u64, std::collections::HashMap<u64, f64>)>,
     values_job: Option<Job<std::collections::HashMap<u64, f64>>>,
@@ -37,6 +37,11 @@ pub struct MemoryPanel {
     pub audit_scan: Option<Vec<std::path::PathBuf>>,
     /// Order the grid by data value, lowest (most harmful) first.
     pub sort_by_value: bool,
+    /// The last pruning experiment over the watch list (memory generation it ran at, plan).
+    pub prune: Option<(u64, crate::memory::prune::PrunePlan)>,
+    prune_job: Option<Job<(u64, crate::memory::prune::PrunePlan)>>,
+    /// Order the grid by pruning evidence (hurt − helped), most harmful first.
+    pub sort_by_harm: bool,
     /// Override the deny-list: images unlearned from this memory may be added again.
     pub allow_unlearned: bool,
     /// Near-duplicates left behind by the last deletion: (deleted id, memory generation after
@@ -113,6 +118,84 @@ impl MemoryPanel {
             Ok(index.rows().map(|(id, _, _)| id).zip(values).collect())
         }));
         self.values = Some((generation, Default::default()));
+    }
+
+    /// The pruning experiment (`procmem memory prune`) over the labelled watched queries on a
+    /// worker: every second query chooses the harmful entries, the others judge the accuracy
+    /// without them. Nothing is deleted until "Unlearn the harmful entries".
+    pub fn start_prune(&mut self, ctx: &egui::Context, k: &Knowledge) {
+        let labelled: Vec<(&[f32], u32)> = k.watch.queries.iter().filter_map(|q| q.truth.map(|t| (q.embedding.as_slice(), t))).collect();
+        if labelled.len() < 2 {
+            self.message = "pruning needs at least two labelled watched queries (one half chooses, the other judges)".into();
+            return;
+        }
+        let queries: Vec<f32> = labelled.iter().flat_map(|(e, _)| e.iter().copied()).collect();
+        let truths: Vec<u32> = labelled.iter().map(|(_, t)| *t).collect();
+        let (index, kk, generation) = (k.index.clone(), k.k(), k.generation);
+        self.prune_job = Some(Job::spawn(ctx, "pruning", move |_| {
+            Ok((generation, crate::memory::prune::plan(&index, &queries, &truths, kk, crate::memory::prune::DEFAULT_MIN_HURT)))
+        }));
+    }
+
+    /// The pruning evidence of an entry (helped, hurt), when the plan is for the current memory.
+    pub fn prune_evidence_of(&self, k: &Knowledge, id: u64) -> Option<(usize, usize)> {
+        let (generation, plan) = self.prune.as_ref()?;
+        if *generation != k.generation {
+            return None;
+        }
+        Some(plan.evidence.iter().find(|e| e.id == id).map_or((0, 0), |e| (e.helped, e.hurt)))
+    }
+
+    fn prune_ui(&mut self, ui: &mut egui::Ui, k: &mut Knowledge) {
+        if let Some(job) = &mut self.prune_job {
+            match job.poll() {
+                Some(Ok(plan)) => {
+                    self.prune_job = None;
+                    self.prune = Some(plan);
+                }
+                Some(Err(e)) => {
+                    self.prune_job = None;
+                    self.message = format!("pruning: {e}");
+                }
+                None => {
+                    job.ui(ui);
+                }
+            }
+        }
+        let fresh = self.prune.as_ref().is_some_and(|(g, _)| *g == k.generation);
+        ui.horizontal(|ui| {
+            if ui
+                .add_enabled(self.prune_job.is_none(), egui::Button::new("Find harmful entries"))
+                .on_hover_text(
+                    "Pruning (Geirhos et al. 2024): entries that hurt more watched queries than they helped, chosen by half the labelled watch list and judged on the other half",
+                )
+                .clicked()
+            {
+                self.start_prune(ui.ctx(), k);
+            }
+            if ui.add_enabled(fresh, egui::Checkbox::new(&mut self.sort_by_harm, "most harmful first")).changed() && self.sort_by_harm {
+                self.sort_by_value = false;
+            }
+        });
+        let Some((generation, plan)) = &self.prune else { return };
+        if *generation != k.generation {
+            ui.label(RichText::new("the memory changed since the pruning run: run it again").small().weak());
+            return;
+        }
+        let n = plan.harmful.len();
+        ui.label(RichText::new(format!(
+            "{n} harmful entr{} (hurt at least {} of {} choosing queries, and more than they helped); kNN top-1 on the {} judging queries: {:.1} % with them, {:.1} % without",
+            if n == 1 { "y" } else { "ies" },
+            crate::memory::prune::DEFAULT_MIN_HURT,
+            plan.choosing,
+            plan.judging,
+            plan.accuracy_before * 100.0,
+            plan.accuracy_after * 100.0
+        )));
+        if n > 0 && ui.button(format!("Unlearn the {n} harmful entries")).on_hover_text("One edit; Undo restores them").clicked() {
+            let ids = plan.harmful.clone();
+            k.delete_many(&ids);
+        }
     }
 
     /// kNN accuracy of the current model and memory on labelled images — an ImageFolder tree
@@ -345,7 +428,9 @@ impl MemoryPanel {
             {
                 self.start_values(ui.ctx(), k);
             }
-            ui.add_enabled(fresh, egui::Checkbox::new(&mut self.sort_by_value, "lowest value first"));
+            if ui.add_enabled(fresh, egui::Checkbox::new(&mut self.sort_by_value, "lowest value first")).changed() && self.sort_by_value {
+                self.sort_by_harm = false;
+            }
         });
         if self.values.as_ref().is_some_and(|(g, v)| *g != k.generation && !v.is_empty()) {
             ui.label(RichText::new("the memory changed since: recompute").small().weak());
@@ -432,6 +517,7 @@ impl MemoryPanel {
             self.audit_ui(ui, k);
             ui.separator();
             self.values_ui(ui, k);
+            self.prune_ui(ui, k);
             self.folder_eval_ui(ui, k);
             ui.separator();
             ui.label("Add images (drop files here, or):");
@@ -482,6 +568,9 @@ impl MemoryPanel {
                                 if let Some(v) = self.value_of(k, id) {
                                     ui.label(format!("data value {v:.3e} (KNN-Shapley over the watch list; negative: it lowers accuracy)"));
                                 }
+                                if let Some((helped, hurt)) = self.prune_evidence_of(k, id) {
+                                    ui.label(format!("pruning evidence: helped {helped}, hurt {hurt} choosing queries"));
+                                }
                                 ui.label(RichText::new(format!("content hash {:016x}", e.content_hash)).small().weak());
                             });
                         });
@@ -503,13 +592,18 @@ impl MemoryPanel {
                 )));
             }
             let by_value = self.sort_by_value && self.value_of(k, k.memory.entries.first().map_or(0, |e| e.id)).is_some();
-            let key = (k.generation, self.filter.clone(), by_value);
+            let first = k.memory.entries.first().map_or(0, |e| e.id);
+            let by_harm = !by_value && self.sort_by_harm && self.prune_evidence_of(k, first).is_some();
+            let key = (k.generation, self.filter.clone(), by_value, by_harm);
             if self.shown.as_ref().is_none_or(|(kk, _)| *kk != key) {
                 let mut ids: Vec<u64> =
                     k.memory.entries.iter().filter(|e| self.filter.as_ref().is_none_or(|f| *f == e.label)).map(|e| e.id).collect();
                 if by_value {
                     let value = |id: &u64| self.value_of(k, *id).unwrap_or(f64::INFINITY);
                     ids.sort_by(|a, b| value(a).total_cmp(&value(b)).then(a.cmp(b)));
+                } else if by_harm {
+                    let net = |id: &u64| self.prune_evidence_of(k, *id).map_or(0, |(helped, hurt)| hurt as i64 - helped as i64);
+                    ids.sort_by(|a, b| net(b).cmp(&net(a)).then(a.cmp(b)));
                 }
                 self.shown = Some((key, ids));
             }

@@ -76,7 +76,7 @@ pub enum MemoryCommand {
         #[arg(long, default_value_t = 10)]
         k: usize,
         /// An entry is harmful when it hurt at least this many queries, and more than it helped.
-        #[arg(long, default_value_t = 2)]
+        #[arg(long, default_value_t = procmem::memory::prune::DEFAULT_MIN_HURT)]
         min_hurt: usize,
         /// Delete the harmful entries and save (to --out, or in place).
         #[arg(long)]
@@ -465,50 +465,43 @@ fn prune(
     out: Option<PathBuf>,
     csv: Option<PathBuf>,
 ) -> anyhow::Result<()> {
-    use procmem::memory::prune::{accuracy, evidence, split_for_pruning};
     let (mut memory, labels, index, flat, truths) = memory_and_queries(path, queries)?;
-    let ((choose_q, choose_t), (judge_q, judge_t)) = split_for_pruning(&flat, &truths, memory.dim);
-    let evidence = evidence(&index, &choose_q, &choose_t, k);
-    let harmful: Vec<&procmem::memory::prune::PruneEvidence> = evidence.iter().filter(|e| e.is_harmful(min_hurt)).collect();
-    let mut pruned = index.clone();
-    let ids: std::collections::HashSet<u64> = harmful.iter().map(|e| e.id).collect();
-    pruned.retain(|id, _| !ids.contains(&id));
-    let (before, after) = (accuracy(&index, &judge_q, &judge_t, k), accuracy(&pruned, &judge_q, &judge_t, k));
+    let plan = procmem::memory::prune::plan(&index, &flat, &truths, k, min_hurt);
     println!(
         "{} of {} entries are harmful (hurt >= {min_hurt} and more than they helped, k = {k}, {} choosing queries)",
-        harmful.len(),
+        plan.harmful.len(),
         memory.len(),
-        choose_t.len()
+        plan.choosing
     );
     println!("| id | label | source | helped | hurt |\n|---:|---|---|---:|---:|");
-    for e in harmful.iter().take(50) {
+    for e in plan.evidence.iter().filter(|e| e.is_harmful(min_hurt)).take(50) {
         let entry = memory.get(e.id).context("an indexed entry is in the memory")?;
         println!("| {} | {} | {} | {} | {} |", e.id, labels[e.label as usize], entry.source, e.helped, e.hurt);
     }
-    if harmful.len() > 50 {
-        println!("… and {} more (all of them with --csv)", harmful.len() - 50);
+    if plan.harmful.len() > 50 {
+        println!("… and {} more (all of them with --csv)", plan.harmful.len() - 50);
     }
     println!(
         "kNN accuracy on the {} judging queries (not used to choose): {:.2} % before, {:.2} % after pruning",
-        judge_t.len(),
-        100.0 * before,
-        100.0 * after
+        plan.judging,
+        100.0 * plan.accuracy_before,
+        100.0 * plan.accuracy_after
     );
     if let Some(csv) = csv {
         let mut text = String::from("id,label,helped,hurt,harmful\n");
-        for e in &evidence {
+        for e in &plan.evidence {
             text += &format!("{},{},{},{},{}\n", e.id, labels[e.label as usize], e.helped, e.hurt, e.is_harmful(min_hurt));
         }
         procmem::fsio::write_atomic(&csv, text.as_bytes())?;
     }
     if apply {
-        for e in &harmful {
-            memory.delete(e.id);
-        }
+        // The normal unlearning path: deny-listed, and cached embeddings of user data purged.
+        memory.delete_many(&plan.harmful.iter().copied().collect());
         let target = out.unwrap_or_else(|| path.to_path_buf());
         memory.save(&target)?;
-        eprintln!("deleted {} entries; {} remain in {}", harmful.len(), memory.len(), target.display());
-    } else if !harmful.is_empty() {
+        procmem::memory::embedding::purge_user_sets_everywhere();
+        eprintln!("deleted {} entries; {} remain in {}", plan.harmful.len(), memory.len(), target.display());
+    } else if !plan.harmful.is_empty() {
         eprintln!("dry run: nothing was changed (add --apply to delete them)");
     }
     Ok(())

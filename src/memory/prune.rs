@@ -13,6 +13,10 @@ use std::collections::HashMap;
 use super::index::ExactIndex;
 use super::vote::{VoteRule, vote};
 
+/// The default `min_hurt` of [`PruneEvidence::is_harmful`]: one hurt query is noise, two are
+/// evidence (`procmem memory prune --min-hurt`, the Memory panel).
+pub const DEFAULT_MIN_HURT: usize = 2;
+
 /// How one entry voted over the pruning queries.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PruneEvidence {
@@ -81,6 +85,41 @@ pub fn split_for_pruning(queries: &[f32], truths: &[u32], dim: usize) -> ((Vec<f
     (choose, judge)
 }
 
+/// What pruning would do: the evidence of every entry the choosing queries saw, the harmful
+/// ones, and kNN accuracy on the judging queries before and after deleting them.
+#[derive(Clone, Debug)]
+pub struct PrunePlan {
+    /// Most harmful first ([`evidence`]).
+    pub evidence: Vec<PruneEvidence>,
+    /// Ids of the entries that are harmful at `min_hurt`, most harmful first.
+    pub harmful: Vec<u64>,
+    /// How many queries chose and how many judged ([`split_for_pruning`]).
+    pub choosing: usize,
+    pub judging: usize,
+    /// kNN top-1 on the judging queries with every entry, and without the harmful ones.
+    pub accuracy_before: f64,
+    pub accuracy_after: f64,
+}
+
+/// The whole pruning experiment on labelled `queries` (`truths.len() × dim`): every second
+/// query chooses, the others judge. `procmem memory prune` and the Memory panel run this.
+pub fn plan(index: &ExactIndex, queries: &[f32], truths: &[u32], k: usize, min_hurt: usize) -> PrunePlan {
+    let ((choose_q, choose_t), (judge_q, judge_t)) = split_for_pruning(queries, truths, index.dim);
+    let evidence = evidence(index, &choose_q, &choose_t, k);
+    let harmful: Vec<u64> = evidence.iter().filter(|e| e.is_harmful(min_hurt)).map(|e| e.id).collect();
+    let ids: std::collections::HashSet<u64> = harmful.iter().copied().collect();
+    let mut pruned = index.clone();
+    pruned.retain(|id, _| !ids.contains(&id));
+    PrunePlan {
+        accuracy_before: accuracy(index, &judge_q, &judge_t, k),
+        accuracy_after: accuracy(&pruned, &judge_q, &judge_t, k),
+        evidence,
+        harmful,
+        choosing: choose_t.len(),
+        judging: judge_t.len(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -120,5 +159,10 @@ mod tests {
         let mut pruned = index.clone();
         pruned.remove(10);
         assert!(accuracy(&pruned, &jq, &jt, 3) >= before);
+        // The plan is the same experiment in one call.
+        let p = plan(&index, &queries, &truths, 3, 2);
+        assert_eq!(p.harmful, vec![10]);
+        assert_eq!((p.choosing, p.judging), (4, 4));
+        assert_eq!((p.accuracy_before, p.accuracy_after), (before, accuracy(&pruned, &jq, &jt, 3)));
     }
 }
