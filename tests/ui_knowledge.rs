@@ -454,6 +454,24 @@ fn new_entries(
 }
 
 #[test]
+fn adding_a_new_class_names_it_and_reports_the_watched_accuracy_before_and_after() {
+    let (mut k, _) = knowledge(3);
+    let before = k.watch.accuracy().unwrap();
+    // Three more pictures like the red one, under a new label: the red watched query's
+    // neighbours are now mostly "crimson".
+    let entries: Vec<_> = (0..3).map(|i| new_entries(&k, &picture(60 + i, [180, 20, 20]), "crimson", 0x100 + i)("crimson.png")).collect();
+    let (ids, _) = k.add(entries, false).unwrap();
+    assert_eq!(ids.len(), 3);
+    let after = k.watch.accuracy().unwrap();
+    assert!(after < before, "the red query now votes crimson: {before} -> {after}");
+    let what = &k.last_edit.as_ref().unwrap().what;
+    assert_eq!(
+        what,
+        &format!("added 3 image(s) with new class(es) crimson; watched top-1 {:.1} % before, {:.1} % after", before * 100.0, after * 100.0)
+    );
+}
+
+#[test]
 fn an_unlearned_image_is_refused_on_re_adding_unless_overridden_and_its_near_duplicates_are_found() {
     use procmem::memory::{NEAR_DUPLICATE_COSINE, near_duplicates};
     let (mut k, _) = knowledge(3);

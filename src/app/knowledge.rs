@@ -454,6 +454,7 @@ impl Knowledge {
         let mut ids = Vec::new();
         let mut refused = Vec::new();
         let mut touched = WatchUpdate::default();
+        let (accuracy_before, classes_before) = (self.watch.accuracy(), self.labels.len());
         for e in entries {
             if self.memory.is_denied(e.content_hash) {
                 if !allow_unlearned {
@@ -474,7 +475,16 @@ impl Knowledge {
         if ids.is_empty() {
             return Ok((ids, refused));
         }
-        self.last_edit = Some(EditReport { what: format!("added {} image(s)", ids.len()), update: touched, micros: 0 });
+        // Adding a class (visual-memory's flexible perception, in the app): name the new
+        // classes and what the addition did to the labelled watched queries.
+        let mut what = format!("added {} image(s)", ids.len());
+        if self.labels.len() > classes_before {
+            what += &format!(" with new class(es) {}", self.labels[classes_before..].join(", "));
+        }
+        if let (Some(before), Some(after)) = (accuracy_before, self.watch.accuracy()) {
+            what += &format!("; watched top-1 {:.1} % before, {:.1} % after", before * 100.0, after * 100.0);
+        }
+        self.last_edit = Some(EditReport { what, update: touched, micros: 0 });
         self.dirty = true;
         self.generation += 1;
         Ok((ids, refused))
