@@ -200,6 +200,9 @@ fn count(e: &Expr) -> usize {
     }
 }
 
+// 6.28 is the sampled phase and angle range, not τ: the programs of every seed (and the
+// datasets trained on them) depend on these exact draws.
+#[allow(clippy::approx_constant)]
 fn grow(rng: &mut Rng, depth: u32) -> Expr {
     use Expr::*;
     let leaf_probability = if depth == 0 {
@@ -334,6 +337,9 @@ fn emit(e: &Expr, p: &str, out: &mut String, counter: &mut usize) -> String {
 }
 
 /// CPU evaluation, operation for operation as in [`emit`].
+// 0.7071 is the radius normalisation the emitted WGSL uses too (`emit`): CPU and GPU images
+// agree only with the same literal.
+#[allow(clippy::approx_constant)]
 fn eval(e: &Expr, p: [f32; 2], t: f32) -> f32 {
     use Expr::*;
     match e {

@@ -206,8 +206,8 @@ impl FusedBlock {
             return Cow::Borrowed(g);
         }
         let per_sample = (tokens * self.dim).max(1);
-        // Written completely, sample by sample.
-        let mut out = alloc_uninit(g.len());
+        // SAFETY: written completely, sample by sample.
+        let mut out = unsafe { alloc_uninit(g.len()) };
         out.par_chunks_mut(per_sample).zip(g.par_chunks(per_sample)).enumerate().for_each(|(b, (o, g))| {
             kernels::scale_into(o, g, self.scale(b, branch));
         });
@@ -223,14 +223,18 @@ impl FusedBlock {
             bail!("fused block: input of {} floats for [{batch}, {tokens}, {d}]", x.len());
         }
         // Every buffer below is written completely by the kernel named beside it.
-        let mut ln1 = alloc_uninit(rows * d); // layer_norm_forward
+        // SAFETY: layer_norm_forward writes all of `ln1` before it is read.
+        let mut ln1 = unsafe { alloc_uninit(rows * d) };
         kernels::layer_norm_forward(x, p.norm1_w, p.norm1_b, self.eps, &mut ln1);
         // The products are bias-free; each bias is added by the next pass over its output.
-        let mut qkv = alloc_uninit(rows * 3 * d); // matmul_transposed
+        // SAFETY: matmul_transposed writes all of `qkv` before it is read.
+        let mut qkv = unsafe { alloc_uninit(rows * 3 * d) };
         kernels::matmul_transposed(LinearDims { rows, input: d, output: 3 * d }, &ln1, p.qkv_w, &mut qkv)?;
-        let mut att = alloc_uninit(rows * d); // bias_attention_forward
+        // SAFETY: bias_attention_forward writes all of `att` before it is read.
+        let mut att = unsafe { alloc_uninit(rows * d) };
         kernels::bias_attention_forward(&AttentionDims::new(batch, tokens, 3 * d, self.heads)?, &mut qkv, p.qkv_b, &mut att)?;
-        let mut x1 = alloc_uninit(rows * d); // matmul_transposed, then bias and residual in place
+        // SAFETY: matmul_transposed, then bias and residual in place writes all of `x1` before it is read.
+        let mut x1 = unsafe { alloc_uninit(rows * d) };
         kernels::matmul_transposed(LinearDims { rows, input: d, output: d }, &att, p.proj_w, &mut x1)?;
         self.add_branch(x, &mut x1, p.proj_b, tokens, 0);
         let (y, ln2, gelu_grad, a) = self.mlp_forward(&p, &x1, rows, tokens, for_backward, kernels::matmul_transposed)?;
@@ -268,7 +272,8 @@ impl FusedBlock {
         kernels::linear_backward_input(proj, &g1, p.proj_w, &mut d_att, false)?;
         let d_proj_w = kernels::linear_backward_weight(proj, &g1, &act.att)?;
         let d_proj_b = kernels::column_sums(&g1, d);
-        let mut d_qkv = alloc_uninit(rows * 3 * d); // attention_backward
+        // SAFETY: attention_backward writes all of `d_qkv` before it is read.
+        let mut d_qkv = unsafe { alloc_uninit(rows * 3 * d) };
         kernels::attention_backward(&AttentionDims::new(batch, tokens, 3 * d, self.heads)?, &act.qkv, &d_att, &mut d_qkv)?;
         let mut d_ln = d_att; // reused, overwritten
         kernels::linear_backward_input(qkv, &d_qkv, p.qkv_w, &mut d_ln, false)?;
@@ -299,14 +304,16 @@ impl FusedBlock {
         let fc1 = LinearDims { rows, input: d, output: hidden };
         let fc2 = LinearDims { rows, input: hidden, output: d };
         let g2 = self.scale_rows(gy, tokens, 1);
-        let mut dh = alloc_uninit(rows * hidden); // linear_backward_input (accumulate = false)
+        // SAFETY: linear_backward_input (accumulate = false) writes all of `dh` before it is read.
+        let mut dh = unsafe { alloc_uninit(rows * hidden) };
         kernels::linear_backward_input(fc2, &g2, p.fc2_w, &mut dh, false)?;
         let fc2_w = kernels::linear_backward_weight(fc2, &g2, &a)?;
         let fc2_b = kernels::column_sums(&g2, d);
         drop(a);
         kernels::mul_in_place(&mut dh, &gelu_grad);
         drop(gelu_grad);
-        let mut d_ln = alloc_uninit(rows * d); // linear_backward_input (accumulate = false)
+        // SAFETY: linear_backward_input (accumulate = false) writes all of `d_ln` before it is read.
+        let mut d_ln = unsafe { alloc_uninit(rows * d) };
         kernels::linear_backward_input(fc1, &dh, p.fc1_w, &mut d_ln, false)?;
         let fc1_w = kernels::linear_backward_weight(fc1, &dh, ln2)?;
         let fc1_b = kernels::column_sums(&dh, hidden);
@@ -330,13 +337,17 @@ impl FusedBlock {
         product: Product,
     ) -> Result<(Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>)> {
         let (d, hidden) = (self.dim, self.hidden);
-        let mut ln2 = alloc_uninit(rows * d); // layer_norm_forward
+        // SAFETY: layer_norm_forward writes all of `ln2` before it is read.
+        let mut ln2 = unsafe { alloc_uninit(rows * d) };
         kernels::layer_norm_forward(x1, p.norm2_w, p.norm2_b, self.eps, &mut ln2);
-        let mut h = alloc_uninit(rows * hidden); // matmul_transposed
+        // SAFETY: matmul_transposed writes all of `h` before it is read.
+        let mut h = unsafe { alloc_uninit(rows * hidden) };
         product(LinearDims { rows, input: d, output: hidden }, &ln2, p.fc1_w, &mut h)?;
-        let mut a = alloc_uninit(rows * hidden); // bias_gelu_forward
+        // SAFETY: bias_gelu_forward writes all of `a` before it is read.
+        let mut a = unsafe { alloc_uninit(rows * hidden) };
         kernels::bias_gelu_forward(&mut h, p.fc1_b, &mut a, for_backward);
-        let mut y = alloc_uninit(rows * d); // matmul_transposed, then bias and residual in place
+        // SAFETY: matmul_transposed, then bias and residual in place writes all of `y` before it is read.
+        let mut y = unsafe { alloc_uninit(rows * d) };
         product(LinearDims { rows, input: hidden, output: d }, &a, p.fc2_w, &mut y)?;
         self.add_branch(x1, &mut y, p.fc2_b, tokens, 1);
         Ok((y, ln2, h, a))
@@ -353,23 +364,29 @@ impl FusedBlock {
         let (w_q, w_kv) = p.qkv_w.split_at(d * d);
         let (b_q, b_kv) = p.qkv_b.split_at(d);
         // Every buffer below is written completely by the kernel named beside it.
-        let mut ln1 = alloc_uninit(rows * d); // layer_norm_forward
+        // SAFETY: layer_norm_forward writes all of `ln1` before it is read.
+        let mut ln1 = unsafe { alloc_uninit(rows * d) };
         kernels::layer_norm_forward(x, p.norm1_w, p.norm1_b, self.eps, &mut ln1);
-        let mut kv = alloc_uninit(rows * 2 * d); // linear_forward
+        // SAFETY: linear_forward writes all of `kv` before it is read.
+        let mut kv = unsafe { alloc_uninit(rows * 2 * d) };
         kernels::linear_forward(LinearDims { rows, input: d, output: 2 * d }, &ln1, w_kv, b_kv, &mut kv)?;
         let ln1_cls = cls_rows(&ln1, tokens, d);
         // The products over the CLS rows (one per image) are row-wise, so that an image's
         // output does not depend on its batch (see rowwise_matmul_transposed).
-        let mut q = alloc_uninit(batch * d); // rowwise_matmul_transposed, then the bias
+        // SAFETY: rowwise_matmul_transposed, then the bias writes all of `q` before it is read.
+        let mut q = unsafe { alloc_uninit(batch * d) };
         kernels::rowwise_matmul_transposed(LinearDims { rows: batch, input: d, output: d }, &ln1_cls, w_q, &mut q)?;
         for row in q.chunks_mut(d) {
             kernels::add_assign(row, b_q);
         }
         let dims = AttentionDims::new(batch, tokens, 3 * d, self.heads)?;
-        let mut probs = alloc_uninit(batch * self.heads * tokens); // cls_attention_forward
-        let mut att = alloc_uninit(batch * d); // cls_attention_forward
+        // SAFETY: cls_attention_forward writes all of `probs` before it is read.
+        let mut probs = unsafe { alloc_uninit(batch * self.heads * tokens) };
+        // SAFETY: cls_attention_forward writes all of `att` before it is read.
+        let mut att = unsafe { alloc_uninit(batch * d) };
         kernels::cls_attention_forward(&dims, &q, &kv, &mut probs, &mut att)?;
-        let mut x1 = alloc_uninit(batch * d); // matmul_transposed, then bias and residual in place
+        // SAFETY: matmul_transposed, then bias and residual in place writes all of `x1` before it is read.
+        let mut x1 = unsafe { alloc_uninit(batch * d) };
         kernels::rowwise_matmul_transposed(LinearDims { rows: batch, input: d, output: d }, &att, p.proj_w, &mut x1)?;
         self.add_branch(&cls_rows(x, tokens, d), &mut x1, p.proj_b, 1, 0);
         let (y, ln2, gelu_grad, a) = self.mlp_forward(&p, &x1, batch, 1, for_backward, kernels::rowwise_matmul_transposed)?;
@@ -403,10 +420,13 @@ impl FusedBlock {
         let d_proj_w = kernels::linear_backward_weight(proj, &g1, &act.att)?;
         let d_proj_b = kernels::column_sums(&g1, d);
         let dims = AttentionDims::new(batch, tokens, 3 * d, self.heads)?;
-        let mut dq = alloc_uninit(batch * d); // cls_attention_backward
-        let mut dkv = alloc_uninit(rows * 2 * d); // cls_attention_backward
+        // SAFETY: cls_attention_backward writes all of `dq` before it is read.
+        let mut dq = unsafe { alloc_uninit(batch * d) };
+        // SAFETY: cls_attention_backward writes all of `dkv` before it is read.
+        let mut dkv = unsafe { alloc_uninit(rows * 2 * d) };
         kernels::cls_attention_backward(&dims, &act.q, &act.kv, &act.probs, &d_att, &mut dq, &mut dkv)?;
-        let mut d_ln1 = alloc_uninit(rows * d); // linear_backward_input (accumulate = false)
+        // SAFETY: linear_backward_input (accumulate = false) writes all of `d_ln1` before it is read.
+        let mut d_ln1 = unsafe { alloc_uninit(rows * d) };
         kernels::linear_backward_input(kv_dims, &dkv, w_kv, &mut d_ln1, false)?;
         let mut d_ln1_cls = d_att; // reused, overwritten
         kernels::linear_backward_input(q_dims, &dq, w_q, &mut d_ln1_cls, false)?;
@@ -418,7 +438,8 @@ impl FusedBlock {
         let mut d_qkv_b = kernels::column_sums(&dq, d);
         d_qkv_b.extend_from_slice(&kernels::column_sums(&dkv, 2 * d));
         // Only the CLS rows reach the output directly; every row reaches it through LN1.
-        let mut dx = alloc_uninit(rows * d); // layer_norm_backward_input (accumulate = false)
+        // SAFETY: layer_norm_backward_input (accumulate = false) writes all of `dx` before it is read.
+        let mut dx = unsafe { alloc_uninit(rows * d) };
         kernels::layer_norm_backward_input(x, p.norm1_w, &d_ln1, eps, &mut dx, false);
         for (sample, g) in dx.chunks_mut(tokens * d).zip(dx1.chunks(d)) {
             kernels::add_assign(&mut sample[..d], g);

@@ -38,8 +38,8 @@ impl CustomOp1 for Gelu {
     }
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let x = f32s(s, l, self.name())?;
-        // Written completely by gelu_forward.
-        let mut out = alloc_uninit(x.len());
+        // SAFETY: written completely by gelu_forward.
+        let mut out = unsafe { alloc_uninit(x.len()) };
         kernels::gelu_forward(x, &mut out);
         Ok((CpuStorage::F32(out), l.shape().clone()))
     }
@@ -126,8 +126,8 @@ impl CustomOp3 for LayerNorm {
         if l1.shape().dims().last().copied() != Some(cols) || b.len() != cols {
             bail!("layer norm: input {:?} does not match weight {cols} / bias {}", l1.shape(), b.len());
         }
-        // Written completely by layer_norm_forward.
-        let mut out = alloc_uninit(x.len());
+        // SAFETY: written completely by layer_norm_forward.
+        let mut out = unsafe { alloc_uninit(x.len()) };
         kernels::layer_norm_forward(x, w, b, self.eps, &mut out);
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
@@ -167,8 +167,8 @@ impl CustomOp3 for LayerNormBackwardInput {
         let x = f32s(s1, l1, self.name())?;
         let w = f32s(s2, l2, self.name())?;
         let g = f32s(s3, l3, self.name())?;
-        // Written completely (accumulate = false).
-        let mut out = alloc_uninit(x.len());
+        // SAFETY: written completely (accumulate = false).
+        let mut out = unsafe { alloc_uninit(x.len()) };
         kernels::layer_norm_backward_input(x, w, g, self.eps, &mut out, false);
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
@@ -227,8 +227,8 @@ impl CustomOp3 for Linear {
         let w = f32s(s2, l2, self.name())?;
         let b = f32s(s3, l3, self.name())?;
         let d = linear_dims(l1, l2)?;
-        // Written completely: the bias rows first, then the product added.
-        let mut y = alloc_uninit(d.rows * d.output);
+        // SAFETY: written completely: the bias rows first, then the product added.
+        let mut y = unsafe { alloc_uninit(d.rows * d.output) };
         kernels::linear_forward(d, x, w, b, &mut y)?;
         let mut dims = l1.shape().dims().to_vec();
         if let Some(last) = dims.last_mut() {
@@ -277,8 +277,8 @@ impl CustomOp2 for LinearBackward {
                 if w_out != output {
                     bail!("linear backward: gradient width {output} for a weight of {w_out} outputs");
                 }
-                // Written completely (accumulate = false).
-                let mut dx = alloc_uninit(rows * input);
+                // SAFETY: written completely (accumulate = false).
+                let mut dx = unsafe { alloc_uninit(rows * input) };
                 kernels::linear_backward_input(LinearDims { rows, input, output }, g, other, &mut dx, false)?;
                 let mut dims = l1.shape().dims().to_vec();
                 if let Some(last) = dims.last_mut() {
@@ -340,8 +340,8 @@ impl CustomOp1 for Attention {
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let qkv = f32s(s, l, self.name())?;
         let d = self.dims(l)?;
-        // Written completely: every head's columns of every row.
-        let mut out = alloc_uninit(d.batch * d.tokens * d.dim);
+        // SAFETY: written completely: every head's columns of every row.
+        let mut out = unsafe { alloc_uninit(d.batch * d.tokens * d.dim) };
         kernels::attention_forward(&d, qkv, &mut out)?;
         Ok((CpuStorage::F32(out), Shape::from((d.batch, d.tokens, d.dim))))
     }
@@ -365,8 +365,8 @@ impl CustomOp2 for AttentionBackward {
         if l2.shape().dims() != [d.batch, d.tokens, d.dim] {
             bail!("attention backward: gradient {:?} does not match the output [{}, {}, {}]", l2.shape(), d.batch, d.tokens, d.dim);
         }
-        // Written completely: q, k and v columns of every head.
-        let mut dqkv = alloc_uninit(qkv.len());
+        // SAFETY: written completely: q, k and v columns of every head.
+        let mut dqkv = unsafe { alloc_uninit(qkv.len()) };
         kernels::attention_backward(&d, qkv, grad, &mut dqkv)?;
         Ok((CpuStorage::F32(dqkv), l1.shape().clone()))
     }

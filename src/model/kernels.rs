@@ -41,15 +41,20 @@ macro_rules! simd_fn {
     };
 }
 
-/// A vector of `n` floats that the caller overwrites completely before reading any of them.
+/// A vector of `n` floats whose contents are uninitialised.
 ///
 /// Zero-filling with `vec![0.0; n]` costs a full serial pass over memory (once the allocator
 /// reuses heap memory, `calloc` must memset it): 7 % of a training step when measured. candle's
 /// own CPU backend allocates uninitialised outputs the same way (`alloc_uninit`).
-pub(crate) fn alloc_uninit(n: usize) -> Vec<f32> {
+///
+/// # Safety
+///
+/// The caller must write all `n` elements before reading any of them (or handing the vector to
+/// code that may read it); each call site names the kernel that does.
+#[allow(clippy::uninit_vec)] // the contract above is what the lint asks for
+pub(crate) unsafe fn alloc_uninit(n: usize) -> Vec<f32> {
     let mut v = Vec::with_capacity(n);
-    // SAFETY: f32 has no invalid bit patterns and every caller writes all n elements before it
-    // reads one (each use says which kernel writes them).
+    // SAFETY: the capacity is n; the caller writes every element before any read (see # Safety).
     unsafe { v.set_len(n) };
     v
 }
@@ -610,7 +615,8 @@ pub(crate) fn linear_backward_weight(d: LinearDims, g: &[f32], x: &[f32]) -> can
     let partial = |part: usize| {
         let first = part * per_part;
         let rows = per_part.min(d.rows.saturating_sub(first));
-        let mut dw = alloc_uninit(size);
+        // SAFETY: linear_backward_weight below writes all of dW (accumulate = false).
+        let mut dw = unsafe { alloc_uninit(size) };
         // SAFETY: gᵀ rows first.. is [out, rows] (column step out, row step 1), x's rows are
         // [rows, in], dW is [out, in] and written completely (accumulate = false); the row range
         // lies within both buffers, whose lengths are checked above.
