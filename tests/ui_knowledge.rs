@@ -315,6 +315,7 @@ fn the_app_offers_re_embedding_on_a_model_mismatch_and_it_works() {
     use procmem::app::{AppState, ProcmemApp, Tab};
     let dir = tempfile::tempdir().unwrap();
     // Re-embedded memories are cached under XDG_DATA_HOME; keep them in the test's folder.
+    // SAFETY: set before any thread of this test reads the environment.
     unsafe { std::env::set_var("XDG_DATA_HOME", dir.path().join("xdg")) };
     // A memory embedded by another model (a random-init micro ViT), with thumbnails to re-embed from.
     let cfg = procmem::model::VitConfig::preset("micro").unwrap();

@@ -53,6 +53,7 @@ fn picture(seed: u64) -> image::RgbImage {
 fn models_panel_lists_the_zoo_and_switching_re_embeds_the_memory_with_a_cache() {
     let dir = tempfile::tempdir().unwrap();
     // The caches of re-embedded memories live under XDG_DATA_HOME (this test binary's only test).
+    // SAFETY: this binary's only test, before it starts any thread.
     unsafe { std::env::set_var("XDG_DATA_HOME", dir.path().join("xdg")) };
     let zoo = dir.path().join("zoo");
     std::fs::create_dir_all(&zoo).unwrap();

@@ -403,13 +403,13 @@ impl GeneratorsPanel {
                 }
             }
             None => {
-                if ui.button("Export visible samples...").on_hover_text("PNGs and a manifest that regenerates them").clicked() {
-                    if let Some(dir) = rfd::FileDialog::new().set_title("Export samples to folder").pick_folder() {
-                        let (configs, _) = self.configs();
-                        for config in configs {
-                            let sub = if self.state.all_processes { dir.join(config.process.cli_name()) } else { dir.clone() };
-                            self.worker.send(Request::Export { config, seed: self.state.seed, count: self.state.count, dir: sub });
-                        }
+                if ui.button("Export visible samples...").on_hover_text("PNGs and a manifest that regenerates them").clicked()
+                    && let Some(dir) = rfd::FileDialog::new().set_title("Export samples to folder").pick_folder()
+                {
+                    let (configs, _) = self.configs();
+                    for config in configs {
+                        let sub = if self.state.all_processes { dir.join(config.process.cli_name()) } else { dir.clone() };
+                        self.worker.send(Request::Export { config, seed: self.state.seed, count: self.state.count, dir: sub });
                     }
                 }
             }

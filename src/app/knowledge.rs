@@ -267,10 +267,11 @@ impl Knowledge {
     /// Entries per class, in label order (classes with no entries left included); cached per
     /// edit, so a 100k-entry memory costs nothing per frame.
     pub fn counts(&mut self) -> Vec<(String, usize)> {
-        if let Some((generation, counts)) = &self.counts_cache {
-            if *generation == self.generation && counts.len() == self.labels.len() {
-                return counts.clone();
-            }
+        if let Some((generation, counts)) = &self.counts_cache
+            && *generation == self.generation
+            && counts.len() == self.labels.len()
+        {
+            return counts.clone();
         }
         let mut by_label: HashMap<&str, usize> = HashMap::new();
         for e in &self.memory.entries {

@@ -43,6 +43,9 @@ const DELETED: Color32 = Color32::from_gray(70);
 const WRONG: Color32 = Color32::from_rgb(255, 40, 40);
 const LASSO: Color32 = Color32::from_rgb(255, 220, 0);
 
+/// What point colours depend on: (memory generation, mode, predictions, influence).
+type ColourKey = (u64, ColourBy, u64, usize);
+
 /// What the map shows of the current memory, rebuilt once per memory edit.
 struct Derived {
     generation: u64,
@@ -77,7 +80,7 @@ pub struct MapPanel {
     /// Where the plot was last drawn (map ↔ screen), for tests and tools that point at entries.
     pub transform: Option<PlotTransform>,
     /// Point colours and the (generation, mode, predictions, influence) they were made for.
-    colours: Option<((u64, ColourBy, u64, usize), Vec<Color32>)>,
+    colours: Option<(ColourKey, Vec<Color32>)>,
 }
 
 impl Default for MapPanel {
@@ -125,10 +128,10 @@ impl MapPanel {
         let (kk, rule, classes) = (k.k(), k.watch.rule, k.labels.len());
         self.predictions = None;
         self.predict_job = Some(Job::spawn(ctx, "leave-one-out predictions", move |h| {
-            Ok(crate::memory::map::loo_predictions(&index, kk, rule, classes, |f| {
+            crate::memory::map::loo_predictions(&index, kk, rule, classes, |f| {
                 h.progress(f, format!("{:.0} %", f * 100.0));
                 !h.cancelled()
-            })?)
+            })
         }));
         self.colours = None;
         self.predictions_for = k.generation;
@@ -148,29 +151,29 @@ impl MapPanel {
     }
 
     fn poll(&mut self) {
-        if let Some(job) = &mut self.fit_job {
-            if let Some(r) = job.poll() {
-                self.fit_job = None;
-                match r {
-                    Ok(map) => {
-                        self.map = Some(map);
-                        self.derived = None;
-                        self.colours = None;
-                        self.message.clear();
-                    }
-                    Err(e) => self.message = format!("could not map the memory: {e}"),
+        if let Some(job) = &mut self.fit_job
+            && let Some(r) = job.poll()
+        {
+            self.fit_job = None;
+            match r {
+                Ok(map) => {
+                    self.map = Some(map);
+                    self.derived = None;
+                    self.colours = None;
+                    self.message.clear();
                 }
+                Err(e) => self.message = format!("could not map the memory: {e}"),
             }
         }
-        if let Some(job) = &mut self.predict_job {
-            if let Some(r) = job.poll() {
-                self.predict_job = None;
-                match r {
-                    Ok(p) => self.predictions = Some((self.predictions_for, p)),
-                    Err(e) => self.message = e,
-                }
-                self.colours = None;
+        if let Some(job) = &mut self.predict_job
+            && let Some(r) = job.poll()
+        {
+            self.predict_job = None;
+            match r {
+                Ok(p) => self.predictions = Some((self.predictions_for, p)),
+                Err(e) => self.message = e,
             }
+            self.colours = None;
         }
     }
 
@@ -388,20 +391,18 @@ impl MapPanel {
             }
         });
         ui.horizontal(|ui| {
-            if ui.button("Export ids…").on_hover_text("id, label, source and map position as CSV or JSON").clicked() {
-                if let Some(path) = rfd::FileDialog::new()
+            if ui.button("Export ids…").on_hover_text("id, label, source and map position as CSV or JSON").clicked()
+                && let Some(path) = rfd::FileDialog::new()
                     .add_filter("CSV", &["csv"])
                     .add_filter("JSON", &["json"])
                     .set_file_name("selection.csv")
                     .save_file()
-                {
-                    if let Some(map) = &self.map {
-                        self.message = match map.export(&k.memory, Some(&self.selection), &path) {
-                            Ok(n) => format!("wrote {n} rows to {}", path.display()),
-                            Err(e) => format!("could not export: {e}"),
-                        };
-                    }
-                }
+                && let Some(map) = &self.map
+            {
+                self.message = match map.export(&k.memory, Some(&self.selection), &path) {
+                    Ok(n) => format!("wrote {n} rows to {}", path.display()),
+                    Err(e) => format!("could not export: {e}"),
+                };
             }
             if ui.button("Clear").clicked() {
                 self.selection.clear();
@@ -531,14 +532,14 @@ impl MapPanel {
             if resp.drag_started() {
                 self.lasso.clear();
             }
-            if resp.dragged() {
-                if let Some(pos) = resp.interact_pointer_pos() {
-                    let v = transform.value_from_position(pos);
-                    let far_enough =
-                        self.lasso.last().is_none_or(|l| transform.position_from_point(&PlotPoint::new(l[0], l[1])).distance(pos) >= 3.0);
-                    if far_enough {
-                        self.lasso.push([v.x as f32, v.y as f32]);
-                    }
+            if resp.dragged()
+                && let Some(pos) = resp.interact_pointer_pos()
+            {
+                let v = transform.value_from_position(pos);
+                let far_enough =
+                    self.lasso.last().is_none_or(|l| transform.position_from_point(&PlotPoint::new(l[0], l[1])).distance(pos) >= 3.0);
+                if far_enough {
+                    self.lasso.push([v.x as f32, v.y as f32]);
                 }
             }
             if resp.drag_stopped() {
@@ -546,10 +547,10 @@ impl MapPanel {
                 self.select_polygon(&polygon, k);
             }
         }
-        if resp.clicked() {
-            if let Some(id) = hovered {
-                self.selected = k.memory.get(id).map(|e| (id, k.index.search(&e.embedding, k.k() + 1).remove(0)));
-            }
+        if resp.clicked()
+            && let Some(id) = hovered
+        {
+            self.selected = k.memory.get(id).map(|e| (id, k.index.search(&e.embedding, k.k() + 1).remove(0)));
         }
         if let Some(id) = hovered {
             let tex = k.thumbnail(&ctx, id);

@@ -8,6 +8,8 @@ use super::jobs::Job;
 use super::knowledge::{IMAGE_EXTENSIONS, Knowledge, NewEntry, dropped_files, embed_images};
 
 type AddResult = (Vec<NewEntry>, Vec<String>);
+/// What the grid's order depends on: (memory generation, class filter, by value, by harm).
+type GridKey = (u64, Option<String>, bool, bool);
 
 #[derive(Default)]
 pub struct MemoryPanel {
@@ -22,7 +24,7 @@ pub struct MemoryPanel {
     pub query_request: Option<u64>,
     /// The grid's entry ids for (memory generation, filter, sorted by value, sorted by harm):
     /// rebuilt only when one of them changes.
-    shown: Option<((u64, Option<String>, bool, bool), Vec<u64>)>,
+    shown: Option<(GridKey, Vec<u64>)>,
     /// KNN-Shapley values over the watch list (memory generation they were computed at, values).
     pub values: Option<(u64, std::collections::HashMap<u64, f64>)>,
     values_job: Option<Job<std::collections::HashMap<u64, f64>>>,
@@ -271,19 +273,17 @@ impl MemoryPanel {
             .add_enabled(self.folder_eval_job.is_none(), egui::Button::new("Evaluate on a labelled folder…"))
             .on_hover_text("kNN accuracy of this model and memory on a folder with one sub-folder per class")
             .clicked()
+            && let Some(folder) = rfd::FileDialog::new().pick_folder()
         {
-            if let Some(folder) = rfd::FileDialog::new().pick_folder() {
-                self.start_folder_eval(ui.ctx(), k, folder);
-            }
+            self.start_folder_eval(ui.ctx(), k, folder);
         }
         if ui
             .add_enabled(self.folder_eval_job.is_none(), egui::Button::new("…or a labelled file"))
             .on_hover_text("The same on a CSV of path,label lines, an IDX image file (its labels beside it) or a MedMNIST .npz")
             .clicked()
+            && let Some(file) = rfd::FileDialog::new().pick_file()
         {
-            if let Some(file) = rfd::FileDialog::new().pick_file() {
-                self.start_folder_eval(ui.ctx(), k, file);
-            }
+            self.start_folder_eval(ui.ctx(), k, file);
         }
         for line in &self.folder_eval_report {
             ui.label(RichText::new(line).small());
@@ -450,27 +450,27 @@ impl MemoryPanel {
     pub fn ui(&mut self, ui: &mut egui::Ui, k: &mut Knowledge) {
         let ctx = ui.ctx().clone();
         // Finished additions.
-        if let Some(job) = &mut self.add_job {
-            if let Some(result) = job.poll() {
-                self.add_job = None;
-                let allow = self.allow_unlearned;
-                match result.and_then(|(entries, skipped)| k.add(entries, allow).map(|(ids, refused)| (ids, skipped, refused))) {
-                    Ok((ids, skipped, refused)) => {
-                        self.message = format!("added {} image(s)", ids.len());
-                        if !skipped.is_empty() {
-                            self.message += &format!("; skipped {}: {}", skipped.len(), skipped.join("; "));
-                        }
-                        if !refused.is_empty() {
-                            self.message += &format!(
-                                "; refused {} unlearned earlier (on this memory's deny-list; tick “re-add unlearned images” to override): {}",
-                                refused.len(),
-                                refused.join("; ")
-                            );
-                        }
-                        self.selected = ids.last().copied();
+        if let Some(job) = &mut self.add_job
+            && let Some(result) = job.poll()
+        {
+            self.add_job = None;
+            let allow = self.allow_unlearned;
+            match result.and_then(|(entries, skipped)| k.add(entries, allow).map(|(ids, refused)| (ids, skipped, refused))) {
+                Ok((ids, skipped, refused)) => {
+                    self.message = format!("added {} image(s)", ids.len());
+                    if !skipped.is_empty() {
+                        self.message += &format!("; skipped {}: {}", skipped.len(), skipped.join("; "));
                     }
-                    Err(e) => self.message = format!("nothing added: {e}"),
+                    if !refused.is_empty() {
+                        self.message += &format!(
+                            "; refused {} unlearned earlier (on this memory's deny-list; tick “re-add unlearned images” to override): {}",
+                            refused.len(),
+                            refused.join("; ")
+                        );
+                    }
+                    self.selected = ids.last().copied();
                 }
+                Err(e) => self.message = format!("nothing added: {e}"),
             }
         }
         let dropped = dropped_files(&ctx);
@@ -530,11 +530,11 @@ impl MemoryPanel {
                 ui.checkbox(&mut self.allow_unlearned, format!("re-add unlearned images ({denied} on the deny-list)"))
                     .on_hover_text("Images deleted from this memory are refused when added again, unless this is ticked");
             }
-            if ui.add_enabled(self.add_job.is_none(), egui::Button::new("Choose images…")).clicked() {
-                if let Some(paths) = rfd::FileDialog::new().add_filter("images", &IMAGE_EXTENSIONS).pick_files() {
-                    let files = paths.into_iter().filter_map(|p| std::fs::read(&p).ok().map(|b| (p.display().to_string(), b))).collect();
-                    self.start_add(&ctx, k, files);
-                }
+            if ui.add_enabled(self.add_job.is_none(), egui::Button::new("Choose images…")).clicked()
+                && let Some(paths) = rfd::FileDialog::new().add_filter("images", &IMAGE_EXTENSIONS).pick_files()
+            {
+                let files = paths.into_iter().filter_map(|p| std::fs::read(&p).ok().map(|b| (p.display().to_string(), b))).collect();
+                self.start_add(&ctx, k, files);
             }
             if let Some(job) = &self.add_job {
                 job.ui(ui);

@@ -130,22 +130,22 @@ impl ProcmemApp {
     }
 
     fn poll_loading(&mut self) {
-        if let Some(job) = &mut self.loading {
-            if let Some(r) = job.poll() {
-                self.loading = None;
-                match r {
-                    Ok(Ok(k)) => {
-                        self.knowledge_state.model = k.perception.path.clone();
-                        self.knowledge_state.memory = k.loaded_from.clone();
-                        self.knowledge = Some(k);
-                        self.query = QueryPanel::default();
-                        self.privacy = PrivacyPanel::default();
-                        self.map = MapPanel::default();
-                        self.memory.selected = None;
-                    }
-                    Ok(Err(e)) => self.load_error = Some(LoadFailure::from(&e)),
-                    Err(message) => self.load_error = Some(LoadFailure { message, model_mismatch: false }),
+        if let Some(job) = &mut self.loading
+            && let Some(r) = job.poll()
+        {
+            self.loading = None;
+            match r {
+                Ok(Ok(k)) => {
+                    self.knowledge_state.model = k.perception.path.clone();
+                    self.knowledge_state.memory = k.loaded_from.clone();
+                    self.knowledge = Some(k);
+                    self.query = QueryPanel::default();
+                    self.privacy = PrivacyPanel::default();
+                    self.map = MapPanel::default();
+                    self.memory.selected = None;
                 }
+                Ok(Err(e)) => self.load_error = Some(LoadFailure::from(&e)),
+                Err(message) => self.load_error = Some(LoadFailure { message, model_mismatch: false }),
             }
         }
     }
@@ -169,20 +169,20 @@ impl ProcmemApp {
             }
             ui.separator();
             let idle = self.loading.is_none();
-            if ui.add_enabled(idle, egui::Button::new("Load model…")).on_hover_text("A procmem model or checkpoint (.json)").clicked() {
-                if let Some(p) = rfd::FileDialog::new().add_filter("procmem model", &["json"]).pick_file() {
-                    let mut st = self.knowledge_state.clone();
-                    st.model = p;
-                    self.load_knowledge(ui.ctx(), st);
-                }
+            if ui.add_enabled(idle, egui::Button::new("Load model…")).on_hover_text("A procmem model or checkpoint (.json)").clicked()
+                && let Some(p) = rfd::FileDialog::new().add_filter("procmem model", &["json"]).pick_file()
+            {
+                let mut st = self.knowledge_state.clone();
+                st.model = p;
+                self.load_knowledge(ui.ctx(), st);
             }
-            if ui.add_enabled(idle, egui::Button::new("Open memory…")).clicked() {
-                if let Some(p) = rfd::FileDialog::new().add_filter("procmem memory", &["pmem"]).pick_file() {
-                    let mut st = self.knowledge_state.clone();
-                    st.memory = p;
-                    st.watch = None;
-                    self.load_knowledge(ui.ctx(), st);
-                }
+            if ui.add_enabled(idle, egui::Button::new("Open memory…")).clicked()
+                && let Some(p) = rfd::FileDialog::new().add_filter("procmem memory", &["pmem"]).pick_file()
+            {
+                let mut st = self.knowledge_state.clone();
+                st.memory = p;
+                st.watch = None;
+                self.load_knowledge(ui.ctx(), st);
             }
             if ui.add_enabled(idle, egui::Button::new("Bundled demo")).on_hover_text("The bundled model and demo memory").clicked() {
                 self.load_knowledge(ui.ctx(), KnowledgeState::default());
@@ -192,12 +192,11 @@ impl ProcmemApp {
             // The message may be long (it names both models): it wraps, and the action sits
             // below it where it is always on screen.
             ui.colored_label(Color32::LIGHT_RED, format!("could not load: {}", e.message));
-            if e.model_mismatch {
-                if let Some(state) = self.pending.clone() {
-                    if ui.button("Re-embed the memory with this model").on_hover_text("From its stored thumbnails, on a worker").clicked() {
-                        self.load_with(ui.ctx(), state, true);
-                    }
-                }
+            if e.model_mismatch
+                && let Some(state) = self.pending.clone()
+                && ui.button("Re-embed the memory with this model").on_hover_text("From its stored thumbnails, on a worker").clicked()
+            {
+                self.load_with(ui.ctx(), state, true);
             }
         }
     }
@@ -232,17 +231,17 @@ impl ProcmemApp {
     /// on a worker. Unsaved memory edits are saved first, so the switch loses nothing.
     pub fn use_model(&mut self, ctx: &egui::Context, model: std::path::PathBuf) {
         let mut st = self.knowledge_state.clone();
-        if let Some(k) = &mut self.knowledge {
-            if k.dirty {
-                match k.save() {
-                    Ok(p) => st.memory = p,
-                    Err(e) => {
-                        self.load_error = Some(LoadFailure {
-                            message: format!("unsaved memory edits could not be saved, so the model stays: {e}"),
-                            model_mismatch: false,
-                        });
-                        return;
-                    }
+        if let Some(k) = &mut self.knowledge
+            && k.dirty
+        {
+            match k.save() {
+                Ok(p) => st.memory = p,
+                Err(e) => {
+                    self.load_error = Some(LoadFailure {
+                        message: format!("unsaved memory edits could not be saved, so the model stays: {e}"),
+                        model_mismatch: false,
+                    });
+                    return;
                 }
             }
         }
@@ -342,12 +341,12 @@ impl eframe::App for ProcmemApp {
 
     fn on_exit(&mut self) {
         // Nothing lost: unsaved memory edits are written (a bundled memory to the user folder).
-        if let Some(k) = &mut self.knowledge {
-            if k.dirty {
-                match k.save() {
-                    Ok(p) => log::info!("memory edits saved to {}", p.display()),
-                    Err(e) => log::error!("could not save memory edits: {e}"),
-                }
+        if let Some(k) = &mut self.knowledge
+            && k.dirty
+        {
+            match k.save() {
+                Ok(p) => log::info!("memory edits saved to {}", p.display()),
+                Err(e) => log::error!("could not save memory edits: {e}"),
             }
         }
     }

@@ -138,12 +138,11 @@ impl ModelsPanel {
                 if ui.button("Rescan").clicked() {
                     self.rescan();
                 }
-                if ui.button("Add model…").on_hover_text("A procmem model (.json beside its .safetensors)").clicked() {
-                    if let Some(p) = rfd::FileDialog::new().add_filter("procmem model", &["json"]).pick_file() {
+                if ui.button("Add model…").on_hover_text("A procmem model (.json beside its .safetensors)").clicked()
+                    && let Some(p) = rfd::FileDialog::new().add_filter("procmem model", &["json"]).pick_file() {
                         self.state.extra.push(p);
                         self.rescan();
                     }
-                }
             });
             ui.label(
                 RichText::new(format!(

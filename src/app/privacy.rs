@@ -65,16 +65,16 @@ impl PrivacyPanel {
 
     pub fn ui(&mut self, ui: &mut egui::Ui, k: &mut Knowledge) {
         let ctx = ui.ctx().clone();
-        if let Some(job) = &mut self.job {
-            if let Some(r) = job.poll() {
-                self.job = None;
-                match r {
-                    Ok(reports) => {
-                        self.reports = reports;
-                        self.message.clear();
-                    }
-                    Err(e) => self.message = e,
+        if let Some(job) = &mut self.job
+            && let Some(r) = job.poll()
+        {
+            self.job = None;
+            match r {
+                Ok(reports) => {
+                    self.reports = reports;
+                    self.message.clear();
                 }
+                Err(e) => self.message = e,
             }
         }
         ui.horizontal(|ui| {

@@ -103,20 +103,20 @@ impl QueryPanel {
 
     pub fn ui(&mut self, ui: &mut egui::Ui, k: &mut Knowledge) {
         let ctx = ui.ctx().clone();
-        if let Some(job) = &mut self.embed_job {
-            if let Some(r) = job.poll() {
-                self.embed_job = None;
-                match r {
-                    Ok((name, embedding, img)) => {
-                        let thumb = image::imageops::thumbnail(&img, 128, 128);
-                        let color = egui::ColorImage::from_rgb([thumb.width() as usize, thumb.height() as usize], thumb.as_raw());
-                        let texture = Some(ctx.load_texture("query", color, TextureOptions::LINEAR));
-                        self.query = Some(Query { name, embedding, from_memory: None, texture });
-                        self.answer = None;
-                        self.message.clear();
-                    }
-                    Err(e) => self.message = e,
+        if let Some(job) = &mut self.embed_job
+            && let Some(r) = job.poll()
+        {
+            self.embed_job = None;
+            match r {
+                Ok((name, embedding, img)) => {
+                    let thumb = image::imageops::thumbnail(&img, 128, 128);
+                    let color = egui::ColorImage::from_rgb([thumb.width() as usize, thumb.height() as usize], thumb.as_raw());
+                    let texture = Some(ctx.load_texture("query", color, TextureOptions::LINEAR));
+                    self.query = Some(Query { name, embedding, from_memory: None, texture });
+                    self.answer = None;
+                    self.message.clear();
                 }
+                Err(e) => self.message = e,
             }
         }
         if let Some((name, bytes)) = dropped_files(&ctx).into_iter().next() {
@@ -128,11 +128,11 @@ impl QueryPanel {
         }
         self.started = true;
         // Answers follow every edit of the memory.
-        if let Some(q) = &self.query {
-            if self.answer.is_none() || self.answered_generation != k.generation {
-                self.answer = Some(k.answer(&q.embedding, q.from_memory));
-                self.answered_generation = k.generation;
-            }
+        if let Some(q) = &self.query
+            && (self.answer.is_none() || self.answered_generation != k.generation)
+        {
+            self.answer = Some(k.answer(&q.embedding, q.from_memory));
+            self.answered_generation = k.generation;
         }
 
         egui::Panel::bottom("watch list").resizable(true).default_size(260.0).show(ui, |ui| self.watch_ui(ui, k));
@@ -140,12 +140,12 @@ impl QueryPanel {
         egui::CentralPanel::default().show(ui, |ui| {
             ui.horizontal(|ui| {
                 ui.heading("Query");
-                if ui.button("Open image…").clicked() {
-                    if let Some(p) = rfd::FileDialog::new().add_filter("images", &IMAGE_EXTENSIONS).pick_file() {
-                        match std::fs::read(&p) {
-                            Ok(b) => self.query_bytes(&ctx, k, p.display().to_string(), b),
-                            Err(e) => self.message = format!("{}: {e}", p.display()),
-                        }
+                if ui.button("Open image…").clicked()
+                    && let Some(p) = rfd::FileDialog::new().add_filter("images", &IMAGE_EXTENSIONS).pick_file()
+                {
+                    match std::fs::read(&p) {
+                        Ok(b) => self.query_bytes(&ctx, k, p.display().to_string(), b),
+                        Err(e) => self.message = format!("{}: {e}", p.display()),
                     }
                 }
                 ui.label(RichText::new("or drop an image anywhere in this window, or use “Query with it” in the Memory tab").weak());

@@ -228,17 +228,17 @@ impl SegmentationPanel {
     }
 
     fn poll(&mut self) {
-        if let Some(job) = &mut self.job {
-            if let Some(r) = job.poll() {
-                self.job = None;
-                match r {
-                    Ok(a) => {
-                        self.analysis = Some(a);
-                        self.message.clear();
-                        self.update_prediction();
-                    }
-                    Err(e) => self.message = format!("could not analyse the images: {e}"),
+        if let Some(job) = &mut self.job
+            && let Some(r) = job.poll()
+        {
+            self.job = None;
+            match r {
+                Ok(a) => {
+                    self.analysis = Some(a);
+                    self.message.clear();
+                    self.update_prediction();
                 }
+                Err(e) => self.message = format!("could not analyse the images: {e}"),
             }
         }
     }
@@ -313,10 +313,10 @@ impl SegmentationPanel {
         classes.dedup();
         for c in classes {
             let gt = SoftMask::of_class(truth, pred.width, pred.height, c);
-            if let Some(iou) = soft_iou(&pred.values, &gt.values) {
-                if best.is_none_or(|(_, b)| iou > b) {
-                    best = Some((c, iou));
-                }
+            if let Some(iou) = soft_iou(&pred.values, &gt.values)
+                && best.is_none_or(|(_, b)| iou > b)
+            {
+                best = Some((c, iou));
             }
         }
         best
@@ -465,20 +465,20 @@ impl SegmentationPanel {
 
     fn controls(&mut self, ui: &mut egui::Ui) {
         ui.horizontal_wrapped(|ui| {
-            if ui.button("Open prompt…").clicked() {
-                if let Some(p) = pick_image() {
-                    match Picture::open(&p) {
-                        Ok(pic) => self.set_prompt(pic),
-                        Err(e) => self.message = e,
-                    }
+            if ui.button("Open prompt…").clicked()
+                && let Some(p) = pick_image()
+            {
+                match Picture::open(&p) {
+                    Ok(pic) => self.set_prompt(pic),
+                    Err(e) => self.message = e,
                 }
             }
-            if ui.button("Open query…").clicked() {
-                if let Some(p) = pick_image() {
-                    match Picture::open(&p) {
-                        Ok(pic) => self.set_query(pic),
-                        Err(e) => self.message = e,
-                    }
+            if ui.button("Open query…").clicked()
+                && let Some(p) = pick_image()
+            {
+                match Picture::open(&p) {
+                    Ok(pic) => self.set_query(pic),
+                    Err(e) => self.message = e,
                 }
             }
             if ui.button("Demo pair").clicked() {
@@ -597,18 +597,18 @@ impl SegmentationPanel {
         }
         let (w, h) = picture.size();
         self.prompt = Some(picture);
-        if response.drag_started() {
-            if let Some(m) = &self.mask {
-                self.undo.push(m.clone());
-            }
+        if response.drag_started()
+            && let Some(m) = &self.mask
+        {
+            self.undo.push(m.clone());
         }
-        if response.dragged() || response.drag_started() {
-            if let Some(pos) = response.interact_pointer_pos() {
-                let x = (pos.x - rect.left()) / rect.width() * w as f32;
-                let y = (pos.y - rect.top()) / rect.height() * h as f32;
-                self.paint(x, y);
-                self.update_prediction();
-            }
+        if (response.dragged() || response.drag_started())
+            && let Some(pos) = response.interact_pointer_pos()
+        {
+            let x = (pos.x - rect.left()) / rect.width() * w as f32;
+            let y = (pos.y - rect.top()) / rect.height() * h as f32;
+            self.paint(x, y);
+            self.update_prediction();
         }
         // A stroke above changed the masks: rebuild their textures before drawing this frame.
         self.refresh_masks(ui.ctx());

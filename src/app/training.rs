@@ -98,20 +98,20 @@ impl TrainingPanel {
             for e in entries.flatten() {
                 let path = e.path();
                 let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-                if name.starts_with("step_") && name.ends_with(".json") {
-                    if let Ok(text) = std::fs::read_to_string(&path) {
-                        if let Ok(meta) = serde_json::from_str::<crate::model::weights::CheckpointMeta>(&text) {
-                            found.push(CheckpointEntry {
-                                path: path.clone(),
-                                step: meta.step,
-                                provenance: format!(
-                                    "{}{}",
-                                    meta.provenance.sources.join(", "),
-                                    if meta.provenance.procedural_only { " (procedural only)" } else { " (REAL images)" }
-                                ),
-                            });
-                        }
-                    }
+                if name.starts_with("step_")
+                    && name.ends_with(".json")
+                    && let Ok(text) = std::fs::read_to_string(&path)
+                    && let Ok(meta) = serde_json::from_str::<crate::model::weights::CheckpointMeta>(&text)
+                {
+                    found.push(CheckpointEntry {
+                        path: path.clone(),
+                        step: meta.step,
+                        provenance: format!(
+                            "{}{}",
+                            meta.provenance.sources.join(", "),
+                            if meta.provenance.procedural_only { " (procedural only)" } else { " (REAL images)" }
+                        ),
+                    });
                 }
             }
         }
@@ -239,10 +239,10 @@ impl TrainingPanel {
                 (None, DataSource::Folder { path }) => {
                     ui.horizontal(|ui| {
                         ui.label(path.display().to_string());
-                        if ui.button("Choose...").clicked() {
-                            if let Some(p) = rfd::FileDialog::new().pick_folder() {
-                                *path = p;
-                            }
+                        if ui.button("Choose...").clicked()
+                            && let Some(p) = rfd::FileDialog::new().pick_folder()
+                        {
+                            *path = p;
                         }
                     });
                 }

@@ -284,7 +284,7 @@ mod tests {
                     assert_eq!(l, o.class);
                     assert!(x >= o.x && x < o.x + o.size && y >= o.y && y < o.y + o.size);
                     let px = ex.image.get_pixel(x, y).0;
-                    assert!((0..3).all(|k| (px[k] as i32 - colour[k] as i32).abs() <= 128), "{px:?}");
+                    assert!((0..3).all(|k| (px[k] as i32 - colour[k]).abs() <= 128), "{px:?}");
                 }
             }
             assert!(ex.labels.iter().any(|&l| l != 0));

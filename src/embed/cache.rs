@@ -47,7 +47,7 @@ impl EmbeddingCache {
     }
 
     pub fn put(&self, fingerprint: &str, set: &str, values: &[f32], dim: usize) -> Result<()> {
-        if dim == 0 || values.len() % dim != 0 {
+        if dim == 0 || !values.len().is_multiple_of(dim) {
             return Err(Error::Model(format!("{} values are not rows of {dim}", values.len())));
         }
         std::fs::create_dir_all(&self.dir).map_err(|e| Error::io(&self.dir, e))?;

@@ -18,6 +18,7 @@ pub enum Prepared {
     ModelInput { pixels: Vec<f32>, n: usize },
 }
 
+#[allow(clippy::large_enum_variant)] // one per job, mostly the model: boxing would buy nothing
 pub enum FeatureSource {
     /// Raw pixel values, flattened and L2-normalised (the paper's "RGB" reference).
     Pixels,

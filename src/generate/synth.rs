@@ -225,7 +225,7 @@ fn grow(rng: &mut Rng, depth: u32) -> Expr {
     let d = depth - 1;
     let child = |rng: &mut Rng| Box::new(grow(rng, d));
     match rng.below(13) {
-        0 | 1 | 2 => Sin { a: child(rng), freq: round2(rng.range_f32(1.0, 6.0)), phase: round2(rng.range_f32(0.0, 6.28)) },
+        0..=2 => Sin { a: child(rng), freq: round2(rng.range_f32(1.0, 6.0)), phase: round2(rng.range_f32(0.0, 6.28)) },
         3 => Tanh { a: child(rng), gain: round2(rng.range_f32(1.0, 4.0)) },
         4 => Abs(child(rng)),
         5 => Square(child(rng)),

@@ -243,8 +243,7 @@ impl Graph {
                     }
                     per_layer
                         .into_iter()
-                        .enumerate()
-                        .map(|(_, mut cands)| {
+                        .map(|mut cands| {
                             // A new node links to M nodes on every layer (layer 0 lists may grow to 2·M).
                             cands.sort_by(|a, b| b.cmp(a));
                             cands.dedup_by_key(|c| c.node);

@@ -87,9 +87,12 @@ pub fn list_image_folder(root: &Path) -> Result<Vec<(PathBuf, String)>> {
     Ok(out)
 }
 
+/// Files and their labels, and the lines or files that were skipped.
+pub type Listing = (Vec<(PathBuf, String)>, Vec<Skipped>);
+
 /// `(file, label)` from a CSV of `path,label` lines; relative paths are relative to the CSV. A
 /// first line `path,label` is treated as a header. Malformed lines are reported as skipped.
-pub fn list_csv(csv: &Path) -> Result<(Vec<(PathBuf, String)>, Vec<Skipped>)> {
+pub fn list_csv(csv: &Path) -> Result<Listing> {
     let text = std::fs::read_to_string(csv).map_err(|e| Error::io(csv, e))?;
     let base = csv.parent().unwrap_or(Path::new("."));
     let mut items = Vec::new();
@@ -249,10 +252,11 @@ impl LabelledSource {
             return Ok(Self::Folder(path.into()));
         }
         let text = path.to_string_lossy();
-        if let Some((file, split)) = text.rsplit_once('#') {
-            if !path.exists() && ["train", "val", "test"].contains(&split) {
-                return Ok(Self::Npz { path: file.into(), split: split.into() });
-            }
+        if let Some((file, split)) = text.rsplit_once('#')
+            && !path.exists()
+            && ["train", "val", "test"].contains(&split)
+        {
+            return Ok(Self::Npz { path: file.into(), split: split.into() });
         }
         let head = leading_bytes(path)?;
         if head.starts_with(b"PK\x03\x04") {

@@ -329,6 +329,7 @@ mod kernel {
         match path() {
             // SAFETY: the features were detected; the slices have equal length (checked by callers).
             Path::Avx512 => return unsafe { x86::dot_avx512(a, b) },
+            // SAFETY: as above, for AVX2 and FMA.
             Path::Avx2 => return unsafe { x86::dot_avx2(a, b) },
             Path::Portable => {}
         }
@@ -379,6 +380,7 @@ mod kernel {
         match path() {
             // SAFETY: the features were detected; shapes are checked by the slicing inside.
             Path::Avx512 => return unsafe { x86::scores_avx512(queries, entries, d, out) },
+            // SAFETY: as above, for AVX2 and FMA.
             Path::Avx2 => return unsafe { x86::scores_avx2(queries, entries, d, out) },
             Path::Portable => {}
         }
@@ -471,6 +473,7 @@ mod kernel {
                     // SAFETY: c + 16 <= main <= d for every row.
                     let (el, eh) = unsafe { (_mm256_loadu_ps(e[j].as_ptr().add(c)), _mm256_loadu_ps(e[j].as_ptr().add(c + 8))) };
                     for i in 0..Q {
+                        // SAFETY: c + 16 <= main <= d for every query row too.
                         let (ql, qh) = unsafe { (_mm256_loadu_ps(q[i].as_ptr().add(c)), _mm256_loadu_ps(q[i].as_ptr().add(c + 8))) };
                         lo[i][j] = _mm256_fmadd_ps(ql, el, lo[i][j]);
                         hi[i][j] = _mm256_fmadd_ps(qh, eh, hi[i][j]);
@@ -494,6 +497,7 @@ mod kernel {
         #[target_feature(enable = "avx512f")]
         pub unsafe fn dot_avx512(a: &[f32], b: &[f32]) -> f32 {
             let mut out = [[0f32; 1]; 1];
+            // SAFETY: this function runs only where avx512f was detected (its own contract); a and b are one row each.
             unsafe { tile512::<1, 1>([a], [b], &mut out) };
             out[0][0]
         }
@@ -528,6 +532,7 @@ mod kernel {
         #[target_feature(enable = "avx2,fma")]
         pub unsafe fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
             let mut out = [[0f32; 1]; 1];
+            // SAFETY: this function runs only where AVX2 and FMA were detected (its own contract); a and b are one row each.
             unsafe { tile256::<1, 1>([a], [b], &mut out) };
             out[0][0]
         }
@@ -546,6 +551,7 @@ mod kernel {
                         while ej + $et <= ne {
                             let es: [&[f32]; $et] = std::array::from_fn(|j| erow(ej + j));
                             let mut t = [[0f32; $et]; $qt];
+                            // SAFETY: the caller detected the tile's features; every row slice has d elements.
                             unsafe { $tile::<$qt, $et>(qs, es, &mut t) };
                             for (i, row) in t.iter().enumerate() {
                                 out[(qi + i) * ne + ej..(qi + i) * ne + ej + $et].copy_from_slice(row);
@@ -554,6 +560,7 @@ mod kernel {
                         }
                         for ej in ej..ne {
                             let mut t = [[0f32; 1]; $qt];
+                            // SAFETY: as above, one entry row at a time.
                             unsafe { $tile::<$qt, 1>(qs, [erow(ej)], &mut t) };
                             for (i, row) in t.iter().enumerate() {
                                 out[(qi + i) * ne + ej] = row[0];
@@ -564,6 +571,7 @@ mod kernel {
                     for qi in qi..nq {
                         for ej in 0..ne {
                             let mut t = [[0f32; 1]; 1];
+                            // SAFETY: as above, one query and one entry row.
                             unsafe { $tile::<1, 1>([qrow(qi)], [erow(ej)], &mut t) };
                             out[qi * ne + ej] = t[0][0];
                         }
@@ -587,10 +595,12 @@ mod kernel {
         let mut results = Vec::new();
         let mut out = vec![0f32; n];
         if std::is_x86_feature_detected!("avx512f") {
+            // SAFETY: avx512f was just detected; out has n = queries × entries elements.
             unsafe { x86::scores_avx512(queries, entries, d, &mut out) };
             results.push(out.clone());
         }
         if x86::avx2_available() {
+            // SAFETY: AVX2 and FMA were just detected; out as above.
             unsafe { x86::scores_avx2(queries, entries, d, &mut out) };
             results.push(out.clone());
         }

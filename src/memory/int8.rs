@@ -134,7 +134,7 @@ impl Int8Entries {
     }
 
     fn push_row(&mut self, row: QuantisedRow) {
-        if self.len % LANES == 0 {
+        if self.len.is_multiple_of(LANES) {
             self.data.resize(self.data.len() + self.words * LANES, 0);
             self.inv_scale.resize(self.inv_scale.len() + LANES, 0.0);
             self.sums.resize(self.sums.len() + LANES, 0);
@@ -173,7 +173,7 @@ impl Int8Entries {
         }
         self.set_lane(last, &vec![0; self.words * 4], 0.0, 0);
         self.len = last;
-        if self.len % LANES == 0 {
+        if self.len.is_multiple_of(LANES) {
             let blocks = self.len / LANES;
             self.data.truncate(blocks * self.words * LANES);
             self.inv_scale.truncate(blocks * LANES);
@@ -222,10 +222,13 @@ impl Int8Entries {
                         // SAFETY: the features were detected by `candidates`; shapes are checked inside.
                         (Kernel::Vnni, Q, 2) => unsafe { x86::tile::<Q, 2>(self, group, b, &mut raw) },
                         #[cfg(target_arch = "x86_64")]
+                        // SAFETY: as above, for a Q × 1 tile.
                         (Kernel::Vnni, Q, 1) => unsafe { x86::tile::<Q, 1>(self, group, b, &mut raw) },
                         #[cfg(target_arch = "x86_64")]
+                        // SAFETY: as above, for a 1 × 2 tile.
                         (Kernel::Vnni, 1, 2) => unsafe { x86::tile::<1, 2>(self, group, b, &mut raw) },
                         #[cfg(target_arch = "x86_64")]
+                        // SAFETY: as above, for a 1 × 1 tile.
                         (Kernel::Vnni, 1, 1) => unsafe { x86::tile::<1, 1>(self, group, b, &mut raw) },
                         _ => portable_tile(self, group, b, e, &mut raw),
                     }

@@ -476,6 +476,7 @@ pub(crate) unsafe fn gemm_f32(
     beta: f32,
     parallelism: gemm::Parallelism,
 ) {
+    // SAFETY: the caller's contract (this fn's # Safety) is exactly gemm's: pointers valid for the given shapes and strides.
     unsafe {
         gemm::gemm(
             m,
@@ -663,7 +664,7 @@ pub(crate) struct AttentionDims {
 
 impl AttentionDims {
     pub fn new(batch: usize, tokens: usize, three_d: usize, heads: usize) -> candle_core::Result<Self> {
-        if heads == 0 || three_d % (3 * heads) != 0 {
+        if heads == 0 || !three_d.is_multiple_of(3 * heads) {
             candle_core::bail!("attention: packed qkv width {three_d} is not 3 × heads ({heads}) × head dim");
         }
         let dim = three_d / 3;
@@ -683,6 +684,7 @@ unsafe fn gemm_head(
     rhs: (*const f32, isize, isize),
     beta: f32,
 ) {
+    // SAFETY: passed through from this fn's caller, under the same contract.
     unsafe { gemm_f32(dims, dst, false, lhs, rhs, beta, gemm::Parallelism::None) }
 }
 
@@ -693,6 +695,7 @@ unsafe fn gemm_head(
 unsafe fn attention_probs(p: &mut [f32], q: *const f32, k: *const f32, d: &AttentionDims) {
     let (n, hd, row) = (d.tokens, d.head_dim, 3 * d.dim as isize);
     // Kᵀ as a [hd, N] matrix: element (i, j) = K[j, i], i.e. column step = row step of K.
+    // SAFETY: p is n × n; q and k point into a [N, 3·dim] qkv buffer whose rows hold hd elements at these strides (the caller's contract).
     unsafe { gemm_head((n, n, hd), (p.as_mut_ptr(), 1, n as isize), (q, 1, row), (k, row, 1), d.scale) };
     softmax_rows(p, n);
 }

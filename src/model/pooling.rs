@@ -74,10 +74,10 @@ impl Pooling {
 
     /// Checks that a patch grid of `rows`×`cols` can be pooled.
     pub fn check_grid(self, rows: usize, cols: usize) -> Result<()> {
-        if let Pooling::PatchGrid { side } = self {
-            if side == 0 || rows % side != 0 || cols % side != 0 {
-                bail!("a {side}×{side} pooling grid does not divide the {rows}×{cols} patch grid");
-            }
+        if let Pooling::PatchGrid { side } = self
+            && (side == 0 || !rows.is_multiple_of(side) || !cols.is_multiple_of(side))
+        {
+            bail!("a {side}×{side} pooling grid does not divide the {rows}×{cols} patch grid");
         }
         Ok(())
     }

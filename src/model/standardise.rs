@@ -44,7 +44,7 @@ impl Standardisation {
     /// Fits μ and W on `embeddings`, rows of `dim` unit vectors (at least 2 rows).
     /// `shrinkage` ≥ 0 is ε relative to the mean eigenvalue (0 = full whitening).
     pub fn fit(embeddings: &[f32], dim: usize, shrinkage: f64) -> Result<Self> {
-        if dim == 0 || embeddings.len() % dim != 0 || embeddings.len() / dim < 2 {
+        if dim == 0 || !embeddings.len().is_multiple_of(dim) || embeddings.len() / dim < 2 {
             bail!("standardisation: {} values are not ≥ 2 rows of {dim}", embeddings.len());
         }
         if !(shrinkage.is_finite() && shrinkage >= 0.0) {

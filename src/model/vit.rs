@@ -304,10 +304,10 @@ pub struct VisionTransformer {
 
 impl VisionTransformer {
     pub fn new(cfg: &VitConfig, vb: VarBuilder) -> Result<Self> {
-        if cfg.embed_dim % cfg.num_heads != 0 {
+        if !cfg.embed_dim.is_multiple_of(cfg.num_heads) {
             bail!("embed_dim {} is not divisible by num_heads {}", cfg.embed_dim, cfg.num_heads);
         }
-        if cfg.img_size % cfg.patch_size != 0 {
+        if !cfg.img_size.is_multiple_of(cfg.patch_size) {
             bail!("img_size {} is not a multiple of patch_size {}", cfg.img_size, cfg.patch_size);
         }
         let d = cfg.embed_dim;
@@ -332,15 +332,15 @@ impl VisionTransformer {
     pub fn with_pooling(mut self, pooling: Pooling) -> Result<Self> {
         let side = self.cfg.img_size / self.cfg.patch_size;
         pooling.check_grid(side, side)?;
-        if let Some(s) = &self.standardisation {
-            if s.dim() != pooling.dim(self.cfg.embed_dim) {
-                bail!(
-                    "a {} pooling gives width {}, the standardisation has width {}",
-                    pooling.name(),
-                    pooling.dim(self.cfg.embed_dim),
-                    s.dim()
-                );
-            }
+        if let Some(s) = &self.standardisation
+            && s.dim() != pooling.dim(self.cfg.embed_dim)
+        {
+            bail!(
+                "a {} pooling gives width {}, the standardisation has width {}",
+                pooling.name(),
+                pooling.dim(self.cfg.embed_dim),
+                s.dim()
+            );
         }
         self.pooling = pooling;
         Ok(self)
@@ -350,10 +350,10 @@ impl VisionTransformer {
     /// [`super::standardise`]); errors when its width is not [`Self::embedding_dim`]. Set the
     /// pooling first.
     pub fn with_standardisation(mut self, standardisation: Option<Standardisation>) -> Result<Self> {
-        if let Some(s) = &standardisation {
-            if s.dim() != self.embedding_dim() {
-                bail!("standardisation of width {} for an embedding of width {}", s.dim(), self.embedding_dim());
-            }
+        if let Some(s) = &standardisation
+            && s.dim() != self.embedding_dim()
+        {
+            bail!("standardisation of width {} for an embedding of width {}", s.dim(), self.embedding_dim());
         }
         self.standardisation = standardisation;
         Ok(self)

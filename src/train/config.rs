@@ -147,7 +147,7 @@ impl TrainConfig {
             return bad("batch_size and steps must be positive".into());
         }
         for (name, size) in [("global", self.augment.global_size), ("local", self.augment.local_size)] {
-            if size as usize % vit.patch_size != 0 {
+            if !(size as usize).is_multiple_of(vit.patch_size) {
                 return bad(format!("{name} crop size {size} is not a multiple of the patch size {}", vit.patch_size));
             }
         }

@@ -62,6 +62,7 @@ fn stack(crops: &[Vec<f32>], size: u32) -> Result<Tensor> {
     Tensor::from_vec(data, (crops.len(), 3, s, s), &Device::Cpu).map_err(Error::from)
 }
 
+#[allow(clippy::large_enum_variant)] // one per training run
 enum Source {
     Procedural(Generator),
     Folder(Vec<PathBuf>),

@@ -362,11 +362,11 @@ impl Trainer {
                 on_event(TrainEvent::Crops(crops));
             }
             on_event(TrainEvent::Step(m));
-            if self.step % self.cfg.checkpoint_every == 0 {
+            if self.step.is_multiple_of(self.cfg.checkpoint_every) {
                 on_event(TrainEvent::Checkpoint(self.save()?));
             }
         }
-        if self.step % self.cfg.checkpoint_every != 0 {
+        if !self.step.is_multiple_of(self.cfg.checkpoint_every) {
             on_event(TrainEvent::Checkpoint(self.save()?));
         }
         Ok(())
