@@ -188,8 +188,15 @@ pub struct SegmentArgs {
 
 impl SegmentArgs {
     pub fn run(self) -> anyhow::Result<()> {
-        let SegmentArgs { prompt: prompts, prompt_mask: masks, query, truth, threshold, sharpness, args: DenseArgs { features, grid, out } } =
-            self;
+        let SegmentArgs {
+            prompt: prompts,
+            prompt_mask: masks,
+            query,
+            truth,
+            threshold,
+            sharpness,
+            args: DenseArgs { features, grid, out },
+        } = self;
         if prompts.is_empty() || prompts.len() != masks.len() {
             bail!("give each --prompt its --prompt-mask ({} prompts, {} masks)", prompts.len(), masks.len());
         }
