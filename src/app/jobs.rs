@@ -1,45 +1,65 @@
-//! Background jobs for the panels: a closure on its own thread that reports progress over a
-//! channel, wakes the UI with a repaint, and can be cancelled.
+//! Background jobs for the panels: a closure on its own thread that reports progress (and, for
+//! jobs such as training, a stream of events) over a channel, wakes the UI with a repaint, and
+//! can be cancelled. A panic in the closure is caught and becomes the job's error; a worker that
+//! dies without a result is noticed. Every panel's background work, training included, is a [`Job`].
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, Sender, TryRecvError, channel};
 
-enum Message<T> {
+enum Message<T, E> {
     Progress(f32, String),
+    Event(E),
     Done(Result<T, String>),
 }
 
 /// What the job's closure sees.
-pub struct JobHandle<T> {
-    tx: Sender<Message<T>>,
+pub struct JobHandle<T, E = ()> {
+    tx: Sender<Message<T, E>>,
     ctx: egui::Context,
     cancel: Arc<AtomicBool>,
 }
 
-impl<T> JobHandle<T> {
+impl<T, E> JobHandle<T, E> {
     /// Reports progress in [0, 1] with a line of text.
     pub fn progress(&self, fraction: f32, text: impl Into<String>) {
         let _ = self.tx.send(Message::Progress(fraction, text.into()));
         self.ctx.request_repaint();
     }
 
+    /// Sends an event to the panel (collected by [`Job::poll`], taken by [`Job::take_events`]).
+    pub fn send(&self, event: E) {
+        let _ = self.tx.send(Message::Event(event));
+        self.ctx.request_repaint();
+    }
+
     pub fn cancelled(&self) -> bool {
         self.cancel.load(Ordering::Relaxed)
     }
+
+    /// The cancel flag itself, for code that takes one (the trainer checks it between steps).
+    pub fn cancel_flag(&self) -> &AtomicBool {
+        &self.cancel
+    }
 }
 
-/// A running job.
-pub struct Job<T> {
+/// A running job; `E` is the type of the events it streams (none by default).
+pub struct Job<T, E = ()> {
     pub label: String,
     pub progress: f32,
     pub text: String,
-    rx: Receiver<Message<T>>,
+    rx: Receiver<Message<T, E>>,
     cancel: Arc<AtomicBool>,
+    events: Vec<E>,
 }
 
-impl<T: Send + 'static> Job<T> {
-    pub fn spawn(ctx: &egui::Context, label: &str, work: impl FnOnce(&JobHandle<T>) -> Result<T, String> + Send + 'static) -> Self {
+/// The error of a job whose closure panicked.
+pub const PANICKED: &str = "the job failed unexpectedly (a bug: please report it)";
+/// The error of a job whose worker ended without a result.
+pub const VANISHED: &str = "the job stopped without a result";
+
+impl<T: Send + 'static, E: Send + 'static> Job<T, E> {
+    pub fn spawn(ctx: &egui::Context, label: &str, work: impl FnOnce(&JobHandle<T, E>) -> Result<T, String> + Send + 'static) -> Self {
         let (tx, rx) = channel();
         let cancel = Arc::new(AtomicBool::new(false));
         let handle = JobHandle { tx: tx.clone(), ctx: ctx.clone(), cancel: cancel.clone() };
@@ -47,16 +67,18 @@ impl<T: Send + 'static> Job<T> {
         std::thread::Builder::new()
             .name(format!("procmem {label}"))
             .spawn(move || {
-                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&handle)))
-                    .unwrap_or_else(|_| Err("the job failed unexpectedly (a bug: please report it)".into()));
+                let result =
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&handle))).unwrap_or_else(|_| Err(PANICKED.into()));
                 let _ = tx.send(Message::Done(result));
                 ctx.request_repaint();
             })
             .expect("spawn a job thread");
-        Self { label: label.to_string(), progress: 0.0, text: String::new(), rx, cancel }
+        Self { label: label.to_string(), progress: 0.0, text: String::new(), rx, cancel, events: Vec::new() }
     }
 
-    /// Drains messages; returns the result once the job has finished.
+    /// Drains messages (events are kept for [`Job::take_events`]); returns the result once the
+    /// job has finished, [`PANICKED`] if its closure panicked, [`VANISHED`] if its worker ended
+    /// without a result.
     pub fn poll(&mut self) -> Option<Result<T, String>> {
         loop {
             match self.rx.try_recv() {
@@ -64,11 +86,17 @@ impl<T: Send + 'static> Job<T> {
                     self.progress = f;
                     self.text = text;
                 }
+                Ok(Message::Event(e)) => self.events.push(e),
                 Ok(Message::Done(r)) => return Some(r),
                 Err(TryRecvError::Empty) => return None,
-                Err(TryRecvError::Disconnected) => return Some(Err("the job stopped without a result".into())),
+                Err(TryRecvError::Disconnected) => return Some(Err(VANISHED.into())),
             }
         }
+    }
+
+    /// The events received since the last call, in order.
+    pub fn take_events(&mut self) -> Vec<E> {
+        std::mem::take(&mut self.events)
     }
 
     pub fn cancel(&self) {
@@ -88,5 +116,42 @@ impl<T: Send + 'static> Job<T> {
             self.cancel();
         }
         cancel
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn finish<T: Send + 'static, E: Send + 'static>(job: &mut Job<T, E>) -> Result<T, String> {
+        let start = std::time::Instant::now();
+        loop {
+            if let Some(r) = job.poll() {
+                return r;
+            }
+            assert!(start.elapsed().as_secs() < 30, "the job did not finish");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+
+    #[test]
+    fn events_arrive_in_order_and_a_panic_becomes_the_jobs_error() {
+        let ctx = egui::Context::default();
+        let mut job: Job<u32, u32> = Job::spawn(&ctx, "count", |h| {
+            for i in 0..5 {
+                h.send(i);
+            }
+            Ok(7)
+        });
+        assert_eq!(finish(&mut job), Ok(7));
+        assert_eq!(job.take_events(), vec![0, 1, 2, 3, 4]);
+        assert!(job.take_events().is_empty());
+
+        let mut job: Job<(), u32> = Job::spawn(&ctx, "panics", |h| {
+            h.send(1);
+            panic!("a bug in the worker");
+        });
+        assert_eq!(finish(&mut job), Err(PANICKED.to_string()));
+        assert_eq!(job.take_events(), vec![1], "events sent before the panic still arrive");
     }
 }

@@ -2,15 +2,13 @@
 //! thread, and watch its curves, throughput, augmented crops and checkpoints live.
 
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, channel};
 use std::time::Instant;
 
 use egui::{Color32, RichText, TextureHandle, TextureOptions};
 use egui_plot::{Legend, Line, Plot, PlotPoints};
 use serde::{Deserialize, Serialize};
 
+use super::jobs::Job;
 use crate::generate::Process;
 use crate::model::VitConfig;
 use crate::train::trainer::StepMetrics;
@@ -34,14 +32,10 @@ impl Default for TrainingState {
     }
 }
 
-enum Message {
-    Event(TrainEvent),
-    Done(Result<(), String>),
-}
-
+/// A run in progress: the trainer as a [`Job`] streaming its events (a panic in it is caught and
+/// shown as the run's failure; a worker that dies is noticed).
 struct Run {
-    cancel: Arc<AtomicBool>,
-    rx: Receiver<Message>,
+    job: Job<(), TrainEvent>,
     started: Instant,
     steps_at_start: u64,
 }
@@ -124,61 +118,46 @@ impl TrainingPanel {
         if self.run.is_some() {
             return;
         }
-        let (tx, rx) = channel();
-        let cancel = Arc::new(AtomicBool::new(false));
-        let cancel2 = cancel.clone();
         let cfg = self.state.config.clone();
         let out = self.state.out_dir.clone();
-        let repaint = ctx.clone();
         if resume.is_none() {
             self.metrics.clear();
         }
         let steps_at_start = self.metrics.last().map_or(0, |m| m.step);
-        std::thread::Builder::new()
-            .name("procmem-trainer".into())
-            .spawn(move || {
-                let result = (|| -> crate::Result<()> {
-                    let mut trainer = match resume {
-                        Some(ckpt) => {
-                            let steps = cfg.steps;
-                            let mut t = Trainer::resume(&ckpt, &out)?;
-                            t.cfg.steps = t.cfg.steps.max(steps);
-                            t
-                        }
-                        None => Trainer::new(cfg, &out)?,
-                    };
-                    trainer.run(&cancel2, |event| {
-                        let _ = tx.send(Message::Event(event));
-                        repaint.request_repaint();
-                    })
-                })();
-                let _ = tx.send(Message::Done(result.map_err(|e| e.to_string())));
-                repaint.request_repaint();
-            })
-            .expect("spawning a thread");
+        let job = Job::spawn(ctx, "training", move |h| {
+            let mut trainer = match resume {
+                Some(ckpt) => {
+                    let steps = cfg.steps;
+                    let mut t = Trainer::resume(&ckpt, &out).map_err(|e| e.to_string())?;
+                    t.cfg.steps = t.cfg.steps.max(steps);
+                    t
+                }
+                None => Trainer::new(cfg, &out).map_err(|e| e.to_string())?,
+            };
+            trainer.run(h.cancel_flag(), |event| h.send(event)).map_err(|e| e.to_string())
+        });
         self.status = "starting...".into();
-        self.run = Some(Run { cancel, rx, started: Instant::now(), steps_at_start });
+        self.run = Some(Run { job, started: Instant::now(), steps_at_start });
     }
 
     /// Stops the run after the current step; it saves a checkpoint, so it can be resumed.
     pub fn stop(&mut self) {
         if let Some(run) = &self.run {
-            run.cancel.store(true, Ordering::SeqCst);
+            run.job.cancel();
             self.status = "stopping after this step...".into();
         }
     }
 
     pub fn poll(&mut self, ctx: &egui::Context) {
-        let Some(run) = &self.run else { return };
-        let messages: Vec<Message> = run.rx.try_iter().collect();
-        let mut finished = None;
-        for msg in messages {
-            match msg {
-                Message::Event(TrainEvent::Step(m)) => {
+        let Some(run) = &mut self.run else { return };
+        let finished = run.job.poll();
+        for event in run.job.take_events() {
+            match event {
+                TrainEvent::Step(m) => {
                     self.status = format!("step {} of {}", m.step, self.state.config.steps);
                     self.metrics.push(m);
                 }
-                Message::Event(TrainEvent::Crops(images)) => {
+                TrainEvent::Crops(images) => {
                     self.crops = images
                         .iter()
                         .enumerate()
@@ -188,8 +167,7 @@ impl TrainingPanel {
                         })
                         .collect();
                 }
-                Message::Event(TrainEvent::Checkpoint(_)) => self.scan_checkpoints(),
-                Message::Done(r) => finished = Some(r),
+                TrainEvent::Checkpoint(_) => self.scan_checkpoints(),
             }
         }
         if let Some(r) = finished {
