@@ -230,7 +230,7 @@ fn privacy_panel_runs_the_analysis_and_lists_influential_entries() {
     h.run_steps(2);
     h.get_by_label("Run analysis").click();
     wait(&mut h, "the analysis", |(p, _)| !p.reports.is_empty() && !p.is_busy());
-    let report = h.state().0.reports.iter().find(|r| r.k == 1).unwrap().clone();
+    let report = h.state().0.reports.iter().find(|r| r.k == 1).map(|r| (**r).clone()).unwrap();
     assert_eq!(report, expected);
     assert!(report.influence.contains_key(&0), "the only red entry decides the red query");
     h.get_by_label("1").click();
@@ -245,7 +245,7 @@ fn privacy_panel_runs_the_analysis_and_lists_influential_entries() {
 
 #[test]
 fn the_app_starts_with_the_bundled_model_and_demo_memory() {
-    use procmem::app::{AppState, ProcmemApp, Tab};
+    use procmem::app::{AppState, Panel, ProcmemApp, Tab};
     let ctx = egui::Context::default();
     let app = ProcmemApp::new(&ctx, AppState { tab: Tab::Query, ..Default::default() });
     let mut h = Harness::builder().with_size(egui::vec2(1280.0, 900.0)).build_ui_state(|ui, app: &mut ProcmemApp| app.show(ui), app);
@@ -260,6 +260,21 @@ fn the_app_starts_with_the_bundled_model_and_demo_memory() {
     h.get_by_label("Memory").click();
     h.run_steps(3);
     h.get_by_label_contains("Ankle boot (");
+
+    // Every panel in the one list has its tab, and its tab draws it.
+    let tabs: Vec<(Tab, String)> = h.state_mut().panels.iter_mut().iter().map(|p| (p.tab(), p.title())).collect();
+    assert_eq!(tabs.len(), 8);
+    for (tab, title) in tabs {
+        h.get_by_label(&title).click();
+        h.run_steps(2);
+        assert_eq!(h.state().tab, tab, "{title}");
+    }
+    // A panel's command is applied once, after the panels drew: query with entry 5.
+    let ctx = h.ctx.clone();
+    h.state_mut().apply(&ctx, procmem::app::AppCommand::QueryEntry(5));
+    h.run_steps(2);
+    assert_eq!(h.state().tab, Tab::Query);
+    assert!(h.state().panels.query.query.as_ref().is_some_and(|q| q.name.starts_with("memory #5 ")), "the Query panel queries entry #5");
 }
 
 #[test]

@@ -102,7 +102,7 @@ fn models_panel_lists_the_zoo_and_switching_re_embeds_the_memory_with_a_cache() 
     h.get_by_label("trained on real images");
     h.get_by_label("FMNIST kNN 61.2 %");
     h.get_by_label("not evaluated");
-    assert_eq!(h.state().models.entries.len(), 2, "notes.json is not a model");
+    assert_eq!(h.state().panels.models.entries.len(), 2, "notes.json is not a model");
 
     // Use model B: the memory is re-embedded on a worker.
     h.get_by_label("Use").click();

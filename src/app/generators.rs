@@ -517,3 +517,18 @@ fn describe(recipe: &Recipe) -> String {
         Recipe::KmlMixup { components } => format!("Plain mean of {} KML images", components.len()),
     }
 }
+
+impl super::Panel for GeneratorsPanel {
+    fn tab(&self) -> super::Tab {
+        super::Tab::Generators
+    }
+    fn title(&self) -> String {
+        "Generators".into()
+    }
+    fn needs_knowledge(&self) -> bool {
+        false
+    }
+    fn show(&mut self, ui: &mut egui::Ui, _cx: &mut super::PanelContext<'_>) {
+        self.ui(ui);
+    }
+}

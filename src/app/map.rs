@@ -74,7 +74,8 @@ pub struct MapPanel {
     pub new_label: String,
     pub message: String,
     /// Ask the Query panel to query with this entry.
-    pub query_request: Option<u64>,
+    /// Commands for the app, taken once per frame ([`super::Panel::show`]).
+    outbox: Vec<super::AppCommand>,
     /// (wrong, live) leave-one-out predictions, counted with the colours.
     wrong: Option<(usize, usize)>,
     /// Where the plot was last drawn (map ↔ screen), for tests and tools that point at entries.
@@ -99,7 +100,7 @@ impl Default for MapPanel {
             selected: None,
             new_label: String::new(),
             message: String::new(),
-            query_request: None,
+            outbox: Vec::new(),
             transform: None,
             wrong: None,
             colours: None,
@@ -429,7 +430,7 @@ impl MapPanel {
         });
         ui.horizontal(|ui| {
             if ui.button("Query with it").clicked() {
-                self.query_request = Some(id);
+                self.outbox.push(super::AppCommand::QueryEntry(id));
             }
             if ui.button("Unlearn it").clicked() {
                 k.delete(id);
@@ -671,5 +672,20 @@ impl PlotItem for Cloud<'_> {
 
     fn base_mut(&mut self) -> &mut PlotItemBase {
         &mut self.base
+    }
+}
+
+impl super::Panel for MapPanel {
+    fn tab(&self) -> super::Tab {
+        super::Tab::Map
+    }
+    fn title(&self) -> String {
+        "Map".into()
+    }
+    fn show(&mut self, ui: &mut egui::Ui, cx: &mut super::PanelContext<'_>) {
+        if let Some(k) = cx.knowledge.as_deref_mut() {
+            self.ui(ui, k, cx.query, cx.influence.as_ref().map(|r| &r.influence));
+        }
+        cx.commands.append(&mut self.outbox);
     }
 }

@@ -21,7 +21,8 @@ pub struct MemoryPanel {
     add_job: Option<Job<AddResult>>,
     pub message: String,
     /// Ask the Query panel to query with this entry.
-    pub query_request: Option<u64>,
+    /// Commands for the app, taken once per frame ([`super::Panel::show`]).
+    outbox: Vec<super::AppCommand>,
     /// The grid's entry ids for (memory generation, filter, sorted by value, sorted by harm):
     /// rebuilt only when one of them changes.
     shown: Option<(GridKey, Vec<u64>)>,
@@ -561,7 +562,7 @@ impl MemoryPanel {
                                         self.unlearn(k, id);
                                     }
                                     if ui.button("Query with it").clicked() {
-                                        self.query_request = Some(id);
+                                        self.outbox.push(super::AppCommand::QueryEntry(id));
                                     }
                                 });
                                 ui.label(format!("source: {}", e.source));
@@ -638,5 +639,20 @@ impl MemoryPanel {
                 }
             });
         });
+    }
+}
+
+impl super::Panel for MemoryPanel {
+    fn tab(&self) -> super::Tab {
+        super::Tab::Memory
+    }
+    fn title(&self) -> String {
+        "Memory".into()
+    }
+    fn show(&mut self, ui: &mut egui::Ui, cx: &mut super::PanelContext<'_>) {
+        if let Some(k) = cx.knowledge.as_deref_mut() {
+            self.ui(ui, k);
+        }
+        cx.commands.append(&mut self.outbox);
     }
 }

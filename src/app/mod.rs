@@ -16,6 +16,9 @@ pub mod segmentation;
 pub mod training;
 pub mod worker;
 
+use std::path::PathBuf;
+use std::sync::Arc;
+
 use egui::{Color32, RichText};
 use serde::{Deserialize, Serialize};
 
@@ -71,10 +74,83 @@ pub struct AppState {
     pub models: ModelsState,
 }
 
-pub struct ProcmemApp {
-    pub tab: Tab,
+/// What a panel asks of the app (egui_demo_app's `Command`): collected while the panels draw and
+/// applied once per frame, after them.
+#[derive(Clone, Debug, PartialEq)]
+pub enum AppCommand {
+    /// Query with this memory entry and show the Query tab (Memory, Map).
+    QueryEntry(u64),
+    /// Make this model the perception, re-embedding the memory (Models).
+    UseModel(PathBuf),
+    /// Load this model with the current memory and show the Memory tab (a training checkpoint).
+    LoadModel(PathBuf),
+}
+
+/// What a panel sees while it draws.
+pub struct PanelContext<'a> {
+    /// The loaded model and memory; always `Some` for a panel that [`Panel::needs_knowledge`].
+    pub knowledge: Option<&'a mut Knowledge>,
+    /// A model and memory are being loaded.
+    pub loading: bool,
+    /// The Query panel's current query embedding (the Map draws where it lands).
+    pub query: Option<&'a [f32]>,
+    /// The Privacy panel's report at its shown k, while it describes this memory (the Map
+    /// colours by it).
+    pub influence: Option<Arc<crate::memory::privacy::PrivacyReport>>,
+    /// Commands for the app, applied after the panels have drawn.
+    pub commands: &'a mut Vec<AppCommand>,
+}
+
+/// One tab of the app. The tab bar, the polling of hidden panels and the app's drawing all
+/// iterate [`Panels::iter_mut`]: adding a panel is one file with this impl and one entry there.
+pub trait Panel {
+    fn tab(&self) -> Tab;
+    /// The tab bar's label (it may show state, e.g. a run in progress).
+    fn title(&self) -> String;
+    /// Drawn only while a model and memory are loaded.
+    fn needs_knowledge(&self) -> bool {
+        true
+    }
+    /// Shows the model-and-memory bar above the panel.
+    fn shows_knowledge_bar(&self) -> bool {
+        self.needs_knowledge()
+    }
+    fn show(&mut self, ui: &mut egui::Ui, cx: &mut PanelContext<'_>);
+    /// Called every frame while the panel is hidden, so its background work keeps reporting.
+    fn poll_hidden(&mut self, _ctx: &egui::Context) {}
+}
+
+/// The app's panels, in tab-bar order.
+pub struct Panels {
     pub generators: GeneratorsPanel,
     pub training: TrainingPanel,
+    pub models: ModelsPanel,
+    pub memory: MemoryPanel,
+    pub map: MapPanel,
+    pub query: QueryPanel,
+    pub privacy: PrivacyPanel,
+    pub segmentation: SegmentationPanel,
+}
+
+impl Panels {
+    /// Every panel, in tab-bar order: the one list of them.
+    pub fn iter_mut(&mut self) -> [&mut dyn Panel; 8] {
+        [
+            &mut self.generators,
+            &mut self.training,
+            &mut self.models,
+            &mut self.memory,
+            &mut self.map,
+            &mut self.query,
+            &mut self.privacy,
+            &mut self.segmentation,
+        ]
+    }
+}
+
+pub struct ProcmemApp {
+    pub tab: Tab,
+    pub panels: Panels,
     pub knowledge_state: KnowledgeState,
     pub knowledge: Option<Knowledge>,
     loading: Option<Job<Result<Knowledge, crate::Error>>>,
@@ -82,31 +158,27 @@ pub struct ProcmemApp {
     pub load_error: Option<LoadFailure>,
     /// What the last load asked for (offered again with re-embedding after a model mismatch).
     pending: Option<KnowledgeState>,
-    pub memory: MemoryPanel,
-    pub map: MapPanel,
-    pub query: QueryPanel,
-    pub privacy: PrivacyPanel,
-    pub segmentation: SegmentationPanel,
-    pub models: ModelsPanel,
 }
 
 impl ProcmemApp {
     pub fn new(ctx: &egui::Context, state: AppState) -> Self {
         let mut app = Self {
             tab: state.tab,
-            generators: GeneratorsPanel::new(ctx, state.generators),
-            training: TrainingPanel::new(state.training),
+            panels: Panels {
+                generators: GeneratorsPanel::new(ctx, state.generators),
+                training: TrainingPanel::new(state.training),
+                models: ModelsPanel::new(state.models),
+                memory: MemoryPanel::default(),
+                map: MapPanel::default(),
+                query: QueryPanel::default(),
+                privacy: PrivacyPanel::default(),
+                segmentation: SegmentationPanel::new(state.segmentation),
+            },
             knowledge_state: state.knowledge.clone(),
             knowledge: None,
             loading: None,
             load_error: None,
             pending: None,
-            memory: MemoryPanel::default(),
-            map: MapPanel::default(),
-            query: QueryPanel::default(),
-            privacy: PrivacyPanel::default(),
-            segmentation: SegmentationPanel::new(state.segmentation),
-            models: ModelsPanel::new(state.models),
         };
         app.load_knowledge(ctx, state.knowledge);
         app
@@ -139,10 +211,10 @@ impl ProcmemApp {
                     self.knowledge_state.model = k.perception.path.clone();
                     self.knowledge_state.memory = k.loaded_from.clone();
                     self.knowledge = Some(k);
-                    self.query = QueryPanel::default();
-                    self.privacy = PrivacyPanel::default();
-                    self.map = MapPanel::default();
-                    self.memory.selected = None;
+                    self.panels.query = QueryPanel::default();
+                    self.panels.privacy = PrivacyPanel::default();
+                    self.panels.map = MapPanel::default();
+                    self.panels.memory.selected = None;
                 }
                 Ok(Err(e)) => self.load_error = Some(LoadFailure::from(&e)),
                 Err(message) => self.load_error = Some(LoadFailure { message, model_mismatch: false }),
@@ -219,11 +291,11 @@ impl ProcmemApp {
         }
         AppState {
             tab: self.tab,
-            training: self.training.state.clone(),
-            generators: self.generators.state.clone(),
+            training: self.panels.training.state.clone(),
+            generators: self.panels.generators.state.clone(),
             knowledge,
-            segmentation: self.segmentation.state.clone(),
-            models: self.models.state.clone(),
+            segmentation: self.panels.segmentation.state.clone(),
+            models: self.panels.models.state.clone(),
         }
     }
 
@@ -249,83 +321,68 @@ impl ProcmemApp {
         self.load_with(ctx, st, true);
     }
 
+    /// Applies one panel's command.
+    pub fn apply(&mut self, ctx: &egui::Context, command: AppCommand) {
+        match command {
+            AppCommand::QueryEntry(id) => {
+                if let Some(k) = &mut self.knowledge {
+                    self.panels.query.query_entry(ctx, k, id);
+                    self.tab = Tab::Query;
+                }
+            }
+            AppCommand::UseModel(model) => self.use_model(ctx, model),
+            AppCommand::LoadModel(model) => {
+                let mut st = self.knowledge_state.clone();
+                st.model = model;
+                self.load_knowledge(ctx, st);
+                self.tab = Tab::Memory;
+            }
+        }
+    }
+
     /// The whole window's UI (also driven directly by the UI tests).
     pub fn show(&mut self, ui: &mut egui::Ui) {
+        let tabs: Vec<(Tab, String)> = self.panels.iter_mut().iter().map(|p| (p.tab(), p.title())).collect();
         egui::Panel::top("top bar").show(ui, |ui| {
             ui.horizontal(|ui| {
                 ui.strong("procmem");
                 ui.separator();
-                ui.selectable_value(&mut self.tab, Tab::Generators, "Generators");
-                let training_label = if self.training.is_running() { "Training (running)" } else { "Training" };
-                ui.selectable_value(&mut self.tab, Tab::Training, training_label);
-                ui.selectable_value(&mut self.tab, Tab::Models, "Models");
-                ui.selectable_value(&mut self.tab, Tab::Memory, "Memory");
-                ui.selectable_value(&mut self.tab, Tab::Map, "Map");
-                ui.selectable_value(&mut self.tab, Tab::Query, "Query");
-                ui.selectable_value(&mut self.tab, Tab::Privacy, "Privacy");
-                ui.selectable_value(&mut self.tab, Tab::Segmentation, "Segmentation");
+                for (tab, title) in tabs {
+                    ui.selectable_value(&mut self.tab, tab, title);
+                }
                 ui.separator();
                 ui.label(egui::RichText::new("perception from procedural data, knowledge in an editable memory").weak());
             });
         });
         self.poll_loading();
-        if let Some(path) = self.training.use_as_model.take() {
-            let mut st = self.knowledge_state.clone();
-            st.model = path;
-            self.load_knowledge(ui.ctx(), st);
-            self.tab = Tab::Memory;
-        }
-        if matches!(self.tab, Tab::Models | Tab::Memory | Tab::Map | Tab::Query | Tab::Privacy | Tab::Segmentation) {
+        let active = self.tab;
+        if self.panels.iter_mut().iter().any(|p| p.tab() == active && p.shows_knowledge_bar()) {
             egui::Panel::top("knowledge bar").show(ui, |ui| self.knowledge_bar(ui));
         }
-        match self.tab {
-            Tab::Generators => self.generators.ui(ui),
-            Tab::Training => self.training.ui(ui),
-            Tab::Models => {
-                let current = self.knowledge.as_ref().map(|k| k.perception.source.fingerprint());
-                self.models.ui(ui, current.as_deref(), self.loading.is_some());
-                if let Some(model) = self.models.use_request.take() {
-                    let ctx = ui.ctx().clone();
-                    self.use_model(&ctx, model);
-                }
+        // What panels share, taken before they are borrowed one by one.
+        let query = self.panels.query.query.as_ref().map(|q| q.embedding.clone());
+        let influence = self.knowledge.as_ref().and_then(|k| self.panels.privacy.current_report(k.generation));
+        let mut commands = Vec::new();
+        let mut cx = PanelContext {
+            knowledge: self.knowledge.as_mut(),
+            loading: self.loading.is_some(),
+            query: query.as_deref(),
+            influence,
+            commands: &mut commands,
+        };
+        let ctx = ui.ctx().clone();
+        for panel in self.panels.iter_mut() {
+            if panel.tab() != active {
+                panel.poll_hidden(&ctx);
+            } else if panel.needs_knowledge() && cx.knowledge.is_none() {
+                let waiting = if cx.loading { "Loading…" } else { "Load a model and a memory above." };
+                egui::CentralPanel::default().show(ui, |ui| ui.label(waiting));
+            } else {
+                panel.show(ui, &mut cx);
             }
-            Tab::Memory | Tab::Map | Tab::Query | Tab::Privacy | Tab::Segmentation => match &mut self.knowledge {
-                Some(k) => match self.tab {
-                    Tab::Memory => {
-                        self.memory.ui(ui, k);
-                        if let Some(id) = self.memory.query_request.take() {
-                            self.query.query_entry(ui.ctx(), k, id);
-                            self.tab = Tab::Query;
-                        }
-                    }
-                    Tab::Map => {
-                        let query = self.query.query.as_ref().map(|q| q.embedding.as_slice());
-                        // Influence counts only while they describe this memory.
-                        let influence = (self.privacy.generation == k.generation)
-                            .then(|| self.privacy.reports.iter().find(|r| r.k == self.privacy.shown_k).or(self.privacy.reports.first()))
-                            .flatten()
-                            .map(|r| &r.influence);
-                        self.map.ui(ui, k, query, influence);
-                        if let Some(id) = self.map.query_request.take() {
-                            self.query.query_entry(ui.ctx(), k, id);
-                            self.tab = Tab::Query;
-                        }
-                    }
-                    Tab::Query => self.query.ui(ui, k),
-                    Tab::Segmentation => self.segmentation.ui(ui, k),
-                    _ => self.privacy.ui(ui, k),
-                },
-                None => {
-                    egui::CentralPanel::default().show(ui, |ui| {
-                        ui.label(if self.loading.is_some() { "Loading…" } else { "Load a model and a memory above." });
-                    });
-                }
-            },
         }
-        // A run keeps reporting while its tab is hidden.
-        if self.tab != Tab::Training {
-            let ctx = ui.ctx().clone();
-            self.training.poll(&ctx);
+        for command in commands {
+            self.apply(&ctx, command);
         }
     }
 }

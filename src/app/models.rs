@@ -90,7 +90,8 @@ pub struct ModelsPanel {
     pub errors: Vec<String>,
     scanned: bool,
     /// Set when the user asks to use a model; the app loads it (re-embedding the memory).
-    pub use_request: Option<PathBuf>,
+    /// Commands for the app, taken once per frame ([`super::Panel::show`]).
+    outbox: Vec<super::AppCommand>,
 }
 
 impl ModelsPanel {
@@ -216,9 +217,29 @@ impl ModelsPanel {
                     }
                 });
             });
-            if request.is_some() {
-                self.use_request = request;
+            if let Some(model) = request {
+                self.outbox.push(super::AppCommand::UseModel(model));
             }
         });
+    }
+}
+
+impl super::Panel for ModelsPanel {
+    fn tab(&self) -> super::Tab {
+        super::Tab::Models
+    }
+    fn title(&self) -> String {
+        "Models".into()
+    }
+    fn needs_knowledge(&self) -> bool {
+        false
+    }
+    fn shows_knowledge_bar(&self) -> bool {
+        true
+    }
+    fn show(&mut self, ui: &mut egui::Ui, cx: &mut super::PanelContext<'_>) {
+        let current = cx.knowledge.as_ref().map(|k| k.perception.source.fingerprint());
+        self.ui(ui, current.as_deref(), cx.loading);
+        cx.commands.append(&mut self.outbox);
     }
 }

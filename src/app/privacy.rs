@@ -16,7 +16,8 @@ pub struct PrivacyPanel {
     /// k values analysed.
     pub ks: Vec<usize>,
     job: Option<Job<Vec<PrivacyReport>>>,
-    pub reports: Vec<PrivacyReport>,
+    /// Shared with the Map panel, which colours entries by their influence.
+    pub reports: Vec<Arc<PrivacyReport>>,
     /// The memory generation the reports describe (stale after an edit).
     pub generation: u64,
     pub shown_k: usize,
@@ -39,6 +40,13 @@ impl Default for PrivacyPanel {
 }
 
 impl PrivacyPanel {
+    /// The report at the shown k (else the first) while it describes memory `generation`.
+    pub fn current_report(&self, generation: u64) -> Option<Arc<PrivacyReport>> {
+        (self.generation == generation)
+            .then(|| self.reports.iter().find(|r| r.k == self.shown_k).or(self.reports.first()).cloned())
+            .flatten()
+    }
+
     pub fn is_busy(&self) -> bool {
         self.job.is_some()
     }
@@ -71,7 +79,7 @@ impl PrivacyPanel {
             self.job = None;
             match r {
                 Ok(reports) => {
-                    self.reports = reports;
+                    self.reports = reports.into_iter().map(Arc::new).collect();
                     self.message.clear();
                 }
                 Err(e) => self.message = e,
@@ -155,6 +163,20 @@ impl PrivacyPanel {
                 }
                 None => self.selected = None,
             }
+        }
+    }
+}
+
+impl super::Panel for PrivacyPanel {
+    fn tab(&self) -> super::Tab {
+        super::Tab::Privacy
+    }
+    fn title(&self) -> String {
+        "Privacy".into()
+    }
+    fn show(&mut self, ui: &mut egui::Ui, cx: &mut super::PanelContext<'_>) {
+        if let Some(k) = cx.knowledge.as_deref_mut() {
+            self.ui(ui, k);
         }
     }
 }

@@ -314,3 +314,17 @@ impl QueryPanel {
         }
     }
 }
+
+impl super::Panel for QueryPanel {
+    fn tab(&self) -> super::Tab {
+        super::Tab::Query
+    }
+    fn title(&self) -> String {
+        "Query".into()
+    }
+    fn show(&mut self, ui: &mut egui::Ui, cx: &mut super::PanelContext<'_>) {
+        if let Some(k) = cx.knowledge.as_deref_mut() {
+            self.ui(ui, k);
+        }
+    }
+}

@@ -655,3 +655,17 @@ fn draw_texture(ui: &egui::Ui, texture: &TextureHandle, rect: egui::Rect) {
 fn pick_image() -> Option<PathBuf> {
     rfd::FileDialog::new().add_filter("image", &IMAGE_EXTENSIONS).pick_file()
 }
+
+impl super::Panel for SegmentationPanel {
+    fn tab(&self) -> super::Tab {
+        super::Tab::Segmentation
+    }
+    fn title(&self) -> String {
+        "Segmentation".into()
+    }
+    fn show(&mut self, ui: &mut egui::Ui, cx: &mut super::PanelContext<'_>) {
+        if let Some(k) = cx.knowledge.as_deref() {
+            self.ui(ui, k);
+        }
+    }
+}

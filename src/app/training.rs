@@ -55,8 +55,8 @@ pub struct TrainingPanel {
     crops: Vec<TextureHandle>,
     pub checkpoints: Vec<CheckpointEntry>,
     pub status: String,
-    /// A checkpoint the user chose as the app's perception model (taken by the app).
-    pub use_as_model: Option<PathBuf>,
+    /// Commands for the app, taken once per frame ([`super::Panel::show`]).
+    outbox: Vec<super::AppCommand>,
     /// The bundled model's own training curve, shown while no run has reported.
     bundled_metrics: Vec<StepMetrics>,
 }
@@ -75,7 +75,7 @@ impl TrainingPanel {
             crops: Vec::new(),
             checkpoints: Vec::new(),
             status: String::new(),
-            use_as_model: None,
+            outbox: Vec::new(),
             bundled_metrics: read_metrics(&super::knowledge::bundled_dir().join(BUNDLED_METRICS)),
         };
         p.scan_checkpoints();
@@ -284,8 +284,8 @@ impl TrainingPanel {
                 }
             });
         }
-        if chosen.is_some() {
-            self.use_as_model = chosen;
+        if let Some(model) = chosen {
+            self.outbox.push(super::AppCommand::LoadModel(model));
         }
     }
 
@@ -345,5 +345,25 @@ impl TrainingPanel {
         if has_koleo {
             titled(ui, "KoLeo term (summed over the two global views, before weighting)", "KoLeo", "koleo", series(&|m| m.koleo));
         }
+    }
+}
+
+impl super::Panel for TrainingPanel {
+    fn tab(&self) -> super::Tab {
+        super::Tab::Training
+    }
+    fn title(&self) -> String {
+        if self.is_running() { "Training (running)" } else { "Training" }.into()
+    }
+    fn needs_knowledge(&self) -> bool {
+        false
+    }
+    fn show(&mut self, ui: &mut egui::Ui, cx: &mut super::PanelContext<'_>) {
+        self.ui(ui);
+        cx.commands.append(&mut self.outbox);
+    }
+    /// A run keeps reporting while its tab is hidden.
+    fn poll_hidden(&mut self, ctx: &egui::Context) {
+        self.poll(ctx);
     }
 }
