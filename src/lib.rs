@@ -27,6 +27,7 @@ pub mod imageio;
 pub mod linalg;
 pub mod memory;
 pub mod model;
+pub mod palette;
 pub mod paths;
 pub mod rng;
 pub mod train;

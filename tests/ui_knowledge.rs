@@ -245,7 +245,7 @@ fn privacy_panel_runs_the_analysis_and_lists_influential_entries() {
 
 #[test]
 fn the_app_starts_with_the_bundled_model_and_demo_memory() {
-    use procmem::app::{AppState, Panel, ProcmemApp, Tab};
+    use procmem::app::{AppState, ProcmemApp, Tab};
     let ctx = egui::Context::default();
     let app = ProcmemApp::new(&ctx, AppState { tab: Tab::Query, ..Default::default() });
     let mut h = Harness::builder().with_size(egui::vec2(1280.0, 900.0)).build_ui_state(|ui, app: &mut ProcmemApp| app.show(ui), app);

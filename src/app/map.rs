@@ -33,9 +33,9 @@ pub enum ColourBy {
 /// Hover and click reach this far from a point, in screen points.
 const PICK_RADIUS: f32 = 8.0;
 
-/// The map's colour of a class ([`crate::memory::map::class_rgb`], shared with the CLI's PNG).
+/// The map's colour of a class ([`crate::palette::class_rgb`], shared with the CLI's PNG).
 pub fn class_colour(class: u32) -> Color32 {
-    let [r, g, b] = crate::memory::map::class_rgb(class);
+    let [r, g, b] = crate::palette::class_rgb(class);
     Color32::from_rgb(r, g, b)
 }
 

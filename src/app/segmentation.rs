@@ -19,8 +19,9 @@ use super::knowledge::{IMAGE_EXTENSIONS, Knowledge, bundled_dir, dropped_files};
 use crate::dense::PatchGrid;
 use crate::dense::features::{extract, patch_size};
 use crate::dense::pca::{PcaColours, shared_overlays};
-use crate::dense::segment::{Attention, Neighbours, SoftMask, fold_blocks, kmeans, label_colour, mask_blocks, soft_iou};
+use crate::dense::segment::{Attention, Neighbours, SoftMask, fold_blocks, kmeans, mask_blocks, soft_iou};
 use crate::embed::FeatureSource;
+use crate::palette::class_rgb;
 
 /// The demo pair shipped in `assets/demo/segmentation/`.
 pub const DEMO_PROMPT: &str = "assets/demo/segmentation/prompt.png";
@@ -129,7 +130,7 @@ impl Analysis {
         let attention = Attention::with_sharpness(&[&p], &q, sharpness)?;
         let (pca, _) = shared_overlays(&[&p, &q])?;
         let kmeans = (2..=8).map(|k| Ok([kmeans(&p, k, 0)?, kmeans(&q, k, 0)?])).collect::<crate::Result<_>>()?;
-        let neighbours = Neighbours::new(&p.data, &q.data, p.dim, 5, 0.02)?;
+        let neighbours = Neighbours::new(&p.data, &q.data, p.dim, 5, crate::dense::segment::PATCH_VOTE_TEMPERATURE)?;
         Ok(Self {
             fingerprint: source.fingerprint(),
             grid,
@@ -359,7 +360,7 @@ impl SegmentationPanel {
                 a.kmeans[k - 2][which]
                     .iter()
                     .map(|&l| {
-                        let c = label_colour(l);
+                        let c = class_rgb(l);
                         [c[0], c[1], c[2], alpha]
                     })
                     .collect()

@@ -7,9 +7,10 @@ use anyhow::{Context, bail};
 use procmem::dense::composite::{self, CompositeConfig, CompositeSet};
 use procmem::dense::features::{extract, extract_one, patch_size};
 use procmem::dense::pca::{overlay, shared_overlays};
-use procmem::dense::segment::{PatchMemory, PatchVote, Prompt, SoftMask, in_context, kmeans, label_colour, patch_labels, soft_iou};
+use procmem::dense::segment::{PatchMemory, PatchVote, Prompt, SoftMask, in_context, kmeans, patch_labels, soft_iou};
 use procmem::embed::FeatureSource;
 use procmem::eval::seg::{self, SegEvalConfig, SegScores};
+use procmem::palette::class_rgb;
 
 use super::{command_line, sources_with_baselines, write_report};
 use super::{data_dir, progress_bar};
@@ -236,7 +237,7 @@ fn save_labels(img: &image::RgbImage, labels: &[u32], rows: usize, cols: usize, 
     let (w, h) = img.dimensions();
     image::RgbImage::from_fn(w, h, |x, y| {
         let l = labels[(y as usize * rows / h as usize) * cols + x as usize * cols / w as usize];
-        let (c, p) = (label_colour(l), img.get_pixel(x, y).0);
+        let (c, p) = (class_rgb(l), img.get_pixel(x, y).0);
         image::Rgb([0, 1, 2].map(|k| ((p[k] as u16 + c[k] as u16 * 2) / 3) as u8))
     })
     .save(path)
@@ -278,7 +279,7 @@ pub fn knn_cmd(
     }
     memory.num_classes = set.manifest.classes.len();
     let vote = match top_k {
-        Some(k) => PatchVote::TopK { k, temperature: 0.02 },
+        Some(k) => PatchVote::TopK { k, temperature: procmem::dense::segment::PATCH_VOTE_TEMPERATURE },
         None => PatchVote::Attention,
     };
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;

@@ -419,8 +419,12 @@ impl KnnArgs {
         let sources = sources_with_baselines(&self.sources.features, !self.sources.no_baselines)?;
         let data = EvalData::load(self.data, self.limit_train, self.limit_test)?;
         data.check_sources(&sources)?;
-        let mut markdown =
-            format!("## kNN classification, {} (DINO voting T = 0.07)\n\nCommand: `procmem {}`\n\n", data.describe(), command_line());
+        let mut markdown = format!(
+            "## kNN classification, {} ({})\n\nCommand: `procmem {}`\n\n",
+            data.describe(),
+            VoteRule::default().describe(),
+            command_line()
+        );
         let mut summary = knn_table_header(&self.k);
         let mut details = String::new();
         for source in &sources {
@@ -549,8 +553,9 @@ impl UnlearnArgs {
         }
         let k = self.k;
         let mut markdown = format!(
-            "## Unlearning a class, {} (k = {k}, DINO voting)\n\nEvery memory entry of one class is deleted; predictions of all queries before and after.\n\nCommand: `procmem {}`\n\n",
+            "## Unlearning a class, {} (k = {k}, {})\n\nEvery memory entry of one class is deleted; predictions of all queries before and after.\n\nCommand: `procmem {}`\n\n",
             data.describe(),
+            VoteRule::default().describe(),
             command_line()
         );
         for source in &sources {
@@ -606,9 +611,10 @@ impl PrivacyArgs {
         data.check_sources(&sources)?;
         let ks = &self.k;
         let mut markdown = format!(
-            "## Privacy analysis, {} (DINO voting T = 0.07)\n\n\
+            "## Privacy analysis, {} ({})\n\n\
              An entry is non-private when removing it alone changes at least one query's prediction. Each cell: non-private fraction of the memory / kNN top-1.\n\nCommand: `procmem {}`\n\n",
             data.describe(),
+            VoteRule::default().describe(),
             command_line()
         );
         markdown += &format!("| features | {} |\n|---|{}\n", k_column_names(ks), "---:|".repeat(ks.len()));

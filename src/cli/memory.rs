@@ -289,7 +289,8 @@ fn run(cmd: MemoryCommand) -> anyhow::Result<()> {
             value(&memory, &queries, k, show, csv, flip_labels, seed)
         }
         MemoryCommand::Map { memory, out, png, size } => {
-            use procmem::memory::map::{MemoryMap, class_rgb};
+            use procmem::memory::map::MemoryMap;
+            use procmem::palette::class_rgb;
             let m = Memory::open(&memory)?;
             let map = MemoryMap::fit(&m)?;
             let rows = map.export(&m, None, &out)?;

@@ -222,6 +222,10 @@ pub enum PatchVote {
     TopK { k: usize, temperature: f32 },
 }
 
+/// The softmax temperature of top-k patch votes (`PatchVote::TopK`): one for the CLI's
+/// `dense knn`, `eval seg` and the Segmentation panel (Hummingbird's retrieval uses 0.02).
+pub const PATCH_VOTE_TEMPERATURE: f32 = 0.02;
+
 /// Query patches per block of similarities held at once (bounds memory to CHUNK × keys floats).
 const CHUNK: usize = 256;
 
@@ -430,25 +434,6 @@ pub fn kmeans(grid: &PatchGrid, k: usize, seed: u64) -> Result<Vec<u32>> {
         }
     }
     Ok(assign)
-}
-
-/// A colour per class or cluster id, for drawing label maps (12 distinct colours, then repeats).
-pub fn label_colour(id: u32) -> [u8; 3] {
-    const PALETTE: [[u8; 3]; 12] = [
-        [230, 25, 75],
-        [60, 180, 75],
-        [255, 225, 25],
-        [0, 130, 200],
-        [245, 130, 48],
-        [145, 30, 180],
-        [70, 240, 240],
-        [240, 50, 230],
-        [210, 245, 60],
-        [250, 190, 212],
-        [0, 128, 128],
-        [170, 110, 40],
-    ];
-    PALETTE[id as usize % PALETTE.len()]
 }
 
 #[cfg(test)]

@@ -184,7 +184,8 @@ pub fn evaluate(
     let mut truth = Vec::new();
     for (qi, (ex, grid)) in queries.iter().zip(&features[split..]).enumerate() {
         predicted.extend(patch_memory.segment(grid, cfg.vote)?);
-        predicted_topk.extend(patch_memory.segment(grid, PatchVote::TopK { k: 30, temperature: 0.02 })?);
+        predicted_topk
+            .extend(patch_memory.segment(grid, PatchVote::TopK { k: 30, temperature: crate::dense::segment::PATCH_VOTE_TEMPERATURE })?);
         truth.extend(patch_labels(&ex.labels, ex.width(), ex.height(), grid.rows, grid.cols));
         progress("kNN segmentation", qi + 1, queries.len());
     }

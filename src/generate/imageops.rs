@@ -34,8 +34,9 @@ impl Plane {
     }
 }
 
-/// Index reflection without repeating the edge (`BORDER_REFLECT_101`: gfedcb|abcdefgh|gfedcba).
-fn reflect101(i: isize, n: usize) -> usize {
+/// Index reflection without repeating the edge (`BORDER_REFLECT_101`: gfedcb|abcdefgh|gfedcba);
+/// also the training augmentations' blur border (`train::augment`).
+pub(crate) fn reflect101(i: isize, n: usize) -> usize {
     let n = n as isize;
     if n == 1 {
         return 0;

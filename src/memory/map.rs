@@ -190,38 +190,6 @@ pub fn loo_predictions(
     Ok(out)
 }
 
-/// A class's colour on the map: Tableau 10, then golden-angle hues for further classes.
-pub fn class_rgb(class: u32) -> [u8; 3] {
-    const TABLEAU: [[u8; 3]; 10] = [
-        [78, 121, 167],
-        [242, 142, 43],
-        [225, 87, 89],
-        [118, 183, 178],
-        [89, 161, 79],
-        [237, 201, 72],
-        [176, 122, 161],
-        [255, 157, 167],
-        [156, 117, 95],
-        [186, 176, 172],
-    ];
-    match TABLEAU.get(class as usize) {
-        Some(&c) => c,
-        None => {
-            let h = (class as f32 * 0.618_034).fract() * 6.0;
-            let x = 1.0 - (h % 2.0 - 1.0).abs();
-            let (r, g, b) = match h as u32 {
-                0 => (1.0, x, 0.0),
-                1 => (x, 1.0, 0.0),
-                2 => (0.0, 1.0, x),
-                3 => (0.0, x, 1.0),
-                4 => (x, 0.0, 1.0),
-                _ => (1.0, 0.0, x),
-            };
-            [r, g, b].map(|v: f32| (60.0 + 180.0 * v) as u8)
-        }
-    }
-}
-
 impl MemoryMap {
     /// A `size`×`size` picture of the map: each entry a 3×3 dot in its class colour on a dark
     /// background, the axes' range fitted with a 4 % margin (PC2 up).
@@ -245,7 +213,7 @@ impl MemoryMap {
                 for dx in -1..=1 {
                     let (px, py) = (x as i64 + dx, y as i64 + dy);
                     if px >= 0 && py >= 0 && px < size as i64 && py < size as i64 {
-                        img.put_pixel(px as u32, py as u32, image::Rgb(class_rgb(class)));
+                        img.put_pixel(px as u32, py as u32, image::Rgb(crate::palette::class_rgb(class)));
                     }
                 }
             }

@@ -28,6 +28,16 @@ impl Default for VoteRule {
 }
 
 impl VoteRule {
+    /// The rule as a report names it, e.g. `DINO voting T = 0.07`.
+    pub fn describe(&self) -> String {
+        match *self {
+            VoteRule::Dino { temperature } => format!("DINO voting T = {temperature}"),
+            VoteRule::Plurality => "plurality voting".into(),
+            VoteRule::Softmax { temperature } => format!("softmax voting T = {temperature}"),
+            VoteRule::Rank { offset } => format!("rank-weighted voting, offset {offset}"),
+        }
+    }
+
     pub fn weight(&self, rank: usize, similarity: f32) -> f32 {
         match *self {
             VoteRule::Dino { temperature } | VoteRule::Softmax { temperature } => (similarity / temperature).exp(),

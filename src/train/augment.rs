@@ -666,15 +666,7 @@ fn solarize(px: &mut [u8]) {
     }
 }
 
-/// Mirror index without repeating the edge (gfedcb|abcdefgh|gfedcba).
-fn reflect101(i: isize, n: usize) -> usize {
-    if n == 1 {
-        return 0;
-    }
-    let period = 2 * (n as isize - 1);
-    let j = i.rem_euclid(period);
-    (if j >= n as isize { period - j } else { j }) as usize
-}
+use crate::generate::imageops::reflect101;
 
 /// Separable Gaussian blur, radius ⌈3σ⌉, reflect-101 borders, rounded back to u8 at the end.
 /// `scratch` is reused between calls to avoid reallocating the intermediate.
