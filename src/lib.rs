@@ -29,6 +29,7 @@ pub mod memory;
 pub mod model;
 pub mod palette;
 pub mod paths;
+pub mod resample;
 pub mod rng;
 pub mod train;
 

@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 /// Shared utilities: usable by every stage, using no stage.
-const BASE: [&str; 9] = ["error", "rng", "hash", "fsio", "linalg", "imageio", "palette", "paths", "datasets"];
+const BASE: [&str; 10] = ["error", "rng", "hash", "fsio", "linalg", "imageio", "palette", "paths", "resample", "datasets"];
 
 /// The stages in the order data flow through them; a stage may use the base and earlier stages.
 const STAGES: [&str; 8] = ["generate", "model", "train", "embed", "memory", "dense", "eval", "app"];

@@ -10,8 +10,8 @@ use candle_core::{Device, Tensor};
 use rayon::prelude::*;
 
 use crate::embed::FeatureSource;
+use crate::embed::preprocess::resize_normalize;
 use crate::error::{Error, Result};
-use crate::train::augment::resize_normalize;
 
 /// Patch size used for the plain-RGB reference (the CPU presets' patch).
 pub const RGB_PATCH: usize = 8;

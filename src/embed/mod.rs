@@ -2,13 +2,14 @@
 //! raw-pixels baseline. Embeddings are L2-normalised, so dot product = cosine similarity.
 
 pub mod cache;
+pub mod preprocess;
 
 use candle_core::{Device, Tensor};
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 use crate::model::VisionTransformer;
-use crate::train::augment::eval_preprocess;
+use preprocess::eval_preprocess;
 
 /// A batch ready for [`FeatureSource::embed_prepared`].
 pub enum Prepared {

@@ -357,8 +357,9 @@ impl Trainer {
             if m.step % 10 == 1 || m.step == self.cfg.steps {
                 let size_g = self.cfg.augment.global_size;
                 let size_l = self.cfg.augment.local_size;
-                let mut crops: Vec<image::RgbImage> = batch.preview.global.iter().map(|c| super::augment::denormalize(c, size_g)).collect();
-                crops.extend(batch.preview.local.iter().map(|c| super::augment::denormalize(c, size_l)));
+                let mut crops: Vec<image::RgbImage> =
+                    batch.preview.global.iter().map(|c| crate::resample::denormalize(c, size_g)).collect();
+                crops.extend(batch.preview.local.iter().map(|c| crate::resample::denormalize(c, size_l)));
                 on_event(TrainEvent::Crops(crops));
             }
             on_event(TrainEvent::Step(m));
