@@ -504,10 +504,19 @@ fn every_zoo_table_takes_your_own_labelled_data_and_deleting_purges_its_cached_e
     assert!(knn.contains("| raw pixels | 100.00 % | 3 | 100.00 % |"), "{knn}");
     assert!(knn.contains("queries: ") && knn.contains("held-out.csv (12)"), "the broken line is skipped: {knn}");
     assert!(stderr.contains("a line without a label"), "and named: {stderr}");
+    // Limits take images evenly spaced through class-ordered data: both classes stay.
+    let (limited, _) = on_pixels(
+        &["eval", "knn"],
+        ("--memory-data", &d("train")),
+        &d("held-out"),
+        &["--k", "3", "--limit-train", "6", "--limit-test", "4"],
+    );
+    assert!(limited.contains("train (6 images)") && limited.contains("held-out (4)"), "{limited}");
+    assert!(limited.contains("| raw pixels | 100.00 % | 3 | 100.00 % |"), "{limited}");
     let cache = d("cache/embeddings");
     let labelled =
         || std::fs::read_dir(&cache).unwrap().filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().contains("-labelled-")).count();
-    assert_eq!(labelled(), 2, "the memory and query images are cached");
+    assert_eq!(labelled(), 4, "the memory and query images are cached, whole and limited");
 
     let (probe, _) = on_pixels(&["eval", "probe"], ("--memory", &mem), &d("held-out"), &["--k", "3"]);
     assert!(probe.contains("| raw pixels | 100.00 % | 100.00 % | 100.00 % (3) |"), "{probe}");

@@ -134,9 +134,9 @@ impl MemoryPanel {
         }
         let queries: Vec<f32> = labelled.iter().flat_map(|(e, _)| e.iter().copied()).collect();
         let truths: Vec<u32> = labelled.iter().map(|(_, t)| *t).collect();
-        let (index, kk, generation) = (k.index.clone(), k.k(), k.generation);
+        let (index, kk, generation, rule) = (k.index.clone(), k.k(), k.generation, k.watch.rule);
         self.prune_job = Some(Job::spawn(ctx, "pruning", move |_| {
-            Ok((generation, crate::memory::prune::plan(&index, &queries, &truths, kk, crate::memory::prune::DEFAULT_MIN_HURT)))
+            Ok((generation, crate::memory::prune::plan(&index, &queries, &truths, kk, crate::memory::prune::DEFAULT_MIN_HURT, rule)))
         }));
     }
 
@@ -602,8 +602,11 @@ impl MemoryPanel {
                 if by_value {
                     let value = |id: &u64| self.value_of(k, *id).unwrap_or(f64::INFINITY);
                     ids.sort_by(|a, b| value(a).total_cmp(&value(b)).then(a.cmp(b)));
-                } else if by_harm {
-                    let net = |id: &u64| self.prune_evidence_of(k, *id).map_or(0, |(helped, hurt)| hurt as i64 - helped as i64);
+                } else if let Some((_, plan)) = self.prune.as_ref().filter(|_| by_harm) {
+                    // hurt − helped per entry, looked up once (entries no query saw count 0).
+                    let net: std::collections::HashMap<u64, i64> =
+                        plan.evidence.iter().map(|e| (e.id, e.hurt as i64 - e.helped as i64)).collect();
+                    let net = |id: &u64| net.get(id).copied().unwrap_or(0);
                     ids.sort_by(|a, b| net(b).cmp(&net(a)).then(a.cmp(b)));
                 }
                 self.shown = Some((key, ids));

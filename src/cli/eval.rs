@@ -206,20 +206,21 @@ enum Labelled {
 
 impl Labelled {
     /// A memory file (by its `PMEM` magic) or a labelled source
-    /// ([`procmem::memory::import::LabelledSource`]), its first `limit` images when given (an
-    /// evaluation's copy; nothing is written); skipped files are listed on stderr.
-    /// Errors: unreadable input, or no readable image in it.
+    /// ([`procmem::memory::import::LabelledSource`]); with `limit`, `limit` images evenly spaced
+    /// through it ([`spread`]: every class of a class-ordered folder stays), in an evaluation's
+    /// copy (nothing is written). Skipped files are listed on stderr. Errors: unreadable input,
+    /// or no readable image in it.
     fn load(path: &std::path::Path, limit: Option<usize>) -> anyhow::Result<Self> {
         use procmem::memory::import::LabelledSource;
         let limit = limit.unwrap_or(usize::MAX);
         if procmem::memory::Memory::is_memory_file(path) {
             let mut m = procmem::memory::Memory::open(path)?;
-            m.entries.truncate(limit);
+            m.entries = spread(std::mem::take(&mut m.entries), limit);
             anyhow::ensure!(!m.entries.is_empty(), "{}: the memory is empty", path.display());
             return Ok(Labelled::Memory(m));
         }
-        let (mut items, skipped) = LabelledSource::from_path(path)?.load()?;
-        items.truncate(limit);
+        let (items, skipped) = LabelledSource::from_path(path)?.load()?;
+        let items = spread(items, limit);
         for s in &skipped {
             eprintln!("  skipped {}: {}", s.source, s.reason);
         }
@@ -234,12 +235,26 @@ impl Labelled {
         }
     }
 
+    /// Its labels in order of first appearance (the class indices [`Labelled::embed`] gives).
+    fn class_names(&self) -> Vec<String> {
+        let mut names = Vec::new();
+        let labels: Box<dyn Iterator<Item = &String>> = match self {
+            Labelled::Memory(m) => Box::new(m.entries.iter().map(|e| &e.label)),
+            Labelled::Items(items) => Box::new(items.iter().map(|i| &i.label)),
+        };
+        for label in labels {
+            class_index(&mut names, label);
+        }
+        names
+    }
+
     /// Embeddings (`n × dim`), dimension, class indices (new names appended to `classes`) and
     /// whether a memory file had to be re-embedded from its thumbnails; through the evaluation
     /// cache either way.
     fn embed(&self, source: &FeatureSource, classes: &mut Vec<String>) -> anyhow::Result<(Vec<f32>, usize, Vec<u32>, bool)> {
-        use procmem::memory::embedding::{embed_items_cached, reembed_memory_cached};
-        let cache = embedding_cache()?;
+        use procmem::memory::embedding::{embed_items_cached, reembed_memory, reembed_memory_cached};
+        // The cache speeds up a second run; without a data folder the embeddings are computed.
+        let cache = embedding_cache().ok();
         match self {
             Labelled::Memory(memory) => {
                 let reembedded;
@@ -248,7 +263,11 @@ impl Labelled {
                     memory
                 } else {
                     let bar = progress_bar(100, &format!("re-embed a memory with {}", short_label(source)));
-                    reembedded = reembed_memory_cached(memory, source, &cache, |f| bar.set_position((f * 100.0) as u64))?;
+                    let progress = |f: f32| bar.set_position((f * 100.0) as u64);
+                    reembedded = match &cache {
+                        Some(cache) => reembed_memory_cached(memory, source, cache, progress)?,
+                        None => reembed_memory(memory, source, progress)?,
+                    };
                     bar.finish_and_clear();
                     &reembedded
                 };
@@ -257,7 +276,11 @@ impl Labelled {
             }
             Labelled::Items(items) => {
                 let bar = progress_bar(items.len() as u64, &format!("embed {}", short_label(source)));
-                let (values, dim) = embed_items_cached(items, source, &cache, |done| bar.set_position(done as u64))?;
+                let progress = |done: usize| bar.set_position(done as u64);
+                let (values, dim) = match &cache {
+                    Some(cache) => embed_items_cached(items, source, cache, progress)?,
+                    None => source.embed_rgb(&items.iter().map(|i| i.image.clone()).collect::<Vec<_>>(), progress)?,
+                };
                 bar.finish_and_clear();
                 Ok((values, dim, items.iter().map(|i| class_index(classes, &i.label)).collect(), false))
             }
@@ -321,6 +344,14 @@ impl EvalData {
                     memory_path.file_name().map_or_else(|| memory_path.display().to_string(), |n| n.to_string_lossy().into_owned())
                 )
             }
+        }
+    }
+
+    /// The memory's class names in index order (before any source embeds it).
+    fn memory_class_names(&self) -> Vec<String> {
+        match self {
+            EvalData::Builtin(split) => split.class_names.clone(),
+            EvalData::Own { memory, .. } => memory.class_names(),
         }
     }
 
@@ -400,10 +431,11 @@ pub struct KnnArgs {
     pub sources: Sources,
     #[arg(long, value_delimiter = ',', default_value = "10,20,100,200")]
     pub k: Vec<usize>,
-    /// Use only the first N memory images (default: all).
+    /// Use only N memory images (default: all): a built-in set's first N, or N evenly spaced
+    /// through your --memory / --memory-data.
     #[arg(long)]
     pub limit_train: Option<usize>,
-    /// Use only the first N queries (default: all).
+    /// Use only N queries (default: all), chosen the same way.
     #[arg(long)]
     pub limit_test: Option<usize>,
     /// Append each source's best top-1 to this JSON-lines file (the Models panel shows them).
@@ -548,9 +580,9 @@ impl UnlearnArgs {
         let sources = sources_with_baselines(&self.features, false)?;
         let data = EvalData::load(self.data, None, None)?;
         data.check_sources(&sources)?;
-        if let EvalData::Builtin(split) = &data {
-            resolve_classes(&self.class, &split.class_names, &data.id())?; // refused before anything is embedded
-        }
+        // Resolved against the memory's classes before anything is embedded; every source
+        // numbers them the same way (the memory's labels first, in order).
+        let classes = resolve_classes(&self.class, &data.memory_class_names(), &data.id())?;
         let k = self.k;
         let mut markdown = format!(
             "## Unlearning a class, {} (k = {k}, {})\n\nEvery memory entry of one class is deleted; predictions of all queries before and after.\n\nCommand: `procmem {}`\n\n",
@@ -560,7 +592,6 @@ impl UnlearnArgs {
         );
         for source in &sources {
             let e = data.embed(source)?;
-            let classes = resolve_classes(&self.class, &e.index.labels, &data.id())?;
             markdown += &format!("### {}{}\n\n{}", short_label(source), e.note, ClassRemoval::markdown_header());
             for &c in &classes {
                 let r = remove_class(&e.index, &e.queries, &e.truths, c, k, VoteRule::default());
@@ -588,10 +619,11 @@ pub struct PrivacyArgs {
     pub sources: Sources,
     #[arg(long, value_delimiter = ',', default_value = "1,10,20,100")]
     pub k: Vec<usize>,
-    /// Use only the first N memory images (default: all).
+    /// Use only N memory images (default: all): a built-in set's first N, or N evenly spaced
+    /// through your --memory / --memory-data.
     #[arg(long)]
     pub limit_train: Option<usize>,
-    /// Use only the first N queries (default: all).
+    /// Use only N queries (default: all), chosen the same way.
     #[arg(long)]
     pub limit_test: Option<usize>,
     /// List this many of the most influential entries.
@@ -787,10 +819,11 @@ pub enum EvalCommand {
         /// --out-queries. Baselines re-embed it from its thumbnails.
         #[arg(long, requires_all = ["in_queries", "out_queries"])]
         memory: Option<PathBuf>,
-        /// In-distribution queries for --memory: a memory file or an ImageFolder tree.
+        /// In-distribution queries for --memory: a memory file or labelled images (folder, CSV,
+        /// IDX, npz, as `eval knn --memory-data` takes them).
         #[arg(long, requires = "memory")]
         in_queries: Option<PathBuf>,
-        /// Out-of-distribution queries for --memory (memory files or folders), repeatable.
+        /// Out-of-distribution queries for --memory (memory files or labelled images), repeatable.
         #[arg(long, requires = "memory")]
         out_queries: Vec<PathBuf>,
     },
@@ -920,6 +953,17 @@ pub fn ood(
         bar.finish_and_clear();
     }
     write_report(report, &markdown)
+}
+
+/// `n` items evenly spaced through `items` (every `len / n`-th, from the first); all when `n`
+/// is at least their number. Class-ordered inputs keep every class.
+fn spread<T>(items: Vec<T>, n: usize) -> Vec<T> {
+    let len = items.len();
+    if n >= len {
+        return items;
+    }
+    let keep: std::collections::HashSet<usize> = (0..n).map(|i| i * len / n).collect();
+    items.into_iter().enumerate().filter(|(i, _)| keep.contains(i)).map(|(_, t)| t).collect()
 }
 
 /// The index of `label` in `classes`, appending it when new.

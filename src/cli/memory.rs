@@ -467,7 +467,7 @@ fn prune(
     csv: Option<PathBuf>,
 ) -> anyhow::Result<()> {
     let (mut memory, labels, index, flat, truths) = memory_and_queries(path, queries)?;
-    let plan = procmem::memory::prune::plan(&index, &flat, &truths, k, min_hurt);
+    let plan = procmem::memory::prune::plan(&index, &flat, &truths, k, min_hurt, procmem::memory::VoteRule::default());
     println!(
         "{} of {} entries are harmful (hurt >= {min_hurt} and more than they helped, k = {k}, {} choosing queries)",
         plan.harmful.len(),

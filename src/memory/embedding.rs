@@ -162,17 +162,24 @@ pub fn labelled_set_key(items: &[super::import::ImportItem]) -> String {
 
 /// Embeddings (`items.len() × dim`, row-major) and `dim` of decoded labelled images, through
 /// `cache` (keyed by the model's fingerprint and [`labelled_set_key`]). `progress` gets the
-/// number of images embedded so far. Errors: an embedding failure, a cache that cannot be written.
+/// number of images embedded so far. A cache that cannot be written is logged, not an error.
+/// Errors: an embedding failure.
 pub fn embed_items_cached(
     items: &[super::import::ImportItem],
     source: &FeatureSource,
     cache: &EmbeddingCache,
     progress: impl Fn(usize),
 ) -> Result<(Vec<f32>, usize)> {
-    cache.get_or_embed(&source.fingerprint(), &labelled_set_key(items), items.len(), || {
-        let images: Vec<image::RgbImage> = items.iter().map(|i| i.image.clone()).collect();
-        source.embed_rgb(&images, progress)
-    })
+    let (fp, key) = (source.fingerprint(), labelled_set_key(items));
+    if let Some(hit) = cache.get(&fp, &key, items.len()) {
+        return Ok(hit);
+    }
+    let images: Vec<image::RgbImage> = items.iter().map(|i| i.image.clone()).collect();
+    let (values, dim) = source.embed_rgb(&images, progress)?;
+    if let Err(e) = cache.put(&fp, &key, &values, dim) {
+        log::warn!("could not cache the embeddings of labelled images: {e}");
+    }
+    Ok((values, dim))
 }
 
 /// Deletes every cached embedding of user data (re-embedded memories and labelled sets), as a

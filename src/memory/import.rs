@@ -220,16 +220,16 @@ pub enum LabelledSource {
     Npz { path: PathBuf, split: String },
 }
 
-/// The first four bytes of a file, through gzip when it is gzipped (IDX sets ship as `.gz`).
+/// The first 16 bytes of a file, through gzip when it is gzipped (IDX sets ship as `.gz`).
 fn leading_bytes(path: &Path) -> Result<Vec<u8>> {
     use std::io::Read;
     let mut head = Vec::new();
-    std::fs::File::open(path).and_then(|f| f.take(4).read_to_end(&mut head)).map_err(|e| Error::io(path, e))?;
+    std::fs::File::open(path).and_then(|f| f.take(16).read_to_end(&mut head)).map_err(|e| Error::io(path, e))?;
     if head.starts_with(&[0x1f, 0x8b]) {
         let f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
         let mut inner = Vec::new();
-        // A stream too short or corrupt to give four bytes is simply not IDX.
-        let _ = flate2::read::GzDecoder::new(f).take(4).read_to_end(&mut inner);
+        // A stream too short or corrupt to give its first bytes is simply not IDX.
+        let _ = flate2::read::GzDecoder::new(f).take(16).read_to_end(&mut inner);
         return Ok(inner);
     }
     Ok(head)
@@ -245,8 +245,9 @@ impl LabelledSource {
     ///   Fashion-MNIST naming);
     /// - any other file → [`LabelledSource::Csv`].
     ///
-    /// Memory files (`PMEM`) are not sources: callers that accept them check first.
-    /// Errors: a missing file; an IDX file whose label file is not beside it.
+    /// Memory files (`PMEM`) are not sources: callers that accept them check first; here they
+    /// are refused, as is a single image file. Errors: those two, a missing file, an IDX file
+    /// whose label file is not beside it.
     pub fn from_path(path: &Path) -> Result<Self> {
         if path.is_dir() {
             return Ok(Self::Folder(path.into()));
@@ -262,7 +263,20 @@ impl LabelledSource {
         if head.starts_with(b"PK\x03\x04") {
             return Ok(Self::Npz { path: path.into(), split: "train".into() });
         }
-        if head == [0, 0, 8, 3] {
+        let not_a_set = |what: &str| Error::BadFile {
+            path: path.into(),
+            message: format!(
+                "{what}, not labelled images: {}",
+                "give a class-per-folder tree, a CSV of path,label lines, an IDX image file or an .npz"
+            ),
+        };
+        if head.starts_with(b"PMEM") {
+            return Err(not_a_set("a memory file (evaluations take it as --memory)"));
+        }
+        if image::guess_format(&head).is_ok() {
+            return Err(not_a_set("a single image"));
+        }
+        if head.starts_with(&[0, 0, 8, 3]) {
             let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
             let labels = path.with_file_name(name.replace("images-idx3", "labels-idx1"));
             if labels == path || !labels.is_file() {
@@ -356,6 +370,12 @@ mod tests {
         assert_eq!(items.len(), 1);
         assert_eq!(skipped.len(), 2, "{skipped:?}");
         assert!(LabelledSource::from_path(&d.join("missing.csv")).is_err());
+        // A single image and a memory file are refused by name, not read as a broken CSV.
+        let err = LabelledSource::from_path(&d.join("a.png")).unwrap_err().to_string();
+        assert!(err.contains("a single image") && err.contains("a.png"), "{err}");
+        std::fs::write(d.join("m.pmem"), b"PMEM\x01\x00\x00\x00").unwrap();
+        let err = LabelledSource::from_path(&d.join("m.pmem")).unwrap_err().to_string();
+        assert!(err.contains("a memory file"), "{err}");
     }
 
     #[test]

@@ -57,8 +57,9 @@ pub fn evidence(index: &ExactIndex, queries: &[f32], truths: &[u32], k: usize) -
     out
 }
 
-/// kNN top-1 accuracy of `queries` against `index` (DINO voting, as `procmem eval knn`).
-pub fn accuracy(index: &ExactIndex, queries: &[f32], truths: &[u32], k: usize) -> f64 {
+/// kNN top-1 accuracy of `queries` against `index` under `rule` (`procmem eval knn` uses the
+/// default, DINO voting).
+pub fn accuracy(index: &ExactIndex, queries: &[f32], truths: &[u32], k: usize, rule: VoteRule) -> f64 {
     if truths.is_empty() {
         return 0.0;
     }
@@ -67,7 +68,7 @@ pub fn accuracy(index: &ExactIndex, queries: &[f32], truths: &[u32], k: usize) -
         .search(queries, k)
         .iter()
         .zip(truths)
-        .filter(|(found, truth)| vote(found, k, classes, VoteRule::default()).prediction == Some(**truth))
+        .filter(|(found, truth)| vote(found, k, classes, rule).prediction == Some(**truth))
         .count();
     correct as f64 / truths.len() as f64
 }
@@ -102,8 +103,9 @@ pub struct PrunePlan {
 }
 
 /// The whole pruning experiment on labelled `queries` (`truths.len() × dim`): every second
-/// query chooses, the others judge. `procmem memory prune` and the Memory panel run this.
-pub fn plan(index: &ExactIndex, queries: &[f32], truths: &[u32], k: usize, min_hurt: usize) -> PrunePlan {
+/// query chooses, the others judge; accuracy is voted by `rule`. `procmem memory prune` (the
+/// default rule) and the Memory panel (the app's rule) run this.
+pub fn plan(index: &ExactIndex, queries: &[f32], truths: &[u32], k: usize, min_hurt: usize, rule: VoteRule) -> PrunePlan {
     let ((choose_q, choose_t), (judge_q, judge_t)) = split_for_pruning(queries, truths, index.dim);
     let evidence = evidence(index, &choose_q, &choose_t, k);
     let harmful: Vec<u64> = evidence.iter().filter(|e| e.is_harmful(min_hurt)).map(|e| e.id).collect();
@@ -111,8 +113,8 @@ pub fn plan(index: &ExactIndex, queries: &[f32], truths: &[u32], k: usize, min_h
     let mut pruned = index.clone();
     pruned.retain(|id, _| !ids.contains(&id));
     PrunePlan {
-        accuracy_before: accuracy(index, &judge_q, &judge_t, k),
-        accuracy_after: accuracy(&pruned, &judge_q, &judge_t, k),
+        accuracy_before: accuracy(index, &judge_q, &judge_t, k, rule),
+        accuracy_after: accuracy(&pruned, &judge_q, &judge_t, k, rule),
         evidence,
         harmful,
         choosing: choose_t.len(),
@@ -155,14 +157,14 @@ mod tests {
         let ((cq, ct), (jq, jt)) = split_for_pruning(&queries, &truths, d);
         assert_eq!((ct.len(), jt.len()), (4, 4));
         assert_eq!(cq.len(), 8);
-        let before = accuracy(&index, &jq, &jt, 3);
+        let before = accuracy(&index, &jq, &jt, 3, VoteRule::default());
         let mut pruned = index.clone();
         pruned.remove(10);
-        assert!(accuracy(&pruned, &jq, &jt, 3) >= before);
+        assert!(accuracy(&pruned, &jq, &jt, 3, VoteRule::default()) >= before);
         // The plan is the same experiment in one call.
-        let p = plan(&index, &queries, &truths, 3, 2);
+        let p = plan(&index, &queries, &truths, 3, 2, VoteRule::default());
         assert_eq!(p.harmful, vec![10]);
         assert_eq!((p.choosing, p.judging), (4, 4));
-        assert_eq!((p.accuracy_before, p.accuracy_after), (before, accuracy(&pruned, &jq, &jt, 3)));
+        assert_eq!((p.accuracy_before, p.accuracy_after), (before, accuracy(&pruned, &jq, &jt, 3, VoteRule::default())));
     }
 }

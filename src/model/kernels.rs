@@ -47,14 +47,22 @@ macro_rules! simd_fn {
 /// reuses heap memory, `calloc` must memset it): 7 % of a training step when measured. candle's
 /// own CPU backend allocates uninitialised outputs the same way (`alloc_uninit`).
 ///
+/// A deviation, stated: `Vec::set_len` asks that the new elements already be initialised, and
+/// Rust's rules make even an unread uninitialised `f32` behind a `&mut [f32]` undefined
+/// behaviour. procmem accepts this, as candle's CPU backend does, because `f32` has no invalid
+/// bit patterns, no code path reads an element before a kernel writes it, and the zero fill it
+/// saves is 7 % of a step. `Vec::spare_capacity_mut` with `MaybeUninit` kernels is the sound
+/// alternative.
+///
 /// # Safety
 ///
 /// The caller must write all `n` elements before reading any of them (or handing the vector to
 /// code that may read it); each call site names the kernel that does.
-#[allow(clippy::uninit_vec)] // the contract above is what the lint asks for
+#[allow(clippy::uninit_vec)] // the deviation above, on purpose
 pub(crate) unsafe fn alloc_uninit(n: usize) -> Vec<f32> {
     let mut v = Vec::with_capacity(n);
-    // SAFETY: the capacity is n; the caller writes every element before any read (see # Safety).
+    // SAFETY: the capacity is n; the caller writes every element before any read (see # Safety
+    // and the deviation above).
     unsafe { v.set_len(n) };
     v
 }
@@ -616,7 +624,8 @@ pub(crate) fn linear_backward_weight(d: LinearDims, g: &[f32], x: &[f32]) -> can
     let partial = |part: usize| {
         let first = part * per_part;
         let rows = per_part.min(d.rows.saturating_sub(first));
-        // SAFETY: linear_backward_weight below writes all of dW (accumulate = false).
+        // SAFETY: the gemm_f32 call below writes all of dW (accumulate = false; gemm fills the
+        // output with zeros when the inner dimension is 0).
         let mut dw = unsafe { alloc_uninit(size) };
         // SAFETY: gᵀ rows first.. is [out, rows] (column step out, row step 1), x's rows are
         // [rows, in], dW is [out, in] and written completely (accumulate = false); the row range
