@@ -86,6 +86,11 @@ fn dinov2_options_train_every_parameter_and_log_koleo() {
         let koleo_gap = (a.koleo.unwrap() - b.koleo.unwrap()).abs();
         assert!((a.loss - b.loss).abs() < 1e-5 && koleo_gap < 1e-5, "step {}: {a:?} vs {b:?}", a.step);
     }
+    // The one resume policy (CLI and app): a requested length extends the run, never shortens it.
+    let ckpt = resumed_dir.path().join("step_000002.json");
+    assert_eq!(Trainer::resume_to(&ckpt, resumed_dir.path(), Some(3)).unwrap().cfg.steps, 4);
+    assert_eq!(Trainer::resume_to(&ckpt, resumed_dir.path(), Some(9)).unwrap().cfg.steps, 9);
+    assert_eq!(Trainer::resume_to(&ckpt, resumed_dir.path(), None).unwrap().cfg.steps, 4);
 }
 
 #[test]

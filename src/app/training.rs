@@ -126,12 +126,7 @@ impl TrainingPanel {
         let steps_at_start = self.metrics.last().map_or(0, |m| m.step);
         let job = Job::spawn(ctx, "training", move |h| {
             let mut trainer = match resume {
-                Some(ckpt) => {
-                    let steps = cfg.steps;
-                    let mut t = Trainer::resume(&ckpt, &out).map_err(|e| e.to_string())?;
-                    t.cfg.steps = t.cfg.steps.max(steps);
-                    t
-                }
+                Some(ckpt) => Trainer::resume_to(&ckpt, &out, Some(cfg.steps)).map_err(|e| e.to_string())?,
                 None => Trainer::new(cfg, &out).map_err(|e| e.to_string())?,
             };
             trainer.run(h.cancel_flag(), |event| h.send(event)).map_err(|e| e.to_string())

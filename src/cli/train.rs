@@ -14,7 +14,8 @@ pub struct TrainArgs {
     /// Output folder for checkpoints and metrics.jsonl.
     #[arg(long)]
     out: PathBuf,
-    /// Resume from this checkpoint (its config is used; --steps may extend it).
+    /// Resume from this checkpoint (its config is used; --steps may extend its run, never shorten
+    /// it: `Trainer::resume_to`, the policy the Training panel shares).
     #[arg(long)]
     resume: Option<PathBuf>,
     /// Architecture preset (cpu-tiny, cpu-small, micro, vit-tiny, vit-small, vit-base).
@@ -38,10 +39,7 @@ pub fn train(args: TrainArgs) -> anyhow::Result<()> {
     use procmem::train::{DataSource, TrainConfig, TrainEvent, Trainer};
     let mut trainer = match &args.resume {
         Some(ckpt) => {
-            let mut t = Trainer::resume(ckpt, &args.out)?;
-            if let Some(steps) = args.steps {
-                t.cfg.steps = steps;
-            }
+            let t = Trainer::resume_to(ckpt, &args.out, args.steps)?;
             eprintln!("resuming at step {} of {}", t.step, t.cfg.steps);
             t
         }

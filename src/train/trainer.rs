@@ -121,6 +121,17 @@ impl Trainer {
         Ok(Self { cfg, out_dir: out_dir.to_path_buf(), student, teacher, optim: AdamW::default(), center, step: 0, images_seen: 0, params })
     }
 
+    /// The one resume policy, shared by `procmem train --resume` and the Training panel: the
+    /// checkpoint's own config is used, and a requested length (`steps`) can only extend its
+    /// run, never cut it short of the length it was started with.
+    pub fn resume_to(checkpoint: &Path, out_dir: &Path, steps: Option<u64>) -> Result<Self> {
+        let mut t = Self::resume(checkpoint, out_dir)?;
+        if let Some(steps) = steps {
+            t.cfg.steps = t.cfg.steps.max(steps);
+        }
+        Ok(t)
+    }
+
     /// Resumes from a checkpoint written by [`Trainer::save`]: same config, weights, optimiser
     /// state, centre and step, so the curve continues.
     pub fn resume(checkpoint: &Path, out_dir: &Path) -> Result<Self> {
