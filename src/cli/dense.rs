@@ -77,90 +77,120 @@ pub fn composite(emoji: Option<PathBuf>, out: PathBuf, cfg: CompositeConfig) -> 
     Ok(())
 }
 
-pub fn eval_seg(
+/// `procmem eval seg`: segmentation on a composite set (`procmem data composite`): PCA R²
+/// (paper's and standard), in-context IoU and kNN segmentation accuracy, for a model and the
+/// baselines.
+#[derive(clap::Args)]
+pub struct SegArgs {
+    /// The composite set's folder.
+    #[arg(long)]
     data: PathBuf,
-    specs: Vec<String>,
-    report: Option<PathBuf>,
-    baselines: bool,
+    #[command(flatten)]
+    sources: super::eval::Sources,
+    /// Patches per image side.
+    #[arg(long, default_value_t = procmem::dense::DEFAULT_GRID)]
     grid: usize,
+    /// Use only the first N images of the set.
+    #[arg(long)]
     limit: Option<usize>,
-) -> anyhow::Result<()> {
-    let set = CompositeSet::open(&data)
-        .with_context(|| format!("composite set in {} (make one with `procmem data composite`)", data.display()))?;
-    let n = limit.unwrap_or(set.len()).min(set.len());
-    let examples: Vec<_> = (0..n).map(|i| set.load(i)).collect::<Result<_, _>>()?;
-    let cfg = SegEvalConfig { grid, ..Default::default() };
-    let mut markdown = format!(
-        "## Segmentation on the composite set {} ({} images: {} memory / prompts, {} queries; {}×{} patch grid)\n\nCommand: `procmem {}`\n\n{}",
-        data.display(),
-        n,
-        n / 2,
-        n - n / 2,
-        grid,
-        grid,
-        command_line(),
-        SegScores::MARKDOWN_HEADER
-    );
-    let mut notes = String::new();
-    for source in sources_with_baselines(&specs, baselines)? {
-        let bar = progress_bar(n as u64, &source.name());
-        let scores = seg::evaluate(&source, &examples, &cfg, |stage, done, total| {
-            bar.set_message(format!("{}: {stage}", source.name()));
-            bar.set_length(total as u64);
-            bar.set_position(done as u64);
-        })?;
-        bar.finish_and_clear();
-        eprintln!("{}", scores.markdown_row().trim());
-        notes += &format!(
-            "- {}: R² over {} images, in-context over {} prompt/query pairs, kNN over {} memory and {} query patches\n",
-            scores.source, scores.r2_images, scores.pairs, scores.memory_patches, scores.query_patches
-        );
-        markdown += &scores.markdown_row();
-    }
-    markdown += "\n";
-    markdown += &notes;
-    write_report(report, &markdown)
 }
 
-/// PCA overlays (one shared basis) and first-component foreground masks.
-pub fn pca(images: Vec<PathBuf>, features: Option<String>, out: PathBuf, grid: usize, opacity: f32, threshold: f32) -> anyhow::Result<()> {
-    if images.is_empty() {
-        bail!("give at least one image");
-    }
-    let source = source(features.as_deref())?;
-    let loaded: Vec<_> = images.iter().map(|p| open_rgb(p)).collect::<anyhow::Result<_>>()?;
-    let grids = extract(&source, &loaded, grid, |_| {})?;
-    let (colours, proj) = shared_overlays(&grids.iter().collect::<Vec<_>>())?;
-    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-    let stems = output_stems(&images);
-    for (((path, img), c), stem) in images.iter().zip(&loaded).zip(&colours).zip(&stems) {
-        let o = out_name(&out, stem, "pca");
-        overlay(img, c, opacity).save(&o).with_context(|| format!("writing {}", o.display()))?;
-        let fg = c.foreground(threshold);
-        let (w, h) = img.dimensions();
-        let m = out_name(&out, stem, "foreground");
-        image::GrayImage::from_fn(w, h, |x, y| {
-            image::Luma([if fg[(y as usize * c.rows / h as usize) * c.cols + x as usize * c.cols / w as usize] { 255 } else { 0 }])
-        })
-        .save(&m)
-        .with_context(|| format!("writing {}", m.display()))?;
-        println!(
-            "{} → {}, {} ({:.1} % foreground)",
-            path.display(),
-            o.display(),
-            m.display(),
-            100.0 * fg.iter().filter(|&&f| f).count() as f64 / fg.len() as f64
+impl SegArgs {
+    pub fn run(self) -> anyhow::Result<()> {
+        let SegArgs { data, sources: super::eval::Sources { features: specs, report, no_baselines }, grid, limit } = self;
+        let baselines = !no_baselines;
+        let set = CompositeSet::open(&data)
+            .with_context(|| format!("composite set in {} (make one with `procmem data composite`)", data.display()))?;
+        let n = limit.unwrap_or(set.len()).min(set.len());
+        let examples: Vec<_> = (0..n).map(|i| set.load(i)).collect::<Result<_, _>>()?;
+        let cfg = SegEvalConfig { grid, ..Default::default() };
+        let mut markdown = format!(
+            "## Segmentation on the composite set {} ({} images: {} memory / prompts, {} queries; {}×{} patch grid)\n\nCommand: `procmem {}`\n\n{}",
+            data.display(),
+            n,
+            n / 2,
+            n - n / 2,
+            grid,
+            grid,
+            command_line(),
+            SegScores::MARKDOWN_HEADER
         );
+        let mut notes = String::new();
+        for source in sources_with_baselines(&specs, baselines)? {
+            let bar = progress_bar(n as u64, &source.name());
+            let scores = seg::evaluate(&source, &examples, &cfg, |stage, done, total| {
+                bar.set_message(format!("{}: {stage}", source.name()));
+                bar.set_length(total as u64);
+                bar.set_position(done as u64);
+            })?;
+            bar.finish_and_clear();
+            eprintln!("{}", scores.markdown_row().trim());
+            notes += &format!(
+                "- {}: R² over {} images, in-context over {} prompt/query pairs, kNN over {} memory and {} query patches\n",
+                scores.source, scores.r2_images, scores.pairs, scores.memory_patches, scores.query_patches
+            );
+            markdown += &scores.markdown_row();
+        }
+        markdown += "\n";
+        markdown += &notes;
+        write_report(report, &markdown)
     }
-    println!(
-        "shared basis over {} images; explained variance {:.1} / {:.1} / {:.1} % ({})",
-        images.len(),
-        proj.explained[0] * 100.0,
-        proj.explained[1] * 100.0,
-        proj.explained[2] * 100.0,
-        source.name()
-    );
-    Ok(())
+}
+
+/// `procmem dense pca`: PCA overlays (one shared basis) and first-component foreground masks.
+#[derive(clap::Args)]
+pub struct PcaArgs {
+    images: Vec<PathBuf>,
+    #[command(flatten)]
+    args: DenseArgs,
+    #[arg(long, default_value_t = 0.7)]
+    opacity: f32,
+    /// Foreground threshold on the first component (scaled to [0, 1]).
+    #[arg(long, default_value_t = 0.5)]
+    threshold: f32,
+}
+
+impl PcaArgs {
+    pub fn run(self) -> anyhow::Result<()> {
+        let PcaArgs { images, args: DenseArgs { features, grid, out }, opacity, threshold } = self;
+        if images.is_empty() {
+            bail!("give at least one image");
+        }
+        let source = source(features.as_deref())?;
+        let loaded: Vec<_> = images.iter().map(|p| open_rgb(p)).collect::<anyhow::Result<_>>()?;
+        let grids = extract(&source, &loaded, grid, |_| {})?;
+        let (colours, proj) = shared_overlays(&grids.iter().collect::<Vec<_>>())?;
+        std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+        let stems = output_stems(&images);
+        for (((path, img), c), stem) in images.iter().zip(&loaded).zip(&colours).zip(&stems) {
+            let o = out_name(&out, stem, "pca");
+            overlay(img, c, opacity).save(&o).with_context(|| format!("writing {}", o.display()))?;
+            let fg = c.foreground(threshold);
+            let (w, h) = img.dimensions();
+            let m = out_name(&out, stem, "foreground");
+            image::GrayImage::from_fn(w, h, |x, y| {
+                image::Luma([if fg[(y as usize * c.rows / h as usize) * c.cols + x as usize * c.cols / w as usize] { 255 } else { 0 }])
+            })
+            .save(&m)
+            .with_context(|| format!("writing {}", m.display()))?;
+            println!(
+                "{} → {}, {} ({:.1} % foreground)",
+                path.display(),
+                o.display(),
+                m.display(),
+                100.0 * fg.iter().filter(|&&f| f).count() as f64 / fg.len() as f64
+            );
+        }
+        println!(
+            "shared basis over {} images; explained variance {:.1} / {:.1} / {:.1} % ({})",
+            images.len(),
+            proj.explained[0] * 100.0,
+            proj.explained[1] * 100.0,
+            proj.explained[2] * 100.0,
+            source.name()
+        );
+        Ok(())
+    }
 }
 
 /// `procmem dense segment`: in-context segmentation of a query from one or more prompt/mask pairs.
@@ -244,58 +274,86 @@ fn save_labels(img: &image::RgbImage, labels: &[u32], rows: usize, cols: usize, 
     .with_context(|| format!("writing {}", path.display()))
 }
 
-pub fn kmeans_cmd(images: Vec<PathBuf>, features: Option<String>, out: PathBuf, grid: usize, k: usize, seed: u64) -> anyhow::Result<()> {
-    let source = source(features.as_deref())?;
-    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-    for (path, stem) in images.iter().zip(output_stems(&images)) {
-        let img = open_rgb(path)?;
-        let g = extract_one(&source, &img, grid)?;
-        let labels = kmeans(&g, k, seed)?;
-        let o = out_name(&out, &stem, &format!("kmeans{k}"));
-        save_labels(&img, &labels, g.rows, g.cols, &o)?;
-        println!("{} → {}", path.display(), o.display());
-    }
-    Ok(())
+/// `procmem dense kmeans`.
+#[derive(clap::Args)]
+pub struct KmeansArgs {
+    images: Vec<PathBuf>,
+    #[command(flatten)]
+    args: DenseArgs,
+    #[arg(long, default_value_t = 4)]
+    k: usize,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
 }
 
-/// kNN segmentation of images with a patch memory made from (part of) a composite set.
-pub fn knn_cmd(
-    data: PathBuf,
-    memory_images: usize,
+impl KmeansArgs {
+    pub fn run(self) -> anyhow::Result<()> {
+        let KmeansArgs { images, args: DenseArgs { features, grid, out }, k, seed } = self;
+        let source = source(features.as_deref())?;
+        std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+        for (path, stem) in images.iter().zip(output_stems(&images)) {
+            let img = open_rgb(path)?;
+            let g = extract_one(&source, &img, grid)?;
+            let labels = kmeans(&g, k, seed)?;
+            let o = out_name(&out, &stem, &format!("kmeans{k}"));
+            save_labels(&img, &labels, g.rows, g.cols, &o)?;
+            println!("{} → {}", path.display(), o.display());
+        }
+        Ok(())
+    }
+}
+
+/// `procmem dense knn`: kNN segmentation of images with a patch memory made from (part of) a
+/// composite set.
+#[derive(clap::Args)]
+pub struct KnnSegArgs {
     images: Vec<PathBuf>,
-    features: Option<String>,
-    out: PathBuf,
-    grid: usize,
+    /// The composite set giving labelled patches.
+    #[arg(long)]
+    data: PathBuf,
+    /// How many of its images make the memory.
+    #[arg(long, default_value_t = 100)]
+    memory_images: usize,
+    /// Vote of the k most similar patches (softmax of cos/0.02) instead of the paper's
+    /// attention over all memory patches.
+    #[arg(long)]
     top_k: Option<usize>,
-) -> anyhow::Result<()> {
-    let source = source(features.as_deref())?;
-    let set = CompositeSet::open(&data).with_context(|| format!("composite set in {}", data.display()))?;
-    let n = memory_images.min(set.len());
-    let examples: Vec<_> = (0..n).map(|i| set.load(i)).collect::<Result<_, _>>()?;
-    let grids = extract(&source, &examples.iter().map(|e| &e.image).collect::<Vec<_>>(), grid, |_| {})?;
-    let mut memory = PatchMemory::default();
-    for (e, g) in examples.iter().zip(&grids) {
-        memory.add(g, &patch_labels(&e.labels, e.width(), e.height(), g.rows, g.cols))?;
+    #[command(flatten)]
+    args: DenseArgs,
+}
+
+impl KnnSegArgs {
+    pub fn run(self) -> anyhow::Result<()> {
+        let KnnSegArgs { images, data, memory_images, top_k, args: DenseArgs { features, grid, out } } = self;
+        let source = source(features.as_deref())?;
+        let set = CompositeSet::open(&data).with_context(|| format!("composite set in {}", data.display()))?;
+        let n = memory_images.min(set.len());
+        let examples: Vec<_> = (0..n).map(|i| set.load(i)).collect::<Result<_, _>>()?;
+        let grids = extract(&source, &examples.iter().map(|e| &e.image).collect::<Vec<_>>(), grid, |_| {})?;
+        let mut memory = PatchMemory::default();
+        for (e, g) in examples.iter().zip(&grids) {
+            memory.add(g, &patch_labels(&e.labels, e.width(), e.height(), g.rows, g.cols))?;
+        }
+        memory.num_classes = set.manifest.classes.len();
+        let vote = match top_k {
+            Some(k) => PatchVote::TopK { k, temperature: procmem::dense::segment::PATCH_VOTE_TEMPERATURE },
+            None => PatchVote::Attention,
+        };
+        std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+        for (path, stem) in images.iter().zip(output_stems(&images)) {
+            let img = open_rgb(path)?;
+            let g = extract_one(&source, &img, grid)?;
+            let labels = memory.segment(&g, vote)?;
+            let o = out_name(&out, &stem, "knnseg");
+            save_labels(&img, &labels, g.rows, g.cols, &o)?;
+            let mut found: Vec<u32> = labels.clone();
+            found.sort();
+            found.dedup();
+            let names: Vec<&str> = found.iter().map(|&l| set.manifest.classes.get(l as usize).map_or("?", |s| s.as_str())).collect();
+            println!("{} → {} (classes: {})", path.display(), o.display(), names.join(", "));
+        }
+        Ok(())
     }
-    memory.num_classes = set.manifest.classes.len();
-    let vote = match top_k {
-        Some(k) => PatchVote::TopK { k, temperature: procmem::dense::segment::PATCH_VOTE_TEMPERATURE },
-        None => PatchVote::Attention,
-    };
-    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-    for (path, stem) in images.iter().zip(output_stems(&images)) {
-        let img = open_rgb(path)?;
-        let g = extract_one(&source, &img, grid)?;
-        let labels = memory.segment(&g, vote)?;
-        let o = out_name(&out, &stem, "knnseg");
-        save_labels(&img, &labels, g.rows, g.cols, &o)?;
-        let mut found: Vec<u32> = labels.clone();
-        found.sort();
-        found.dedup();
-        let names: Vec<&str> = found.iter().map(|&l| set.manifest.classes.get(l as usize).map_or("?", |s| s.as_str())).collect();
-        println!("{} → {} (classes: {})", path.display(), o.display(), names.join(", "));
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -356,45 +414,14 @@ pub struct DenseArgs {
 pub enum DenseCommand {
     /// PCA of patch tokens → RGB overlays with one basis shared by all the images, and the first
     /// component thresholded as a foreground mask.
-    Pca {
-        images: Vec<PathBuf>,
-        #[command(flatten)]
-        args: DenseArgs,
-        #[arg(long, default_value_t = 0.7)]
-        opacity: f32,
-        /// Foreground threshold on the first component (scaled to [0, 1]).
-        #[arg(long, default_value_t = 0.5)]
-        threshold: f32,
-    },
+    Pca(PcaArgs),
     /// In-context segmentation: prompt image(s) with mask(s) → the query's soft mask (PNG).
     Segment(SegmentArgs),
     /// K-means clusters of each image's patch tokens, drawn over it.
-    Kmeans {
-        images: Vec<PathBuf>,
-        #[command(flatten)]
-        args: DenseArgs,
-        #[arg(long, default_value_t = 4)]
-        k: usize,
-        #[arg(long, default_value_t = 0)]
-        seed: u64,
-    },
+    Kmeans(KmeansArgs),
     /// kNN segmentation: a patch memory from a composite set's first images labels each image's
     /// patches.
-    Knn {
-        images: Vec<PathBuf>,
-        /// The composite set giving labelled patches.
-        #[arg(long)]
-        data: PathBuf,
-        /// How many of its images make the memory.
-        #[arg(long, default_value_t = 100)]
-        memory_images: usize,
-        /// Vote of the k most similar patches (softmax of cos/0.02) instead of the paper's
-        /// attention over all memory patches.
-        #[arg(long)]
-        top_k: Option<usize>,
-        #[command(flatten)]
-        args: DenseArgs,
-    },
+    Knn(KnnSegArgs),
 }
 
 impl DataCommand {
@@ -411,12 +438,10 @@ impl DataCommand {
 impl DenseCommand {
     pub fn run(self) -> anyhow::Result<()> {
         match self {
-            DenseCommand::Pca { images, args, opacity, threshold } => pca(images, args.features, args.out, args.grid, opacity, threshold),
+            DenseCommand::Pca(args) => args.run(),
             DenseCommand::Segment(args) => args.run(),
-            DenseCommand::Kmeans { images, args, k, seed } => kmeans_cmd(images, args.features, args.out, args.grid, k, seed),
-            DenseCommand::Knn { images, data, memory_images, top_k, args } => {
-                knn_cmd(data, memory_images, images, args.features, args.out, args.grid, top_k)
-            }
+            DenseCommand::Kmeans(args) => args.run(),
+            DenseCommand::Knn(args) => args.run(),
         }
     }
 }

@@ -708,68 +708,94 @@ impl PrivacyArgs {
     }
 }
 
-pub fn retrieval(
+/// `procmem eval retrieval`.
+#[derive(clap::Args)]
+pub struct RetrievalArgs {
+    #[arg(long)]
     queries: Option<PathBuf>,
+    #[arg(long)]
     gallery: Option<PathBuf>,
-    features: Vec<String>,
-    report: Option<PathBuf>,
-    baselines: bool,
-) -> anyhow::Result<()> {
-    let queries = match queries {
-        Some(q) => q,
-        None => data_dir()?.join("emoji-google/img/google/64"),
-    };
-    let gallery = match gallery {
-        Some(g) => g,
-        None => data_dir()?.join("emoji-twitter/img/twitter/64"),
-    };
-    let pairs = retrieval::paired_files(&queries, &gallery)?;
-    let load = |paths: Vec<&PathBuf>| -> anyhow::Result<Vec<image::RgbImage>> {
-        paths.into_iter().map(|p| procmem::imageio::load_rgb(p).map_err(anyhow::Error::from)).collect()
-    };
-    let q_images = load(pairs.iter().map(|p| &p.0).collect())?;
-    let g_images = load(pairs.iter().map(|p| &p.1).collect())?;
-    let ks = [1, 5];
-    let mut markdown = format!(
-        "## Retrieval: {} queries ({}) against their counterparts ({})\n\nCommand: `procmem {}`\n\n| features | recall@1 | recall@5 |\n|---|---:|---:|\n",
-        pairs.len(),
-        queries.display(),
-        gallery.display(),
-        command_line()
-    );
-    for source in sources_with_baselines(&features, baselines)? {
-        let (q, dim) = source.embed_rgb(&q_images, |_| {})?;
-        let (g, _) = source.embed_rgb(&g_images, |_| {})?;
-        let r = retrieval::evaluate(&source.name(), &q, &g, dim, &ks);
-        eprintln!("{}: recall@1 {:.2} %, recall@5 {:.2} %", r.source, r.recall[0].1 * 100.0, r.recall[1].1 * 100.0);
-        markdown += &r.markdown_row();
-    }
-    write_report(report, &markdown)
+    #[command(flatten)]
+    sources: Sources,
 }
 
-pub fn two_afc(csv: PathBuf, split: Option<String>, features: Vec<String>, report: Option<PathBuf>, baselines: bool) -> anyhow::Result<()> {
-    let triplets = twoafc::read_triplets(&csv, split.as_deref(), 6.0)?;
-    anyhow::ensure!(!triplets.is_empty(), "{}: no triplet with at least 6 votes in the chosen split", csv.display());
-    let load = |f: &dyn Fn(&twoafc::Triplet) -> &PathBuf| -> anyhow::Result<Vec<image::RgbImage>> {
-        triplets.iter().map(|t| procmem::imageio::load_rgb(f(t)).map_err(anyhow::Error::from)).collect()
-    };
-    let (refs, lefts, rights) = (load(&|t| &t.reference)?, load(&|t| &t.left)?, load(&|t| &t.right)?);
-    let p: Vec<f64> = triplets.iter().map(|t| t.p_right).collect();
-    let mut markdown = format!(
-        "## 2AFC (DreamSim protocol): {} triplets from {}\n\nCommand: `procmem {}`\n\n| features | 2AFC score |\n|---|---:|\n",
-        triplets.len(),
-        csv.display(),
-        command_line()
-    );
-    for source in sources_with_baselines(&features, baselines)? {
-        let (r, dim) = source.embed_rgb(&refs, |_| {})?;
-        let (l, _) = source.embed_rgb(&lefts, |_| {})?;
-        let (rt, _) = source.embed_rgb(&rights, |_| {})?;
-        let score = twoafc::evaluate(&r, &l, &rt, dim, &p);
-        eprintln!("{}: 2AFC {:.2} %", source.name(), score * 100.0);
-        markdown += &format!("| {} | {:.2} % |\n", source.name(), score * 100.0);
+impl RetrievalArgs {
+    pub fn run(self) -> anyhow::Result<()> {
+        let RetrievalArgs { queries, gallery, sources: Sources { features, report, no_baselines } } = self;
+        let baselines = !no_baselines;
+        let queries = match queries {
+            Some(q) => q,
+            None => data_dir()?.join("emoji-google/img/google/64"),
+        };
+        let gallery = match gallery {
+            Some(g) => g,
+            None => data_dir()?.join("emoji-twitter/img/twitter/64"),
+        };
+        let pairs = retrieval::paired_files(&queries, &gallery)?;
+        let load = |paths: Vec<&PathBuf>| -> anyhow::Result<Vec<image::RgbImage>> {
+            paths.into_iter().map(|p| procmem::imageio::load_rgb(p).map_err(anyhow::Error::from)).collect()
+        };
+        let q_images = load(pairs.iter().map(|p| &p.0).collect())?;
+        let g_images = load(pairs.iter().map(|p| &p.1).collect())?;
+        let ks = [1, 5];
+        let mut markdown = format!(
+            "## Retrieval: {} queries ({}) against their counterparts ({})\n\nCommand: `procmem {}`\n\n| features | recall@1 | recall@5 |\n|---|---:|---:|\n",
+            pairs.len(),
+            queries.display(),
+            gallery.display(),
+            command_line()
+        );
+        for source in sources_with_baselines(&features, baselines)? {
+            let (q, dim) = source.embed_rgb(&q_images, |_| {})?;
+            let (g, _) = source.embed_rgb(&g_images, |_| {})?;
+            let r = retrieval::evaluate(&source.name(), &q, &g, dim, &ks);
+            eprintln!("{}: recall@1 {:.2} %, recall@5 {:.2} %", r.source, r.recall[0].1 * 100.0, r.recall[1].1 * 100.0);
+            markdown += &r.markdown_row();
+        }
+        write_report(report, &markdown)
     }
-    write_report(report, &markdown)
+}
+
+/// `procmem eval 2afc`.
+#[derive(clap::Args)]
+pub struct TwoAfcArgs {
+    /// The triplets' data.csv (columns ref_path, left_path, right_path, votes, right_vote, split).
+    #[arg(long)]
+    csv: PathBuf,
+    /// Keep one split (`test` = test_imagenet and test_no_imagenet); default: all rows.
+    #[arg(long)]
+    split: Option<String>,
+    #[command(flatten)]
+    sources: Sources,
+}
+
+impl TwoAfcArgs {
+    pub fn run(self) -> anyhow::Result<()> {
+        let TwoAfcArgs { csv, split, sources: Sources { features, report, no_baselines } } = self;
+        let baselines = !no_baselines;
+        let triplets = twoafc::read_triplets(&csv, split.as_deref(), 6.0)?;
+        anyhow::ensure!(!triplets.is_empty(), "{}: no triplet with at least 6 votes in the chosen split", csv.display());
+        let load = |f: &dyn Fn(&twoafc::Triplet) -> &PathBuf| -> anyhow::Result<Vec<image::RgbImage>> {
+            triplets.iter().map(|t| procmem::imageio::load_rgb(f(t)).map_err(anyhow::Error::from)).collect()
+        };
+        let (refs, lefts, rights) = (load(&|t| &t.reference)?, load(&|t| &t.left)?, load(&|t| &t.right)?);
+        let p: Vec<f64> = triplets.iter().map(|t| t.p_right).collect();
+        let mut markdown = format!(
+            "## 2AFC (DreamSim protocol): {} triplets from {}\n\nCommand: `procmem {}`\n\n| features | 2AFC score |\n|---|---:|\n",
+            triplets.len(),
+            csv.display(),
+            command_line()
+        );
+        for source in sources_with_baselines(&features, baselines)? {
+            let (r, dim) = source.embed_rgb(&refs, |_| {})?;
+            let (l, _) = source.embed_rgb(&lefts, |_| {})?;
+            let (rt, _) = source.embed_rgb(&rights, |_| {})?;
+            let score = twoafc::evaluate(&r, &l, &rt, dim, &p);
+            eprintln!("{}: 2AFC {:.2} %", source.name(), score * 100.0);
+            markdown += &format!("| {} | {:.2} % |\n", source.name(), score * 100.0);
+        }
+        write_report(report, &markdown)
+    }
 }
 
 /// The feature sources of an evaluation, and where its report goes.
@@ -801,32 +827,7 @@ pub enum EvalCommand {
     /// "Not in memory": a memory of one set's training images queried with its test images
     /// and with other sets' test images; AUROC and FPR@95 of the k-th-neighbour similarity as
     /// the in-memory score (the Query panel abstains below a threshold of it).
-    Ood {
-        #[command(flatten)]
-        set: SetArgs,
-        /// Out-of-distribution sets (their test images) [default: the other built-in sets].
-        #[arg(long = "out", value_enum, value_delimiter = ',')]
-        out: Vec<Dataset>,
-        #[command(flatten)]
-        sources: Sources,
-        /// Neighbours: the score is the k-th one's similarity.
-        #[arg(long, default_value_t = 10)]
-        k: usize,
-        /// Use only the first N test images of each set (default: all).
-        #[arg(long)]
-        limit_test: Option<usize>,
-        /// Your own memory instead of a built-in set (a memory file); needs --in-queries and
-        /// --out-queries. Baselines re-embed it from its thumbnails.
-        #[arg(long, requires_all = ["in_queries", "out_queries"])]
-        memory: Option<PathBuf>,
-        /// In-distribution queries for --memory: a memory file or labelled images (folder, CSV,
-        /// IDX, npz, as `eval knn --memory-data` takes them).
-        #[arg(long, requires = "memory")]
-        in_queries: Option<PathBuf>,
-        /// Out-of-distribution queries for --memory (memory files or labelled images), repeatable.
-        #[arg(long, requires = "memory")]
-        out_queries: Vec<PathBuf>,
-    },
+    Ood(OodArgs),
     /// Adding a class to a memory, in miniature (visual-memory's flexible perception): kNN
     /// accuracy of the old classes' queries before and after the new class's images join the
     /// memory, the new class's accuracy, and how many old queries it takes over. No training:
@@ -834,41 +835,53 @@ pub enum EvalCommand {
     NewClass(NewClassArgs),
     /// Recall@1/5 between paired sets: each query's counterpart is the gallery image with the
     /// same file name [default: Google vs Twitter emoji from $PROCMEM_DATA].
-    Retrieval {
-        #[arg(long)]
-        queries: Option<PathBuf>,
-        #[arg(long)]
-        gallery: Option<PathBuf>,
-        #[command(flatten)]
-        sources: Sources,
-    },
+    Retrieval(RetrievalArgs),
     /// Segmentation on a composite set (`procmem data composite`): PCA R² (paper's and
     /// standard), in-context IoU and kNN segmentation accuracy, for a model and the baselines.
-    Seg {
-        /// The composite set's folder.
-        #[arg(long)]
-        data: PathBuf,
-        #[command(flatten)]
-        sources: Sources,
-        /// Patches per image side.
-        #[arg(long, default_value_t = procmem::dense::DEFAULT_GRID)]
-        grid: usize,
-        /// Use only the first N images of the set.
-        #[arg(long)]
-        limit: Option<usize>,
-    },
+    Seg(super::dense::SegArgs),
     /// Two-alternative forced choice on NIGHTS-format triplets (DreamSim's protocol).
     #[command(name = "2afc")]
-    TwoAfc {
-        /// The triplets' data.csv (columns ref_path, left_path, right_path, votes, right_vote, split).
-        #[arg(long)]
-        csv: PathBuf,
-        /// Keep one split (`test` = test_imagenet and test_no_imagenet); default: all rows.
-        #[arg(long)]
-        split: Option<String>,
-        #[command(flatten)]
-        sources: Sources,
-    },
+    TwoAfc(TwoAfcArgs),
+}
+
+/// `procmem eval ood`: a built-in set's memory, or your own with --memory.
+#[derive(clap::Args)]
+pub struct OodArgs {
+    #[command(flatten)]
+    set: SetArgs,
+    /// Out-of-distribution sets (their test images) [default: the other built-in sets].
+    #[arg(long = "out", value_enum, value_delimiter = ',')]
+    out: Vec<Dataset>,
+    #[command(flatten)]
+    sources: Sources,
+    /// Neighbours: the score is the k-th one's similarity.
+    #[arg(long, default_value_t = 10)]
+    k: usize,
+    /// Use only the first N test images of each set (default: all).
+    #[arg(long)]
+    limit_test: Option<usize>,
+    /// Your own memory instead of a built-in set (a memory file); needs --in-queries and
+    /// --out-queries. Baselines re-embed it from its thumbnails.
+    #[arg(long, requires_all = ["in_queries", "out_queries"])]
+    memory: Option<PathBuf>,
+    /// In-distribution queries for --memory: a memory file or labelled images (folder, CSV,
+    /// IDX, npz, as `eval knn --memory-data` takes them).
+    #[arg(long, requires = "memory")]
+    in_queries: Option<PathBuf>,
+    /// Out-of-distribution queries for --memory (memory files or labelled images), repeatable.
+    #[arg(long, requires = "memory")]
+    out_queries: Vec<PathBuf>,
+}
+
+impl OodArgs {
+    pub fn run(self) -> anyhow::Result<()> {
+        let OodArgs { set, out, sources: Sources { features, report, no_baselines }, k, limit_test, memory, in_queries, out_queries } =
+            self;
+        match (memory, in_queries) {
+            (Some(memory), Some(inside)) => ood_own_data(&memory, &inside, &out_queries, features, k, report, !no_baselines),
+            _ => ood_builtin(set, out, features, k, limit_test, report, !no_baselines),
+        }
+    }
 }
 
 /// Embeds one part in a space shared by gray and colour sets: models see gray images as RGB
@@ -896,7 +909,7 @@ fn embed_part_common_space(
 /// `procmem eval ood`: a memory of one set's training images, queried with its test images
 /// (in distribution) and with other sets' test images (out of distribution); AUROC and FPR@95
 /// of the k-th-neighbour score (`eval::ood`).
-pub fn ood(
+pub fn ood_builtin(
     set: SetArgs,
     out: Vec<Dataset>,
     features: Vec<String>,
@@ -1047,29 +1060,11 @@ impl EvalCommand {
             EvalCommand::Knn(args) => args.run(),
             EvalCommand::Probe(args) => args.run(),
             EvalCommand::Unlearn(args) => args.run(),
-            EvalCommand::Ood {
-                set,
-                out,
-                sources: Sources { features, report, no_baselines },
-                k,
-                limit_test,
-                memory,
-                in_queries,
-                out_queries,
-            } => match (memory, in_queries) {
-                (Some(memory), Some(inside)) => ood_own_data(&memory, &inside, &out_queries, features, k, report, !no_baselines),
-                _ => ood(set, out, features, k, limit_test, report, !no_baselines),
-            },
+            EvalCommand::Ood(args) => args.run(),
             EvalCommand::NewClass(args) => args.run(),
-            EvalCommand::Retrieval { queries, gallery, sources: Sources { features, report, no_baselines } } => {
-                retrieval(queries, gallery, features, report, !no_baselines)
-            }
-            EvalCommand::TwoAfc { csv, split, sources: Sources { features, report, no_baselines } } => {
-                two_afc(csv, split, features, report, !no_baselines)
-            }
-            EvalCommand::Seg { data, sources: Sources { features, report, no_baselines }, grid, limit } => {
-                super::dense::eval_seg(data, features, report, !no_baselines, grid, limit)
-            }
+            EvalCommand::Retrieval(args) => args.run(),
+            EvalCommand::TwoAfc(args) => args.run(),
+            EvalCommand::Seg(args) => args.run(),
         }
     }
 }
