@@ -7,7 +7,12 @@ fn main() {
     let dir = Path::new("shaders/programs");
     println!("cargo:rerun-if-changed=shaders");
     let mut files: Vec<_> = fs::read_dir(dir)
-        .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "wgsl")).collect())
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "wgsl"))
+                .collect()
+        })
         .unwrap_or_default();
     files.sort();
     let mut code = String::from(
@@ -16,7 +21,10 @@ fn main() {
     for f in &files {
         let abs = fs::canonicalize(f).expect("program path");
         let name = f.file_name().unwrap().to_string_lossy();
-        code.push_str(&format!("    ({name:?}, include_str!({:?})),\n", abs.display().to_string()));
+        code.push_str(&format!(
+            "    ({name:?}, include_str!({:?})),\n",
+            abs.display().to_string()
+        ));
     }
     code.push_str("];\n");
     let out = Path::new(&env::var("OUT_DIR").unwrap()).join("embedded_programs.rs");

@@ -25,7 +25,11 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
-    let points: usize = args.get(1).map(|s| s.parse()).transpose()?.unwrap_or(100_000);
+    let points: usize = args
+        .get(1)
+        .map(|s| s.parse())
+        .transpose()?
+        .unwrap_or(100_000);
     let frames: usize = args.get(2).map(|s| s.parse()).transpose()?.unwrap_or(200);
     let state = KnowledgeState::default();
     let perception = Perception::load(&state.model)?;
@@ -33,22 +37,40 @@ fn main() -> anyhow::Result<()> {
     let dim = perception.source.vit().map_or(0, |v| v.embedding_dim());
     // Ten classes around random centres, spread like real embeddings (cosine to centre ≈ 0.7).
     let mut rng = Rng::new(1);
-    let centres: Vec<Vec<f32>> = (0..10).map(|_| (0..dim).map(|_| rng.normal() as f32).collect()).collect();
+    let centres: Vec<Vec<f32>> = (0..10)
+        .map(|_| (0..dim).map(|_| rng.normal() as f32).collect())
+        .collect();
     let mut memory = Memory::new(&fp, dim);
     for i in 0..points {
         let c = &centres[i % 10];
         let mut v: Vec<f32> = c.iter().map(|x| x + rng.normal() as f32).collect();
         let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
         v.iter_mut().for_each(|x| *x /= n);
-        memory.add(&fp, &format!("class {}", i % 10), &format!("synthetic#{i}"), i as u64, Vec::new(), v)?;
+        memory.add(
+            &fp,
+            &format!("class {}", i % 10),
+            &format!("synthetic#{i}"),
+            i as u64,
+            Vec::new(),
+            v,
+        )?;
     }
     let start = Instant::now();
     let map = MemoryMap::fit(&memory)?;
     let fit_s = start.elapsed().as_secs_f64();
-    println!("memory: {points} entries × {dim} (bundled model's dimension); map fit (PCA on ≤ 20k + placing all): {fit_s:.2} s");
+    println!(
+        "memory: {points} entries × {dim} (bundled model's dimension); map fit (PCA on ≤ 20k + placing all): {fit_s:.2} s"
+    );
     drop(map);
 
-    let mut k = Knowledge::new(perception, memory, None, PathBuf::from("synthetic.pmem"), None, 10)?;
+    let mut k = Knowledge::new(
+        perception,
+        memory,
+        None,
+        PathBuf::from("synthetic.pmem"),
+        None,
+        10,
+    )?;
     let ctx = egui::Context::default();
     let size = egui::vec2(1280.0, 800.0);
     let input = |t: f64, pointer: Option<egui::Pos2>| egui::RawInput {
@@ -75,7 +97,10 @@ fn main() -> anyhow::Result<()> {
                 t += 0.016;
                 std::thread::sleep(std::time::Duration::from_millis(50));
             }
-            println!("leave-one-out predictions of {points} entries (worker): {:.1} s", start.elapsed().as_secs_f64());
+            println!(
+                "leave-one-out predictions of {points} entries (worker): {:.1} s",
+                start.elapsed().as_secs_f64()
+            );
         }
         let mut times = Vec::with_capacity(frames);
         for f in 0..frames + 10 {
@@ -83,7 +108,9 @@ fn main() -> anyhow::Result<()> {
             let x = 320.0 + (f as f32 * 37.0) % 940.0;
             let y = 40.0 + (f as f32 * 23.0) % 740.0;
             let start = Instant::now();
-            let out = ctx.run_ui(input(t, Some(egui::pos2(x, y))), |ui| panel.ui(ui, &mut k, None, None));
+            let out = ctx.run_ui(input(t, Some(egui::pos2(x, y))), |ui| {
+                panel.ui(ui, &mut k, None, None)
+            });
             let prims = ctx.tessellate(out.shapes, out.pixels_per_point);
             let ms = start.elapsed().as_secs_f64() * 1e3;
             std::hint::black_box(prims);

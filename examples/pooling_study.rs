@@ -41,7 +41,10 @@ fn features(vit: &VisionTransformer, images: &[image::RgbImage]) -> anyhow::Resu
     let g = size / vit.cfg.patch_size;
     let (mut cls, mut mean, mut grid) = (Vec::new(), Vec::new(), Vec::new());
     for (i, chunk) in images.chunks(256).enumerate() {
-        let pixels: Vec<f32> = chunk.par_iter().flat_map_iter(|img| eval_preprocess(img, size as u32)).collect();
+        let pixels: Vec<f32> = chunk
+            .par_iter()
+            .flat_map_iter(|img| eval_preprocess(img, size as u32))
+            .collect();
         let x = Tensor::from_vec(pixels, (chunk.len(), 3, size, size), &Device::Cpu)?;
         let tokens = vit.infer_tokens(&x)?; // [B, 1 + g², D]
         let b = chunk.len();
@@ -49,7 +52,10 @@ fn features(vit: &VisionTransformer, images: &[image::RgbImage]) -> anyhow::Resu
         let patches = tokens.narrow(1, 1, g * g)?; // [B, g², D]
         mean.extend(patches.mean(1)?.flatten_all()?.to_vec1::<f32>()?);
         let h = g / 2;
-        let p = patches.reshape((b, 2, h, 2, h, d))?.permute((0, 1, 3, 2, 4, 5))?.reshape((b, 4, h * h, d))?;
+        let p = patches
+            .reshape((b, 2, h, 2, h, d))?
+            .permute((0, 1, 3, 2, 4, 5))?
+            .reshape((b, 4, h * h, d))?;
         grid.extend(p.mean(2)?.flatten_all()?.to_vec1::<f32>()?);
         eprint!("\r{} / {}", i * 256 + b, images.len());
     }
@@ -63,11 +69,15 @@ fn main() -> anyhow::Result<()> {
         anyhow::bail!("usage: pooling_study MODEL|random:PRESET OUT_DIR [DATA_DIR]");
     }
     let (model, out) = (&args[1], PathBuf::from(&args[2]));
-    let data = args.get(3).map(PathBuf::from).unwrap_or_else(|| dirs_home().join(".cache/procmem/data"));
+    let data = args
+        .get(3)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| dirs_home().join(".cache/procmem/data"));
     std::fs::create_dir_all(&out)?;
     let vit = match model.strip_prefix("random:") {
         Some(preset) => {
-            let cfg = procmem::model::VitConfig::preset(preset).ok_or_else(|| anyhow::anyhow!("unknown preset `{preset}`"))?;
+            let cfg = procmem::model::VitConfig::preset(preset)
+                .ok_or_else(|| anyhow::anyhow!("unknown preset `{preset}`"))?;
             let (vit, vars) = new_backbone(&cfg, 0)?;
             // `EXPORT_RANDOM=STEM` also writes the random-init backbone as a model file, so that
             // `procmem standardise` and `procmem eval` can measure it with any pooling.
@@ -79,17 +89,36 @@ fn main() -> anyhow::Result<()> {
         None => load_backbone(Path::new(model), Which::Teacher, None)?.vit,
     };
     let gray = |v: &[image::GrayImage]| -> Vec<image::RgbImage> {
-        v.par_iter().map(|g| image::DynamicImage::ImageLuma8(g.clone()).to_rgb8()).collect()
+        v.par_iter()
+            .map(|g| image::DynamicImage::ImageLuma8(g.clone()).to_rgb8())
+            .collect()
     };
     let mut sets: Vec<(String, Vec<image::RgbImage>)> = Vec::new();
     let size = vit.cfg.img_size as u32;
-    let gen_cfg = procmem::generate::GeneratorConfig { process: procmem::generate::Process::KmlMixup, size, ..Default::default() };
+    let gen_cfg = procmem::generate::GeneratorConfig {
+        process: procmem::generate::Process::KmlMixup,
+        size,
+        ..Default::default()
+    };
     let mut generator = procmem::generate::Generator::open_default(gen_cfg)?;
     // `PROCEDURAL_IMAGES=N` writes N procedural rows (`procedural-N-*.npy`) and nothing else.
-    let only: Option<u64> = std::env::var("PROCEDURAL_IMAGES").ok().and_then(|v| v.parse().ok());
+    let only: Option<u64> = std::env::var("PROCEDURAL_IMAGES")
+        .ok()
+        .and_then(|v| v.parse().ok());
     let count = only.unwrap_or(2000);
-    let procedural: Vec<image::RgbImage> = generator.generate(1, 0..count, false)?.into_iter().map(|s| s.image).collect();
-    sets.push((if only.is_some() { format!("procedural-{count}") } else { "procedural".into() }, procedural));
+    let procedural: Vec<image::RgbImage> = generator
+        .generate(1, 0..count, false)?
+        .into_iter()
+        .map(|s| s.image)
+        .collect();
+    sets.push((
+        if only.is_some() {
+            format!("procedural-{count}")
+        } else {
+            "procedural".into()
+        },
+        procedural,
+    ));
     if only.is_some() {
         return write_sets(&vit, &sets, &out);
     }
@@ -106,7 +135,11 @@ fn main() -> anyhow::Result<()> {
     write_sets(&vit, &sets, &out)
 }
 
-fn write_sets(vit: &VisionTransformer, sets: &[(String, Vec<image::RgbImage>)], out: &Path) -> anyhow::Result<()> {
+fn write_sets(
+    vit: &VisionTransformer,
+    sets: &[(String, Vec<image::RgbImage>)],
+    out: &Path,
+) -> anyhow::Result<()> {
     let d = vit.cfg.embed_dim;
     for (name, images) in sets {
         let [cls, mean, grid] = features(vit, images)?;
@@ -118,8 +151,14 @@ fn write_sets(vit: &VisionTransformer, sets: &[(String, Vec<image::RgbImage>)], 
     Ok(())
 }
 
-fn export_random(cfg: &procmem::model::VitConfig, vars: &candle_nn::VarMap, stem: &Path) -> anyhow::Result<()> {
-    use procmem::model::weights::{CHECKPOINT_FORMAT, CheckpointMeta, Provenance, fingerprint, save_checkpoint, var_tensors};
+fn export_random(
+    cfg: &procmem::model::VitConfig,
+    vars: &candle_nn::VarMap,
+    stem: &Path,
+) -> anyhow::Result<()> {
+    use procmem::model::weights::{
+        CHECKPOINT_FORMAT, CheckpointMeta, Provenance, fingerprint, save_checkpoint, var_tensors,
+    };
     let backbone = var_tensors(vars)?;
     let meta = CheckpointMeta {
         format: CHECKPOINT_FORMAT.into(),
@@ -128,14 +167,21 @@ fn export_random(cfg: &procmem::model::VitConfig, vars: &candle_nn::VarMap, stem
         train_config: serde_json::json!({"trainer": "none: random initialisation (DINO's init rules, seed 0)"}),
         step: 0,
         seed: 0,
-        provenance: Provenance { sources: vec!["random init (seed 0)".into()], procedural_only: true, images_seen: 0 },
+        provenance: Provenance {
+            sources: vec!["random init (seed 0)".into()],
+            procedural_only: true,
+            images_seen: 0,
+        },
         fingerprint: fingerprint(&backbone)?,
         procmem_version: env!("CARGO_PKG_VERSION").into(),
         exported_backbone: Some("teacher".into()),
         standardisation: None,
         pooling: Default::default(),
     };
-    let tensors = backbone.into_iter().map(|(k, v)| (format!("teacher.backbone.{k}"), v)).collect();
+    let tensors = backbone
+        .into_iter()
+        .map(|(k, v)| (format!("teacher.backbone.{k}"), v))
+        .collect();
     save_checkpoint(stem, &tensors, &meta)?;
     Ok(())
 }

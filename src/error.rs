@@ -20,7 +20,10 @@ pub enum Error {
     #[error("invalid configuration: {0}")]
     InvalidConfig(String),
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}: {message}")]
     BadFile { path: PathBuf, message: String },
     #[error("model error: {0}")]
@@ -38,10 +41,17 @@ pub enum Error {
     #[error(
         "the {what} holds embeddings of model {memory_model}, but the model is {model}: embeddings of different models never mix. {hint}"
     )]
-    ModelMismatch { what: String, memory_model: String, model: String, hint: String },
+    ModelMismatch {
+        what: String,
+        memory_model: String,
+        model: String,
+        hint: String,
+    },
     /// An image deleted from this memory (its content hash is on the memory's deny-list) was
     /// added again without the override.
-    #[error("{name} was unlearned from this memory (its content is on the memory's deny-list); re-adding it needs the explicit override")]
+    #[error(
+        "{name} was unlearned from this memory (its content is on the memory's deny-list); re-adding it needs the explicit override"
+    )]
     Unlearned { name: String },
     #[error("cancelled")]
     Cancelled,
@@ -51,6 +61,9 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io { path: path.into(), source }
+        Error::Io {
+            path: path.into(),
+            source,
+        }
     }
 }

@@ -42,14 +42,23 @@ pub const EXTENSIONS: [&str; 8] = ["png", "jpg", "jpeg", "gif", "bmp", "webp", "
 
 /// True when `path`'s extension (any case) is one of [`EXTENSIONS`].
 pub fn has_image_extension(path: &Path) -> bool {
-    path.extension().and_then(|e| e.to_str()).is_some_and(|e| EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
 }
 
 /// Reads a file's bytes, refusing files over [`MAX_FILE_BYTES`] before reading them.
 pub fn read_image_bytes(path: &Path) -> Result<Vec<u8>> {
     let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
     if meta.len() > MAX_FILE_BYTES {
-        return Err(bad(path, format!("{} bytes, over the {} MiB limit for an image file", meta.len(), MAX_FILE_BYTES >> 20)));
+        return Err(bad(
+            path,
+            format!(
+                "{} bytes, over the {} MiB limit for an image file",
+                meta.len(),
+                MAX_FILE_BYTES >> 20
+            ),
+        ));
     }
     std::fs::read(path).map_err(|e| Error::io(path, e))
 }
@@ -73,17 +82,36 @@ pub fn decode_rgb(bytes: &[u8], name: &Path) -> Result<RgbImage> {
 /// orientation; `name` names the image in errors.
 pub fn decode(bytes: &[u8], name: &Path) -> Result<DynamicImage> {
     if bytes.is_empty() {
-        return Err(bad(name, "not a readable image: empty file (0 bytes)".into()));
+        return Err(bad(
+            name,
+            "not a readable image: empty file (0 bytes)".into(),
+        ));
     }
     if bytes.len() as u64 > MAX_FILE_BYTES {
-        return Err(bad(name, format!("{} bytes, over the {} MiB limit for an image file", bytes.len(), MAX_FILE_BYTES >> 20)));
+        return Err(bad(
+            name,
+            format!(
+                "{} bytes, over the {} MiB limit for an image file",
+                bytes.len(),
+                MAX_FILE_BYTES >> 20
+            ),
+        ));
     }
-    let reader = ImageReader::new(Cursor::new(bytes)).with_guessed_format().map_err(|e| Error::io(name, e))?;
+    let reader = ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| Error::io(name, e))?;
     let Some(format) = reader.format() else {
-        return Err(bad(name, "not a readable image: its content is none of PNG, JPEG, GIF, BMP, WebP or TIFF".into()));
+        return Err(bad(
+            name,
+            "not a readable image: its content is none of PNG, JPEG, GIF, BMP, WebP or TIFF".into(),
+        ));
     };
     if format == image::ImageFormat::Jpeg && !jpeg_has_end(bytes) {
-        return Err(bad(name, "not a readable image: truncated JPEG (no end-of-image marker after the last scan)".into()));
+        return Err(bad(
+            name,
+            "not a readable image: truncated JPEG (no end-of-image marker after the last scan)"
+                .into(),
+        ));
     }
     let mut reader = reader;
     let mut limits = Limits::default();
@@ -91,15 +119,28 @@ pub fn decode(bytes: &[u8], name: &Path) -> Result<DynamicImage> {
     limits.max_image_height = Some(MAX_SIDE);
     limits.max_alloc = Some(MAX_DECODER_ALLOC);
     reader.limits(limits);
-    let mut decoder = reader.into_decoder().map_err(|e| decode_error(name, format, e))?;
+    let mut decoder = reader
+        .into_decoder()
+        .map_err(|e| decode_error(name, format, e))?;
     let (w, h) = decoder.dimensions();
     if w == 0 || h == 0 {
-        return Err(bad(name, format!("{w}×{h} pixels: an image needs at least one pixel")));
+        return Err(bad(
+            name,
+            format!("{w}×{h} pixels: an image needs at least one pixel"),
+        ));
     }
     if w as u64 * h as u64 > MAX_PIXELS {
-        return Err(bad(name, format!("{w}×{h} pixels, over the limit of {} megapixels", MAX_PIXELS / 1_000_000)));
+        return Err(bad(
+            name,
+            format!(
+                "{w}×{h} pixels, over the limit of {} megapixels",
+                MAX_PIXELS / 1_000_000
+            ),
+        ));
     }
-    let orientation = decoder.orientation().unwrap_or(image::metadata::Orientation::NoTransforms);
+    let orientation = decoder
+        .orientation()
+        .unwrap_or(image::metadata::Orientation::NoTransforms);
     let mut img = DynamicImage::from_decoder(decoder).map_err(|e| decode_error(name, format, e))?;
     img.apply_orientation(orientation);
     Ok(img)
@@ -108,7 +149,11 @@ pub fn decode(bytes: &[u8], name: &Path) -> Result<DynamicImage> {
 /// RGB with any alpha composited onto white: c' = round((c·a + 255·(255 − a)) / 255) per
 /// channel. Images without alpha are only converted.
 pub fn flatten_on_white(img: DynamicImage) -> RgbImage {
-    if img.color().has_alpha() { on_white(&img.to_rgba8()) } else { img.to_rgb8() }
+    if img.color().has_alpha() {
+        on_white(&img.to_rgba8())
+    } else {
+        img.to_rgb8()
+    }
 }
 
 /// Composites an RGBA image onto white (the formula of [`flatten_on_white`]).
@@ -131,7 +176,10 @@ fn jpeg_has_end(bytes: &[u8]) -> bool {
 }
 
 fn bad(path: &Path, message: String) -> Error {
-    Error::BadFile { path: path.into(), message }
+    Error::BadFile {
+        path: path.into(),
+        message,
+    }
 }
 
 fn decode_error(path: &Path, format: image::ImageFormat, e: image::ImageError) -> Error {
@@ -140,7 +188,10 @@ fn decode_error(path: &Path, format: image::ImageFormat, e: image::ImageError) -
         image::ImageError::Unsupported(_) => "unsupported",
         _ => "not decodable (corrupt or truncated)",
     };
-    bad(path, format!("not a readable image: {format:?} {what}: {e}"))
+    bad(
+        path,
+        format!("not a readable image: {format:?} {what}: {e}"),
+    )
 }
 
 #[cfg(test)]
@@ -149,18 +200,23 @@ mod tests {
 
     fn png(img: &DynamicImage) -> Vec<u8> {
         let mut out = Vec::new();
-        img.write_to(&mut Cursor::new(&mut out), image::ImageFormat::Png).unwrap();
+        img.write_to(&mut Cursor::new(&mut out), image::ImageFormat::Png)
+            .unwrap();
         out
     }
 
     fn jpeg(img: &RgbImage) -> Vec<u8> {
         let mut out = Vec::new();
-        DynamicImage::ImageRgb8(img.clone()).write_to(&mut Cursor::new(&mut out), image::ImageFormat::Jpeg).unwrap();
+        DynamicImage::ImageRgb8(img.clone())
+            .write_to(&mut Cursor::new(&mut out), image::ImageFormat::Jpeg)
+            .unwrap();
         out
     }
 
     fn gradient(w: u32, h: u32) -> RgbImage {
-        RgbImage::from_fn(w, h, |x, y| image::Rgb([(x * 255 / w.max(1)) as u8, (y * 255 / h.max(1)) as u8, 90]))
+        RgbImage::from_fn(w, h, |x, y| {
+            image::Rgb([(x * 255 / w.max(1)) as u8, (y * 255 / h.max(1)) as u8, 90])
+        })
     }
 
     #[test]
@@ -168,7 +224,11 @@ mod tests {
         let img = DynamicImage::ImageRgb8(gradient(9, 7));
         let bytes = png(&img);
         for name in ["a.png", "a.jpg", "no_extension", "A.PNG"] {
-            assert_eq!(decode_rgb(&bytes, Path::new(name)).unwrap(), img.to_rgb8(), "{name}");
+            assert_eq!(
+                decode_rgb(&bytes, Path::new(name)).unwrap(),
+                img.to_rgb8(),
+                "{name}"
+            );
         }
     }
 
@@ -177,20 +237,39 @@ mod tests {
         let disc = |hidden: [u8; 3]| {
             image::RgbaImage::from_fn(16, 16, |x, y| {
                 let inside = (x as i32 - 8).pow(2) + (y as i32 - 8).pow(2) < 25;
-                if inside { image::Rgba([240, 120, 20, 255]) } else { image::Rgba([hidden[0], hidden[1], hidden[2], 0]) }
+                if inside {
+                    image::Rgba([240, 120, 20, 255])
+                } else {
+                    image::Rgba([hidden[0], hidden[1], hidden[2], 0])
+                }
             })
         };
-        let black = decode_rgb(&png(&DynamicImage::ImageRgba8(disc([0, 0, 0]))), Path::new("b.png")).unwrap();
-        let green = decode_rgb(&png(&DynamicImage::ImageRgba8(disc([0, 255, 0]))), Path::new("g.png")).unwrap();
+        let black = decode_rgb(
+            &png(&DynamicImage::ImageRgba8(disc([0, 0, 0]))),
+            Path::new("b.png"),
+        )
+        .unwrap();
+        let green = decode_rgb(
+            &png(&DynamicImage::ImageRgba8(disc([0, 255, 0]))),
+            Path::new("g.png"),
+        )
+        .unwrap();
         assert_eq!(black, green);
-        assert_eq!(black.get_pixel(0, 0).0, [255, 255, 255], "transparent is white");
+        assert_eq!(
+            black.get_pixel(0, 0).0,
+            [255, 255, 255],
+            "transparent is white"
+        );
         // Grey + alpha too.
         let ga = |hidden: u8| {
             DynamicImage::ImageLumaA8(image::GrayAlphaImage::from_fn(8, 8, |x, _| {
                 image::LumaA(if x < 4 { [hidden, 0] } else { [30, 255] })
             }))
         };
-        assert_eq!(decode_rgb(&png(&ga(0)), Path::new("a")).unwrap(), decode_rgb(&png(&ga(255)), Path::new("b")).unwrap());
+        assert_eq!(
+            decode_rgb(&png(&ga(0)), Path::new("a")).unwrap(),
+            decode_rgb(&png(&ga(255)), Path::new("b")).unwrap()
+        );
     }
 
     #[test]
@@ -198,13 +277,30 @@ mod tests {
         let jpg = jpeg(&gradient(64, 48));
         let whole = decode_rgb(&jpg, Path::new("whole.jpg"));
         assert!(whole.is_ok(), "{whole:?}");
-        let err = decode_rgb(&jpg[..jpg.len() / 2], Path::new("half.jpg")).unwrap_err().to_string();
-        assert!(err.contains("half.jpg") && err.contains("truncated"), "{err}");
+        let err = decode_rgb(&jpg[..jpg.len() / 2], Path::new("half.jpg"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("half.jpg") && err.contains("truncated"),
+            "{err}"
+        );
         let p = png(&DynamicImage::ImageRgb8(gradient(64, 48)));
-        let err = decode_rgb(&p[..p.len() * 6 / 10], Path::new("cut.png")).unwrap_err().to_string();
+        let err = decode_rgb(&p[..p.len() * 6 / 10], Path::new("cut.png"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("cut.png"), "{err}");
-        assert!(decode_rgb(&[], Path::new("zero.png")).unwrap_err().to_string().contains("empty"));
-        assert!(decode_rgb(b"hello, not an image", Path::new("t.png")).unwrap_err().to_string().contains("not a readable image"));
+        assert!(
+            decode_rgb(&[], Path::new("zero.png"))
+                .unwrap_err()
+                .to_string()
+                .contains("empty")
+        );
+        assert!(
+            decode_rgb(b"hello, not an image", Path::new("t.png"))
+                .unwrap_err()
+                .to_string()
+                .contains("not a readable image")
+        );
     }
 
     /// A PNG whose IHDR declares `w`×`h` (valid CRCs) and that holds no pixel data.
@@ -229,7 +325,11 @@ mod tests {
         for &b in bytes {
             c ^= b as u32;
             for _ in 0..8 {
-                c = if c & 1 != 0 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
+                c = if c & 1 != 0 {
+                    0xEDB8_8320 ^ (c >> 1)
+                } else {
+                    c >> 1
+                };
             }
         }
         !c
@@ -238,8 +338,13 @@ mod tests {
     #[test]
     fn dimension_bombs_are_refused_before_allocation() {
         for (w, h) in [(100_000, 100_000), (10_000_000, 1), (16_000, 16_000)] {
-            let err = decode_rgb(&png_header_only(w, h), Path::new("bomb.png")).unwrap_err().to_string();
-            assert!(err.contains("bomb.png") && (err.contains("limit") || err.contains("megapixels")), "{w}×{h}: {err}");
+            let err = decode_rgb(&png_header_only(w, h), Path::new("bomb.png"))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("bomb.png") && (err.contains("limit") || err.contains("megapixels")),
+                "{w}×{h}: {err}"
+            );
         }
     }
 }

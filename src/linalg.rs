@@ -15,8 +15,10 @@ pub fn symmetric_eigen(mut a: Vec<f64>, dim: usize) -> (Vec<f64>, Vec<f64>) {
     (0..dim).for_each(|i| v[i * dim + i] = 1.0);
     let scale: f64 = a.iter().map(|x| x * x).sum::<f64>().sqrt();
     for _sweep in 0..50 {
-        let off: f64 =
-            (0..dim).flat_map(|i| (0..dim).filter(move |&j| j != i).map(move |j| (i, j))).map(|(i, j)| a[i * dim + j].powi(2)).sum();
+        let off: f64 = (0..dim)
+            .flat_map(|i| (0..dim).filter(move |&j| j != i).map(move |j| (i, j)))
+            .map(|(i, j)| a[i * dim + j].powi(2))
+            .sum();
         if off.sqrt() <= 1e-14 * scale.max(1e-300) {
             break;
         }
@@ -68,7 +70,15 @@ impl Projection {
     pub fn fit(rows: &[f32], dim: usize, n_components: usize) -> Result<Self> {
         let (mean, cov) = covariance(rows, dim, n_components)?;
         let (values, vectors) = symmetric_eigen(cov.clone(), dim);
-        Ok(Self::from_eigen(mean, &cov, dim, &values, &vectors, dim, n_components))
+        Ok(Self::from_eigen(
+            mean,
+            &cov,
+            dim,
+            &values,
+            &vectors,
+            dim,
+            n_components,
+        ))
     }
 
     /// Like [`fit`](Self::fit) for a few leading axes of a wide covariance: block power
@@ -81,12 +91,16 @@ impl Projection {
         let p = (n_components + 8).min(dim);
         let mut rng = crate::rng::Rng::new(0x5eed);
         // q: p column vectors of length dim, stored vector by vector.
-        let mut q: Vec<Vec<f64>> = (0..p).map(|_| (0..dim).map(|_| rng.normal()).collect()).collect();
+        let mut q: Vec<Vec<f64>> = (0..p)
+            .map(|_| (0..dim).map(|_| rng.normal()).collect())
+            .collect();
         orthonormalise(&mut q);
         for _ in 0..500 {
             let mut z: Vec<Vec<f64>> = q.iter().map(|v| mat_vec(&cov, dim, v)).collect();
             orthonormalise(&mut z);
-            let moved = (0..n_components).map(|j| 1.0 - dot64(&z[j], &q[j]).abs()).fold(0.0f64, f64::max);
+            let moved = (0..n_components)
+                .map(|j| 1.0 - dot64(&z[j], &q[j]).abs())
+                .fold(0.0f64, f64::max);
             q = z;
             if moved < 1e-10 {
                 break;
@@ -94,7 +108,9 @@ impl Projection {
         }
         // Rayleigh–Ritz: the p×p projected covariance, diagonalised exactly.
         let cq: Vec<Vec<f64>> = q.iter().map(|v| mat_vec(&cov, dim, v)).collect();
-        let t: Vec<f64> = (0..p).flat_map(|a| (0..p).map(|b| dot64(&q[a], &cq[b])).collect::<Vec<_>>()).collect();
+        let t: Vec<f64> = (0..p)
+            .flat_map(|a| (0..p).map(|b| dot64(&q[a], &cq[b])).collect::<Vec<_>>())
+            .collect();
         let (values, small) = symmetric_eigen(t, p);
         // Ritz vectors as the columns of a row-major dim × p matrix.
         let mut vectors = vec![0.0f64; dim * p];
@@ -103,12 +119,28 @@ impl Projection {
                 vectors[i * p + j] = (0..p).map(|a| q[a][i] * small[a * p + j]).sum();
             }
         }
-        Ok(Self::from_eigen(mean, &cov, dim, &values, &vectors, p, n_components))
+        Ok(Self::from_eigen(
+            mean,
+            &cov,
+            dim,
+            &values,
+            &vectors,
+            p,
+            n_components,
+        ))
     }
 
     /// The leading `n_components` of eigenpairs (`vectors` row-major `dim` × `cols`, one pair
     /// per column), each signed so its largest entry is positive.
-    fn from_eigen(mean: Vec<f64>, cov: &[f64], dim: usize, values: &[f64], vectors: &[f64], cols: usize, n_components: usize) -> Self {
+    fn from_eigen(
+        mean: Vec<f64>,
+        cov: &[f64],
+        dim: usize,
+        values: &[f64],
+        vectors: &[f64],
+        cols: usize,
+        n_components: usize,
+    ) -> Self {
         let total: f64 = (0..dim).map(|i| cov[i * dim + i]).sum();
         let mut order: Vec<usize> = (0..cols).collect();
         order.sort_by(|&a, &b| values[b].total_cmp(&values[a]));
@@ -116,22 +148,49 @@ impl Projection {
             .iter()
             .map(|&j| {
                 let mut v: Vec<f32> = (0..dim).map(|i| vectors[i * cols + j] as f32).collect();
-                let big = v.iter().copied().fold(0.0f32, |a, b| if b.abs() > a.abs() { b } else { a });
+                let big = v
+                    .iter()
+                    .copied()
+                    .fold(0.0f32, |a, b| if b.abs() > a.abs() { b } else { a });
                 if big < 0.0 {
                     v.iter_mut().for_each(|x| *x = -*x);
                 }
                 v
             })
             .collect();
-        let explained = order[..n_components].iter().map(|&j| if total > 0.0 { values[j].max(0.0) / total } else { 0.0 }).collect();
-        Self { mean: mean.iter().map(|&m| m as f32).collect(), components, explained }
+        let explained = order[..n_components]
+            .iter()
+            .map(|&j| {
+                if total > 0.0 {
+                    values[j].max(0.0) / total
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        Self {
+            mean: mean.iter().map(|&m| m as f32).collect(),
+            components,
+            explained,
+        }
     }
 
     /// Projections of each row (n × components).
     pub fn project(&self, rows: &[f32]) -> Vec<Vec<f32>> {
         let dim = self.mean.len();
         rows.chunks_exact(dim)
-            .map(|r| self.components.iter().map(|c| c.iter().zip(r).zip(&self.mean).map(|((a, x), m)| a * (x - m)).sum()).collect())
+            .map(|r| {
+                self.components
+                    .iter()
+                    .map(|c| {
+                        c.iter()
+                            .zip(r)
+                            .zip(&self.mean)
+                            .map(|((a, x), m)| a * (x - m))
+                            .sum()
+                    })
+                    .collect()
+            })
             .collect()
     }
 }
@@ -140,16 +199,22 @@ impl Projection {
 fn covariance(rows: &[f32], dim: usize, n_components: usize) -> Result<(Vec<f64>, Vec<f64>)> {
     let n = rows.len().checked_div(dim).unwrap_or(0);
     if n < 2 || dim < n_components {
-        return Err(Error::InvalidConfig(format!("PCA needs at least 2 tokens of at least {n_components} values (got {n} of {dim})")));
+        return Err(Error::InvalidConfig(format!(
+            "PCA needs at least 2 tokens of at least {n_components} values (got {n} of {dim})"
+        )));
     }
     let mut mean = vec![0.0f64; dim];
     for r in rows.chunks_exact(dim) {
         mean.iter_mut().zip(r).for_each(|(m, &v)| *m += v as f64);
     }
     mean.iter_mut().for_each(|m| *m /= n as f64);
-    let centred: Vec<f32> = rows.chunks_exact(dim).flat_map(|r| r.iter().zip(&mean).map(|(&v, m)| (v as f64 - m) as f32)).collect();
+    let centred: Vec<f32> = rows
+        .chunks_exact(dim)
+        .flat_map(|r| r.iter().zip(&mean).map(|(&v, m)| (v as f64 - m) as f32))
+        .collect();
     let model = |e: candle_core::Error| Error::Model(format!("PCA: {e}"));
-    let x = candle_core::Tensor::from_vec(centred, (n, dim), &candle_core::Device::Cpu).map_err(model)?;
+    let x = candle_core::Tensor::from_vec(centred, (n, dim), &candle_core::Device::Cpu)
+        .map_err(model)?;
     let cov: Vec<f64> = x
         .t()
         .and_then(|t| t.matmul(&x))
@@ -206,7 +271,11 @@ mod tests {
         for i in 0..n {
             for j in 0..n {
                 let r: f64 = (0..n).map(|k| v[i * n + k] * l[k] * v[j * n + k]).sum();
-                assert!((r - m[i * n + j]).abs() < 1e-9, "({i},{j}): {r} vs {}", m[i * n + j]);
+                assert!(
+                    (r - m[i * n + j]).abs() < 1e-9,
+                    "({i},{j}): {r} vs {}",
+                    m[i * n + j]
+                );
                 let o: f64 = (0..n).map(|k| v[k * n + i] * v[k * n + j]).sum();
                 assert!((o - if i == j { 1.0 } else { 0.0 }).abs() < 1e-9);
             }
@@ -218,12 +287,21 @@ mod tests {
         let (n, dim) = (400, 40);
         let mut rng = Rng::new(3);
         // Decaying spectrum with clear gaps on the first axes.
-        let rows: Vec<f32> =
-            (0..n).flat_map(|_| (0..dim).map(|j| (rng.normal() * 3.0 / (1.0 + j as f64)) as f32).collect::<Vec<_>>()).collect();
+        let rows: Vec<f32> = (0..n)
+            .flat_map(|_| {
+                (0..dim)
+                    .map(|j| (rng.normal() * 3.0 / (1.0 + j as f64)) as f32)
+                    .collect::<Vec<_>>()
+            })
+            .collect();
         let exact = Projection::fit(&rows, dim, 2).unwrap();
         let fast = Projection::fit_leading(&rows, dim, 2).unwrap();
         for c in 0..2 {
-            let d: f32 = exact.components[c].iter().zip(&fast.components[c]).map(|(a, b)| a * b).sum();
+            let d: f32 = exact.components[c]
+                .iter()
+                .zip(&fast.components[c])
+                .map(|(a, b)| a * b)
+                .sum();
             assert!((d - 1.0).abs() < 1e-5, "component {c}: cosine {d}");
             assert!((exact.explained[c] - fast.explained[c]).abs() < 1e-9);
         }

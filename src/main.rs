@@ -7,7 +7,11 @@ use clap::{Parser, Subcommand};
 mod cli;
 
 #[derive(Parser)]
-#[command(name = "procmem", version, about = "A vision model that never saw a real photo, and an editable visual memory of real images.")]
+#[command(
+    name = "procmem",
+    version,
+    about = "A vision model that never saw a real photo, and an editable visual memory of real images."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -108,7 +112,10 @@ fn main() {
 }
 
 fn run() -> anyhow::Result<()> {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn,procmem=info")).init();
+    env_logger::Builder::from_env(
+        env_logger::Env::default().default_filter_or("warn,procmem=info"),
+    )
+    .init();
     let cli = Cli::parse();
     match cli.command {
         None | Some(Command::App) => procmem::app::run(),
@@ -121,9 +128,17 @@ fn run() -> anyhow::Result<()> {
         Some(Command::Data(cmd)) => cmd.run(),
         Some(Command::Dense(cmd)) => cmd.run(),
         Some(Command::Standardise(args)) => args.run(),
-        Some(Command::Export { checkpoint, student, out }) => {
+        Some(Command::Export {
+            checkpoint,
+            student,
+            out,
+        }) => {
             use procmem::model::weights::{Which, export_backbone};
-            let which = if student { Which::Student } else { Which::Teacher };
+            let which = if student {
+                Which::Student
+            } else {
+                Which::Teacher
+            };
             let fp = export_backbone(&checkpoint, which, &out)?;
             eprintln!(
                 "exported the {} backbone of {} to {} (fingerprint {fp})",

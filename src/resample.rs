@@ -44,7 +44,11 @@ pub(crate) struct Raster {
 
 impl Raster {
     pub(crate) fn new(w: usize, h: usize) -> Self {
-        Self { w, h, px: vec![0; w * h * 3] }
+        Self {
+            w,
+            h,
+            px: vec![0; w * h * 3],
+        }
     }
 }
 
@@ -57,7 +61,11 @@ pub(crate) struct View<'a> {
 
 impl<'a> View<'a> {
     pub(crate) fn of(img: &'a image::RgbImage) -> Self {
-        Self { w: img.width() as usize, h: img.height() as usize, px: img.as_raw() }
+        Self {
+            w: img.width() as usize,
+            h: img.height() as usize,
+            px: img.as_raw(),
+        }
     }
 }
 
@@ -92,7 +100,12 @@ impl Taps {
         let filterscale = scale.max(1.0);
         let support = 2.0 * filterscale;
         let ksize = support.ceil() as usize * 2 + 1;
-        let mut taps = Self { ksize, first: vec![0; out_size], count: vec![0; out_size], k: vec![0; out_size * ksize] };
+        let mut taps = Self {
+            ksize,
+            first: vec![0; out_size],
+            count: vec![0; out_size],
+            k: vec![0; out_size * ksize],
+        };
         let mut w = vec![0.0f64; ksize];
         let one = (1u32 << PRECISION_BITS) as f64;
         for xx in 0..out_size {
@@ -100,7 +113,9 @@ impl Taps {
             let ss = 1.0 / filterscale;
             // C's (int) truncates toward zero.
             let xmin = ((center - support + 0.5).trunc() as i64).max(0) as usize;
-            let xmax = ((center + support + 0.5).trunc() as i64).min(in_size as i64).max(0) as usize;
+            let xmax = ((center + support + 0.5).trunc() as i64)
+                .min(in_size as i64)
+                .max(0) as usize;
             let n = xmax.saturating_sub(xmin).min(ksize);
             let mut ww = 0.0;
             for (x, slot) in w.iter_mut().enumerate().take(n) {
@@ -110,7 +125,11 @@ impl Taps {
             let row = &mut taps.k[xx * ksize..(xx + 1) * ksize];
             for (dst, &v) in row.iter_mut().zip(&w[..n]) {
                 let v = if ww != 0.0 { v / ww } else { v };
-                *dst = if v < 0.0 { (-0.5 + v * one).trunc() as i32 } else { (0.5 + v * one).trunc() as i32 };
+                *dst = if v < 0.0 {
+                    (-0.5 + v * one).trunc() as i32
+                } else {
+                    (0.5 + v * one).trunc() as i32
+                };
             }
             taps.first[xx] = xmin;
             taps.count[xx] = n;
@@ -148,19 +167,24 @@ pub(crate) fn resample(src: &View, rect: Rect, out_w: usize, out_h: usize) -> Ra
     if out_w == rect.w {
         for y in 0..rect.h {
             let from = (rect.y + y) * stride + rect.x * 3;
-            mid.px[y * out_w * 3..(y + 1) * out_w * 3].copy_from_slice(&src.px[from..from + out_w * 3]);
+            mid.px[y * out_w * 3..(y + 1) * out_w * 3]
+                .copy_from_slice(&src.px[from..from + out_w * 3]);
         }
     } else {
         let taps = Taps::new(rect.w, out_w);
         let half = 1i32 << (PRECISION_BITS - 1);
         for y in 0..rect.h {
-            let row = &src.px[(rect.y + y) * stride + rect.x * 3..(rect.y + y) * stride + (rect.x + rect.w) * 3];
+            let row = &src.px
+                [(rect.y + y) * stride + rect.x * 3..(rect.y + y) * stride + (rect.x + rect.w) * 3];
             let out = &mut mid.px[y * out_w * 3..(y + 1) * out_w * 3];
             for (xx, o) in out.chunks_exact_mut(3).enumerate() {
                 let weights = taps.weights(xx);
                 let first = taps.first[xx];
                 let (mut s0, mut s1, mut s2) = (half, half, half);
-                for (p, &k) in row[first * 3..(first + weights.len()) * 3].chunks_exact(3).zip(weights) {
+                for (p, &k) in row[first * 3..(first + weights.len()) * 3]
+                    .chunks_exact(3)
+                    .zip(weights)
+                {
                     s0 += p[0] as i32 * k;
                     s1 += p[1] as i32 * k;
                     s2 += p[2] as i32 * k;
@@ -189,7 +213,10 @@ pub(crate) fn resample(src: &View, rect: Rect, out_w: usize, out_h: usize) -> Ra
                 *a += p as i32 * k;
             }
         }
-        for (o, &a) in out.px[yy * row_len..(yy + 1) * row_len].iter_mut().zip(&acc) {
+        for (o, &a) in out.px[yy * row_len..(yy + 1) * row_len]
+            .iter_mut()
+            .zip(&acc)
+        {
             *o = clip8(a);
         }
     }
@@ -203,7 +230,9 @@ pub fn denormalize(chw: &[f32], size: u32) -> image::RgbImage {
         let i = y as usize * size as usize + x as usize;
         let channel = |c: usize| {
             let v = chw.get(c * plane + i).copied().unwrap_or(0.0);
-            ((v * IMAGENET_STD[c] + IMAGENET_MEAN[c]) * 255.0).round().clamp(0.0, 255.0) as u8
+            ((v * IMAGENET_STD[c] + IMAGENET_MEAN[c]) * 255.0)
+                .round()
+                .clamp(0.0, 255.0) as u8
         };
         image::Rgb([channel(0), channel(1), channel(2)])
     })
@@ -214,10 +243,16 @@ pub fn resize_bicubic(img: &image::RgbImage, width: u32, height: u32) -> image::
     let out = if img.width() == 0 || img.height() == 0 {
         Raster::new(width as usize, height as usize)
     } else {
-        let whole = Rect { x: 0, y: 0, w: img.width() as usize, h: img.height() as usize };
+        let whole = Rect {
+            x: 0,
+            y: 0,
+            w: img.width() as usize,
+            h: img.height() as usize,
+        };
         resample(&View::of(img), whole, width as usize, height as usize)
     };
-    image::RgbImage::from_raw(width, height, out.px).unwrap_or_else(|| image::RgbImage::new(width, height))
+    image::RgbImage::from_raw(width, height, out.px)
+        .unwrap_or_else(|| image::RgbImage::new(width, height))
 }
 
 #[cfg(test)]
@@ -225,7 +260,11 @@ mod tests {
     use super::*;
 
     fn raster(w: usize, h: usize, px: &[u8]) -> Raster {
-        Raster { w, h, px: px.to_vec() }
+        Raster {
+            w,
+            h,
+            px: px.to_vec(),
+        }
     }
 
     fn image_from(w: u32, h: u32, px: Vec<u8>) -> image::RgbImage {
@@ -234,7 +273,13 @@ mod tests {
 
     /// A smooth-ish but non-trivial test image.
     fn pattern(w: u32, h: u32) -> image::RgbImage {
-        image::RgbImage::from_fn(w, h, |x, y| image::Rgb([(x * 4 % 256) as u8, (y * 4 % 256) as u8, ((x * y + 7 * x) % 256) as u8]))
+        image::RgbImage::from_fn(w, h, |x, y| {
+            image::Rgb([
+                (x * 4 % 256) as u8,
+                (y * 4 % 256) as u8,
+                ((x * y + 7 * x) % 256) as u8,
+            ])
+        })
     }
 
     // Reference values from Pillow 13 (`pip install pillow numpy`):
@@ -248,25 +293,42 @@ mod tests {
     //   np.array(rgb(g, 5, 4).resize((3, 7), Image.BICUBIC)).reshape(-1)
     #[test]
     fn bicubic_matches_pil() {
-        let ramp: Vec<u8> = [0u8, 50, 100, 150, 200, 250].iter().flat_map(|&v| [v, v, v]).collect();
+        let ramp: Vec<u8> = [0u8, 50, 100, 150, 200, 250]
+            .iter()
+            .flat_map(|&v| [v, v, v])
+            .collect();
         let down = resize_bicubic(&image_from(6, 1, ramp), 3, 1);
-        assert_eq!(down.pixels().map(|p| p[0]).collect::<Vec<_>>(), vec![27, 125, 223]);
+        assert_eq!(
+            down.pixels().map(|p| p[0]).collect::<Vec<_>>(),
+            vec![27, 125, 223]
+        );
 
         let two = image_from(2, 1, vec![0, 0, 0, 255, 255, 255]);
         let up = resize_bicubic(&two, 5, 1);
-        assert_eq!(up.pixels().map(|p| p[0]).collect::<Vec<_>>(), vec![0, 17, 128, 238, 255]);
+        assert_eq!(
+            up.pixels().map(|p| p[0]).collect::<Vec<_>>(),
+            vec![0, 17, 128, 238, 255]
+        );
 
         let mut g = Vec::new();
         for y in 0i32..4 {
             for x in 0i32..5 {
-                g.extend([(x * 37 + y * 91) % 256, (x * x * 13 + y * 7) % 256, (255 - x * 40 - y * 30).rem_euclid(256)].map(|v| v as u8));
+                g.extend(
+                    [
+                        (x * 37 + y * 91) % 256,
+                        (x * x * 13 + y * 7) % 256,
+                        (255 - x * 40 - y * 30).rem_euclid(256),
+                    ]
+                    .map(|v| v as u8),
+                );
             }
         }
         let both = resize_bicubic(&image_from(5, 4, g), 3, 7);
         let expected: Vec<u8> = vec![
-            6, 1, 243, 67, 54, 177, 128, 172, 111, 37, 4, 233, 106, 57, 167, 169, 175, 101, 97, 8, 213, 164, 61, 147, 227, 179, 81, 170,
-            13, 196, 113, 66, 130, 139, 184, 64, 198, 17, 179, 52, 70, 113, 52, 188, 47, 86, 21, 159, 76, 74, 93, 115, 192, 27, 16, 24,
-            149, 94, 77, 83, 160, 195, 17,
+            6, 1, 243, 67, 54, 177, 128, 172, 111, 37, 4, 233, 106, 57, 167, 169, 175, 101, 97, 8,
+            213, 164, 61, 147, 227, 179, 81, 170, 13, 196, 113, 66, 130, 139, 184, 64, 198, 17,
+            179, 52, 70, 113, 52, 188, 47, 86, 21, 159, 76, 74, 93, 115, 192, 27, 16, 24, 149, 94,
+            77, 83, 160, 195, 17,
         ];
         assert_eq!(both.into_raw(), expected);
     }
@@ -286,7 +348,12 @@ mod tests {
     #[test]
     fn resize_of_subrect_equals_crop_then_resize() {
         let p = pattern(30, 20);
-        let rect = Rect { x: 7, y: 3, w: 11, h: 14 };
+        let rect = Rect {
+            x: 7,
+            y: 3,
+            w: 11,
+            h: 14,
+        };
         let cropped = image::imageops::crop_imm(&p, 7, 3, 11, 14).to_image();
         let direct = resample(&View::of(&p), rect, 16, 9);
         assert_eq!(direct.px, resize_bicubic(&cropped, 16, 9).into_raw());

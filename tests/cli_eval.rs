@@ -11,7 +11,9 @@ fn procmem(args: &[&str]) -> (bool, String, String) {
 
 fn noise(seed: u64, shift: u8) -> image::RgbImage {
     let mut rng = procmem::rng::Rng::new(seed);
-    image::RgbImage::from_fn(32, 32, |_, _| image::Rgb([0, 1, 2].map(|_| (rng.below(200) as u8).saturating_add(shift))))
+    image::RgbImage::from_fn(32, 32, |_, _| {
+        image::Rgb([0, 1, 2].map(|_| (rng.below(200) as u8).saturating_add(shift)))
+    })
 }
 
 /// A NIGHTS-format fixture: `data.csv` and images in ref/, distort/. In each triplet one
@@ -21,17 +23,25 @@ fn write_nights(dir: &Path) {
     for sub in ["ref", "distort"] {
         std::fs::create_dir_all(dir.join(sub)).unwrap();
     }
-    let mut csv = String::from("id,ref_path,left_path,right_path,prompt,votes,left_vote,right_vote,split,is_imagenet\n");
+    let mut csv = String::from(
+        "id,ref_path,left_path,right_path,prompt,votes,left_vote,right_vote,split,is_imagenet\n",
+    );
     for i in 0..6u64 {
         noise(i, 0).save(dir.join(format!("ref/{i}.png"))).unwrap();
         let close = noise(i, 8);
         let far = noise(100 + i, 0);
         // Even rows: the close image on the left and people chose it (right_vote 0);
         // odd rows: on the right, chosen by 5 of 6 people.
-        let (left, right, right_vote) = if i % 2 == 0 { (close, far, "0.0") } else { (far, close, "0.8333333") };
+        let (left, right, right_vote) = if i % 2 == 0 {
+            (close, far, "0.0")
+        } else {
+            (far, close, "0.8333333")
+        };
         left.save(dir.join(format!("distort/{i}_0.png"))).unwrap();
         right.save(dir.join(format!("distort/{i}_1.png"))).unwrap();
-        csv += &format!("{i},ref/{i}.png,distort/{i}_0.png,distort/{i}_1.png,a prompt,6,x,{right_vote},test_imagenet,True\n");
+        csv += &format!(
+            "{i},ref/{i}.png,distort/{i}_0.png,distort/{i}_1.png,a prompt,6,x,{right_vote},test_imagenet,True\n"
+        );
     }
     // Too few votes: DreamSim's filter drops it (it would score 0 for a good model).
     noise(9, 0).save(dir.join("ref/9.png")).unwrap();
@@ -46,16 +56,35 @@ fn two_afc_scores_a_nights_fixture_with_dreamsims_protocol() {
     let dir = tempfile::tempdir().unwrap();
     write_nights(dir.path());
     let csv = dir.path().join("data.csv");
-    let (ok, stdout, stderr) =
-        procmem(&["eval", "2afc", "--csv", csv.to_str().unwrap(), "--split", "test", "--features", "pixels", "--no-baselines"]);
+    let (ok, stdout, stderr) = procmem(&[
+        "eval",
+        "2afc",
+        "--csv",
+        csv.to_str().unwrap(),
+        "--split",
+        "test",
+        "--features",
+        "pixels",
+        "--no-baselines",
+    ]);
     assert!(ok, "{stderr}");
     // Pixels always pick the brightened reference: 3 rows score 1 and 3 rows score 5/6.
     let want = (3.0 + 3.0 * 0.8333333) / 6.0 * 100.0;
     assert!(stdout.contains("6 triplets"), "{stdout}");
-    assert!(stdout.contains(&format!("| raw pixels | {want:.2} % |")), "{stdout}");
+    assert!(
+        stdout.contains(&format!("| raw pixels | {want:.2} % |")),
+        "{stdout}"
+    );
 
     std::fs::write(&csv, "id,ref,left\n1,a,b\n").unwrap();
-    let (ok, _, stderr) = procmem(&["eval", "2afc", "--csv", csv.to_str().unwrap(), "--features", "pixels"]);
+    let (ok, _, stderr) = procmem(&[
+        "eval",
+        "2afc",
+        "--csv",
+        csv.to_str().unwrap(),
+        "--features",
+        "pixels",
+    ]);
     assert!(!ok && stderr.contains("no `ref_path` column"), "{stderr}");
 }
 
@@ -64,14 +93,25 @@ fn memory_from_npz_answers_queries_and_exports_visual_memory_json() {
     let dir = tempfile::tempdir().unwrap();
     let npz = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny.npz");
     let mem = dir.path().join("m.pmem");
-    let (ok, _, stderr) =
-        procmem(&["memory", "build", "--features", "pixels", "--npz", npz.to_str().unwrap(), "--out", mem.to_str().unwrap()]);
+    let (ok, _, stderr) = procmem(&[
+        "memory",
+        "build",
+        "--features",
+        "pixels",
+        "--npz",
+        npz.to_str().unwrap(),
+        "--out",
+        mem.to_str().unwrap(),
+    ]);
     assert!(ok, "{stderr}");
     assert!(stderr.contains("2 entries written"), "{stderr}");
 
     // Query with the first image of the fixture, re-drawn as a PNG.
     let q = dir.path().join("q.png");
-    image::GrayImage::from_raw(2, 2, vec![0, 1, 2, 3]).unwrap().save(&q).unwrap();
+    image::GrayImage::from_raw(2, 2, vec![0, 1, 2, 3])
+        .unwrap()
+        .save(&q)
+        .unwrap();
     let json = dir.path().join("n.json");
     let (ok, stdout, stderr) = procmem(&[
         "memory",
@@ -86,15 +126,29 @@ fn memory_from_npz_answers_queries_and_exports_visual_memory_json() {
         q.to_str().unwrap(),
     ]);
     assert!(ok, "{stderr}");
-    assert!(stdout.contains(": 3"), "predicted the label of the identical image: {stdout}");
-    let records: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert!(
+        stdout.contains(": 3"),
+        "predicted the label of the identical image: {stdout}"
+    );
+    let records: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     let r = &records[0];
     assert_eq!(r["neighbor_image_ids"], serde_json::json!([0, 1]));
     assert_eq!(r["neighbor_classes"], serde_json::json!(["3", "-1"]));
-    assert!(r["neighbor_distances"][0].as_f64().unwrap().abs() < 1e-4, "identical image: distance ~0");
+    assert!(
+        r["neighbor_distances"][0].as_f64().unwrap().abs() < 1e-4,
+        "identical image: distance ~0"
+    );
 
     // A model whose fingerprint differs is refused.
-    let (ok, _, stderr) = procmem(&["memory", "query", mem.to_str().unwrap(), "--features", "random:micro", q.to_str().unwrap()]);
+    let (ok, _, stderr) = procmem(&[
+        "memory",
+        "query",
+        mem.to_str().unwrap(),
+        "--features",
+        "random:micro",
+        q.to_str().unwrap(),
+    ]);
     assert!(!ok && stderr.contains("never mix"), "{stderr}");
 
     // The map: one row per entry (a two-entry memory lies on PC1 alone), and its picture.
@@ -112,10 +166,17 @@ fn memory_from_npz_answers_queries_and_exports_visual_memory_json() {
     ]);
     assert!(ok, "{stderr}");
     let text = std::fs::read_to_string(&coords).unwrap();
-    let rows: Vec<Vec<&str>> = text.lines().skip(1).map(|l| l.split(',').collect()).collect();
+    let rows: Vec<Vec<&str>> = text
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').collect())
+        .collect();
     assert_eq!(rows.len(), 2, "{text}");
     let x: Vec<f32> = rows.iter().map(|r| r[4].parse().unwrap()).collect();
-    assert!((x[0] + x[1]).abs() < 1e-4 && x[0] != 0.0, "two points sit symmetric about the mean on PC1: {text}");
+    assert!(
+        (x[0] + x[1]).abs() < 1e-4 && x[0] != 0.0,
+        "two points sit symmetric about the mean on PC1: {text}"
+    );
     assert_eq!(image::open(&png).unwrap().to_rgb8().dimensions(), (64, 64));
 }
 
@@ -137,14 +198,23 @@ fn write_emoji_package(dir: &Path) {
         let file = format!("e{i}.png");
         image::RgbaImage::from_fn(64, 64, |x, y| {
             let inside = (x as i32 - 32).pow(2) + (y as i32 - 32).pow(2) < 24 * 24;
-            image::Rgba([colour[0], colour[1], colour[2], if inside { 255 } else { 0 }])
+            image::Rgba([
+                colour[0],
+                colour[1],
+                colour[2],
+                if inside { 255 } else { 0 },
+            ])
         })
         .save(img.join(&file))
         .unwrap();
         entries.push(format!(r#"{{"image":"{file}","category":"{category}","short_name":"e{i}","has_img_google":true}}"#));
     }
     std::fs::write(dir.join("emoji.json"), format!("[{}]", entries.join(","))).unwrap();
-    std::fs::write(dir.join("package.json"), r#"{"name":"emoji-datasource-google","version":"test"}"#).unwrap();
+    std::fs::write(
+        dir.join("package.json"),
+        r#"{"name":"emoji-datasource-google","version":"test"}"#,
+    )
+    .unwrap();
 }
 
 #[test]
@@ -153,13 +223,33 @@ fn composite_set_then_eval_seg_prints_a_row_per_source_and_the_dense_tools_run()
     let emoji = dir.path().join("emoji");
     write_emoji_package(&emoji);
     let set = dir.path().join("set");
-    let (ok, out, err) =
-        procmem(&["data", "composite", "--emoji", emoji.to_str().unwrap(), "--out", set.to_str().unwrap(), "--count", "8", "--size", "32"]);
+    let (ok, out, err) = procmem(&[
+        "data",
+        "composite",
+        "--emoji",
+        emoji.to_str().unwrap(),
+        "--out",
+        set.to_str().unwrap(),
+        "--count",
+        "8",
+        "--size",
+        "32",
+    ]);
     assert!(ok, "{err}");
     assert!(out.contains("classes: background, Animals, Food"), "{out}");
     // Refuses to overwrite an existing set.
-    let (ok, _, err) = procmem(&["data", "composite", "--emoji", emoji.to_str().unwrap(), "--out", set.to_str().unwrap()]);
-    assert!(!ok && err.contains("already holds a composite set"), "{err}");
+    let (ok, _, err) = procmem(&[
+        "data",
+        "composite",
+        "--emoji",
+        emoji.to_str().unwrap(),
+        "--out",
+        set.to_str().unwrap(),
+    ]);
+    assert!(
+        !ok && err.contains("already holds a composite set"),
+        "{err}"
+    );
 
     let report = dir.path().join("seg.md");
     let (ok, out, err) = procmem(&[
@@ -175,10 +265,21 @@ fn composite_set_then_eval_seg_prints_a_row_per_source_and_the_dense_tools_run()
         report.to_str().unwrap(),
     ]);
     assert!(ok, "{err}");
-    let rows: Vec<&str> = out.lines().filter(|l| l.starts_with("| ") && !l.starts_with("| features")).collect();
-    assert_eq!(rows.len(), 2, "micro model + raw pixels (the random-init baseline is the model itself): {out}");
+    let rows: Vec<&str> = out
+        .lines()
+        .filter(|l| l.starts_with("| ") && !l.starts_with("| features"))
+        .collect();
+    assert_eq!(
+        rows.len(),
+        2,
+        "micro model + raw pixels (the random-init baseline is the model itself): {out}"
+    );
     for row in rows {
-        let cells: Vec<&str> = row.split('|').map(str::trim).filter(|c| !c.is_empty()).collect();
+        let cells: Vec<&str> = row
+            .split('|')
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .collect();
         assert_eq!(cells.len(), 9, "{row}");
         // R² and IoU in [0, 1]; accuracies in percent.
         for c in &cells[1..5] {
@@ -192,10 +293,21 @@ fn composite_set_then_eval_seg_prints_a_row_per_source_and_the_dense_tools_run()
     let img0 = set.join("00000.png");
     let mask0 = set.join("00000.mask.png");
     let out_dir = dir.path().join("dense");
-    let (ok, _, err) =
-        procmem(&["dense", "pca", img0.to_str().unwrap(), "--features", "pixels", "--grid", "4", "--out", out_dir.to_str().unwrap()]);
+    let (ok, _, err) = procmem(&[
+        "dense",
+        "pca",
+        img0.to_str().unwrap(),
+        "--features",
+        "pixels",
+        "--grid",
+        "4",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
     assert!(ok, "{err}");
-    assert!(out_dir.join("00000.pca.png").exists() && out_dir.join("00000.foreground.png").exists());
+    assert!(
+        out_dir.join("00000.pca.png").exists() && out_dir.join("00000.foreground.png").exists()
+    );
     let pred = dir.path().join("pred.png");
     let (ok, out, err) = procmem(&[
         "dense",
@@ -217,7 +329,10 @@ fn composite_set_then_eval_seg_prints_a_row_per_source_and_the_dense_tools_run()
     ]);
     assert!(ok, "{err}");
     assert!(out.contains("soft IoU"), "{out}");
-    assert_eq!(image::open(&pred).unwrap().to_luma8().dimensions(), (32, 32));
+    assert_eq!(
+        image::open(&pred).unwrap().to_luma8().dimensions(),
+        (32, 32)
+    );
     let (ok, _, err) = procmem(&[
         "dense",
         "kmeans",
@@ -250,7 +365,15 @@ fn composite_set_then_eval_seg_prints_a_row_per_source_and_the_dense_tools_run()
     assert!(ok, "{err}");
     assert!(out.contains("knnseg.png"), "{out}");
     // A missing image is a clear error, not a panic.
-    let (ok, _, err) = procmem(&["dense", "kmeans", "/nonexistent.png", "--features", "pixels", "--out", out_dir.to_str().unwrap()]);
+    let (ok, _, err) = procmem(&[
+        "dense",
+        "kmeans",
+        "/nonexistent.png",
+        "--features",
+        "pixels",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
     assert!(!ok && err.contains("/nonexistent.png"), "{err}");
 }
 
@@ -264,11 +387,19 @@ fn write_mnist_package(dir: &Path) {
             for y in 0..28usize {
                 for x in 0..28usize {
                     let inside = x / 7 == d % 4 && y / 7 == d / 4;
-                    data.push(if inside { 1.0 } else { ((i * 7 + x * 3 + y) % 5) as f32 * 0.01 });
+                    data.push(if inside {
+                        1.0
+                    } else {
+                        ((i * 7 + x * 3 + y) % 5) as f32 * 0.01
+                    });
                 }
             }
         }
-        std::fs::write(dir.join(format!("src/digits/{d}.json")), serde_json::json!({ "data": data }).to_string()).unwrap();
+        std::fs::write(
+            dir.join(format!("src/digits/{d}.json")),
+            serde_json::json!({ "data": data }).to_string(),
+        )
+        .unwrap();
     }
 }
 
@@ -279,42 +410,105 @@ fn zoo_tables_on_a_small_mnist_package_knn_probe_unlearn_and_the_privacy_plot() 
     write_mnist_package(&pkg);
     let pkg = pkg.to_str().unwrap();
     let run = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_procmem")).args(args).env("PROCMEM_DATA", dir.path()).output().unwrap();
-        let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned());
+        let out = Command::new(env!("CARGO_BIN_EXE_procmem"))
+            .args(args)
+            .env("PROCMEM_DATA", dir.path())
+            .output()
+            .unwrap();
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        );
         assert!(out.status.success(), "procmem {args:?} failed: {stderr}");
         stdout
     };
     let results = dir.path().join("results.jsonl");
     // The arguments every command here shares: the fake package, raw pixels, no baselines.
     let on_pixels = |command: &[&'static str], rest: &[&str]| -> String {
-        let set = ["--dataset", "mnist", "--data", pkg, "--features", "pixels", "--no-baselines"];
+        let set = [
+            "--dataset",
+            "mnist",
+            "--data",
+            pkg,
+            "--features",
+            "pixels",
+            "--no-baselines",
+        ];
         run(&[command, &set[..], rest].concat())
     };
-    let knn = on_pixels(&["eval", "knn"], &["--k", "1,3", "--results", results.to_str().unwrap()]);
+    let knn = on_pixels(
+        &["eval", "knn"],
+        &["--k", "1,3", "--results", results.to_str().unwrap()],
+    );
     assert!(knn.contains("memory: 80 images, queries: 20"), "{knn}");
     assert!(knn.contains("| raw pixels | 100.00 % |"), "{knn}");
     let records = procmem::eval::results::read(&results);
     assert_eq!(records.len(), 1);
-    assert_eq!((records[0].dataset.as_str(), records[0].task.as_str(), records[0].value), ("mnist", "knn", 1.0));
-    let cached = std::fs::read_dir(dir.path().join("cache/embeddings")).unwrap().count();
+    assert_eq!(
+        (
+            records[0].dataset.as_str(),
+            records[0].task.as_str(),
+            records[0].value
+        ),
+        ("mnist", "knn", 1.0)
+    );
+    let cached = std::fs::read_dir(dir.path().join("cache/embeddings"))
+        .unwrap()
+        .count();
     assert_eq!(cached, 2, "memory and query embeddings cached");
 
     let probe = on_pixels(&["eval", "probe"], &["--k", "1"]);
-    assert!(probe.contains("| raw pixels | 100.00 % | 100.00 % | 100.00 % (1) |"), "{probe}");
+    assert!(
+        probe.contains("| raw pixels | 100.00 % | 100.00 % | 100.00 % (1) |"),
+        "{probe}"
+    );
 
-    let unlearn = run(&["eval", "unlearn", "--dataset", "mnist", "--data", pkg, "--features", "pixels", "--k", "3", "--class", "2"]);
-    assert!(unlearn.contains("| 2 | 8 | 100.00 % → 0.00 % | 100.00 % → 100.00 % |"), "{unlearn}");
-    assert!(unlearn.trim_end().ends_with("| 0 | 0 |"), "no other prediction changed: {unlearn}");
+    let unlearn = run(&[
+        "eval",
+        "unlearn",
+        "--dataset",
+        "mnist",
+        "--data",
+        pkg,
+        "--features",
+        "pixels",
+        "--k",
+        "3",
+        "--class",
+        "2",
+    ]);
+    assert!(
+        unlearn.contains("| 2 | 8 | 100.00 % → 0.00 % | 100.00 % → 100.00 % |"),
+        "{unlearn}"
+    );
+    assert!(
+        unlearn.trim_end().ends_with("| 0 | 0 |"),
+        "no other prediction changed: {unlearn}"
+    );
 
     let plot = dir.path().join("privacy.png");
-    let privacy = on_pixels(&["privacy"], &["--k", "1,3", "--plot", plot.to_str().unwrap()]);
+    let privacy = on_pixels(
+        &["privacy"],
+        &["--k", "1,3", "--plot", plot.to_str().unwrap()],
+    );
     assert!(privacy.contains("| raw pixels |"), "{privacy}");
     let img = image::open(&plot).unwrap();
     assert_eq!((img.width(), img.height()), (960, 600));
 
     // A class id outside the set is a clear error.
     let out = Command::new(env!("CARGO_BIN_EXE_procmem"))
-        .args(["eval", "unlearn", "--dataset", "mnist", "--data", pkg, "--features", "pixels", "--class", "12"])
+        .args([
+            "eval",
+            "unlearn",
+            "--dataset",
+            "mnist",
+            "--data",
+            pkg,
+            "--features",
+            "pixels",
+            "--class",
+            "12",
+        ])
         .env("PROCMEM_DATA", dir.path())
         .output()
         .unwrap();
@@ -328,7 +522,11 @@ fn half(seed: u64, left: bool) -> image::RgbImage {
     let mut rng = procmem::rng::Rng::new(seed);
     image::RgbImage::from_fn(32, 32, |x, _| {
         let lit = (x < 16) == left;
-        image::Rgb([0, 1, 2].map(|_| if lit { 200 } else { 20 } + if seed == 0 { 15 } else { rng.below(30) as u8 }))
+        image::Rgb(
+            [0, 1, 2].map(
+                |_| if lit { 200 } else { 20 } + if seed == 0 { 15 } else { rng.below(30) as u8 },
+            ),
+        )
     })
 }
 
@@ -342,55 +540,118 @@ fn prune_finds_a_mislabelled_entry_dry_run_changes_nothing_and_apply_deletes_it(
         }
     }
     for i in 1..9 {
-        half(i, true).save(train.join(format!("left/{i}.png"))).unwrap();
-        half(100 + i, false).save(train.join(format!("right/{i}.png"))).unwrap();
+        half(i, true)
+            .save(train.join(format!("left/{i}.png")))
+            .unwrap();
+        half(100 + i, false)
+            .save(train.join(format!("right/{i}.png")))
+            .unwrap();
     }
     // The right-lit prototype filed under `left`: the nearest neighbour of right-lit queries.
-    half(0, false).save(train.join("left/mislabelled.png")).unwrap();
+    half(0, false)
+        .save(train.join("left/mislabelled.png"))
+        .unwrap();
     for i in 0..12 {
-        half(200 + i, false).save(held_out.join(format!("right/{i}.png"))).unwrap();
-        half(300 + i, true).save(held_out.join(format!("left/{i}.png"))).unwrap();
+        half(200 + i, false)
+            .save(held_out.join(format!("right/{i}.png")))
+            .unwrap();
+        half(300 + i, true)
+            .save(held_out.join(format!("left/{i}.png")))
+            .unwrap();
     }
     let (mem, queries) = (dir.path().join("m.pmem"), dir.path().join("q.pmem"));
     for (folder, out) in [(&train, &mem), (&held_out, &queries)] {
-        let (ok, _, stderr) =
-            procmem(&["memory", "build", "--features", "pixels", "--folder", folder.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+        let (ok, _, stderr) = procmem(&[
+            "memory",
+            "build",
+            "--features",
+            "pixels",
+            "--folder",
+            folder.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ]);
         assert!(ok, "{stderr}");
     }
     let before = std::fs::read(&mem).unwrap();
-    let args = ["memory", "prune", mem.to_str().unwrap(), "--queries", queries.to_str().unwrap(), "--k", "3"];
+    let args = [
+        "memory",
+        "prune",
+        mem.to_str().unwrap(),
+        "--queries",
+        queries.to_str().unwrap(),
+        "--k",
+        "3",
+    ];
     let (ok, stdout, stderr) = procmem(&args);
     assert!(ok, "{stderr}");
     assert!(stdout.contains("1 of 17 entries are harmful"), "{stdout}");
     assert!(stdout.contains("mislabelled.png"), "{stdout}");
     assert!(stderr.contains("dry run"), "{stderr}");
-    assert_eq!(std::fs::read(&mem).unwrap(), before, "a dry run leaves the file as it was");
+    assert_eq!(
+        std::fs::read(&mem).unwrap(),
+        before,
+        "a dry run leaves the file as it was"
+    );
 
     // Its KNN-Shapley value is the lowest, and negative.
-    let (ok, stdout, stderr) =
-        procmem(&["memory", "value", mem.to_str().unwrap(), "--queries", queries.to_str().unwrap(), "--k", "3", "--show", "1"]);
+    let (ok, stdout, stderr) = procmem(&[
+        "memory",
+        "value",
+        mem.to_str().unwrap(),
+        "--queries",
+        queries.to_str().unwrap(),
+        "--k",
+        "3",
+        "--show",
+        "1",
+    ]);
     assert!(ok, "{stderr}");
-    let first_row = stdout.lines().find(|l| l.starts_with("| ") && !l.starts_with("| id")).unwrap_or_default();
-    assert!(first_row.contains("mislabelled.png") && first_row.contains("| -"), "{stdout}");
+    let first_row = stdout
+        .lines()
+        .find(|l| l.starts_with("| ") && !l.starts_with("| id"))
+        .unwrap_or_default();
+    assert!(
+        first_row.contains("mislabelled.png") && first_row.contains("| -"),
+        "{stdout}"
+    );
 
     let pruned = dir.path().join("pruned.pmem");
-    let (ok, _, stderr) = procmem(&[&args[..], &["--apply", "--out", pruned.to_str().unwrap()]].concat());
+    let (ok, _, stderr) =
+        procmem(&[&args[..], &["--apply", "--out", pruned.to_str().unwrap()]].concat());
     assert!(ok, "{stderr}");
     let m = procmem::memory::Memory::open(&pruned).unwrap();
     assert_eq!(m.len(), 16);
     assert!(m.entries.iter().all(|e| !e.source.contains("mislabelled")));
 
     // Queries of another model are refused.
-    let (ok, _, stderr) = procmem(&["memory", "prune", mem.to_str().unwrap(), "--queries", npz_memory(dir.path()).to_str().unwrap()]);
-    assert!(!ok && stderr.contains("embed the queries with the memory's model"), "{stderr}");
+    let (ok, _, stderr) = procmem(&[
+        "memory",
+        "prune",
+        mem.to_str().unwrap(),
+        "--queries",
+        npz_memory(dir.path()).to_str().unwrap(),
+    ]);
+    assert!(
+        !ok && stderr.contains("embed the queries with the memory's model"),
+        "{stderr}"
+    );
 }
 
 /// A memory of the tiny.npz fixture embedded by a random-init micro ViT (another model).
 fn npz_memory(dir: &Path) -> std::path::PathBuf {
     let npz = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny.npz");
     let out = dir.join("other-model.pmem");
-    let (ok, _, stderr) =
-        procmem(&["memory", "build", "--features", "random:micro", "--npz", npz.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    let (ok, _, stderr) = procmem(&[
+        "memory",
+        "build",
+        "--features",
+        "random:micro",
+        "--npz",
+        npz.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     assert!(ok, "{stderr}");
     out
 }
@@ -404,30 +665,60 @@ fn knn_runs_on_your_own_memory_with_queries_from_a_file_or_a_folder() {
             std::fs::create_dir_all(root.join(class)).unwrap();
         }
         for i in 1..7 {
-            half(offset + i, true).save(root.join(format!("left/{i}.png"))).unwrap();
-            half(offset + 50 + i, false).save(root.join(format!("right/{i}.png"))).unwrap();
+            half(offset + i, true)
+                .save(root.join(format!("left/{i}.png")))
+                .unwrap();
+            half(offset + 50 + i, false)
+                .save(root.join(format!("right/{i}.png")))
+                .unwrap();
         }
     }
     let (mem, queries) = (dir.path().join("m.pmem"), dir.path().join("q.pmem"));
     for (folder, out) in [(&train, &mem), (&held_out, &queries)] {
-        let (ok, _, stderr) =
-            procmem(&["memory", "build", "--features", "pixels", "--folder", folder.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+        let (ok, _, stderr) = procmem(&[
+            "memory",
+            "build",
+            "--features",
+            "pixels",
+            "--folder",
+            folder.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ]);
         assert!(ok, "{stderr}");
     }
     let knn = |queries: &Path, rest: &[&str]| {
-        let args = ["eval", "knn", "--memory", mem.to_str().unwrap(), "--queries", queries.to_str().unwrap(), "--k", "3"];
+        let args = [
+            "eval",
+            "knn",
+            "--memory",
+            mem.to_str().unwrap(),
+            "--queries",
+            queries.to_str().unwrap(),
+            "--k",
+            "3",
+        ];
         procmem(&[&args[..], rest].concat())
     };
     for q in [&queries, &held_out] {
         let (ok, stdout, stderr) = knn(q, &["--features", "pixels", "--no-baselines"]);
         assert!(ok, "{stderr}");
-        assert!(stdout.contains("| raw pixels | 100.00 % | 3 | 100.00 % |"), "{stdout}");
-        assert!(stdout.contains("queries") && stdout.contains("(12)"), "{stdout}");
+        assert!(
+            stdout.contains("| raw pixels | 100.00 % | 3 | 100.00 % |"),
+            "{stdout}"
+        );
+        assert!(
+            stdout.contains("queries") && stdout.contains("(12)"),
+            "{stdout}"
+        );
     }
     // With baselines, the random-init ViT re-embeds the memory from its thumbnails.
     let (ok, stdout, stderr) = knn(&queries, &["--features", "pixels"]);
     assert!(ok, "{stderr}");
-    assert!(stdout.contains("random init (re-embedded from thumbnails)"), "{stdout}");
+    assert!(
+        stdout.contains("random init (re-embedded from thumbnails)"),
+        "{stdout}"
+    );
     // A memory of another model than every --features is refused.
     let (ok, _, stderr) = knn(&queries, &["--features", "random:micro", "--no-baselines"]);
     assert!(!ok && stderr.contains("none of --features"), "{stderr}");
@@ -436,7 +727,9 @@ fn knn_runs_on_your_own_memory_with_queries_from_a_file_or_a_folder() {
     let grey = dir.path().join("grey");
     std::fs::create_dir_all(grey.join("grey")).unwrap();
     for i in 0..6u8 {
-        image::RgbImage::from_pixel(32, 32, image::Rgb([90 + 5 * i; 3])).save(grey.join(format!("grey/{i}.png"))).unwrap();
+        image::RgbImage::from_pixel(32, 32, image::Rgb([90 + 5 * i; 3]))
+            .save(grey.join(format!("grey/{i}.png")))
+            .unwrap();
     }
     let (ok, stdout, stderr) = procmem(&[
         "eval",
@@ -454,7 +747,10 @@ fn knn_runs_on_your_own_memory_with_queries_from_a_file_or_a_folder() {
         "--no-baselines",
     ]);
     assert!(ok, "{stderr}");
-    assert!(stdout.contains("| raw pixels |") && stdout.contains("(6) | 1.0000 | 0.00 % |"), "{stdout}");
+    assert!(
+        stdout.contains("| raw pixels |") && stdout.contains("(6) | 1.0000 | 0.00 % |"),
+        "{stdout}"
+    );
 }
 
 /// procmem with its data and cache folders inside `dir` (nothing written to the home folder).
@@ -465,7 +761,11 @@ fn procmem_in(dir: &Path, args: &[&str]) -> (bool, String, String) {
         .env("XDG_DATA_HOME", dir)
         .output()
         .expect("run procmem");
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
 }
 
 #[test]
@@ -477,8 +777,12 @@ fn every_zoo_table_takes_your_own_labelled_data_and_deleting_purges_its_cached_e
             std::fs::create_dir_all(root.join(class)).unwrap();
         }
         for i in 1..7 {
-            half(offset + i, true).save(root.join(format!("left/{i}.png"))).unwrap();
-            half(offset + 50 + i, false).save(root.join(format!("right/{i}.png"))).unwrap();
+            half(offset + i, true)
+                .save(root.join(format!("left/{i}.png")))
+                .unwrap();
+            half(offset + 50 + i, false)
+                .save(root.join(format!("right/{i}.png")))
+                .unwrap();
         }
     }
     // The held-out images also as a CSV of `path,label` (relative to the CSV), one line broken.
@@ -491,19 +795,50 @@ fn every_zoo_table_takes_your_own_labelled_data_and_deleting_purges_its_cached_e
     let mem = d("m.pmem");
     let (ok, _, stderr) = procmem_in(
         dir.path(),
-        &["memory", "build", "--features", "pixels", "--folder", d("train").to_str().unwrap(), "--out", mem.to_str().unwrap()],
+        &[
+            "memory",
+            "build",
+            "--features",
+            "pixels",
+            "--folder",
+            d("train").to_str().unwrap(),
+            "--out",
+            mem.to_str().unwrap(),
+        ],
     );
     assert!(ok, "{stderr}");
     let on_pixels = |command: &[&str], memory: (&str, &Path), queries: &Path, rest: &[&str]| {
-        let own = [memory.0, memory.1.to_str().unwrap(), "--queries", queries.to_str().unwrap(), "--features", "pixels", "--no-baselines"];
+        let own = [
+            memory.0,
+            memory.1.to_str().unwrap(),
+            "--queries",
+            queries.to_str().unwrap(),
+            "--features",
+            "pixels",
+            "--no-baselines",
+        ];
         let (ok, stdout, stderr) = procmem_in(dir.path(), &[command, &own[..], rest].concat());
         assert!(ok, "{command:?}: {stderr}");
         (stdout, stderr)
     };
-    let (knn, stderr) = on_pixels(&["eval", "knn"], ("--memory-data", &d("train")), &d("held-out.csv"), &["--k", "3"]);
-    assert!(knn.contains("| raw pixels | 100.00 % | 3 | 100.00 % |"), "{knn}");
-    assert!(knn.contains("queries: ") && knn.contains("held-out.csv (12)"), "the broken line is skipped: {knn}");
-    assert!(stderr.contains("a line without a label"), "and named: {stderr}");
+    let (knn, stderr) = on_pixels(
+        &["eval", "knn"],
+        ("--memory-data", &d("train")),
+        &d("held-out.csv"),
+        &["--k", "3"],
+    );
+    assert!(
+        knn.contains("| raw pixels | 100.00 % | 3 | 100.00 % |"),
+        "{knn}"
+    );
+    assert!(
+        knn.contains("queries: ") && knn.contains("held-out.csv (12)"),
+        "the broken line is skipped: {knn}"
+    );
+    assert!(
+        stderr.contains("a line without a label"),
+        "and named: {stderr}"
+    );
     // Limits take images evenly spaced through class-ordered data: both classes stay.
     let (limited, _) = on_pixels(
         &["eval", "knn"],
@@ -511,33 +846,113 @@ fn every_zoo_table_takes_your_own_labelled_data_and_deleting_purges_its_cached_e
         &d("held-out"),
         &["--k", "3", "--limit-train", "6", "--limit-test", "4"],
     );
-    assert!(limited.contains("train (6 images)") && limited.contains("held-out (4)"), "{limited}");
-    assert!(limited.contains("| raw pixels | 100.00 % | 3 | 100.00 % |"), "{limited}");
+    assert!(
+        limited.contains("train (6 images)") && limited.contains("held-out (4)"),
+        "{limited}"
+    );
+    assert!(
+        limited.contains("| raw pixels | 100.00 % | 3 | 100.00 % |"),
+        "{limited}"
+    );
     let cache = d("cache/embeddings");
-    let labelled =
-        || std::fs::read_dir(&cache).unwrap().filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().contains("-labelled-")).count();
-    assert_eq!(labelled(), 4, "the memory and query images are cached, whole and limited");
+    let labelled = || {
+        std::fs::read_dir(&cache)
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .contains("-labelled-")
+            })
+            .count()
+    };
+    assert_eq!(
+        labelled(),
+        4,
+        "the memory and query images are cached, whole and limited"
+    );
 
-    let (probe, _) = on_pixels(&["eval", "probe"], ("--memory", &mem), &d("held-out"), &["--k", "3"]);
-    assert!(probe.contains("| raw pixels | 100.00 % | 100.00 % | 100.00 % (3) |"), "{probe}");
+    let (probe, _) = on_pixels(
+        &["eval", "probe"],
+        ("--memory", &mem),
+        &d("held-out"),
+        &["--k", "3"],
+    );
+    assert!(
+        probe.contains("| raw pixels | 100.00 % | 100.00 % | 100.00 % (3) |"),
+        "{probe}"
+    );
     let held_out = d("held-out");
-    let own = ["--memory", mem.to_str().unwrap(), "--queries", held_out.to_str().unwrap(), "--features", "pixels"];
-    let (ok, unlearn, stderr) = procmem_in(dir.path(), &[&["eval", "unlearn"][..], &own[..], &["--k", "3", "--class", "left"]].concat());
+    let own = [
+        "--memory",
+        mem.to_str().unwrap(),
+        "--queries",
+        held_out.to_str().unwrap(),
+        "--features",
+        "pixels",
+    ];
+    let (ok, unlearn, stderr) = procmem_in(
+        dir.path(),
+        &[
+            &["eval", "unlearn"][..],
+            &own[..],
+            &["--k", "3", "--class", "left"],
+        ]
+        .concat(),
+    );
     assert!(ok, "{stderr}");
-    assert!(unlearn.contains("| left | 6 | 100.00 % → 0.00 % | 100.00 % → 100.00 % |"), "{unlearn}");
-    let (privacy, _) = on_pixels(&["privacy"], ("--memory-data", &d("train")), &d("held-out"), &["--k", "1,3"]);
-    assert!(privacy.contains("| raw pixels |") && privacy.contains("100.00 % |"), "{privacy}");
+    assert!(
+        unlearn.contains("| left | 6 | 100.00 % → 0.00 % | 100.00 % → 100.00 % |"),
+        "{unlearn}"
+    );
+    let (privacy, _) = on_pixels(
+        &["privacy"],
+        ("--memory-data", &d("train")),
+        &d("held-out"),
+        &["--k", "1,3"],
+    );
+    assert!(
+        privacy.contains("| raw pixels |") && privacy.contains("100.00 % |"),
+        "{privacy}"
+    );
     // A class the data lacks is named in the refusal with the classes it has.
-    let (ok, _, stderr) = procmem_in(dir.path(), &[&["eval", "unlearn"][..], &own[..], &["--class", "up"]].concat());
-    assert!(!ok && stderr.contains("class up is not one of the 2 classes") && stderr.contains("left, right"), "{stderr}");
+    let (ok, _, stderr) = procmem_in(
+        dir.path(),
+        &[&["eval", "unlearn"][..], &own[..], &["--class", "up"]].concat(),
+    );
+    assert!(
+        !ok && stderr.contains("class up is not one of the 2 classes")
+            && stderr.contains("left, right"),
+        "{stderr}"
+    );
     // Queries without a memory, and a memory beside a built-in set, are refused.
-    let (ok, _, stderr) = procmem_in(dir.path(), &["eval", "knn", "--queries", d("held-out").to_str().unwrap(), "--features", "pixels"]);
-    assert!(!ok && stderr.contains("--queries needs --memory"), "{stderr}");
-    let (ok, _, stderr) = procmem_in(dir.path(), &[&["eval", "knn", "--dataset", "mnist"][..], &own[..]].concat());
+    let (ok, _, stderr) = procmem_in(
+        dir.path(),
+        &[
+            "eval",
+            "knn",
+            "--queries",
+            d("held-out").to_str().unwrap(),
+            "--features",
+            "pixels",
+        ],
+    );
+    assert!(
+        !ok && stderr.contains("--queries needs --memory"),
+        "{stderr}"
+    );
+    let (ok, _, stderr) = procmem_in(
+        dir.path(),
+        &[&["eval", "knn", "--dataset", "mnist"][..], &own[..]].concat(),
+    );
     assert!(!ok && stderr.contains("cannot be used with"), "{stderr}");
 
     // Deleting from any memory purges cached embeddings of user data: one may hold the entry.
-    let (ok, _, stderr) = procmem_in(dir.path(), &["memory", "delete", mem.to_str().unwrap(), "--id", "0"]);
+    let (ok, _, stderr) = procmem_in(
+        dir.path(),
+        &["memory", "delete", mem.to_str().unwrap(), "--id", "0"],
+    );
     assert!(ok, "{stderr}");
     assert_eq!(labelled(), 0, "{stderr}");
 }
@@ -548,7 +963,8 @@ fn image_folder(dir: &Path, classes: &[(&str, u8)], n: u64, seed: u64) {
         std::fs::create_dir_all(dir.join(class)).unwrap();
         for i in 0..n {
             let mut img = noise(seed + i, 0);
-            img.pixels_mut().for_each(|p| p.0[(shift % 3) as usize] = 255);
+            img.pixels_mut()
+                .for_each(|p| p.0[(shift % 3) as usize] = 255);
             img.save(dir.join(class).join(format!("{i}.png"))).unwrap();
         }
     }
@@ -563,8 +979,16 @@ fn adding_a_class_reports_old_and_new_accuracy() {
     image_folder(&d("add"), &[("blue", 2)], 6, 200);
     image_folder(&d("new-queries"), &[("blue", 2)], 3, 300);
     let mem = d("m.pmem");
-    let (ok, _, stderr) =
-        procmem(&["memory", "build", "--features", "pixels", "--folder", d("memory").to_str().unwrap(), "--out", mem.to_str().unwrap()]);
+    let (ok, _, stderr) = procmem(&[
+        "memory",
+        "build",
+        "--features",
+        "pixels",
+        "--folder",
+        d("memory").to_str().unwrap(),
+        "--out",
+        mem.to_str().unwrap(),
+    ]);
     assert!(ok, "{stderr}");
     let args = |add: &str| {
         vec![
@@ -589,9 +1013,15 @@ fn adding_a_class_reports_old_and_new_accuracy() {
     let (ok, stdout, stderr) = procmem(&a.iter().map(String::as_str).collect::<Vec<_>>());
     assert!(ok, "{stderr}");
     // Each colour channel saturated: the classes separate perfectly under raw pixels.
-    assert!(stdout.contains("| raw pixels | 100.00 % | 100.00 % | +0.00 points | 100.00 % | 0 of 6 |"), "{stdout}");
+    assert!(
+        stdout.contains("| raw pixels | 100.00 % | 100.00 % | +0.00 points | 100.00 % | 0 of 6 |"),
+        "{stdout}"
+    );
     // Adding only known classes is refused: there is no new class to measure.
     let a = args("queries");
     let (ok, _, stderr) = procmem(&a.iter().map(String::as_str).collect::<Vec<_>>());
-    assert!(!ok && stderr.contains("adds no class the memory lacks"), "{stderr}");
+    assert!(
+        !ok && stderr.contains("adds no class the memory lacks"),
+        "{stderr}"
+    );
 }

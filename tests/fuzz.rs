@@ -31,7 +31,11 @@ fn mutate(valid: &[u8], rng: &mut Rng) -> Vec<u8> {
                 let width = if rng.bernoulli(0.5) { 4 } else { 8 };
                 let at = rng.below(b.len());
                 for (k, byte) in b.iter_mut().skip(at).take(width).enumerate() {
-                    *byte = if k + 1 == width && rng.bernoulli(0.5) { 0x7F } else { 0xFF };
+                    *byte = if k + 1 == width && rng.bernoulli(0.5) {
+                        0x7F
+                    } else {
+                        0xFF
+                    };
                 }
             }
             3 => {
@@ -55,19 +59,35 @@ fn mutate(valid: &[u8], rng: &mut Rng) -> Vec<u8> {
 }
 
 /// Runs `cases` mutations of `valid` through `parse`; a panic fails with the case's seed.
-fn fuzz(target: &str, valid: &[u8], cases: u64, parse: impl Fn(&[u8], u64) -> Result<(), String> + std::panic::RefUnwindSafe) {
+fn fuzz(
+    target: &str,
+    valid: &[u8],
+    cases: u64,
+    parse: impl Fn(&[u8], u64) -> Result<(), String> + std::panic::RefUnwindSafe,
+) {
     let mut accepted = 0;
     for seed in 0..cases {
         let damaged = mutate(valid, &mut Rng::new(seed ^ 0xF022));
         match std::panic::catch_unwind(|| parse(&damaged, seed)) {
             Ok(Ok(())) => accepted += 1,
-            Ok(Err(message)) => assert!(!message.is_empty(), "{target}, seed {seed}: an empty error message"),
-            Err(_) => panic!("{target}: case with seed {seed} panicked ({} bytes)", damaged.len()),
+            Ok(Err(message)) => assert!(
+                !message.is_empty(),
+                "{target}, seed {seed}: an empty error message"
+            ),
+            Err(_) => panic!(
+                "{target}: case with seed {seed} panicked ({} bytes)",
+                damaged.len()
+            ),
         }
     }
     // The unmutated file parses (so the damage, not the seed file, is what is being refused).
-    assert!(std::panic::catch_unwind(|| parse(valid, u64::MAX)).is_ok_and(|r| r.is_ok()), "{target}: the valid file is refused");
-    eprintln!("{target}: {cases} damaged files, {accepted} still parsed, the rest refused with an error, none panicked");
+    assert!(
+        std::panic::catch_unwind(|| parse(valid, u64::MAX)).is_ok_and(|r| r.is_ok()),
+        "{target}: the valid file is refused"
+    );
+    eprintln!(
+        "{target}: {cases} damaged files, {accepted} still parsed, the rest refused with an error, none panicked"
+    );
 }
 
 /// [`fuzz`] for parsers that read a file: each damaged copy is written as `name-<seed>.<ext>` in
@@ -94,7 +114,11 @@ fn fuzz_file<T>(
 
 fn names_file(message: &str, path: &Path) -> Result<(), String> {
     let name = path.file_name().unwrap().to_string_lossy();
-    if message.contains(name.as_ref()) { Err(message.to_string()) } else { panic!("the error does not name {name}: {message}") }
+    if message.contains(name.as_ref()) {
+        Err(message.to_string())
+    } else {
+        panic!("the error does not name {name}: {message}")
+    }
 }
 
 #[test]
@@ -102,18 +126,33 @@ fn memory_files() {
     let mut m = procmem::memory::Memory::new("fp", 4);
     for i in 0..5u64 {
         let e: Vec<f32> = (0..4).map(|j| ((i * 4 + j) as f32).sin()).collect();
-        m.add("fp", if i % 2 == 0 { "cat" } else { "dog" }, &format!("/data/{i}.png"), i, vec![i as u8; 3], e).unwrap();
+        m.add(
+            "fp",
+            if i % 2 == 0 { "cat" } else { "dog" },
+            &format!("/data/{i}.png"),
+            i,
+            vec![i as u8; 3],
+            e,
+        )
+        .unwrap();
     }
     let path = PathBuf::from("fuzz.pmem");
-    fuzz("pmem", &m.to_bytes(), 3000, |bytes, _| match procmem::memory::Memory::from_bytes(bytes, &path) {
-        Ok(_) => Ok(()),
-        Err(e) => names_file(&e.to_string(), &path),
-    });
+    fuzz(
+        "pmem",
+        &m.to_bytes(),
+        3000,
+        |bytes, _| match procmem::memory::Memory::from_bytes(bytes, &path) {
+            Ok(_) => Ok(()),
+            Err(e) => names_file(&e.to_string(), &path),
+        },
+    );
 }
 
 #[test]
 fn image_loader() {
-    let img = image::DynamicImage::ImageRgba8(image::RgbaImage::from_fn(12, 10, |x, y| image::Rgba([x as u8 * 20, y as u8 * 25, 90, 200])));
+    let img = image::DynamicImage::ImageRgba8(image::RgbaImage::from_fn(12, 10, |x, y| {
+        image::Rgba([x as u8 * 20, y as u8 * 25, 90, 200])
+    }));
     for format in [
         image::ImageFormat::Png,
         image::ImageFormat::Jpeg,
@@ -122,20 +161,34 @@ fn image_loader() {
         image::ImageFormat::WebP,
         image::ImageFormat::Tiff,
     ] {
-        let img = if format == image::ImageFormat::Jpeg { image::DynamicImage::ImageRgb8(img.to_rgb8()) } else { img.clone() };
+        let img = if format == image::ImageFormat::Jpeg {
+            image::DynamicImage::ImageRgb8(img.to_rgb8())
+        } else {
+            img.clone()
+        };
         let mut valid = Vec::new();
-        img.write_to(&mut std::io::Cursor::new(&mut valid), format).unwrap();
+        img.write_to(&mut std::io::Cursor::new(&mut valid), format)
+            .unwrap();
         let path = PathBuf::from(format!("fuzz.{}", format.extensions_str()[0]));
-        fuzz(&format!("image loader, {format:?}"), &valid, 600, |bytes, _| match procmem::imageio::decode_rgb(bytes, &path) {
-            Ok(_) => Ok(()),
-            Err(e) => names_file(&e.to_string(), &path),
-        });
+        fuzz(
+            &format!("image loader, {format:?}"),
+            &valid,
+            600,
+            |bytes, _| match procmem::imageio::decode_rgb(bytes, &path) {
+                Ok(_) => Ok(()),
+                Err(e) => names_file(&e.to_string(), &path),
+            },
+        );
     }
 }
 
 fn npy(shape: &[usize], descr: &str, data: &[u8]) -> Vec<u8> {
     let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
-    let tuple = if dims.len() == 1 { format!("({},)", dims[0]) } else { format!("({})", dims.join(", ")) };
+    let tuple = if dims.len() == 1 {
+        format!("({},)", dims[0])
+    } else {
+        format!("({})", dims.join(", "))
+    };
     let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {tuple}, }}");
     while (10 + header.len() + 1) % 64 != 0 {
         header.push(' ');
@@ -151,9 +204,13 @@ fn npy(shape: &[usize], descr: &str, data: &[u8]) -> Vec<u8> {
 #[test]
 fn npy_and_npz_arrays() {
     let valid = npy(&[3, 2, 2], "|u1", &(0..12).collect::<Vec<u8>>());
-    fuzz("npy", &valid, 3000, |bytes, _| procmem::memory::npz::parse_npy(bytes).map(drop));
+    fuzz("npy", &valid, 3000, |bytes, _| {
+        procmem::memory::npz::parse_npy(bytes).map(drop)
+    });
 
-    let fixture = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny.npz")).unwrap();
+    let fixture =
+        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny.npz"))
+            .unwrap();
     fuzz_file("npz", &fixture, 800, "npz", procmem::memory::npz::read_npz);
 }
 
@@ -170,38 +227,59 @@ fn idx_sets() {
     let dir = tempfile::tempdir().unwrap();
     let labels_path = dir.path().join("labels.idx");
     std::fs::write(&labels_path, &labels).unwrap();
-    fuzz_file("IDX images", &images, 2000, "idx", |path| procmem::datasets::read_idx(path, &labels_path, &[]));
+    fuzz_file("IDX images", &images, 2000, "idx", |path| {
+        procmem::datasets::read_idx(path, &labels_path, &[])
+    });
 }
 
 #[test]
 fn weights_files() {
     // A procmem model file (safetensors + JSON) of a micro ViT; each half damaged in turn.
     use procmem::model::weights::{Which, load_backbone};
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/vit_micro.safetensors");
+    let fixture =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/vit_micro.safetensors");
     let valid = std::fs::read(&fixture).unwrap();
-    fuzz_file("timm safetensors", &valid, 600, "safetensors", |path| load_backbone(path, Which::Teacher, Some(2)));
+    fuzz_file("timm safetensors", &valid, 600, "safetensors", |path| {
+        load_backbone(path, Which::Teacher, Some(2))
+    });
 }
 
 #[test]
 fn csv_lists() {
     let valid = b"path,label\ncat/a.png,cat\n\"dog/b.png\",dog\nx.png,bird\n".to_vec();
-    fuzz_file("CSV import list", &valid, 2000, "csv", procmem::memory::import::list_csv);
+    fuzz_file(
+        "CSV import list",
+        &valid,
+        2000,
+        "csv",
+        procmem::memory::import::list_csv,
+    );
 }
 
 #[test]
 fn nights_csv() {
-    let mut valid = String::from("id,ref_path,left_path,right_path,prompt,votes,left_vote,right_vote,split,is_imagenet\n");
+    let mut valid = String::from(
+        "id,ref_path,left_path,right_path,prompt,votes,left_vote,right_vote,split,is_imagenet\n",
+    );
     for i in 0..4 {
-        valid += &format!("{i},ref/{i}.png,distort/{i}_0.png,distort/{i}_1.png,a prompt,6,x,0.5,test_imagenet,True\n");
+        valid += &format!(
+            "{i},ref/{i}.png,distort/{i}_0.png,distort/{i}_1.png,a prompt,6,x,0.5,test_imagenet,True\n"
+        );
     }
-    fuzz_file("NIGHTS CSV", valid.as_bytes(), 2000, "csv", |path| procmem::eval::twoafc::read_triplets(path, None, 0.0));
+    fuzz_file("NIGHTS CSV", valid.as_bytes(), 2000, "csv", |path| {
+        procmem::eval::twoafc::read_triplets(path, None, 0.0)
+    });
 }
 
 #[test]
 fn checkpoint_json() {
     // A procmem model pair: the JSON damaged, its tensors whole beside it.
-    use procmem::model::weights::{CHECKPOINT_FORMAT, CheckpointMeta, Provenance, Which, infer_config, load_backbone, save_checkpoint};
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/vit_micro.safetensors");
+    use procmem::model::weights::{
+        CHECKPOINT_FORMAT, CheckpointMeta, Provenance, Which, infer_config, load_backbone,
+        save_checkpoint,
+    };
+    let fixture =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/vit_micro.safetensors");
     let tensors = candle_core::safetensors::load(&fixture, &candle_core::Device::Cpu).unwrap();
     let meta = CheckpointMeta {
         format: CHECKPOINT_FORMAT.into(),
@@ -210,15 +288,21 @@ fn checkpoint_json() {
         train_config: serde_json::json!({"steps": 1}),
         step: 1,
         seed: 0,
-        provenance: Provenance { sources: vec!["procedural:test".into()], procedural_only: true, images_seen: 1 },
+        provenance: Provenance {
+            sources: vec!["procedural:test".into()],
+            procedural_only: true,
+            images_seen: 1,
+        },
         fingerprint: String::new(),
         procmem_version: "test".into(),
         exported_backbone: Some("teacher".into()),
         standardisation: None,
         pooling: Default::default(),
     };
-    let stored: std::collections::BTreeMap<String, candle_core::Tensor> =
-        tensors.into_iter().map(|(k, v)| (format!("teacher.backbone.{k}"), v)).collect();
+    let stored: std::collections::BTreeMap<String, candle_core::Tensor> = tensors
+        .into_iter()
+        .map(|(k, v)| (format!("teacher.backbone.{k}"), v))
+        .collect();
     let dir = tempfile::tempdir().unwrap();
     let stem = dir.path().join("model");
     save_checkpoint(&stem, &stored, &meta).unwrap();
@@ -236,10 +320,17 @@ fn checkpoint_json() {
 fn wgsl_programs() {
     use procmem::generate::programs::{Program, ProgramLibrary, ProgramOrigin};
     let library = ProgramLibrary::load(None);
-    let valid = library.programs.first().expect("shipped programs").source.clone();
+    let valid = library
+        .programs
+        .first()
+        .expect("shipped programs")
+        .source
+        .clone();
     fuzz("WGSL program", valid.as_bytes(), 1000, |bytes, seed| {
         let id = format!("fuzz-{seed}");
-        let Ok(source) = std::str::from_utf8(bytes) else { return Err("not UTF-8".into()) };
+        let Ok(source) = std::str::from_utf8(bytes) else {
+            return Err("not UTF-8".into());
+        };
         match Program::parse(&id, source, ProgramOrigin::Synthesized { seed }).and_then(|p| {
             procmem::generate::programs::validate_wgsl(&p.id, &p.module_source())?;
             Ok(p)
@@ -256,21 +347,43 @@ fn generated_set_manifests() {
     use procmem::generate::manifest::{MANIFEST_FILE, Manifest, write_set};
     use procmem::generate::{Generator, GeneratorConfig};
     let dir = tempfile::tempdir().unwrap();
-    let mut generator = Generator::open_default(GeneratorConfig { size: 32, ..Default::default() }).unwrap();
+    let mut generator = Generator::open_default(GeneratorConfig {
+        size: 32,
+        ..Default::default()
+    })
+    .unwrap();
     write_set(&mut generator, 3, 4, dir.path(), |_, _| true).unwrap();
     let valid = std::fs::read(dir.path().join(MANIFEST_FILE)).unwrap();
-    fuzz_file("generated-set manifest", &valid, 1500, "json", Manifest::read);
+    fuzz_file(
+        "generated-set manifest",
+        &valid,
+        1500,
+        "json",
+        Manifest::read,
+    );
     // The kinds named by the checks, each refused.
     let text = String::from_utf8(valid).unwrap();
     for (what, damaged) in [
-        ("count", text.replacen("\"count\": 4", "\"count\": 1000000000000", 1)),
-        ("config", text.replacen("\"size\": 32", "\"size\": 100000", 1)),
-        ("image 2", text.replacen("00000002.png", "../../etc/passwd", 1)),
+        (
+            "count",
+            text.replacen("\"count\": 4", "\"count\": 1000000000000", 1),
+        ),
+        (
+            "config",
+            text.replacen("\"size\": 32", "\"size\": 100000", 1),
+        ),
+        (
+            "image 2",
+            text.replacen("00000002.png", "../../etc/passwd", 1),
+        ),
     ] {
         assert_ne!(damaged, text, "{what}: the edit applies");
         let path = dir.path().join(format!("{}.json", what.replace(' ', "-")));
         std::fs::write(&path, damaged).unwrap();
         let err = Manifest::read(&path).unwrap_err().to_string();
-        assert!(err.contains(what) && err.contains(path.file_name().unwrap().to_str().unwrap()), "{what}: {err}");
+        assert!(
+            err.contains(what) && err.contains(path.file_name().unwrap().to_str().unwrap()),
+            "{what}: {err}"
+        );
     }
 }

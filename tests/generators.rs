@@ -6,17 +6,29 @@ use procmem::generate::synth::SynthProgram;
 use procmem::generate::{Generator, GeneratorConfig, KmlConfig, Process, Recipe, manifest};
 
 fn generator(config: GeneratorConfig) -> Generator {
-    Generator::new(GpuRenderer::new().expect("a wgpu adapter (install mesa-vulkan-drivers)"), ProgramLibrary::load(None), config)
-        .expect("valid config")
+    Generator::new(
+        GpuRenderer::new().expect("a wgpu adapter (install mesa-vulkan-drivers)"),
+        ProgramLibrary::load(None),
+        config,
+    )
+    .expect("valid config")
 }
 
 #[test]
 fn synthesized_programs_agree_between_gpu_and_cpu() {
     let mut renderer = GpuRenderer::new().expect("adapter");
-    let programs: Vec<_> = (1000..1024).map(|s| SynthProgram::generate(s).to_program()).collect();
+    let programs: Vec<_> = (1000..1024)
+        .map(|s| SynthProgram::generate(s).to_program())
+        .collect();
     let size = 32;
-    let jobs: Vec<RenderJob> =
-        (0..programs.len()).map(|i| RenderJob { program: i, time: 0.1 + 0.41 * i as f32, seed: 0, params: [0.0; 8] }).collect();
+    let jobs: Vec<RenderJob> = (0..programs.len())
+        .map(|i| RenderJob {
+            program: i,
+            time: 0.1 + 0.41 * i as f32,
+            seed: 0,
+            params: [0.0; 8],
+        })
+        .collect();
     let images = renderer.render(&programs, size, &jobs).expect("render");
     let mut worst = 0i32;
     for (i, img) in images.iter().enumerate() {
@@ -28,7 +40,12 @@ fn synthesized_programs_agree_between_gpu_and_cpu() {
                 for c in 0..3 {
                     let d = (cpu[c] as i32 - gpu[c] as i32).abs();
                     worst = worst.max(d);
-                    assert!(d <= 2, "program {} pixel ({x},{y}) channel {c}: cpu {cpu:?} gpu {gpu:?}\n{}", i, synth.to_wgsl());
+                    assert!(
+                        d <= 2,
+                        "program {} pixel ({x},{y}) channel {c}: cpu {cpu:?} gpu {gpu:?}\n{}",
+                        i,
+                        synth.to_wgsl()
+                    );
                 }
             }
         }
@@ -40,7 +57,11 @@ fn synthesized_programs_agree_between_gpu_and_cpu() {
 fn every_process_renders_distinct_non_constant_images() {
     let mut g = generator(GeneratorConfig::default());
     for process in Process::ALL {
-        let mut c = GeneratorConfig { process, size: 32, ..Default::default() };
+        let mut c = GeneratorConfig {
+            process,
+            size: 32,
+            ..Default::default()
+        };
         c.kml.resolution = 64;
         g.set_config(c).unwrap();
         let samples = g.generate(7, 0..6, true).unwrap();
@@ -55,13 +76,22 @@ fn every_process_renders_distinct_non_constant_images() {
             let _ = varied;
         }
         assert_eq!(distinct.len(), 6, "{process}: duplicate images");
-        let varied = samples.iter().filter(|s| s.image.pixels().any(|p| p != s.image.get_pixel(0, 0))).count();
+        let varied = samples
+            .iter()
+            .filter(|s| s.image.pixels().any(|p| p != s.image.get_pixel(0, 0)))
+            .count();
         assert!(varied >= 5, "{process}: {varied}/6 images vary");
         match (process, &samples[0].recipe) {
             (Process::Shaders, Recipe::Program { time, .. }) => {
                 assert!((0.1..=10.0).contains(time))
             }
-            (Process::ShadersMixup, Recipe::Mixup { components, weights }) => {
+            (
+                Process::ShadersMixup,
+                Recipe::Mixup {
+                    components,
+                    weights,
+                },
+            ) => {
                 assert_eq!(components.len(), 6);
                 assert!((weights.iter().sum::<f32>() - 1.0).abs() < 1e-4);
                 assert_eq!(samples[0].parts.len(), 6);
@@ -80,7 +110,11 @@ fn every_process_renders_distinct_non_constant_images() {
 
 #[test]
 fn same_seed_same_images_and_indices_are_independent_of_batching() {
-    let mut c = GeneratorConfig { process: Process::KmlMixup, size: 32, ..Default::default() };
+    let mut c = GeneratorConfig {
+        process: Process::KmlMixup,
+        size: 32,
+        ..Default::default()
+    };
     c.kml.resolution = 64;
     let mut g = generator(c);
     let all = g.generate(11, 0..6, false).unwrap();
@@ -92,7 +126,12 @@ fn same_seed_same_images_and_indices_are_independent_of_batching() {
         assert_eq!(all[i].recipe, again[i].recipe);
     }
     for i in 0..3 {
-        assert_eq!(all[3 + i].image, tail[i].image, "sample {} depends on its batch", 3 + i);
+        assert_eq!(
+            all[3 + i].image,
+            tail[i].image,
+            "sample {} depends on its batch",
+            3 + i
+        );
     }
     assert_ne!(all[0].image, other[0].image);
 }
@@ -103,7 +142,12 @@ fn kml_handles_many_clusters_custom_assignment_and_empty_clusters() {
         let c = GeneratorConfig {
             process: Process::ShadersKml,
             size: 24,
-            kml: KmlConfig { k, assignment: assignment.clone(), resolution: 32, ..Default::default() },
+            kml: KmlConfig {
+                k,
+                assignment: assignment.clone(),
+                resolution: 32,
+                ..Default::default()
+            },
             ..Default::default()
         };
         let mut g = generator(c.clone());
@@ -121,7 +165,11 @@ fn a_set_regenerates_exactly_from_its_manifest() {
     let dir = tempfile::tempdir().unwrap();
     let a = dir.path().join("a");
     let b = dir.path().join("b");
-    let mut c = GeneratorConfig { process: Process::ShadersKml, size: 32, ..Default::default() };
+    let mut c = GeneratorConfig {
+        process: Process::ShadersKml,
+        size: 32,
+        ..Default::default()
+    };
     c.kml.resolution = 64;
     let mut g = generator(c);
     let m = manifest::write_set(&mut g, 99, 10, &a, |_, _| true).unwrap();
@@ -141,14 +189,20 @@ fn a_corrupt_manifest_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("manifest.json");
     std::fs::write(&path, "{\"format\": \"procmem-generated-set\", \"vers").unwrap();
-    let err = manifest::regenerate(&path, &dir.path().join("out"), |_, _| true).unwrap_err().to_string();
+    let err = manifest::regenerate(&path, &dir.path().join("out"), |_, _| true)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("not a procmem manifest"), "{err}");
 }
 
 #[test]
 fn cancelling_a_write_stops_it() {
     let dir = tempfile::tempdir().unwrap();
-    let mut g = generator(GeneratorConfig { process: Process::Shaders, size: 16, ..Default::default() });
+    let mut g = generator(GeneratorConfig {
+        process: Process::Shaders,
+        size: 16,
+        ..Default::default()
+    });
     let err = manifest::write_set(&mut g, 1, 100_000, dir.path(), |_, _| false).unwrap_err();
     assert!(matches!(err, procmem::Error::Cancelled));
     assert!(!dir.path().join(manifest::MANIFEST_FILE).exists());
@@ -162,14 +216,25 @@ fn every_hand_written_program_compiles_on_the_adapter_and_varies_with_time() {
     let jobs: Vec<RenderJob> = (0..programs.len())
         .flat_map(|i| {
             let params = programs[i].default_params();
-            [1.0f32, 6.0].map(|time| RenderJob { program: i, time, seed: 0, params })
+            [1.0f32, 6.0].map(|time| RenderJob {
+                program: i,
+                time,
+                seed: 0,
+                params,
+            })
         })
         .collect();
-    let images = renderer.render(&programs, 32, &jobs).expect("all programs compile and render");
+    let images = renderer
+        .render(&programs, 32, &jobs)
+        .expect("all programs compile and render");
     for (i, p) in programs.iter().enumerate() {
         let (a, b) = (&images[2 * i], &images[2 * i + 1]);
         assert_ne!(a, b, "{} looks the same at t=1 and t=6", p.id);
         let first = a.get_pixel(0, 0);
-        assert!(a.pixels().any(|q| q != first), "{} renders a flat image", p.id);
+        assert!(
+            a.pixels().any(|q| q != first),
+            "{} renders a flat image",
+            p.id
+        );
     }
 }

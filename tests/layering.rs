@@ -8,10 +8,14 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 /// Shared utilities: usable by every stage, using no stage.
-const BASE: [&str; 10] = ["error", "rng", "hash", "fsio", "linalg", "imageio", "palette", "paths", "resample", "datasets"];
+const BASE: [&str; 10] = [
+    "error", "rng", "hash", "fsio", "linalg", "imageio", "palette", "paths", "resample", "datasets",
+];
 
 /// The stages in the order data flow through them; a stage may use the base and earlier stages.
-const STAGES: [&str; 8] = ["generate", "model", "train", "embed", "memory", "dense", "eval", "app"];
+const STAGES: [&str; 8] = [
+    "generate", "model", "train", "embed", "memory", "dense", "eval", "app",
+];
 
 fn rust_files(path: &Path, out: &mut Vec<PathBuf>) {
     if path.is_dir() {
@@ -26,7 +30,11 @@ fn rust_files(path: &Path, out: &mut Vec<PathBuf>) {
 /// The top-level modules a source text names: `crate::x…` paths and `use crate::{x, y…}` groups.
 fn named_modules(text: &str) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
-    let ident = |s: &str| s.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect::<String>();
+    let ident = |s: &str| {
+        s.chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect::<String>()
+    };
     for (i, _) in text.match_indices("crate::") {
         let rest = &text[i + "crate::".len()..];
         if let Some(group) = rest.strip_prefix('{') {
@@ -74,10 +82,20 @@ fn allowed(from: &str, to: &str) -> bool {
 fn every_top_level_module_has_a_room() {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let lib = std::fs::read_to_string(src.join("lib.rs")).unwrap();
-    let declared: BTreeSet<String> =
-        lib.lines().filter_map(|l| l.trim().strip_prefix("pub mod ")).map(|m| m.trim_end_matches(';').to_string()).collect();
-    let placed: BTreeSet<String> = BASE.iter().chain(STAGES.iter()).map(|m| m.to_string()).collect();
-    assert_eq!(declared, placed, "lib.rs's modules and this test's table must list the same modules");
+    let declared: BTreeSet<String> = lib
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("pub mod "))
+        .map(|m| m.trim_end_matches(';').to_string())
+        .collect();
+    let placed: BTreeSet<String> = BASE
+        .iter()
+        .chain(STAGES.iter())
+        .map(|m| m.to_string())
+        .collect();
+    assert_eq!(
+        declared, placed,
+        "lib.rs's modules and this test's table must list the same modules"
+    );
 }
 
 #[test]
@@ -93,12 +111,19 @@ fn data_flow_one_way_through_the_modules() {
             let text = std::fs::read_to_string(&file).unwrap();
             for to in named_modules(&text) {
                 if !allowed(module, &to) {
-                    violations.push(format!("{} ({module}) uses crate::{to}", file.strip_prefix(&src).unwrap().display()));
+                    violations.push(format!(
+                        "{} ({module}) uses crate::{to}",
+                        file.strip_prefix(&src).unwrap().display()
+                    ));
                 }
             }
         }
     }
-    assert!(violations.is_empty(), "backward edges:\n{}", violations.join("\n"));
+    assert!(
+        violations.is_empty(),
+        "backward edges:\n{}",
+        violations.join("\n")
+    );
 }
 
 #[test]
@@ -108,7 +133,11 @@ fn the_cli_never_reaches_into_the_app() {
     rust_files(&src.join("cli"), &mut files);
     for file in files {
         let text = std::fs::read_to_string(&file).unwrap();
-        assert!(!text.contains("procmem::app"), "{} uses the app's code; shared code belongs in the library's stages", file.display());
+        assert!(
+            !text.contains("procmem::app"),
+            "{} uses the app's code; shared code belongs in the library's stages",
+            file.display()
+        );
     }
 }
 
@@ -117,5 +146,10 @@ fn the_parser_finds_paths_and_groups() {
     let text = "use crate::error::{Error, Result};\nuse crate::{memory::Memory, rng::Rng};\nlet x = crate::hash::fnv1a(b);";
     let found: Vec<String> = named_modules(text).into_iter().collect();
     assert_eq!(found, ["error", "hash", "memory", "rng"]);
-    assert!(!allowed("memory", "eval") && allowed("eval", "memory") && !allowed("rng", "generate") && allowed("app", "rng"));
+    assert!(
+        !allowed("memory", "eval")
+            && allowed("eval", "memory")
+            && !allowed("rng", "generate")
+            && allowed("app", "rng")
+    );
 }

@@ -10,7 +10,13 @@ use procmem::memory::vote::vote;
 use procmem::memory::{ExactIndex, Memory, VoteRule};
 use procmem::rng::Rng;
 
-fn predictions(memory: &Memory, labels: &[String], queries: &[f32], k: usize, rule: VoteRule) -> Vec<(Option<u32>, Vec<u32>)> {
+fn predictions(
+    memory: &Memory,
+    labels: &[String],
+    queries: &[f32],
+    k: usize,
+    rule: VoteRule,
+) -> Vec<(Option<u32>, Vec<u32>)> {
     let idx = ExactIndex::build(memory, labels);
     idx.search(queries, k)
         .iter()
@@ -30,7 +36,11 @@ fn deleting_entries_equals_rebuilding_without_them_bit_for_bit_and_undo_restores
         let labels: Vec<String> = (0..classes).map(|c| format!("class{c}")).collect();
         let queries: Vec<f32> = (0..12).flat_map(|_| random_unit(&mut rng, dim)).collect();
         let k = 1 + rng.below(10);
-        let rule = [VoteRule::Dino { temperature: 0.07 }, VoteRule::Plurality, VoteRule::Rank { offset: 2.0 }][trial % 3];
+        let rule = [
+            VoteRule::Dino { temperature: 0.07 },
+            VoteRule::Plurality,
+            VoteRule::Rank { offset: 2.0 },
+        ][trial % 3];
         let original = predictions(&memory, &labels, &queries, k, rule);
 
         // Delete a few entries from a live index, as the app does.
@@ -47,11 +57,17 @@ fn deleting_entries_equals_rebuilding_without_them_bit_for_bit_and_undo_restores
             .iter()
             .map(|nb| {
                 let v = vote(nb, k, classes, rule);
-                (v.prediction, v.scores.iter().map(|s| s.to_bits()).collect::<Vec<u32>>())
+                (
+                    v.prediction,
+                    v.scores.iter().map(|s| s.to_bits()).collect::<Vec<u32>>(),
+                )
             })
             .collect();
         let rebuilt = predictions(&memory, &labels, &queries, k, rule);
-        assert_eq!(live, rebuilt, "trial {trial}: deleting differs from rebuilding without the entries");
+        assert_eq!(
+            live, rebuilt,
+            "trial {trial}: deleting differs from rebuilding without the entries"
+        );
 
         // Undo, in reverse order.
         for entry in removed.into_iter().rev() {
@@ -59,7 +75,11 @@ fn deleting_entries_equals_rebuilding_without_them_bit_for_bit_and_undo_restores
             index.insert(entry.id, label, &entry.embedding);
             memory.restore(entry).unwrap();
         }
-        assert_eq!(predictions(&memory, &labels, &queries, k, rule), original, "trial {trial}: undo did not restore");
+        assert_eq!(
+            predictions(&memory, &labels, &queries, k, rule),
+            original,
+            "trial {trial}: undo did not restore"
+        );
     }
 }
 
@@ -83,7 +103,11 @@ fn privacy_analysis_equals_brute_force() {
         for e in &memory.entries {
             let mut without = memory.clone();
             without.delete(e.id);
-            let changed = predictions(&without, &labels, &queries, k, rule).iter().zip(&base).filter(|(a, b)| a.0 != b.0).count();
+            let changed = predictions(&without, &labels, &queries, k, rule)
+                .iter()
+                .zip(&base)
+                .filter(|(a, b)| a.0 != b.0)
+                .count();
             if changed > 0 {
                 brute.insert(e.id, changed);
             }
@@ -96,12 +120,19 @@ fn privacy_analysis_equals_brute_force() {
 #[test]
 fn influence_cases_worked_by_hand() {
     use procmem::memory::Neighbour;
-    let n = |id, label, s| Neighbour { id, label, similarity: s };
+    let n = |id, label, s| Neighbour {
+        id,
+        label,
+        similarity: s,
+    };
     let rule = VoteRule::Dino { temperature: 0.07 };
     // k = 2, all class 0: removing either brings in another class-0 neighbour; nothing flips.
     assert!(influential(&[n(1, 0, 0.9), n(2, 0, 0.8), n(3, 0, 0.79)], 2, 2, rule).is_empty());
     // k = 2: class 0 (0.9) beats class 1 (0.8); removing entry 1 lets the 3rd (class 1) in.
-    assert_eq!(influential(&[n(1, 0, 0.9), n(2, 1, 0.8), n(3, 1, 0.79)], 2, 2, rule), vec![1]);
+    assert_eq!(
+        influential(&[n(1, 0, 0.9), n(2, 1, 0.8), n(3, 1, 0.79)], 2, 2, rule),
+        vec![1]
+    );
     // Three classes, plurality, k = 3: labels 0, 0, 1 then a 4th neighbour of class 1.
     // Removing the class-1 neighbour (id 3) keeps class 0; removing a class-0 one makes 0 and 1
     // tie at 1 + ... : list [0, 1, 1] → class 1 wins. So ids 1 and 2 are influential.
@@ -112,5 +143,8 @@ fn influence_cases_worked_by_hand() {
     // 2, which the paper's rule also finds; removing id 2 — class 1, *not* the predicted class —
     // lets the 4th in and class 2 wins with 10.63: the paper's rule never considers it.
     let q = [n(1, 0, 0.9), n(2, 1, 0.85), n(3, 2, 0.84), n(4, 2, 0.83)];
-    assert_eq!(influential(&q, 3, 3, VoteRule::Dino { temperature: 0.5 }), vec![1, 2]);
+    assert_eq!(
+        influential(&q, 3, 3, VoteRule::Dino { temperature: 0.5 }),
+        vec![1, 2]
+    );
 }

@@ -13,12 +13,26 @@ use procmem::train::trainer::StepMetrics;
 use procmem::train::{DataSource, TeacherCentering, TrainConfig, TrainEvent, Trainer};
 
 fn micro_config(steps: u64) -> TrainConfig {
-    let mut generator = GeneratorConfig { process: Process::ShadersKml, size: 32, ..Default::default() };
+    let mut generator = GeneratorConfig {
+        process: Process::ShadersKml,
+        size: 32,
+        ..Default::default()
+    };
     generator.kml.resolution = 32;
     TrainConfig {
         preset: "micro".into(),
-        head: HeadConfig { out_dim: 64, hidden_dim: 32, bottleneck_dim: 16, norm_last_layer: true },
-        augment: AugmentConfig { global_size: 32, local_size: 16, local_crops: 2, ..Default::default() },
+        head: HeadConfig {
+            out_dim: 64,
+            hidden_dim: 32,
+            bottleneck_dim: 16,
+            norm_last_layer: true,
+        },
+        augment: AugmentConfig {
+            global_size: 32,
+            local_size: 16,
+            local_crops: 2,
+            ..Default::default()
+        },
         data: DataSource::Procedural { generator },
         batch_size: 4,
         steps,
@@ -70,27 +84,64 @@ fn dinov2_options_train_every_parameter_and_log_koleo() {
     // Sinkhorn-Knopp targets and the KoLeo term: every parameter still learns, the loss stays
     // finite, the KoLeo term is logged, and a resume continues the same curve.
     let dir = tempfile::tempdir().unwrap();
-    let cfg = TrainConfig { teacher_centering: TeacherCentering::SinkhornKnopp, koleo_weight: 0.1, ..micro_config(4) };
+    let cfg = TrainConfig {
+        teacher_centering: TeacherCentering::SinkhornKnopp,
+        koleo_weight: 0.1,
+        ..micro_config(4)
+    };
     let mut trainer = Trainer::new(cfg.clone(), dir.path()).unwrap();
     let stream = BatchStream::start(&cfg, 0).unwrap();
-    let missing = trainer.parameters_without_gradient(&stream.next().unwrap()).unwrap();
+    let missing = trainer
+        .parameters_without_gradient(&stream.next().unwrap())
+        .unwrap();
     assert!(missing.is_empty(), "no gradient for {missing:?}");
     drop(stream);
     let whole = run(&mut Trainer::new(cfg.clone(), dir.path()).unwrap());
     assert_eq!(whole.len(), 4);
-    assert!(whole.iter().all(|m| m.loss.is_finite() && m.koleo.is_some_and(f64::is_finite)), "{whole:?}");
+    assert!(
+        whole
+            .iter()
+            .all(|m| m.loss.is_finite() && m.koleo.is_some_and(f64::is_finite)),
+        "{whole:?}"
+    );
     let resumed_dir = tempfile::tempdir().unwrap();
     run_until(&mut Trainer::new(cfg, resumed_dir.path()).unwrap(), 2);
-    let rest = run(&mut Trainer::resume(&resumed_dir.path().join("step_000002.json"), resumed_dir.path()).unwrap());
+    let rest = run(&mut Trainer::resume(
+        &resumed_dir.path().join("step_000002.json"),
+        resumed_dir.path(),
+    )
+    .unwrap());
     for (a, b) in whole[2..].iter().zip(&rest) {
         let koleo_gap = (a.koleo.unwrap() - b.koleo.unwrap()).abs();
-        assert!((a.loss - b.loss).abs() < 1e-5 && koleo_gap < 1e-5, "step {}: {a:?} vs {b:?}", a.step);
+        assert!(
+            (a.loss - b.loss).abs() < 1e-5 && koleo_gap < 1e-5,
+            "step {}: {a:?} vs {b:?}",
+            a.step
+        );
     }
     // The one resume policy (CLI and app): a requested length extends the run, never shortens it.
     let ckpt = resumed_dir.path().join("step_000002.json");
-    assert_eq!(Trainer::resume_to(&ckpt, resumed_dir.path(), Some(3)).unwrap().cfg.steps, 4);
-    assert_eq!(Trainer::resume_to(&ckpt, resumed_dir.path(), Some(9)).unwrap().cfg.steps, 9);
-    assert_eq!(Trainer::resume_to(&ckpt, resumed_dir.path(), None).unwrap().cfg.steps, 4);
+    assert_eq!(
+        Trainer::resume_to(&ckpt, resumed_dir.path(), Some(3))
+            .unwrap()
+            .cfg
+            .steps,
+        4
+    );
+    assert_eq!(
+        Trainer::resume_to(&ckpt, resumed_dir.path(), Some(9))
+            .unwrap()
+            .cfg
+            .steps,
+        9
+    );
+    assert_eq!(
+        Trainer::resume_to(&ckpt, resumed_dir.path(), None)
+            .unwrap()
+            .cfg
+            .steps,
+        4
+    );
 }
 
 #[test]
@@ -103,38 +154,102 @@ fn procedural_standardisation_is_part_of_the_model() {
     let plain_fp = export_backbone(&dir.path().join("last.json"), Which::Student, &plain).unwrap();
     let mut fingerprints = vec![plain_fp.clone()];
     for pooling in [Pooling::Cls, Pooling::PatchGrid { side: 2 }] {
-        let cfg = StandardiseConfig { process: Process::Shaders, images: 96, seed: 3, shrinkage: 0.1, pooling };
+        let cfg = StandardiseConfig {
+            process: Process::Shaders,
+            images: 96,
+            seed: 3,
+            shrinkage: 0.1,
+            pooling,
+        };
         let std_path = dir.path().join(format!("standardised-{}", pooling.name()));
-        let fp = standardise_model(&plain.with_extension("json"), Which::Teacher, &cfg, &std_path, |_, _| {}).unwrap();
-        assert!(!fingerprints.contains(&fp), "{pooling:?}: the fingerprint covers the standardisation and the pooling");
+        let fp = standardise_model(
+            &plain.with_extension("json"),
+            Which::Teacher,
+            &cfg,
+            &std_path,
+            |_, _| {},
+        )
+        .unwrap();
+        assert!(
+            !fingerprints.contains(&fp),
+            "{pooling:?}: the fingerprint covers the standardisation and the pooling"
+        );
         fingerprints.push(fp.clone());
         let loaded = load_backbone(&std_path.with_extension("json"), Which::Teacher, None).unwrap();
         assert_eq!(loaded.fingerprint, fp);
         let meta = loaded.meta.as_ref().unwrap();
-        assert_eq!((meta.fingerprint.as_str(), meta.pooling), (fp.as_str(), pooling));
-        let recorded = meta.standardisation.as_ref().expect("provenance of the standardisation");
-        assert_eq!((recorded.images, recorded.source.starts_with("procedural:shaders")), (96, true));
+        assert_eq!(
+            (meta.fingerprint.as_str(), meta.pooling),
+            (fp.as_str(), pooling)
+        );
+        let recorded = meta
+            .standardisation
+            .as_ref()
+            .expect("provenance of the standardisation");
+        assert_eq!(
+            (
+                recorded.images,
+                recorded.source.starts_with("procedural:shaders")
+            ),
+            (96, true)
+        );
         assert!(loaded.vit.standardisation().is_some());
-        assert_eq!((loaded.vit.pooling(), loaded.vit.embedding_dim()), (pooling, pooling.dim(32)));
+        assert_eq!(
+            (loaded.vit.pooling(), loaded.vit.embedding_dim()),
+            (pooling, pooling.dim(32))
+        );
         // Fitting again on the standardised model replaces the statistics, it does not compound them.
         let again = dir.path().join(format!("again-{}", pooling.name()));
-        assert_eq!(standardise_model(&std_path.with_extension("json"), Which::Teacher, &cfg, &again, |_, _| {}).unwrap(), fp);
+        assert_eq!(
+            standardise_model(
+                &std_path.with_extension("json"),
+                Which::Teacher,
+                &cfg,
+                &again,
+                |_, _| {}
+            )
+            .unwrap(),
+            fp
+        );
 
         // On the procedural images it was fitted on, the embedding is centred: mean cosine of pairs near 0.
-        let mut generator =
-            procmem::generate::Generator::open_default(GeneratorConfig { process: Process::Shaders, size: 32, ..Default::default() })
-                .unwrap();
-        let images: Vec<image::RgbImage> = generator.generate(3, 0..96, false).unwrap().into_iter().map(|s| s.image).collect();
+        let mut generator = procmem::generate::Generator::open_default(GeneratorConfig {
+            process: Process::Shaders,
+            size: 32,
+            ..Default::default()
+        })
+        .unwrap();
+        let images: Vec<image::RgbImage> = generator
+            .generate(3, 0..96, false)
+            .unwrap()
+            .into_iter()
+            .map(|s| s.image)
+            .collect();
         let mean_cos = |source: FeatureSource| {
             let (e, d) = source.embed_rgb(&images, |_| {}).unwrap();
             assert_eq!(e.len(), 96 * d);
             let rows: Vec<&[f32]> = e.chunks(d).collect();
-            let pairs: Vec<f32> = (0..48).map(|i| rows[2 * i].iter().zip(rows[2 * i + 1]).map(|(a, b)| a * b).sum()).collect();
+            let pairs: Vec<f32> = (0..48)
+                .map(|i| {
+                    rows[2 * i]
+                        .iter()
+                        .zip(rows[2 * i + 1])
+                        .map(|(a, b)| a * b)
+                        .sum()
+                })
+                .collect();
             pairs.iter().sum::<f32>() / pairs.len() as f32
         };
-        let before = mean_cos(FeatureSource::from_spec(plain.with_extension("json").to_str().unwrap()).unwrap());
-        let after = mean_cos(FeatureSource::from_spec(std_path.with_extension("json").to_str().unwrap()).unwrap());
-        assert!(after.abs() < 0.2 && after < before, "{pooling:?}: mean cosine {before} before, {after} after");
+        let before = mean_cos(
+            FeatureSource::from_spec(plain.with_extension("json").to_str().unwrap()).unwrap(),
+        );
+        let after = mean_cos(
+            FeatureSource::from_spec(std_path.with_extension("json").to_str().unwrap()).unwrap(),
+        );
+        assert!(
+            after.abs() < 0.2 && after < before,
+            "{pooling:?}: mean cosine {before} before, {after} after"
+        );
     }
 }
 
@@ -149,7 +264,13 @@ fn training_runs_checkpoints_and_resumes_the_same_curve() {
     assert_eq!(full.len(), 4);
     assert!(full.iter().all(|m| m.loss.is_finite() && m.loss > 0.0));
     assert!(straight.join("step_000004.json").exists());
-    assert_eq!(std::fs::read_to_string(straight.join("metrics.jsonl")).unwrap().lines().count(), 4);
+    assert_eq!(
+        std::fs::read_to_string(straight.join("metrics.jsonl"))
+            .unwrap()
+            .lines()
+            .count(),
+        4
+    );
 
     let mut first = Trainer::new(micro_config(4), &split).unwrap();
     let a = run_until(&mut first, 2);
@@ -158,19 +279,29 @@ fn training_runs_checkpoints_and_resumes_the_same_curve() {
     assert_eq!(resumed.step, 2);
     // A run killed after its checkpoint logged a step that the resume will compute again.
     use std::io::Write;
-    let mut log = std::fs::OpenOptions::new().append(true).open(split.join("metrics.jsonl")).unwrap();
+    let mut log = std::fs::OpenOptions::new()
+        .append(true)
+        .open(split.join("metrics.jsonl"))
+        .unwrap();
     writeln!(log, "{{\"step\":3,\"loss\":99.0}}").unwrap();
     let b = run(&mut resumed);
     let steps: Vec<u64> = std::fs::read_to_string(split.join("metrics.jsonl"))
         .unwrap()
         .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["step"].as_u64().unwrap())
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["step"]
+                .as_u64()
+                .unwrap()
+        })
         .collect();
     assert_eq!(steps, vec![1, 2, 3, 4], "the curve has every step once");
     let joined: Vec<f64> = a.iter().chain(&b).map(|m| m.loss).collect();
     let straight_losses: Vec<f64> = full.iter().map(|m| m.loss).collect();
     for (x, y) in joined.iter().zip(&straight_losses) {
-        assert!((x - y).abs() < 1e-5, "resumed curve {joined:?} differs from {straight_losses:?}");
+        assert!(
+            (x - y).abs() < 1e-5,
+            "resumed curve {joined:?} differs from {straight_losses:?}"
+        );
     }
 
     // The checkpoint loads as a backbone and records its provenance.
@@ -180,19 +311,32 @@ fn training_runs_checkpoints_and_resumes_the_same_curve() {
     assert_eq!(meta.provenance.images_seen, 16);
     assert!(meta.provenance.sources[0].contains("shaders-kml"));
     assert_eq!(loaded.fingerprint, meta.fingerprint);
-    let x = candle_core::Tensor::zeros((2, 3, 32, 32), candle_core::DType::F32, &candle_core::Device::Cpu).unwrap();
+    let x = candle_core::Tensor::zeros(
+        (2, 3, 32, 32),
+        candle_core::DType::F32,
+        &candle_core::Device::Cpu,
+    )
+    .unwrap();
     let (cls, patches) = loaded.vit.embed(&x).unwrap();
     assert_eq!(cls.dims(), &[2, 32]);
     assert_eq!(patches.dims(), &[2, 16, 32]);
     // Any multiple of the patch size works (interpolated position embeddings).
-    let y = candle_core::Tensor::zeros((1, 3, 48, 40), candle_core::DType::F32, &candle_core::Device::Cpu).unwrap();
+    let y = candle_core::Tensor::zeros(
+        (1, 3, 48, 40),
+        candle_core::DType::F32,
+        &candle_core::Device::Cpu,
+    )
+    .unwrap();
     assert_eq!(loaded.vit.embed(&y).unwrap().1.dims(), &[1, 30, 32]);
 }
 
 #[test]
 fn bad_weights_are_clear_errors_and_never_substituted() {
     let dir = tempfile::tempdir().unwrap();
-    let missing = load_backbone(&dir.path().join("nope.safetensors"), Which::Teacher, None).err().unwrap().to_string();
+    let missing = load_backbone(&dir.path().join("nope.safetensors"), Which::Teacher, None)
+        .err()
+        .unwrap()
+        .to_string();
     assert!(missing.contains("no such weights file"), "{missing}");
 
     let mut t = Trainer::new(micro_config(1), dir.path()).unwrap();
@@ -200,66 +344,124 @@ fn bad_weights_are_clear_errors_and_never_substituted() {
     let st = dir.path().join("last.safetensors");
     let bytes = std::fs::read(&st).unwrap();
     std::fs::write(&st, &bytes[..bytes.len() / 2]).unwrap();
-    let truncated = load_backbone(Path::new(&dir.path().join("last.json")), Which::Teacher, None).err().unwrap().to_string();
-    assert!(truncated.contains("truncated") || truncated.contains("unreadable"), "{truncated}");
+    let truncated = load_backbone(
+        Path::new(&dir.path().join("last.json")),
+        Which::Teacher,
+        None,
+    )
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(
+        truncated.contains("truncated") || truncated.contains("unreadable"),
+        "{truncated}"
+    );
 
     // A timm-style state dict missing a block's weights names the tensor.
     let good = dir.path().join("step_000001.safetensors");
     let tensors = candle_core::safetensors::load(&good, &candle_core::Device::Cpu).unwrap();
-    let mut partial: std::collections::HashMap<String, candle_core::Tensor> =
-        tensors.into_iter().filter_map(|(k, v)| k.strip_prefix("teacher.backbone.").map(|s| (s.to_string(), v))).collect();
+    let mut partial: std::collections::HashMap<String, candle_core::Tensor> = tensors
+        .into_iter()
+        .filter_map(|(k, v)| {
+            k.strip_prefix("teacher.backbone.")
+                .map(|s| (s.to_string(), v))
+        })
+        .collect();
     partial.remove("blocks.1.mlp.fc2.weight");
     let partial_path = dir.path().join("partial.safetensors");
     candle_core::safetensors::save(&partial, &partial_path).unwrap();
-    let err = load_backbone(&partial_path, Which::Teacher, Some(2)).err().unwrap().to_string();
+    let err = load_backbone(&partial_path, Which::Teacher, Some(2))
+        .err()
+        .unwrap()
+        .to_string();
     assert!(err.contains("blocks.1.mlp.fc2.weight"), "{err}");
 
     // bugcases 10, 11, 22: each variant of the good state dict is refused naming the tensor.
-    let whole: std::collections::HashMap<String, candle_core::Tensor> = candle_core::safetensors::load(&good, &candle_core::Device::Cpu)
-        .unwrap()
-        .into_iter()
-        .filter_map(|(k, v)| k.strip_prefix("teacher.backbone.").map(|s| (s.to_string(), v)))
-        .collect();
-    let refused = |name: &str, edit: &dyn Fn(&mut std::collections::HashMap<String, candle_core::Tensor>)| {
-        let mut variant = whole.clone();
-        edit(&mut variant);
-        let path = dir.path().join(format!("{name}.safetensors"));
-        candle_core::safetensors::save(&variant, &path).unwrap();
-        load_backbone(&path, Which::Teacher, Some(2)).err().map(|e| e.to_string())
-    };
+    let whole: std::collections::HashMap<String, candle_core::Tensor> =
+        candle_core::safetensors::load(&good, &candle_core::Device::Cpu)
+            .unwrap()
+            .into_iter()
+            .filter_map(|(k, v)| {
+                k.strip_prefix("teacher.backbone.")
+                    .map(|s| (s.to_string(), v))
+            })
+            .collect();
+    let refused =
+        |name: &str, edit: &dyn Fn(&mut std::collections::HashMap<String, candle_core::Tensor>)| {
+            let mut variant = whole.clone();
+            edit(&mut variant);
+            let path = dir.path().join(format!("{name}.safetensors"));
+            candle_core::safetensors::save(&variant, &path).unwrap();
+            load_backbone(&path, Which::Teacher, Some(2))
+                .err()
+                .map(|e| e.to_string())
+        };
     let control = dir.path().join("control.safetensors");
     candle_core::safetensors::save(&whole, &control).unwrap();
-    assert!(load_backbone(&control, Which::Teacher, Some(2)).is_ok(), "the unedited state dict loads");
+    assert!(
+        load_backbone(&control, Which::Teacher, Some(2)).is_ok(),
+        "the unedited state dict loads"
+    );
     let nan = refused("nan", &|m| {
         let mut w: Vec<f32> = m["norm.weight"].to_vec1().unwrap();
         w[3] = f32::NAN;
-        m.insert("norm.weight".into(), candle_core::Tensor::new(w, &candle_core::Device::Cpu).unwrap());
+        m.insert(
+            "norm.weight".into(),
+            candle_core::Tensor::new(w, &candle_core::Device::Cpu).unwrap(),
+        );
     });
-    assert!(nan.as_deref().is_some_and(|e| e.contains("non-finite") && e.contains("norm.weight")), "{nan:?}");
+    assert!(
+        nan.as_deref()
+            .is_some_and(|e| e.contains("non-finite") && e.contains("norm.weight")),
+        "{nan:?}"
+    );
     let layerscale = refused("layerscale", &|m| {
-        m.insert("blocks.0.ls1.gamma".into(), candle_core::Tensor::ones(32, candle_core::DType::F32, &candle_core::Device::Cpu).unwrap());
+        m.insert(
+            "blocks.0.ls1.gamma".into(),
+            candle_core::Tensor::ones(32, candle_core::DType::F32, &candle_core::Device::Cpu)
+                .unwrap(),
+        );
     });
-    assert!(layerscale.as_deref().is_some_and(|e| e.contains("blocks.0.ls1.gamma")), "{layerscale:?}");
+    assert!(
+        layerscale
+            .as_deref()
+            .is_some_and(|e| e.contains("blocks.0.ls1.gamma")),
+        "{layerscale:?}"
+    );
     let integers = refused("i32", &|m| {
         for v in m.values_mut() {
             *v = v.to_dtype(candle_core::DType::I64).unwrap();
         }
     });
-    assert!(integers.as_deref().is_some_and(|e| e.contains("not floating point")), "{integers:?}");
+    assert!(
+        integers
+            .as_deref()
+            .is_some_and(|e| e.contains("not floating point")),
+        "{integers:?}"
+    );
     let half = refused("f16", &|m| {
         for v in m.values_mut() {
             *v = v.to_dtype(candle_core::DType::F16).unwrap();
         }
     });
-    assert!(half.is_none(), "F16 weights are a legitimate encoding: {half:?}");
+    assert!(
+        half.is_none(),
+        "F16 weights are a legitimate encoding: {half:?}"
+    );
 }
 
 #[test]
 fn parameter_names_are_exactly_the_models_variables() {
     for qkv_bias in [true, false] {
-        let cfg = procmem::model::VitConfig { qkv_bias, ..procmem::model::VitConfig::micro() };
+        let cfg = procmem::model::VitConfig {
+            qkv_bias,
+            ..procmem::model::VitConfig::micro()
+        };
         let (_, vars) = procmem::model::weights::new_backbone(&cfg, 0).unwrap();
-        let mut want: Vec<String> = procmem::model::weights::var_tensors(&vars).unwrap().into_keys().collect();
+        let mut want: Vec<String> = procmem::model::weights::var_tensors(&vars)
+            .unwrap()
+            .into_keys()
+            .collect();
         let mut got = cfg.parameter_names();
         want.sort();
         got.sort();
@@ -274,9 +476,10 @@ fn shipped_training_configs_parse_and_validate() {
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "toml") {
-            let cfg: TrainConfig =
-                toml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-            cfg.validate().unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            let cfg: TrainConfig = toml::from_str(&std::fs::read_to_string(&path).unwrap())
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            cfg.validate()
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             n += 1;
         }
     }

@@ -14,7 +14,10 @@ fn wait_until_rendered(harness: &mut Harness<'_, GeneratorsPanel>) {
             harness.run_steps(2);
             return;
         }
-        assert!(start.elapsed() < Duration::from_secs(120), "the preview never arrived");
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "the preview never arrived"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -26,11 +29,17 @@ fn images(panel: &GeneratorsPanel) -> Vec<Vec<u8>> {
 fn harness(state: GeneratorsState) -> Harness<'static, GeneratorsPanel> {
     let ctx = egui::Context::default();
     let panel = GeneratorsPanel::new(&ctx, state);
-    Harness::builder().with_size(egui::vec2(1200.0, 800.0)).build_ui_state(|ui, panel: &mut GeneratorsPanel| panel.ui(ui), panel)
+    Harness::builder()
+        .with_size(egui::vec2(1200.0, 800.0))
+        .build_ui_state(|ui, panel: &mut GeneratorsPanel| panel.ui(ui), panel)
 }
 
 fn small_kml_state() -> GeneratorsState {
-    let mut state = GeneratorsState { seed: 5, count: 4, ..Default::default() };
+    let mut state = GeneratorsState {
+        seed: 5,
+        count: 4,
+        ..Default::default()
+    };
     state.config.process = procmem::generate::Process::ShadersKml;
     state.config.size = 32;
     state.config.kml.resolution = 48;
@@ -58,7 +67,11 @@ fn changing_k_or_the_seed_changes_the_preview() {
     h.run_steps(1);
     assert_ne!(h.state().state.seed, 5);
     wait_until_rendered(&mut h);
-    assert_ne!(with_k3, images(h.state()), "a new seed gave the same images");
+    assert_ne!(
+        with_k3,
+        images(h.state()),
+        "a new seed gave the same images"
+    );
 }
 
 #[test]

@@ -16,7 +16,10 @@ use procmem::app::models::ModelsState;
 use procmem::app::{AppState, ProcmemApp, Tab};
 use procmem::embed::FeatureSource;
 use procmem::memory::{Memory, import::thumbnail_png};
-use procmem::model::weights::{CHECKPOINT_FORMAT, CheckpointMeta, Provenance, fingerprint, new_backbone, save_checkpoint, var_tensors};
+use procmem::model::weights::{
+    CHECKPOINT_FORMAT, CheckpointMeta, Provenance, fingerprint, new_backbone, save_checkpoint,
+    var_tensors,
+};
 use ui_common::wait;
 
 /// A micro ViT from `seed`, written as a procmem model export; returns its fingerprint.
@@ -25,7 +28,10 @@ fn write_model(path: &Path, seed: u64, sources: &str, procedural: bool) -> Strin
     let (_, vars) = new_backbone(&cfg, seed).unwrap();
     let backbone = var_tensors(&vars).unwrap();
     let fp = fingerprint(&backbone).unwrap();
-    let tensors: BTreeMap<String, candle_core::Tensor> = backbone.into_iter().map(|(k, v)| (format!("teacher.backbone.{k}"), v)).collect();
+    let tensors: BTreeMap<String, candle_core::Tensor> = backbone
+        .into_iter()
+        .map(|(k, v)| (format!("teacher.backbone.{k}"), v))
+        .collect();
     let meta = CheckpointMeta {
         format: CHECKPOINT_FORMAT.into(),
         version: 1,
@@ -33,7 +39,11 @@ fn write_model(path: &Path, seed: u64, sources: &str, procedural: bool) -> Strin
         train_config: serde_json::json!({"trainer": "test"}),
         step: 7,
         seed,
-        provenance: Provenance { sources: vec![sources.into()], procedural_only: procedural, images_seen: 448 },
+        provenance: Provenance {
+            sources: vec![sources.into()],
+            procedural_only: procedural,
+            images_seen: 448,
+        },
         fingerprint: fp.clone(),
         procmem_version: "test".into(),
         exported_backbone: Some("teacher".into()),
@@ -46,7 +56,9 @@ fn write_model(path: &Path, seed: u64, sources: &str, procedural: bool) -> Strin
 
 fn picture(seed: u64) -> image::RgbImage {
     let mut rng = procmem::rng::Rng::new(seed);
-    image::RgbImage::from_fn(32, 32, |_, _| image::Rgb([rng.below(255) as u8, 90, rng.below(255) as u8]))
+    image::RgbImage::from_fn(32, 32, |_, _| {
+        image::Rgb([rng.below(255) as u8, 90, rng.below(255) as u8])
+    })
 }
 
 #[test]
@@ -57,7 +69,12 @@ fn models_panel_lists_the_zoo_and_switching_re_embeds_the_memory_with_a_cache() 
     unsafe { std::env::set_var("XDG_DATA_HOME", dir.path().join("xdg")) };
     let zoo = dir.path().join("zoo");
     std::fs::create_dir_all(&zoo).unwrap();
-    let fp_a = write_model(&zoo.join("model-a.json"), 1, "procedural:kml-mixup (test)", true);
+    let fp_a = write_model(
+        &zoo.join("model-a.json"),
+        1,
+        "procedural:kml-mixup (test)",
+        true,
+    );
     let fp_b = write_model(&zoo.join("model-b.json"), 2, "real:test photographs", false);
     std::fs::write(zoo.join("notes.json"), "{}").unwrap(); // not a model: no weights beside it, not listed
     let results = zoo.join("results.jsonl");
@@ -78,21 +95,45 @@ fn models_panel_lists_the_zoo_and_switching_re_embeds_the_memory_with_a_cache() 
     for (i, p) in pictures.iter().enumerate() {
         let thumb = thumbnail_png(p, 32);
         let decoded = image::load_from_memory(&thumb).unwrap().to_rgb8();
-        let e = source_a.embed_rgb(std::slice::from_ref(&decoded), |_| {}).unwrap().0;
-        memory.add(&fp_a, if i % 2 == 0 { "even" } else { "odd" }, &format!("p{i}"), i as u64, thumb, e).unwrap();
+        let e = source_a
+            .embed_rgb(std::slice::from_ref(&decoded), |_| {})
+            .unwrap()
+            .0;
+        memory
+            .add(
+                &fp_a,
+                if i % 2 == 0 { "even" } else { "odd" },
+                &format!("p{i}"),
+                i as u64,
+                thumb,
+                e,
+            )
+            .unwrap();
     }
     let memory_path = dir.path().join("memory.pmem");
     memory.save(&memory_path).unwrap();
 
     let state = AppState {
         tab: Tab::Models,
-        knowledge: KnowledgeState { model: zoo.join("model-a.json"), memory: memory_path.clone(), watch: None, k: 3, abstain_below: None },
-        models: ModelsState { folders: vec![zoo.clone()], extra: Vec::new(), results: results.clone() },
+        knowledge: KnowledgeState {
+            model: zoo.join("model-a.json"),
+            memory: memory_path.clone(),
+            watch: None,
+            k: 3,
+            abstain_below: None,
+        },
+        models: ModelsState {
+            folders: vec![zoo.clone()],
+            extra: Vec::new(),
+            results: results.clone(),
+        },
         ..Default::default()
     };
     let ctx = egui::Context::default();
     let app = ProcmemApp::new(&ctx, state);
-    let mut h = Harness::builder().with_size(egui::vec2(1280.0, 800.0)).build_ui_state(|ui, app: &mut ProcmemApp| app.show(ui), app);
+    let mut h = Harness::builder()
+        .with_size(egui::vec2(1280.0, 800.0))
+        .build_ui_state(|ui, app: &mut ProcmemApp| app.show(ui), app);
     wait(&mut h, "model A and the memory", |app| !app.is_loading());
     assert!(h.state().load_error.is_none(), "{:?}", h.state().load_error);
     h.run_steps(2);
@@ -102,7 +143,11 @@ fn models_panel_lists_the_zoo_and_switching_re_embeds_the_memory_with_a_cache() 
     h.get_by_label("trained on real images");
     h.get_by_label("FMNIST kNN 61.2 %");
     h.get_by_label("not evaluated");
-    assert_eq!(h.state().panels.models.entries.len(), 2, "notes.json is not a model");
+    assert_eq!(
+        h.state().panels.models.entries.len(),
+        2,
+        "notes.json is not a model"
+    );
 
     // Use model B: the memory is re-embedded on a worker.
     h.get_by_label("Use").click();
@@ -117,21 +162,44 @@ fn models_panel_lists_the_zoo_and_switching_re_embeds_the_memory_with_a_cache() 
     let source_b = FeatureSource::from_spec(zoo.join("model-b.json").to_str().unwrap()).unwrap();
     for e in &k.memory.entries {
         let decoded = image::load_from_memory(&e.thumbnail).unwrap().to_rgb8();
-        let direct = source_b.embed_rgb(std::slice::from_ref(&decoded), |_| {}).unwrap().0;
-        let diff = e.embedding.iter().zip(&direct).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
-        assert!(diff < 1e-5, "entry {} differs from model B's embedding by {diff}", e.id);
+        let direct = source_b
+            .embed_rgb(std::slice::from_ref(&decoded), |_| {})
+            .unwrap()
+            .0;
+        let diff = e
+            .embedding
+            .iter()
+            .zip(&direct)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(
+            diff < 1e-5,
+            "entry {} differs from model B's embedding by {diff}",
+            e.id
+        );
     }
     let cache_dir = dir.path().join("xdg/procmem/cache/embeddings");
     let cached = |fp: &str| -> Vec<PathBuf> {
         std::fs::read_dir(&cache_dir)
-            .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.to_string_lossy().contains(fp)).collect())
+            .map(|rd| {
+                rd.filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|p| p.to_string_lossy().contains(fp))
+                    .collect()
+            })
             .unwrap_or_default()
     };
-    assert_eq!(cached(&fp_b).len(), 1, "model B's embeddings of this memory are cached");
+    assert_eq!(
+        cached(&fp_b).len(),
+        1,
+        "model B's embeddings of this memory are cached"
+    );
     h.run_steps(2);
     h.get_by_label("model-b (in use)");
 
     // Deleting an entry purges the cached re-embeddings that held it.
     h.state_mut().knowledge.as_mut().unwrap().delete(0);
-    assert!(cached(&fp_b).is_empty(), "a deleted entry's cached embeddings are gone");
+    assert!(
+        cached(&fp_b).is_empty(),
+        "a deleted entry's cached embeddings are gone"
+    );
 }

@@ -20,9 +20,20 @@ fn knowledge() -> Knowledge {
     let cfg = procmem::model::VitConfig::preset("micro").unwrap();
     let source = FeatureSource::random_like(&cfg).unwrap();
     let memory = Memory::new(&source.fingerprint(), cfg.embed_dim);
-    let perception =
-        Perception { source: Arc::new(source), path: PathBuf::from("random-init micro"), description: "random-init micro ViT".into() };
-    Knowledge::new(perception, memory, None, PathBuf::from("test.pmem"), None, 10).unwrap()
+    let perception = Perception {
+        source: Arc::new(source),
+        path: PathBuf::from("random-init micro"),
+        description: "random-init micro ViT".into(),
+    };
+    Knowledge::new(
+        perception,
+        memory,
+        None,
+        PathBuf::from("test.pmem"),
+        None,
+        10,
+    )
+    .unwrap()
 }
 
 /// A red square on a blue-gray ground, at (x, y).
@@ -39,21 +50,32 @@ fn picture(x: u32, y: u32) -> image::RgbImage {
 type State = (SegmentationPanel, Knowledge);
 
 fn harness(panel: SegmentationPanel) -> Harness<'static, State> {
-    Harness::builder().with_size(egui::vec2(1200.0, 800.0)).build_ui_state(|ui, (p, k): &mut State| p.ui(ui, k), (panel, knowledge()))
+    Harness::builder()
+        .with_size(egui::vec2(1200.0, 800.0))
+        .build_ui_state(|ui, (p, k): &mut State| p.ui(ui, k), (panel, knowledge()))
 }
 
 fn predicted_sum(s: &State) -> f32 {
-    s.0.predicted.as_ref().map_or(0.0, |m| m.values.iter().sum())
+    s.0.predicted
+        .as_ref()
+        .map_or(0.0, |m| m.values.iter().sum())
 }
 
 #[test]
 fn painting_the_prompt_changes_the_query_mask_and_undo_restores_it() {
-    let mut panel = SegmentationPanel::new(SegmentationState { grid: 4, ..Default::default() });
+    let mut panel = SegmentationPanel::new(SegmentationState {
+        grid: 4,
+        ..Default::default()
+    });
     panel.set_prompt(Picture::new("prompt".into(), picture(8, 8), None));
     panel.set_query(Picture::new("query".into(), picture(30, 30), None));
     let mut h = harness(panel);
     wait(&mut h, "the patch features", |(p, _)| p.analysis.is_some());
-    assert_eq!(predicted_sum(h.state()), 0.0, "nothing painted, nothing predicted");
+    assert_eq!(
+        predicted_sum(h.state()),
+        0.0,
+        "nothing painted, nothing predicted"
+    );
 
     // A stroke across the prompt's red square.
     let rect = h.get_by_label("prompt image").rect();
@@ -76,27 +98,45 @@ fn painting_the_prompt_changes_the_query_mask_and_undo_restores_it() {
     // The in-context prediction equals a direct computation from the painted mask.
     let (p, _) = h.state();
     let a = p.analysis.as_ref().unwrap();
-    let mask = p.mask.as_ref().unwrap().resize(a.prompt.cols * a.block, a.prompt.rows * a.block);
+    let mask = p
+        .mask
+        .as_ref()
+        .unwrap()
+        .resize(a.prompt.cols * a.block, a.prompt.rows * a.block);
     let direct = procmem::dense::segment::in_context(
-        &[procmem::dense::segment::Prompt { features: &a.prompt, mask: &mask }],
+        &[procmem::dense::segment::Prompt {
+            features: &a.prompt,
+            mask: &mask,
+        }],
         &a.query,
         a.block,
         p.state.sharpness,
     )
     .unwrap()
     .resize(64, 64);
-    for (x, y) in direct.values.iter().zip(&p.predicted.as_ref().unwrap().values) {
+    for (x, y) in direct
+        .values
+        .iter()
+        .zip(&p.predicted.as_ref().unwrap().values)
+    {
         assert!((x - y).abs() < 1e-5);
     }
 
     h.get_by_label("Undo").click();
     h.run_steps(2);
-    assert_eq!(predicted_sum(h.state()), 0.0, "undo removes the stroke and its prediction");
+    assert_eq!(
+        predicted_sum(h.state()),
+        0.0,
+        "undo removes the stroke and its prediction"
+    );
 }
 
 #[test]
 fn toggling_pca_shows_the_overlay_and_kmeans_swaps_it() {
-    let mut panel = SegmentationPanel::new(SegmentationState { grid: 4, ..Default::default() });
+    let mut panel = SegmentationPanel::new(SegmentationState {
+        grid: 4,
+        ..Default::default()
+    });
     panel.set_prompt(Picture::new("prompt".into(), picture(8, 8), None));
     panel.set_query(Picture::new("query".into(), picture(30, 30), None));
     let mut h = harness(panel);
@@ -104,7 +144,10 @@ fn toggling_pca_shows_the_overlay_and_kmeans_swaps_it() {
     assert!(!h.state().0.overlay_shown(0) && !h.state().0.overlay_shown(1));
     h.get_by_label("PCA").click();
     h.run_steps(2);
-    assert!(h.state().0.overlay_shown(0) && h.state().0.overlay_shown(1), "PCA over both images");
+    assert!(
+        h.state().0.overlay_shown(0) && h.state().0.overlay_shown(1),
+        "PCA over both images"
+    );
     h.get_by_label("K-means").click();
     h.run_steps(2);
     assert!(h.state().0.overlay_shown(1));
@@ -115,11 +158,18 @@ fn toggling_pca_shows_the_overlay_and_kmeans_swaps_it() {
 
 #[test]
 fn the_demo_pair_opens_with_its_true_masks() {
-    let mut h = harness(SegmentationPanel::new(SegmentationState { grid: 4, ..Default::default() }));
+    let mut h = harness(SegmentationPanel::new(SegmentationState {
+        grid: 4,
+        ..Default::default()
+    }));
     h.run_steps(2);
-    wait(&mut h, "the demo pair's features", |(p, _)| p.analysis.is_some());
+    wait(&mut h, "the demo pair's features", |(p, _)| {
+        p.analysis.is_some()
+    });
     let (p, _) = h.state();
-    assert!(p.prompt.as_ref().unwrap().truth.is_some() && p.query.as_ref().unwrap().truth.is_some());
+    assert!(
+        p.prompt.as_ref().unwrap().truth.is_some() && p.query.as_ref().unwrap().truth.is_some()
+    );
     h.get_by_label("True mask 2").click();
     h.run_steps(2);
     let (p, _) = h.state();

@@ -17,12 +17,23 @@ fn watch_list_equals_a_memory_rebuilt_after_every_deletion_and_undo() {
         let mut memory = random_memory(&mut rng, n, dim, classes);
         let labels: Vec<String> = (0..classes).map(|c| format!("class{c}")).collect();
         let k = 1 + rng.below(12);
-        let rule = [VoteRule::Dino { temperature: 0.07 }, VoteRule::Plurality, VoteRule::Rank { offset: 2.0 }][trial % 3];
+        let rule = [
+            VoteRule::Dino { temperature: 0.07 },
+            VoteRule::Plurality,
+            VoteRule::Rank { offset: 2.0 },
+        ][trial % 3];
         let mut index = ExactIndex::build(&memory, &labels);
         let mut watch = WatchList::new(k, rule, classes);
         watch.depth = k + 2; // shallow, so that deletions also exercise the re-search path
-        let queries: Vec<(String, Option<u32>, Vec<f32>)> =
-            (0..15).map(|i| (format!("q{i}"), Some(rng.below(classes) as u32), random_unit(&mut rng, dim))).collect();
+        let queries: Vec<(String, Option<u32>, Vec<f32>)> = (0..15)
+            .map(|i| {
+                (
+                    format!("q{i}"),
+                    Some(rng.below(classes) as u32),
+                    random_unit(&mut rng, dim),
+                )
+            })
+            .collect();
         watch.add(&index, queries);
 
         let check = |memory: &Memory, watch: &WatchList, step: &str| {
@@ -47,12 +58,19 @@ fn watch_list_equals_a_memory_rebuilt_after_every_deletion_and_undo() {
             } else {
                 // Prefer deleting a neighbour of a watched query: that is what changes predictions.
                 let q = &watch.queries[rng.below(watch.queries.len())];
-                let id = q.neighbours.first().map(|n| n.id).unwrap_or(memory.entries[0].id);
+                let id = q
+                    .neighbours
+                    .first()
+                    .map(|n| n.id)
+                    .unwrap_or(memory.entries[0].id);
                 let entry = memory.delete(id).unwrap();
                 assert!(index.remove(id));
                 let update = watch.on_delete(&index, id);
                 for f in &update.flipped {
-                    assert!(update.touched.contains(f), "a flip is always a touched query");
+                    assert!(
+                        update.touched.contains(f),
+                        "a flip is always a touched query"
+                    );
                 }
                 undo.push(entry);
                 check(&memory, &watch, &format!("delete at step {step}"));
@@ -72,19 +90,29 @@ fn batch_deletions_and_their_undo_equal_a_memory_rebuilt() {
         let mut index = ExactIndex::build(&memory, &labels);
         let mut watch = WatchList::new(k, VoteRule::default(), classes);
         watch.depth = k + 3;
-        let queries: Vec<(String, Option<u32>, Vec<f32>)> = (0..20).map(|i| (format!("q{i}"), None, random_unit(&mut rng, dim))).collect();
+        let queries: Vec<(String, Option<u32>, Vec<f32>)> = (0..20)
+            .map(|i| (format!("q{i}"), None, random_unit(&mut rng, dim)))
+            .collect();
         watch.add(&index, queries);
         let check = |memory: &Memory, watch: &WatchList, step: &str| {
             let scratch = ExactIndex::build(memory, &labels);
             for q in &watch.queries {
                 let want = scratch.search(&q.embedding, k).pop().unwrap();
-                assert_eq!(q.neighbours.iter().take(k).copied().collect::<Vec<_>>(), want, "trial {trial} {step}: {}", q.name);
+                assert_eq!(
+                    q.neighbours.iter().take(k).copied().collect::<Vec<_>>(),
+                    want,
+                    "trial {trial} {step}: {}",
+                    q.name
+                );
                 assert_eq!(q.vote, vote(&want, k, classes, VoteRule::default()));
             }
         };
         // A lasso's worth: every watched query's nearest few plus random others, at once.
-        let mut ids: std::collections::HashSet<u64> =
-            watch.queries.iter().flat_map(|q| q.neighbours.iter().take(2).map(|n| n.id)).collect();
+        let mut ids: std::collections::HashSet<u64> = watch
+            .queries
+            .iter()
+            .flat_map(|q| q.neighbours.iter().take(2).map(|n| n.id))
+            .collect();
         ids.extend((0..n / 4).map(|_| memory.entries[rng.below(memory.len())].id));
         let deleted = memory.delete_many(&ids);
         assert_eq!(deleted.len(), ids.len());
@@ -92,15 +120,26 @@ fn batch_deletions_and_their_undo_equal_a_memory_rebuilt() {
         watch.on_delete_many(&index, &ids);
         check(&memory, &watch, "batch delete");
         // One undo of all of them.
-        let rows: Vec<(u64, u32, &[f32])> =
-            deleted.iter().map(|e| (e.id, labels.iter().position(|l| *l == e.label).unwrap() as u32, e.embedding.as_slice())).collect();
+        let rows: Vec<(u64, u32, &[f32])> = deleted
+            .iter()
+            .map(|e| {
+                (
+                    e.id,
+                    labels.iter().position(|l| *l == e.label).unwrap() as u32,
+                    e.embedding.as_slice(),
+                )
+            })
+            .collect();
         for &(id, c, e) in &rows {
             index.insert(id, c, e);
         }
         watch.on_insert_many(&rows);
         memory.restore_many(deleted.clone()).unwrap();
         check(&memory, &watch, "batch undo");
-        assert!(memory.restore_many(deleted).is_err(), "restoring present ids is refused");
+        assert!(
+            memory.restore_many(deleted).is_err(),
+            "restoring present ids is refused"
+        );
     }
 }
 
@@ -111,7 +150,8 @@ fn watch_list_reports_flips() {
     let a = m.add("fp", "a", "", 0, vec![], vec![1.0, 0.0]).unwrap();
     for y in [0.3f32, 0.4, 0.5] {
         let n = (1.0 + y * y).sqrt();
-        m.add("fp", "b", "", 0, vec![], vec![1.0 / n, y / n]).unwrap();
+        m.add("fp", "b", "", 0, vec![], vec![1.0 / n, y / n])
+            .unwrap();
     }
     let labels = m.labels();
     let mut index = ExactIndex::build(&m, &labels);
@@ -181,7 +221,8 @@ fn hnsw_filters_deleted_entries_and_a_rebuild_equals_a_fresh_build() {
 #[ignore]
 fn a_million_entry_memory_adds_searches_deletes_and_saves() {
     let dir = tempfile::tempdir().unwrap();
-    let row = procmem::memory::bench::large(1_000_000, 384, dir.path(), &mut |m| eprintln!("{m}")).unwrap();
+    let row = procmem::memory::bench::large(1_000_000, 384, dir.path(), &mut |m| eprintln!("{m}"))
+        .unwrap();
     assert!(row.contains("1000000"));
     if let Some(gib) = procmem::memory::bench::peak_rss_mib().map(|m| m / 1024.0) {
         assert!(gib < 24.0, "peak {gib:.1} GiB");

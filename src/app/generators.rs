@@ -113,7 +113,8 @@ impl GeneratorsPanel {
 
     /// True when the grid shows what the controls ask for.
     pub fn is_up_to_date(&self) -> bool {
-        matches!(&self.requested, Some((_, id)) if Some(*id) == self.shown_id) && self.status == WorkerStatus::Ready
+        matches!(&self.requested, Some((_, id)) if Some(*id) == self.shown_id)
+            && self.status == WorkerStatus::Ready
     }
 
     /// The samples on screen, in grid order.
@@ -126,15 +127,29 @@ impl GeneratorsPanel {
     }
 
     fn configs(&self) -> (Vec<GeneratorConfig>, Vec<Process>) {
-        let processes: Vec<Process> = if self.state.all_processes { Process::ALL.to_vec() } else { vec![self.state.config.process] };
-        let configs = processes.iter().map(|p| GeneratorConfig { process: *p, ..self.state.config.clone() }).collect();
+        let processes: Vec<Process> = if self.state.all_processes {
+            Process::ALL.to_vec()
+        } else {
+            vec![self.state.config.process]
+        };
+        let configs = processes
+            .iter()
+            .map(|p| GeneratorConfig {
+                process: *p,
+                ..self.state.config.clone()
+            })
+            .collect();
         (configs, processes)
     }
 
     fn poll_worker(&mut self, ctx: &egui::Context) {
         while let Some(reply) = self.worker.try_recv() {
             match reply {
-                Reply::Ready { adapter, programs, rejected } => {
+                Reply::Ready {
+                    adapter,
+                    programs,
+                    rejected,
+                } => {
                     self.status = WorkerStatus::Ready;
                     self.adapter = Some(adapter);
                     self.programs = programs;
@@ -152,7 +167,11 @@ impl GeneratorsPanel {
                                     to_color_image(&sample.image),
                                     TextureOptions::NEAREST,
                                 );
-                                self.shown.push(Shown { sample, texture, row: r });
+                                self.shown.push(Shown {
+                                    sample,
+                                    texture,
+                                    row: r,
+                                });
                             }
                         }
                         self.shown_id = Some(id);
@@ -168,7 +187,9 @@ impl GeneratorsPanel {
                     }
                 }
                 Reply::Failed { id, message } => {
-                    if id.is_none() || matches!(&self.requested, Some((_, want)) if Some(*want) == id) {
+                    if id.is_none()
+                        || matches!(&self.requested, Some((_, want)) if Some(*want) == id)
+                    {
                         self.error = Some(message);
                         if let Some(id) = id {
                             self.shown_id = Some(id);
@@ -198,7 +219,12 @@ impl GeneratorsPanel {
         self.next_id += 1;
         let (configs, processes) = self.configs();
         self.row_processes = processes;
-        self.worker.send(Request::Preview { id: self.next_id, configs, seed: self.state.seed, count: self.state.count });
+        self.worker.send(Request::Preview {
+            id: self.next_id,
+            configs,
+            seed: self.state.seed,
+            count: self.state.count,
+        });
         self.requested = Some((self.state.clone(), self.next_id));
     }
 
@@ -208,7 +234,16 @@ impl GeneratorsPanel {
             .parts
             .iter()
             .enumerate()
-            .map(|(i, p)| (p.label.clone(), ctx.load_texture(format!("part-{i}"), to_color_image(&p.image), TextureOptions::NEAREST)))
+            .map(|(i, p)| {
+                (
+                    p.label.clone(),
+                    ctx.load_texture(
+                        format!("part-{i}"),
+                        to_color_image(&p.image),
+                        TextureOptions::NEAREST,
+                    ),
+                )
+            })
             .collect();
     }
 
@@ -218,18 +253,25 @@ impl GeneratorsPanel {
         self.poll_worker(&ctx);
         if self.state.animate {
             let dt = ui.input(|i| i.stable_dt).min(0.1);
-            self.state.config.time_shift = (self.state.config.time_shift + dt * self.state.animation_speed) % 1000.0;
+            self.state.config.time_shift =
+                (self.state.config.time_shift + dt * self.state.animation_speed) % 1000.0;
             ctx.request_repaint();
         }
         self.request_if_changed();
 
-        egui::Panel::left("generator controls").resizable(true).default_size(300.0).show(ui, |ui| {
-            egui::ScrollArea::vertical().show(ui, |ui| self.controls(ui));
-        });
-        if self.selected.is_some() {
-            egui::Panel::right("decomposition").resizable(true).default_size(320.0).show(ui, |ui| {
-                egui::ScrollArea::vertical().show(ui, |ui| self.decomposition(ui));
+        egui::Panel::left("generator controls")
+            .resizable(true)
+            .default_size(300.0)
+            .show(ui, |ui| {
+                egui::ScrollArea::vertical().show(ui, |ui| self.controls(ui));
             });
+        if self.selected.is_some() {
+            egui::Panel::right("decomposition")
+                .resizable(true)
+                .default_size(320.0)
+                .show(ui, |ui| {
+                    egui::ScrollArea::vertical().show(ui, |ui| self.decomposition(ui));
+                });
         }
         egui::CentralPanel::default().show(ui, |ui| self.grid(ui));
     }
@@ -256,16 +298,23 @@ impl GeneratorsPanel {
         let s = &mut self.state;
         ui.checkbox(&mut s.all_processes, "All processes (one row each)");
         ui.add_enabled_ui(!s.all_processes, |ui| {
-            egui::ComboBox::from_label("Process").selected_text(s.config.process.label()).show_ui(ui, |ui| {
-                for p in Process::ALL {
-                    ui.selectable_value(&mut s.config.process, p, p.label());
-                }
-            });
+            egui::ComboBox::from_label("Process")
+                .selected_text(s.config.process.label())
+                .show_ui(ui, |ui| {
+                    for p in Process::ALL {
+                        ui.selectable_value(&mut s.config.process, p, p.label());
+                    }
+                });
         });
         ui.horizontal(|ui| {
             let label = ui.label("Seed");
-            ui.add(egui::DragValue::new(&mut s.seed)).labelled_by(label.id);
-            if ui.button("Re-roll").on_hover_text("Draw a new random seed").clicked() {
+            ui.add(egui::DragValue::new(&mut s.seed))
+                .labelled_by(label.id);
+            if ui
+                .button("Re-roll")
+                .on_hover_text("Draw a new random seed")
+                .clicked()
+            {
                 s.seed = crate::rng::mix64(s.seed ^ 0xa5a5) % 1_000_000;
             }
         });
@@ -274,7 +323,12 @@ impl GeneratorsPanel {
         ui.add(egui::Slider::new(&mut s.thumbnail, 48.0..=256.0).text("Thumbnail"));
         ui.horizontal(|ui| {
             ui.checkbox(&mut s.animate, "Animate time");
-            ui.add(egui::DragValue::new(&mut s.animation_speed).speed(0.05).range(0.0..=5.0).suffix(" /s"));
+            ui.add(
+                egui::DragValue::new(&mut s.animation_speed)
+                    .speed(0.05)
+                    .range(0.0..=5.0)
+                    .suffix(" /s"),
+            );
         });
         if s.config.time_shift != 0.0 {
             ui.horizontal(|ui| {
@@ -286,29 +340,48 @@ impl GeneratorsPanel {
         }
 
         let process = s.config.process;
-        let uses_shaders = s.all_processes || !matches!(process, Process::DeadLeaves | Process::SpectralNoise);
+        let uses_shaders =
+            s.all_processes || !matches!(process, Process::DeadLeaves | Process::SpectralNoise);
         if uses_shaders {
-            egui::CollapsingHeader::new("Shader sampling").default_open(true).show(ui, |ui| {
-                ui.horizontal(|ui| {
-                    ui.label("Time in");
-                    ui.add(egui::DragValue::new(&mut s.config.time_min).speed(0.05).range(0.0..=s.config.time_max));
-                    ui.add(egui::DragValue::new(&mut s.config.time_max).speed(0.05).range(s.config.time_min..=100.0));
+            egui::CollapsingHeader::new("Shader sampling")
+                .default_open(true)
+                .show(ui, |ui| {
+                    ui.horizontal(|ui| {
+                        ui.label("Time in");
+                        ui.add(
+                            egui::DragValue::new(&mut s.config.time_min)
+                                .speed(0.05)
+                                .range(0.0..=s.config.time_max),
+                        );
+                        ui.add(
+                            egui::DragValue::new(&mut s.config.time_max)
+                                .speed(0.05)
+                                .range(s.config.time_min..=100.0),
+                        );
+                    });
+                    ui.horizontal(|ui| {
+                        ui.label("Synthesized programs");
+                        ui.add(egui::DragValue::new(&mut s.config.synthesized).range(0..=256));
+                    });
+                    ui.horizontal(|ui| {
+                        ui.label("Synthesis seed");
+                        ui.add(egui::DragValue::new(&mut s.config.synth_seed));
+                    });
                 });
-                ui.horizontal(|ui| {
-                    ui.label("Synthesized programs");
-                    ui.add(egui::DragValue::new(&mut s.config.synthesized).range(0..=256));
-                });
-                ui.horizontal(|ui| {
-                    ui.label("Synthesis seed");
-                    ui.add(egui::DragValue::new(&mut s.config.synth_seed));
-                });
-            });
         }
         if s.all_processes || process == Process::ShadersMixup {
-            egui::CollapsingHeader::new("Shaders Mixup").default_open(true).show(ui, |ui| {
-                ui.add(egui::Slider::new(&mut s.config.mixup_count, 1..=16).text("images mixed"));
-                ui.add(egui::Slider::new(&mut s.config.mixup_alpha, 0.05..=10.0).logarithmic(true).text("Dirichlet alpha"));
-            });
+            egui::CollapsingHeader::new("Shaders Mixup")
+                .default_open(true)
+                .show(ui, |ui| {
+                    ui.add(
+                        egui::Slider::new(&mut s.config.mixup_count, 1..=16).text("images mixed"),
+                    );
+                    ui.add(
+                        egui::Slider::new(&mut s.config.mixup_alpha, 0.05..=10.0)
+                            .logarithmic(true)
+                            .text("Dirichlet alpha"),
+                    );
+                });
         }
         if s.all_processes || matches!(process, Process::ShadersKml | Process::KmlMixup) {
             egui::CollapsingHeader::new("K-means Leaves").default_open(true).show(ui, |ui| {
@@ -342,74 +415,112 @@ impl GeneratorsPanel {
             });
         }
 
-        egui::CollapsingHeader::new(format!("Programs ({})", self.programs.len())).default_open(false).show(ui, |ui| {
-            ui.label(RichText::new("Untick to leave a program out of the pool; select one to tune it.").small());
-            for p in &self.programs {
-                let is_baseline = p.family == "baseline";
-                ui.horizontal(|ui| {
-                    if !is_baseline {
-                        let mut enabled = !s.config.disabled_programs.contains(&p.id);
-                        if ui.checkbox(&mut enabled, "").changed() {
-                            if enabled {
-                                s.config.disabled_programs.retain(|d| d != &p.id);
-                            } else {
-                                s.config.disabled_programs.push(p.id.clone());
+        egui::CollapsingHeader::new(format!("Programs ({})", self.programs.len()))
+            .default_open(false)
+            .show(ui, |ui| {
+                ui.label(
+                    RichText::new(
+                        "Untick to leave a program out of the pool; select one to tune it.",
+                    )
+                    .small(),
+                );
+                for p in &self.programs {
+                    let is_baseline = p.family == "baseline";
+                    ui.horizontal(|ui| {
+                        if !is_baseline {
+                            let mut enabled = !s.config.disabled_programs.contains(&p.id);
+                            if ui.checkbox(&mut enabled, "").changed() {
+                                if enabled {
+                                    s.config.disabled_programs.retain(|d| d != &p.id);
+                                } else {
+                                    s.config.disabled_programs.push(p.id.clone());
+                                }
                             }
                         }
-                    }
-                    let selected = s.selected_program.as_deref() == Some(&p.id);
-                    if ui.selectable_label(selected, format!("{} - {}", p.name, p.family)).clicked() {
-                        s.selected_program = if selected { None } else { Some(p.id.clone()) };
-                    }
-                });
-                if s.selected_program.as_deref() == Some(&p.id) {
-                    ui.indent(&p.id, |ui| {
-                        if p.params.is_empty() {
-                            ui.label("no parameters");
-                        }
-                        let values =
-                            s.config.program_params.entry(p.id.clone()).or_insert_with(|| p.params.iter().map(|q| q.default).collect());
-                        values.resize(p.params.len(), 0.0);
-                        for (v, spec) in values.iter_mut().zip(&p.params) {
-                            ui.add(egui::Slider::new(v, spec.min..=spec.max).text(&spec.name)).on_hover_text(&spec.description);
-                        }
-                        if ui.small_button("Defaults").clicked() {
-                            s.config.program_params.remove(&p.id);
+                        let selected = s.selected_program.as_deref() == Some(&p.id);
+                        if ui
+                            .selectable_label(selected, format!("{} - {}", p.name, p.family))
+                            .clicked()
+                        {
+                            s.selected_program = if selected { None } else { Some(p.id.clone()) };
                         }
                     });
-                }
-            }
-            if ui.button("Reload programs").on_hover_text("Pick up new or edited .wgsl files in shaders/programs").clicked() {
-                self.worker.send(Request::ReloadLibrary);
-            }
-        });
-        if !self.rejected.is_empty() {
-            egui::CollapsingHeader::new(RichText::new(format!("{} program(s) skipped", self.rejected.len())).color(Color32::ORANGE))
-                .default_open(true)
-                .show(ui, |ui| {
-                    for (id, msg) in &self.rejected {
-                        ui.label(RichText::new(id).strong());
-                        ui.label(RichText::new(msg).monospace().small());
+                    if s.selected_program.as_deref() == Some(&p.id) {
+                        ui.indent(&p.id, |ui| {
+                            if p.params.is_empty() {
+                                ui.label("no parameters");
+                            }
+                            let values = s
+                                .config
+                                .program_params
+                                .entry(p.id.clone())
+                                .or_insert_with(|| p.params.iter().map(|q| q.default).collect());
+                            values.resize(p.params.len(), 0.0);
+                            for (v, spec) in values.iter_mut().zip(&p.params) {
+                                ui.add(egui::Slider::new(v, spec.min..=spec.max).text(&spec.name))
+                                    .on_hover_text(&spec.description);
+                            }
+                            if ui.small_button("Defaults").clicked() {
+                                s.config.program_params.remove(&p.id);
+                            }
+                        });
                     }
-                });
+                }
+                if ui
+                    .button("Reload programs")
+                    .on_hover_text("Pick up new or edited .wgsl files in shaders/programs")
+                    .clicked()
+                {
+                    self.worker.send(Request::ReloadLibrary);
+                }
+            });
+        if !self.rejected.is_empty() {
+            egui::CollapsingHeader::new(
+                RichText::new(format!("{} program(s) skipped", self.rejected.len()))
+                    .color(Color32::ORANGE),
+            )
+            .default_open(true)
+            .show(ui, |ui| {
+                for (id, msg) in &self.rejected {
+                    ui.label(RichText::new(id).strong());
+                    ui.label(RichText::new(msg).monospace().small());
+                }
+            });
         }
 
         ui.separator();
         match self.export {
             Some((done, total)) => {
-                ui.add(egui::ProgressBar::new(done as f32 / total.max(1) as f32).text(format!("exporting {done}/{total}")));
+                ui.add(
+                    egui::ProgressBar::new(done as f32 / total.max(1) as f32)
+                        .text(format!("exporting {done}/{total}")),
+                );
                 if ui.button("Cancel export").clicked() {
                     self.worker.cancel_export();
                 }
             }
             None => {
-                if ui.button("Export visible samples...").on_hover_text("PNGs and a manifest that regenerates them").clicked()
-                    && let Some(dir) = rfd::FileDialog::new().set_title("Export samples to folder").pick_folder()
+                if ui
+                    .button("Export visible samples...")
+                    .on_hover_text("PNGs and a manifest that regenerates them")
+                    .clicked()
+                    && let Some(dir) = rfd::FileDialog::new()
+                        .set_title("Export samples to folder")
+                        .pick_folder()
                 {
                     let (configs, _) = self.configs();
                     for config in configs {
-                        let sub = if self.state.all_processes { dir.join(config.process.cli_name()) } else { dir.clone() };
-                        self.worker.send(Request::Export { config, seed: self.state.seed, count: self.state.count, dir: sub });
+                        let sub = if self.state.all_processes {
+                            dir.join(config.process.cli_name())
+                        } else {
+                            dir.clone()
+                        };
+                        self.worker.send(Request::Export {
+                            config,
+                            seed: self.state.seed,
+                            count: self.state.count,
+                            dir: sub,
+                        });
                     }
                 }
             }
@@ -425,7 +536,11 @@ impl GeneratorsPanel {
                 ui.spinner();
                 ui.label("rendering...");
             } else if let Some(t) = self.last_render {
-                ui.label(format!("{} samples rendered in {:.0} ms", self.shown.len(), t.as_secs_f64() * 1e3));
+                ui.label(format!(
+                    "{} samples rendered in {:.0} ms",
+                    self.shown.len(),
+                    t.as_secs_f64() * 1e3
+                ));
             }
         });
         if let Some(e) = &self.error {
@@ -437,7 +552,10 @@ impl GeneratorsPanel {
             let mut row_start = 0;
             while row_start < self.shown.len() {
                 let row = self.shown[row_start].row;
-                let row_end = self.shown[row_start..].iter().position(|s| s.row != row).map_or(self.shown.len(), |p| row_start + p);
+                let row_end = self.shown[row_start..]
+                    .iter()
+                    .position(|s| s.row != row)
+                    .map_or(self.shown.len(), |p| row_start + p);
                 if let Some(p) = self.row_processes.get(row) {
                     ui.label(RichText::new(p.label()).strong());
                 }
@@ -445,7 +563,9 @@ impl GeneratorsPanel {
                     for i in row_start..row_end {
                         let s = &self.shown[i];
                         let selected = self.selected == Some(i);
-                        let image = egui::Image::new(&s.texture).fit_to_exact_size(thumb).sense(egui::Sense::click());
+                        let image = egui::Image::new(&s.texture)
+                            .fit_to_exact_size(thumb)
+                            .sense(egui::Sense::click());
                         let response = ui.add(image).on_hover_text(s.sample.recipe.summary());
                         let response = response.on_hover_cursor(egui::CursorIcon::PointingHand);
                         if selected {
@@ -460,7 +580,13 @@ impl GeneratorsPanel {
                             clicked = Some(i);
                         }
                         // An accessible handle for tests and screen readers.
-                        response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Button, true, format!("sample {}", i)));
+                        response.widget_info(|| {
+                            egui::WidgetInfo::labeled(
+                                egui::Role::Button,
+                                true,
+                                format!("sample {}", i),
+                            )
+                        });
                     }
                 });
                 row_start = row_end;
@@ -510,10 +636,17 @@ fn describe(recipe: &Recipe) -> String {
             format!(
                 "Convex mixup of {} images, weights {}",
                 weights.len(),
-                weights.iter().map(|w| format!("{w:.3}")).collect::<Vec<_>>().join(" ")
+                weights
+                    .iter()
+                    .map(|w| format!("{w:.3}"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
             )
         }
-        Recipe::Kml { textures, .. } => format!("K-means Leaves: s1's clusters blend {} textures", textures.len()),
+        Recipe::Kml { textures, .. } => format!(
+            "K-means Leaves: s1's clusters blend {} textures",
+            textures.len()
+        ),
         Recipe::KmlMixup { components } => format!("Plain mean of {} KML images", components.len()),
     }
 }

@@ -59,21 +59,37 @@ pub const PANICKED: &str = "the job failed unexpectedly (a bug: please report it
 pub const VANISHED: &str = "the job stopped without a result";
 
 impl<T: Send + 'static, E: Send + 'static> Job<T, E> {
-    pub fn spawn(ctx: &egui::Context, label: &str, work: impl FnOnce(&JobHandle<T, E>) -> Result<T, String> + Send + 'static) -> Self {
+    pub fn spawn(
+        ctx: &egui::Context,
+        label: &str,
+        work: impl FnOnce(&JobHandle<T, E>) -> Result<T, String> + Send + 'static,
+    ) -> Self {
         let (tx, rx) = channel();
         let cancel = Arc::new(AtomicBool::new(false));
-        let handle = JobHandle { tx: tx.clone(), ctx: ctx.clone(), cancel: cancel.clone() };
+        let handle = JobHandle {
+            tx: tx.clone(),
+            ctx: ctx.clone(),
+            cancel: cancel.clone(),
+        };
         let ctx = ctx.clone();
         std::thread::Builder::new()
             .name(format!("procmem {label}"))
             .spawn(move || {
                 let result =
-                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&handle))).unwrap_or_else(|_| Err(PANICKED.into()));
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&handle)))
+                        .unwrap_or_else(|_| Err(PANICKED.into()));
                 let _ = tx.send(Message::Done(result));
                 ctx.request_repaint();
             })
             .expect("spawn a job thread");
-        Self { label: label.to_string(), progress: 0.0, text: String::new(), rx, cancel, events: Vec::new() }
+        Self {
+            label: label.to_string(),
+            progress: 0.0,
+            text: String::new(),
+            rx,
+            cancel,
+            events: Vec::new(),
+        }
     }
 
     /// Drains messages (events are kept for [`Job::take_events`]); returns the result once the
@@ -108,7 +124,10 @@ impl<T: Send + 'static, E: Send + 'static> Job<T, E> {
         let mut cancel = false;
         ui.horizontal(|ui| {
             ui.add(
-                egui::ProgressBar::new(self.progress).show_percentage().desired_width(240.0).text(format!("{}: {}", self.label, self.text)),
+                egui::ProgressBar::new(self.progress)
+                    .show_percentage()
+                    .desired_width(240.0)
+                    .text(format!("{}: {}", self.label, self.text)),
             );
             cancel = ui.button("Cancel").clicked();
         });
@@ -152,6 +171,10 @@ mod tests {
             panic!("a bug in the worker");
         });
         assert_eq!(finish(&mut job), Err(PANICKED.to_string()));
-        assert_eq!(job.take_events(), vec![1], "events sent before the panic still arrive");
+        assert_eq!(
+            job.take_events(),
+            vec![1],
+            "events sent before the panic still arrive"
+        );
     }
 }

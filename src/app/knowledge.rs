@@ -32,7 +32,9 @@ pub struct KnowledgeState {
     pub abstain_below: Option<f32>,
 }
 
-pub use crate::memory::embedding::{MEMORY_SET_PREFIX, NewEntry, embed_images, reembed_memory, reembed_memory_cached};
+pub use crate::memory::embedding::{
+    MEMORY_SET_PREFIX, NewEntry, embed_images, reembed_memory, reembed_memory_cached,
+};
 pub use crate::paths::{BUNDLED_MODEL, DEMO_MEMORY, DEMO_WATCH, bundled_dir, user_data_dir};
 
 /// File types the image dialogs offer.
@@ -70,13 +72,28 @@ impl Perception {
                 m.step,
                 m.provenance.sources.join(", "),
                 m.pooling.name(),
-                m.standardisation.as_ref().map(|s| format!(", standardised on {}", s.source)).unwrap_or_default(),
-                if m.provenance.procedural_only { "procedural data only" } else { "trained on real images" }
+                m.standardisation
+                    .as_ref()
+                    .map(|s| format!(", standardised on {}", s.source))
+                    .unwrap_or_default(),
+                if m.provenance.procedural_only {
+                    "procedural data only"
+                } else {
+                    "trained on real images"
+                }
             ),
             None => format!("{} (no procmem provenance)", path.display()),
         };
-        let source = FeatureSource::Model { vit: loaded.vit, name: description.clone(), fingerprint: loaded.fingerprint };
-        Ok(Self { source: Arc::new(source), path: path.to_path_buf(), description })
+        let source = FeatureSource::Model {
+            vit: loaded.vit,
+            name: description.clone(),
+            fingerprint: loaded.fingerprint,
+        };
+        Ok(Self {
+            source: Arc::new(source),
+            path: path.to_path_buf(),
+            description,
+        })
     }
 }
 
@@ -136,7 +153,10 @@ pub struct Knowledge {
 
 impl Knowledge {
     /// Loads model, memory and watch queries, refusing a memory embedded by another model.
-    pub fn load(state: &KnowledgeState, progress: impl Fn(f32, &str)) -> Result<Self, crate::Error> {
+    pub fn load(
+        state: &KnowledgeState,
+        progress: impl Fn(f32, &str),
+    ) -> Result<Self, crate::Error> {
         Self::load_with(state, false, progress)
     }
 
@@ -144,7 +164,11 @@ impl Knowledge {
     /// embedded again from its stored thumbnails by the loaded model — exact for images no
     /// larger than the thumbnails (the demo's 28×28 Fashion-MNIST), approximate otherwise. The
     /// result is a new memory: Save writes it to the user data folder, never over the original.
-    pub fn load_with(state: &KnowledgeState, reembed: bool, progress: impl Fn(f32, &str)) -> Result<Self, crate::Error> {
+    pub fn load_with(
+        state: &KnowledgeState,
+        reembed: bool,
+        progress: impl Fn(f32, &str),
+    ) -> Result<Self, crate::Error> {
         progress(0.05, "loading the model");
         let perception = Perception::load(&state.model)?;
         progress(0.1, "opening the memory");
@@ -157,9 +181,10 @@ impl Knowledge {
         let mut reembedded = false;
         if reembed {
             if memory.model_fingerprint != fp {
-                memory = reembed_memory_cached(&memory, &perception.source, &reembed_cache(), |f| {
-                    progress(0.1 + 0.75 * f, "re-embedding the memory")
-                })?;
+                memory =
+                    reembed_memory_cached(&memory, &perception.source, &reembed_cache(), |f| {
+                        progress(0.1 + 0.75 * f, "re-embedding the memory")
+                    })?;
                 reembedded = true;
             }
             if let Some(w) = watch.as_mut().filter(|w| w.model_fingerprint != fp) {
@@ -171,7 +196,14 @@ impl Knowledge {
         progress(0.95, "indexing");
         let in_bundle = state.memory.starts_with(bundled_dir().join("assets"));
         let memory_path = (!in_bundle && !reembedded).then(|| state.memory.clone());
-        let mut k = Self::new(perception, memory, memory_path, state.memory.clone(), watch, state.k)?;
+        let mut k = Self::new(
+            perception,
+            memory,
+            memory_path,
+            state.memory.clone(),
+            watch,
+            state.k,
+        )?;
         k.dirty = reembedded;
         k.abstain_below = state.abstain_below;
         Ok(k)
@@ -186,7 +218,9 @@ impl Knowledge {
         k: usize,
     ) -> Result<Self, crate::Error> {
         let fp = perception.source.fingerprint();
-        for (what, m) in std::iter::once(("memory", &memory)).chain(watch_queries.as_ref().map(|w| ("watch list", w))) {
+        for (what, m) in std::iter::once(("memory", &memory))
+            .chain(watch_queries.as_ref().map(|w| ("watch list", w)))
+        {
             if m.model_fingerprint != fp {
                 return Err(crate::Error::ModelMismatch {
                     what: what.into(),
@@ -246,7 +280,12 @@ impl Knowledge {
 
     /// Changes k: the watch list is searched again.
     pub fn set_k(&mut self, k: usize) {
-        let queries: Vec<(String, Option<u32>, Vec<f32>)> = self.watch.queries.drain(..).map(|q| (q.name, q.truth, q.embedding)).collect();
+        let queries: Vec<(String, Option<u32>, Vec<f32>)> = self
+            .watch
+            .queries
+            .drain(..)
+            .map(|q| (q.name, q.truth, q.embedding))
+            .collect();
         self.watch = WatchList::new(k.max(1), self.watch.rule, self.labels.len());
         self.watch.add(&self.index, queries);
         self.generation += 1;
@@ -277,8 +316,11 @@ impl Knowledge {
         for e in &self.memory.entries {
             *by_label.entry(e.label.as_str()).or_default() += 1;
         }
-        let counts: Vec<(String, usize)> =
-            self.labels.iter().map(|l| (l.clone(), by_label.get(l.as_str()).copied().unwrap_or(0))).collect();
+        let counts: Vec<(String, usize)> = self
+            .labels
+            .iter()
+            .map(|l| (l.clone(), by_label.get(l.as_str()).copied().unwrap_or(0)))
+            .collect();
         self.counts_cache = Some((self.generation, counts.clone()));
         counts
     }
@@ -308,7 +350,11 @@ impl Knowledge {
             many => format!("unlearned {} entries", many.len()),
         };
         update.flipped = self.flipped_since(&predictions);
-        self.last_edit = Some(EditReport { what, update, micros: start.elapsed().as_micros() });
+        self.last_edit = Some(EditReport {
+            what,
+            update,
+            micros: start.elapsed().as_micros(),
+        });
         self.undo.push(Edit::Deleted(deleted));
         self.dirty = true;
         // Cached embeddings of user data that held the entry go with it: deleting unlearns.
@@ -341,8 +387,16 @@ impl Knowledge {
             return None;
         }
         update.flipped = self.flipped_since(&predictions);
-        let what = format!("relabelled {} entr{} as “{label}”", before.len(), if before.len() == 1 { "y" } else { "ies" });
-        self.last_edit = Some(EditReport { what, update, micros: start.elapsed().as_micros() });
+        let what = format!(
+            "relabelled {} entr{} as “{label}”",
+            before.len(),
+            if before.len() == 1 { "y" } else { "ies" }
+        );
+        self.last_edit = Some(EditReport {
+            what,
+            update,
+            micros: start.elapsed().as_micros(),
+        });
         self.undo.push(Edit::Relabelled(before));
         self.dirty = true;
         self.generation += 1;
@@ -367,12 +421,23 @@ impl Knowledge {
 
     /// The watched queries' current predictions, in watch-list order.
     fn predictions(&self) -> Vec<Option<u32>> {
-        self.watch.queries.iter().map(|q| q.vote.prediction).collect()
+        self.watch
+            .queries
+            .iter()
+            .map(|q| q.vote.prediction)
+            .collect()
     }
 
     /// Watched queries whose prediction differs from `before`.
     fn flipped_since(&self, before: &[Option<u32>]) -> Vec<usize> {
-        self.watch.queries.iter().zip(before).enumerate().filter(|(_, (q, b))| q.vote.prediction != **b).map(|(i, _)| i).collect()
+        self.watch
+            .queries
+            .iter()
+            .zip(before)
+            .enumerate()
+            .filter(|(_, (q, b))| q.vote.prediction != **b)
+            .map(|(i, _)| i)
+            .collect()
     }
 
     /// The memory as it was before every edit still on the undo stack (deletions restored,
@@ -412,17 +477,33 @@ impl Knowledge {
             Edit::Deleted(entries) => {
                 if let Some(e) = entries.iter().find(|e| self.memory.get(e.id).is_some()) {
                     // Nothing lost: the edit goes back on the stack.
-                    let what = format!("could not restore: entry #{} is already in the memory", e.id);
+                    let what = format!(
+                        "could not restore: entry #{} is already in the memory",
+                        e.id
+                    );
                     self.undo.push(Edit::Deleted(entries));
-                    self.last_edit = Some(EditReport { what, update, micros: 0 });
+                    self.last_edit = Some(EditReport {
+                        what,
+                        update,
+                        micros: 0,
+                    });
                     return self.last_edit.as_ref();
                 }
                 let n = entries.len();
-                let first = entries.first().map(|e| format!("#{} ({})", e.id, e.label)).unwrap_or_default();
-                let classes: Vec<u32> = entries.iter().map(|e| self.class_of(&e.label.clone())).collect();
+                let first = entries
+                    .first()
+                    .map(|e| format!("#{} ({})", e.id, e.label))
+                    .unwrap_or_default();
+                let classes: Vec<u32> = entries
+                    .iter()
+                    .map(|e| self.class_of(&e.label.clone()))
+                    .collect();
                 {
-                    let rows: Vec<(u64, u32, &[f32])> =
-                        entries.iter().zip(&classes).map(|(e, &c)| (e.id, c, e.embedding.as_slice())).collect();
+                    let rows: Vec<(u64, u32, &[f32])> = entries
+                        .iter()
+                        .zip(&classes)
+                        .map(|(e, &c)| (e.id, c, e.embedding.as_slice()))
+                        .collect();
                     for &(id, class, embedding) in &rows {
                         self.index.insert(id, class, embedding);
                     }
@@ -431,18 +512,29 @@ impl Knowledge {
                 if let Err(e) = self.memory.restore_many(entries) {
                     log::error!("restoring entries checked absent failed: {e}");
                 }
-                if n == 1 { format!("restored {first}") } else { format!("restored {n} entries") }
+                if n == 1 {
+                    format!("restored {first}")
+                } else {
+                    format!("restored {n} entries")
+                }
             }
             Edit::Relabelled(before) => {
                 let n = before.len();
                 for (id, old) in before.into_iter().rev() {
                     self.set_label(id, &old, &mut update);
                 }
-                format!("undid the relabelling of {n} entr{}", if n == 1 { "y" } else { "ies" })
+                format!(
+                    "undid the relabelling of {n} entr{}",
+                    if n == 1 { "y" } else { "ies" }
+                )
             }
         };
         update.flipped = self.flipped_since(&predictions);
-        self.last_edit = Some(EditReport { what, update, micros: start.elapsed().as_micros() });
+        self.last_edit = Some(EditReport {
+            what,
+            update,
+            micros: start.elapsed().as_micros(),
+        });
         self.dirty = true;
         self.generation += 1;
         self.last_edit.as_ref()
@@ -450,7 +542,11 @@ impl Knowledge {
 
     /// Adds embedded images; returns their ids and the sources refused because they were
     /// unlearned from this memory (its deny-list), unless `allow_unlearned` overrides it.
-    pub fn add(&mut self, entries: Vec<NewEntry>, allow_unlearned: bool) -> Result<(Vec<u64>, Vec<String>), String> {
+    pub fn add(
+        &mut self,
+        entries: Vec<NewEntry>,
+        allow_unlearned: bool,
+    ) -> Result<(Vec<u64>, Vec<String>), String> {
         let fp = self.memory.model_fingerprint.clone();
         let mut ids = Vec::new();
         let mut refused = Vec::new();
@@ -464,8 +560,17 @@ impl Knowledge {
                 }
                 self.memory.allow(e.content_hash);
             }
-            let id =
-                self.memory.add(&fp, &e.label, &e.source, e.content_hash, e.thumbnail, e.embedding.clone()).map_err(|e| e.to_string())?;
+            let id = self
+                .memory
+                .add(
+                    &fp,
+                    &e.label,
+                    &e.source,
+                    e.content_hash,
+                    e.thumbnail,
+                    e.embedding.clone(),
+                )
+                .map_err(|e| e.to_string())?;
             let class = self.class_of(&e.label);
             self.index.insert(id, class, &e.embedding);
             let u = self.watch.on_insert(id, class, &e.embedding);
@@ -480,12 +585,23 @@ impl Knowledge {
         // classes and what the addition did to the labelled watched queries.
         let mut what = format!("added {} image(s)", ids.len());
         if self.labels.len() > classes_before {
-            what += &format!(" with new class(es) {}", self.labels[classes_before..].join(", "));
+            what += &format!(
+                " with new class(es) {}",
+                self.labels[classes_before..].join(", ")
+            );
         }
         if let (Some(before), Some(after)) = (accuracy_before, self.watch.accuracy()) {
-            what += &format!("; watched top-1 {:.1} % before, {:.1} % after", before * 100.0, after * 100.0);
+            what += &format!(
+                "; watched top-1 {:.1} % before, {:.1} % after",
+                before * 100.0,
+                after * 100.0
+            );
         }
-        self.last_edit = Some(EditReport { what, update: touched, micros: 0 });
+        self.last_edit = Some(EditReport {
+            what,
+            update: touched,
+            micros: 0,
+        });
         self.dirty = true;
         self.generation += 1;
         Ok((ids, refused))
@@ -500,8 +616,13 @@ impl Knowledge {
         if n <= self.k() {
             return None;
         }
-        let picked: Vec<&Entry> = (0..n.min(200)).map(|i| &self.memory.entries[i * n / n.min(200)]).collect();
-        let queries: Vec<f32> = picked.iter().flat_map(|e| e.embedding.iter().copied()).collect();
+        let picked: Vec<&Entry> = (0..n.min(200))
+            .map(|i| &self.memory.entries[i * n / n.min(200)])
+            .collect();
+        let queries: Vec<f32> = picked
+            .iter()
+            .flat_map(|e| e.embedding.iter().copied())
+            .collect();
         let mut scores: Vec<f32> = self
             .index
             .search(&queries, self.k() + 1)
@@ -519,7 +640,11 @@ impl Knowledge {
 
     pub fn answer(&self, embedding: &[f32], exclude: Option<u64>) -> Answer {
         let k = self.k();
-        let mut neighbours = self.index.search(embedding, k + 1).pop().unwrap_or_default();
+        let mut neighbours = self
+            .index
+            .search(embedding, k + 1)
+            .pop()
+            .unwrap_or_default();
         neighbours.retain(|n| Some(n.id) != exclude);
         neighbours.truncate(k);
         Answer::new(neighbours, k, self.labels.len(), self.watch.rule)
@@ -577,7 +702,10 @@ pub fn reembed_cache() -> crate::embed::cache::EmbeddingCache {
 
 fn texture(ctx: &egui::Context, name: &str, png: &[u8]) -> Option<TextureHandle> {
     let img = image::load_from_memory(png).ok()?.to_rgba8();
-    let color = egui::ColorImage::from_rgba_unmultiplied([img.width() as usize, img.height() as usize], img.as_raw());
+    let color = egui::ColorImage::from_rgba_unmultiplied(
+        [img.width() as usize, img.height() as usize],
+        img.as_raw(),
+    );
     Some(ctx.load_texture(name, color, TextureOptions::NEAREST))
 }
 

@@ -148,7 +148,11 @@ impl MapPanel {
     /// Selects the live entries inside `polygon` (map coordinates), replacing the selection.
     pub fn select_polygon(&mut self, polygon: &[[f32; 2]], k: &Knowledge) {
         let Some(map) = &self.map else { return };
-        self.selection = map.inside(polygon).into_iter().filter(|&id| k.memory.position(id).is_some()).collect();
+        self.selection = map
+            .inside(polygon)
+            .into_iter()
+            .filter(|&id| k.memory.position(id).is_some())
+            .collect();
     }
 
     fn poll(&mut self) {
@@ -182,12 +186,26 @@ impl MapPanel {
     /// deleted ones, follows relabelling.
     fn refresh(&mut self, k: &Knowledge) {
         let Some(map) = &mut self.map else { return };
-        if self.derived.as_ref().is_some_and(|d| d.generation == k.generation) {
+        if self
+            .derived
+            .as_ref()
+            .is_some_and(|d| d.generation == k.generation)
+        {
             return;
         }
-        let class_of: HashMap<&str, u32> = k.labels.iter().enumerate().map(|(i, l)| (l.as_str(), i as u32)).collect();
+        let class_of: HashMap<&str, u32> = k
+            .labels
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (l.as_str(), i as u32))
+            .collect();
         let cls = |label: &str| class_of.get(label).copied().unwrap_or(0);
-        map.extend(k.memory.entries.iter().map(|e| (e.id, cls(&e.label), e.embedding.as_slice())));
+        map.extend(
+            k.memory
+                .entries
+                .iter()
+                .map(|e| (e.id, cls(&e.label), e.embedding.as_slice())),
+        );
         // Both id lists ascend: one merge pass.
         let mut class = vec![None; map.ids.len()];
         let mut entries = k.memory.entries.iter().peekable();
@@ -199,21 +217,37 @@ impl MapPanel {
                 class[i] = Some(cls(&e.label));
             }
         }
-        self.derived = Some(Derived { generation: k.generation, class });
+        self.derived = Some(Derived {
+            generation: k.generation,
+            class,
+        });
         self.selection.retain(|&id| k.memory.position(id).is_some());
         if let Some((id, _)) = &self.selected {
             let id = *id;
-            self.selected = k.memory.get(id).map(|e| (id, k.index.search(&e.embedding, k.k() + 1).remove(0)));
+            self.selected = k
+                .memory
+                .get(id)
+                .map(|e| (id, k.index.search(&e.embedding, k.k() + 1).remove(0)));
         }
     }
 
     fn colours(&mut self, influence: Option<&BTreeMap<u64, usize>>) -> &[Color32] {
-        let (Some(map), Some(derived)) = (&self.map, &self.derived) else { return &[] };
+        let (Some(map), Some(derived)) = (&self.map, &self.derived) else {
+            return &[];
+        };
         let predictions_at = self.predictions.as_ref().map_or(u64::MAX, |p| p.0);
         // The influence map's address: another report (another k, a new analysis) is another map.
-        let key = (derived.generation, self.colour_by, predictions_at, influence.map_or(0, |m| m as *const BTreeMap<u64, usize> as usize));
+        let key = (
+            derived.generation,
+            self.colour_by,
+            predictions_at,
+            influence.map_or(0, |m| m as *const BTreeMap<u64, usize> as usize),
+        );
         if self.colours.as_ref().is_none_or(|c| c.0 != key) {
-            let max_influence = influence.and_then(|m| m.values().max().copied()).unwrap_or(1).max(1) as f32;
+            let max_influence = influence
+                .and_then(|m| m.values().max().copied())
+                .unwrap_or(1)
+                .max(1) as f32;
             let colours: Vec<Color32> = map
                 .ids
                 .iter()
@@ -221,22 +255,28 @@ impl MapPanel {
                 .map(|(id, class)| match (class, self.colour_by) {
                     (None, _) => DELETED,
                     (Some(c), ColourBy::Label) => class_colour(*c),
-                    (Some(c), ColourBy::Prediction) => match self.predictions.as_ref().and_then(|p| p.1.get(id)) {
-                        Some(Some(p)) if p == c => class_colour(*p).gamma_multiply(0.55),
-                        Some(_) => WRONG,
-                        // Not predicted (added or restored since): recompute to see it.
-                        None => Color32::from_gray(160),
-                    },
+                    (Some(c), ColourBy::Prediction) => {
+                        match self.predictions.as_ref().and_then(|p| p.1.get(id)) {
+                            Some(Some(p)) if p == c => class_colour(*p).gamma_multiply(0.55),
+                            Some(_) => WRONG,
+                            // Not predicted (added or restored since): recompute to see it.
+                            None => Color32::from_gray(160),
+                        }
+                    }
                     (Some(_), ColourBy::Influence) => match influence.and_then(|m| m.get(id)) {
-                        Some(&n) => Color32::from_rgb(150, 60, 200).lerp_to_gamma(Color32::from_rgb(255, 220, 0), n as f32 / max_influence),
+                        Some(&n) => Color32::from_rgb(150, 60, 200).lerp_to_gamma(
+                            Color32::from_rgb(255, 220, 0),
+                            n as f32 / max_influence,
+                        ),
                         None => Color32::from_rgb(60, 80, 110),
                     },
                 })
                 .collect();
-            self.wrong = (self.colour_by == ColourBy::Prediction && self.predictions.is_some()).then(|| {
-                let live = derived.class.iter().filter(|c| c.is_some()).count();
-                (colours.iter().filter(|&&c| c == WRONG).count(), live)
-            });
+            self.wrong = (self.colour_by == ColourBy::Prediction && self.predictions.is_some())
+                .then(|| {
+                    let live = derived.class.iter().filter(|c| c.is_some()).count();
+                    (colours.iter().filter(|&&c| c == WRONG).count(), live)
+                });
             self.colours = Some((key, colours));
         }
         self.colours.as_ref().map_or(&[], |c| &c.1)
@@ -244,16 +284,26 @@ impl MapPanel {
 
     /// The panel. `query` is the Query panel's current embedding (drawn where it lands);
     /// `influence` the Privacy panel's counts at its shown k, when current.
-    pub fn ui(&mut self, ui: &mut egui::Ui, k: &mut Knowledge, query: Option<&[f32]>, influence: Option<&BTreeMap<u64, usize>>) {
+    pub fn ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        k: &mut Knowledge,
+        query: Option<&[f32]>,
+        influence: Option<&BTreeMap<u64, usize>>,
+    ) {
         let ctx = ui.ctx().clone();
         self.poll();
         if self.map.is_none() && self.fit_job.is_none() && self.message.is_empty() {
             self.start_fit(&ctx, k);
         }
         self.refresh(k);
-        egui::Panel::left("map controls").resizable(true).default_size(260.0).show(ui, |ui| {
-            egui::ScrollArea::vertical().show(ui, |ui| self.controls(ui, k, influence.is_some()));
-        });
+        egui::Panel::left("map controls")
+            .resizable(true)
+            .default_size(260.0)
+            .show(ui, |ui| {
+                egui::ScrollArea::vertical()
+                    .show(ui, |ui| self.controls(ui, k, influence.is_some()));
+            });
         egui::CentralPanel::default().show(ui, |ui| {
             if let Some(job) = &self.fit_job {
                 job.ui(ui);
@@ -297,10 +347,15 @@ impl MapPanel {
         ui.radio_value(&mut self.colour_by, ColourBy::Label, "label");
         ui.radio_value(&mut self.colour_by, ColourBy::Prediction, "leave-one-out prediction")
             .on_hover_text("Each entry queried against the rest of the memory with the app's k and vote rule; wrong ones in red");
-        ui.add_enabled(have_influence, egui::RadioButton::new(self.colour_by == ColourBy::Influence, "privacy influence"))
-            .on_hover_text("Run the Privacy panel's analysis first (the memory must not have changed since)")
-            .clicked()
-            .then(|| self.colour_by = ColourBy::Influence);
+        ui.add_enabled(
+            have_influence,
+            egui::RadioButton::new(self.colour_by == ColourBy::Influence, "privacy influence"),
+        )
+        .on_hover_text(
+            "Run the Privacy panel's analysis first (the memory must not have changed since)",
+        )
+        .clicked()
+        .then(|| self.colour_by = ColourBy::Influence);
         if self.colour_by == ColourBy::Influence && !have_influence {
             self.colour_by = ColourBy::Label;
         }
@@ -312,14 +367,20 @@ impl MapPanel {
             self.start_predictions(&ctx, k);
         }
         if self.colour_by == ColourBy::Prediction {
-            let stale = self.predictions.as_ref().is_some_and(|p| p.0 != k.generation);
+            let stale = self
+                .predictions
+                .as_ref()
+                .is_some_and(|p| p.0 != k.generation);
             match &self.predict_job {
                 Some(job) => {
                     job.ui(ui);
                 }
                 None if self.predictions.is_none() || stale => {
                     if stale {
-                        ui.label(RichText::new("the memory changed since these predictions").color(Color32::YELLOW));
+                        ui.label(
+                            RichText::new("the memory changed since these predictions")
+                                .color(Color32::YELLOW),
+                        );
                     }
                     if ui.button("Compute predictions").clicked() {
                         self.start_predictions(&ctx, k);
@@ -330,7 +391,10 @@ impl MapPanel {
             if let Some((wrong, total)) = self.wrong {
                 ui.colored_label(
                     WRONG,
-                    format!("{wrong} of {total} wrong ({:.1} % right)", 100.0 * (total - wrong) as f64 / total.max(1) as f64),
+                    format!(
+                        "{wrong} of {total} wrong ({:.1} % right)",
+                        100.0 * (total - wrong) as f64 / total.max(1) as f64
+                    ),
                 );
             }
         }
@@ -346,9 +410,14 @@ impl MapPanel {
         ui.separator();
         ui.horizontal(|ui| {
             ui.selectable_value(&mut self.lasso_mode, false, "Pan/zoom");
-            ui.selectable_value(&mut self.lasso_mode, true, "Lasso").on_hover_text("Drag around entries to select them");
+            ui.selectable_value(&mut self.lasso_mode, true, "Lasso")
+                .on_hover_text("Drag around entries to select them");
         });
-        ui.label(RichText::new("scroll to zoom, double-click to reset").weak().small());
+        ui.label(
+            RichText::new("scroll to zoom, double-click to reset")
+                .weak()
+                .small(),
+        );
         ui.separator();
         self.selection_ui(ui, k);
         ui.separator();
@@ -362,9 +431,19 @@ impl MapPanel {
             self.selection_actions(ui, k);
         }
         if let Some(edit) = &k.last_edit {
-            ui.label(RichText::new(format!("{} — {} watched prediction(s) flipped", edit.what, edit.update.flipped.len())).small());
+            ui.label(
+                RichText::new(format!(
+                    "{} — {} watched prediction(s) flipped",
+                    edit.what,
+                    edit.update.flipped.len()
+                ))
+                .small(),
+            );
         }
-        if ui.add_enabled(k.can_undo(), egui::Button::new("Undo")).clicked() {
+        if ui
+            .add_enabled(k.can_undo(), egui::Button::new("Undo"))
+            .clicked()
+        {
             k.undo();
         }
     }
@@ -377,14 +456,28 @@ impl MapPanel {
         ui.strong(format!("{} selected", self.selection.len()));
         let parts: Vec<String> = by_label.iter().map(|(l, n)| format!("{n} {l}")).collect();
         ui.label(RichText::new(parts.join(", ")).small());
-        if ui.button(format!("Unlearn {} selected", self.selection.len())).on_hover_text("One edit: Undo restores them all").clicked() {
+        if ui
+            .button(format!("Unlearn {} selected", self.selection.len()))
+            .on_hover_text("One edit: Undo restores them all")
+            .clicked()
+        {
             let ids = std::mem::take(&mut self.selection);
             k.delete_many(&ids);
             self.lasso.clear();
         }
         ui.horizontal(|ui| {
-            ui.add(egui::TextEdit::singleline(&mut self.new_label).hint_text("new label").desired_width(110.0));
-            if ui.add_enabled(!self.new_label.trim().is_empty(), egui::Button::new("Relabel")).clicked() {
+            ui.add(
+                egui::TextEdit::singleline(&mut self.new_label)
+                    .hint_text("new label")
+                    .desired_width(110.0),
+            );
+            if ui
+                .add_enabled(
+                    !self.new_label.trim().is_empty(),
+                    egui::Button::new("Relabel"),
+                )
+                .clicked()
+            {
                 let label = self.new_label.trim().to_string();
                 if k.relabel(&self.selection, &label).is_none() {
                     self.message = format!("every selected entry is already labelled “{label}”");
@@ -392,7 +485,10 @@ impl MapPanel {
             }
         });
         ui.horizontal(|ui| {
-            if ui.button("Export ids…").on_hover_text("id, label, source and map position as CSV or JSON").clicked()
+            if ui
+                .button("Export ids…")
+                .on_hover_text("id, label, source and map position as CSV or JSON")
+                .clicked()
                 && let Some(path) = rfd::FileDialog::new()
                     .add_filter("CSV", &["csv"])
                     .add_filter("JSON", &["json"])
@@ -418,7 +514,9 @@ impl MapPanel {
             ui.label(RichText::new("click an entry to see its neighbours").weak());
             return;
         };
-        let Some(entry) = k.memory.get(id).cloned() else { return };
+        let Some(entry) = k.memory.get(id).cloned() else {
+            return;
+        };
         ui.horizontal(|ui| {
             if let Some(t) = k.thumbnail(&ctx, id) {
                 ui.add(egui::Image::new(&t).fit_to_exact_size(vec2(56.0, 56.0)));
@@ -438,15 +536,24 @@ impl MapPanel {
             }
         });
         ui.label(RichText::new("its neighbours (cosine)").small());
-        let shown: Vec<Neighbour> = neighbours.iter().filter(|n| n.id != id).take(k.k()).cloned().collect();
+        let shown: Vec<Neighbour> = neighbours
+            .iter()
+            .filter(|n| n.id != id)
+            .take(k.k())
+            .cloned()
+            .collect();
         for row in shown.chunks(5) {
             ui.horizontal(|ui| {
                 for n in row {
                     ui.vertical(|ui| {
                         if let Some(t) = k.thumbnail(&ctx, n.id) {
-                            let resp = ui.add(egui::Button::image(egui::Image::new(&t).fit_to_exact_size(vec2(40.0, 40.0))));
+                            let resp = ui.add(egui::Button::image(
+                                egui::Image::new(&t).fit_to_exact_size(vec2(40.0, 40.0)),
+                            ));
                             if resp.clicked() {
-                                self.selected = k.memory.get(n.id).map(|e| (n.id, k.index.search(&e.embedding, k.k() + 1).remove(0)));
+                                self.selected = k.memory.get(n.id).map(|e| {
+                                    (n.id, k.index.search(&e.embedding, k.k() + 1).remove(0))
+                                });
                             }
                         }
                         ui.label(RichText::new(format!("{:.3}", n.similarity)).small());
@@ -456,21 +563,42 @@ impl MapPanel {
         }
     }
 
-    fn plot(&mut self, ui: &mut egui::Ui, k: &mut Knowledge, query: Option<&[f32]>, influence: Option<&BTreeMap<u64, usize>>) {
+    fn plot(
+        &mut self,
+        ui: &mut egui::Ui,
+        k: &mut Knowledge,
+        query: Option<&[f32]>,
+        influence: Option<&BTreeMap<u64, usize>>,
+    ) {
         let ctx = ui.ctx().clone();
         self.colours(influence);
-        let (Some(map), Some((_, colours)), Some(derived)) = (&self.map, &self.colours, &self.derived) else { return };
+        let (Some(map), Some((_, colours)), Some(derived)) =
+            (&self.map, &self.colours, &self.derived)
+        else {
+            return;
+        };
         let bounds = {
             let mut b = PlotBounds::NOTHING;
-            map.xy.iter().for_each(|p| b.extend_with(&PlotPoint::new(p[0], p[1])));
+            map.xy
+                .iter()
+                .for_each(|p| b.extend_with(&PlotPoint::new(p[0], p[1])));
             b
         };
         let radius = if map.ids.len() > 20_000 { 1.5 } else { 2.5 };
         let marked: Vec<usize> = match self.colour_by {
-            ColourBy::Prediction => colours.iter().enumerate().filter(|(_, c)| **c == WRONG).map(|(i, _)| i).collect(),
+            ColourBy::Prediction => colours
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| **c == WRONG)
+                .map(|(i, _)| i)
+                .collect(),
             _ => Vec::new(),
         };
-        let selected_pos: Vec<usize> = self.selection.iter().filter_map(|&id| map.position(id)).collect();
+        let selected_pos: Vec<usize> = self
+            .selection
+            .iter()
+            .filter_map(|&id| map.position(id))
+            .collect();
         let neighbour_lines = match &self.selected {
             Some((id, neighbours)) => match map.position(*id) {
                 Some(i) => neighbours
@@ -494,8 +622,14 @@ impl MapPanel {
             highlighted: &selected_pos,
             lasso: &self.lasso,
             neighbour_lines,
-            selected: self.selected.as_ref().and_then(|(id, _)| map.position(*id)).map(|i| map.xy[i]),
-            query: query.filter(|q| q.len() == k.memory.dim).map(|q| map.place(q)),
+            selected: self
+                .selected
+                .as_ref()
+                .and_then(|(id, _)| map.position(*id))
+                .map(|i| map.xy[i]),
+            query: query
+                .filter(|q| q.len() == k.memory.dim)
+                .map(|q| map.place(q)),
             bounds,
         };
         let lasso_mode = self.lasso_mode;
@@ -537,8 +671,12 @@ impl MapPanel {
                 && let Some(pos) = resp.interact_pointer_pos()
             {
                 let v = transform.value_from_position(pos);
-                let far_enough =
-                    self.lasso.last().is_none_or(|l| transform.position_from_point(&PlotPoint::new(l[0], l[1])).distance(pos) >= 3.0);
+                let far_enough = self.lasso.last().is_none_or(|l| {
+                    transform
+                        .position_from_point(&PlotPoint::new(l[0], l[1]))
+                        .distance(pos)
+                        >= 3.0
+                });
                 if far_enough {
                     self.lasso.push([v.x as f32, v.y as f32]);
                 }
@@ -551,17 +689,32 @@ impl MapPanel {
         if resp.clicked()
             && let Some(id) = hovered
         {
-            self.selected = k.memory.get(id).map(|e| (id, k.index.search(&e.embedding, k.k() + 1).remove(0)));
+            self.selected = k
+                .memory
+                .get(id)
+                .map(|e| (id, k.index.search(&e.embedding, k.k() + 1).remove(0)));
         }
         if let Some(id) = hovered {
             let tex = k.thumbnail(&ctx, id);
-            let label = k.memory.get(id).map(|e| format!("#{id} {}", e.label)).unwrap_or_default();
-            let extra = match (self.colour_by, self.predictions.as_ref().and_then(|p| p.1.get(&id))) {
-                (ColourBy::Prediction, Some(Some(p))) => format!("\npredicted {}", k.labels.get(*p as usize).map_or("?", |s| s.as_str())),
+            let label = k
+                .memory
+                .get(id)
+                .map(|e| format!("#{id} {}", e.label))
+                .unwrap_or_default();
+            let extra = match (
+                self.colour_by,
+                self.predictions.as_ref().and_then(|p| p.1.get(&id)),
+            ) {
+                (ColourBy::Prediction, Some(Some(p))) => format!(
+                    "\npredicted {}",
+                    k.labels.get(*p as usize).map_or("?", |s| s.as_str())
+                ),
                 _ => String::new(),
             };
             let influence_text = match influence.and_then(|m| m.get(&id)) {
-                Some(n) if self.colour_by == ColourBy::Influence => format!("\ncan flip {n} watched queries"),
+                Some(n) if self.colour_by == ColourBy::Influence => {
+                    format!("\ncan flip {n} watched queries")
+                }
                 _ => String::new(),
             };
             resp.on_hover_ui_at_pointer(|ui| {
@@ -633,10 +786,17 @@ impl PlotItem for Cloud<'_> {
         shapes.push(Shape::mesh(mesh));
         let screen = |p: [f32; 2]| transform.position_from_point(&PlotPoint::new(p[0], p[1]));
         for (a, b) in &self.neighbour_lines {
-            shapes.push(Shape::line_segment([screen(*a), screen(*b)], Stroke::new(1.0, Color32::WHITE)));
+            shapes.push(Shape::line_segment(
+                [screen(*a), screen(*b)],
+                Stroke::new(1.0, Color32::WHITE),
+            ));
         }
         if let Some(p) = self.selected {
-            shapes.push(Shape::circle_stroke(screen(p), 7.0, Stroke::new(1.5, Color32::WHITE)));
+            shapes.push(Shape::circle_stroke(
+                screen(p),
+                7.0,
+                Stroke::new(1.5, Color32::WHITE),
+            ));
         }
         if self.lasso.len() > 1 {
             let mut points: Vec<Pos2> = self.lasso.iter().map(|p| screen(*p)).collect();
@@ -647,7 +807,10 @@ impl PlotItem for Cloud<'_> {
             let c = screen(q);
             shapes.push(Shape::circle_stroke(c, 11.0, Stroke::new(2.0, LASSO)));
             for (dx, dy) in [(1.0, 0.0), (0.0, 1.0), (0.7, 0.7), (0.7, -0.7)] {
-                shapes.push(Shape::line_segment([c - vec2(dx, dy) * 8.0, c + vec2(dx, dy) * 8.0], Stroke::new(2.0, Color32::WHITE)));
+                shapes.push(Shape::line_segment(
+                    [c - vec2(dx, dy) * 8.0, c + vec2(dx, dy) * 8.0],
+                    Stroke::new(2.0, Color32::WHITE),
+                ));
             }
         }
     }

@@ -57,7 +57,9 @@ const THUMB: f32 = 56.0;
 impl MemoryPanel {
     /// Unlearns an entry and looks for near-duplicates it leaves behind (offered below Undo).
     pub fn unlearn(&mut self, k: &mut Knowledge, id: u64) {
-        let Some(entry) = k.memory.get(id).cloned() else { return };
+        let Some(entry) = k.memory.get(id).cloned() else {
+            return;
+        };
         k.delete(id);
         self.selected = None;
         let dups = crate::memory::near_duplicates(
@@ -72,19 +74,36 @@ impl MemoryPanel {
     }
 
     fn near_duplicates_ui(&mut self, ui: &mut egui::Ui, k: &mut Knowledge) {
-        let Some((id, generation, dups)) = &self.near_duplicates else { return };
+        let Some((id, generation, dups)) = &self.near_duplicates else {
+            return;
+        };
         if *generation != k.generation {
             self.near_duplicates = None;
             return;
         }
         let list: Vec<String> = dups
             .iter()
-            .map(|d| if d.same_content { format!("#{} (same image)", d.id) } else { format!("#{} (cosine {:.3})", d.id, d.similarity) })
+            .map(|d| {
+                if d.same_content {
+                    format!("#{} (same image)", d.id)
+                } else {
+                    format!("#{} (cosine {:.3})", d.id, d.similarity)
+                }
+            })
             .collect();
         ui.label(
-            egui::RichText::new(format!("#{id} left {} near-duplicate(s): {}", dups.len(), list.join(", "))).color(egui::Color32::YELLOW),
+            egui::RichText::new(format!(
+                "#{id} left {} near-duplicate(s): {}",
+                dups.len(),
+                list.join(", ")
+            ))
+            .color(egui::Color32::YELLOW),
         );
-        if ui.button("Unlearn them too").on_hover_text("One edit; Undo restores them").clicked() {
+        if ui
+            .button("Unlearn them too")
+            .on_hover_text("One edit; Undo restores them")
+            .clicked()
+        {
             let ids: Vec<u64> = dups.iter().map(|d| d.id).collect();
             k.delete_many(&ids);
             self.near_duplicates = None;
@@ -99,21 +118,41 @@ impl MemoryPanel {
         if files.is_empty() {
             return;
         }
-        let label = if self.new_label.trim().is_empty() { "unlabelled".to_string() } else { self.new_label.trim().to_string() };
+        let label = if self.new_label.trim().is_empty() {
+            "unlabelled".to_string()
+        } else {
+            self.new_label.trim().to_string()
+        };
         let source = k.perception.source.clone();
         self.add_job = Some(Job::spawn(ctx, "embedding", move |h| {
-            embed_images(&source, files, &label, || h.cancelled(), |f, t| h.progress(f, t)).map_err(|e| e.to_string())
+            embed_images(
+                &source,
+                files,
+                &label,
+                || h.cancelled(),
+                |f, t| h.progress(f, t),
+            )
+            .map_err(|e| e.to_string())
         }));
     }
 
     /// Computes the entries' KNN-Shapley values over the labelled watched queries on a worker.
     pub fn start_values(&mut self, ctx: &egui::Context, k: &Knowledge) {
-        let labelled: Vec<(&[f32], u32)> = k.watch.queries.iter().filter_map(|q| q.truth.map(|t| (q.embedding.as_slice(), t))).collect();
+        let labelled: Vec<(&[f32], u32)> = k
+            .watch
+            .queries
+            .iter()
+            .filter_map(|q| q.truth.map(|t| (q.embedding.as_slice(), t)))
+            .collect();
         if labelled.is_empty() {
-            self.message = "data values need labelled watched queries (the watch list has none)".into();
+            self.message =
+                "data values need labelled watched queries (the watch list has none)".into();
             return;
         }
-        let queries: Vec<f32> = labelled.iter().flat_map(|(e, _)| e.iter().copied()).collect();
+        let queries: Vec<f32> = labelled
+            .iter()
+            .flat_map(|(e, _)| e.iter().copied())
+            .collect();
         let truths: Vec<u32> = labelled.iter().map(|(_, t)| *t).collect();
         let (index, kk, generation) = (k.index.clone(), k.k(), k.generation);
         self.values_job = Some(Job::spawn(ctx, "data values", move |_| {
@@ -127,16 +166,34 @@ impl MemoryPanel {
     /// worker: every second query chooses the harmful entries, the others judge the accuracy
     /// without them. Nothing is deleted until "Unlearn the harmful entries".
     pub fn start_prune(&mut self, ctx: &egui::Context, k: &Knowledge) {
-        let labelled: Vec<(&[f32], u32)> = k.watch.queries.iter().filter_map(|q| q.truth.map(|t| (q.embedding.as_slice(), t))).collect();
+        let labelled: Vec<(&[f32], u32)> = k
+            .watch
+            .queries
+            .iter()
+            .filter_map(|q| q.truth.map(|t| (q.embedding.as_slice(), t)))
+            .collect();
         if labelled.len() < 2 {
             self.message = "pruning needs at least two labelled watched queries (one half chooses, the other judges)".into();
             return;
         }
-        let queries: Vec<f32> = labelled.iter().flat_map(|(e, _)| e.iter().copied()).collect();
+        let queries: Vec<f32> = labelled
+            .iter()
+            .flat_map(|(e, _)| e.iter().copied())
+            .collect();
         let truths: Vec<u32> = labelled.iter().map(|(_, t)| *t).collect();
         let (index, kk, generation, rule) = (k.index.clone(), k.k(), k.generation, k.watch.rule);
         self.prune_job = Some(Job::spawn(ctx, "pruning", move |_| {
-            Ok((generation, crate::memory::prune::plan(&index, &queries, &truths, kk, crate::memory::prune::DEFAULT_MIN_HURT, rule)))
+            Ok((
+                generation,
+                crate::memory::prune::plan(
+                    &index,
+                    &queries,
+                    &truths,
+                    kk,
+                    crate::memory::prune::DEFAULT_MIN_HURT,
+                    rule,
+                ),
+            ))
         }));
     }
 
@@ -146,7 +203,12 @@ impl MemoryPanel {
         if *generation != k.generation {
             return None;
         }
-        Some(plan.evidence.iter().find(|e| e.id == id).map_or((0, 0), |e| (e.helped, e.hurt)))
+        Some(
+            plan.evidence
+                .iter()
+                .find(|e| e.id == id)
+                .map_or((0, 0), |e| (e.helped, e.hurt)),
+        )
     }
 
     fn prune_ui(&mut self, ui: &mut egui::Ui, k: &mut Knowledge) {
@@ -180,9 +242,15 @@ impl MemoryPanel {
                 self.sort_by_value = false;
             }
         });
-        let Some((generation, plan)) = &self.prune else { return };
+        let Some((generation, plan)) = &self.prune else {
+            return;
+        };
         if *generation != k.generation {
-            ui.label(RichText::new("the memory changed since the pruning run: run it again").small().weak());
+            ui.label(
+                RichText::new("the memory changed since the pruning run: run it again")
+                    .small()
+                    .weak(),
+            );
             return;
         }
         let n = plan.harmful.len();
@@ -195,7 +263,12 @@ impl MemoryPanel {
             plan.accuracy_before * 100.0,
             plan.accuracy_after * 100.0
         )));
-        if n > 0 && ui.button(format!("Unlearn the {n} harmful entries")).on_hover_text("One edit; Undo restores them").clicked() {
+        if n > 0
+            && ui
+                .button(format!("Unlearn the {n} harmful entries"))
+                .on_hover_text("One edit; Undo restores them")
+                .clicked()
+        {
             let ids = plan.harmful.clone();
             k.delete_many(&ids);
         }
@@ -205,7 +278,12 @@ impl MemoryPanel {
     /// (one sub-folder per class), a CSV of `path,label`, an IDX image file or an `.npz`
     /// ([`crate::memory::import::LabelledSource`]) — on a worker: `procmem eval knn --memory …
     /// --queries PATH` for what is loaded, without the baselines.
-    pub fn start_folder_eval(&mut self, ctx: &egui::Context, k: &Knowledge, folder: std::path::PathBuf) {
+    pub fn start_folder_eval(
+        &mut self,
+        ctx: &egui::Context,
+        k: &Knowledge,
+        folder: std::path::PathBuf,
+    ) {
         let (index, kk, rule) = (k.index.clone(), k.k(), k.watch.rule);
         let source = k.perception.source.clone();
         let labels = k.labels.clone();
@@ -213,21 +291,33 @@ impl MemoryPanel {
         self.folder_eval_job = Some(Job::spawn(ctx, "evaluating on a folder", move |h| {
             use crate::memory::import;
             h.progress(0.0, "reading images");
-            let (items, skipped) = import::LabelledSource::from_path(&folder).and_then(|s| s.load()).map_err(|e| e.to_string())?;
+            let (items, skipped) = import::LabelledSource::from_path(&folder)
+                .and_then(|s| s.load())
+                .map_err(|e| e.to_string())?;
             if items.is_empty() {
-                return Err(format!("{}: no readable labelled image ({} skipped)", folder.display(), skipped.len()));
+                return Err(format!(
+                    "{}: no readable labelled image ({} skipped)",
+                    folder.display(),
+                    skipped.len()
+                ));
             }
             let images: Vec<image::RgbImage> = items.iter().map(|i| i.image.clone()).collect();
             let n = images.len();
             let (queries, _) = source
-                .embed_rgb(&images, |done| h.progress(done as f32 / n as f32, format!("embedding {done}/{n}")))
+                .embed_rgb(&images, |done| {
+                    h.progress(done as f32 / n as f32, format!("embedding {done}/{n}"))
+                })
                 .map_err(|e| e.to_string())?;
             let found = index.search(&queries, kk);
             // Per class: (right, total); classes the memory lacks can only be wrong.
-            let mut per_class: std::collections::BTreeMap<&str, (usize, usize)> = Default::default();
+            let mut per_class: std::collections::BTreeMap<&str, (usize, usize)> =
+                Default::default();
             for (item, neighbours) in items.iter().zip(&found) {
-                let predicted = crate::memory::vote::vote(neighbours, kk, labels.len(), rule).prediction;
-                let right = predicted.and_then(|p| labels.get(p as usize)).is_some_and(|l| *l == item.label);
+                let predicted =
+                    crate::memory::vote::vote(neighbours, kk, labels.len(), rule).prediction;
+                let right = predicted
+                    .and_then(|p| labels.get(p as usize))
+                    .is_some_and(|l| *l == item.label);
                 let c = per_class.entry(item.label.as_str()).or_default();
                 c.0 += usize::from(right);
                 c.1 += 1;
@@ -240,14 +330,25 @@ impl MemoryPanel {
                 folder.display()
             )];
             for (label, (r, t)) in &per_class {
-                let unknown = if labels.iter().any(|l| l == label) { "" } else { " (not a class of the memory)" };
-                report.push(format!("  {label}: {:.1} % of {t}{unknown}", 100.0 * *r as f64 / *t as f64));
+                let unknown = if labels.iter().any(|l| l == label) {
+                    ""
+                } else {
+                    " (not a class of the memory)"
+                };
+                report.push(format!(
+                    "  {label}: {:.1} % of {t}{unknown}",
+                    100.0 * *r as f64 / *t as f64
+                ));
             }
             if !skipped.is_empty() {
                 report.push(format!(
                     "skipped {}: {}",
                     skipped.len(),
-                    skipped.iter().map(|s| format!("{} ({})", s.source, s.reason)).collect::<Vec<_>>().join("; ")
+                    skipped
+                        .iter()
+                        .map(|s| format!("{} ({})", s.source, s.reason))
+                        .collect::<Vec<_>>()
+                        .join("; ")
                 ));
             }
             Ok(report)
@@ -271,8 +372,13 @@ impl MemoryPanel {
             }
         }
         if ui
-            .add_enabled(self.folder_eval_job.is_none(), egui::Button::new("Evaluate on a labelled folder…"))
-            .on_hover_text("kNN accuracy of this model and memory on a folder with one sub-folder per class")
+            .add_enabled(
+                self.folder_eval_job.is_none(),
+                egui::Button::new("Evaluate on a labelled folder…"),
+            )
+            .on_hover_text(
+                "kNN accuracy of this model and memory on a folder with one sub-folder per class",
+            )
             .clicked()
             && let Some(folder) = rfd::FileDialog::new().pick_folder()
         {
@@ -303,7 +409,14 @@ impl MemoryPanel {
         let saved_to = k.memory_path.clone();
         let mut never = crate::memory::Memory::new(&k.memory.model_fingerprint, k.memory.dim);
         for q in &k.watch.queries {
-            let _ = never.add(&k.memory.model_fingerprint, "watched", &q.name, 0, Vec::new(), q.embedding.clone());
+            let _ = never.add(
+                &k.memory.model_fingerprint,
+                "watched",
+                &q.name,
+                0,
+                Vec::new(),
+                q.embedding.clone(),
+            );
         }
         let k_vote = k.k();
         let mut scan = self.audit_scan.clone().unwrap_or_else(|| {
@@ -320,9 +433,16 @@ impl MemoryPanel {
         self.audit_job = Some(Job::spawn(ctx, "unlearning audit", move |h| {
             let dir = out_dir;
             std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-            let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+            let stamp = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
             // The snapshots live outside the scanned folders only while the audit runs.
-            let temp = |what: &str| std::env::temp_dir().join(format!("procmem-audit-{}-{stamp}-{what}.pmem", std::process::id()));
+            let temp = |what: &str| {
+                std::env::temp_dir().join(format!(
+                    "procmem-audit-{}-{stamp}-{what}.pmem",
+                    std::process::id()
+                ))
+            };
             let (original, edited) = (temp("before"), temp("now"));
             before.save(&original).map_err(|e| e.to_string())?;
             now.save(&edited).map_err(|e| e.to_string())?;
@@ -354,17 +474,27 @@ impl MemoryPanel {
                     let e = &cert.equivalence;
                     let b = &cert.byte_scan;
                     self.audit_report = vec![
-                        format!("{} deleted entries: {}", cert.deleted.len(), verdict(cert.passed)),
+                        format!(
+                            "{} deleted entries: {}",
+                            cert.deleted.len(),
+                            verdict(cert.passed)
+                        ),
                         format!(
                             "(a) equivalence {}: {} of {} probes differ",
                             verdict(e.passed),
                             e.mismatched_queries.len(),
                             e.probe_queries
                         ),
-                        format!("(b) byte scan {}: {} files, {} finding(s)", verdict(b.passed), b.files, b.findings.len()),
+                        format!(
+                            "(b) byte scan {}: {} files, {} finding(s)",
+                            verdict(b.passed),
+                            b.files,
+                            b.findings.len()
+                        ),
                     ];
-                    self.audit_report
-                        .extend(b.findings.iter().take(5).map(|f| format!("    {} holds the {} of #{}", f.path.display(), f.what, f.id)));
+                    self.audit_report.extend(b.findings.iter().take(5).map(|f| {
+                        format!("    {} holds the {} of #{}", f.path.display(), f.what, f.id)
+                    }));
                     self.audit_report.push(match &cert.membership {
                         Some(m) => format!(
                             "(c) membership {}: AUROC {:.3} ({:.3}–{:.3})",
@@ -375,7 +505,8 @@ impl MemoryPanel {
                         ),
                         None => "(c) membership: not run".into(),
                     });
-                    self.audit_report.push(format!("certificate: {}", path.display()));
+                    self.audit_report
+                        .push(format!("certificate: {}", path.display()));
                 }
                 Some(Err(e)) => {
                     self.audit_job = None;
@@ -397,7 +528,11 @@ impl MemoryPanel {
             self.start_audit(ui.ctx(), k);
         }
         for line in &self.audit_report {
-            let colour = if line.contains("FAILED") { Color32::LIGHT_RED } else { ui.visuals().text_color() };
+            let colour = if line.contains("FAILED") {
+                Color32::LIGHT_RED
+            } else {
+                ui.visuals().text_color()
+            };
             ui.label(RichText::new(line).small().color(colour));
         }
     }
@@ -417,7 +552,10 @@ impl MemoryPanel {
                 job.ui(ui);
             }
         }
-        let fresh = self.values.as_ref().is_some_and(|(g, v)| *g == k.generation && !v.is_empty());
+        let fresh = self
+            .values
+            .as_ref()
+            .is_some_and(|(g, v)| *g == k.generation && !v.is_empty());
         ui.horizontal(|ui| {
             if ui
                 .add_enabled(
@@ -433,8 +571,16 @@ impl MemoryPanel {
                 self.sort_by_harm = false;
             }
         });
-        if self.values.as_ref().is_some_and(|(g, v)| *g != k.generation && !v.is_empty()) {
-            ui.label(RichText::new("the memory changed since: recompute").small().weak());
+        if self
+            .values
+            .as_ref()
+            .is_some_and(|(g, v)| *g != k.generation && !v.is_empty())
+        {
+            ui.label(
+                RichText::new("the memory changed since: recompute")
+                    .small()
+                    .weak(),
+            );
         }
     }
 
@@ -445,7 +591,10 @@ impl MemoryPanel {
 
     /// An entry's data value, when computed for the current memory.
     pub fn value_of(&self, k: &Knowledge, id: u64) -> Option<f64> {
-        self.values.as_ref().filter(|(g, _)| *g == k.generation).and_then(|(_, v)| v.get(&id).copied())
+        self.values
+            .as_ref()
+            .filter(|(g, _)| *g == k.generation)
+            .and_then(|(_, v)| v.get(&id).copied())
     }
 
     pub fn ui(&mut self, ui: &mut egui::Ui, k: &mut Knowledge) {
@@ -456,11 +605,15 @@ impl MemoryPanel {
         {
             self.add_job = None;
             let allow = self.allow_unlearned;
-            match result.and_then(|(entries, skipped)| k.add(entries, allow).map(|(ids, refused)| (ids, skipped, refused))) {
+            match result.and_then(|(entries, skipped)| {
+                k.add(entries, allow)
+                    .map(|(ids, refused)| (ids, skipped, refused))
+            }) {
                 Ok((ids, skipped, refused)) => {
                     self.message = format!("added {} image(s)", ids.len());
                     if !skipped.is_empty() {
-                        self.message += &format!("; skipped {}: {}", skipped.len(), skipped.join("; "));
+                        self.message +=
+                            &format!("; skipped {}: {}", skipped.len(), skipped.join("; "));
                     }
                     if !refused.is_empty() {
                         self.message += &format!(

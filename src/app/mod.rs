@@ -58,7 +58,10 @@ pub struct LoadFailure {
 
 impl From<&crate::Error> for LoadFailure {
     fn from(e: &crate::Error) -> Self {
-        Self { message: e.to_string(), model_mismatch: matches!(e, crate::Error::ModelMismatch { .. }) }
+        Self {
+            message: e.to_string(),
+            model_mismatch: matches!(e, crate::Error::ModelMismatch { .. }),
+        }
     }
 }
 
@@ -217,7 +220,12 @@ impl ProcmemApp {
                     self.panels.memory.selected = None;
                 }
                 Ok(Err(e)) => self.load_error = Some(LoadFailure::from(&e)),
-                Err(message) => self.load_error = Some(LoadFailure { message, model_mismatch: false }),
+                Err(message) => {
+                    self.load_error = Some(LoadFailure {
+                        message,
+                        model_mismatch: false,
+                    })
+                }
             }
         }
     }
@@ -229,7 +237,14 @@ impl ProcmemApp {
                     ui.label(RichText::new(format!("model: {}", k.perception.description)).small());
                     ui.separator();
                     let dirty = if k.dirty { " (unsaved edits)" } else { "" };
-                    ui.label(RichText::new(format!("memory: {} — {} entries{dirty}", k.loaded_from.display(), k.memory.len())).small());
+                    ui.label(
+                        RichText::new(format!(
+                            "memory: {} — {} entries{dirty}",
+                            k.loaded_from.display(),
+                            k.memory.len()
+                        ))
+                        .small(),
+                    );
                 }
                 None if self.loading.is_none() => {
                     ui.label(RichText::new("no model and memory loaded").small());
@@ -241,22 +256,35 @@ impl ProcmemApp {
             }
             ui.separator();
             let idle = self.loading.is_none();
-            if ui.add_enabled(idle, egui::Button::new("Load model…")).on_hover_text("A procmem model or checkpoint (.json)").clicked()
-                && let Some(p) = rfd::FileDialog::new().add_filter("procmem model", &["json"]).pick_file()
+            if ui
+                .add_enabled(idle, egui::Button::new("Load model…"))
+                .on_hover_text("A procmem model or checkpoint (.json)")
+                .clicked()
+                && let Some(p) = rfd::FileDialog::new()
+                    .add_filter("procmem model", &["json"])
+                    .pick_file()
             {
                 let mut st = self.knowledge_state.clone();
                 st.model = p;
                 self.load_knowledge(ui.ctx(), st);
             }
-            if ui.add_enabled(idle, egui::Button::new("Open memory…")).clicked()
-                && let Some(p) = rfd::FileDialog::new().add_filter("procmem memory", &["pmem"]).pick_file()
+            if ui
+                .add_enabled(idle, egui::Button::new("Open memory…"))
+                .clicked()
+                && let Some(p) = rfd::FileDialog::new()
+                    .add_filter("procmem memory", &["pmem"])
+                    .pick_file()
             {
                 let mut st = self.knowledge_state.clone();
                 st.memory = p;
                 st.watch = None;
                 self.load_knowledge(ui.ctx(), st);
             }
-            if ui.add_enabled(idle, egui::Button::new("Bundled demo")).on_hover_text("The bundled model and demo memory").clicked() {
+            if ui
+                .add_enabled(idle, egui::Button::new("Bundled demo"))
+                .on_hover_text("The bundled model and demo memory")
+                .clicked()
+            {
                 self.load_knowledge(ui.ctx(), KnowledgeState::default());
             }
         });
@@ -266,7 +294,10 @@ impl ProcmemApp {
             ui.colored_label(Color32::LIGHT_RED, format!("could not load: {}", e.message));
             if e.model_mismatch
                 && let Some(state) = self.pending.clone()
-                && ui.button("Re-embed the memory with this model").on_hover_text("From its stored thumbnails, on a worker").clicked()
+                && ui
+                    .button("Re-embed the memory with this model")
+                    .on_hover_text("From its stored thumbnails, on a worker")
+                    .clicked()
             {
                 self.load_with(ui.ctx(), state, true);
             }
@@ -274,7 +305,10 @@ impl ProcmemApp {
     }
 
     pub fn from_creation_context(cc: &eframe::CreationContext<'_>) -> Self {
-        let state = cc.storage.and_then(|s| eframe::get_value::<AppState>(s, STATE_KEY)).unwrap_or_default();
+        let state = cc
+            .storage
+            .and_then(|s| eframe::get_value::<AppState>(s, STATE_KEY))
+            .unwrap_or_default();
         Self::new(&cc.egui_ctx, state)
     }
 
@@ -310,7 +344,9 @@ impl ProcmemApp {
                 Ok(p) => st.memory = p,
                 Err(e) => {
                     self.load_error = Some(LoadFailure {
-                        message: format!("unsaved memory edits could not be saved, so the model stays: {e}"),
+                        message: format!(
+                            "unsaved memory edits could not be saved, so the model stays: {e}"
+                        ),
                         model_mismatch: false,
                     });
                     return;
@@ -342,7 +378,12 @@ impl ProcmemApp {
 
     /// The whole window's UI (also driven directly by the UI tests).
     pub fn show(&mut self, ui: &mut egui::Ui) {
-        let tabs: Vec<(Tab, String)> = self.panels.iter_mut().iter().map(|p| (p.tab(), p.title())).collect();
+        let tabs: Vec<(Tab, String)> = self
+            .panels
+            .iter_mut()
+            .iter()
+            .map(|p| (p.tab(), p.title()))
+            .collect();
         egui::Panel::top("top bar").show(ui, |ui| {
             ui.horizontal(|ui| {
                 ui.strong("procmem");
@@ -351,17 +392,35 @@ impl ProcmemApp {
                     ui.selectable_value(&mut self.tab, tab, title);
                 }
                 ui.separator();
-                ui.label(egui::RichText::new("perception from procedural data, knowledge in an editable memory").weak());
+                ui.label(
+                    egui::RichText::new(
+                        "perception from procedural data, knowledge in an editable memory",
+                    )
+                    .weak(),
+                );
             });
         });
         self.poll_loading();
         let active = self.tab;
-        if self.panels.iter_mut().iter().any(|p| p.tab() == active && p.shows_knowledge_bar()) {
+        if self
+            .panels
+            .iter_mut()
+            .iter()
+            .any(|p| p.tab() == active && p.shows_knowledge_bar())
+        {
             egui::Panel::top("knowledge bar").show(ui, |ui| self.knowledge_bar(ui));
         }
         // What panels share, taken before they are borrowed one by one.
-        let query = self.panels.query.query.as_ref().map(|q| q.embedding.clone());
-        let influence = self.knowledge.as_ref().and_then(|k| self.panels.privacy.current_report(k.generation));
+        let query = self
+            .panels
+            .query
+            .query
+            .as_ref()
+            .map(|q| q.embedding.clone());
+        let influence = self
+            .knowledge
+            .as_ref()
+            .and_then(|k| self.panels.privacy.current_report(k.generation));
         let mut commands = Vec::new();
         let mut cx = PanelContext {
             knowledge: self.knowledge.as_mut(),
@@ -375,7 +434,11 @@ impl ProcmemApp {
             if panel.tab() != active {
                 panel.poll_hidden(&ctx);
             } else if panel.needs_knowledge() && cx.knowledge.is_none() {
-                let waiting = if cx.loading { "Loading…" } else { "Load a model and a memory above." };
+                let waiting = if cx.loading {
+                    "Loading…"
+                } else {
+                    "Load a model and a memory above."
+                };
                 egui::CentralPanel::default().show(ui, |ui| ui.label(waiting));
             } else {
                 panel.show(ui, &mut cx);
@@ -413,9 +476,15 @@ impl eframe::App for ProcmemApp {
 pub fn run() -> anyhow::Result<()> {
     let options = eframe::NativeOptions {
         renderer: eframe::Renderer::Wgpu,
-        viewport: egui::ViewportBuilder::default().with_inner_size([1280.0, 800.0]).with_title("procmem"),
+        viewport: egui::ViewportBuilder::default()
+            .with_inner_size([1280.0, 800.0])
+            .with_title("procmem"),
         ..Default::default()
     };
-    eframe::run_native("procmem", options, Box::new(|cc| Ok(Box::new(ProcmemApp::from_creation_context(cc)))))
-        .map_err(|e| anyhow::anyhow!("could not open the window: {e}"))
+    eframe::run_native(
+        "procmem",
+        options,
+        Box::new(|cc| Ok(Box::new(ProcmemApp::from_creation_context(cc)))),
+    )
+    .map_err(|e| anyhow::anyhow!("could not open the window: {e}"))
 }

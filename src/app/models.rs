@@ -30,7 +30,11 @@ pub const SHIPPED_RESULTS: &str = "models/results.jsonl";
 impl Default for ModelsState {
     fn default() -> Self {
         let dir = super::knowledge::bundled_dir();
-        Self { folders: vec![dir.join("models"), dir.join("zoo")], extra: Vec::new(), results: dir.join("zoo").join("results.jsonl") }
+        Self {
+            folders: vec![dir.join("models"), dir.join("zoo")],
+            extra: Vec::new(),
+            results: dir.join("zoo").join("results.jsonl"),
+        }
     }
 }
 
@@ -45,9 +49,14 @@ pub struct ModelEntry {
 /// Reads a model's JSON half only (the weights load when it is used).
 pub fn read_meta(path: &Path) -> Result<CheckpointMeta, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let meta: CheckpointMeta = serde_json::from_str(&text).map_err(|e| format!("{}: not a procmem model ({e})", path.display()))?;
+    let meta: CheckpointMeta = serde_json::from_str(&text)
+        .map_err(|e| format!("{}: not a procmem model ({e})", path.display()))?;
     if meta.format != crate::model::weights::CHECKPOINT_FORMAT {
-        return Err(format!("{}: format `{}` is not a procmem model", path.display(), meta.format));
+        return Err(format!(
+            "{}: format `{}` is not a procmem model",
+            path.display(),
+            meta.format
+        ));
     }
     Ok(meta)
 }
@@ -58,10 +67,10 @@ pub fn scan(folders: &[PathBuf], extra: &[PathBuf]) -> (Vec<ModelEntry>, Vec<Str
     let mut paths: Vec<PathBuf> = Vec::new();
     for f in folders {
         if let Ok(rd) = std::fs::read_dir(f) {
-            paths.extend(
-                rd.filter_map(|e| e.ok().map(|e| e.path()))
-                    .filter(|p| p.extension().is_some_and(|e| e == "json") && p.with_extension("safetensors").exists()),
-            );
+            paths.extend(rd.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| {
+                p.extension().is_some_and(|e| e == "json")
+                    && p.with_extension("safetensors").exists()
+            }));
         }
     }
     paths.extend(extra.iter().cloned());
@@ -72,8 +81,15 @@ pub fn scan(folders: &[PathBuf], extra: &[PathBuf]) -> (Vec<ModelEntry>, Vec<Str
     for p in paths {
         match read_meta(&p) {
             Ok(meta) => {
-                let name = p.file_stem().map_or_else(|| p.display().to_string(), |s| s.to_string_lossy().into_owned());
-                out.push(ModelEntry { path: p, name, meta });
+                let name = p.file_stem().map_or_else(
+                    || p.display().to_string(),
+                    |s| s.to_string_lossy().into_owned(),
+                );
+                out.push(ModelEntry {
+                    path: p,
+                    name,
+                    meta,
+                });
             }
             Err(e) => errors.push(e),
         }
@@ -96,7 +112,10 @@ pub struct ModelsPanel {
 
 impl ModelsPanel {
     pub fn new(state: ModelsState) -> Self {
-        Self { state, ..Default::default() }
+        Self {
+            state,
+            ..Default::default()
+        }
     }
 
     pub fn rescan(&mut self) {
@@ -114,10 +133,16 @@ impl ModelsPanel {
 
     fn headline(&self, fingerprint: &str) -> Vec<String> {
         let pick = |dataset: &str, task: &str| {
-            self.results.iter().find(|r| r.fingerprint == fingerprint && r.dataset == dataset && r.task == task)
+            self.results
+                .iter()
+                .find(|r| r.fingerprint == fingerprint && r.dataset == dataset && r.task == task)
         };
         let mut out = Vec::new();
-        for (dataset, short) in [("fashion-mnist", "FMNIST"), ("mnist", "MNIST"), ("emoji-categories", "emoji")] {
+        for (dataset, short) in [
+            ("fashion-mnist", "FMNIST"),
+            ("mnist", "MNIST"),
+            ("emoji-categories", "emoji"),
+        ] {
             if let Some(r) = pick(dataset, "knn") {
                 out.push(format!("{short} kNN {:.1} %", r.value * 100.0));
             }
@@ -238,7 +263,10 @@ impl super::Panel for ModelsPanel {
         true
     }
     fn show(&mut self, ui: &mut egui::Ui, cx: &mut super::PanelContext<'_>) {
-        let current = cx.knowledge.as_ref().map(|k| k.perception.source.fingerprint());
+        let current = cx
+            .knowledge
+            .as_ref()
+            .map(|k| k.perception.source.fingerprint());
         self.ui(ui, current.as_deref(), cx.loading);
         cx.commands.append(&mut self.outbox);
     }

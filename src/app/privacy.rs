@@ -43,7 +43,13 @@ impl PrivacyPanel {
     /// The report at the shown k (else the first) while it describes memory `generation`.
     pub fn current_report(&self, generation: u64) -> Option<Arc<PrivacyReport>> {
         (self.generation == generation)
-            .then(|| self.reports.iter().find(|r| r.k == self.shown_k).or(self.reports.first()).cloned())
+            .then(|| {
+                self.reports
+                    .iter()
+                    .find(|r| r.k == self.shown_k)
+                    .or(self.reports.first())
+                    .cloned()
+            })
             .flatten()
     }
 
@@ -53,7 +59,12 @@ impl PrivacyPanel {
 
     pub fn start(&mut self, ctx: &egui::Context, k: &Knowledge) {
         let index = Arc::new(k.index.clone());
-        let queries: Vec<f32> = k.watch.queries.iter().flat_map(|q| q.embedding.iter().copied()).collect();
+        let queries: Vec<f32> = k
+            .watch
+            .queries
+            .iter()
+            .flat_map(|q| q.embedding.iter().copied())
+            .collect();
         let ks = self.ks.clone();
         let rule = k.watch.rule;
         self.generation = k.generation;
@@ -87,7 +98,11 @@ impl PrivacyPanel {
         }
         ui.horizontal(|ui| {
             ui.heading("Privacy");
-            ui.label(format!("over the {} watched test queries and {} memory entries", k.watch.queries.len(), k.memory.len()));
+            ui.label(format!(
+                "over the {} watched test queries and {} memory entries",
+                k.watch.queries.len(),
+                k.memory.len()
+            ));
         });
         ui.label(
             RichText::new(
@@ -97,14 +112,23 @@ impl PrivacyPanel {
             .weak(),
         );
         ui.horizontal(|ui| {
-            if ui.add_enabled(self.job.is_none() && !k.watch.queries.is_empty(), egui::Button::new("Run analysis")).clicked() {
+            if ui
+                .add_enabled(
+                    self.job.is_none() && !k.watch.queries.is_empty(),
+                    egui::Button::new("Run analysis"),
+                )
+                .clicked()
+            {
                 self.start(&ctx, k);
             }
             if let Some(job) = &self.job {
                 job.ui(ui);
             }
             if !self.reports.is_empty() && self.generation != k.generation {
-                ui.label(RichText::new("the memory changed since: run again").color(egui::Color32::YELLOW));
+                ui.label(
+                    RichText::new("the memory changed since: run again")
+                        .color(egui::Color32::YELLOW),
+                );
             }
         });
         if !self.message.is_empty() {
@@ -113,35 +137,59 @@ impl PrivacyPanel {
         if self.reports.is_empty() {
             return;
         }
-        let points: Vec<[f64; 2]> = self.reports.iter().map(|r| [r.k as f64, r.non_private_fraction * 100.0]).collect();
-        Plot::new("non-private vs k").height(200.0).x_axis_label("k").y_axis_label("non-private entries (%)").show(ui, |p| {
-            p.line(Line::new("non-private %", PlotPoints::from(points.clone())));
-            p.points(Points::new("", PlotPoints::from(points)).radius(4.0));
-        });
+        let points: Vec<[f64; 2]> = self
+            .reports
+            .iter()
+            .map(|r| [r.k as f64, r.non_private_fraction * 100.0])
+            .collect();
+        Plot::new("non-private vs k")
+            .height(200.0)
+            .x_axis_label("k")
+            .y_axis_label("non-private entries (%)")
+            .show(ui, |p| {
+                p.line(Line::new("non-private %", PlotPoints::from(points.clone())));
+                p.points(Points::new("", PlotPoints::from(points)).radius(4.0));
+            });
         ui.horizontal(|ui| {
             ui.label("most influential entries at k =");
             for r in &self.reports {
                 ui.selectable_value(&mut self.shown_k, r.k, r.k.to_string());
             }
         });
-        let Some(report) = self.reports.iter().find(|r| r.k == self.shown_k).or(self.reports.first()) else { return };
+        let Some(report) = self
+            .reports
+            .iter()
+            .find(|r| r.k == self.shown_k)
+            .or(self.reports.first())
+        else {
+            return;
+        };
         ui.label(format!(
             "k = {}: {:.2} % of the memory is non-private ({} entries)",
             report.k,
             report.non_private_fraction * 100.0,
             report.influence.len()
         ));
-        let mut ranked: Vec<(u64, usize)> = report.influence.iter().map(|(&id, &c)| (id, c)).collect();
+        let mut ranked: Vec<(u64, usize)> =
+            report.influence.iter().map(|(&id, &c)| (id, c)).collect();
         ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
         egui::ScrollArea::horizontal().show(ui, |ui| {
             ui.horizontal(|ui| {
                 for (id, count) in ranked.iter().take(24) {
                     ui.vertical(|ui| {
                         let resp = match k.thumbnail(&ctx, *id) {
-                            Some(t) => ui.add(egui::Button::image(egui::Image::new(&t).fit_to_exact_size(egui::vec2(56.0, 56.0)))),
+                            Some(t) => ui.add(egui::Button::image(
+                                egui::Image::new(&t).fit_to_exact_size(egui::vec2(56.0, 56.0)),
+                            )),
                             None => ui.button(format!("#{id}\n(gone)")),
                         };
-                        resp.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Button, true, format!("influential #{id}")));
+                        resp.widget_info(|| {
+                            egui::WidgetInfo::labeled(
+                                egui::Role::Button,
+                                true,
+                                format!("influential #{id}"),
+                            )
+                        });
                         if resp.clicked() {
                             self.selected = Some(*id);
                         }

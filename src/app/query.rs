@@ -20,7 +20,12 @@ pub struct Query {
 impl Query {
     /// A query by embedding alone (no picture, not from the memory).
     pub fn new(name: String, embedding: Vec<f32>) -> Self {
-        Self { name, embedding, from_memory: None, texture: None }
+        Self {
+            name,
+            embedding,
+            from_memory: None,
+            texture: None,
+        }
     }
 }
 
@@ -37,7 +42,11 @@ pub struct QueryPanel {
 }
 
 fn short_name(name: &str) -> String {
-    std::path::Path::new(name).file_name().and_then(|n| n.to_str()).unwrap_or(name).to_string()
+    std::path::Path::new(name)
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or(name)
+        .to_string()
 }
 
 impl QueryPanel {
@@ -78,25 +87,49 @@ impl QueryPanel {
         let Some(e) = k.memory.get(id) else { return };
         let (name, embedding) = (format!("memory #{id} ({})", e.label), e.embedding.clone());
         let texture = k.thumbnail(ctx, id);
-        self.query = Some(Query { name, embedding, from_memory: Some(id), texture });
+        self.query = Some(Query {
+            name,
+            embedding,
+            from_memory: Some(id),
+            texture,
+        });
         self.answer = None;
     }
 
     /// Queries with a watched test query.
     pub fn query_watched(&mut self, ctx: &egui::Context, k: &mut Knowledge, i: usize) {
-        let Some(q) = k.watch.queries.get(i) else { return };
-        let (name, embedding) = (format!("test query {}", short_name(&q.name)), q.embedding.clone());
+        let Some(q) = k.watch.queries.get(i) else {
+            return;
+        };
+        let (name, embedding) = (
+            format!("test query {}", short_name(&q.name)),
+            q.embedding.clone(),
+        );
         let texture = k.watch_thumbnail(ctx, i);
-        self.query = Some(Query { name, embedding, from_memory: None, texture });
+        self.query = Some(Query {
+            name,
+            embedding,
+            from_memory: None,
+            texture,
+        });
         self.answer = None;
     }
 
     /// Embeds an image file's bytes on a worker; the answer follows.
-    pub fn query_bytes(&mut self, ctx: &egui::Context, k: &Knowledge, name: String, bytes: Vec<u8>) {
+    pub fn query_bytes(
+        &mut self,
+        ctx: &egui::Context,
+        k: &Knowledge,
+        name: String,
+        bytes: Vec<u8>,
+    ) {
         let source = k.perception.source.clone();
         self.embed_job = Some(Job::spawn(ctx, "embedding the query", move |_| {
-            let img = crate::imageio::decode_rgb(&bytes, std::path::Path::new(&name)).map_err(|e| e.to_string())?;
-            let (emb, _) = source.embed_rgb(std::slice::from_ref(&img), |_| {}).map_err(|e| e.to_string())?;
+            let img = crate::imageio::decode_rgb(&bytes, std::path::Path::new(&name))
+                .map_err(|e| e.to_string())?;
+            let (emb, _) = source
+                .embed_rgb(std::slice::from_ref(&img), |_| {})
+                .map_err(|e| e.to_string())?;
             Ok((name, emb, img))
         }));
     }
@@ -110,9 +143,17 @@ impl QueryPanel {
             match r {
                 Ok((name, embedding, img)) => {
                     let thumb = image::imageops::thumbnail(&img, 128, 128);
-                    let color = egui::ColorImage::from_rgb([thumb.width() as usize, thumb.height() as usize], thumb.as_raw());
+                    let color = egui::ColorImage::from_rgb(
+                        [thumb.width() as usize, thumb.height() as usize],
+                        thumb.as_raw(),
+                    );
                     let texture = Some(ctx.load_texture("query", color, TextureOptions::LINEAR));
-                    self.query = Some(Query { name, embedding, from_memory: None, texture });
+                    self.query = Some(Query {
+                        name,
+                        embedding,
+                        from_memory: None,
+                        texture,
+                    });
                     self.answer = None;
                     self.message.clear();
                 }
@@ -123,7 +164,11 @@ impl QueryPanel {
             self.query_bytes(&ctx, k, name, bytes);
         }
         // A first query, so the panel shows something on first launch.
-        if self.query.is_none() && self.embed_job.is_none() && !self.started && !k.watch.queries.is_empty() {
+        if self.query.is_none()
+            && self.embed_job.is_none()
+            && !self.started
+            && !k.watch.queries.is_empty()
+        {
             self.query_watched(&ctx, k, 0);
         }
         self.started = true;
@@ -135,7 +180,10 @@ impl QueryPanel {
             self.answered_generation = k.generation;
         }
 
-        egui::Panel::bottom("watch list").resizable(true).default_size(260.0).show(ui, |ui| self.watch_ui(ui, k));
+        egui::Panel::bottom("watch list")
+            .resizable(true)
+            .default_size(260.0)
+            .show(ui, |ui| self.watch_ui(ui, k));
 
         egui::CentralPanel::default().show(ui, |ui| {
             ui.horizontal(|ui| {
@@ -244,9 +292,20 @@ impl QueryPanel {
     fn watch_ui(&mut self, ui: &mut egui::Ui, k: &mut Knowledge) {
         ui.horizontal(|ui| {
             ui.heading("Watch list");
-            let acc = k.watch.accuracy().map(|a| format!("accuracy {:.1} %", a * 100.0)).unwrap_or_default();
-            ui.label(format!("{} test queries, k = {}; {acc}", k.watch.queries.len(), k.k()));
-            if ui.add_enabled(k.can_undo(), egui::Button::new("Undo last unlearning")).clicked() {
+            let acc = k
+                .watch
+                .accuracy()
+                .map(|a| format!("accuracy {:.1} %", a * 100.0))
+                .unwrap_or_default();
+            ui.label(format!(
+                "{} test queries, k = {}; {acc}",
+                k.watch.queries.len(),
+                k.k()
+            ));
+            if ui
+                .add_enabled(k.can_undo(), egui::Button::new("Undo last unlearning"))
+                .clicked()
+            {
                 k.undo();
             }
         });
@@ -263,52 +322,81 @@ impl QueryPanel {
             ui.label(RichText::new("No watched queries (load a memory with a watch list).").weak());
             return;
         }
-        let flipped: Vec<usize> = k.last_edit.as_ref().map(|e| e.update.flipped.clone()).unwrap_or_default();
+        let flipped: Vec<usize> = k
+            .last_edit
+            .as_ref()
+            .map(|e| e.update.flipped.clone())
+            .unwrap_or_default();
         // Changed queries first: those are the ones to look at.
         let mut order: Vec<usize> = (0..k.watch.queries.len()).collect();
         order.sort_by_key(|&i| {
             let q = &k.watch.queries[i];
-            (!flipped.contains(&i), q.vote.prediction == q.initial_prediction, i)
+            (
+                !flipped.contains(&i),
+                q.vote.prediction == q.initial_prediction,
+                i,
+            )
         });
         let labels = k.labels.clone();
-        let name = |c: Option<u32>| c.map(|c| labels[c as usize].clone()).unwrap_or_else(|| "—".into());
+        let name = |c: Option<u32>| {
+            c.map(|c| labels[c as usize].clone())
+                .unwrap_or_else(|| "—".into())
+        };
         let ctx = ui.ctx().clone();
         let mut pick = None;
-        egui::ScrollArea::vertical().id_salt("watch").auto_shrink([false, false]).show(ui, |ui| {
-            egui::Grid::new("watch grid").striped(true).num_columns(5).show(ui, |ui| {
-                ui.label("");
-                ui.strong("query");
-                ui.strong("true class");
-                ui.strong("at start");
-                ui.strong("now");
-                ui.end_row();
-                for i in order {
-                    let resp = match k.watch_thumbnail(&ctx, i) {
-                        Some(t) => ui.add(egui::Button::image(egui::Image::new(&t).fit_to_exact_size(egui::vec2(28.0, 28.0)))),
-                        None => ui.small_button("query"),
-                    };
-                    resp.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Button, true, format!("watched query {i}")));
-                    if resp.on_hover_text("query with it").clicked() {
-                        pick = Some(i);
-                    }
-                    let q = &k.watch.queries[i];
-                    ui.label(short_name(&q.name));
-                    ui.label(name(q.truth));
-                    ui.label(name(q.initial_prediction));
-                    let now = name(q.vote.prediction);
-                    let color = if flipped.contains(&i) {
-                        Color32::from_rgb(255, 140, 0)
-                    } else if q.vote.prediction != q.initial_prediction {
-                        Color32::YELLOW
-                    } else {
-                        ui.visuals().text_color()
-                    };
-                    let mark = if flipped.contains(&i) { " (flipped by the last edit)" } else { "" };
-                    ui.colored_label(color, format!("{now}{mark}"));
-                    ui.end_row();
-                }
+        egui::ScrollArea::vertical()
+            .id_salt("watch")
+            .auto_shrink([false, false])
+            .show(ui, |ui| {
+                egui::Grid::new("watch grid")
+                    .striped(true)
+                    .num_columns(5)
+                    .show(ui, |ui| {
+                        ui.label("");
+                        ui.strong("query");
+                        ui.strong("true class");
+                        ui.strong("at start");
+                        ui.strong("now");
+                        ui.end_row();
+                        for i in order {
+                            let resp = match k.watch_thumbnail(&ctx, i) {
+                                Some(t) => ui.add(egui::Button::image(
+                                    egui::Image::new(&t).fit_to_exact_size(egui::vec2(28.0, 28.0)),
+                                )),
+                                None => ui.small_button("query"),
+                            };
+                            resp.widget_info(|| {
+                                egui::WidgetInfo::labeled(
+                                    egui::Role::Button,
+                                    true,
+                                    format!("watched query {i}"),
+                                )
+                            });
+                            if resp.on_hover_text("query with it").clicked() {
+                                pick = Some(i);
+                            }
+                            let q = &k.watch.queries[i];
+                            ui.label(short_name(&q.name));
+                            ui.label(name(q.truth));
+                            ui.label(name(q.initial_prediction));
+                            let now = name(q.vote.prediction);
+                            let color = if flipped.contains(&i) {
+                                Color32::from_rgb(255, 140, 0)
+                            } else if q.vote.prediction != q.initial_prediction {
+                                Color32::YELLOW
+                            } else {
+                                ui.visuals().text_color()
+                            };
+                            let mark = if flipped.contains(&i) {
+                                " (flipped by the last edit)"
+                            } else {
+                                ""
+                            };
+                            ui.colored_label(color, format!("{now}{mark}"));
+                            ui.end_row();
+                        }
+                    });
             });
-        });
         if let Some(i) = pick {
             self.query_watched(&ctx, k, i);
         }

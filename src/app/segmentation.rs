@@ -19,7 +19,9 @@ use super::knowledge::{IMAGE_EXTENSIONS, Knowledge, bundled_dir, dropped_files};
 use crate::dense::PatchGrid;
 use crate::dense::features::{extract, patch_size};
 use crate::dense::pca::{PcaColours, shared_overlays};
-use crate::dense::segment::{Attention, Neighbours, SoftMask, fold_blocks, kmeans, mask_blocks, soft_iou};
+use crate::dense::segment::{
+    Attention, Neighbours, SoftMask, fold_blocks, kmeans, mask_blocks, soft_iou,
+};
 use crate::embed::FeatureSource;
 use crate::palette::class_rgb;
 
@@ -57,7 +59,15 @@ pub struct SegmentationState {
 
 impl Default for SegmentationState {
     fn default() -> Self {
-        Self { brush: 8.0, overlay: Overlay::None, opacity: 0.6, threshold: 0.5, k: 4, grid: crate::dense::DEFAULT_GRID, sharpness: 10.0 }
+        Self {
+            brush: 8.0,
+            overlay: Overlay::None,
+            opacity: 0.6,
+            threshold: 0.5,
+            k: 4,
+            grid: crate::dense::DEFAULT_GRID,
+            sharpness: 10.0,
+        }
     }
 }
 
@@ -71,7 +81,12 @@ pub struct Picture {
 
 impl Picture {
     pub fn new(name: String, image: image::RgbImage, truth: Option<Vec<u32>>) -> Self {
-        Self { name, image, truth, texture: None }
+        Self {
+            name,
+            image,
+            truth,
+            texture: None,
+        }
     }
 
     /// Opens an image file and its `.mask.png` sibling if present and the right size.
@@ -82,7 +97,8 @@ impl Picture {
     }
 
     fn from_bytes(name: String, bytes: &[u8]) -> Result<Self, String> {
-        let image = crate::imageio::decode_rgb(bytes, Path::new(&name)).map_err(|e| e.to_string())?;
+        let image =
+            crate::imageio::decode_rgb(bytes, Path::new(&name)).map_err(|e| e.to_string())?;
         Ok(Self::new(name, image, None))
     }
 
@@ -92,13 +108,19 @@ impl Picture {
 }
 
 fn file_name(path: &Path) -> String {
-    path.file_name().and_then(|n| n.to_str()).unwrap_or("image").to_string()
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("image")
+        .to_string()
 }
 
 fn truth_beside(path: &Path, image: &image::RgbImage) -> Option<Vec<u32>> {
     let stem = path.file_stem()?.to_str()?;
-    let mask = crate::imageio::load(&path.with_file_name(format!("{stem}.mask.png"))).ok()?.to_luma8();
-    (mask.dimensions() == image.dimensions()).then(|| mask.as_raw().iter().map(|&v| v as u32).collect())
+    let mask = crate::imageio::load(&path.with_file_name(format!("{stem}.mask.png")))
+        .ok()?
+        .to_luma8();
+    (mask.dimensions() == image.dimensions())
+        .then(|| mask.as_raw().iter().map(|&v| v as u32).collect())
 }
 
 /// Everything computed from an image pair and a model, on a worker.
@@ -126,11 +148,21 @@ impl Analysis {
         sharpness: f32,
     ) -> crate::Result<Self> {
         let grids = extract(source, &[prompt, query], grid, |_| {})?;
-        let [p, q]: [PatchGrid; 2] = grids.try_into().map_err(|_| crate::Error::Model("expected two feature grids".into()))?;
+        let [p, q]: [PatchGrid; 2] = grids
+            .try_into()
+            .map_err(|_| crate::Error::Model("expected two feature grids".into()))?;
         let attention = Attention::with_sharpness(&[&p], &q, sharpness)?;
         let (pca, _) = shared_overlays(&[&p, &q])?;
-        let kmeans = (2..=8).map(|k| Ok([kmeans(&p, k, 0)?, kmeans(&q, k, 0)?])).collect::<crate::Result<_>>()?;
-        let neighbours = Neighbours::new(&p.data, &q.data, p.dim, 5, crate::dense::segment::PATCH_VOTE_TEMPERATURE)?;
+        let kmeans = (2..=8)
+            .map(|k| Ok([kmeans(&p, k, 0)?, kmeans(&q, k, 0)?]))
+            .collect::<crate::Result<_>>()?;
+        let neighbours = Neighbours::new(
+            &p.data,
+            &q.data,
+            p.dim,
+            5,
+            crate::dense::segment::PATCH_VOTE_TEMPERATURE,
+        )?;
         Ok(Self {
             fingerprint: source.fingerprint(),
             grid,
@@ -191,7 +223,10 @@ impl SegmentationPanel {
     }
 
     pub fn set_prompt(&mut self, picture: Picture) {
-        self.mask = Some(SoftMask::zeros(picture.image.width() as usize, picture.image.height() as usize));
+        self.mask = Some(SoftMask::zeros(
+            picture.image.width() as usize,
+            picture.image.height() as usize,
+        ));
         self.undo.clear();
         self.prompt = Some(picture);
         self.invalidate();
@@ -216,12 +251,23 @@ impl SegmentationPanel {
 
     /// Starts the analysis when both images are there and it is missing or stale.
     fn ensure_analysis(&mut self, ctx: &egui::Context, source: &Arc<FeatureSource>) {
-        let stale = self.analysis.as_ref().is_none_or(|a| a.fingerprint != source.fingerprint() || a.grid != self.state.grid);
+        let stale = self
+            .analysis
+            .as_ref()
+            .is_none_or(|a| a.fingerprint != source.fingerprint() || a.grid != self.state.grid);
         if !stale || self.job.is_some() {
             return;
         }
-        let (Some(p), Some(q)) = (&self.prompt, &self.query) else { return };
-        let (p, q, source, grid, sharpness) = (p.image.clone(), q.image.clone(), source.clone(), self.state.grid, self.state.sharpness);
+        let (Some(p), Some(q)) = (&self.prompt, &self.query) else {
+            return;
+        };
+        let (p, q, source, grid, sharpness) = (
+            p.image.clone(),
+            q.image.clone(),
+            source.clone(),
+            self.state.grid,
+            self.state.sharpness,
+        );
         self.job = Some(Job::spawn(ctx, "patch features", move |h| {
             h.progress(0.1, "features, attention, PCA, K-means");
             Analysis::compute(&source, &p, &q, grid, sharpness).map_err(|e| e.to_string())
@@ -248,16 +294,27 @@ impl SegmentationPanel {
     pub fn update_prediction(&mut self) {
         self.overlay_dirty = true;
         self.masks_dirty = true;
-        let (Some(a), Some(mask), Some(q)) = (&self.analysis, &self.mask, &self.query) else { return };
+        let (Some(a), Some(mask), Some(q)) = (&self.analysis, &self.mask, &self.query) else {
+            return;
+        };
         let b = a.block;
         let small = mask.resize(a.prompt.cols * b, a.prompt.rows * b);
-        let Ok(blocks) = mask_blocks(&small, a.prompt.rows, a.prompt.cols, b) else { return };
-        let Ok(out) = a.attention.propagate(&blocks, b * b) else { return };
+        let Ok(blocks) = mask_blocks(&small, a.prompt.rows, a.prompt.cols, b) else {
+            return;
+        };
+        let Ok(out) = a.attention.propagate(&blocks, b * b) else {
+            return;
+        };
         let (w, h) = q.size();
         self.predicted = Some(fold_blocks(&out, a.query.rows, a.query.cols, b).resize(w, h));
         // kNN: the prompt's patches labelled painted (majority of the block ≥ ½) or not.
-        let labels: Vec<u32> = blocks.chunks_exact(b * b).map(|blk| u32::from(blk.iter().sum::<f32>() / (b * b) as f32 >= 0.5)).collect();
-        self.knn = labels.contains(&1).then(|| a.neighbours.segment(&labels, 2));
+        let labels: Vec<u32> = blocks
+            .chunks_exact(b * b)
+            .map(|blk| u32::from(blk.iter().sum::<f32>() / (b * b) as f32 >= 0.5))
+            .collect();
+        self.knn = labels
+            .contains(&1)
+            .then(|| a.neighbours.segment(&labels, 2));
     }
 
     /// Paints a disc at image pixel (x, y).
@@ -266,8 +323,14 @@ impl SegmentationPanel {
         let Some(mask) = &mut self.mask else { return };
         let r = self.state.brush.max(0.5);
         let value = if self.eraser { 0.0 } else { 1.0 };
-        let (x0, x1) = ((x - r).floor().max(0.0) as usize, ((x + r).ceil() as usize).min(mask.width));
-        let (y0, y1) = ((y - r).floor().max(0.0) as usize, ((y + r).ceil() as usize).min(mask.height));
+        let (x0, x1) = (
+            (x - r).floor().max(0.0) as usize,
+            ((x + r).ceil() as usize).min(mask.width),
+        );
+        let (y0, y1) = (
+            (y - r).floor().max(0.0) as usize,
+            ((y + r).ceil() as usize).min(mask.height),
+        );
         for py in y0..y1 {
             for px in x0..x1 {
                 if (px as f32 + 0.5 - x).powi(2) + (py as f32 + 0.5 - y).powi(2) <= r * r {
@@ -326,7 +389,10 @@ impl SegmentationPanel {
     /// Loads the bundled demo pair (once, at first show).
     fn load_demo(&mut self) {
         let dir = bundled_dir();
-        match (Picture::open(&dir.join(DEMO_PROMPT)), Picture::open(&dir.join(DEMO_QUERY))) {
+        match (
+            Picture::open(&dir.join(DEMO_PROMPT)),
+            Picture::open(&dir.join(DEMO_QUERY)),
+        ) {
             (Ok(p), Ok(q)) => {
                 self.set_prompt(p);
                 self.set_query(q);
@@ -353,7 +419,13 @@ impl SegmentationPanel {
             Overlay::Foreground => a.pca[which]
                 .foreground(self.state.threshold)
                 .iter()
-                .map(|&f| if f { [255, 255, 255, alpha] } else { [0, 0, 0, alpha] })
+                .map(|&f| {
+                    if f {
+                        [255, 255, 255, alpha]
+                    } else {
+                        [0, 0, 0, alpha]
+                    }
+                })
                 .collect(),
             Overlay::KMeans => {
                 let k = self.state.k.clamp(2, 8);
@@ -369,7 +441,17 @@ impl SegmentationPanel {
                 if which == 0 {
                     return None;
                 }
-                self.knn.as_ref()?.iter().map(|&l| if l == 1 { [40, 220, 90, alpha] } else { [0, 0, 0, 0] }).collect()
+                self.knn
+                    .as_ref()?
+                    .iter()
+                    .map(|&l| {
+                        if l == 1 {
+                            [40, 220, 90, alpha]
+                        } else {
+                            [0, 0, 0, 0]
+                        }
+                    })
+                    .collect()
             }
         };
         // Bilinear-looking upsampling is left to the texture sampler (LINEAR).
@@ -387,8 +469,15 @@ impl SegmentationPanel {
         self.overlay_dirty = false;
         for which in 0..2 {
             self.overlay_textures[which] = self.overlay_image(which).map(|img| {
-                let color = egui::ColorImage::from_rgba_unmultiplied([img.width() as usize, img.height() as usize], img.as_raw());
-                ctx.load_texture(format!("segmentation overlay {which}"), color, TextureOptions::LINEAR)
+                let color = egui::ColorImage::from_rgba_unmultiplied(
+                    [img.width() as usize, img.height() as usize],
+                    img.as_raw(),
+                );
+                ctx.load_texture(
+                    format!("segmentation overlay {which}"),
+                    color,
+                    TextureOptions::LINEAR,
+                )
             });
         }
     }
@@ -409,7 +498,9 @@ impl SegmentationPanel {
         for (i, (name, bytes)) in dropped_files(&ctx).into_iter().enumerate() {
             match Picture::from_bytes(name, &bytes) {
                 // Two files: prompt then query; one file: the query (the prompt keeps its mask).
-                Ok(p) if i == 0 && self.query.is_some() && self.prompt.is_none() => self.set_prompt(p),
+                Ok(p) if i == 0 && self.query.is_some() && self.prompt.is_none() => {
+                    self.set_prompt(p)
+                }
                 Ok(p) => self.set_query(p),
                 Err(e) => self.message = e,
             }
@@ -488,18 +579,25 @@ impl SegmentationPanel {
             ui.separator();
             ui.add(egui::Slider::new(&mut self.state.brush, 1.0..=40.0).text("brush"));
             ui.toggle_value(&mut self.eraser, "Eraser");
-            if ui.add_enabled(!self.undo.is_empty(), egui::Button::new("Undo")).clicked() {
+            if ui
+                .add_enabled(!self.undo.is_empty(), egui::Button::new("Undo"))
+                .clicked()
+            {
                 self.undo();
             }
             if ui.button("Clear").clicked() {
                 self.clear();
             }
-            let classes: Vec<u32> = self.prompt.as_ref().and_then(|p| p.truth.as_ref()).map_or(Vec::new(), |t| {
-                let mut c: Vec<u32> = t.iter().copied().filter(|&c| c != 0).collect();
-                c.sort_unstable();
-                c.dedup();
-                c
-            });
+            let classes: Vec<u32> =
+                self.prompt
+                    .as_ref()
+                    .and_then(|p| p.truth.as_ref())
+                    .map_or(Vec::new(), |t| {
+                        let mut c: Vec<u32> = t.iter().copied().filter(|&c| c != 0).collect();
+                        c.sort_unstable();
+                        c.dedup();
+                        c
+                    });
             for c in classes {
                 if ui
                     .button(format!("True mask {c}"))
@@ -533,7 +631,11 @@ impl SegmentationPanel {
             ui.add(egui::Slider::new(&mut self.state.grid, 4..=32).text("patches per side"))
                 .on_hover_text("Higher is finer and slower; recomputes features");
             let sharp = ui
-                .add(egui::Slider::new(&mut self.state.sharpness, 0.5..=100.0).logarithmic(true).text("attention sharpness"))
+                .add(
+                    egui::Slider::new(&mut self.state.sharpness, 0.5..=100.0)
+                        .logarithmic(true)
+                        .text("attention sharpness"),
+                )
                 .on_hover_text("Multiplies <z_prompt, z_query> / C; 1 is the paper's scale");
             if sharp.changed() {
                 if let Some(a) = &mut self.analysis {
@@ -547,10 +649,16 @@ impl SegmentationPanel {
         });
     }
 
-    fn image_rect(ui: &mut egui::Ui, picture: &Picture, sense: egui::Sense, label: &str) -> (egui::Response, egui::Rect) {
+    fn image_rect(
+        ui: &mut egui::Ui,
+        picture: &Picture,
+        sense: egui::Sense,
+        label: &str,
+    ) -> (egui::Response, egui::Rect) {
         let (w, h) = picture.size();
         let scale = (360.0 / w.max(h) as f32).max(0.5);
-        let (rect, response) = ui.allocate_exact_size(egui::vec2(w as f32 * scale, h as f32 * scale), sense);
+        let (rect, response) =
+            ui.allocate_exact_size(egui::vec2(w as f32 * scale, h as f32 * scale), sense);
         let label = label.to_string();
         response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Image, true, &label));
         (response, rect)
@@ -558,7 +666,10 @@ impl SegmentationPanel {
 
     fn draw_picture(ui: &egui::Ui, picture: &mut Picture, rect: egui::Rect, slot: &str) {
         let texture = picture.texture.get_or_insert_with(|| {
-            let (w, h) = (picture.image.width() as usize, picture.image.height() as usize);
+            let (w, h) = (
+                picture.image.width() as usize,
+                picture.image.height() as usize,
+            );
             ui.ctx().load_texture(
                 format!("segmentation {slot}"),
                 egui::ColorImage::from_rgb([w, h], picture.image.as_raw()),
@@ -575,14 +686,39 @@ impl SegmentationPanel {
         }
         self.masks_dirty = false;
         let texture = |mask: &SoftMask, colour: [u8; 3], max_alpha: f32, name: &str| {
-            let rgba: Vec<u8> =
-                mask.values.iter().flat_map(|v| [colour[0], colour[1], colour[2], (v.clamp(0.0, 1.0) * max_alpha) as u8]).collect();
-            ctx.load_texture(name, egui::ColorImage::from_rgba_unmultiplied([mask.width, mask.height], &rgba), TextureOptions::LINEAR)
+            let rgba: Vec<u8> = mask
+                .values
+                .iter()
+                .flat_map(|v| {
+                    [
+                        colour[0],
+                        colour[1],
+                        colour[2],
+                        (v.clamp(0.0, 1.0) * max_alpha) as u8,
+                    ]
+                })
+                .collect();
+            ctx.load_texture(
+                name,
+                egui::ColorImage::from_rgba_unmultiplied([mask.width, mask.height], &rgba),
+                TextureOptions::LINEAR,
+            )
         };
         self.mask_textures = [
-            self.mask.as_ref().map(|m| texture(m, [255, 60, 60], 150.0, "segmentation prompt mask")),
-            self.predicted.as_ref().map(|m| texture(m, [60, 160, 255], 150.0, "segmentation predicted mask")),
-            self.predicted.as_ref().map(|m| texture(m, [255, 255, 255], 255.0, "segmentation predicted mask alone")),
+            self.mask
+                .as_ref()
+                .map(|m| texture(m, [255, 60, 60], 150.0, "segmentation prompt mask")),
+            self.predicted
+                .as_ref()
+                .map(|m| texture(m, [60, 160, 255], 150.0, "segmentation predicted mask")),
+            self.predicted.as_ref().map(|m| {
+                texture(
+                    m,
+                    [255, 255, 255],
+                    255.0,
+                    "segmentation predicted mask alone",
+                )
+            }),
         ];
     }
 
@@ -618,10 +754,27 @@ impl SegmentationPanel {
         }
         if let Some(pos) = response.hover_pos() {
             let r = self.state.brush * rect.width() / w as f32;
-            ui.painter().circle_stroke(pos, r, egui::Stroke::new(1.0, if self.eraser { Color32::WHITE } else { Color32::RED }));
+            ui.painter().circle_stroke(
+                pos,
+                r,
+                egui::Stroke::new(
+                    1.0,
+                    if self.eraser {
+                        Color32::WHITE
+                    } else {
+                        Color32::RED
+                    },
+                ),
+            );
         }
-        let painted = self.mask.as_ref().map_or(0.0, |m| m.values.iter().sum::<f32>() / m.values.len().max(1) as f32);
-        ui.label(format!("{} — {:.1} % painted", self.prompt.as_ref().map_or("", |p| p.name.as_str()), painted * 100.0));
+        let painted = self.mask.as_ref().map_or(0.0, |m| {
+            m.values.iter().sum::<f32>() / m.values.len().max(1) as f32
+        });
+        ui.label(format!(
+            "{} — {:.1} % painted",
+            self.prompt.as_ref().map_or("", |p| p.name.as_str()),
+            painted * 100.0
+        ));
     }
 
     fn query_view(&mut self, ui: &mut egui::Ui) {
@@ -640,7 +793,10 @@ impl SegmentationPanel {
             draw_texture(ui, t, rect);
         }
         let mut line = name;
-        let painted = self.mask.as_ref().is_some_and(|m| m.values.iter().any(|&v| v > 0.0));
+        let painted = self
+            .mask
+            .as_ref()
+            .is_some_and(|m| m.values.iter().any(|&v| v > 0.0));
         if let Some((c, iou)) = self.iou().filter(|_| painted) {
             line += &format!(" — soft IoU {iou:.3} against true class {c}");
         }
@@ -650,11 +806,18 @@ impl SegmentationPanel {
 
 /// Draws a whole texture stretched over `rect`.
 fn draw_texture(ui: &egui::Ui, texture: &TextureHandle, rect: egui::Rect) {
-    ui.painter().image(texture.id(), rect, egui::Rect::from_min_max(egui::pos2(0.0, 0.0), egui::pos2(1.0, 1.0)), Color32::WHITE);
+    ui.painter().image(
+        texture.id(),
+        rect,
+        egui::Rect::from_min_max(egui::pos2(0.0, 0.0), egui::pos2(1.0, 1.0)),
+        Color32::WHITE,
+    );
 }
 
 fn pick_image() -> Option<PathBuf> {
-    rfd::FileDialog::new().add_filter("image", &IMAGE_EXTENSIONS).pick_file()
+    rfd::FileDialog::new()
+        .add_filter("image", &IMAGE_EXTENSIONS)
+        .pick_file()
 }
 
 impl super::Panel for SegmentationPanel {

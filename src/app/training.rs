@@ -28,7 +28,10 @@ pub const BUNDLED_METRICS: &str = "models/procmem-kml-mixup.metrics.jsonl";
 
 impl Default for TrainingState {
     fn default() -> Self {
-        Self { config: TrainConfig::default(), out_dir: PathBuf::from("runs/app") }
+        Self {
+            config: TrainConfig::default(),
+            out_dir: PathBuf::from("runs/app"),
+        }
     }
 }
 
@@ -63,7 +66,13 @@ pub struct TrainingPanel {
 
 /// The metric lines of a `metrics.jsonl` (unreadable lines are left out).
 pub fn read_metrics(path: &std::path::Path) -> Vec<StepMetrics> {
-    std::fs::read_to_string(path).map(|t| t.lines().filter_map(|l| serde_json::from_str(l).ok()).collect()).unwrap_or_default()
+    std::fs::read_to_string(path)
+        .map(|t| {
+            t.lines()
+                .filter_map(|l| serde_json::from_str(l).ok())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 impl TrainingPanel {
@@ -95,7 +104,8 @@ impl TrainingPanel {
                 if name.starts_with("step_")
                     && name.ends_with(".json")
                     && let Ok(text) = std::fs::read_to_string(&path)
-                    && let Ok(meta) = serde_json::from_str::<crate::model::weights::CheckpointMeta>(&text)
+                    && let Ok(meta) =
+                        serde_json::from_str::<crate::model::weights::CheckpointMeta>(&text)
                 {
                     found.push(CheckpointEntry {
                         path: path.clone(),
@@ -103,7 +113,11 @@ impl TrainingPanel {
                         provenance: format!(
                             "{}{}",
                             meta.provenance.sources.join(", "),
-                            if meta.provenance.procedural_only { " (procedural only)" } else { " (REAL images)" }
+                            if meta.provenance.procedural_only {
+                                " (procedural only)"
+                            } else {
+                                " (REAL images)"
+                            }
                         ),
                     });
                 }
@@ -126,13 +140,21 @@ impl TrainingPanel {
         let steps_at_start = self.metrics.last().map_or(0, |m| m.step);
         let job = Job::spawn(ctx, "training", move |h| {
             let mut trainer = match resume {
-                Some(ckpt) => Trainer::resume_to(&ckpt, &out, Some(cfg.steps)).map_err(|e| e.to_string())?,
+                Some(ckpt) => {
+                    Trainer::resume_to(&ckpt, &out, Some(cfg.steps)).map_err(|e| e.to_string())?
+                }
                 None => Trainer::new(cfg, &out).map_err(|e| e.to_string())?,
             };
-            trainer.run(h.cancel_flag(), |event| h.send(event)).map_err(|e| e.to_string())
+            trainer
+                .run(h.cancel_flag(), |event| h.send(event))
+                .map_err(|e| e.to_string())
         });
         self.status = "starting...".into();
-        self.run = Some(Run { job, started: Instant::now(), steps_at_start });
+        self.run = Some(Run {
+            job,
+            started: Instant::now(),
+            steps_at_start,
+        });
     }
 
     /// Stops the run after the current step; it saves a checkpoint, so it can be resumed.
@@ -157,7 +179,10 @@ impl TrainingPanel {
                         .iter()
                         .enumerate()
                         .map(|(i, img)| {
-                            let ci = egui::ColorImage::from_rgb([img.width() as usize, img.height() as usize], img.as_raw());
+                            let ci = egui::ColorImage::from_rgb(
+                                [img.width() as usize, img.height() as usize],
+                                img.as_raw(),
+                            );
                             ctx.load_texture(format!("crop-{i}"), ci, TextureOptions::NEAREST)
                         })
                         .collect();
@@ -167,7 +192,10 @@ impl TrainingPanel {
         }
         if let Some(r) = finished {
             self.status = match r {
-                Ok(()) => format!("stopped at step {}", self.metrics.last().map_or(0, |m| m.step)),
+                Ok(()) => format!(
+                    "stopped at step {}",
+                    self.metrics.last().map_or(0, |m| m.step)
+                ),
                 Err(e) => format!("failed: {e}"),
             };
             self.run = None;
@@ -178,9 +206,12 @@ impl TrainingPanel {
     pub fn ui(&mut self, ui: &mut egui::Ui) {
         let ctx = ui.ctx().clone();
         self.poll(&ctx);
-        egui::Panel::left("training controls").resizable(true).default_size(300.0).show(ui, |ui| {
-            egui::ScrollArea::vertical().show(ui, |ui| self.controls(ui, &ctx));
-        });
+        egui::Panel::left("training controls")
+            .resizable(true)
+            .default_size(300.0)
+            .show(ui, |ui| {
+                egui::ScrollArea::vertical().show(ui, |ui| self.controls(ui, &ctx));
+            });
         egui::CentralPanel::default().show(ui, |ui| self.progress(ui));
     }
 
@@ -248,7 +279,11 @@ impl TrainingPanel {
         ui.separator();
         ui.horizontal(|ui| {
             if running {
-                if ui.button("Pause").on_hover_text("Stop after this step and save a checkpoint").clicked() {
+                if ui
+                    .button("Pause")
+                    .on_hover_text("Stop after this step and save a checkpoint")
+                    .clicked()
+                {
                     self.stop();
                 }
             } else {
@@ -256,13 +291,21 @@ impl TrainingPanel {
                     self.start(ctx, None);
                 }
                 let last = self.state.out_dir.join("last.json");
-                if ui.add_enabled(last.exists(), egui::Button::new("Resume")).on_hover_text("Continue from the last checkpoint").clicked() {
+                if ui
+                    .add_enabled(last.exists(), egui::Button::new("Resume"))
+                    .on_hover_text("Continue from the last checkpoint")
+                    .clicked()
+                {
                     self.start(ctx, Some(last));
                 }
             }
         });
         if !self.status.is_empty() {
-            let colour = if self.status.starts_with("failed") { Color32::RED } else { ui.visuals().text_color() };
+            let colour = if self.status.starts_with("failed") {
+                Color32::RED
+            } else {
+                ui.visuals().text_color()
+            };
             ui.label(RichText::new(&self.status).color(colour));
         }
         ui.separator();
@@ -273,8 +316,13 @@ impl TrainingPanel {
         let mut chosen = None;
         for c in &self.checkpoints {
             ui.horizontal(|ui| {
-                ui.label(format!("step {}: {}", c.step, c.provenance)).on_hover_text(c.path.display().to_string());
-                if ui.small_button("Use as app model").on_hover_text("Load this checkpoint's teacher as the perception model").clicked() {
+                ui.label(format!("step {}: {}", c.step, c.provenance))
+                    .on_hover_text(c.path.display().to_string());
+                if ui
+                    .small_button("Use as app model")
+                    .on_hover_text("Load this checkpoint's teacher as the perception model")
+                    .clicked()
+                {
                     chosen = Some(c.path.clone());
                 }
             });
@@ -293,8 +341,15 @@ impl TrainingPanel {
                 }
                 _ => 0.0,
             };
-            let eta = if rate > 0.0 { format!("{:.0} s", (total.saturating_sub(last.step)) as f64 / rate) } else { "-".into() };
-            ui.add(egui::ProgressBar::new(last.step as f32 / total as f32).text(format!("step {} / {}", last.step, total)));
+            let eta = if rate > 0.0 {
+                format!("{:.0} s", (total.saturating_sub(last.step)) as f64 / rate)
+            } else {
+                "-".into()
+            };
+            ui.add(
+                egui::ProgressBar::new(last.step as f32 / total as f32)
+                    .text(format!("step {} / {}", last.step, total)),
+            );
             ui.label(format!(
                 "loss {:.4}   lr {:.2e}   teacher entropy {:.3}   {:.1} images/s   ETA {eta}",
                 last.loss, last.lr, last.teacher_entropy, last.images_per_second
@@ -315,20 +370,39 @@ impl TrainingPanel {
                 }
             });
         }
-        let (metrics, whose) = if self.metrics.is_empty() { (&self.bundled_metrics, "bundled model") } else { (&self.metrics, "this run") };
+        let (metrics, whose) = if self.metrics.is_empty() {
+            (&self.bundled_metrics, "bundled model")
+        } else {
+            (&self.metrics, "this run")
+        };
         let series = |f: &dyn Fn(&StepMetrics) -> Option<f64>| -> PlotPoints<'static> {
-            metrics.iter().filter_map(|m| f(m).map(|v| [m.step as f64, v])).collect()
+            metrics
+                .iter()
+                .filter_map(|m| f(m).map(|v| [m.step as f64, v]))
+                .collect()
         };
         let has_koleo = metrics.iter().any(|m| m.koleo.is_some());
         let plots = if has_koleo { 4.0 } else { 3.0 };
         let height = (ui.available_height() / plots - 24.0).max(80.0);
-        let titled = |ui: &mut egui::Ui, title: &str, y: &str, id: &str, points: PlotPoints<'static>| {
-            ui.label(RichText::new(title).strong());
-            Plot::new(id).height(height).x_axis_label("step").y_axis_label(y).legend(Legend::default()).show(ui, |p| {
-                p.line(Line::new(whose, points));
-            });
-        };
-        titled(ui, "DINO loss (cross-entropy, nats; log K is uniform)", "loss", "loss", series(&|m| Some(m.loss)));
+        let titled =
+            |ui: &mut egui::Ui, title: &str, y: &str, id: &str, points: PlotPoints<'static>| {
+                ui.label(RichText::new(title).strong());
+                Plot::new(id)
+                    .height(height)
+                    .x_axis_label("step")
+                    .y_axis_label(y)
+                    .legend(Legend::default())
+                    .show(ui, |p| {
+                        p.line(Line::new(whose, points));
+                    });
+            };
+        titled(
+            ui,
+            "DINO loss (cross-entropy, nats; log K is uniform)",
+            "loss",
+            "loss",
+            series(&|m| Some(m.loss)),
+        );
         titled(
             ui,
             "Teacher entropy (nats; near log K = uniform, near 0 = collapse)",
@@ -336,9 +410,21 @@ impl TrainingPanel {
             "teacher entropy",
             series(&|m| Some(m.teacher_entropy)),
         );
-        titled(ui, "Learning rate (warm-up, then cosine)", "learning rate", "learning rate", series(&|m| Some(m.lr)));
+        titled(
+            ui,
+            "Learning rate (warm-up, then cosine)",
+            "learning rate",
+            "learning rate",
+            series(&|m| Some(m.lr)),
+        );
         if has_koleo {
-            titled(ui, "KoLeo term (summed over the two global views, before weighting)", "KoLeo", "koleo", series(&|m| m.koleo));
+            titled(
+                ui,
+                "KoLeo term (summed over the two global views, before weighting)",
+                "KoLeo",
+                "koleo",
+                series(&|m| m.koleo),
+            );
         }
     }
 }
@@ -348,7 +434,12 @@ impl super::Panel for TrainingPanel {
         super::Tab::Training
     }
     fn title(&self) -> String {
-        if self.is_running() { "Training (running)" } else { "Training" }.into()
+        if self.is_running() {
+            "Training (running)"
+        } else {
+            "Training"
+        }
+        .into()
     }
     fn needs_knowledge(&self) -> bool {
         false

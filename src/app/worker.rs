@@ -25,9 +25,19 @@ pub struct ProgramInfo {
 
 pub enum Request {
     /// Render `count` samples of each config (one grid row per config).
-    Preview { id: u64, configs: Vec<GeneratorConfig>, seed: u64, count: u64 },
+    Preview {
+        id: u64,
+        configs: Vec<GeneratorConfig>,
+        seed: u64,
+        count: u64,
+    },
     /// Write samples 0..count of (config, seed) to `dir` with a manifest.
-    Export { config: GeneratorConfig, seed: u64, count: u64, dir: PathBuf },
+    Export {
+        config: GeneratorConfig,
+        seed: u64,
+        count: u64,
+        dir: PathBuf,
+    },
     /// Re-scan `shaders/programs/` for new or edited programs.
     ReloadLibrary,
 }
@@ -75,7 +85,12 @@ impl GeneratorWorker {
             .name("procmem-generator".into())
             .spawn(move || run(requests, replies, cancel, wake))
             .expect("spawning a thread");
-        Self { tx: Some(tx), rx, cancel_export, thread: Some(thread) }
+        Self {
+            tx: Some(tx),
+            rx,
+            cancel_export,
+            thread: Some(thread),
+        }
     }
 
     pub fn send(&self, request: Request) {
@@ -113,11 +128,21 @@ fn library_info(g: &Generator) -> (Vec<ProgramInfo>, Vec<(String, String)>) {
     };
     let mut programs: Vec<ProgramInfo> = g.library().programs.iter().map(info).collect();
     programs.extend(baseline_programs().iter().map(info));
-    let rejected = g.library().rejected.iter().map(|r| (r.id.clone(), r.message.clone())).collect();
+    let rejected = g
+        .library()
+        .rejected
+        .iter()
+        .map(|r| (r.id.clone(), r.message.clone()))
+        .collect();
     (programs, rejected)
 }
 
-fn run(requests: Receiver<Request>, replies: Sender<Reply>, cancel: Arc<AtomicBool>, wake: impl Fn()) {
+fn run(
+    requests: Receiver<Request>,
+    replies: Sender<Reply>,
+    cancel: Arc<AtomicBool>,
+    wake: impl Fn(),
+) {
     let send = |r: Reply| {
         let _ = replies.send(r);
         wake();
@@ -130,14 +155,20 @@ fn run(requests: Receiver<Request>, replies: Sender<Reply>, cancel: Arc<AtomicBo
         }
     };
     let (programs, rejected) = library_info(&generator);
-    send(Reply::Ready { adapter: generator.renderer().adapter().clone(), programs, rejected });
+    send(Reply::Ready {
+        adapter: generator.renderer().adapter().clone(),
+        programs,
+        rejected,
+    });
 
     while let Ok(mut request) = requests.recv() {
         // Coalesce: skip previews that a newer preview already supersedes.
         loop {
             match requests.try_recv() {
                 Ok(next) => {
-                    if matches!(request, Request::Preview { .. }) && matches!(next, Request::Preview { .. }) {
+                    if matches!(request, Request::Preview { .. })
+                        && matches!(next, Request::Preview { .. })
+                    {
                         request = next;
                     } else {
                         handle(&mut generator, request, &send, &cancel);
@@ -154,22 +185,41 @@ fn run(requests: Receiver<Request>, replies: Sender<Reply>, cancel: Arc<AtomicBo
 
 fn handle(generator: &mut Generator, request: Request, send: &impl Fn(Reply), cancel: &AtomicBool) {
     match request {
-        Request::Preview { id, configs, seed, count } => {
+        Request::Preview {
+            id,
+            configs,
+            seed,
+            count,
+        } => {
             let start = Instant::now();
             let mut rows = Vec::with_capacity(configs.len());
             for config in configs {
-                let result = generator.set_config(config).and_then(|_| generator.generate(seed, 0..count, true));
+                let result = generator
+                    .set_config(config)
+                    .and_then(|_| generator.generate(seed, 0..count, true));
                 match result {
                     Ok(samples) => rows.push(samples),
                     Err(e) => {
-                        send(Reply::Failed { id: Some(id), message: e.to_string() });
+                        send(Reply::Failed {
+                            id: Some(id),
+                            message: e.to_string(),
+                        });
                         return;
                     }
                 }
             }
-            send(Reply::Preview { id, rows, elapsed: start.elapsed() });
+            send(Reply::Preview {
+                id,
+                rows,
+                elapsed: start.elapsed(),
+            });
         }
-        Request::Export { config, seed, count, dir } => {
+        Request::Export {
+            config,
+            seed,
+            count,
+            dir,
+        } => {
             cancel.store(false, Ordering::SeqCst);
             let result = generator.set_config(config).and_then(|_| {
                 manifest::write_set(generator, seed, count, &dir, |done, total| {
@@ -177,16 +227,25 @@ fn handle(generator: &mut Generator, request: Request, send: &impl Fn(Reply), ca
                     !cancel.load(Ordering::SeqCst)
                 })
             });
-            send(Reply::ExportDone(result.map(|_| dir).map_err(|e| e.to_string())));
+            send(Reply::ExportDone(
+                result.map(|_| dir).map_err(|e| e.to_string()),
+            ));
         }
         Request::ReloadLibrary => {
             let library = ProgramLibrary::load(ProgramLibrary::default_user_dir().as_deref());
             match generator.set_library(library) {
                 Ok(()) => {
                     let (programs, rejected) = library_info(generator);
-                    send(Reply::Ready { adapter: generator.renderer().adapter().clone(), programs, rejected });
+                    send(Reply::Ready {
+                        adapter: generator.renderer().adapter().clone(),
+                        programs,
+                        rejected,
+                    });
                 }
-                Err(e) => send(Reply::Failed { id: None, message: e.to_string() }),
+                Err(e) => send(Reply::Failed {
+                    id: None,
+                    message: e.to_string(),
+                }),
             }
         }
     }

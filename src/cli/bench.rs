@@ -75,7 +75,19 @@ pub enum BenchCommand {
 impl BenchCommand {
     pub fn run(self) -> anyhow::Result<()> {
         match self {
-            BenchCommand::Memory { data, entries, queries, dim, k, ef_construction, ef_search, large, only_large, no_hnsw, embeddings } => {
+            BenchCommand::Memory {
+                data,
+                entries,
+                queries,
+                dim,
+                k,
+                ef_construction,
+                ef_search,
+                large,
+                only_large,
+                no_hnsw,
+                embeddings,
+            } => {
                 use procmem::memory::{HnswParams, bench};
                 let mut log = |m: &str| eprintln!("{m}");
                 let mut md = String::from("| measurement | time | result |\n|---|---|---|\n");
@@ -84,7 +96,11 @@ impl BenchCommand {
                 }
                 if !only_large {
                     let (base, q, d) = bench::bench_vectors(&data, entries, queries, dim)?;
-                    let params = HnswParams { ef_construction, ef_search, seed: 0 };
+                    let params = HnswParams {
+                        ef_construction,
+                        ef_search,
+                        seed: 0,
+                    };
                     md += &bench::run(&base, &q, d, k, (!no_hnsw).then_some(params), &mut log)?;
                 }
                 if let Some(n) = large {
@@ -94,8 +110,17 @@ impl BenchCommand {
                 println!("{md}");
                 Ok(())
             }
-            BenchCommand::Train { config, steps, embed_batch } => super::train::bench_train(config, steps, embed_batch),
-            BenchCommand::Generate { sizes, seconds, processes, kml_at_output_resolution } => {
+            BenchCommand::Train {
+                config,
+                steps,
+                embed_batch,
+            } => super::train::bench_train(config, steps, embed_batch),
+            BenchCommand::Generate {
+                sizes,
+                seconds,
+                processes,
+                kml_at_output_resolution,
+            } => {
                 super::generate::bench_generate(sizes, seconds, processes, kml_at_output_resolution)
             }
         }
@@ -108,13 +133,31 @@ fn write_real_embeddings(spec: &str, dir: &std::path::Path, queries: usize) -> a
     use super::eval::{Dataset, SetArgs, embed_split, load_split};
     use procmem::memory::bench::write_f32_npy;
     let source = super::sources_with_baselines(&[spec.to_string()], false)?.remove(0);
-    let split = load_split(SetArgs { dataset: Dataset::FashionMnist, data: None }, None, None)?;
+    let split = load_split(
+        SetArgs {
+            dataset: Dataset::FashionMnist,
+            data: None,
+        },
+        None,
+        None,
+    )?;
     let (index, test) = embed_split(&source, &split)?;
     let d = index.dim;
-    let base: Vec<f32> = index.rows().flat_map(|(_, _, e)| e.iter().copied()).collect();
+    let base: Vec<f32> = index
+        .rows()
+        .flat_map(|(_, _, e)| e.iter().copied())
+        .collect();
     std::fs::create_dir_all(dir)?;
     write_f32_npy(&dir.join("base.npy"), &base, d)?;
-    write_f32_npy(&dir.join("queries.npy"), &test[..queries.min(test.len() / d) * d], d)?;
-    eprintln!("real embeddings: {} memory entries, {} queries, dimension {d}", index.len(), queries.min(test.len() / d));
+    write_f32_npy(
+        &dir.join("queries.npy"),
+        &test[..queries.min(test.len() / d) * d],
+        d,
+    )?;
+    eprintln!(
+        "real embeddings: {} memory entries, {} queries, dimension {d}",
+        index.len(),
+        queries.min(test.len() / d)
+    );
     Ok(())
 }

@@ -7,7 +7,9 @@ use anyhow::{Context, bail};
 use procmem::dense::composite::{self, CompositeConfig, CompositeSet};
 use procmem::dense::features::{extract, extract_one, patch_size};
 use procmem::dense::pca::{overlay, shared_overlays};
-use procmem::dense::segment::{PatchMemory, PatchVote, Prompt, SoftMask, in_context, kmeans, patch_labels, soft_iou};
+use procmem::dense::segment::{
+    PatchMemory, PatchVote, Prompt, SoftMask, in_context, kmeans, patch_labels, soft_iou,
+};
 use procmem::embed::FeatureSource;
 use procmem::eval::seg::{self, SegEvalConfig, SegScores};
 use procmem::palette::class_rgb;
@@ -18,7 +20,9 @@ use super::{data_dir, progress_bar};
 /// The feature source of a dense command: the given spec, else the bundled model.
 pub fn source(spec: Option<&str>) -> anyhow::Result<FeatureSource> {
     let bundled = procmem::paths::bundled_dir().join(procmem::paths::BUNDLED_MODEL);
-    let spec = spec.map(str::to_string).unwrap_or_else(|| bundled.display().to_string());
+    let spec = spec
+        .map(str::to_string)
+        .unwrap_or_else(|| bundled.display().to_string());
     FeatureSource::from_spec(&spec).with_context(|| format!("feature source `{spec}`"))
 }
 
@@ -29,11 +33,19 @@ fn open_rgb(path: &Path) -> anyhow::Result<image::RgbImage> {
 /// A mask image → soft values in [0, 1] (gray ÷ 255; any non-zero alpha-less pixel counts).
 fn open_mask(path: &Path) -> anyhow::Result<SoftMask> {
     let m = procmem::imageio::load(path)?.to_luma8();
-    Ok(SoftMask { width: m.width() as usize, height: m.height() as usize, values: m.as_raw().iter().map(|&v| v as f32 / 255.0).collect() })
+    Ok(SoftMask {
+        width: m.width() as usize,
+        height: m.height() as usize,
+        values: m.as_raw().iter().map(|&v| v as f32 / 255.0).collect(),
+    })
 }
 
 fn save_mask(mask: &SoftMask, path: &Path) -> anyhow::Result<()> {
-    let bytes: Vec<u8> = mask.values.iter().map(|v| (v.clamp(0.0, 1.0) * 255.0).round() as u8).collect();
+    let bytes: Vec<u8> = mask
+        .values
+        .iter()
+        .map(|v| (v.clamp(0.0, 1.0) * 255.0).round() as u8)
+        .collect();
     image::GrayImage::from_raw(mask.width as u32, mask.height as u32, bytes)
         .context("mask size")?
         .save(path)
@@ -44,12 +56,22 @@ fn save_mask(mask: &SoftMask, path: &Path) -> anyhow::Result<()> {
 /// inputs share one (`a/img.png`, `b/img.png`), the stem with the input's 1-based position
 /// (`img-1`, `img-2`). Outputs never overwrite each other silently.
 pub fn output_stems(inputs: &[PathBuf]) -> Vec<String> {
-    let stems: Vec<String> = inputs.iter().map(|p| p.file_stem().map_or("image".into(), |s| s.to_string_lossy().into_owned())).collect();
+    let stems: Vec<String> = inputs
+        .iter()
+        .map(|p| {
+            p.file_stem()
+                .map_or("image".into(), |s| s.to_string_lossy().into_owned())
+        })
+        .collect();
     let mut taken: std::collections::HashSet<String> = std::collections::HashSet::new();
     let mut out = Vec::with_capacity(stems.len());
     for (i, stem) in stems.iter().enumerate() {
         let shared = stems.iter().filter(|s| *s == stem).count() > 1;
-        let mut name = if shared { format!("{stem}-{}", i + 1) } else { stem.clone() };
+        let mut name = if shared {
+            format!("{stem}-{}", i + 1)
+        } else {
+            stem.clone()
+        };
         while !taken.insert(name.clone()) {
             name.push('_');
         }
@@ -67,13 +89,27 @@ pub fn composite(emoji: Option<PathBuf>, out: PathBuf, cfg: CompositeConfig) -> 
         Some(d) => d,
         None => data_dir()?.join("emoji-google"),
     };
-    let (objects, source) =
-        composite::load_emoji(&dir).with_context(|| format!("emoji objects in {} (run scripts/fetch-eval-data.sh)", dir.display()))?;
+    let (objects, source) = composite::load_emoji(&dir).with_context(|| {
+        format!(
+            "emoji objects in {} (run scripts/fetch-eval-data.sh)",
+            dir.display()
+        )
+    })?;
     let bar = progress_bar(cfg.count as u64, "composite");
-    let manifest =
-        composite::build(&cfg, &objects, &format!("{source} ({} objects)", objects.len()), &out, |d, _| bar.set_position(d as u64))?;
+    let manifest = composite::build(
+        &cfg,
+        &objects,
+        &format!("{source} ({} objects)", objects.len()),
+        &out,
+        |d, _| bar.set_position(d as u64),
+    )?;
     bar.finish_and_clear();
-    println!("{} images with exact class masks in {} — classes: {}", manifest.items.len(), out.display(), manifest.classes.join(", "));
+    println!(
+        "{} images with exact class masks in {} — classes: {}",
+        manifest.items.len(),
+        out.display(),
+        manifest.classes.join(", ")
+    );
     Ok(())
 }
 
@@ -97,13 +133,30 @@ pub struct SegArgs {
 
 impl SegArgs {
     pub fn run(self) -> anyhow::Result<()> {
-        let SegArgs { data, sources: super::eval::Sources { features: specs, report, no_baselines }, grid, limit } = self;
+        let SegArgs {
+            data,
+            sources:
+                super::eval::Sources {
+                    features: specs,
+                    report,
+                    no_baselines,
+                },
+            grid,
+            limit,
+        } = self;
         let baselines = !no_baselines;
-        let set = CompositeSet::open(&data)
-            .with_context(|| format!("composite set in {} (make one with `procmem data composite`)", data.display()))?;
+        let set = CompositeSet::open(&data).with_context(|| {
+            format!(
+                "composite set in {} (make one with `procmem data composite`)",
+                data.display()
+            )
+        })?;
         let n = limit.unwrap_or(set.len()).min(set.len());
         let examples: Vec<_> = (0..n).map(|i| set.load(i)).collect::<Result<_, _>>()?;
-        let cfg = SegEvalConfig { grid, ..Default::default() };
+        let cfg = SegEvalConfig {
+            grid,
+            ..Default::default()
+        };
         let mut markdown = format!(
             "## Segmentation on the composite set {} ({} images: {} memory / prompts, {} queries; {}×{} patch grid)\n\nCommand: `procmem {}`\n\n{}",
             data.display(),
@@ -127,7 +180,11 @@ impl SegArgs {
             eprintln!("{}", scores.markdown_row().trim());
             notes += &format!(
                 "- {}: R² over {} images, in-context over {} prompt/query pairs, kNN over {} memory and {} query patches\n",
-                scores.source, scores.r2_images, scores.pairs, scores.memory_patches, scores.query_patches
+                scores.source,
+                scores.r2_images,
+                scores.pairs,
+                scores.memory_patches,
+                scores.query_patches
             );
             markdown += &scores.markdown_row();
         }
@@ -152,24 +209,47 @@ pub struct PcaArgs {
 
 impl PcaArgs {
     pub fn run(self) -> anyhow::Result<()> {
-        let PcaArgs { images, args: DenseArgs { features, grid, out }, opacity, threshold } = self;
+        let PcaArgs {
+            images,
+            args:
+                DenseArgs {
+                    features,
+                    grid,
+                    out,
+                },
+            opacity,
+            threshold,
+        } = self;
         if images.is_empty() {
             bail!("give at least one image");
         }
         let source = source(features.as_deref())?;
-        let loaded: Vec<_> = images.iter().map(|p| open_rgb(p)).collect::<anyhow::Result<_>>()?;
+        let loaded: Vec<_> = images
+            .iter()
+            .map(|p| open_rgb(p))
+            .collect::<anyhow::Result<_>>()?;
         let grids = extract(&source, &loaded, grid, |_| {})?;
         let (colours, proj) = shared_overlays(&grids.iter().collect::<Vec<_>>())?;
         std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
         let stems = output_stems(&images);
         for (((path, img), c), stem) in images.iter().zip(&loaded).zip(&colours).zip(&stems) {
             let o = out_name(&out, stem, "pca");
-            overlay(img, c, opacity).save(&o).with_context(|| format!("writing {}", o.display()))?;
+            overlay(img, c, opacity)
+                .save(&o)
+                .with_context(|| format!("writing {}", o.display()))?;
             let fg = c.foreground(threshold);
             let (w, h) = img.dimensions();
             let m = out_name(&out, stem, "foreground");
             image::GrayImage::from_fn(w, h, |x, y| {
-                image::Luma([if fg[(y as usize * c.rows / h as usize) * c.cols + x as usize * c.cols / w as usize] { 255 } else { 0 }])
+                image::Luma([
+                    if fg[(y as usize * c.rows / h as usize) * c.cols
+                        + x as usize * c.cols / w as usize]
+                    {
+                        255
+                    } else {
+                        0
+                    },
+                ])
             })
             .save(&m)
             .with_context(|| format!("writing {}", m.display()))?;
@@ -226,10 +306,19 @@ impl SegmentArgs {
             truth,
             threshold,
             sharpness,
-            args: DenseArgs { features, grid, out },
+            args:
+                DenseArgs {
+                    features,
+                    grid,
+                    out,
+                },
         } = self;
         if prompts.is_empty() || prompts.len() != masks.len() {
-            bail!("give each --prompt its --prompt-mask ({} prompts, {} masks)", prompts.len(), masks.len());
+            bail!(
+                "give each --prompt its --prompt-mask ({} prompts, {} masks)",
+                prompts.len(),
+                masks.len()
+            );
         }
         let source = source(features.as_deref())?;
         let block = patch_size(&source);
@@ -242,17 +331,42 @@ impl SegmentArgs {
             resized.push(open_mask(m)?.resize(g.cols * block, g.rows * block));
             grids.push(g);
         }
-        let prompt_list: Vec<Prompt> = grids.iter().zip(&resized).map(|(features, mask)| Prompt { features, mask }).collect();
-        let pred = in_context(&prompt_list, &qgrid, block, sharpness)?.resize(q.width() as usize, q.height() as usize);
+        let prompt_list: Vec<Prompt> = grids
+            .iter()
+            .zip(&resized)
+            .map(|(features, mask)| Prompt { features, mask })
+            .collect();
+        let pred = in_context(&prompt_list, &qgrid, block, sharpness)?
+            .resize(q.width() as usize, q.height() as usize);
         save_mask(&pred, &out)?;
-        println!("soft mask of {} written to {}", query.display(), out.display());
+        println!(
+            "soft mask of {} written to {}",
+            query.display(),
+            out.display()
+        );
         if let Some(t) = truth {
             let gt = open_mask(&t)?;
             if (gt.width, gt.height) != (pred.width, pred.height) {
-                bail!("the ground truth {} is {}×{}, the query {}×{}", t.display(), gt.width, gt.height, pred.width, pred.height);
+                bail!(
+                    "the ground truth {} is {}×{}, the query {}×{}",
+                    t.display(),
+                    gt.width,
+                    gt.height,
+                    pred.width,
+                    pred.height
+                );
             }
-            let gt = SoftMask { values: gt.values.iter().map(|&v| if v > 0.0 { 1.0 } else { 0.0 }).collect(), ..gt };
-            let show = |v: Option<f64>| v.map_or("undefined (both empty)".to_string(), |v| format!("{v:.3}"));
+            let gt = SoftMask {
+                values: gt
+                    .values
+                    .iter()
+                    .map(|&v| if v > 0.0 { 1.0 } else { 0.0 })
+                    .collect(),
+                ..gt
+            };
+            let show = |v: Option<f64>| {
+                v.map_or("undefined (both empty)".to_string(), |v| format!("{v:.3}"))
+            };
             println!(
                 "soft IoU {}; thresholded (th {threshold}) {}",
                 show(soft_iou(&pred.values, &gt.values)),
@@ -263,7 +377,13 @@ impl SegmentArgs {
     }
 }
 
-fn save_labels(img: &image::RgbImage, labels: &[u32], rows: usize, cols: usize, path: &Path) -> anyhow::Result<()> {
+fn save_labels(
+    img: &image::RgbImage,
+    labels: &[u32],
+    rows: usize,
+    cols: usize,
+    path: &Path,
+) -> anyhow::Result<()> {
     let (w, h) = img.dimensions();
     image::RgbImage::from_fn(w, h, |x, y| {
         let l = labels[(y as usize * rows / h as usize) * cols + x as usize * cols / w as usize];
@@ -288,7 +408,17 @@ pub struct KmeansArgs {
 
 impl KmeansArgs {
     pub fn run(self) -> anyhow::Result<()> {
-        let KmeansArgs { images, args: DenseArgs { features, grid, out }, k, seed } = self;
+        let KmeansArgs {
+            images,
+            args:
+                DenseArgs {
+                    features,
+                    grid,
+                    out,
+                },
+            k,
+            seed,
+        } = self;
         let source = source(features.as_deref())?;
         std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
         for (path, stem) in images.iter().zip(output_stems(&images)) {
@@ -324,19 +454,42 @@ pub struct KnnSegArgs {
 
 impl KnnSegArgs {
     pub fn run(self) -> anyhow::Result<()> {
-        let KnnSegArgs { images, data, memory_images, top_k, args: DenseArgs { features, grid, out } } = self;
+        let KnnSegArgs {
+            images,
+            data,
+            memory_images,
+            top_k,
+            args:
+                DenseArgs {
+                    features,
+                    grid,
+                    out,
+                },
+        } = self;
         let source = source(features.as_deref())?;
-        let set = CompositeSet::open(&data).with_context(|| format!("composite set in {}", data.display()))?;
+        let set = CompositeSet::open(&data)
+            .with_context(|| format!("composite set in {}", data.display()))?;
         let n = memory_images.min(set.len());
         let examples: Vec<_> = (0..n).map(|i| set.load(i)).collect::<Result<_, _>>()?;
-        let grids = extract(&source, &examples.iter().map(|e| &e.image).collect::<Vec<_>>(), grid, |_| {})?;
+        let grids = extract(
+            &source,
+            &examples.iter().map(|e| &e.image).collect::<Vec<_>>(),
+            grid,
+            |_| {},
+        )?;
         let mut memory = PatchMemory::default();
         for (e, g) in examples.iter().zip(&grids) {
-            memory.add(g, &patch_labels(&e.labels, e.width(), e.height(), g.rows, g.cols))?;
+            memory.add(
+                g,
+                &patch_labels(&e.labels, e.width(), e.height(), g.rows, g.cols),
+            )?;
         }
         memory.num_classes = set.manifest.classes.len();
         let vote = match top_k {
-            Some(k) => PatchVote::TopK { k, temperature: procmem::dense::segment::PATCH_VOTE_TEMPERATURE },
+            Some(k) => PatchVote::TopK {
+                k,
+                temperature: procmem::dense::segment::PATCH_VOTE_TEMPERATURE,
+            },
             None => PatchVote::Attention,
         };
         std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
@@ -349,8 +502,21 @@ impl KnnSegArgs {
             let mut found: Vec<u32> = labels.clone();
             found.sort();
             found.dedup();
-            let names: Vec<&str> = found.iter().map(|&l| set.manifest.classes.get(l as usize).map_or("?", |s| s.as_str())).collect();
-            println!("{} → {} (classes: {})", path.display(), o.display(), names.join(", "));
+            let names: Vec<&str> = found
+                .iter()
+                .map(|&l| {
+                    set.manifest
+                        .classes
+                        .get(l as usize)
+                        .map_or("?", |s| s.as_str())
+                })
+                .collect();
+            println!(
+                "{} → {} (classes: {})",
+                path.display(),
+                o.display(),
+                names.join(", ")
+            );
         }
         Ok(())
     }
@@ -363,7 +529,10 @@ mod tests {
     #[test]
     fn inputs_sharing_a_file_name_get_distinct_outputs() {
         let p = |s: &str| PathBuf::from(s);
-        assert_eq!(output_stems(&[p("a/img.png"), p("b/img.png"), p("c/other.jpg")]), vec!["img-1", "img-2", "other"]);
+        assert_eq!(
+            output_stems(&[p("a/img.png"), p("b/img.png"), p("c/other.jpg")]),
+            vec!["img-1", "img-2", "other"]
+        );
         // A stem that already looks like a disambiguated one stays distinct too.
         let stems = output_stems(&[p("a/img.png"), p("img-2.png"), p("b/img.png")]);
         let unique: std::collections::HashSet<&String> = stems.iter().collect();
@@ -427,8 +596,21 @@ pub enum DenseCommand {
 impl DataCommand {
     pub fn run(self) -> anyhow::Result<()> {
         match self {
-            DataCommand::Composite { emoji, out, count, size, max_objects, seed } => {
-                let cfg = procmem::dense::composite::CompositeConfig { count, size, max_objects, seed, ..Default::default() };
+            DataCommand::Composite {
+                emoji,
+                out,
+                count,
+                size,
+                max_objects,
+                seed,
+            } => {
+                let cfg = procmem::dense::composite::CompositeConfig {
+                    count,
+                    size,
+                    max_objects,
+                    seed,
+                    ..Default::default()
+                };
                 composite(emoji, out, cfg)
             }
         }

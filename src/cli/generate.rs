@@ -3,7 +3,9 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::bail;
-use procmem::generate::{Generator, GeneratorConfig, Process, bench, manifest, programs::ProgramLibrary};
+use procmem::generate::{
+    Generator, GeneratorConfig, Process, bench, manifest, programs::ProgramLibrary,
+};
 
 use super::progress_bar;
 
@@ -76,12 +78,22 @@ pub fn generate(args: GenerateArgs) -> anyhow::Result<()> {
     let mut generator = Generator::open_default(config)?;
     eprintln!("rendering on {}", generator.renderer().adapter());
     let bar = progress_bar(args.count, generator.config().process.cli_name());
-    let m = manifest::write_set(&mut generator, args.seed, args.count, &args.out, |done, _| {
-        bar.set_position(done);
-        true
-    })?;
+    let m = manifest::write_set(
+        &mut generator,
+        args.seed,
+        args.count,
+        &args.out,
+        |done, _| {
+            bar.set_position(done);
+            true
+        },
+    )?;
     bar.finish();
-    eprintln!("wrote {} images and {}", m.count, args.out.join(manifest::MANIFEST_FILE).display());
+    eprintln!(
+        "wrote {} images and {}",
+        m.count,
+        args.out.join(manifest::MANIFEST_FILE).display()
+    );
     Ok(())
 }
 
@@ -94,13 +106,21 @@ pub fn regenerate(path: &Path, out: &Path) -> anyhow::Result<()> {
         true
     })?;
     bar.finish();
-    eprintln!("regenerated {} images; manifest at {}", m.count, written.display());
+    eprintln!(
+        "regenerated {} images; manifest at {}",
+        m.count,
+        written.display()
+    );
     Ok(())
 }
 
 pub fn programs(compile: bool) -> anyhow::Result<()> {
     let library = ProgramLibrary::load(ProgramLibrary::default_user_dir().as_deref());
-    let mut renderer = if compile { Some(procmem::generate::gpu::GpuRenderer::new()?) } else { None };
+    let mut renderer = if compile {
+        Some(procmem::generate::gpu::GpuRenderer::new()?)
+    } else {
+        None
+    };
     let mut failures = library.rejected.len();
     for p in &library.programs {
         let status = match renderer.as_mut().map(|r| r.pipeline(p)) {
@@ -111,7 +131,14 @@ pub fn programs(compile: bool) -> anyhow::Result<()> {
             _ => "ok".to_string(),
         };
         let params: Vec<&str> = p.params.iter().map(|q| q.name.as_str()).collect();
-        println!("{:<28} {:<10} {:<34} [{}] {}", p.id, p.family, p.name, params.join(", "), status);
+        println!(
+            "{:<28} {:<10} {:<34} [{}] {}",
+            p.id,
+            p.family,
+            p.name,
+            params.join(", "),
+            status
+        );
     }
     for r in &library.rejected {
         println!("{:<28} SKIPPED\n{}", r.id, r.message);
@@ -120,8 +147,17 @@ pub fn programs(compile: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn bench_generate(sizes: Vec<u32>, seconds: f64, processes: Vec<Process>, kml_at_output: bool) -> anyhow::Result<()> {
-    let processes = if processes.is_empty() { Process::ALL.to_vec() } else { processes };
+pub fn bench_generate(
+    sizes: Vec<u32>,
+    seconds: f64,
+    processes: Vec<Process>,
+    kml_at_output: bool,
+) -> anyhow::Result<()> {
+    let processes = if processes.is_empty() {
+        Process::ALL.to_vec()
+    } else {
+        processes
+    };
     let mut generator = Generator::open_default(GeneratorConfig::default())?;
     println!("adapter: {}", generator.renderer().adapter());
     println!("threads: {}", rayon::current_num_threads());
@@ -129,7 +165,11 @@ pub fn bench_generate(sizes: Vec<u32>, seconds: f64, processes: Vec<Process>, km
     println!("|---|---:|---:|---:|---:|---:|");
     for &process in &processes {
         for &size in &sizes {
-            let mut variants = vec![GeneratorConfig { process, size, ..Default::default() }];
+            let mut variants = vec![GeneratorConfig {
+                process,
+                size,
+                ..Default::default()
+            }];
             if kml_at_output && matches!(process, Process::ShadersKml | Process::KmlMixup) {
                 let mut c = variants[0].clone();
                 c.kml.resolution = size;
@@ -141,7 +181,8 @@ pub fn bench_generate(sizes: Vec<u32>, seconds: f64, processes: Vec<Process>, km
                     "| {} | {} | {} | {} | {:.1} | {:.0} |",
                     row.process.label(),
                     row.size,
-                    row.kml_resolution.map_or("–".to_string(), |r| r.to_string()),
+                    row.kml_resolution
+                        .map_or("–".to_string(), |r| r.to_string()),
                     row.images,
                     row.seconds,
                     row.images_per_second

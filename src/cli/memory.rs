@@ -158,7 +158,19 @@ fn run(cmd: MemoryCommand) -> anyhow::Result<()> {
     use procmem::memory::embedding::embed_pipelined;
     use procmem::memory::{Memory, import};
     match cmd {
-        MemoryCommand::Build { features, folder, csv, idx_images, idx_labels, fashion_mnist_names, npz, split, limit, strict, out } => {
+        MemoryCommand::Build {
+            features,
+            folder,
+            csv,
+            idx_images,
+            idx_labels,
+            fashion_mnist_names,
+            npz,
+            split,
+            limit,
+            strict,
+            out,
+        } => {
             let source = FeatureSource::from_spec(&features)?;
             let fingerprint = source.fingerprint();
             let mut memory: Option<Memory> = None;
@@ -168,21 +180,39 @@ fn run(cmd: MemoryCommand) -> anyhow::Result<()> {
             let in_memory_items = match (&folder, &csv, &idx_images, &npz) {
                 (Some(_), None, None, None) | (None, Some(_), None, None) => None,
                 (None, None, Some(images), None) => {
-                    let labels = idx_labels.as_deref().context("--idx-images needs --idx-labels")?;
-                    let names: &[&str] = if fashion_mnist_names { &procmem::datasets::FASHION_MNIST_CLASSES } else { &[] };
+                    let labels = idx_labels
+                        .as_deref()
+                        .context("--idx-images needs --idx-labels")?;
+                    let names: &[&str] = if fashion_mnist_names {
+                        &procmem::datasets::FASHION_MNIST_CLASSES
+                    } else {
+                        &[]
+                    };
                     Some(import::load_idx(images, labels, names)?)
                 }
                 (None, None, None, Some(npz)) => Some(import::load_npz(npz, &split)?),
                 _ => bail!("give exactly one of --folder, --csv, --idx-images, --npz"),
             };
             // Decoding and thumbnails of the next batch overlap with embedding the current one.
-            let mut add = |entries: Vec<procmem::memory::embedding::NewEntry>, bad: Vec<import::Skipped>, bar: &indicatif::ProgressBar| {
+            let mut add = |entries: Vec<procmem::memory::embedding::NewEntry>,
+                           bad: Vec<import::Skipped>,
+                           bar: &indicatif::ProgressBar| {
                 bar.inc((entries.len() + bad.len()) as u64);
                 skipped.extend(bad);
-                let Some(first) = entries.first() else { return Ok(()) };
-                let m = memory.get_or_insert_with(|| Memory::new(&fingerprint, first.embedding.len()));
+                let Some(first) = entries.first() else {
+                    return Ok(());
+                };
+                let m =
+                    memory.get_or_insert_with(|| Memory::new(&fingerprint, first.embedding.len()));
                 for e in entries {
-                    m.add(&fingerprint, &e.label, &e.source, e.content_hash, e.thumbnail, e.embedding)?;
+                    m.add(
+                        &fingerprint,
+                        &e.label,
+                        &e.source,
+                        e.content_hash,
+                        e.thumbnail,
+                        e.embedding,
+                    )?;
                 }
                 Ok(())
             };
@@ -199,7 +229,9 @@ fn run(cmd: MemoryCommand) -> anyhow::Result<()> {
                         let rest = items.split_off(items.len().min(BATCH));
                         batches.push((std::mem::replace(&mut items, rest), Vec::new()));
                     }
-                    embed_pipelined(&source, batches.into_iter(), |entries, bad| add(entries, bad, &bar))?;
+                    embed_pipelined(&source, batches.into_iter(), |entries, bad| {
+                        add(entries, bad, &bar)
+                    })?;
                     bar.finish_and_clear();
                 }
                 None => {
@@ -211,7 +243,11 @@ fn run(cmd: MemoryCommand) -> anyhow::Result<()> {
                     files.truncate(limit);
                     listing_skipped = bad_lines;
                     let bar = progress_bar(files.len() as u64, "import");
-                    embed_pipelined(&source, files.chunks(FILE_BATCH).map(import::load), |entries, bad| add(entries, bad, &bar))?;
+                    embed_pipelined(
+                        &source,
+                        files.chunks(FILE_BATCH).map(import::load),
+                        |entries, bad| add(entries, bad, &bar),
+                    )?;
                     bar.finish_and_clear();
                 }
             }
@@ -220,24 +256,49 @@ fn run(cmd: MemoryCommand) -> anyhow::Result<()> {
                 eprintln!("  skipped {}: {}", s.source, s.reason);
             }
             if strict && !skipped.is_empty() {
-                bail!("--strict: {} file(s) skipped (listed above); {} was not written", skipped.len(), out.display());
+                bail!(
+                    "--strict: {} file(s) skipped (listed above); {} was not written",
+                    skipped.len(),
+                    out.display()
+                );
             }
             let memory = memory.context("no readable images to import")?;
             memory.save(&out)?;
-            eprintln!("{} entries written to {} ({} skipped)", memory.len(), out.display(), skipped.len());
+            eprintln!(
+                "{} entries written to {} ({} skipped)",
+                memory.len(),
+                out.display(),
+                skipped.len()
+            );
             Ok(())
         }
-        MemoryCommand::Query { memory, features, images, k, json, hnsw } => {
-            use procmem::memory::{Answer, ExactIndex, NeighbourRecord, VoteRule, query::write_records};
+        MemoryCommand::Query {
+            memory,
+            features,
+            images,
+            k,
+            json,
+            hnsw,
+        } => {
+            use procmem::memory::{
+                Answer, ExactIndex, NeighbourRecord, VoteRule, query::write_records,
+            };
             if k == 0 {
                 bail!("--k 0 asks for no neighbours: give k ≥ 1 (10 is the default)");
             }
             let m = Memory::open(&memory)?;
             if m.is_empty() {
-                bail!("{} is empty (no entries): there is nothing to search (build one with `procmem memory build`)", memory.display());
+                bail!(
+                    "{} is empty (no entries): there is nothing to search (build one with `procmem memory build`)",
+                    memory.display()
+                );
             }
             if k > m.len() {
-                eprintln!("note: k = {k} but {} holds {} entries: all of them are listed", memory.display(), m.len());
+                eprintln!(
+                    "note: k = {k} but {} holds {} entries: all of them are listed",
+                    memory.display(),
+                    m.len()
+                );
             }
             let source = FeatureSource::from_spec(&features)?;
             if source.fingerprint() != m.model_fingerprint {
@@ -250,7 +311,14 @@ fn run(cmd: MemoryCommand) -> anyhow::Result<()> {
             }
             let labels = m.labels();
             let index = ExactIndex::build(&m, &labels);
-            let graph = if hnsw { Some(procmem::memory::HnswIndex::build(&index, Default::default())?) } else { None };
+            let graph = if hnsw {
+                Some(procmem::memory::HnswIndex::build(
+                    &index,
+                    Default::default(),
+                )?)
+            } else {
+                None
+            };
             let mut records = Vec::new();
             for path in &images {
                 let img = procmem::imageio::load_rgb(path)?;
@@ -262,13 +330,25 @@ fn run(cmd: MemoryCommand) -> anyhow::Result<()> {
                 .pop()
                 .unwrap_or_default();
                 let answer = Answer::new(neighbours, k, labels.len(), VoteRule::default());
-                let predicted = answer.vote.prediction.map_or("-".to_string(), |c| labels[c as usize].clone());
+                let predicted = answer
+                    .vote
+                    .prediction
+                    .map_or("-".to_string(), |c| labels[c as usize].clone());
                 println!("{}: {predicted}", path.display());
                 for n in &answer.neighbours {
                     let e = m.get(n.id).context("neighbour in memory")?;
-                    println!("  #{:<6} {:<14} similarity {:.4}  {}", n.id, labels[n.label as usize], n.similarity, e.source);
+                    println!(
+                        "  #{:<6} {:<14} similarity {:.4}  {}",
+                        n.id, labels[n.label as usize], n.similarity, e.source
+                    );
                 }
-                records.push(NeighbourRecord::new(&source.name(), &path.display().to_string(), None, &answer.neighbours, &labels));
+                records.push(NeighbourRecord::new(
+                    &source.name(),
+                    &path.display().to_string(),
+                    None,
+                    &answer.neighbours,
+                    &labels,
+                ));
             }
             if let Some(json) = json {
                 write_records(&json, &records)?;
@@ -278,17 +358,45 @@ fn run(cmd: MemoryCommand) -> anyhow::Result<()> {
         }
         MemoryCommand::Info { memory } => {
             let m = Memory::open(&memory)?;
-            println!("{}: {} entries, dimension {}, model {}", memory.display(), m.len(), m.dim, m.model_fingerprint);
+            println!(
+                "{}: {} entries, dimension {}, model {}",
+                memory.display(),
+                m.len(),
+                m.dim,
+                m.model_fingerprint
+            );
             for label in m.labels() {
-                println!("  {label}: {}", m.entries.iter().filter(|e| e.label == label).count());
+                println!(
+                    "  {label}: {}",
+                    m.entries.iter().filter(|e| e.label == label).count()
+                );
             }
             Ok(())
         }
-        MemoryCommand::Prune { memory, queries, k, min_hurt, apply, out, csv } => prune(&memory, &queries, k, min_hurt, apply, out, csv),
-        MemoryCommand::Value { memory, queries, k, show, csv, flip_labels, seed } => {
-            value(&memory, &queries, k, show, csv, flip_labels, seed)
-        }
-        MemoryCommand::Map { memory, out, png, size } => {
+        MemoryCommand::Prune {
+            memory,
+            queries,
+            k,
+            min_hurt,
+            apply,
+            out,
+            csv,
+        } => prune(&memory, &queries, k, min_hurt, apply, out, csv),
+        MemoryCommand::Value {
+            memory,
+            queries,
+            k,
+            show,
+            csv,
+            flip_labels,
+            seed,
+        } => value(&memory, &queries, k, show, csv, flip_labels, seed),
+        MemoryCommand::Map {
+            memory,
+            out,
+            png,
+            size,
+        } => {
             use procmem::memory::map::MemoryMap;
             use procmem::palette::class_rgb;
             let m = Memory::open(&memory)?;
@@ -303,7 +411,9 @@ fn run(cmd: MemoryCommand) -> anyhow::Result<()> {
                 out.display()
             );
             if let Some(png) = png {
-                map.render(size).save(&png).map_err(|e| anyhow::anyhow!("{}: {e}", png.display()))?;
+                map.render(size)
+                    .save(&png)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", png.display()))?;
                 eprintln!("map drawn to {}; colours:", png.display());
                 for (i, label) in map.labels.iter().enumerate() {
                     let [r, g, b] = class_rgb(i as u32);
@@ -313,12 +423,20 @@ fn run(cmd: MemoryCommand) -> anyhow::Result<()> {
             Ok(())
         }
         MemoryCommand::Audit(args) => args.run(),
-        MemoryCommand::Delete { memory, ids, with_near_duplicates, near } => {
+        MemoryCommand::Delete {
+            memory,
+            ids,
+            with_near_duplicates,
+            near,
+        } => {
             use procmem::memory::{ExactIndex, near_duplicates};
             let mut m = Memory::open(&memory)?;
             for id in &ids {
                 if m.get(*id).is_none() {
-                    bail!("no entry {id} in {} (nothing was changed)", memory.display());
+                    bail!(
+                        "no entry {id} in {} (nothing was changed)",
+                        memory.display()
+                    );
                 }
             }
             // Deleted in one pass; near-duplicates are then looked up among the entries that stay.
@@ -327,7 +445,11 @@ fn run(cmd: MemoryCommand) -> anyhow::Result<()> {
             let mut extra: Vec<u64> = Vec::new();
             for t in &targets {
                 for d in near_duplicates(&m, &index, &t.embedding, t.content_hash, t.id, near) {
-                    let how = if d.same_content { "the same image bytes".to_string() } else { format!("cosine {:.4}", d.similarity) };
+                    let how = if d.same_content {
+                        "the same image bytes".to_string()
+                    } else {
+                        format!("cosine {:.4}", d.similarity)
+                    };
                     eprintln!("  #{} is a near-duplicate of #{} ({how})", d.id, t.id);
                     if !extra.contains(&d.id) {
                         extra.push(d.id);
@@ -344,7 +466,9 @@ fn run(cmd: MemoryCommand) -> anyhow::Result<()> {
             // evaluations) may hold the deleted entries: they go, as when the app deletes.
             let purged = procmem::memory::embedding::purge_user_sets_everywhere();
             if purged > 0 {
-                eprintln!("purged {purged} cached embedding file(s) of user data (memories re-embedded, labelled sets)");
+                eprintln!(
+                    "purged {purged} cached embedding file(s) of user data (memories re-embedded, labelled sets)"
+                );
             }
             eprintln!(
                 "deleted {} entr{}; {} remain; {} content hash(es) on the memory's deny-list",
@@ -354,7 +478,10 @@ fn run(cmd: MemoryCommand) -> anyhow::Result<()> {
                 m.denied_count()
             );
             if !with_near_duplicates && !extra.is_empty() {
-                eprintln!("{} near-duplicate(s) remain; --with-near-duplicates deletes them too", extra.len());
+                eprintln!(
+                    "{} near-duplicate(s) remain; --with-near-duplicates deletes them too",
+                    extra.len()
+                );
             }
             Ok(())
         }
@@ -367,7 +494,13 @@ fn run(cmd: MemoryCommand) -> anyhow::Result<()> {
 fn memory_and_queries(
     path: &std::path::Path,
     queries: &std::path::Path,
-) -> anyhow::Result<(procmem::memory::Memory, Vec<String>, procmem::memory::ExactIndex, Vec<f32>, Vec<u32>)> {
+) -> anyhow::Result<(
+    procmem::memory::Memory,
+    Vec<String>,
+    procmem::memory::ExactIndex,
+    Vec<f32>,
+    Vec<u32>,
+)> {
     use procmem::memory::{ExactIndex, Memory};
     let memory = Memory::open(path)?;
     let q = Memory::open(queries)?;
@@ -382,9 +515,17 @@ fn memory_and_queries(
     }
     // Query classes outside the memory's labels count as a class no entry has.
     let mut labels = memory.labels();
-    let truths: Vec<u32> = q.entries.iter().map(|e| super::eval::class_index(&mut labels, &e.label)).collect();
+    let truths: Vec<u32> = q
+        .entries
+        .iter()
+        .map(|e| super::eval::class_index(&mut labels, &e.label))
+        .collect();
     let index = ExactIndex::build(&memory, &labels);
-    let flat: Vec<f32> = q.entries.iter().flat_map(|e| e.embedding.iter().copied()).collect();
+    let flat: Vec<f32> = q
+        .entries
+        .iter()
+        .flat_map(|e| e.embedding.iter().copied())
+        .collect();
     Ok((memory, labels, index, flat, truths))
 }
 
@@ -406,7 +547,8 @@ fn value(
             "--flip-labels takes a fraction in [0, 1] and needs two classes"
         );
         let mut rng = procmem::rng::Rng::new(seed);
-        let rows: Vec<(u64, u32, Vec<f32>)> = index.rows().map(|(id, l, e)| (id, l, e.to_vec())).collect();
+        let rows: Vec<(u64, u32, Vec<f32>)> =
+            index.rows().map(|(id, l, e)| (id, l, e.to_vec())).collect();
         index.retain(|_, _| false);
         for (id, label, e) in rows {
             let label = if rng.uniform() < fraction {
@@ -420,7 +562,8 @@ fn value(
     }
     let t = std::time::Instant::now();
     let values = knn_shapley(&index, &flat, &truths, k);
-    let mut ranked: Vec<((u64, u32), f64)> = index.rows().map(|(id, l, _)| (id, l)).zip(values).collect();
+    let mut ranked: Vec<((u64, u32), f64)> =
+        index.rows().map(|(id, l, _)| (id, l)).zip(values).collect();
     ranked.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.0.cmp(&b.0.0)));
     println!(
         "KNN-Shapley values (Jia et al. 2019) of {} entries over {} queries, k = {k}, in {:.1} s; {} negative",
@@ -432,7 +575,10 @@ fn value(
     println!("| id | label | source | value |\n|---:|---|---|---:|");
     for ((id, label), v) in ranked.iter().take(show) {
         let source = memory.get(*id).map_or("", |e| e.source.as_str());
-        println!("| {id} | {} | {source} | {v:.3e} |", labels[*label as usize]);
+        println!(
+            "| {id} | {} | {source} | {v:.3e} |",
+            labels[*label as usize]
+        );
     }
     if !flipped.is_empty() {
         let lowest = &ranked[..flipped.len().min(ranked.len())];
@@ -450,7 +596,11 @@ fn value(
         let mut text = String::from("id,label,source,value\n");
         for ((id, label), v) in &ranked {
             let source = memory.get(*id).map_or("", |e| e.source.as_str());
-            text += &format!("{id},{},\"{}\",{v:e}\n", labels[*label as usize], source.replace('"', "\"\""));
+            text += &format!(
+                "{id},{},\"{}\",{v:e}\n",
+                labels[*label as usize],
+                source.replace('"', "\"\"")
+            );
         }
         procmem::fsio::write_atomic(&csv, text.as_bytes())?;
     }
@@ -467,7 +617,14 @@ fn prune(
     csv: Option<PathBuf>,
 ) -> anyhow::Result<()> {
     let (mut memory, labels, index, flat, truths) = memory_and_queries(path, queries)?;
-    let plan = procmem::memory::prune::plan(&index, &flat, &truths, k, min_hurt, procmem::memory::VoteRule::default());
+    let plan = procmem::memory::prune::plan(
+        &index,
+        &flat,
+        &truths,
+        k,
+        min_hurt,
+        procmem::memory::VoteRule::default(),
+    );
     println!(
         "{} of {} entries are harmful (hurt >= {min_hurt} and more than they helped, k = {k}, {} choosing queries)",
         plan.harmful.len(),
@@ -475,12 +632,25 @@ fn prune(
         plan.choosing
     );
     println!("| id | label | source | helped | hurt |\n|---:|---|---|---:|---:|");
-    for e in plan.evidence.iter().filter(|e| e.is_harmful(min_hurt)).take(50) {
-        let entry = memory.get(e.id).context("an indexed entry is in the memory")?;
-        println!("| {} | {} | {} | {} | {} |", e.id, labels[e.label as usize], entry.source, e.helped, e.hurt);
+    for e in plan
+        .evidence
+        .iter()
+        .filter(|e| e.is_harmful(min_hurt))
+        .take(50)
+    {
+        let entry = memory
+            .get(e.id)
+            .context("an indexed entry is in the memory")?;
+        println!(
+            "| {} | {} | {} | {} | {} |",
+            e.id, labels[e.label as usize], entry.source, e.helped, e.hurt
+        );
     }
     if plan.harmful.len() > 50 {
-        println!("… and {} more (all of them with --csv)", plan.harmful.len() - 50);
+        println!(
+            "… and {} more (all of them with --csv)",
+            plan.harmful.len() - 50
+        );
     }
     println!(
         "kNN accuracy on the {} judging queries (not used to choose): {:.2} % before, {:.2} % after pruning",
@@ -491,7 +661,14 @@ fn prune(
     if let Some(csv) = csv {
         let mut text = String::from("id,label,helped,hurt,harmful\n");
         for e in &plan.evidence {
-            text += &format!("{},{},{},{},{}\n", e.id, labels[e.label as usize], e.helped, e.hurt, e.is_harmful(min_hurt));
+            text += &format!(
+                "{},{},{},{},{}\n",
+                e.id,
+                labels[e.label as usize],
+                e.helped,
+                e.hurt,
+                e.is_harmful(min_hurt)
+            );
         }
         procmem::fsio::write_atomic(&csv, text.as_bytes())?;
     }
@@ -501,7 +678,12 @@ fn prune(
         let target = out.unwrap_or_else(|| path.to_path_buf());
         memory.save(&target)?;
         procmem::memory::embedding::purge_user_sets_everywhere();
-        eprintln!("deleted {} entries; {} remain in {}", plan.harmful.len(), memory.len(), target.display());
+        eprintln!(
+            "deleted {} entries; {} remain in {}",
+            plan.harmful.len(),
+            memory.len(),
+            target.display()
+        );
     } else if !plan.harmful.is_empty() {
         eprintln!("dry run: nothing was changed (add --apply to delete them)");
     }
@@ -539,8 +721,23 @@ pub struct AuditArgs {
 
 impl AuditArgs {
     pub fn run(self) -> anyhow::Result<()> {
-        let AuditArgs { original, edited, out, never_added, mut scan, no_default_scan, purge_caches, k, seed } = self;
-        let (original, edited, out, never_added) = (original.as_path(), edited.as_path(), out.as_path(), never_added.as_deref());
+        let AuditArgs {
+            original,
+            edited,
+            out,
+            never_added,
+            mut scan,
+            no_default_scan,
+            purge_caches,
+            k,
+            seed,
+        } = self;
+        let (original, edited, out, never_added) = (
+            original.as_path(),
+            edited.as_path(),
+            out.as_path(),
+            never_added.as_deref(),
+        );
         use procmem::eval::audit::{AuditInput, audit};
         use procmem::memory::Memory;
         let never = never_added.map(Memory::open).transpose()?;
@@ -553,14 +750,25 @@ impl AuditArgs {
         let caches: Vec<PathBuf> = std::iter::once(procmem::paths::user_data_dir().join("cache"))
             .chain(procmem::paths::data_dir().map(|d| d.join("cache")))
             .collect();
-        let input = AuditInput { original, edited, never_added: never.as_ref(), scan, k, seed };
+        let input = AuditInput {
+            original,
+            edited,
+            never_added: never.as_ref(),
+            scan,
+            k,
+            seed,
+        };
         let mut cert = audit(&input, |s| eprintln!("{s}"))?;
         if purge_caches && !cert.byte_scan.findings.is_empty() {
             let mut purged = std::collections::BTreeSet::new();
             for f in &cert.byte_scan.findings {
                 if caches.iter().any(|c| f.path.starts_with(c)) && purged.insert(f.path.clone()) {
-                    std::fs::remove_file(&f.path).with_context(|| format!("could not delete {}", f.path.display()))?;
-                    eprintln!("deleted cache file {} (it held deleted bytes; it is rebuilt on demand)", f.path.display());
+                    std::fs::remove_file(&f.path)
+                        .with_context(|| format!("could not delete {}", f.path.display()))?;
+                    eprintln!(
+                        "deleted cache file {} (it held deleted bytes; it is rebuilt on demand)",
+                        f.path.display()
+                    );
                 }
             }
             if !purged.is_empty() {
@@ -596,19 +804,32 @@ impl AuditArgs {
             b.findings.len()
         );
         if !b.unsearchable.is_empty() {
-            println!("      entries {:?} have exact duplicates still in the memory: nothing of theirs can be told apart", b.unsearchable);
+            println!(
+                "      entries {:?} have exact duplicates still in the memory: nothing of theirs can be told apart",
+                b.unsearchable
+            );
         }
         for u in &b.unreadable {
             println!("      could not read {u}");
         }
         for f in b.findings.iter().take(20) {
-            println!("      {} at byte {}: the {} of deleted entry {}", f.path.display(), f.offset, f.what, f.id);
+            println!(
+                "      {} at byte {}: the {} of deleted entry {}",
+                f.path.display(),
+                f.offset,
+                f.what,
+                f.id
+            );
         }
         match &cert.membership {
             Some(m) => println!(
                 "  (c) membership: {}{} — AUROC deleted vs never-added {:.3} (95 % interval {:.3}–{:.3}; 0.5 = indistinguishable), members vs never-added {:.3}",
                 verdict(m.passed),
-                if m.inconclusive { " but inconclusive (fewer than 20 deleted or never-added images; not counted)" } else { "" },
+                if m.inconclusive {
+                    " but inconclusive (fewer than 20 deleted or never-added images; not counted)"
+                } else {
+                    ""
+                },
                 m.auroc_deleted,
                 m.interval_deleted[0],
                 m.interval_deleted[1],

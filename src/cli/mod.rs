@@ -15,7 +15,9 @@ use procmem::embed::FeatureSource;
 pub fn progress_bar(total: u64, what: &str) -> ProgressBar {
     let bar = ProgressBar::new(total);
     bar.set_style(
-        ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} ({per_sec}, eta {eta})").expect("valid template").progress_chars("=> "),
+        ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} ({per_sec}, eta {eta})")
+            .expect("valid template")
+            .progress_chars("=> "),
     );
     bar.set_message(what.to_string());
     bar
@@ -30,17 +32,23 @@ pub fn data_dir() -> anyhow::Result<std::path::PathBuf> {
 /// Reads a TOML config file (a generator or training config), naming the file in errors.
 pub fn read_toml<T: serde::de::DeserializeOwned>(path: &std::path::Path) -> anyhow::Result<T> {
     use anyhow::Context;
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
 }
 
 /// The requested sources, then the baselines: raw pixels and a random-init ViT shaped like the
 /// first model (cpu-tiny when there is none). A spec already present is not repeated.
-pub fn sources_with_baselines(specs: &[String], baselines: bool) -> anyhow::Result<Vec<FeatureSource>> {
+pub fn sources_with_baselines(
+    specs: &[String],
+    baselines: bool,
+) -> anyhow::Result<Vec<FeatureSource>> {
     use anyhow::Context;
     let mut out = Vec::new();
     for spec in specs {
-        out.push(FeatureSource::from_spec(spec).with_context(|| format!("feature source `{spec}`"))?);
+        out.push(
+            FeatureSource::from_spec(spec).with_context(|| format!("feature source `{spec}`"))?,
+        );
     }
     if baselines {
         if !out.iter().any(|s| matches!(s, FeatureSource::Pixels)) {

@@ -9,7 +9,9 @@ use procmem::model::Pooling;
 use procmem::model::weights::Which;
 
 fn parse_pooling(spec: &str) -> Result<String, String> {
-    Pooling::parse(spec).map(|p| p.name()).ok_or_else(|| format!("`{spec}` is not a pooling: use `cls` or `grid<S>`, e.g. `grid2`"))
+    Pooling::parse(spec)
+        .map(|p| p.name())
+        .ok_or_else(|| format!("`{spec}` is not a pooling: use `cls` or `grid<S>`, e.g. `grid2`"))
 }
 
 /// Fit centring and whitening of a model's embedding on procedural images and write the model
@@ -45,10 +47,21 @@ pub struct StandardiseArgs {
 
 impl StandardiseArgs {
     pub fn run(&self) -> anyhow::Result<()> {
-        let pooling = Pooling::parse(&self.pooling).ok_or_else(|| anyhow::anyhow!("unknown pooling `{}`", self.pooling))?;
-        let cfg = StandardiseConfig { process: self.process, images: self.images, seed: self.seed, shrinkage: self.shrinkage, pooling };
+        let pooling = Pooling::parse(&self.pooling)
+            .ok_or_else(|| anyhow::anyhow!("unknown pooling `{}`", self.pooling))?;
+        let cfg = StandardiseConfig {
+            process: self.process,
+            images: self.images,
+            seed: self.seed,
+            shrinkage: self.shrinkage,
+            pooling,
+        };
         let bar = super::progress_bar(2 * cfg.images as u64, "generating and embedding");
-        let which = if self.student { Which::Student } else { Which::Teacher };
+        let which = if self.student {
+            Which::Student
+        } else {
+            Which::Teacher
+        };
         let fp = standardise_model(&self.model, which, &cfg, &self.out, |done, total| {
             bar.set_length(total as u64);
             bar.set_position(done as u64);

@@ -61,7 +61,9 @@ pub fn train(args: TrainArgs) -> anyhow::Result<()> {
                 cfg.data = DataSource::Procedural { generator };
             }
             if let Some(folder) = &args.folder {
-                cfg.data = DataSource::Folder { path: folder.clone() };
+                cfg.data = DataSource::Folder {
+                    path: folder.clone(),
+                };
             }
             if let Some(v) = args.steps {
                 cfg.steps = v;
@@ -76,7 +78,10 @@ pub fn train(args: TrainArgs) -> anyhow::Result<()> {
         }
     };
     std::fs::create_dir_all(&args.out)?;
-    procmem::fsio::write_atomic(&args.out.join("config.toml"), toml::to_string(&trainer.cfg)?.as_bytes())?;
+    procmem::fsio::write_atomic(
+        &args.out.join("config.toml"),
+        toml::to_string(&trainer.cfg)?.as_bytes(),
+    )?;
     let bar = progress_bar(trainer.cfg.steps, "train");
     bar.set_position(trainer.step);
     let cancel = std::sync::atomic::AtomicBool::new(false);
@@ -108,13 +113,21 @@ pub fn bench_train(config: Option<PathBuf>, steps: u64, embed_batch: usize) -> a
     let dir = tempfile_dir()?;
     let mut trainer = Trainer::new(cfg.clone(), &dir)?;
     let b = cfg.batch_size;
-    let (g, l) = (cfg.augment.global_size as usize, cfg.augment.local_size as usize);
+    let (g, l) = (
+        cfg.augment.global_size as usize,
+        cfg.augment.local_size as usize,
+    );
     let randn = |n: usize, s: usize| Tensor::randn(0f32, 1.0, (n, 3, s, s), &Device::Cpu);
     let batch = PreparedBatch {
         step: 0,
         global: vec![randn(b, g)?, randn(b, g)?],
-        local: (0..cfg.augment.local_crops).map(|_| randn(b, l)).collect::<candle_core::Result<Vec<_>>>()?,
-        preview: Crops { global: vec![], local: vec![] },
+        local: (0..cfg.augment.local_crops)
+            .map(|_| randn(b, l))
+            .collect::<candle_core::Result<Vec<_>>>()?,
+        preview: Crops {
+            global: vec![],
+            local: vec![],
+        },
         skipped: 0,
     };
     println!(
@@ -160,7 +173,10 @@ pub fn bench_train(config: Option<PathBuf>, steps: u64, embed_batch: usize) -> a
     // The CLS embedding is what memories store; the patch tokens are for dense tasks only.
     let cls = images_per_second(&|| model.embedding(&x).map(drop))?;
     let all = images_per_second(&|| model.embed(&x).map(drop))?;
-    println!("embedding: {cls:.1} images/s at {}² (batch {embed_batch}, forward only, CLS embedding)", vit.img_size);
+    println!(
+        "embedding: {cls:.1} images/s at {}² (batch {embed_batch}, forward only, CLS embedding)",
+        vit.img_size
+    );
     println!("embedding with patch tokens: {all:.1} images/s (every token through the last block)");
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())

@@ -37,7 +37,15 @@ pub struct CompositeConfig {
 
 impl Default for CompositeConfig {
     fn default() -> Self {
-        Self { count: 200, size: 128, min_objects: 1, max_objects: 3, min_scale: 0.3, max_scale: 0.6, seed: 0 }
+        Self {
+            count: 200,
+            size: 128,
+            min_objects: 1,
+            max_objects: 3,
+            min_scale: 0.3,
+            max_scale: 0.6,
+            seed: 0,
+        }
     }
 }
 
@@ -94,17 +102,32 @@ const MANIFEST: &str = "composite.json";
 /// A procedural background: a synthesized program evaluated on the CPU.
 pub fn background(seed: u64, size: u32) -> image::RgbImage {
     let program = SynthProgram::generate(seed);
-    image::RgbImage::from_fn(size, size, |x, y| image::Rgb(program.eval_pixel(x, y, size, 0.0)))
+    image::RgbImage::from_fn(size, size, |x, y| {
+        image::Rgb(program.eval_pixel(x, y, size, 0.0))
+    })
 }
 
 /// Pastes `object` with its alpha at (x, y), scaled to `size`; paints `class` where alpha ≥ ½.
-fn paste(img: &mut image::RgbImage, labels: &mut [u8], object: &image::RgbaImage, x: u32, y: u32, size: u32, class: u8) {
+fn paste(
+    img: &mut image::RgbImage,
+    labels: &mut [u8],
+    object: &image::RgbaImage,
+    x: u32,
+    y: u32,
+    size: u32,
+    class: u8,
+) {
     // Resample with premultiplied alpha, so transparent pixels' colour never bleeds into edges.
     let premultiplied = image::Rgba32FImage::from_fn(object.width(), object.height(), |x, y| {
         let p = object.get_pixel(x, y).0.map(|v| v as f32 / 255.0);
         image::Rgba([p[0] * p[3], p[1] * p[3], p[2] * p[3], p[3]])
     });
-    let scaled = image::imageops::resize(&premultiplied, size, size, image::imageops::FilterType::CatmullRom);
+    let scaled = image::imageops::resize(
+        &premultiplied,
+        size,
+        size,
+        image::imageops::FilterType::CatmullRom,
+    );
     let width = img.width();
     for (ox, oy, px) in scaled.enumerate_pixels() {
         let (tx, ty) = (x + ox, y + oy);
@@ -137,7 +160,10 @@ pub fn build(
 ) -> Result<CompositeManifest> {
     cfg.validate()?;
     if out.join(MANIFEST).exists() {
-        return Err(Error::InvalidConfig(format!("{} already holds a composite set; choose another folder", out.display())));
+        return Err(Error::InvalidConfig(format!(
+            "{} already holds a composite set; choose another folder",
+            out.display()
+        )));
     }
     let mut classes: Vec<String> = vec!["background".into()];
     for o in objects {
@@ -146,9 +172,14 @@ pub fn build(
         }
     }
     if classes.len() > 255 {
-        return Err(Error::InvalidConfig("more than 255 object classes do not fit a byte mask".into()));
+        return Err(Error::InvalidConfig(
+            "more than 255 object classes do not fit a byte mask".into(),
+        ));
     }
-    let by_class: Vec<Vec<&ObjectImage>> = classes[1..].iter().map(|c| objects.iter().filter(|o| &o.class == c).collect()).collect();
+    let by_class: Vec<Vec<&ObjectImage>> = classes[1..]
+        .iter()
+        .map(|c| objects.iter().filter(|o| &o.class == c).collect())
+        .collect();
     if by_class.is_empty() {
         return Err(Error::InvalidConfig("no objects to paste".into()));
     }
@@ -165,26 +196,60 @@ pub fn build(
             // A class first, then one of its objects: classes stay balanced.
             let class = rng.below(by_class.len());
             let object = by_class[class][rng.below(by_class[class].len())];
-            let size = ((rng.range_f32(cfg.min_scale, cfg.max_scale) * cfg.size as f32).round() as u32).clamp(4, cfg.size);
+            let size = ((rng.range_f32(cfg.min_scale, cfg.max_scale) * cfg.size as f32).round()
+                as u32)
+                .clamp(4, cfg.size);
             let x = rng.below((cfg.size - size + 1) as usize) as u32;
             let y = rng.below((cfg.size - size + 1) as usize) as u32;
-            paste(&mut img, &mut labels, &object.rgba, x, y, size, class as u8 + 1);
-            placed.push(PlacedObject { name: object.name.clone(), class: class as u32 + 1, x, y, size });
+            paste(
+                &mut img,
+                &mut labels,
+                &object.rgba,
+                x,
+                y,
+                size,
+                class as u8 + 1,
+            );
+            placed.push(PlacedObject {
+                name: object.name.clone(),
+                class: class as u32 + 1,
+                x,
+                y,
+                size,
+            });
         }
         let name = format!("{i:05}");
         let image_path = out.join(format!("{name}.png"));
         let mask_path = out.join(format!("{name}.mask.png"));
-        img.save(&image_path).map_err(|e| Error::BadFile { path: image_path.clone(), message: e.to_string() })?;
+        img.save(&image_path).map_err(|e| Error::BadFile {
+            path: image_path.clone(),
+            message: e.to_string(),
+        })?;
         image::GrayImage::from_raw(cfg.size, cfg.size, labels)
             .expect("mask buffer matches the image")
             .save(&mask_path)
-            .map_err(|e| Error::BadFile { path: mask_path.clone(), message: e.to_string() })?;
-        items.push(CompositeItem { image: format!("{name}.png"), mask: format!("{name}.mask.png"), background: bg_seed, objects: placed });
+            .map_err(|e| Error::BadFile {
+                path: mask_path.clone(),
+                message: e.to_string(),
+            })?;
+        items.push(CompositeItem {
+            image: format!("{name}.png"),
+            mask: format!("{name}.mask.png"),
+            background: bg_seed,
+            objects: placed,
+        });
         progress(i + 1, cfg.count);
     }
-    let manifest = CompositeManifest { version: 1, config: cfg.clone(), classes, source: source.to_string(), items };
+    let manifest = CompositeManifest {
+        version: 1,
+        config: cfg.clone(),
+        classes,
+        source: source.to_string(),
+        items,
+    };
     let path = out.join(MANIFEST);
-    let text = serde_json::to_string_pretty(&manifest).map_err(|e| Error::InvalidConfig(e.to_string()))?;
+    let text =
+        serde_json::to_string_pretty(&manifest).map_err(|e| Error::InvalidConfig(e.to_string()))?;
     crate::fsio::write_atomic(&path, text.as_bytes())?;
     Ok(manifest)
 }
@@ -215,12 +280,24 @@ impl CompositeSet {
     pub fn open(dir: &Path) -> Result<Self> {
         let path = dir.join(MANIFEST);
         let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
-        let manifest: CompositeManifest = serde_json::from_str(&text)
-            .map_err(|e| Error::BadFile { path: path.clone(), message: format!("not a composite manifest: {e}") })?;
+        let manifest: CompositeManifest =
+            serde_json::from_str(&text).map_err(|e| Error::BadFile {
+                path: path.clone(),
+                message: format!("not a composite manifest: {e}"),
+            })?;
         if manifest.version != 1 {
-            return Err(Error::BadFile { path, message: format!("composite format version {} is not supported", manifest.version) });
+            return Err(Error::BadFile {
+                path,
+                message: format!(
+                    "composite format version {} is not supported",
+                    manifest.version
+                ),
+            });
         }
-        Ok(Self { dir: dir.to_path_buf(), manifest })
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            manifest,
+        })
     }
 
     pub fn len(&self) -> usize {
@@ -233,18 +310,28 @@ impl CompositeSet {
 
     /// Loads example `i`, checking the mask against the image and the class list.
     pub fn load(&self, i: usize) -> Result<Example> {
-        let item = self.manifest.items.get(i).ok_or_else(|| Error::InvalidConfig(format!("no example {i}")))?;
+        let item = self
+            .manifest
+            .items
+            .get(i)
+            .ok_or_else(|| Error::InvalidConfig(format!("no example {i}")))?;
         let image_path = self.dir.join(&item.image);
         let mask_path = self.dir.join(&item.mask);
         let image = crate::imageio::load_rgb(&image_path)?;
         let mask = crate::imageio::load(&mask_path)?.to_luma8();
         if mask.dimensions() != image.dimensions() {
-            return Err(Error::BadFile { path: mask_path, message: "the mask's size differs from the image's".into() });
+            return Err(Error::BadFile {
+                path: mask_path,
+                message: "the mask's size differs from the image's".into(),
+            });
         }
         let classes = self.manifest.classes.len() as u32;
         let labels: Vec<u32> = mask.as_raw().iter().map(|&v| v as u32).collect();
         if let Some(bad) = labels.iter().find(|&&l| l >= classes) {
-            return Err(Error::BadFile { path: mask_path, message: format!("class id {bad} is outside the {classes} classes") });
+            return Err(Error::BadFile {
+                path: mask_path,
+                message: format!("class id {bad} is outside the {classes} classes"),
+            });
         }
         Ok(Example { image, labels })
     }
@@ -258,7 +345,11 @@ mod tests {
         // An opaque disc on a transparent square.
         image::RgbaImage::from_fn(16, 16, |x, y| {
             let d = (x as f32 - 7.5).powi(2) + (y as f32 - 7.5).powi(2);
-            if d < 36.0 { image::Rgba([colour[0], colour[1], colour[2], 255]) } else { image::Rgba([0, 0, 0, 0]) }
+            if d < 36.0 {
+                image::Rgba([colour[0], colour[1], colour[2], 255])
+            } else {
+                image::Rgba([0, 0, 0, 0])
+            }
         })
     }
 
@@ -266,17 +357,34 @@ mod tests {
     fn build_then_open_gives_exact_masks() {
         let dir = tempfile::tempdir().unwrap();
         let objects = vec![
-            ObjectImage { name: "red".into(), class: "A".into(), rgba: square([255, 0, 0]) },
-            ObjectImage { name: "blue".into(), class: "B".into(), rgba: square([0, 0, 255]) },
+            ObjectImage {
+                name: "red".into(),
+                class: "A".into(),
+                rgba: square([255, 0, 0]),
+            },
+            ObjectImage {
+                name: "blue".into(),
+                class: "B".into(),
+                rgba: square([0, 0, 255]),
+            },
         ];
-        let cfg = CompositeConfig { count: 4, size: 32, max_objects: 1, ..Default::default() };
+        let cfg = CompositeConfig {
+            count: 4,
+            size: 32,
+            max_objects: 1,
+            ..Default::default()
+        };
         let m = build(&cfg, &objects, "test discs", dir.path(), |_, _| {}).unwrap();
         assert_eq!(m.classes, vec!["background", "A", "B"]);
         let set = CompositeSet::open(dir.path()).unwrap();
         for (i, item) in set.manifest.items.iter().enumerate() {
             let ex = set.load(i).unwrap();
             let o = &item.objects[0];
-            let colour = if o.class == 1 { [255, 0, 0] } else { [0, 0, 255] };
+            let colour = if o.class == 1 {
+                [255, 0, 0]
+            } else {
+                [0, 0, 255]
+            };
             // Every labelled pixel lies in the object's box and shows the object's colour.
             for (p, &l) in ex.labels.iter().enumerate() {
                 let (x, y) = ((p % 32) as u32, (p / 32) as u32);
@@ -284,7 +392,10 @@ mod tests {
                     assert_eq!(l, o.class);
                     assert!(x >= o.x && x < o.x + o.size && y >= o.y && y < o.y + o.size);
                     let px = ex.image.get_pixel(x, y).0;
-                    assert!((0..3).all(|k| (px[k] as i32 - colour[k]).abs() <= 128), "{px:?}");
+                    assert!(
+                        (0..3).all(|k| (px[k] as i32 - colour[k]).abs() <= 128),
+                        "{px:?}"
+                    );
                 }
             }
             assert!(ex.labels.iter().any(|&l| l != 0));
@@ -292,7 +403,12 @@ mod tests {
         // Same seed, same set; an existing set is never overwritten.
         assert!(build(&cfg, &objects, "test discs", dir.path(), |_, _| {}).is_err());
         let again = tempfile::tempdir().unwrap();
-        assert_eq!(build(&cfg, &objects, "test discs", again.path(), |_, _| {}).unwrap().items, m.items);
+        assert_eq!(
+            build(&cfg, &objects, "test discs", again.path(), |_, _| {})
+                .unwrap()
+                .items,
+            m.items
+        );
         // A corrupt mask is a clear error.
         std::fs::write(dir.path().join(&m.items[0].mask), b"not a png").unwrap();
         let err = set.load(0).unwrap_err().to_string();

@@ -37,7 +37,12 @@ impl PatchGrid {
                 data.len()
             )));
         }
-        Ok(Self { rows, cols, dim, data })
+        Ok(Self {
+            rows,
+            cols,
+            dim,
+            data,
+        })
     }
 
     pub fn len(&self) -> usize {
@@ -59,19 +64,36 @@ impl PatchGrid {
         let mut data = vec![0.0f32; rows * cols * dim];
         let ys = bilinear_taps(self.rows, rows);
         let xs = bilinear_taps(self.cols, cols);
-        data.par_chunks_mut(cols * dim).zip(ys.par_iter()).for_each(|(row, &(y0, y1, fy))| {
-            for (x, &(x0, x1, fx)) in xs.iter().enumerate() {
-                let out = &mut row[x * dim..(x + 1) * dim];
-                let w = [(1.0 - fy) * (1.0 - fx), (1.0 - fy) * fx, fy * (1.0 - fx), fy * fx];
-                let src = [y0 * self.cols + x0, y0 * self.cols + x1, y1 * self.cols + x0, y1 * self.cols + x1];
-                for (wi, si) in w.iter().zip(src) {
-                    for (o, v) in out.iter_mut().zip(self.patch(si)) {
-                        *o += wi * v;
+        data.par_chunks_mut(cols * dim)
+            .zip(ys.par_iter())
+            .for_each(|(row, &(y0, y1, fy))| {
+                for (x, &(x0, x1, fx)) in xs.iter().enumerate() {
+                    let out = &mut row[x * dim..(x + 1) * dim];
+                    let w = [
+                        (1.0 - fy) * (1.0 - fx),
+                        (1.0 - fy) * fx,
+                        fy * (1.0 - fx),
+                        fy * fx,
+                    ];
+                    let src = [
+                        y0 * self.cols + x0,
+                        y0 * self.cols + x1,
+                        y1 * self.cols + x0,
+                        y1 * self.cols + x1,
+                    ];
+                    for (wi, si) in w.iter().zip(src) {
+                        for (o, v) in out.iter_mut().zip(self.patch(si)) {
+                            *o += wi * v;
+                        }
                     }
                 }
-            }
-        });
-        PatchGrid { rows, cols, dim, data }
+            });
+        PatchGrid {
+            rows,
+            cols,
+            dim,
+            data,
+        }
     }
 
     /// The grid with every patch L2-normalised.
@@ -110,12 +132,19 @@ pub fn input_size(source: &FeatureSource, grid: usize) -> usize {
 
 /// Patch features of each image on a `grid`×`grid` patch grid; `progress(done)` per batch.
 /// Raw pixels give each patch its ImageNet-normalised RGB values (3·8·8 = 192 numbers).
-pub fn extract<I>(source: &FeatureSource, images: &[I], grid: usize, mut progress: impl FnMut(usize)) -> Result<Vec<PatchGrid>>
+pub fn extract<I>(
+    source: &FeatureSource,
+    images: &[I],
+    grid: usize,
+    mut progress: impl FnMut(usize),
+) -> Result<Vec<PatchGrid>>
 where
     I: std::borrow::Borrow<image::RgbImage> + Sync,
 {
     if grid == 0 {
-        return Err(Error::InvalidConfig("the patch grid needs at least one patch per side".into()));
+        return Err(Error::InvalidConfig(
+            "the patch grid needs at least one patch per side".into(),
+        ));
     }
     let p = patch_size(source);
     let size = grid * p;
@@ -137,7 +166,12 @@ where
                             }
                         }
                     }
-                    PatchGrid { rows: grid, cols: grid, dim: 3 * p * p, data }
+                    PatchGrid {
+                        rows: grid,
+                        cols: grid,
+                        dim: 3 * p * p,
+                        data,
+                    }
                 })
                 .collect();
             progress(images.len());
@@ -148,15 +182,22 @@ where
             let batch = (4096 / (grid * grid)).clamp(1, 64);
             let mut out = Vec::with_capacity(images.len());
             for chunk in images.chunks(batch) {
-                let pixels: Vec<f32> =
-                    chunk.par_iter().flat_map_iter(|img| resize_normalize(img.borrow(), size as u32, size as u32)).collect();
+                let pixels: Vec<f32> = chunk
+                    .par_iter()
+                    .flat_map_iter(|img| resize_normalize(img.borrow(), size as u32, size as u32))
+                    .collect();
                 let x = Tensor::from_vec(pixels, (chunk.len(), 3, size, size), &Device::Cpu)?;
                 let tokens = vit.infer_tokens(&x)?;
                 let n = tokens.dim(1)?;
                 let patches = tokens.narrow(1, 1, n - 1)?;
                 let values = patches.flatten_all().and_then(|t| t.to_vec1::<f32>())?;
                 for v in values.chunks_exact(grid * grid * dim) {
-                    out.push(PatchGrid { rows: grid, cols: grid, dim, data: v.to_vec() });
+                    out.push(PatchGrid {
+                        rows: grid,
+                        cols: grid,
+                        dim,
+                        data: v.to_vec(),
+                    });
                 }
                 progress(out.len());
             }
@@ -166,8 +207,14 @@ where
 }
 
 /// One image's features (for the app).
-pub fn extract_one(source: &FeatureSource, image: &image::RgbImage, grid: usize) -> Result<PatchGrid> {
-    extract(source, std::slice::from_ref(image), grid, |_| {})?.pop().ok_or_else(|| Error::Model("no features".into()))
+pub fn extract_one(
+    source: &FeatureSource,
+    image: &image::RgbImage,
+    grid: usize,
+) -> Result<PatchGrid> {
+    extract(source, std::slice::from_ref(image), grid, |_| {})?
+        .pop()
+        .ok_or_else(|| Error::Model("no features".into()))
 }
 
 #[cfg(test)]
@@ -189,8 +236,16 @@ mod tests {
     #[test]
     fn rgb_patches_cover_their_block() {
         // Left half red, right half blue: every left patch has red's normalised value.
-        let img = image::RgbImage::from_fn(32, 32, |x, _| if x < 16 { image::Rgb([255, 0, 0]) } else { image::Rgb([0, 0, 255]) });
-        let g = extract(&FeatureSource::Pixels, &[img], 4, |_| {}).unwrap().remove(0);
+        let img = image::RgbImage::from_fn(32, 32, |x, _| {
+            if x < 16 {
+                image::Rgb([255, 0, 0])
+            } else {
+                image::Rgb([0, 0, 255])
+            }
+        });
+        let g = extract(&FeatureSource::Pixels, &[img], 4, |_| {})
+            .unwrap()
+            .remove(0);
         assert_eq!((g.rows, g.cols, g.dim), (4, 4, 192));
         let red0 = (1.0 - 0.485) / 0.229;
         assert!((g.patch(0)[0] - red0).abs() < 1e-5);

@@ -34,9 +34,20 @@ impl PcaColours {
 
 /// PCA overlays for a set of images sharing one basis and one min-max range.
 pub fn shared_overlays(grids: &[&PatchGrid]) -> Result<(Vec<PcaColours>, Projection)> {
-    let Some(first) = grids.first() else { return Ok((Vec::new(), Projection { mean: vec![], components: vec![], explained: vec![] })) };
+    let Some(first) = grids.first() else {
+        return Ok((
+            Vec::new(),
+            Projection {
+                mean: vec![],
+                components: vec![],
+                explained: vec![],
+            },
+        ));
+    };
     if grids.iter().any(|g| g.dim != first.dim) {
-        return Err(Error::InvalidConfig("images for a shared PCA must come from the same features".into()));
+        return Err(Error::InvalidConfig(
+            "images for a shared PCA must come from the same features".into(),
+        ));
     }
     let all: Vec<f32> = grids.iter().flat_map(|g| g.data.iter().copied()).collect();
     let mut proj = Projection::fit(&all, first.dim, 3)?;
@@ -53,7 +64,9 @@ pub fn shared_overlays(grids: &[&PatchGrid]) -> Result<(Vec<PcaColours>, Project
             }
         }
     }
-    let flip: Vec<bool> = (0..3).map(|k| border_n > 0 && border_mean[k] > 0.0).collect();
+    let flip: Vec<bool> = (0..3)
+        .map(|k| border_n > 0 && border_mean[k] > 0.0)
+        .collect();
     for (k, f) in flip.iter().enumerate() {
         if *f {
             proj.components[k].iter_mut().for_each(|v| *v = -*v);
@@ -74,7 +87,14 @@ pub fn shared_overlays(grids: &[&PatchGrid]) -> Result<(Vec<PcaColours>, Project
         .map(|(g, p)| PcaColours {
             rows: g.rows,
             cols: g.cols,
-            rgb: p.iter().map(|v| [0, 1, 2].map(|k| ((sign(k) * v[k] - lo[k]) / (hi[k] - lo[k]).max(1e-12)).clamp(0.0, 1.0))).collect(),
+            rgb: p
+                .iter()
+                .map(|v| {
+                    [0, 1, 2].map(|k| {
+                        ((sign(k) * v[k] - lo[k]) / (hi[k] - lo[k]).max(1e-12)).clamp(0.0, 1.0)
+                    })
+                })
+                .collect(),
         })
         .collect();
     Ok((colours, proj))
@@ -104,7 +124,12 @@ pub fn r2_scores(colours: &[[f32; 3]], labels: &[u32]) -> Option<R2> {
     Some(R2 { paper, standard })
 }
 
-fn r2(colours: &[[f32; 3]], labels: &[u32], keep: impl Fn(u32) -> bool, scalar_mean: bool) -> Option<f64> {
+fn r2(
+    colours: &[[f32; 3]],
+    labels: &[u32],
+    keep: impl Fn(u32) -> bool,
+    scalar_mean: bool,
+) -> Option<f64> {
     use std::collections::BTreeMap;
     let mut sums: BTreeMap<u32, ([f64; 3], usize)> = BTreeMap::new();
     let mut total = [0.0f64; 3];
@@ -149,7 +174,10 @@ fn r2(colours: &[[f32; 3]], labels: &[u32], keep: impl Fn(u32) -> bool, scalar_m
 /// scaled within the image, scored against `labels` (row-major, `size`²).
 pub fn image_r2(grid: &PatchGrid, labels: &[u32], size: usize) -> Result<Option<R2>> {
     if labels.len() != size * size {
-        return Err(Error::InvalidConfig(format!("label map has {} pixels, expected {size}×{size}", labels.len())));
+        return Err(Error::InvalidConfig(format!(
+            "label map has {} pixels, expected {size}×{size}",
+            labels.len()
+        )));
     }
     let up = grid.upsample_bilinear(size, size);
     let proj = Projection::fit(&up.data, up.dim, 3)?;
@@ -162,7 +190,10 @@ pub fn image_r2(grid: &PatchGrid, labels: &[u32], size: usize) -> Result<Option<
             hi[k] = hi[k].max(v[k]);
         }
     }
-    let colours: Vec<[f32; 3]> = projected.iter().map(|v| [0, 1, 2].map(|k| (v[k] - lo[k]) / (hi[k] - lo[k]).max(1e-12))).collect();
+    let colours: Vec<[f32; 3]> = projected
+        .iter()
+        .map(|v| [0, 1, 2].map(|k| (v[k] - lo[k]) / (hi[k] - lo[k]).max(1e-12)))
+        .collect();
     Ok(r2_scores(&colours, labels))
 }
 
@@ -178,8 +209,11 @@ pub fn overlay(image: &image::RgbImage, colours: &PcaColours, opacity: f32) -> i
         let (y0, y1, fy) = ys[y as usize];
         let px = image.get_pixel(x, y).0;
         image::Rgb([0, 1, 2].map(|k| {
-            let v = (1.0 - fy) * ((1.0 - fx) * at(y0, x0)[k] + fx * at(y0, x1)[k]) + fy * ((1.0 - fx) * at(y1, x0)[k] + fx * at(y1, x1)[k]);
-            ((1.0 - opacity) * px[k] as f32 + opacity * v * 255.0).round().clamp(0.0, 255.0) as u8
+            let v = (1.0 - fy) * ((1.0 - fx) * at(y0, x0)[k] + fx * at(y0, x1)[k])
+                + fy * ((1.0 - fx) * at(y1, x0)[k] + fx * at(y1, x1)[k]);
+            ((1.0 - opacity) * px[k] as f32 + opacity * v * 255.0)
+                .round()
+                .clamp(0.0, 255.0) as u8
         }))
     })
 }
@@ -191,11 +225,23 @@ mod tests {
     #[test]
     fn r2_on_hand_made_cases() {
         // Two labels, each colour exactly its class centroid: R² = 1 in both definitions.
-        let colours = [[0.5, 0.5, 0.5], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0], [1.0, 1.0, 1.0], [1.0, 1.0, 1.0]];
+        let colours = [
+            [0.5, 0.5, 0.5],
+            [0.0, 0.0, 0.0],
+            [0.0, 0.0, 0.0],
+            [1.0, 1.0, 1.0],
+            [1.0, 1.0, 1.0],
+        ];
         let r = r2_scores(&colours, &[0, 1, 1, 2, 2]).unwrap();
         assert_eq!((r.paper, r.standard), (1.0, 1.0));
         // With background present: drop 0 in both.
-        let colours = [[0.5, 0.5, 0.5], [0.0, 0.0, 1.0], [0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [1.0, 0.0, 1.0]];
+        let colours = [
+            [0.5, 0.5, 0.5],
+            [0.0, 0.0, 1.0],
+            [0.0, 0.0, 0.0],
+            [1.0, 0.0, 0.0],
+            [1.0, 0.0, 1.0],
+        ];
         let labels = [0, 1, 1, 2, 2];
         let r = r2_scores(&colours, &labels).unwrap();
         // Centroids: label 1 (0,0,.5), label 2 (1,0,.5); within = 4·0.25 = 1.
@@ -244,12 +290,22 @@ mod tests {
         let mut rng = crate::rng::Rng::new(11);
         let (n, dim) = (300, 12);
         // Anisotropic Gaussian: axis scales 5, 3, 2, then 0.5.
-        let rows: Vec<f32> = (0..n * dim).map(|i| (rng.normal() * [5.0, 3.0, 2.0].get(i % dim).copied().unwrap_or(0.5)) as f32).collect();
+        let rows: Vec<f32> = (0..n * dim)
+            .map(|i| (rng.normal() * [5.0, 3.0, 2.0].get(i % dim).copied().unwrap_or(0.5)) as f32)
+            .collect();
         let ours = Projection::fit(&rows, dim, 3).unwrap();
-        let records = ndarray::Array2::from_shape_vec((n, dim), rows.iter().map(|&v| v as f64).collect()).unwrap();
-        let reference = linfa_reduction::Pca::params(3).fit(&linfa::DatasetBase::from(records)).unwrap();
+        let records =
+            ndarray::Array2::from_shape_vec((n, dim), rows.iter().map(|&v| v as f64).collect())
+                .unwrap();
+        let reference = linfa_reduction::Pca::params(3)
+            .fit(&linfa::DatasetBase::from(records))
+            .unwrap();
         for (k, axis) in reference.components().outer_iter().enumerate() {
-            let dot: f64 = axis.iter().zip(&ours.components[k]).map(|(a, b)| a * *b as f64).sum();
+            let dot: f64 = axis
+                .iter()
+                .zip(&ours.components[k])
+                .map(|(a, b)| a * *b as f64)
+                .sum();
             assert!(dot.abs() > 0.9999, "component {k}: |cos| = {}", dot.abs());
         }
         // Explained variance as a fraction of the total.

@@ -31,7 +31,11 @@ pub struct SoftMask {
 
 impl SoftMask {
     pub fn zeros(width: usize, height: usize) -> Self {
-        Self { width, height, values: vec![0.0; width * height] }
+        Self {
+            width,
+            height,
+            values: vec![0.0; width * height],
+        }
     }
 
     /// Bilinear resize, antialiased when shrinking (the generators' `resize_bilinear`).
@@ -39,18 +43,40 @@ impl SoftMask {
         if (width, height) == (self.width, self.height) {
             return self.clone();
         }
-        let plane = Plane { width: self.width, height: self.height, data: self.values.clone() };
-        SoftMask { width, height, values: resize_bilinear(&plane, width, height).data }
+        let plane = Plane {
+            width: self.width,
+            height: self.height,
+            data: self.values.clone(),
+        };
+        SoftMask {
+            width,
+            height,
+            values: resize_bilinear(&plane, width, height).data,
+        }
     }
 
     /// The binary mask of one class of a label map.
     pub fn of_class(labels: &[u32], width: usize, height: usize, class: u32) -> Self {
-        Self { width, height, values: labels.iter().map(|&l| if l == class { 1.0 } else { 0.0 }).collect() }
+        Self {
+            width,
+            height,
+            values: labels
+                .iter()
+                .map(|&l| if l == class { 1.0 } else { 0.0 })
+                .collect(),
+        }
     }
 
     /// The paper's thresholding: relu(pred − th) / (1 − th).
     pub fn thresholded(&self, th: f32) -> SoftMask {
-        SoftMask { values: self.values.iter().map(|v| (v - th).max(0.0) / (1.0 - th)).collect(), ..*self }
+        SoftMask {
+            values: self
+                .values
+                .iter()
+                .map(|v| (v - th).max(0.0) / (1.0 - th))
+                .collect(),
+            ..*self
+        }
     }
 }
 
@@ -68,8 +94,14 @@ pub fn soft_iou(pred: &[f32], gt: &[f32]) -> Option<f64> {
 pub fn pixel_accuracy(pred: &[u32], gt: &[u32]) -> (f64, Option<f64>) {
     let n = pred.len().min(gt.len()).max(1);
     let correct = pred.iter().zip(gt).filter(|(p, g)| p == g).count();
-    let fg: Vec<bool> = pred.iter().zip(gt).filter(|(_, g)| **g != 0).map(|(p, g)| p == g).collect();
-    let fg_acc = (!fg.is_empty()).then(|| fg.iter().filter(|&&c| c).count() as f64 / fg.len() as f64);
+    let fg: Vec<bool> = pred
+        .iter()
+        .zip(gt)
+        .filter(|(_, g)| **g != 0)
+        .map(|(p, g)| p == g)
+        .collect();
+    let fg_acc =
+        (!fg.is_empty()).then(|| fg.iter().filter(|&&c| c).count() as f64 / fg.len() as f64);
     (correct as f64 / n as f64, fg_acc)
 }
 
@@ -104,13 +136,20 @@ pub fn fold_blocks(blocks: &[f32], rows: usize, cols: usize, block: usize) -> So
             values[start..start + block].copy_from_slice(&b[y * block..(y + 1) * block]);
         }
     }
-    SoftMask { width: w, height: h, values }
+    SoftMask {
+        width: w,
+        height: h,
+        values,
+    }
 }
 
 fn matmul_t(a: &[f32], n: usize, b: &[f32], m: usize, dim: usize) -> Result<Vec<f32>> {
     let a = Tensor::from_slice(a, (n, dim), &Device::Cpu)?;
     let b = Tensor::from_slice(b, (m, dim), &Device::Cpu)?;
-    a.matmul(&b.t()?).and_then(|t| t.flatten_all()).and_then(|t| t.to_vec1::<f32>()).map_err(Error::from)
+    a.matmul(&b.t()?)
+        .and_then(|t| t.flatten_all())
+        .and_then(|t| t.to_vec1::<f32>())
+        .map_err(Error::from)
 }
 
 fn softmax_rows(logits: &mut [f32], width: usize) {
@@ -142,35 +181,54 @@ impl Attention {
 
     /// A = softmax_prompt(sharpness · ⟨z_prompt, z_query⟩ / C). Sharpness 1 is the paper's; small
     /// CPU models' tokens give nearly uniform attention there, and a larger value focuses it.
-    pub fn with_sharpness(prompts: &[&PatchGrid], query: &PatchGrid, sharpness: f32) -> Result<Self> {
+    pub fn with_sharpness(
+        prompts: &[&PatchGrid],
+        query: &PatchGrid,
+        sharpness: f32,
+    ) -> Result<Self> {
         if prompts.is_empty() {
-            return Err(Error::InvalidConfig("in-context segmentation needs at least one prompt".into()));
+            return Err(Error::InvalidConfig(
+                "in-context segmentation needs at least one prompt".into(),
+            ));
         }
         if prompts.iter().any(|p| p.dim != query.dim) {
-            return Err(Error::InvalidConfig("prompt and query features differ in width (different models?)".into()));
+            return Err(Error::InvalidConfig(
+                "prompt and query features differ in width (different models?)".into(),
+            ));
         }
-        let keys: Vec<f32> = prompts.iter().flat_map(|p| p.data.iter().copied()).collect();
+        let keys: Vec<f32> = prompts
+            .iter()
+            .flat_map(|p| p.data.iter().copied())
+            .collect();
         let m = keys.len() / query.dim;
         let mut weights = matmul_t(&query.data, query.len(), &keys, m, query.dim)?;
         let scale = sharpness / query.dim as f32;
         weights.iter_mut().for_each(|v| *v *= scale);
         softmax_rows(&mut weights, m);
-        Ok(Self { query_patches: query.len(), prompt_patches: m, weights })
+        Ok(Self {
+            query_patches: query.len(),
+            prompt_patches: m,
+            weights,
+        })
     }
 
     /// Each query patch's A-weighted average of the prompt blocks (prompt_patches × block²).
     pub fn propagate(&self, prompt_blocks: &[f32], block_len: usize) -> Result<Vec<f32>> {
         if prompt_blocks.len() != self.prompt_patches * block_len {
-            return Err(Error::InvalidConfig("prompt mask blocks do not match the prompt patches".into()));
+            return Err(Error::InvalidConfig(
+                "prompt mask blocks do not match the prompt patches".into(),
+            ));
         }
         let mut out = vec![0.0f32; self.query_patches * block_len];
-        out.par_chunks_mut(block_len).zip(self.weights.par_chunks(self.prompt_patches)).for_each(|(o, a)| {
-            for (w, b) in a.iter().zip(prompt_blocks.chunks_exact(block_len)) {
-                if *w > 1e-9 {
-                    o.iter_mut().zip(b).for_each(|(o, b)| *o += w * b);
+        out.par_chunks_mut(block_len)
+            .zip(self.weights.par_chunks(self.prompt_patches))
+            .for_each(|(o, a)| {
+                for (w, b) in a.iter().zip(prompt_blocks.chunks_exact(block_len)) {
+                    if *w > 1e-9 {
+                        o.iter_mut().zip(b).for_each(|(o, b)| *o += w * b);
+                    }
                 }
-            }
-        });
+            });
         Ok(out)
     }
 }
@@ -182,11 +240,25 @@ pub struct Prompt<'a> {
 }
 
 /// In-context segmentation of `query` at its input resolution (grid × block pixels per side).
-pub fn in_context(prompts: &[Prompt], query: &PatchGrid, block: usize, sharpness: f32) -> Result<SoftMask> {
-    let attention = Attention::with_sharpness(&prompts.iter().map(|p| p.features).collect::<Vec<_>>(), query, sharpness)?;
+pub fn in_context(
+    prompts: &[Prompt],
+    query: &PatchGrid,
+    block: usize,
+    sharpness: f32,
+) -> Result<SoftMask> {
+    let attention = Attention::with_sharpness(
+        &prompts.iter().map(|p| p.features).collect::<Vec<_>>(),
+        query,
+        sharpness,
+    )?;
     let mut blocks = Vec::new();
     for p in prompts {
-        blocks.extend(mask_blocks(p.mask, p.features.rows, p.features.cols, block)?);
+        blocks.extend(mask_blocks(
+            p.mask,
+            p.features.rows,
+            p.features.cols,
+            block,
+        )?);
     }
     let out = attention.propagate(&blocks, block * block)?;
     Ok(fold_blocks(&out, query.rows, query.cols, block))
@@ -194,19 +266,34 @@ pub fn in_context(prompts: &[Prompt], query: &PatchGrid, block: usize, sharpness
 
 /// Per-patch labels of a label map: the majority label in each patch's pixel block (ties to the
 /// smaller label). The map is nearest-resized to `rows·block × cols·block` first if needed.
-pub fn patch_labels(labels: &[u32], width: usize, height: usize, rows: usize, cols: usize) -> Vec<u32> {
+pub fn patch_labels(
+    labels: &[u32],
+    width: usize,
+    height: usize,
+    rows: usize,
+    cols: usize,
+) -> Vec<u32> {
     let mut out = Vec::with_capacity(rows * cols);
     for r in 0..rows {
         for c in 0..cols {
-            let (y0, y1) = (r * height / rows, ((r + 1) * height / rows).max(r * height / rows + 1));
-            let (x0, x1) = (c * width / cols, ((c + 1) * width / cols).max(c * width / cols + 1));
+            let (y0, y1) = (
+                r * height / rows,
+                ((r + 1) * height / rows).max(r * height / rows + 1),
+            );
+            let (x0, x1) = (
+                c * width / cols,
+                ((c + 1) * width / cols).max(c * width / cols + 1),
+            );
             let mut counts: std::collections::BTreeMap<u32, usize> = Default::default();
             for y in y0..y1.min(height) {
                 for x in x0..x1.min(width) {
                     *counts.entry(labels[y * width + x]).or_default() += 1;
                 }
             }
-            let best = counts.iter().max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0))).map_or(0, |(l, _)| *l);
+            let best = counts
+                .iter()
+                .max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0)))
+                .map_or(0, |(l, _)| *l);
             out.push(best);
         }
     }
@@ -241,7 +328,13 @@ pub struct Neighbours {
 }
 
 impl Neighbours {
-    pub fn new(keys: &[f32], queries: &[f32], dim: usize, k: usize, temperature: f32) -> Result<Self> {
+    pub fn new(
+        keys: &[f32],
+        queries: &[f32],
+        dim: usize,
+        k: usize,
+        temperature: f32,
+    ) -> Result<Self> {
         let m = keys.len() / dim.max(1);
         if m == 0 {
             return Err(Error::InvalidConfig("no key patches to vote with".into()));
@@ -256,17 +349,26 @@ impl Neighbours {
             let rows = q.len() / dim;
             let sims = matmul_t(q, rows, &keys, m, dim)?;
             let span = ci * CHUNK * k..(ci * CHUNK + rows) * k;
-            index[span.clone()].par_chunks_mut(k).zip(weight[span].par_chunks_mut(k)).zip(sims.par_chunks(m)).for_each(
-                |((ix, w), sims)| {
+            index[span.clone()]
+                .par_chunks_mut(k)
+                .zip(weight[span].par_chunks_mut(k))
+                .zip(sims.par_chunks(m))
+                .for_each(|((ix, w), sims)| {
                     let mut idx: Vec<usize> = (0..m).collect();
-                    idx.select_nth_unstable_by(k - 1, |&a, &b| sims[b].total_cmp(&sims[a]).then(a.cmp(&b)));
+                    idx.select_nth_unstable_by(k - 1, |&a, &b| {
+                        sims[b].total_cmp(&sims[a]).then(a.cmp(&b))
+                    });
                     ix.copy_from_slice(&idx[..k]);
-                    let max = ix.iter().map(|&i| sims[i]).fold(f32::NEG_INFINITY, f32::max);
-                    ix.iter().zip(w.iter_mut()).for_each(|(&i, w)| *w = ((sims[i] - max) / temperature).exp());
+                    let max = ix
+                        .iter()
+                        .map(|&i| sims[i])
+                        .fold(f32::NEG_INFINITY, f32::max);
+                    ix.iter()
+                        .zip(w.iter_mut())
+                        .for_each(|(&i, w)| *w = ((sims[i] - max) / temperature).exp());
                     let sum: f32 = w.iter().sum();
                     w.iter_mut().for_each(|w| *w /= sum);
-                },
-            );
+                });
         }
         Ok(Self { k, index, weight })
     }
@@ -274,7 +376,11 @@ impl Neighbours {
     /// Per-class scores of each query patch (query patches × classes) for the keys' `labels`.
     pub fn vote(&self, labels: &[u32], classes: usize) -> Vec<f32> {
         let mut out = vec![0.0f32; self.index.len() / self.k * classes];
-        for ((o, ix), w) in out.chunks_exact_mut(classes).zip(self.index.chunks_exact(self.k)).zip(self.weight.chunks_exact(self.k)) {
+        for ((o, ix), w) in out
+            .chunks_exact_mut(classes)
+            .zip(self.index.chunks_exact(self.k))
+            .zip(self.weight.chunks_exact(self.k))
+        {
             for (&i, &w) in ix.iter().zip(w) {
                 o[labels[i] as usize] += w;
             }
@@ -284,7 +390,10 @@ impl Neighbours {
 
     /// The winning class of each query patch (ties to the smaller class).
     pub fn segment(&self, labels: &[u32], classes: usize) -> Vec<u32> {
-        self.vote(labels, classes).chunks_exact(classes).map(argmax).collect()
+        self.vote(labels, classes)
+            .chunks_exact(classes)
+            .map(argmax)
+            .collect()
     }
 }
 
@@ -309,29 +418,44 @@ impl PatchMemory {
     /// Adds an image's patches with their labels (one per patch).
     pub fn add(&mut self, grid: &PatchGrid, labels: &[u32]) -> Result<()> {
         if labels.len() != grid.len() {
-            return Err(Error::InvalidConfig(format!("{} patch labels for {} patches", labels.len(), grid.len())));
+            return Err(Error::InvalidConfig(format!(
+                "{} patch labels for {} patches",
+                labels.len(),
+                grid.len()
+            )));
         }
         if !self.is_empty() && grid.dim != self.dim {
-            return Err(Error::InvalidConfig("patch features differ in width from the memory's (another model?)".into()));
+            return Err(Error::InvalidConfig(
+                "patch features differ in width from the memory's (another model?)".into(),
+            ));
         }
         self.dim = grid.dim;
         self.features.extend_from_slice(&grid.data);
         self.labels.extend_from_slice(labels);
-        self.num_classes = self.num_classes.max(labels.iter().map(|&l| l as usize + 1).max().unwrap_or(0));
+        self.num_classes = self
+            .num_classes
+            .max(labels.iter().map(|&l| l as usize + 1).max().unwrap_or(0));
         Ok(())
     }
 
     /// Per-class scores for each query patch (query patches × classes).
     pub fn scores(&self, query: &PatchGrid, vote: PatchVote) -> Result<Vec<f32>> {
         if self.is_empty() {
-            return Err(Error::InvalidConfig("the patch memory is empty: label some patches first".into()));
+            return Err(Error::InvalidConfig(
+                "the patch memory is empty: label some patches first".into(),
+            ));
         }
         if query.dim != self.dim {
-            return Err(Error::InvalidConfig("query features differ in width from the memory's (another model?)".into()));
+            return Err(Error::InvalidConfig(
+                "query features differ in width from the memory's (another model?)".into(),
+            ));
         }
         let classes = self.num_classes;
         if let PatchVote::TopK { k, temperature } = vote {
-            return Ok(Neighbours::new(&self.features, &query.data, self.dim, k, temperature)?.vote(&self.labels, classes));
+            return Ok(
+                Neighbours::new(&self.features, &query.data, self.dim, k, temperature)?
+                    .vote(&self.labels, classes),
+            );
         }
         let m = self.len();
         let mut out = vec![0.0f32; query.len() * classes];
@@ -341,11 +465,14 @@ impl PatchMemory {
             let mut logits = matmul_t(q, n, &self.features, m, self.dim)?;
             logits.iter_mut().for_each(|v| *v *= scale);
             softmax_rows(&mut logits, m);
-            out[ci * CHUNK * classes..(ci * CHUNK + n) * classes].par_chunks_mut(classes).zip(logits.par_chunks(m)).for_each(|(o, a)| {
-                for (w, &l) in a.iter().zip(&self.labels) {
-                    o[l as usize] += w;
-                }
-            });
+            out[ci * CHUNK * classes..(ci * CHUNK + n) * classes]
+                .par_chunks_mut(classes)
+                .zip(logits.par_chunks(m))
+                .for_each(|(o, a)| {
+                    for (w, &l) in a.iter().zip(&self.labels) {
+                        o[l as usize] += w;
+                    }
+                });
         }
         Ok(out)
     }
@@ -381,7 +508,9 @@ fn normalize_rows(v: &[f32], dim: usize) -> Vec<f32> {
 pub fn kmeans(grid: &PatchGrid, k: usize, seed: u64) -> Result<Vec<u32>> {
     let n = grid.len();
     if k == 0 || k > n {
-        return Err(Error::InvalidConfig(format!("K-means needs 1 ≤ k ≤ {n} patches (got k = {k})")));
+        return Err(Error::InvalidConfig(format!(
+            "K-means needs 1 ≤ k ≤ {n} patches (got k = {k})"
+        )));
     }
     let x = grid.normalized();
     let dist = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(p, q)| (p - q) * (p - q)).sum::<f32>();
@@ -442,7 +571,15 @@ mod tests {
 
     fn grid(rows: usize, cols: usize, dim: usize, seed: u64) -> PatchGrid {
         let mut rng = Rng::new(seed);
-        PatchGrid::new(rows, cols, dim, (0..rows * cols * dim).map(|_| rng.normal() as f32).collect()).unwrap()
+        PatchGrid::new(
+            rows,
+            cols,
+            dim,
+            (0..rows * cols * dim)
+                .map(|_| rng.normal() as f32)
+                .collect(),
+        )
+        .unwrap()
     }
 
     #[test]
@@ -451,10 +588,21 @@ mod tests {
         let p2 = grid(2, 2, 5, 2);
         let q = grid(2, 3, 5, 3);
         let a = Attention::new(&[&p1, &p2], &q).unwrap();
-        let keys: Vec<&[f32]> = (0..p1.len()).map(|i| p1.patch(i)).chain((0..p2.len()).map(|i| p2.patch(i))).collect();
+        let keys: Vec<&[f32]> = (0..p1.len())
+            .map(|i| p1.patch(i))
+            .chain((0..p2.len()).map(|i| p2.patch(i)))
+            .collect();
         for qi in 0..q.len() {
-            let logits: Vec<f64> =
-                keys.iter().map(|k| k.iter().zip(q.patch(qi)).map(|(a, b)| *a as f64 * *b as f64).sum::<f64>() / 5.0).collect();
+            let logits: Vec<f64> = keys
+                .iter()
+                .map(|k| {
+                    k.iter()
+                        .zip(q.patch(qi))
+                        .map(|(a, b)| *a as f64 * *b as f64)
+                        .sum::<f64>()
+                        / 5.0
+                })
+                .collect();
             let z: f64 = logits.iter().map(|l| l.exp()).sum();
             for (j, l) in logits.iter().enumerate() {
                 let direct = l.exp() / z;
@@ -474,8 +622,21 @@ mod tests {
             data.extend(v);
         }
         let g = PatchGrid::new(2, 2, 4, data).unwrap();
-        let mask = SoftMask { width: 4, height: 4, values: (0..16).map(|i| if i % 4 < 2 { 1.0 } else { 0.0 }).collect() };
-        let pred = in_context(&[Prompt { features: &g, mask: &mask }], &g, 2, 1.0).unwrap();
+        let mask = SoftMask {
+            width: 4,
+            height: 4,
+            values: (0..16).map(|i| if i % 4 < 2 { 1.0 } else { 0.0 }).collect(),
+        };
+        let pred = in_context(
+            &[Prompt {
+                features: &g,
+                mask: &mask,
+            }],
+            &g,
+            2,
+            1.0,
+        )
+        .unwrap();
         for (p, m) in pred.values.iter().zip(&mask.values) {
             assert!((p - m).abs() < 1e-4);
         }
@@ -483,19 +644,33 @@ mod tests {
 
     #[test]
     fn iou_and_accuracy_on_hand_made_cases() {
-        assert_eq!(soft_iou(&[1.0, 0.5, 0.0], &[1.0, 1.0, 0.0]), Some(1.5 / 2.0));
+        assert_eq!(
+            soft_iou(&[1.0, 0.5, 0.0], &[1.0, 1.0, 0.0]),
+            Some(1.5 / 2.0)
+        );
         assert_eq!(soft_iou(&[0.0], &[0.0]), None);
-        let m = SoftMask { width: 2, height: 1, values: vec![0.2, 0.6] };
+        let m = SoftMask {
+            width: 2,
+            height: 1,
+            values: vec![0.2, 0.6],
+        };
         let t = m.thresholded(0.2);
         assert_eq!(t.values[0], 0.0);
         assert!((t.values[1] - 0.5).abs() < 1e-6);
-        assert_eq!(pixel_accuracy(&[0, 1, 2, 2], &[0, 1, 1, 0]), (0.5, Some(0.5)));
+        assert_eq!(
+            pixel_accuracy(&[0, 1, 2, 2], &[0, 1, 1, 0]),
+            (0.5, Some(0.5))
+        );
         assert_eq!(pixel_accuracy(&[0, 0], &[0, 0]), (1.0, None));
     }
 
     #[test]
     fn blocks_round_trip_and_patch_labels_take_the_majority() {
-        let mask = SoftMask { width: 4, height: 2, values: (0..8).map(|v| v as f32).collect() };
+        let mask = SoftMask {
+            width: 4,
+            height: 2,
+            values: (0..8).map(|v| v as f32).collect(),
+        };
         let blocks = mask_blocks(&mask, 1, 2, 2).unwrap();
         assert_eq!(blocks, vec![0.0, 1.0, 4.0, 5.0, 2.0, 3.0, 6.0, 7.0]);
         assert_eq!(fold_blocks(&blocks, 1, 2, 2), mask);
@@ -522,7 +697,13 @@ mod tests {
         let (qg, ql) = make(2);
         let mut memory = PatchMemory::default();
         memory.add(&mg, &ml).unwrap();
-        for vote in [PatchVote::Attention, PatchVote::TopK { k: 3, temperature: 0.02 }] {
+        for vote in [
+            PatchVote::Attention,
+            PatchVote::TopK {
+                k: 3,
+                temperature: 0.02,
+            },
+        ] {
             assert_eq!(memory.segment(&qg, vote).unwrap(), ql);
         }
     }
@@ -531,12 +712,18 @@ mod tests {
     fn kmeans_separates_two_groups_deterministically() {
         let mut data = Vec::new();
         for i in 0..16 {
-            data.extend(if i < 8 { [1.0, 0.05 * i as f32, 0.0] } else { [0.0, 0.05 * i as f32, 1.0] });
+            data.extend(if i < 8 {
+                [1.0, 0.05 * i as f32, 0.0]
+            } else {
+                [0.0, 0.05 * i as f32, 1.0]
+            });
         }
         let g = PatchGrid::new(4, 4, 3, data).unwrap();
         let a = kmeans(&g, 2, 7).unwrap();
         assert_eq!(a, kmeans(&g, 2, 7).unwrap());
-        assert!(a[..8].iter().all(|&c| c == a[0]) && a[8..].iter().all(|&c| c == a[8]) && a[0] != a[8]);
+        assert!(
+            a[..8].iter().all(|&c| c == a[0]) && a[8..].iter().all(|&c| c == a[8]) && a[0] != a[8]
+        );
         assert!(kmeans(&g, 17, 0).is_err());
     }
 }

@@ -27,8 +27,19 @@ impl EmbeddingCache {
     }
 
     fn path(&self, fingerprint: &str, set: &str, count: usize) -> PathBuf {
-        let safe: String = set.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
-        self.dir.join(format!("{fingerprint}-{safe}-{count}-v{PREPROCESSING_VERSION}.emb"))
+        let safe: String = set
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        self.dir.join(format!(
+            "{fingerprint}-{safe}-{count}-v{PREPROCESSING_VERSION}.emb"
+        ))
     }
 
     /// The cached embeddings (values, dim) of `count` images of `set` for a model, if present and whole.
@@ -42,13 +53,19 @@ impl EmbeddingCache {
         if n != count || bytes.len() != 24 + n * dim * 4 {
             return None;
         }
-        let values = bytes[24..].chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        let values = bytes[24..]
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
         Some((values, dim))
     }
 
     pub fn put(&self, fingerprint: &str, set: &str, values: &[f32], dim: usize) -> Result<()> {
         if dim == 0 || !values.len().is_multiple_of(dim) {
-            return Err(Error::Model(format!("{} values are not rows of {dim}", values.len())));
+            return Err(Error::Model(format!(
+                "{} values are not rows of {dim}",
+                values.len()
+            )));
         }
         std::fs::create_dir_all(&self.dir).map_err(|e| Error::io(&self.dir, e))?;
         let n = values.len() / dim;
@@ -65,7 +82,9 @@ impl EmbeddingCache {
     /// Deletes every entry whose set name contains `needle` (e.g. after a memory entry is
     /// deleted, the cached embeddings of sets that held it go too). Returns how many went.
     pub fn purge_matching(&self, needle: &str) -> usize {
-        let Ok(rd) = std::fs::read_dir(&self.dir) else { return 0 };
+        let Ok(rd) = std::fs::read_dir(&self.dir) else {
+            return 0;
+        };
         rd.filter_map(|e| e.ok())
             .filter(|e| e.file_name().to_string_lossy().contains(needle))
             .filter(|e| std::fs::remove_file(e.path()).is_ok())
@@ -106,14 +125,21 @@ mod tests {
             })
             .unwrap();
         assert_eq!(got, (values.clone(), 3));
-        let again = cache.get_or_embed("abc", "set/train", 4, || panic!("must come from the cache")).unwrap();
+        let again = cache
+            .get_or_embed("abc", "set/train", 4, || panic!("must come from the cache"))
+            .unwrap();
         assert_eq!(again, (values.clone(), 3));
         assert_eq!(calls, 1);
         // Another model or size is another entry.
         assert!(cache.get("abd", "set/train", 4).is_none());
         assert!(cache.get("abc", "set/train", 5).is_none());
         // A truncated file is ignored, not read.
-        let file = std::fs::read_dir(dir.path()).unwrap().next().unwrap().unwrap().path();
+        let file = std::fs::read_dir(dir.path())
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
         let bytes = std::fs::read(&file).unwrap();
         std::fs::write(&file, &bytes[..bytes.len() - 4]).unwrap();
         assert!(cache.get("abc", "set/train", 4).is_none());

@@ -24,7 +24,11 @@ pub enum FeatureSource {
     /// Raw pixel values, flattened and L2-normalised (the paper's "RGB" reference).
     Pixels,
     /// A ViT's L2-normalised CLS embedding at the model's resolution.
-    Model { vit: VisionTransformer, name: String, fingerprint: String },
+    Model {
+        vit: VisionTransformer,
+        name: String,
+        fingerprint: String,
+    },
 }
 
 impl FeatureSource {
@@ -53,7 +57,10 @@ impl FeatureSource {
         }
         if let Some(preset) = spec.strip_prefix("random:") {
             let cfg = crate::model::VitConfig::preset(preset).ok_or_else(|| {
-                Error::InvalidConfig(format!("unknown preset `{preset}` (one of {})", crate::model::VitConfig::PRESETS.join(", ")))
+                Error::InvalidConfig(format!(
+                    "unknown preset `{preset}` (one of {})",
+                    crate::model::VitConfig::PRESETS.join(", ")
+                ))
             })?;
             return Self::random(&cfg, format!("random-init ViT ({preset}, seed 0)"));
         }
@@ -65,7 +72,11 @@ impl FeatureSource {
         let loaded = load_backbone(std::path::Path::new(path), which, None)?;
         let name = match &loaded.meta {
             Some(m) => {
-                let standardised = m.standardisation.as_ref().map(|s| format!("; standardised on {}", s.source)).unwrap_or_default();
+                let standardised = m
+                    .standardisation
+                    .as_ref()
+                    .map(|s| format!("; standardised on {}", s.source))
+                    .unwrap_or_default();
                 format!(
                     "{path} ({}, step {}, {}{standardised})",
                     m.exported_backbone.as_deref().unwrap_or(role),
@@ -75,7 +86,11 @@ impl FeatureSource {
             }
             None => spec.to_string(),
         };
-        Ok(FeatureSource::Model { vit: loaded.vit, name, fingerprint: loaded.fingerprint })
+        Ok(FeatureSource::Model {
+            vit: loaded.vit,
+            name,
+            fingerprint: loaded.fingerprint,
+        })
     }
 
     /// The random-init baseline for a model: the same architecture, weights from seed 0.
@@ -91,7 +106,11 @@ impl FeatureSource {
         use crate::model::weights::{fingerprint, new_backbone, var_tensors};
         let (vit, vars) = new_backbone(cfg, 0)?;
         let fingerprint = fingerprint(&var_tensors(&vars)?)?;
-        Ok(FeatureSource::Model { vit, name, fingerprint })
+        Ok(FeatureSource::Model {
+            vit,
+            name,
+            fingerprint,
+        })
     }
 
     /// The ViT, for model sources.
@@ -104,11 +123,16 @@ impl FeatureSource {
 
     /// Embeds RGB images: a model at its resolution with DINO's evaluation preprocessing, raw
     /// pixels after resizing to 32×32. `progress(done)` after each batch of 256.
-    pub fn embed_rgb(&self, images: &[image::RgbImage], mut progress: impl FnMut(usize)) -> Result<(Vec<f32>, usize)> {
+    pub fn embed_rgb(
+        &self,
+        images: &[image::RgbImage],
+        mut progress: impl FnMut(usize),
+    ) -> Result<(Vec<f32>, usize)> {
         let mut out = Vec::new();
         let mut dim = self.vit().map_or(32 * 32 * 3, |v| v.embedding_dim());
         for (b, chunk) in images.chunks(Self::BATCH).enumerate() {
-            let (values, d) = self.embed_prepared(self.prepare_rgb(&chunk.iter().collect::<Vec<_>>()))?;
+            let (values, d) =
+                self.embed_prepared(self.prepare_rgb(&chunk.iter().collect::<Vec<_>>()))?;
             out.extend(values);
             dim = d;
             progress((b * Self::BATCH + chunk.len()).min(images.len()));
@@ -130,8 +154,14 @@ impl FeatureSource {
                 images
                     .par_iter()
                     .flat_map_iter(|img| {
-                        let small = image::imageops::resize(*img, 32, 32, image::imageops::FilterType::Triangle);
-                        let v: Vec<f32> = small.as_raw().iter().map(|&p| p as f32 / 255.0).collect();
+                        let small = image::imageops::resize(
+                            *img,
+                            32,
+                            32,
+                            image::imageops::FilterType::Triangle,
+                        );
+                        let v: Vec<f32> =
+                            small.as_raw().iter().map(|&p| p as f32 / 255.0).collect();
                         let n = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
                         v.into_iter().map(move |x| x / n)
                     })
@@ -141,7 +171,10 @@ impl FeatureSource {
             FeatureSource::Model { vit, .. } => {
                 let size = vit.cfg.img_size as u32;
                 Prepared::ModelInput {
-                    pixels: images.par_iter().flat_map_iter(|img| eval_preprocess(img, size)).collect(),
+                    pixels: images
+                        .par_iter()
+                        .flat_map_iter(|img| eval_preprocess(img, size))
+                        .collect(),
                     n: images.len(),
                 }
             }
@@ -157,15 +190,24 @@ impl FeatureSource {
                 let size = vit.cfg.img_size;
                 let x = Tensor::from_vec(pixels, (n, 3, size, size), &Device::Cpu)?;
                 let embedding = vit.embedding(&x)?;
-                Ok((embedding.flatten_all().and_then(|t| t.to_vec1::<f32>())?, vit.embedding_dim()))
+                Ok((
+                    embedding.flatten_all().and_then(|t| t.to_vec1::<f32>())?,
+                    vit.embedding_dim(),
+                ))
             }
-            _ => Err(Error::InvalidConfig("input prepared by another kind of feature source".into())),
+            _ => Err(Error::InvalidConfig(
+                "input prepared by another kind of feature source".into(),
+            )),
         }
     }
 
     /// Embeds grayscale images (replicated to RGB for models; raw 28×28-style pixels as they are
     /// for the pixel baseline); `progress(done)` after each batch.
-    pub fn embed_gray(&self, images: &[image::GrayImage], mut progress: impl FnMut(usize)) -> Result<(Vec<f32>, usize)> {
+    pub fn embed_gray(
+        &self,
+        images: &[image::GrayImage],
+        mut progress: impl FnMut(usize),
+    ) -> Result<(Vec<f32>, usize)> {
         match self {
             FeatureSource::Pixels => {
                 let dim = images.first().map_or(0, |i| i.as_raw().len());
@@ -181,7 +223,10 @@ impl FeatureSource {
                 Ok((out, dim))
             }
             FeatureSource::Model { .. } => {
-                let rgb: Vec<image::RgbImage> = images.par_iter().map(|g| image::DynamicImage::ImageLuma8(g.clone()).to_rgb8()).collect();
+                let rgb: Vec<image::RgbImage> = images
+                    .par_iter()
+                    .map(|g| image::DynamicImage::ImageLuma8(g.clone()).to_rgb8())
+                    .collect();
                 self.embed_rgb(&rgb, progress)
             }
         }
@@ -240,11 +285,15 @@ pub fn standardise_model(
 
     use crate::model::standardise::{MEAN_KEY, Standardisation, WHITENING_KEY};
     use crate::model::weights::{
-        StandardisationMeta, Which, backbone_from_tensors, embedding_fingerprint, read_checkpoint, save_checkpoint,
+        StandardisationMeta, Which, backbone_from_tensors, embedding_fingerprint, read_checkpoint,
+        save_checkpoint,
     };
 
     if cfg.images < 2 {
-        return Err(Error::InvalidConfig(format!("standardisation needs at least 2 images, got {}", cfg.images)));
+        return Err(Error::InvalidConfig(format!(
+            "standardisation needs at least 2 images, got {}",
+            cfg.images
+        )));
     }
     let (mut meta, tensors) = read_checkpoint(model)?;
     let role = match (which, meta.exported_backbone.as_deref()) {
@@ -259,20 +308,39 @@ pub fn standardise_model(
         .filter(|(k, _)| k != MEAN_KEY && k != WHITENING_KEY)
         .collect();
     if backbone.is_empty() {
-        return Err(Error::BadFile { path: model.into(), message: format!("no `{prefix}*` tensors in the checkpoint") });
+        return Err(Error::BadFile {
+            path: model.into(),
+            message: format!("no `{prefix}*` tensors in the checkpoint"),
+        });
     }
-    let plain: HashMap<String, Tensor> = backbone.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let plain: HashMap<String, Tensor> = backbone
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     let (vit, _) = backbone_from_tensors(&meta.vit, cfg.pooling, plain, model)?;
     let size = vit.cfg.img_size as u32;
-    let source = FeatureSource::Model { vit, name: "unstandardised".into(), fingerprint: String::new() };
+    let source = FeatureSource::Model {
+        vit,
+        name: "unstandardised".into(),
+        fingerprint: String::new(),
+    };
 
-    let gen_cfg = crate::generate::GeneratorConfig { process: cfg.process, size, ..Default::default() };
+    let gen_cfg = crate::generate::GeneratorConfig {
+        process: cfg.process,
+        size,
+        ..Default::default()
+    };
     let mut generator = crate::generate::Generator::open_default(gen_cfg)?;
     let total = 2 * cfg.images;
     let mut images = Vec::with_capacity(cfg.images);
     for start in (0..cfg.images as u64).step_by(256) {
         let end = (start + 256).min(cfg.images as u64);
-        images.extend(generator.generate(cfg.seed, start..end, false)?.into_iter().map(|s| s.image));
+        images.extend(
+            generator
+                .generate(cfg.seed, start..end, false)?
+                .into_iter()
+                .map(|s| s.image),
+        );
         progress(images.len(), total);
     }
     let (embeddings, dim) = source.embed_rgb(&images, |done| progress(cfg.images + done, total))?;
@@ -284,11 +352,18 @@ pub fn standardise_model(
     meta.pooling = cfg.pooling;
     meta.exported_backbone = Some(role);
     meta.standardisation = Some(StandardisationMeta {
-        source: format!("procedural:{} (seed {}, {size}x{size})", cfg.process.cli_name(), cfg.seed),
+        source: format!(
+            "procedural:{} (seed {}, {size}x{size})",
+            cfg.process.cli_name(),
+            cfg.seed
+        ),
         images: cfg.images,
         shrinkage: cfg.shrinkage,
     });
-    let stored: BTreeMap<String, Tensor> = backbone.into_iter().map(|(k, v)| (format!("{prefix}{k}"), v)).collect();
+    let stored: BTreeMap<String, Tensor> = backbone
+        .into_iter()
+        .map(|(k, v)| (format!("{prefix}{k}"), v))
+        .collect();
     save_checkpoint(out, &stored, &meta)?;
     Ok(meta.fingerprint)
 }

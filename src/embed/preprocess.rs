@@ -14,7 +14,17 @@ pub fn resize_normalize(img: &image::RgbImage, width: u32, height: u32) -> Vec<f
     if img.width() == 0 || img.height() == 0 || w == 0 || h == 0 {
         return normalize(&Raster::new(w, h));
     }
-    let resized = resample(&View::of(img), Rect { x: 0, y: 0, w: img.width() as usize, h: img.height() as usize }, w, h);
+    let resized = resample(
+        &View::of(img),
+        Rect {
+            x: 0,
+            y: 0,
+            w: img.width() as usize,
+            h: img.height() as usize,
+        },
+        w,
+        h,
+    );
     normalize(&resized)
 }
 
@@ -33,9 +43,22 @@ pub fn eval_preprocess(img: &image::RgbImage, size: u32) -> Vec<f32> {
     let short_target = ((size as f64 * 256.0 / 224.0).round() as u64).max(size as u64);
     let (short, long) = if w <= h { (w, h) } else { (h, w) };
     let long_target = (short_target * long / short).max(short_target);
-    let (nw, nh) = if w <= h { (short_target, long_target) } else { (long_target, short_target) };
-    let resized =
-        resample(&View::of(img), Rect { x: 0, y: 0, w: img.width() as usize, h: img.height() as usize }, nw as usize, nh as usize);
+    let (nw, nh) = if w <= h {
+        (short_target, long_target)
+    } else {
+        (long_target, short_target)
+    };
+    let resized = resample(
+        &View::of(img),
+        Rect {
+            x: 0,
+            y: 0,
+            w: img.width() as usize,
+            h: img.height() as usize,
+        },
+        nw as usize,
+        nh as usize,
+    );
     // torchvision `CenterCrop`: offsets int(round((dim − size) / 2)), Python's half-to-even round.
     let top = ((resized.h - s) as f64 / 2.0).round_ties_even() as usize;
     let left = ((resized.w - s) as f64 / 2.0).round_ties_even() as usize;
@@ -54,7 +77,13 @@ mod tests {
 
     /// A smooth-ish but non-trivial test image.
     fn pattern(w: u32, h: u32) -> image::RgbImage {
-        image::RgbImage::from_fn(w, h, |x, y| image::Rgb([(x * 4 % 256) as u8, (y * 4 % 256) as u8, ((x * y + 7 * x) % 256) as u8]))
+        image::RgbImage::from_fn(w, h, |x, y| {
+            image::Rgb([
+                (x * 4 % 256) as u8,
+                (y * 4 % 256) as u8,
+                ((x * y + 7 * x) % 256) as u8,
+            ])
+        })
     }
 
     #[test]
@@ -93,6 +122,9 @@ mod tests {
         assert_eq!(out.get_pixel(10, 20).0, [106, 105, 113]);
         assert_eq!(out.get_pixel(31, 47).0, [198, 224, 35]);
         assert_eq!(out.get_pixel(63, 63).0, [83, 38, 164]);
-        assert_eq!(out.as_raw().iter().map(|&v| v as u64).sum::<u64>(), 1_495_832);
+        assert_eq!(
+            out.as_raw().iter().map(|&v| v as u64).sum::<u64>(),
+            1_495_832
+        );
     }
 }

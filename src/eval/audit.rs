@@ -158,7 +158,11 @@ pub fn audit(input: &AuditInput, progress: impl Fn(&str)) -> Result<Certificate>
             input.original.display()
         )));
     }
-    let deleted: Vec<&crate::memory::Entry> = original.entries.iter().filter(|e| edited.get(e.id).is_none()).collect();
+    let deleted: Vec<&crate::memory::Entry> = original
+        .entries
+        .iter()
+        .filter(|e| edited.get(e.id).is_none())
+        .collect();
     progress(&format!("{} deleted entries", deleted.len()));
 
     // Equivalence.
@@ -177,8 +181,17 @@ pub fn audit(input: &AuditInput, progress: impl Fn(&str)) -> Result<Certificate>
     // Probes: the deleted entries themselves (where a trace would show first), every remaining
     // entry up to 2,000 evenly spaced, and the never-added queries.
     let step = edited.len().div_ceil(2000).max(1);
-    let mut probes: Vec<f32> = deleted.iter().flat_map(|e| e.embedding.iter().copied()).collect();
-    probes.extend(edited.entries.iter().step_by(step).flat_map(|e| e.embedding.iter().copied()));
+    let mut probes: Vec<f32> = deleted
+        .iter()
+        .flat_map(|e| e.embedding.iter().copied())
+        .collect();
+    probes.extend(
+        edited
+            .entries
+            .iter()
+            .step_by(step)
+            .flat_map(|e| e.embedding.iter().copied()),
+    );
     if let Some(q) = input.never_added {
         probes.extend(q.entries.iter().flat_map(|e| e.embedding.iter().copied()));
     }
@@ -187,14 +200,21 @@ pub fn audit(input: &AuditInput, progress: impl Fn(&str)) -> Result<Certificate>
     let k = input.k.max(1);
     let rule = VoteRule::default();
     let same = |a: &[Neighbour], b: &[Neighbour]| {
-        a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.id == y.id && x.similarity.to_bits() == y.similarity.to_bits())
+        a.len() == b.len()
+            && a.iter()
+                .zip(b)
+                .all(|(x, y)| x.id == y.id && x.similarity.to_bits() == y.similarity.to_bits())
     };
     let mismatched_queries: Vec<usize> = edited_index
         .search(&probes, k)
         .iter()
         .zip(rebuilt_index.search(&probes, k))
         .enumerate()
-        .filter(|(_, (a, b))| !same(a, b) || vote(a, k, labels.len(), rule).prediction != vote(b, k, labels.len(), rule).prediction)
+        .filter(|(_, (a, b))| {
+            !same(a, b)
+                || vote(a, k, labels.len(), rule).prediction
+                    != vote(b, k, labels.len(), rule).prediction
+        })
         .map(|(i, _)| i)
         .collect();
     let equivalence = Equivalence {
@@ -208,7 +228,10 @@ pub fn audit(input: &AuditInput, progress: impl Fn(&str)) -> Result<Certificate>
     // Byte scan.
     let mut roots = vec![input.edited.to_path_buf()];
     roots.extend(input.scan.iter().cloned());
-    progress(&format!("scanning {} path(s) for the deleted bytes", roots.len()));
+    progress(&format!(
+        "scanning {} path(s) for the deleted bytes",
+        roots.len()
+    ));
     // A needle shared with a kept entry (an identical thumbnail stretch, a duplicate image) is
     // no evidence of the deleted one: it is dropped, and counted.
     let mut kept = Vec::new();
@@ -230,7 +253,11 @@ pub fn audit(input: &AuditInput, progress: impl Fn(&str)) -> Result<Certificate>
         _ => None,
     };
 
-    let passed = equivalence.passed && byte_scan.passed && membership.as_ref().is_none_or(|m| m.passed || m.inconclusive);
+    let passed = equivalence.passed
+        && byte_scan.passed
+        && membership
+            .as_ref()
+            .is_none_or(|m| m.passed || m.inconclusive);
     Ok(Certificate {
         procmem: env!("CARGO_PKG_VERSION"),
         original: input.original.to_path_buf(),
@@ -268,8 +295,15 @@ fn needles(e: &crate::memory::Entry, out: &mut Vec<(Vec<u8>, u64, &'static str)>
     for w in emb.chunks(WINDOW).filter(|w| w.len() == WINDOW) {
         out.push((w.to_vec(), e.id, "embedding"));
     }
-    let data = e.thumbnail.windows(4).position(|w| w == b"IDAT").map_or(e.thumbnail.len(), |p| p + 4);
-    for w in e.thumbnail[data.min(e.thumbnail.len())..].chunks(WINDOW).filter(|w| w.len() == WINDOW) {
+    let data = e
+        .thumbnail
+        .windows(4)
+        .position(|w| w == b"IDAT")
+        .map_or(e.thumbnail.len(), |p| p + 4);
+    for w in e.thumbnail[data.min(e.thumbnail.len())..]
+        .chunks(WINDOW)
+        .filter(|w| w.len() == WINDOW)
+    {
         out.push((w.to_vec(), e.id, "thumbnail"));
     }
     if e.source.len() >= 12 {
@@ -280,13 +314,19 @@ fn needles(e: &crate::memory::Entry, out: &mut Vec<(Vec<u8>, u64, &'static str)>
 /// Scans files and folders (recursively, symlinks not followed) for the deleted entries' bytes;
 /// `skip` are files not to scan (the original, which holds them by definition).
 /// Needles found in `shared` (the kept entries' bytes) are dropped first.
-pub fn scan(roots: &[PathBuf], deleted: &[&crate::memory::Entry], skip: &[&Path], shared: &[u8]) -> Result<ByteScan> {
+pub fn scan(
+    roots: &[PathBuf],
+    deleted: &[&crate::memory::Entry],
+    skip: &[&Path],
+    shared: &[u8],
+) -> Result<ByteScan> {
     let mut patterns = Vec::new();
     for e in deleted {
         needles(e, &mut patterns);
     }
     let build = |p: &[(Vec<u8>, u64, &'static str)]| {
-        aho_corasick::AhoCorasick::new(p.iter().map(|p| &p.0)).map_err(|e| Error::Memory(format!("could not build the byte scanner: {e}")))
+        aho_corasick::AhoCorasick::new(p.iter().map(|p| &p.0))
+            .map_err(|e| Error::Memory(format!("could not build the byte scanner: {e}")))
     };
     let mut shared_needles = 0;
     if !patterns.is_empty() && !shared.is_empty() {
@@ -302,13 +342,21 @@ pub fn scan(roots: &[PathBuf], deleted: &[&crate::memory::Entry], skip: &[&Path]
         });
     }
     let searched: std::collections::BTreeSet<u64> = patterns.iter().map(|p| p.1).collect();
-    let unsearchable: Vec<u64> = deleted.iter().map(|e| e.id).filter(|id| !searched.contains(id)).collect();
+    let unsearchable: Vec<u64> = deleted
+        .iter()
+        .map(|e| e.id)
+        .filter(|id| !searched.contains(id))
+        .collect();
     let mut findings = Vec::new();
     let mut unreadable = Vec::new();
     let (mut files, mut bytes) = (0usize, 0u64);
     let skip: Vec<PathBuf> = skip.iter().filter_map(|p| p.canonicalize().ok()).collect();
     let mut stack: Vec<PathBuf> = roots.to_vec();
-    let matcher = if patterns.is_empty() { None } else { Some(build(&patterns)?) };
+    let matcher = if patterns.is_empty() {
+        None
+    } else {
+        Some(build(&patterns)?)
+    };
     while let Some(path) = stack.pop() {
         let meta = match std::fs::symlink_metadata(&path) {
             Ok(m) => m,
@@ -317,8 +365,10 @@ pub fn scan(roots: &[PathBuf], deleted: &[&crate::memory::Entry], skip: &[&Path]
             Err(e) => return Err(Error::io(&path, e)),
         };
         if meta.is_dir() {
-            let mut children: Vec<PathBuf> =
-                std::fs::read_dir(&path).map_err(|e| Error::io(&path, e))?.filter_map(|d| d.ok().map(|d| d.path())).collect();
+            let mut children: Vec<PathBuf> = std::fs::read_dir(&path)
+                .map_err(|e| Error::io(&path, e))?
+                .filter_map(|d| d.ok().map(|d| d.path()))
+                .collect();
             children.sort();
             stack.extend(children.into_iter().rev());
             continue;
@@ -337,20 +387,32 @@ pub fn scan(roots: &[PathBuf], deleted: &[&crate::memory::Entry], skip: &[&Path]
         files += 1;
         bytes += data.len() as u64;
         if let Some(m) = &matcher {
-            let mut reported: std::collections::HashSet<(u64, &str)> = std::collections::HashSet::new();
+            let mut reported: std::collections::HashSet<(u64, &str)> =
+                std::collections::HashSet::new();
             for hit in m.find_overlapping_iter(&data) {
                 let (_, id, what) = &patterns[hit.pattern().as_usize()];
                 // A source name is found only as a whole name ("…#12" is not inside "…#123").
-                let name_char = |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'/' | b'#');
+                let name_char = |b: &u8| {
+                    b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'/' | b'#')
+                };
                 if *what == "source"
                     && (data.get(hit.end()).is_some_and(name_char)
-                        || hit.start().checked_sub(1).and_then(|i| data.get(i)).is_some_and(name_char))
+                        || hit
+                            .start()
+                            .checked_sub(1)
+                            .and_then(|i| data.get(i))
+                            .is_some_and(name_char))
                 {
                     continue;
                 }
                 // One finding per (file, entry, kind) is enough to fail; keep the first.
                 if reported.insert((*id, *what)) {
-                    findings.push(Finding { path: path.clone(), offset: hit.start() as u64, id: *id, what });
+                    findings.push(Finding {
+                        path: path.clone(),
+                        offset: hit.start() as u64,
+                        id: *id,
+                        what,
+                    });
                 }
             }
         }
@@ -370,7 +432,11 @@ pub fn scan(roots: &[PathBuf], deleted: &[&crate::memory::Entry], skip: &[&Path]
 
 /// Top-1 similarity of each embedding to the index.
 fn top1(index: &ExactIndex, rows: &[f32]) -> Vec<f32> {
-    index.search(rows, 1).iter().map(|n| n.first().map_or(-1.0, |n| n.similarity)).collect()
+    index
+        .search(rows, 1)
+        .iter()
+        .map(|n| n.first().map_or(-1.0, |n| n.similarity))
+        .collect()
 }
 
 /// AUROC of positives vs negatives, ties counting ½: [`super::ood::auroc`] (0.5 for an empty
@@ -379,12 +445,37 @@ pub fn auroc(pos: &[f32], neg: &[f32]) -> f64 {
     super::ood::auroc(pos, neg).unwrap_or(0.5)
 }
 
-fn membership(index: &ExactIndex, deleted: &[&crate::memory::Entry], never: &Memory, edited: &Memory, seed: u64) -> Membership {
-    let deleted_rows: Vec<f32> = deleted.iter().flat_map(|e| e.embedding.iter().copied()).collect();
-    let never_rows: Vec<f32> = never.entries.iter().flat_map(|e| e.embedding.iter().copied()).collect();
-    let step = edited.len().div_ceil(deleted.len().max(never.len()).max(1)).max(1);
-    let member_rows: Vec<f32> = edited.entries.iter().step_by(step).flat_map(|e| e.embedding.iter().copied()).collect();
-    let (d, q, m) = (top1(index, &deleted_rows), top1(index, &never_rows), top1(index, &member_rows));
+fn membership(
+    index: &ExactIndex,
+    deleted: &[&crate::memory::Entry],
+    never: &Memory,
+    edited: &Memory,
+    seed: u64,
+) -> Membership {
+    let deleted_rows: Vec<f32> = deleted
+        .iter()
+        .flat_map(|e| e.embedding.iter().copied())
+        .collect();
+    let never_rows: Vec<f32> = never
+        .entries
+        .iter()
+        .flat_map(|e| e.embedding.iter().copied())
+        .collect();
+    let step = edited
+        .len()
+        .div_ceil(deleted.len().max(never.len()).max(1))
+        .max(1);
+    let member_rows: Vec<f32> = edited
+        .entries
+        .iter()
+        .step_by(step)
+        .flat_map(|e| e.embedding.iter().copied())
+        .collect();
+    let (d, q, m) = (
+        top1(index, &deleted_rows),
+        top1(index, &never_rows),
+        top1(index, &member_rows),
+    );
     let auroc_deleted = auroc(&d, &q);
     // Bootstrap: resample both groups with replacement, 1,000 times, seeded.
     let mut rng = Rng::new(seed);
@@ -422,14 +513,26 @@ mod tests {
         let mut m = Memory::new("fp", dim);
         for i in 0..n {
             let img = image::RgbImage::from_fn(28, 28, |x, y| {
-                let v = if (4..24).contains(&x) && (4..24).contains(&y) { rng.below(256) as u8 } else { 0 };
+                let v = if (4..24).contains(&x) && (4..24).contains(&y) {
+                    rng.below(256) as u8
+                } else {
+                    0
+                };
                 image::Rgb([v, v, v])
             });
             let mut e: Vec<f32> = (0..dim).map(|_| rng.normal() as f32).collect();
             let norm = e.iter().map(|x| x * x).sum::<f32>().sqrt();
             e.iter_mut().for_each(|x| *x /= norm);
             let source = format!("photos/class-{}/img-{seed}-{i}.png", i % 4);
-            m.add("fp", &format!("c{}", i % 4), &source, 1000 + i as u64, thumbnail_png(&img, 28), e).unwrap();
+            m.add(
+                "fp",
+                &format!("c{}", i % 4),
+                &source,
+                1000 + i as u64,
+                thumbnail_png(&img, 28),
+                e,
+            )
+            .unwrap();
         }
         m
     }
@@ -437,7 +540,8 @@ mod tests {
     #[test]
     fn a_clean_deletion_is_certified_and_a_stale_cache_fails_the_audit() {
         let dir = tempfile::tempdir().unwrap();
-        let (orig_path, edited_path) = (dir.path().join("orig.pmem"), dir.path().join("edited.pmem"));
+        let (orig_path, edited_path) =
+            (dir.path().join("orig.pmem"), dir.path().join("edited.pmem"));
         let original = memory(1, 40, 32);
         original.save(&orig_path).unwrap();
         let mut edited = original.clone();
@@ -450,58 +554,131 @@ mod tests {
         std::fs::create_dir_all(&caches).unwrap();
         // A cache of the edited memory's embeddings only: clean.
         let cache = EmbeddingCache::new(&caches);
-        let kept: Vec<f32> = edited.entries.iter().flat_map(|e| e.embedding.iter().copied()).collect();
+        let kept: Vec<f32> = edited
+            .entries
+            .iter()
+            .flat_map(|e| e.embedding.iter().copied())
+            .collect();
         cache.put("fp", "kept", &kept, 32).unwrap();
-        let input =
-            AuditInput { original: &orig_path, edited: &edited_path, never_added: Some(&never), scan: vec![caches.clone()], k: 5, seed: 0 };
+        let input = AuditInput {
+            original: &orig_path,
+            edited: &edited_path,
+            never_added: Some(&never),
+            scan: vec![caches.clone()],
+            k: 5,
+            seed: 0,
+        };
         let cert = audit(&input, |_| {}).unwrap();
         assert!(cert.passed, "{:#?}", cert.byte_scan);
-        assert_eq!(cert.deleted.iter().map(|d| d.id).collect::<Vec<_>>(), [3, 17]);
-        assert!(cert.equivalence.entries_identical && cert.equivalence.mismatched_queries.is_empty());
+        assert_eq!(
+            cert.deleted.iter().map(|d| d.id).collect::<Vec<_>>(),
+            [3, 17]
+        );
+        assert!(
+            cert.equivalence.entries_identical && cert.equivalence.mismatched_queries.is_empty()
+        );
         assert_eq!(cert.byte_scan.files, 2, "the edited memory and the cache");
-        assert!(cert.byte_scan.shared_needles > 0, "the black-border thumbnail bytes all entries share are no evidence");
+        assert!(
+            cert.byte_scan.shared_needles > 0,
+            "the black-border thumbnail bytes all entries share are no evidence"
+        );
         let m = cert.membership.as_ref().unwrap();
-        assert!(m.inconclusive && m.auroc_members > 0.99, "two deleted entries are too few to conclude: {m:?}");
+        assert!(
+            m.inconclusive && m.auroc_members > 0.99,
+            "two deleted entries are too few to conclude: {m:?}"
+        );
 
         // A stale cache (written before the deletion: it still holds entry 17's embedding).
-        let all: Vec<f32> = original.entries.iter().flat_map(|e| e.embedding.iter().copied()).collect();
+        let all: Vec<f32> = original
+            .entries
+            .iter()
+            .flat_map(|e| e.embedding.iter().copied())
+            .collect();
         cache.put("fp", "stale", &all, 32).unwrap();
         let cert = audit(&input, |_| {}).unwrap();
         assert!(!cert.passed && !cert.byte_scan.passed);
-        let found: std::collections::BTreeSet<(u64, &str)> = cert.byte_scan.findings.iter().map(|f| (f.id, f.what)).collect();
-        assert_eq!(found, [(3, "embedding"), (17, "embedding")].into_iter().collect());
-        assert!(cert.byte_scan.findings.iter().all(|f| f.path.to_string_lossy().contains("stale")));
+        let found: std::collections::BTreeSet<(u64, &str)> = cert
+            .byte_scan
+            .findings
+            .iter()
+            .map(|f| (f.id, f.what))
+            .collect();
+        assert_eq!(
+            found,
+            [(3, "embedding"), (17, "embedding")].into_iter().collect()
+        );
+        assert!(
+            cert.byte_scan
+                .findings
+                .iter()
+                .all(|f| f.path.to_string_lossy().contains("stale"))
+        );
 
         // An export naming a deleted entry's source is found too; a longer name is not it.
         std::fs::remove_file(
-            cache.dir().read_dir().unwrap().map(|e| e.unwrap().path()).find(|p| p.to_string_lossy().contains("stale")).unwrap(),
+            cache
+                .dir()
+                .read_dir()
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .find(|p| p.to_string_lossy().contains("stale"))
+                .unwrap(),
         )
         .unwrap();
-        std::fs::write(caches.join("export.csv"), "id,source\n17,photos/class-1/img-1-17.png\n").unwrap();
+        std::fs::write(
+            caches.join("export.csv"),
+            "id,source\n17,photos/class-1/img-1-17.png\n",
+        )
+        .unwrap();
         std::fs::write(caches.join("other.csv"), "photos/class-1/img-1-170.png").unwrap();
         let cert = audit(&input, |_| {}).unwrap();
-        let found: Vec<(u64, &str, bool)> =
-            cert.byte_scan.findings.iter().map(|f| (f.id, f.what, f.path.ends_with("export.csv"))).collect();
+        let found: Vec<(u64, &str, bool)> = cert
+            .byte_scan
+            .findings
+            .iter()
+            .map(|f| (f.id, f.what, f.path.ends_with("export.csv")))
+            .collect();
         assert_eq!(found, [(17, "source", true)]);
     }
 
     #[test]
     fn an_edit_that_changed_a_kept_entry_fails_equivalence() {
         let dir = tempfile::tempdir().unwrap();
-        let (orig_path, edited_path) = (dir.path().join("orig.pmem"), dir.path().join("edited.pmem"));
+        let (orig_path, edited_path) =
+            (dir.path().join("orig.pmem"), dir.path().join("edited.pmem"));
         let original = memory(1, 40, 32);
         original.save(&orig_path).unwrap();
         let mut edited = original.clone();
         edited.delete(5).unwrap();
         edited.entries[0].embedding.reverse();
         edited.save(&edited_path).unwrap();
-        let input = AuditInput { original: &orig_path, edited: &edited_path, never_added: None, scan: vec![], k: 5, seed: 0 };
+        let input = AuditInput {
+            original: &orig_path,
+            edited: &edited_path,
+            never_added: None,
+            scan: vec![],
+            k: 5,
+            seed: 0,
+        };
         let cert = audit(&input, |_| {}).unwrap();
-        assert!(!cert.equivalence.entries_identical && !cert.equivalence.mismatched_queries.is_empty() && !cert.passed);
+        assert!(
+            !cert.equivalence.entries_identical
+                && !cert.equivalence.mismatched_queries.is_empty()
+                && !cert.passed
+        );
         assert!(cert.membership.is_none());
         // Not a deletion at all: an entry the original never had.
         let mut grown = original.clone();
-        grown.add("fp", "c0", "new.png", 1, Vec::new(), original.entries[0].embedding.clone()).unwrap();
+        grown
+            .add(
+                "fp",
+                "c0",
+                "new.png",
+                1,
+                Vec::new(),
+                original.entries[0].embedding.clone(),
+            )
+            .unwrap();
         grown.save(&edited_path).unwrap();
         assert!(matches!(audit(&input, |_| {}), Err(Error::Memory(_))));
     }

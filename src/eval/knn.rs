@@ -23,7 +23,14 @@ pub struct KnnReport {
     pub confusion: Vec<Vec<u32>>,
 }
 
-pub fn evaluate(source: &str, index: &ExactIndex, queries: &[f32], query_labels: &[u32], ks: &[usize], rule: VoteRule) -> KnnReport {
+pub fn evaluate(
+    source: &str,
+    index: &ExactIndex,
+    queries: &[f32],
+    query_labels: &[u32],
+    ks: &[usize],
+    rule: VoteRule,
+) -> KnnReport {
     let classes = index.labels.len();
     let kmax = ks.iter().copied().max().unwrap_or(1);
     let results = index.search(queries, kmax);
@@ -40,9 +47,15 @@ pub fn evaluate(source: &str, index: &ExactIndex, queries: &[f32], query_labels:
         top1.push(correct as f64 / query_labels.len().max(1) as f64);
         confusions.push(confusion);
     }
-    let best = (0..ks.len()).max_by(|&a, &b| top1[a].total_cmp(&top1[b]).then(b.cmp(&a))).unwrap_or(0);
+    let best = (0..ks.len())
+        .max_by(|&a, &b| top1[a].total_cmp(&top1[b]).then(b.cmp(&a)))
+        .unwrap_or(0);
     let confusion = confusions.swap_remove(best);
-    let per_class = confusion.iter().enumerate().map(|(c, row)| row[c] as f64 / row.iter().sum::<u32>().max(1) as f64).collect();
+    let per_class = confusion
+        .iter()
+        .enumerate()
+        .map(|(c, row)| row[c] as f64 / row.iter().sum::<u32>().max(1) as f64)
+        .collect();
     KnnReport {
         source: source.to_string(),
         memory_size: index.len(),
@@ -60,17 +73,28 @@ pub fn evaluate(source: &str, index: &ExactIndex, queries: &[f32], query_labels:
 impl KnnReport {
     /// A Markdown rendering: the per-k table, per-class accuracy and the confusion matrix.
     pub fn markdown(&self) -> String {
-        let mut s = format!("### {} — memory {}, queries {}\n\n| k | top-1 |\n|---:|---:|\n", self.source, self.memory_size, self.queries);
+        let mut s = format!(
+            "### {} — memory {}, queries {}\n\n| k | top-1 |\n|---:|---:|\n",
+            self.source, self.memory_size, self.queries
+        );
         for (k, a) in self.ks.iter().zip(&self.top1) {
             s += &format!("| {k} | {:.2} % |\n", a * 100.0);
         }
-        s += &format!("\nBest: **{:.2} %** at k = {}.\n\n| class | accuracy |\n|---|---:|\n", self.best_top1 * 100.0, self.best_k);
+        s += &format!(
+            "\nBest: **{:.2} %** at k = {}.\n\n| class | accuracy |\n|---|---:|\n",
+            self.best_top1 * 100.0,
+            self.best_k
+        );
         for (n, a) in self.class_names.iter().zip(&self.per_class) {
             s += &format!("| {n} | {:.1} % |\n", a * 100.0);
         }
         s += "\nConfusion (rows: true, columns: predicted):\n\n```\n";
         for row in &self.confusion {
-            s += &row.iter().map(|v| format!("{v:5}")).collect::<Vec<_>>().join("");
+            s += &row
+                .iter()
+                .map(|v| format!("{v:5}"))
+                .collect::<Vec<_>>()
+                .join("");
             s += "\n";
         }
         s += "```\n";

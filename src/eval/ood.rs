@@ -12,7 +12,10 @@ use crate::memory::ExactIndex;
 /// random positive scores above a random negative, ties counting ½ (the Mann–Whitney U / n₊n₋).
 /// `None` if either set is empty or a score is NaN.
 pub fn auroc(positives: &[f32], negatives: &[f32]) -> Option<f64> {
-    if positives.is_empty() || negatives.is_empty() || positives.iter().chain(negatives).any(|s| s.is_nan()) {
+    if positives.is_empty()
+        || negatives.is_empty()
+        || positives.iter().chain(negatives).any(|s| s.is_nan())
+    {
         return None;
     }
     let mut neg = negatives.to_vec();
@@ -29,7 +32,10 @@ pub fn auroc(positives: &[f32], negatives: &[f32]) -> Option<f64> {
 /// The highest threshold that accepts (score ≥ threshold) at least `tpr` of `positives`, and
 /// the fraction of `negatives` it accepts. `None` if either set is empty or a score is NaN.
 pub fn fpr_at_tpr(positives: &[f32], negatives: &[f32], tpr: f64) -> Option<(f32, f64)> {
-    if positives.is_empty() || negatives.is_empty() || positives.iter().chain(negatives).any(|s| s.is_nan()) {
+    if positives.is_empty()
+        || negatives.is_empty()
+        || positives.iter().chain(negatives).any(|s| s.is_nan())
+    {
         return None;
     }
     let mut pos = positives.to_vec();
@@ -43,7 +49,11 @@ pub fn fpr_at_tpr(positives: &[f32], negatives: &[f32], tpr: f64) -> Option<(f32
 
 /// The in-memory scores of `queries` (`nq × dim`) against `index`, with `k` neighbours.
 pub fn scores(index: &ExactIndex, queries: &[f32], k: usize) -> Vec<f32> {
-    index.search(queries, k).iter().map(|n| crate::memory::query::in_memory_score(n, k).unwrap_or(f32::NEG_INFINITY)).collect()
+    index
+        .search(queries, k)
+        .iter()
+        .map(|n| crate::memory::query::in_memory_score(n, k).unwrap_or(f32::NEG_INFINITY))
+        .collect()
 }
 
 /// One out-of-distribution set's result.
@@ -59,7 +69,11 @@ pub struct OodResult {
 pub fn evaluate(inside: &[f32], outside: &[f32]) -> Option<OodResult> {
     let auroc = auroc(inside, outside)?;
     let (threshold_at_95, fpr_at_95) = fpr_at_tpr(inside, outside, 0.95)?;
-    Some(OodResult { auroc, threshold_at_95, fpr_at_95 })
+    Some(OodResult {
+        auroc,
+        threshold_at_95,
+        fpr_at_95,
+    })
 }
 
 #[cfg(test)]
@@ -77,10 +91,16 @@ mod tests {
         assert_eq!(auroc(&[], &[1.0]), None);
         assert_eq!(auroc(&[f32::NAN], &[1.0]), None);
         // 95 % of 3 positives needs all 3: threshold 0.7 accepts 0.75 of the negatives → ½.
-        assert_eq!(fpr_at_tpr(&[0.9, 0.8, 0.7], &[0.75, 0.6], 0.95), Some((0.7, 0.5)));
+        assert_eq!(
+            fpr_at_tpr(&[0.9, 0.8, 0.7], &[0.75, 0.6], 0.95),
+            Some((0.7, 0.5))
+        );
         // 20 positives 1..=20: 95 % is 19 of them, threshold 2; negatives 0, 2, 3 → 2 of 3.
         let pos: Vec<f32> = (1..=20).map(|i| i as f32).collect();
-        assert_eq!(fpr_at_tpr(&pos, &[0.0, 2.0, 3.0], 0.95), Some((2.0, 2.0 / 3.0)));
+        assert_eq!(
+            fpr_at_tpr(&pos, &[0.0, 2.0, 3.0], 0.95),
+            Some((2.0, 2.0 / 3.0))
+        );
     }
 
     #[test]
@@ -92,8 +112,19 @@ mod tests {
             v.into_iter().map(|x| x / n).collect::<Vec<f32>>()
         };
         // Memory and in-queries around +e0; out-queries around −e0.
-        let around =
-            |rng: &mut crate::rng::Rng, sign: f32| unit((0..d).map(|j| if j == 0 { sign } else { 0.2 * rng.normal() as f32 }).collect());
+        let around = |rng: &mut crate::rng::Rng, sign: f32| {
+            unit(
+                (0..d)
+                    .map(|j| {
+                        if j == 0 {
+                            sign
+                        } else {
+                            0.2 * rng.normal() as f32
+                        }
+                    })
+                    .collect(),
+            )
+        };
         let data: Vec<f32> = (0..200).flat_map(|_| around(&mut rng, 1.0)).collect();
         let index = ExactIndex::from_embeddings(d, vec!["a".into()], vec![0; 200], data);
         let inside: Vec<f32> = (0..30).flat_map(|_| around(&mut rng, 1.0)).collect();

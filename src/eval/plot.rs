@@ -46,7 +46,11 @@ fn nice_ticks(lo: f64, hi: f64, target: usize) -> Vec<f64> {
     let span = (hi - lo).max(1e-12);
     let raw = span / target as f64;
     let mag = 10f64.powf(raw.log10().floor());
-    let step = [1.0, 2.0, 2.5, 5.0, 10.0].iter().map(|m| m * mag).find(|s| span / s <= target as f64).unwrap_or(10.0 * mag);
+    let step = [1.0, 2.0, 2.5, 5.0, 10.0]
+        .iter()
+        .map(|m| m * mag)
+        .find(|s| span / s <= target as f64)
+        .unwrap_or(10.0 * mag);
     let mut t = (lo / step).ceil() * step;
     let mut out = Vec::new();
     while t <= hi + step * 1e-9 {
@@ -79,36 +83,75 @@ pub fn render(spec: &PlotSpec, series: &[Series]) -> image::RgbImage {
     };
 
     let plot = Rect::from_min_max(Pos2::new(70.0, 40.0), Pos2::new(w - 230.0, h - 55.0));
-    let all: Vec<(f64, f64)> = series.iter().flat_map(|s| s.points.iter().copied()).collect();
-    let (mut x0, mut x1, mut y0, mut y1) =
-        all.iter().fold((f64::MAX, f64::MIN, f64::MAX, f64::MIN), |(a, b, c, d), &(x, y)| (a.min(x), b.max(x), c.min(y), d.max(y)));
+    let all: Vec<(f64, f64)> = series
+        .iter()
+        .flat_map(|s| s.points.iter().copied())
+        .collect();
+    let (mut x0, mut x1, mut y0, mut y1) = all.iter().fold(
+        (f64::MAX, f64::MIN, f64::MAX, f64::MIN),
+        |(a, b, c, d), &(x, y)| (a.min(x), b.max(x), c.min(y), d.max(y)),
+    );
     if all.is_empty() {
         (x0, x1, y0, y1) = (0.0, 1.0, 0.0, 1.0);
     }
     let (mx, my) = (((x1 - x0) * 0.08).max(1e-3), ((y1 - y0) * 0.08).max(1e-3));
     let (x0, x1, y0, y1) = (x0 - mx, x1 + mx, y0 - my, y1 + my);
     let to_screen = |x: f64, y: f64| {
-        Pos2::new(plot.left() + ((x - x0) / (x1 - x0)) as f32 * plot.width(), plot.bottom() - ((y - y0) / (y1 - y0)) as f32 * plot.height())
+        Pos2::new(
+            plot.left() + ((x - x0) / (x1 - x0)) as f32 * plot.width(),
+            plot.bottom() - ((y - y0) / (y1 - y0)) as f32 * plot.height(),
+        )
     };
 
-    shapes.push(Shape::rect_filled(Rect::from_min_size(Pos2::ZERO, Vec2::new(w, h)), 0.0, Color32::WHITE));
+    shapes.push(Shape::rect_filled(
+        Rect::from_min_size(Pos2::ZERO, Vec2::new(w, h)),
+        0.0,
+        Color32::WHITE,
+    ));
     for t in nice_ticks(x0, x1, 8) {
         let p = to_screen(t, y0);
-        shapes.push(Shape::line_segment([Pos2::new(p.x, plot.top()), Pos2::new(p.x, plot.bottom())], Stroke::new(1.0, grey)));
+        shapes.push(Shape::line_segment(
+            [Pos2::new(p.x, plot.top()), Pos2::new(p.x, plot.bottom())],
+            Stroke::new(1.0, grey),
+        ));
         let g = text(&mut view, &fmt_tick(t), 13.0, black);
-        shapes.push(Shape::galley(Pos2::new(p.x - g.size().x / 2.0, plot.bottom() + 6.0), g, black));
+        shapes.push(Shape::galley(
+            Pos2::new(p.x - g.size().x / 2.0, plot.bottom() + 6.0),
+            g,
+            black,
+        ));
     }
     for t in nice_ticks(y0, y1, 8) {
         let p = to_screen(x0, t);
-        shapes.push(Shape::line_segment([Pos2::new(plot.left(), p.y), Pos2::new(plot.right(), p.y)], Stroke::new(1.0, grey)));
+        shapes.push(Shape::line_segment(
+            [Pos2::new(plot.left(), p.y), Pos2::new(plot.right(), p.y)],
+            Stroke::new(1.0, grey),
+        ));
         let g = text(&mut view, &fmt_tick(t), 13.0, black);
-        shapes.push(Shape::galley(Pos2::new(plot.left() - g.size().x - 6.0, p.y - g.size().y / 2.0), g, black));
+        shapes.push(Shape::galley(
+            Pos2::new(plot.left() - g.size().x - 6.0, p.y - g.size().y / 2.0),
+            g,
+            black,
+        ));
     }
-    shapes.push(Shape::rect_stroke(plot, 0.0, Stroke::new(1.0, black), epaint::StrokeKind::Middle));
+    shapes.push(Shape::rect_stroke(
+        plot,
+        0.0,
+        Stroke::new(1.0, black),
+        epaint::StrokeKind::Middle,
+    ));
     let title = text(&mut view, spec.title, 17.0, black);
-    shapes.push(Shape::galley(Pos2::new(plot.center().x - title.size().x / 2.0, 10.0), title, black));
+    shapes.push(Shape::galley(
+        Pos2::new(plot.center().x - title.size().x / 2.0, 10.0),
+        title,
+        black,
+    ));
     let xl = text(&mut view, spec.x_label, 14.0, black);
-    shapes.push(Shape::galley(Pos2::new(plot.center().x - xl.size().x / 2.0, h - 28.0), xl, black));
+    shapes.push(Shape::galley(
+        Pos2::new(plot.center().x - xl.size().x / 2.0, h - 28.0),
+        xl,
+        black,
+    ));
     let yl = text(&mut view, spec.y_label, 14.0, black);
     // The y label sits above the axis, unrotated (epaint rotates galleys, but upright reads better).
     shapes.push(Shape::galley(Pos2::new(8.0, plot.top() - 22.0), yl, black));
@@ -128,10 +171,17 @@ pub fn render(spec: &PlotSpec, series: &[Series]) -> image::RgbImage {
         }
         let ly = plot.top() + 8.0 + i as f32 * 22.0;
         shapes.push(Shape::line_segment(
-            [Pos2::new(plot.right() + 14.0, ly + 8.0), Pos2::new(plot.right() + 38.0, ly + 8.0)],
+            [
+                Pos2::new(plot.right() + 14.0, ly + 8.0),
+                Pos2::new(plot.right() + 38.0, ly + 8.0),
+            ],
             Stroke::new(2.5, c),
         ));
-        shapes.push(Shape::circle_filled(Pos2::new(plot.right() + 26.0, ly + 8.0), 4.0, c));
+        shapes.push(Shape::circle_filled(
+            Pos2::new(plot.right() + 26.0, ly + 8.0),
+            4.0,
+            c,
+        ));
         let g = text(&mut view, &s.label, 13.0, black);
         shapes.push(Shape::galley(Pos2::new(plot.right() + 44.0, ly), g, black));
     }
@@ -140,14 +190,22 @@ pub fn render(spec: &PlotSpec, series: &[Series]) -> image::RgbImage {
     let tex_size = view.font_image_size();
     let discs = fonts.texture_atlas().prepared_discs();
     let clip = Rect::from_min_size(Pos2::ZERO, Vec2::new(w, h));
-    let clipped: Vec<ClippedShape> = shapes.into_iter().map(|s| ClippedShape::new(clip, s)).collect();
-    let primitives = epaint::Tessellator::new(1.0, TessellationOptions::default(), tex_size, discs).tessellate_shapes(clipped);
+    let clipped: Vec<ClippedShape> = shapes
+        .into_iter()
+        .map(|s| ClippedShape::new(clip, s))
+        .collect();
+    let primitives = epaint::Tessellator::new(1.0, TessellationOptions::default(), tex_size, discs)
+        .tessellate_shapes(clipped);
 
     let mut canvas = vec![[0f32; 3]; (spec.width * spec.height) as usize];
     for p in primitives {
         if let epaint::Primitive::Mesh(mesh) = p.primitive {
             for tri in mesh.indices.chunks_exact(3) {
-                let v = [&mesh.vertices[tri[0] as usize], &mesh.vertices[tri[1] as usize], &mesh.vertices[tri[2] as usize]];
+                let v = [
+                    &mesh.vertices[tri[0] as usize],
+                    &mesh.vertices[tri[1] as usize],
+                    &mesh.vertices[tri[2] as usize],
+                ];
                 raster_triangle(&mut canvas, spec.width, spec.height, v, &atlas);
             }
         }
@@ -161,7 +219,13 @@ pub fn render(spec: &PlotSpec, series: &[Series]) -> image::RgbImage {
 
 /// Fills one triangle: colour = vertex colour (premultiplied, interpolated) × atlas texel
 /// (nearest), composited "over" in linear-free sRGB space as egui's own painters do.
-fn raster_triangle(canvas: &mut [[f32; 3]], width: u32, height: u32, v: [&epaint::Vertex; 3], atlas: &epaint::ColorImage) {
+fn raster_triangle(
+    canvas: &mut [[f32; 3]],
+    width: u32,
+    height: u32,
+    v: [&epaint::Vertex; 3],
+    atlas: &epaint::ColorImage,
+) {
     let (a, b, c) = (v[0].pos, v[1].pos, v[2].pos);
     let area = (b.x - a.x) * (c.y - a.y) - (b.y - a.y) * (c.x - a.x);
     if area.abs() < 1e-9 {
@@ -181,11 +245,14 @@ fn raster_triangle(canvas: &mut [[f32; 3]], width: u32, height: u32, v: [&epaint
             if w0 < -1e-6 || w1 < -1e-6 || w2 < -1e-6 {
                 continue;
             }
-            let interp = |f: &dyn Fn(&epaint::Vertex) -> f32| w0 * f(v[0]) + w1 * f(v[1]) + w2 * f(v[2]);
+            let interp =
+                |f: &dyn Fn(&epaint::Vertex) -> f32| w0 * f(v[0]) + w1 * f(v[1]) + w2 * f(v[2]);
             let (u, t) = (interp(&|q| q.uv.x), interp(&|q| q.uv.y));
             let tx = ((u * aw as f32) as usize).min(aw - 1);
             let ty = ((t * ah as f32) as usize).min(ah - 1);
-            let texel = atlas.pixels[ty * aw + tx].to_array().map(|c| c as f32 / 255.0);
+            let texel = atlas.pixels[ty * aw + tx]
+                .to_array()
+                .map(|c| c as f32 / 255.0);
             let col = [
                 interp(&|q| q.color.r() as f32 / 255.0) * texel[0],
                 interp(&|q| q.color.g() as f32 / 255.0) * texel[1],
@@ -207,14 +274,34 @@ mod tests {
     #[test]
     fn draws_series_colours_text_and_white_background() {
         let series = vec![
-            Series { label: "model a".into(), points: vec![(0.1, 50.0), (0.3, 70.0)], point_labels: vec!["k=10".into(), "k=20".into()] },
-            Series { label: "model b".into(), points: vec![(0.2, 60.0)], point_labels: vec![] },
+            Series {
+                label: "model a".into(),
+                points: vec![(0.1, 50.0), (0.3, 70.0)],
+                point_labels: vec!["k=10".into(), "k=20".into()],
+            },
+            Series {
+                label: "model b".into(),
+                points: vec![(0.2, 60.0)],
+                point_labels: vec![],
+            },
         ];
-        let img =
-            render(&PlotSpec { title: "Privacy", x_label: "non-private fraction", y_label: "accuracy", width: 640, height: 400 }, &series);
+        let img = render(
+            &PlotSpec {
+                title: "Privacy",
+                x_label: "non-private fraction",
+                y_label: "accuracy",
+                width: 640,
+                height: 400,
+            },
+            &series,
+        );
         assert_eq!(img.dimensions(), (640, 400));
         assert_eq!(img.get_pixel(2, 2).0, [255, 255, 255], "white corner");
-        let count = |c: Color32| img.pixels().filter(|p| p.0 == [c.r(), c.g(), c.b()]).count();
+        let count = |c: Color32| {
+            img.pixels()
+                .filter(|p| p.0 == [c.r(), c.g(), c.b()])
+                .count()
+        };
         assert!(count(series_colour(0)) > 50, "series 0 drawn");
         assert!(count(series_colour(1)) > 30, "series 1 drawn");
         // Text is dark grey and anti-aliased: many dark pixels around the title.

@@ -19,7 +19,11 @@ pub struct ProbeConfig {
 
 impl Default for ProbeConfig {
     fn default() -> Self {
-        Self { steps: 300, lr: 0.01, l2: 1e-4 }
+        Self {
+            steps: 300,
+            lr: 0.01,
+            l2: 1e-4,
+        }
     }
 }
 
@@ -45,15 +49,29 @@ pub fn fit_and_score(
 ) -> Result<ProbeReport> {
     let n = train_labels.len();
     if dim == 0 || n == 0 || train.len() != n * dim || test.len() != test_labels.len() * dim {
-        return Err(Error::Model(format!("probe: {} train values for {n} labels of dim {dim}", train.len())));
+        return Err(Error::Model(format!(
+            "probe: {} train values for {n} labels of dim {dim}",
+            train.len()
+        )));
     }
-    if let Some(&bad) = train_labels.iter().chain(test_labels).find(|&&l| l as usize >= classes) {
-        return Err(Error::Model(format!("probe: label {bad} outside {classes} classes")));
+    if let Some(&bad) = train_labels
+        .iter()
+        .chain(test_labels)
+        .find(|&&l| l as usize >= classes)
+    {
+        return Err(Error::Model(format!(
+            "probe: label {bad} outside {classes} classes"
+        )));
     }
     let dev = Device::Cpu;
     let x = Tensor::from_slice(train, (n, dim), &dev).map_err(err)?;
     let mean = x.mean_keepdim(0).map_err(err)?;
-    let std = x.broadcast_sub(&mean).and_then(|c| c.sqr()).and_then(|s| s.mean_keepdim(0)).and_then(|v| (v + 1e-6)?.sqrt()).map_err(err)?;
+    let std = x
+        .broadcast_sub(&mean)
+        .and_then(|c| c.sqr())
+        .and_then(|s| s.mean_keepdim(0))
+        .and_then(|v| (v + 1e-6)?.sqrt())
+        .map_err(err)?;
     let standardise = |t: &Tensor| t.broadcast_sub(&mean).and_then(|c| c.broadcast_div(&std));
     let x = standardise(&x).map_err(err)?;
     let xt = x.t().and_then(|t| t.contiguous()).map_err(err)?;
@@ -71,16 +89,32 @@ pub fn fit_and_score(
     let (beta1, beta2, eps) = (0.9f64, 0.999f64, 1e-8f64);
     let mut final_loss = f64::NAN;
     for step in 1..=cfg.steps {
-        let logits = x.matmul(&w).and_then(|l| l.broadcast_add(&b)).map_err(err)?;
+        let logits = x
+            .matmul(&w)
+            .and_then(|l| l.broadcast_add(&b))
+            .map_err(err)?;
         let log_p = candle_nn::ops::log_softmax(&logits, D::Minus1).map_err(err)?;
-        final_loss = (log_p.mul(&onehot).and_then(|t| t.sum_all()).and_then(|s| s.to_scalar::<f32>()).map_err(err)? as f64) / -(n as f64);
+        final_loss = (log_p
+            .mul(&onehot)
+            .and_then(|t| t.sum_all())
+            .and_then(|s| s.to_scalar::<f32>())
+            .map_err(err)? as f64)
+            / -(n as f64);
         // d(mean CE)/d logits = softmax − onehot, over n.
-        let g_logits = (log_p.exp().and_then(|p| p - &onehot).map_err(err)? / n as f64).map_err(err)?;
-        let gw = xt.matmul(&g_logits).and_then(|g| g + (&w * cfg.l2)?).map_err(err)?;
+        let g_logits =
+            (log_p.exp().and_then(|p| p - &onehot).map_err(err)? / n as f64).map_err(err)?;
+        let gw = xt
+            .matmul(&g_logits)
+            .and_then(|g| g + (&w * cfg.l2)?)
+            .map_err(err)?;
         let gb = g_logits.sum_keepdim(0).map_err(err)?;
         let t = step as i32;
         let (c1, c2) = (1.0 - beta1.powi(t), 1.0 - beta2.powi(t));
-        let adam = |p: &Tensor, g: &Tensor, m: &mut Tensor, v: &mut Tensor| -> candle_core::Result<Tensor> {
+        let adam = |p: &Tensor,
+                    g: &Tensor,
+                    m: &mut Tensor,
+                    v: &mut Tensor|
+         -> candle_core::Result<Tensor> {
             *m = ((&*m * beta1)? + (g * (1.0 - beta1))?)?;
             *v = ((&*v * beta2)? + (g.sqr()? * (1.0 - beta2))?)?;
             let update = ((&*m / c1)? / ((&*v / c2)?.sqrt()? + eps)?)?;
@@ -93,12 +127,22 @@ pub fn fit_and_score(
         if labels.is_empty() {
             return Ok(0.0);
         }
-        let pred: Vec<u32> =
-            x.matmul(&w).and_then(|l| l.broadcast_add(&b)).and_then(|l| l.argmax(D::Minus1)).and_then(|p| p.to_vec1()).map_err(err)?;
+        let pred: Vec<u32> = x
+            .matmul(&w)
+            .and_then(|l| l.broadcast_add(&b))
+            .and_then(|l| l.argmax(D::Minus1))
+            .and_then(|p| p.to_vec1())
+            .map_err(err)?;
         Ok(pred.iter().zip(labels).filter(|(p, l)| p == l).count() as f64 / labels.len() as f64)
     };
-    let test_x = Tensor::from_slice(test, (test_labels.len(), dim), &dev).and_then(|t| standardise(&t)).map_err(err)?;
-    Ok(ProbeReport { train_accuracy: accuracy(&x, train_labels)?, test_accuracy: accuracy(&test_x, test_labels)?, final_loss })
+    let test_x = Tensor::from_slice(test, (test_labels.len(), dim), &dev)
+        .and_then(|t| standardise(&t))
+        .map_err(err)?;
+    Ok(ProbeReport {
+        train_accuracy: accuracy(&x, train_labels)?,
+        test_accuracy: accuracy(&test_x, test_labels)?,
+        final_loss,
+    })
 }
 
 #[cfg(test)]
@@ -110,7 +154,11 @@ mod tests {
     #[test]
     fn separates_linearly_separable_classes_and_rejects_bad_labels() {
         let mut rng = crate::rng::Rng::new(7);
-        let centres = [[2.0f32, 0.0, 0.0, 1.0], [0.0, 2.0, 0.0, -1.0], [0.0, 0.0, 2.0, 0.0]];
+        let centres = [
+            [2.0f32, 0.0, 0.0, 1.0],
+            [0.0, 2.0, 0.0, -1.0],
+            [0.0, 0.0, 2.0, 0.0],
+        ];
         let mut make = |n: usize| {
             let mut x = Vec::new();
             let mut y = Vec::new();
@@ -126,11 +174,18 @@ mod tests {
         let (tx, ty) = make(300);
         let (qx, qy) = make(90);
         let r = fit_and_score(&tx, &ty, &qx, &qy, 4, 3, &ProbeConfig::default()).unwrap();
-        assert_eq!(r.test_accuracy, 1.0, "clusters 2 apart with noise ±0.25 are separable");
+        assert_eq!(
+            r.test_accuracy, 1.0,
+            "clusters 2 apart with noise ±0.25 are separable"
+        );
         assert!(r.final_loss < 0.2, "loss {}", r.final_loss);
         // Features without class signal: the probe stays near chance on new queries.
         let mut noise = crate::rng::Rng::new(8);
-        let mut random = |n: usize| (0..n * 4).map(|_| noise.uniform() as f32).collect::<Vec<f32>>();
+        let mut random = |n: usize| {
+            (0..n * 4)
+                .map(|_| noise.uniform() as f32)
+                .collect::<Vec<f32>>()
+        };
         let (nx, nq) = (random(300), random(90));
         let s = fit_and_score(&nx, &ty, &nq, &qy, 4, 3, &ProbeConfig::default()).unwrap();
         assert!(s.test_accuracy < 0.55, "{}", s.test_accuracy);

@@ -22,10 +22,17 @@ pub struct ResultRecord {
 /// Every readable record of a results file, the last one winning per (fingerprint, dataset,
 /// task); a missing file is no records, unreadable lines are skipped.
 pub fn read(path: &Path) -> Vec<ResultRecord> {
-    let Ok(text) = std::fs::read_to_string(path) else { return Vec::new() };
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Vec::new();
+    };
     let mut out: Vec<ResultRecord> = Vec::new();
-    for r in text.lines().filter_map(|l| serde_json::from_str::<ResultRecord>(l).ok()) {
-        out.retain(|o| !(o.fingerprint == r.fingerprint && o.dataset == r.dataset && o.task == r.task));
+    for r in text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<ResultRecord>(l).ok())
+    {
+        out.retain(|o| {
+            !(o.fingerprint == r.fingerprint && o.dataset == r.dataset && o.task == r.task)
+        });
         out.push(r);
     }
     out

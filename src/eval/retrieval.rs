@@ -16,7 +16,13 @@ pub struct RetrievalReport {
 }
 
 /// `queries` and `gallery` are n × dim, row i of each forming a pair.
-pub fn evaluate(source: &str, queries: &[f32], gallery: &[f32], dim: usize, ks: &[usize]) -> RetrievalReport {
+pub fn evaluate(
+    source: &str,
+    queries: &[f32],
+    gallery: &[f32],
+    dim: usize,
+    ks: &[usize],
+) -> RetrievalReport {
     let n = gallery.len() / dim.max(1);
     let index = ExactIndex::from_embeddings(dim, vec!["item".into()], vec![0; n], gallery.to_vec());
     let kmax = ks.iter().copied().max().unwrap_or(1);
@@ -24,11 +30,19 @@ pub fn evaluate(source: &str, queries: &[f32], gallery: &[f32], dim: usize, ks: 
     let recall = ks
         .iter()
         .map(|&k| {
-            let hits = found.iter().enumerate().filter(|(qi, nb)| nb.iter().take(k).any(|x| x.id == *qi as u64)).count();
+            let hits = found
+                .iter()
+                .enumerate()
+                .filter(|(qi, nb)| nb.iter().take(k).any(|x| x.id == *qi as u64))
+                .count();
             (k, hits as f64 / found.len().max(1) as f64)
         })
         .collect();
-    RetrievalReport { source: source.to_string(), pairs: found.len(), recall }
+    RetrievalReport {
+        source: source.to_string(),
+        pairs: found.len(),
+        recall,
+    }
 }
 
 /// Pairs of files with the same name in two folders (sorted by name).
@@ -37,8 +51,10 @@ pub fn paired_files(a: &Path, b: &Path) -> Result<Vec<(PathBuf, PathBuf)>> {
     let entries = std::fs::read_dir(a).map_err(|e| Error::io(a, e))?;
     for entry in entries {
         let path = entry.map_err(|e| Error::io(a, e))?.path();
-        let is_image =
-            path.extension().and_then(|e| e.to_str()).is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "png" | "jpg" | "jpeg"));
+        let is_image = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "png" | "jpg" | "jpeg"));
         if let Some(name) = path.file_name().filter(|_| is_image) {
             let other = b.join(name);
             if other.is_file() {
@@ -48,14 +64,21 @@ pub fn paired_files(a: &Path, b: &Path) -> Result<Vec<(PathBuf, PathBuf)>> {
     }
     pairs.sort();
     if pairs.is_empty() {
-        return Err(Error::BadFile { path: a.into(), message: format!("no image shares its file name with one in {}", b.display()) });
+        return Err(Error::BadFile {
+            path: a.into(),
+            message: format!("no image shares its file name with one in {}", b.display()),
+        });
     }
     Ok(pairs)
 }
 
 impl RetrievalReport {
     pub fn markdown_row(&self) -> String {
-        let cells: Vec<String> = self.recall.iter().map(|(_, r)| format!("{:.2} %", r * 100.0)).collect();
+        let cells: Vec<String> = self
+            .recall
+            .iter()
+            .map(|(_, r)| format!("{:.2} %", r * 100.0))
+            .collect();
         format!("| {} | {} |\n", self.source, cells.join(" | "))
     }
 }

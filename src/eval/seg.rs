@@ -18,7 +18,9 @@
 use crate::dense::composite::Example;
 use crate::dense::features::{PatchGrid, extract, patch_size};
 use crate::dense::pca::image_r2;
-use crate::dense::segment::{PatchMemory, PatchVote, Prompt, SoftMask, in_context, patch_labels, pixel_accuracy, soft_iou};
+use crate::dense::segment::{
+    PatchMemory, PatchVote, Prompt, SoftMask, in_context, patch_labels, pixel_accuracy, soft_iou,
+};
 use crate::embed::FeatureSource;
 use crate::error::{Error, Result};
 use rayon::prelude::*;
@@ -35,7 +37,11 @@ pub struct SegEvalConfig {
 
 impl Default for SegEvalConfig {
     fn default() -> Self {
-        Self { grid: crate::dense::DEFAULT_GRID, threshold: 0.2, vote: PatchVote::Attention }
+        Self {
+            grid: crate::dense::DEFAULT_GRID,
+            threshold: 0.2,
+            vote: PatchVote::Attention,
+        }
     }
 }
 
@@ -78,7 +84,13 @@ impl SegScores {
 }
 
 /// Nearest-neighbour resize of a label map (pixel centres).
-pub fn resize_labels(labels: &[u32], width: usize, height: usize, out_w: usize, out_h: usize) -> Vec<u32> {
+pub fn resize_labels(
+    labels: &[u32],
+    width: usize,
+    height: usize,
+    out_w: usize,
+    out_h: usize,
+) -> Vec<u32> {
     let mut out = Vec::with_capacity(out_w * out_h);
     for y in 0..out_h {
         let sy = ((y as f64 + 0.5) * height as f64 / out_h as f64) as usize;
@@ -95,7 +107,10 @@ fn largest_class(labels: &[u32]) -> Option<u32> {
     for &l in labels.iter().filter(|&&l| l != 0) {
         *counts.entry(l).or_default() += 1;
     }
-    counts.into_iter().max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(&a.0))).map(|(l, _)| l)
+    counts
+        .into_iter()
+        .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(&a.0)))
+        .map(|(l, _)| l)
 }
 
 /// In-context prediction for `query` from one prompt, at the query's pixel size.
@@ -108,7 +123,16 @@ pub fn predict_in_context(
     height: usize,
 ) -> Result<SoftMask> {
     let mask = prompt_mask.resize(prompt.cols * block, prompt.rows * block);
-    Ok(in_context(&[Prompt { features: prompt, mask: &mask }], query, block, 1.0)?.resize(width, height))
+    Ok(in_context(
+        &[Prompt {
+            features: prompt,
+            mask: &mask,
+        }],
+        query,
+        block,
+        1.0,
+    )?
+    .resize(width, height))
 }
 
 /// Runs the three evaluations for one source. `progress(stage, done, total)`.
@@ -119,7 +143,9 @@ pub fn evaluate(
     mut progress: impl FnMut(&str, usize, usize),
 ) -> Result<SegScores> {
     if examples.len() < 2 {
-        return Err(Error::InvalidConfig("the segmentation evaluation needs at least 2 images".into()));
+        return Err(Error::InvalidConfig(
+            "the segmentation evaluation needs at least 2 images".into(),
+        ));
     }
     let split = examples.len() / 2;
     let images: Vec<&image::RgbImage> = examples.iter().map(|e| &e.image).collect();
@@ -152,7 +178,9 @@ pub fn evaluate(
     let mut ious_th = Vec::new();
     for (qi, (ex, qgrid)) in queries.iter().zip(&features[split..]).enumerate() {
         progress("in-context", qi, queries.len());
-        let Some(class) = largest_class(&ex.labels) else { continue };
+        let Some(class) = largest_class(&ex.labels) else {
+            continue;
+        };
         let Some(pi) = (0..split).map(|j| (qi + j) % split).find(|&j| {
             let count = memory[j].labels.iter().filter(|&&l| l == class).count();
             count * 100 >= memory[j].labels.len()
@@ -161,7 +189,14 @@ pub fn evaluate(
         };
         let p = &memory[pi];
         let prompt_mask = SoftMask::of_class(&p.labels, p.width(), p.height(), class);
-        let pred = predict_in_context(&features[pi], &prompt_mask, qgrid, block, ex.width(), ex.height())?;
+        let pred = predict_in_context(
+            &features[pi],
+            &prompt_mask,
+            qgrid,
+            block,
+            ex.width(),
+            ex.height(),
+        )?;
         let truth = SoftMask::of_class(&ex.labels, ex.width(), ex.height(), class);
         if let Some(iou) = soft_iou(&pred.values, &truth.values) {
             ious.push(iou);
@@ -175,18 +210,38 @@ pub fn evaluate(
     progress("kNN segmentation", 0, queries.len());
     let mut patch_memory = PatchMemory::default();
     for (ex, grid) in memory.iter().zip(&features[..split]) {
-        patch_memory.add(grid, &patch_labels(&ex.labels, ex.width(), ex.height(), grid.rows, grid.cols))?;
+        patch_memory.add(
+            grid,
+            &patch_labels(&ex.labels, ex.width(), ex.height(), grid.rows, grid.cols),
+        )?;
     }
-    patch_memory.num_classes =
-        patch_memory.num_classes.max(examples.iter().flat_map(|e| e.labels.iter()).map(|&l| l as usize + 1).max().unwrap_or(1));
+    patch_memory.num_classes = patch_memory.num_classes.max(
+        examples
+            .iter()
+            .flat_map(|e| e.labels.iter())
+            .map(|&l| l as usize + 1)
+            .max()
+            .unwrap_or(1),
+    );
     let mut predicted = Vec::new();
     let mut predicted_topk = Vec::new();
     let mut truth = Vec::new();
     for (qi, (ex, grid)) in queries.iter().zip(&features[split..]).enumerate() {
         predicted.extend(patch_memory.segment(grid, cfg.vote)?);
-        predicted_topk
-            .extend(patch_memory.segment(grid, PatchVote::TopK { k: 30, temperature: crate::dense::segment::PATCH_VOTE_TEMPERATURE })?);
-        truth.extend(patch_labels(&ex.labels, ex.width(), ex.height(), grid.rows, grid.cols));
+        predicted_topk.extend(patch_memory.segment(
+            grid,
+            PatchVote::TopK {
+                k: 30,
+                temperature: crate::dense::segment::PATCH_VOTE_TEMPERATURE,
+            },
+        )?);
+        truth.extend(patch_labels(
+            &ex.labels,
+            ex.width(),
+            ex.height(),
+            grid.rows,
+            grid.cols,
+        ));
         progress("kNN segmentation", qi + 1, queries.len());
     }
     let (knn_accuracy, knn_foreground) = pixel_accuracy(&predicted, &truth);
@@ -215,7 +270,19 @@ mod tests {
     #[test]
     fn nearest_label_resize_samples_pixel_centres() {
         let labels = [0, 1, 2, 3];
-        assert_eq!(resize_labels(&labels, 2, 2, 4, 4), vec![0, 0, 1, 1, 0, 0, 1, 1, 2, 2, 3, 3, 2, 2, 3, 3]);
-        assert_eq!(resize_labels(&[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15], 4, 4, 2, 2), vec![5, 7, 13, 15]);
+        assert_eq!(
+            resize_labels(&labels, 2, 2, 4, 4),
+            vec![0, 0, 1, 1, 0, 0, 1, 1, 2, 2, 3, 3, 2, 2, 3, 3]
+        );
+        assert_eq!(
+            resize_labels(
+                &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15],
+                4,
+                4,
+                2,
+                2
+            ),
+            vec![5, 7, 13, 15]
+        );
     }
 }

@@ -24,21 +24,45 @@ pub struct Triplet {
 /// Reads `data.csv`-style triplets with at least `min_votes` votes; `split` filters by the
 /// split column ("test" means both test splits; None keeps all).
 pub fn read_triplets(csv: &Path, split: Option<&str>, min_votes: f64) -> Result<Vec<Triplet>> {
-    let bad = |m: String| Error::BadFile { path: csv.into(), message: m };
+    let bad = |m: String| Error::BadFile {
+        path: csv.into(),
+        message: m,
+    };
     let text = std::fs::read_to_string(csv).map_err(|e| Error::io(csv, e))?;
     let mut lines = text.lines().filter(|l| !l.trim().is_empty());
-    let header: Vec<&str> = lines.next().ok_or_else(|| bad("empty file".into()))?.split(',').map(str::trim).collect();
+    let header: Vec<&str> = lines
+        .next()
+        .ok_or_else(|| bad("empty file".into()))?
+        .split(',')
+        .map(str::trim)
+        .collect();
     let col = |name: &str| header.iter().position(|h| *h == name);
-    let need = |name: &str| col(name).ok_or_else(|| bad(format!("no `{name}` column (header: {})", header.join(","))));
-    let (r, l, rt, v, rv) = (need("ref_path")?, need("left_path")?, need("right_path")?, need("votes")?, need("right_vote")?);
+    let need = |name: &str| {
+        col(name).ok_or_else(|| bad(format!("no `{name}` column (header: {})", header.join(","))))
+    };
+    let (r, l, rt, v, rv) = (
+        need("ref_path")?,
+        need("left_path")?,
+        need("right_path")?,
+        need("votes")?,
+        need("right_vote")?,
+    );
     let sp = col("split");
     let root = csv.parent().unwrap_or(Path::new("."));
     let mut out = Vec::new();
     for (i, line) in lines.enumerate() {
         let cells: Vec<&str> = line.split(',').map(str::trim).collect();
-        let get = |c: usize| cells.get(c).copied().ok_or_else(|| bad(format!("row {}: too few columns", i + 2)));
-        let num =
-            |c: usize| -> Result<f64> { get(c)?.parse::<f64>().map_err(|e| bad(format!("row {}: column {}: {e}", i + 2, header[c]))) };
+        let get = |c: usize| {
+            cells
+                .get(c)
+                .copied()
+                .ok_or_else(|| bad(format!("row {}: too few columns", i + 2)))
+        };
+        let num = |c: usize| -> Result<f64> {
+            get(c)?
+                .parse::<f64>()
+                .map_err(|e| bad(format!("row {}: column {}: {e}", i + 2, header[c])))
+        };
         let votes = num(v)?;
         if votes < min_votes {
             continue;
@@ -56,7 +80,11 @@ pub fn read_triplets(csv: &Path, split: Option<&str>, min_votes: f64) -> Result<
             continue;
         }
         let right_vote = num(rv)?;
-        let p_right = if right_vote > 1.0 && votes > 0.0 { right_vote / votes } else { right_vote };
+        let p_right = if right_vote > 1.0 && votes > 0.0 {
+            right_vote / votes
+        } else {
+            right_vote
+        };
         out.push(Triplet {
             reference: root.join(get(r)?),
             left: root.join(get(l)?),
@@ -80,7 +108,13 @@ pub fn score(d_left: f32, d_right: f32, p_right: f64) -> f64 {
 }
 
 /// Mean 2AFC score; embeddings are L2-normalised rows, `n` triplets × dim each.
-pub fn evaluate(reference: &[f32], left: &[f32], right: &[f32], dim: usize, p_right: &[f64]) -> f64 {
+pub fn evaluate(
+    reference: &[f32],
+    left: &[f32],
+    right: &[f32],
+    dim: usize,
+    p_right: &[f64],
+) -> f64 {
     use crate::memory::index::dot;
     let n = p_right.len();
     if n == 0 {

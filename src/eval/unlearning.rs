@@ -25,17 +25,36 @@ pub struct ClassRemoval {
     pub other_changed_without_removed_neighbour: usize,
 }
 
-fn predictions(results: &[Vec<Neighbour>], k: usize, classes: usize, rule: VoteRule) -> Vec<Option<u32>> {
-    results.iter().map(|n| vote(n, k, classes, rule).prediction).collect()
+fn predictions(
+    results: &[Vec<Neighbour>],
+    k: usize,
+    classes: usize,
+    rule: VoteRule,
+) -> Vec<Option<u32>> {
+    results
+        .iter()
+        .map(|n| vote(n, k, classes, rule).prediction)
+        .collect()
 }
 
 /// Removes every entry labelled `class` from a copy of `index` and compares predictions for
 /// `queries` (rows of `index.dim`) with `query_labels`.
-pub fn remove_class(index: &ExactIndex, queries: &[f32], query_labels: &[u32], class: u32, k: usize, rule: VoteRule) -> ClassRemoval {
+pub fn remove_class(
+    index: &ExactIndex,
+    queries: &[f32],
+    query_labels: &[u32],
+    class: u32,
+    k: usize,
+    rule: VoteRule,
+) -> ClassRemoval {
     let classes = index.labels.len();
     let before_neighbours = index.search(queries, k);
     let before = predictions(&before_neighbours, k, classes, rule);
-    let removed: std::collections::HashSet<u64> = index.rows().filter(|(_, l, _)| *l == class).map(|(id, _, _)| id).collect();
+    let removed: std::collections::HashSet<u64> = index
+        .rows()
+        .filter(|(_, l, _)| *l == class)
+        .map(|(id, _, _)| id)
+        .collect();
     let mut after_index = index.clone();
     after_index.retain(|_, label| label != class);
     let after = predictions(&after_index.search(queries, k), k, classes, rule);
@@ -48,7 +67,11 @@ pub fn remove_class(index: &ExactIndex, queries: &[f32], query_labels: &[u32], c
                 right += usize::from(*p == Some(l));
             }
         }
-        if total == 0 { 0.0 } else { right as f64 / total as f64 }
+        if total == 0 {
+            0.0
+        } else {
+            right as f64 / total as f64
+        }
     };
     let is_class = |l: u32| l == class;
     let is_other = |l: u32| l != class;
@@ -124,7 +147,8 @@ mod tests {
             data.extend(norm([1.0, 0.3 + d]));
             labels.push(2);
         }
-        let index = ExactIndex::from_embeddings(2, vec!["a".into(), "b".into(), "c".into()], labels, data);
+        let index =
+            ExactIndex::from_embeddings(2, vec!["a".into(), "b".into(), "c".into()], labels, data);
         let queries: Vec<f32> = [norm([1.0, 0.05]), norm([0.05, 1.0]), norm([1.0, 0.33])].concat();
         let r = remove_class(&index, &queries, &[0, 1, 2], 0, 5, VoteRule::default());
         assert_eq!(r.removed_entries, 10);

@@ -17,11 +17,16 @@ pub struct BenchRow {
 
 /// Measures throughput of `process` at `size`: one warm-up batch (compiles the pipelines), then
 /// batches until `min_seconds` have passed. Returns images per second.
-pub fn measure(generator: &mut Generator, config: GeneratorConfig, min_seconds: f64) -> Result<BenchRow> {
+pub fn measure(
+    generator: &mut Generator,
+    config: GeneratorConfig,
+    min_seconds: f64,
+) -> Result<BenchRow> {
     let batch = super::manifest::batch_size(&config);
     let process = config.process;
     let size = config.size;
-    let kml_resolution = matches!(process, Process::ShadersKml | Process::KmlMixup).then_some(config.kml.resolution);
+    let kml_resolution =
+        matches!(process, Process::ShadersKml | Process::KmlMixup).then_some(config.kml.resolution);
     generator.set_config(config)?;
     // Warm-up: compile every program of the pool and the baselines.
     let pool_len = generator.pool().len() as u64;
@@ -34,7 +39,14 @@ pub fn measure(generator: &mut Generator, config: GeneratorConfig, min_seconds: 
         seed += 1;
     }
     let seconds = start.elapsed().as_secs_f64();
-    Ok(BenchRow { process, size, kml_resolution, images, seconds, images_per_second: images as f64 / seconds })
+    Ok(BenchRow {
+        process,
+        size,
+        kml_resolution,
+        images,
+        seconds,
+        images_per_second: images as f64 / seconds,
+    })
 }
 
 /// Measures the CPU half of K-means Leaves alone (k-means on `resolution`² s1, masks, blend to
@@ -51,7 +63,11 @@ pub fn measure_kml_compose(resolution: u32, size: u32, min_seconds: f64) -> Benc
         let coarse = (n / 8).max(2) as usize;
         let channels: Vec<Plane> = (0..3)
             .map(|_| {
-                let p = Plane { width: coarse, height: coarse, data: (0..coarse * coarse).map(|_| rng.uniform() as f32).collect() };
+                let p = Plane {
+                    width: coarse,
+                    height: coarse,
+                    data: (0..coarse * coarse).map(|_| rng.uniform() as f32).collect(),
+                };
                 resize_bilinear(&p, n as usize, n as usize)
             })
             .collect();
@@ -61,9 +77,18 @@ pub fn measure_kml_compose(resolution: u32, size: u32, min_seconds: f64) -> Benc
         })
     };
     let mut rng = Rng::new(0);
-    let inputs: Vec<(image::RgbImage, [image::RgbImage; 2])> =
-        (0..16).map(|_| (smooth(&mut rng, resolution), [smooth(&mut rng, size), smooth(&mut rng, size)])).collect();
-    let cfg = KmlConfig { resolution, ..Default::default() };
+    let inputs: Vec<(image::RgbImage, [image::RgbImage; 2])> = (0..16)
+        .map(|_| {
+            (
+                smooth(&mut rng, resolution),
+                [smooth(&mut rng, size), smooth(&mut rng, size)],
+            )
+        })
+        .collect();
+    let cfg = KmlConfig {
+        resolution,
+        ..Default::default()
+    };
     let batch = 64;
     let start = Instant::now();
     let mut images = 0u64;

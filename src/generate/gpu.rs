@@ -56,7 +56,11 @@ pub struct AdapterSummary {
 
 impl std::fmt::Display for AdapterSummary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} ({}, {}, {})", self.name, self.backend, self.device_type, self.driver)
+        write!(
+            f,
+            "{} ({}, {}, {})",
+            self.name, self.backend, self.device_type, self.driver
+        )
     }
 }
 
@@ -87,20 +91,26 @@ impl GpuRenderer {
                 apply_limit_buckets: false,
             }))
         };
-        let adapter =
-            request(wgpu::Backends::PRIMARY).or_else(|_| request(wgpu::Backends::GL)).map_err(|e| Error::NoAdapter(e.to_string()))?;
+        let adapter = request(wgpu::Backends::PRIMARY)
+            .or_else(|_| request(wgpu::Backends::GL))
+            .map_err(|e| Error::NoAdapter(e.to_string()))?;
         let info = adapter.get_info();
         let summary = AdapterSummary {
             name: info.name.clone(),
             backend: format!("{:?}", info.backend),
             device_type: format!("{:?}", info.device_type),
-            driver: format!("{} {}", info.driver, info.driver_info).trim().to_string(),
+            driver: format!("{} {}", info.driver, info.driver_info)
+                .trim()
+                .to_string(),
         };
         let mut limits = wgpu::Limits::downlevel_defaults();
         let adapter_limits = adapter.limits();
-        limits.max_storage_buffer_binding_size = adapter_limits.max_storage_buffer_binding_size.min(MAX_BATCH_BYTES * 2);
+        limits.max_storage_buffer_binding_size = adapter_limits
+            .max_storage_buffer_binding_size
+            .min(MAX_BATCH_BYTES * 2);
         limits.max_buffer_size = adapter_limits.max_buffer_size.min(MAX_BATCH_BYTES * 2);
-        limits.max_compute_workgroups_per_dimension = adapter_limits.max_compute_workgroups_per_dimension;
+        limits.max_compute_workgroups_per_dimension =
+            adapter_limits.max_compute_workgroups_per_dimension;
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("procmem generator"),
             required_features: wgpu::Features::empty(),
@@ -141,7 +151,14 @@ impl GpuRenderer {
             bind_group_layouts: &[Some(&layout)],
             immediate_size: 0,
         });
-        Ok(Self { device, queue, adapter: summary, layout, pipeline_layout, pipelines: HashMap::new() })
+        Ok(Self {
+            device,
+            queue,
+            adapter: summary,
+            layout,
+            pipeline_layout,
+            pipelines: HashMap::new(),
+        })
     }
 
     pub fn adapter(&self) -> &AdapterSummary {
@@ -164,20 +181,27 @@ impl GpuRenderer {
         let source = program.module_source();
         validate_wgsl(&program.name, &source)?;
         let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let module = self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
-            label: Some(&program.name),
-            source: wgpu::ShaderSource::Wgsl(source.into()),
-        });
-        let pipeline = self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-            label: Some(&program.name),
-            layout: Some(&self.pipeline_layout),
-            module: &module,
-            entry_point: Some("main"),
-            compilation_options: Default::default(),
-            cache: None,
-        });
+        let module = self
+            .device
+            .create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(&program.name),
+                source: wgpu::ShaderSource::Wgsl(source.into()),
+            });
+        let pipeline = self
+            .device
+            .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(&program.name),
+                layout: Some(&self.pipeline_layout),
+                module: &module,
+                entry_point: Some("main"),
+                compilation_options: Default::default(),
+                cache: None,
+            });
         if let Some(err) = pollster::block_on(scope.pop()) {
-            return Err(Error::ShaderCompile { program: program.name.clone(), message: err.to_string() });
+            return Err(Error::ShaderCompile {
+                program: program.name.clone(),
+                message: err.to_string(),
+            });
         }
         let pipeline = Arc::new(pipeline);
         self.pipelines.insert(program.hash, pipeline.clone());
@@ -185,7 +209,12 @@ impl GpuRenderer {
     }
 
     /// Renders `jobs` at `size`×`size`. Returns RGB images in job order.
-    pub fn render(&mut self, programs: &[Program], size: u32, jobs: &[RenderJob]) -> Result<Vec<image::RgbImage>> {
+    pub fn render(
+        &mut self,
+        programs: &[Program],
+        size: u32,
+        jobs: &[RenderJob],
+    ) -> Result<Vec<image::RgbImage>> {
         if size == 0 {
             return Err(Error::InvalidConfig("image size must be positive".into()));
         }
@@ -198,13 +227,22 @@ impl GpuRenderer {
         Ok(out)
     }
 
-    fn render_chunk(&mut self, programs: &[Program], size: u32, jobs: &[RenderJob]) -> Result<Vec<image::RgbImage>> {
+    fn render_chunk(
+        &mut self,
+        programs: &[Program],
+        size: u32,
+        jobs: &[RenderJob],
+    ) -> Result<Vec<image::RgbImage>> {
         let pixels_per_image = size as usize * size as usize;
         // Group jobs by program: one dispatch per program, all in one submission.
         let mut groups: Vec<(usize, Vec<usize>)> = Vec::new();
         for (i, job) in jobs.iter().enumerate() {
             if job.program >= programs.len() {
-                return Err(Error::InvalidConfig(format!("job refers to program {} of {}", job.program, programs.len())));
+                return Err(Error::InvalidConfig(format!(
+                    "job refers to program {} of {}",
+                    job.program,
+                    programs.len()
+                )));
             }
             match groups.iter_mut().find(|(p, _)| *p == job.program) {
                 Some((_, members)) => members.push(i),
@@ -224,38 +262,68 @@ impl GpuRenderer {
             usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
-        let mut encoder = self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("render batch") });
+        let mut encoder = self
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("render batch"),
+            });
         for (program_index, members) in &groups {
             let pipeline = self.pipeline(&programs[*program_index])?;
             let records: Vec<JobRecord> = members
                 .iter()
                 .map(|&i| {
                     let job = &jobs[i];
-                    JobRecord { time: job.time, seed: job.seed, offset: (i * pixels_per_image) as u32, variant: 0, params: job.params }
+                    JobRecord {
+                        time: job.time,
+                        seed: job.seed,
+                        offset: (i * pixels_per_image) as u32,
+                        variant: 0,
+                        params: job.params,
+                    }
                 })
                 .collect();
             debug_assert_eq!(std::mem::size_of::<JobRecord>() as u64, JOB_BYTES);
-            let job_buffer = self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some("jobs"),
-                contents: bytemuck::cast_slice(&records),
-                usage: wgpu::BufferUsages::STORAGE,
-            });
-            let dims = DimsRecord { size, job_count: records.len() as u32, _pad: [0; 2] };
-            let dims_buffer = self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some("dims"),
-                contents: bytemuck::bytes_of(&dims),
-                usage: wgpu::BufferUsages::UNIFORM,
-            });
+            let job_buffer = self
+                .device
+                .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                    label: Some("jobs"),
+                    contents: bytemuck::cast_slice(&records),
+                    usage: wgpu::BufferUsages::STORAGE,
+                });
+            let dims = DimsRecord {
+                size,
+                job_count: records.len() as u32,
+                _pad: [0; 2],
+            };
+            let dims_buffer = self
+                .device
+                .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                    label: Some("dims"),
+                    contents: bytemuck::bytes_of(&dims),
+                    usage: wgpu::BufferUsages::UNIFORM,
+                });
             let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
                 label: Some("program batch"),
                 layout: &self.layout,
                 entries: &[
-                    wgpu::BindGroupEntry { binding: 0, resource: job_buffer.as_entire_binding() },
-                    wgpu::BindGroupEntry { binding: 1, resource: output.as_entire_binding() },
-                    wgpu::BindGroupEntry { binding: 2, resource: dims_buffer.as_entire_binding() },
+                    wgpu::BindGroupEntry {
+                        binding: 0,
+                        resource: job_buffer.as_entire_binding(),
+                    },
+                    wgpu::BindGroupEntry {
+                        binding: 1,
+                        resource: output.as_entire_binding(),
+                    },
+                    wgpu::BindGroupEntry {
+                        binding: 2,
+                        resource: dims_buffer.as_entire_binding(),
+                    },
                 ],
             });
-            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("render"), timestamp_writes: None });
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("render"),
+                timestamp_writes: None,
+            });
             pass.set_pipeline(&pipeline);
             pass.set_bind_group(0, &bind_group, &[]);
             pass.dispatch_workgroups(size.div_ceil(8), size.div_ceil(8), records.len() as u32);
@@ -267,12 +335,16 @@ impl GpuRenderer {
         slice.map_async(wgpu::MapMode::Read, move |r| {
             let _ = tx.send(r);
         });
-        self.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| Error::Gpu(format!("waiting for the render: {e}")))?;
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::Gpu(format!("waiting for the render: {e}")))?;
         rx.recv()
             .map_err(|_| Error::Gpu("the readback was dropped".into()))?
             .map_err(|e| Error::Gpu(format!("reading back pixels: {e}")))?;
         let images = {
-            let data = slice.get_mapped_range().map_err(|e| Error::Gpu(format!("mapping pixels: {e}")))?;
+            let data = slice
+                .get_mapped_range()
+                .map_err(|e| Error::Gpu(format!("mapping pixels: {e}")))?;
             let words: &[u32] = bytemuck::cast_slice(&data);
             (0..jobs.len())
                 .map(|i| {

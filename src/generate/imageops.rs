@@ -16,7 +16,11 @@ pub struct Plane {
 
 impl Plane {
     pub fn new(width: usize, height: usize) -> Self {
-        Self { width, height, data: vec![0.0; width * height] }
+        Self {
+            width,
+            height,
+            data: vec![0.0; width * height],
+        }
     }
 
     pub fn from_fn(width: usize, height: usize, f: impl Fn(usize, usize) -> f32) -> Self {
@@ -26,7 +30,11 @@ impl Plane {
                 data.push(f(x, y));
             }
         }
-        Self { width, height, data }
+        Self {
+            width,
+            height,
+            data,
+        }
     }
 
     pub fn get(&self, x: usize, y: usize) -> f32 {
@@ -168,9 +176,15 @@ mod tests {
     #[test]
     fn box_blur_matches_cv2() {
         let corner = Plane::from_fn(3, 3, |x, y| if x == 0 && y == 0 { 9.0 } else { 0.0 });
-        assert_close(&box_blur(&corner, 3).data, &[1.0, 1.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0]);
+        assert_close(
+            &box_blur(&corner, 3).data,
+            &[1.0, 1.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0],
+        );
         let centre = Plane::from_fn(3, 3, |x, y| if x == 1 && y == 1 { 9.0 } else { 0.0 });
-        assert_close(&box_blur(&centre, 3).data, &[4.0, 2.0, 4.0, 2.0, 1.0, 2.0, 4.0, 2.0, 4.0]);
+        assert_close(
+            &box_blur(&centre, 3).data,
+            &[4.0, 2.0, 4.0, 2.0, 1.0, 2.0, 4.0, 2.0, 4.0],
+        );
         let c = box_blur(&Plane::from_fn(5, 4, |_, _| 0.25), 3);
         assert!(c.data.iter().all(|v| (v - 0.25).abs() < 1e-6));
     }
@@ -182,7 +196,10 @@ mod tests {
         let ramp = Plane::from_fn(8, 8, |x, y| (y * 8 + x) as f32 / 63.0);
         assert_close(
             &resize_bilinear(&ramp, 3, 3).data,
-            &[0.157_895, 0.195_906, 0.233_918, 0.461_988, 0.5, 0.538_012, 0.766_082, 0.804_094, 0.842_105],
+            &[
+                0.157_895, 0.195_906, 0.233_918, 0.461_988, 0.5, 0.538_012, 0.766_082, 0.804_094,
+                0.842_105,
+            ],
         );
     }
 

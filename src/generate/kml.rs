@@ -36,19 +36,38 @@ pub struct KmlConfig {
 
 impl Default for KmlConfig {
     fn default() -> Self {
-        Self { k: 2, iterations: 3, blur: 3, resolution: 256, assignment: Vec::new() }
+        Self {
+            k: 2,
+            iterations: 3,
+            blur: 3,
+            resolution: 256,
+            assignment: Vec::new(),
+        }
     }
 }
 
 impl KmlConfig {
     /// Number of textures the assignment uses.
     pub fn texture_count(&self) -> usize {
-        if self.assignment.is_empty() { self.k.max(1) } else { self.assignment.iter().take(self.k).max().map_or(1, |m| m + 1).max(1) }
+        if self.assignment.is_empty() {
+            self.k.max(1)
+        } else {
+            self.assignment
+                .iter()
+                .take(self.k)
+                .max()
+                .map_or(1, |m| m + 1)
+                .max(1)
+        }
     }
 
     /// Texture of cluster `c`.
     pub fn texture_of(&self, c: usize) -> usize {
-        if self.assignment.is_empty() { c } else { self.assignment.get(c).copied().unwrap_or(c) % self.texture_count() }
+        if self.assignment.is_empty() {
+            c
+        } else {
+            self.assignment.get(c).copied().unwrap_or(c) % self.texture_count()
+        }
     }
 }
 
@@ -85,12 +104,26 @@ fn initial_centroids(points: &[[f32; 3]], k: usize) -> Vec<[f32; 3]> {
     unique.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
     unique.dedup();
     let n = unique.len();
-    (0..k).map(|j| if k == 1 { unique[0] } else { unique[((j * (n - 1)) as f64 / (k - 1) as f64).round() as usize] }).collect()
+    (0..k)
+        .map(|j| {
+            if k == 1 {
+                unique[0]
+            } else {
+                unique[((j * (n - 1)) as f64 / (k - 1) as f64).round() as usize]
+            }
+        })
+        .collect()
 }
 
 /// Lloyd's k-means on RGB points with the paper's initialisation. Labels come from the last
 /// assignment step, as in the paper's code.
-pub fn kmeans(points: &[[f32; 3]], width: usize, height: usize, k: usize, iterations: usize) -> Clustering {
+pub fn kmeans(
+    points: &[[f32; 3]],
+    width: usize,
+    height: usize,
+    k: usize,
+    iterations: usize,
+) -> Clustering {
     assert_eq!(points.len(), width * height);
     let k = k.clamp(1, 255);
     let mut centroids = initial_centroids(points, k);
@@ -120,16 +153,36 @@ pub fn kmeans(points: &[[f32; 3]], width: usize, height: usize, k: usize, iterat
             }
         }
     }
-    Clustering { labels, centroids, width, height }
+    Clustering {
+        labels,
+        centroids,
+        width,
+        height,
+    }
 }
 
 /// The soft mask of `texture` at `out_size`: indicator of the clusters assigned to it,
 /// box-blurred, resized (bilinear), box-blurred again.
-pub fn texture_mask(clustering: &Clustering, cfg: &KmlConfig, texture: usize, out_size: usize) -> Plane {
+pub fn texture_mask(
+    clustering: &Clustering,
+    cfg: &KmlConfig,
+    texture: usize,
+    out_size: usize,
+) -> Plane {
     let indicator = Plane {
         width: clustering.width,
         height: clustering.height,
-        data: clustering.labels.iter().map(|&l| if cfg.texture_of(l as usize) == texture { 1.0 } else { 0.0 }).collect(),
+        data: clustering
+            .labels
+            .iter()
+            .map(|&l| {
+                if cfg.texture_of(l as usize) == texture {
+                    1.0
+                } else {
+                    0.0
+                }
+            })
+            .collect(),
     };
     let blurred = box_blur(&indicator, cfg.blur);
     let resized = resize_bilinear(&blurred, out_size, out_size);
@@ -138,15 +191,31 @@ pub fn texture_mask(clustering: &Clustering, cfg: &KmlConfig, texture: usize, ou
 
 /// Composes textures through the clustering of s1. `textures` are `out_size`² RGB images, one
 /// per texture index. Returns the composite and the mask of texture 0 (for display).
-pub fn compose(s1: &image::RgbImage, textures: &[image::RgbImage], cfg: &KmlConfig, out_size: u32) -> (image::RgbImage, image::GrayImage) {
+pub fn compose(
+    s1: &image::RgbImage,
+    textures: &[image::RgbImage],
+    cfg: &KmlConfig,
+    out_size: u32,
+) -> (image::RgbImage, image::GrayImage) {
     let (w, h) = (s1.width() as usize, s1.height() as usize);
-    let points: Vec<[f32; 3]> = s1.pixels().map(|p| [p[0] as f32 / 255.0, p[1] as f32 / 255.0, p[2] as f32 / 255.0]).collect();
+    let points: Vec<[f32; 3]> = s1
+        .pixels()
+        .map(|p| {
+            [
+                p[0] as f32 / 255.0,
+                p[1] as f32 / 255.0,
+                p[2] as f32 / 255.0,
+            ]
+        })
+        .collect();
     let clustering = kmeans(&points, w, h, cfg.k, cfg.iterations);
     let n = out_size as usize;
     let t_count = textures.len().min(cfg.texture_count()).max(1);
     // Masks of textures 0..t_count-1; the last texture takes the remainder so masks sum to 1
     // (for k = 2 this is the paper's s2·m + s3·(1−m)).
-    let mut masks: Vec<Plane> = (0..t_count - 1).map(|t| texture_mask(&clustering, cfg, t, n)).collect();
+    let mut masks: Vec<Plane> = (0..t_count - 1)
+        .map(|t| texture_mask(&clustering, cfg, t, n))
+        .collect();
     let mut rest = Plane::from_fn(n, n, |_, _| 1.0);
     for m in &masks {
         for (r, v) in rest.data.iter_mut().zip(&m.data) {
@@ -167,7 +236,9 @@ pub fn compose(s1: &image::RgbImage, textures: &[image::RgbImage], cfg: &KmlConf
     }
     let mask0 = &masks[0];
     let mask_img = image::GrayImage::from_fn(out_size, out_size, |x, y| {
-        image::Luma([(mask0.data[y as usize * n + x as usize].clamp(0.0, 1.0) * 255.0).round() as u8])
+        image::Luma([
+            (mask0.data[y as usize * n + x as usize].clamp(0.0, 1.0) * 255.0).round() as u8,
+        ])
     });
     (out, mask_img)
 }
@@ -178,7 +249,13 @@ mod tests {
 
     #[test]
     fn initialisation_is_lexicographic_min_and_max() {
-        let pts = vec![[0.5, 0.1, 0.9], [0.2, 0.9, 0.0], [0.2, 0.1, 0.5], [0.9, 0.0, 0.0], [0.9, 0.0, 0.1]];
+        let pts = vec![
+            [0.5, 0.1, 0.9],
+            [0.2, 0.9, 0.0],
+            [0.2, 0.1, 0.5],
+            [0.9, 0.0, 0.0],
+            [0.9, 0.0, 0.1],
+        ];
         let c = initial_centroids(&pts, 2);
         assert_eq!(c[0], [0.2, 0.1, 0.5]);
         assert_eq!(c[1], [0.9, 0.0, 0.1]);
@@ -190,7 +267,15 @@ mod tests {
     #[test]
     fn two_colour_image_is_split_exactly_and_dark_cluster_is_zero() {
         let (w, h) = (8, 8);
-        let pts: Vec<[f32; 3]> = (0..w * h).map(|i| if i % w < 3 { [0.1, 0.2, 0.3] } else { [0.8, 0.7, 0.6] }).collect();
+        let pts: Vec<[f32; 3]> = (0..w * h)
+            .map(|i| {
+                if i % w < 3 {
+                    [0.1, 0.2, 0.3]
+                } else {
+                    [0.8, 0.7, 0.6]
+                }
+            })
+            .collect();
         let c = kmeans(&pts, w, h, 2, 3);
         for (i, l) in c.labels.iter().enumerate() {
             assert_eq!(*l, if i % w < 3 { 0 } else { 1 });
@@ -214,7 +299,14 @@ mod tests {
         // x = [[0,0,0],[0.1,0,0],[0.2,0,0],[0.9,0,0],[1,0,0],[0.45,0,0]]
         // init c = [0,0,0], [1,0,0]; after 3 iterations labels = [0,0,0,1,1,0],
         // centroids = [0.1875,0,0], [0.95,0,0].
-        let pts = vec![[0.0, 0.0, 0.0], [0.1, 0.0, 0.0], [0.2, 0.0, 0.0], [0.9, 0.0, 0.0], [1.0, 0.0, 0.0], [0.45, 0.0, 0.0]];
+        let pts = vec![
+            [0.0, 0.0, 0.0],
+            [0.1, 0.0, 0.0],
+            [0.2, 0.0, 0.0],
+            [0.9, 0.0, 0.0],
+            [1.0, 0.0, 0.0],
+            [0.45, 0.0, 0.0],
+        ];
         let c = kmeans(&pts, 6, 1, 2, 3);
         assert_eq!(c.labels, vec![0, 0, 0, 1, 1, 0]);
         assert!((c.centroids[0][0] - 0.1875).abs() < 1e-6);
@@ -223,10 +315,19 @@ mod tests {
 
     #[test]
     fn masks_sum_to_one_and_compose_blends_textures() {
-        let s1 = image::RgbImage::from_fn(32, 32, |x, _| if x < 16 { image::Rgb([10, 10, 10]) } else { image::Rgb([240, 240, 240]) });
+        let s1 = image::RgbImage::from_fn(32, 32, |x, _| {
+            if x < 16 {
+                image::Rgb([10, 10, 10])
+            } else {
+                image::Rgb([240, 240, 240])
+            }
+        });
         let red = image::RgbImage::from_pixel(16, 16, image::Rgb([255, 0, 0]));
         let blue = image::RgbImage::from_pixel(16, 16, image::Rgb([0, 0, 255]));
-        let cfg = KmlConfig { resolution: 32, ..Default::default() };
+        let cfg = KmlConfig {
+            resolution: 32,
+            ..Default::default()
+        };
         let (out, mask) = compose(&s1, &[red, blue], &cfg, 16);
         // Left half is the dark cluster 0 → red (s2); right half → blue (s3).
         assert_eq!(out.get_pixel(1, 8).0, [255, 0, 0]);

@@ -47,22 +47,48 @@ impl Manifest {
     /// listed, numbered 0.. with their file names — so regenerating never trusts a count or a
     /// config the file does not back. Errors name the file.
     pub fn read(path: &Path) -> Result<Self> {
-        let bad = |message: String| Error::BadFile { path: path.into(), message };
-        let len = std::fs::metadata(path).map_err(|e| Error::io(path, e))?.len();
+        let bad = |message: String| Error::BadFile {
+            path: path.into(),
+            message,
+        };
+        let len = std::fs::metadata(path)
+            .map_err(|e| Error::io(path, e))?
+            .len();
         if len > MAX_MANIFEST_BYTES {
-            return Err(bad(format!("{len} bytes, more than the {} MiB a manifest may have", MAX_MANIFEST_BYTES >> 20)));
+            return Err(bad(format!(
+                "{len} bytes, more than the {} MiB a manifest may have",
+                MAX_MANIFEST_BYTES >> 20
+            )));
         }
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        let m: Manifest = serde_json::from_str(&text).map_err(|e| bad(format!("not a procmem manifest: {e}")))?;
+        let m: Manifest =
+            serde_json::from_str(&text).map_err(|e| bad(format!("not a procmem manifest: {e}")))?;
         if m.format != FORMAT || m.version != VERSION {
-            return Err(bad(format!("format {} v{} is not {FORMAT} v{VERSION}", m.format, m.version)));
+            return Err(bad(format!(
+                "format {} v{} is not {FORMAT} v{VERSION}",
+                m.format, m.version
+            )));
         }
-        m.config.validate().map_err(|e| bad(format!("bad generator config: {e}")))?;
+        m.config
+            .validate()
+            .map_err(|e| bad(format!("bad generator config: {e}")))?;
         if m.count != m.images.len() as u64 {
-            return Err(bad(format!("count {} but {} images listed", m.count, m.images.len())));
+            return Err(bad(format!(
+                "count {} but {} images listed",
+                m.count,
+                m.images.len()
+            )));
         }
-        if let Some((i, image)) = m.images.iter().enumerate().find(|(i, im)| im.index != *i as u64 || im.file != image_file(*i as u64)) {
-            return Err(bad(format!("image {i} is listed as index {} file `{}`", image.index, image.file)));
+        if let Some((i, image)) = m
+            .images
+            .iter()
+            .enumerate()
+            .find(|(i, im)| im.index != *i as u64 || im.file != image_file(*i as u64))
+        {
+            return Err(bad(format!(
+                "image {i} is listed as index {} file `{}`",
+                image.index, image.file
+            )));
         }
         Ok(m)
     }
@@ -99,7 +125,11 @@ pub fn write_set(
                     used.insert(id, format!("{:016x}", p.hash));
                 }
             }
-            images.push(ManifestImage { index: s.index, file: image_file(s.index), recipe: s.recipe });
+            images.push(ManifestImage {
+                index: s.index,
+                file: image_file(s.index),
+                recipe: s.recipe,
+            });
         }
         start = end;
         if !progress(start, count) {
@@ -117,7 +147,8 @@ pub fn write_set(
         programs: used,
         images,
     };
-    let json = serde_json::to_vec_pretty(&manifest).map_err(|e| Error::InvalidConfig(e.to_string()))?;
+    let json =
+        serde_json::to_vec_pretty(&manifest).map_err(|e| Error::InvalidConfig(e.to_string()))?;
     crate::fsio::write_atomic(&out_dir.join(MANIFEST_FILE), &json)?;
     Ok(manifest)
 }
@@ -127,25 +158,36 @@ pub fn save_samples(samples: &[Sample], dir: &Path) -> Result<()> {
     use rayon::prelude::*;
     samples.par_iter().try_for_each(|s| {
         let path = dir.join(image_file(s.index));
-        s.image.save(&path).map_err(|e| Error::BadFile { path: path.clone(), message: e.to_string() })
+        s.image.save(&path).map_err(|e| Error::BadFile {
+            path: path.clone(),
+            message: e.to_string(),
+        })
     })
 }
 
 /// Images per GPU batch: large enough to amortise a submission, small enough for memory.
 pub fn batch_size(config: &GeneratorConfig) -> u64 {
-    let px = (config.size as u64).pow(2).max((config.kml.resolution as u64).pow(2));
+    let px = (config.size as u64)
+        .pow(2)
+        .max((config.kml.resolution as u64).pow(2));
     ((1u64 << 24) / px).clamp(8, 512)
 }
 
 /// Regenerates the set described by `manifest_path` into `out_dir`, refusing when a program
 /// it used has changed since.
-pub fn regenerate(manifest_path: &Path, out_dir: &Path, progress: impl FnMut(u64, u64) -> bool) -> Result<(Manifest, PathBuf)> {
+pub fn regenerate(
+    manifest_path: &Path,
+    out_dir: &Path,
+    progress: impl FnMut(u64, u64) -> bool,
+) -> Result<(Manifest, PathBuf)> {
     let manifest = Manifest::read(manifest_path)?;
     let mut generator = Generator::open_default(manifest.config.clone())?;
     for (id, hash) in &manifest.programs {
         match generator.program(id) {
             None => {
-                return Err(Error::InvalidConfig(format!("the manifest uses program `{id}`, which is not available here")));
+                return Err(Error::InvalidConfig(format!(
+                    "the manifest uses program `{id}`, which is not available here"
+                )));
             }
             Some(p) if format!("{:016x}", p.hash) != *hash => {
                 return Err(Error::InvalidConfig(format!(
@@ -163,6 +205,12 @@ pub fn regenerate(manifest_path: &Path, out_dir: &Path, progress: impl FnMut(u64
             generator.renderer().adapter()
         );
     }
-    let m = write_set(&mut generator, manifest.seed, manifest.count, out_dir, progress)?;
+    let m = write_set(
+        &mut generator,
+        manifest.seed,
+        manifest.count,
+        out_dir,
+        progress,
+    )?;
     Ok((m, out_dir.join(MANIFEST_FILE)))
 }

@@ -40,7 +40,19 @@ pub use kml::KmlConfig;
 use programs::{DEAD_LEAVES_SOURCE, Program, ProgramLibrary, ProgramOrigin, SPECTRAL_NOISE_SOURCE};
 
 /// A data process of the paper (and the two noise baselines of prior work).
-#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Hash, PartialOrd, Ord, clap::ValueEnum)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Serialize,
+    Deserialize,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    clap::ValueEnum,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Process {
     Shaders,
@@ -52,8 +64,14 @@ pub enum Process {
 }
 
 impl Process {
-    pub const ALL: [Process; 6] =
-        [Process::Shaders, Process::ShadersMixup, Process::ShadersKml, Process::KmlMixup, Process::DeadLeaves, Process::SpectralNoise];
+    pub const ALL: [Process; 6] = [
+        Process::Shaders,
+        Process::ShadersMixup,
+        Process::ShadersKml,
+        Process::KmlMixup,
+        Process::DeadLeaves,
+        Process::SpectralNoise,
+    ];
 
     /// The name used on the command line and in manifests.
     pub fn cli_name(self) -> &'static str {
@@ -144,11 +162,20 @@ impl GeneratorConfig {
         if !(8..=1024).contains(&self.size) {
             return bad(format!("size {} must be in 8..=1024", self.size));
         }
-        if !(self.time_min.is_finite() && self.time_max.is_finite() && self.time_min <= self.time_max) {
-            return bad(format!("time range [{}, {}] is empty", self.time_min, self.time_max));
+        if !(self.time_min.is_finite()
+            && self.time_max.is_finite()
+            && self.time_min <= self.time_max)
+        {
+            return bad(format!(
+                "time range [{}, {}] is empty",
+                self.time_min, self.time_max
+            ));
         }
         if !(1..=16).contains(&self.mixup_count) {
-            return bad(format!("mixup count {} must be in 1..=16", self.mixup_count));
+            return bad(format!(
+                "mixup count {} must be in 1..=16",
+                self.mixup_count
+            ));
         }
         if !(self.mixup_alpha > 0.0 && self.mixup_alpha.is_finite()) {
             return bad(format!("mixup alpha {} must be positive", self.mixup_alpha));
@@ -157,16 +184,25 @@ impl GeneratorConfig {
             return bad(format!("KML k {} must be in 1..=16", self.kml.k));
         }
         if !(1..=50).contains(&self.kml.iterations) {
-            return bad(format!("KML iterations {} must be in 1..=50", self.kml.iterations));
+            return bad(format!(
+                "KML iterations {} must be in 1..=50",
+                self.kml.iterations
+            ));
         }
         if !(1..=15).contains(&self.kml.blur) {
             return bad(format!("KML blur {} must be in 1..=15", self.kml.blur));
         }
         if !(8..=1024).contains(&self.kml.resolution) {
-            return bad(format!("KML resolution {} must be in 8..=1024", self.kml.resolution));
+            return bad(format!(
+                "KML resolution {} must be in 8..=1024",
+                self.kml.resolution
+            ));
         }
         if !(1..=8).contains(&self.kml_mixup_count) {
-            return bad(format!("KML mixup count {} must be in 1..=8", self.kml_mixup_count));
+            return bad(format!(
+                "KML mixup count {} must be in 1..=8",
+                self.kml_mixup_count
+            ));
         }
         Ok(())
     }
@@ -179,9 +215,15 @@ pub enum Recipe {
     /// One program rendered at one time.
     Program { program: String, time: f32 },
     /// A convex combination of images.
-    Mixup { components: Vec<Recipe>, weights: Vec<f32> },
+    Mixup {
+        components: Vec<Recipe>,
+        weights: Vec<f32>,
+    },
     /// K-means Leaves: s1 is clustered, its masks blend the textures.
-    Kml { s1: Box<Recipe>, textures: Vec<Recipe> },
+    Kml {
+        s1: Box<Recipe>,
+        textures: Vec<Recipe>,
+    },
     /// The plain mean of KML images.
     KmlMixup { components: Vec<Recipe> },
     /// A baseline generator with its per-image seed.
@@ -194,7 +236,9 @@ impl Recipe {
         match self {
             Recipe::Program { program, .. } => out.push(program.clone()),
             Recipe::Generator { generator, .. } => out.push(generator.clone()),
-            Recipe::Mixup { components, .. } | Recipe::KmlMixup { components } => components.iter().for_each(|c| c.program_ids(out)),
+            Recipe::Mixup { components, .. } | Recipe::KmlMixup { components } => {
+                components.iter().for_each(|c| c.program_ids(out))
+            }
             Recipe::Kml { s1, textures } => {
                 s1.program_ids(out);
                 textures.iter().for_each(|c| c.program_ids(out));
@@ -242,7 +286,11 @@ enum Target {
 enum Plan {
     Render(Target, Recipe),
     Mixup(Vec<Plan>, Vec<f32>),
-    Kml { s1: Target, s1_recipe: Recipe, textures: Vec<(usize, Recipe)> },
+    Kml {
+        s1: Target,
+        s1_recipe: Recipe,
+        textures: Vec<(usize, Recipe)>,
+    },
     KmlMixup(Vec<Plan>),
 }
 
@@ -257,15 +305,31 @@ pub struct Generator {
 
 /// The baseline generators' programs (dead leaves, spectral noise).
 pub fn baseline_programs() -> Vec<Program> {
-    [("dead-leaves", DEAD_LEAVES_SOURCE), ("spectral-noise", SPECTRAL_NOISE_SOURCE)]
-        .into_iter()
-        .map(|(id, src)| Program::parse(id, src, ProgramOrigin::Generator).expect("bundled generator headers are valid"))
-        .collect()
+    [
+        ("dead-leaves", DEAD_LEAVES_SOURCE),
+        ("spectral-noise", SPECTRAL_NOISE_SOURCE),
+    ]
+    .into_iter()
+    .map(|(id, src)| {
+        Program::parse(id, src, ProgramOrigin::Generator)
+            .expect("bundled generator headers are valid")
+    })
+    .collect()
 }
 
 impl Generator {
-    pub fn new(renderer: GpuRenderer, library: ProgramLibrary, config: GeneratorConfig) -> Result<Self> {
-        let mut g = Self { renderer, library, config: GeneratorConfig::default(), pool: Vec::new(), baselines: baseline_programs() };
+    pub fn new(
+        renderer: GpuRenderer,
+        library: ProgramLibrary,
+        config: GeneratorConfig,
+    ) -> Result<Self> {
+        let mut g = Self {
+            renderer,
+            library,
+            config: GeneratorConfig::default(),
+            pool: Vec::new(),
+            baselines: baseline_programs(),
+        };
         g.set_config(config)?;
         Ok(g)
     }
@@ -310,11 +374,15 @@ impl Generator {
         if pool_changed {
             // Enabled hand-written programs, then `synthesized` ones (seeds synth_seed, synth_seed + 1, …).
             let mut pool = self.library.enabled(&config.disabled_programs);
-            pool.extend(
-                (0..config.synthesized as u64).map(|i| synth::SynthProgram::generate(config.synth_seed.wrapping_add(i)).to_program()),
-            );
-            if pool.is_empty() && !matches!(config.process, Process::DeadLeaves | Process::SpectralNoise) {
-                return Err(Error::InvalidConfig("the program pool is empty: enable a program or add synthesized ones".into()));
+            pool.extend((0..config.synthesized as u64).map(|i| {
+                synth::SynthProgram::generate(config.synth_seed.wrapping_add(i)).to_program()
+            }));
+            if pool.is_empty()
+                && !matches!(config.process, Process::DeadLeaves | Process::SpectralNoise)
+            {
+                return Err(Error::InvalidConfig(
+                    "the program pool is empty: enable a program or add synthesized ones".into(),
+                ));
             }
             self.pool = pool;
         }
@@ -331,19 +399,48 @@ impl Generator {
 
     fn draw_program(&self, rng: &mut Rng, jobs: &mut Vec<RenderJob>) -> (usize, Recipe) {
         let program = rng.below(self.pool.len());
-        let time = rng.range_f32(self.config.time_min, self.config.time_max) + self.config.time_shift;
+        let time =
+            rng.range_f32(self.config.time_min, self.config.time_max) + self.config.time_shift;
         let p = &self.pool[program];
-        jobs.push(RenderJob { program, time, seed: rng.next_u32(), params: p.resolve_params(self.config.program_params.get(&p.id)) });
-        (jobs.len() - 1, Recipe::Program { program: p.id.clone(), time })
+        jobs.push(RenderJob {
+            program,
+            time,
+            seed: rng.next_u32(),
+            params: p.resolve_params(self.config.program_params.get(&p.id)),
+        });
+        (
+            jobs.len() - 1,
+            Recipe::Program {
+                program: p.id.clone(),
+                time,
+            },
+        )
     }
 
-    fn plan_kml(&self, rng: &mut Rng, out_jobs: &mut Vec<RenderJob>, cluster_jobs: &mut Vec<RenderJob>) -> Plan {
+    fn plan_kml(
+        &self,
+        rng: &mut Rng,
+        out_jobs: &mut Vec<RenderJob>,
+        cluster_jobs: &mut Vec<RenderJob>,
+    ) -> Plan {
         let (s1, s1_recipe) = self.draw_program(rng, cluster_jobs);
-        let textures = (0..self.config.kml.texture_count()).map(|_| self.draw_program(rng, out_jobs)).collect();
-        Plan::Kml { s1: Target::Cluster(s1), s1_recipe, textures }
+        let textures = (0..self.config.kml.texture_count())
+            .map(|_| self.draw_program(rng, out_jobs))
+            .collect();
+        Plan::Kml {
+            s1: Target::Cluster(s1),
+            s1_recipe,
+            textures,
+        }
     }
 
-    fn plan(&self, seed: u64, index: u64, out_jobs: &mut Vec<RenderJob>, cluster_jobs: &mut Vec<RenderJob>) -> Plan {
+    fn plan(
+        &self,
+        seed: u64,
+        index: u64,
+        out_jobs: &mut Vec<RenderJob>,
+        cluster_jobs: &mut Vec<RenderJob>,
+    ) -> Plan {
         // The process is mixed into the stream so that different processes with the same seed
         // do not start from the same program draws.
         let process_seed = rng::derive(seed, 0x9_0000 + self.config.process as u64);
@@ -364,11 +461,17 @@ impl Generator {
                 Plan::Mixup(parts, weights)
             }
             Process::ShadersKml => self.plan_kml(&mut rng, out_jobs, cluster_jobs),
-            Process::KmlMixup => {
-                Plan::KmlMixup((0..self.config.kml_mixup_count).map(|_| self.plan_kml(&mut rng, out_jobs, cluster_jobs)).collect())
-            }
+            Process::KmlMixup => Plan::KmlMixup(
+                (0..self.config.kml_mixup_count)
+                    .map(|_| self.plan_kml(&mut rng, out_jobs, cluster_jobs))
+                    .collect(),
+            ),
             Process::DeadLeaves | Process::SpectralNoise => {
-                let which = if self.config.process == Process::DeadLeaves { 0 } else { 1 };
+                let which = if self.config.process == Process::DeadLeaves {
+                    0
+                } else {
+                    1
+                };
                 let p = &self.baselines[which];
                 let seed = rng.next_u32();
                 // Baseline jobs index past the pool so the renderer can tell them apart.
@@ -378,37 +481,63 @@ impl Generator {
                     seed,
                     params: p.resolve_params(self.config.program_params.get(&p.id)),
                 });
-                Plan::Render(Target::Output(out_jobs.len() - 1), Recipe::Generator { generator: p.id.clone(), seed })
+                Plan::Render(
+                    Target::Output(out_jobs.len() - 1),
+                    Recipe::Generator {
+                        generator: p.id.clone(),
+                        seed,
+                    },
+                )
             }
         }
     }
 
     /// Generates samples `range` of the set drawn with `seed`. With `keep_parts`, each sample
     /// carries its components for the decomposition view.
-    pub fn generate(&mut self, seed: u64, range: Range<u64>, keep_parts: bool) -> Result<Vec<Sample>> {
+    pub fn generate(
+        &mut self,
+        seed: u64,
+        range: Range<u64>,
+        keep_parts: bool,
+    ) -> Result<Vec<Sample>> {
         let mut out_jobs = Vec::new();
         let mut cluster_jobs = Vec::new();
-        let plans: Vec<(u64, Plan)> = range.map(|i| (i, self.plan(seed, i, &mut out_jobs, &mut cluster_jobs))).collect();
+        let plans: Vec<(u64, Plan)> = range
+            .map(|i| (i, self.plan(seed, i, &mut out_jobs, &mut cluster_jobs)))
+            .collect();
         let programs: Vec<Program> = self.pool.iter().chain(&self.baselines).cloned().collect();
-        let outputs = self.renderer.render(&programs, self.config.size, &out_jobs)?;
+        let outputs = self
+            .renderer
+            .render(&programs, self.config.size, &out_jobs)?;
         let clusters = if cluster_jobs.is_empty() {
             Vec::new()
         } else {
-            self.renderer.render(&programs, self.config.kml.resolution, &cluster_jobs)?
+            self.renderer
+                .render(&programs, self.config.kml.resolution, &cluster_jobs)?
         };
         let cfg = &self.config;
         Ok(plans
             .into_par_iter()
             .map(|(index, plan)| {
                 let mut parts = Vec::new();
-                let (image, recipe) = assemble(&plan, &outputs, &clusters, cfg, keep_parts, &mut parts, "");
-                Sample { index, image, recipe, parts }
+                let (image, recipe) =
+                    assemble(&plan, &outputs, &clusters, cfg, keep_parts, &mut parts, "");
+                Sample {
+                    index,
+                    image,
+                    recipe,
+                    parts,
+                }
             })
             .collect())
     }
 }
 
-fn fetch<'a>(t: Target, outputs: &'a [image::RgbImage], clusters: &'a [image::RgbImage]) -> &'a image::RgbImage {
+fn fetch<'a>(
+    t: Target,
+    outputs: &'a [image::RgbImage],
+    clusters: &'a [image::RgbImage],
+) -> &'a image::RgbImage {
     match t {
         Target::Output(i) => &outputs[i],
         Target::Cluster(i) => &clusters[i],
@@ -425,7 +554,14 @@ pub fn convex_mix(images: &[&image::RgbImage], weights: &[f32]) -> image::RgbIma
         }
     }
     // A tiny epsilon keeps exact integers (e.g. 0.5·a + 0.5·a) from truncating one level down.
-    image::RgbImage::from_raw(w, h, acc.iter().map(|v| (v + 1e-3).clamp(0.0, 255.0) as u8).collect()).expect("same dimensions")
+    image::RgbImage::from_raw(
+        w,
+        h,
+        acc.iter()
+            .map(|v| (v + 1e-3).clamp(0.0, 255.0) as u8)
+            .collect(),
+    )
+    .expect("same dimensions")
 }
 
 fn gray_to_rgb(g: &image::GrayImage) -> image::RgbImage {
@@ -453,7 +589,12 @@ fn assemble(
                 let (img, r) = assemble(c, outputs, clusters, cfg, false, parts, prefix);
                 if keep {
                     parts.push(Part {
-                        label: format!("{prefix}component {} (w={:.3}): {}", i + 1, weights[i], r.summary()),
+                        label: format!(
+                            "{prefix}component {} (w={:.3}): {}",
+                            i + 1,
+                            weights[i],
+                            r.summary()
+                        ),
                         image: img.clone(),
                     });
                 }
@@ -461,34 +602,73 @@ fn assemble(
                 recipes.push(r);
             }
             let refs: Vec<&image::RgbImage> = images.iter().collect();
-            (convex_mix(&refs, weights), Recipe::Mixup { components: recipes, weights: weights.clone() })
+            (
+                convex_mix(&refs, weights),
+                Recipe::Mixup {
+                    components: recipes,
+                    weights: weights.clone(),
+                },
+            )
         }
-        Plan::Kml { s1, s1_recipe, textures } => {
+        Plan::Kml {
+            s1,
+            s1_recipe,
+            textures,
+        } => {
             let s1_img = fetch(*s1, outputs, clusters);
-            let texture_images: Vec<image::RgbImage> = textures.iter().map(|(j, _)| outputs[*j].clone()).collect();
+            let texture_images: Vec<image::RgbImage> =
+                textures.iter().map(|(j, _)| outputs[*j].clone()).collect();
             let (img, mask) = kml::compose(s1_img, &texture_images, &cfg.kml, cfg.size);
             if keep {
-                parts.push(Part { label: format!("{prefix}s1: {}", s1_recipe.summary()), image: s1_img.clone() });
-                parts.push(Part { label: format!("{prefix}k-means mask of texture 1 (white = s2)"), image: gray_to_rgb(&mask) });
+                parts.push(Part {
+                    label: format!("{prefix}s1: {}", s1_recipe.summary()),
+                    image: s1_img.clone(),
+                });
+                parts.push(Part {
+                    label: format!("{prefix}k-means mask of texture 1 (white = s2)"),
+                    image: gray_to_rgb(&mask),
+                });
                 for (i, (_, r)) in textures.iter().enumerate() {
-                    parts.push(Part { label: format!("{prefix}s{}: {}", i + 2, r.summary()), image: texture_images[i].clone() });
+                    parts.push(Part {
+                        label: format!("{prefix}s{}: {}", i + 2, r.summary()),
+                        image: texture_images[i].clone(),
+                    });
                 }
-                parts.push(Part { label: format!("{prefix}KML result"), image: img.clone() });
+                parts.push(Part {
+                    label: format!("{prefix}KML result"),
+                    image: img.clone(),
+                });
             }
-            let recipe = Recipe::Kml { s1: Box::new(s1_recipe.clone()), textures: textures.iter().map(|(_, r)| r.clone()).collect() };
+            let recipe = Recipe::Kml {
+                s1: Box::new(s1_recipe.clone()),
+                textures: textures.iter().map(|(_, r)| r.clone()).collect(),
+            };
             (img, recipe)
         }
         Plan::KmlMixup(components) => {
             let mut images = Vec::new();
             let mut recipes = Vec::new();
             for (i, c) in components.iter().enumerate() {
-                let (img, r) = assemble(c, outputs, clusters, cfg, keep, parts, &format!("KML {}: ", i + 1));
+                let (img, r) = assemble(
+                    c,
+                    outputs,
+                    clusters,
+                    cfg,
+                    keep,
+                    parts,
+                    &format!("KML {}: ", i + 1),
+                );
                 images.push(img);
                 recipes.push(r);
             }
             let refs: Vec<&image::RgbImage> = images.iter().collect();
             let w = vec![1.0 / images.len() as f32; images.len()];
-            (convex_mix(&refs, &w), Recipe::KmlMixup { components: recipes })
+            (
+                convex_mix(&refs, &w),
+                Recipe::KmlMixup {
+                    components: recipes,
+                },
+            )
         }
     }
 }
@@ -518,7 +698,8 @@ mod tests {
 
     #[test]
     fn config_round_trips_through_toml_and_fills_defaults() {
-        let c: GeneratorConfig = toml::from_str("process = \"shaders-kml\"\n[kml]\nk = 3\n").unwrap();
+        let c: GeneratorConfig =
+            toml::from_str("process = \"shaders-kml\"\n[kml]\nk = 3\n").unwrap();
         assert_eq!(c.process, Process::ShadersKml);
         assert_eq!(c.kml.k, 3);
         assert_eq!(c.kml.iterations, 3);

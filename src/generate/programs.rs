@@ -20,7 +20,8 @@ include!(concat!(env!("OUT_DIR"), "/embedded_programs.rs"));
 /// Source of the dead-leaves baseline generator.
 pub const DEAD_LEAVES_SOURCE: &str = include_str!("../../shaders/generators/dead_leaves.wgsl");
 /// Source of the spectral-noise baseline generator.
-pub const SPECTRAL_NOISE_SOURCE: &str = include_str!("../../shaders/generators/spectral_noise.wgsl");
+pub const SPECTRAL_NOISE_SOURCE: &str =
+    include_str!("../../shaders/generators/spectral_noise.wgsl");
 
 /// The WGSL prelude prepended to every program (see the file for the program contract).
 pub const PRELUDE: &str = include_str!("../../shaders/prelude.wgsl");
@@ -95,13 +96,24 @@ pub struct Program {
 impl Program {
     /// Parses a program file's header. The body is validated separately.
     pub fn parse(id: &str, source: &str, origin: ProgramOrigin) -> Result<Self> {
-        let refuse = |message: String| Err(Error::ProgramHeader { program: id.to_string(), message });
+        let refuse = |message: String| {
+            Err(Error::ProgramHeader {
+                program: id.to_string(),
+                message,
+            })
+        };
         if source.len() > MAX_PROGRAM_BYTES {
-            return refuse(format!("{} bytes, over the limit of {} KiB for a program", source.len(), MAX_PROGRAM_BYTES / 1024));
+            return refuse(format!(
+                "{} bytes, over the limit of {} KiB for a program",
+                source.len(),
+                MAX_PROGRAM_BYTES / 1024
+            ));
         }
         let depth = bracket_depth(source);
         if depth > MAX_NESTING {
-            return refuse(format!("brackets nest {depth} deep, over the limit of {MAX_NESTING} (the compiler would risk its stack)"));
+            return refuse(format!(
+                "brackets nest {depth} deep, over the limit of {MAX_NESTING} (the compiler would risk its stack)"
+            ));
         }
         let mut name = None;
         let mut family = String::from("misc");
@@ -207,16 +219,29 @@ impl ProgramLibrary {
     /// The embedded programs plus any `.wgsl` files in `user_dir` (which override embedded
     /// programs with the same file name). Invalid files are listed in `rejected` and skipped.
     pub fn load(user_dir: Option<&Path>) -> Self {
-        let mut lib = ProgramLibrary { user_dir: user_dir.map(Path::to_path_buf), ..Default::default() };
+        let mut lib = ProgramLibrary {
+            user_dir: user_dir.map(Path::to_path_buf),
+            ..Default::default()
+        };
         let mut candidates: Vec<(String, String, ProgramOrigin)> = EMBEDDED_PROGRAMS
             .iter()
-            .map(|(file, src)| (file_stem(file), src.to_string(), ProgramOrigin::Embedded { file: file.to_string() }))
+            .map(|(file, src)| {
+                (
+                    file_stem(file),
+                    src.to_string(),
+                    ProgramOrigin::Embedded {
+                        file: file.to_string(),
+                    },
+                )
+            })
             .collect();
         if let Some(dir) = user_dir {
             match std::fs::read_dir(dir) {
                 Ok(entries) => {
-                    let mut paths: Vec<PathBuf> =
-                        entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "wgsl")).collect();
+                    let mut paths: Vec<PathBuf> = entries
+                        .filter_map(|e| e.ok().map(|e| e.path()))
+                        .filter(|p| p.extension().is_some_and(|x| x == "wgsl"))
+                        .collect();
                     paths.sort();
                     for path in paths {
                         let id = file_stem(&path.to_string_lossy());
@@ -237,12 +262,18 @@ impl ProgramLibrary {
                                 candidates.retain(|(cid, _, _)| *cid != id);
                                 candidates.push((id, src, ProgramOrigin::File { path }));
                             }
-                            Err(e) => lib.rejected.push(RejectedProgram { id, message: format!("{}: {e}", path.display()) }),
+                            Err(e) => lib.rejected.push(RejectedProgram {
+                                id,
+                                message: format!("{}: {e}", path.display()),
+                            }),
                         }
                     }
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => lib.rejected.push(RejectedProgram { id: dir.display().to_string(), message: e.to_string() }),
+                Err(e) => lib.rejected.push(RejectedProgram {
+                    id: dir.display().to_string(),
+                    message: e.to_string(),
+                }),
             }
         }
         for (id, src, origin) in candidates {
@@ -251,7 +282,10 @@ impl ProgramLibrary {
                 Ok(p)
             }) {
                 Ok(p) => lib.programs.push(p),
-                Err(e) => lib.rejected.push(RejectedProgram { id, message: e.to_string() }),
+                Err(e) => lib.rejected.push(RejectedProgram {
+                    id,
+                    message: e.to_string(),
+                }),
             }
         }
         lib.programs.sort_by(|a, b| a.id.cmp(&b.id));
@@ -274,23 +308,38 @@ impl ProgramLibrary {
     /// The enabled programs of the library (all but `disabled`); the generator adds the
     /// synthesized ones to make a Shaders process's sampling pool.
     pub fn enabled(&self, disabled: &[String]) -> Vec<Program> {
-        self.programs.iter().filter(|p| !disabled.contains(&p.id)).cloned().collect()
+        self.programs
+            .iter()
+            .filter(|p| !disabled.contains(&p.id))
+            .cloned()
+            .collect()
     }
 }
 
 /// Parses and validates a WGSL module with naga, turning errors into readable messages.
 pub fn validate_wgsl(name: &str, source: &str) -> Result<()> {
     use wgpu::naga;
-    let module = naga::front::wgsl::parse_str(source)
-        .map_err(|e| Error::ShaderCompile { program: name.to_string(), message: e.emit_to_string_with_path(source, name) })?;
-    naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::empty())
-        .validate(&module)
-        .map_err(|e| Error::ShaderCompile { program: name.to_string(), message: e.emit_to_string_with_path(source, name) })?;
+    let module = naga::front::wgsl::parse_str(source).map_err(|e| Error::ShaderCompile {
+        program: name.to_string(),
+        message: e.emit_to_string_with_path(source, name),
+    })?;
+    naga::valid::Validator::new(
+        naga::valid::ValidationFlags::all(),
+        naga::valid::Capabilities::empty(),
+    )
+    .validate(&module)
+    .map_err(|e| Error::ShaderCompile {
+        program: name.to_string(),
+        message: e.emit_to_string_with_path(source, name),
+    })?;
     Ok(())
 }
 
 fn file_stem(name: &str) -> String {
-    Path::new(name).file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| name.to_string())
+    Path::new(name)
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| name.to_string())
 }
 
 #[cfg(test)]
@@ -299,16 +348,26 @@ mod tests {
 
     #[test]
     fn oversized_and_deeply_nested_programs_are_refused_before_the_compiler() {
-        let deep =
-            format!("fn shade(uv: vec2<f32>, t: f32) -> vec3<f32> {{ return vec3<f32>({}uv.x{}); }}", "(".repeat(5000), ")".repeat(5000));
-        let err = Program::parse("deep", &deep, ProgramOrigin::Synthesized { seed: 0 }).unwrap_err().to_string();
+        let deep = format!(
+            "fn shade(uv: vec2<f32>, t: f32) -> vec3<f32> {{ return vec3<f32>({}uv.x{}); }}",
+            "(".repeat(5000),
+            ")".repeat(5000)
+        );
+        let err = Program::parse("deep", &deep, ProgramOrigin::Synthesized { seed: 0 })
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("deep") && err.contains("nest"), "{err}");
         let big = format!("// name: big\n{}", "// padding\n".repeat(10_000));
-        let err = Program::parse("big", &big, ProgramOrigin::Synthesized { seed: 0 }).unwrap_err().to_string();
+        let err = Program::parse("big", &big, ProgramOrigin::Synthesized { seed: 0 })
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("KiB"), "{err}");
         // Every shipped program stays well inside the limits (synthesized ones: synth.rs's tests).
         for (file, src) in EMBEDDED_PROGRAMS {
-            assert!(bracket_depth(src) <= MAX_NESTING / 2 && src.len() <= MAX_PROGRAM_BYTES / 2, "{file}");
+            assert!(
+                bracket_depth(src) <= MAX_NESTING / 2 && src.len() <= MAX_PROGRAM_BYTES / 2,
+                "{file}"
+            );
         }
     }
 
@@ -329,7 +388,9 @@ mod tests {
     #[test]
     fn bad_param_line_is_an_error_naming_the_line() {
         let src = "// name: T\n// param: scale = 3.0 (0.5, 10)\nfn shade(uv: vec2<f32>, t: f32) -> vec3<f32> { return vec3<f32>(0.0); }";
-        let err = Program::parse("bad", src, ProgramOrigin::Generator).unwrap_err().to_string();
+        let err = Program::parse("bad", src, ProgramOrigin::Generator)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("line 2"), "{err}");
     }
 
@@ -337,9 +398,17 @@ mod tests {
     fn embedded_library_is_large_and_valid() {
         let lib = ProgramLibrary::load(None);
         assert!(lib.rejected.is_empty(), "{:?}", lib.rejected);
-        assert!(lib.programs.len() >= 30, "only {} programs", lib.programs.len());
-        let families: std::collections::BTreeSet<_> = lib.programs.iter().map(|p| p.family.as_str()).collect();
-        for f in ["noise", "warp", "cellular", "waves", "polar", "fractal", "ifs", "sdf", "raymarch", "palette"] {
+        assert!(
+            lib.programs.len() >= 30,
+            "only {} programs",
+            lib.programs.len()
+        );
+        let families: std::collections::BTreeSet<_> =
+            lib.programs.iter().map(|p| p.family.as_str()).collect();
+        for f in [
+            "noise", "warp", "cellular", "waves", "polar", "fractal", "ifs", "sdf", "raymarch",
+            "palette",
+        ] {
             assert!(families.contains(f), "no program of family {f}");
         }
     }
@@ -360,8 +429,16 @@ mod tests {
         let lib = ProgramLibrary::load(Some(dir.path()));
         assert!(lib.get("zz_ok").is_some());
         assert!(lib.get("zz_broken").is_none());
-        let rejected = lib.rejected.iter().find(|r| r.id == "zz_broken").expect("broken program listed");
-        assert!(rejected.message.contains("undefined_thing"), "{}", rejected.message);
+        let rejected = lib
+            .rejected
+            .iter()
+            .find(|r| r.id == "zz_broken")
+            .expect("broken program listed");
+        assert!(
+            rejected.message.contains("undefined_thing"),
+            "{}",
+            rejected.message
+        );
         assert!(lib.programs.len() >= 31);
     }
 }

@@ -69,7 +69,13 @@ pub enum Colouring {
     /// rgb = 0.5 + 0.5·(r, g, b).
     Channels([Expr; 3]),
     /// a + b·cos(2π(c·v + d)) with random palette vectors.
-    Palette { v: Expr, a: [f32; 3], b: [f32; 3], c: [f32; 3], d: [f32; 3] },
+    Palette {
+        v: Expr,
+        a: [f32; 3],
+        b: [f32; 3],
+        c: [f32; 3],
+        d: [f32; 3],
+    },
 }
 
 /// A synthesized program: a pure function of its seed.
@@ -123,14 +129,24 @@ impl SynthProgram {
     fn draw(seed: u64, attempt: u64) -> Self {
         let mut rng = Rng::new(crate::rng::derive(seed ^ 0x5eed_5f17_7a11_u64, attempt));
         let colouring = if rng.bernoulli(0.5) {
-            Colouring::Channels([grow(&mut rng, MAX_DEPTH), grow(&mut rng, MAX_DEPTH), grow(&mut rng, MAX_DEPTH)])
+            Colouring::Channels([
+                grow(&mut rng, MAX_DEPTH),
+                grow(&mut rng, MAX_DEPTH),
+                grow(&mut rng, MAX_DEPTH),
+            ])
         } else {
             let mut v3 = |lo: f32, hi: f32| [0, 1, 2].map(|_| round2(rng.range_f32(lo, hi)));
             let a = v3(0.35, 0.65);
             let b = v3(0.25, 0.5);
             let c = v3(0.3, 1.5);
             let d = v3(0.0, 1.0);
-            Colouring::Palette { v: grow(&mut rng, MAX_DEPTH), a, b, c, d }
+            Colouring::Palette {
+                v: grow(&mut rng, MAX_DEPTH),
+                a,
+                b,
+                c,
+                d,
+            }
         };
         Self { seed, colouring }
     }
@@ -153,12 +169,24 @@ impl SynthProgram {
         body.push_str("    let p0 = uv * 2.0 - vec2<f32>(1.0);\n");
         let colour = match &self.colouring {
             Colouring::Channels(trees) => {
-                let names: Vec<String> = trees.iter().map(|e| emit(e, "p0", &mut body, &mut counter)).collect();
-                format!("vec3<f32>(0.5) + 0.5 * vec3<f32>({}, {}, {})", names[0], names[1], names[2])
+                let names: Vec<String> = trees
+                    .iter()
+                    .map(|e| emit(e, "p0", &mut body, &mut counter))
+                    .collect();
+                format!(
+                    "vec3<f32>(0.5) + 0.5 * vec3<f32>({}, {}, {})",
+                    names[0], names[1], names[2]
+                )
             }
             Colouring::Palette { v, a, b, c, d } => {
                 let n = emit(v, "p0", &mut body, &mut counter);
-                format!("palette({n}, {}, {}, {}, {})", vec3_lit(a), vec3_lit(b), vec3_lit(c), vec3_lit(d))
+                format!(
+                    "palette({n}, {}, {}, {}, {})",
+                    vec3_lit(a),
+                    vec3_lit(b),
+                    vec3_lit(c),
+                    vec3_lit(d)
+                )
             }
         };
         format!(
@@ -168,8 +196,12 @@ impl SynthProgram {
     }
 
     pub fn to_program(&self) -> Program {
-        let mut p = Program::parse(&self.id(), &self.to_wgsl(), ProgramOrigin::Synthesized { seed: self.seed })
-            .expect("synthesized headers are well formed");
+        let mut p = Program::parse(
+            &self.id(),
+            &self.to_wgsl(),
+            ProgramOrigin::Synthesized { seed: self.seed },
+        )
+        .expect("synthesized headers are well formed");
         p.name = format!("Synthesized #{} ({} nodes)", self.seed, self.node_count());
         p
     }
@@ -177,7 +209,10 @@ impl SynthProgram {
     /// The colour of pixel (x, y) of a `size`×`size` image at time t, as the GPU computes it
     /// (same uv convention as the prelude, same packing to 8 bits).
     pub fn eval_pixel(&self, x: u32, y: u32, size: u32, t: f32) -> [u8; 3] {
-        let uv = [(x as f32 + 0.5) / size as f32, 1.0 - (y as f32 + 0.5) / size as f32];
+        let uv = [
+            (x as f32 + 0.5) / size as f32,
+            1.0 - (y as f32 + 0.5) / size as f32,
+        ];
         let p = [uv[0] * 2.0 - 1.0, uv[1] * 2.0 - 1.0];
         let rgb = match &self.colouring {
             Colouring::Channels(trees) => [0, 1, 2].map(|i| 0.5 + 0.5 * eval(&trees[i], p, t)),
@@ -194,7 +229,13 @@ fn count(e: &Expr) -> usize {
     use Expr::*;
     1 + match e {
         X | Y | Radius | Angle { .. } | Clock { .. } | Const(_) => 0,
-        Sin { a, .. } | Tanh { a, .. } | Abs(a) | Square(a) | Warp { a, .. } | Rotate { a, .. } | Fold(a) => count(a),
+        Sin { a, .. }
+        | Tanh { a, .. }
+        | Abs(a)
+        | Square(a)
+        | Warp { a, .. }
+        | Rotate { a, .. }
+        | Fold(a) => count(a),
         Avg(a, b) | Mul(a, b) | Max(a, b) | Min(a, b) => count(a) + count(b),
         Mix(a, b, c) => count(a) + count(b) + count(c),
     }
@@ -217,16 +258,28 @@ fn grow(rng: &mut Rng, depth: u32) -> Expr {
             0 => X,
             1 => Y,
             2 => Radius,
-            3 => Angle { order: 1 + rng.below(6) as u32 },
-            4 => Clock { speed: round2(rng.range_f32(0.2, 2.0)), phase: round2(rng.range_f32(0.0, 6.28)) },
+            3 => Angle {
+                order: 1 + rng.below(6) as u32,
+            },
+            4 => Clock {
+                speed: round2(rng.range_f32(0.2, 2.0)),
+                phase: round2(rng.range_f32(0.0, 6.28)),
+            },
             _ => Const(round2(rng.range_f32(-1.0, 1.0))),
         };
     }
     let d = depth - 1;
     let child = |rng: &mut Rng| Box::new(grow(rng, d));
     match rng.below(13) {
-        0..=2 => Sin { a: child(rng), freq: round2(rng.range_f32(1.0, 6.0)), phase: round2(rng.range_f32(0.0, 6.28)) },
-        3 => Tanh { a: child(rng), gain: round2(rng.range_f32(1.0, 4.0)) },
+        0..=2 => Sin {
+            a: child(rng),
+            freq: round2(rng.range_f32(1.0, 6.0)),
+            phase: round2(rng.range_f32(0.0, 6.28)),
+        },
+        3 => Tanh {
+            a: child(rng),
+            gain: round2(rng.range_f32(1.0, 4.0)),
+        },
         4 => Abs(child(rng)),
         5 => Square(child(rng)),
         6 => Avg(child(rng), child(rng)),
@@ -242,7 +295,11 @@ fn grow(rng: &mut Rng, depth: u32) -> Expr {
         },
         _ => {
             if rng.bernoulli(0.5) {
-                Rotate { a: child(rng), angle: round2(rng.range_f32(0.0, 6.28)), speed: round2(rng.range_f32(-1.0, 1.0)) }
+                Rotate {
+                    a: child(rng),
+                    angle: round2(rng.range_f32(0.0, 6.28)),
+                    speed: round2(rng.range_f32(-1.0, 1.0)),
+                }
             } else {
                 Fold(child(rng))
             }
@@ -252,7 +309,11 @@ fn grow(rng: &mut Rng, depth: u32) -> Expr {
 
 fn lit(v: f32) -> String {
     let s = format!("{v:?}");
-    if s.contains('.') || s.contains('e') { s } else { format!("{s}.0") }
+    if s.contains('.') || s.contains('e') {
+        s
+    } else {
+        format!("{s}.0")
+    }
 }
 
 fn vec3_lit(v: &[f32; 3]) -> String {
@@ -299,10 +360,19 @@ fn emit(e: &Expr, p: &str, out: &mut String, counter: &mut usize) -> String {
             format!("min({a}, {b})")
         }
         Mix(a, b, c) => {
-            let (a, b, c) = (emit(a, p, out, counter), emit(b, p, out, counter), emit(c, p, out, counter));
+            let (a, b, c) = (
+                emit(a, p, out, counter),
+                emit(b, p, out, counter),
+                emit(c, p, out, counter),
+            );
             format!("mix({a}, {b}, 0.5 + 0.5 * {c})")
         }
-        Warp { a, amp, freq, speed } => {
+        Warp {
+            a,
+            amp,
+            freq,
+            speed,
+        } => {
             *counter += 1;
             let q = format!("q{counter}");
             out.push_str(&format!(
@@ -317,7 +387,11 @@ fn emit(e: &Expr, p: &str, out: &mut String, counter: &mut usize) -> String {
             *counter += 1;
             let q = format!("q{counter}");
             let ang = format!("r{counter}");
-            out.push_str(&format!("    let {ang} = {} + {} * t;\n", lit(*angle), lit(*speed)));
+            out.push_str(&format!(
+                "    let {ang} = {} + {} * t;\n",
+                lit(*angle),
+                lit(*speed)
+            ));
             out.push_str(&format!(
                 "    let {q} = vec2<f32>(cos({ang}) * {p}.x - sin({ang}) * {p}.y, sin({ang}) * {p}.x + cos({ang}) * {p}.y);\n"
             ));
@@ -365,8 +439,16 @@ fn eval(e: &Expr, p: [f32; 2], t: f32) -> f32 {
             let w = 0.5 + 0.5 * c;
             a * (1.0 - w) + b * w
         }
-        Warp { a, amp, freq, speed } => {
-            let q = [p[0] + amp * (freq * p[1] + speed * t).sin(), p[1] + amp * (freq * p[0] - speed * t).sin()];
+        Warp {
+            a,
+            amp,
+            freq,
+            speed,
+        } => {
+            let q = [
+                p[0] + amp * (freq * p[1] + speed * t).sin(),
+                p[1] + amp * (freq * p[0] - speed * t).sin(),
+            ];
             eval(a, q, t)
         }
         Rotate { a, angle, speed } => {
@@ -385,13 +467,17 @@ mod tests {
     #[test]
     fn synthesis_is_deterministic_and_varied() {
         assert_eq!(SynthProgram::generate(5), SynthProgram::generate(5));
-        let distinct: std::collections::HashSet<String> = (0..50).map(|s| SynthProgram::generate(s).to_wgsl()).collect();
+        let distinct: std::collections::HashSet<String> = (0..50)
+            .map(|s| SynthProgram::generate(s).to_wgsl())
+            .collect();
         assert_eq!(distinct.len(), 50);
     }
 
     #[test]
     fn synthesized_programs_have_contrast_and_move() {
-        let lively = (0..40).filter(|s| SynthProgram::generate(*s).is_lively()).count();
+        let lively = (0..40)
+            .filter(|s| SynthProgram::generate(*s).is_lively())
+            .count();
         assert!(lively >= 39, "only {lively}/40 lively programs");
     }
 
@@ -399,7 +485,8 @@ mod tests {
     fn synthesized_wgsl_validates() {
         for seed in 0..40 {
             let p = SynthProgram::generate(seed).to_program();
-            crate::generate::programs::validate_wgsl(&p.id, &p.module_source()).unwrap_or_else(|e| panic!("{e}\n{}", p.source));
+            crate::generate::programs::validate_wgsl(&p.id, &p.module_source())
+                .unwrap_or_else(|e| panic!("{e}\n{}", p.source));
         }
     }
 
@@ -408,8 +495,16 @@ mod tests {
         use crate::generate::programs::{MAX_NESTING, MAX_PROGRAM_BYTES, bracket_depth};
         for seed in 0..300 {
             let src = SynthProgram::generate(seed).to_wgsl();
-            assert!(bracket_depth(&src) <= MAX_NESTING / 2, "synthesized #{seed} nests {}", bracket_depth(&src));
-            assert!(src.len() <= MAX_PROGRAM_BYTES / 2, "synthesized #{seed} is {} bytes", src.len());
+            assert!(
+                bracket_depth(&src) <= MAX_NESTING / 2,
+                "synthesized #{seed} nests {}",
+                bracket_depth(&src)
+            );
+            assert!(
+                src.len() <= MAX_PROGRAM_BYTES / 2,
+                "synthesized #{seed} is {} bytes",
+                src.len()
+            );
         }
     }
 }

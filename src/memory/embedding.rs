@@ -42,12 +42,20 @@ pub fn embed_images(
     let batches = images.chunks(32).map(|chunk| {
         let decoded: Vec<std::result::Result<ImportItem, Skipped>> = chunk
             .par_iter()
-            .map(|(name, bytes)| match crate::imageio::decode_rgb(bytes, Path::new(name)) {
-                Ok(image) => {
-                    Ok(ImportItem { label: label.to_string(), source: name.clone(), content_hash: crate::hash::fnv1a(bytes), image })
-                }
-                Err(e) => Err(Skipped { source: name.clone(), reason: e.to_string() }),
-            })
+            .map(
+                |(name, bytes)| match crate::imageio::decode_rgb(bytes, Path::new(name)) {
+                    Ok(image) => Ok(ImportItem {
+                        label: label.to_string(),
+                        source: name.clone(),
+                        content_hash: crate::hash::fnv1a(bytes),
+                        image,
+                    }),
+                    Err(e) => Err(Skipped {
+                        source: name.clone(),
+                        reason: e.to_string(),
+                    }),
+                },
+            )
             .collect();
         let (mut items, mut skipped) = (Vec::new(), Vec::new());
         for d in decoded {
@@ -65,7 +73,11 @@ pub fn embed_images(
         skipped.extend(bad.into_iter().map(|s| s.reason));
         let done = (entries.len() + skipped.len()).min(total);
         progress(done as f32 / total as f32, &format!("{done} of {total}"));
-        if cancelled() { Err(Error::Cancelled) } else { Ok(()) }
+        if cancelled() {
+            Err(Error::Cancelled)
+        } else {
+            Ok(())
+        }
     })?;
     Ok((entries, skipped))
 }
@@ -85,7 +97,12 @@ where
     B: Iterator<Item = (Vec<super::import::ImportItem>, Vec<super::import::Skipped>)> + Send,
 {
     use rayon::prelude::*;
-    type Ready = (Vec<(String, String, u64)>, Vec<Vec<u8>>, crate::embed::Prepared, Vec<super::import::Skipped>);
+    type Ready = (
+        Vec<(String, String, u64)>,
+        Vec<Vec<u8>>,
+        crate::embed::Prepared,
+        Vec<super::import::Skipped>,
+    );
     // One batch in flight: enough to overlap, and memory stays at two batches of images.
     let (tx, rx) = std::sync::mpsc::sync_channel::<Ready>(1);
     std::thread::scope(|scope| {
@@ -95,22 +112,48 @@ where
                 // decoded images stay here; only the (small) model input goes on.
                 let mut skipped = Some(skipped);
                 for chunk in items.chunks(crate::embed::FeatureSource::BATCH) {
-                    let thumbnails = chunk.par_iter().map(|i| super::import::thumbnail_png(&i.image, THUMBNAIL_SIDE)).collect();
-                    let prepared = source.prepare_rgb(&chunk.iter().map(|i| &i.image).collect::<Vec<_>>());
-                    let names = chunk.iter().map(|i| (i.label.clone(), i.source.clone(), i.content_hash)).collect();
-                    if tx.send((names, thumbnails, prepared, skipped.take().unwrap_or_default())).is_err() {
+                    let thumbnails = chunk
+                        .par_iter()
+                        .map(|i| super::import::thumbnail_png(&i.image, THUMBNAIL_SIDE))
+                        .collect();
+                    let prepared =
+                        source.prepare_rgb(&chunk.iter().map(|i| &i.image).collect::<Vec<_>>());
+                    let names = chunk
+                        .iter()
+                        .map(|i| (i.label.clone(), i.source.clone(), i.content_hash))
+                        .collect();
+                    if tx
+                        .send((
+                            names,
+                            thumbnails,
+                            prepared,
+                            skipped.take().unwrap_or_default(),
+                        ))
+                        .is_err()
+                    {
                         return; // the consumer stopped on an error
                     }
                 }
                 if let Some(skipped) = skipped
-                    && tx.send((Vec::new(), Vec::new(), crate::embed::Prepared::Embedded(Vec::new(), 0), skipped)).is_err()
+                    && tx
+                        .send((
+                            Vec::new(),
+                            Vec::new(),
+                            crate::embed::Prepared::Embedded(Vec::new(), 0),
+                            skipped,
+                        ))
+                        .is_err()
                 {
                     return;
                 }
             }
         });
         for (names, thumbnails, prepared, skipped) in rx {
-            let (emb, dim) = if names.is_empty() { (Vec::new(), 0) } else { source.embed_prepared(prepared)? };
+            let (emb, dim) = if names.is_empty() {
+                (Vec::new(), 0)
+            } else {
+                source.embed_prepared(prepared)?
+            };
             let entries = names
                 .into_iter()
                 .zip(thumbnails)
@@ -141,7 +184,11 @@ pub fn memory_set_key(memory: &Memory) -> String {
         bytes.extend_from_slice(&e.id.to_le_bytes());
         bytes.extend_from_slice(&crate::hash::fnv1a(&e.thumbnail).to_le_bytes());
     }
-    format!("{}{:016x}", &MEMORY_SET_PREFIX[1..], crate::hash::fnv1a(&bytes))
+    format!(
+        "{}{:016x}",
+        &MEMORY_SET_PREFIX[1..],
+        crate::hash::fnv1a(&bytes)
+    )
 }
 
 /// What marks cached embeddings of labelled image sets a user gave an evaluation
@@ -157,7 +204,11 @@ pub fn labelled_set_key(items: &[super::import::ImportItem]) -> String {
         bytes.extend_from_slice(item.label.as_bytes());
         bytes.extend_from_slice(&item.content_hash.to_le_bytes());
     }
-    format!("{}{:016x}", &LABELLED_SET_PREFIX[1..], crate::hash::fnv1a(&bytes))
+    format!(
+        "{}{:016x}",
+        &LABELLED_SET_PREFIX[1..],
+        crate::hash::fnv1a(&bytes)
+    )
 }
 
 /// Embeddings (`items.len() × dim`, row-major) and `dim` of decoded labelled images, through
@@ -190,13 +241,20 @@ pub fn purge_user_sets(cache: &EmbeddingCache) -> usize {
 
 /// [`purge_user_sets`] in every folder of [`crate::paths::embedding_cache_dirs`].
 pub fn purge_user_sets_everywhere() -> usize {
-    crate::paths::embedding_cache_dirs().into_iter().map(|d| purge_user_sets(&EmbeddingCache::new(d))).sum()
+    crate::paths::embedding_cache_dirs()
+        .into_iter()
+        .map(|d| purge_user_sets(&EmbeddingCache::new(d)))
+        .sum()
 }
 
 /// A copy of `memory` with every entry embedded again from its thumbnail by `source` (same ids,
 /// labels, sources and thumbnails; exact for images no larger than their thumbnails). Errors: an
 /// unreadable thumbnail (naming the entry), an embedding failure.
-pub fn reembed_memory(memory: &Memory, source: &FeatureSource, progress: impl Fn(f32)) -> Result<Memory> {
+pub fn reembed_memory(
+    memory: &Memory,
+    source: &FeatureSource,
+    progress: impl Fn(f32),
+) -> Result<Memory> {
     let fp = source.fingerprint();
     let mut out: Option<Memory> = None;
     let total = memory.entries.len().max(1);
@@ -206,7 +264,9 @@ pub fn reembed_memory(memory: &Memory, source: &FeatureSource, progress: impl Fn
             .map(|e| {
                 image::load_from_memory(&e.thumbnail)
                     .map(|i| i.to_rgb8())
-                    .map_err(|err| Error::Memory(format!("entry #{}: unreadable thumbnail ({err})", e.id)))
+                    .map_err(|err| {
+                        Error::Memory(format!("entry #{}: unreadable thumbnail ({err})", e.id))
+                    })
             })
             .collect::<Result<_>>()?;
         let (emb, dim) = source.embed_rgb(&images, |_| {})?;
@@ -226,7 +286,12 @@ pub fn reembed_memory(memory: &Memory, source: &FeatureSource, progress: impl Fn
 /// [`reembed_memory`] through `cache`: a memory seen before with this model is not re-embedded
 /// (keyed by the model's fingerprint and [`memory_set_key`]). A cache that cannot be written
 /// is logged, not an error.
-pub fn reembed_memory_cached(memory: &Memory, source: &FeatureSource, cache: &EmbeddingCache, progress: impl Fn(f32)) -> Result<Memory> {
+pub fn reembed_memory_cached(
+    memory: &Memory,
+    source: &FeatureSource,
+    cache: &EmbeddingCache,
+    progress: impl Fn(f32),
+) -> Result<Memory> {
     let fp = source.fingerprint();
     let key = memory_set_key(memory);
     if let Some((values, dim)) = cache.get(&fp, &key, memory.entries.len()) {
@@ -241,7 +306,11 @@ pub fn reembed_memory_cached(memory: &Memory, source: &FeatureSource, cache: &Em
         return Ok(out);
     }
     let out = reembed_memory(memory, source, progress)?;
-    let values: Vec<f32> = out.entries.iter().flat_map(|e| e.embedding.iter().copied()).collect();
+    let values: Vec<f32> = out
+        .entries
+        .iter()
+        .flat_map(|e| e.embedding.iter().copied())
+        .collect();
     if let Err(e) = cache.put(&fp, &key, &values, out.dim) {
         log::warn!("could not cache the re-embedded memory: {e}");
     }
@@ -273,12 +342,19 @@ mod tests {
         m.delete(2).unwrap();
         let dir = tempfile::tempdir().unwrap();
         for cached in [false, true] {
-            let mut out = reembed_memory_cached(&m, &source, &EmbeddingCache::new(dir.path()), |_| {}).unwrap();
+            let mut out =
+                reembed_memory_cached(&m, &source, &EmbeddingCache::new(dir.path()), |_| {})
+                    .unwrap();
             assert_eq!(out.model_fingerprint, fp);
             let dim = out.dim;
             assert!(out.is_denied(102), "cached: {cached}");
-            let id = out.add(&fp, "c", "new.png", 7, vec![], vec![0.5; dim]).unwrap();
-            assert_eq!(id, 3, "ids continue after the original's (cached: {cached})");
+            let id = out
+                .add(&fp, "c", "new.png", 7, vec![], vec![0.5; dim])
+                .unwrap();
+            assert_eq!(
+                id, 3,
+                "ids continue after the original's (cached: {cached})"
+            );
         }
     }
 
@@ -288,10 +364,18 @@ mod tests {
                 label: format!("c{}", i % 2),
                 source: format!("b{b}/i{i}.png"),
                 content_hash: (b * 10 + i) as u64,
-                image: image::RgbImage::from_fn(40 + i as u32, 30, |x, y| image::Rgb([(x * 5) as u8, (y * 7) as u8, (b * 40 + i) as u8])),
+                image: image::RgbImage::from_fn(40 + i as u32, 30, |x, y| {
+                    image::Rgb([(x * 5) as u8, (y * 7) as u8, (b * 40 + i) as u8])
+                }),
             })
             .collect();
-        (items, vec![Skipped { source: format!("b{b}/bad.jpg"), reason: "not an image".into() }])
+        (
+            items,
+            vec![Skipped {
+                source: format!("b{b}/bad.jpg"),
+                reason: "not an image".into(),
+            }],
+        )
     }
 
     #[test]
@@ -304,11 +388,34 @@ mod tests {
             out
         };
         let files: Vec<(String, Vec<u8>)> = (0..70u8)
-            .map(|i| if i % 23 == 5 { (format!("bad{i}.png"), b"not a png".to_vec()) } else { (format!("ok{i}.png"), png(i)) })
+            .map(|i| {
+                if i % 23 == 5 {
+                    (format!("bad{i}.png"), b"not a png".to_vec())
+                } else {
+                    (format!("ok{i}.png"), png(i))
+                }
+            })
             .collect();
-        let (entries, skipped) = embed_images(&FeatureSource::Pixels, files.clone(), "mine", || false, |_, _| {}).unwrap();
-        let want: Vec<&str> = files.iter().map(|f| f.0.as_str()).filter(|n| n.starts_with("ok")).collect();
-        assert_eq!(entries.iter().map(|e| e.source.as_str()).collect::<Vec<_>>(), want);
+        let (entries, skipped) = embed_images(
+            &FeatureSource::Pixels,
+            files.clone(),
+            "mine",
+            || false,
+            |_, _| {},
+        )
+        .unwrap();
+        let want: Vec<&str> = files
+            .iter()
+            .map(|f| f.0.as_str())
+            .filter(|n| n.starts_with("ok"))
+            .collect();
+        assert_eq!(
+            entries
+                .iter()
+                .map(|e| e.source.as_str())
+                .collect::<Vec<_>>(),
+            want
+        );
         assert!(entries.iter().all(|e| e.label == "mine"));
         assert_eq!(skipped.len(), 3);
         for (s, name) in skipped.iter().zip(["bad5.png", "bad28.png", "bad51.png"]) {
@@ -319,13 +426,19 @@ mod tests {
             calls.set(calls.get() + 1);
             calls.get() > 1
         };
-        assert!(matches!(embed_images(&FeatureSource::Pixels, files, "mine", cancel, |_, _| {}), Err(Error::Cancelled)));
+        assert!(matches!(
+            embed_images(&FeatureSource::Pixels, files, "mine", cancel, |_, _| {}),
+            Err(Error::Cancelled)
+        ));
     }
 
     #[test]
     fn the_pipeline_gives_the_serial_result_in_order_and_stops_on_an_error() {
         let micro = crate::model::VitConfig::preset("micro").unwrap();
-        for source in [FeatureSource::Pixels, FeatureSource::random_like(&micro).unwrap()] {
+        for source in [
+            FeatureSource::Pixels,
+            FeatureSource::random_like(&micro).unwrap(),
+        ] {
             pipeline_equals_serial(&source);
         }
     }
@@ -344,20 +457,40 @@ mod tests {
         let images: Vec<image::RgbImage> = want.iter().map(|i| i.image.clone()).collect();
         let (emb, dim) = source.embed_rgb(&images, |_| {}).unwrap();
         for ((g, w), e) in got.iter().zip(&want).zip(emb.chunks_exact(dim)) {
-            assert_eq!((&g.label, &g.source, g.content_hash), (&w.label, &w.source, w.content_hash));
-            assert_eq!(g.thumbnail, super::super::import::thumbnail_png(&w.image, THUMBNAIL_SIDE));
+            assert_eq!(
+                (&g.label, &g.source, g.content_hash),
+                (&w.label, &w.source, w.content_hash)
+            );
+            assert_eq!(
+                g.thumbnail,
+                super::super::import::thumbnail_png(&w.image, THUMBNAIL_SIDE)
+            );
             assert_eq!(g.embedding, e);
         }
-        assert_eq!(skipped.iter().map(|s| s.source.as_str()).collect::<Vec<_>>(), ["b0/bad.jpg", "b1/bad.jpg", "b2/bad.jpg", "b3/bad.jpg"]);
+        assert_eq!(
+            skipped
+                .iter()
+                .map(|s| s.source.as_str())
+                .collect::<Vec<_>>(),
+            ["b0/bad.jpg", "b1/bad.jpg", "b2/bad.jpg", "b3/bad.jpg"]
+        );
 
         // An error in the second batch is returned, and the producer (with 1,000 batches to go)
         // stops instead of blocking the caller.
         let mut calls = 0;
         let result = embed_pipelined(source, (0..1000).map(batch), |_, _| {
             calls += 1;
-            if calls == 2 { Err(Error::Cancelled) } else { Ok(()) }
+            if calls == 2 {
+                Err(Error::Cancelled)
+            } else {
+                Ok(())
+            }
         });
-        assert!(matches!(result, Err(Error::Cancelled)), "{:?}", result.err());
+        assert!(
+            matches!(result, Err(Error::Cancelled)),
+            "{:?}",
+            result.err()
+        );
         assert_eq!(calls, 2);
     }
 }

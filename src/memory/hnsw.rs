@@ -47,7 +47,11 @@ pub struct HnswParams {
 
 impl Default for HnswParams {
     fn default() -> Self {
-        Self { ef_construction: 100, ef_search: 100, seed: 0 }
+        Self {
+            ef_construction: 100,
+            ef_search: 100,
+            seed: 0,
+        }
     }
 }
 
@@ -63,7 +67,9 @@ impl Eq for Scored {}
 
 impl Ord for Scored {
     fn cmp(&self, other: &Self) -> Ordering {
-        self.similarity.total_cmp(&other.similarity).then(other.node.cmp(&self.node))
+        self.similarity
+            .total_cmp(&other.similarity)
+            .then(other.node.cmp(&self.node))
     }
 }
 
@@ -81,7 +87,10 @@ struct Visited {
 
 impl Visited {
     fn new(n: usize) -> Self {
-        Self { stamps: vec![0; n], generation: 0 }
+        Self {
+            stamps: vec![0; n],
+            generation: 0,
+        }
     }
     fn clear(&mut self) {
         self.generation = self.generation.wrapping_add(1);
@@ -142,7 +151,15 @@ impl Graph {
 
     /// Algorithm 2 (SEARCH-LAYER): the `ef` nodes nearest `q` reachable from `entries` on
     /// `layer`, best first. Only nodes below `limit` exist (the graph as of a batch start).
-    fn search_layer(&self, q: &[f32], entries: &[Scored], ef: usize, layer: usize, limit: u32, visited: &mut Visited) -> Vec<Scored> {
+    fn search_layer(
+        &self,
+        q: &[f32],
+        entries: &[Scored],
+        ef: usize,
+        layer: usize,
+        limit: u32,
+        visited: &mut Visited,
+    ) -> Vec<Scored> {
         visited.clear();
         let mut candidates: BinaryHeap<Scored> = BinaryHeap::new();
         let mut found: BinaryHeap<std::cmp::Reverse<Scored>> = BinaryHeap::new();
@@ -171,7 +188,10 @@ impl Graph {
                 }
             }
             for &nb in &fresh {
-                let s = Scored { similarity: dot_fast(q, self.vector(nb)), node: nb };
+                let s = Scored {
+                    similarity: dot_fast(q, self.vector(nb)),
+                    node: nb,
+                };
                 if found.len() < ef || found.peek().is_some_and(|w| s > w.0) {
                     candidates.push(s);
                     found.push(std::cmp::Reverse(s));
@@ -195,7 +215,10 @@ impl Graph {
                 break;
             }
             let v = self.vector(c.node);
-            if kept.iter().all(|&r| dot_fast(v, self.vector(r)) < c.similarity) {
+            if kept
+                .iter()
+                .all(|&r| dot_fast(v, self.vector(r)) < c.similarity)
+            {
                 kept.push(c.node);
             }
         }
@@ -203,9 +226,21 @@ impl Graph {
     }
 
     /// Descends from the entry to `down_to` greedily (ef = 1) and returns the entry list there.
-    fn descend(&self, q: &[f32], from_level: usize, down_to: usize, limit: u32, visited: &mut Visited) -> Vec<Scored> {
-        let Some(entry) = self.entry else { return Vec::new() };
-        let mut eps = vec![Scored { similarity: dot_fast(q, self.vector(entry)), node: entry }];
+    fn descend(
+        &self,
+        q: &[f32],
+        from_level: usize,
+        down_to: usize,
+        limit: u32,
+        visited: &mut Visited,
+    ) -> Vec<Scored> {
+        let Some(entry) = self.entry else {
+            return Vec::new();
+        };
+        let mut eps = vec![Scored {
+            similarity: dot_fast(q, self.vector(entry)),
+            node: entry,
+        }];
         for layer in (down_to + 1..=from_level).rev() {
             eps = self.search_layer(q, &eps, 1, layer, limit, visited);
         }
@@ -229,14 +264,27 @@ impl Graph {
                     if has_entry {
                         let mut eps = graph.descend(q, top, level.min(top), start as u32, visited);
                         for layer in (0..=level.min(top)).rev() {
-                            eps = graph.search_layer(q, &eps, ef_construction, layer, start as u32, visited);
+                            eps = graph.search_layer(
+                                q,
+                                &eps,
+                                ef_construction,
+                                layer,
+                                start as u32,
+                                visited,
+                            );
                             per_layer[layer].extend_from_slice(&eps);
                         }
                     }
                     for o in start..end {
                         if o != p {
-                            let s = Scored { similarity: dot_fast(q, graph.vector(o as u32)), node: o as u32 };
-                            for cands in per_layer.iter_mut().take(level.min(graph.levels[o] as usize) + 1) {
+                            let s = Scored {
+                                similarity: dot_fast(q, graph.vector(o as u32)),
+                                node: o as u32,
+                            };
+                            for cands in per_layer
+                                .iter_mut()
+                                .take(level.min(graph.levels[o] as usize) + 1)
+                            {
                                 cands.push(s);
                             }
                         }
@@ -266,7 +314,8 @@ impl Graph {
         }
         reverse.sort_unstable();
         // 3. Each target's list gets its new links and is pruned if too long, in parallel.
-        let groups: Vec<&[(u32, u32, u32)]> = reverse.chunk_by(|a, b| a.0 == b.0 && a.1 == b.1).collect();
+        let groups: Vec<&[(u32, u32, u32)]> =
+            reverse.chunk_by(|a, b| a.0 == b.0 && a.1 == b.1).collect();
         let graph = &*self;
         let updated: Vec<(usize, usize, Vec<u32>)> = groups
             .par_iter()
@@ -280,8 +329,13 @@ impl Graph {
                 }
                 if list.len() > Self::max_links(layer) {
                     let v = graph.vector(target);
-                    let mut scored: Vec<Scored> =
-                        list.iter().map(|&n| Scored { similarity: dot_fast(v, graph.vector(n)), node: n }).collect();
+                    let mut scored: Vec<Scored> = list
+                        .iter()
+                        .map(|&n| Scored {
+                            similarity: dot_fast(v, graph.vector(n)),
+                            node: n,
+                        })
+                        .collect();
                     scored.sort_by(|a, b| b.cmp(a));
                     list = graph.select(&scored, Self::max_links(layer));
                 }
@@ -311,7 +365,13 @@ impl Graph {
             .collect();
         let top = levels.iter().copied().max().unwrap_or(0) as usize;
         let layers = vec![vec![Vec::new(); n]; top + 1];
-        let mut graph = Self { dim, vectors, levels, layers, entry: None };
+        let mut graph = Self {
+            dim,
+            vectors,
+            levels,
+            layers,
+            entry: None,
+        };
         let mut start = 0;
         while start < n {
             let batch = (start / 4).clamp(1, BATCH_MAX);
@@ -400,20 +460,34 @@ impl HnswIndex {
     /// The `k` nearest live entries of each query (q × dim), best first, ties by id.
     pub fn search(&self, queries: &[f32], k: usize) -> Vec<Vec<Neighbour>> {
         let n = self.values.len();
-        queries.par_chunks(self.dim.max(1)).map_init(|| Visited::new(n), |visited, q| self.search_one(visited, q, k)).collect()
+        queries
+            .par_chunks(self.dim.max(1))
+            .map_init(
+                || Visited::new(n),
+                |visited, q| self.search_one(visited, q, k),
+            )
+            .collect()
     }
 
     fn search_one(&self, visited: &mut Visited, query: &[f32], k: usize) -> Vec<Neighbour> {
         let g = &self.graph;
         let n = self.values.len() as u32;
         let eps = g.descend(query, g.top_level(), 0, n, visited);
-        let layer0 = if eps.is_empty() { Vec::new() } else { g.search_layer(query, &eps, self.params.ef_search.max(k), 0, n, visited) };
+        let layer0 = if eps.is_empty() {
+            Vec::new()
+        } else {
+            g.search_layer(query, &eps, self.params.ef_search.max(k), 0, n, visited)
+        };
         let mut found: Vec<Neighbour> = layer0
             .into_iter()
             .filter(|s| !self.deleted.contains(&self.values[s.node as usize].0))
             .map(|s| {
                 let (id, label) = self.values[s.node as usize];
-                Neighbour { id, label, similarity: dot(query, g.vector(s.node)) }
+                Neighbour {
+                    id,
+                    label,
+                    similarity: dot(query, g.vector(s.node)),
+                }
             })
             .collect();
         if found.len() < k.min(self.live) {
@@ -433,11 +507,23 @@ mod tests {
         let all = crate::memory::bench::clustered_vectors(n + 50, d, 20, seed);
         let (base, queries) = all.split_at(n * d);
         let labels: Vec<u32> = (0..n as u32).map(|i| i % 4).collect();
-        (ExactIndex::from_embeddings(d, (0..4).map(|c| format!("c{c}")).collect(), labels, base.to_vec()), queries.to_vec())
+        (
+            ExactIndex::from_embeddings(
+                d,
+                (0..4).map(|c| format!("c{c}")).collect(),
+                labels,
+                base.to_vec(),
+            ),
+            queries.to_vec(),
+        )
     }
 
     fn recall(exact: &[Vec<Neighbour>], approx: &[Vec<Neighbour>]) -> f64 {
-        let hits: usize = exact.iter().zip(approx).map(|(e, a)| a.iter().filter(|x| e.iter().any(|y| y.id == x.id)).count()).sum();
+        let hits: usize = exact
+            .iter()
+            .zip(approx)
+            .map(|(e, a)| a.iter().filter(|x| e.iter().any(|y| y.id == x.id)).count())
+            .sum();
         hits as f64 / exact.iter().map(|e| e.len()).sum::<usize>() as f64
     }
 
@@ -445,8 +531,20 @@ mod tests {
     fn the_graph_is_the_same_on_one_thread_and_on_many() {
         let (exact, _) = index(3000, 24, 1);
         let on = |threads: usize| {
-            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-            pool.install(|| HnswIndex::build(&exact, HnswParams { ef_construction: 40, ..Default::default() }).unwrap())
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| {
+                HnswIndex::build(
+                    &exact,
+                    HnswParams {
+                        ef_construction: 40,
+                        ..Default::default()
+                    },
+                )
+                .unwrap()
+            })
         };
         let (one, four) = (on(1), on(4));
         assert_eq!(one.graph.layers, four.graph.layers);
@@ -479,7 +577,14 @@ mod tests {
     #[test]
     fn a_rebuild_equals_a_build_from_scratch_and_deleted_entries_never_return() {
         let (mut exact, queries) = index(2500, 16, 3);
-        let mut h = HnswIndex::build(&exact, HnswParams { ef_construction: 40, ..Default::default() }).unwrap();
+        let mut h = HnswIndex::build(
+            &exact,
+            HnswParams {
+                ef_construction: 40,
+                ..Default::default()
+            },
+        )
+        .unwrap();
         let first = h.search(&queries, 5);
         let gone: Vec<u64> = first.iter().map(|r| r[0].id).collect();
         for &id in &gone {
@@ -491,7 +596,14 @@ mod tests {
             assert_eq!(r.len(), 5);
         }
         let rebuilt = h.rebuilt().unwrap();
-        let scratch = HnswIndex::build(&exact, HnswParams { ef_construction: 40, ..Default::default() }).unwrap();
+        let scratch = HnswIndex::build(
+            &exact,
+            HnswParams {
+                ef_construction: 40,
+                ..Default::default()
+            },
+        )
+        .unwrap();
         assert_eq!(rebuilt.graph.layers, scratch.graph.layers);
         assert_eq!(rebuilt.search(&queries, 5), scratch.search(&queries, 5));
     }

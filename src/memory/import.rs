@@ -27,7 +27,9 @@ pub struct Skipped {
 /// Every visible file is offered to the decoder, which decides by content: a PNG without an
 /// extension is imported, a text file is listed as skipped with its reason, none is silently left out.
 fn is_candidate(p: &Path) -> bool {
-    !p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with('.'))
+    !p.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with('.'))
 }
 
 /// A class folder's name as a label, losslessly: a UTF-8 name without a backslash is kept as
@@ -61,11 +63,17 @@ pub fn label_from_name(name: &std::ffi::OsStr) -> String {
 /// `(file, label)` for every image in `root/<label>/...` (sorted, so imports are repeatable).
 pub fn list_image_folder(root: &Path) -> Result<Vec<(PathBuf, String)>> {
     let mut out = Vec::new();
-    let mut classes: Vec<PathBuf> =
-        std::fs::read_dir(root).map_err(|e| Error::io(root, e))?.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_dir()).collect();
+    let mut classes: Vec<PathBuf> = std::fs::read_dir(root)
+        .map_err(|e| Error::io(root, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_dir())
+        .collect();
     classes.sort();
     if classes.is_empty() {
-        return Err(Error::BadFile { path: root.into(), message: "no class folders: expected root/<label>/<image files>".into() });
+        return Err(Error::BadFile {
+            path: root.into(),
+            message: "no class folders: expected root/<label>/<image files>".into(),
+        });
     }
     for class in classes {
         let label = class.file_name().map(label_from_name).unwrap_or_default();
@@ -105,10 +113,19 @@ pub fn list_csv(csv: &Path) -> Result<Listing> {
         match line.rsplit_once(',') {
             Some((path, label)) if !path.trim().is_empty() && !label.trim().is_empty() => {
                 let p = Path::new(path.trim().trim_matches('"'));
-                items.push((if p.is_absolute() { p.to_path_buf() } else { base.join(p) }, label.trim().trim_matches('"').to_string()));
+                items.push((
+                    if p.is_absolute() {
+                        p.to_path_buf()
+                    } else {
+                        base.join(p)
+                    },
+                    label.trim().trim_matches('"').to_string(),
+                ));
             }
-            _ => skipped
-                .push(Skipped { source: format!("{}:{}", csv.display(), i + 1), reason: format!("expected `path,label`, got `{line}`") }),
+            _ => skipped.push(Skipped {
+                source: format!("{}:{}", csv.display(), i + 1),
+                reason: format!("expected `path,label`, got `{line}`"),
+            }),
         }
     }
     Ok((items, skipped))
@@ -129,10 +146,18 @@ pub fn load(files: &[(PathBuf, String)]) -> (Vec<ImportItem>, Vec<Skipped>) {
         .par_iter()
         .map(|(path, label)| {
             let source = path.display().to_string();
-            let skip = |e: Error| Skipped { source: source.clone(), reason: reason(e) };
+            let skip = |e: Error| Skipped {
+                source: source.clone(),
+                reason: reason(e),
+            };
             let bytes = crate::imageio::read_image_bytes(path).map_err(skip)?;
             let image = crate::imageio::decode_rgb(&bytes, path).map_err(skip)?;
-            Ok(ImportItem { label: label.clone(), source, content_hash: fnv1a(&bytes), image })
+            Ok(ImportItem {
+                label: label.clone(),
+                source,
+                content_hash: fnv1a(&bytes),
+                image,
+            })
         })
         .collect();
     let mut items = Vec::new();
@@ -157,7 +182,11 @@ pub fn load_idx(images: &Path, labels: &Path, class_names: &[&str]) -> Result<Ve
         .zip(set.labels.into_par_iter())
         .enumerate()
         .map(|(i, (img, label))| ImportItem {
-            label: set.class_names.get(label as usize).cloned().unwrap_or_else(|| label.to_string()),
+            label: set
+                .class_names
+                .get(label as usize)
+                .cloned()
+                .unwrap_or_else(|| label.to_string()),
             source: format!("{base}#{i}"),
             content_hash: fnv1a(img.as_raw()),
             image: image::DynamicImage::ImageLuma8(img).to_rgb8(),
@@ -168,26 +197,51 @@ pub fn load_idx(images: &Path, labels: &Path, class_names: &[&str]) -> Result<Ve
 /// One split (`train`, `val` or `test`) of a MedMNIST `.npz`: `<split>_images` (N×H×W or
 /// N×H×W×3, uint8) and `<split>_labels` (N or N×1 integers; multi-label rows are refused).
 pub fn load_npz(path: &Path, split: &str) -> Result<Vec<ImportItem>> {
-    let bad = |m: String| Error::BadFile { path: path.into(), message: m };
+    let bad = |m: String| Error::BadFile {
+        path: path.into(),
+        message: m,
+    };
     let arrays = super::npz::read_npz(path)?;
     let find = |name: String| {
-        arrays.iter().find(|(n, _)| *n == name).map(|(_, a)| a).ok_or_else(|| {
-            bad(format!("no `{name}` array (it has: {})", arrays.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", ")))
-        })
+        arrays
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, a)| a)
+            .ok_or_else(|| {
+                bad(format!(
+                    "no `{name}` array (it has: {})",
+                    arrays
+                        .iter()
+                        .map(|(n, _)| n.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+            })
     };
     let images = find(format!("{split}_images"))?;
     let labels = find(format!("{split}_labels"))?;
     if images.descr.trim_start_matches(['<', '|', '=']) != "u1" {
-        return Err(bad(format!("{split}_images has dtype {}, expected uint8", images.descr)));
+        return Err(bad(format!(
+            "{split}_images has dtype {}, expected uint8",
+            images.descr
+        )));
     }
     let (n, h, w, c) = match images.shape[..] {
         [n, h, w] => (n, h, w, 1),
         [n, h, w, 3] => (n, h, w, 3),
-        _ => return Err(bad(format!("{split}_images has shape {:?}, expected N×H×W or N×H×W×3", images.shape))),
+        _ => {
+            return Err(bad(format!(
+                "{split}_images has shape {:?}, expected N×H×W or N×H×W×3",
+                images.shape
+            )));
+        }
     };
     let values = labels.to_i64().map_err(bad)?;
     if values.len() != n {
-        return Err(bad(format!("{} labels for {n} images (multi-label sets are not supported)", values.len())));
+        return Err(bad(format!(
+            "{} labels for {n} images (multi-label sets are not supported)",
+            values.len()
+        )));
     }
     let base = path.display().to_string();
     let px = h * w * c;
@@ -196,12 +250,20 @@ pub fn load_npz(path: &Path, split: &str) -> Result<Vec<ImportItem>> {
         .map(|i| {
             let raw = &images.data[i * px..(i + 1) * px];
             let image = if c == 1 {
-                image::DynamicImage::ImageLuma8(image::GrayImage::from_raw(w as u32, h as u32, raw.to_vec()).expect("sized above"))
-                    .to_rgb8()
+                image::DynamicImage::ImageLuma8(
+                    image::GrayImage::from_raw(w as u32, h as u32, raw.to_vec())
+                        .expect("sized above"),
+                )
+                .to_rgb8()
             } else {
                 image::RgbImage::from_raw(w as u32, h as u32, raw.to_vec()).expect("sized above")
             };
-            ImportItem { label: values[i].to_string(), source: format!("{base}#{split}/{i}"), content_hash: fnv1a(raw), image }
+            ImportItem {
+                label: values[i].to_string(),
+                source: format!("{base}#{split}/{i}"),
+                content_hash: fnv1a(raw),
+                image,
+            }
         })
         .collect())
 }
@@ -224,12 +286,16 @@ pub enum LabelledSource {
 fn leading_bytes(path: &Path) -> Result<Vec<u8>> {
     use std::io::Read;
     let mut head = Vec::new();
-    std::fs::File::open(path).and_then(|f| f.take(16).read_to_end(&mut head)).map_err(|e| Error::io(path, e))?;
+    std::fs::File::open(path)
+        .and_then(|f| f.take(16).read_to_end(&mut head))
+        .map_err(|e| Error::io(path, e))?;
     if head.starts_with(&[0x1f, 0x8b]) {
         let f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
         let mut inner = Vec::new();
         // A stream too short or corrupt to give its first bytes is simply not IDX.
-        let _ = flate2::read::GzDecoder::new(f).take(16).read_to_end(&mut inner);
+        let _ = flate2::read::GzDecoder::new(f)
+            .take(16)
+            .read_to_end(&mut inner);
         return Ok(inner);
     }
     Ok(head)
@@ -257,11 +323,17 @@ impl LabelledSource {
             && !path.exists()
             && ["train", "val", "test"].contains(&split)
         {
-            return Ok(Self::Npz { path: file.into(), split: split.into() });
+            return Ok(Self::Npz {
+                path: file.into(),
+                split: split.into(),
+            });
         }
         let head = leading_bytes(path)?;
         if head.starts_with(b"PK\x03\x04") {
-            return Ok(Self::Npz { path: path.into(), split: "train".into() });
+            return Ok(Self::Npz {
+                path: path.into(),
+                split: "train".into(),
+            });
         }
         let not_a_set = |what: &str| Error::BadFile {
             path: path.into(),
@@ -277,7 +349,10 @@ impl LabelledSource {
             return Err(not_a_set("a single image"));
         }
         if head.starts_with(&[0, 0, 8, 3]) {
-            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
             let labels = path.with_file_name(name.replace("images-idx3", "labels-idx1"));
             if labels == path || !labels.is_file() {
                 return Err(Error::BadFile {
@@ -288,7 +363,10 @@ impl LabelledSource {
                     ),
                 });
             }
-            return Ok(Self::Idx { images: path.into(), labels });
+            return Ok(Self::Idx {
+                images: path.into(),
+                labels,
+            });
         }
         Ok(Self::Csv(path.into()))
     }
@@ -315,15 +393,23 @@ impl LabelledSource {
 /// A small PNG of the image (longest side at most `size`) for the UI.
 pub fn thumbnail_png(img: &image::RgbImage, size: u32) -> Vec<u8> {
     // Small images are kept as they are (never upscaled); gray ones are stored as gray.
-    let thumb = if img.width() <= size && img.height() <= size { img.clone() } else { image::imageops::thumbnail(img, size, size) };
+    let thumb = if img.width() <= size && img.height() <= size {
+        img.clone()
+    } else {
+        image::imageops::thumbnail(img, size, size)
+    };
     if thumb.pixels().all(|p| p[0] == p[1] && p[1] == p[2]) {
-        let gray = image::GrayImage::from_fn(thumb.width(), thumb.height(), |x, y| image::Luma([thumb.get_pixel(x, y)[0]]));
+        let gray = image::GrayImage::from_fn(thumb.width(), thumb.height(), |x, y| {
+            image::Luma([thumb.get_pixel(x, y)[0]])
+        });
         let mut out = Vec::new();
-        let _ = image::DynamicImage::ImageLuma8(gray).write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png);
+        let _ = image::DynamicImage::ImageLuma8(gray)
+            .write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png);
         return out;
     }
     let mut out = Vec::new();
-    let _ = image::DynamicImage::ImageRgb8(thumb).write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png);
+    let _ = image::DynamicImage::ImageRgb8(thumb)
+        .write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png);
     out
 }
 
@@ -341,29 +427,66 @@ mod tests {
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         std::io::Write::write_all(&mut gz, &idx).unwrap();
         std::fs::write(d.join("t10k-images-idx3-ubyte.gz"), gz.finish().unwrap()).unwrap();
-        std::fs::write(d.join("t10k-labels-idx1-ubyte.gz"), [0, 0, 8, 1, 0, 0, 0, 2, 0, 1]).unwrap();
+        std::fs::write(
+            d.join("t10k-labels-idx1-ubyte.gz"),
+            [0, 0, 8, 1, 0, 0, 0, 2, 0, 1],
+        )
+        .unwrap();
         let source = LabelledSource::from_path(&d.join("t10k-images-idx3-ubyte.gz")).unwrap();
         assert_eq!(
             source,
-            LabelledSource::Idx { images: d.join("t10k-images-idx3-ubyte.gz"), labels: d.join("t10k-labels-idx1-ubyte.gz") }
+            LabelledSource::Idx {
+                images: d.join("t10k-images-idx3-ubyte.gz"),
+                labels: d.join("t10k-labels-idx1-ubyte.gz")
+            }
         );
         let (items, skipped) = source.load().unwrap();
         assert_eq!((items.len(), skipped.len()), (2, 0));
-        assert_eq!((items[0].label.as_str(), items[1].label.as_str()), ("0", "1"));
+        assert_eq!(
+            (items[0].label.as_str(), items[1].label.as_str()),
+            ("0", "1")
+        );
         // An IDX image file without its label file is an error naming the missing file.
-        std::fs::copy(d.join("t10k-images-idx3-ubyte.gz"), d.join("lonely-images-idx3-ubyte")).unwrap();
-        let err = LabelledSource::from_path(&d.join("lonely-images-idx3-ubyte")).unwrap_err().to_string();
+        std::fs::copy(
+            d.join("t10k-images-idx3-ubyte.gz"),
+            d.join("lonely-images-idx3-ubyte"),
+        )
+        .unwrap();
+        let err = LabelledSource::from_path(&d.join("lonely-images-idx3-ubyte"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("lonely-labels-idx1-ubyte"), "{err}");
         // A zip is an npz (split train unless `#split` follows the name); a folder an ImageFolder.
         let npz = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny.npz");
-        assert_eq!(LabelledSource::from_path(&npz).unwrap(), LabelledSource::Npz { path: npz.clone(), split: "train".into() });
+        assert_eq!(
+            LabelledSource::from_path(&npz).unwrap(),
+            LabelledSource::Npz {
+                path: npz.clone(),
+                split: "train".into()
+            }
+        );
         let with_split = PathBuf::from(format!("{}#test", npz.display()));
-        assert_eq!(LabelledSource::from_path(&with_split).unwrap(), LabelledSource::Npz { path: npz, split: "test".into() });
-        assert_eq!(LabelledSource::from_path(d).unwrap(), LabelledSource::Folder(d.into()));
+        assert_eq!(
+            LabelledSource::from_path(&with_split).unwrap(),
+            LabelledSource::Npz {
+                path: npz,
+                split: "test".into()
+            }
+        );
+        assert_eq!(
+            LabelledSource::from_path(d).unwrap(),
+            LabelledSource::Folder(d.into())
+        );
         // Anything else is a CSV; its bad lines and unreadable files are skipped with reasons.
-        image::RgbImage::from_pixel(4, 4, image::Rgb([9, 9, 9])).save(d.join("a.png")).unwrap();
+        image::RgbImage::from_pixel(4, 4, image::Rgb([9, 9, 9]))
+            .save(d.join("a.png"))
+            .unwrap();
         std::fs::write(d.join("not-an-image.png"), b"hello").unwrap();
-        std::fs::write(d.join("list.txt"), "path,label\na.png,grey\nnot-an-image.png,grey\nno comma here\n").unwrap();
+        std::fs::write(
+            d.join("list.txt"),
+            "path,label\na.png,grey\nnot-an-image.png,grey\nno comma here\n",
+        )
+        .unwrap();
         let source = LabelledSource::from_path(&d.join("list.txt")).unwrap();
         assert_eq!(source, LabelledSource::Csv(d.join("list.txt")));
         let (items, skipped) = source.load().unwrap();
@@ -371,10 +494,17 @@ mod tests {
         assert_eq!(skipped.len(), 2, "{skipped:?}");
         assert!(LabelledSource::from_path(&d.join("missing.csv")).is_err());
         // A single image and a memory file are refused by name, not read as a broken CSV.
-        let err = LabelledSource::from_path(&d.join("a.png")).unwrap_err().to_string();
-        assert!(err.contains("a single image") && err.contains("a.png"), "{err}");
+        let err = LabelledSource::from_path(&d.join("a.png"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("a single image") && err.contains("a.png"),
+            "{err}"
+        );
         std::fs::write(d.join("m.pmem"), b"PMEM\x01\x00\x00\x00").unwrap();
-        let err = LabelledSource::from_path(&d.join("m.pmem")).unwrap_err().to_string();
+        let err = LabelledSource::from_path(&d.join("m.pmem"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("a memory file"), "{err}");
     }
 
@@ -404,10 +534,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let class = dir.path().join("mixed");
         std::fs::create_dir_all(&class).unwrap();
-        let img = image::DynamicImage::ImageRgb8(image::RgbImage::from_fn(24, 16, |x, y| image::Rgb([(x * 10) as u8, (y * 15) as u8, 77])));
+        let img = image::DynamicImage::ImageRgb8(image::RgbImage::from_fn(24, 16, |x, y| {
+            image::Rgb([(x * 10) as u8, (y * 15) as u8, 77])
+        }));
         let encode = |format: image::ImageFormat| {
             let mut out = Vec::new();
-            img.write_to(&mut std::io::Cursor::new(&mut out), format).unwrap();
+            img.write_to(&mut std::io::Cursor::new(&mut out), format)
+                .unwrap();
             out
         };
         let png = encode(image::ImageFormat::Png);
@@ -429,16 +562,35 @@ mod tests {
             std::fs::write(class.join(name), bytes).unwrap();
         }
         let listed = list_image_folder(dir.path()).unwrap();
-        assert_eq!(listed.len(), files.len(), "every file is offered to the decoder");
+        assert_eq!(
+            listed.len(),
+            files.len(),
+            "every file is offered to the decoder"
+        );
         let (items, skipped) = load(&listed);
-        let imported: Vec<String> =
-            items.iter().map(|i| Path::new(&i.source).file_name().unwrap().to_string_lossy().into_owned()).collect();
+        let imported: Vec<String> = items
+            .iter()
+            .map(|i| {
+                Path::new(&i.source)
+                    .file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .collect();
         let want: Vec<&str> = files.iter().filter(|f| f.2).map(|f| f.0).collect();
         assert_eq!(imported, want);
         for (name, _, ok) in &files {
             if !ok {
-                let s = skipped.iter().find(|s| s.source.ends_with(name)).unwrap_or_else(|| panic!("{name} is not listed: {skipped:?}"));
-                assert!(s.reason.contains("not a readable image"), "{name}: {}", s.reason);
+                let s = skipped
+                    .iter()
+                    .find(|s| s.source.ends_with(name))
+                    .unwrap_or_else(|| panic!("{name} is not listed: {skipped:?}"));
+                assert!(
+                    s.reason.contains("not a readable image"),
+                    "{name}: {}",
+                    s.reason
+                );
             }
         }
         assert_eq!(items.len() + skipped.len(), files.len());
@@ -447,11 +599,17 @@ mod tests {
     #[test]
     fn image_folder_and_csv_imports_skip_bad_files_and_keep_going() {
         let dir = tempfile::tempdir().unwrap();
-        for (class, name, ok) in [("cat", "a.png", true), ("cat", "broken.png", false), ("dog", "b.png", true)] {
+        for (class, name, ok) in [
+            ("cat", "a.png", true),
+            ("cat", "broken.png", false),
+            ("dog", "b.png", true),
+        ] {
             std::fs::create_dir_all(dir.path().join(class)).unwrap();
             let path = dir.path().join(class).join(name);
             if ok {
-                image::RgbImage::from_pixel(4, 4, image::Rgb([9, 9, 9])).save(&path).unwrap();
+                image::RgbImage::from_pixel(4, 4, image::Rgb([9, 9, 9]))
+                    .save(&path)
+                    .unwrap();
             } else {
                 std::fs::write(&path, b"not a png").unwrap();
             }
@@ -460,12 +618,22 @@ mod tests {
         assert_eq!(files.len(), 3);
         let (items, skipped) = load(&files);
         assert_eq!(items.len(), 2);
-        assert_eq!(items.iter().map(|i| i.label.as_str()).collect::<Vec<_>>(), vec!["cat", "dog"]);
+        assert_eq!(
+            items.iter().map(|i| i.label.as_str()).collect::<Vec<_>>(),
+            vec!["cat", "dog"]
+        );
         assert_eq!(skipped.len(), 1);
-        assert!(skipped[0].source.ends_with("broken.png") && skipped[0].reason.contains("not a readable image"));
+        assert!(
+            skipped[0].source.ends_with("broken.png")
+                && skipped[0].reason.contains("not a readable image")
+        );
 
         let csv = dir.path().join("list.csv");
-        std::fs::write(&csv, "path,label\ncat/a.png,cat\nnonsense line\ndog/b.png,dog\nmissing.png,x\n").unwrap();
+        std::fs::write(
+            &csv,
+            "path,label\ncat/a.png,cat\nnonsense line\ndog/b.png,dog\nmissing.png,x\n",
+        )
+        .unwrap();
         let (files, bad_lines) = list_csv(&csv).unwrap();
         assert_eq!(files.len(), 3);
         assert_eq!(bad_lines.len(), 1);

@@ -56,7 +56,10 @@ struct TopK {
 
 impl TopK {
     fn new(k: usize) -> Self {
-        Self { k, items: Vec::with_capacity(k + 1) }
+        Self {
+            k,
+            items: Vec::with_capacity(k + 1),
+        }
     }
     /// Whether a similarity could enter (exact ties are decided by id in `push`).
     #[inline]
@@ -71,7 +74,11 @@ impl TopK {
         if self.items.len() == self.k && !better(&n, self.items.last().expect("k > 0")) {
             return;
         }
-        let pos = self.items.iter().position(|m| better(&n, m)).unwrap_or(self.items.len());
+        let pos = self
+            .items
+            .iter()
+            .position(|m| better(&n, m))
+            .unwrap_or(self.items.len());
         self.items.insert(pos, n);
         self.items.truncate(self.k);
     }
@@ -100,15 +107,43 @@ impl ExactIndex {
         for e in &memory.entries {
             data.extend_from_slice(&e.embedding);
             ids.push(e.id);
-            entry_labels.push(labels.iter().position(|l| *l == e.label).expect("label in the label list") as u32);
+            entry_labels.push(
+                labels
+                    .iter()
+                    .position(|l| *l == e.label)
+                    .expect("label in the label list") as u32,
+            );
         }
-        Self { dim: memory.dim, labels: labels.to_vec(), ids, entry_labels, data, int8: OnceLock::new() }
+        Self {
+            dim: memory.dim,
+            labels: labels.to_vec(),
+            ids,
+            entry_labels,
+            data,
+            int8: OnceLock::new(),
+        }
     }
 
     /// An index over raw embeddings (row i has id i), for evaluations that need no store.
-    pub fn from_embeddings(dim: usize, labels: Vec<String>, entry_labels: Vec<u32>, data: Vec<f32>) -> Self {
-        assert_eq!(data.len(), entry_labels.len() * dim, "one embedding per label");
-        Self { dim, labels, ids: (0..entry_labels.len() as u64).collect(), entry_labels, data, int8: OnceLock::new() }
+    pub fn from_embeddings(
+        dim: usize,
+        labels: Vec<String>,
+        entry_labels: Vec<u32>,
+        data: Vec<f32>,
+    ) -> Self {
+        assert_eq!(
+            data.len(),
+            entry_labels.len() * dim,
+            "one embedding per label"
+        );
+        Self {
+            dim,
+            labels,
+            ids: (0..entry_labels.len() as u64).collect(),
+            entry_labels,
+            data,
+            int8: OnceLock::new(),
+        }
     }
 
     /// The same entries under the given ids (one per entry), instead of 0..n.
@@ -131,14 +166,17 @@ impl ExactIndex {
 
     /// Removes an entry by id; returns whether it was there.
     pub fn remove(&mut self, id: u64) -> bool {
-        let Some(row) = self.ids.iter().position(|&i| i == id) else { return false };
+        let Some(row) = self.ids.iter().position(|&i| i == id) else {
+            return false;
+        };
         // Order does not matter to results (fixed per-pair arithmetic, id tie-breaks), so the
         // last row moves into the hole: O(dim), not O(n·dim).
         let last = self.ids.len() - 1;
         self.ids.swap_remove(row);
         self.entry_labels.swap_remove(row);
         if row != last {
-            self.data.copy_within(last * self.dim..(last + 1) * self.dim, row * self.dim);
+            self.data
+                .copy_within(last * self.dim..(last + 1) * self.dim, row * self.dim);
         }
         self.data.truncate(last * self.dim);
         if let Some(Some(int8)) = self.int8.get_mut() {
@@ -157,7 +195,8 @@ impl ExactIndex {
                 if row != kept {
                     self.ids[kept] = self.ids[row];
                     self.entry_labels[kept] = self.entry_labels[row];
-                    self.data.copy_within(row * dim..(row + 1) * dim, kept * dim);
+                    self.data
+                        .copy_within(row * dim..(row + 1) * dim, kept * dim);
                 }
                 kept += 1;
             }
@@ -171,7 +210,11 @@ impl ExactIndex {
 
     /// (id, label, embedding) of every entry, in storage order.
     pub fn rows(&self) -> impl Iterator<Item = (u64, u32, &[f32])> {
-        self.ids.iter().zip(&self.entry_labels).zip(self.data.chunks_exact(self.dim.max(1))).map(|((&id, &l), e)| (id, l, e))
+        self.ids
+            .iter()
+            .zip(&self.entry_labels)
+            .zip(self.data.chunks_exact(self.dim.max(1)))
+            .map(|((&id, &l), e)| (id, l, e))
     }
 
     /// The embedding of an entry.
@@ -201,13 +244,19 @@ impl ExactIndex {
         if d == 0 {
             return Vec::new();
         }
-        let int8 = if self.len() >= INT8_MIN_ENTRIES && k > 0 && k * 16 <= self.len() { self.int8_entries() } else { None };
+        let int8 = if self.len() >= INT8_MIN_ENTRIES && k > 0 && k * 16 <= self.len() {
+            self.int8_entries()
+        } else {
+            None
+        };
         queries
             .par_chunks(QUERY_GROUP * d)
-            .flat_map_iter(|group| match int8.and_then(|int8| int8.candidates(group, k)) {
-                Some(candidates) => self.rescore(group, candidates, k).into_iter(),
-                None => self.scan(group, k).into_iter(),
-            })
+            .flat_map_iter(
+                |group| match int8.and_then(|int8| int8.candidates(group, k)) {
+                    Some(candidates) => self.rescore(group, candidates, k).into_iter(),
+                    None => self.scan(group, k).into_iter(),
+                },
+            )
             .collect()
     }
 
@@ -217,12 +266,24 @@ impl ExactIndex {
         if self.dim == 0 {
             return Vec::new();
         }
-        queries.par_chunks(QUERY_GROUP * self.dim).flat_map_iter(|group| self.scan(group, k)).collect()
+        queries
+            .par_chunks(QUERY_GROUP * self.dim)
+            .flat_map_iter(|group| self.scan(group, k))
+            .collect()
     }
 
     fn int8_entries(&self) -> Option<&Int8Entries> {
-        let int8 = self.int8.get_or_init(|| if super::int8::vnni_available() { Int8Entries::build(self.dim, &self.data) } else { None });
-        debug_assert!(int8.as_ref().is_none_or(|q| q.len() == self.len()), "the int8 copy follows every edit");
+        let int8 = self.int8.get_or_init(|| {
+            if super::int8::vnni_available() {
+                Int8Entries::build(self.dim, &self.data)
+            } else {
+                None
+            }
+        });
+        debug_assert!(
+            int8.as_ref().is_none_or(|q| q.len() == self.len()),
+            "the int8 copy follows every edit"
+        );
         int8.as_ref()
     }
 
@@ -237,7 +298,11 @@ impl ExactIndex {
                 let mut top = TopK::new(k);
                 for row in rows.into_iter().map(|r| r as usize) {
                     let similarity = kernel::dot(q, &self.data[row * d..(row + 1) * d]);
-                    top.push(Neighbour { id: self.ids[row], label: self.entry_labels[row], similarity });
+                    top.push(Neighbour {
+                        id: self.ids[row],
+                        label: self.entry_labels[row],
+                        similarity,
+                    });
                 }
                 top.items
             })
@@ -259,7 +324,11 @@ impl ExactIndex {
                 for (ei, &s) in scores[qi * ne..(qi + 1) * ne].iter().enumerate() {
                     if top.admits(s) {
                         let row = bi * BLOCK + ei;
-                        top.push(Neighbour { id: self.ids[row], label: self.entry_labels[row], similarity: s });
+                        top.push(Neighbour {
+                            id: self.ids[row],
+                            label: self.entry_labels[row],
+                            similarity: s,
+                        });
                     }
                 }
             }
@@ -359,7 +428,8 @@ mod kernel {
         for i in main..a.len() {
             tail = a[i].mul_add(b[i], tail);
         }
-        let v: [f32; LANES] = std::array::from_fn(|j| (acc[0][j] + acc[1][j]) + (acc[2][j] + acc[3][j]));
+        let v: [f32; LANES] =
+            std::array::from_fn(|j| (acc[0][j] + acc[1][j]) + (acc[2][j] + acc[3][j]));
         reduce(&v, tail)
     }
 
@@ -386,7 +456,10 @@ mod kernel {
         }
         for qi in 0..nq {
             for ei in 0..ne {
-                out[qi * ne + ei] = dot_portable(&queries[qi * d..(qi + 1) * d], &entries[ei * d..(ei + 1) * d]);
+                out[qi * ne + ei] = dot_portable(
+                    &queries[qi * d..(qi + 1) * d],
+                    &entries[ei * d..(ei + 1) * d],
+                );
             }
         }
     }
@@ -408,7 +481,11 @@ mod kernel {
         /// Q queries × E entries with one 16-lane register per pair.
         #[target_feature(enable = "avx512f")]
         #[inline]
-        unsafe fn tile512<const Q: usize, const E: usize>(q: [&[f32]; Q], e: [&[f32]; E], out: &mut [[f32; E]; Q]) {
+        unsafe fn tile512<const Q: usize, const E: usize>(
+            q: [&[f32]; Q],
+            e: [&[f32]; E],
+            out: &mut [[f32; E]; Q],
+        ) {
             let d = q[0].len();
             let main = d / LANES * LANES;
             let mut acc = [[_mm512_setzero_ps(); E]; Q];
@@ -435,7 +512,9 @@ mod kernel {
                     let h: [__m256; 4] = std::array::from_fn(|j| {
                         _mm256_add_ps(
                             _mm512_castps512_ps256(acc[i][j]),
-                            _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(acc[i][j]))),
+                            _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(
+                                acc[i][j],
+                            ))),
                         )
                     });
                     let u = _mm256_hadd_ps(h[0], h[1]);
@@ -462,7 +541,11 @@ mod kernel {
         /// The same lanes as two 8-lane halves per pair.
         #[target_feature(enable = "avx2,fma")]
         #[inline]
-        unsafe fn tile256<const Q: usize, const E: usize>(q: [&[f32]; Q], e: [&[f32]; E], out: &mut [[f32; E]; Q]) {
+        unsafe fn tile256<const Q: usize, const E: usize>(
+            q: [&[f32]; Q],
+            e: [&[f32]; E],
+            out: &mut [[f32; E]; Q],
+        ) {
             let d = q[0].len();
             let main = d / LANES * LANES;
             let mut lo = [[_mm256_setzero_ps(); E]; Q];
@@ -471,10 +554,20 @@ mod kernel {
             while c < main {
                 for j in 0..E {
                     // SAFETY: c + 16 <= main <= d for every row.
-                    let (el, eh) = unsafe { (_mm256_loadu_ps(e[j].as_ptr().add(c)), _mm256_loadu_ps(e[j].as_ptr().add(c + 8))) };
+                    let (el, eh) = unsafe {
+                        (
+                            _mm256_loadu_ps(e[j].as_ptr().add(c)),
+                            _mm256_loadu_ps(e[j].as_ptr().add(c + 8)),
+                        )
+                    };
                     for i in 0..Q {
                         // SAFETY: c + 16 <= main <= d for every query row too.
-                        let (ql, qh) = unsafe { (_mm256_loadu_ps(q[i].as_ptr().add(c)), _mm256_loadu_ps(q[i].as_ptr().add(c + 8))) };
+                        let (ql, qh) = unsafe {
+                            (
+                                _mm256_loadu_ps(q[i].as_ptr().add(c)),
+                                _mm256_loadu_ps(q[i].as_ptr().add(c + 8)),
+                            )
+                        };
                         lo[i][j] = _mm256_fmadd_ps(ql, el, lo[i][j]);
                         hi[i][j] = _mm256_fmadd_ps(qh, eh, hi[i][j]);
                     }
@@ -511,14 +604,24 @@ mod kernel {
             while c < main64 {
                 for (r, acc) in acc.iter_mut().enumerate() {
                     // SAFETY: c + 64 <= main64 <= d.
-                    let (x, y) = unsafe { (_mm512_loadu_ps(a.as_ptr().add(c + 16 * r)), _mm512_loadu_ps(b.as_ptr().add(c + 16 * r))) };
+                    let (x, y) = unsafe {
+                        (
+                            _mm512_loadu_ps(a.as_ptr().add(c + 16 * r)),
+                            _mm512_loadu_ps(b.as_ptr().add(c + 16 * r)),
+                        )
+                    };
                     *acc = _mm512_fmadd_ps(x, y, *acc);
                 }
                 c += 64;
             }
             while c < main {
                 // SAFETY: c + 16 <= main <= d.
-                let (x, y) = unsafe { (_mm512_loadu_ps(a.as_ptr().add(c)), _mm512_loadu_ps(b.as_ptr().add(c))) };
+                let (x, y) = unsafe {
+                    (
+                        _mm512_loadu_ps(a.as_ptr().add(c)),
+                        _mm512_loadu_ps(b.as_ptr().add(c)),
+                    )
+                };
                 acc[0] = _mm512_fmadd_ps(x, y, acc[0]);
                 c += LANES;
             }
@@ -554,7 +657,8 @@ mod kernel {
                             // SAFETY: the caller detected the tile's features; every row slice has d elements.
                             unsafe { $tile::<$qt, $et>(qs, es, &mut t) };
                             for (i, row) in t.iter().enumerate() {
-                                out[(qi + i) * ne + ej..(qi + i) * ne + ej + $et].copy_from_slice(row);
+                                out[(qi + i) * ne + ej..(qi + i) * ne + ej + $et]
+                                    .copy_from_slice(row);
                             }
                             ej += $et;
                         }
@@ -615,7 +719,12 @@ mod tests {
     #[test]
     fn finds_the_most_similar_entries_in_order_with_id_tie_breaks() {
         let mut m = Memory::new("fp", 2);
-        for (label, e) in [("a", [1.0, 0.0]), ("b", [0.0, 1.0]), ("a", [0.6, 0.8]), ("b", [1.0, 0.0])] {
+        for (label, e) in [
+            ("a", [1.0, 0.0]),
+            ("b", [0.0, 1.0]),
+            ("a", [0.6, 0.8]),
+            ("b", [1.0, 0.0]),
+        ] {
             m.add("fp", label, "", 0, vec![], e.to_vec()).unwrap();
         }
         let idx = ExactIndex::build(&m, &m.labels());
@@ -630,8 +739,12 @@ mod tests {
     fn simd_kernels_equal_the_portable_dot_bit_for_bit() {
         let mut rng = crate::rng::Rng::new(7);
         for d in [1, 7, 8, 9, 15, 16, 17, 31, 64, 80, 192, 384] {
-            let q: Vec<f32> = (0..9 * d).map(|_| rng.uniform() as f32 * 2.0 - 1.0).collect();
-            let e: Vec<f32> = (0..11 * d).map(|_| rng.uniform() as f32 * 2.0 - 1.0).collect();
+            let q: Vec<f32> = (0..9 * d)
+                .map(|_| rng.uniform() as f32 * 2.0 - 1.0)
+                .collect();
+            let e: Vec<f32> = (0..11 * d)
+                .map(|_| rng.uniform() as f32 * 2.0 - 1.0)
+                .collect();
             let mut out = vec![0f32; 9 * 11];
             kernel::scores(&q, &e, d, &mut out);
             #[cfg(target_arch = "x86_64")]
@@ -639,14 +752,29 @@ mod tests {
             for i in 0..9 {
                 for j in 0..11 {
                     let want = kernel::dot_portable(&q[i * d..(i + 1) * d], &e[j * d..(j + 1) * d]);
-                    assert_eq!(out[i * 11 + j].to_bits(), want.to_bits(), "d {d} pair ({i}, {j})");
+                    assert_eq!(
+                        out[i * 11 + j].to_bits(),
+                        want.to_bits(),
+                        "d {d} pair ({i}, {j})"
+                    );
                     #[cfg(target_arch = "x86_64")]
                     for path in &simd_paths {
-                        assert_eq!(path[i * 11 + j].to_bits(), want.to_bits(), "d {d} pair ({i}, {j}), every SIMD path");
+                        assert_eq!(
+                            path[i * 11 + j].to_bits(),
+                            want.to_bits(),
+                            "d {d} pair ({i}, {j}), every SIMD path"
+                        );
                     }
-                    assert_eq!(dot(&q[i * d..(i + 1) * d], &e[j * d..(j + 1) * d]).to_bits(), want.to_bits());
+                    assert_eq!(
+                        dot(&q[i * d..(i + 1) * d], &e[j * d..(j + 1) * d]).to_bits(),
+                        want.to_bits()
+                    );
                     let (qa, eb) = (&q[i * d..(i + 1) * d], &e[j * d..(j + 1) * d]);
-                    assert_eq!(dot_fast(qa, eb).to_bits(), kernel::dot_fast_portable(qa, eb).to_bits(), "fast dot, d {d}");
+                    assert_eq!(
+                        dot_fast(qa, eb).to_bits(),
+                        kernel::dot_fast_portable(qa, eb).to_bits(),
+                        "fast dot, d {d}"
+                    );
                     assert!((dot_fast(qa, eb) - want).abs() <= 1e-5 * (d as f32).sqrt());
                 }
             }
@@ -657,7 +785,9 @@ mod tests {
     /// below the int8 step, at several norms; queries sit on and between the prototypes.
     fn adversarial(n: usize, d: usize, seed: u64) -> (Vec<f32>, Vec<f32>) {
         let mut rng = crate::rng::Rng::new(seed);
-        let prototypes: Vec<Vec<f32>> = (0..6).map(|_| (0..d).map(|_| rng.normal() as f32).collect()).collect();
+        let prototypes: Vec<Vec<f32>> = (0..6)
+            .map(|_| (0..d).map(|_| rng.normal() as f32).collect())
+            .collect();
         let mut data = Vec::with_capacity(n * d);
         for i in 0..n {
             let p = &prototypes[i % prototypes.len()];
@@ -674,7 +804,10 @@ mod tests {
             .flat_map(|i| {
                 let (a, b) = (&prototypes[i % 6], &prototypes[(i / 6) % 6]);
                 let t = (i % 3) as f32 * 0.25;
-                a.iter().zip(b).map(|(x, y)| (1.0 - t) * x + t * y + 1e-6 * rng.normal() as f32).collect::<Vec<f32>>()
+                a.iter()
+                    .zip(b)
+                    .map(|(x, y)| (1.0 - t) * x + t * y + 1e-6 * rng.normal() as f32)
+                    .collect::<Vec<f32>>()
             })
             .collect();
         (data, queries)
@@ -703,11 +836,22 @@ mod tests {
                 for (qi, (top, rows)) in canonical.iter().zip(&candidates).enumerate() {
                     assert_eq!(top.len(), k);
                     for nb in top {
-                        assert!(rows.contains(&(nb.id as u32)), "d {d} k {k} query {qi}: {} missing", nb.id);
+                        assert!(
+                            rows.contains(&(nb.id as u32)),
+                            "d {d} k {k} query {qi}: {} missing",
+                            nb.id
+                        );
                     }
-                    assert!(rows.len() < n, "d {d} k {k} query {qi}: the pass should prune something");
+                    assert!(
+                        rows.len() < n,
+                        "d {d} k {k} query {qi}: the pass should prune something"
+                    );
                 }
-                assert_bit_identical(&index.rescore(&queries, candidates, k), &canonical, &format!("d {d} k {k}"));
+                assert_bit_identical(
+                    &index.rescore(&queries, candidates, k),
+                    &canonical,
+                    &format!("d {d} k {k}"),
+                );
             }
         }
     }
@@ -718,26 +862,47 @@ mod tests {
         let (data, queries) = adversarial(2100, d, 5);
         let n = data.len() / d;
         let labels: Vec<u32> = (0..n as u32).map(|i| i % 3).collect();
-        let mut index = ExactIndex::from_embeddings(d, vec!["a".into(), "b".into(), "c".into()], labels, data);
+        let mut index =
+            ExactIndex::from_embeddings(d, vec!["a".into(), "b".into(), "c".into()], labels, data);
         let k = 12;
-        assert_bit_identical(&index.search(&queries, k), &index.search_canonical(&queries, k), "fresh");
+        assert_bit_identical(
+            &index.search(&queries, k),
+            &index.search_canonical(&queries, k),
+            "fresh",
+        );
         // Deletions (the top neighbours, to force the pass to find the next ones) and re-inserts.
         let mut removed = Vec::new();
         for nb in index.search(&queries[..d], 5).remove(0) {
             let embedding = index.embedding(nb.id).unwrap().to_vec();
             assert!(index.remove(nb.id));
             removed.push((nb.id, nb.label, embedding));
-            assert_bit_identical(&index.search(&queries, k), &index.search_canonical(&queries, k), "after a deletion");
+            assert_bit_identical(
+                &index.search(&queries, k),
+                &index.search_canonical(&queries, k),
+                "after a deletion",
+            );
         }
         for (id, label, embedding) in removed.into_iter().rev() {
             index.insert(id, label, &embedding);
         }
-        assert_bit_identical(&index.search(&queries, k), &index.search_canonical(&queries, k), "after undo");
+        assert_bit_identical(
+            &index.search(&queries, k),
+            &index.search_canonical(&queries, k),
+            "after undo",
+        );
         index.retain(|id, _| id % 7 != 0);
-        assert_bit_identical(&index.search(&queries, k), &index.search_canonical(&queries, k), "after retain");
+        assert_bit_identical(
+            &index.search(&queries, k),
+            &index.search_canonical(&queries, k),
+            "after retain",
+        );
         // A non-finite entry switches the index to the canonical scan, with the same answers.
         index.insert(1_000_000, 0, &vec![f32::NAN; d]);
-        assert_bit_identical(&index.search(&queries, k), &index.search_canonical(&queries, k), "with a NaN entry");
+        assert_bit_identical(
+            &index.search(&queries, k),
+            &index.search_canonical(&queries, k),
+            "with a NaN entry",
+        );
     }
 
     #[test]

@@ -93,7 +93,12 @@ fn quantise(v: &[f32], words: usize) -> Option<QuantisedRow> {
 
 /// Four int8 values as one little-endian word (dimension `4t` in the low byte).
 fn pack(values: &[i8]) -> i32 {
-    i32::from_le_bytes([values[0] as u8, values[1] as u8, values[2] as u8, values[3] as u8])
+    i32::from_le_bytes([
+        values[0] as u8,
+        values[1] as u8,
+        values[2] as u8,
+        values[3] as u8,
+    ])
 }
 
 impl Int8Entries {
@@ -102,7 +107,10 @@ impl Int8Entries {
         use rayon::prelude::*;
         let dim_nonzero = dim.max(1);
         let words = dim.div_ceil(4).max(1);
-        let rows: Option<Vec<QuantisedRow>> = data.par_chunks(dim_nonzero).map(|v| quantise(v, words)).collect();
+        let rows: Option<Vec<QuantisedRow>> = data
+            .par_chunks(dim_nonzero)
+            .map(|v| quantise(v, words))
+            .collect();
         let mut out = Self {
             dim,
             words,
@@ -160,7 +168,9 @@ impl Int8Entries {
 
     fn lane_values(&self, row: usize) -> Vec<i8> {
         let base = row / LANES * self.words * LANES + row % LANES;
-        (0..self.words).flat_map(|t| self.data[base + t * LANES].to_le_bytes().map(|b| b as i8)).collect()
+        (0..self.words)
+            .flat_map(|t| self.data[base + t * LANES].to_le_bytes().map(|b| b as i8))
+            .collect()
     }
 
     /// Mirrors `Vec::swap_remove` on the f32 rows: the last entry moves into `row`, and the
@@ -168,7 +178,11 @@ impl Int8Entries {
     pub fn swap_remove(&mut self, row: usize) {
         let last = self.len - 1;
         if row != last {
-            let (values, inv, sum) = (self.lane_values(last), self.inv_scale[last], self.sums[last]);
+            let (values, inv, sum) = (
+                self.lane_values(last),
+                self.inv_scale[last],
+                self.sums[last],
+            );
             self.set_lane(row, &values, inv, sum);
         }
         self.set_lane(last, &vec![0; self.words * 4], 0.0, 0);
@@ -199,7 +213,10 @@ impl Int8Entries {
 
     fn candidates_with(&self, queries: &[f32], k: usize, kernel: Kernel) -> Option<Vec<Vec<u32>>> {
         let d = self.dim.max(1);
-        let mut states: Vec<QueryState> = queries.chunks_exact(d).map(|q| QueryState::new(self, q, k)).collect::<Option<_>>()?;
+        let mut states: Vec<QueryState> = queries
+            .chunks_exact(d)
+            .map(|q| QueryState::new(self, q, k))
+            .collect::<Option<_>>()?;
         if k == 0 {
             return Some(states.iter().map(|_| Vec::new()).collect());
         }
@@ -220,22 +237,36 @@ impl Int8Entries {
                     match (kernel, q, e) {
                         #[cfg(target_arch = "x86_64")]
                         // SAFETY: the features were detected by `candidates`; shapes are checked inside.
-                        (Kernel::Vnni, Q, 2) => unsafe { x86::tile::<Q, 2>(self, group, b, &mut raw) },
+                        (Kernel::Vnni, Q, 2) => unsafe {
+                            x86::tile::<Q, 2>(self, group, b, &mut raw)
+                        },
                         #[cfg(target_arch = "x86_64")]
                         // SAFETY: as above, for a Q × 1 tile.
-                        (Kernel::Vnni, Q, 1) => unsafe { x86::tile::<Q, 1>(self, group, b, &mut raw) },
+                        (Kernel::Vnni, Q, 1) => unsafe {
+                            x86::tile::<Q, 1>(self, group, b, &mut raw)
+                        },
                         #[cfg(target_arch = "x86_64")]
                         // SAFETY: as above, for a 1 × 2 tile.
-                        (Kernel::Vnni, 1, 2) => unsafe { x86::tile::<1, 2>(self, group, b, &mut raw) },
+                        (Kernel::Vnni, 1, 2) => unsafe {
+                            x86::tile::<1, 2>(self, group, b, &mut raw)
+                        },
                         #[cfg(target_arch = "x86_64")]
                         // SAFETY: as above, for a 1 × 1 tile.
-                        (Kernel::Vnni, 1, 1) => unsafe { x86::tile::<1, 1>(self, group, b, &mut raw) },
+                        (Kernel::Vnni, 1, 1) => unsafe {
+                            x86::tile::<1, 1>(self, group, b, &mut raw)
+                        },
                         _ => portable_tile(self, group, b, e, &mut raw),
                     }
                     for (state, raw) in group.iter_mut().zip(&raw) {
                         for (j, raw) in raw.iter().enumerate().take(e) {
                             let block = b + j;
-                            let (mut mask, scores) = self.approximate_scores(kernel, block, raw, state.inv_scale, state.threshold);
+                            let (mut mask, scores) = self.approximate_scores(
+                                kernel,
+                                block,
+                                raw,
+                                state.inv_scale,
+                                state.threshold,
+                            );
                             while mask != 0 {
                                 let lane = mask.trailing_zeros() as usize;
                                 mask &= mask - 1;
@@ -254,15 +285,27 @@ impl Int8Entries {
     /// The approximate scores `a = (raw − 128·Σẽ) · (1/s_e) · (1/s_q)` of one block's 16 lanes,
     /// and the mask of valid lanes with `a ≥ threshold`. Both kernels do the same f32 operations
     /// in the same order, so they agree bit for bit.
-    fn approximate_scores(&self, kernel: Kernel, block: usize, raw: &[i32; LANES], inv_q: f32, threshold: f32) -> (u16, [f32; LANES]) {
+    fn approximate_scores(
+        &self,
+        kernel: Kernel,
+        block: usize,
+        raw: &[i32; LANES],
+        inv_q: f32,
+        threshold: f32,
+    ) -> (u16, [f32; LANES]) {
         let valid = self.len.saturating_sub(block * LANES).min(LANES);
-        let valid_mask = if valid == LANES { u16::MAX } else { (1u16 << valid) - 1 };
+        let valid_mask = if valid == LANES {
+            u16::MAX
+        } else {
+            (1u16 << valid) - 1
+        };
         let lanes = block * LANES..(block + 1) * LANES;
         let (sums, inv) = (&self.sums[lanes.clone()], &self.inv_scale[lanes]);
         #[cfg(target_arch = "x86_64")]
         if kernel == Kernel::Vnni {
             // SAFETY: AVX-512F was detected with VNNI; the slices hold 16 lanes.
-            let (mask, scores) = unsafe { x86::approximate_scores(raw, sums, inv, inv_q, threshold) };
+            let (mask, scores) =
+                unsafe { x86::approximate_scores(raw, sums, inv, inv_q, threshold) };
             return (mask & valid_mask, scores);
         }
         let _ = kernel;
@@ -282,7 +325,9 @@ impl Int8Entries {
     #[cfg(test)]
     fn raw_portable(&self, query_words: &[i32], row: usize) -> i32 {
         let base = row / LANES * self.words * LANES + row % LANES;
-        (0..self.words).map(|t| dot_word(query_words[t], self.data[base + t * LANES])).sum()
+        (0..self.words)
+            .map(|t| dot_word(query_words[t], self.data[base + t * LANES]))
+            .sum()
     }
 }
 
@@ -299,7 +344,9 @@ pub(crate) fn vnni_available() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         static AVAILABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-        *AVAILABLE.get_or_init(|| std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("avx512vnni"))
+        *AVAILABLE.get_or_init(|| {
+            std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("avx512vnni")
+        })
     }
     #[cfg(not(target_arch = "x86_64"))]
     false
@@ -311,13 +358,21 @@ fn dot_word(query: i32, entry: i32) -> i32 {
     (0..4).map(|b| q[b] as i32 * (e[b] as i8) as i32).sum()
 }
 
-fn portable_tile(entries: &Int8Entries, group: &[QueryState], block: usize, e: usize, raw: &mut [[[i32; LANES]; 2]]) {
+fn portable_tile(
+    entries: &Int8Entries,
+    group: &[QueryState],
+    block: usize,
+    e: usize,
+    raw: &mut [[[i32; LANES]; 2]],
+) {
     let w = entries.words;
     for (state, raw) in group.iter().zip(raw.iter_mut()) {
         for (j, raw) in raw.iter_mut().enumerate().take(e) {
             let base = (block + j) * w * LANES;
             for (lane, out) in raw.iter_mut().enumerate() {
-                *out = (0..w).map(|t| dot_word(state.words[t], entries.data[base + t * LANES + lane])).sum();
+                *out = (0..w)
+                    .map(|t| dot_word(state.words[t], entries.data[base + t * LANES + lane]))
+                    .sum();
             }
         }
     }
@@ -342,7 +397,11 @@ impl QueryState {
     fn new(entries: &Int8Entries, q: &[f32], k: usize) -> Option<Self> {
         let row = quantise(q, entries.words)?;
         // Adding 128 to each byte is a bit flip of its sign bit: q̃ + 128 as an unsigned byte.
-        let words = row.values.chunks_exact(4).map(|c| pack(c) ^ i32::from_le_bytes([0x80; 4])).collect();
+        let words = row
+            .values
+            .chunks_exact(4)
+            .map(|c| pack(c) ^ i32::from_le_bytes([0x80; 4]))
+            .collect();
         let (norm, residual, dequantised_norm) = (row.norm, row.residual, row.dequantised_norm);
         let c = (entries.dim as f64 / 16.0 + 32.0) * 2f64.powi(-23);
         let eps = norm * entries.residual_max
@@ -374,7 +433,11 @@ impl QueryState {
 
     fn finish(self) -> Vec<u32> {
         let threshold = self.threshold;
-        self.candidates.into_iter().filter(|&(_, a)| a >= threshold).map(|(row, _)| row).collect()
+        self.candidates
+            .into_iter()
+            .filter(|&(_, a)| a >= threshold)
+            .map(|(row, _)| row)
+            .collect()
     }
 }
 
@@ -385,7 +448,13 @@ mod x86 {
 
     /// The vector form of `Int8Entries::approximate_scores` (same operations, same order).
     #[target_feature(enable = "avx512f")]
-    pub unsafe fn approximate_scores(raw: &[i32; LANES], sums: &[i32], inv: &[f32], inv_q: f32, threshold: f32) -> (u16, [f32; LANES]) {
+    pub unsafe fn approximate_scores(
+        raw: &[i32; LANES],
+        sums: &[i32],
+        inv: &[f32],
+        inv_q: f32,
+        threshold: f32,
+    ) -> (u16, [f32; LANES]) {
         assert!(sums.len() >= LANES && inv.len() >= LANES);
         // SAFETY: each pointer covers 16 elements (asserted above / by the array type).
         let (r, s, i) = unsafe {
@@ -396,7 +465,10 @@ mod x86 {
             )
         };
         let dot = _mm512_sub_epi32(r, _mm512_slli_epi32::<7>(s));
-        let a = _mm512_mul_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(dot), i), _mm512_set1_ps(inv_q));
+        let a = _mm512_mul_ps(
+            _mm512_mul_ps(_mm512_cvtepi32_ps(dot), i),
+            _mm512_set1_ps(inv_q),
+        );
         let mask = _mm512_cmp_ps_mask::<_CMP_GE_OQ>(a, _mm512_set1_ps(threshold));
         let mut scores = [0f32; LANES];
         // SAFETY: scores holds 16 floats.
@@ -425,7 +497,11 @@ mod x86 {
             let mut ev = [_mm512_setzero_si512(); E];
             for (j, ev) in ev.iter_mut().enumerate() {
                 // SAFETY: (block + j)·w·16 + t·16 + 16 ≤ (block + E)·w·16 ≤ data.len(), asserted above.
-                *ev = unsafe { _mm512_loadu_si512(base.add((block + j) * w * LANES + t * LANES) as *const __m512i) };
+                *ev = unsafe {
+                    _mm512_loadu_si512(
+                        base.add((block + j) * w * LANES + t * LANES) as *const __m512i
+                    )
+                };
             }
             for i in 0..Q {
                 let qv = _mm512_set1_epi32(group[i].words[t]);
@@ -461,16 +537,27 @@ mod tests {
         for (row, v) in data.chunks(d).enumerate() {
             let values = q.lane_values(row);
             let inv = q.inv_scale[row] as f64;
-            let residual: f64 = v.iter().zip(&values).map(|(&x, &b)| (x as f64 - b as f64 * inv).powi(2)).sum::<f64>().sqrt();
+            let residual: f64 = v
+                .iter()
+                .zip(&values)
+                .map(|(&x, &b)| (x as f64 - b as f64 * inv).powi(2))
+                .sum::<f64>()
+                .sqrt();
             assert!(residual <= q.residual_max, "row {row}");
             // Rounding to nearest: each value within half a step.
             for (&x, &b) in v.iter().zip(&values) {
-                assert!((x as f64 - b as f64 * inv).abs() <= 0.5 * inv * (1.0 + 1e-6), "row {row}");
+                assert!(
+                    (x as f64 - b as f64 * inv).abs() <= 0.5 * inv * (1.0 + 1e-6),
+                    "row {row}"
+                );
             }
             assert!(values[d..].iter().all(|&b| b == 0), "padding is zero");
             assert_eq!(q.sums[row], values.iter().map(|&b| b as i32).sum::<i32>());
         }
-        assert!(Int8Entries::build(2, &[1.0, f32::NAN]).is_none(), "non-finite memories use the canonical scan");
+        assert!(
+            Int8Entries::build(2, &[1.0, f32::NAN]).is_none(),
+            "non-finite memories use the canonical scan"
+        );
     }
 
     #[test]
@@ -484,9 +571,17 @@ mod tests {
             let entries = Int8Entries::build(d, &data).unwrap();
             let queries = random(19, d, 100 + d as u64);
             let k = 5;
-            assert_eq!(entries.candidates(&queries, k), entries.candidates_portable(&queries, k), "d {d}");
+            assert_eq!(
+                entries.candidates(&queries, k),
+                entries.candidates_portable(&queries, k),
+                "d {d}"
+            );
             // And the raw sums agree lane for lane.
-            let states: Vec<QueryState> = queries.chunks(d).take(8).map(|q| QueryState::new(&entries, q, k).unwrap()).collect();
+            let states: Vec<QueryState> = queries
+                .chunks(d)
+                .take(8)
+                .map(|q| QueryState::new(&entries, q, k).unwrap())
+                .collect();
             let mut raw = [[[0i32; LANES]; 2]; 8];
             // SAFETY: VNNI was detected above.
             #[cfg(target_arch = "x86_64")]
@@ -496,7 +591,11 @@ mod tests {
             for (i, s) in states.iter().enumerate() {
                 for j in 0..2 {
                     for lane in 0..LANES {
-                        assert_eq!(raw[i][j][lane], entries.raw_portable(&s.words, (2 + j) * LANES + lane), "d {d}");
+                        assert_eq!(
+                            raw[i][j][lane],
+                            entries.raw_portable(&s.words, (2 + j) * LANES + lane),
+                            "d {d}"
+                        );
                     }
                 }
             }

@@ -40,24 +40,47 @@ impl MemoryMap {
     /// dimensions (no plane to fit).
     pub fn fit(memory: &Memory) -> Result<Self> {
         let labels = memory.labels();
-        let class = |l: &str| labels.binary_search_by(|x| x.as_str().cmp(l)).map_or(0, |i| i as u32);
-        let rows = memory.entries.iter().map(|e| (e.id, class(&e.label), e.embedding.as_slice()));
+        let class = |l: &str| {
+            labels
+                .binary_search_by(|x| x.as_str().cmp(l))
+                .map_or(0, |i| i as u32)
+        };
+        let rows = memory
+            .entries
+            .iter()
+            .map(|e| (e.id, class(&e.label), e.embedding.as_slice()));
         Self::fit_rows(memory.dim, labels.clone(), rows)
     }
 
     /// Like [`fit`](Self::fit), from (id, class into `labels`, embedding) rows in any order
     /// (e.g. an [`ExactIndex`](super::ExactIndex)'s).
-    pub fn fit_rows<'a>(dim: usize, labels: Vec<String>, rows: impl Iterator<Item = (u64, u32, &'a [f32])>) -> Result<Self> {
+    pub fn fit_rows<'a>(
+        dim: usize,
+        labels: Vec<String>,
+        rows: impl Iterator<Item = (u64, u32, &'a [f32])>,
+    ) -> Result<Self> {
         let mut rows: Vec<(u64, u32, &[f32])> = rows.collect();
         rows.sort_by_key(|r| r.0);
         let n = rows.len();
         if n < 2 || dim < 2 {
-            return Err(Error::Memory(format!("a map needs at least 2 entries of at least 2 dimensions (this memory has {n} of {dim})")));
+            return Err(Error::Memory(format!(
+                "a map needs at least 2 entries of at least 2 dimensions (this memory has {n} of {dim})"
+            )));
         }
         let step = n.div_ceil(FIT_ROWS);
-        let sample: Vec<f32> = rows.iter().step_by(step).flat_map(|r| r.2.iter().copied()).collect();
+        let sample: Vec<f32> = rows
+            .iter()
+            .step_by(step)
+            .flat_map(|r| r.2.iter().copied())
+            .collect();
         let projection = Projection::fit_leading(&sample, dim, 2)?;
-        let mut map = Self { ids: Vec::with_capacity(n), classes: Vec::with_capacity(n), labels, xy: Vec::with_capacity(n), projection };
+        let mut map = Self {
+            ids: Vec::with_capacity(n),
+            classes: Vec::with_capacity(n),
+            labels,
+            xy: Vec::with_capacity(n),
+            projection,
+        };
         for (id, class, embedding) in rows {
             map.ids.push(id);
             map.classes.push(class);
@@ -69,12 +92,18 @@ impl MemoryMap {
     /// Places entries the map lacks (added since it was made, or restored after a re-fit),
     /// keeping the axes and the id order; ids already on the map are left where they are.
     pub fn extend<'a>(&mut self, rows: impl Iterator<Item = (u64, u32, &'a [f32])>) {
-        let new: Vec<(u64, u32, [f32; 2])> =
-            rows.filter(|r| self.position(r.0).is_none()).map(|(id, class, e)| (id, class, self.place(e))).collect();
+        let new: Vec<(u64, u32, [f32; 2])> = rows
+            .filter(|r| self.position(r.0).is_none())
+            .map(|(id, class, e)| (id, class, self.place(e)))
+            .collect();
         if new.is_empty() {
             return;
         }
-        if new.iter().all(|r| self.ids.last().is_none_or(|&last| r.0 > last)) && new.windows(2).all(|w| w[0].0 < w[1].0) {
+        if new
+            .iter()
+            .all(|r| self.ids.last().is_none_or(|&last| r.0 > last))
+            && new.windows(2).all(|w| w[0].0 < w[1].0)
+        {
             for (id, class, xy) in new {
                 self.ids.push(id);
                 self.classes.push(class);
@@ -82,8 +111,14 @@ impl MemoryMap {
             }
             return;
         }
-        let mut all: Vec<(u64, u32, [f32; 2])> =
-            self.ids.iter().zip(&self.classes).zip(&self.xy).map(|((&id, &c), &xy)| (id, c, xy)).chain(new).collect();
+        let mut all: Vec<(u64, u32, [f32; 2])> = self
+            .ids
+            .iter()
+            .zip(&self.classes)
+            .zip(&self.xy)
+            .map(|((&id, &c), &xy)| (id, c, xy))
+            .chain(new)
+            .collect();
         all.sort_by_key(|r| r.0);
         all.dedup_by_key(|r| r.0);
         self.ids = all.iter().map(|r| r.0).collect();
@@ -94,7 +129,13 @@ impl MemoryMap {
     /// Where an embedding (of the memory's model and dimension) lands on the map.
     pub fn place(&self, embedding: &[f32]) -> [f32; 2] {
         let p = &self.projection;
-        let along = |c: &[f32]| c.iter().zip(embedding).zip(&p.mean).map(|((a, x), m)| a * (x - m)).sum::<f32>();
+        let along = |c: &[f32]| {
+            c.iter()
+                .zip(embedding)
+                .zip(&p.mean)
+                .map(|((a, x), m)| a * (x - m))
+                .sum::<f32>()
+        };
         [along(&p.components[0]), along(&p.components[1])]
     }
 
@@ -119,7 +160,13 @@ impl MemoryMap {
         self.ids
             .iter()
             .zip(&self.xy)
-            .filter(|(_, p)| p[0] >= lo[0] && p[0] <= hi[0] && p[1] >= lo[1] && p[1] <= hi[1] && in_polygon(**p, polygon))
+            .filter(|(_, p)| {
+                p[0] >= lo[0]
+                    && p[0] <= hi[0]
+                    && p[1] >= lo[1]
+                    && p[1] <= hi[1]
+                    && in_polygon(**p, polygon)
+            })
             .map(|(&id, _)| id)
             .collect()
     }
@@ -132,16 +179,29 @@ impl MemoryMap {
     pub fn export(&self, memory: &Memory, ids: Option<&[u64]>, path: &Path) -> Result<usize> {
         let rows: Vec<ExportRow> = match ids {
             Some(ids) => ids.iter().filter_map(|&id| self.row(memory, id)).collect(),
-            None => self.ids.iter().filter_map(|&id| self.row(memory, id)).collect(),
+            None => self
+                .ids
+                .iter()
+                .filter_map(|&id| self.row(memory, id))
+                .collect(),
         };
-        let bytes = if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("json")) {
+        let bytes = if path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("json"))
+        {
             serde_json::to_vec_pretty(&rows)?
         } else {
             let mut w = csv::Writer::from_writer(Vec::new());
             for r in &rows {
-                w.serialize(r).map_err(|e| Error::BadFile { path: path.to_path_buf(), message: e.to_string() })?;
+                w.serialize(r).map_err(|e| Error::BadFile {
+                    path: path.to_path_buf(),
+                    message: e.to_string(),
+                })?;
             }
-            w.into_inner().map_err(|e| Error::BadFile { path: path.to_path_buf(), message: e.to_string() })?
+            w.into_inner().map_err(|e| Error::BadFile {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            })?
         };
         crate::fsio::write_atomic(path, &bytes)?;
         Ok(rows.len())
@@ -152,7 +212,10 @@ impl MemoryMap {
         let e = memory.get(id);
         Some(ExportRow {
             id,
-            label: e.map_or_else(|| self.labels[self.classes[i] as usize].clone(), |e| e.label.clone()),
+            label: e.map_or_else(
+                || self.labels[self.classes[i] as usize].clone(),
+                |e| e.label.clone(),
+            ),
             source: e.map(|e| e.source.clone()).unwrap_or_default(),
             deleted: e.is_none(),
             x: self.xy[i][0],
@@ -183,7 +246,10 @@ pub fn loo_predictions(
         let flat: Vec<f32> = block.iter().flat_map(|r| r.1.iter().copied()).collect();
         for ((id, _), mut neighbours) in block.iter().zip(index.search(&flat, k + 1)) {
             neighbours.retain(|n| n.id != *id);
-            out.insert(*id, super::vote::vote(&neighbours, k, classes, rule).prediction);
+            out.insert(
+                *id,
+                super::vote::vote(&neighbours, k, classes, rule).prediction,
+            );
         }
     }
     progress(1.0);
@@ -213,7 +279,11 @@ impl MemoryMap {
                 for dx in -1..=1 {
                     let (px, py) = (x as i64 + dx, y as i64 + dy);
                     if px >= 0 && py >= 0 && px < size as i64 && py < size as i64 {
-                        img.put_pixel(px as u32, py as u32, image::Rgb(crate::palette::class_rgb(class)));
+                        img.put_pixel(
+                            px as u32,
+                            py as u32,
+                            image::Rgb(crate::palette::class_rgb(class)),
+                        );
                     }
                 }
             }
@@ -240,7 +310,9 @@ pub fn in_polygon(p: [f32; 2], polygon: &[[f32; 2]]) -> bool {
     let mut j = polygon.len() - 1;
     for i in 0..polygon.len() {
         let (a, b) = (polygon[i], polygon[j]);
-        if (a[1] > p[1]) != (b[1] > p[1]) && p[0] < (b[0] - a[0]) * (p[1] - a[1]) / (b[1] - a[1]) + a[0] {
+        if (a[1] > p[1]) != (b[1] > p[1])
+            && p[0] < (b[0] - a[0]) * (p[1] - a[1]) / (b[1] - a[1]) + a[0]
+        {
             inside = !inside;
         }
         j = i;
@@ -263,7 +335,15 @@ mod tests {
             v[3] += side;
             let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
             v.iter_mut().for_each(|x| *x /= norm);
-            m.add("fp", if side > 0.0 { "a" } else { "b" }, &format!("s{i}"), i as u64, Vec::new(), v).unwrap();
+            m.add(
+                "fp",
+                if side > 0.0 { "a" } else { "b" },
+                &format!("s{i}"),
+                i as u64,
+                Vec::new(),
+                v,
+            )
+            .unwrap();
         }
         m
     }
@@ -275,7 +355,11 @@ mod tests {
         assert_eq!(map.ids.len(), 200);
         // PC1 is (±) the cluster direction: its sign splits the labels exactly.
         let s0 = map.xy[0][0] > 0.0;
-        let split = map.xy.iter().zip(&map.classes).all(|(p, &c)| ((p[0] > 0.0) == s0) == (c == map.classes[0]));
+        let split = map
+            .xy
+            .iter()
+            .zip(&map.classes)
+            .all(|(p, &c)| ((p[0] > 0.0) == s0) == (c == map.classes[0]));
         assert!(split, "PC1 does not separate the two clusters");
         assert!(map.projection.explained[0] > 0.8);
         // Placing an entry's embedding again gives its position, bit for bit.
@@ -287,17 +371,38 @@ mod tests {
         let m = two_clusters(100, 8);
         let map = MemoryMap::fit(&m).unwrap();
         let side = map.xy[0][0].signum();
-        let (x0, x1) = if side > 0.0 { (0.0, 10.0) } else { (-10.0, 0.0) };
+        let (x0, x1) = if side > 0.0 {
+            (0.0, 10.0)
+        } else {
+            (-10.0, 0.0)
+        };
         // A box around the half plane of entry 0's cluster.
         let poly = [[x0, -10.0], [x1, -10.0], [x1, 10.0], [x0, 10.0]];
         let got = map.inside(&poly);
-        let want: Vec<u64> = map.ids.iter().zip(&map.xy).filter(|(_, p)| p[0].signum() == side).map(|(&id, _)| id).collect();
+        let want: Vec<u64> = map
+            .ids
+            .iter()
+            .zip(&map.xy)
+            .filter(|(_, p)| p[0].signum() == side)
+            .map(|(&id, _)| id)
+            .collect();
         assert_eq!(got, want);
         assert_eq!(got.len(), 50);
         assert!(map.inside(&poly[..2]).is_empty());
         // Concave polygon: the notch of a "U" is outside.
-        let u = [[0.0, 0.0], [3.0, 0.0], [3.0, 3.0], [2.0, 3.0], [2.0, 1.0], [1.0, 1.0], [1.0, 3.0], [0.0, 3.0]];
-        assert!(in_polygon([0.5, 2.0], &u) && in_polygon([2.5, 2.0], &u) && in_polygon([1.5, 0.5], &u));
+        let u = [
+            [0.0, 0.0],
+            [3.0, 0.0],
+            [3.0, 3.0],
+            [2.0, 3.0],
+            [2.0, 1.0],
+            [1.0, 1.0],
+            [1.0, 3.0],
+            [0.0, 3.0],
+        ];
+        assert!(
+            in_polygon([0.5, 2.0], &u) && in_polygon([2.5, 2.0], &u) && in_polygon([1.5, 0.5], &u)
+        );
         assert!(!in_polygon([1.5, 2.0], &u) && !in_polygon([4.0, 1.0], &u));
     }
 
@@ -313,11 +418,16 @@ mod tests {
         let text = std::fs::read_to_string(&csv_path).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[0], "id,label,source,deleted,x,y");
-        assert!(lines[1].starts_with("2,a,\"dir/with,comma \"\"q\"\".png\",false,"), "{}", lines[1]);
+        assert!(
+            lines[1].starts_with("2,a,\"dir/with,comma \"\"q\"\".png\",false,"),
+            "{}",
+            lines[1]
+        );
         assert!(lines[2].starts_with("3,b,,true,"), "{}", lines[2]);
         let json_path = dir.path().join("all.json");
         assert_eq!(map.export(&m, None, &json_path).unwrap(), 10);
-        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json_path).unwrap()).unwrap();
+        let v: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&json_path).unwrap()).unwrap();
         assert_eq!(v.as_array().unwrap().len(), 10);
         assert_eq!(v[3]["deleted"], true);
     }
@@ -335,7 +445,10 @@ mod tests {
         // Restored entries (ids inside the range) and no duplicates for those already there.
         map.extend(m.entries.iter().map(|e| (e.id, 0, e.embedding.as_slice())));
         assert_eq!(map.ids, full.ids);
-        assert_eq!(map.position(7).map(|i| map.xy[i]), Some(map.place(&m.entries[7].embedding)));
+        assert_eq!(
+            map.position(7).map(|i| map.xy[i]),
+            Some(map.place(&m.entries[7].embedding))
+        );
     }
 
     #[test]

@@ -24,7 +24,12 @@ impl NpyArray {
             "u2" | "i2" => 2,
             "u4" | "i4" => 4,
             "u8" | "i8" => 8,
-            _ => return Err(format!("labels have dtype {}, not an integer type", self.descr)),
+            _ => {
+                return Err(format!(
+                    "labels have dtype {}, not an integer type",
+                    self.descr
+                ));
+            }
         };
         if self.descr.starts_with('>') {
             return Err("big-endian arrays are not supported".into());
@@ -36,7 +41,11 @@ impl NpyArray {
                 let mut b = [0u8; 8];
                 b[..size].copy_from_slice(c);
                 let v = u64::from_le_bytes(b);
-                if d.starts_with('i') && size < 8 && (v >> (size * 8 - 1)) & 1 == 1 { (v | (!0u64 << (size * 8))) as i64 } else { v as i64 }
+                if d.starts_with('i') && size < 8 && (v >> (size * 8 - 1)) & 1 == 1 {
+                    (v | (!0u64 << (size * 8))) as i64
+                } else {
+                    v as i64
+                }
             })
             .collect())
     }
@@ -49,26 +58,48 @@ pub fn parse_npy(bytes: &[u8]) -> std::result::Result<NpyArray, String> {
     }
     let (header_len, start) = match bytes[6] {
         1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
-        2 | 3 if bytes.len() >= 12 => (u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize, 12),
+        2 | 3 if bytes.len() >= 12 => (
+            u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
+            12,
+        ),
         v => return Err(format!("unsupported .npy version {v}")),
     };
-    let header = bytes.get(start..start + header_len).ok_or("truncated .npy header")?;
+    let header = bytes
+        .get(start..start + header_len)
+        .ok_or("truncated .npy header")?;
     let header = std::str::from_utf8(header).map_err(|_| "non-text .npy header")?;
     let field = |name: &str| -> std::result::Result<&str, String> {
-        let at = header.find(&format!("'{name}'")).ok_or(format!("no `{name}` in the .npy header"))?;
-        Ok(header[at + name.len() + 2..].trim_start().trim_start_matches(':').trim_start())
+        let at = header
+            .find(&format!("'{name}'"))
+            .ok_or(format!("no `{name}` in the .npy header"))?;
+        Ok(header[at + name.len() + 2..]
+            .trim_start()
+            .trim_start_matches(':')
+            .trim_start())
     };
-    let descr = field("descr")?.trim_start_matches('\'').split('\'').next().unwrap_or("").to_string();
+    let descr = field("descr")?
+        .trim_start_matches('\'')
+        .split('\'')
+        .next()
+        .unwrap_or("")
+        .to_string();
     if field("fortran_order")?.starts_with("True") {
         return Err("Fortran-ordered arrays are not supported".into());
     }
     let shape_text = field("shape")?;
-    let shape_text = shape_text.trim_start_matches('(').split(')').next().unwrap_or("");
+    let shape_text = shape_text
+        .trim_start_matches('(')
+        .split(')')
+        .next()
+        .unwrap_or("");
     let shape: Vec<usize> = shape_text
         .split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
-        .map(|s| s.parse::<usize>().map_err(|e| format!("bad shape `{s}`: {e}")))
+        .map(|s| {
+            s.parse::<usize>()
+                .map_err(|e| format!("bad shape `{s}`: {e}"))
+        })
         .collect::<std::result::Result<_, _>>()?;
     let item: usize = match descr.trim_start_matches(['<', '|', '=', '>']) {
         "u1" | "i1" | "b1" => 1,
@@ -80,12 +111,23 @@ pub fn parse_npy(bytes: &[u8]) -> std::result::Result<NpyArray, String> {
     let want = shape
         .iter()
         .try_fold(item, |acc: usize, &d| acc.checked_mul(d))
-        .ok_or_else(|| format!("shape {shape:?} of {item}-byte items overflows the address space"))?;
-    let data = bytes.get(start + header_len..).ok_or("truncated .npy data")?;
+        .ok_or_else(|| {
+            format!("shape {shape:?} of {item}-byte items overflows the address space")
+        })?;
+    let data = bytes
+        .get(start + header_len..)
+        .ok_or("truncated .npy data")?;
     if data.len() < want {
-        return Err(format!("truncated .npy data: {} of {want} bytes", data.len()));
+        return Err(format!(
+            "truncated .npy data: {} of {want} bytes",
+            data.len()
+        ));
     }
-    Ok(NpyArray { descr, shape, data: data[..want].to_vec() })
+    Ok(NpyArray {
+        descr,
+        shape,
+        data: data[..want].to_vec(),
+    })
 }
 
 fn le16(b: &[u8], at: usize) -> usize {
@@ -101,13 +143,18 @@ pub const MAX_MEMBER_BYTES: u64 = 2 << 30;
 /// Reads every member of an `.npz` archive as (name without `.npy`, array).
 pub fn read_npz(path: &Path) -> Result<Vec<(String, NpyArray)>> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let bad = |m: String| Error::BadFile { path: path.into(), message: m };
+    let bad = |m: String| Error::BadFile {
+        path: path.into(),
+        message: m,
+    };
     // The end-of-central-directory record: the last "PK\5\6" within the final 64 KiB.
     let tail_start = bytes.len().saturating_sub(65_557);
     let eocd = (tail_start..bytes.len().saturating_sub(21))
         .rev()
         .find(|&i| &bytes[i..i + 4] == b"PK\x05\x06")
-        .ok_or_else(|| bad("not a zip/npz file (no end of central directory; truncated?)".into()))?;
+        .ok_or_else(|| {
+            bad("not a zip/npz file (no end of central directory; truncated?)".into())
+        })?;
     let count = le16(&bytes, eocd + 10);
     let mut at = le32(&bytes, eocd + 16);
     let mut out = Vec::with_capacity(count);
@@ -121,7 +168,12 @@ pub fn read_npz(path: &Path) -> Result<Vec<(String, NpyArray)>> {
         let extra_len = le16(&bytes, at + 30);
         let comment_len = le16(&bytes, at + 32);
         let local = le32(&bytes, at + 42);
-        let name = String::from_utf8_lossy(bytes.get(at + 46..at + 46 + name_len).ok_or_else(|| bad("truncated zip".into()))?).to_string();
+        let name = String::from_utf8_lossy(
+            bytes
+                .get(at + 46..at + 46 + name_len)
+                .ok_or_else(|| bad("truncated zip".into()))?,
+        )
+        .to_string();
         if comp_size == 0xFFFF_FFFF || local == 0xFFFF_FFFF {
             return Err(bad(format!("{name}: zip64 members are not supported")));
         }
@@ -130,7 +182,9 @@ pub fn read_npz(path: &Path) -> Result<Vec<(String, NpyArray)>> {
             return Err(bad(format!("{name}: corrupt local header")));
         }
         let data_at = local + 30 + le16(&bytes, local + 26) + le16(&bytes, local + 28);
-        let raw = bytes.get(data_at..data_at + comp_size).ok_or_else(|| bad(format!("{name}: truncated member")))?;
+        let raw = bytes
+            .get(data_at..data_at + comp_size)
+            .ok_or_else(|| bad(format!("{name}: truncated member")))?;
         let member = match method {
             0 => raw.to_vec(),
             8 => {
@@ -141,11 +195,18 @@ pub fn read_npz(path: &Path) -> Result<Vec<(String, NpyArray)>> {
                     .read_to_end(&mut v)
                     .map_err(|e| bad(format!("{name}: bad deflate data: {e}")))?;
                 if v.len() as u64 > MAX_MEMBER_BYTES {
-                    return Err(bad(format!("{name}: decompresses to more than {} MiB, the limit for one array", MAX_MEMBER_BYTES >> 20)));
+                    return Err(bad(format!(
+                        "{name}: decompresses to more than {} MiB, the limit for one array",
+                        MAX_MEMBER_BYTES >> 20
+                    )));
                 }
                 v
             }
-            m => return Err(bad(format!("{name}: unsupported zip compression method {m}"))),
+            m => {
+                return Err(bad(format!(
+                    "{name}: unsupported zip compression method {m}"
+                )));
+            }
         };
         let array = parse_npy(&member).map_err(|m| bad(format!("{name}: {m}")))?;
         out.push((name.trim_end_matches(".npy").to_string(), array));
@@ -164,7 +225,13 @@ mod tests {
         //                       train_labels=np.array([[3], [-1]], dtype=np.int64))
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny.npz");
         let arrays = read_npz(&path).unwrap();
-        let get = |n: &str| arrays.iter().find(|(name, _)| name == n).map(|(_, a)| a.clone()).unwrap();
+        let get = |n: &str| {
+            arrays
+                .iter()
+                .find(|(name, _)| name == n)
+                .map(|(_, a)| a.clone())
+                .unwrap()
+        };
         let images = get("train_images");
         assert_eq!(images.shape, vec![2, 2, 2]);
         assert_eq!(images.data, (0..8).collect::<Vec<u8>>());

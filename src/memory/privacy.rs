@@ -29,7 +29,14 @@ pub fn influential(neighbours: &[Neighbour], k: usize, classes: usize, rule: Vot
     (0..k)
         .filter(|&j| {
             list.clear();
-            list.extend(neighbours.iter().take(k + 1).enumerate().filter(|(i, _)| *i != j).map(|(_, n)| *n));
+            list.extend(
+                neighbours
+                    .iter()
+                    .take(k + 1)
+                    .enumerate()
+                    .filter(|(i, _)| *i != j)
+                    .map(|(_, n)| *n),
+            );
             vote(&list, k, classes, rule).prediction != before
         })
         .map(|j| neighbours[j].id)
@@ -50,13 +57,24 @@ pub struct PrivacyReport {
 pub fn analyse(index: &ExactIndex, queries: &[f32], k: usize, rule: VoteRule) -> PrivacyReport {
     use rayon::prelude::*;
     let results = index.search(queries, k + 1);
-    let per_query: Vec<Vec<u64>> = results.par_iter().map(|neigh| influential(neigh, k, index.labels.len(), rule)).collect();
+    let per_query: Vec<Vec<u64>> = results
+        .par_iter()
+        .map(|neigh| influential(neigh, k, index.labels.len(), rule))
+        .collect();
     let mut influence = BTreeMap::new();
     for ids in per_query {
         for id in ids {
             *influence.entry(id).or_insert(0) += 1;
         }
     }
-    let non_private_fraction = if index.is_empty() { 0.0 } else { influence.len() as f64 / index.len() as f64 };
-    PrivacyReport { k, influence, non_private_fraction }
+    let non_private_fraction = if index.is_empty() {
+        0.0
+    } else {
+        influence.len() as f64 / index.len() as f64
+    };
+    PrivacyReport {
+        k,
+        influence,
+        non_private_fraction,
+    }
 }

@@ -37,11 +37,21 @@ impl PruneEvidence {
 
 /// Every entry that was among some query's `k` neighbours, with its counts; most harmful first
 /// (hurt − helped, then hurt, then id). `queries` is `nq × dim`, `truths` their class indices.
-pub fn evidence(index: &ExactIndex, queries: &[f32], truths: &[u32], k: usize) -> Vec<PruneEvidence> {
+pub fn evidence(
+    index: &ExactIndex,
+    queries: &[f32],
+    truths: &[u32],
+    k: usize,
+) -> Vec<PruneEvidence> {
     let mut counts: HashMap<u64, PruneEvidence> = HashMap::new();
     for (found, &truth) in index.search(queries, k).iter().zip(truths) {
         for n in found {
-            let e = counts.entry(n.id).or_insert(PruneEvidence { id: n.id, label: n.label, helped: 0, hurt: 0 });
+            let e = counts.entry(n.id).or_insert(PruneEvidence {
+                id: n.id,
+                label: n.label,
+                helped: 0,
+                hurt: 0,
+            });
             if n.label == truth {
                 e.helped += 1;
             } else {
@@ -52,14 +62,23 @@ pub fn evidence(index: &ExactIndex, queries: &[f32], truths: &[u32], k: usize) -
     let mut out: Vec<PruneEvidence> = counts.into_values().collect();
     out.sort_by(|a, b| {
         let net = |e: &PruneEvidence| e.hurt as i64 - e.helped as i64;
-        net(b).cmp(&net(a)).then(b.hurt.cmp(&a.hurt)).then(a.id.cmp(&b.id))
+        net(b)
+            .cmp(&net(a))
+            .then(b.hurt.cmp(&a.hurt))
+            .then(a.id.cmp(&b.id))
     });
     out
 }
 
 /// kNN top-1 accuracy of `queries` against `index` under `rule` (`procmem eval knn` uses the
 /// default, DINO voting).
-pub fn accuracy(index: &ExactIndex, queries: &[f32], truths: &[u32], k: usize, rule: VoteRule) -> f64 {
+pub fn accuracy(
+    index: &ExactIndex,
+    queries: &[f32],
+    truths: &[u32],
+    k: usize,
+    rule: VoteRule,
+) -> f64 {
     if truths.is_empty() {
         return 0.0;
     }
@@ -76,7 +95,11 @@ pub fn accuracy(index: &ExactIndex, queries: &[f32], truths: &[u32], k: usize, r
 /// Splits labelled queries (`dim`-wide rows) into the half that chooses what to prune (even
 /// positions) and the half that judges it (odd positions).
 #[allow(clippy::type_complexity)]
-pub fn split_for_pruning(queries: &[f32], truths: &[u32], dim: usize) -> ((Vec<f32>, Vec<u32>), (Vec<f32>, Vec<u32>)) {
+pub fn split_for_pruning(
+    queries: &[f32],
+    truths: &[u32],
+    dim: usize,
+) -> ((Vec<f32>, Vec<u32>), (Vec<f32>, Vec<u32>)) {
     let (mut choose, mut judge) = ((Vec::new(), Vec::new()), (Vec::new(), Vec::new()));
     for (i, (q, &t)) in queries.chunks_exact(dim.max(1)).zip(truths).enumerate() {
         let half = if i % 2 == 0 { &mut choose } else { &mut judge };
@@ -105,10 +128,21 @@ pub struct PrunePlan {
 /// The whole pruning experiment on labelled `queries` (`truths.len() × dim`): every second
 /// query chooses, the others judge; accuracy is voted by `rule`. `procmem memory prune` (the
 /// default rule) and the Memory panel (the app's rule) run this.
-pub fn plan(index: &ExactIndex, queries: &[f32], truths: &[u32], k: usize, min_hurt: usize, rule: VoteRule) -> PrunePlan {
+pub fn plan(
+    index: &ExactIndex,
+    queries: &[f32],
+    truths: &[u32],
+    k: usize,
+    min_hurt: usize,
+    rule: VoteRule,
+) -> PrunePlan {
     let ((choose_q, choose_t), (judge_q, judge_t)) = split_for_pruning(queries, truths, index.dim);
     let evidence = evidence(index, &choose_q, &choose_t, k);
-    let harmful: Vec<u64> = evidence.iter().filter(|e| e.is_harmful(min_hurt)).map(|e| e.id).collect();
+    let harmful: Vec<u64> = evidence
+        .iter()
+        .filter(|e| e.is_harmful(min_hurt))
+        .map(|e| e.id)
+        .collect();
     let ids: std::collections::HashSet<u64> = harmful.iter().copied().collect();
     let mut pruned = index.clone();
     pruned.retain(|id, _| !ids.contains(&id));
@@ -147,7 +181,9 @@ mod tests {
         };
         let data: Vec<f32> = data.chunks(2).flat_map(unit).collect();
         let index = ExactIndex::from_embeddings(d, vec!["zero".into(), "one".into()], labels, data);
-        let queries: Vec<f32> = (0..8).flat_map(|i| unit(&[1.0, 0.02 + 0.03 * i as f32])).collect();
+        let queries: Vec<f32> = (0..8)
+            .flat_map(|i| unit(&[1.0, 0.02 + 0.03 * i as f32]))
+            .collect();
         let truths = vec![0; 8];
         let ev = evidence(&index, &queries, &truths, 3);
         assert_eq!(ev[0].id, 10, "{ev:?}");
@@ -165,6 +201,9 @@ mod tests {
         let p = plan(&index, &queries, &truths, 3, 2, VoteRule::default());
         assert_eq!(p.harmful, vec![10]);
         assert_eq!((p.choosing, p.judging), (4, 4));
-        assert_eq!((p.accuracy_before, p.accuracy_after), (before, accuracy(&pruned, &jq, &jt, 3, VoteRule::default())));
+        assert_eq!(
+            (p.accuracy_before, p.accuracy_after),
+            (before, accuracy(&pruned, &jq, &jt, 3, VoteRule::default()))
+        );
     }
 }

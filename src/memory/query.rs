@@ -20,7 +20,11 @@ impl Answer {
     pub fn new(neighbours: Vec<Neighbour>, k: usize, classes: usize, rule: VoteRule) -> Self {
         let vote = vote(&neighbours, k, classes, rule);
         let in_memory = in_memory_score(&neighbours, k);
-        Self { neighbours, vote, in_memory }
+        Self {
+            neighbours,
+            vote,
+            in_memory,
+        }
     }
 
     /// Whether the answer should be "not in memory" under `threshold` (None: never abstain).
@@ -37,7 +41,10 @@ pub fn in_memory_score(neighbours: &[Neighbour], k: usize) -> Option<f32> {
     if k == 0 {
         return None;
     }
-    neighbours.get(k - 1).or(neighbours.last()).map(|n| n.similarity)
+    neighbours
+        .get(k - 1)
+        .or(neighbours.last())
+        .map(|n| n.similarity)
 }
 
 /// The visual-memory neighbour record.
@@ -53,13 +60,22 @@ pub struct NeighbourRecord {
 }
 
 impl NeighbourRecord {
-    pub fn new(featurizer: &str, image_id: &str, image_class: Option<&str>, neighbours: &[Neighbour], labels: &[String]) -> Self {
+    pub fn new(
+        featurizer: &str,
+        image_id: &str,
+        image_class: Option<&str>,
+        neighbours: &[Neighbour],
+        labels: &[String],
+    ) -> Self {
         Self {
             featurizer: featurizer.to_string(),
             image_id: image_id.to_string(),
             image_class: image_class.map(str::to_string),
             neighbor_image_ids: neighbours.iter().map(|n| n.id).collect(),
-            neighbor_classes: neighbours.iter().map(|n| labels.get(n.label as usize).cloned().unwrap_or_default()).collect(),
+            neighbor_classes: neighbours
+                .iter()
+                .map(|n| labels.get(n.label as usize).cloned().unwrap_or_default())
+                .collect(),
             neighbor_distances: neighbours.iter().map(|n| 1.0 - n.similarity).collect(),
         }
     }
@@ -67,6 +83,7 @@ impl NeighbourRecord {
 
 /// Writes records as a JSON array.
 pub fn write_records(path: &std::path::Path, records: &[NeighbourRecord]) -> crate::Result<()> {
-    let json = serde_json::to_vec_pretty(records).map_err(|e| crate::Error::Memory(format!("neighbour export: {e}")))?;
+    let json = serde_json::to_vec_pretty(records)
+        .map_err(|e| crate::Error::Memory(format!("neighbour export: {e}")))?;
     crate::fsio::write_atomic(path, &json)
 }

@@ -59,7 +59,13 @@ pub struct Memory {
 
 impl Memory {
     pub fn new(model_fingerprint: &str, dim: usize) -> Self {
-        Self { model_fingerprint: model_fingerprint.to_string(), dim, entries: Vec::new(), next_id: 0, denied: Default::default() }
+        Self {
+            model_fingerprint: model_fingerprint.to_string(),
+            dim,
+            entries: Vec::new(),
+            next_id: 0,
+            denied: Default::default(),
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -89,17 +95,32 @@ impl Memory {
             });
         }
         if embedding.len() != self.dim {
-            return Err(Error::InvalidConfig(format!("embedding has {} dimensions, the memory {}", embedding.len(), self.dim)));
+            return Err(Error::InvalidConfig(format!(
+                "embedding has {} dimensions, the memory {}",
+                embedding.len(),
+                self.dim
+            )));
         }
         if embedding.iter().any(|v| !v.is_finite()) {
-            return Err(Error::InvalidConfig(format!("the embedding of {source} holds NaN or Inf (are the model's weights finite?)")));
+            return Err(Error::InvalidConfig(format!(
+                "the embedding of {source} holds NaN or Inf (are the model's weights finite?)"
+            )));
         }
         if self.is_denied(content_hash) {
-            return Err(Error::Unlearned { name: source.to_string() });
+            return Err(Error::Unlearned {
+                name: source.to_string(),
+            });
         }
         let id = self.next_id;
         self.next_id += 1;
-        self.entries.push(Entry { id, label: label.to_string(), source: source.to_string(), content_hash, thumbnail, embedding });
+        self.entries.push(Entry {
+            id,
+            label: label.to_string(),
+            source: source.to_string(),
+            content_hash,
+            thumbnail,
+            embedding,
+        });
         Ok(id)
     }
 
@@ -125,9 +146,12 @@ impl Memory {
     /// tail of the list each time); returns them in id order. Their content goes on the
     /// deny-list.
     pub fn delete_many(&mut self, ids: &std::collections::HashSet<u64>) -> Vec<Entry> {
-        let (gone, kept): (Vec<Entry>, Vec<Entry>) = std::mem::take(&mut self.entries).into_iter().partition(|e| ids.contains(&e.id));
+        let (gone, kept): (Vec<Entry>, Vec<Entry>) = std::mem::take(&mut self.entries)
+            .into_iter()
+            .partition(|e| ids.contains(&e.id));
         self.entries = kept;
-        self.denied.extend(gone.iter().map(|e| e.content_hash).filter(|&h| h != 0));
+        self.denied
+            .extend(gone.iter().map(|e| e.content_hash).filter(|&h| h != 0));
         gone
     }
 
@@ -135,7 +159,10 @@ impl Memory {
     /// changing nothing, if any id is already present.
     pub fn restore_many(&mut self, entries: Vec<Entry>) -> Result<()> {
         if let Some(e) = entries.iter().find(|e| self.position(e.id).is_some()) {
-            return Err(Error::InvalidConfig(format!("entry {} is already in the memory", e.id)));
+            return Err(Error::InvalidConfig(format!(
+                "entry {} is already in the memory",
+                e.id
+            )));
         }
         for e in &entries {
             self.denied.remove(&e.content_hash);
@@ -178,7 +205,10 @@ impl Memory {
     /// Puts a deleted entry back where it was (entries stay sorted by id).
     pub fn restore(&mut self, entry: Entry) -> Result<()> {
         match self.entries.binary_search_by_key(&entry.id, |e| e.id) {
-            Ok(_) => Err(Error::InvalidConfig(format!("entry {} is already in the memory", entry.id))),
+            Ok(_) => Err(Error::InvalidConfig(format!(
+                "entry {} is already in the memory",
+                entry.id
+            ))),
             Err(i) => {
                 self.denied.remove(&entry.content_hash);
                 self.next_id = self.next_id.max(entry.id + 1);
@@ -208,7 +238,8 @@ impl Memory {
             denied: self.denied.iter().copied().collect(),
         };
         let header = serde_json::to_vec(&header).expect("header serialises");
-        let mut out = Vec::with_capacity(64 + header.len() + self.entries.len() * (self.dim * 4 + 64));
+        let mut out =
+            Vec::with_capacity(64 + header.len() + self.entries.len() * (self.dim * 4 + 64));
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&VERSION.to_le_bytes());
         out.extend_from_slice(&(header.len() as u64).to_le_bytes());
@@ -236,12 +267,18 @@ impl Memory {
     pub fn is_memory_file(path: &Path) -> bool {
         use std::io::Read;
         let mut head = [0u8; 4];
-        std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut head)).is_ok() && &head == MAGIC
+        std::fs::File::open(path)
+            .and_then(|mut f| f.read_exact(&mut head))
+            .is_ok()
+            && &head == MAGIC
     }
 
     /// Parses bytes written by [`Memory::to_bytes`]; any damage is an error, never a partial load.
     pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Self> {
-        let bad = |m: &str| Error::BadFile { path: path.to_path_buf(), message: m.to_string() };
+        let bad = |m: &str| Error::BadFile {
+            path: path.to_path_buf(),
+            message: m.to_string(),
+        };
         if bytes.len() < 24 || &bytes[..4] != MAGIC {
             return Err(bad("not a procmem memory file"));
         }
@@ -249,22 +286,36 @@ impl Memory {
         if fnv1a(body) != u64::from_le_bytes(sum.try_into().expect("8 bytes")) {
             return Err(bad("checksum mismatch: the file is truncated or corrupted"));
         }
-        let mut r = Reader { bytes: body, pos: 4, path };
+        let mut r = Reader {
+            bytes: body,
+            pos: 4,
+            path,
+        };
         let version = r.u32()?;
         if version != VERSION {
-            return Err(bad(&format!("memory format version {version}, this procmem reads {VERSION}")));
+            return Err(bad(&format!(
+                "memory format version {version}, this procmem reads {VERSION}"
+            )));
         }
         let header_len = r.u64()? as usize;
         let header_len = header_len.min(body.len());
-        let header: Header = serde_json::from_slice(r.take(header_len)?).map_err(|e| bad(&format!("bad header: {e}")))?;
+        let header: Header = serde_json::from_slice(r.take(header_len)?)
+            .map_err(|e| bad(&format!("bad header: {e}")))?;
         // Sizes read from the file are checked against the file's length before anything is
         // allocated: a damaged count or dimension is an error, never an abort.
-        let min_entry =
-            header.dim.checked_mul(4).and_then(|d| d.checked_add(8 + 4 + 4 + 8 + 4)).ok_or_else(|| bad("dimension too large"))?;
+        let min_entry = header
+            .dim
+            .checked_mul(4)
+            .and_then(|d| d.checked_add(8 + 4 + 4 + 8 + 4))
+            .ok_or_else(|| bad("dimension too large"))?;
         if header.dim == 0 {
             return Err(bad("dimension 0 in the header"));
         }
-        if header.count.checked_mul(min_entry).is_none_or(|need| need > body.len() - r.pos) {
+        if header
+            .count
+            .checked_mul(min_entry)
+            .is_none_or(|need| need > body.len() - r.pos)
+        {
             return Err(bad(&format!(
                 "the header counts {} entries of dimension {}, more than the file's {} bytes can hold",
                 header.count,
@@ -276,18 +327,35 @@ impl Memory {
         for _ in 0..header.count {
             let id = r.u64()?;
             let label = r.u32()? as usize;
-            let label = header.labels.get(label).ok_or_else(|| bad("label index out of range"))?.clone();
+            let label = header
+                .labels
+                .get(label)
+                .ok_or_else(|| bad("label index out of range"))?
+                .clone();
             let source_len = r.u32()? as usize;
-            let source = String::from_utf8(r.take(source_len)?.to_vec()).map_err(|_| bad("source path is not UTF-8"))?;
+            let source = String::from_utf8(r.take(source_len)?.to_vec())
+                .map_err(|_| bad("source path is not UTF-8"))?;
             let content_hash = r.u64()?;
             let thumb_len = r.u32()? as usize;
             let thumbnail = r.take(thumb_len)?.to_vec();
             let raw = r.take(header.dim * 4)?;
-            let embedding: Vec<f32> = raw.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+            let embedding: Vec<f32> = raw
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect();
             if embedding.iter().any(|v| !v.is_finite()) {
-                return Err(bad(&format!("entry {id} ({source}) has a NaN or Inf embedding")));
+                return Err(bad(&format!(
+                    "entry {id} ({source}) has a NaN or Inf embedding"
+                )));
             }
-            entries.push(Entry { id, label, source, content_hash, thumbnail, embedding });
+            entries.push(Entry {
+                id,
+                label,
+                source,
+                content_hash,
+                thumbnail,
+                embedding,
+            });
         }
         if r.pos != body.len() {
             return Err(bad("trailing bytes after the last entry"));
@@ -296,7 +364,9 @@ impl Memory {
             return Err(bad("entry ids are not increasing"));
         }
         if entries.last().is_some_and(|e| e.id >= header.next_id) {
-            return Err(bad("an entry id is not below the header's next id (ids would be reused)"));
+            return Err(bad(
+                "an entry id is not below the header's next id (ids would be reused)",
+            ));
         }
         Ok(Self {
             model_fingerprint: header.model_fingerprint,
@@ -328,17 +398,24 @@ struct Reader<'a> {
 impl Reader<'_> {
     fn take(&mut self, n: usize) -> Result<&[u8]> {
         if self.pos + n > self.bytes.len() {
-            return Err(Error::BadFile { path: self.path.to_path_buf(), message: "unexpected end of file".into() });
+            return Err(Error::BadFile {
+                path: self.path.to_path_buf(),
+                message: "unexpected end of file".into(),
+            });
         }
         let s = &self.bytes[self.pos..self.pos + n];
         self.pos += n;
         Ok(s)
     }
     fn u32(&mut self) -> Result<u32> {
-        Ok(u32::from_le_bytes(self.take(4)?.try_into().expect("4 bytes")))
+        Ok(u32::from_le_bytes(
+            self.take(4)?.try_into().expect("4 bytes"),
+        ))
     }
     fn u64(&mut self) -> Result<u64> {
-        Ok(u64::from_le_bytes(self.take(8)?.try_into().expect("8 bytes")))
+        Ok(u64::from_le_bytes(
+            self.take(8)?.try_into().expect("8 bytes"),
+        ))
     }
 }
 
@@ -348,17 +425,44 @@ mod tests {
 
     fn sample() -> Memory {
         let mut m = Memory::new("fp", 3);
-        m.add("fp", "cat", "/data/cat/1.png", 11, vec![1, 2, 3], vec![0.6, 0.8, 0.0]).unwrap();
-        m.add("fp", "dog", "/data/dog/secret-dog-photo.png", 22, b"THUMB-OF-DOG".to_vec(), vec![0.123_456_79, -0.5, 0.75]).unwrap();
-        m.add("fp", "cat", "/data/cat/2.png", 33, vec![4, 5], vec![0.0, 1.0, 0.0]).unwrap();
+        m.add(
+            "fp",
+            "cat",
+            "/data/cat/1.png",
+            11,
+            vec![1, 2, 3],
+            vec![0.6, 0.8, 0.0],
+        )
+        .unwrap();
+        m.add(
+            "fp",
+            "dog",
+            "/data/dog/secret-dog-photo.png",
+            22,
+            b"THUMB-OF-DOG".to_vec(),
+            vec![0.123_456_79, -0.5, 0.75],
+        )
+        .unwrap();
+        m.add(
+            "fp",
+            "cat",
+            "/data/cat/2.png",
+            33,
+            vec![4, 5],
+            vec![0.0, 1.0, 0.0],
+        )
+        .unwrap();
         m
     }
 
     #[test]
     fn a_deleted_image_is_refused_until_allowed_and_the_deny_list_is_saved() {
         let mut m = Memory::new("fp", 2);
-        let a = m.add("fp", "x", "a.png", 11, vec![], vec![1.0, 0.0]).unwrap();
-        m.add("fp", "x", "unknown.png", 0, vec![], vec![0.0, 1.0]).unwrap();
+        let a = m
+            .add("fp", "x", "a.png", 11, vec![], vec![1.0, 0.0])
+            .unwrap();
+        m.add("fp", "x", "unknown.png", 0, vec![], vec![0.0, 1.0])
+            .unwrap();
         let entry = m.delete(a).unwrap();
         assert!(m.is_denied(11));
         assert!(
@@ -367,7 +471,8 @@ mod tests {
         // Unknown content (hash 0) is never denied.
         m.delete(1).unwrap();
         assert!(!m.is_denied(0) && m.denied().collect::<Vec<_>>() == [11]);
-        m.add("fp", "x", "other-unknown.png", 0, vec![], vec![0.0, 1.0]).unwrap();
+        m.add("fp", "x", "other-unknown.png", 0, vec![], vec![0.0, 1.0])
+            .unwrap();
         // The list survives a save; a file without one reads as before.
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("m.pmem");
@@ -378,8 +483,16 @@ mod tests {
         assert!(!m.is_denied(11));
         m.delete(a).unwrap();
         assert!(m.allow(11));
-        m.add("fp", "x", "a-again.png", 11, vec![], vec![1.0, 0.0]).unwrap();
-        assert_eq!(Memory::new("fp", 2).to_bytes().windows(6).filter(|w| w == b"denied").count(), 0);
+        m.add("fp", "x", "a-again.png", 11, vec![], vec![1.0, 0.0])
+            .unwrap();
+        assert_eq!(
+            Memory::new("fp", 2)
+                .to_bytes()
+                .windows(6)
+                .filter(|w| w == b"denied")
+                .count(),
+            0
+        );
     }
 
     #[test]
@@ -400,7 +513,11 @@ mod tests {
         m.save(&path).unwrap();
         let bytes = std::fs::read(&path).unwrap();
         let contains = |needle: &[u8]| bytes.windows(needle.len()).any(|w| w == needle);
-        let embedding: Vec<u8> = removed.embedding.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let embedding: Vec<u8> = removed
+            .embedding
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
         assert!(!contains(&embedding), "embedding bytes survived");
         assert!(!contains(b"THUMB-OF-DOG"), "thumbnail survived");
         assert!(!contains(b"secret-dog-photo"), "source path survived");
@@ -425,10 +542,18 @@ mod tests {
         ] {
             std::fs::write(&path, &damaged).unwrap();
             let err = Memory::open(&path).unwrap_err().to_string();
-            assert!(err.contains("checksum") || err.contains("end of file"), "{name}: {err}");
+            assert!(
+                err.contains("checksum") || err.contains("end of file"),
+                "{name}: {err}"
+            );
         }
         std::fs::write(&path, b"hello").unwrap();
-        assert!(Memory::open(&path).unwrap_err().to_string().contains("not a procmem memory"));
+        assert!(
+            Memory::open(&path)
+                .unwrap_err()
+                .to_string()
+                .contains("not a procmem memory")
+        );
     }
 
     /// The file of `sample()` with its header JSON edited by `edit` and the entries' bytes by
@@ -453,12 +578,38 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("m.pmem");
         let unchanged = crafted(|h| h, |_| {});
-        assert_eq!(Memory::from_bytes(&unchanged, &path).unwrap(), sample(), "the crafting itself is faithful");
+        assert_eq!(
+            Memory::from_bytes(&unchanged, &path).unwrap(),
+            sample(),
+            "the crafting itself is faithful"
+        );
         let cases: Vec<(&str, Vec<u8>, &str)> = vec![
-            ("huge count", crafted(|h| h.replace("\"count\":3", "\"count\":1000000000000000"), |_| {}), "more than the file"),
-            ("huge dim", crafted(|h| h.replace("\"dim\":3", "\"dim\":4611686018427387904"), |_| {}), "dimension"),
-            ("dim 0", crafted(|h| h.replace("\"dim\":3", "\"dim\":0"), |_| {}), "dimension 0"),
-            ("reused ids", crafted(|h| h.replace("\"next_id\":3", "\"next_id\":1"), |_| {}), "next id"),
+            (
+                "huge count",
+                crafted(
+                    |h| h.replace("\"count\":3", "\"count\":1000000000000000"),
+                    |_| {},
+                ),
+                "more than the file",
+            ),
+            (
+                "huge dim",
+                crafted(
+                    |h| h.replace("\"dim\":3", "\"dim\":4611686018427387904"),
+                    |_| {},
+                ),
+                "dimension",
+            ),
+            (
+                "dim 0",
+                crafted(|h| h.replace("\"dim\":3", "\"dim\":0"), |_| {}),
+                "dimension 0",
+            ),
+            (
+                "reused ids",
+                crafted(|h| h.replace("\"next_id\":3", "\"next_id\":1"), |_| {}),
+                "next id",
+            ),
             (
                 "NaN embedding",
                 crafted(
@@ -472,17 +623,30 @@ mod tests {
             ),
         ];
         for (name, bytes, want) in cases {
-            let err = Memory::from_bytes(&bytes, &path).map(|_| ()).unwrap_err().to_string();
-            assert!(err.contains(want) && err.contains("m.pmem"), "{name}: {err}");
+            let err = Memory::from_bytes(&bytes, &path)
+                .map(|_| ())
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains(want) && err.contains("m.pmem"),
+                "{name}: {err}"
+            );
         }
         let mut m = sample();
-        assert!(m.add("fp", "cat", "nan.png", 0, vec![], vec![f32::NAN, 0.0, 0.0]).unwrap_err().to_string().contains("nan.png"));
+        assert!(
+            m.add("fp", "cat", "nan.png", 0, vec![], vec![f32::NAN, 0.0, 0.0])
+                .unwrap_err()
+                .to_string()
+                .contains("nan.png")
+        );
     }
 
     #[test]
     fn embeddings_of_another_model_are_refused() {
         let mut m = sample();
-        let err = m.add("other-model", "cat", "x", 0, vec![], vec![1.0, 0.0, 0.0]).unwrap_err();
+        let err = m
+            .add("other-model", "cat", "x", 0, vec![], vec![1.0, 0.0, 0.0])
+            .unwrap_err();
         assert!(
             matches!(&err, Error::ModelMismatch { memory_model, model, .. } if memory_model == "fp" && model == "other-model"),
             "{err}"

@@ -41,13 +41,25 @@ pub fn near_duplicates(
 ) -> Vec<NearDuplicate> {
     let mut out: Vec<NearDuplicate> = Vec::new();
     if content_hash != 0 {
-        for e in memory.entries.iter().filter(|e| e.content_hash == content_hash && e.id != exclude) {
-            out.push(NearDuplicate { id: e.id, similarity: dot(&e.embedding, embedding), same_content: true });
+        for e in memory
+            .entries
+            .iter()
+            .filter(|e| e.content_hash == content_hash && e.id != exclude)
+        {
+            out.push(NearDuplicate {
+                id: e.id,
+                similarity: dot(&e.embedding, embedding),
+                same_content: true,
+            });
         }
     }
     for n in index.search(embedding, 65).into_iter().flatten() {
         if n.similarity >= min_cosine && n.id != exclude && !out.iter().any(|d| d.id == n.id) {
-            out.push(NearDuplicate { id: n.id, similarity: n.similarity, same_content: false });
+            out.push(NearDuplicate {
+                id: n.id,
+                similarity: n.similarity,
+                same_content: false,
+            });
         }
     }
     out
@@ -89,7 +101,13 @@ pub struct WatchList {
 
 impl WatchList {
     pub fn new(k: usize, rule: VoteRule, classes: usize) -> Self {
-        Self { k, rule, depth: k + 16, classes, queries: Vec::new() }
+        Self {
+            k,
+            rule,
+            depth: k + 16,
+            classes,
+            queries: Vec::new(),
+        }
     }
 
     /// Adds queries (name, true class, embedding) and searches them.
@@ -99,7 +117,14 @@ impl WatchList {
         for ((name, truth, embedding), neighbours) in queries.into_iter().zip(found) {
             let vote = vote(&neighbours, self.k, self.classes, self.rule);
             let initial_prediction = vote.prediction;
-            self.queries.push(WatchedQuery { name, truth, embedding, neighbours, vote, initial_prediction });
+            self.queries.push(WatchedQuery {
+                name,
+                truth,
+                embedding,
+                neighbours,
+                vote,
+                initial_prediction,
+            });
         }
     }
 
@@ -111,7 +136,13 @@ impl WatchList {
     /// Accuracy of the watched queries with a known class, if any.
     pub fn accuracy(&self) -> Option<f64> {
         let known: Vec<&WatchedQuery> = self.queries.iter().filter(|q| q.truth.is_some()).collect();
-        (!known.is_empty()).then(|| known.iter().filter(|q| q.vote.prediction == q.truth).count() as f64 / known.len() as f64)
+        (!known.is_empty()).then(|| {
+            known
+                .iter()
+                .filter(|q| q.vote.prediction == q.truth)
+                .count() as f64
+                / known.len() as f64
+        })
     }
 
     /// Call after `id` was removed from `index`.
@@ -121,7 +152,11 @@ impl WatchList {
 
     /// Call after all of `ids` were removed from `index` (one pass over the watch list, and one
     /// search for the queries left with fewer than k neighbours, however many were deleted).
-    pub fn on_delete_many(&mut self, index: &ExactIndex, ids: &std::collections::HashSet<u64>) -> WatchUpdate {
+    pub fn on_delete_many(
+        &mut self,
+        index: &ExactIndex,
+        ids: &std::collections::HashSet<u64>,
+    ) -> WatchUpdate {
         let mut update = WatchUpdate::default();
         let mut research = Vec::new();
         for (qi, q) in self.queries.iter_mut().enumerate() {
@@ -135,7 +170,10 @@ impl WatchList {
             }
         }
         if !research.is_empty() {
-            let flat: Vec<f32> = research.iter().flat_map(|&qi| self.queries[qi].embedding.iter().copied()).collect();
+            let flat: Vec<f32> = research
+                .iter()
+                .flat_map(|&qi| self.queries[qi].embedding.iter().copied())
+                .collect();
             for (qi, found) in research.into_iter().zip(index.search(&flat, self.depth)) {
                 self.queries[qi].neighbours = found;
             }
@@ -151,7 +189,11 @@ impl WatchList {
             .par_iter_mut()
             .enumerate()
             .filter_map(|(qi, q)| {
-                let n = Neighbour { id, label, similarity: dot(&q.embedding, embedding) };
+                let n = Neighbour {
+                    id,
+                    label,
+                    similarity: dot(&q.embedding, embedding),
+                };
                 let enters = match q.neighbours.last() {
                     None => true,
                     Some(last) => better(&n, last) || q.neighbours.len() < k,
@@ -159,13 +201,20 @@ impl WatchList {
                 if !enters {
                     return None;
                 }
-                let pos = q.neighbours.iter().position(|m| better(&n, m)).unwrap_or(q.neighbours.len());
+                let pos = q
+                    .neighbours
+                    .iter()
+                    .position(|m| better(&n, m))
+                    .unwrap_or(q.neighbours.len());
                 q.neighbours.insert(pos, n);
                 q.neighbours.truncate(depth);
                 Some(qi)
             })
             .collect();
-        self.revote(WatchUpdate { touched, flipped: Vec::new() })
+        self.revote(WatchUpdate {
+            touched,
+            flipped: Vec::new(),
+        })
     }
 
     /// Call after entries (id, label, embedding) were added back to `index` together: the same
@@ -173,7 +222,9 @@ impl WatchList {
     /// among the restored entries (one search of them) can enter, so the cost is one search,
     /// not queries × entries dot products.
     pub fn on_insert_many(&mut self, rows: &[(u64, u32, &[f32])]) -> WatchUpdate {
-        let Some(dim) = rows.first().map(|r| r.2.len()) else { return WatchUpdate::default() };
+        let Some(dim) = rows.first().map(|r| r.2.len()) else {
+            return WatchUpdate::default();
+        };
         let restored = ExactIndex::from_embeddings(
             dim,
             Vec::new(),
@@ -181,7 +232,11 @@ impl WatchList {
             rows.iter().flat_map(|r| r.2.iter().copied()).collect(),
         )
         .with_ids(rows.iter().map(|r| r.0).collect());
-        let flat: Vec<f32> = self.queries.iter().flat_map(|q| q.embedding.iter().copied()).collect();
+        let flat: Vec<f32> = self
+            .queries
+            .iter()
+            .flat_map(|q| q.embedding.iter().copied())
+            .collect();
         let candidates = restored.search(&flat, self.depth);
         let (k, depth) = (self.k, self.depth);
         let touched: Vec<usize> = self
@@ -197,7 +252,11 @@ impl WatchList {
                         Some(last) => better(&n, last) || q.neighbours.len() < k,
                     };
                     if enters {
-                        let pos = q.neighbours.iter().position(|m| better(&n, m)).unwrap_or(q.neighbours.len());
+                        let pos = q
+                            .neighbours
+                            .iter()
+                            .position(|m| better(&n, m))
+                            .unwrap_or(q.neighbours.len());
                         q.neighbours.insert(pos, n);
                         q.neighbours.truncate(depth);
                         entered = true;
@@ -206,7 +265,10 @@ impl WatchList {
                 entered.then_some(qi)
             })
             .collect();
-        self.revote(WatchUpdate { touched, flipped: Vec::new() })
+        self.revote(WatchUpdate {
+            touched,
+            flipped: Vec::new(),
+        })
     }
 
     fn revote(&mut self, mut update: WatchUpdate) -> WatchUpdate {

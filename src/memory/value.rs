@@ -32,7 +32,11 @@ pub fn knn_shapley(index: &ExactIndex, queries: &[f32], truths: &[u32], k: usize
         .fold(
             || vec![0f64; n],
             |mut acc, (q, &truth)| {
-                let mut order: Vec<(f32, u64, usize)> = rows.iter().enumerate().map(|(row, (id, _, e))| (dot(q, e), *id, row)).collect();
+                let mut order: Vec<(f32, u64, usize)> = rows
+                    .iter()
+                    .enumerate()
+                    .map(|(row, (id, _, e))| (dot(q, e), *id, row))
+                    .collect();
                 order.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
                 let right = |i: usize| f64::from(u8::from(rows[order[i].2].1 == truth));
                 // The recursion from the farthest entry to the nearest (1-based ranks i).
@@ -46,7 +50,10 @@ pub fn knn_shapley(index: &ExactIndex, queries: &[f32], truths: &[u32], k: usize
                 acc
             },
         )
-        .reduce(|| vec![0f64; n], |a, b| a.iter().zip(&b).map(|(x, y)| x + y).collect());
+        .reduce(
+            || vec![0f64; n],
+            |a, b| a.iter().zip(&b).map(|(x, y)| x + y).collect(),
+        );
     let nq = truths.len() as f64;
     total.into_iter().map(|v| v / nq).collect()
 }
@@ -57,7 +64,14 @@ mod tests {
     use crate::rng::Rng;
 
     /// U(S) of the module docs for one query, by definition.
-    fn utility(sims: &[f32], labels: &[u32], ids: &[u64], subset: &[usize], truth: u32, k: usize) -> f64 {
+    fn utility(
+        sims: &[f32],
+        labels: &[u32],
+        ids: &[u64],
+        subset: &[usize],
+        truth: u32,
+        k: usize,
+    ) -> f64 {
         let mut s: Vec<usize> = subset.to_vec();
         s.sort_by(|&a, &b| sims[b].total_cmp(&sims[a]).then(ids[a].cmp(&ids[b])));
         s.iter().take(k).filter(|&&i| labels[i] == truth).count() as f64 / k as f64
@@ -72,11 +86,18 @@ mod tests {
                 let others: Vec<usize> = (0..n).filter(|&j| j != i).collect();
                 (0..1usize << others.len())
                     .map(|mask| {
-                        let s: Vec<usize> = others.iter().enumerate().filter(|(b, _)| mask >> b & 1 == 1).map(|(_, &j)| j).collect();
+                        let s: Vec<usize> = others
+                            .iter()
+                            .enumerate()
+                            .filter(|(b, _)| mask >> b & 1 == 1)
+                            .map(|(_, &j)| j)
+                            .collect();
                         let mut with = s.clone();
                         with.push(i);
                         let weight = fact(s.len()) * fact(n - s.len() - 1) / fact(n);
-                        weight * (utility(sims, labels, ids, &with, truth, k) - utility(sims, labels, ids, &s, truth, k))
+                        weight
+                            * (utility(sims, labels, ids, &with, truth, k)
+                                - utility(sims, labels, ids, &s, truth, k))
                     })
                     .sum()
             })
@@ -90,7 +111,12 @@ mod tests {
             let (n, d, k) = (2 + rng.below(7), 3, 1 + rng.below(4));
             let data: Vec<f32> = (0..n * d).map(|_| rng.normal() as f32).collect();
             let labels: Vec<u32> = (0..n).map(|_| rng.below(3) as u32).collect();
-            let index = ExactIndex::from_embeddings(d, vec!["a".into(), "b".into(), "c".into()], labels.clone(), data.clone());
+            let index = ExactIndex::from_embeddings(
+                d,
+                vec!["a".into(), "b".into(), "c".into()],
+                labels.clone(),
+                data.clone(),
+            );
             let queries: Vec<f32> = (0..2 * d).map(|_| rng.normal() as f32).collect();
             let truths = [rng.below(3) as u32, rng.below(3) as u32];
             let got = knn_shapley(&index, &queries, &truths, k);
@@ -105,14 +131,25 @@ mod tests {
                     })
                     .sum::<f64>()
                     / 2.0;
-                assert!((got[j] - want).abs() < 1e-12, "trial {trial} (n {n}, k {k}) entry {j}: {} vs {want}", got[j]);
+                assert!(
+                    (got[j] - want).abs() < 1e-12,
+                    "trial {trial} (n {n}, k {k}) entry {j}: {} vs {want}",
+                    got[j]
+                );
             }
             // Efficiency: the values sum to U(all) − U(∅), averaged over the queries.
             let u_all: f64 = queries
                 .chunks(d)
                 .zip(truths)
                 .map(|(q, t)| {
-                    utility(&data.chunks(d).map(|e| dot(q, e)).collect::<Vec<_>>(), &labels, &ids, &(0..n).collect::<Vec<_>>(), t, k)
+                    utility(
+                        &data.chunks(d).map(|e| dot(q, e)).collect::<Vec<_>>(),
+                        &labels,
+                        &ids,
+                        &(0..n).collect::<Vec<_>>(),
+                        t,
+                        k,
+                    )
                 })
                 .sum::<f64>()
                 / 2.0;
@@ -125,8 +162,15 @@ mod tests {
         // 10 classes around random centres; 5 % of the memory's labels flipped to another class.
         let (n, d, classes) = (1000, 16, 10);
         let mut rng = Rng::new(4);
-        let centres: Vec<Vec<f32>> = (0..classes).map(|_| (0..d).map(|_| rng.normal() as f32).collect()).collect();
-        let mut sample = |c: usize| centres[c].iter().map(|x| x + 0.6 * rng.normal() as f32).collect::<Vec<f32>>();
+        let centres: Vec<Vec<f32>> = (0..classes)
+            .map(|_| (0..d).map(|_| rng.normal() as f32).collect())
+            .collect();
+        let mut sample = |c: usize| {
+            centres[c]
+                .iter()
+                .map(|x| x + 0.6 * rng.normal() as f32)
+                .collect::<Vec<f32>>()
+        };
         let clean: Vec<u32> = (0..n).map(|i| (i % classes) as u32).collect();
         let data: Vec<f32> = clean.iter().flat_map(|&c| sample(c as usize)).collect();
         let flipped: Vec<usize> = (0..n).filter(|i| i % 20 == 7).collect();
@@ -141,9 +185,19 @@ mod tests {
         let values = knn_shapley(&index, &queries, &truths, 10);
         let mut order: Vec<usize> = (0..n).collect();
         order.sort_by(|&a, &b| values[a].total_cmp(&values[b]));
-        let found = order[..flipped.len()].iter().filter(|i| flipped.contains(i)).count();
-        eprintln!("the lowest-valued 5 % hold {found} of the {} flipped labels", flipped.len());
+        let found = order[..flipped.len()]
+            .iter()
+            .filter(|i| flipped.contains(i))
+            .count();
+        eprintln!(
+            "the lowest-valued 5 % hold {found} of the {} flipped labels",
+            flipped.len()
+        );
         // Chance would find 5 % of them.
-        assert!(found * 10 >= flipped.len() * 6, "the lowest 5 % hold {found} of {} flipped labels", flipped.len());
+        assert!(
+            found * 10 >= flipped.len() * 6,
+            "the lowest 5 % hold {found} of {} flipped labels",
+            flipped.len()
+        );
     }
 }

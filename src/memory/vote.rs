@@ -40,7 +40,9 @@ impl VoteRule {
 
     pub fn weight(&self, rank: usize, similarity: f32) -> f32 {
         match *self {
-            VoteRule::Dino { temperature } | VoteRule::Softmax { temperature } => (similarity / temperature).exp(),
+            VoteRule::Dino { temperature } | VoteRule::Softmax { temperature } => {
+                (similarity / temperature).exp()
+            }
             VoteRule::Plurality => 1.0,
             VoteRule::Rank { offset } => 1.0 / (rank as f32 + offset),
         }
@@ -65,7 +67,10 @@ pub fn vote(neighbours: &[Neighbour], k: usize, classes: usize, rule: VoteRule) 
             best = Some(n.label);
         }
     }
-    VoteResult { scores, prediction: best }
+    VoteResult {
+        scores,
+        prediction: best,
+    }
 }
 
 #[cfg(test)]
@@ -73,7 +78,11 @@ mod tests {
     use super::*;
 
     fn n(label: u32, similarity: f32) -> Neighbour {
-        Neighbour { id: 0, label, similarity }
+        Neighbour {
+            id: 0,
+            label,
+            similarity,
+        }
     }
 
     #[test]

@@ -101,7 +101,10 @@ type Product = fn(LinearDims, &[f32], &[f32], &mut [f32]) -> Result<()>;
 
 /// The first row of each sample's `tokens` rows of width `d`.
 fn cls_rows(x: &[f32], tokens: usize, d: usize) -> Vec<f32> {
-    x.chunks(tokens * d).flat_map(|sample| &sample[..d]).copied().collect()
+    x.chunks(tokens * d)
+        .flat_map(|sample| &sample[..d])
+        .copied()
+        .collect()
 }
 
 /// The block's parameters as slices of the flat vector.
@@ -121,8 +124,24 @@ struct Params<'a> {
 }
 
 impl FusedBlock {
-    pub fn new(dim: usize, hidden: usize, heads: usize, eps: f32, scales: Vec<f32>, keep_activations: bool) -> Self {
-        Self { dim, hidden, heads, eps, scales, keep_activations, cls_only: false, saved: Mutex::new(None) }
+    pub fn new(
+        dim: usize,
+        hidden: usize,
+        heads: usize,
+        eps: f32,
+        scales: Vec<f32>,
+        keep_activations: bool,
+    ) -> Self {
+        Self {
+            dim,
+            hidden,
+            heads,
+            eps,
+            scales,
+            keep_activations,
+            cls_only: false,
+            saved: Mutex::new(None),
+        }
     }
 
     /// Output only each sample's CLS token, [B, 1, D]: for a last block whose patch outputs
@@ -181,7 +200,10 @@ impl FusedBlock {
             bail!("fused block: input width {dim}, block width {}", self.dim);
         }
         if !self.scales.is_empty() && self.scales.len() != 2 * batch {
-            bail!("fused block: {} drop-path scales for {batch} samples", self.scales.len());
+            bail!(
+                "fused block: {} drop-path scales for {batch} samples",
+                self.scales.len()
+            );
         }
         Ok((batch, tokens))
     }
@@ -193,11 +215,21 @@ impl FusedBlock {
 
     /// out ← base + s · (out + bias): the residual around a bias-free product, row by row with
     /// the sample's scale for `branch`.
-    fn add_branch(&self, base: &[f32], out: &mut [f32], bias: &[f32], tokens: usize, branch: usize) {
+    fn add_branch(
+        &self,
+        base: &[f32],
+        out: &mut [f32],
+        bias: &[f32],
+        tokens: usize,
+        branch: usize,
+    ) {
         let per_sample = (tokens * self.dim).max(1);
-        out.par_chunks_mut(per_sample).zip(base.par_chunks(per_sample)).enumerate().for_each(|(b, (o, x))| {
-            kernels::residual_bias_rows(o, x, bias, self.scale(b, branch));
-        });
+        out.par_chunks_mut(per_sample)
+            .zip(base.par_chunks(per_sample))
+            .enumerate()
+            .for_each(|(b, (o, x))| {
+                kernels::residual_bias_rows(o, x, bias, self.scale(b, branch));
+            });
     }
 
     /// g · s per sample, for `branch`, into a new buffer; g itself without drop path.
@@ -208,19 +240,32 @@ impl FusedBlock {
         let per_sample = (tokens * self.dim).max(1);
         // SAFETY: written completely, sample by sample.
         let mut out = unsafe { alloc_uninit(g.len()) };
-        out.par_chunks_mut(per_sample).zip(g.par_chunks(per_sample)).enumerate().for_each(|(b, (o, g))| {
-            kernels::scale_into(o, g, self.scale(b, branch));
-        });
+        out.par_chunks_mut(per_sample)
+            .zip(g.par_chunks(per_sample))
+            .enumerate()
+            .for_each(|(b, (o, g))| {
+                kernels::scale_into(o, g, self.scale(b, branch));
+            });
         Cow::Owned(out)
     }
 
     /// y and the activations; `for_backward`: also GELU′ (else that field holds the pre-activations).
-    fn forward(&self, x: &[f32], flat: &[f32], batch: usize, tokens: usize, for_backward: bool) -> Result<(Vec<f32>, Activations)> {
+    fn forward(
+        &self,
+        x: &[f32],
+        flat: &[f32],
+        batch: usize,
+        tokens: usize,
+        for_backward: bool,
+    ) -> Result<(Vec<f32>, Activations)> {
         let p = self.params(flat)?;
         let d = self.dim;
         let rows = batch * tokens;
         if x.len() != rows * d {
-            bail!("fused block: input of {} floats for [{batch}, {tokens}, {d}]", x.len());
+            bail!(
+                "fused block: input of {} floats for [{batch}, {tokens}, {d}]",
+                x.len()
+            );
         }
         // Every buffer below is written completely by the kernel named beside it.
         // SAFETY: layer_norm_forward writes all of `ln1` before it is read.
@@ -229,16 +274,57 @@ impl FusedBlock {
         // The products are bias-free; each bias is added by the next pass over its output.
         // SAFETY: matmul_transposed writes all of `qkv` before it is read.
         let mut qkv = unsafe { alloc_uninit(rows * 3 * d) };
-        kernels::matmul_transposed(LinearDims { rows, input: d, output: 3 * d }, &ln1, p.qkv_w, &mut qkv)?;
+        kernels::matmul_transposed(
+            LinearDims {
+                rows,
+                input: d,
+                output: 3 * d,
+            },
+            &ln1,
+            p.qkv_w,
+            &mut qkv,
+        )?;
         // SAFETY: bias_attention_forward writes all of `att` before it is read.
         let mut att = unsafe { alloc_uninit(rows * d) };
-        kernels::bias_attention_forward(&AttentionDims::new(batch, tokens, 3 * d, self.heads)?, &mut qkv, p.qkv_b, &mut att)?;
+        kernels::bias_attention_forward(
+            &AttentionDims::new(batch, tokens, 3 * d, self.heads)?,
+            &mut qkv,
+            p.qkv_b,
+            &mut att,
+        )?;
         // SAFETY: matmul_transposed, then bias and residual in place writes all of `x1` before it is read.
         let mut x1 = unsafe { alloc_uninit(rows * d) };
-        kernels::matmul_transposed(LinearDims { rows, input: d, output: d }, &att, p.proj_w, &mut x1)?;
+        kernels::matmul_transposed(
+            LinearDims {
+                rows,
+                input: d,
+                output: d,
+            },
+            &att,
+            p.proj_w,
+            &mut x1,
+        )?;
         self.add_branch(x, &mut x1, p.proj_b, tokens, 0);
-        let (y, ln2, gelu_grad, a) = self.mlp_forward(&p, &x1, rows, tokens, for_backward, kernels::matmul_transposed)?;
-        Ok((y, Activations { ln1, qkv, att, x1, ln2, gelu_grad, a }))
+        let (y, ln2, gelu_grad, a) = self.mlp_forward(
+            &p,
+            &x1,
+            rows,
+            tokens,
+            for_backward,
+            kernels::matmul_transposed,
+        )?;
+        Ok((
+            y,
+            Activations {
+                ln1,
+                qkv,
+                att,
+                x1,
+                ln2,
+                gelu_grad,
+                a,
+            },
+        ))
     }
 
     fn take_saved(&self) -> Option<Saved> {
@@ -249,7 +335,14 @@ impl FusedBlock {
     }
 
     /// (dx, flat parameter gradient) from the output gradient `gy`.
-    fn backward(&self, x: &[f32], flat: &[f32], gy: &[f32], batch: usize, tokens: usize) -> Result<(Vec<f32>, Vec<f32>)> {
+    fn backward(
+        &self,
+        x: &[f32],
+        flat: &[f32],
+        gy: &[f32],
+        batch: usize,
+        tokens: usize,
+    ) -> Result<(Vec<f32>, Vec<f32>)> {
         let act = match self.take_saved() {
             Some(Saved::All(act)) => act,
             _ => self.forward(x, flat, batch, tokens, true)?.1,
@@ -258,13 +351,33 @@ impl FusedBlock {
         let (d, eps) = (self.dim, self.eps);
         let rows = batch * tokens;
         if gy.len() != rows * d {
-            bail!("fused block backward: gradient of {} floats for [{batch}, {tokens}, {d}]", gy.len());
+            bail!(
+                "fused block backward: gradient of {} floats for [{batch}, {tokens}, {d}]",
+                gy.len()
+            );
         }
-        let proj = LinearDims { rows, input: d, output: d };
-        let qkv = LinearDims { rows, input: d, output: 3 * d };
+        let proj = LinearDims {
+            rows,
+            input: d,
+            output: d,
+        };
+        let qkv = LinearDims {
+            rows,
+            input: d,
+            output: 3 * d,
+        };
 
         // MLP branch: y = x1 + s2 · fc2(GELU(fc1(LN2(x1)))).
-        let (dx1, d_ln, mlp) = self.mlp_backward(&p, gy, &act.x1, &act.ln2, act.gelu_grad, act.a, rows, tokens)?;
+        let (dx1, d_ln, mlp) = self.mlp_backward(
+            &p,
+            gy,
+            &act.x1,
+            &act.ln2,
+            act.gelu_grad,
+            act.a,
+            rows,
+            tokens,
+        )?;
 
         // Attention branch: x1 = x + s1 · proj(attention(qkv(LN1(x)))).
         let g1 = self.scale_rows(&dx1, tokens, 0);
@@ -274,7 +387,12 @@ impl FusedBlock {
         let d_proj_b = kernels::column_sums(&g1, d);
         // SAFETY: attention_backward writes all of `d_qkv` before it is read.
         let mut d_qkv = unsafe { alloc_uninit(rows * 3 * d) };
-        kernels::attention_backward(&AttentionDims::new(batch, tokens, 3 * d, self.heads)?, &act.qkv, &d_att, &mut d_qkv)?;
+        kernels::attention_backward(
+            &AttentionDims::new(batch, tokens, 3 * d, self.heads)?,
+            &act.qkv,
+            &d_att,
+            &mut d_qkv,
+        )?;
         let mut d_ln = d_att; // reused, overwritten
         kernels::linear_backward_input(qkv, &d_qkv, p.qkv_w, &mut d_ln, false)?;
         let d_qkv_w = kernels::linear_backward_weight(qkv, &d_qkv, &act.ln1)?;
@@ -282,7 +400,10 @@ impl FusedBlock {
         let mut dx = dx1;
         kernels::layer_norm_backward_input(x, p.norm1_w, &d_ln, eps, &mut dx, true);
         let d_norm1 = kernels::layer_norm_backward_params(x, &d_ln, d, eps);
-        Ok((dx, flat_gradient(d, &d_norm1, &d_qkv_w, &d_qkv_b, &d_proj_w, &d_proj_b, &mlp)))
+        Ok((
+            dx,
+            flat_gradient(d, &d_norm1, &d_qkv_w, &d_qkv_b, &d_proj_w, &d_proj_b, &mlp),
+        ))
     }
 
     /// The MLP half's backward pass over `rows` rows (`tokens` per sample): the gradient at x1
@@ -301,8 +422,16 @@ impl FusedBlock {
         tokens: usize,
     ) -> Result<(Vec<f32>, Vec<f32>, MlpGradients)> {
         let (d, hidden, eps) = (self.dim, self.hidden, self.eps);
-        let fc1 = LinearDims { rows, input: d, output: hidden };
-        let fc2 = LinearDims { rows, input: hidden, output: d };
+        let fc1 = LinearDims {
+            rows,
+            input: d,
+            output: hidden,
+        };
+        let fc2 = LinearDims {
+            rows,
+            input: hidden,
+            output: d,
+        };
         let g2 = self.scale_rows(gy, tokens, 1);
         // SAFETY: linear_backward_input (accumulate = false) writes all of `dh` before it is read.
         let mut dh = unsafe { alloc_uninit(rows * hidden) };
@@ -321,7 +450,17 @@ impl FusedBlock {
         let mut dx1 = gy.to_vec();
         kernels::layer_norm_backward_input(x1, p.norm2_w, &d_ln, eps, &mut dx1, true);
         let norm2 = kernels::layer_norm_backward_params(x1, &d_ln, d, eps);
-        Ok((dx1, d_ln, MlpGradients { norm2, fc1_w, fc1_b, fc2_w, fc2_b }))
+        Ok((
+            dx1,
+            d_ln,
+            MlpGradients {
+                norm2,
+                fc1_w,
+                fc1_b,
+                fc2_w,
+                fc2_b,
+            },
+        ))
     }
 
     /// The MLP half on `rows` rows: y = x1 + s2 · fc2(GELU(fc1(LN2(x1)))), with `tokens` rows
@@ -342,24 +481,52 @@ impl FusedBlock {
         kernels::layer_norm_forward(x1, p.norm2_w, p.norm2_b, self.eps, &mut ln2);
         // SAFETY: matmul_transposed writes all of `h` before it is read.
         let mut h = unsafe { alloc_uninit(rows * hidden) };
-        product(LinearDims { rows, input: d, output: hidden }, &ln2, p.fc1_w, &mut h)?;
+        product(
+            LinearDims {
+                rows,
+                input: d,
+                output: hidden,
+            },
+            &ln2,
+            p.fc1_w,
+            &mut h,
+        )?;
         // SAFETY: bias_gelu_forward writes all of `a` before it is read.
         let mut a = unsafe { alloc_uninit(rows * hidden) };
         kernels::bias_gelu_forward(&mut h, p.fc1_b, &mut a, for_backward);
         // SAFETY: matmul_transposed, then bias and residual in place writes all of `y` before it is read.
         let mut y = unsafe { alloc_uninit(rows * d) };
-        product(LinearDims { rows, input: hidden, output: d }, &a, p.fc2_w, &mut y)?;
+        product(
+            LinearDims {
+                rows,
+                input: hidden,
+                output: d,
+            },
+            &a,
+            p.fc2_w,
+            &mut y,
+        )?;
         self.add_branch(x1, &mut y, p.fc2_b, tokens, 1);
         Ok((y, ln2, h, a))
     }
 
     /// The CLS-only forward pass ([`FusedBlock::cls_only`]): y [B, D] and the activations.
-    fn forward_cls(&self, x: &[f32], flat: &[f32], batch: usize, tokens: usize, for_backward: bool) -> Result<(Vec<f32>, ClsActivations)> {
+    fn forward_cls(
+        &self,
+        x: &[f32],
+        flat: &[f32],
+        batch: usize,
+        tokens: usize,
+        for_backward: bool,
+    ) -> Result<(Vec<f32>, ClsActivations)> {
         let p = self.params(flat)?;
         let d = self.dim;
         let rows = batch * tokens;
         if x.len() != rows * d {
-            bail!("fused block: input of {} floats for [{batch}, {tokens}, {d}]", x.len());
+            bail!(
+                "fused block: input of {} floats for [{batch}, {tokens}, {d}]",
+                x.len()
+            );
         }
         let (w_q, w_kv) = p.qkv_w.split_at(d * d);
         let (b_q, b_kv) = p.qkv_b.split_at(d);
@@ -369,13 +536,32 @@ impl FusedBlock {
         kernels::layer_norm_forward(x, p.norm1_w, p.norm1_b, self.eps, &mut ln1);
         // SAFETY: linear_forward writes all of `kv` before it is read.
         let mut kv = unsafe { alloc_uninit(rows * 2 * d) };
-        kernels::linear_forward(LinearDims { rows, input: d, output: 2 * d }, &ln1, w_kv, b_kv, &mut kv)?;
+        kernels::linear_forward(
+            LinearDims {
+                rows,
+                input: d,
+                output: 2 * d,
+            },
+            &ln1,
+            w_kv,
+            b_kv,
+            &mut kv,
+        )?;
         let ln1_cls = cls_rows(&ln1, tokens, d);
         // The products over the CLS rows (one per image) are row-wise, so that an image's
         // output does not depend on its batch (see rowwise_matmul_transposed).
         // SAFETY: rowwise_matmul_transposed, then the bias writes all of `q` before it is read.
         let mut q = unsafe { alloc_uninit(batch * d) };
-        kernels::rowwise_matmul_transposed(LinearDims { rows: batch, input: d, output: d }, &ln1_cls, w_q, &mut q)?;
+        kernels::rowwise_matmul_transposed(
+            LinearDims {
+                rows: batch,
+                input: d,
+                output: d,
+            },
+            &ln1_cls,
+            w_q,
+            &mut q,
+        )?;
         for row in q.chunks_mut(d) {
             kernels::add_assign(row, b_q);
         }
@@ -387,14 +573,51 @@ impl FusedBlock {
         kernels::cls_attention_forward(&dims, &q, &kv, &mut probs, &mut att)?;
         // SAFETY: matmul_transposed, then bias and residual in place writes all of `x1` before it is read.
         let mut x1 = unsafe { alloc_uninit(batch * d) };
-        kernels::rowwise_matmul_transposed(LinearDims { rows: batch, input: d, output: d }, &att, p.proj_w, &mut x1)?;
+        kernels::rowwise_matmul_transposed(
+            LinearDims {
+                rows: batch,
+                input: d,
+                output: d,
+            },
+            &att,
+            p.proj_w,
+            &mut x1,
+        )?;
         self.add_branch(&cls_rows(x, tokens, d), &mut x1, p.proj_b, 1, 0);
-        let (y, ln2, gelu_grad, a) = self.mlp_forward(&p, &x1, batch, 1, for_backward, kernels::rowwise_matmul_transposed)?;
-        Ok((y, ClsActivations { ln1, ln1_cls, kv, q, probs, att, x1, ln2, gelu_grad, a }))
+        let (y, ln2, gelu_grad, a) = self.mlp_forward(
+            &p,
+            &x1,
+            batch,
+            1,
+            for_backward,
+            kernels::rowwise_matmul_transposed,
+        )?;
+        Ok((
+            y,
+            ClsActivations {
+                ln1,
+                ln1_cls,
+                kv,
+                q,
+                probs,
+                att,
+                x1,
+                ln2,
+                gelu_grad,
+                a,
+            },
+        ))
     }
 
     /// The CLS-only backward pass: dx [B, N, D] and the flat parameter gradient from `gy` [B, D].
-    fn backward_cls(&self, x: &[f32], flat: &[f32], gy: &[f32], batch: usize, tokens: usize) -> Result<(Vec<f32>, Vec<f32>)> {
+    fn backward_cls(
+        &self,
+        x: &[f32],
+        flat: &[f32],
+        gy: &[f32],
+        batch: usize,
+        tokens: usize,
+    ) -> Result<(Vec<f32>, Vec<f32>)> {
         let act = match self.take_saved() {
             Some(Saved::Cls(act)) => act,
             _ => self.forward_cls(x, flat, batch, tokens, true)?.1,
@@ -403,15 +626,31 @@ impl FusedBlock {
         let (d, eps) = (self.dim, self.eps);
         let rows = batch * tokens;
         if gy.len() != batch * d {
-            bail!("fused block backward: gradient of {} floats for [{batch}, 1, {d}]", gy.len());
+            bail!(
+                "fused block backward: gradient of {} floats for [{batch}, 1, {d}]",
+                gy.len()
+            );
         }
         let (w_q, w_kv) = p.qkv_w.split_at(d * d);
-        let proj = LinearDims { rows: batch, input: d, output: d };
-        let q_dims = LinearDims { rows: batch, input: d, output: d };
-        let kv_dims = LinearDims { rows, input: d, output: 2 * d };
+        let proj = LinearDims {
+            rows: batch,
+            input: d,
+            output: d,
+        };
+        let q_dims = LinearDims {
+            rows: batch,
+            input: d,
+            output: d,
+        };
+        let kv_dims = LinearDims {
+            rows,
+            input: d,
+            output: 2 * d,
+        };
 
         // MLP branch on the CLS rows.
-        let (dx1, d_ln2, mlp) = self.mlp_backward(&p, gy, &act.x1, &act.ln2, act.gelu_grad, act.a, batch, 1)?;
+        let (dx1, d_ln2, mlp) =
+            self.mlp_backward(&p, gy, &act.x1, &act.ln2, act.gelu_grad, act.a, batch, 1)?;
 
         // Attention branch: the CLS queries attend over every token's keys and values.
         let g1 = self.scale_rows(&dx1, 1, 0);
@@ -424,7 +663,9 @@ impl FusedBlock {
         let mut dq = unsafe { alloc_uninit(batch * d) };
         // SAFETY: cls_attention_backward writes all of `dkv` before it is read.
         let mut dkv = unsafe { alloc_uninit(rows * 2 * d) };
-        kernels::cls_attention_backward(&dims, &act.q, &act.kv, &act.probs, &d_att, &mut dq, &mut dkv)?;
+        kernels::cls_attention_backward(
+            &dims, &act.q, &act.kv, &act.probs, &d_att, &mut dq, &mut dkv,
+        )?;
         // SAFETY: linear_backward_input (accumulate = false) writes all of `d_ln1` before it is read.
         let mut d_ln1 = unsafe { alloc_uninit(rows * d) };
         kernels::linear_backward_input(kv_dims, &dkv, w_kv, &mut d_ln1, false)?;
@@ -445,7 +686,10 @@ impl FusedBlock {
             kernels::add_assign(&mut sample[..d], g);
         }
         let d_norm1 = kernels::layer_norm_backward_params(x, &d_ln1, d, eps);
-        Ok((dx, flat_gradient(d, &d_norm1, &d_qkv_w, &d_qkv_b, &d_proj_w, &d_proj_b, &mlp)))
+        Ok((
+            dx,
+            flat_gradient(d, &d_norm1, &d_qkv_w, &d_qkv_b, &d_proj_w, &d_proj_b, &mlp),
+        ))
     }
 }
 
@@ -459,10 +703,22 @@ struct MlpGradients {
 }
 
 /// The flat parameter gradient in [`BLOCK_PARAMS`] order (`norm1`: weight then bias).
-fn flat_gradient(d: usize, norm1: &[f32], qkv_w: &[f32], qkv_b: &[f32], proj_w: &[f32], proj_b: &[f32], mlp: &MlpGradients) -> Vec<f32> {
+fn flat_gradient(
+    d: usize,
+    norm1: &[f32],
+    qkv_w: &[f32],
+    qkv_b: &[f32],
+    proj_w: &[f32],
+    proj_b: &[f32],
+    mlp: &MlpGradients,
+) -> Vec<f32> {
     let (norm1_w, norm1_b) = norm1.split_at(d);
     let (norm2_w, norm2_b) = mlp.norm2.split_at(d);
-    [norm1_w, norm1_b, qkv_w, qkv_b, proj_w, proj_b, norm2_w, norm2_b, &mlp.fc1_w, &mlp.fc1_b, &mlp.fc2_w, &mlp.fc2_b].concat()
+    [
+        norm1_w, norm1_b, qkv_w, qkv_b, proj_w, proj_b, norm2_w, norm2_b, &mlp.fc1_w, &mlp.fc1_b,
+        &mlp.fc2_w, &mlp.fc2_b,
+    ]
+    .concat()
 }
 
 /// The f32 contents of a contiguous CPU tensor, to `f` (the tensor stays read-locked meanwhile).
@@ -478,7 +734,13 @@ impl CustomOp2 for FusedBlock {
     fn name(&self) -> &'static str {
         "procmem-block"
     }
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
         let x = f32s(s1, l1, self.name())?;
         let flat = f32s(s2, l2, self.name())?;
         let (batch, tokens) = self.input_dims(l1.shape())?;
@@ -496,13 +758,23 @@ impl CustomOp2 for FusedBlock {
         }
         Ok((CpuStorage::F32(y), shape))
     }
-    fn bwd(&self, x: &Tensor, flat: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
+    fn bwd(
+        &self,
+        x: &Tensor,
+        flat: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let (batch, tokens) = self.input_dims(x.shape())?;
         let grad = grad.contiguous()?;
         let (dx, dflat) = with_f32s(x, "fused block backward", |x| {
             with_f32s(flat, "fused block backward", |flat| {
                 with_f32s(&grad, "fused block backward", |gy| {
-                    if self.cls_only { self.backward_cls(x, flat, gy, batch, tokens) } else { self.backward(x, flat, gy, batch, tokens) }
+                    if self.cls_only {
+                        self.backward_cls(x, flat, gy, batch, tokens)
+                    } else {
+                        self.backward(x, flat, gy, batch, tokens)
+                    }
                 })
             })
         })?;

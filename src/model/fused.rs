@@ -7,7 +7,9 @@
 //! per direction, parallel over rows with rayon. Values and gradients are tested against the
 //! composite reference ops in `layers.rs`.
 
-use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor, bail};
+use candle_core::{
+    CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor, bail,
+};
 use rayon::prelude::*;
 
 use super::kernels::{self, AttentionDims, LinearDims, alloc_uninit, row_chunks_par};
@@ -44,7 +46,9 @@ impl CustomOp1 for Gelu {
         Ok((CpuStorage::F32(out), l.shape().clone()))
     }
     fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        Ok(Some(arg.apply_op2_no_bwd(&grad.contiguous()?, &GeluBackward)?))
+        Ok(Some(
+            arg.apply_op2_no_bwd(&grad.contiguous()?, &GeluBackward)?,
+        ))
     }
 }
 
@@ -54,7 +58,13 @@ impl CustomOp2 for GeluBackward {
     fn name(&self) -> &'static str {
         "procmem-gelu-bwd"
     }
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
         let x = f32s(s1, l1, self.name())?;
         let mut g = f32s(s2, l2, self.name())?.to_vec();
         kernels::gelu_backward_in_place(x, &mut g);
@@ -79,7 +89,9 @@ impl CustomOp1 for SoftmaxLast {
         Ok((CpuStorage::F32(out), l.shape().clone()))
     }
     fn bwd(&self, _arg: &Tensor, res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        Ok(Some(res.apply_op2_no_bwd(&grad.contiguous()?, &SoftmaxBackward)?))
+        Ok(Some(
+            res.apply_op2_no_bwd(&grad.contiguous()?, &SoftmaxBackward)?,
+        ))
     }
 }
 
@@ -90,11 +102,19 @@ impl CustomOp2 for SoftmaxBackward {
         "procmem-softmax-bwd"
     }
     /// dx = y ⊙ (g − Σ g⊙y)
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
         let y = f32s(s1, l1, self.name())?;
         let cols = last_dim(l1);
         let mut g = f32s(s2, l2, self.name())?.to_vec();
-        row_chunks_par(&mut g, cols).for_each(|(r, o)| kernels::softmax_grad_rows(&y[r * cols..r * cols + o.len()], o, cols, 1.0));
+        row_chunks_par(&mut g, cols).for_each(|(r, o)| {
+            kernels::softmax_grad_rows(&y[r * cols..r * cols + o.len()], o, cols, 1.0)
+        });
         Ok((CpuStorage::F32(g), l1.shape().clone()))
     }
 }
@@ -124,7 +144,11 @@ impl CustomOp3 for LayerNorm {
         let b = f32s(s3, l3, self.name())?;
         let cols = w.len();
         if l1.shape().dims().last().copied() != Some(cols) || b.len() != cols {
-            bail!("layer norm: input {:?} does not match weight {cols} / bias {}", l1.shape(), b.len());
+            bail!(
+                "layer norm: input {:?} does not match weight {cols} / bias {}",
+                l1.shape(),
+                b.len()
+            );
         }
         // SAFETY: written completely by layer_norm_forward.
         let mut out = unsafe { alloc_uninit(x.len()) };
@@ -143,7 +167,11 @@ impl CustomOp3 for LayerNorm {
         let dx = x.apply_op3_no_bwd(w, &grad, &LayerNormBackwardInput { eps: self.eps })?;
         let dwb = x.apply_op2_no_bwd(&grad, &LayerNormBackwardParams { eps: self.eps })?;
         let cols = w.dim(0)?;
-        Ok((Some(dx), Some(dwb.narrow(0, 0, 1)?.reshape(cols)?), Some(dwb.narrow(0, 1, 1)?.reshape(cols)?)))
+        Ok((
+            Some(dx),
+            Some(dwb.narrow(0, 0, 1)?.reshape(cols)?),
+            Some(dwb.narrow(0, 1, 1)?.reshape(cols)?),
+        ))
     }
 }
 
@@ -183,11 +211,20 @@ impl CustomOp2 for LayerNormBackwardParams {
         "procmem-layer-norm-bwd-wb"
     }
     /// [2, D]: dw = Σ g⊙x̂ and db = Σ g over all rows.
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
         let x = f32s(s1, l1, self.name())?;
         let g = f32s(s2, l2, self.name())?;
         let cols = last_dim(l1);
-        Ok((CpuStorage::F32(kernels::layer_norm_backward_params(x, g, cols, self.eps)), Shape::from((2, cols))))
+        Ok((
+            CpuStorage::F32(kernels::layer_norm_backward_params(x, g, cols, self.eps)),
+            Shape::from((2, cols)),
+        ))
     }
 }
 
@@ -205,8 +242,15 @@ pub struct Linear;
 fn linear_dims(x: &Layout, w: &Layout) -> Result<LinearDims> {
     let (output, input) = w.shape().dims2()?;
     match x.shape().dims().last() {
-        Some(&d) if d == input => Ok(LinearDims { rows: x.shape().elem_count() / input.max(1), input, output }),
-        _ => bail!("linear: input {:?} does not end in the weight's input width {input}", x.shape()),
+        Some(&d) if d == input => Ok(LinearDims {
+            rows: x.shape().elem_count() / input.max(1),
+            input,
+            output,
+        }),
+        _ => bail!(
+            "linear: input {:?} does not end in the weight's input width {input}",
+            x.shape()
+        ),
     }
 }
 
@@ -246,7 +290,11 @@ impl CustomOp3 for Linear {
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let grad = grad.contiguous()?;
         // An input that no variable feeds (the image patches) needs no gradient.
-        let dx = if x.track_op() { Some(grad.apply_op2_no_bwd(w, &LinearBackward::Input)?) } else { None };
+        let dx = if x.track_op() {
+            Some(grad.apply_op2_no_bwd(w, &LinearBackward::Input)?)
+        } else {
+            None
+        };
         let dw = grad.apply_op2_no_bwd(x, &LinearBackward::Weight)?;
         let db = grad.apply_op1_no_bwd(&ColumnSums)?;
         Ok((dx, Some(dw), Some(db)))
@@ -266,7 +314,13 @@ impl CustomOp2 for LinearBackward {
             Self::Weight => "procmem-linear-bwd-w",
         }
     }
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
         let g = f32s(s1, l1, self.name())?;
         let other = f32s(s2, l2, self.name())?;
         let output = last_dim(l1);
@@ -275,11 +329,23 @@ impl CustomOp2 for LinearBackward {
             Self::Input => {
                 let (w_out, input) = l2.shape().dims2()?;
                 if w_out != output {
-                    bail!("linear backward: gradient width {output} for a weight of {w_out} outputs");
+                    bail!(
+                        "linear backward: gradient width {output} for a weight of {w_out} outputs"
+                    );
                 }
                 // SAFETY: written completely (accumulate = false).
                 let mut dx = unsafe { alloc_uninit(rows * input) };
-                kernels::linear_backward_input(LinearDims { rows, input, output }, g, other, &mut dx, false)?;
+                kernels::linear_backward_input(
+                    LinearDims {
+                        rows,
+                        input,
+                        output,
+                    },
+                    g,
+                    other,
+                    &mut dx,
+                    false,
+                )?;
                 let mut dims = l1.shape().dims().to_vec();
                 if let Some(last) = dims.last_mut() {
                     *last = input;
@@ -289,9 +355,20 @@ impl CustomOp2 for LinearBackward {
             Self::Weight => {
                 let input = last_dim(l2);
                 if other.len() != rows * input {
-                    bail!("linear backward: input {:?} does not have the gradient's {rows} rows", l2.shape());
+                    bail!(
+                        "linear backward: input {:?} does not have the gradient's {rows} rows",
+                        l2.shape()
+                    );
                 }
-                let dw = kernels::linear_backward_weight(LinearDims { rows, input, output }, g, other)?;
+                let dw = kernels::linear_backward_weight(
+                    LinearDims {
+                        rows,
+                        input,
+                        output,
+                    },
+                    g,
+                    other,
+                )?;
                 Ok((CpuStorage::F32(dw), Shape::from((output, input))))
             }
         }
@@ -308,7 +385,10 @@ impl CustomOp1 for ColumnSums {
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let g = f32s(s, l, self.name())?;
         let cols = last_dim(l);
-        Ok((CpuStorage::F32(kernels::column_sums(g, cols)), Shape::from(cols)))
+        Ok((
+            CpuStorage::F32(kernels::column_sums(g, cols)),
+            Shape::from(cols),
+        ))
     }
 }
 
@@ -343,10 +423,16 @@ impl CustomOp1 for Attention {
         // SAFETY: written completely: every head's columns of every row.
         let mut out = unsafe { alloc_uninit(d.batch * d.tokens * d.dim) };
         kernels::attention_forward(&d, qkv, &mut out)?;
-        Ok((CpuStorage::F32(out), Shape::from((d.batch, d.tokens, d.dim))))
+        Ok((
+            CpuStorage::F32(out),
+            Shape::from((d.batch, d.tokens, d.dim)),
+        ))
     }
     fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        Ok(Some(arg.apply_op2_no_bwd(&grad.contiguous()?, &AttentionBackward { heads: self.heads })?))
+        Ok(Some(arg.apply_op2_no_bwd(
+            &grad.contiguous()?,
+            &AttentionBackward { heads: self.heads },
+        )?))
     }
 }
 
@@ -358,12 +444,24 @@ impl CustomOp2 for AttentionBackward {
     fn name(&self) -> &'static str {
         "procmem-attention-bwd"
     }
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
         let qkv = f32s(s1, l1, self.name())?;
         let grad = f32s(s2, l2, self.name())?;
         let d = Attention { heads: self.heads }.dims(l1)?;
         if l2.shape().dims() != [d.batch, d.tokens, d.dim] {
-            bail!("attention backward: gradient {:?} does not match the output [{}, {}, {}]", l2.shape(), d.batch, d.tokens, d.dim);
+            bail!(
+                "attention backward: gradient {:?} does not match the output [{}, {}, {}]",
+                l2.shape(),
+                d.batch,
+                d.tokens,
+                d.dim
+            );
         }
         // SAFETY: written completely: q, k and v columns of every head.
         let mut dqkv = unsafe { alloc_uninit(qkv.len()) };
@@ -383,27 +481,69 @@ mod tests {
     fn random(shape: &[usize], seed: u64) -> Tensor {
         let mut rng = Rng::new(seed);
         let n: usize = shape.iter().product();
-        Tensor::from_vec((0..n).map(|_| rng.normal() as f32).collect::<Vec<_>>(), shape, &Device::Cpu).unwrap()
+        Tensor::from_vec(
+            (0..n).map(|_| rng.normal() as f32).collect::<Vec<_>>(),
+            shape,
+            &Device::Cpu,
+        )
+        .unwrap()
     }
 
     fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap()
+        (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .max(0)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap()
     }
 
     /// Checks values and the gradient of Σ f(x)·r against the reference op, for all inputs.
-    fn check(fused: impl Fn(&[Tensor]) -> Tensor, reference: impl Fn(&[Tensor]) -> Tensor, inputs: Vec<Tensor>, tol: f32) {
-        let vars: Vec<Var> = inputs.iter().map(|t| Var::from_tensor(t).unwrap()).collect();
+    fn check(
+        fused: impl Fn(&[Tensor]) -> Tensor,
+        reference: impl Fn(&[Tensor]) -> Tensor,
+        inputs: Vec<Tensor>,
+        tol: f32,
+    ) {
+        let vars: Vec<Var> = inputs
+            .iter()
+            .map(|t| Var::from_tensor(t).unwrap())
+            .collect();
         let ts: Vec<Tensor> = vars.iter().map(|v| v.as_tensor().clone()).collect();
         let y_fused = fused(&ts);
         let y_ref = reference(&ts);
-        assert!(max_diff(&y_fused, &y_ref) < tol, "values differ by {}", max_diff(&y_fused, &y_ref));
+        assert!(
+            max_diff(&y_fused, &y_ref) < tol,
+            "values differ by {}",
+            max_diff(&y_fused, &y_ref)
+        );
         let r = random(y_ref.dims(), 99);
-        let g_fused = (&y_fused * &r).unwrap().sum_all().unwrap().backward().unwrap();
-        let g_ref = (&y_ref * &r).unwrap().sum_all().unwrap().backward().unwrap();
+        let g_fused = (&y_fused * &r)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        let g_ref = (&y_ref * &r)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
         for (i, v) in vars.iter().enumerate() {
-            let a = g_fused.get(v).unwrap_or_else(|| panic!("fused op gave no gradient for input {i}"));
+            let a = g_fused
+                .get(v)
+                .unwrap_or_else(|| panic!("fused op gave no gradient for input {i}"));
             let b = g_ref.get(v).unwrap();
-            assert!(max_diff(a, b) < tol, "gradient {i} differs by {}", max_diff(a, b));
+            assert!(
+                max_diff(a, b) < tol,
+                "gradient {i} differs by {}",
+                max_diff(a, b)
+            );
         }
     }
 
@@ -416,25 +556,46 @@ mod tests {
             let f = (erf_approx(x) - libm::erff(x)).abs();
             worst = (worst.0.max(e), worst.1.max(f));
         }
-        assert!(worst.0 < 5e-7 && worst.1 < 5e-7, "worst relative exp error {}, absolute erf error {}", worst.0, worst.1);
-        assert!((exp_approx(-200.0) / (-87f32).exp() - 1.0).abs() < 1e-6, "clamped below");
+        assert!(
+            worst.0 < 5e-7 && worst.1 < 5e-7,
+            "worst relative exp error {}, absolute erf error {}",
+            worst.0,
+            worst.1
+        );
+        assert!(
+            (exp_approx(-200.0) / (-87f32).exp() - 1.0).abs() < 1e-6,
+            "clamped below"
+        );
     }
 
     #[test]
     fn gelu_matches_candle_gelu_erf_in_value_and_gradient() {
-        check(|t| t[0].apply_op1(Gelu).unwrap(), |t| t[0].gelu_erf().unwrap(), vec![random(&[7, 300], 1)], 1e-5);
+        check(
+            |t| t[0].apply_op1(Gelu).unwrap(),
+            |t| t[0].gelu_erf().unwrap(),
+            vec![random(&[7, 300], 1)],
+            1e-5,
+        );
     }
 
     #[test]
     fn softmax_matches_reference_in_value_and_gradient() {
-        check(|t| t[0].apply_op1(SoftmaxLast).unwrap(), |t| reference::softmax_last(&t[0]).unwrap(), vec![random(&[3, 5, 65], 2)], 1e-5);
+        check(
+            |t| t[0].apply_op1(SoftmaxLast).unwrap(),
+            |t| reference::softmax_last(&t[0]).unwrap(),
+            vec![random(&[3, 5, 65], 2)],
+            1e-5,
+        );
     }
 
     #[test]
     fn layer_norm_matches_reference_in_value_and_gradients() {
         let eps = 1e-6;
         check(
-            |t| t[0].apply_op3(&t[1], &t[2], LayerNorm { eps: eps as f32 }).unwrap(),
+            |t| {
+                t[0].apply_op3(&t[1], &t[2], LayerNorm { eps: eps as f32 })
+                    .unwrap()
+            },
             |t| reference::layer_norm(&t[0], &t[1], &t[2], eps).unwrap(),
             vec![random(&[4, 33, 48], 3), random(&[48], 4), random(&[48], 5)],
             2e-4,
@@ -457,7 +618,9 @@ mod tests {
 
     #[test]
     fn attention_rejects_a_width_that_is_not_three_heads() {
-        let err = random(&[2, 5, 50], 7).apply_op1(Attention { heads: 3 }).unwrap_err();
+        let err = random(&[2, 5, 50], 7)
+            .apply_op1(Attention { heads: 3 })
+            .unwrap_err();
         assert!(err.to_string().contains("packed qkv width 50"), "{err}");
     }
 
@@ -466,7 +629,11 @@ mod tests {
         check(
             |t| t[0].apply_op3(&t[1], &t[2], Linear).unwrap(),
             |t| reference::linear(&t[0], &t[1], Some(&t[2])).unwrap(),
-            vec![random(&[3, 37, 48], 8), random(&[20, 48], 9), random(&[20], 10)],
+            vec![
+                random(&[3, 37, 48], 8),
+                random(&[20, 48], 9),
+                random(&[20], 10),
+            ],
             1e-4,
         );
     }

@@ -24,7 +24,12 @@ pub struct HeadConfig {
 
 impl Default for HeadConfig {
     fn default() -> Self {
-        Self { out_dim: 4096, hidden_dim: 512, bottleneck_dim: 256, norm_last_layer: true }
+        Self {
+            out_dim: 4096,
+            hidden_dim: 512,
+            bottleneck_dim: 256,
+            norm_last_layer: true,
+        }
     }
 }
 
@@ -37,20 +42,35 @@ pub struct DinoHead {
 
 impl DinoHead {
     pub fn new(in_dim: usize, cfg: &HeadConfig, vb: VarBuilder) -> Result<Self> {
-        let dims = [(in_dim, cfg.hidden_dim), (cfg.hidden_dim, cfg.hidden_dim), (cfg.hidden_dim, cfg.bottleneck_dim)];
+        let dims = [
+            (in_dim, cfg.hidden_dim),
+            (cfg.hidden_dim, cfg.hidden_dim),
+            (cfg.hidden_dim, cfg.bottleneck_dim),
+        ];
         let layers = dims
             .iter()
             .enumerate()
             .map(|(i, (a, b))| {
                 let vb = vb.pp(format!("mlp.{}", 2 * i));
-                Ok((vb.get_with_hints((*b, *a), "weight", Init::Const(0.0))?, vb.get_with_hints(*b, "bias", Init::Const(0.0))?))
+                Ok((
+                    vb.get_with_hints((*b, *a), "weight", Init::Const(0.0))?,
+                    vb.get_with_hints(*b, "bias", Init::Const(0.0))?,
+                ))
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(Self {
             cfg: cfg.clone(),
             layers,
-            weight_v: vb.get_with_hints((cfg.out_dim, cfg.bottleneck_dim), "last_layer.weight_v", Init::Const(0.0))?,
-            weight_g: vb.get_with_hints((cfg.out_dim, 1), "last_layer.weight_g", Init::Const(1.0))?,
+            weight_v: vb.get_with_hints(
+                (cfg.out_dim, cfg.bottleneck_dim),
+                "last_layer.weight_v",
+                Init::Const(0.0),
+            )?,
+            weight_g: vb.get_with_hints(
+                (cfg.out_dim, 1),
+                "last_layer.weight_g",
+                Init::Const(1.0),
+            )?,
         })
     }
 

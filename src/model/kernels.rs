@@ -76,9 +76,14 @@ fn rows_per_task(cols: usize) -> usize {
 }
 
 /// `out` as parallel chunks of whole rows: (index of the first row, rows).
-pub(crate) fn row_chunks_par(out: &mut [f32], cols: usize) -> impl IndexedParallelIterator<Item = (usize, &mut [f32])> {
+pub(crate) fn row_chunks_par(
+    out: &mut [f32],
+    cols: usize,
+) -> impl IndexedParallelIterator<Item = (usize, &mut [f32])> {
     let rows = rows_per_task(cols);
-    out.par_chunks_mut((rows * cols).max(1)).enumerate().map(move |(i, chunk)| (i * rows, chunk))
+    out.par_chunks_mut((rows * cols).max(1))
+        .enumerate()
+        .map(move |(i, chunk)| (i * rows, chunk))
 }
 
 /// Σ over all rows of a per-row contribution of `width` values: rows are split into chunks
@@ -134,7 +139,12 @@ pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
     let (a, b) = (&a[..n], &b[..n]);
     let mut acc = [0f32; LANES];
     let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
-    let tail: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x * y).sum();
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
     for (x, y) in ca.zip(cb) {
         for i in 0..LANES {
             acc[i] += x[i] * y[i];
@@ -147,7 +157,11 @@ pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
 fn max(x: &[f32]) -> f32 {
     let mut acc = [f32::NEG_INFINITY; LANES];
     let chunks = x.chunks_exact(LANES);
-    let tail = chunks.remainder().iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let tail = chunks
+        .remainder()
+        .iter()
+        .copied()
+        .fold(f32::NEG_INFINITY, f32::max);
     for c in chunks {
         for i in 0..LANES {
             acc[i] = if c[i] > acc[i] { c[i] } else { acc[i] };
@@ -192,7 +206,10 @@ pub(crate) fn exp_approx(y: f32) -> f32 {
     let z = y * std::f32::consts::LOG2_E + ROUND;
     let n = z - ROUND;
     let r = y - n * LN2_HI - n * LN2_LO;
-    let p = 1.0 + r * (1.0 + r * (0.5 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
+    let p = 1.0
+        + r * (1.0
+            + r * (0.5
+                + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
     let exponent = (z.to_bits() as i32 - ROUND.to_bits() as i32 + 127) << 23;
     p * f32::from_bits(exponent as u32)
 }
@@ -203,7 +220,13 @@ pub(crate) fn exp_approx(y: f32) -> f32 {
 #[inline(always)]
 fn erf_with_exp(x: f32, e: f32) -> f32 {
     const P: f32 = 0.327_591_1;
-    const A: [f32; 5] = [0.254_829_6, -0.284_496_74, 1.421_413_8, -1.453_152_1, 1.061_405_4];
+    const A: [f32; 5] = [
+        0.254_829_6,
+        -0.284_496_74,
+        1.421_413_8,
+        -1.453_152_1,
+        1.061_405_4,
+    ];
     let t = 1.0 / (1.0 + P * x.abs());
     let poly = t * (A[0] + t * (A[1] + t * (A[2] + t * (A[3] + t * A[4]))));
     (1.0 - poly * e).copysign(x)
@@ -222,7 +245,10 @@ fn gelu_and_grad(x: f32) -> (f32, f32) {
     let y = x * FRAC_1_SQRT_2;
     let e = exp_approx(-y * y);
     let erf = erf_with_exp(y, e);
-    (0.5 * x * (1.0 + erf), 0.5 * (1.0 + erf) + x * FRAC_1_SQRT_2PI * e)
+    (
+        0.5 * x * (1.0 + erf),
+        0.5 * (1.0 + erf) + x * FRAC_1_SQRT_2PI * e,
+    )
 }
 
 #[inline(always)]
@@ -290,7 +316,9 @@ fn elementwise_rows_chunk(cols: usize) -> usize {
 /// over h that filling it with the bias before the product would cost.
 pub(crate) fn bias_gelu_forward(h: &mut [f32], b: &[f32], out: &mut [f32], keep_grad: bool) {
     let chunk = elementwise_rows_chunk(b.len());
-    out.par_chunks_mut(chunk).zip(h.par_chunks_mut(chunk)).for_each(|(o, h)| bias_gelu_rows(h, b, o, keep_grad));
+    out.par_chunks_mut(chunk)
+        .zip(h.par_chunks_mut(chunk))
+        .for_each(|(o, h)| bias_gelu_rows(h, b, o, keep_grad));
 }
 
 simd_fn! {
@@ -307,17 +335,23 @@ simd_fn! {
 
 /// g ← g ⊙ d, element-wise.
 pub(crate) fn mul_in_place(g: &mut [f32], d: &[f32]) {
-    g.par_chunks_mut(ELEMENTWISE_CHUNK).zip(d.par_chunks(ELEMENTWISE_CHUNK)).for_each(|(g, d)| mul_chunk(g, d));
+    g.par_chunks_mut(ELEMENTWISE_CHUNK)
+        .zip(d.par_chunks(ELEMENTWISE_CHUNK))
+        .for_each(|(g, d)| mul_chunk(g, d));
 }
 
 /// out = GELU(x) (exact, erf).
 pub(crate) fn gelu_forward(x: &[f32], out: &mut [f32]) {
-    out.par_chunks_mut(ELEMENTWISE_CHUNK).zip(x.par_chunks(ELEMENTWISE_CHUNK)).for_each(|(o, x)| gelu_chunk(x, o));
+    out.par_chunks_mut(ELEMENTWISE_CHUNK)
+        .zip(x.par_chunks(ELEMENTWISE_CHUNK))
+        .for_each(|(o, x)| gelu_chunk(x, o));
 }
 
 /// g ← g ⊙ GELU′(x): the gradient through GELU, in place.
 pub(crate) fn gelu_backward_in_place(x: &[f32], g: &mut [f32]) {
-    g.par_chunks_mut(ELEMENTWISE_CHUNK).zip(x.par_chunks(ELEMENTWISE_CHUNK)).for_each(|(g, x)| gelu_grad_chunk(x, g));
+    g.par_chunks_mut(ELEMENTWISE_CHUNK)
+        .zip(x.par_chunks(ELEMENTWISE_CHUNK))
+        .for_each(|(g, x)| gelu_grad_chunk(x, g));
 }
 
 // ---------------------------------------------------------------- softmax -------------------
@@ -359,7 +393,11 @@ fn row_stats(row: &[f32], eps: f32) -> (f32, f32) {
     let mean = sum(row) / n;
     let mut acc = [0f32; LANES];
     let chunks = row.chunks_exact(LANES);
-    let tail: f32 = chunks.remainder().iter().map(|v| (v - mean) * (v - mean)).sum();
+    let tail: f32 = chunks
+        .remainder()
+        .iter()
+        .map(|v| (v - mean) * (v - mean))
+        .sum();
     for c in chunks {
         for i in 0..LANES {
             acc[i] += (c[i] - mean) * (c[i] - mean);
@@ -384,7 +422,8 @@ simd_fn! {
 /// out = LayerNorm(x)·w + b over rows of `w.len()`.
 pub(crate) fn layer_norm_forward(x: &[f32], w: &[f32], b: &[f32], eps: f32, out: &mut [f32]) {
     let cols = w.len();
-    row_chunks_par(out, cols).for_each(|(r, o)| layer_norm_chunk(&x[r * cols..r * cols + o.len()], w, b, eps, o));
+    row_chunks_par(out, cols)
+        .for_each(|(r, o)| layer_norm_chunk(&x[r * cols..r * cols + o.len()], w, b, eps, o));
 }
 
 simd_fn! {
@@ -421,7 +460,14 @@ simd_fn! {
 
 /// The input gradient of layer norm, dx = rstd · (g⊙w − mean(g⊙w) − x̂ · mean(g⊙w⊙x̂)), written
 /// into `out` or added to it.
-pub(crate) fn layer_norm_backward_input(x: &[f32], w: &[f32], g: &[f32], eps: f32, out: &mut [f32], accumulate: bool) {
+pub(crate) fn layer_norm_backward_input(
+    x: &[f32],
+    w: &[f32],
+    g: &[f32],
+    eps: f32,
+    out: &mut [f32],
+    accumulate: bool,
+) {
     let cols = w.len();
     row_chunks_par(out, cols).for_each(|(r, o)| {
         let span = r * cols..r * cols + o.len();
@@ -447,7 +493,12 @@ simd_fn! {
 pub(crate) fn layer_norm_backward_params(x: &[f32], g: &[f32], cols: usize, eps: f32) -> Vec<f32> {
     let rows = x.len() / cols.max(1);
     sum_over_rows(rows, cols, 2 * cols, |span, acc| {
-        layer_norm_params_chunk(&x[span.start * cols..span.end * cols], &g[span.start * cols..span.end * cols], eps, acc)
+        layer_norm_params_chunk(
+            &x[span.start * cols..span.end * cols],
+            &g[span.start * cols..span.end * cols],
+            eps,
+            acc,
+        )
     })
 }
 
@@ -520,9 +571,15 @@ pub(crate) struct LinearDims {
 
 impl LinearDims {
     fn check(&self, x: usize, w: usize, y: usize, what: &str) -> candle_core::Result<()> {
-        let LinearDims { rows, input, output } = *self;
+        let LinearDims {
+            rows,
+            input,
+            output,
+        } = *self;
         if x != rows * input || w != output * input || y != rows * output {
-            candle_core::bail!("{what}: buffers of {x}, {w}, {y} floats for {rows} rows, {input} in, {output} out");
+            candle_core::bail!(
+                "{what}: buffers of {x}, {w}, {y} floats for {rows} rows, {input} in, {output} out"
+            );
         }
         Ok(())
     }
@@ -543,7 +600,12 @@ simd_fn! {
 /// the CLS-only last block (one per image). gemm orders its sums differently for different row
 /// counts, which would make an image's embedding differ in the last bits with the number of
 /// images in its batch; here each row's result depends on that row alone.
-pub(crate) fn rowwise_matmul_transposed(d: LinearDims, x: &[f32], w: &[f32], y: &mut [f32]) -> candle_core::Result<()> {
+pub(crate) fn rowwise_matmul_transposed(
+    d: LinearDims,
+    x: &[f32],
+    w: &[f32],
+    y: &mut [f32],
+) -> candle_core::Result<()> {
     d.check(x.len(), w.len(), y.len(), "linear")?;
     let rows_per_task = (PARALLEL_MIN / (d.input * d.output).max(1)).max(1);
     y.par_chunks_mut((rows_per_task * d.output).max(1))
@@ -553,7 +615,12 @@ pub(crate) fn rowwise_matmul_transposed(d: LinearDims, x: &[f32], w: &[f32], y: 
 }
 
 /// y = x·Wᵀ, overwriting y: for callers that add the bias in their next pass over y.
-pub(crate) fn matmul_transposed(d: LinearDims, x: &[f32], w: &[f32], y: &mut [f32]) -> candle_core::Result<()> {
+pub(crate) fn matmul_transposed(
+    d: LinearDims,
+    x: &[f32],
+    w: &[f32],
+    y: &mut [f32],
+) -> candle_core::Result<()> {
     d.check(x.len(), w.len(), y.len(), "linear")?;
     product_transposed(d, x, w, y, false);
     Ok(())
@@ -577,7 +644,13 @@ fn product_transposed(d: LinearDims, x: &[f32], w: &[f32], y: &mut [f32], accumu
 }
 
 /// y = x·Wᵀ + b. The bias is the initial value of the product's destination.
-pub(crate) fn linear_forward(d: LinearDims, x: &[f32], w: &[f32], b: &[f32], y: &mut [f32]) -> candle_core::Result<()> {
+pub(crate) fn linear_forward(
+    d: LinearDims,
+    x: &[f32],
+    w: &[f32],
+    b: &[f32],
+    y: &mut [f32],
+) -> candle_core::Result<()> {
     d.check(x.len(), w.len(), y.len(), "linear")?;
     if b.len() != d.output {
         candle_core::bail!("linear: bias of {} for {} outputs", b.len(), d.output);
@@ -592,7 +665,13 @@ pub(crate) fn linear_forward(d: LinearDims, x: &[f32], w: &[f32], b: &[f32], y: 
 }
 
 /// dx = g·W (or dx += g·W when `accumulate`), from the output gradient g [rows, out].
-pub(crate) fn linear_backward_input(d: LinearDims, g: &[f32], w: &[f32], dx: &mut [f32], accumulate: bool) -> candle_core::Result<()> {
+pub(crate) fn linear_backward_input(
+    d: LinearDims,
+    g: &[f32],
+    w: &[f32],
+    dx: &mut [f32],
+    accumulate: bool,
+) -> candle_core::Result<()> {
     d.check(dx.len(), w.len(), g.len(), "linear backward")?;
     // SAFETY: g is [rows, out], w is [out, in], dx is [rows, in]; lengths checked above.
     unsafe {
@@ -615,7 +694,11 @@ pub(crate) fn linear_backward_input(d: LinearDims, g: &[f32], w: &[f32], dx: &mu
 /// output's blocks, which measured 160–230 GFLOP/s for these shapes here; splitting the rows
 /// instead, one single-threaded product per thread, then adding the partial sums, measured
 /// 280–320 (`examples`-style probe, 8320 rows, 2 threads).
-pub(crate) fn linear_backward_weight(d: LinearDims, g: &[f32], x: &[f32]) -> candle_core::Result<Vec<f32>> {
+pub(crate) fn linear_backward_weight(
+    d: LinearDims,
+    g: &[f32],
+    x: &[f32],
+) -> candle_core::Result<Vec<f32>> {
     let size = d.output * d.input;
     d.check(x.len(), size, g.len(), "linear backward")?;
     const MIN_ROWS: usize = 256;
@@ -649,12 +732,14 @@ pub(crate) fn linear_backward_weight(d: LinearDims, g: &[f32], x: &[f32]) -> can
     let mut partials: Vec<Vec<f32>> = (0..parts).into_par_iter().map(partial).collect();
     let mut dw = partials.swap_remove(0);
     let rest = &partials;
-    dw.par_chunks_mut(ELEMENTWISE_CHUNK).enumerate().for_each(|(i, chunk)| {
-        let span = i * ELEMENTWISE_CHUNK..i * ELEMENTWISE_CHUNK + chunk.len();
-        for p in rest {
-            add_assign(chunk, &p[span.clone()]);
-        }
-    });
+    dw.par_chunks_mut(ELEMENTWISE_CHUNK)
+        .enumerate()
+        .for_each(|(i, chunk)| {
+            let span = i * ELEMENTWISE_CHUNK..i * ELEMENTWISE_CHUNK + chunk.len();
+            for p in rest {
+                add_assign(chunk, &p[span.clone()]);
+            }
+        });
     Ok(dw)
 }
 
@@ -672,13 +757,27 @@ pub(crate) struct AttentionDims {
 }
 
 impl AttentionDims {
-    pub fn new(batch: usize, tokens: usize, three_d: usize, heads: usize) -> candle_core::Result<Self> {
+    pub fn new(
+        batch: usize,
+        tokens: usize,
+        three_d: usize,
+        heads: usize,
+    ) -> candle_core::Result<Self> {
         if heads == 0 || !three_d.is_multiple_of(3 * heads) {
-            candle_core::bail!("attention: packed qkv width {three_d} is not 3 × heads ({heads}) × head dim");
+            candle_core::bail!(
+                "attention: packed qkv width {three_d} is not 3 × heads ({heads}) × head dim"
+            );
         }
         let dim = three_d / 3;
         let head_dim = dim / heads;
-        Ok(Self { batch, tokens, dim, heads, head_dim, scale: (head_dim as f32).powf(-0.5) })
+        Ok(Self {
+            batch,
+            tokens,
+            dim,
+            heads,
+            head_dim,
+            scale: (head_dim as f32).powf(-0.5),
+        })
     }
 }
 
@@ -705,40 +804,72 @@ unsafe fn attention_probs(p: &mut [f32], q: *const f32, k: *const f32, d: &Atten
     let (n, hd, row) = (d.tokens, d.head_dim, 3 * d.dim as isize);
     // Kᵀ as a [hd, N] matrix: element (i, j) = K[j, i], i.e. column step = row step of K.
     // SAFETY: p is n × n; q and k point into a [N, 3·dim] qkv buffer whose rows hold hd elements at these strides (the caller's contract).
-    unsafe { gemm_head((n, n, hd), (p.as_mut_ptr(), 1, n as isize), (q, 1, row), (k, row, 1), d.scale) };
+    unsafe {
+        gemm_head(
+            (n, n, hd),
+            (p.as_mut_ptr(), 1, n as isize),
+            (q, 1, row),
+            (k, row, 1),
+            d.scale,
+        )
+    };
     softmax_rows(p, n);
 }
 
 /// out [B, N, D] = softmax(q·kᵀ/√d_h)·v per head, heads side by side, from the packed qkv.
 /// The attention matrix is a per-thread scratch buffer, recomputed in the backward pass instead
 /// of being kept (as flash attention does): at N = 65 that costs less than storing it.
-pub(crate) fn attention_forward(d: &AttentionDims, qkv: &[f32], out: &mut [f32]) -> candle_core::Result<()> {
+pub(crate) fn attention_forward(
+    d: &AttentionDims,
+    qkv: &[f32],
+    out: &mut [f32],
+) -> candle_core::Result<()> {
     let (n, dim) = (d.tokens, d.dim);
     if qkv.len() != d.batch * n * 3 * dim || out.len() != d.batch * n * dim {
-        candle_core::bail!("attention: buffers of {} and {} floats for {d:?}", qkv.len(), out.len());
+        candle_core::bail!(
+            "attention: buffers of {} and {} floats for {d:?}",
+            qkv.len(),
+            out.len()
+        );
     }
     out.par_chunks_mut((n * dim).max(1))
         .zip(qkv.par_chunks((n * 3 * dim).max(1)))
-        .for_each_init(|| vec![0f32; n * n], |p, (out_b, qkv_b)| attention_sample(d, qkv_b, out_b, p));
+        .for_each_init(
+            || vec![0f32; n * n],
+            |p, (out_b, qkv_b)| attention_sample(d, qkv_b, out_b, p),
+        );
     Ok(())
 }
 
 /// [`attention_forward`] on a bias-free qkv product: each sample's rows get the qkv bias first
 /// (in place, so that the backward pass finds the biased qkv), while they are in cache anyway.
-pub(crate) fn bias_attention_forward(d: &AttentionDims, qkv: &mut [f32], bias: &[f32], out: &mut [f32]) -> candle_core::Result<()> {
+pub(crate) fn bias_attention_forward(
+    d: &AttentionDims,
+    qkv: &mut [f32],
+    bias: &[f32],
+    out: &mut [f32],
+) -> candle_core::Result<()> {
     let (n, dim) = (d.tokens, d.dim);
-    if qkv.len() != d.batch * n * 3 * dim || out.len() != d.batch * n * dim || bias.len() != 3 * dim {
-        candle_core::bail!("attention: buffers of {}, {} and {} floats for {d:?}", qkv.len(), bias.len(), out.len());
+    if qkv.len() != d.batch * n * 3 * dim || out.len() != d.batch * n * dim || bias.len() != 3 * dim
+    {
+        candle_core::bail!(
+            "attention: buffers of {}, {} and {} floats for {d:?}",
+            qkv.len(),
+            bias.len(),
+            out.len()
+        );
     }
-    out.par_chunks_mut((n * dim).max(1)).zip(qkv.par_chunks_mut((n * 3 * dim).max(1))).for_each_init(
-        || vec![0f32; n * n],
-        |p, (out_b, qkv_b)| {
-            for row in qkv_b.chunks_mut(3 * dim) {
-                add_assign(row, bias);
-            }
-            attention_sample(d, qkv_b, out_b, p)
-        },
-    );
+    out.par_chunks_mut((n * dim).max(1))
+        .zip(qkv.par_chunks_mut((n * 3 * dim).max(1)))
+        .for_each_init(
+            || vec![0f32; n * n],
+            |p, (out_b, qkv_b)| {
+                for row in qkv_b.chunks_mut(3 * dim) {
+                    add_assign(row, bias);
+                }
+                attention_sample(d, qkv_b, out_b, p)
+            },
+        );
     Ok(())
 }
 
@@ -752,7 +883,11 @@ fn attention_sample(d: &AttentionDims, qkv_b: &[f32], out_b: &mut [f32], p: &mut
         // the callers); out_b is the sample's [N, D] block, written at the head's columns
         // (accumulate = false).
         unsafe {
-            let (q, k, v) = (base.add(h * hd), base.add(dim + h * hd), base.add(2 * dim + h * hd));
+            let (q, k, v) = (
+                base.add(h * hd),
+                base.add(dim + h * hd),
+                base.add(2 * dim + h * hd),
+            );
             attention_probs(p, q, k, d);
             gemm_head(
                 (n, hd, n),
@@ -767,37 +902,80 @@ fn attention_sample(d: &AttentionDims, qkv_b: &[f32], out_b: &mut [f32], p: &mut
 
 /// The packed qkv gradient from the output gradient, with P recomputed:
 /// dV = Pᵀ·dO, dS = P ⊙ (dO·Vᵀ − rowsum(P ⊙ dO·Vᵀ)) · scale, dQ = dS·K, dK = dSᵀ·Q.
-pub(crate) fn attention_backward(d: &AttentionDims, qkv: &[f32], grad: &[f32], dqkv: &mut [f32]) -> candle_core::Result<()> {
+pub(crate) fn attention_backward(
+    d: &AttentionDims,
+    qkv: &[f32],
+    grad: &[f32],
+    dqkv: &mut [f32],
+) -> candle_core::Result<()> {
     let (n, dim, hd) = (d.tokens, d.dim, d.head_dim);
-    if qkv.len() != d.batch * n * 3 * dim || grad.len() != d.batch * n * dim || dqkv.len() != qkv.len() {
-        candle_core::bail!("attention backward: buffers of {}, {} and {} floats for {d:?}", qkv.len(), grad.len(), dqkv.len());
+    if qkv.len() != d.batch * n * 3 * dim
+        || grad.len() != d.batch * n * dim
+        || dqkv.len() != qkv.len()
+    {
+        candle_core::bail!(
+            "attention backward: buffers of {}, {} and {} floats for {d:?}",
+            qkv.len(),
+            grad.len(),
+            dqkv.len()
+        );
     }
     let row = 3 * dim as isize;
-    dqkv.par_chunks_mut((n * 3 * dim).max(1)).enumerate().for_each_init(
-        || (vec![0f32; n * n], vec![0f32; n * n]),
-        |(p, ds), (b, dqkv_b)| {
-            let base = qkv[b * n * 3 * dim..].as_ptr();
-            let dout = grad[b * n * dim..].as_ptr();
-            for h in 0..d.heads {
-                // SAFETY: as in the forward pass; dqkv_b is this sample's [N, 3·D] block and
-                // each product writes (accumulate = false) the head's own columns of q, k or v.
-                unsafe {
-                    let (q, k, v) = (base.add(h * hd), base.add(dim + h * hd), base.add(2 * dim + h * hd));
-                    let go = dout.add(h * hd);
-                    attention_probs(p, q, k, d);
-                    let dst = dqkv_b.as_mut_ptr();
-                    // dV = Pᵀ·dO
-                    gemm_head((n, hd, n), (dst.add(2 * dim + h * hd), 1, row), (p.as_ptr(), n as isize, 1), (go, 1, dim as isize), 1.0);
-                    // dP = dO·Vᵀ
-                    gemm_head((n, n, hd), (ds.as_mut_ptr(), 1, n as isize), (go, 1, dim as isize), (v, row, 1), 1.0);
-                    softmax_grad_rows(p, ds, n, d.scale);
-                    // dQ = dS·K, dK = dSᵀ·Q
-                    gemm_head((n, hd, n), (dst.add(h * hd), 1, row), (ds.as_ptr(), 1, n as isize), (k, 1, row), 1.0);
-                    gemm_head((n, hd, n), (dst.add(dim + h * hd), 1, row), (ds.as_ptr(), n as isize, 1), (q, 1, row), 1.0);
+    dqkv.par_chunks_mut((n * 3 * dim).max(1))
+        .enumerate()
+        .for_each_init(
+            || (vec![0f32; n * n], vec![0f32; n * n]),
+            |(p, ds), (b, dqkv_b)| {
+                let base = qkv[b * n * 3 * dim..].as_ptr();
+                let dout = grad[b * n * dim..].as_ptr();
+                for h in 0..d.heads {
+                    // SAFETY: as in the forward pass; dqkv_b is this sample's [N, 3·D] block and
+                    // each product writes (accumulate = false) the head's own columns of q, k or v.
+                    unsafe {
+                        let (q, k, v) = (
+                            base.add(h * hd),
+                            base.add(dim + h * hd),
+                            base.add(2 * dim + h * hd),
+                        );
+                        let go = dout.add(h * hd);
+                        attention_probs(p, q, k, d);
+                        let dst = dqkv_b.as_mut_ptr();
+                        // dV = Pᵀ·dO
+                        gemm_head(
+                            (n, hd, n),
+                            (dst.add(2 * dim + h * hd), 1, row),
+                            (p.as_ptr(), n as isize, 1),
+                            (go, 1, dim as isize),
+                            1.0,
+                        );
+                        // dP = dO·Vᵀ
+                        gemm_head(
+                            (n, n, hd),
+                            (ds.as_mut_ptr(), 1, n as isize),
+                            (go, 1, dim as isize),
+                            (v, row, 1),
+                            1.0,
+                        );
+                        softmax_grad_rows(p, ds, n, d.scale);
+                        // dQ = dS·K, dK = dSᵀ·Q
+                        gemm_head(
+                            (n, hd, n),
+                            (dst.add(h * hd), 1, row),
+                            (ds.as_ptr(), 1, n as isize),
+                            (k, 1, row),
+                            1.0,
+                        );
+                        gemm_head(
+                            (n, hd, n),
+                            (dst.add(dim + h * hd), 1, row),
+                            (ds.as_ptr(), n as isize, 1),
+                            (q, 1, row),
+                            1.0,
+                        );
+                    }
                 }
-            }
-        },
-    );
+            },
+        );
     Ok(())
 }
 
@@ -870,14 +1048,32 @@ pub(crate) fn cls_attention_forward(
     out: &mut [f32],
 ) -> candle_core::Result<()> {
     let (n, dim) = (d.tokens, d.dim);
-    if q.len() != d.batch * dim || kv.len() != d.batch * n * 2 * dim || probs.len() != d.batch * d.heads * n || out.len() != q.len() {
-        candle_core::bail!("CLS attention: buffers of {}, {}, {} and {} floats for {d:?}", q.len(), kv.len(), probs.len(), out.len());
+    if q.len() != d.batch * dim
+        || kv.len() != d.batch * n * 2 * dim
+        || probs.len() != d.batch * d.heads * n
+        || out.len() != q.len()
+    {
+        candle_core::bail!(
+            "CLS attention: buffers of {}, {}, {} and {} floats for {d:?}",
+            q.len(),
+            kv.len(),
+            probs.len(),
+            out.len()
+        );
     }
-    out.par_chunks_mut(dim.max(1)).zip(probs.par_chunks_mut((d.heads * n).max(1))).with_min_len(8).enumerate().for_each(
-        |(b, (out_b, p_b))| {
-            cls_attention_sample(d, &q[b * dim..(b + 1) * dim], &kv[b * n * 2 * dim..(b + 1) * n * 2 * dim], p_b, out_b);
-        },
-    );
+    out.par_chunks_mut(dim.max(1))
+        .zip(probs.par_chunks_mut((d.heads * n).max(1)))
+        .with_min_len(8)
+        .enumerate()
+        .for_each(|(b, (out_b, p_b))| {
+            cls_attention_sample(
+                d,
+                &q[b * dim..(b + 1) * dim],
+                &kv[b * n * 2 * dim..(b + 1) * n * 2 * dim],
+                p_b,
+                out_b,
+            );
+        });
     Ok(())
 }
 
@@ -908,14 +1104,16 @@ pub(crate) fn cls_attention_backward(
             g.len()
         );
     }
-    dq.par_chunks_mut(dim.max(1)).zip(dkv.par_chunks_mut((n * 2 * dim).max(1))).with_min_len(8).enumerate().for_each(
-        |(b, (dq_b, dkv_b))| {
+    dq.par_chunks_mut(dim.max(1))
+        .zip(dkv.par_chunks_mut((n * 2 * dim).max(1)))
+        .with_min_len(8)
+        .enumerate()
+        .for_each(|(b, (dq_b, dkv_b))| {
             let (q_b, g_b) = (&q[b * dim..(b + 1) * dim], &g[b * dim..(b + 1) * dim]);
             let kv_b = &kv[b * n * 2 * dim..(b + 1) * n * 2 * dim];
             let p_b = &probs[b * d.heads * n..(b + 1) * d.heads * n];
             cls_attention_sample_backward(d, q_b, kv_b, p_b, g_b, dq_b, dkv_b);
-        },
-    );
+        });
     Ok(())
 }
 
@@ -932,14 +1130,27 @@ mod tests {
     #[test]
     fn weight_gradient_split_over_rows_equals_the_direct_sum() {
         // 1,001 rows: several row shares on a multi-threaded pool, the last one shorter.
-        let d = LinearDims { rows: 1001, input: 7, output: 5 };
+        let d = LinearDims {
+            rows: 1001,
+            input: 7,
+            output: 5,
+        };
         let (g, x) = (random(d.rows * d.output, 1), random(d.rows * d.input, 2));
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(3)
+            .build()
+            .unwrap();
         let dw = pool.install(|| linear_backward_weight(d, &g, &x)).unwrap();
         for o in 0..d.output {
             for i in 0..d.input {
-                let direct: f64 = (0..d.rows).map(|r| g[r * d.output + o] as f64 * x[r * d.input + i] as f64).sum();
-                assert!((dw[o * d.input + i] as f64 - direct).abs() < 1e-3, "dW[{o}, {i}] = {} vs {direct}", dw[o * d.input + i]);
+                let direct: f64 = (0..d.rows)
+                    .map(|r| g[r * d.output + o] as f64 * x[r * d.input + i] as f64)
+                    .sum();
+                assert!(
+                    (dw[o * d.input + i] as f64 - direct).abs() < 1e-3,
+                    "dW[{o}, {i}] = {} vs {direct}",
+                    dw[o * d.input + i]
+                );
             }
         }
     }

@@ -22,7 +22,8 @@ pub fn linear(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tens
 
 /// Layer normalisation over the last dimension (biased variance, as PyTorch).
 pub fn layer_norm(x: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64) -> Result<Tensor> {
-    x.contiguous()?.apply_op3(weight, bias, fused::LayerNorm { eps: eps as f32 })
+    x.contiguous()?
+        .apply_op3(weight, bias, fused::LayerNorm { eps: eps as f32 })
 }
 
 /// Softmax over the last dimension.
@@ -47,7 +48,9 @@ pub mod reference {
     /// y = x·Wᵀ + b from candle ops.
     pub fn linear(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
         let dims = x.dims().to_vec();
-        let Some(&in_dim) = dims.last() else { candle_core::bail!("linear: a scalar input has no features") };
+        let Some(&in_dim) = dims.last() else {
+            candle_core::bail!("linear: a scalar input has no features")
+        };
         let rows: usize = dims[..dims.len() - 1].iter().product();
         let y = x.reshape((rows, in_dim))?.matmul(&weight.t()?)?;
         let y = match bias {
@@ -73,12 +76,17 @@ pub mod reference {
         let (b, n, three_d) = qkv.dims3()?;
         let d = three_d / 3;
         let hd = d / heads;
-        let qkv = qkv.reshape((b, n, 3, heads, hd))?.permute((2, 0, 3, 1, 4))?;
+        let qkv = qkv
+            .reshape((b, n, 3, heads, hd))?
+            .permute((2, 0, 3, 1, 4))?;
         let q = qkv.get(0)?.contiguous()?;
         let k = qkv.get(1)?.contiguous()?;
         let v = qkv.get(2)?.contiguous()?;
         let scores = (q.matmul(&k.t()?)? * (hd as f64).powf(-0.5))?;
-        softmax_last(&scores)?.matmul(&v)?.transpose(1, 2)?.reshape((b, n, d))
+        softmax_last(&scores)?
+            .matmul(&v)?
+            .transpose(1, 2)?
+            .reshape((b, n, d))
     }
 
     /// The max shift is detached: it does not change the result.

@@ -38,7 +38,11 @@ impl Pooling {
     pub fn parse(spec: &str) -> Option<Self> {
         match spec {
             "cls" => Some(Pooling::Cls),
-            _ => spec.strip_prefix("grid").and_then(|s| s.parse().ok()).filter(|&s| s > 0).map(|side| Pooling::PatchGrid { side }),
+            _ => spec
+                .strip_prefix("grid")
+                .and_then(|s| s.parse().ok())
+                .filter(|&s| s > 0)
+                .map(|side| Pooling::PatchGrid { side }),
         }
     }
 
@@ -91,7 +95,10 @@ impl Pooling {
             Pooling::PatchGrid { side } => {
                 self.check_grid(rows, cols)?;
                 if n != 1 + rows * cols {
-                    bail!("pooling: {n} tokens for a {rows}×{cols} patch grid (expected {})", 1 + rows * cols);
+                    bail!(
+                        "pooling: {n} tokens for a {rows}×{cols} patch grid (expected {})",
+                        1 + rows * cols
+                    );
                 }
                 let (rh, rw) = (rows / side, cols / side);
                 let regions = tokens
@@ -109,7 +116,11 @@ impl Pooling {
 
 /// x / ‖x‖ along the last dimension (norms clamped at 1e-12).
 pub fn l2_normalise(x: &Tensor) -> Result<Tensor> {
-    let norm = x.sqr()?.sum_keepdim(D::Minus1)?.sqrt()?.clamp(1e-12, f64::MAX)?;
+    let norm = x
+        .sqr()?
+        .sum_keepdim(D::Minus1)?
+        .sqrt()?
+        .clamp(1e-12, f64::MAX)?;
     x.broadcast_div(&norm)
 }
 
@@ -120,23 +131,35 @@ mod tests {
 
     #[test]
     fn names_round_trip_and_bad_names_are_refused() {
-        for p in [Pooling::Cls, Pooling::PatchGrid { side: 2 }, Pooling::PatchGrid { side: 4 }] {
+        for p in [
+            Pooling::Cls,
+            Pooling::PatchGrid { side: 2 },
+            Pooling::PatchGrid { side: 4 },
+        ] {
             assert_eq!(Pooling::parse(&p.name()), Some(p));
         }
         for bad in ["", "grid", "grid0", "gridx", "CLS", "mean"] {
             assert_eq!(Pooling::parse(bad), None, "{bad}");
         }
         assert!(Pooling::Cls.fingerprint_bytes().is_empty());
-        assert_ne!(Pooling::PatchGrid { side: 2 }.fingerprint_bytes(), Pooling::PatchGrid { side: 4 }.fingerprint_bytes());
+        assert_ne!(
+            Pooling::PatchGrid { side: 2 }.fingerprint_bytes(),
+            Pooling::PatchGrid { side: 4 }.fingerprint_bytes()
+        );
     }
 
     /// The 2×2 grid of a 4×4 patch grid, against the definition written out element by element.
     #[test]
     fn patch_grid_pools_regions_row_major_to_unit_length() {
         let (b, rows, cols, d) = (2, 4, 4, 3);
-        let values: Vec<f32> = (0..b * (1 + rows * cols) * d).map(|i| ((i * 37 % 23) as f32 - 11.0) / 7.0).collect();
-        let tokens = Tensor::from_vec(values.clone(), (b, 1 + rows * cols, d), &Device::Cpu).unwrap();
-        let got = Pooling::PatchGrid { side: 2 }.apply(&tokens, rows, cols).unwrap();
+        let values: Vec<f32> = (0..b * (1 + rows * cols) * d)
+            .map(|i| ((i * 37 % 23) as f32 - 11.0) / 7.0)
+            .collect();
+        let tokens =
+            Tensor::from_vec(values.clone(), (b, 1 + rows * cols, d), &Device::Cpu).unwrap();
+        let got = Pooling::PatchGrid { side: 2 }
+            .apply(&tokens, rows, cols)
+            .unwrap();
         assert_eq!(got.dims(), &[b, 4 * d]);
         let got = got.to_vec2::<f32>().unwrap();
         for i in 0..b {
@@ -157,11 +180,22 @@ mod tests {
             for (g, w) in got[i].iter().zip(&want) {
                 assert!((*g as f64 - w).abs() < 1e-6, "image {i}: {g} against {w}");
             }
-            let length = got[i].iter().map(|v| (*v as f64).powi(2)).sum::<f64>().sqrt();
+            let length = got[i]
+                .iter()
+                .map(|v| (*v as f64).powi(2))
+                .sum::<f64>()
+                .sqrt();
             assert!((length - 1.0).abs() < 1e-6);
         }
-        assert!(Pooling::PatchGrid { side: 3 }.apply(&tokens, rows, cols).is_err());
+        assert!(
+            Pooling::PatchGrid { side: 3 }
+                .apply(&tokens, rows, cols)
+                .is_err()
+        );
         assert!(Pooling::PatchGrid { side: 2 }.apply(&tokens, 2, 8).is_ok());
-        assert!(Pooling::PatchGrid { side: 2 }.apply(&tokens, 4, 2).is_err(), "token count must match the grid");
+        assert!(
+            Pooling::PatchGrid { side: 2 }.apply(&tokens, 4, 2).is_err(),
+            "token count must match the grid"
+        );
     }
 }

@@ -45,7 +45,10 @@ impl Standardisation {
     /// `shrinkage` ≥ 0 is ε relative to the mean eigenvalue (0 = full whitening).
     pub fn fit(embeddings: &[f32], dim: usize, shrinkage: f64) -> Result<Self> {
         if dim == 0 || !embeddings.len().is_multiple_of(dim) || embeddings.len() / dim < 2 {
-            bail!("standardisation: {} values are not ≥ 2 rows of {dim}", embeddings.len());
+            bail!(
+                "standardisation: {} values are not ≥ 2 rows of {dim}",
+                embeddings.len()
+            );
         }
         if !(shrinkage.is_finite() && shrinkage >= 0.0) {
             bail!("standardisation: shrinkage must be finite and ≥ 0, got {shrinkage}");
@@ -84,16 +87,25 @@ impl Standardisation {
         let (eigenvalues, eigenvectors) = crate::linalg::symmetric_eigen(cov, dim);
         let mean_eigenvalue = eigenvalues.iter().map(|l| l.max(0.0)).sum::<f64>() / dim as f64;
         let eps = (shrinkage * mean_eigenvalue).max(1e-12);
-        let scale: Vec<f64> = eigenvalues.iter().map(|l| 1.0 / (l.max(0.0) + eps).sqrt()).collect();
+        let scale: Vec<f64> = eigenvalues
+            .iter()
+            .map(|l| 1.0 / (l.max(0.0) + eps).sqrt())
+            .collect();
         // W = V·diag(scale)·Vᵀ, eigenvectors in the columns of V.
         let mut whitening = vec![0f32; dim * dim];
         for i in 0..dim {
             for j in 0..dim {
-                let w: f64 = (0..dim).map(|k| eigenvectors[i * dim + k] * scale[k] * eigenvectors[j * dim + k]).sum();
+                let w: f64 = (0..dim)
+                    .map(|k| eigenvectors[i * dim + k] * scale[k] * eigenvectors[j * dim + k])
+                    .sum();
                 whitening[i * dim + j] = w as f32;
             }
         }
-        Ok(Self { dim, mean: mean.into_iter().map(|m| m as f32).collect(), whitening })
+        Ok(Self {
+            dim,
+            mean: mean.into_iter().map(|m| m as f32).collect(),
+            whitening,
+        })
     }
 
     pub fn dim(&self) -> usize {
@@ -103,8 +115,14 @@ impl Standardisation {
     /// The two tensors to store under [`MEAN_KEY`] and [`WHITENING_KEY`].
     pub fn to_tensors(&self) -> Result<[(&'static str, Tensor); 2]> {
         Ok([
-            (MEAN_KEY, Tensor::from_vec(self.mean.clone(), self.dim, &Device::Cpu)?),
-            (WHITENING_KEY, Tensor::from_vec(self.whitening.clone(), (self.dim, self.dim), &Device::Cpu)?),
+            (
+                MEAN_KEY,
+                Tensor::from_vec(self.mean.clone(), self.dim, &Device::Cpu)?,
+            ),
+            (
+                WHITENING_KEY,
+                Tensor::from_vec(self.whitening.clone(), (self.dim, self.dim), &Device::Cpu)?,
+            ),
         ])
     }
 
@@ -114,7 +132,9 @@ impl Standardisation {
         let (mean, whitening) = match (tensors.get(MEAN_KEY), tensors.get(WHITENING_KEY)) {
             (None, None) => return Ok(None),
             (Some(m), Some(w)) => (m, w),
-            _ => bail!("standardisation: `{MEAN_KEY}` and `{WHITENING_KEY}` must both be present or both absent"),
+            _ => bail!(
+                "standardisation: `{MEAN_KEY}` and `{WHITENING_KEY}` must both be present or both absent"
+            ),
         };
         if mean.dims() != [dim] || whitening.dims() != [dim, dim] {
             bail!(
@@ -124,11 +144,18 @@ impl Standardisation {
             );
         }
         let mean: Vec<f32> = mean.to_dtype(candle_core::DType::F32)?.to_vec1()?;
-        let whitening: Vec<f32> = whitening.to_dtype(candle_core::DType::F32)?.flatten_all()?.to_vec1()?;
+        let whitening: Vec<f32> = whitening
+            .to_dtype(candle_core::DType::F32)?
+            .flatten_all()?
+            .to_vec1()?;
         if mean.iter().chain(&whitening).any(|v| !v.is_finite()) {
             bail!("standardisation: `{MEAN_KEY}` or `{WHITENING_KEY}` holds NaN or Inf");
         }
-        Ok(Some(Self { dim, mean, whitening }))
+        Ok(Some(Self {
+            dim,
+            mean,
+            whitening,
+        }))
     }
 
     /// W·(x − μ) for each row of `x`: [B, D] → [B, D] (not normalised). Each output is one
@@ -138,7 +165,10 @@ impl Standardisation {
         if d != self.dim {
             bail!("standardisation: input width {d}, fitted for {}", self.dim);
         }
-        let values: Vec<f32> = x.to_dtype(candle_core::DType::F32)?.flatten_all()?.to_vec1()?;
+        let values: Vec<f32> = x
+            .to_dtype(candle_core::DType::F32)?
+            .flatten_all()?
+            .to_vec1()?;
         let mut out = vec![0f32; b * d];
         let mut centred = vec![0f32; d];
         for (row, out_row) in values.chunks_exact(d).zip(out.chunks_exact_mut(d)) {
@@ -163,7 +193,9 @@ mod tests {
         let mut rng = Rng::new(seed);
         let mut out = Vec::with_capacity(n * dim);
         for _ in 0..n {
-            let mut row: Vec<f64> = (0..dim).map(|j| 3.0 + rng.normal() * (0.05 + 0.2 * j as f64 / dim as f64)).collect();
+            let mut row: Vec<f64> = (0..dim)
+                .map(|j| 3.0 + rng.normal() * (0.05 + 0.2 * j as f64 / dim as f64))
+                .collect();
             let norm = row.iter().map(|x| x * x).sum::<f64>().sqrt();
             row.iter_mut().for_each(|x| *x /= norm);
             out.extend(row.into_iter().map(|x| x as f32));
@@ -203,11 +235,24 @@ mod tests {
                 })
                 .collect();
             let pairs = 500;
-            (0..pairs).map(|i| unit[2 * i].iter().zip(&unit[2 * i + 1]).map(|(a, b)| a * b).sum::<f32>()).sum::<f32>() / pairs as f32
+            (0..pairs)
+                .map(|i| {
+                    unit[2 * i]
+                        .iter()
+                        .zip(&unit[2 * i + 1])
+                        .map(|(a, b)| a * b)
+                        .sum::<f32>()
+                })
+                .sum::<f32>()
+                / pairs as f32
         };
         let before: Vec<Vec<f32>> = x.chunks(dim).map(|r| r.to_vec()).collect();
         let s = Standardisation::fit(&x, dim, 0.1).unwrap();
-        let after: Vec<Vec<f32>> = s.apply(&Tensor::from_vec(x.clone(), (2000, dim), &Device::Cpu).unwrap()).unwrap().to_vec2().unwrap();
+        let after: Vec<Vec<f32>> = s
+            .apply(&Tensor::from_vec(x.clone(), (2000, dim), &Device::Cpu).unwrap())
+            .unwrap()
+            .to_vec2()
+            .unwrap();
         assert!(mean_cos(&before) > 0.9, "the fixture is a cone");
         assert!(mean_cos(&after).abs() < 0.1, "after: {}", mean_cos(&after));
     }
@@ -217,10 +262,17 @@ mod tests {
         let dim = 12;
         let x = unit_rows(9, dim, 4);
         let s = Standardisation::fit(&unit_rows(100, dim, 5), dim, 0.1).unwrap();
-        let all: Vec<Vec<f32>> = s.apply(&Tensor::from_vec(x.clone(), (9, dim), &Device::Cpu).unwrap()).unwrap().to_vec2().unwrap();
+        let all: Vec<Vec<f32>> = s
+            .apply(&Tensor::from_vec(x.clone(), (9, dim), &Device::Cpu).unwrap())
+            .unwrap()
+            .to_vec2()
+            .unwrap();
         for (i, row) in x.chunks(dim).enumerate() {
-            let alone: Vec<Vec<f32>> =
-                s.apply(&Tensor::from_vec(row.to_vec(), (1, dim), &Device::Cpu).unwrap()).unwrap().to_vec2().unwrap();
+            let alone: Vec<Vec<f32>> = s
+                .apply(&Tensor::from_vec(row.to_vec(), (1, dim), &Device::Cpu).unwrap())
+                .unwrap()
+                .to_vec2()
+                .unwrap();
             assert_eq!(alone[0], all[i]);
         }
     }
@@ -229,15 +281,32 @@ mod tests {
     fn tensors_round_trip_and_bad_ones_are_refused() {
         let dim = 4;
         let s = Standardisation::fit(&unit_rows(50, dim, 6), dim, 0.5).unwrap();
-        let map: HashMap<String, Tensor> = s.to_tensors().unwrap().into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        let map: HashMap<String, Tensor> = s
+            .to_tensors()
+            .unwrap()
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
         assert_eq!(Standardisation::from_tensors(&map, dim).unwrap(), Some(s));
-        assert!(Standardisation::from_tensors(&map, dim + 1).is_err(), "wrong width");
+        assert!(
+            Standardisation::from_tensors(&map, dim + 1).is_err(),
+            "wrong width"
+        );
         let mut half = map.clone();
         half.remove(WHITENING_KEY);
-        assert!(Standardisation::from_tensors(&half, dim).is_err(), "one key alone");
+        assert!(
+            Standardisation::from_tensors(&half, dim).is_err(),
+            "one key alone"
+        );
         let mut nan = map.clone();
-        nan.insert(MEAN_KEY.into(), Tensor::new(&[f32::NAN, 0.0, 0.0, 0.0], &Device::Cpu).unwrap());
+        nan.insert(
+            MEAN_KEY.into(),
+            Tensor::new(&[f32::NAN, 0.0, 0.0, 0.0], &Device::Cpu).unwrap(),
+        );
         assert!(Standardisation::from_tensors(&nan, dim).is_err(), "NaN");
-        assert_eq!(Standardisation::from_tensors(&HashMap::new(), dim).unwrap(), None);
+        assert_eq!(
+            Standardisation::from_tensors(&HashMap::new(), dim).unwrap(),
+            None
+        );
     }
 }

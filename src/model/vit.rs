@@ -38,8 +38,24 @@ pub struct VitConfig {
 }
 
 impl VitConfig {
-    fn with(img_size: usize, patch_size: usize, embed_dim: usize, depth: usize, num_heads: usize) -> Self {
-        Self { img_size, patch_size, in_chans: 3, embed_dim, depth, num_heads, mlp_ratio: 4.0, qkv_bias: true, layer_norm_eps: 1e-6 }
+    fn with(
+        img_size: usize,
+        patch_size: usize,
+        embed_dim: usize,
+        depth: usize,
+        num_heads: usize,
+    ) -> Self {
+        Self {
+            img_size,
+            patch_size,
+            in_chans: 3,
+            embed_dim,
+            depth,
+            num_heads,
+            mlp_ratio: 4.0,
+            qkv_bias: true,
+            layer_norm_eps: 1e-6,
+        }
     }
     /// ViT-Tiny/16 (DINO's `vit_tiny`).
     pub fn vit_tiny() -> Self {
@@ -81,12 +97,25 @@ impl VitConfig {
     /// The checkpoint keys of every parameter this architecture has, in no particular order
     /// (the names [`VisionTransformer::new`] reads).
     pub fn parameter_names(&self) -> Vec<String> {
-        let mut names: Vec<String> =
-            ["cls_token", "pos_embed", "patch_embed.proj.weight", "patch_embed.proj.bias", "norm.weight", "norm.bias"]
-                .map(String::from)
-                .into();
+        let mut names: Vec<String> = [
+            "cls_token",
+            "pos_embed",
+            "patch_embed.proj.weight",
+            "patch_embed.proj.bias",
+            "norm.weight",
+            "norm.bias",
+        ]
+        .map(String::from)
+        .into();
         for i in 0..self.depth {
-            for part in ["norm1", "attn.qkv", "attn.proj", "norm2", "mlp.fc1", "mlp.fc2"] {
+            for part in [
+                "norm1",
+                "attn.qkv",
+                "attn.proj",
+                "norm2",
+                "mlp.fc1",
+                "mlp.fc2",
+            ] {
                 names.push(format!("blocks.{i}.{part}.weight"));
                 if part != "attn.qkv" || self.qkv_bias {
                     names.push(format!("blocks.{i}.{part}.bias"));
@@ -96,7 +125,14 @@ impl VitConfig {
         names
     }
 
-    pub const PRESETS: [&'static str; 6] = ["cpu-tiny", "cpu-small", "micro", "vit-tiny", "vit-small", "vit-base"];
+    pub const PRESETS: [&'static str; 6] = [
+        "cpu-tiny",
+        "cpu-small",
+        "micro",
+        "vit-tiny",
+        "vit-small",
+        "vit-base",
+    ];
 
     pub fn num_patches(&self) -> usize {
         (self.img_size / self.patch_size).pow(2)
@@ -114,7 +150,10 @@ struct Norm {
 
 impl Norm {
     fn new(dim: usize, vb: VarBuilder) -> Result<Self> {
-        Ok(Self { weight: vb.get_with_hints(dim, "weight", Init::Const(1.0))?, bias: vb.get_with_hints(dim, "bias", Init::Const(0.0))? })
+        Ok(Self {
+            weight: vb.get_with_hints(dim, "weight", Init::Const(1.0))?,
+            bias: vb.get_with_hints(dim, "bias", Init::Const(0.0))?,
+        })
     }
     fn forward(&self, x: &Tensor, eps: f64) -> Result<Tensor> {
         layer_norm(x, &self.weight, &self.bias, eps)
@@ -129,7 +168,11 @@ struct Linear {
 impl Linear {
     fn new(in_dim: usize, out_dim: usize, bias: bool, vb: VarBuilder) -> Result<Self> {
         let weight = vb.get_with_hints((out_dim, in_dim), "weight", Init::Const(0.0))?;
-        let bias = if bias { Some(vb.get_with_hints(out_dim, "bias", Init::Const(0.0))?) } else { None };
+        let bias = if bias {
+            Some(vb.get_with_hints(out_dim, "bias", Init::Const(0.0))?)
+        } else {
+            None
+        };
         Ok(Self { weight, bias })
     }
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
@@ -164,7 +207,8 @@ impl Block {
     }
 
     fn attention(&self, x: &Tensor) -> Result<Tensor> {
-        self.proj.forward(&attention(&self.qkv.forward(x)?, self.num_heads)?)
+        self.proj
+            .forward(&attention(&self.qkv.forward(x)?, self.num_heads)?)
     }
 
     fn mlp(&self, x: &Tensor) -> Result<Tensor> {
@@ -176,10 +220,19 @@ impl Block {
     /// fused node then keeps its activations for the backward pass). `cls_only`: return only the
     /// CLS token's output, [B, 1, D] ([`FusedBlock::cls_only`]; the same values as the CLS row
     /// of the whole output).
-    fn forward(&self, x: &Tensor, drop: Option<(&mut Rng, f64)>, track: bool, cls_only: bool) -> Result<Tensor> {
+    fn forward(
+        &self,
+        x: &Tensor,
+        drop: Option<(&mut Rng, f64)>,
+        track: bool,
+        cls_only: bool,
+    ) -> Result<Tensor> {
         let batch = x.dim(0)?;
         let scales = match drop {
-            Some((rng, p)) if p > 0.0 => Some((drop_path_scales(batch, p, rng), drop_path_scales(batch, p, rng))),
+            Some((rng, p)) if p > 0.0 => Some((
+                drop_path_scales(batch, p, rng),
+                drop_path_scales(batch, p, rng),
+            )),
             _ => None,
         };
         match self.fused_params(x, track)? {
@@ -188,8 +241,14 @@ impl Block {
                     Some((s1, s2)) => s1.iter().zip(s2).flat_map(|(a, b)| [*a, *b]).collect(),
                     None => Vec::new(),
                 };
-                let op =
-                    FusedBlock::new(self.norm1.weight.dim(0)?, self.fc1.weight.dim(0)?, self.num_heads, self.eps as f32, scales, track);
+                let op = FusedBlock::new(
+                    self.norm1.weight.dim(0)?,
+                    self.fc1.weight.dim(0)?,
+                    self.num_heads,
+                    self.eps as f32,
+                    scales,
+                    track,
+                );
                 let op = if cls_only { op.cls_only() } else { op };
                 x.contiguous()?.apply_op2(&params, op)
             }
@@ -206,11 +265,18 @@ impl Block {
 
     /// The flattened parameters in [`super::block::BLOCK_PARAMS`] order, when the fused block applies.
     fn fused_params(&self, x: &Tensor, track: bool) -> Result<Option<Tensor>> {
-        let (Some(qkv_b), Some(proj_b), Some(fc1_b), Some(fc2_b)) = (&self.qkv.bias, &self.proj.bias, &self.fc1.bias, &self.fc2.bias)
-        else {
+        let (Some(qkv_b), Some(proj_b), Some(fc1_b), Some(fc2_b)) = (
+            &self.qkv.bias,
+            &self.proj.bias,
+            &self.fc1.bias,
+            &self.fc2.bias,
+        ) else {
             return Ok(None);
         };
-        if x.dtype() != DType::F32 || !x.device().is_cpu() || self.norm1.weight.dtype() != DType::F32 {
+        if x.dtype() != DType::F32
+            || !x.device().is_cpu()
+            || self.norm1.weight.dtype() != DType::F32
+        {
             return Ok(None);
         }
         let parts = [
@@ -227,13 +293,27 @@ impl Block {
             &self.fc2.weight,
             fc2_b,
         ];
-        let flat = parts.iter().map(|t| if track { t.flatten_all() } else { t.detach().flatten_all() }).collect::<Result<Vec<_>>>()?;
+        let flat = parts
+            .iter()
+            .map(|t| {
+                if track {
+                    t.flatten_all()
+                } else {
+                    t.detach().flatten_all()
+                }
+            })
+            .collect::<Result<Vec<_>>>()?;
         Ok(Some(Tensor::cat(&flat, 0)?))
     }
 
     /// The block from the separate fused ops: the reference for [`FusedBlock`], and the path
     /// for blocks it does not cover (no qkv bias, other dtypes or devices).
-    fn forward_composed(&self, x: &Tensor, mask1: Option<&Tensor>, mask2: Option<&Tensor>) -> Result<Tensor> {
+    fn forward_composed(
+        &self,
+        x: &Tensor,
+        mask1: Option<&Tensor>,
+        mask2: Option<&Tensor>,
+    ) -> Result<Tensor> {
         let branch = self.attention(&self.norm1.forward(x, self.eps)?)?;
         let x = match mask1 {
             Some(m) => (x + branch.broadcast_mul(m)?)?,
@@ -251,12 +331,24 @@ impl Block {
 /// Stochastic depth: a per-sample keep scale, 0 or 1/(1−p).
 fn drop_path_scales(batch: usize, p: f64, rng: &mut Rng) -> Vec<f32> {
     let keep = 1.0 - p;
-    (0..batch).map(|_| if rng.bernoulli(keep) { (1.0 / keep) as f32 } else { 0.0 }).collect()
+    (0..batch)
+        .map(|_| {
+            if rng.bernoulli(keep) {
+                (1.0 / keep) as f32
+            } else {
+                0.0
+            }
+        })
+        .collect()
 }
 
 /// The scales as a [B, 1, 1] mask for the composed block.
 fn drop_path_mask(scales: &[f32]) -> Result<Tensor> {
-    Tensor::from_vec(scales.to_vec(), (scales.len(), 1, 1), &candle_core::Device::Cpu)
+    Tensor::from_vec(
+        scales.to_vec(),
+        (scales.len(), 1, 1),
+        &candle_core::Device::Cpu,
+    )
 }
 
 /// PyTorch's cubic convolution weights (A = −0.75) for fractional offset t.
@@ -305,19 +397,37 @@ pub struct VisionTransformer {
 impl VisionTransformer {
     pub fn new(cfg: &VitConfig, vb: VarBuilder) -> Result<Self> {
         if !cfg.embed_dim.is_multiple_of(cfg.num_heads) {
-            bail!("embed_dim {} is not divisible by num_heads {}", cfg.embed_dim, cfg.num_heads);
+            bail!(
+                "embed_dim {} is not divisible by num_heads {}",
+                cfg.embed_dim,
+                cfg.num_heads
+            );
         }
         if !cfg.img_size.is_multiple_of(cfg.patch_size) {
-            bail!("img_size {} is not a multiple of patch_size {}", cfg.img_size, cfg.patch_size);
+            bail!(
+                "img_size {} is not a multiple of patch_size {}",
+                cfg.img_size,
+                cfg.patch_size
+            );
         }
         let d = cfg.embed_dim;
         let p = cfg.patch_size;
-        let blocks = (0..cfg.depth).map(|i| Block::new(cfg, vb.pp(format!("blocks.{i}")))).collect::<Result<Vec<_>>>()?;
+        let blocks = (0..cfg.depth)
+            .map(|i| Block::new(cfg, vb.pp(format!("blocks.{i}"))))
+            .collect::<Result<Vec<_>>>()?;
         Ok(Self {
             cfg: cfg.clone(),
             cls_token: vb.get_with_hints((1, 1, d), "cls_token", Init::Const(0.0))?,
-            pos_embed: vb.get_with_hints((1, cfg.num_patches() + 1, d), "pos_embed", Init::Const(0.0))?,
-            patch_weight: vb.get_with_hints((d, cfg.in_chans, p, p), "patch_embed.proj.weight", Init::Const(0.0))?,
+            pos_embed: vb.get_with_hints(
+                (1, cfg.num_patches() + 1, d),
+                "pos_embed",
+                Init::Const(0.0),
+            )?,
+            patch_weight: vb.get_with_hints(
+                (d, cfg.in_chans, p, p),
+                "patch_embed.proj.weight",
+                Init::Const(0.0),
+            )?,
             patch_bias: vb.get_with_hints(d, "patch_embed.proj.bias", Init::Const(0.0))?,
             blocks,
             norm: Norm::new(d, vb.pp("norm"))?,
@@ -349,11 +459,18 @@ impl VisionTransformer {
     /// The model with a procedural standardisation of its pooled embedding (see
     /// [`super::standardise`]); errors when its width is not [`Self::embedding_dim`]. Set the
     /// pooling first.
-    pub fn with_standardisation(mut self, standardisation: Option<Standardisation>) -> Result<Self> {
+    pub fn with_standardisation(
+        mut self,
+        standardisation: Option<Standardisation>,
+    ) -> Result<Self> {
         if let Some(s) = &standardisation
             && s.dim() != self.embedding_dim()
         {
-            bail!("standardisation of width {} for an embedding of width {}", s.dim(), self.embedding_dim());
+            bail!(
+                "standardisation of width {} for an embedding of width {}",
+                s.dim(),
+                self.embedding_dim()
+            );
         }
         self.standardisation = standardisation;
         Ok(self)
@@ -434,13 +551,19 @@ impl VisionTransformer {
         let (b, c, hh, ww) = x.dims4()?;
         let p = self.cfg.patch_size;
         if c != self.cfg.in_chans {
-            bail!("input has {c} channels, the model takes {}", self.cfg.in_chans);
+            bail!(
+                "input has {c} channels, the model takes {}",
+                self.cfg.in_chans
+            );
         }
         if hh % p != 0 || ww % p != 0 {
             bail!("input {hh}x{ww} is not a multiple of the patch size {p}");
         }
         let (h, w) = (hh / p, ww / p);
-        let patches = x.reshape((b, c, h, p, w, p))?.permute((0, 2, 4, 1, 3, 5))?.reshape((b, h * w, c * p * p))?;
+        let patches = x
+            .reshape((b, c, h, p, w, p))?
+            .permute((0, 2, 4, 1, 3, 5))?
+            .reshape((b, h * w, c * p * p))?;
         let weight = self.patch_weight.reshape((self.cfg.embed_dim, c * p * p))?;
         let tokens = linear(&patches, &weight, Some(&self.patch_bias))?;
         let cls = self.cls_token.broadcast_as((b, 1, self.cfg.embed_dim))?;
@@ -462,14 +585,28 @@ impl VisionTransformer {
 
     /// The tokens after the final norm, [B, N, D], or with `cls_only` the CLS token alone,
     /// [B, 1, D]: the last block then computes that row only ([`FusedBlock::cls_only`]).
-    fn tokens(&self, x: &Tensor, mut drop: Option<(&mut Rng, f64)>, track: bool, cls_only: bool) -> Result<Tensor> {
+    fn tokens(
+        &self,
+        x: &Tensor,
+        mut drop: Option<(&mut Rng, f64)>,
+        track: bool,
+        cls_only: bool,
+    ) -> Result<Tensor> {
         let mut t = self.prepare_tokens(x)?;
         let depth = self.blocks.len();
         for (i, block) in self.blocks.iter().enumerate() {
-            let rate = |max: f64| if depth > 1 { max * i as f64 / (depth - 1) as f64 } else { 0.0 };
+            let rate = |max: f64| {
+                if depth > 1 {
+                    max * i as f64 / (depth - 1) as f64
+                } else {
+                    0.0
+                }
+            };
             let last_cls_only = cls_only && i + 1 == depth;
             t = match drop.as_mut() {
-                Some((rng, max)) => block.forward(&t, Some((&mut **rng, rate(*max))), track, last_cls_only)?,
+                Some((rng, max)) => {
+                    block.forward(&t, Some((&mut **rng, rate(*max))), track, last_cls_only)?
+                }
                 None => block.forward(&t, None, track, last_cls_only)?,
             };
         }
@@ -497,7 +634,10 @@ impl VisionTransformer {
         let tokens = self.infer_tokens(x)?;
         let n = tokens.dim(1)?;
         let (rows, cols) = self.patch_grid(x)?;
-        Ok((self.pooled_embedding(&tokens, rows, cols)?, tokens.narrow(1, 1, n - 1)?))
+        Ok((
+            self.pooled_embedding(&tokens, rows, cols)?,
+            tokens.narrow(1, 1, n - 1)?,
+        ))
     }
 
     /// The embedding alone [B, E], as kNN memories store it: for the CLS pooling cheaper than
@@ -522,11 +662,27 @@ mod tests {
     fn random(shape: &[usize], seed: u64, std: f64) -> Tensor {
         let mut rng = Rng::new(seed);
         let n: usize = shape.iter().product();
-        Tensor::from_vec((0..n).map(|_| (rng.normal() * std) as f32).collect::<Vec<_>>(), shape, &Device::Cpu).unwrap()
+        Tensor::from_vec(
+            (0..n)
+                .map(|_| (rng.normal() * std) as f32)
+                .collect::<Vec<_>>(),
+            shape,
+            &Device::Cpu,
+        )
+        .unwrap()
     }
 
     fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap()
+        (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .max(0)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap()
     }
 
     /// A micro ViT whose block 1 has random values in every parameter (biases and norms too, so
@@ -534,13 +690,21 @@ mod tests {
     fn perturbed_model() -> (VisionTransformer, Vec<(String, Var)>) {
         let (vit, varmap) = new_backbone(&VitConfig::micro(), 3).unwrap();
         let data = varmap.data().lock().unwrap();
-        let mut vars: Vec<(String, Var)> =
-            data.iter().filter(|(n, _)| n.starts_with("blocks.1.")).map(|(n, v)| (n.clone(), v.clone())).collect();
+        let mut vars: Vec<(String, Var)> = data
+            .iter()
+            .filter(|(n, _)| n.starts_with("blocks.1."))
+            .map(|(n, v)| (n.clone(), v.clone()))
+            .collect();
         vars.sort_by(|a, b| a.0.cmp(&b.0));
         for (i, (name, var)) in vars.iter().enumerate() {
             let std = if name.contains("norm") { 0.5 } else { 0.2 };
-            let base = if name.ends_with("norm1.weight") || name.ends_with("norm2.weight") { 1.0 } else { 0.0 };
-            var.set(&(random(var.dims(), 100 + i as u64, std) + base).unwrap()).unwrap();
+            let base = if name.ends_with("norm1.weight") || name.ends_with("norm2.weight") {
+                1.0
+            } else {
+                0.0
+            };
+            var.set(&(random(var.dims(), 100 + i as u64, std) + base).unwrap())
+                .unwrap();
         }
         drop(data);
         (vit, vars)
@@ -550,14 +714,23 @@ mod tests {
     fn fused_block_matches_the_composed_block_in_value_and_every_gradient() {
         let (vit, vars) = perturbed_model();
         let block = &vit.blocks[1];
-        assert_eq!(vars.len(), 12, "{:?}", vars.iter().map(|v| &v.0).collect::<Vec<_>>());
+        assert_eq!(
+            vars.len(),
+            12,
+            "{:?}",
+            vars.iter().map(|v| &v.0).collect::<Vec<_>>()
+        );
         let x = Var::from_tensor(&random(&[4, 17, 32], 1, 1.0)).unwrap();
         // Without drop path, and with a rate at which some samples drop a branch; the whole
         // output, and the CLS-only output compared with the composed block's CLS row.
         for (rate, cls_only) in [(0.0, false), (0.5, false), (0.0, true), (0.5, true)] {
             let r = random(&[4, if cls_only { 1 } else { 17 }, 32], 2, 1.0);
             let mut drop_rng = Rng::new(7);
-            let drop = if rate > 0.0 { Some((&mut drop_rng, rate)) } else { None };
+            let drop = if rate > 0.0 {
+                Some((&mut drop_rng, rate))
+            } else {
+                None
+            };
             let fused = block.forward(x.as_tensor(), drop, true, cls_only).unwrap();
             let mut rng = Rng::new(7);
             let masks = if rate > 0.0 {
@@ -570,22 +743,59 @@ mod tests {
             };
             if let Some(m) = &masks.0 {
                 let m = m.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-                assert!(m.contains(&0.0) && m.contains(&2.0), "the test wants dropped and kept samples: {m:?}");
+                assert!(
+                    m.contains(&0.0) && m.contains(&2.0),
+                    "the test wants dropped and kept samples: {m:?}"
+                );
             }
-            let composed = block.forward_composed(x.as_tensor(), masks.0.as_ref(), masks.1.as_ref()).unwrap();
-            let composed = if cls_only { composed.narrow(1, 0, 1).unwrap() } else { composed };
+            let composed = block
+                .forward_composed(x.as_tensor(), masks.0.as_ref(), masks.1.as_ref())
+                .unwrap();
+            let composed = if cls_only {
+                composed.narrow(1, 0, 1).unwrap()
+            } else {
+                composed
+            };
             assert_eq!(fused.dims(), composed.dims());
-            assert!(max_diff(&fused, &composed) < 1e-4, "rate {rate}: values differ by {}", max_diff(&fused, &composed));
-            let g_fused = (&fused * &r).unwrap().sum_all().unwrap().backward().unwrap();
-            let g_composed = (&composed * &r).unwrap().sum_all().unwrap().backward().unwrap();
+            assert!(
+                max_diff(&fused, &composed) < 1e-4,
+                "rate {rate}: values differ by {}",
+                max_diff(&fused, &composed)
+            );
+            let g_fused = (&fused * &r)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap();
+            let g_composed = (&composed * &r)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap();
             let mut checked = vec![("input".to_string(), x.clone())];
             checked.extend(vars.iter().cloned());
             for (name, var) in &checked {
-                let a = g_fused.get(var).unwrap_or_else(|| panic!("rate {rate}, CLS only {cls_only}: no gradient for {name}"));
+                let a = g_fused.get(var).unwrap_or_else(|| {
+                    panic!("rate {rate}, CLS only {cls_only}: no gradient for {name}")
+                });
                 let b = g_composed.get(var).unwrap();
-                let scale = b.abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap().max(1.0);
+                let scale = b
+                    .abs()
+                    .unwrap()
+                    .flatten_all()
+                    .unwrap()
+                    .max(0)
+                    .unwrap()
+                    .to_scalar::<f32>()
+                    .unwrap()
+                    .max(1.0);
                 let diff = max_diff(a, b) / scale;
-                assert!(diff < 1e-4, "rate {rate}, CLS only {cls_only}: gradient of {name} differs by {diff}");
+                assert!(
+                    diff < 1e-4,
+                    "rate {rate}, CLS only {cls_only}: gradient of {name} differs by {diff}"
+                );
             }
         }
     }
@@ -603,7 +813,11 @@ mod tests {
         let (kept, y_kept) = grads(true);
         let (recomputed, y_recomputed) = grads(false);
         assert!(max_diff(&y_kept, &y_recomputed) == 0.0);
-        assert!(max_diff(&kept, &recomputed) < 1e-6, "input gradients differ by {}", max_diff(&kept, &recomputed));
+        assert!(
+            max_diff(&kept, &recomputed) < 1e-6,
+            "input gradients differ by {}",
+            max_diff(&kept, &recomputed)
+        );
         assert!(!vars.is_empty());
     }
 
@@ -614,21 +828,50 @@ mod tests {
         let r = random(&[3, 32], 8, 1.0);
         let full = vit.forward_tokens(&x, None).unwrap().i((.., 0)).unwrap();
         let cls = vit.forward_cls(&x, None).unwrap();
-        assert!(max_diff(&full, &cls) < 1e-5, "CLS outputs differ by {}", max_diff(&full, &cls));
+        assert!(
+            max_diff(&full, &cls) < 1e-5,
+            "CLS outputs differ by {}",
+            max_diff(&full, &cls)
+        );
         assert_eq!(max_diff(&cls, &vit.infer_cls(&x).unwrap()), 0.0);
         let (embedded, _) = vit.embed(&x).unwrap();
         assert!(max_diff(&embedded, &vit.embedding(&x).unwrap()) < 1e-5);
-        let grid = perturbed_model().0.with_pooling(Pooling::PatchGrid { side: 2 }).unwrap();
-        assert_eq!(max_diff(&grid.embed(&x).unwrap().0, &grid.embedding(&x).unwrap()), 0.0);
-        assert!(perturbed_model().0.with_pooling(Pooling::PatchGrid { side: 3 }).is_err(), "3 does not divide the 4×4 grid");
+        let grid = perturbed_model()
+            .0
+            .with_pooling(Pooling::PatchGrid { side: 2 })
+            .unwrap();
+        assert_eq!(
+            max_diff(&grid.embed(&x).unwrap().0, &grid.embedding(&x).unwrap()),
+            0.0
+        );
+        assert!(
+            perturbed_model()
+                .0
+                .with_pooling(Pooling::PatchGrid { side: 3 })
+                .is_err(),
+            "3 does not divide the 4×4 grid"
+        );
         let g_full = (&full * &r).unwrap().sum_all().unwrap().backward().unwrap();
         let g_cls = (&cls * &r).unwrap().sum_all().unwrap().backward().unwrap();
         // Block 1 is the micro model's last block; its parameters get the CLS-only gradients.
         assert_eq!(vit.blocks.len(), 2);
         for (name, var) in &vars {
             let (a, b) = (g_cls.get(var).unwrap(), g_full.get(var).unwrap());
-            let scale = b.abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap().max(1.0);
-            assert!(max_diff(a, b) / scale < 1e-4, "gradient of {name} differs by {}", max_diff(a, b));
+            let scale = b
+                .abs()
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .max(0)
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap()
+                .max(1.0);
+            assert!(
+                max_diff(a, b) / scale < 1e-4,
+                "gradient of {name} differs by {}",
+                max_diff(a, b)
+            );
         }
     }
 

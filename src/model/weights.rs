@@ -77,13 +77,19 @@ pub const CHECKPOINT_FORMAT: &str = "procmem-checkpoint";
 
 /// Initialises every variable of `varmap` deterministically from `seed`, by DINO's rules.
 pub fn init_params(varmap: &VarMap, seed: u64) -> Result<()> {
-    let data = varmap.data().lock().map_err(|_| Error::Model("variable map poisoned".into()))?;
+    let data = varmap
+        .data()
+        .lock()
+        .map_err(|_| Error::Model("variable map poisoned".into()))?;
     let mut names: Vec<&String> = data.keys().collect();
     names.sort();
     for name in names {
         let var = &data[name];
         let shape = var.dims().to_vec();
-        let mut rng = Rng::new(crate::rng::derive(seed, crate::hash::fnv1a(name.as_bytes())));
+        let mut rng = Rng::new(crate::rng::derive(
+            seed,
+            crate::hash::fnv1a(name.as_bytes()),
+        ));
         let value = initial_value(name, &shape, &mut rng)?;
         var.set(&value)?;
     }
@@ -92,7 +98,9 @@ pub fn init_params(varmap: &VarMap, seed: u64) -> Result<()> {
 
 fn uniform(shape: &[usize], bound: f64, rng: &mut Rng) -> candle_core::Result<Tensor> {
     let n: usize = shape.iter().product();
-    let data: Vec<f32> = (0..n).map(|_| ((rng.uniform() * 2.0 - 1.0) * bound) as f32).collect();
+    let data: Vec<f32> = (0..n)
+        .map(|_| ((rng.uniform() * 2.0 - 1.0) * bound) as f32)
+        .collect();
     Tensor::from_vec(data, shape, &Device::Cpu)
 }
 
@@ -108,8 +116,16 @@ fn initial_value(name: &str, shape: &[usize], rng: &mut Rng) -> candle_core::Res
     }
     if name.contains("patch_embed.proj") {
         // Conv2d keeps PyTorch's default init: U(±1/sqrt(fan_in)).
-        let fan_in = if shape.len() == 4 { shape[1] * shape[2] * shape[3] } else { 1 };
-        let fan_in = if leaf == "bias" { fan_in.max(1) } else { fan_in };
+        let fan_in = if shape.len() == 4 {
+            shape[1] * shape[2] * shape[3]
+        } else {
+            1
+        };
+        let fan_in = if leaf == "bias" {
+            fan_in.max(1)
+        } else {
+            fan_in
+        };
         return uniform(shape, 1.0 / (fan_in as f64).sqrt(), rng);
     }
     match leaf {
@@ -139,18 +155,27 @@ pub fn fingerprint(tensors: &BTreeMap<String, Tensor>) -> Result<String> {
 /// The fingerprint of a backbone that embeds with `pooling`: FNV-1a over the pooling's bytes
 /// ([`Pooling::fingerprint_bytes`], none for the CLS token) and the sorted names and f32 bytes
 /// of `tensors`.
-pub fn embedding_fingerprint(pooling: Pooling, tensors: &BTreeMap<String, Tensor>) -> Result<String> {
+pub fn embedding_fingerprint(
+    pooling: Pooling,
+    tensors: &BTreeMap<String, Tensor>,
+) -> Result<String> {
     fingerprint_and_non_finite(pooling, tensors).map(|(fp, _)| fp)
 }
 
 /// [`embedding_fingerprint`] and, from the same pass over the values, the tensors holding NaN or
 /// Inf (`name (value)`), so a load reads every weight once.
-fn fingerprint_and_non_finite(pooling: Pooling, tensors: &BTreeMap<String, Tensor>) -> Result<(String, Vec<String>)> {
+fn fingerprint_and_non_finite(
+    pooling: Pooling,
+    tensors: &BTreeMap<String, Tensor>,
+) -> Result<(String, Vec<String>)> {
     let mut bytes = pooling.fingerprint_bytes();
     let mut non_finite = Vec::new();
     for (name, t) in tensors {
         bytes.extend_from_slice(name.as_bytes());
-        let values: Vec<f32> = t.flatten_all().and_then(|t| t.to_dtype(DType::F32)).and_then(|t| t.to_vec1())?;
+        let values: Vec<f32> = t
+            .flatten_all()
+            .and_then(|t| t.to_dtype(DType::F32))
+            .and_then(|t| t.to_vec1())?;
         if let Some(bad) = values.iter().find(|v| !v.is_finite()) {
             non_finite.push(format!("{name} ({bad})"));
         }
@@ -163,8 +188,14 @@ fn fingerprint_and_non_finite(pooling: Pooling, tensors: &BTreeMap<String, Tenso
 
 /// The tensors of variables, by name.
 pub fn var_tensors(varmap: &VarMap) -> Result<BTreeMap<String, Tensor>> {
-    let data = varmap.data().lock().map_err(|_| Error::Model("variable map poisoned".into()))?;
-    Ok(data.iter().map(|(k, v)| (k.clone(), v.as_tensor().clone())).collect())
+    let data = varmap
+        .data()
+        .lock()
+        .map_err(|_| Error::Model("variable map poisoned".into()))?;
+    Ok(data
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_tensor().clone()))
+        .collect())
 }
 
 /// Paths of a checkpoint's two files from either one's path or the common stem.
@@ -173,17 +204,27 @@ pub fn checkpoint_paths(path: &Path) -> (PathBuf, PathBuf) {
         Some("json") | Some("safetensors") => path.with_extension(""),
         _ => path.to_path_buf(),
     };
-    (stem.with_extension("safetensors"), stem.with_extension("json"))
+    (
+        stem.with_extension("safetensors"),
+        stem.with_extension("json"),
+    )
 }
 
 /// Writes a checkpoint atomically: tensors first, then the JSON that makes it visible.
-pub fn save_checkpoint(path: &Path, tensors: &BTreeMap<String, Tensor>, meta: &CheckpointMeta) -> Result<()> {
+pub fn save_checkpoint(
+    path: &Path,
+    tensors: &BTreeMap<String, Tensor>,
+    meta: &CheckpointMeta,
+) -> Result<()> {
     let (st, js) = checkpoint_paths(path);
     if let Some(dir) = st.parent() {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     }
     let bytes = safetensors::serialize(tensors.iter().map(|(k, v)| (k.as_str(), v)), None)
-        .map_err(|e| Error::BadFile { path: st.clone(), message: format!("cannot serialise the tensors: {e}") })?;
+        .map_err(|e| Error::BadFile {
+            path: st.clone(),
+            message: format!("cannot serialise the tensors: {e}"),
+        })?;
     crate::fsio::write_atomic(&st, &bytes)?;
     let json = serde_json::to_vec_pretty(meta)?;
     crate::fsio::write_atomic(&js, &json)
@@ -193,16 +234,27 @@ pub fn save_checkpoint(path: &Path, tensors: &BTreeMap<String, Tensor>, meta: &C
 pub fn read_checkpoint(path: &Path) -> Result<(CheckpointMeta, HashMap<String, Tensor>)> {
     let (st, js) = checkpoint_paths(path);
     let text = std::fs::read_to_string(&js).map_err(|e| Error::io(&js, e))?;
-    let meta: CheckpointMeta =
-        serde_json::from_str(&text).map_err(|e| Error::BadFile { path: js.clone(), message: format!("not a procmem checkpoint: {e}") })?;
+    let meta: CheckpointMeta = serde_json::from_str(&text).map_err(|e| Error::BadFile {
+        path: js.clone(),
+        message: format!("not a procmem checkpoint: {e}"),
+    })?;
     if meta.format != CHECKPOINT_FORMAT {
-        return Err(Error::BadFile { path: js, message: format!("format `{}` is not {CHECKPOINT_FORMAT}", meta.format) });
+        return Err(Error::BadFile {
+            path: js,
+            message: format!("format `{}` is not {CHECKPOINT_FORMAT}", meta.format),
+        });
     }
     if !st.exists() {
-        return Err(Error::BadFile { path: st, message: "the checkpoint's tensors are missing".into() });
+        return Err(Error::BadFile {
+            path: st,
+            message: "the checkpoint's tensors are missing".into(),
+        });
     }
-    let tensors = candle_core::safetensors::load(&st, &Device::Cpu)
-        .map_err(|e| Error::BadFile { path: st.clone(), message: format!("unreadable or truncated safetensors: {e}") })?;
+    let tensors =
+        candle_core::safetensors::load(&st, &Device::Cpu).map_err(|e| Error::BadFile {
+            path: st.clone(),
+            message: format!("unreadable or truncated safetensors: {e}"),
+        })?;
     Ok((meta, tensors))
 }
 
@@ -215,11 +267,20 @@ pub fn export_backbone(checkpoint: &Path, which: Which, out: &Path) -> Result<St
         Which::Student => "student",
     };
     let prefix = format!("{role}.backbone.");
-    let kept: BTreeMap<String, Tensor> = tensors.into_iter().filter(|(k, _)| k.starts_with(&prefix)).collect();
+    let kept: BTreeMap<String, Tensor> = tensors
+        .into_iter()
+        .filter(|(k, _)| k.starts_with(&prefix))
+        .collect();
     if kept.is_empty() {
-        return Err(Error::BadFile { path: checkpoint.into(), message: format!("no `{prefix}*` tensors in the checkpoint") });
+        return Err(Error::BadFile {
+            path: checkpoint.into(),
+            message: format!("no `{prefix}*` tensors in the checkpoint"),
+        });
     }
-    let backbone: BTreeMap<String, Tensor> = kept.iter().map(|(k, v)| (k[prefix.len()..].to_string(), v.clone())).collect();
+    let backbone: BTreeMap<String, Tensor> = kept
+        .iter()
+        .map(|(k, v)| (k[prefix.len()..].to_string(), v.clone()))
+        .collect();
     meta.fingerprint = embedding_fingerprint(meta.pooling, &backbone)?;
     meta.exported_backbone = Some(role.to_string());
     save_checkpoint(out, &kept, &meta)?;
@@ -253,11 +314,20 @@ pub fn backbone_from_tensors(
     tensors: HashMap<String, Tensor>,
     source: &Path,
 ) -> Result<(VisionTransformer, String)> {
-    let refuse = |message: String| Error::BadFile { path: source.into(), message };
+    let refuse = |message: String| Error::BadFile {
+        path: source.into(),
+        message,
+    };
     let known: std::collections::HashSet<String> = cfg
         .parameter_names()
         .into_iter()
-        .chain([super::standardise::MEAN_KEY, super::standardise::WHITENING_KEY].map(String::from))
+        .chain(
+            [
+                super::standardise::MEAN_KEY,
+                super::standardise::WHITENING_KEY,
+            ]
+            .map(String::from),
+        )
         .collect();
     let mut unused: Vec<&String> = tensors.keys().filter(|k| !known.contains(*k)).collect();
     if !unused.is_empty() {
@@ -269,21 +339,39 @@ pub fn backbone_from_tensors(
     }
     let mut not_float: Vec<String> = tensors
         .iter()
-        .filter(|(_, t)| !matches!(t.dtype(), DType::F16 | DType::BF16 | DType::F32 | DType::F64))
+        .filter(|(_, t)| {
+            !matches!(
+                t.dtype(),
+                DType::F16 | DType::BF16 | DType::F32 | DType::F64
+            )
+        })
         .map(|(k, t)| format!("{k} ({:?})", t.dtype()))
         .collect();
     if !not_float.is_empty() {
         not_float.sort();
-        return Err(refuse(format!("tensors that are not floating point: {} (ViT weights are floats)", list_names(&not_float))));
+        return Err(refuse(format!(
+            "tensors that are not floating point: {} (ViT weights are floats)",
+            list_names(&not_float)
+        )));
     }
-    let sorted: BTreeMap<String, Tensor> = tensors.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let sorted: BTreeMap<String, Tensor> = tensors
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     let (fp, non_finite) = fingerprint_and_non_finite(pooling, &sorted)?;
     if !non_finite.is_empty() {
         // Sorted already: the map iterates by name.
-        return Err(refuse(format!("non-finite weights (NaN or Inf) in {}", list_names(&non_finite))));
+        return Err(refuse(format!(
+            "non-finite weights (NaN or Inf) in {}",
+            list_names(&non_finite)
+        )));
     }
-    let bad = |e: candle_core::Error| Error::BadFile { path: source.into(), message: format!("weights do not fit the model: {e}") };
-    let standardisation = Standardisation::from_tensors(&tensors, pooling.dim(cfg.embed_dim)).map_err(bad)?;
+    let bad = |e: candle_core::Error| Error::BadFile {
+        path: source.into(),
+        message: format!("weights do not fit the model: {e}"),
+    };
+    let standardisation =
+        Standardisation::from_tensors(&tensors, pooling.dim(cfg.embed_dim)).map_err(bad)?;
     let vb = VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu);
     let vit = VisionTransformer::new(cfg, vb)
         .and_then(|v| v.with_pooling(pooling))
@@ -317,19 +405,37 @@ fn dino_backbone_keys(raw: Vec<(String, Tensor)>) -> HashMap<String, Tensor> {
 
 /// Infers the architecture from weight shapes; heads follow the 64-wide convention of DINO/timm
 /// ViTs unless given.
-pub fn infer_config(tensors: &HashMap<String, Tensor>, num_heads: Option<usize>, source: &Path) -> Result<VitConfig> {
-    let bad = |m: String| Error::BadFile { path: source.into(), message: m };
-    let patch = tensors.get("patch_embed.proj.weight").ok_or_else(|| bad("no `patch_embed.proj.weight`: not a ViT state dict".into()))?;
-    let pos = tensors.get("pos_embed").ok_or_else(|| bad("no `pos_embed`".into()))?;
+pub fn infer_config(
+    tensors: &HashMap<String, Tensor>,
+    num_heads: Option<usize>,
+    source: &Path,
+) -> Result<VitConfig> {
+    let bad = |m: String| Error::BadFile {
+        path: source.into(),
+        message: m,
+    };
+    let patch = tensors
+        .get("patch_embed.proj.weight")
+        .ok_or_else(|| bad("no `patch_embed.proj.weight`: not a ViT state dict".into()))?;
+    let pos = tensors
+        .get("pos_embed")
+        .ok_or_else(|| bad("no `pos_embed`".into()))?;
     let (d, c, p, _) = patch.dims4().map_err(|e| bad(e.to_string()))?;
     let n = pos.dim(1).map_err(|e| bad(e.to_string()))? - 1;
     let grid = (n as f64).sqrt().round() as usize;
     let depth = tensors
         .keys()
-        .filter_map(|k| k.strip_prefix("blocks.").and_then(|r| r.split('.').next()).and_then(|i| i.parse::<usize>().ok()))
+        .filter_map(|k| {
+            k.strip_prefix("blocks.")
+                .and_then(|r| r.split('.').next())
+                .and_then(|i| i.parse::<usize>().ok())
+        })
         .max()
         .map_or(0, |m| m + 1);
-    let hidden = tensors.get("blocks.0.mlp.fc1.weight").map(|t| t.dim(0).unwrap_or(4 * d)).unwrap_or(4 * d);
+    let hidden = tensors
+        .get("blocks.0.mlp.fc1.weight")
+        .map(|t| t.dim(0).unwrap_or(4 * d))
+        .unwrap_or(4 * d);
     Ok(VitConfig {
         img_size: grid * p,
         patch_size: p,
@@ -345,9 +451,16 @@ pub fn infer_config(tensors: &HashMap<String, Tensor>, num_heads: Option<usize>,
 
 /// Loads a backbone: a procmem checkpoint (`.json`/`.safetensors` pair), a facebookresearch/dino
 /// checkpoint (`.pth`, the `teacher` or `student` entry), or a timm-style `.safetensors` state dict.
-pub fn load_backbone(path: &Path, which: Which, num_heads: Option<usize>) -> Result<LoadedBackbone> {
+pub fn load_backbone(
+    path: &Path,
+    which: Which,
+    num_heads: Option<usize>,
+) -> Result<LoadedBackbone> {
     if !path.exists() && !checkpoint_paths(path).1.exists() {
-        return Err(Error::BadFile { path: path.into(), message: "no such weights file (procmem never substitutes other weights)".into() });
+        return Err(Error::BadFile {
+            path: path.into(),
+            message: "no such weights file (procmem never substitutes other weights)".into(),
+        });
     }
     let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
     let (st, js) = checkpoint_paths(path);
@@ -360,13 +473,23 @@ pub fn load_backbone(path: &Path, which: Which, num_heads: Option<usize>) -> Res
             (Which::Teacher, None) => "teacher.backbone.",
             (Which::Student, None) => "student.backbone.",
         };
-        let backbone: HashMap<String, Tensor> =
-            tensors.into_iter().filter_map(|(k, v)| k.strip_prefix(prefix).map(|s| (s.to_string(), v))).collect();
+        let backbone: HashMap<String, Tensor> = tensors
+            .into_iter()
+            .filter_map(|(k, v)| k.strip_prefix(prefix).map(|s| (s.to_string(), v)))
+            .collect();
         if backbone.is_empty() {
-            return Err(Error::BadFile { path: st, message: format!("no `{prefix}*` tensors in the checkpoint") });
+            return Err(Error::BadFile {
+                path: st,
+                message: format!("no `{prefix}*` tensors in the checkpoint"),
+            });
         }
         let (vit, fingerprint) = backbone_from_tensors(&meta.vit, meta.pooling, backbone, &st)?;
-        return Ok(LoadedBackbone { vit, source: st, meta: Some(meta), fingerprint });
+        return Ok(LoadedBackbone {
+            vit,
+            source: st,
+            meta: Some(meta),
+            fingerprint,
+        });
     }
     let raw: Vec<(String, Tensor)> = match ext {
         "pth" | "pt" => {
@@ -377,30 +500,45 @@ pub fn load_backbone(path: &Path, which: Which, num_heads: Option<usize>) -> Res
             match candle_core::pickle::read_all_with_key(path, Some(key)) {
                 Ok(v) if !v.is_empty() => v,
                 // A bare state dict (no teacher/student entries).
-                _ => candle_core::pickle::read_all(path)
-                    .map_err(|e| Error::BadFile { path: path.into(), message: format!("not a readable PyTorch checkpoint: {e}") })?,
+                _ => candle_core::pickle::read_all(path).map_err(|e| Error::BadFile {
+                    path: path.into(),
+                    message: format!("not a readable PyTorch checkpoint: {e}"),
+                })?,
             }
         }
         "safetensors" => candle_core::safetensors::load(path, &Device::Cpu)
-            .map_err(|e| Error::BadFile { path: path.into(), message: format!("unreadable safetensors: {e}") })?
+            .map_err(|e| Error::BadFile {
+                path: path.into(),
+                message: format!("unreadable safetensors: {e}"),
+            })?
             .into_iter()
             .collect(),
         other => {
             return Err(Error::BadFile {
                 path: path.into(),
-                message: format!("unknown weights format `.{other}` (expected .json, .safetensors or .pth)"),
+                message: format!(
+                    "unknown weights format `.{other}` (expected .json, .safetensors or .pth)"
+                ),
             });
         }
     };
     let tensors = dino_backbone_keys(raw);
     let cfg = infer_config(&tensors, num_heads, path)?;
     let (vit, fingerprint) = backbone_from_tensors(&cfg, Pooling::Cls, tensors, path)?;
-    Ok(LoadedBackbone { vit, source: path.into(), meta: None, fingerprint })
+    Ok(LoadedBackbone {
+        vit,
+        source: path.into(),
+        meta: None,
+        fingerprint,
+    })
 }
 
 /// Variables of a VarMap, for optimisers (sorted by name for determinism).
 pub fn sorted_vars(varmap: &VarMap) -> Result<Vec<(String, Var)>> {
-    let data = varmap.data().lock().map_err(|_| Error::Model("variable map poisoned".into()))?;
+    let data = varmap
+        .data()
+        .lock()
+        .map_err(|_| Error::Model("variable map poisoned".into()))?;
     let mut v: Vec<(String, Var)> = data.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     v.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(v)

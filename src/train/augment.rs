@@ -120,15 +120,30 @@ pub fn multi_crop(img: &image::RgbImage, cfg: &AugmentConfig, rng: &mut Rng) -> 
     };
     let global_sigma = sigma_range(cfg.blur_sigma, cfg.global_size as f32 / DINO_GLOBAL_SIZE);
     let local_sigma = sigma_range(cfg.blur_sigma, cfg.local_size as f32 / DINO_LOCAL_SIZE);
-    let global =
-        |blur_p, solarize_p| CropSpec { size: cfg.global_size as usize, scale: cfg.global_scale, blur_p, sigma: global_sigma, solarize_p };
+    let global = |blur_p, solarize_p| CropSpec {
+        size: cfg.global_size as usize,
+        scale: cfg.global_scale,
+        blur_p,
+        sigma: global_sigma,
+        solarize_p,
+    };
     let g1 = global(BLUR_P_GLOBAL1, 0.0);
     let g2 = global(BLUR_P_GLOBAL2, cfg.solarize_probability);
-    let local =
-        CropSpec { size: cfg.local_size as usize, scale: cfg.local_scale, blur_p: BLUR_P_LOCAL, sigma: local_sigma, solarize_p: 0.0 };
+    let local = CropSpec {
+        size: cfg.local_size as usize,
+        scale: cfg.local_scale,
+        blur_p: BLUR_P_LOCAL,
+        sigma: local_sigma,
+        solarize_p: 0.0,
+    };
     let mut scratch = Vec::new();
-    let global = vec![augment_crop(&src, &g1, cfg, rng, &mut scratch), augment_crop(&src, &g2, cfg, rng, &mut scratch)];
-    let local = (0..cfg.local_crops).map(|_| augment_crop(&src, &local, cfg, rng, &mut scratch)).collect();
+    let global = vec![
+        augment_crop(&src, &g1, cfg, rng, &mut scratch),
+        augment_crop(&src, &g2, cfg, rng, &mut scratch),
+    ];
+    let local = (0..cfg.local_crops)
+        .map(|_| augment_crop(&src, &local, cfg, rng, &mut scratch))
+        .collect();
     Crops { global, local }
 }
 
@@ -150,7 +165,13 @@ fn sigma_range(base: (f32, f32), scale: f32) -> (f32, f32) {
 }
 
 /// One crop through DINO's transform chain, in torchvision's order.
-fn augment_crop(src: &View, spec: &CropSpec, cfg: &AugmentConfig, rng: &mut Rng, scratch: &mut Vec<f32>) -> Vec<f32> {
+fn augment_crop(
+    src: &View,
+    spec: &CropSpec,
+    cfg: &AugmentConfig,
+    rng: &mut Rng,
+    scratch: &mut Vec<f32>,
+) -> Vec<f32> {
     let size = spec.size.max(1);
     let rect = random_resized_crop_params(src.w, src.h, spec.scale, rng);
     let mut r = resample(src, rect, size, size);
@@ -176,11 +197,17 @@ fn augment_crop(src: &View, spec: &CropSpec, cfg: &AugmentConfig, rng: &mut Rng,
 
 /// torchvision `RandomResizedCrop.get_params`: up to 10 tries of (area fraction ~ U(scale),
 /// log-uniform aspect ratio in (3/4, 4/3)) that fit, else a centre crop with the ratio clamped.
-fn random_resized_crop_params(width: usize, height: usize, scale: (f32, f32), rng: &mut Rng) -> Rect {
+fn random_resized_crop_params(
+    width: usize,
+    height: usize,
+    scale: (f32, f32),
+    rng: &mut Rng,
+) -> Rect {
     let area = (width * height) as f64;
     let (log_lo, log_hi) = (RATIO.0.ln(), RATIO.1.ln());
     for _ in 0..10 {
-        let target_area = area * (scale.0 as f64 + (scale.1 as f64 - scale.0 as f64) * rng.uniform());
+        let target_area =
+            area * (scale.0 as f64 + (scale.1 as f64 - scale.0 as f64) * rng.uniform());
         let aspect = (log_lo + (log_hi - log_lo) * rng.uniform()).exp();
         // Python's round() is half-to-even.
         let w = (target_area * aspect).sqrt().round_ties_even() as usize;
@@ -193,13 +220,24 @@ fn random_resized_crop_params(width: usize, height: usize, scale: (f32, f32), rn
     }
     let in_ratio = width as f64 / height as f64;
     let (w, h) = if in_ratio < RATIO.0 {
-        (width, ((width as f64 / RATIO.0).round_ties_even() as usize).clamp(1, height))
+        (
+            width,
+            ((width as f64 / RATIO.0).round_ties_even() as usize).clamp(1, height),
+        )
     } else if in_ratio > RATIO.1 {
-        (((height as f64 * RATIO.1).round_ties_even() as usize).clamp(1, width), height)
+        (
+            ((height as f64 * RATIO.1).round_ties_even() as usize).clamp(1, width),
+            height,
+        )
     } else {
         (width, height)
     };
-    Rect { x: (width - w) / 2, y: (height - h) / 2, w, h }
+    Rect {
+        x: (width - w) / 2,
+        y: (height - h) / 2,
+        w,
+        h,
+    }
 }
 
 fn flip_horizontal(r: &mut Raster) {
@@ -284,9 +322,17 @@ fn rgb_to_hsv(r: u8, g: u8, b: u8) -> (u8, u8, u8) {
     let s = cr / maxc as f32;
     // PIL's branches: r is max → h = bc − gc; else g is max → 2 + rc − bc; else 4 + gc − rc.
     let (base, sign, mid) = if r == maxc {
-        if g == minc { (-1.0, 1.0, b) } else { (1.0, -1.0, g) }
+        if g == minc {
+            (-1.0, 1.0, b)
+        } else {
+            (1.0, -1.0, g)
+        }
     } else if g == maxc {
-        if r == minc { (3.0, -1.0, b) } else { (1.0, 1.0, r) }
+        if r == minc {
+            (3.0, -1.0, b)
+        } else {
+            (1.0, 1.0, r)
+        }
     } else if g == minc {
         (5.0, -1.0, r)
     } else {
@@ -348,7 +394,14 @@ fn hsv_to_rgb(h: u8, s: u8, v: u8) -> [u8; 3] {
     let q = round_half_away(vf * (1.0 - (fs * f) as f64));
     let t = round_half_away(vf * (1.0 - fs as f64 * (1.0 - f as f64)));
     // PIL's switch on i % 6, as a lookup into [v, t, p, q].
-    const ARRANGE: [[usize; 3]; 6] = [[0, 1, 2], [3, 0, 2], [2, 0, 1], [2, 3, 0], [1, 2, 0], [0, 2, 3]];
+    const ARRANGE: [[usize; 3]; 6] = [
+        [0, 1, 2],
+        [3, 0, 2],
+        [2, 0, 1],
+        [2, 3, 0],
+        [1, 2, 0],
+        [0, 2, 3],
+    ];
     let values = [v, t, p, q];
     let a = ARRANGE[sector as usize];
     [values[a[0]], values[a[1]], values[a[2]]]
@@ -419,7 +472,9 @@ fn gaussian_blur(r: &mut Raster, sigma: f32, scratch: &mut Vec<f32>) {
     }
     let radius = (3.0 * sigma).ceil() as isize;
     let two_s2 = 2.0 * sigma * sigma;
-    let mut kernel: Vec<f32> = (-radius..=radius).map(|d| (-((d * d) as f32) / two_s2).exp()).collect();
+    let mut kernel: Vec<f32> = (-radius..=radius)
+        .map(|d| (-((d * d) as f32) / two_s2).exp())
+        .collect();
     let total: f32 = kernel.iter().sum();
     kernel.iter_mut().for_each(|k| *k /= total);
     let rad = radius as usize;
@@ -465,7 +520,10 @@ fn gaussian_blur(r: &mut Raster, sigma: f32, scratch: &mut Vec<f32>) {
                 *a += k * v;
             }
         }
-        for (o, &a) in r.px[y * row_len..(y + 1) * row_len].iter_mut().zip(acc.iter()) {
+        for (o, &a) in r.px[y * row_len..(y + 1) * row_len]
+            .iter_mut()
+            .zip(acc.iter())
+        {
             // Round half up; the saturating cast clamps to 0..=255.
             *o = (a + 0.5) as u8;
         }
@@ -478,12 +536,22 @@ mod tests {
     use crate::resample::{IMAGENET_MEAN, IMAGENET_STD, denormalize};
 
     fn raster(w: usize, h: usize, px: &[u8]) -> Raster {
-        Raster { w, h, px: px.to_vec() }
+        Raster {
+            w,
+            h,
+            px: px.to_vec(),
+        }
     }
 
     /// A smooth-ish but non-trivial test image.
     fn pattern(w: u32, h: u32) -> image::RgbImage {
-        image::RgbImage::from_fn(w, h, |x, y| image::Rgb([(x * 4 % 256) as u8, (y * 4 % 256) as u8, ((x * y + 7 * x) % 256) as u8]))
+        image::RgbImage::from_fn(w, h, |x, y| {
+            image::Rgb([
+                (x * 4 % 256) as u8,
+                (y * 4 % 256) as u8,
+                ((x * y + 7 * x) % 256) as u8,
+            ])
+        })
     }
 
     // Pillow 13 reference, pixels px = [[200,30,90],[12,240,180],[128,128,128],[255,0,0],[90,91,255],[0,0,0]] (6×1):
@@ -495,7 +563,9 @@ mod tests {
     //       with np.errstate(over="ignore"): np_h += np.int8(hf * 255).astype(np.uint8)
     //       return Image.merge("HSV", (Image.fromarray(np_h, "L"), s, v)).convert("RGB")
     //   hue(im, 0.07); hue(im, -0.09)
-    const PX: [u8; 18] = [200, 30, 90, 12, 240, 180, 128, 128, 128, 255, 0, 0, 90, 91, 255, 0, 0, 0];
+    const PX: [u8; 18] = [
+        200, 30, 90, 12, 240, 180, 128, 128, 128, 255, 0, 0, 90, 91, 255, 0, 0, 0,
+    ];
 
     fn apply(f: impl Fn(&mut [u8])) -> Vec<u8> {
         let mut px = PX.to_vec();
@@ -505,14 +575,54 @@ mod tests {
 
     #[test]
     fn jitter_ops_match_pil() {
-        assert_eq!(apply(|p| adjust_brightness(p, 1.3)), [255, 39, 116, 15, 255, 233, 166, 166, 166, 255, 0, 0, 116, 118, 255, 0, 0, 0]);
-        assert_eq!(apply(|p| adjust_brightness(p, 0.65)), [130, 19, 58, 7, 156, 116, 83, 83, 83, 165, 0, 0, 58, 59, 165, 0, 0, 0]);
-        assert_eq!(apply(|p| adjust_contrast(p, 0.7)), [168, 49, 91, 36, 196, 154, 117, 117, 117, 206, 28, 28, 91, 91, 206, 28, 28, 28]);
-        assert_eq!(apply(|p| adjust_contrast(p, 1.35)), [237, 7, 88, 0, 255, 210, 139, 139, 139, 255, 0, 0, 88, 89, 255, 0, 0, 0]);
-        assert_eq!(apply(|p| adjust_saturation(p, 1.15)), [216, 21, 90, 0, 251, 182, 128, 128, 128, 255, 0, 0, 87, 88, 255, 0, 0, 0]);
-        assert_eq!(apply(|p| adjust_saturation(p, 0.85)), [183, 38, 89, 34, 228, 177, 128, 128, 128, 228, 11, 11, 92, 93, 233, 0, 0, 0]);
-        assert_eq!(apply(|p| adjust_hue(p, 0.07)), [200, 35, 31, 12, 211, 240, 128, 128, 128, 255, 102, 0, 152, 90, 255, 0, 0, 0]);
-        assert_eq!(apply(|p| adjust_hue(p, -0.09)), [200, 31, 178, 12, 240, 60, 128, 128, 128, 255, 0, 126, 90, 179, 255, 0, 0, 0]);
+        assert_eq!(
+            apply(|p| adjust_brightness(p, 1.3)),
+            [
+                255, 39, 116, 15, 255, 233, 166, 166, 166, 255, 0, 0, 116, 118, 255, 0, 0, 0
+            ]
+        );
+        assert_eq!(
+            apply(|p| adjust_brightness(p, 0.65)),
+            [
+                130, 19, 58, 7, 156, 116, 83, 83, 83, 165, 0, 0, 58, 59, 165, 0, 0, 0
+            ]
+        );
+        assert_eq!(
+            apply(|p| adjust_contrast(p, 0.7)),
+            [
+                168, 49, 91, 36, 196, 154, 117, 117, 117, 206, 28, 28, 91, 91, 206, 28, 28, 28
+            ]
+        );
+        assert_eq!(
+            apply(|p| adjust_contrast(p, 1.35)),
+            [
+                237, 7, 88, 0, 255, 210, 139, 139, 139, 255, 0, 0, 88, 89, 255, 0, 0, 0
+            ]
+        );
+        assert_eq!(
+            apply(|p| adjust_saturation(p, 1.15)),
+            [
+                216, 21, 90, 0, 251, 182, 128, 128, 128, 255, 0, 0, 87, 88, 255, 0, 0, 0
+            ]
+        );
+        assert_eq!(
+            apply(|p| adjust_saturation(p, 0.85)),
+            [
+                183, 38, 89, 34, 228, 177, 128, 128, 128, 228, 11, 11, 92, 93, 233, 0, 0, 0
+            ]
+        );
+        assert_eq!(
+            apply(|p| adjust_hue(p, 0.07)),
+            [
+                200, 35, 31, 12, 211, 240, 128, 128, 128, 255, 102, 0, 152, 90, 255, 0, 0, 0
+            ]
+        );
+        assert_eq!(
+            apply(|p| adjust_hue(p, -0.09)),
+            [
+                200, 31, 178, 12, 240, 60, 128, 128, 128, 255, 0, 126, 90, 179, 255, 0, 0, 0
+            ]
+        );
         assert_eq!(apply(|p| adjust_hue(p, 0.0)), PX);
     }
 
@@ -525,11 +635,25 @@ mod tests {
                 [h, s, v]
             })
             .collect();
-        assert_eq!(hsv, [240, 216, 200, 116, 242, 240, 0, 0, 128, 0, 255, 255, 169, 165, 255, 0, 0, 0]);
+        assert_eq!(
+            hsv,
+            [
+                240, 216, 200, 116, 242, 240, 0, 0, 128, 0, 255, 255, 169, 165, 255, 0, 0, 0
+            ]
+        );
         let gray: Vec<u8> = apply(grayscale).chunks_exact(3).map(|p| p[0]).collect();
         assert_eq!(gray, [88, 165, 128, 76, 109, 0]);
-        assert!(apply(grayscale).chunks_exact(3).all(|p| p[0] == p[1] && p[1] == p[2]));
-        assert_eq!(apply(solarize), [55, 30, 90, 12, 15, 75, 127, 127, 127, 0, 0, 0, 90, 91, 0, 0, 0, 0]);
+        assert!(
+            apply(grayscale)
+                .chunks_exact(3)
+                .all(|p| p[0] == p[1] && p[1] == p[2])
+        );
+        assert_eq!(
+            apply(solarize),
+            [
+                55, 30, 90, 12, 15, 75, 127, 127, 127, 0, 0, 0, 90, 91, 0, 0, 0, 0
+            ]
+        );
         let mut edge = vec![0, 127, 128, 255, 1, 200];
         solarize(&mut edge);
         assert_eq!(edge, [0, 127, 127, 0, 1, 55]);
@@ -539,7 +663,13 @@ mod tests {
     // [0.00443, 0.05399, 0.24197, 0.39894, ...]; ×255 → 1.13, 13.77, 61.70, 101.73.
     #[test]
     fn gaussian_blur_hand_values_and_reflect_borders() {
-        let gray_row = |vals: &[u8]| raster(vals.len(), 1, &vals.iter().flat_map(|&v| [v, v, v]).collect::<Vec<_>>());
+        let gray_row = |vals: &[u8]| {
+            raster(
+                vals.len(),
+                1,
+                &vals.iter().flat_map(|&v| [v, v, v]).collect::<Vec<_>>(),
+            )
+        };
         let first = |r: &Raster| r.px.chunks_exact(3).map(|p| p[0]).collect::<Vec<_>>();
         let mut scratch = Vec::new();
 
@@ -582,9 +712,20 @@ mod tests {
 
     #[test]
     fn flip_mirrors_rows() {
-        let mut r = raster(3, 2, &[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18]);
+        let mut r = raster(
+            3,
+            2,
+            &[
+                1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18,
+            ],
+        );
         flip_horizontal(&mut r);
-        assert_eq!(r.px, [7, 8, 9, 4, 5, 6, 1, 2, 3, 16, 17, 18, 13, 14, 15, 10, 11, 12]);
+        assert_eq!(
+            r.px,
+            [
+                7, 8, 9, 4, 5, 6, 1, 2, 3, 16, 17, 18, 13, 14, 15, 10, 11, 12
+            ]
+        );
     }
 
     #[test]
@@ -592,7 +733,10 @@ mod tests {
         let mut rng = Rng::new(5);
         for _ in 0..2000 {
             let r = random_resized_crop_params(64, 48, (0.05, 0.4), &mut rng);
-            assert!(r.w >= 1 && r.h >= 1 && r.x + r.w <= 64 && r.y + r.h <= 48, "{r:?}");
+            assert!(
+                r.w >= 1 && r.h >= 1 && r.x + r.w <= 64 && r.y + r.h <= 48,
+                "{r:?}"
+            );
             let frac = (r.w * r.h) as f64 / (64.0 * 48.0);
             assert!(frac > 0.03 && frac < 0.45, "{frac}");
             let ratio = r.w as f64 / r.h as f64;
@@ -600,9 +744,25 @@ mod tests {
         }
         // A 100×2 strip never fits a sampled box: centre crop, width round(2·4/3) = 3.
         let r = random_resized_crop_params(100, 2, (0.4, 1.0), &mut rng);
-        assert_eq!(r, Rect { x: 48, y: 0, w: 3, h: 2 });
+        assert_eq!(
+            r,
+            Rect {
+                x: 48,
+                y: 0,
+                w: 3,
+                h: 2
+            }
+        );
         let r = random_resized_crop_params(2, 100, (0.4, 1.0), &mut rng);
-        assert_eq!(r, Rect { x: 0, y: 48, w: 2, h: 3 });
+        assert_eq!(
+            r,
+            Rect {
+                x: 0,
+                y: 48,
+                w: 2,
+                h: 3
+            }
+        );
     }
 
     #[test]
@@ -629,7 +789,11 @@ mod tests {
         // Crops within one call differ from each other.
         assert_ne!(a.global[0], a.global[1]);
 
-        let none = AugmentConfig { local_crops: 0, global_size: 48, ..cfg };
+        let none = AugmentConfig {
+            local_crops: 0,
+            global_size: 48,
+            ..cfg
+        };
         let d = multi_crop(&pattern(40, 70), &none, &mut Rng::new(1));
         assert!(d.local.is_empty());
         assert!(d.global.iter().all(|c| c.len() == 3 * 48 * 48));
@@ -638,19 +802,40 @@ mod tests {
     #[test]
     fn constant_image_survives_geometry_and_blur() {
         // With colour ops off, crop/resize/flip/blur cannot change a constant image.
-        let cfg = AugmentConfig { jitter_probability: 0.0, grayscale_probability: 0.0, solarize_probability: 0.0, ..Default::default() };
+        let cfg = AugmentConfig {
+            jitter_probability: 0.0,
+            grayscale_probability: 0.0,
+            solarize_probability: 0.0,
+            ..Default::default()
+        };
         let img = image::RgbImage::from_pixel(50, 37, image::Rgb([12, 200, 140]));
         let crops = multi_crop(&img, &cfg, &mut Rng::new(3));
-        for (crop, size) in crops.global.iter().map(|c| (c, 64)).chain(crops.local.iter().map(|c| (c, 32))) {
-            assert!(denormalize(crop, size).pixels().all(|p| p.0 == [12, 200, 140]));
+        for (crop, size) in crops
+            .global
+            .iter()
+            .map(|c| (c, 64))
+            .chain(crops.local.iter().map(|c| (c, 32)))
+        {
+            assert!(
+                denormalize(crop, size)
+                    .pixels()
+                    .all(|p| p.0 == [12, 200, 140])
+            );
         }
         // Grayscale always on: every crop is gray.
-        let gray = AugmentConfig { grayscale_probability: 1.0, ..Default::default() };
+        let gray = AugmentConfig {
+            grayscale_probability: 1.0,
+            ..Default::default()
+        };
         let crops = multi_crop(&pattern(64, 64), &gray, &mut Rng::new(4));
         for crop in crops.global.iter().chain(&crops.local) {
             let size = ((crop.len() / 3) as f64).sqrt() as u32;
             // Solarize and blur keep R = G = B.
-            assert!(denormalize(crop, size).pixels().all(|p| p[0] == p[1] && p[1] == p[2]));
+            assert!(
+                denormalize(crop, size)
+                    .pixels()
+                    .all(|p| p[0] == p[1] && p[1] == p[2])
+            );
         }
     }
 
@@ -673,10 +858,18 @@ mod tests {
 
     #[test]
     fn config_round_trips_and_fills_defaults() {
-        let cfg = AugmentConfig { local_crops: 8, blur_sigma: (0.2, 1.5), ..Default::default() };
+        let cfg = AugmentConfig {
+            local_crops: 8,
+            blur_sigma: (0.2, 1.5),
+            ..Default::default()
+        };
         let json = serde_json::to_string(&cfg).expect("serialise");
-        assert_eq!(serde_json::from_str::<AugmentConfig>(&json).expect("parse"), cfg);
-        let partial: AugmentConfig = serde_json::from_str(r#"{"local_crops": 8, "blur_sigma": [0.2, 1.5]}"#).expect("parse");
+        assert_eq!(
+            serde_json::from_str::<AugmentConfig>(&json).expect("parse"),
+            cfg
+        );
+        let partial: AugmentConfig =
+            serde_json::from_str(r#"{"local_crops": 8, "blur_sigma": [0.2, 1.5]}"#).expect("parse");
         assert_eq!(partial, cfg);
     }
 
@@ -701,7 +894,11 @@ mod tests {
         };
         let h = ((h as f64 / 6.0 + 1.0) % 1.0) as f32;
         let clip8 = |v: i32| v.clamp(0, 255) as u8;
-        (clip8((h as f64 * 255.0) as i32), clip8((s as f64 * 255.0) as i32), maxc)
+        (
+            clip8((h as f64 * 255.0) as i32),
+            clip8((s as f64 * 255.0) as i32),
+            maxc,
+        )
     }
 
     fn pil_hsv2rgb(h: u8, s: u8, v: u8) -> [u8; 3] {
@@ -738,13 +935,28 @@ mod tests {
         }
         let mut rng = Rng::new(2);
         for _ in 0..300_000 {
-            let [r, g, b] = [rng.below(256) as u8, rng.below(256) as u8, rng.below(256) as u8];
+            let [r, g, b] = [
+                rng.below(256) as u8,
+                rng.below(256) as u8,
+                rng.below(256) as u8,
+            ];
             assert_eq!(rgb_to_hsv(r, g, b), pil_rgb2hsv(r, g, b), "rgb {r} {g} {b}");
         }
         for a in 0..=255u8 {
             for b in (0..=255u8).step_by(5) {
-                for (r, g, bb) in [(a, a, b), (a, b, a), (b, a, a), (a, b, 0), (0, a, b), (b, 255, a)] {
-                    assert_eq!(rgb_to_hsv(r, g, bb), pil_rgb2hsv(r, g, bb), "rgb {r} {g} {bb}");
+                for (r, g, bb) in [
+                    (a, a, b),
+                    (a, b, a),
+                    (b, a, a),
+                    (a, b, 0),
+                    (0, a, b),
+                    (b, 255, a),
+                ] {
+                    assert_eq!(
+                        rgb_to_hsv(r, g, bb),
+                        pil_rgb2hsv(r, g, bb),
+                        "rgb {r} {g} {bb}"
+                    );
                 }
             }
         }
@@ -765,7 +977,10 @@ mod tests {
             sink += c.global[0][0] + c.local[5][0];
         }
         let per = start.elapsed().as_secs_f64() / n as f64;
-        println!("multi_crop 64² → 2×64² + 6×32²: {:.1} µs/image ({sink})", per * 1e6);
+        println!(
+            "multi_crop 64² → 2×64² + 6×32²: {:.1} µs/image ({sink})",
+            per * 1e6
+        );
         assert!(per < 1e-3 || cfg!(debug_assertions), "{per}");
     }
 }

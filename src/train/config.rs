@@ -99,7 +99,9 @@ impl Default for TrainConfig {
             vit: None,
             head: HeadConfig::default(),
             augment: AugmentConfig::default(),
-            data: DataSource::Procedural { generator: GeneratorConfig::default() },
+            data: DataSource::Procedural {
+                generator: GeneratorConfig::default(),
+            },
             batch_size: 64,
             steps: 1000,
             warmup_steps: 100,
@@ -129,7 +131,11 @@ impl TrainConfig {
         match &self.vit {
             Some(v) => Ok(v.clone()),
             None => VitConfig::preset(&self.preset).ok_or_else(|| {
-                crate::Error::InvalidConfig(format!("unknown preset `{}` (one of {})", self.preset, VitConfig::PRESETS.join(", ")))
+                crate::Error::InvalidConfig(format!(
+                    "unknown preset `{}` (one of {})",
+                    self.preset,
+                    VitConfig::PRESETS.join(", ")
+                ))
             }),
         }
     }
@@ -138,7 +144,10 @@ impl TrainConfig {
         let vit = self.vit_config()?;
         let bad = |m: String| Err(crate::Error::InvalidConfig(m));
         if !(self.koleo_weight.is_finite() && self.koleo_weight >= 0.0) {
-            return bad(format!("koleo_weight must be finite and ≥ 0, got {}", self.koleo_weight));
+            return bad(format!(
+                "koleo_weight must be finite and ≥ 0, got {}",
+                self.koleo_weight
+            ));
         }
         if self.koleo_weight > 0.0 && self.batch_size < 2 {
             return bad("KoLeo needs a batch of at least 2 images".into());
@@ -146,9 +155,15 @@ impl TrainConfig {
         if self.batch_size == 0 || self.steps == 0 {
             return bad("batch_size and steps must be positive".into());
         }
-        for (name, size) in [("global", self.augment.global_size), ("local", self.augment.local_size)] {
+        for (name, size) in [
+            ("global", self.augment.global_size),
+            ("local", self.augment.local_size),
+        ] {
             if !(size as usize).is_multiple_of(vit.patch_size) {
-                return bad(format!("{name} crop size {size} is not a multiple of the patch size {}", vit.patch_size));
+                return bad(format!(
+                    "{name} crop size {size} is not a multiple of the patch size {}",
+                    vit.patch_size
+                ));
             }
         }
         if let DataSource::Procedural { generator } = &self.data {

@@ -51,7 +51,10 @@ pub fn list_images(root: &Path) -> Result<Vec<PathBuf>> {
     }
     out.sort();
     if out.is_empty() {
-        return Err(Error::BadFile { path: root.into(), message: "no PNG or JPEG images under this folder".into() });
+        return Err(Error::BadFile {
+            path: root.into(),
+            message: "no PNG or JPEG images under this folder".into(),
+        });
     }
     Ok(out)
 }
@@ -72,7 +75,9 @@ impl BatchStream {
     /// Starts producing batches from `first_step` on.
     pub fn start(cfg: &TrainConfig, first_step: u64) -> Result<Self> {
         let source = match &cfg.data {
-            DataSource::Procedural { generator } => Source::Procedural(Generator::open_default(generator.clone())?),
+            DataSource::Procedural { generator } => {
+                Source::Procedural(Generator::open_default(generator.clone())?)
+            }
             DataSource::Folder { path } => Source::Folder(list_images(path)?),
         };
         let (tx, rx) = sync_channel(2);
@@ -83,11 +88,17 @@ impl BatchStream {
             .name("procmem-data".into())
             .spawn(move || produce(source, cfg, first_step, tx, stop2))
             .map_err(|e| Error::Model(format!("could not start the data thread: {e}")))?;
-        Ok(Self { rx, stop, thread: Some(thread) })
+        Ok(Self {
+            rx,
+            stop,
+            thread: Some(thread),
+        })
     }
 
     pub fn next(&self) -> Result<PreparedBatch> {
-        self.rx.recv().map_err(|_| Error::Model("the data stream stopped".into()))?
+        self.rx
+            .recv()
+            .map_err(|_| Error::Model("the data stream stopped".into()))?
     }
 }
 
@@ -102,7 +113,13 @@ impl Drop for BatchStream {
     }
 }
 
-fn produce(mut source: Source, cfg: TrainConfig, first_step: u64, tx: SyncSender<Result<PreparedBatch>>, stop: Arc<AtomicBool>) {
+fn produce(
+    mut source: Source,
+    cfg: TrainConfig,
+    first_step: u64,
+    tx: SyncSender<Result<PreparedBatch>>,
+    stop: Arc<AtomicBool>,
+) {
     let b = cfg.batch_size as u64;
     let mut step = first_step;
     while !stop.load(Ordering::SeqCst) {
@@ -121,7 +138,9 @@ fn produce(mut source: Source, cfg: TrainConfig, first_step: u64, tx: SyncSender
                     while (out.len() as u64) < b {
                         tries += 1;
                         if tries > 20 * b {
-                            return Err(Error::Model("too many unreadable images in the training folder".into()));
+                            return Err(Error::Model(
+                                "too many unreadable images in the training folder".into(),
+                            ));
                         }
                         let i = rng.below(paths.len());
                         match crate::imageio::load_rgb(&paths[i]) {
@@ -137,16 +156,41 @@ fn produce(mut source: Source, cfg: TrainConfig, first_step: u64, tx: SyncSender
             };
             let crops: Vec<Crops> = images
                 .par_iter()
-                .map(|(index, img)| multi_crop(img, &cfg.augment, &mut Rng::for_sample(derive(cfg.seed, AUGMENT_STREAM), *index)))
+                .map(|(index, img)| {
+                    multi_crop(
+                        img,
+                        &cfg.augment,
+                        &mut Rng::for_sample(derive(cfg.seed, AUGMENT_STREAM), *index),
+                    )
+                })
                 .collect();
             let global = (0..2)
-                .map(|g| stack(&crops.iter().map(|c| c.global[g].clone()).collect::<Vec<_>>(), cfg.augment.global_size))
+                .map(|g| {
+                    stack(
+                        &crops
+                            .iter()
+                            .map(|c| c.global[g].clone())
+                            .collect::<Vec<_>>(),
+                        cfg.augment.global_size,
+                    )
+                })
                 .collect::<Result<Vec<_>>>()?;
             let local = (0..cfg.augment.local_crops)
-                .map(|l| stack(&crops.iter().map(|c| c.local[l].clone()).collect::<Vec<_>>(), cfg.augment.local_size))
+                .map(|l| {
+                    stack(
+                        &crops.iter().map(|c| c.local[l].clone()).collect::<Vec<_>>(),
+                        cfg.augment.local_size,
+                    )
+                })
                 .collect::<Result<Vec<_>>>()?;
             let preview = crops.into_iter().next().expect("batch_size > 0");
-            Ok(PreparedBatch { step, global, local, preview, skipped })
+            Ok(PreparedBatch {
+                step,
+                global,
+                local,
+                preview,
+                skipped,
+            })
         })();
         let failed = result.is_err();
         if tx.send(result).is_err() || failed {

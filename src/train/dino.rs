@@ -30,7 +30,10 @@ pub fn dino_loss(
 ) -> Result<DinoLossOutput> {
     let n_crops = student.dim(0)? / batch;
     if n_crops < 2 || teacher.dim(0)? != 2 * batch {
-        bail!("DINO loss: {n_crops} student views and {} teacher rows for batch {batch}: two global views are needed", teacher.dim(0)?);
+        bail!(
+            "DINO loss: {n_crops} student views and {} teacher rows for batch {batch}: two global views are needed",
+            teacher.dim(0)?
+        );
     }
     let teacher_probs = softmax_last(&(teacher.broadcast_sub(center)? / teacher_temp)?)?.detach();
     dino_loss_with_targets(student, &teacher_probs, student_temp, batch)
@@ -39,7 +42,12 @@ pub fn dino_loss(
 /// The DINO cross-entropy with given teacher targets `teacher_probs` [2·B, K] (rows summing to
 /// 1: the centred softmax of [`dino_loss`] or DINOv2's [`sinkhorn_knopp`]); `student` as in
 /// [`dino_loss`].
-pub fn dino_loss_with_targets(student: &Tensor, teacher_probs: &Tensor, student_temp: f64, batch: usize) -> Result<DinoLossOutput> {
+pub fn dino_loss_with_targets(
+    student: &Tensor,
+    teacher_probs: &Tensor,
+    student_temp: f64,
+    batch: usize,
+) -> Result<DinoLossOutput> {
     let n_crops = student.dim(0)? / batch;
     if n_crops < 2 || teacher_probs.dim(0)? != 2 * batch {
         bail!(
@@ -49,19 +57,29 @@ pub fn dino_loss_with_targets(student: &Tensor, teacher_probs: &Tensor, student_
     }
     let teacher_probs = teacher_probs.detach();
     let student = (student / student_temp)?;
-    let entropy = (teacher_probs.clamp(1e-12, 1.0)?.log()? * &teacher_probs)?.sum(D::Minus1)?.neg()?.mean_all()?.to_scalar::<f32>()? as f64;
+    let entropy = (teacher_probs.clamp(1e-12, 1.0)?.log()? * &teacher_probs)?
+        .sum(D::Minus1)?
+        .neg()?
+        .mean_all()?
+        .to_scalar::<f32>()? as f64;
     let log_p = log_softmax_last(&student)?;
     // Student view v meets every teacher view except itself, so the sum over the (teacher view,
     // student view) pairs is Σ_v (Σ_{t≠v} q_t)·log p_v: one weighted sum, where a term per pair
     // cost the backward pass a zero-filled [crops·B, K] gradient and an add for each of them.
-    let (q0, q1) = (teacher_probs.narrow(0, 0, batch)?, teacher_probs.narrow(0, batch, batch)?);
+    let (q0, q1) = (
+        teacher_probs.narrow(0, 0, batch)?,
+        teacher_probs.narrow(0, batch, batch)?,
+    );
     let both = (&q0 + &q1)?;
     let mut weights = vec![q1, q0];
     weights.extend(std::iter::repeat_n(both, n_crops.saturating_sub(2)));
     let weights = Tensor::cat(&weights, 0)?;
     let pairs = 2 * (n_crops - 1);
     let loss = ((weights * log_p)?.sum_all()?.neg()? / (batch * pairs) as f64)?;
-    Ok(DinoLossOutput { loss, teacher_entropy: entropy })
+    Ok(DinoLossOutput {
+        loss,
+        teacher_entropy: entropy,
+    })
 }
 
 /// DINOv2's Sinkhorn-Knopp teacher targets (`sinkhorn_knopp_teacher`): Q = exp(t / τ) over all
@@ -74,7 +92,10 @@ pub fn sinkhorn_knopp(teacher: &Tensor, teacher_temp: f64, iterations: usize) ->
     let logits: Vec<f32> = teacher.detach().flatten_all()?.to_vec1()?;
     let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     // f64 accumulation: K = 4096 prototypes of mass 1/K each.
-    let mut q: Vec<f64> = logits.iter().map(|&v| ((v - max) as f64 / teacher_temp).exp()).collect();
+    let mut q: Vec<f64> = logits
+        .iter()
+        .map(|&v| ((v - max) as f64 / teacher_temp).exp())
+        .collect();
     let total: f64 = q.iter().sum();
     q.iter_mut().for_each(|v| *v /= total);
     let mut col = vec![0f64; k];
@@ -93,7 +114,13 @@ pub fn sinkhorn_knopp(teacher: &Tensor, teacher_temp: f64, iterations: usize) ->
         }
         for row in q.chunks_exact_mut(k) {
             let sum: f64 = row.iter().sum();
-            row.iter_mut().for_each(|v| *v = if sum > 0.0 { *v / sum / rows as f64 } else { 0.0 });
+            row.iter_mut().for_each(|v| {
+                *v = if sum > 0.0 {
+                    *v / sum / rows as f64
+                } else {
+                    0.0
+                }
+            });
         }
     }
     let out: Vec<f32> = q.into_iter().map(|v| (v * rows as f64) as f32).collect();
@@ -128,7 +155,10 @@ pub fn koleo_loss(x: &Tensor) -> Result<Tensor> {
         .collect();
     let idx = Tensor::from_vec(nearest, b, x.device())?;
     let neighbours = unit.index_select(&idx, 0)?;
-    let distances = ((unit - neighbours)? + EPS)?.sqr()?.sum(D::Minus1)?.sqrt()?;
+    let distances = ((unit - neighbours)? + EPS)?
+        .sqr()?
+        .sum(D::Minus1)?
+        .sqrt()?;
     (distances + EPS)?.log()?.mean_all()?.neg()
 }
 
@@ -159,7 +189,10 @@ mod tests {
             [e[0] / (e[0] + e[1]), e[1] / (e[0] + e[1])]
         };
         let s = [[0.1, 0.3], [0.5, -0.2], [0.0, 0.2]];
-        let q = [softmax([0.2 - 0.05, -0.1], 0.04), softmax([0.4 - 0.05, 0.1], 0.04)];
+        let q = [
+            softmax([0.2 - 0.05, -0.1], 0.04),
+            softmax([0.4 - 0.05, 0.1], 0.04),
+        ];
         let mut want = 0.0;
         for (iq, qq) in q.iter().enumerate() {
             for (v, sv) in s.iter().enumerate() {
@@ -184,7 +217,11 @@ mod tests {
         let center = [0.1, -0.2, 0.05];
         let (st, tt) = (0.1, 0.04);
         let softmax = |row: &[f64], shift: &[f64], t: f64| {
-            let e: Vec<f64> = row.iter().zip(shift).map(|(v, c)| ((v - c) / t).exp()).collect();
+            let e: Vec<f64> = row
+                .iter()
+                .zip(shift)
+                .map(|(v, c)| ((v - c) / t).exp())
+                .collect();
             let z: f64 = e.iter().sum();
             e.into_iter().map(|v| v / z).collect::<Vec<_>>()
         };
@@ -204,15 +241,24 @@ mod tests {
         let student = Tensor::from_vec(f32s(&student), (crops * b, k), &dev).unwrap();
         let teacher = Tensor::from_vec(f32s(&teacher), (2 * b, k), &dev).unwrap();
         let center = Tensor::from_vec(f32s(&center), (1, k), &dev).unwrap();
-        let got = dino_loss(&student, &teacher, &center, st, tt, b).unwrap().loss.to_scalar::<f32>().unwrap() as f64;
-        assert!((got - want).abs() < 1e-4 * want.abs().max(1.0), "got {got}, want {want}");
+        let got = dino_loss(&student, &teacher, &center, st, tt, b)
+            .unwrap()
+            .loss
+            .to_scalar::<f32>()
+            .unwrap() as f64;
+        assert!(
+            (got - want).abs() < 1e-4 * want.abs().max(1.0),
+            "got {got}, want {want}"
+        );
     }
 
     /// DINOv2's `sinkhorn_knopp_teacher`, line by line in f64 (no max subtraction).
     fn sinkhorn_reference(t: &[Vec<f64>], temp: f64, iters: usize) -> Vec<Vec<f64>> {
         let (r, k) = (t.len(), t[0].len());
         // Q = exp(t / temp).t(): [K, R]
-        let mut q: Vec<Vec<f64>> = (0..k).map(|j| (0..r).map(|i| (t[i][j] / temp).exp()).collect()).collect();
+        let mut q: Vec<Vec<f64>> = (0..k)
+            .map(|j| (0..r).map(|i| (t[i][j] / temp).exp()).collect())
+            .collect();
         let total: f64 = q.iter().flatten().sum();
         q.iter_mut().flatten().for_each(|v| *v /= total);
         for _ in 0..iters {
@@ -225,44 +271,75 @@ mod tests {
                 (0..k).for_each(|j| q[j][i] = q[j][i] / s / r as f64);
             }
         }
-        (0..r).map(|i| (0..k).map(|j| q[j][i] * r as f64).collect()).collect()
+        (0..r)
+            .map(|i| (0..k).map(|j| q[j][i] * r as f64).collect())
+            .collect()
     }
 
     #[test]
     fn sinkhorn_knopp_matches_dinov2() {
         let (r, k) = (6usize, 5usize);
         let mut rng = crate::rng::Rng::new(5);
-        let t: Vec<Vec<f64>> = (0..r).map(|_| (0..k).map(|_| rng.normal() * 0.3).collect()).collect();
+        let t: Vec<Vec<f64>> = (0..r)
+            .map(|_| (0..k).map(|_| rng.normal() * 0.3).collect())
+            .collect();
         let want = sinkhorn_reference(&t, 0.07, 3);
         let flat: Vec<f32> = t.iter().flatten().map(|&v| v as f32).collect();
-        let got: Vec<Vec<f32>> =
-            sinkhorn_knopp(&Tensor::from_vec(flat, (r, k), &Device::Cpu).unwrap(), 0.07, 3).unwrap().to_vec2().unwrap();
+        let got: Vec<Vec<f32>> = sinkhorn_knopp(
+            &Tensor::from_vec(flat, (r, k), &Device::Cpu).unwrap(),
+            0.07,
+            3,
+        )
+        .unwrap()
+        .to_vec2()
+        .unwrap();
         for i in 0..r {
             for j in 0..k {
-                assert!((got[i][j] as f64 - want[i][j]).abs() < 1e-5, "({i},{j}): {} vs {}", got[i][j], want[i][j]);
+                assert!(
+                    (got[i][j] as f64 - want[i][j]).abs() < 1e-5,
+                    "({i},{j}): {} vs {}",
+                    got[i][j],
+                    want[i][j]
+                );
             }
-            assert!((got[i].iter().sum::<f32>() - 1.0).abs() < 1e-5, "rows are distributions");
+            assert!(
+                (got[i].iter().sum::<f32>() - 1.0).abs() < 1e-5,
+                "rows are distributions"
+            );
         }
         // Balanced prototypes: many rounds bring every column's mass to R/K.
         let flat: Vec<f32> = t.iter().flatten().map(|&v| v as f32).collect();
-        let many: Vec<Vec<f32>> =
-            sinkhorn_knopp(&Tensor::from_vec(flat, (r, k), &Device::Cpu).unwrap(), 0.07, 200).unwrap().to_vec2().unwrap();
+        let many: Vec<Vec<f32>> = sinkhorn_knopp(
+            &Tensor::from_vec(flat, (r, k), &Device::Cpu).unwrap(),
+            0.07,
+            200,
+        )
+        .unwrap()
+        .to_vec2()
+        .unwrap();
         for j in 0..k {
             let col: f32 = many.iter().map(|row| row[j]).sum();
-            assert!((col - r as f32 / k as f32).abs() < 1e-3, "column {j} has mass {col}");
+            assert!(
+                (col - r as f32 / k as f32).abs() < 1e-3,
+                "column {j} has mass {col}"
+            );
         }
     }
 
     #[test]
     fn dino_loss_with_centred_targets_equals_dino_loss() {
         let dev = Device::Cpu;
-        let student = Tensor::new(&[[0.1f32, 0.3], [0.5, -0.2], [0.0, 0.2], [0.3, 0.1]], &dev).unwrap();
+        let student =
+            Tensor::new(&[[0.1f32, 0.3], [0.5, -0.2], [0.0, 0.2], [0.3, 0.1]], &dev).unwrap();
         let teacher = Tensor::new(&[[0.2f32, -0.1], [0.4, 0.1]], &dev).unwrap();
         let center = Tensor::new(&[[0.05f32, 0.0]], &dev).unwrap();
         let a = dino_loss(&student, &teacher, &center, 0.1, 0.04, 1).unwrap();
         let q = softmax_last(&(teacher.broadcast_sub(&center).unwrap() / 0.04).unwrap()).unwrap();
         let b = dino_loss_with_targets(&student, &q, 0.1, 1).unwrap();
-        assert_eq!(a.loss.to_scalar::<f32>().unwrap(), b.loss.to_scalar::<f32>().unwrap());
+        assert_eq!(
+            a.loss.to_scalar::<f32>().unwrap(),
+            b.loss.to_scalar::<f32>().unwrap()
+        );
     }
 
     /// KoLeoLoss.forward in f64: normalise, nearest other row by dot product, −mean log(‖x − y + ε‖ + ε).
@@ -278,9 +355,24 @@ mod tests {
         let b = unit.len();
         let mut total = 0.0;
         for i in 0..b {
-            let dot = |j: usize| if j == i { -1.0 } else { unit[i].iter().zip(&unit[j]).map(|(a, b)| a * b).sum::<f64>() };
+            let dot = |j: usize| {
+                if j == i {
+                    -1.0
+                } else {
+                    unit[i]
+                        .iter()
+                        .zip(&unit[j])
+                        .map(|(a, b)| a * b)
+                        .sum::<f64>()
+                }
+            };
             let nn = (0..b).fold(0, |best, j| if dot(j) > dot(best) { j } else { best });
-            let d = unit[i].iter().zip(&unit[nn]).map(|(a, b)| (a - b + eps).powi(2)).sum::<f64>().sqrt();
+            let d = unit[i]
+                .iter()
+                .zip(&unit[nn])
+                .map(|(a, b)| (a - b + eps).powi(2))
+                .sum::<f64>()
+                .sqrt();
             total -= (d + eps).ln();
         }
         total / b as f64
@@ -290,14 +382,27 @@ mod tests {
     fn koleo_matches_dinov2_in_value_and_gradient() {
         let (b, d) = (7usize, 5usize);
         let mut rng = crate::rng::Rng::new(9);
-        let x: Vec<Vec<f64>> = (0..b).map(|_| (0..d).map(|_| rng.normal()).collect()).collect();
-        let var = candle_core::Var::from_vec(x.iter().flatten().map(|&v| v as f32).collect::<Vec<_>>(), (b, d), &Device::Cpu).unwrap();
+        let x: Vec<Vec<f64>> = (0..b)
+            .map(|_| (0..d).map(|_| rng.normal()).collect())
+            .collect();
+        let var = candle_core::Var::from_vec(
+            x.iter().flatten().map(|&v| v as f32).collect::<Vec<_>>(),
+            (b, d),
+            &Device::Cpu,
+        )
+        .unwrap();
         let loss = koleo_loss(var.as_tensor()).unwrap();
         let got = loss.to_scalar::<f32>().unwrap() as f64;
         let want = koleo_reference(&x);
         assert!((got - want).abs() < 1e-5, "got {got}, want {want}");
         // Central differences of the f64 reference against candle's gradient.
-        let grad: Vec<Vec<f32>> = loss.backward().unwrap().get(&var).unwrap().to_vec2().unwrap();
+        let grad: Vec<Vec<f32>> = loss
+            .backward()
+            .unwrap()
+            .get(&var)
+            .unwrap()
+            .to_vec2()
+            .unwrap();
         let h = 1e-6;
         for i in 0..b {
             for j in 0..d {
@@ -305,7 +410,11 @@ mod tests {
                 up[i][j] += h;
                 down[i][j] -= h;
                 let numeric = (koleo_reference(&up) - koleo_reference(&down)) / (2.0 * h);
-                assert!((grad[i][j] as f64 - numeric).abs() < 1e-3 * numeric.abs().max(1.0), "d/dx[{i}][{j}]: {} vs {numeric}", grad[i][j]);
+                assert!(
+                    (grad[i][j] as f64 - numeric).abs() < 1e-3 * numeric.abs().max(1.0),
+                    "d/dx[{i}][{j}]: {} vs {numeric}",
+                    grad[i][j]
+                );
             }
         }
     }
@@ -313,9 +422,30 @@ mod tests {
     #[test]
     fn koleo_is_lower_for_a_spread_batch() {
         let dev = Device::Cpu;
-        let cone = Tensor::new(&[[1.0f32, 0.01, 0.0], [1.0, 0.0, 0.01], [1.0, -0.01, 0.0], [1.0, 0.0, -0.01]], &dev).unwrap();
-        let spread = Tensor::new(&[[1.0f32, 0.0, 0.0], [0.0, 1.0, 0.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 0.0]], &dev).unwrap();
-        let (c, s) = (koleo_loss(&cone).unwrap().to_scalar::<f32>().unwrap(), koleo_loss(&spread).unwrap().to_scalar::<f32>().unwrap());
+        let cone = Tensor::new(
+            &[
+                [1.0f32, 0.01, 0.0],
+                [1.0, 0.0, 0.01],
+                [1.0, -0.01, 0.0],
+                [1.0, 0.0, -0.01],
+            ],
+            &dev,
+        )
+        .unwrap();
+        let spread = Tensor::new(
+            &[
+                [1.0f32, 0.0, 0.0],
+                [0.0, 1.0, 0.0],
+                [-1.0, 0.0, 0.0],
+                [0.0, -1.0, 0.0],
+            ],
+            &dev,
+        )
+        .unwrap();
+        let (c, s) = (
+            koleo_loss(&cone).unwrap().to_scalar::<f32>().unwrap(),
+            koleo_loss(&spread).unwrap().to_scalar::<f32>().unwrap(),
+        );
         assert!(s < c, "spread {s} should be below cone {c}");
     }
 
@@ -324,7 +454,10 @@ mod tests {
         let dev = Device::Cpu;
         let c = Tensor::new(&[[1.0f32, 0.0]], &dev).unwrap();
         let t = Tensor::new(&[[0.0f32, 2.0], [2.0, 2.0]], &dev).unwrap();
-        let c2 = update_center(&c, &t, 0.9).unwrap().to_vec2::<f32>().unwrap();
+        let c2 = update_center(&c, &t, 0.9)
+            .unwrap()
+            .to_vec2::<f32>()
+            .unwrap();
         assert!((c2[0][0] - 1.0).abs() < 1e-6 && (c2[0][1] - 0.2).abs() < 1e-6);
     }
 }

@@ -19,14 +19,27 @@ pub struct AdamW {
 
 impl Default for AdamW {
     fn default() -> Self {
-        Self { beta1: 0.9, beta2: 0.999, eps: 1e-8, t: BTreeMap::new(), m: BTreeMap::new(), v: BTreeMap::new() }
+        Self {
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            t: BTreeMap::new(),
+            m: BTreeMap::new(),
+            v: BTreeMap::new(),
+        }
     }
 }
 
 impl AdamW {
     /// One update of `params` with their gradients. `decay(name)` says whether weight decay
     /// applies (DINO: not to biases and 1-D parameters).
-    pub fn step(&mut self, params: &[(String, Var, Tensor)], lr: f64, weight_decay: f64, decay: impl Fn(&str, &Var) -> bool) -> Result<()> {
+    pub fn step(
+        &mut self,
+        params: &[(String, Var, Tensor)],
+        lr: f64,
+        weight_decay: f64,
+        decay: impl Fn(&str, &Var) -> bool,
+    ) -> Result<()> {
         for (name, var, grad) in params {
             let t = self.t.get(name).copied().unwrap_or(0) + 1;
             let bc1 = 1.0 - self.beta1.powi(t as i32);
@@ -44,7 +57,11 @@ impl AdamW {
             let m = ((m_prev * self.beta1)? + (grad * (1.0 - self.beta1))?)?.detach();
             let v = ((v_prev * self.beta2)? + (grad.sqr()? * (1.0 - self.beta2))?)?.detach();
             let theta = var.as_tensor();
-            let theta = if decay(name, var) { (theta * (1.0 - lr * weight_decay))? } else { theta.clone() };
+            let theta = if decay(name, var) {
+                (theta * (1.0 - lr * weight_decay))?
+            } else {
+                theta.clone()
+            };
             let update = ((&m / bc1)? / ((&v / bc2)?.sqrt()? + self.eps)?)?;
             var.set(&(theta - (update * lr)?)?)?;
             self.m.insert(name.clone(), m);
@@ -86,7 +103,8 @@ mod tests {
         let mut opt = AdamW::default();
         for (g, want) in [(2.0f32, 0.85f32), (-1.0, 0.780_866)] {
             let grad = Tensor::new(&[g], &Device::Cpu).unwrap();
-            opt.step(&[("p".into(), p.clone(), grad)], 0.1, 0.5, |_, _| true).unwrap();
+            opt.step(&[("p".into(), p.clone(), grad)], 0.1, 0.5, |_, _| true)
+                .unwrap();
             let got = p.as_tensor().to_vec1::<f32>().unwrap()[0];
             assert!((got - want).abs() < 1e-5, "got {got}, want {want}");
         }
@@ -100,7 +118,8 @@ mod tests {
         let attached = (p.as_tensor() * 3.0).unwrap();
         assert!(attached.track_op());
         let mut opt = AdamW::default();
-        opt.step(&[("p".into(), p.clone(), attached)], 0.1, 0.0, |_, _| true).unwrap();
+        opt.step(&[("p".into(), p.clone(), attached)], 0.1, 0.0, |_, _| true)
+            .unwrap();
         assert!(!opt.m["p"].track_op() && !opt.v["p"].track_op());
     }
 
@@ -109,8 +128,16 @@ mod tests {
         let dev = Device::Cpu;
         let a = Var::from_tensor(&Tensor::new(&[0.0f32, 0.0], &dev).unwrap()).unwrap();
         let mut grads = vec![
-            ("a".to_string(), a.clone(), Tensor::new(&[3.0f32, 4.0], &dev).unwrap()),
-            ("b".to_string(), a.clone(), Tensor::new(&[0.3f32, 0.4], &dev).unwrap()),
+            (
+                "a".to_string(),
+                a.clone(),
+                Tensor::new(&[3.0f32, 4.0], &dev).unwrap(),
+            ),
+            (
+                "b".to_string(),
+                a.clone(),
+                Tensor::new(&[0.3f32, 0.4], &dev).unwrap(),
+            ),
         ];
         let norms = clip_per_tensor(&mut grads, 1.0).unwrap();
         assert!((norms[0] - 5.0).abs() < 1e-6);

@@ -2,7 +2,14 @@
 
 /// Value at `step` of a schedule that warms up linearly from `warmup_start` to `base` over
 /// `warmup_steps`, then follows a cosine from `base` to `end` until `total_steps`.
-pub fn cosine(step: u64, total_steps: u64, base: f64, end: f64, warmup_steps: u64, warmup_start: f64) -> f64 {
+pub fn cosine(
+    step: u64,
+    total_steps: u64,
+    base: f64,
+    end: f64,
+    warmup_steps: u64,
+    warmup_start: f64,
+) -> f64 {
     if step < warmup_steps {
         return warmup_start + (base - warmup_start) * step as f64 / warmup_steps as f64;
     }

@@ -14,12 +14,15 @@ use serde::{Deserialize, Serialize};
 
 use super::config::{DataSource, TeacherCentering, TrainConfig};
 use super::data::{BatchStream, PreparedBatch};
-use super::dino::{DinoLossOutput, dino_loss_with_targets, koleo_loss, sinkhorn_knopp, update_center};
+use super::dino::{
+    DinoLossOutput, dino_loss_with_targets, koleo_loss, sinkhorn_knopp, update_center,
+};
 use super::optim::{AdamW, clip_per_tensor};
 use super::schedule::cosine;
 use crate::error::{Error, Result};
 use crate::model::weights::{
-    CHECKPOINT_FORMAT, CheckpointMeta, Provenance, fingerprint, init_params, read_checkpoint, save_checkpoint, sorted_vars,
+    CHECKPOINT_FORMAT, CheckpointMeta, Provenance, fingerprint, init_params, read_checkpoint,
+    save_checkpoint, sorted_vars,
 };
 use crate::model::{DinoHead, VisionTransformer};
 use crate::rng::{Rng, derive};
@@ -76,7 +79,12 @@ impl Network {
     /// The CLS embeddings [Σ B_i, D] and logits [Σ B_i, K] for crops grouped by resolution
     /// (DINO's MultiCropWrapper). `track`: gradients will be asked for (the student); the
     /// teacher's backbone runs without.
-    fn forward(&self, groups: &[Tensor], drop: Option<(&mut Rng, f64)>, track: bool) -> Result<(Tensor, Tensor)> {
+    fn forward(
+        &self,
+        groups: &[Tensor],
+        drop: Option<(&mut Rng, f64)>,
+        track: bool,
+    ) -> Result<(Tensor, Tensor)> {
         let mut drop = drop;
         let mut cls = Vec::with_capacity(groups.len());
         for g in groups {
@@ -115,10 +123,22 @@ impl Trainer {
         init_params(&student.varmap, cfg.seed)?;
         copy_vars(&student.varmap, &teacher.varmap)?;
         let norm_last = cfg.head.norm_last_layer;
-        let params =
-            sorted_vars(&student.varmap)?.into_iter().filter(|(n, _)| !(norm_last && n.ends_with("last_layer.weight_g"))).collect();
+        let params = sorted_vars(&student.varmap)?
+            .into_iter()
+            .filter(|(n, _)| !(norm_last && n.ends_with("last_layer.weight_g")))
+            .collect();
         let center = Tensor::zeros((1, cfg.head.out_dim), DType::F32, &Device::Cpu)?;
-        Ok(Self { cfg, out_dir: out_dir.to_path_buf(), student, teacher, optim: AdamW::default(), center, step: 0, images_seen: 0, params })
+        Ok(Self {
+            cfg,
+            out_dir: out_dir.to_path_buf(),
+            student,
+            teacher,
+            optim: AdamW::default(),
+            center,
+            step: 0,
+            images_seen: 0,
+            params,
+        })
     }
 
     /// The one resume policy, shared by `procmem train --resume` and the Training panel: the
@@ -136,14 +156,17 @@ impl Trainer {
     /// state, centre and step, so the curve continues.
     pub fn resume(checkpoint: &Path, out_dir: &Path) -> Result<Self> {
         let (meta, tensors) = read_checkpoint(checkpoint)?;
-        let cfg: TrainConfig = serde_json::from_value(meta.train_config.clone())
-            .map_err(|e| Error::BadFile { path: checkpoint.into(), message: format!("training config unreadable: {e}") })?;
+        let cfg: TrainConfig =
+            serde_json::from_value(meta.train_config.clone()).map_err(|e| Error::BadFile {
+                path: checkpoint.into(),
+                message: format!("training config unreadable: {e}"),
+            })?;
         let mut t = Self::new(cfg, out_dir)?;
         let get = |name: &str| {
-            tensors
-                .get(name)
-                .cloned()
-                .ok_or_else(|| Error::BadFile { path: checkpoint.into(), message: format!("missing tensor `{name}`") })
+            tensors.get(name).cloned().ok_or_else(|| Error::BadFile {
+                path: checkpoint.into(),
+                message: format!("missing tensor `{name}`"),
+            })
         };
         for (net, prefix) in [(&t.student, "student."), (&t.teacher, "teacher.")] {
             for (name, var) in sorted_vars(&net.varmap)? {
@@ -151,7 +174,11 @@ impl Trainer {
                 if value.dims() != var.dims() {
                     return Err(Error::BadFile {
                         path: checkpoint.into(),
-                        message: format!("`{prefix}{name}` has shape {:?}, the model needs {:?}", value.dims(), var.dims()),
+                        message: format!(
+                            "`{prefix}{name}` has shape {:?}, the model needs {:?}",
+                            value.dims(),
+                            var.dims()
+                        ),
                     });
                 }
                 var.set(&value)?;
@@ -175,12 +202,20 @@ impl Trainer {
 
     fn provenance(&self) -> Provenance {
         let (sources, procedural_only) = match &self.cfg.data {
-            DataSource::Procedural { generator } => {
-                (vec![format!("procedural:{} (seed {}, {}x{})", generator.process, self.cfg.seed, generator.size, generator.size)], true)
-            }
+            DataSource::Procedural { generator } => (
+                vec![format!(
+                    "procedural:{} (seed {}, {}x{})",
+                    generator.process, self.cfg.seed, generator.size, generator.size
+                )],
+                true,
+            ),
             DataSource::Folder { path } => (vec![format!("folder:{}", path.display())], false),
         };
-        Provenance { sources, procedural_only, images_seen: self.images_seen }
+        Provenance {
+            sources,
+            procedural_only,
+            images_seen: self.images_seen,
+        }
     }
 
     /// Writes `step_<N>` and `last` checkpoints into the output folder; returns the step path.
@@ -199,11 +234,19 @@ impl Trainer {
         }
         for (name, t) in &self.optim.t {
             // f32 counts are exact up to 2^24 steps.
-            tensors.insert(format!("optimizer.t.{name}"), Tensor::new(&[*t as f32], &Device::Cpu)?);
+            tensors.insert(
+                format!("optimizer.t.{name}"),
+                Tensor::new(&[*t as f32], &Device::Cpu)?,
+            );
         }
         tensors.insert("dino_loss.center".into(), self.center.clone());
-        let teacher_backbone: BTreeMap<String, Tensor> =
-            tensors.iter().filter_map(|(k, v)| k.strip_prefix("teacher.backbone.").map(|s| (s.to_string(), v.clone()))).collect();
+        let teacher_backbone: BTreeMap<String, Tensor> = tensors
+            .iter()
+            .filter_map(|(k, v)| {
+                k.strip_prefix("teacher.backbone.")
+                    .map(|s| (s.to_string(), v.clone()))
+            })
+            .collect();
         let meta = CheckpointMeta {
             format: CHECKPOINT_FORMAT.into(),
             version: 1,
@@ -236,21 +279,28 @@ impl Trainer {
         let cfg = &self.cfg;
         let b = cfg.batch_size;
         let globals = Tensor::cat(&batch.global.iter().collect::<Vec<_>>(), 0)?;
-        let teacher_out = self.teacher.forward(std::slice::from_ref(&globals), None, false)?.1.detach();
+        let teacher_out = self
+            .teacher
+            .forward(std::slice::from_ref(&globals), None, false)?
+            .1
+            .detach();
         let mut groups = vec![globals];
         if !batch.local.is_empty() {
             groups.push(Tensor::cat(&batch.local.iter().collect::<Vec<_>>(), 0)?);
         }
         let (student_cls, student_out) = self.student.forward(&groups, drop, true)?;
         let targets = match cfg.teacher_centering {
-            TeacherCentering::Centre => crate::model::layers::softmax_last(&(teacher_out.broadcast_sub(&self.center)? / teacher_temp)?),
+            TeacherCentering::Centre => crate::model::layers::softmax_last(
+                &(teacher_out.broadcast_sub(&self.center)? / teacher_temp)?,
+            ),
             TeacherCentering::SinkhornKnopp => sinkhorn_knopp(&teacher_out, teacher_temp, 3),
         }?;
         let mut out = dino_loss_with_targets(&student_out, &targets, cfg.student_temp, b)?;
         let mut koleo = None;
         if cfg.koleo_weight > 0.0 {
             // DINOv2: the sum of KoLeo over the global views, each a batch of its own.
-            let k = (koleo_loss(&student_cls.narrow(0, 0, b)?)? + koleo_loss(&student_cls.narrow(0, b, b)?)?)?;
+            let k = (koleo_loss(&student_cls.narrow(0, 0, b)?)?
+                + koleo_loss(&student_cls.narrow(0, b, b)?)?)?;
             koleo = Some(k.to_scalar::<f32>()? as f64);
             out.loss = (out.loss + (k * cfg.koleo_weight)?)?;
         }
@@ -267,17 +317,25 @@ impl Trainer {
         let wd = cosine(s, total, cfg.weight_decay, cfg.weight_decay_end, 0, 0.0);
         let momentum = cosine(s, total, cfg.momentum_teacher, 1.0, 0, 0.0);
         let teacher_temp = if s < cfg.warmup_teacher_temp_steps {
-            cfg.warmup_teacher_temp + (cfg.teacher_temp - cfg.warmup_teacher_temp) * s as f64 / cfg.warmup_teacher_temp_steps as f64
+            cfg.warmup_teacher_temp
+                + (cfg.teacher_temp - cfg.warmup_teacher_temp) * s as f64
+                    / cfg.warmup_teacher_temp_steps as f64
         } else {
             cfg.teacher_temp
         };
         let b = cfg.batch_size;
 
         let mut drop_rng = Rng::new(derive(cfg.seed ^ 0xd409, s));
-        let (out, teacher_out, koleo) = self.forward_loss(batch, teacher_temp, Some((&mut drop_rng, cfg.drop_path_rate)))?;
+        let (out, teacher_out, koleo) = self.forward_loss(
+            batch,
+            teacher_temp,
+            Some((&mut drop_rng, cfg.drop_path_rate)),
+        )?;
         let loss = out.loss.to_scalar::<f32>()? as f64;
         if !loss.is_finite() {
-            return Err(Error::Model(format!("loss is {loss} at step {s}: training diverged")));
+            return Err(Error::Model(format!(
+                "loss is {loss} at step {s}: training diverged"
+            )));
         }
 
         let forward_seconds = start.elapsed().as_secs_f64();
@@ -291,14 +349,21 @@ impl Trainer {
             .params
             .iter()
             .filter(|(name, _)| !(freeze_last && name.contains("last_layer")))
-            .filter_map(|(name, var)| grads.get(var).map(|g| (name.clone(), var.clone(), g.detach())))
+            .filter_map(|(name, var)| {
+                grads
+                    .get(var)
+                    .map(|g| (name.clone(), var.clone(), g.detach()))
+            })
             .collect();
         clip_per_tensor(&mut with_grads, cfg.clip_grad)?;
         // DINO regularises every parameter except biases and 1-D (norm) parameters.
-        self.optim.step(&with_grads, lr, wd, |name, var| !name.ends_with(".bias") && var.rank() > 1)?;
+        self.optim.step(&with_grads, lr, wd, |name, var| {
+            !name.ends_with(".bias") && var.rank() > 1
+        })?;
 
         // EMA update of the teacher.
-        let teacher_vars: BTreeMap<String, Var> = sorted_vars(&self.teacher.varmap)?.into_iter().collect();
+        let teacher_vars: BTreeMap<String, Var> =
+            sorted_vars(&self.teacher.varmap)?.into_iter().collect();
         for (name, sv) in sorted_vars(&self.student.varmap)? {
             let tv = &teacher_vars[&name];
             let updated = ((tv.as_tensor() * momentum)? + (sv.as_tensor() * (1.0 - momentum))?)?;
@@ -333,7 +398,12 @@ impl Trainer {
         let mut missing = Vec::new();
         for (name, var) in &self.params {
             let nonzero = match grads.get(var) {
-                Some(g) => g.abs().and_then(|a| a.sum_all()).and_then(|s| s.to_scalar::<f32>())? > 0.0,
+                Some(g) => {
+                    g.abs()
+                        .and_then(|a| a.sum_all())
+                        .and_then(|s| s.to_scalar::<f32>())?
+                        > 0.0
+                }
                 None => false,
             };
             if !nonzero {
@@ -353,8 +423,11 @@ impl Trainer {
         std::fs::create_dir_all(&self.out_dir).map_err(|e| Error::io(&self.out_dir, e))?;
         let metrics_path = self.out_dir.join("metrics.jsonl");
         truncate_metrics_after(&metrics_path, self.step)?;
-        let mut metrics =
-            std::fs::OpenOptions::new().create(true).append(true).open(&metrics_path).map_err(|e| Error::io(&metrics_path, e))?;
+        let mut metrics = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&metrics_path)
+            .map_err(|e| Error::io(&metrics_path, e))?;
         let stream = BatchStream::start(&self.cfg, self.step)?;
         while self.step < self.cfg.steps {
             if cancel.load(Ordering::SeqCst) {
@@ -368,9 +441,19 @@ impl Trainer {
             if m.step % 10 == 1 || m.step == self.cfg.steps {
                 let size_g = self.cfg.augment.global_size;
                 let size_l = self.cfg.augment.local_size;
-                let mut crops: Vec<image::RgbImage> =
-                    batch.preview.global.iter().map(|c| crate::resample::denormalize(c, size_g)).collect();
-                crops.extend(batch.preview.local.iter().map(|c| crate::resample::denormalize(c, size_l)));
+                let mut crops: Vec<image::RgbImage> = batch
+                    .preview
+                    .global
+                    .iter()
+                    .map(|c| crate::resample::denormalize(c, size_g))
+                    .collect();
+                crops.extend(
+                    batch
+                        .preview
+                        .local
+                        .iter()
+                        .map(|c| crate::resample::denormalize(c, size_l)),
+                );
                 on_event(TrainEvent::Crops(crops));
             }
             on_event(TrainEvent::Step(m));
@@ -389,7 +472,9 @@ impl Trainer {
 fn copy_vars(src: &VarMap, dst: &VarMap) -> Result<()> {
     let dst_vars: BTreeMap<String, Var> = sorted_vars(dst)?.into_iter().collect();
     for (name, var) in sorted_vars(src)? {
-        let d = dst_vars.get(&name).ok_or_else(|| Error::Model(format!("no variable {name} in the teacher")))?;
+        let d = dst_vars
+            .get(&name)
+            .ok_or_else(|| Error::Model(format!("no variable {name} in the teacher")))?;
         d.set(&var.as_tensor().copy()?)?;
     }
     Ok(())
@@ -402,10 +487,17 @@ pub type CancelFlag = Arc<AtomicBool>;
 /// logged steps that a resume from an earlier checkpoint computes again, and the curve must not
 /// show them twice.
 fn truncate_metrics_after(path: &Path, step: u64) -> Result<()> {
-    let Ok(text) = std::fs::read_to_string(path) else { return Ok(()) };
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Ok(());
+    };
     let keep: Vec<&str> = text
         .lines()
-        .filter(|l| serde_json::from_str::<serde_json::Value>(l).ok().and_then(|v| v["step"].as_u64()).is_some_and(|s| s <= step))
+        .filter(|l| {
+            serde_json::from_str::<serde_json::Value>(l)
+                .ok()
+                .and_then(|v| v["step"].as_u64())
+                .is_some_and(|s| s <= step)
+        })
         .collect();
     if keep.len() != text.lines().count() {
         let mut out = keep.join("\n");

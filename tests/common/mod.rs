@@ -14,7 +14,8 @@ pub fn random_memory(rng: &mut Rng, n: usize, dim: usize, classes: usize) -> Mem
     let mut m = Memory::new("fp", dim);
     for _ in 0..n {
         let label = format!("class{}", rng.below(classes));
-        m.add("fp", &label, "", 0, vec![], random_unit(rng, dim)).unwrap();
+        m.add("fp", &label, "", 0, vec![], random_unit(rng, dim))
+            .unwrap();
     }
     m
 }
