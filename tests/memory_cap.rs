@@ -165,5 +165,8 @@ fn hostile_sizes_are_refused_within_a_two_gib_address_space() {
         &["memory", "info", d("bad.pmem").to_str().unwrap()],
     );
     assert_eq!(code, Some(1), "{err}");
-    assert!(err.contains("bad.pmem") && !err.contains("checksum"), "{err}");
+    assert!(
+        err.contains("bad.pmem") && !err.contains("checksum"),
+        "{err}"
+    );
 }

@@ -36,6 +36,38 @@ fn embed(source: &FeatureSource, img: &image::RgbImage) -> Vec<f32> {
         .0
 }
 
+/// Adds `img` to `m` as `label`, embedded by `source`, with a 32-px thumbnail.
+fn add_picture(m: &mut Memory, source: &FeatureSource, label: &str, img: &image::RgbImage) {
+    let (fp, thumbnail) = (source.fingerprint(), thumbnail_png(img, 32));
+    m.add(
+        &fp,
+        label,
+        &format!("test/{label}.png"),
+        0,
+        thumbnail,
+        embed(source, img),
+    )
+    .unwrap();
+}
+
+/// A random-init micro ViT's knowledge of `memory`, watching `watch`, voting with `k` neighbours.
+fn micro_knowledge(source: FeatureSource, memory: Memory, watch: Memory, k: usize) -> Knowledge {
+    let perception = Perception {
+        source: Arc::new(source),
+        path: PathBuf::from("random-init micro"),
+        description: "random-init micro ViT".into(),
+    };
+    Knowledge::new(
+        perception,
+        memory,
+        None,
+        PathBuf::from("test.pmem"),
+        Some(watch),
+        k,
+    )
+    .unwrap()
+}
+
 /// Memory: one red picture, five blue, five green. Watch list: the red picture itself (so
 /// unlearning the red entry must flip it) and one blue picture.
 fn knowledge(k: usize) -> (Knowledge, image::RgbImage) {
@@ -44,17 +76,8 @@ fn knowledge(k: usize) -> (Knowledge, image::RgbImage) {
     let fp = source.fingerprint();
     let red = picture(1, [180, 20, 20]);
     let mut memory = Memory::new(&fp, cfg.embed_dim);
-    let add = |m: &mut Memory, label: &str, img: &image::RgbImage| {
-        m.add(
-            &fp,
-            label,
-            &format!("test/{label}.png"),
-            0,
-            thumbnail_png(img, 32),
-            embed(&source, img),
-        )
-        .unwrap();
-    };
+    let add =
+        |m: &mut Memory, label: &str, img: &image::RgbImage| add_picture(m, &source, label, img);
     add(&mut memory, "red", &red);
     for i in 0..5 {
         add(&mut memory, "blue", &picture(10 + i, [20, 20, 180]));
@@ -63,23 +86,7 @@ fn knowledge(k: usize) -> (Knowledge, image::RgbImage) {
     let mut watch = Memory::new(&fp, cfg.embed_dim);
     add(&mut watch, "red", &red);
     add(&mut watch, "blue", &picture(30, [20, 20, 180]));
-    let perception = Perception {
-        source: Arc::new(source),
-        path: PathBuf::from("random-init micro"),
-        description: "random-init micro ViT".into(),
-    };
-    (
-        Knowledge::new(
-            perception,
-            memory,
-            None,
-            PathBuf::from("test.pmem"),
-            Some(watch),
-            k,
-        )
-        .unwrap(),
-        red,
-    )
+    (micro_knowledge(source, memory, watch, k), red)
 }
 
 #[derive(Debug)]
@@ -944,17 +951,8 @@ fn memory_panel_finds_a_mislabelled_entry_sorts_it_first_and_unlearns_it_undoabl
     let cfg = procmem::model::VitConfig::preset("micro").unwrap();
     let source = FeatureSource::random_like(&cfg).unwrap();
     let fp = source.fingerprint();
-    let add = |m: &mut Memory, label: &str, img: &image::RgbImage| {
-        m.add(
-            &fp,
-            label,
-            &format!("test/{label}.png"),
-            0,
-            thumbnail_png(img, 32),
-            embed(&source, img),
-        )
-        .unwrap();
-    };
+    let add =
+        |m: &mut Memory, label: &str, img: &image::RgbImage| add_picture(m, &source, label, img);
     let mut memory = Memory::new(&fp, cfg.embed_dim);
     for i in 0..5 {
         add(&mut memory, "blue", &picture(10 + i, [20, 20, 180]));
@@ -969,20 +967,7 @@ fn memory_panel_finds_a_mislabelled_entry_sorts_it_first_and_unlearns_it_undoabl
             add(&mut watch, "blue", &picture(40 + i, [20, 20, 180]));
         }
     }
-    let perception = Perception {
-        source: Arc::new(source),
-        path: PathBuf::from("random-init micro"),
-        description: "random-init micro ViT".into(),
-    };
-    let k = Knowledge::new(
-        perception,
-        memory,
-        None,
-        PathBuf::from("test.pmem"),
-        Some(watch),
-        3,
-    )
-    .unwrap();
+    let k = micro_knowledge(source, memory, watch, 3);
     let mut h = Harness::builder()
         .with_size(egui::vec2(1100.0, 900.0))
         .build_ui_state(

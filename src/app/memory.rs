@@ -54,6 +54,23 @@ pub struct MemoryPanel {
 
 const THUMB: f32 = 56.0;
 
+/// The watched queries with a known class: embeddings (`n × dim`) and classes.
+fn labelled_watched(k: &Knowledge) -> (Vec<f32>, Vec<u32>) {
+    let labelled = k
+        .watch
+        .queries
+        .iter()
+        .filter_map(|q| q.truth.map(|t| (q, t)));
+    labelled.fold(
+        (Vec::new(), Vec::new()),
+        |(mut queries, mut truths), (q, t)| {
+            queries.extend_from_slice(&q.embedding);
+            truths.push(t);
+            (queries, truths)
+        },
+    )
+}
+
 impl MemoryPanel {
     /// Unlearns an entry and looks for near-duplicates it leaves behind (offered below Undo).
     pub fn unlearn(&mut self, k: &mut Knowledge, id: u64) {
@@ -138,22 +155,12 @@ impl MemoryPanel {
 
     /// Computes the entries' KNN-Shapley values over the labelled watched queries on a worker.
     pub fn start_values(&mut self, ctx: &egui::Context, k: &Knowledge) {
-        let labelled: Vec<(&[f32], u32)> = k
-            .watch
-            .queries
-            .iter()
-            .filter_map(|q| q.truth.map(|t| (q.embedding.as_slice(), t)))
-            .collect();
-        if labelled.is_empty() {
+        let (queries, truths) = labelled_watched(k);
+        if truths.is_empty() {
             self.message =
                 "data values need labelled watched queries (the watch list has none)".into();
             return;
         }
-        let queries: Vec<f32> = labelled
-            .iter()
-            .flat_map(|(e, _)| e.iter().copied())
-            .collect();
-        let truths: Vec<u32> = labelled.iter().map(|(_, t)| *t).collect();
         let (index, kk, generation) = (k.index.clone(), k.k(), k.generation);
         self.values_job = Some(Job::spawn(ctx, "data values", move |_| {
             let values = crate::memory::value::knn_shapley(&index, &queries, &truths, kk);
@@ -166,21 +173,11 @@ impl MemoryPanel {
     /// worker: every second query chooses the harmful entries, the others judge the accuracy
     /// without them. Nothing is deleted until "Unlearn the harmful entries".
     pub fn start_prune(&mut self, ctx: &egui::Context, k: &Knowledge) {
-        let labelled: Vec<(&[f32], u32)> = k
-            .watch
-            .queries
-            .iter()
-            .filter_map(|q| q.truth.map(|t| (q.embedding.as_slice(), t)))
-            .collect();
-        if labelled.len() < 2 {
+        let (queries, truths) = labelled_watched(k);
+        if truths.len() < 2 {
             self.message = "pruning needs at least two labelled watched queries (one half chooses, the other judges)".into();
             return;
         }
-        let queries: Vec<f32> = labelled
-            .iter()
-            .flat_map(|(e, _)| e.iter().copied())
-            .collect();
-        let truths: Vec<u32> = labelled.iter().map(|(_, t)| *t).collect();
         let (index, kk, generation, rule) = (k.index.clone(), k.k(), k.generation, k.watch.rule);
         self.prune_job = Some(Job::spawn(ctx, "pruning", move |_| {
             Ok((

@@ -261,6 +261,13 @@ pub struct DataArgs {
     /// --memory-data takes. Labels are matched to the memory's by name.
     #[arg(long)]
     pub queries: Option<PathBuf>,
+    /// Use only N memory images (default: all): a built-in set's first N, or N evenly spaced
+    /// through your --memory / --memory-data.
+    #[arg(long)]
+    pub limit_train: Option<usize>,
+    /// Use only N queries (default: all), chosen the same way.
+    #[arg(long)]
+    pub limit_test: Option<usize>,
 }
 
 /// Labelled images of the user's: a memory file, or decoded images each feature source embeds.
@@ -420,16 +427,14 @@ struct Embedded {
 }
 
 impl EvalData {
-    fn load(
-        args: DataArgs,
-        limit_train: Option<usize>,
-        limit_test: Option<usize>,
-    ) -> anyhow::Result<Self> {
+    fn load(args: DataArgs) -> anyhow::Result<Self> {
         let DataArgs {
             set,
             memory,
             memory_data,
             queries,
+            limit_train,
+            limit_test,
         } = args;
         match (memory.or(memory_data), queries) {
             (None, None) => Ok(EvalData::Builtin(load_split(set, limit_train, limit_test)?)),
@@ -622,13 +627,6 @@ pub struct KnnArgs {
     pub sources: Sources,
     #[arg(long, value_delimiter = ',', default_value = "10,20,100,200")]
     pub k: Vec<usize>,
-    /// Use only N memory images (default: all): a built-in set's first N, or N evenly spaced
-    /// through your --memory / --memory-data.
-    #[arg(long)]
-    pub limit_train: Option<usize>,
-    /// Use only N queries (default: all), chosen the same way.
-    #[arg(long)]
-    pub limit_test: Option<usize>,
     /// Append each source's best top-1 to this JSON-lines file (the Models panel shows them).
     #[arg(long)]
     pub results: Option<PathBuf>,
@@ -640,7 +638,7 @@ pub struct KnnArgs {
 impl KnnArgs {
     pub fn run(self) -> anyhow::Result<()> {
         let sources = sources_with_baselines(&self.sources.features, !self.sources.no_baselines)?;
-        let data = EvalData::load(self.data, self.limit_train, self.limit_test)?;
+        let data = EvalData::load(self.data)?;
         data.check_sources(&sources)?;
         let mut markdown = format!(
             "## kNN classification, {} ({})\n\nCommand: `procmem {}`\n\n",
@@ -704,7 +702,7 @@ impl ProbeArgs {
     pub fn run(self) -> anyhow::Result<()> {
         use procmem::eval::probe::{ProbeConfig, fit_and_score};
         let sources = sources_with_baselines(&self.sources.features, !self.sources.no_baselines)?;
-        let data = EvalData::load(self.data, None, None)?;
+        let data = EvalData::load(self.data)?;
         data.check_sources(&sources)?;
         let cfg = ProbeConfig::default();
         let mut markdown = format!(
@@ -815,7 +813,7 @@ impl UnlearnArgs {
     pub fn run(self) -> anyhow::Result<()> {
         use procmem::eval::unlearning::{ClassRemoval, remove_class};
         let sources = sources_with_baselines(&self.features, false)?;
-        let data = EvalData::load(self.data, None, None)?;
+        let data = EvalData::load(self.data)?;
         data.check_sources(&sources)?;
         // Resolved against the memory's classes before anything is embedded; every source
         // numbers them the same way (the memory's labels first, in order).
@@ -861,13 +859,6 @@ pub struct PrivacyArgs {
     pub sources: Sources,
     #[arg(long, value_delimiter = ',', default_value = "1,10,20,100")]
     pub k: Vec<usize>,
-    /// Use only N memory images (default: all): a built-in set's first N, or N evenly spaced
-    /// through your --memory / --memory-data.
-    #[arg(long)]
-    pub limit_train: Option<usize>,
-    /// Use only N queries (default: all), chosen the same way.
-    #[arg(long)]
-    pub limit_test: Option<usize>,
     /// List this many of the most influential entries.
     #[arg(long, default_value_t = 10)]
     pub top: usize,
@@ -881,7 +872,7 @@ impl PrivacyArgs {
         use procmem::eval::plot::{PlotSpec, Series, render};
         use procmem::memory::privacy::analyse;
         let sources = sources_with_baselines(&self.sources.features, !self.sources.no_baselines)?;
-        let data = EvalData::load(self.data, self.limit_train, self.limit_test)?;
+        let data = EvalData::load(self.data)?;
         data.check_sources(&sources)?;
         let ks = &self.k;
         let mut markdown = format!(
