@@ -55,17 +55,7 @@ enum Command {
     Standardise(cli::standardise::StandardiseArgs),
     /// Write one backbone of a training checkpoint as a small model file (config, step, seed and
     /// provenance kept; head and optimiser state dropped), e.g. for models/.
-    Export {
-        /// The checkpoint (.json or .safetensors of a step).
-        #[arg(long)]
-        checkpoint: PathBuf,
-        /// Export the student instead of the teacher.
-        #[arg(long)]
-        student: bool,
-        /// Output path stem: writes <out>.safetensors and <out>.json.
-        #[arg(long)]
-        out: PathBuf,
-    },
+    Export(cli::export::ExportArgs),
     /// Benchmarks.
     #[command(subcommand)]
     Bench(cli::bench::BenchCommand),
@@ -128,26 +118,7 @@ fn run() -> anyhow::Result<()> {
         Some(Command::Data(cmd)) => cmd.run(),
         Some(Command::Dense(cmd)) => cmd.run(),
         Some(Command::Standardise(args)) => args.run(),
-        Some(Command::Export {
-            checkpoint,
-            student,
-            out,
-        }) => {
-            use procmem::model::weights::{Which, export_backbone};
-            let which = if student {
-                Which::Student
-            } else {
-                Which::Teacher
-            };
-            let fp = export_backbone(&checkpoint, which, &out)?;
-            eprintln!(
-                "exported the {} backbone of {} to {} (fingerprint {fp})",
-                if student { "student" } else { "teacher" },
-                checkpoint.display(),
-                out.display()
-            );
-            Ok(())
-        }
+        Some(Command::Export(args)) => args.run(),
         Some(Command::Privacy(args)) => args.run(),
         Some(Command::Bench(cmd)) => cmd.run(),
     }

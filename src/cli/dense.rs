@@ -544,25 +544,50 @@ mod tests {
 pub enum DataCommand {
     /// A segmentation set with exact masks: emoji (with alpha) pasted onto procedural
     /// backgrounds, several per image; NNNNN.png + NNNNN.mask.png (class ids) + composite.json.
-    Composite {
-        /// An emoji-datasource-<style> package folder [default: $PROCMEM_DATA/emoji-google].
-        #[arg(long)]
-        emoji: Option<PathBuf>,
-        /// Output folder (an existing set there is refused).
-        #[arg(long)]
-        out: PathBuf,
-        /// Number of images (the first half serves as memory and prompts in `eval seg`).
-        #[arg(long, default_value_t = 200)]
-        count: usize,
-        /// Image side in pixels.
-        #[arg(long, default_value_t = 128)]
-        size: u32,
-        /// Objects per image, at most.
-        #[arg(long, default_value_t = 3)]
-        max_objects: usize,
-        #[arg(long, default_value_t = 0)]
-        seed: u64,
-    },
+    Composite(CompositeArgs),
+}
+
+/// `procmem data composite`.
+#[derive(clap::Args)]
+pub struct CompositeArgs {
+    /// An emoji-datasource-<style> package folder [default: $PROCMEM_DATA/emoji-google].
+    #[arg(long)]
+    emoji: Option<PathBuf>,
+    /// Output folder (an existing set there is refused).
+    #[arg(long)]
+    out: PathBuf,
+    /// Number of images (the first half serves as memory and prompts in `eval seg`).
+    #[arg(long, default_value_t = 200)]
+    count: usize,
+    /// Image side in pixels.
+    #[arg(long, default_value_t = 128)]
+    size: u32,
+    /// Objects per image, at most.
+    #[arg(long, default_value_t = 3)]
+    max_objects: usize,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
+impl CompositeArgs {
+    pub fn run(self) -> anyhow::Result<()> {
+        let CompositeArgs {
+            emoji,
+            out,
+            count,
+            size,
+            max_objects,
+            seed,
+        } = self;
+        let cfg = CompositeConfig {
+            count,
+            size,
+            max_objects,
+            seed,
+            ..Default::default()
+        };
+        composite(emoji, out, cfg)
+    }
 }
 
 /// Options shared by the dense commands.
@@ -596,23 +621,7 @@ pub enum DenseCommand {
 impl DataCommand {
     pub fn run(self) -> anyhow::Result<()> {
         match self {
-            DataCommand::Composite {
-                emoji,
-                out,
-                count,
-                size,
-                max_objects,
-                seed,
-            } => {
-                let cfg = procmem::dense::composite::CompositeConfig {
-                    count,
-                    size,
-                    max_objects,
-                    seed,
-                    ..Default::default()
-                };
-                composite(emoji, out, cfg)
-            }
+            DataCommand::Composite(args) => args.run(),
         }
     }
 }

@@ -1,131 +1,38 @@
-//! `procmem memory build | info | query | delete`: visual memories on disk.
+//! `procmem memory build | info | query | prune | value | map | audit | delete`: visual memories
+//! on disk, one `clap::Args` struct with `run` per command.
 
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use clap::Subcommand;
 
+use procmem::embed::FeatureSource;
+use procmem::memory::embedding::embed_pipelined;
+use procmem::memory::{Memory, import};
+
 use super::progress_bar;
 
 #[derive(Subcommand)]
 pub enum MemoryCommand {
     /// Embed labelled images into a new memory file.
-    Build {
-        /// Feature source: a weights path, `random:<preset>` or `pixels`.
-        #[arg(long)]
-        features: String,
-        /// An ImageFolder tree: one sub-folder per class.
-        #[arg(long, conflicts_with = "csv")]
-        folder: Option<PathBuf>,
-        /// A CSV of `path,label` lines.
-        #[arg(long)]
-        csv: Option<PathBuf>,
-        /// An IDX image file (MNIST / Fashion-MNIST layout, optionally .gz); needs --idx-labels.
-        #[arg(long, requires = "idx_labels")]
-        idx_images: Option<PathBuf>,
-        #[arg(long)]
-        idx_labels: Option<PathBuf>,
-        /// Name Fashion-MNIST's classes instead of using label numbers (with --idx-images).
-        #[arg(long)]
-        fashion_mnist_names: bool,
-        /// A MedMNIST .npz file; --split picks train, val or test.
-        #[arg(long)]
-        npz: Option<PathBuf>,
-        #[arg(long, default_value = "train")]
-        split: String,
-        /// Import at most this many images (the first ones).
-        #[arg(long)]
-        limit: Option<usize>,
-        /// Fail, writing nothing, if any file is skipped (unreadable, not an image, over limits).
-        #[arg(long)]
-        strict: bool,
-        /// The memory file to write.
-        #[arg(long)]
-        out: PathBuf,
-    },
+    Build(BuildArgs),
     /// Entries per class, model fingerprint, size.
-    Info { memory: PathBuf },
+    Info(InfoArgs),
     /// Neighbours and vote for query images; optionally export them as visual-memory JSON.
-    Query {
-        memory: PathBuf,
-        /// The model that built the memory (its fingerprint must match).
-        #[arg(long)]
-        features: String,
-        /// Query images.
-        #[arg(required = true)]
-        images: Vec<PathBuf>,
-        #[arg(long, default_value_t = 10)]
-        k: usize,
-        /// Write the neighbour records (image_id, neighbor_image_ids, …) here.
-        #[arg(long)]
-        json: Option<PathBuf>,
-        /// Search with an HNSW graph instead of the exact index (large memories).
-        #[arg(long)]
-        hnsw: bool,
-    },
+    Query(QueryArgs),
     /// Find entries that hurt more than they help on labelled queries (Geirhos et al. 2024's
     /// pruning): a dry run by default that lists them with the evidence and the accuracy before
     /// and after on the half of the queries that did not choose; --apply deletes them (their
     /// bytes leave the file, as with `delete`).
-    Prune {
-        memory: PathBuf,
-        /// Labelled queries embedded by the same model: a memory file (e.g. built with
-        /// `memory build` from a held-out folder). Every second one chooses, the others judge.
-        #[arg(long)]
-        queries: PathBuf,
-        #[arg(long, default_value_t = 10)]
-        k: usize,
-        /// An entry is harmful when it hurt at least this many queries, and more than it helped.
-        #[arg(long, default_value_t = procmem::memory::prune::DEFAULT_MIN_HURT)]
-        min_hurt: usize,
-        /// Delete the harmful entries and save (to --out, or in place).
-        #[arg(long)]
-        apply: bool,
-        /// Where --apply writes [default: the memory file itself].
-        #[arg(long, requires = "apply")]
-        out: Option<PathBuf>,
-        /// Write the evidence (id, label, helped, hurt, harmful) as CSV here.
-        #[arg(long)]
-        csv: Option<PathBuf>,
-    },
+    Prune(PruneArgs),
     /// Exact KNN-Shapley data values (Jia et al. 2019) of every entry over labelled queries:
     /// the lowest first (negative: the entry lowers the accuracy it takes part in — often a
     /// wrong label). Changes nothing.
-    Value {
-        memory: PathBuf,
-        /// Labelled queries embedded by the same model (a memory file).
-        #[arg(long)]
-        queries: PathBuf,
-        #[arg(long, default_value_t = 10)]
-        k: usize,
-        /// Entries listed.
-        #[arg(long, default_value_t = 20)]
-        show: usize,
-        /// Write every entry's value (id, label, source, value) as CSV here.
-        #[arg(long)]
-        csv: Option<PathBuf>,
-        /// Experiment: flip this fraction of the memory's labels (in memory only, seeded) and
-        /// report how many of them the lowest values find (the paper's label-noise test).
-        #[arg(long)]
-        flip_labels: Option<f64>,
-        #[arg(long, default_value_t = 0)]
-        seed: u64,
-    },
+    Value(ValueArgs),
     /// The memory map: every entry on the memory's first two principal axes, as the app's Map
     /// panel draws it. Writes id, label, source and (x, y) as CSV (or JSON for a .json path),
     /// and optionally a PNG picture coloured by label.
-    Map {
-        memory: PathBuf,
-        /// Coordinates file (.csv or .json).
-        #[arg(long)]
-        out: PathBuf,
-        /// Also draw the map here (PNG).
-        #[arg(long)]
-        png: Option<PathBuf>,
-        /// Width and height of the PNG, pixels.
-        #[arg(long, default_value_t = 1024)]
-        size: u32,
-    },
+    Map(MapArgs),
     /// An unlearning certificate for a deletion: ORIGINAL is the memory before, EDITED after.
     /// Checks (a) equivalence with a memory rebuilt without the deleted entries, (b) that no
     /// file procmem wrote still holds their bytes, (c) that they look never-added to the edited
@@ -134,31 +41,63 @@ pub enum MemoryCommand {
     /// Delete entries by id; their bytes leave the file and their content goes on the
     /// memory's deny-list. Near-duplicates left behind (same image bytes, or cosine ≥ --near)
     /// are listed, and deleted too with --with-near-duplicates.
-    Delete {
-        memory: PathBuf,
-        #[arg(long = "id", required = true)]
-        ids: Vec<u64>,
-        /// Also delete the near-duplicates of the deleted entries.
-        #[arg(long)]
-        with_near_duplicates: bool,
-        /// Cosine similarity from which another entry counts as a near-duplicate.
-        #[arg(long, default_value_t = procmem::memory::NEAR_DUPLICATE_COSINE)]
-        near: f32,
-    },
+    Delete(DeleteArgs),
 }
 
 impl MemoryCommand {
     pub fn run(self) -> anyhow::Result<()> {
-        run(self)
+        match self {
+            MemoryCommand::Build(args) => args.run(),
+            MemoryCommand::Query(args) => args.run(),
+            MemoryCommand::Info(args) => args.run(),
+            MemoryCommand::Prune(args) => args.run(),
+            MemoryCommand::Value(args) => args.run(),
+            MemoryCommand::Map(args) => args.run(),
+            MemoryCommand::Audit(args) => args.run(),
+            MemoryCommand::Delete(args) => args.run(),
+        }
     }
 }
 
-fn run(cmd: MemoryCommand) -> anyhow::Result<()> {
-    use procmem::embed::FeatureSource;
-    use procmem::memory::embedding::embed_pipelined;
-    use procmem::memory::{Memory, import};
-    match cmd {
-        MemoryCommand::Build {
+/// `procmem memory build`.
+#[derive(clap::Args)]
+pub struct BuildArgs {
+    /// Feature source: a weights path, `random:<preset>` or `pixels`.
+    #[arg(long)]
+    features: String,
+    /// An ImageFolder tree: one sub-folder per class.
+    #[arg(long, conflicts_with = "csv")]
+    folder: Option<PathBuf>,
+    /// A CSV of `path,label` lines.
+    #[arg(long)]
+    csv: Option<PathBuf>,
+    /// An IDX image file (MNIST / Fashion-MNIST layout, optionally .gz); needs --idx-labels.
+    #[arg(long, requires = "idx_labels")]
+    idx_images: Option<PathBuf>,
+    #[arg(long)]
+    idx_labels: Option<PathBuf>,
+    /// Name Fashion-MNIST's classes instead of using label numbers (with --idx-images).
+    #[arg(long)]
+    fashion_mnist_names: bool,
+    /// A MedMNIST .npz file; --split picks train, val or test.
+    #[arg(long)]
+    npz: Option<PathBuf>,
+    #[arg(long, default_value = "train")]
+    split: String,
+    /// Import at most this many images (the first ones).
+    #[arg(long)]
+    limit: Option<usize>,
+    /// Fail, writing nothing, if any file is skipped (unreadable, not an image, over limits).
+    #[arg(long)]
+    strict: bool,
+    /// The memory file to write.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+impl BuildArgs {
+    pub fn run(self) -> anyhow::Result<()> {
+        let BuildArgs {
             features,
             folder,
             csv,
@@ -170,210 +109,271 @@ fn run(cmd: MemoryCommand) -> anyhow::Result<()> {
             limit,
             strict,
             out,
-        } => {
-            let source = FeatureSource::from_spec(&features)?;
-            let fingerprint = source.fingerprint();
-            let mut memory: Option<Memory> = None;
-            let mut skipped = Vec::new();
-            let mut listing_skipped = Vec::new(); // bad CSV lines, reported first
-            let limit = limit.unwrap_or(usize::MAX);
-            let in_memory_items = match (&folder, &csv, &idx_images, &npz) {
-                (Some(_), None, None, None) | (None, Some(_), None, None) => None,
-                (None, None, Some(images), None) => {
-                    let labels = idx_labels
-                        .as_deref()
-                        .context("--idx-images needs --idx-labels")?;
-                    let names: &[&str] = if fashion_mnist_names {
-                        &procmem::datasets::FASHION_MNIST_CLASSES
-                    } else {
-                        &[]
-                    };
-                    Some(import::load_idx(images, labels, names)?)
-                }
-                (None, None, None, Some(npz)) => Some(import::load_npz(npz, &split)?),
-                _ => bail!("give exactly one of --folder, --csv, --idx-images, --npz"),
-            };
-            // Decoding and thumbnails of the next batch overlap with embedding the current one.
-            let mut add = |entries: Vec<procmem::memory::embedding::NewEntry>,
-                           bad: Vec<import::Skipped>,
-                           bar: &indicatif::ProgressBar| {
-                bar.inc((entries.len() + bad.len()) as u64);
-                skipped.extend(bad);
-                let Some(first) = entries.first() else {
-                    return Ok(());
+        } = self;
+        let source = FeatureSource::from_spec(&features)?;
+        let fingerprint = source.fingerprint();
+        let mut memory: Option<Memory> = None;
+        let mut skipped = Vec::new();
+        let mut listing_skipped = Vec::new(); // bad CSV lines, reported first
+        let limit = limit.unwrap_or(usize::MAX);
+        let in_memory_items = match (&folder, &csv, &idx_images, &npz) {
+            (Some(_), None, None, None) | (None, Some(_), None, None) => None,
+            (None, None, Some(images), None) => {
+                let labels = idx_labels
+                    .as_deref()
+                    .context("--idx-images needs --idx-labels")?;
+                let names: &[&str] = if fashion_mnist_names {
+                    &procmem::datasets::FASHION_MNIST_CLASSES
+                } else {
+                    &[]
                 };
-                let m =
-                    memory.get_or_insert_with(|| Memory::new(&fingerprint, first.embedding.len()));
-                for e in entries {
-                    m.add(
-                        &fingerprint,
-                        &e.label,
-                        &e.source,
-                        e.content_hash,
-                        e.thumbnail,
-                        e.embedding,
-                    )?;
-                }
-                Ok(())
+                Some(import::load_idx(images, labels, names)?)
+            }
+            (None, None, None, Some(npz)) => Some(import::load_npz(npz, &split)?),
+            _ => bail!("give exactly one of --folder, --csv, --idx-images, --npz"),
+        };
+        // Decoding and thumbnails of the next batch overlap with embedding the current one.
+        let mut add = |entries: Vec<procmem::memory::embedding::NewEntry>,
+                       bad: Vec<import::Skipped>,
+                       bar: &indicatif::ProgressBar| {
+            bar.inc((entries.len() + bad.len()) as u64);
+            skipped.extend(bad);
+            let Some(first) = entries.first() else {
+                return Ok(());
             };
-            // Images per batch; files may be multi-megapixel photos, so their batches are smaller
-            // (two batches are in memory at once).
-            const BATCH: usize = 256;
-            const FILE_BATCH: usize = 32;
-            match in_memory_items {
-                Some(mut items) => {
-                    items.truncate(limit);
-                    let bar = progress_bar(items.len() as u64, "embed");
-                    let mut batches = Vec::new();
-                    while !items.is_empty() {
-                        let rest = items.split_off(items.len().min(BATCH));
-                        batches.push((std::mem::replace(&mut items, rest), Vec::new()));
-                    }
-                    embed_pipelined(&source, batches.into_iter(), |entries, bad| {
-                        add(entries, bad, &bar)
-                    })?;
-                    bar.finish_and_clear();
-                }
-                None => {
-                    let (mut files, bad_lines) = match (&folder, &csv) {
-                        (Some(dir), _) => (import::list_image_folder(dir)?, Vec::new()),
-                        (_, Some(csv)) => import::list_csv(csv)?,
-                        _ => unreachable!("checked above"),
-                    };
-                    files.truncate(limit);
-                    listing_skipped = bad_lines;
-                    let bar = progress_bar(files.len() as u64, "import");
-                    embed_pipelined(
-                        &source,
-                        files.chunks(FILE_BATCH).map(import::load),
-                        |entries, bad| add(entries, bad, &bar),
-                    )?;
-                    bar.finish_and_clear();
-                }
+            let m = memory.get_or_insert_with(|| Memory::new(&fingerprint, first.embedding.len()));
+            for e in entries {
+                m.add(
+                    &fingerprint,
+                    &e.label,
+                    &e.source,
+                    e.content_hash,
+                    e.thumbnail,
+                    e.embedding,
+                )?;
             }
-            skipped.splice(0..0, listing_skipped);
-            for s in &skipped {
-                eprintln!("  skipped {}: {}", s.source, s.reason);
-            }
-            if strict && !skipped.is_empty() {
-                bail!(
-                    "--strict: {} file(s) skipped (listed above); {} was not written",
-                    skipped.len(),
-                    out.display()
-                );
-            }
-            let memory = memory.context("no readable images to import")?;
-            memory.save(&out)?;
-            eprintln!(
-                "{} entries written to {} ({} skipped)",
-                memory.len(),
-                out.display(),
-                skipped.len()
-            );
             Ok(())
+        };
+        // Images per batch; files may be multi-megapixel photos, so their batches are smaller
+        // (two batches are in memory at once).
+        const BATCH: usize = 256;
+        const FILE_BATCH: usize = 32;
+        match in_memory_items {
+            Some(mut items) => {
+                items.truncate(limit);
+                let bar = progress_bar(items.len() as u64, "embed");
+                let mut batches = Vec::new();
+                while !items.is_empty() {
+                    let rest = items.split_off(items.len().min(BATCH));
+                    batches.push((std::mem::replace(&mut items, rest), Vec::new()));
+                }
+                embed_pipelined(&source, batches.into_iter(), |entries, bad| {
+                    add(entries, bad, &bar)
+                })?;
+                bar.finish_and_clear();
+            }
+            None => {
+                let (mut files, bad_lines) = match (&folder, &csv) {
+                    (Some(dir), _) => (import::list_image_folder(dir)?, Vec::new()),
+                    (_, Some(csv)) => import::list_csv(csv)?,
+                    _ => unreachable!("checked above"),
+                };
+                files.truncate(limit);
+                listing_skipped = bad_lines;
+                let bar = progress_bar(files.len() as u64, "import");
+                embed_pipelined(
+                    &source,
+                    files.chunks(FILE_BATCH).map(import::load),
+                    |entries, bad| add(entries, bad, &bar),
+                )?;
+                bar.finish_and_clear();
+            }
         }
-        MemoryCommand::Query {
+        skipped.splice(0..0, listing_skipped);
+        for s in &skipped {
+            eprintln!("  skipped {}: {}", s.source, s.reason);
+        }
+        if strict && !skipped.is_empty() {
+            bail!(
+                "--strict: {} file(s) skipped (listed above); {} was not written",
+                skipped.len(),
+                out.display()
+            );
+        }
+        let memory = memory.context("no readable images to import")?;
+        memory.save(&out)?;
+        eprintln!(
+            "{} entries written to {} ({} skipped)",
+            memory.len(),
+            out.display(),
+            skipped.len()
+        );
+        Ok(())
+    }
+}
+
+/// `procmem memory info`.
+#[derive(clap::Args)]
+pub struct InfoArgs {
+    memory: PathBuf,
+}
+
+impl InfoArgs {
+    pub fn run(self) -> anyhow::Result<()> {
+        let InfoArgs { memory } = self;
+        let m = Memory::open(&memory)?;
+        println!(
+            "{}: {} entries, dimension {}, model {}",
+            memory.display(),
+            m.len(),
+            m.dim,
+            m.model_fingerprint
+        );
+        for label in m.labels() {
+            println!(
+                "  {label}: {}",
+                m.entries.iter().filter(|e| e.label == label).count()
+            );
+        }
+        Ok(())
+    }
+}
+
+/// `procmem memory query`.
+#[derive(clap::Args)]
+pub struct QueryArgs {
+    memory: PathBuf,
+    /// The model that built the memory (its fingerprint must match).
+    #[arg(long)]
+    features: String,
+    /// Query images.
+    #[arg(required = true)]
+    images: Vec<PathBuf>,
+    #[arg(long, default_value_t = 10)]
+    k: usize,
+    /// Write the neighbour records (image_id, neighbor_image_ids, …) here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Search with an HNSW graph instead of the exact index (large memories).
+    #[arg(long)]
+    hnsw: bool,
+}
+
+impl QueryArgs {
+    pub fn run(self) -> anyhow::Result<()> {
+        let QueryArgs {
             memory,
             features,
             images,
             k,
             json,
             hnsw,
-        } => {
-            use procmem::memory::{
-                Answer, ExactIndex, NeighbourRecord, VoteRule, query::write_records,
-            };
-            if k == 0 {
-                bail!("--k 0 asks for no neighbours: give k ≥ 1 (10 is the default)");
-            }
-            let m = Memory::open(&memory)?;
-            if m.is_empty() {
-                bail!(
-                    "{} is empty (no entries): there is nothing to search (build one with `procmem memory build`)",
-                    memory.display()
-                );
-            }
-            if k > m.len() {
-                eprintln!(
-                    "note: k = {k} but {} holds {} entries: all of them are listed",
-                    memory.display(),
-                    m.len()
-                );
-            }
-            let source = FeatureSource::from_spec(&features)?;
-            if source.fingerprint() != m.model_fingerprint {
-                bail!(
-                    "{} was embedded by model {}, but --features {features} is model {}: embeddings of different models never mix",
-                    memory.display(),
-                    m.model_fingerprint,
-                    source.fingerprint()
-                );
-            }
-            let labels = m.labels();
-            let index = ExactIndex::build(&m, &labels);
-            let graph = if hnsw {
-                Some(procmem::memory::HnswIndex::build(
-                    &index,
-                    Default::default(),
-                )?)
-            } else {
-                None
-            };
-            let mut records = Vec::new();
-            for path in &images {
-                let img = procmem::imageio::load_rgb(path)?;
-                let (q, _) = source.embed_rgb(std::slice::from_ref(&img), |_| {})?;
-                let neighbours = match &graph {
-                    Some(g) => g.search(&q, k),
-                    None => index.search(&q, k),
-                }
-                .pop()
-                .unwrap_or_default();
-                let answer = Answer::new(neighbours, k, labels.len(), VoteRule::default());
-                let predicted = answer
-                    .vote
-                    .prediction
-                    .map_or("-".to_string(), |c| labels[c as usize].clone());
-                println!("{}: {predicted}", path.display());
-                for n in &answer.neighbours {
-                    let e = m.get(n.id).context("neighbour in memory")?;
-                    println!(
-                        "  #{:<6} {:<14} similarity {:.4}  {}",
-                        n.id, labels[n.label as usize], n.similarity, e.source
-                    );
-                }
-                records.push(NeighbourRecord::new(
-                    &source.name(),
-                    &path.display().to_string(),
-                    None,
-                    &answer.neighbours,
-                    &labels,
-                ));
-            }
-            if let Some(json) = json {
-                write_records(&json, &records)?;
-                eprintln!("neighbour records written to {}", json.display());
-            }
-            Ok(())
+        } = self;
+        use procmem::memory::{
+            Answer, ExactIndex, NeighbourRecord, VoteRule, query::write_records,
+        };
+        if k == 0 {
+            bail!("--k 0 asks for no neighbours: give k ≥ 1 (10 is the default)");
         }
-        MemoryCommand::Info { memory } => {
-            let m = Memory::open(&memory)?;
-            println!(
-                "{}: {} entries, dimension {}, model {}",
-                memory.display(),
-                m.len(),
-                m.dim,
-                m.model_fingerprint
+        let m = Memory::open(&memory)?;
+        if m.is_empty() {
+            bail!(
+                "{} is empty (no entries): there is nothing to search (build one with `procmem memory build`)",
+                memory.display()
             );
-            for label in m.labels() {
+        }
+        if k > m.len() {
+            eprintln!(
+                "note: k = {k} but {} holds {} entries: all of them are listed",
+                memory.display(),
+                m.len()
+            );
+        }
+        let source = FeatureSource::from_spec(&features)?;
+        if source.fingerprint() != m.model_fingerprint {
+            bail!(
+                "{} was embedded by model {}, but --features {features} is model {}: embeddings of different models never mix",
+                memory.display(),
+                m.model_fingerprint,
+                source.fingerprint()
+            );
+        }
+        let labels = m.labels();
+        let index = ExactIndex::build(&m, &labels);
+        let graph = if hnsw {
+            Some(procmem::memory::HnswIndex::build(
+                &index,
+                Default::default(),
+            )?)
+        } else {
+            None
+        };
+        let mut records = Vec::new();
+        for path in &images {
+            let img = procmem::imageio::load_rgb(path)?;
+            let (q, _) = source.embed_rgb(std::slice::from_ref(&img), |_| {})?;
+            let neighbours = match &graph {
+                Some(g) => g.search(&q, k),
+                None => index.search(&q, k),
+            }
+            .pop()
+            .unwrap_or_default();
+            let answer = Answer::new(neighbours, k, labels.len(), VoteRule::default());
+            let predicted = answer
+                .vote
+                .prediction
+                .map_or("-".to_string(), |c| labels[c as usize].clone());
+            println!("{}: {predicted}", path.display());
+            for n in &answer.neighbours {
+                let e = m.get(n.id).context("neighbour in memory")?;
                 println!(
-                    "  {label}: {}",
-                    m.entries.iter().filter(|e| e.label == label).count()
+                    "  #{:<6} {:<14} similarity {:.4}  {}",
+                    n.id, labels[n.label as usize], n.similarity, e.source
                 );
             }
-            Ok(())
+            records.push(NeighbourRecord::new(
+                &source.name(),
+                &path.display().to_string(),
+                None,
+                &answer.neighbours,
+                &labels,
+            ));
         }
-        MemoryCommand::Prune {
+        if let Some(json) = json {
+            write_records(&json, &records)?;
+            eprintln!("neighbour records written to {}", json.display());
+        }
+        Ok(())
+    }
+}
+
+/// `procmem memory prune`.
+#[derive(clap::Args)]
+pub struct PruneArgs {
+    memory: PathBuf,
+    /// Labelled queries embedded by the same model: a memory file (e.g. built with
+    /// `memory build` from a held-out folder). Every second one chooses, the others judge.
+    #[arg(long)]
+    queries: PathBuf,
+    #[arg(long, default_value_t = 10)]
+    k: usize,
+    /// An entry is harmful when it hurt at least this many queries, and more than it helped.
+    #[arg(long, default_value_t = procmem::memory::prune::DEFAULT_MIN_HURT)]
+    min_hurt: usize,
+    /// Delete the harmful entries and save (to --out, or in place).
+    #[arg(long)]
+    apply: bool,
+    /// Where --apply writes [default: the memory file itself].
+    #[arg(long, requires = "apply")]
+    out: Option<PathBuf>,
+    /// Write the evidence (id, label, helped, hurt, harmful) as CSV here.
+    #[arg(long)]
+    csv: Option<PathBuf>,
+}
+
+impl PruneArgs {
+    pub fn run(self) -> anyhow::Result<()> {
+        let PruneArgs {
             memory,
             queries,
             k,
@@ -381,8 +381,37 @@ fn run(cmd: MemoryCommand) -> anyhow::Result<()> {
             apply,
             out,
             csv,
-        } => prune(&memory, &queries, k, min_hurt, apply, out, csv),
-        MemoryCommand::Value {
+        } = self;
+        prune(&memory, &queries, k, min_hurt, apply, out, csv)
+    }
+}
+
+/// `procmem memory value`.
+#[derive(clap::Args)]
+pub struct ValueArgs {
+    memory: PathBuf,
+    /// Labelled queries embedded by the same model (a memory file).
+    #[arg(long)]
+    queries: PathBuf,
+    #[arg(long, default_value_t = 10)]
+    k: usize,
+    /// Entries listed.
+    #[arg(long, default_value_t = 20)]
+    show: usize,
+    /// Write every entry's value (id, label, source, value) as CSV here.
+    #[arg(long)]
+    csv: Option<PathBuf>,
+    /// Experiment: flip this fraction of the memory's labels (in memory only, seeded) and
+    /// report how many of them the lowest values find (the paper's label-noise test).
+    #[arg(long)]
+    flip_labels: Option<f64>,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
+impl ValueArgs {
+    pub fn run(self) -> anyhow::Result<()> {
+        let ValueArgs {
             memory,
             queries,
             k,
@@ -390,101 +419,138 @@ fn run(cmd: MemoryCommand) -> anyhow::Result<()> {
             csv,
             flip_labels,
             seed,
-        } => value(&memory, &queries, k, show, csv, flip_labels, seed),
-        MemoryCommand::Map {
+        } = self;
+        value(&memory, &queries, k, show, csv, flip_labels, seed)
+    }
+}
+
+/// `procmem memory map`.
+#[derive(clap::Args)]
+pub struct MapArgs {
+    memory: PathBuf,
+    /// Coordinates file (.csv or .json).
+    #[arg(long)]
+    out: PathBuf,
+    /// Also draw the map here (PNG).
+    #[arg(long)]
+    png: Option<PathBuf>,
+    /// Width and height of the PNG, pixels.
+    #[arg(long, default_value_t = 1024)]
+    size: u32,
+}
+
+impl MapArgs {
+    pub fn run(self) -> anyhow::Result<()> {
+        let MapArgs {
             memory,
             out,
             png,
             size,
-        } => {
-            use procmem::memory::map::MemoryMap;
-            use procmem::palette::class_rgb;
-            let m = Memory::open(&memory)?;
-            let map = MemoryMap::fit(&m)?;
-            let rows = map.export(&m, None, &out)?;
-            let e = &map.projection.explained;
-            eprintln!(
-                "{rows} entries of {} on PC1/PC2 ({:.1} % + {:.1} % of the variance) -> {}",
-                memory.display(),
-                e[0] * 100.0,
-                e[1] * 100.0,
-                out.display()
-            );
-            if let Some(png) = png {
-                map.render(size)
-                    .save(&png)
-                    .map_err(|e| anyhow::anyhow!("{}: {e}", png.display()))?;
-                eprintln!("map drawn to {}; colours:", png.display());
-                for (i, label) in map.labels.iter().enumerate() {
-                    let [r, g, b] = class_rgb(i as u32);
-                    eprintln!("  #{r:02x}{g:02x}{b:02x} {label}");
-                }
+        } = self;
+        use procmem::memory::map::MemoryMap;
+        use procmem::palette::class_rgb;
+        let m = Memory::open(&memory)?;
+        let map = MemoryMap::fit(&m)?;
+        let rows = map.export(&m, None, &out)?;
+        let e = &map.projection.explained;
+        eprintln!(
+            "{rows} entries of {} on PC1/PC2 ({:.1} % + {:.1} % of the variance) -> {}",
+            memory.display(),
+            e[0] * 100.0,
+            e[1] * 100.0,
+            out.display()
+        );
+        if let Some(png) = png {
+            map.render(size)
+                .save(&png)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", png.display()))?;
+            eprintln!("map drawn to {}; colours:", png.display());
+            for (i, label) in map.labels.iter().enumerate() {
+                let [r, g, b] = class_rgb(i as u32);
+                eprintln!("  #{r:02x}{g:02x}{b:02x} {label}");
             }
-            Ok(())
         }
-        MemoryCommand::Audit(args) => args.run(),
-        MemoryCommand::Delete {
+        Ok(())
+    }
+}
+
+/// `procmem memory delete`.
+#[derive(clap::Args)]
+pub struct DeleteArgs {
+    memory: PathBuf,
+    #[arg(long = "id", required = true)]
+    ids: Vec<u64>,
+    /// Also delete the near-duplicates of the deleted entries.
+    #[arg(long)]
+    with_near_duplicates: bool,
+    /// Cosine similarity from which another entry counts as a near-duplicate.
+    #[arg(long, default_value_t = procmem::memory::NEAR_DUPLICATE_COSINE)]
+    near: f32,
+}
+
+impl DeleteArgs {
+    pub fn run(self) -> anyhow::Result<()> {
+        let DeleteArgs {
             memory,
             ids,
             with_near_duplicates,
             near,
-        } => {
-            use procmem::memory::{ExactIndex, near_duplicates};
-            let mut m = Memory::open(&memory)?;
-            for id in &ids {
-                if m.get(*id).is_none() {
-                    bail!(
-                        "no entry {id} in {} (nothing was changed)",
-                        memory.display()
-                    );
-                }
-            }
-            // Deleted in one pass; near-duplicates are then looked up among the entries that stay.
-            let targets = m.delete_many(&ids.iter().copied().collect());
-            let index = ExactIndex::build(&m, &m.labels());
-            let mut extra: Vec<u64> = Vec::new();
-            for t in &targets {
-                for d in near_duplicates(&m, &index, &t.embedding, t.content_hash, t.id, near) {
-                    let how = if d.same_content {
-                        "the same image bytes".to_string()
-                    } else {
-                        format!("cosine {:.4}", d.similarity)
-                    };
-                    eprintln!("  #{} is a near-duplicate of #{} ({how})", d.id, t.id);
-                    if !extra.contains(&d.id) {
-                        extra.push(d.id);
-                    }
-                }
-            }
-            let mut all = ids.clone();
-            if with_near_duplicates {
-                m.delete_many(&extra.iter().copied().collect());
-                all.extend(extra.iter().copied().filter(|id| !ids.contains(id)));
-            }
-            m.save(&memory)?;
-            // Cached embeddings of user data (re-embedded memories, labelled sets given to
-            // evaluations) may hold the deleted entries: they go, as when the app deletes.
-            let purged = procmem::memory::embedding::purge_user_sets_everywhere();
-            if purged > 0 {
-                eprintln!(
-                    "purged {purged} cached embedding file(s) of user data (memories re-embedded, labelled sets)"
+        } = self;
+        use procmem::memory::{ExactIndex, near_duplicates};
+        let mut m = Memory::open(&memory)?;
+        for id in &ids {
+            if m.get(*id).is_none() {
+                bail!(
+                    "no entry {id} in {} (nothing was changed)",
+                    memory.display()
                 );
             }
-            eprintln!(
-                "deleted {} entr{}; {} remain; {} content hash(es) on the memory's deny-list",
-                all.len(),
-                if all.len() == 1 { "y" } else { "ies" },
-                m.len(),
-                m.denied_count()
-            );
-            if !with_near_duplicates && !extra.is_empty() {
-                eprintln!(
-                    "{} near-duplicate(s) remain; --with-near-duplicates deletes them too",
-                    extra.len()
-                );
-            }
-            Ok(())
         }
+        // Deleted in one pass; near-duplicates are then looked up among the entries that stay.
+        let targets = m.delete_many(&ids.iter().copied().collect());
+        let index = ExactIndex::build(&m, &m.labels());
+        let mut extra: Vec<u64> = Vec::new();
+        for t in &targets {
+            for d in near_duplicates(&m, &index, &t.embedding, t.content_hash, t.id, near) {
+                let how = if d.same_content {
+                    "the same image bytes".to_string()
+                } else {
+                    format!("cosine {:.4}", d.similarity)
+                };
+                eprintln!("  #{} is a near-duplicate of #{} ({how})", d.id, t.id);
+                if !extra.contains(&d.id) {
+                    extra.push(d.id);
+                }
+            }
+        }
+        let mut all = ids.clone();
+        if with_near_duplicates {
+            m.delete_many(&extra.iter().copied().collect());
+            all.extend(extra.iter().copied().filter(|id| !ids.contains(id)));
+        }
+        m.save(&memory)?;
+        // Cached embeddings of user data (re-embedded memories, labelled sets given to
+        // evaluations) may hold the deleted entries: they go, as when the app deletes.
+        let purged = procmem::memory::embedding::purge_user_sets_everywhere();
+        if purged > 0 {
+            eprintln!(
+                "purged {purged} cached embedding file(s) of user data (memories re-embedded, labelled sets)"
+            );
+        }
+        eprintln!(
+            "deleted {} entr{}; {} remain; {} content hash(es) on the memory's deny-list",
+            all.len(),
+            if all.len() == 1 { "y" } else { "ies" },
+            m.len(),
+            m.denied_count()
+        );
+        if !with_near_duplicates && !extra.is_empty() {
+            eprintln!(
+                "{} near-duplicate(s) remain; --with-near-duplicates deletes them too",
+                extra.len()
+            );
+        }
+        Ok(())
     }
 }
 

@@ -4,6 +4,7 @@
 pub mod bench;
 pub mod dense;
 pub mod eval;
+pub mod export;
 pub mod generate;
 pub mod memory;
 pub mod standardise;
