@@ -622,7 +622,11 @@ fn prune_finds_a_mislabelled_entry_dry_run_changes_nothing_and_apply_deletes_it(
     assert!(ok, "{stderr}");
     let m = procmem::memory::Memory::open(&pruned).unwrap();
     assert_eq!(m.len(), 16);
-    assert!(m.entries.iter().all(|e| !e.source.contains("mislabelled")));
+    assert!(
+        m.entries()
+            .iter()
+            .all(|e| !e.source.contains("mislabelled"))
+    );
 
     // Queries of another model are refused.
     let (ok, _, stderr) = procmem(&[

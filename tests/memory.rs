@@ -47,7 +47,7 @@ fn deleting_entries_equals_rebuilding_without_them_bit_for_bit_and_undo_restores
         let mut index = ExactIndex::build(&memory, &labels);
         let mut removed = Vec::new();
         for _ in 0..1 + rng.below(4) {
-            let id = memory.entries[rng.below(memory.len())].id;
+            let id = memory.entries()[rng.below(memory.len())].id;
             let entry = memory.delete(id).unwrap();
             assert!(index.remove(id));
             removed.push(entry);
@@ -100,7 +100,7 @@ fn privacy_analysis_equals_brute_force() {
 
         let base = predictions(&memory, &labels, &queries, k, rule);
         let mut brute = std::collections::BTreeMap::new();
-        for e in &memory.entries {
+        for e in memory.entries() {
             let mut without = memory.clone();
             without.delete(e.id);
             let changed = predictions(&without, &labels, &queries, k, rule)

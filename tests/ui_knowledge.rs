@@ -127,8 +127,15 @@ fn drop_an_image_see_neighbours_unlearn_one_and_watch_the_list_update() {
     h.state_mut().0.query = None;
     h.state_mut().0.answer = None;
     assert_eq!(
-        h.state().1.watch.queries[0].vote.prediction,
-        Some(h.state().1.labels.iter().position(|l| l == "red").unwrap() as u32)
+        h.state().1.watch().queries[0].vote.prediction,
+        Some(
+            h.state()
+                .1
+                .labels()
+                .iter()
+                .position(|l| l == "red")
+                .unwrap() as u32
+        )
     );
 
     h.input_mut()
@@ -150,7 +157,7 @@ fn drop_an_image_see_neighbours_unlearn_one_and_watch_the_list_update() {
     h.get_by_label("Unlearn neighbour").click();
     h.run_steps(3);
     let (p, k) = h.state();
-    assert!(k.memory.get(red_id).is_none(), "unlearned");
+    assert!(k.memory().get(red_id).is_none(), "unlearned");
     assert!(
         p.answer
             .as_ref()
@@ -160,15 +167,15 @@ fn drop_an_image_see_neighbours_unlearn_one_and_watch_the_list_update() {
             .all(|n| n.id != red_id),
         "the answer follows the edit"
     );
-    let edit = k.last_edit.as_ref().unwrap();
+    let edit = k.last_edit().unwrap();
     assert_eq!(
         edit.update.flipped,
         vec![0],
         "the watched red query flips: no red entry is left"
     );
     assert_ne!(
-        k.watch.queries[0].vote.prediction,
-        k.watch.queries[0].initial_prediction
+        k.watch().queries[0].vote.prediction,
+        k.watch().queries[0].initial_prediction
     );
     assert!(
         h.query_by_label_contains("flipped by the last edit")
@@ -179,10 +186,10 @@ fn drop_an_image_see_neighbours_unlearn_one_and_watch_the_list_update() {
     h.get_by_label("Undo last unlearning").click();
     h.run_steps(3);
     let (_, k) = h.state();
-    assert!(k.memory.get(red_id).is_some());
+    assert!(k.memory().get(red_id).is_some());
     assert_eq!(
-        k.watch.queries[0].vote.prediction,
-        k.watch.queries[0].initial_prediction
+        k.watch().queries[0].vote.prediction,
+        k.watch().queries[0].initial_prediction
     );
 }
 
@@ -190,7 +197,7 @@ fn drop_an_image_see_neighbours_unlearn_one_and_watch_the_list_update() {
 fn a_query_unlike_the_memory_is_answered_not_in_memory_when_asked() {
     let (mut k, _) = knowledge(3);
     // A grey query, unlike the red, blue and green memory.
-    let grey = embed(&k.perception.source, &picture(99, [120, 120, 120]));
+    let grey = embed(&k.perception().source, &picture(99, [120, 120, 120]));
     let suggested = k.suggest_abstain_threshold().expect("11 entries > k = 3");
     let answer = k.answer(&grey, None);
     let score = answer.in_memory.expect("3 neighbours");
@@ -271,7 +278,11 @@ fn memory_panel_computes_data_values_and_sorts_lowest_first() {
     let (p, k) = h.state();
     assert_eq!(
         p.shown_ids(),
-        k.memory.entries.iter().map(|e| e.id).collect::<Vec<u64>>()
+        k.memory()
+            .entries()
+            .iter()
+            .map(|e| e.id)
+            .collect::<Vec<u64>>()
     );
 }
 
@@ -291,17 +302,17 @@ fn memory_panel_deletes_with_undo_and_saves_without_the_deleted_bytes() {
     assert_eq!(h.state().0.selected, Some(3));
     h.get_by_label("Unlearn (delete)").click();
     h.run_steps(2);
-    assert!(h.state().1.memory.get(3).is_none());
-    assert_eq!(h.state().1.memory.len(), 10);
+    assert!(h.state().1.memory().get(3).is_none());
+    assert_eq!(h.state().1.memory().len(), 10);
     h.get_by_label("Undo").click();
     h.run_steps(2);
-    assert!(h.state().1.memory.get(3).is_some());
+    assert!(h.state().1.memory().get(3).is_some());
 
     // Delete again and save to a file: the entry's bytes are gone from it.
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("m.pmem");
-    h.state_mut().1.memory_path = Some(path.clone());
-    let source = h.state().1.memory.get(3).unwrap().source.clone();
+    h.state_mut().1.set_memory_path(path.clone());
+    let source = h.state().1.memory().get(3).unwrap().source.clone();
     h.get_by_label("entry #3").click();
     h.run_steps(2);
     h.get_by_label("Unlearn (delete)").click();
@@ -316,7 +327,7 @@ fn memory_panel_deletes_with_undo_and_saves_without_the_deleted_bytes() {
     let _ = source;
     let (k, _) = knowledge(3);
     let emb: Vec<u8> = k
-        .memory
+        .memory()
         .get(3)
         .unwrap()
         .embedding
@@ -333,14 +344,14 @@ fn memory_panel_deletes_with_undo_and_saves_without_the_deleted_bytes() {
 fn privacy_panel_runs_the_analysis_and_lists_influential_entries() {
     let (k, _) = knowledge(1);
     let expected = procmem::memory::privacy::analyse(
-        &k.index,
-        &k.watch
+        k.index(),
+        &k.watch()
             .queries
             .iter()
             .flat_map(|q| q.embedding.clone())
             .collect::<Vec<_>>(),
         1,
-        k.watch.rule,
+        k.watch().rule,
     );
     let mut h = Harness::builder()
         .with_size(egui::vec2(1100.0, 800.0))
@@ -372,7 +383,7 @@ fn privacy_panel_runs_the_analysis_and_lists_influential_entries() {
     h.run_steps(2);
     h.get_by_label("Unlearn it").click();
     h.run_steps(2);
-    assert!(h.state().1.memory.get(0).is_none());
+    assert!(h.state().1.memory().get(0).is_none());
     h.get_by_label_contains("run again");
 }
 
@@ -396,15 +407,15 @@ fn the_app_starts_with_the_bundled_model_and_demo_memory() {
     let app = h.state();
     assert!(app.load_error.is_none(), "{:?}", app.load_error);
     let k = app.knowledge.as_ref().unwrap();
-    assert_eq!(k.memory.len(), 3000);
-    assert_eq!(k.watch.queries.len(), 200);
+    assert_eq!(k.memory().len(), 3000);
+    assert_eq!(k.watch().queries.len(), 200);
     assert!(
-        k.perception.description.contains("procedural data only"),
+        k.perception().description.contains("procedural data only"),
         "{}",
-        k.perception.description
+        k.perception().description
     );
     assert!(
-        k.watch.accuracy().unwrap() > 0.3,
+        k.watch().accuracy().unwrap() > 0.3,
         "the demo classifies well above chance (10 classes)"
     );
     h.get_by_label("Memory").click();
@@ -495,7 +506,7 @@ fn a_memory_of_another_model_is_refused_and_can_be_reembedded_from_its_thumbnail
     let (k, _) = knowledge(3);
     let other_cfg = procmem::model::VitConfig::preset("cpu-tiny").unwrap();
     let other = FeatureSource::random_like(&other_cfg).unwrap();
-    assert_ne!(other.fingerprint(), k.memory.model_fingerprint);
+    assert_ne!(other.fingerprint(), k.memory().model_fingerprint());
     let perception = Perception {
         source: Arc::new(other),
         path: PathBuf::from("cpu-tiny"),
@@ -503,7 +514,7 @@ fn a_memory_of_another_model_is_refused_and_can_be_reembedded_from_its_thumbnail
     };
     let refused = Knowledge::new(
         perception,
-        k.memory.clone(),
+        k.memory().clone(),
         None,
         PathBuf::from("m.pmem"),
         None,
@@ -515,10 +526,10 @@ fn a_memory_of_another_model_is_refused_and_can_be_reembedded_from_its_thumbnail
     ));
 
     let other = FeatureSource::random_like(&other_cfg).unwrap();
-    let again = procmem::app::knowledge::reembed_memory(&k.memory, &other, |_| {}).unwrap();
-    assert_eq!(again.model_fingerprint, other.fingerprint());
-    assert_eq!(again.len(), k.memory.len());
-    for (a, b) in again.entries.iter().zip(&k.memory.entries) {
+    let again = procmem::app::knowledge::reembed_memory(k.memory(), &other, |_| {}).unwrap();
+    assert_eq!(again.model_fingerprint(), other.fingerprint());
+    assert_eq!(again.len(), k.memory().len());
+    for (a, b) in again.entries().iter().zip(k.memory().entries()) {
         assert_eq!(
             (a.id, &a.label, &a.thumbnail),
             (b.id, &b.label, &b.thumbnail)
@@ -595,12 +606,12 @@ fn the_app_offers_re_embedding_on_a_model_mismatch_and_it_works() {
     assert!(app.load_error.is_none(), "{:?}", app.load_error);
     let k = app.knowledge.as_ref().unwrap();
     assert_eq!(
-        k.memory.model_fingerprint,
-        k.perception.source.fingerprint()
+        k.memory().model_fingerprint(),
+        k.perception().source.fingerprint()
     );
     assert_eq!(
-        (k.memory.len(), k.memory.dim),
-        (3, k.perception.source.vit().unwrap().embedding_dim())
+        (k.memory().len(), k.memory().dim()),
+        (3, k.perception().source.vit().unwrap().embedding_dim())
     );
 }
 
@@ -661,35 +672,35 @@ fn a_lasso_on_the_map_unlearns_what_it_holds_and_the_watch_list_follows() {
     assert!(selection.contains(&red_id), "{selection:?}");
     // Exactly the entries inside the lasso as drawn, whatever else lies that close.
     assert_eq!(selection, p.map.as_ref().unwrap().inside(&p.lasso));
-    assert!(selection.iter().all(|&id| k.memory.get(id).is_some()));
+    assert!(selection.iter().all(|&id| k.memory().get(id).is_some()));
 
     h.get_by_label(&format!("Unlearn {} selected", selection.len()))
         .click();
     h.run_steps(3);
     let (p, k) = h.state();
     assert!(
-        selection.iter().all(|&id| k.memory.get(id).is_none()),
+        selection.iter().all(|&id| k.memory().get(id).is_none()),
         "unlearned"
     );
     assert!(p.selection.is_empty());
-    let edit = k.last_edit.as_ref().unwrap();
+    let edit = k.last_edit().unwrap();
     assert!(
         edit.update.flipped.contains(&0),
         "the watched red query flips: no red entry is left"
     );
     assert_ne!(
-        k.watch.queries[0].vote.prediction,
-        k.watch.queries[0].initial_prediction
+        k.watch().queries[0].vote.prediction,
+        k.watch().queries[0].initial_prediction
     );
 
     // One Undo restores the whole selection and the prediction.
     h.get_by_label("Undo").click();
     h.run_steps(3);
     let (_, k) = h.state();
-    assert!(selection.iter().all(|&id| k.memory.get(id).is_some()));
+    assert!(selection.iter().all(|&id| k.memory().get(id).is_some()));
     assert_eq!(
-        k.watch.queries[0].vote.prediction,
-        k.watch.queries[0].initial_prediction
+        k.watch().queries[0].vote.prediction,
+        k.watch().queries[0].initial_prediction
     );
 }
 
@@ -710,14 +721,14 @@ fn map_colours_by_leave_one_out_prediction_and_relabelling_is_one_undoable_edit(
     let predictions = &p.predictions.as_ref().unwrap().1;
     assert_eq!(predictions.len(), 11);
     // k = 1: the lone red entry's nearest other entry is blue or green, so it is wrong.
-    let red = k.labels.iter().position(|l| l == "red").unwrap() as u32;
+    let red = k.labels().iter().position(|l| l == "red").unwrap() as u32;
     assert_ne!(predictions[&0], Some(red));
     assert!(h.query_by_label_contains("wrong (").is_some());
 
     // Relabel two entries, then undo both at once.
     let blue: Vec<u64> = k
-        .memory
-        .entries
+        .memory()
+        .entries()
         .iter()
         .filter(|e| e.label == "blue")
         .map(|e| e.id)
@@ -731,18 +742,18 @@ fn map_colours_by_leave_one_out_prediction_and_relabelling_is_one_undoable_edit(
     let (p, k) = h.state();
     assert!(
         blue.iter()
-            .all(|&id| k.memory.get(id).unwrap().label == "navy")
+            .all(|&id| k.memory().get(id).unwrap().label == "navy")
     );
-    assert!(k.labels.contains(&"navy".to_string()));
+    assert!(k.labels().contains(&"navy".to_string()));
     assert!(
-        p.predictions.as_ref().unwrap().0 != k.generation,
+        p.predictions.as_ref().unwrap().0 != k.generation(),
         "predictions are stale after the edit"
     );
     h.get_by_label("Undo").click();
     h.run_steps(2);
     assert!(
         blue.iter()
-            .all(|&id| h.state().1.memory.get(id).unwrap().label == "blue")
+            .all(|&id| h.state().1.memory().get(id).unwrap().label == "blue")
     );
 }
 
@@ -754,7 +765,7 @@ fn new_entries(
     content_hash: u64,
 ) -> impl Fn(&str) -> procmem::memory::embedding::NewEntry + use<> {
     let (embedding, thumbnail, label) = (
-        embed(&k.perception.source, img),
+        embed(&k.perception().source, img),
         thumbnail_png(img, 32),
         label.to_string(),
     );
@@ -770,7 +781,7 @@ fn new_entries(
 #[test]
 fn adding_a_new_class_names_it_and_reports_the_watched_accuracy_before_and_after() {
     let (mut k, _) = knowledge(3);
-    let before = k.watch.accuracy().unwrap();
+    let before = k.watch().accuracy().unwrap();
     // Three more pictures like the red one, under a new label: the red watched query's
     // neighbours are now mostly "crimson".
     let entries: Vec<_> = (0..3)
@@ -780,12 +791,12 @@ fn adding_a_new_class_names_it_and_reports_the_watched_accuracy_before_and_after
         .collect();
     let (ids, _) = k.add(entries, false).unwrap();
     assert_eq!(ids.len(), 3);
-    let after = k.watch.accuracy().unwrap();
+    let after = k.watch().accuracy().unwrap();
     assert!(
         after < before,
         "the red query now votes crimson: {before} -> {after}"
     );
-    let what = &k.last_edit.as_ref().unwrap().what;
+    let what = &k.last_edit().unwrap().what;
     assert_eq!(
         what,
         &format!(
@@ -807,10 +818,10 @@ fn an_unlearned_image_is_refused_on_re_adding_unless_overridden_and_its_near_dup
         .unwrap();
     assert_eq!((ids.len(), refused.len()), (2, 0));
     // The copy is a near-duplicate of the first: same bytes, cosine 1.
-    let e = k.memory.get(ids[0]).unwrap().clone();
+    let e = k.memory().get(ids[0]).unwrap().clone();
     let dups = near_duplicates(
-        &k.memory,
-        &k.index,
+        k.memory(),
+        k.index(),
         &e.embedding,
         e.content_hash,
         e.id,
@@ -824,13 +835,13 @@ fn an_unlearned_image_is_refused_on_re_adding_unless_overridden_and_its_near_dup
     );
 
     k.delete_many(&ids);
-    let generation = k.generation;
+    let generation = k.generation();
     let (added, refused) = k.add(vec![entry("yellow-again.png")], false).unwrap();
     assert!(added.is_empty() && refused == ["yellow-again.png"]);
-    assert_eq!(k.generation, generation, "a refused add is no edit");
+    assert_eq!(k.generation(), generation, "a refused add is no edit");
     let (added, _) = k.add(vec![entry("yellow-again.png")], true).unwrap();
     assert_eq!(added.len(), 1, "the override adds it");
-    assert!(!k.memory.is_denied(0xfeed));
+    assert!(!k.memory().is_denied(0xfeed));
 }
 
 #[test]
@@ -864,23 +875,22 @@ fn memory_panel_offers_the_near_duplicates_a_deletion_leaves_behind() {
     );
     h.get_by_label("Unlearn them too").click();
     h.run_steps(2);
-    assert!(ids.iter().all(|&id| h.state().1.memory.get(id).is_none()));
+    assert!(ids.iter().all(|&id| h.state().1.memory().get(id).is_none()));
     assert!(h.query_by_label("Unlearn them too").is_none());
     h.get_by_label("Undo").click();
     h.run_steps(2);
-    assert!(h.state().1.memory.get(ids[1]).is_some() && h.state().1.memory.get(ids[0]).is_none());
+    assert!(
+        h.state().1.memory().get(ids[1]).is_some() && h.state().1.memory().get(ids[0]).is_none()
+    );
 }
 
 #[test]
 fn memory_panel_audits_the_unlearning_and_writes_a_certificate() {
-    let (k, _) = knowledge(3);
+    let (mut k, _) = knowledge(3);
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("loaded.pmem");
-    k.memory.save(&file).unwrap();
-    let Knowledge {
-        perception, memory, ..
-    } = k;
-    let k = Knowledge::new(perception, memory, Some(file.clone()), file, None, 3).unwrap();
+    k.memory().save(&file).unwrap();
+    k.set_memory_path(file.clone());
     let scanned = dir.path().join("scanned");
     std::fs::create_dir_all(&scanned).unwrap();
     let mut panel = MemoryPanel::default();
@@ -928,7 +938,7 @@ fn memory_panel_audits_the_unlearning_and_writes_a_certificate() {
     assert_eq!(v["deleted"][0]["id"], 3);
 
     // A copy of the memory as it was, left in a scanned folder, fails the next audit.
-    let mut old = h.state().1.memory.clone();
+    let mut old = h.state().1.memory().clone();
     old.restore(h.state().1.memory_before_edits().get(3).unwrap().clone())
         .unwrap();
     old.save(&scanned.join("old-copy.pmem")).unwrap();
@@ -990,14 +1000,17 @@ fn memory_panel_finds_a_mislabelled_entry_sorts_it_first_and_unlearns_it_undoabl
     );
     h.get_by_label("Unlearn the 1 harmful entries").click();
     h.run_steps(2);
-    assert!(h.state().1.memory.get(10).is_none());
+    assert!(h.state().1.memory().get(10).is_none());
     assert!(
         h.query_by_label_contains("run it again").is_some(),
         "the plan is stale after the edit"
     );
     h.state_mut().1.undo();
     h.run_steps(2);
-    assert!(h.state().1.memory.get(10).is_some(), "one Undo restores it");
+    assert!(
+        h.state().1.memory().get(10).is_some(),
+        "one Undo restores it"
+    );
 }
 
 #[test]

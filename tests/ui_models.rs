@@ -157,10 +157,10 @@ fn models_panel_lists_the_zoo_and_switching_re_embeds_the_memory_with_a_cache() 
     let app = h.state();
     assert!(app.load_error.is_none(), "{:?}", app.load_error);
     let k = app.knowledge.as_ref().unwrap();
-    assert_eq!(k.perception.source.fingerprint(), fp_b);
-    assert_eq!(k.memory.model_fingerprint, fp_b);
+    assert_eq!(k.perception().source.fingerprint(), fp_b);
+    assert_eq!(k.memory().model_fingerprint(), fp_b);
     let source_b = FeatureSource::from_spec(zoo.join("model-b.json").to_str().unwrap()).unwrap();
-    for e in &k.memory.entries {
+    for e in k.memory().entries() {
         let decoded = image::load_from_memory(&e.thumbnail).unwrap().to_rgb8();
         let direct = source_b
             .embed_rgb(std::slice::from_ref(&decoded), |_| {})

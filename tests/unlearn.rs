@@ -62,7 +62,7 @@ fn watch_list_equals_a_memory_rebuilt_after_every_deletion_and_undo() {
                     .neighbours
                     .first()
                     .map(|n| n.id)
-                    .unwrap_or(memory.entries[0].id);
+                    .unwrap_or(memory.entries()[0].id);
                 let entry = memory.delete(id).unwrap();
                 assert!(index.remove(id));
                 let update = watch.on_delete(&index, id);
@@ -113,7 +113,7 @@ fn batch_deletions_and_their_undo_equal_a_memory_rebuilt() {
             .iter()
             .flat_map(|q| q.neighbours.iter().take(2).map(|n| n.id))
             .collect();
-        ids.extend((0..n / 4).map(|_| memory.entries[rng.below(memory.len())].id));
+        ids.extend((0..n / 4).map(|_| memory.entries()[rng.below(memory.len())].id));
         let deleted = memory.delete_many(&ids);
         assert_eq!(deleted.len(), ids.len());
         index.retain(|id, _| !ids.contains(&id));
@@ -191,9 +191,12 @@ fn hnsw_filters_deleted_entries_and_a_rebuild_equals_a_fresh_build() {
     // The rebuild equals a build from scratch on the remaining entries — also when those come
     // in another order — graph and answers.
     let rebuilt = hnsw.rebuilt().unwrap();
-    let mut shuffled = memory.clone();
-    shuffled.entries.reverse();
-    let fresh = HnswIndex::build(&ExactIndex::build(&shuffled, &labels), params).unwrap();
+    let mut shuffled = ExactIndex::from_embeddings(memory.dim(), labels.clone(), vec![], vec![]);
+    for e in memory.entries().iter().rev() {
+        let class = labels.iter().position(|l| *l == e.label).unwrap() as u32;
+        shuffled.insert(e.id, class, &e.embedding);
+    }
+    let fresh = HnswIndex::build(&shuffled, params).unwrap();
     assert_eq!(rebuilt.tombstones(), 0);
     assert_eq!(rebuilt.search(&queries, k), fresh.search(&queries, k));
 

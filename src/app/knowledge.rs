@@ -124,21 +124,24 @@ fn merge(into: &mut WatchUpdate, step: WatchUpdate) {
     }
 }
 
+/// The loaded model, memory, exact index and watched queries, kept consistent with each other:
+/// every edit goes through the methods below (the fields are private so the compiler holds
+/// that), updates memory, index and watch list together, and is undoable.
 pub struct Knowledge {
-    pub perception: Perception,
-    pub memory: Memory,
+    perception: Perception,
+    memory: Memory,
     /// Where Save writes. None for bundled memories until the first save picks a user path.
-    pub memory_path: Option<PathBuf>,
-    pub loaded_from: PathBuf,
+    memory_path: Option<PathBuf>,
+    loaded_from: PathBuf,
     /// Class names; indices are stable for the session (new labels are appended).
-    pub labels: Vec<String>,
-    pub index: ExactIndex,
-    pub watch: WatchList,
+    labels: Vec<String>,
+    index: ExactIndex,
+    watch: WatchList,
     undo: Vec<Edit>,
-    pub dirty: bool,
-    pub last_edit: Option<EditReport>,
+    dirty: bool,
+    last_edit: Option<EditReport>,
     /// Bumped by every edit, so panels know to refresh what they derived.
-    pub generation: u64,
+    generation: u64,
     /// Whether this session has already purged cached re-embeddings (none are written until the
     /// next load, so once is enough; the purge is file I/O on the UI thread).
     reembed_cache_purged: bool,
@@ -152,6 +155,61 @@ pub struct Knowledge {
 }
 
 impl Knowledge {
+    /// The perception model the memory was embedded with.
+    pub fn perception(&self) -> &Perception {
+        &self.perception
+    }
+
+    /// The visual memory, as edited so far.
+    pub fn memory(&self) -> &Memory {
+        &self.memory
+    }
+
+    /// Where Save writes; None for bundled memories until the first save picks a user path.
+    pub fn memory_path(&self) -> Option<&Path> {
+        self.memory_path.as_deref()
+    }
+
+    /// Directs the next saves to `path`.
+    pub fn set_memory_path(&mut self, path: PathBuf) {
+        self.memory_path = Some(path);
+    }
+
+    /// The memory file this knowledge was loaded from.
+    pub fn loaded_from(&self) -> &Path {
+        &self.loaded_from
+    }
+
+    /// Class names; indices are stable for the session (new labels are appended).
+    pub fn labels(&self) -> &[String] {
+        &self.labels
+    }
+
+    /// The exact index over the memory's embeddings.
+    pub fn index(&self) -> &ExactIndex {
+        &self.index
+    }
+
+    /// The watched queries and their current votes.
+    pub fn watch(&self) -> &WatchList {
+        &self.watch
+    }
+
+    /// Whether there are edits not yet saved.
+    pub fn is_dirty(&self) -> bool {
+        self.dirty
+    }
+
+    /// What the last edit did.
+    pub fn last_edit(&self) -> Option<&EditReport> {
+        self.last_edit.as_ref()
+    }
+
+    /// Bumped by every edit, so panels know to refresh what they derived.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
     /// Loads model, memory and watch queries, refusing a memory embedded by another model.
     pub fn load(
         state: &KnowledgeState,
@@ -180,14 +238,14 @@ impl Knowledge {
         let fp = perception.source.fingerprint();
         let mut reembedded = false;
         if reembed {
-            if memory.model_fingerprint != fp {
+            if memory.model_fingerprint() != fp {
                 memory =
                     reembed_memory_cached(&memory, &perception.source, &reembed_cache(), |f| {
                         progress(0.1 + 0.75 * f, "re-embedding the memory")
                     })?;
                 reembedded = true;
             }
-            if let Some(w) = watch.as_mut().filter(|w| w.model_fingerprint != fp) {
+            if let Some(w) = watch.as_mut().filter(|w| w.model_fingerprint() != fp) {
                 *w = reembed_memory_cached(w, &perception.source, &reembed_cache(), |f| {
                     progress(0.85 + 0.1 * f, "re-embedding the watch list")
                 })?;
@@ -221,10 +279,10 @@ impl Knowledge {
         for (what, m) in std::iter::once(("memory", &memory))
             .chain(watch_queries.as_ref().map(|w| ("watch list", w)))
         {
-            if m.model_fingerprint != fp {
+            if m.model_fingerprint() != fp {
                 return Err(crate::Error::ModelMismatch {
                     what: what.into(),
-                    memory_model: m.model_fingerprint.clone(),
+                    memory_model: m.model_fingerprint().to_string(),
                     model: format!("{fp} ({})", perception.description),
                     hint: format!(
                         "Re-embed it here, rebuild it with this model (procmem memory build --features {}) or load its model.",
@@ -237,7 +295,7 @@ impl Knowledge {
         let mut queries = Vec::new();
         let mut watch_pngs = Vec::new();
         if let Some(w) = &watch_queries {
-            for e in &w.entries {
+            for e in w.entries() {
                 watch_pngs.push(e.thumbnail.clone());
                 let truth = match labels.iter().position(|l| *l == e.label) {
                     Some(i) => i as u32,
@@ -313,7 +371,7 @@ impl Knowledge {
             return counts.clone();
         }
         let mut by_label: HashMap<&str, usize> = HashMap::new();
-        for e in &self.memory.entries {
+        for e in self.memory.entries() {
             *by_label.entry(e.label.as_str()).or_default() += 1;
         }
         let counts: Vec<(String, usize)> = self
@@ -405,13 +463,9 @@ impl Knowledge {
 
     /// Relabels one entry in memory, index and watch list; returns its old label if it changed.
     fn set_label(&mut self, id: u64, label: &str, update: &mut WatchUpdate) -> Option<String> {
-        let pos = self.memory.position(id)?;
-        if self.memory.entries[pos].label == label {
-            return None;
-        }
+        let old = self.memory.set_label(id, label)?;
         let class = self.class_of(label);
-        let old = std::mem::replace(&mut self.memory.entries[pos].label, label.to_string());
-        let embedding = self.memory.entries[pos].embedding.clone();
+        let embedding = self.memory.get(id)?.embedding.clone();
         self.index.remove(id);
         merge(update, self.watch.on_delete(&self.index, id));
         self.index.insert(id, class, &embedding);
@@ -453,9 +507,7 @@ impl Knowledge {
                 }
                 Edit::Relabelled(list) => {
                     for (id, old) in list {
-                        if let Some(pos) = before.position(*id) {
-                            before.entries[pos].label = old.clone();
-                        }
+                        before.set_label(*id, old);
                     }
                 }
             }
@@ -547,7 +599,7 @@ impl Knowledge {
         entries: Vec<NewEntry>,
         allow_unlearned: bool,
     ) -> Result<(Vec<u64>, Vec<String>), String> {
-        let fp = self.memory.model_fingerprint.clone();
+        let fp = self.memory.model_fingerprint().to_string();
         let mut ids = Vec::new();
         let mut refused = Vec::new();
         let mut touched = WatchUpdate::default();
@@ -612,12 +664,12 @@ impl Knowledge {
     /// The "not in memory" threshold that 95 % of the memory's own entries pass, each queried
     /// against the rest (up to 200 entries, evenly spread); `None` for memories of ≤ k entries.
     pub fn suggest_abstain_threshold(&self) -> Option<f32> {
-        let n = self.memory.entries.len();
+        let n = self.memory.entries().len();
         if n <= self.k() {
             return None;
         }
         let picked: Vec<&Entry> = (0..n.min(200))
-            .map(|i| &self.memory.entries[i * n / n.min(200)])
+            .map(|i| &self.memory.entries()[i * n / n.min(200)])
             .collect();
         let queries: Vec<f32> = picked
             .iter()

@@ -115,8 +115,8 @@ impl MapPanel {
 
     /// Fits the map to the current memory on a worker.
     pub fn start_fit(&mut self, ctx: &egui::Context, k: &Knowledge) {
-        let index = Arc::new(k.index.clone());
-        let labels = k.labels.clone();
+        let index = Arc::new(k.index().clone());
+        let labels = k.labels().to_vec();
         self.fit_job = Some(Job::spawn(ctx, "mapping the memory", move |h| {
             h.progress(0.1, format!("principal axes of {} embeddings", index.len()));
             MemoryMap::fit_rows(index.dim, labels, index.rows()).map_err(|e| e.to_string())
@@ -125,8 +125,8 @@ impl MapPanel {
 
     /// Computes every live entry's leave-one-out kNN prediction on a worker.
     pub fn start_predictions(&mut self, ctx: &egui::Context, k: &Knowledge) {
-        let index = Arc::new(k.index.clone());
-        let (kk, rule, classes) = (k.k(), k.watch.rule, k.labels.len());
+        let index = Arc::new(k.index().clone());
+        let (kk, rule, classes) = (k.k(), k.watch().rule, k.labels().len());
         self.predictions = None;
         self.predict_job = Some(Job::spawn(ctx, "leave-one-out predictions", move |h| {
             crate::memory::map::loo_predictions(&index, kk, rule, classes, |f| {
@@ -135,7 +135,7 @@ impl MapPanel {
             })
         }));
         self.colours = None;
-        self.predictions_for = k.generation;
+        self.predictions_for = k.generation();
     }
 
     /// Where an entry was drawn on screen in the last frame.
@@ -151,7 +151,7 @@ impl MapPanel {
         self.selection = map
             .inside(polygon)
             .into_iter()
-            .filter(|&id| k.memory.position(id).is_some())
+            .filter(|&id| k.memory().position(id).is_some())
             .collect();
     }
 
@@ -189,26 +189,26 @@ impl MapPanel {
         if self
             .derived
             .as_ref()
-            .is_some_and(|d| d.generation == k.generation)
+            .is_some_and(|d| d.generation == k.generation())
         {
             return;
         }
         let class_of: HashMap<&str, u32> = k
-            .labels
+            .labels()
             .iter()
             .enumerate()
             .map(|(i, l)| (l.as_str(), i as u32))
             .collect();
         let cls = |label: &str| class_of.get(label).copied().unwrap_or(0);
         map.extend(
-            k.memory
-                .entries
+            k.memory()
+                .entries()
                 .iter()
                 .map(|e| (e.id, cls(&e.label), e.embedding.as_slice())),
         );
         // Both id lists ascend: one merge pass.
         let mut class = vec![None; map.ids.len()];
-        let mut entries = k.memory.entries.iter().peekable();
+        let mut entries = k.memory().entries().iter().peekable();
         for (i, &id) in map.ids.iter().enumerate() {
             while entries.peek().is_some_and(|e| e.id < id) {
                 entries.next();
@@ -218,16 +218,17 @@ impl MapPanel {
             }
         }
         self.derived = Some(Derived {
-            generation: k.generation,
+            generation: k.generation(),
             class,
         });
-        self.selection.retain(|&id| k.memory.position(id).is_some());
+        self.selection
+            .retain(|&id| k.memory().position(id).is_some());
         if let Some((id, _)) = &self.selected {
             let id = *id;
             self.selected = k
-                .memory
+                .memory()
                 .get(id)
-                .map(|e| (id, k.index.search(&e.embedding, k.k() + 1).remove(0)));
+                .map(|e| (id, k.index().search(&e.embedding, k.k() + 1).remove(0)));
         }
     }
 
@@ -370,7 +371,7 @@ impl MapPanel {
             let stale = self
                 .predictions
                 .as_ref()
-                .is_some_and(|p| p.0 != k.generation);
+                .is_some_and(|p| p.0 != k.generation());
             match &self.predict_job {
                 Some(job) => {
                     job.ui(ui);
@@ -401,7 +402,7 @@ impl MapPanel {
         if self.colour_by != ColourBy::Influence {
             ui.horizontal_wrapped(|ui| {
                 ui.set_max_width(240.0);
-                for (i, l) in k.labels.iter().enumerate() {
+                for (i, l) in k.labels().iter().enumerate() {
                     swatch(ui, class_colour(i as u32), l);
                 }
                 swatch(ui, DELETED, "deleted");
@@ -430,7 +431,7 @@ impl MapPanel {
         } else {
             self.selection_actions(ui, k);
         }
-        if let Some(edit) = &k.last_edit {
+        if let Some(edit) = &k.last_edit() {
             ui.label(
                 RichText::new(format!(
                     "{} — {} watched prediction(s) flipped",
@@ -450,7 +451,7 @@ impl MapPanel {
 
     fn selection_actions(&mut self, ui: &mut egui::Ui, k: &mut Knowledge) {
         let mut by_label: BTreeMap<&str, usize> = BTreeMap::new();
-        for e in self.selection.iter().filter_map(|&id| k.memory.get(id)) {
+        for e in self.selection.iter().filter_map(|&id| k.memory().get(id)) {
             *by_label.entry(e.label.as_str()).or_default() += 1;
         }
         ui.strong(format!("{} selected", self.selection.len()));
@@ -496,7 +497,7 @@ impl MapPanel {
                     .save_file()
                 && let Some(map) = &self.map
             {
-                self.message = match map.export(&k.memory, Some(&self.selection), &path) {
+                self.message = match map.export(k.memory(), Some(&self.selection), &path) {
                     Ok(n) => format!("wrote {n} rows to {}", path.display()),
                     Err(e) => format!("could not export: {e}"),
                 };
@@ -514,7 +515,7 @@ impl MapPanel {
             ui.label(RichText::new("click an entry to see its neighbours").weak());
             return;
         };
-        let Some(entry) = k.memory.get(id).cloned() else {
+        let Some(entry) = k.memory().get(id).cloned() else {
             return;
         };
         ui.horizontal(|ui| {
@@ -551,8 +552,8 @@ impl MapPanel {
                                 egui::Image::new(&t).fit_to_exact_size(vec2(40.0, 40.0)),
                             ));
                             if resp.clicked() {
-                                self.selected = k.memory.get(n.id).map(|e| {
-                                    (n.id, k.index.search(&e.embedding, k.k() + 1).remove(0))
+                                self.selected = k.memory().get(n.id).map(|e| {
+                                    (n.id, k.index().search(&e.embedding, k.k() + 1).remove(0))
                                 });
                             }
                         }
@@ -628,7 +629,7 @@ impl MapPanel {
                 .and_then(|(id, _)| map.position(*id))
                 .map(|i| map.xy[i]),
             query: query
-                .filter(|q| q.len() == k.memory.dim)
+                .filter(|q| q.len() == k.memory().dim())
                 .map(|q| map.place(q)),
             bounds,
         };
@@ -690,14 +691,14 @@ impl MapPanel {
             && let Some(id) = hovered
         {
             self.selected = k
-                .memory
+                .memory()
                 .get(id)
-                .map(|e| (id, k.index.search(&e.embedding, k.k() + 1).remove(0)));
+                .map(|e| (id, k.index().search(&e.embedding, k.k() + 1).remove(0)));
         }
         if let Some(id) = hovered {
             let tex = k.thumbnail(&ctx, id);
             let label = k
-                .memory
+                .memory()
                 .get(id)
                 .map(|e| format!("#{id} {}", e.label))
                 .unwrap_or_default();
@@ -707,7 +708,7 @@ impl MapPanel {
             ) {
                 (ColourBy::Prediction, Some(Some(p))) => format!(
                     "\npredicted {}",
-                    k.labels.get(*p as usize).map_or("?", |s| s.as_str())
+                    k.labels().get(*p as usize).map_or("?", |s| s.as_str())
                 ),
                 _ => String::new(),
             };

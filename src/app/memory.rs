@@ -57,7 +57,7 @@ const THUMB: f32 = 56.0;
 /// The watched queries with a known class: embeddings (`n × dim`) and classes.
 fn labelled_watched(k: &Knowledge) -> (Vec<f32>, Vec<u32>) {
     let labelled = k
-        .watch
+        .watch()
         .queries
         .iter()
         .filter_map(|q| q.truth.map(|t| (q, t)));
@@ -74,27 +74,27 @@ fn labelled_watched(k: &Knowledge) -> (Vec<f32>, Vec<u32>) {
 impl MemoryPanel {
     /// Unlearns an entry and looks for near-duplicates it leaves behind (offered below Undo).
     pub fn unlearn(&mut self, k: &mut Knowledge, id: u64) {
-        let Some(entry) = k.memory.get(id).cloned() else {
+        let Some(entry) = k.memory().get(id).cloned() else {
             return;
         };
         k.delete(id);
         self.selected = None;
         let dups = crate::memory::near_duplicates(
-            &k.memory,
-            &k.index,
+            k.memory(),
+            k.index(),
             &entry.embedding,
             entry.content_hash,
             id,
             crate::memory::NEAR_DUPLICATE_COSINE,
         );
-        self.near_duplicates = (!dups.is_empty()).then_some((id, k.generation, dups));
+        self.near_duplicates = (!dups.is_empty()).then_some((id, k.generation(), dups));
     }
 
     fn near_duplicates_ui(&mut self, ui: &mut egui::Ui, k: &mut Knowledge) {
         let Some((id, generation, dups)) = &self.near_duplicates else {
             return;
         };
-        if *generation != k.generation {
+        if *generation != k.generation() {
             self.near_duplicates = None;
             return;
         }
@@ -140,7 +140,7 @@ impl MemoryPanel {
         } else {
             self.new_label.trim().to_string()
         };
-        let source = k.perception.source.clone();
+        let source = k.perception().source.clone();
         self.add_job = Some(Job::spawn(ctx, "embedding", move |h| {
             embed_images(
                 &source,
@@ -161,7 +161,7 @@ impl MemoryPanel {
                 "data values need labelled watched queries (the watch list has none)".into();
             return;
         }
-        let (index, kk, generation) = (k.index.clone(), k.k(), k.generation);
+        let (index, kk, generation) = (k.index().clone(), k.k(), k.generation());
         self.values_job = Some(Job::spawn(ctx, "data values", move |_| {
             let values = crate::memory::value::knn_shapley(&index, &queries, &truths, kk);
             Ok(index.rows().map(|(id, _, _)| id).zip(values).collect())
@@ -178,7 +178,8 @@ impl MemoryPanel {
             self.message = "pruning needs at least two labelled watched queries (one half chooses, the other judges)".into();
             return;
         }
-        let (index, kk, generation, rule) = (k.index.clone(), k.k(), k.generation, k.watch.rule);
+        let (index, kk, generation, rule) =
+            (k.index().clone(), k.k(), k.generation(), k.watch().rule);
         self.prune_job = Some(Job::spawn(ctx, "pruning", move |_| {
             Ok((
                 generation,
@@ -197,7 +198,7 @@ impl MemoryPanel {
     /// The pruning evidence of an entry (helped, hurt), when the plan is for the current memory.
     pub fn prune_evidence_of(&self, k: &Knowledge, id: u64) -> Option<(usize, usize)> {
         let (generation, plan) = self.prune.as_ref()?;
-        if *generation != k.generation {
+        if *generation != k.generation() {
             return None;
         }
         Some(
@@ -224,7 +225,10 @@ impl MemoryPanel {
                 }
             }
         }
-        let fresh = self.prune.as_ref().is_some_and(|(g, _)| *g == k.generation);
+        let fresh = self
+            .prune
+            .as_ref()
+            .is_some_and(|(g, _)| *g == k.generation());
         ui.horizontal(|ui| {
             if ui
                 .add_enabled(self.prune_job.is_none(), egui::Button::new("Find harmful entries"))
@@ -242,7 +246,7 @@ impl MemoryPanel {
         let Some((generation, plan)) = &self.prune else {
             return;
         };
-        if *generation != k.generation {
+        if *generation != k.generation() {
             ui.label(
                 RichText::new("the memory changed since the pruning run: run it again")
                     .small()
@@ -281,9 +285,9 @@ impl MemoryPanel {
         k: &Knowledge,
         folder: std::path::PathBuf,
     ) {
-        let (index, kk, rule) = (k.index.clone(), k.k(), k.watch.rule);
-        let source = k.perception.source.clone();
-        let labels = k.labels.clone();
+        let (index, kk, rule) = (k.index().clone(), k.k(), k.watch().rule);
+        let source = k.perception().source.clone();
+        let labels = k.labels().to_vec();
         self.folder_eval_report.clear();
         self.folder_eval_job = Some(Job::spawn(ctx, "evaluating on a folder", move |h| {
             use crate::memory::import;
@@ -402,12 +406,13 @@ impl MemoryPanel {
     /// data folder's `audits/`.
     pub fn start_audit(&mut self, ctx: &egui::Context, k: &Knowledge) {
         // Copies here, serialised on the worker (to_bytes of a large memory takes seconds).
-        let (before, now) = (k.memory_before_edits(), k.memory.clone());
-        let saved_to = k.memory_path.clone();
-        let mut never = crate::memory::Memory::new(&k.memory.model_fingerprint, k.memory.dim);
-        for q in &k.watch.queries {
+        let (before, now) = (k.memory_before_edits(), k.memory().clone());
+        let saved_to = k.memory_path().map(std::path::Path::to_path_buf);
+        let mut never =
+            crate::memory::Memory::new(k.memory().model_fingerprint(), k.memory().dim());
+        for q in &k.watch().queries {
             let _ = never.add(
-                &k.memory.model_fingerprint,
+                k.memory().model_fingerprint(),
                 "watched",
                 &q.name,
                 0,
@@ -539,7 +544,7 @@ impl MemoryPanel {
             if let Some(result) = job.poll() {
                 self.values_job = None;
                 match result {
-                    Ok(values) => self.values = Some((k.generation, values)),
+                    Ok(values) => self.values = Some((k.generation(), values)),
                     Err(e) => {
                         self.values = None;
                         self.message = format!("data values: {e}");
@@ -552,7 +557,7 @@ impl MemoryPanel {
         let fresh = self
             .values
             .as_ref()
-            .is_some_and(|(g, v)| *g == k.generation && !v.is_empty());
+            .is_some_and(|(g, v)| *g == k.generation() && !v.is_empty());
         ui.horizontal(|ui| {
             if ui
                 .add_enabled(
@@ -571,7 +576,7 @@ impl MemoryPanel {
         if self
             .values
             .as_ref()
-            .is_some_and(|(g, v)| *g != k.generation && !v.is_empty())
+            .is_some_and(|(g, v)| *g != k.generation() && !v.is_empty())
         {
             ui.label(
                 RichText::new("the memory changed since: recompute")
@@ -590,7 +595,7 @@ impl MemoryPanel {
     pub fn value_of(&self, k: &Knowledge, id: u64) -> Option<f64> {
         self.values
             .as_ref()
-            .filter(|(g, _)| *g == k.generation)
+            .filter(|(g, _)| *g == k.generation())
             .and_then(|(_, v)| v.get(&id).copied())
     }
 
@@ -631,11 +636,11 @@ impl MemoryPanel {
 
         egui::Panel::left("memory classes").resizable(true).default_size(230.0).show(ui, |ui| {
             ui.heading("Memory");
-            ui.label(format!("{} entries, dimension {}", k.memory.len(), k.memory.dim));
-            ui.label(RichText::new(format!("model {}", k.memory.model_fingerprint)).small().weak());
-            ui.label(RichText::new(k.perception.description.clone()).small());
+            ui.label(format!("{} entries, dimension {}", k.memory().len(), k.memory().dim()));
+            ui.label(RichText::new(format!("model {}", k.memory().model_fingerprint())).small().weak());
+            ui.label(RichText::new(k.perception().description.clone()).small());
             ui.separator();
-            if ui.selectable_label(self.filter.is_none(), format!("all classes ({})", k.memory.len())).clicked() {
+            if ui.selectable_label(self.filter.is_none(), format!("all classes ({})", k.memory().len())).clicked() {
                 self.filter = None;
             }
             for (label, count) in k.counts() {
@@ -654,7 +659,7 @@ impl MemoryPanel {
                 {
                     k.undo();
                 }
-                let save = ui.add_enabled(k.dirty, egui::Button::new("Save")).on_hover_text(
+                let save = ui.add_enabled(k.is_dirty(), egui::Button::new("Save")).on_hover_text(
                     "Write the memory; deleted entries' bytes leave the file. A bundled memory is saved to your data folder.",
                 );
                 if save.clicked() {
@@ -676,7 +681,7 @@ impl MemoryPanel {
                 let l = ui.label("label");
                 ui.text_edit_singleline(&mut self.new_label).labelled_by(l.id);
             });
-            let denied = k.memory.denied_count();
+            let denied = k.memory().denied_count();
             if denied > 0 {
                 ui.checkbox(&mut self.allow_unlearned, format!("re-add unlearned images ({denied} on the deny-list)"))
                     .on_hover_text("Images deleted from this memory are refused when added again, unless this is ticked");
@@ -697,7 +702,7 @@ impl MemoryPanel {
 
         egui::CentralPanel::default().show(ui, |ui| {
             if let Some(id) = self.selected {
-                match k.memory.get(id).cloned() {
+                match k.memory().get(id).cloned() {
                     Some(e) => {
                         ui.horizontal(|ui| {
                             if let Some(t) = k.thumbnail(&ctx, id) {
@@ -733,7 +738,7 @@ impl MemoryPanel {
                 ui.separator();
             }
 
-            if let Some(edit) = &k.last_edit {
+            if let Some(edit) = &k.last_edit() {
                 ui.label(RichText::new(format!(
                     "{} — {} watched queries touched, {} flipped ({} µs)",
                     edit.what,
@@ -742,13 +747,13 @@ impl MemoryPanel {
                     edit.micros
                 )));
             }
-            let by_value = self.sort_by_value && self.value_of(k, k.memory.entries.first().map_or(0, |e| e.id)).is_some();
-            let first = k.memory.entries.first().map_or(0, |e| e.id);
+            let by_value = self.sort_by_value && self.value_of(k, k.memory().entries().first().map_or(0, |e| e.id)).is_some();
+            let first = k.memory().entries().first().map_or(0, |e| e.id);
             let by_harm = !by_value && self.sort_by_harm && self.prune_evidence_of(k, first).is_some();
-            let key = (k.generation, self.filter.clone(), by_value, by_harm);
+            let key = (k.generation(), self.filter.clone(), by_value, by_harm);
             if self.shown.as_ref().is_none_or(|(kk, _)| *kk != key) {
                 let mut ids: Vec<u64> =
-                    k.memory.entries.iter().filter(|e| self.filter.as_ref().is_none_or(|f| *f == e.label)).map(|e| e.id).collect();
+                    k.memory().entries().iter().filter(|e| self.filter.as_ref().is_none_or(|f| *f == e.label)).map(|e| e.id).collect();
                 if by_value {
                     let value = |id: &u64| self.value_of(k, *id).unwrap_or(f64::INFINITY);
                     ids.sort_by(|a, b| value(a).total_cmp(&value(b)).then(a.cmp(b)));
@@ -782,7 +787,7 @@ impl MemoryPanel {
                                 ),
                                 None => ui.add_sized([THUMB, THUMB], egui::Button::new(format!("#{id}"))),
                             };
-                            let label = k.memory.get(id).map(|e| e.label.clone()).unwrap_or_default();
+                            let label = k.memory().get(id).map(|e| e.label.clone()).unwrap_or_default();
                             resp.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Button, true, format!("entry #{id}")));
                             if resp.on_hover_text(format!("#{id} {label}")).clicked() {
                                 self.selected = if selected { None } else { Some(id) };

@@ -211,8 +211,8 @@ impl ProcmemApp {
             self.loading = None;
             match r {
                 Ok(Ok(k)) => {
-                    self.knowledge_state.model = k.perception.path.clone();
-                    self.knowledge_state.memory = k.loaded_from.clone();
+                    self.knowledge_state.model = k.perception().path.clone();
+                    self.knowledge_state.memory = k.loaded_from().to_path_buf();
                     self.knowledge = Some(k);
                     self.panels.query = QueryPanel::default();
                     self.panels.privacy = PrivacyPanel::default();
@@ -234,14 +234,16 @@ impl ProcmemApp {
         ui.horizontal(|ui| {
             match &self.knowledge {
                 Some(k) => {
-                    ui.label(RichText::new(format!("model: {}", k.perception.description)).small());
+                    ui.label(
+                        RichText::new(format!("model: {}", k.perception().description)).small(),
+                    );
                     ui.separator();
-                    let dirty = if k.dirty { " (unsaved edits)" } else { "" };
+                    let dirty = if k.is_dirty() { " (unsaved edits)" } else { "" };
                     ui.label(
                         RichText::new(format!(
                             "memory: {} — {} entries{dirty}",
-                            k.loaded_from.display(),
-                            k.memory.len()
+                            k.loaded_from().display(),
+                            k.memory().len()
                         ))
                         .small(),
                     );
@@ -318,9 +320,9 @@ impl ProcmemApp {
             knowledge.k = k.k();
             knowledge.abstain_below = k.abstain_below;
             // A saved copy (e.g. the edited demo memory) is what the next start opens.
-            if let Some(saved) = &k.memory_path {
-                knowledge.memory = saved.clone();
-                knowledge.model = k.perception.path.clone();
+            if let Some(saved) = &k.memory_path() {
+                knowledge.memory = saved.to_path_buf();
+                knowledge.model = k.perception().path.clone();
             }
         }
         AppState {
@@ -338,7 +340,7 @@ impl ProcmemApp {
     pub fn use_model(&mut self, ctx: &egui::Context, model: std::path::PathBuf) {
         let mut st = self.knowledge_state.clone();
         if let Some(k) = &mut self.knowledge
-            && k.dirty
+            && k.is_dirty()
         {
             match k.save() {
                 Ok(p) => st.memory = p,
@@ -420,7 +422,7 @@ impl ProcmemApp {
         let influence = self
             .knowledge
             .as_ref()
-            .and_then(|k| self.panels.privacy.current_report(k.generation));
+            .and_then(|k| self.panels.privacy.current_report(k.generation()));
         let mut commands = Vec::new();
         let mut cx = PanelContext {
             knowledge: self.knowledge.as_mut(),
@@ -462,7 +464,7 @@ impl eframe::App for ProcmemApp {
     fn on_exit(&mut self) {
         // Nothing lost: unsaved memory edits are written (a bundled memory to the user folder).
         if let Some(k) = &mut self.knowledge
-            && k.dirty
+            && k.is_dirty()
         {
             match k.save() {
                 Ok(p) => log::info!("memory edits saved to {}", p.display()),

@@ -266,7 +266,7 @@ impl super::Panel for ModelsPanel {
         let current = cx
             .knowledge
             .as_ref()
-            .map(|k| k.perception.source.fingerprint());
+            .map(|k| k.perception().source.fingerprint());
         self.ui(ui, current.as_deref(), cx.loading);
         cx.commands.append(&mut self.outbox);
     }

@@ -58,16 +58,16 @@ impl PrivacyPanel {
     }
 
     pub fn start(&mut self, ctx: &egui::Context, k: &Knowledge) {
-        let index = Arc::new(k.index.clone());
+        let index = Arc::new(k.index().clone());
         let queries: Vec<f32> = k
-            .watch
+            .watch()
             .queries
             .iter()
             .flat_map(|q| q.embedding.iter().copied())
             .collect();
         let ks = self.ks.clone();
-        let rule = k.watch.rule;
-        self.generation = k.generation;
+        let rule = k.watch().rule;
+        self.generation = k.generation();
         self.job = Some(Job::spawn(ctx, "privacy analysis", move |h| {
             let mut out = Vec::new();
             for (i, &kk) in ks.iter().enumerate() {
@@ -100,8 +100,8 @@ impl PrivacyPanel {
             ui.heading("Privacy");
             ui.label(format!(
                 "over the {} watched test queries and {} memory entries",
-                k.watch.queries.len(),
-                k.memory.len()
+                k.watch().queries.len(),
+                k.memory().len()
             ));
         });
         ui.label(
@@ -114,7 +114,7 @@ impl PrivacyPanel {
         ui.horizontal(|ui| {
             if ui
                 .add_enabled(
-                    self.job.is_none() && !k.watch.queries.is_empty(),
+                    self.job.is_none() && !k.watch().queries.is_empty(),
                     egui::Button::new("Run analysis"),
                 )
                 .clicked()
@@ -124,7 +124,7 @@ impl PrivacyPanel {
             if let Some(job) = &self.job {
                 job.ui(ui);
             }
-            if !self.reports.is_empty() && self.generation != k.generation {
+            if !self.reports.is_empty() && self.generation != k.generation() {
                 ui.label(
                     RichText::new("the memory changed since: run again")
                         .color(egui::Color32::YELLOW),
@@ -199,7 +199,7 @@ impl PrivacyPanel {
             });
         });
         if let Some(id) = self.selected {
-            match k.memory.get(id).cloned() {
+            match k.memory().get(id).cloned() {
                 Some(e) => {
                     ui.horizontal(|ui| {
                         ui.label(format!("#{id} ({}) from {}", e.label, e.source));

@@ -84,7 +84,7 @@ impl QueryPanel {
 
     /// Queries with a memory entry (its own match excluded).
     pub fn query_entry(&mut self, ctx: &egui::Context, k: &mut Knowledge, id: u64) {
-        let Some(e) = k.memory.get(id) else { return };
+        let Some(e) = k.memory().get(id) else { return };
         let (name, embedding) = (format!("memory #{id} ({})", e.label), e.embedding.clone());
         let texture = k.thumbnail(ctx, id);
         self.query = Some(Query {
@@ -98,7 +98,7 @@ impl QueryPanel {
 
     /// Queries with a watched test query.
     pub fn query_watched(&mut self, ctx: &egui::Context, k: &mut Knowledge, i: usize) {
-        let Some(q) = k.watch.queries.get(i) else {
+        let Some(q) = k.watch().queries.get(i) else {
             return;
         };
         let (name, embedding) = (
@@ -123,7 +123,7 @@ impl QueryPanel {
         name: String,
         bytes: Vec<u8>,
     ) {
-        let source = k.perception.source.clone();
+        let source = k.perception().source.clone();
         self.embed_job = Some(Job::spawn(ctx, "embedding the query", move |_| {
             let img = crate::imageio::decode_rgb(&bytes, std::path::Path::new(&name))
                 .map_err(|e| e.to_string())?;
@@ -167,17 +167,17 @@ impl QueryPanel {
         if self.query.is_none()
             && self.embed_job.is_none()
             && !self.started
-            && !k.watch.queries.is_empty()
+            && !k.watch().queries.is_empty()
         {
             self.query_watched(&ctx, k, 0);
         }
         self.started = true;
         // Answers follow every edit of the memory.
         if let Some(q) = &self.query
-            && (self.answer.is_none() || self.answered_generation != k.generation)
+            && (self.answer.is_none() || self.answered_generation != k.generation())
         {
             self.answer = Some(k.answer(&q.embedding, q.from_memory));
-            self.answered_generation = k.generation;
+            self.answered_generation = k.generation();
         }
 
         egui::Panel::bottom("watch list")
@@ -222,7 +222,7 @@ impl QueryPanel {
                 }
                 ui.vertical(|ui| {
                     ui.label(&q.name);
-                    let predicted = answer.vote.prediction.map(|c| k.labels[c as usize].clone()).unwrap_or_else(|| "—".into());
+                    let predicted = answer.vote.prediction.map(|c| k.labels()[c as usize].clone()).unwrap_or_else(|| "—".into());
                     if answer.abstains(k.abstain_below) {
                         ui.heading(RichText::new("not in memory").color(Color32::from_rgb(230, 160, 60)));
                         ui.label(
@@ -243,7 +243,7 @@ impl QueryPanel {
                     classes.sort_by(|a, b| b.1.total_cmp(&a.1));
                     for (c, score) in classes {
                         ui.horizontal(|ui| {
-                            ui.add_sized([110.0, 16.0], egui::Label::new(RichText::new(&k.labels[c]).small()));
+                            ui.add_sized([110.0, 16.0], egui::Label::new(RichText::new(&k.labels()[c]).small()));
                             ui.add(
                                 egui::ProgressBar::new(score / total)
                                     .desired_width(300.0)
@@ -272,7 +272,7 @@ impl QueryPanel {
                             if resp.clicked() {
                                 self.selected = if selected { None } else { Some(n.id) };
                             }
-                            ui.label(RichText::new(format!("{}\ncos {:.4}", k.labels[n.label as usize], n.similarity)).small());
+                            ui.label(RichText::new(format!("{}\ncos {:.4}", k.labels()[n.label as usize], n.similarity)).small());
                         });
                     }
                 });
@@ -293,13 +293,13 @@ impl QueryPanel {
         ui.horizontal(|ui| {
             ui.heading("Watch list");
             let acc = k
-                .watch
+                .watch()
                 .accuracy()
                 .map(|a| format!("accuracy {:.1} %", a * 100.0))
                 .unwrap_or_default();
             ui.label(format!(
                 "{} test queries, k = {}; {acc}",
-                k.watch.queries.len(),
+                k.watch().queries.len(),
                 k.k()
             ));
             if ui
@@ -309,7 +309,7 @@ impl QueryPanel {
                 k.undo();
             }
         });
-        if let Some(edit) = &k.last_edit {
+        if let Some(edit) = &k.last_edit() {
             ui.label(format!(
                 "last edit: {} — {} queries touched, {} prediction(s) flipped, updated in {} µs",
                 edit.what,
@@ -318,26 +318,26 @@ impl QueryPanel {
                 edit.micros
             ));
         }
-        if k.watch.queries.is_empty() {
+        if k.watch().queries.is_empty() {
             ui.label(RichText::new("No watched queries (load a memory with a watch list).").weak());
             return;
         }
         let flipped: Vec<usize> = k
-            .last_edit
+            .last_edit()
             .as_ref()
             .map(|e| e.update.flipped.clone())
             .unwrap_or_default();
         // Changed queries first: those are the ones to look at.
-        let mut order: Vec<usize> = (0..k.watch.queries.len()).collect();
+        let mut order: Vec<usize> = (0..k.watch().queries.len()).collect();
         order.sort_by_key(|&i| {
-            let q = &k.watch.queries[i];
+            let q = &k.watch().queries[i];
             (
                 !flipped.contains(&i),
                 q.vote.prediction == q.initial_prediction,
                 i,
             )
         });
-        let labels = k.labels.clone();
+        let labels = k.labels().to_vec();
         let name = |c: Option<u32>| {
             c.map(|c| labels[c as usize].clone())
                 .unwrap_or_else(|| "—".into())
@@ -375,7 +375,7 @@ impl QueryPanel {
                             if resp.on_hover_text("query with it").clicked() {
                                 pick = Some(i);
                             }
-                            let q = &k.watch.queries[i];
+                            let q = &k.watch().queries[i];
                             ui.label(short_name(&q.name));
                             ui.label(name(q.truth));
                             ui.label(name(q.initial_prediction));

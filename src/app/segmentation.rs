@@ -506,7 +506,7 @@ impl SegmentationPanel {
             }
         }
         self.poll();
-        self.ensure_analysis(&ctx, &k.perception.source);
+        self.ensure_analysis(&ctx, &k.perception().source);
         self.refresh_overlays(&ctx);
         self.refresh_masks(&ctx);
 
@@ -547,7 +547,7 @@ impl SegmentationPanel {
             ui.label(
                 RichText::new(format!(
                     "In-context: attention = softmax over prompt patches of <z_prompt, z_query> / C; each query patch averages the prompt mask's blocks. Model: {}",
-                    k.perception.description
+                    k.perception().description
                 ))
                 .weak()
                 .small(),

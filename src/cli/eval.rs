@@ -286,10 +286,15 @@ impl Labelled {
         use procmem::memory::import::LabelledSource;
         let limit = limit.unwrap_or(usize::MAX);
         if procmem::memory::Memory::is_memory_file(path) {
-            let mut m = procmem::memory::Memory::open(path)?;
-            m.entries = spread(std::mem::take(&mut m.entries), limit);
+            let m = procmem::memory::Memory::open(path)?;
+            let (fingerprint, dim) = (m.model_fingerprint().to_string(), m.dim());
+            let m = procmem::memory::Memory::from_entries(
+                &fingerprint,
+                dim,
+                spread(m.into_entries(), limit),
+            )?;
             anyhow::ensure!(
-                !m.entries.is_empty(),
+                !m.entries().is_empty(),
                 "{}: the memory is empty",
                 path.display()
             );
@@ -320,7 +325,7 @@ impl Labelled {
     fn class_names(&self) -> Vec<String> {
         let mut names = Vec::new();
         let labels: Box<dyn Iterator<Item = &String>> = match self {
-            Labelled::Memory(m) => Box::new(m.entries.iter().map(|e| &e.label)),
+            Labelled::Memory(m) => Box::new(m.entries().iter().map(|e| &e.label)),
             Labelled::Items(items) => Box::new(items.iter().map(|i| &i.label)),
         };
         for label in labels {
@@ -345,7 +350,7 @@ impl Labelled {
         match self {
             Labelled::Memory(memory) => {
                 let reembedded;
-                let own = source.fingerprint() == memory.model_fingerprint;
+                let own = source.fingerprint() == memory.model_fingerprint();
                 let m = if own {
                     memory
                 } else {
@@ -362,16 +367,16 @@ impl Labelled {
                     &reembedded
                 };
                 let truths = m
-                    .entries
+                    .entries()
                     .iter()
                     .map(|e| class_index(classes, &e.label))
                     .collect();
                 Ok((
-                    m.entries
+                    m.entries()
                         .iter()
                         .flat_map(|e| e.embedding.iter().copied())
                         .collect(),
-                    m.dim,
+                    m.dim(),
                     truths,
                     !own,
                 ))
@@ -1373,12 +1378,12 @@ fn own_model_given(
 ) -> anyhow::Result<()> {
     if !sources
         .iter()
-        .any(|s| s.fingerprint() == memory.model_fingerprint)
+        .any(|s| s.fingerprint() == memory.model_fingerprint())
     {
         anyhow::bail!(
             "{} was embedded by model {}, which is none of --features (a memory is evaluated with its own model; baselines are added to it)",
             path.display(),
-            memory.model_fingerprint
+            memory.model_fingerprint()
         );
     }
     Ok(())

@@ -226,13 +226,13 @@ impl InfoArgs {
             "{}: {} entries, dimension {}, model {}",
             memory.display(),
             m.len(),
-            m.dim,
-            m.model_fingerprint
+            m.dim(),
+            m.model_fingerprint()
         );
         for label in m.labels() {
             println!(
                 "  {label}: {}",
-                m.entries.iter().filter(|e| e.label == label).count()
+                m.entries().iter().filter(|e| e.label == label).count()
             );
         }
         Ok(())
@@ -290,11 +290,11 @@ impl QueryArgs {
             );
         }
         let source = FeatureSource::from_spec(&features)?;
-        if source.fingerprint() != m.model_fingerprint {
+        if source.fingerprint() != m.model_fingerprint() {
             bail!(
                 "{} was embedded by model {}, but --features {features} is model {}: embeddings of different models never mix",
                 memory.display(),
-                m.model_fingerprint,
+                m.model_fingerprint(),
                 source.fingerprint()
             );
         }
@@ -570,25 +570,25 @@ fn memory_and_queries(
     use procmem::memory::{ExactIndex, Memory};
     let memory = Memory::open(path)?;
     let q = Memory::open(queries)?;
-    if q.model_fingerprint != memory.model_fingerprint {
+    if q.model_fingerprint() != memory.model_fingerprint() {
         bail!(
             "{} was embedded by model {}, the memory {} by model {}: embed the queries with the memory's model",
             queries.display(),
-            q.model_fingerprint,
+            q.model_fingerprint(),
             path.display(),
-            memory.model_fingerprint
+            memory.model_fingerprint()
         );
     }
     // Query classes outside the memory's labels count as a class no entry has.
     let mut labels = memory.labels();
     let truths: Vec<u32> = q
-        .entries
+        .entries()
         .iter()
         .map(|e| super::eval::class_index(&mut labels, &e.label))
         .collect();
     let index = ExactIndex::build(&memory, &labels);
     let flat: Vec<f32> = q
-        .entries
+        .entries()
         .iter()
         .flat_map(|e| e.embedding.iter().copied())
         .collect();

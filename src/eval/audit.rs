@@ -141,16 +141,21 @@ pub fn audit(input: &AuditInput, progress: impl Fn(&str)) -> Result<Certificate>
     let edited_bytes = std::fs::read(input.edited).map_err(|e| Error::io(input.edited, e))?;
     let original = Memory::from_bytes(&original_bytes, input.original)?;
     let edited = Memory::from_bytes(&edited_bytes, input.edited)?;
-    if original.model_fingerprint != edited.model_fingerprint || original.dim != edited.dim {
+    if original.model_fingerprint() != edited.model_fingerprint() || original.dim() != edited.dim()
+    {
         return Err(Error::Memory(format!(
             "{} and {} are memories of different models ({} vs {}): an audit compares a memory with its own edit",
             input.original.display(),
             input.edited.display(),
-            original.model_fingerprint,
-            edited.model_fingerprint
+            original.model_fingerprint(),
+            edited.model_fingerprint()
         )));
     }
-    if let Some(e) = edited.entries.iter().find(|e| original.get(e.id).is_none()) {
+    if let Some(e) = edited
+        .entries()
+        .iter()
+        .find(|e| original.get(e.id).is_none())
+    {
         return Err(Error::Memory(format!(
             "entry {} of {} is not in {}: not a deletion",
             e.id,
@@ -159,14 +164,17 @@ pub fn audit(input: &AuditInput, progress: impl Fn(&str)) -> Result<Certificate>
         )));
     }
     let deleted: Vec<&crate::memory::Entry> = original
-        .entries
+        .entries()
         .iter()
         .filter(|e| edited.get(e.id).is_none())
         .collect();
     progress(&format!("{} deleted entries", deleted.len()));
 
     // Equivalence.
-    let entries_identical = edited.entries.iter().all(|e| original.get(e.id) == Some(e));
+    let entries_identical = edited
+        .entries()
+        .iter()
+        .all(|e| original.get(e.id) == Some(e));
     let mut rebuilt = original.clone();
     for e in &deleted {
         rebuilt.delete(e.id);
@@ -187,15 +195,15 @@ pub fn audit(input: &AuditInput, progress: impl Fn(&str)) -> Result<Certificate>
         .collect();
     probes.extend(
         edited
-            .entries
+            .entries()
             .iter()
             .step_by(step)
             .flat_map(|e| e.embedding.iter().copied()),
     );
     if let Some(q) = input.never_added {
-        probes.extend(q.entries.iter().flat_map(|e| e.embedding.iter().copied()));
+        probes.extend(q.entries().iter().flat_map(|e| e.embedding.iter().copied()));
     }
-    let n_probes = probes.len() / original.dim.max(1);
+    let n_probes = probes.len() / original.dim().max(1);
     progress(&format!("equivalence over {n_probes} probe queries"));
     let k = input.k.max(1);
     let rule = VoteRule::default();
@@ -235,7 +243,7 @@ pub fn audit(input: &AuditInput, progress: impl Fn(&str)) -> Result<Certificate>
     // A needle shared with a kept entry (an identical thumbnail stretch, a duplicate image) is
     // no evidence of the deleted one: it is dropped, and counted.
     let mut kept = Vec::new();
-    for e in &edited.entries {
+    for e in edited.entries() {
         kept.extend_from_slice(&e.thumbnail);
         kept.push(0xff);
         kept.extend(embedding_bytes(&e.embedding));
@@ -246,7 +254,7 @@ pub fn audit(input: &AuditInput, progress: impl Fn(&str)) -> Result<Certificate>
 
     // Membership.
     let membership = match input.never_added {
-        Some(q) if !deleted.is_empty() && !q.is_empty() && q.dim == edited.dim => {
+        Some(q) if !deleted.is_empty() && !q.is_empty() && q.dim() == edited.dim() => {
             progress("membership test");
             Some(membership(&edited_index, &deleted, q, &edited, input.seed))
         }
@@ -264,7 +272,7 @@ pub fn audit(input: &AuditInput, progress: impl Fn(&str)) -> Result<Certificate>
         original_hash: hex(fnv1a(&original_bytes)),
         edited: input.edited.to_path_buf(),
         edited_hash: hex(fnv1a(&edited_bytes)),
-        model_fingerprint: original.model_fingerprint.clone(),
+        model_fingerprint: original.model_fingerprint().to_string(),
         deleted: deleted
             .iter()
             .map(|e| DeletedEntry {
@@ -457,7 +465,7 @@ fn membership(
         .flat_map(|e| e.embedding.iter().copied())
         .collect();
     let never_rows: Vec<f32> = never
-        .entries
+        .entries()
         .iter()
         .flat_map(|e| e.embedding.iter().copied())
         .collect();
@@ -466,7 +474,7 @@ fn membership(
         .div_ceil(deleted.len().max(never.len()).max(1))
         .max(1);
     let member_rows: Vec<f32> = edited
-        .entries
+        .entries()
         .iter()
         .step_by(step)
         .flat_map(|e| e.embedding.iter().copied())
@@ -555,7 +563,7 @@ mod tests {
         // A cache of the edited memory's embeddings only: clean.
         let cache = EmbeddingCache::new(&caches);
         let kept: Vec<f32> = edited
-            .entries
+            .entries()
             .iter()
             .flat_map(|e| e.embedding.iter().copied())
             .collect();
@@ -590,7 +598,7 @@ mod tests {
 
         // A stale cache (written before the deletion: it still holds entry 17's embedding).
         let all: Vec<f32> = original
-            .entries
+            .entries()
             .iter()
             .flat_map(|e| e.embedding.iter().copied())
             .collect();
@@ -650,7 +658,9 @@ mod tests {
         original.save(&orig_path).unwrap();
         let mut edited = original.clone();
         edited.delete(5).unwrap();
-        edited.entries[0].embedding.reverse();
+        let mut entries = edited.entries().to_vec();
+        entries[0].embedding.reverse();
+        let edited = Memory::from_entries("fp", 32, entries).unwrap();
         edited.save(&edited_path).unwrap();
         let input = AuditInput {
             original: &orig_path,
@@ -676,7 +686,7 @@ mod tests {
                 "new.png",
                 1,
                 Vec::new(),
-                original.entries[0].embedding.clone(),
+                original.entries()[0].embedding.clone(),
             )
             .unwrap();
         grown.save(&edited_path).unwrap();

@@ -180,7 +180,7 @@ pub const MEMORY_SET_PREFIX: &str = "-memory-";
 /// embeddings are computed from), as `memory-<16 hex digits>`.
 pub fn memory_set_key(memory: &Memory) -> String {
     let mut bytes = Vec::new();
-    for e in &memory.entries {
+    for e in memory.entries() {
         bytes.extend_from_slice(&e.id.to_le_bytes());
         bytes.extend_from_slice(&crate::hash::fnv1a(&e.thumbnail).to_le_bytes());
     }
@@ -257,8 +257,8 @@ pub fn reembed_memory(
 ) -> Result<Memory> {
     let fp = source.fingerprint();
     let mut out: Option<Memory> = None;
-    let total = memory.entries.len().max(1);
-    for (i, chunk) in memory.entries.chunks(256).enumerate() {
+    let total = memory.entries().len().max(1);
+    for (i, chunk) in memory.entries().chunks(256).enumerate() {
         let images: Vec<image::RgbImage> = chunk
             .iter()
             .map(|e| {
@@ -278,7 +278,7 @@ pub fn reembed_memory(
         }
         progress(((i + 1) * 256).min(total) as f32 / total as f32);
     }
-    let mut out = out.unwrap_or_else(|| Memory::new(&fp, memory.dim));
+    let mut out = out.unwrap_or_else(|| Memory::new(&fp, memory.dim()));
     out.inherit_bookkeeping(memory);
     Ok(out)
 }
@@ -294,9 +294,9 @@ pub fn reembed_memory_cached(
 ) -> Result<Memory> {
     let fp = source.fingerprint();
     let key = memory_set_key(memory);
-    if let Some((values, dim)) = cache.get(&fp, &key, memory.entries.len()) {
+    if let Some((values, dim)) = cache.get(&fp, &key, memory.entries().len()) {
         let mut out = Memory::new(&fp, dim);
-        for (e, v) in memory.entries.iter().zip(values.chunks_exact(dim.max(1))) {
+        for (e, v) in memory.entries().iter().zip(values.chunks_exact(dim.max(1))) {
             let mut entry = e.clone();
             entry.embedding = v.to_vec();
             out.restore(entry)?;
@@ -307,11 +307,11 @@ pub fn reembed_memory_cached(
     }
     let out = reembed_memory(memory, source, progress)?;
     let values: Vec<f32> = out
-        .entries
+        .entries()
         .iter()
         .flat_map(|e| e.embedding.iter().copied())
         .collect();
-    if let Err(e) = cache.put(&fp, &key, &values, out.dim) {
+    if let Err(e) = cache.put(&fp, &key, &values, out.dim()) {
         log::warn!("could not cache the re-embedded memory: {e}");
     }
     Ok(out)
@@ -345,8 +345,8 @@ mod tests {
             let mut out =
                 reembed_memory_cached(&m, &source, &EmbeddingCache::new(dir.path()), |_| {})
                     .unwrap();
-            assert_eq!(out.model_fingerprint, fp);
-            let dim = out.dim;
+            assert_eq!(out.model_fingerprint(), fp);
+            let dim = out.dim();
             assert!(out.is_denied(102), "cached: {cached}");
             let id = out
                 .add(&fp, "c", "new.png", 7, vec![], vec![0.5; dim])

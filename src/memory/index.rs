@@ -101,10 +101,10 @@ impl ExactIndex {
     /// Builds the index; labels are indexed in `labels` order (entries with other labels panic —
     /// pass `memory.labels()` or a superset).
     pub fn build(memory: &Memory, labels: &[String]) -> Self {
-        let mut data = Vec::with_capacity(memory.len() * memory.dim);
+        let mut data = Vec::with_capacity(memory.len() * memory.dim());
         let mut ids = Vec::with_capacity(memory.len());
         let mut entry_labels = Vec::with_capacity(memory.len());
-        for e in &memory.entries {
+        for e in memory.entries() {
             data.extend_from_slice(&e.embedding);
             ids.push(e.id);
             entry_labels.push(
@@ -115,7 +115,7 @@ impl ExactIndex {
             );
         }
         Self {
-            dim: memory.dim,
+            dim: memory.dim(),
             labels: labels.to_vec(),
             ids,
             entry_labels,

@@ -46,10 +46,10 @@ impl MemoryMap {
                 .map_or(0, |i| i as u32)
         };
         let rows = memory
-            .entries
+            .entries()
             .iter()
             .map(|e| (e.id, class(&e.label), e.embedding.as_slice()));
-        Self::fit_rows(memory.dim, labels.clone(), rows)
+        Self::fit_rows(memory.dim(), labels.clone(), rows)
     }
 
     /// Like [`fit`](Self::fit), from (id, class into `labels`, embedding) rows in any order
@@ -363,7 +363,7 @@ mod tests {
         assert!(split, "PC1 does not separate the two clusters");
         assert!(map.projection.explained[0] > 0.8);
         // Placing an entry's embedding again gives its position, bit for bit.
-        assert_eq!(map.place(&m.entries[17].embedding), map.xy[17]);
+        assert_eq!(map.place(&m.entries()[17].embedding), map.xy[17]);
     }
 
     #[test]
@@ -408,9 +408,12 @@ mod tests {
 
     #[test]
     fn export_writes_the_selected_rows_as_csv_and_json() {
-        let mut m = two_clusters(10, 8);
+        let m = two_clusters(10, 8);
         let map = MemoryMap::fit(&m).unwrap();
-        m.entries[2].source = "dir/with,comma \"q\".png".into();
+        let (fingerprint, dim) = (m.model_fingerprint().to_string(), m.dim());
+        let mut entries = m.into_entries();
+        entries[2].source = "dir/with,comma \"q\".png".into();
+        let mut m = Memory::from_entries(&fingerprint, dim, entries).unwrap();
         m.delete(3).unwrap();
         let dir = tempfile::tempdir().unwrap();
         let csv_path = dir.path().join("sel.csv");
@@ -443,11 +446,15 @@ mod tests {
         let mut map = MemoryMap::fit(&partial).unwrap();
         assert_eq!(map.ids.len(), 18);
         // Restored entries (ids inside the range) and no duplicates for those already there.
-        map.extend(m.entries.iter().map(|e| (e.id, 0, e.embedding.as_slice())));
+        map.extend(
+            m.entries()
+                .iter()
+                .map(|e| (e.id, 0, e.embedding.as_slice())),
+        );
         assert_eq!(map.ids, full.ids);
         assert_eq!(
             map.position(7).map(|i| map.xy[i]),
-            Some(map.place(&m.entries[7].embedding))
+            Some(map.place(&m.entries()[7].embedding))
         );
     }
 

@@ -47,10 +47,15 @@ struct Header {
 
 /// A visual memory: entries embedded by one model (never mixed with another model's).
 #[derive(Clone, Debug, PartialEq)]
+///
+/// Invariants, kept by the methods (the fields are private so the compiler holds them): entries
+/// are sorted by id, ids are unique and below the id counter (never reused), every embedding has
+/// `dim` finite values, and a deleted image's content hash stays on the deny-list until
+/// [`Memory::allow`]ed or restored by undo.
 pub struct Memory {
-    pub model_fingerprint: String,
-    pub dim: usize,
-    pub entries: Vec<Entry>,
+    model_fingerprint: String,
+    dim: usize,
+    entries: Vec<Entry>,
     next_id: u64,
     /// The deny-list: content hashes of deleted images, refused by [`Memory::add`] until
     /// [`Memory::allow`]ed. Hash 0 ("unknown content") is never listed.
@@ -66,6 +71,75 @@ impl Memory {
             next_id: 0,
             denied: Default::default(),
         }
+    }
+
+    /// Builds a memory from entries (e.g. an edited or subsampled copy of another memory's),
+    /// sorted by id; the id counter starts past the largest id and the deny-list is empty.
+    /// Errors: a repeated id, an embedding of another size than `dim`, or a NaN/Inf value.
+    pub fn from_entries(
+        model_fingerprint: &str,
+        dim: usize,
+        mut entries: Vec<Entry>,
+    ) -> Result<Self> {
+        entries.sort_by_key(|e| e.id);
+        if let Some(w) = entries.windows(2).find(|w| w[0].id == w[1].id) {
+            return Err(Error::InvalidConfig(format!(
+                "entry id {} appears twice",
+                w[0].id
+            )));
+        }
+        if let Some(e) = entries.iter().find(|e| e.embedding.len() != dim) {
+            return Err(Error::InvalidConfig(format!(
+                "entry {} has {} dimensions, the memory {dim}",
+                e.id,
+                e.embedding.len()
+            )));
+        }
+        if let Some(e) = entries
+            .iter()
+            .find(|e| e.embedding.iter().any(|v| !v.is_finite()))
+        {
+            return Err(Error::InvalidConfig(format!(
+                "entry {} ({}) has a NaN or Inf embedding",
+                e.id, e.source
+            )));
+        }
+        let next_id = entries.last().map_or(0, |e| e.id + 1);
+        Ok(Self {
+            model_fingerprint: model_fingerprint.to_string(),
+            dim,
+            entries,
+            next_id,
+            denied: Default::default(),
+        })
+    }
+
+    /// The fingerprint of the model that embedded every entry.
+    pub fn model_fingerprint(&self) -> &str {
+        &self.model_fingerprint
+    }
+
+    /// Embedding dimension.
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// The entries, sorted by id.
+    pub fn entries(&self) -> &[Entry] {
+        &self.entries
+    }
+
+    /// The entries, sorted by id, by value (the id counter and deny-list are dropped).
+    pub fn into_entries(self) -> Vec<Entry> {
+        self.entries
+    }
+
+    /// Changes an entry's label; returns the old label, or None when the id is absent or the
+    /// label is already `label`.
+    pub fn set_label(&mut self, id: u64, label: &str) -> Option<String> {
+        let pos = self.position(id)?;
+        let entry = &mut self.entries[pos];
+        (entry.label != label).then(|| std::mem::replace(&mut entry.label, label.to_string()))
     }
 
     pub fn len(&self) -> usize {

@@ -42,7 +42,7 @@ pub fn near_duplicates(
     let mut out: Vec<NearDuplicate> = Vec::new();
     if content_hash != 0 {
         for e in memory
-            .entries
+            .entries()
             .iter()
             .filter(|e| e.content_hash == content_hash && e.id != exclude)
         {
