@@ -31,6 +31,8 @@ pub mod palette;
 pub mod paths;
 pub mod resample;
 pub mod rng;
+#[cfg(test)]
+pub(crate) mod test_support;
 pub mod train;
 
 pub use error::{Error, Result};

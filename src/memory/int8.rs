@@ -522,17 +522,12 @@ mod x86 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rng::Rng;
-
-    fn random(n: usize, d: usize, seed: u64) -> Vec<f32> {
-        let mut rng = Rng::new(seed);
-        (0..n * d).map(|_| rng.normal() as f32).collect()
-    }
+    use crate::test_support::normal_vec;
 
     #[test]
     fn quantised_rows_round_trip_and_bounds_hold() {
         let d = 37;
-        let data = random(40, d, 1);
+        let data = normal_vec(40 * d, 1);
         let q = Int8Entries::build(d, &data).unwrap();
         for (row, v) in data.chunks(d).enumerate() {
             let values = q.lane_values(row);
@@ -567,9 +562,9 @@ mod tests {
             return;
         }
         for d in [1, 3, 4, 5, 33, 384] {
-            let data = random(77, d, d as u64);
+            let data = normal_vec(77 * d, d as u64);
             let entries = Int8Entries::build(d, &data).unwrap();
-            let queries = random(19, d, 100 + d as u64);
+            let queries = normal_vec(19 * d, 100 + d as u64);
             let k = 5;
             assert_eq!(
                 entries.candidates(&queries, k),
@@ -605,7 +600,7 @@ mod tests {
     #[test]
     fn swap_remove_mirrors_the_rows_and_clears_the_vacated_lane() {
         let d = 9;
-        let data = random(35, d, 3);
+        let data = normal_vec(35 * d, 3);
         let mut q = Int8Entries::build(d, &data).unwrap();
         let mut rows: Vec<Vec<i8>> = (0..35).map(|r| q.lane_values(r)).collect();
         for row in [3, 33, 0, 31] {

@@ -530,6 +530,42 @@ mod tests {
     }
 
     #[test]
+    fn from_entries_sorts_and_refuses_what_would_break_the_invariants() {
+        let m = sample();
+        let mut reversed = m.entries().to_vec();
+        reversed.reverse();
+        let mut rebuilt = Memory::from_entries("fp", 3, reversed.clone()).unwrap();
+        assert_eq!(rebuilt.entries(), m.entries());
+        // The id counter starts past the largest id: a new entry never reuses one.
+        let id = rebuilt
+            .add("fp", "cow", "c.png", 44, vec![], vec![0.0, 0.0, 1.0])
+            .unwrap();
+        assert_eq!(id, 3);
+
+        let mut twice = reversed.clone();
+        twice.push(reversed[0].clone());
+        let mut wrong_dim = reversed.clone();
+        wrong_dim[1].embedding.push(0.0);
+        let mut nan = reversed;
+        nan[2].embedding[0] = f32::NAN;
+        for (entries, why) in [(twice, "twice"), (wrong_dim, "dimensions"), (nan, "NaN")] {
+            let err = Memory::from_entries("fp", 3, entries)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(why), "{err}");
+        }
+    }
+
+    #[test]
+    fn set_label_returns_the_old_label_only_on_a_change() {
+        let mut m = sample();
+        assert_eq!(m.set_label(1, "cat").as_deref(), Some("dog"));
+        assert_eq!(m.set_label(1, "cat"), None);
+        assert_eq!(m.set_label(99, "cat"), None);
+        assert_eq!(m.get(1).unwrap().label, "cat");
+    }
+
+    #[test]
     fn a_deleted_image_is_refused_until_allowed_and_the_deny_list_is_saved() {
         let mut m = Memory::new("fp", 2);
         let a = m

@@ -475,32 +475,8 @@ mod tests {
     use super::*;
     use crate::model::kernels::{erf_approx, exp_approx};
     use crate::model::layers::reference;
-    use crate::rng::Rng;
-    use candle_core::{Device, Var};
-
-    fn random(shape: &[usize], seed: u64) -> Tensor {
-        let mut rng = Rng::new(seed);
-        let n: usize = shape.iter().product();
-        Tensor::from_vec(
-            (0..n).map(|_| rng.normal() as f32).collect::<Vec<_>>(),
-            shape,
-            &Device::Cpu,
-        )
-        .unwrap()
-    }
-
-    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(0)
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap()
-    }
+    use crate::test_support::{max_abs_diff, normal_tensor};
+    use candle_core::Var;
 
     /// Checks values and the gradient of Σ f(x)·r against the reference op, for all inputs.
     fn check(
@@ -517,11 +493,11 @@ mod tests {
         let y_fused = fused(&ts);
         let y_ref = reference(&ts);
         assert!(
-            max_diff(&y_fused, &y_ref) < tol,
+            max_abs_diff(&y_fused, &y_ref) < tol,
             "values differ by {}",
-            max_diff(&y_fused, &y_ref)
+            max_abs_diff(&y_fused, &y_ref)
         );
-        let r = random(y_ref.dims(), 99);
+        let r = normal_tensor(y_ref.dims(), 99, 1.0);
         let g_fused = (&y_fused * &r)
             .unwrap()
             .sum_all()
@@ -540,9 +516,9 @@ mod tests {
                 .unwrap_or_else(|| panic!("fused op gave no gradient for input {i}"));
             let b = g_ref.get(v).unwrap();
             assert!(
-                max_diff(a, b) < tol,
+                max_abs_diff(a, b) < tol,
                 "gradient {i} differs by {}",
-                max_diff(a, b)
+                max_abs_diff(a, b)
             );
         }
     }
@@ -573,7 +549,7 @@ mod tests {
         check(
             |t| t[0].apply_op1(Gelu).unwrap(),
             |t| t[0].gelu_erf().unwrap(),
-            vec![random(&[7, 300], 1)],
+            vec![normal_tensor(&[7, 300], 1, 1.0)],
             1e-5,
         );
     }
@@ -583,7 +559,7 @@ mod tests {
         check(
             |t| t[0].apply_op1(SoftmaxLast).unwrap(),
             |t| reference::softmax_last(&t[0]).unwrap(),
-            vec![random(&[3, 5, 65], 2)],
+            vec![normal_tensor(&[3, 5, 65], 2, 1.0)],
             1e-5,
         );
     }
@@ -597,7 +573,11 @@ mod tests {
                     .unwrap()
             },
             |t| reference::layer_norm(&t[0], &t[1], &t[2], eps).unwrap(),
-            vec![random(&[4, 33, 48], 3), random(&[48], 4), random(&[48], 5)],
+            vec![
+                normal_tensor(&[4, 33, 48], 3, 1.0),
+                normal_tensor(&[48], 4, 1.0),
+                normal_tensor(&[48], 5, 1.0),
+            ],
             2e-4,
         );
     }
@@ -610,7 +590,7 @@ mod tests {
             check(
                 |t| t[0].apply_op1(Attention { heads }).unwrap(),
                 |t| reference::attention(&t[0], heads).unwrap(),
-                vec![random(&[3, tokens, 3 * heads * head_dim], 6)],
+                vec![normal_tensor(&[3, tokens, 3 * heads * head_dim], 6, 1.0)],
                 1e-4,
             );
         }
@@ -618,7 +598,7 @@ mod tests {
 
     #[test]
     fn attention_rejects_a_width_that_is_not_three_heads() {
-        let err = random(&[2, 5, 50], 7)
+        let err = normal_tensor(&[2, 5, 50], 7, 1.0)
             .apply_op1(Attention { heads: 3 })
             .unwrap_err();
         assert!(err.to_string().contains("packed qkv width 50"), "{err}");
@@ -630,9 +610,9 @@ mod tests {
             |t| t[0].apply_op3(&t[1], &t[2], Linear).unwrap(),
             |t| reference::linear(&t[0], &t[1], Some(&t[2])).unwrap(),
             vec![
-                random(&[3, 37, 48], 8),
-                random(&[20, 48], 9),
-                random(&[20], 10),
+                normal_tensor(&[3, 37, 48], 8, 1.0),
+                normal_tensor(&[20, 48], 9, 1.0),
+                normal_tensor(&[20], 10, 1.0),
             ],
             1e-4,
         );

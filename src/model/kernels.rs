@@ -1120,12 +1120,7 @@ pub(crate) fn cls_attention_backward(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rng::Rng;
-
-    fn random(n: usize, seed: u64) -> Vec<f32> {
-        let mut rng = Rng::new(seed);
-        (0..n).map(|_| rng.normal() as f32).collect()
-    }
+    use crate::test_support::normal_vec;
 
     #[test]
     fn weight_gradient_split_over_rows_equals_the_direct_sum() {
@@ -1135,7 +1130,10 @@ mod tests {
             input: 7,
             output: 5,
         };
-        let (g, x) = (random(d.rows * d.output, 1), random(d.rows * d.input, 2));
+        let (g, x) = (
+            normal_vec(d.rows * d.output, 1),
+            normal_vec(d.rows * d.input, 2),
+        );
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(3)
             .build()

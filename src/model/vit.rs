@@ -657,33 +657,8 @@ impl VisionTransformer {
 mod tests {
     use super::*;
     use crate::model::weights::new_backbone;
-    use candle_core::{Device, Var};
-
-    fn random(shape: &[usize], seed: u64, std: f64) -> Tensor {
-        let mut rng = Rng::new(seed);
-        let n: usize = shape.iter().product();
-        Tensor::from_vec(
-            (0..n)
-                .map(|_| (rng.normal() * std) as f32)
-                .collect::<Vec<_>>(),
-            shape,
-            &Device::Cpu,
-        )
-        .unwrap()
-    }
-
-    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(0)
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap()
-    }
+    use crate::test_support::{max_abs_diff, normal_tensor};
+    use candle_core::Var;
 
     /// A micro ViT whose block 1 has random values in every parameter (biases and norms too, so
     /// that each gradient term matters), with its variables by name.
@@ -703,7 +678,7 @@ mod tests {
             } else {
                 0.0
             };
-            var.set(&(random(var.dims(), 100 + i as u64, std) + base).unwrap())
+            var.set(&(normal_tensor(var.dims(), 100 + i as u64, std) + base).unwrap())
                 .unwrap();
         }
         drop(data);
@@ -720,11 +695,11 @@ mod tests {
             "{:?}",
             vars.iter().map(|v| &v.0).collect::<Vec<_>>()
         );
-        let x = Var::from_tensor(&random(&[4, 17, 32], 1, 1.0)).unwrap();
+        let x = Var::from_tensor(&normal_tensor(&[4, 17, 32], 1, 1.0)).unwrap();
         // Without drop path, and with a rate at which some samples drop a branch; the whole
         // output, and the CLS-only output compared with the composed block's CLS row.
         for (rate, cls_only) in [(0.0, false), (0.5, false), (0.0, true), (0.5, true)] {
-            let r = random(&[4, if cls_only { 1 } else { 17 }, 32], 2, 1.0);
+            let r = normal_tensor(&[4, if cls_only { 1 } else { 17 }, 32], 2, 1.0);
             let mut drop_rng = Rng::new(7);
             let drop = if rate > 0.0 {
                 Some((&mut drop_rng, rate))
@@ -758,9 +733,9 @@ mod tests {
             };
             assert_eq!(fused.dims(), composed.dims());
             assert!(
-                max_diff(&fused, &composed) < 1e-4,
+                max_abs_diff(&fused, &composed) < 1e-4,
                 "rate {rate}: values differ by {}",
-                max_diff(&fused, &composed)
+                max_abs_diff(&fused, &composed)
             );
             let g_fused = (&fused * &r)
                 .unwrap()
@@ -791,7 +766,7 @@ mod tests {
                     .to_scalar::<f32>()
                     .unwrap()
                     .max(1.0);
-                let diff = max_diff(a, b) / scale;
+                let diff = max_abs_diff(a, b) / scale;
                 assert!(
                     diff < 1e-4,
                     "rate {rate}, CLS only {cls_only}: gradient of {name} differs by {diff}"
@@ -804,7 +779,7 @@ mod tests {
     fn fused_block_recomputes_its_activations_when_it_kept_none() {
         let (vit, vars) = perturbed_model();
         let block = &vit.blocks[1];
-        let x = Var::from_tensor(&random(&[3, 17, 32], 4, 1.0)).unwrap();
+        let x = Var::from_tensor(&normal_tensor(&[3, 17, 32], 4, 1.0)).unwrap();
         let grads = |track: bool| {
             let y = block.forward(x.as_tensor(), None, track, false).unwrap();
             let g = y.sqr().unwrap().sum_all().unwrap().backward().unwrap();
@@ -812,11 +787,11 @@ mod tests {
         };
         let (kept, y_kept) = grads(true);
         let (recomputed, y_recomputed) = grads(false);
-        assert!(max_diff(&y_kept, &y_recomputed) == 0.0);
+        assert!(max_abs_diff(&y_kept, &y_recomputed) == 0.0);
         assert!(
-            max_diff(&kept, &recomputed) < 1e-6,
+            max_abs_diff(&kept, &recomputed) < 1e-6,
             "input gradients differ by {}",
-            max_diff(&kept, &recomputed)
+            max_abs_diff(&kept, &recomputed)
         );
         assert!(!vars.is_empty());
     }
@@ -824,24 +799,24 @@ mod tests {
     #[test]
     fn the_cls_only_path_gives_the_cls_token_and_its_gradients() {
         let (vit, vars) = perturbed_model();
-        let x = random(&[3, 3, 32, 32], 6, 1.0);
-        let r = random(&[3, 32], 8, 1.0);
+        let x = normal_tensor(&[3, 3, 32, 32], 6, 1.0);
+        let r = normal_tensor(&[3, 32], 8, 1.0);
         let full = vit.forward_tokens(&x, None).unwrap().i((.., 0)).unwrap();
         let cls = vit.forward_cls(&x, None).unwrap();
         assert!(
-            max_diff(&full, &cls) < 1e-5,
+            max_abs_diff(&full, &cls) < 1e-5,
             "CLS outputs differ by {}",
-            max_diff(&full, &cls)
+            max_abs_diff(&full, &cls)
         );
-        assert_eq!(max_diff(&cls, &vit.infer_cls(&x).unwrap()), 0.0);
+        assert_eq!(max_abs_diff(&cls, &vit.infer_cls(&x).unwrap()), 0.0);
         let (embedded, _) = vit.embed(&x).unwrap();
-        assert!(max_diff(&embedded, &vit.embedding(&x).unwrap()) < 1e-5);
+        assert!(max_abs_diff(&embedded, &vit.embedding(&x).unwrap()) < 1e-5);
         let grid = perturbed_model()
             .0
             .with_pooling(Pooling::PatchGrid { side: 2 })
             .unwrap();
         assert_eq!(
-            max_diff(&grid.embed(&x).unwrap().0, &grid.embedding(&x).unwrap()),
+            max_abs_diff(&grid.embed(&x).unwrap().0, &grid.embedding(&x).unwrap()),
             0.0
         );
         assert!(
@@ -868,9 +843,9 @@ mod tests {
                 .unwrap()
                 .max(1.0);
             assert!(
-                max_diff(a, b) / scale < 1e-4,
+                max_abs_diff(a, b) / scale < 1e-4,
                 "gradient of {name} differs by {}",
-                max_diff(a, b)
+                max_abs_diff(a, b)
             );
         }
     }
@@ -885,13 +860,13 @@ mod tests {
         ] {
             let (vit, _) = new_backbone(&cfg, 4).unwrap();
             let vit = vit.with_pooling(pooling).unwrap();
-            let x = random(&[9, 3, cfg.img_size, cfg.img_size], 9, 1.0);
+            let x = normal_tensor(&[9, 3, cfg.img_size, cfg.img_size], 9, 1.0);
             for batch in [2, 3, 9] {
                 let together = vit.embedding(&x.narrow(0, 0, batch).unwrap()).unwrap();
                 assert_eq!(together.dims(), &[batch, pooling.dim(cfg.embed_dim)]);
                 for i in [0, 1, batch - 1] {
                     let alone = vit.embedding(&x.narrow(0, i, 1).unwrap()).unwrap();
-                    let diff = max_diff(&alone, &together.narrow(0, i, 1).unwrap());
+                    let diff = max_abs_diff(&alone, &together.narrow(0, i, 1).unwrap());
                     assert_eq!(
                         diff, 0.0,
                         "width {}, {pooling:?}: image {i} alone differs from its row in a batch of {batch} by {diff}",
@@ -905,9 +880,9 @@ mod tests {
     #[test]
     fn inference_tokens_equal_training_tokens_without_drop_path() {
         let (vit, _) = perturbed_model();
-        let x = random(&[2, 3, 32, 32], 5, 1.0);
+        let x = normal_tensor(&[2, 3, 32, 32], 5, 1.0);
         let a = vit.forward_tokens(&x, None).unwrap();
         let b = vit.infer_tokens(&x).unwrap();
-        assert_eq!(max_diff(&a, &b), 0.0);
+        assert_eq!(max_abs_diff(&a, &b), 0.0);
     }
 }
