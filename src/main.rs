@@ -1,7 +1,5 @@
 //! The `procmem` binary: the app (no arguments) and a headless CLI for every job.
 
-use std::path::PathBuf;
-
 use clap::{Parser, Subcommand};
 
 mod cli;
@@ -24,19 +22,9 @@ enum Command {
     /// Generate a set of procedural images (PNGs and a manifest.json that regenerates them).
     Generate(cli::generate::GenerateArgs),
     /// Regenerate a set exactly from its manifest.json.
-    Regenerate {
-        /// The manifest.json of the set.
-        manifest: PathBuf,
-        /// Folder to write the regenerated images to.
-        #[arg(long)]
-        out: PathBuf,
-    },
+    Regenerate(cli::regenerate::RegenerateArgs),
     /// List the procedural programs, compile every one, and report those that fail.
-    Programs {
-        /// Also compile each program on the GPU adapter (not only validate it).
-        #[arg(long)]
-        compile: bool,
-    },
+    Programs(cli::programs::ProgramsArgs),
     /// Build, inspect and edit visual memories.
     #[command(subcommand)]
     Memory(cli::memory::MemoryCommand),
@@ -61,7 +49,7 @@ enum Command {
     Bench(cli::bench::BenchCommand),
     /// Build evaluation datasets from the offline data.
     #[command(subcommand)]
-    Data(cli::dense::DataCommand),
+    Data(cli::data::DataCommand),
     /// Dense tasks on image files: PCA overlays, in-context, kNN and K-means segmentation.
     #[command(subcommand)]
     Dense(cli::dense::DenseCommand),
@@ -109,10 +97,10 @@ fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         None | Some(Command::App) => procmem::app::run(),
-        Some(Command::Generate(args)) => cli::generate::generate(args),
-        Some(Command::Regenerate { manifest, out }) => cli::generate::regenerate(&manifest, &out),
-        Some(Command::Programs { compile }) => cli::generate::programs(compile),
-        Some(Command::Train(args)) => cli::train::train(args),
+        Some(Command::Generate(args)) => args.run(),
+        Some(Command::Regenerate(args)) => args.run(),
+        Some(Command::Programs(args)) => args.run(),
+        Some(Command::Train(args)) => args.run(),
         Some(Command::Memory(cmd)) => cmd.run(),
         Some(Command::Eval(cmd)) => cmd.run(),
         Some(Command::Data(cmd)) => cmd.run(),

@@ -1,11 +1,9 @@
-//! `procmem generate`, `regenerate`, `programs` and `bench generate`: procedural images on disk.
+//! `procmem generate` (and `bench generate`'s generation loop): procedural images on disk.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::bail;
-use procmem::generate::{
-    Generator, GeneratorConfig, Process, bench, manifest, programs::ProgramLibrary,
-};
+use procmem::generate::{Generator, GeneratorConfig, Process, manifest};
 
 use super::progress_bar;
 
@@ -46,7 +44,13 @@ pub struct GenerateArgs {
     synthesized: Option<usize>,
 }
 
-pub fn generate(args: GenerateArgs) -> anyhow::Result<()> {
+impl GenerateArgs {
+    pub fn run(self) -> anyhow::Result<()> {
+        generate(self)
+    }
+}
+
+fn generate(args: GenerateArgs) -> anyhow::Result<()> {
     let mut config: GeneratorConfig = match &args.config {
         Some(path) => super::read_toml(path)?,
         None => GeneratorConfig::default(),
@@ -94,108 +98,5 @@ pub fn generate(args: GenerateArgs) -> anyhow::Result<()> {
         m.count,
         args.out.join(manifest::MANIFEST_FILE).display()
     );
-    Ok(())
-}
-
-/// `procmem regenerate`: a set exactly from its manifest.json.
-pub fn regenerate(path: &Path, out: &Path) -> anyhow::Result<()> {
-    let bar = progress_bar(0, "regenerate");
-    let (m, written) = manifest::regenerate(path, out, |done, total| {
-        bar.set_length(total);
-        bar.set_position(done);
-        true
-    })?;
-    bar.finish();
-    eprintln!(
-        "regenerated {} images; manifest at {}",
-        m.count,
-        written.display()
-    );
-    Ok(())
-}
-
-pub fn programs(compile: bool) -> anyhow::Result<()> {
-    let library = ProgramLibrary::load(ProgramLibrary::default_user_dir().as_deref());
-    let mut renderer = if compile {
-        Some(procmem::generate::gpu::GpuRenderer::new()?)
-    } else {
-        None
-    };
-    let mut failures = library.rejected.len();
-    for p in &library.programs {
-        let status = match renderer.as_mut().map(|r| r.pipeline(p)) {
-            Some(Err(e)) => {
-                failures += 1;
-                format!("FAILED: {e}")
-            }
-            _ => "ok".to_string(),
-        };
-        let params: Vec<&str> = p.params.iter().map(|q| q.name.as_str()).collect();
-        println!(
-            "{:<28} {:<10} {:<34} [{}] {}",
-            p.id,
-            p.family,
-            p.name,
-            params.join(", "),
-            status
-        );
-    }
-    for r in &library.rejected {
-        println!("{:<28} SKIPPED\n{}", r.id, r.message);
-    }
-    println!("{} programs, {} skipped", library.programs.len(), failures);
-    Ok(())
-}
-
-pub fn bench_generate(
-    sizes: Vec<u32>,
-    seconds: f64,
-    processes: Vec<Process>,
-    kml_at_output: bool,
-) -> anyhow::Result<()> {
-    let processes = if processes.is_empty() {
-        Process::ALL.to_vec()
-    } else {
-        processes
-    };
-    let mut generator = Generator::open_default(GeneratorConfig::default())?;
-    println!("adapter: {}", generator.renderer().adapter());
-    println!("threads: {}", rayon::current_num_threads());
-    println!("| process | size | KML clustering res. | images | seconds | images/s |");
-    println!("|---|---:|---:|---:|---:|---:|");
-    for &process in &processes {
-        for &size in &sizes {
-            let mut variants = vec![GeneratorConfig {
-                process,
-                size,
-                ..Default::default()
-            }];
-            if kml_at_output && matches!(process, Process::ShadersKml | Process::KmlMixup) {
-                let mut c = variants[0].clone();
-                c.kml.resolution = size;
-                variants.push(c);
-            }
-            for config in variants {
-                let row = bench::measure(&mut generator, config, seconds)?;
-                println!(
-                    "| {} | {} | {} | {} | {:.1} | {:.0} |",
-                    row.process.label(),
-                    row.size,
-                    row.kml_resolution
-                        .map_or("–".to_string(), |r| r.to_string()),
-                    row.images,
-                    row.seconds,
-                    row.images_per_second
-                );
-            }
-        }
-    }
-    for &size in &sizes {
-        let row = bench::measure_kml_compose(256, size, seconds);
-        println!(
-            "| KML compose only (CPU, pre-rendered inputs) | {} | 256 | {} | {:.1} | {:.0} |",
-            row.size, row.images, row.seconds, row.images_per_second
-        );
-    }
     Ok(())
 }

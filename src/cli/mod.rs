@@ -1,12 +1,18 @@
-//! The CLI's commands, one file per command group (`generate`, `train`, `memory`, `eval`,
-//! `dense`, `standardise`), and the helpers they share.
+//! The CLI's commands, one file per command (rerun's `commands/` layout): a `clap::Args` struct
+//! with `fn run(self) -> anyhow::Result<()>`. A command family with subcommands is a folder
+//! (`memory/`, `eval/`, `dense/`, `bench/`) whose `mod.rs` holds the subcommand enum and what
+//! its commands share; this file holds what every command shares (progress bars, the data
+//! folder, TOML configs, feature sources with their baselines, reports).
 
 pub mod bench;
+pub mod data;
 pub mod dense;
 pub mod eval;
 pub mod export;
 pub mod generate;
 pub mod memory;
+pub mod programs;
+pub mod regenerate;
 pub mod standardise;
 pub mod train;
 

@@ -1,0 +1,69 @@
+//! `procmem eval retrieval`: recall@1/5 between paired sets.
+
+use super::*;
+use procmem::eval::retrieval;
+
+/// `procmem eval retrieval`.
+#[derive(clap::Args)]
+pub struct RetrievalArgs {
+    #[arg(long)]
+    queries: Option<PathBuf>,
+    #[arg(long)]
+    gallery: Option<PathBuf>,
+    #[command(flatten)]
+    sources: Sources,
+}
+
+impl RetrievalArgs {
+    pub fn run(self) -> anyhow::Result<()> {
+        let RetrievalArgs {
+            queries,
+            gallery,
+            sources:
+                Sources {
+                    features,
+                    report,
+                    no_baselines,
+                },
+        } = self;
+        let baselines = !no_baselines;
+        let queries = match queries {
+            Some(q) => q,
+            None => data_dir()?.join("emoji-google/img/google/64"),
+        };
+        let gallery = match gallery {
+            Some(g) => g,
+            None => data_dir()?.join("emoji-twitter/img/twitter/64"),
+        };
+        let pairs = retrieval::paired_files(&queries, &gallery)?;
+        let load = |paths: Vec<&PathBuf>| -> anyhow::Result<Vec<image::RgbImage>> {
+            paths
+                .into_iter()
+                .map(|p| procmem::imageio::load_rgb(p).map_err(anyhow::Error::from))
+                .collect()
+        };
+        let q_images = load(pairs.iter().map(|p| &p.0).collect())?;
+        let g_images = load(pairs.iter().map(|p| &p.1).collect())?;
+        let ks = [1, 5];
+        let mut markdown = format!(
+            "## Retrieval: {} queries ({}) against their counterparts ({})\n\nCommand: `procmem {}`\n\n| features | recall@1 | recall@5 |\n|---|---:|---:|\n",
+            pairs.len(),
+            queries.display(),
+            gallery.display(),
+            command_line()
+        );
+        for source in sources_with_baselines(&features, baselines)? {
+            let (q, dim) = source.embed_rgb(&q_images, |_| {})?;
+            let (g, _) = source.embed_rgb(&g_images, |_| {})?;
+            let r = retrieval::evaluate(&source.name(), &q, &g, dim, &ks);
+            eprintln!(
+                "{}: recall@1 {:.2} %, recall@5 {:.2} %",
+                r.source,
+                r.recall[0].1 * 100.0,
+                r.recall[1].1 * 100.0
+            );
+            markdown += &r.markdown_row();
+        }
+        write_report(report, &markdown)
+    }
+}
