@@ -29,7 +29,7 @@ pub struct PruneArgs {
 impl PruneArgs {
     pub fn run(self) -> anyhow::Result<()> {
         let PruneArgs {
-            memory,
+            memory: path,
             queries,
             k,
             min_hurt,
@@ -37,89 +37,77 @@ impl PruneArgs {
             out,
             csv,
         } = self;
-        prune(&memory, &queries, k, min_hurt, apply, out, csv)
-    }
-}
-
-fn prune(
-    path: &std::path::Path,
-    queries: &std::path::Path,
-    k: usize,
-    min_hurt: usize,
-    apply: bool,
-    out: Option<PathBuf>,
-    csv: Option<PathBuf>,
-) -> anyhow::Result<()> {
-    let (mut memory, labels, index, flat, truths) = memory_and_queries(path, queries)?;
-    let plan = procmem::memory::prune::plan(
-        &index,
-        &flat,
-        &truths,
-        k,
-        min_hurt,
-        procmem::memory::VoteRule::default(),
-    );
-    println!(
-        "{} of {} entries are harmful (hurt >= {min_hurt} and more than they helped, k = {k}, {} choosing queries)",
-        plan.harmful.len(),
-        memory.len(),
-        plan.choosing
-    );
-    println!("| id | label | source | helped | hurt |\n|---:|---|---|---:|---:|");
-    for e in plan
-        .evidence
-        .iter()
-        .filter(|e| e.is_harmful(min_hurt))
-        .take(50)
-    {
-        let entry = memory
-            .get(e.id)
-            .context("an indexed entry is in the memory")?;
-        println!(
-            "| {} | {} | {} | {} | {} |",
-            e.id, labels[e.label as usize], entry.source, e.helped, e.hurt
+        let (mut memory, labels, index, flat, truths) = memory_and_queries(&path, &queries)?;
+        let plan = procmem::memory::prune::plan(
+            &index,
+            &flat,
+            &truths,
+            k,
+            min_hurt,
+            procmem::memory::VoteRule::default(),
         );
-    }
-    if plan.harmful.len() > 50 {
         println!(
-            "… and {} more (all of them with --csv)",
-            plan.harmful.len() - 50
-        );
-    }
-    println!(
-        "kNN accuracy on the {} judging queries (not used to choose): {:.2} % before, {:.2} % after pruning",
-        plan.judging,
-        100.0 * plan.accuracy_before,
-        100.0 * plan.accuracy_after
-    );
-    if let Some(csv) = csv {
-        let mut text = String::from("id,label,helped,hurt,harmful\n");
-        for e in &plan.evidence {
-            text += &format!(
-                "{},{},{},{},{}\n",
-                e.id,
-                labels[e.label as usize],
-                e.helped,
-                e.hurt,
-                e.is_harmful(min_hurt)
-            );
-        }
-        procmem::fsio::write_atomic(&csv, text.as_bytes())?;
-    }
-    if apply {
-        // The normal unlearning path: deny-listed, and cached embeddings of user data purged.
-        memory.delete_many(&plan.harmful.iter().copied().collect());
-        let target = out.unwrap_or_else(|| path.to_path_buf());
-        memory.save(&target)?;
-        procmem::memory::embedding::purge_user_sets_everywhere();
-        eprintln!(
-            "deleted {} entries; {} remain in {}",
+            "{} of {} entries are harmful (hurt >= {min_hurt} and more than they helped, k = {k}, {} choosing queries)",
             plan.harmful.len(),
             memory.len(),
-            target.display()
+            plan.choosing
         );
-    } else if !plan.harmful.is_empty() {
-        eprintln!("dry run: nothing was changed (add --apply to delete them)");
+        println!("| id | label | source | helped | hurt |\n|---:|---|---|---:|---:|");
+        for e in plan
+            .evidence
+            .iter()
+            .filter(|e| e.is_harmful(min_hurt))
+            .take(50)
+        {
+            let entry = memory
+                .get(e.id)
+                .context("an indexed entry is in the memory")?;
+            println!(
+                "| {} | {} | {} | {} | {} |",
+                e.id, labels[e.label as usize], entry.source, e.helped, e.hurt
+            );
+        }
+        if plan.harmful.len() > 50 {
+            println!(
+                "… and {} more (all of them with --csv)",
+                plan.harmful.len() - 50
+            );
+        }
+        println!(
+            "kNN accuracy on the {} judging queries (not used to choose): {:.2} % before, {:.2} % after pruning",
+            plan.judging,
+            100.0 * plan.accuracy_before,
+            100.0 * plan.accuracy_after
+        );
+        if let Some(csv) = csv {
+            let mut text = String::from("id,label,helped,hurt,harmful\n");
+            for e in &plan.evidence {
+                text += &format!(
+                    "{},{},{},{},{}\n",
+                    e.id,
+                    labels[e.label as usize],
+                    e.helped,
+                    e.hurt,
+                    e.is_harmful(min_hurt)
+                );
+            }
+            procmem::fsio::write_atomic(&csv, text.as_bytes())?;
+        }
+        if apply {
+            // The normal unlearning path: deny-listed, and cached embeddings of user data purged.
+            memory.delete_many(&plan.harmful.iter().copied().collect());
+            let target = out.unwrap_or_else(|| path.to_path_buf());
+            memory.save(&target)?;
+            procmem::memory::embedding::purge_user_sets_everywhere();
+            eprintln!(
+                "deleted {} entries; {} remain in {}",
+                plan.harmful.len(),
+                memory.len(),
+                target.display()
+            );
+        } else if !plan.harmful.is_empty() {
+            eprintln!("dry run: nothing was changed (add --apply to delete them)");
+        }
+        Ok(())
     }
-    Ok(())
 }
