@@ -41,14 +41,14 @@ pub const MAX_DECODER_ALLOC: u64 = 1 << 30;
 pub const EXTENSIONS: [&str; 8] = ["png", "jpg", "jpeg", "gif", "bmp", "webp", "tif", "tiff"];
 
 /// True when `path`'s extension (any case) is one of [`EXTENSIONS`].
-pub fn has_image_extension(path: &Path) -> bool {
+pub(crate) fn has_image_extension(path: &Path) -> bool {
     path.extension()
         .and_then(|e| e.to_str())
         .is_some_and(|e| EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
 }
 
 /// Reads a file's bytes, refusing files over [`MAX_FILE_BYTES`] before reading them.
-pub fn read_image_bytes(path: &Path) -> Result<Vec<u8>> {
+pub(crate) fn read_image_bytes(path: &Path) -> Result<Vec<u8>> {
     let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
     if meta.len() > MAX_FILE_BYTES {
         return Err(bad(
@@ -80,7 +80,7 @@ pub fn decode_rgb(bytes: &[u8], name: &Path) -> Result<RgbImage> {
 
 /// Decodes `bytes` by content with the limits of the module docs and applies the EXIF
 /// orientation; `name` names the image in errors.
-pub fn decode(bytes: &[u8], name: &Path) -> Result<DynamicImage> {
+pub(crate) fn decode(bytes: &[u8], name: &Path) -> Result<DynamicImage> {
     if bytes.is_empty() {
         return Err(bad(
             name,
@@ -148,7 +148,7 @@ pub fn decode(bytes: &[u8], name: &Path) -> Result<DynamicImage> {
 
 /// RGB with any alpha composited onto white: c' = round((c·a + 255·(255 − a)) / 255) per
 /// channel. Images without alpha are only converted.
-pub fn flatten_on_white(img: DynamicImage) -> RgbImage {
+pub(crate) fn flatten_on_white(img: DynamicImage) -> RgbImage {
     if img.color().has_alpha() {
         on_white(&img.to_rgba8())
     } else {
@@ -157,7 +157,7 @@ pub fn flatten_on_white(img: DynamicImage) -> RgbImage {
 }
 
 /// Composites an RGBA image onto white (the formula of [`flatten_on_white`]).
-pub fn on_white(img: &image::RgbaImage) -> RgbImage {
+pub(crate) fn on_white(img: &image::RgbaImage) -> RgbImage {
     RgbImage::from_fn(img.width(), img.height(), |x, y| {
         let p = img.get_pixel(x, y).0;
         let a = p[3] as u32;

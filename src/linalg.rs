@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 
 /// Eigen-decomposition of a symmetric `dim`×`dim` matrix (row-major) by cyclic Jacobi
 /// rotations: (eigenvalues, eigenvectors as the columns of a row-major matrix).
-pub fn symmetric_eigen(mut a: Vec<f64>, dim: usize) -> (Vec<f64>, Vec<f64>) {
+pub(crate) fn symmetric_eigen(mut a: Vec<f64>, dim: usize) -> (Vec<f64>, Vec<f64>) {
     let mut v = vec![0.0f64; dim * dim];
     (0..dim).for_each(|i| v[i * dim + i] = 1.0);
     let scale: f64 = a.iter().map(|x| x * x).sum::<f64>().sqrt();
@@ -86,7 +86,7 @@ impl Projection {
     /// the whole `dim`×`dim` matrix (768 dimensions: 0.1 s instead of minutes). Deterministic
     /// (fixed start); iterates until the leading subspace moves less than 1e-10, at most 500
     /// times. Agrees with [`fit`](Self::fit) to the eigen-gap's precision (test below).
-    pub fn fit_leading(rows: &[f32], dim: usize, n_components: usize) -> Result<Self> {
+    pub(crate) fn fit_leading(rows: &[f32], dim: usize, n_components: usize) -> Result<Self> {
         let (mean, cov) = covariance(rows, dim, n_components)?;
         let p = (n_components + 8).min(dim);
         let mut rng = crate::rng::Rng::new(0x5eed);
@@ -176,7 +176,7 @@ impl Projection {
     }
 
     /// Projections of each row (n × components).
-    pub fn project(&self, rows: &[f32]) -> Vec<Vec<f32>> {
+    pub(crate) fn project(&self, rows: &[f32]) -> Vec<Vec<f32>> {
         let dim = self.mean.len();
         rows.chunks_exact(dim)
             .map(|r| {

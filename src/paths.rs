@@ -38,7 +38,7 @@ pub fn data_dir() -> Option<PathBuf> {
 /// Every folder of cached embeddings procmem writes: the app's (re-embedded memories, under
 /// [`user_data_dir`]) and the evaluations' (under [`data_dir`]). A deletion purges user data
 /// from all of them.
-pub fn embedding_cache_dirs() -> Vec<PathBuf> {
+pub(crate) fn embedding_cache_dirs() -> Vec<PathBuf> {
     let mut dirs = vec![user_data_dir().join("cache").join("embeddings")];
     dirs.extend(data_dir().map(|d| d.join("cache").join("embeddings")));
     dirs

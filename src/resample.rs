@@ -224,7 +224,7 @@ pub(crate) fn resample(src: &View, rect: Rect, out_w: usize, out_h: usize) -> Ra
 }
 
 /// Undo normalisation for display (CHW f32 → RgbImage), used by the UI's crop strip.
-pub fn denormalize(chw: &[f32], size: u32) -> image::RgbImage {
+pub(crate) fn denormalize(chw: &[f32], size: u32) -> image::RgbImage {
     let plane = size as usize * size as usize;
     image::RgbImage::from_fn(size, size, |x, y| {
         let i = y as usize * size as usize + x as usize;

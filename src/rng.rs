@@ -4,7 +4,7 @@
 //! identical on every platform, so a manifest's seed regenerates the same set anywhere.
 
 /// Mixes a 64-bit value (SplitMix64 finaliser).
-pub fn mix64(mut z: u64) -> u64 {
+pub(crate) fn mix64(mut z: u64) -> u64 {
     z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
@@ -34,11 +34,11 @@ impl Rng {
     }
 
     /// The generator for sample `index` of a set drawn with `seed`.
-    pub fn for_sample(seed: u64, index: u64) -> Self {
+    pub(crate) fn for_sample(seed: u64, index: u64) -> Self {
         Self::new(derive(seed, index))
     }
 
-    pub fn next_u64(&mut self) -> u64 {
+    pub(crate) fn next_u64(&mut self) -> u64 {
         let result = self.s[1].wrapping_mul(5).rotate_left(7).wrapping_mul(9);
         let t = self.s[1] << 17;
         self.s[2] ^= self.s[0];
@@ -60,7 +60,7 @@ impl Rng {
     }
 
     /// Uniform in [lo, hi).
-    pub fn range_f32(&mut self, lo: f32, hi: f32) -> f32 {
+    pub(crate) fn range_f32(&mut self, lo: f32, hi: f32) -> f32 {
         (lo as f64 + (hi as f64 - lo as f64) * self.uniform()) as f32
     }
 
@@ -104,7 +104,7 @@ impl Rng {
     }
 
     /// Weights drawn from a symmetric Dirichlet(alpha) over `n` components.
-    pub fn dirichlet(&mut self, n: usize, alpha: f64) -> Vec<f32> {
+    pub(crate) fn dirichlet(&mut self, n: usize, alpha: f64) -> Vec<f32> {
         let draws: Vec<f64> = (0..n).map(|_| self.gamma(alpha)).collect();
         let total: f64 = draws.iter().sum();
         if total <= 0.0 {

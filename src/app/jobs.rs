@@ -28,17 +28,17 @@ impl<T, E> JobHandle<T, E> {
     }
 
     /// Sends an event to the panel (collected by [`Job::poll`], taken by [`Job::take_events`]).
-    pub fn send(&self, event: E) {
+    pub(crate) fn send(&self, event: E) {
         let _ = self.tx.send(Message::Event(event));
         self.ctx.request_repaint();
     }
 
-    pub fn cancelled(&self) -> bool {
+    pub(crate) fn cancelled(&self) -> bool {
         self.cancel.load(Ordering::Relaxed)
     }
 
     /// The cancel flag itself, for code that takes one (the trainer checks it between steps).
-    pub fn cancel_flag(&self) -> &AtomicBool {
+    pub(crate) fn cancel_flag(&self) -> &AtomicBool {
         &self.cancel
     }
 }
@@ -95,7 +95,7 @@ impl<T: Send + 'static, E: Send + 'static> Job<T, E> {
     /// Drains messages (events are kept for [`Job::take_events`]); returns the result once the
     /// job has finished, [`PANICKED`] if its closure panicked, [`VANISHED`] if its worker ended
     /// without a result.
-    pub fn poll(&mut self) -> Option<Result<T, String>> {
+    pub(crate) fn poll(&mut self) -> Option<Result<T, String>> {
         loop {
             match self.rx.try_recv() {
                 Ok(Message::Progress(f, text)) => {
@@ -111,7 +111,7 @@ impl<T: Send + 'static, E: Send + 'static> Job<T, E> {
     }
 
     /// The events received since the last call, in order.
-    pub fn take_events(&mut self) -> Vec<E> {
+    pub(crate) fn take_events(&mut self) -> Vec<E> {
         std::mem::take(&mut self.events)
     }
 

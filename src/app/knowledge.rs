@@ -176,7 +176,7 @@ impl Knowledge {
     }
 
     /// The memory file this knowledge was loaded from.
-    pub fn loaded_from(&self) -> &Path {
+    pub(crate) fn loaded_from(&self) -> &Path {
         &self.loaded_from
     }
 
@@ -196,7 +196,7 @@ impl Knowledge {
     }
 
     /// Whether there are edits not yet saved.
-    pub fn is_dirty(&self) -> bool {
+    pub(crate) fn is_dirty(&self) -> bool {
         self.dirty
     }
 
@@ -222,7 +222,7 @@ impl Knowledge {
     /// embedded again from its stored thumbnails by the loaded model — exact for images no
     /// larger than the thumbnails (the demo's 28×28 Fashion-MNIST), approximate otherwise. The
     /// result is a new memory: Save writes it to the user data folder, never over the original.
-    pub fn load_with(
+    pub(crate) fn load_with(
         state: &KnowledgeState,
         reembed: bool,
         progress: impl Fn(f32, &str),
@@ -337,7 +337,7 @@ impl Knowledge {
     }
 
     /// Changes k: the watch list is searched again.
-    pub fn set_k(&mut self, k: usize) {
+    pub(crate) fn set_k(&mut self, k: usize) {
         let queries: Vec<(String, Option<u32>, Vec<f32>)> = self
             .watch
             .queries
@@ -427,7 +427,7 @@ impl Knowledge {
     /// Gives entries a new label as one undoable edit (the watch list follows: an entry that
     /// votes for another class can flip predictions). Ids not in the memory or already so
     /// labelled are skipped; `None` when nothing changed.
-    pub fn relabel(&mut self, ids: &[u64], label: &str) -> Option<&EditReport> {
+    pub(crate) fn relabel(&mut self, ids: &[u64], label: &str) -> Option<&EditReport> {
         let start = std::time::Instant::now();
         let label = label.trim();
         if label.is_empty() {
@@ -515,7 +515,7 @@ impl Knowledge {
         before
     }
 
-    pub fn can_undo(&self) -> bool {
+    pub(crate) fn can_undo(&self) -> bool {
         !self.undo.is_empty()
     }
 
@@ -737,7 +737,7 @@ impl Knowledge {
     }
 
     /// A watched query's thumbnail.
-    pub fn watch_thumbnail(&mut self, ctx: &egui::Context, i: usize) -> Option<TextureHandle> {
+    pub(crate) fn watch_thumbnail(&mut self, ctx: &egui::Context, i: usize) -> Option<TextureHandle> {
         if let Some(t) = self.watch_thumbs.get(&i) {
             return Some(t.clone());
         }
@@ -748,7 +748,7 @@ impl Knowledge {
 }
 
 /// Where re-embedded memories are cached per model fingerprint.
-pub fn reembed_cache() -> crate::embed::cache::EmbeddingCache {
+pub(crate) fn reembed_cache() -> crate::embed::cache::EmbeddingCache {
     crate::embed::cache::EmbeddingCache::new(user_data_dir().join("cache").join("embeddings"))
 }
 

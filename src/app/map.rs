@@ -34,7 +34,7 @@ pub enum ColourBy {
 const PICK_RADIUS: f32 = 8.0;
 
 /// The map's colour of a class ([`crate::palette::class_rgb`], shared with the CLI's PNG).
-pub fn class_colour(class: u32) -> Color32 {
+pub(crate) fn class_colour(class: u32) -> Color32 {
     let [r, g, b] = crate::palette::class_rgb(class);
     Color32::from_rgb(r, g, b)
 }
@@ -114,7 +114,7 @@ impl MapPanel {
     }
 
     /// Fits the map to the current memory on a worker.
-    pub fn start_fit(&mut self, ctx: &egui::Context, k: &Knowledge) {
+    pub(crate) fn start_fit(&mut self, ctx: &egui::Context, k: &Knowledge) {
         let index = Arc::new(k.index().clone());
         let labels = k.labels().to_vec();
         self.fit_job = Some(Job::spawn(ctx, "mapping the memory", move |h| {
@@ -146,7 +146,7 @@ impl MapPanel {
     }
 
     /// Selects the live entries inside `polygon` (map coordinates), replacing the selection.
-    pub fn select_polygon(&mut self, polygon: &[[f32; 2]], k: &Knowledge) {
+    pub(crate) fn select_polygon(&mut self, polygon: &[[f32; 2]], k: &Knowledge) {
         let Some(map) = &self.map else { return };
         self.selection = map
             .inside(polygon)

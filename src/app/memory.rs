@@ -154,7 +154,7 @@ impl MemoryPanel {
     }
 
     /// Computes the entries' KNN-Shapley values over the labelled watched queries on a worker.
-    pub fn start_values(&mut self, ctx: &egui::Context, k: &Knowledge) {
+    pub(crate) fn start_values(&mut self, ctx: &egui::Context, k: &Knowledge) {
         let (queries, truths) = labelled_watched(k);
         if truths.is_empty() {
             self.message =
@@ -172,7 +172,7 @@ impl MemoryPanel {
     /// The pruning experiment (`procmem memory prune`) over the labelled watched queries on a
     /// worker: every second query chooses the harmful entries, the others judge the accuracy
     /// without them. Nothing is deleted until "Unlearn the harmful entries".
-    pub fn start_prune(&mut self, ctx: &egui::Context, k: &Knowledge) {
+    pub(crate) fn start_prune(&mut self, ctx: &egui::Context, k: &Knowledge) {
         let (queries, truths) = labelled_watched(k);
         if truths.len() < 2 {
             self.message = "pruning needs at least two labelled watched queries (one half chooses, the other judges)".into();
@@ -196,7 +196,7 @@ impl MemoryPanel {
     }
 
     /// The pruning evidence of an entry (helped, hurt), when the plan is for the current memory.
-    pub fn prune_evidence_of(&self, k: &Knowledge, id: u64) -> Option<(usize, usize)> {
+    pub(crate) fn prune_evidence_of(&self, k: &Knowledge, id: u64) -> Option<(usize, usize)> {
         let (generation, plan) = self.prune.as_ref()?;
         if *generation != k.generation() {
             return None;
@@ -404,7 +404,7 @@ impl MemoryPanel {
     /// never-added images; procmem's own folders and the file Save writes are scanned, so an
     /// unsaved deletion is reported as still on disk. The certificate is written to the user
     /// data folder's `audits/`.
-    pub fn start_audit(&mut self, ctx: &egui::Context, k: &Knowledge) {
+    pub(crate) fn start_audit(&mut self, ctx: &egui::Context, k: &Knowledge) {
         // Copies here, serialised on the worker (to_bytes of a large memory takes seconds).
         let (before, now) = (k.memory_before_edits(), k.memory().clone());
         let saved_to = k.memory_path().map(std::path::Path::to_path_buf);

@@ -188,7 +188,7 @@ impl ProcmemApp {
     }
 
     /// Loads model + memory on a worker; replaces the current knowledge only on success.
-    pub fn load_knowledge(&mut self, ctx: &egui::Context, state: KnowledgeState) {
+    pub(crate) fn load_knowledge(&mut self, ctx: &egui::Context, state: KnowledgeState) {
         self.load_with(ctx, state, false);
     }
 
@@ -306,7 +306,7 @@ impl ProcmemApp {
         }
     }
 
-    pub fn from_creation_context(cc: &eframe::CreationContext<'_>) -> Self {
+    pub(crate) fn from_creation_context(cc: &eframe::CreationContext<'_>) -> Self {
         let state = cc
             .storage
             .and_then(|s| eframe::get_value::<AppState>(s, STATE_KEY))
@@ -337,7 +337,7 @@ impl ProcmemApp {
 
     /// Makes `model` the app's perception, re-embedding the current memory (and watch list)
     /// on a worker. Unsaved memory edits are saved first, so the switch loses nothing.
-    pub fn use_model(&mut self, ctx: &egui::Context, model: std::path::PathBuf) {
+    pub(crate) fn use_model(&mut self, ctx: &egui::Context, model: std::path::PathBuf) {
         let mut st = self.knowledge_state.clone();
         if let Some(k) = &mut self.knowledge
             && k.is_dirty()

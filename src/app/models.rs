@@ -47,7 +47,7 @@ pub struct ModelEntry {
 }
 
 /// Reads a model's JSON half only (the weights load when it is used).
-pub fn read_meta(path: &Path) -> Result<CheckpointMeta, String> {
+pub(crate) fn read_meta(path: &Path) -> Result<CheckpointMeta, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let meta: CheckpointMeta = serde_json::from_str(&text)
         .map_err(|e| format!("{}: not a procmem model ({e})", path.display()))?;
@@ -118,7 +118,7 @@ impl ModelsPanel {
         }
     }
 
-    pub fn rescan(&mut self) {
+    pub(crate) fn rescan(&mut self) {
         let (entries, errors) = scan(&self.state.folders, &self.state.extra);
         self.entries = entries;
         self.errors = errors;

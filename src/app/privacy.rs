@@ -41,7 +41,7 @@ impl Default for PrivacyPanel {
 
 impl PrivacyPanel {
     /// The report at the shown k (else the first) while it describes memory `generation`.
-    pub fn current_report(&self, generation: u64) -> Option<Arc<PrivacyReport>> {
+    pub(crate) fn current_report(&self, generation: u64) -> Option<Arc<PrivacyReport>> {
         (self.generation == generation)
             .then(|| {
                 self.reports

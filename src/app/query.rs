@@ -83,7 +83,7 @@ impl QueryPanel {
     }
 
     /// Queries with a memory entry (its own match excluded).
-    pub fn query_entry(&mut self, ctx: &egui::Context, k: &mut Knowledge, id: u64) {
+    pub(crate) fn query_entry(&mut self, ctx: &egui::Context, k: &mut Knowledge, id: u64) {
         let Some(e) = k.memory().get(id) else { return };
         let (name, embedding) = (format!("memory #{id} ({})", e.label), e.embedding.clone());
         let texture = k.thumbnail(ctx, id);
@@ -97,7 +97,7 @@ impl QueryPanel {
     }
 
     /// Queries with a watched test query.
-    pub fn query_watched(&mut self, ctx: &egui::Context, k: &mut Knowledge, i: usize) {
+    pub(crate) fn query_watched(&mut self, ctx: &egui::Context, k: &mut Knowledge, i: usize) {
         let Some(q) = k.watch().queries.get(i) else {
             return;
         };
@@ -116,7 +116,7 @@ impl QueryPanel {
     }
 
     /// Embeds an image file's bytes on a worker; the answer follows.
-    pub fn query_bytes(
+    pub(crate) fn query_bytes(
         &mut self,
         ctx: &egui::Context,
         k: &Knowledge,

@@ -291,7 +291,7 @@ impl SegmentationPanel {
     }
 
     /// Re-propagates the painted mask through the attention (cheap), and the kNN labels.
-    pub fn update_prediction(&mut self) {
+    pub(crate) fn update_prediction(&mut self) {
         self.overlay_dirty = true;
         self.masks_dirty = true;
         let (Some(a), Some(mask), Some(q)) = (&self.analysis, &self.mask, &self.query) else {
@@ -318,7 +318,7 @@ impl SegmentationPanel {
     }
 
     /// Paints a disc at image pixel (x, y).
-    pub fn paint(&mut self, x: f32, y: f32) {
+    pub(crate) fn paint(&mut self, x: f32, y: f32) {
         self.masks_dirty = true;
         let Some(mask) = &mut self.mask else { return };
         let r = self.state.brush.max(0.5);
@@ -356,7 +356,7 @@ impl SegmentationPanel {
     }
 
     /// Replaces the painted mask by the prompt's true mask of `class` (when it has one).
-    pub fn use_true_mask(&mut self, class: u32) {
+    pub(crate) fn use_true_mask(&mut self, class: u32) {
         let Some(p) = &self.prompt else { return };
         let Some(t) = &p.truth else { return };
         let (w, h) = p.size();

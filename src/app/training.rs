@@ -65,7 +65,7 @@ pub struct TrainingPanel {
 }
 
 /// The metric lines of a `metrics.jsonl` (unreadable lines are left out).
-pub fn read_metrics(path: &std::path::Path) -> Vec<StepMetrics> {
+pub(crate) fn read_metrics(path: &std::path::Path) -> Vec<StepMetrics> {
     std::fs::read_to_string(path)
         .map(|t| {
             t.lines()
@@ -165,7 +165,7 @@ impl TrainingPanel {
         }
     }
 
-    pub fn poll(&mut self, ctx: &egui::Context) {
+    pub(crate) fn poll(&mut self, ctx: &egui::Context) {
         let Some(run) = &mut self.run else { return };
         let finished = run.job.poll();
         for event in run.job.take_events() {

@@ -93,18 +93,18 @@ impl GeneratorWorker {
         }
     }
 
-    pub fn send(&self, request: Request) {
+    pub(crate) fn send(&self, request: Request) {
         if let Some(tx) = &self.tx {
             // A closed channel means the worker died; its Fatal reply says why.
             let _ = tx.send(request);
         }
     }
 
-    pub fn try_recv(&self) -> Option<Reply> {
+    pub(crate) fn try_recv(&self) -> Option<Reply> {
         self.rx.try_recv().ok()
     }
 
-    pub fn cancel_export(&self) {
+    pub(crate) fn cancel_export(&self) {
         self.cancel_export.store(true, Ordering::SeqCst);
     }
 }

@@ -59,7 +59,7 @@ impl PatchGrid {
 
     /// Bilinear resize of the feature map (PyTorch `interpolate(mode="bilinear",
     /// align_corners=False)`), as the paper does before its PCA.
-    pub fn upsample_bilinear(&self, rows: usize, cols: usize) -> PatchGrid {
+    pub(crate) fn upsample_bilinear(&self, rows: usize, cols: usize) -> PatchGrid {
         let dim = self.dim;
         let mut data = vec![0.0f32; rows * cols * dim];
         let ys = bilinear_taps(self.rows, rows);
@@ -97,7 +97,7 @@ impl PatchGrid {
     }
 
     /// The grid with every patch L2-normalised.
-    pub fn normalized(&self) -> PatchGrid {
+    pub(crate) fn normalized(&self) -> PatchGrid {
         let mut data = self.data.clone();
         for p in data.chunks_exact_mut(self.dim) {
             let n = p.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
@@ -108,7 +108,7 @@ impl PatchGrid {
 }
 
 /// For each output index: (source index below, above, weight of above), half-pixel centres.
-pub fn bilinear_taps(input: usize, output: usize) -> Vec<(usize, usize, f32)> {
+pub(crate) fn bilinear_taps(input: usize, output: usize) -> Vec<(usize, usize, f32)> {
     let scale = input as f32 / output as f32;
     (0..output)
         .map(|o| {

@@ -114,7 +114,7 @@ pub struct R2 {
 /// R² = 1 − Σ_k Σ_{x∈k} ‖x − c_k‖² / Σ_x ‖x − x̄‖² of per-pixel PCA colours against labels,
 /// c_k the mean colour of label k. `None` when no pixel counts or the spread is zero (the
 /// paper skips those images as NaN).
-pub fn r2_scores(colours: &[[f32; 3]], labels: &[u32]) -> Option<R2> {
+pub(crate) fn r2_scores(colours: &[[f32; 3]], labels: &[u32]) -> Option<R2> {
     if colours.len() != labels.len() {
         return None;
     }
@@ -172,7 +172,7 @@ fn r2(
 /// The paper's zero-shot PCA R² for one image: features bilinearly resized to the label map's
 /// `size`×`size`, PCA fitted on all of them (background included), each component min-max
 /// scaled within the image, scored against `labels` (row-major, `size`²).
-pub fn image_r2(grid: &PatchGrid, labels: &[u32], size: usize) -> Result<Option<R2>> {
+pub(crate) fn image_r2(grid: &PatchGrid, labels: &[u32], size: usize) -> Result<Option<R2>> {
     if labels.len() != size * size {
         return Err(Error::InvalidConfig(format!(
             "label map has {} pixels, expected {size}×{size}",

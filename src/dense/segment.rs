@@ -56,7 +56,7 @@ impl SoftMask {
     }
 
     /// The binary mask of one class of a label map.
-    pub fn of_class(labels: &[u32], width: usize, height: usize, class: u32) -> Self {
+    pub(crate) fn of_class(labels: &[u32], width: usize, height: usize, class: u32) -> Self {
         Self {
             width,
             height,
@@ -91,7 +91,7 @@ pub fn soft_iou(pred: &[f32], gt: &[f32]) -> Option<f64> {
 }
 
 /// Pixel (or patch) accuracy overall, and on foreground (ground truth ≠ 0; `None` without any).
-pub fn pixel_accuracy(pred: &[u32], gt: &[u32]) -> (f64, Option<f64>) {
+pub(crate) fn pixel_accuracy(pred: &[u32], gt: &[u32]) -> (f64, Option<f64>) {
     let n = pred.len().min(gt.len()).max(1);
     let correct = pred.iter().zip(gt).filter(|(p, g)| p == g).count();
     let fg: Vec<bool> = pred
@@ -106,7 +106,7 @@ pub fn pixel_accuracy(pred: &[u32], gt: &[u32]) -> (f64, Option<f64>) {
 }
 
 /// Unfolds a mask of `rows·block × cols·block` pixels into per-patch blocks (patch-major).
-pub fn mask_blocks(mask: &SoftMask, rows: usize, cols: usize, block: usize) -> Result<Vec<f32>> {
+pub(crate) fn mask_blocks(mask: &SoftMask, rows: usize, cols: usize, block: usize) -> Result<Vec<f32>> {
     if mask.width != cols * block || mask.height != rows * block {
         return Err(Error::InvalidConfig(format!(
             "a {}×{} mask does not tile a {rows}×{cols} patch grid of {block}-pixel blocks",
@@ -126,7 +126,7 @@ pub fn mask_blocks(mask: &SoftMask, rows: usize, cols: usize, block: usize) -> R
 }
 
 /// Folds per-patch blocks back into a `rows·block × cols·block` mask.
-pub fn fold_blocks(blocks: &[f32], rows: usize, cols: usize, block: usize) -> SoftMask {
+pub(crate) fn fold_blocks(blocks: &[f32], rows: usize, cols: usize, block: usize) -> SoftMask {
     let (w, h) = (cols * block, rows * block);
     let mut values = vec![0.0; w * h];
     for (p, b) in blocks.chunks_exact(block * block).enumerate() {
@@ -181,7 +181,7 @@ impl Attention {
 
     /// A = softmax_prompt(sharpness · ⟨z_prompt, z_query⟩ / C). Sharpness 1 is the paper's; small
     /// CPU models' tokens give nearly uniform attention there, and a larger value focuses it.
-    pub fn with_sharpness(
+    pub(crate) fn with_sharpness(
         prompts: &[&PatchGrid],
         query: &PatchGrid,
         sharpness: f32,
@@ -213,7 +213,7 @@ impl Attention {
     }
 
     /// Each query patch's A-weighted average of the prompt blocks (prompt_patches × block²).
-    pub fn propagate(&self, prompt_blocks: &[f32], block_len: usize) -> Result<Vec<f32>> {
+    pub(crate) fn propagate(&self, prompt_blocks: &[f32], block_len: usize) -> Result<Vec<f32>> {
         if prompt_blocks.len() != self.prompt_patches * block_len {
             return Err(Error::InvalidConfig(
                 "prompt mask blocks do not match the prompt patches".into(),

@@ -60,7 +60,7 @@ impl EmbeddingCache {
         Some((values, dim))
     }
 
-    pub fn put(&self, fingerprint: &str, set: &str, values: &[f32], dim: usize) -> Result<()> {
+    pub(crate) fn put(&self, fingerprint: &str, set: &str, values: &[f32], dim: usize) -> Result<()> {
         if dim == 0 || !values.len().is_multiple_of(dim) {
             return Err(Error::Model(format!(
                 "{} values are not rows of {dim}",
@@ -81,7 +81,7 @@ impl EmbeddingCache {
 
     /// Deletes every entry whose set name contains `needle` (e.g. after a memory entry is
     /// deleted, the cached embeddings of sets that held it go too). Returns how many went.
-    pub fn purge_matching(&self, needle: &str) -> usize {
+    pub(crate) fn purge_matching(&self, needle: &str) -> usize {
         let Ok(rd) = std::fs::read_dir(&self.dir) else {
             return 0;
         };

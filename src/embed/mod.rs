@@ -148,7 +148,7 @@ impl FeatureSource {
     /// that a pipeline can prepare the next batch while the model runs
     /// (`memory::embedding::embed_pipelined`); the two together equal [`FeatureSource::embed_rgb`]
     /// on at most [`FeatureSource::BATCH`] images, bit for bit.
-    pub fn prepare_rgb(&self, images: &[&image::RgbImage]) -> Prepared {
+    pub(crate) fn prepare_rgb(&self, images: &[&image::RgbImage]) -> Prepared {
         match self {
             FeatureSource::Pixels => Prepared::Embedded(
                 images
@@ -183,7 +183,7 @@ impl FeatureSource {
 
     /// Embeds what [`FeatureSource::prepare_rgb`] made: `(n × dim values, dim)`. Errors: a
     /// model failure, or input prepared by another kind of source.
-    pub fn embed_prepared(&self, prepared: Prepared) -> Result<(Vec<f32>, usize)> {
+    pub(crate) fn embed_prepared(&self, prepared: Prepared) -> Result<(Vec<f32>, usize)> {
         match (self, prepared) {
             (FeatureSource::Pixels, Prepared::Embedded(values, dim)) => Ok((values, dim)),
             (FeatureSource::Model { vit, .. }, Prepared::ModelInput { pixels, n }) => {

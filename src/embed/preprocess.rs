@@ -9,7 +9,7 @@ use crate::resample::{Raster, Rect, View, normalize, resample};
 /// The dense-task preprocessing: the whole image resized (PIL bicubic, antialiased) to
 /// `width`×`height`, then ToTensor + ImageNet Normalize, CHW. No crop, so patch tokens stay
 /// aligned with the image and its masks.
-pub fn resize_normalize(img: &image::RgbImage, width: u32, height: u32) -> Vec<f32> {
+pub(crate) fn resize_normalize(img: &image::RgbImage, width: u32, height: u32) -> Vec<f32> {
     let (w, h) = (width as usize, height as usize);
     if img.width() == 0 || img.height() == 0 || w == 0 || h == 0 {
         return normalize(&Raster::new(w, h));

@@ -31,7 +31,7 @@ pub fn auroc(positives: &[f32], negatives: &[f32]) -> Option<f64> {
 
 /// The highest threshold that accepts (score ≥ threshold) at least `tpr` of `positives`, and
 /// the fraction of `negatives` it accepts. `None` if either set is empty or a score is NaN.
-pub fn fpr_at_tpr(positives: &[f32], negatives: &[f32], tpr: f64) -> Option<(f32, f64)> {
+pub(crate) fn fpr_at_tpr(positives: &[f32], negatives: &[f32], tpr: f64) -> Option<(f32, f64)> {
     if positives.is_empty()
         || negatives.is_empty()
         || positives.iter().chain(negatives).any(|s| s.is_nan())

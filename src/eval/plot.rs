@@ -25,7 +25,7 @@ pub struct PlotSpec<'a> {
 }
 
 /// A palette readable on white, in series order.
-pub fn series_colour(i: usize) -> Color32 {
+pub(crate) fn series_colour(i: usize) -> Color32 {
     const P: [(u8, u8, u8); 10] = [
         (31, 119, 180),
         (255, 127, 14),

@@ -84,7 +84,7 @@ impl SegScores {
 }
 
 /// Nearest-neighbour resize of a label map (pixel centres).
-pub fn resize_labels(
+pub(crate) fn resize_labels(
     labels: &[u32],
     width: usize,
     height: usize,
@@ -114,7 +114,7 @@ fn largest_class(labels: &[u32]) -> Option<u32> {
 }
 
 /// In-context prediction for `query` from one prompt, at the query's pixel size.
-pub fn predict_in_context(
+pub(crate) fn predict_in_context(
     prompt: &PatchGrid,
     prompt_mask: &SoftMask,
     query: &PatchGrid,

@@ -58,7 +58,7 @@ pub(crate) fn reflect101(i: isize, n: usize) -> usize {
 }
 
 /// Normalised `size`×`size` box blur with reflect-101 borders (`cv2.blur`). `size` 1 is identity.
-pub fn box_blur(src: &Plane, size: usize) -> Plane {
+pub(crate) fn box_blur(src: &Plane, size: usize) -> Plane {
     if size <= 1 {
         return src.clone();
     }
@@ -123,7 +123,7 @@ fn resample_taps(in_len: usize, out_len: usize) -> Vec<(usize, Vec<f32>)> {
 }
 
 /// Bilinear resize (torchvision `Resize(..., antialias=True)` semantics).
-pub fn resize_bilinear(src: &Plane, out_w: usize, out_h: usize) -> Plane {
+pub(crate) fn resize_bilinear(src: &Plane, out_w: usize, out_h: usize) -> Plane {
     if src.width == out_w && src.height == out_h {
         return src.clone();
     }

@@ -62,7 +62,7 @@ impl KmlConfig {
     }
 
     /// Texture of cluster `c`.
-    pub fn texture_of(&self, c: usize) -> usize {
+    pub(crate) fn texture_of(&self, c: usize) -> usize {
         if self.assignment.is_empty() {
             c
         } else {
@@ -163,7 +163,7 @@ pub fn kmeans(
 
 /// The soft mask of `texture` at `out_size`: indicator of the clusters assigned to it,
 /// box-blurred, resized (bilinear), box-blurred again.
-pub fn texture_mask(
+pub(crate) fn texture_mask(
     clustering: &Clustering,
     cfg: &KmlConfig,
     texture: usize,

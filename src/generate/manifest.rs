@@ -154,7 +154,7 @@ pub fn write_set(
 }
 
 /// Saves samples as `<index>.png` in `dir` (in parallel).
-pub fn save_samples(samples: &[Sample], dir: &Path) -> Result<()> {
+pub(crate) fn save_samples(samples: &[Sample], dir: &Path) -> Result<()> {
     use rayon::prelude::*;
     samples.par_iter().try_for_each(|s| {
         let path = dir.join(image_file(s.index));

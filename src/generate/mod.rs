@@ -232,7 +232,7 @@ pub enum Recipe {
 
 impl Recipe {
     /// Ids of every program this recipe used.
-    pub fn program_ids(&self, out: &mut Vec<String>) {
+    pub(crate) fn program_ids(&self, out: &mut Vec<String>) {
         match self {
             Recipe::Program { program, .. } => out.push(program.clone()),
             Recipe::Generator { generator, .. } => out.push(generator.clone()),
@@ -304,7 +304,7 @@ pub struct Generator {
 }
 
 /// The baseline generators' programs (dead leaves, spectral noise).
-pub fn baseline_programs() -> Vec<Program> {
+pub(crate) fn baseline_programs() -> Vec<Program> {
     [
         ("dead-leaves", DEAD_LEAVES_SOURCE),
         ("spectral-noise", SPECTRAL_NOISE_SOURCE),
@@ -391,7 +391,7 @@ impl Generator {
     }
 
     /// Replaces the program library (e.g. after a new file was dropped into `shaders/`).
-    pub fn set_library(&mut self, library: ProgramLibrary) -> Result<()> {
+    pub(crate) fn set_library(&mut self, library: ProgramLibrary) -> Result<()> {
         self.library = library;
         self.pool.clear();
         self.set_config(self.config.clone())
@@ -545,7 +545,7 @@ fn fetch<'a>(
 }
 
 /// Pixelwise Σ wᵢ·imgᵢ truncated to 8 bits (shaders21k's `ConvexSamplesMixer`).
-pub fn convex_mix(images: &[&image::RgbImage], weights: &[f32]) -> image::RgbImage {
+pub(crate) fn convex_mix(images: &[&image::RgbImage], weights: &[f32]) -> image::RgbImage {
     let (w, h) = images[0].dimensions();
     let mut acc = vec![0.0f32; (w * h * 3) as usize];
     for (img, wt) in images.iter().zip(weights) {

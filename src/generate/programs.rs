@@ -36,7 +36,7 @@ pub const MAX_PROGRAM_BYTES: usize = 64 * 1024;
 pub const MAX_NESTING: usize = 64;
 
 /// The deepest nesting of `()`, `[]` and `{}` outside `//` comments.
-pub fn bracket_depth(source: &str) -> usize {
+pub(crate) fn bracket_depth(source: &str) -> usize {
     let (mut depth, mut deepest) = (0usize, 0usize);
     for line in source.lines() {
         let code = line.split("//").next().unwrap_or("");
@@ -171,7 +171,7 @@ impl Program {
     }
 
     /// Clamps user-provided values into the declared ranges; missing values take defaults.
-    pub fn resolve_params(&self, overrides: Option<&Vec<f32>>) -> [f32; MAX_PARAMS] {
+    pub(crate) fn resolve_params(&self, overrides: Option<&Vec<f32>>) -> [f32; MAX_PARAMS] {
         let mut p = self.default_params();
         if let Some(values) = overrides {
             for ((slot, spec), v) in p.iter_mut().zip(&self.params).zip(values) {
@@ -307,7 +307,7 @@ impl ProgramLibrary {
 
     /// The enabled programs of the library (all but `disabled`); the generator adds the
     /// synthesized ones to make a Shaders process's sampling pool.
-    pub fn enabled(&self, disabled: &[String]) -> Vec<Program> {
+    pub(crate) fn enabled(&self, disabled: &[String]) -> Vec<Program> {
         self.programs
             .iter()
             .filter(|p| !disabled.contains(&p.id))

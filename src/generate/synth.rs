@@ -155,7 +155,7 @@ impl SynthProgram {
         format!("synth-{}", self.seed)
     }
 
-    pub fn node_count(&self) -> usize {
+    pub(crate) fn node_count(&self) -> usize {
         match &self.colouring {
             Colouring::Channels(trees) => trees.iter().map(count).sum(),
             Colouring::Palette { v, .. } => count(v),

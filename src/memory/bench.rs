@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::rng::Rng;
 
 /// Reads an (n × d) float32 `.npy` file.
-pub fn read_f32_npy(path: &Path) -> Result<(Vec<f32>, usize)> {
+pub(crate) fn read_f32_npy(path: &Path) -> Result<(Vec<f32>, usize)> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     let a = npz::parse_npy(&bytes).map_err(|m| Error::BadFile {
         path: path.into(),
@@ -37,7 +37,7 @@ pub fn read_f32_npy(path: &Path) -> Result<(Vec<f32>, usize)> {
 }
 
 /// Clustered unit vectors (like embeddings: classes around centres), deterministic in `seed`.
-pub fn clustered_vectors(n: usize, dim: usize, clusters: usize, seed: u64) -> Vec<f32> {
+pub(crate) fn clustered_vectors(n: usize, dim: usize, clusters: usize, seed: u64) -> Vec<f32> {
     let mut rng = Rng::new(seed);
     let centres: Vec<f32> = (0..clusters * dim).map(|_| rng.normal() as f32).collect();
     (0..n)

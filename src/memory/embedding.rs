@@ -178,7 +178,7 @@ pub const MEMORY_SET_PREFIX: &str = "-memory-";
 
 /// The cache key of a memory's contents: FNV-1a over each entry's id and thumbnail (what the
 /// embeddings are computed from), as `memory-<16 hex digits>`.
-pub fn memory_set_key(memory: &Memory) -> String {
+pub(crate) fn memory_set_key(memory: &Memory) -> String {
     let mut bytes = Vec::new();
     for e in memory.entries() {
         bytes.extend_from_slice(&e.id.to_le_bytes());
@@ -197,7 +197,7 @@ pub const LABELLED_SET_PREFIX: &str = "-labelled-";
 
 /// The cache key of labelled images: FNV-1a over each item's label and content hash, in order,
 /// as `labelled-<16 hex digits>`.
-pub fn labelled_set_key(items: &[super::import::ImportItem]) -> String {
+pub(crate) fn labelled_set_key(items: &[super::import::ImportItem]) -> String {
     let mut bytes = Vec::new();
     for item in items {
         bytes.extend_from_slice(&(item.label.len() as u64).to_le_bytes());
@@ -235,7 +235,7 @@ pub fn embed_items_cached(
 
 /// Deletes every cached embedding of user data (re-embedded memories and labelled sets), as a
 /// deletion from any memory must: an entry's embedding may sit in either. Returns how many went.
-pub fn purge_user_sets(cache: &EmbeddingCache) -> usize {
+pub(crate) fn purge_user_sets(cache: &EmbeddingCache) -> usize {
     cache.purge_matching(MEMORY_SET_PREFIX) + cache.purge_matching(LABELLED_SET_PREFIX)
 }
 

@@ -36,7 +36,7 @@ fn is_candidate(p: &Path) -> bool {
 /// it is; any other name is escaped (`\\` for a backslash, `\xNN` for each byte that is not
 /// UTF-8). Two distinct folder names never become one label (`cls\xff` and `cls\xfe` stay two
 /// classes, where a lossy conversion made both `cls�`).
-pub fn label_from_name(name: &std::ffi::OsStr) -> String {
+pub(crate) fn label_from_name(name: &std::ffi::OsStr) -> String {
     use std::os::unix::ffi::OsStrExt;
     let bytes = name.as_bytes();
     match std::str::from_utf8(bytes) {

@@ -30,7 +30,7 @@ pub struct Neighbour {
 /// exact search, HNSW, privacy, watch lists — is this arithmetic, on any CPU (SIMD or not), so
 /// results never depend on which entries share a memory.
 #[inline]
-pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len(), "dot of vectors of different lengths");
     kernel::dot(a, b)
 }
@@ -38,7 +38,7 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
 /// A faster dot product for walking HNSW graphs (see `kernel::dot_fast_portable`); reported
 /// similarities always use [`dot`].
 #[inline]
-pub fn dot_fast(a: &[f32], b: &[f32]) -> f32 {
+pub(crate) fn dot_fast(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len(), "dot of vectors of different lengths");
     kernel::dot_fast(a, b)
 }
@@ -150,7 +150,7 @@ impl ExactIndex {
     ///
     /// # Panics
     /// When `ids` has not one id per entry (a caller bug, never user data).
-    pub fn with_ids(mut self, ids: Vec<u64>) -> Self {
+    pub(crate) fn with_ids(mut self, ids: Vec<u64>) -> Self {
         assert_eq!(ids.len(), self.ids.len(), "one id per entry");
         self.ids = ids;
         self
@@ -262,7 +262,7 @@ impl ExactIndex {
 
     /// The canonical scan: every entry scored by the canonical dot product (what
     /// [`ExactIndex::search`] must equal; kept for tests and benchmarks).
-    pub fn search_canonical(&self, queries: &[f32], k: usize) -> Vec<Vec<Neighbour>> {
+    pub(crate) fn search_canonical(&self, queries: &[f32], k: usize) -> Vec<Vec<Neighbour>> {
         if self.dim == 0 {
             return Vec::new();
         }
@@ -348,12 +348,12 @@ mod kernel {
     pub const LANES: usize = 16;
 
     #[inline(always)]
-    pub fn reduce(acc: &[f32; LANES], tail: f32) -> f32 {
+    pub(crate) fn reduce(acc: &[f32; LANES], tail: f32) -> f32 {
         let h: [f32; 8] = std::array::from_fn(|i| acc[i] + acc[i + 8]);
         ((h[0] + h[1]) + (h[2] + h[3])) + ((h[4] + h[5]) + (h[6] + h[7])) + tail
     }
 
-    pub fn dot_portable(a: &[f32], b: &[f32]) -> f32 {
+    pub(crate) fn dot_portable(a: &[f32], b: &[f32]) -> f32 {
         let mut acc = [0f32; LANES];
         let main = a.len() / LANES * LANES;
         for c in (0..main).step_by(LANES) {
@@ -393,7 +393,7 @@ mod kernel {
         Path::Portable
     }
 
-    pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
         #[cfg(target_arch = "x86_64")]
         match path() {
             // SAFETY: the features were detected; the slices have equal length (checked by callers).
@@ -408,7 +408,7 @@ mod kernel {
     /// Graph-search distances: four independent 16-lane accumulators over 64-float chunks (no
     /// long dependency chain), then as `dot_portable`. Deterministic, but not the canonical
     /// arithmetic: used only to walk the HNSW graph, never for reported similarities.
-    pub fn dot_fast_portable(a: &[f32], b: &[f32]) -> f32 {
+    pub(crate) fn dot_fast_portable(a: &[f32], b: &[f32]) -> f32 {
         let mut acc = [[0f32; LANES]; 4];
         let main64 = a.len() / 64 * 64;
         for c in (0..main64).step_by(64) {
@@ -433,7 +433,7 @@ mod kernel {
         reduce(&v, tail)
     }
 
-    pub fn dot_fast(a: &[f32], b: &[f32]) -> f32 {
+    pub(crate) fn dot_fast(a: &[f32], b: &[f32]) -> f32 {
         #[cfg(target_arch = "x86_64")]
         if path() == Path::Avx512 {
             // SAFETY: AVX-512F was detected; the slices have equal length (checked by callers).
@@ -688,13 +688,13 @@ mod kernel {
 
         /// The AVX2 path on an AVX-512 CPU, for the bit-identity test.
         #[cfg(test)]
-        pub fn avx2_available() -> bool {
+        pub(crate) fn avx2_available() -> bool {
             std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
         }
     }
 
     #[cfg(all(test, target_arch = "x86_64"))]
-    pub fn all_paths(queries: &[f32], entries: &[f32], d: usize) -> Vec<Vec<f32>> {
+    pub(crate) fn all_paths(queries: &[f32], entries: &[f32], d: usize) -> Vec<Vec<f32>> {
         let n = queries.len() / d * (entries.len() / d);
         let mut results = Vec::new();
         let mut out = vec![0f32; n];

@@ -175,7 +175,7 @@ impl Int8Entries {
 
     /// Mirrors `Vec::swap_remove` on the f32 rows: the last entry moves into `row`, and the
     /// vacated lane is zeroed (a deleted entry leaves no bytes behind).
-    pub fn swap_remove(&mut self, row: usize) {
+    pub(crate) fn swap_remove(&mut self, row: usize) {
         let last = self.len - 1;
         if row != last {
             let (values, inv, sum) = (
@@ -198,7 +198,7 @@ impl Int8Entries {
     /// For each query of `queries` (`nq × dim`), the rows that may be among its exact top-`k`
     /// (a superset, proved in the module docs), in increasing row order. `None` when a query has
     /// non-finite values or the CPU lacks AVX-512 VNNI (use the canonical scan).
-    pub fn candidates(&self, queries: &[f32], k: usize) -> Option<Vec<Vec<u32>>> {
+    pub(crate) fn candidates(&self, queries: &[f32], k: usize) -> Option<Vec<Vec<u32>>> {
         if !vnni_available() {
             return None;
         }
@@ -207,7 +207,7 @@ impl Int8Entries {
 
     /// As [`Int8Entries::candidates`] with the portable integer kernel (tests: every CPU).
     #[cfg(test)]
-    pub fn candidates_portable(&self, queries: &[f32], k: usize) -> Option<Vec<Vec<u32>>> {
+    pub(crate) fn candidates_portable(&self, queries: &[f32], k: usize) -> Option<Vec<Vec<u32>>> {
         self.candidates_with(queries, k, Kernel::Portable)
     }
 

@@ -54,7 +54,7 @@ impl MemoryMap {
 
     /// Like [`fit`](Self::fit), from (id, class into `labels`, embedding) rows in any order
     /// (e.g. an [`ExactIndex`](super::ExactIndex)'s).
-    pub fn fit_rows<'a>(
+    pub(crate) fn fit_rows<'a>(
         dim: usize,
         labels: Vec<String>,
         rows: impl Iterator<Item = (u64, u32, &'a [f32])>,
@@ -229,7 +229,7 @@ impl MemoryMap {
 ///
 /// # Errors
 /// "cancelled" when `progress` returns false.
-pub fn loo_predictions(
+pub(crate) fn loo_predictions(
     index: &ExactIndex,
     k: usize,
     rule: VoteRule,
@@ -305,7 +305,7 @@ struct ExportRow {
 
 /// Whether `p` is inside `polygon` by the even-odd rule (a ray to +x crosses an odd number of
 /// edges); points exactly on an edge may fall either way.
-pub fn in_polygon(p: [f32; 2], polygon: &[[f32; 2]]) -> bool {
+pub(crate) fn in_polygon(p: [f32; 2], polygon: &[[f32; 2]]) -> bool {
     let mut inside = false;
     let mut j = polygon.len() - 1;
     for i in 0..polygon.len() {

@@ -17,7 +17,7 @@ pub struct NpyArray {
 
 impl NpyArray {
     /// Values as i64, for integer label arrays (u1, i1, u2, i2, u4, i4, u8, i8).
-    pub fn to_i64(&self) -> std::result::Result<Vec<i64>, String> {
+    pub(crate) fn to_i64(&self) -> std::result::Result<Vec<i64>, String> {
         let d = self.descr.trim_start_matches(['<', '|', '=']);
         let size = match d {
             "u1" | "i1" | "b1" => 1,

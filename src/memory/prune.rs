@@ -95,7 +95,7 @@ pub fn accuracy(
 /// Splits labelled queries (`dim`-wide rows) into the half that chooses what to prune (even
 /// positions) and the half that judges it (odd positions).
 #[allow(clippy::type_complexity)]
-pub fn split_for_pruning(
+pub(crate) fn split_for_pruning(
     queries: &[f32],
     truths: &[u32],
     dim: usize,

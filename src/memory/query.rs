@@ -37,7 +37,7 @@ impl Answer {
 /// last one when the memory holds fewer than k), from `neighbours` sorted best first (Sun et
 /// al. 2022, "Out-of-Distribution Detection with Deep Nearest Neighbors"). `None` for an empty
 /// memory or k = 0.
-pub fn in_memory_score(neighbours: &[Neighbour], k: usize) -> Option<f32> {
+pub(crate) fn in_memory_score(neighbours: &[Neighbour], k: usize) -> Option<f32> {
     if k == 0 {
         return None;
     }

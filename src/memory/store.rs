@@ -136,7 +136,7 @@ impl Memory {
 
     /// Changes an entry's label; returns the old label, or None when the id is absent or the
     /// label is already `label`.
-    pub fn set_label(&mut self, id: u64, label: &str) -> Option<String> {
+    pub(crate) fn set_label(&mut self, id: u64, label: &str) -> Option<String> {
         let pos = self.position(id)?;
         let entry = &mut self.entries[pos];
         (entry.label != label).then(|| std::mem::replace(&mut entry.label, label.to_string()))
@@ -271,7 +271,7 @@ impl Memory {
     /// Carries `from`'s id counter and deny-list over to this memory built from its entries
     /// (e.g. re-embedded by another model), so ids are never reused and unlearned images stay
     /// refused.
-    pub fn inherit_bookkeeping(&mut self, from: &Memory) {
+    pub(crate) fn inherit_bookkeeping(&mut self, from: &Memory) {
         self.next_id = self.next_id.max(from.next_id);
         self.denied.extend(from.denied.iter().copied());
     }

@@ -129,7 +129,7 @@ impl WatchList {
     }
 
     /// A new class appeared in the memory: votes get a score slot for it.
-    pub fn set_classes(&mut self, classes: usize) {
+    pub(crate) fn set_classes(&mut self, classes: usize) {
         self.classes = classes;
     }
 

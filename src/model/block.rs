@@ -149,13 +149,13 @@ impl FusedBlock {
     /// tokens still enter as keys and values, so the CLS output is the same function, but
     /// their queries, attention rows, projection and MLP are skipped: ~80 % of the block's
     /// products.
-    pub fn cls_only(mut self) -> Self {
+    pub(crate) fn cls_only(mut self) -> Self {
         self.cls_only = true;
         self
     }
 
     /// Element counts of the parameters, in [`BLOCK_PARAMS`] order.
-    pub fn param_sizes(&self) -> [usize; 12] {
+    pub(crate) fn param_sizes(&self) -> [usize; 12] {
         let (d, h) = (self.dim, self.hidden);
         [d, d, 3 * d * d, 3 * d, d * d, d, d, d, h * d, h, d * h, d]
     }

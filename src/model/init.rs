@@ -7,7 +7,7 @@ use candle_core::{Device, Result, Tensor};
 use crate::rng::Rng;
 
 /// Normal(0, std) truncated to ±2 std by resampling (timm's `trunc_normal_` with a=-2σ, b=2σ).
-pub fn trunc_normal(shape: &[usize], std: f64, rng: &mut Rng) -> Result<Tensor> {
+pub(crate) fn trunc_normal(shape: &[usize], std: f64, rng: &mut Rng) -> Result<Tensor> {
     let n: usize = shape.iter().product();
     let data: Vec<f32> = (0..n)
         .map(|_| {

@@ -27,7 +27,7 @@ pub fn layer_norm(x: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64) -> Resul
 }
 
 /// Softmax over the last dimension.
-pub fn softmax_last(x: &Tensor) -> Result<Tensor> {
+pub(crate) fn softmax_last(x: &Tensor) -> Result<Tensor> {
     x.contiguous()?.apply_op1(fused::SoftmaxLast)
 }
 
@@ -37,7 +37,7 @@ pub fn attention(qkv: &Tensor, heads: usize) -> Result<Tensor> {
 }
 
 /// Exact (erf) GELU.
-pub fn gelu(x: &Tensor) -> Result<Tensor> {
+pub(crate) fn gelu(x: &Tensor) -> Result<Tensor> {
     x.contiguous()?.apply_op1(fused::Gelu)
 }
 
@@ -90,7 +90,7 @@ pub mod reference {
     }
 
     /// The max shift is detached: it does not change the result.
-    pub fn softmax_last(x: &Tensor) -> Result<Tensor> {
+    pub(crate) fn softmax_last(x: &Tensor) -> Result<Tensor> {
         let max = x.max_keepdim(D::Minus1)?.detach();
         let e = x.broadcast_sub(&max)?.exp()?;
         e.broadcast_div(&e.sum_keepdim(D::Minus1)?)
@@ -98,7 +98,7 @@ pub mod reference {
 }
 
 /// log-softmax over the last dimension.
-pub fn log_softmax_last(x: &Tensor) -> Result<Tensor> {
+pub(crate) fn log_softmax_last(x: &Tensor) -> Result<Tensor> {
     let max = x.max_keepdim(D::Minus1)?.detach();
     let shifted = x.broadcast_sub(&max)?;
     let lse = shifted.exp()?.sum_keepdim(D::Minus1)?.log()?;
@@ -106,7 +106,7 @@ pub fn log_softmax_last(x: &Tensor) -> Result<Tensor> {
 }
 
 /// Rows divided by their L2 norm (with PyTorch's `F.normalize` eps of 1e-12).
-pub fn l2_normalize(x: &Tensor) -> Result<Tensor> {
+pub(crate) fn l2_normalize(x: &Tensor) -> Result<Tensor> {
     let norm = x.sqr()?.sum_keepdim(D::Minus1)?.sqrt()?;
     x.broadcast_div(&norm.clamp(1e-12, f64::MAX)?)
 }

@@ -55,7 +55,7 @@ impl Pooling {
     }
 
     /// Whether the pooling reads the CLS token only (so the last block may compute that row only).
-    pub fn reads_cls_only(self) -> bool {
+    pub(crate) fn reads_cls_only(self) -> bool {
         self == Pooling::Cls
     }
 
@@ -69,7 +69,7 @@ impl Pooling {
 
     /// Bytes the fingerprint of a model with this pooling adds to its weights' bytes: none for
     /// the CLS token, so the fingerprints of models from before poolings existed stay valid.
-    pub fn fingerprint_bytes(self) -> Vec<u8> {
+    pub(crate) fn fingerprint_bytes(self) -> Vec<u8> {
         match self {
             Pooling::Cls => Vec::new(),
             other => format!("pooling:{}", other.name()).into_bytes(),
@@ -77,7 +77,7 @@ impl Pooling {
     }
 
     /// Checks that a patch grid of `rows`×`cols` can be pooled.
-    pub fn check_grid(self, rows: usize, cols: usize) -> Result<()> {
+    pub(crate) fn check_grid(self, rows: usize, cols: usize) -> Result<()> {
         if let Pooling::PatchGrid { side } = self
             && (side == 0 || !rows.is_multiple_of(side) || !cols.is_multiple_of(side))
         {
@@ -115,7 +115,7 @@ impl Pooling {
 }
 
 /// x / ‖x‖ along the last dimension (norms clamped at 1e-12).
-pub fn l2_normalise(x: &Tensor) -> Result<Tensor> {
+pub(crate) fn l2_normalise(x: &Tensor) -> Result<Tensor> {
     let norm = x
         .sqr()?
         .sum_keepdim(D::Minus1)?

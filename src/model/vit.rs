@@ -58,23 +58,23 @@ impl VitConfig {
         }
     }
     /// ViT-Tiny/16 (DINO's `vit_tiny`).
-    pub fn vit_tiny() -> Self {
+    pub(crate) fn vit_tiny() -> Self {
         Self::with(224, 16, 192, 12, 3)
     }
     /// ViT-Small/16 (DINO's `vit_small`, the paper's model).
-    pub fn vit_small() -> Self {
+    pub(crate) fn vit_small() -> Self {
         Self::with(224, 16, 384, 12, 6)
     }
     /// ViT-Base/16.
-    pub fn vit_base() -> Self {
+    pub(crate) fn vit_base() -> Self {
         Self::with(224, 16, 768, 12, 12)
     }
     /// CPU scale: 64² input, patch 8 (64 tokens), width 192, 6 blocks, 3 heads.
-    pub fn cpu_tiny() -> Self {
+    pub(crate) fn cpu_tiny() -> Self {
         Self::with(64, 8, 192, 6, 3)
     }
     /// CPU scale, wider and deeper: 64² input, patch 8, width 192, 12 blocks.
-    pub fn cpu_small() -> Self {
+    pub(crate) fn cpu_small() -> Self {
         Self::with(64, 8, 192, 12, 3)
     }
     /// A very small model for tests and quick checks: 32² input, patch 8, width 32, 2 blocks.
@@ -134,11 +134,11 @@ impl VitConfig {
         "vit-base",
     ];
 
-    pub fn num_patches(&self) -> usize {
+    pub(crate) fn num_patches(&self) -> usize {
         (self.img_size / self.patch_size).pow(2)
     }
 
-    pub fn mlp_hidden(&self) -> usize {
+    pub(crate) fn mlp_hidden(&self) -> usize {
         (self.embed_dim as f64 * self.mlp_ratio) as usize
     }
 }
@@ -361,7 +361,7 @@ fn cubic_weights(t: f64) -> [f64; 4] {
 
 /// 1-D bicubic interpolation matrix [out, input] with PyTorch's `interpolate(scale_factor=s,
 /// mode='bicubic', align_corners=False)` coordinates: src = (dst + 0.5)/s − 0.5, borders clamped.
-pub fn bicubic_matrix(input: usize, out: usize, scale: f64) -> Vec<Vec<f64>> {
+pub(crate) fn bicubic_matrix(input: usize, out: usize, scale: f64) -> Vec<Vec<f64>> {
     (0..out)
         .map(|o| {
             let src = (o as f64 + 0.5) / scale - 0.5;
@@ -439,7 +439,7 @@ impl VisionTransformer {
 
     /// The model with another pooling of its tokens (see [`super::pooling`]); errors when the
     /// pooling cannot divide the model's patch grid or a standardisation of another width is set.
-    pub fn with_pooling(mut self, pooling: Pooling) -> Result<Self> {
+    pub(crate) fn with_pooling(mut self, pooling: Pooling) -> Result<Self> {
         let side = self.cfg.img_size / self.cfg.patch_size;
         pooling.check_grid(side, side)?;
         if let Some(s) = &self.standardisation
@@ -459,7 +459,7 @@ impl VisionTransformer {
     /// The model with a procedural standardisation of its pooled embedding (see
     /// [`super::standardise`]); errors when its width is not [`Self::embedding_dim`]. Set the
     /// pooling first.
-    pub fn with_standardisation(
+    pub(crate) fn with_standardisation(
         mut self,
         standardisation: Option<Standardisation>,
     ) -> Result<Self> {
@@ -618,12 +618,12 @@ impl VisionTransformer {
 
     /// The CLS token after the final norm: [B, D] (DINO's backbone output). The last block
     /// computes the CLS row only, as nothing else of it is read.
-    pub fn forward_cls(&self, x: &Tensor, drop: Option<(&mut Rng, f64)>) -> Result<Tensor> {
+    pub(crate) fn forward_cls(&self, x: &Tensor, drop: Option<(&mut Rng, f64)>) -> Result<Tensor> {
         self.tokens(x, drop, true, true)?.i((.., 0))
     }
 
     /// [`Self::forward_cls`] for inference (no activations kept, no gradient path).
-    pub fn infer_cls(&self, x: &Tensor) -> Result<Tensor> {
+    pub(crate) fn infer_cls(&self, x: &Tensor) -> Result<Tensor> {
         self.tokens(x, None, false, true)?.i((.., 0))
     }
 

@@ -76,7 +76,7 @@ pub struct StandardisationMeta {
 pub const CHECKPOINT_FORMAT: &str = "procmem-checkpoint";
 
 /// Initialises every variable of `varmap` deterministically from `seed`, by DINO's rules.
-pub fn init_params(varmap: &VarMap, seed: u64) -> Result<()> {
+pub(crate) fn init_params(varmap: &VarMap, seed: u64) -> Result<()> {
     let data = varmap
         .data()
         .lock()
@@ -155,7 +155,7 @@ pub fn fingerprint(tensors: &BTreeMap<String, Tensor>) -> Result<String> {
 /// The fingerprint of a backbone that embeds with `pooling`: FNV-1a over the pooling's bytes
 /// ([`Pooling::fingerprint_bytes`], none for the CLS token) and the sorted names and f32 bytes
 /// of `tensors`.
-pub fn embedding_fingerprint(
+pub(crate) fn embedding_fingerprint(
     pooling: Pooling,
     tensors: &BTreeMap<String, Tensor>,
 ) -> Result<String> {
@@ -199,7 +199,7 @@ pub fn var_tensors(varmap: &VarMap) -> Result<BTreeMap<String, Tensor>> {
 }
 
 /// Paths of a checkpoint's two files from either one's path or the common stem.
-pub fn checkpoint_paths(path: &Path) -> (PathBuf, PathBuf) {
+pub(crate) fn checkpoint_paths(path: &Path) -> (PathBuf, PathBuf) {
     let stem = match path.extension().and_then(|e| e.to_str()) {
         Some("json") | Some("safetensors") => path.with_extension(""),
         _ => path.to_path_buf(),
@@ -231,7 +231,7 @@ pub fn save_checkpoint(
 }
 
 /// Reads a checkpoint's JSON and tensors, with clear errors for missing or corrupt files.
-pub fn read_checkpoint(path: &Path) -> Result<(CheckpointMeta, HashMap<String, Tensor>)> {
+pub(crate) fn read_checkpoint(path: &Path) -> Result<(CheckpointMeta, HashMap<String, Tensor>)> {
     let (st, js) = checkpoint_paths(path);
     let text = std::fs::read_to_string(&js).map_err(|e| Error::io(&js, e))?;
     let meta: CheckpointMeta = serde_json::from_str(&text).map_err(|e| Error::BadFile {
@@ -308,7 +308,7 @@ pub struct LoadedBackbone {
 /// register tokens: another architecture, which procmem does not implement), a tensor that is not
 /// floating point (integer weights are not a ViT's), a NaN or Inf value, a missing tensor or a
 /// wrong shape, a pooling the patch grid cannot take, a standardisation of another width.
-pub fn backbone_from_tensors(
+pub(crate) fn backbone_from_tensors(
     cfg: &VitConfig,
     pooling: Pooling,
     tensors: HashMap<String, Tensor>,
@@ -534,7 +534,7 @@ pub fn load_backbone(
 }
 
 /// Variables of a VarMap, for optimisers (sorted by name for determinism).
-pub fn sorted_vars(varmap: &VarMap) -> Result<Vec<(String, Var)>> {
+pub(crate) fn sorted_vars(varmap: &VarMap) -> Result<Vec<(String, Var)>> {
     let data = varmap
         .data()
         .lock()

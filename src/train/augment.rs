@@ -110,7 +110,7 @@ pub struct Crops {
 }
 
 /// Produces DINO's 2 global and `cfg.local_crops` local crops of `img`.
-pub fn multi_crop(img: &image::RgbImage, cfg: &AugmentConfig, rng: &mut Rng) -> Crops {
+pub(crate) fn multi_crop(img: &image::RgbImage, cfg: &AugmentConfig, rng: &mut Rng) -> Crops {
     let fallback;
     let src = if img.width() == 0 || img.height() == 0 {
         fallback = image::RgbImage::new(1, 1);

@@ -173,7 +173,7 @@ impl TrainConfig {
     }
 
     /// Peak learning rate after DINO's linear scaling rule.
-    pub fn peak_lr(&self) -> f64 {
+    pub(crate) fn peak_lr(&self) -> f64 {
         self.base_lr * self.batch_size as f64 / 256.0
     }
 }

@@ -36,7 +36,7 @@ pub struct BatchStream {
 const AUGMENT_STREAM: u64 = 0xa06;
 
 /// Image files under `root`, sorted (so a seed picks the same images every time).
-pub fn list_images(root: &Path) -> Result<Vec<PathBuf>> {
+pub(crate) fn list_images(root: &Path) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     let mut stack = vec![root.to_path_buf()];
     while let Some(dir) = stack.pop() {

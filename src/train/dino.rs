@@ -42,7 +42,7 @@ pub fn dino_loss(
 /// The DINO cross-entropy with given teacher targets `teacher_probs` [2·B, K] (rows summing to
 /// 1: the centred softmax of [`dino_loss`] or DINOv2's [`sinkhorn_knopp`]); `student` as in
 /// [`dino_loss`].
-pub fn dino_loss_with_targets(
+pub(crate) fn dino_loss_with_targets(
     student: &Tensor,
     teacher_probs: &Tensor,
     student_temp: f64,
@@ -87,7 +87,7 @@ pub fn dino_loss_with_targets(
 /// prototypes (columns) to mass 1/K each and the rows to mass 1/R each; returns Q·R [R, K], rows
 /// summing to 1. DINOv2 uses 3 iterations. The global maximum is subtracted before `exp`, which
 /// the normalisation cancels (DINOv2 relies on logits in [−1, 1] instead).
-pub fn sinkhorn_knopp(teacher: &Tensor, teacher_temp: f64, iterations: usize) -> Result<Tensor> {
+pub(crate) fn sinkhorn_knopp(teacher: &Tensor, teacher_temp: f64, iterations: usize) -> Result<Tensor> {
     let (rows, k) = teacher.dims2()?;
     let logits: Vec<f32> = teacher.detach().flatten_all()?.to_vec1()?;
     let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
@@ -131,7 +131,7 @@ pub fn sinkhorn_knopp(teacher: &Tensor, teacher_temp: f64, iterations: usize) ->
 /// −mean_i log(‖x̂ᵢ − x̂_{n(i)} + ε‖₂ + ε), with x̂ the L2-normalised rows, n(i) the nearest other
 /// row by dot product and ε = 1e-8 (`KoLeoLoss` with `nn.PairwiseDistance(2, eps=1e-8)`). It
 /// spreads the batch's embeddings over the sphere; DINOv2 weights it 0.1 per global view.
-pub fn koleo_loss(x: &Tensor) -> Result<Tensor> {
+pub(crate) fn koleo_loss(x: &Tensor) -> Result<Tensor> {
     const EPS: f64 = 1e-8;
     let b = x.dim(0)?;
     if b < 2 {
@@ -163,7 +163,7 @@ pub fn koleo_loss(x: &Tensor) -> Result<Tensor> {
 }
 
 /// c ← m·c + (1 − m)·mean(teacher logits over the batch of both global views).
-pub fn update_center(center: &Tensor, teacher: &Tensor, momentum: f64) -> Result<Tensor> {
+pub(crate) fn update_center(center: &Tensor, teacher: &Tensor, momentum: f64) -> Result<Tensor> {
     let batch_center = teacher.mean_keepdim(0)?.detach();
     (center * momentum)? + (batch_center * (1.0 - momentum))?
 }

@@ -74,7 +74,7 @@ impl AdamW {
 
 /// DINO's `clip_gradients`: each gradient tensor whose own L2 norm exceeds `clip` is scaled by
 /// clip / (norm + 1e-6). Returns the norms before clipping.
-pub fn clip_per_tensor(grads: &mut [(String, Var, Tensor)], clip: f64) -> Result<Vec<f64>> {
+pub(crate) fn clip_per_tensor(grads: &mut [(String, Var, Tensor)], clip: f64) -> Result<Vec<f64>> {
     let mut norms = Vec::with_capacity(grads.len());
     for (_, _, g) in grads.iter_mut() {
         let norm = g.sqr()?.sum_all()?.to_scalar::<f32>()?.sqrt() as f64;
