@@ -8,11 +8,8 @@
 //! embeddings, unlearning, privacy) → `dense` (patch-level tasks) → `eval` (the paper's
 //! protocols) → `app` (the egui panels); the CLI in `main.rs` and `cli/` uses the stages, never
 //! the app. Shared utilities sit below every stage: `error`, `rng`, `hash`, `fsio`, `linalg`,
-//! `paths`, `imageio`, `datasets`.
-//!
-//! Status: `generate`, `memory`, `dense`, `eval` and their panels are complete; `model` and
-//! `train` work and are tested, with training speed and the bundled model's quality still short
-//! of their goals (see the README); the model zoo is not built yet.
+//! `paths`, `imageio`, `palette`, `resample`, `datasets` (and `test_support` for unit tests).
+//! ARCHITECTURE.md gives each module's room; the README gives the project's status.
 
 pub mod app;
 pub mod datasets;

@@ -251,6 +251,15 @@ fn orthonormalise(vs: &mut [Vec<f64>]) {
     }
 }
 
+/// Divides each row of `rows` (row-major, `dim` columns) by its L2 norm, clamped at 1e-12 as
+/// PyTorch's `F.normalize` does; the slice counterpart of `model::layers::l2_normalise`.
+pub fn l2_normalise_rows(rows: &mut [f32], dim: usize) {
+    for r in rows.chunks_exact_mut(dim.max(1)) {
+        let n = r.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+        r.iter_mut().for_each(|x| *x /= n);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

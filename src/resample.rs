@@ -17,7 +17,7 @@ pub(crate) struct Rect {
 }
 
 /// ToTensor (÷255) then Normalize(ImageNet mean, std), interleaved RGB u8 → CHW f32.
-pub(crate) fn normalize(r: &Raster) -> Vec<f32> {
+pub(crate) fn normalise(r: &Raster) -> Vec<f32> {
     let plane = r.w * r.h;
     let mut out = vec![0.0f32; 3 * plane];
     let (planes01, plane2) = out.split_at_mut(2 * plane);
@@ -224,7 +224,7 @@ pub(crate) fn resample(src: &View, rect: Rect, out_w: usize, out_h: usize) -> Ra
 }
 
 /// Undo normalisation for display (CHW f32 → RgbImage), used by the UI's crop strip.
-pub(crate) fn denormalize(chw: &[f32], size: u32) -> image::RgbImage {
+pub(crate) fn denormalise(chw: &[f32], size: u32) -> image::RgbImage {
     let plane = size as usize * size as usize;
     image::RgbImage::from_fn(size, size, |x, y| {
         let i = y as usize * size as usize + x as usize;
@@ -360,11 +360,11 @@ mod tests {
     }
 
     #[test]
-    fn normalize_and_denormalize_are_inverse_on_u8() {
+    fn normalise_and_denormalise_are_inverse_on_u8() {
         let r = raster(2, 2, &[0, 1, 2, 100, 128, 200, 253, 254, 255, 7, 77, 177]);
-        let chw = normalize(&r);
+        let chw = normalise(&r);
         assert!((chw[0] - (-IMAGENET_MEAN[0] / IMAGENET_STD[0])).abs() < 1e-6);
         assert_eq!(chw[4], (1.0 / 255.0 - IMAGENET_MEAN[1]) / IMAGENET_STD[1]);
-        assert_eq!(denormalize(&chw, 2).into_raw(), r.px);
+        assert_eq!(denormalise(&chw, 2).into_raw(), r.px);
     }
 }

@@ -737,7 +737,11 @@ impl Knowledge {
     }
 
     /// A watched query's thumbnail.
-    pub(crate) fn watch_thumbnail(&mut self, ctx: &egui::Context, i: usize) -> Option<TextureHandle> {
+    pub(crate) fn watch_thumbnail(
+        &mut self,
+        ctx: &egui::Context,
+        i: usize,
+    ) -> Option<TextureHandle> {
         if let Some(t) = self.watch_thumbs.get(&i) {
             return Some(t.clone());
         }

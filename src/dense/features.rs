@@ -10,7 +10,7 @@ use candle_core::{Device, Tensor};
 use rayon::prelude::*;
 
 use crate::embed::FeatureSource;
-use crate::embed::preprocess::resize_normalize;
+use crate::embed::preprocess::resize_normalise;
 use crate::error::{Error, Result};
 
 /// Patch size used for the plain-RGB reference (the CPU presets' patch).
@@ -97,12 +97,9 @@ impl PatchGrid {
     }
 
     /// The grid with every patch L2-normalised.
-    pub(crate) fn normalized(&self) -> PatchGrid {
+    pub(crate) fn normalised(&self) -> PatchGrid {
         let mut data = self.data.clone();
-        for p in data.chunks_exact_mut(self.dim) {
-            let n = p.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
-            p.iter_mut().for_each(|v| *v /= n);
-        }
+        crate::linalg::l2_normalise_rows(&mut data, self.dim);
         PatchGrid { data, ..*self }
     }
 }
@@ -153,7 +150,7 @@ where
             let out: Vec<PatchGrid> = images
                 .par_iter()
                 .map(|img| {
-                    let chw = resize_normalize(img.borrow(), size as u32, size as u32);
+                    let chw = resize_normalise(img.borrow(), size as u32, size as u32);
                     let plane = size * size;
                     let mut data = Vec::with_capacity(grid * grid * 3 * p * p);
                     for r in 0..grid {
@@ -184,7 +181,7 @@ where
             for chunk in images.chunks(batch) {
                 let pixels: Vec<f32> = chunk
                     .par_iter()
-                    .flat_map_iter(|img| resize_normalize(img.borrow(), size as u32, size as u32))
+                    .flat_map_iter(|img| resize_normalise(img.borrow(), size as u32, size as u32))
                     .collect();
                 let x = Tensor::from_vec(pixels, (chunk.len(), 3, size, size), &Device::Cpu)?;
                 let tokens = vit.infer_tokens(&x)?;

@@ -106,7 +106,12 @@ pub(crate) fn pixel_accuracy(pred: &[u32], gt: &[u32]) -> (f64, Option<f64>) {
 }
 
 /// Unfolds a mask of `rows·block × cols·block` pixels into per-patch blocks (patch-major).
-pub(crate) fn mask_blocks(mask: &SoftMask, rows: usize, cols: usize, block: usize) -> Result<Vec<f32>> {
+pub(crate) fn mask_blocks(
+    mask: &SoftMask,
+    rows: usize,
+    cols: usize,
+    block: usize,
+) -> Result<Vec<f32>> {
     if mask.width != cols * block || mask.height != rows * block {
         return Err(Error::InvalidConfig(format!(
             "a {}×{} mask does not tile a {rows}×{cols} patch grid of {block}-pixel blocks",
@@ -340,8 +345,8 @@ impl Neighbours {
             return Err(Error::InvalidConfig("no key patches to vote with".into()));
         }
         let k = k.clamp(1, m);
-        let keys = normalize_rows(keys, dim);
-        let queries = normalize_rows(queries, dim);
+        let keys = normalise_rows(keys, dim);
+        let queries = normalise_rows(queries, dim);
         let n = queries.len() / dim;
         let mut index = vec![0usize; n * k];
         let mut weight = vec![0.0f32; n * k];
@@ -494,12 +499,9 @@ fn argmax(v: &[f32]) -> u32 {
     best as u32
 }
 
-fn normalize_rows(v: &[f32], dim: usize) -> Vec<f32> {
+fn normalise_rows(v: &[f32], dim: usize) -> Vec<f32> {
     let mut out = v.to_vec();
-    for r in out.chunks_exact_mut(dim) {
-        let n = r.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
-        r.iter_mut().for_each(|x| *x /= n);
-    }
+    crate::linalg::l2_normalise_rows(&mut out, dim);
     out
 }
 
@@ -512,7 +514,7 @@ pub fn kmeans(grid: &PatchGrid, k: usize, seed: u64) -> Result<Vec<u32>> {
             "K-means needs 1 ≤ k ≤ {n} patches (got k = {k})"
         )));
     }
-    let x = grid.normalized();
+    let x = grid.normalised();
     let dist = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(p, q)| (p - q) * (p - q)).sum::<f32>();
     let mut rng = Rng::new(seed);
     let mut centres: Vec<Vec<f32>> = vec![x.patch(rng.below(n)).to_vec()];

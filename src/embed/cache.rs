@@ -60,7 +60,13 @@ impl EmbeddingCache {
         Some((values, dim))
     }
 
-    pub(crate) fn put(&self, fingerprint: &str, set: &str, values: &[f32], dim: usize) -> Result<()> {
+    pub(crate) fn put(
+        &self,
+        fingerprint: &str,
+        set: &str,
+        values: &[f32],
+        dim: usize,
+    ) -> Result<()> {
         if dim == 0 || !values.len().is_multiple_of(dim) {
             return Err(Error::Model(format!(
                 "{} values are not rows of {dim}",

@@ -1,18 +1,18 @@
 //! Inference preprocessing: the pixels a model embeds. DINO's k-NN evaluation preprocessing
 //! ([`eval_preprocess`]: `Resize(256) → CenterCrop(224)` scaled to `size`: the shorter side
 //! resized to round(size·256/224), bicubic and antialiased, then the centre size×size cut out and
-//! normalised) for image embeddings, and [`resize_normalize`] (the whole image, no crop) for
+//! normalised) for image embeddings, and [`resize_normalise`] (the whole image, no crop) for
 //! patch features of dense tasks. Both on `crate::resample`, the resampler training used.
 
-use crate::resample::{Raster, Rect, View, normalize, resample};
+use crate::resample::{Raster, Rect, View, normalise, resample};
 
 /// The dense-task preprocessing: the whole image resized (PIL bicubic, antialiased) to
 /// `width`×`height`, then ToTensor + ImageNet Normalize, CHW. No crop, so patch tokens stay
 /// aligned with the image and its masks.
-pub(crate) fn resize_normalize(img: &image::RgbImage, width: u32, height: u32) -> Vec<f32> {
+pub(crate) fn resize_normalise(img: &image::RgbImage, width: u32, height: u32) -> Vec<f32> {
     let (w, h) = (width as usize, height as usize);
     if img.width() == 0 || img.height() == 0 || w == 0 || h == 0 {
-        return normalize(&Raster::new(w, h));
+        return normalise(&Raster::new(w, h));
     }
     let resized = resample(
         &View::of(img),
@@ -25,7 +25,7 @@ pub(crate) fn resize_normalize(img: &image::RgbImage, width: u32, height: u32) -
         w,
         h,
     );
-    normalize(&resized)
+    normalise(&resized)
 }
 
 /// DINO's evaluation preprocessing at `size`: resize the shorter side to round(size·256/224)
@@ -37,7 +37,7 @@ pub fn eval_preprocess(img: &image::RgbImage, size: u32) -> Vec<f32> {
     }
     let (w, h) = (img.width() as u64, img.height() as u64);
     if w == 0 || h == 0 {
-        return normalize(&Raster::new(s, s));
+        return normalise(&Raster::new(s, s));
     }
     // torchvision `Resize(int)`: short side to the target, long side int(target·long/short).
     let short_target = ((size as f64 * 256.0 / 224.0).round() as u64).max(size as u64);
@@ -67,13 +67,13 @@ pub fn eval_preprocess(img: &image::RgbImage, size: u32) -> Vec<f32> {
         let from = ((top + y) * resized.w + left) * 3;
         crop.px[y * s * 3..(y + 1) * s * 3].copy_from_slice(&resized.px[from..from + s * 3]);
     }
-    normalize(&crop)
+    normalise(&crop)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::resample::{denormalize, resize_bicubic};
+    use crate::resample::{denormalise, resize_bicubic};
 
     /// A smooth-ish but non-trivial test image.
     fn pattern(w: u32, h: u32) -> image::RgbImage {
@@ -93,7 +93,7 @@ mod tests {
         let img = pattern(146, 73);
         let v = eval_preprocess(&img, 64);
         assert_eq!(v.len(), 3 * 64 * 64);
-        let back = denormalize(&v, 64);
+        let back = denormalise(&v, 64);
         for (x, y, p) in back.enumerate_pixels() {
             assert_eq!(p, img.get_pixel(x + 41, y + 4), "({x}, {y})");
         }
@@ -101,12 +101,12 @@ mod tests {
         let c = image::RgbImage::from_pixel(300, 200, image::Rgb([3, 128, 254]));
         let v = eval_preprocess(&c, 32);
         assert_eq!(v.len(), 3 * 32 * 32);
-        assert!(denormalize(&v, 32).pixels().all(|p| p.0 == [3, 128, 254]));
+        assert!(denormalise(&v, 32).pixels().all(|p| p.0 == [3, 128, 254]));
         // A smooth image resized down matches a direct bicubic resize of it.
         let big = pattern(256, 256);
         let small = resize_bicubic(&big, 73, 73);
         let centre = image::imageops::crop_imm(&small, 4, 4, 64, 64).to_image();
-        assert_eq!(denormalize(&eval_preprocess(&big, 64), 64), centre);
+        assert_eq!(denormalise(&eval_preprocess(&big, 64), 64), centre);
     }
 
     // Pillow 13 reference for torchvision Resize(73, BICUBIC) → CenterCrop(64) on pattern(100, 80):
@@ -116,7 +116,7 @@ mod tests {
     //   c = np.array(r.crop((left, top, left+64, top+64))); c[y, x]; c.astype(np.int64).sum()
     #[test]
     fn eval_preprocess_matches_torchvision_pil() {
-        let out = denormalize(&eval_preprocess(&pattern(100, 80), 64), 64);
+        let out = denormalise(&eval_preprocess(&pattern(100, 80), 64), 64);
         assert_eq!(out.get_pixel(0, 0).0, [62, 18, 176]);
         assert_eq!(out.get_pixel(63, 0).0, [83, 18, 219]);
         assert_eq!(out.get_pixel(10, 20).0, [106, 105, 113]);

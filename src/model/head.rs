@@ -6,7 +6,7 @@ use candle_core::{D, Result, Tensor};
 use candle_nn::{Init, VarBuilder};
 use serde::{Deserialize, Serialize};
 
-use super::layers::{gelu, l2_normalize, linear};
+use super::layers::{gelu, l2_normalise, linear};
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
@@ -83,7 +83,7 @@ impl DinoHead {
                 h = gelu(&h)?;
             }
         }
-        let h = l2_normalize(&h)?;
+        let h = l2_normalise(&h)?;
         // weight_norm(dim=0): each prototype row is v / ‖v‖ · g.
         let v_norm = self.weight_v.sqr()?.sum_keepdim(D::Minus1)?.sqrt()?;
         let mut w = self.weight_v.broadcast_div(&v_norm)?;

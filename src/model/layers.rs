@@ -106,7 +106,7 @@ pub(crate) fn log_softmax_last(x: &Tensor) -> Result<Tensor> {
 }
 
 /// Rows divided by their L2 norm (with PyTorch's `F.normalize` eps of 1e-12).
-pub(crate) fn l2_normalize(x: &Tensor) -> Result<Tensor> {
+pub(crate) fn l2_normalise(x: &Tensor) -> Result<Tensor> {
     let norm = x.sqr()?.sum_keepdim(D::Minus1)?.sqrt()?;
     x.broadcast_div(&norm.clamp(1e-12, f64::MAX)?)
 }

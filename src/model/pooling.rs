@@ -17,8 +17,10 @@
 //!
 //! Every step is per image, so an image pools to the same bits alone and in any batch.
 
-use candle_core::{D, Result, Tensor, bail};
+use candle_core::{Result, Tensor, bail};
 use serde::{Deserialize, Serialize};
+
+use super::layers::l2_normalise;
 
 /// How the final tokens [B, 1 + h·w, D] become the embedding.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -112,16 +114,6 @@ impl Pooling {
             }
         }
     }
-}
-
-/// x / ‖x‖ along the last dimension (norms clamped at 1e-12).
-pub(crate) fn l2_normalise(x: &Tensor) -> Result<Tensor> {
-    let norm = x
-        .sqr()?
-        .sum_keepdim(D::Minus1)?
-        .sqrt()?
-        .clamp(1e-12, f64::MAX)?;
-    x.broadcast_div(&norm)
 }
 
 #[cfg(test)]

@@ -128,7 +128,10 @@ impl Standardisation {
 
     /// Reads μ and W from a backbone's tensors: `None` when neither key is present, an error when
     /// only one is, when a shape is not [D] / [D, D], or when a value is not finite.
-    pub(crate) fn from_tensors(tensors: &HashMap<String, Tensor>, dim: usize) -> Result<Option<Self>> {
+    pub(crate) fn from_tensors(
+        tensors: &HashMap<String, Tensor>,
+        dim: usize,
+    ) -> Result<Option<Self>> {
         let (mean, whitening) = match (tensors.get(MEAN_KEY), tensors.get(WHITENING_KEY)) {
             (None, None) => return Ok(None),
             (Some(m), Some(w)) => (m, w),

@@ -16,8 +16,9 @@ use candle_nn::{Init, VarBuilder};
 use serde::{Deserialize, Serialize};
 
 use super::block::FusedBlock;
+use super::layers::l2_normalise;
 use super::layers::{attention, gelu, layer_norm, linear};
-use super::pooling::{Pooling, l2_normalise};
+use super::pooling::Pooling;
 use super::standardise::Standardisation;
 use crate::rng::Rng;
 

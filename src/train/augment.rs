@@ -32,7 +32,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::resample::{Raster, Rect, View, normalize, resample};
+use crate::resample::{Raster, Rect, View, normalise, resample};
 use crate::rng::Rng;
 
 /// DINO's crop sizes, the reference for the blur-sigma scaling.
@@ -191,7 +191,7 @@ fn augment_crop(
     if spec.solarize_p > 0.0 && rng.bernoulli(spec.solarize_p) {
         solarize(&mut r.px);
     }
-    let out = normalize(&r);
+    let out = normalise(&r);
     if spec.size == 0 { Vec::new() } else { out }
 }
 
@@ -533,7 +533,7 @@ fn gaussian_blur(r: &mut Raster, sigma: f32, scratch: &mut Vec<f32>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::resample::{IMAGENET_MEAN, IMAGENET_STD, denormalize};
+    use crate::resample::{IMAGENET_MEAN, IMAGENET_STD, denormalise};
 
     fn raster(w: usize, h: usize, px: &[u8]) -> Raster {
         Raster {
@@ -817,7 +817,7 @@ mod tests {
             .chain(crops.local.iter().map(|c| (c, 32)))
         {
             assert!(
-                denormalize(crop, size)
+                denormalise(crop, size)
                     .pixels()
                     .all(|p| p.0 == [12, 200, 140])
             );
@@ -832,7 +832,7 @@ mod tests {
             let size = ((crop.len() / 3) as f64).sqrt() as u32;
             // Solarize and blur keep R = G = B.
             assert!(
-                denormalize(crop, size)
+                denormalise(crop, size)
                     .pixels()
                     .all(|p| p[0] == p[1] && p[1] == p[2])
             );

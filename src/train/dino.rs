@@ -87,7 +87,11 @@ pub(crate) fn dino_loss_with_targets(
 /// prototypes (columns) to mass 1/K each and the rows to mass 1/R each; returns Q·R [R, K], rows
 /// summing to 1. DINOv2 uses 3 iterations. The global maximum is subtracted before `exp`, which
 /// the normalisation cancels (DINOv2 relies on logits in [−1, 1] instead).
-pub(crate) fn sinkhorn_knopp(teacher: &Tensor, teacher_temp: f64, iterations: usize) -> Result<Tensor> {
+pub(crate) fn sinkhorn_knopp(
+    teacher: &Tensor,
+    teacher_temp: f64,
+    iterations: usize,
+) -> Result<Tensor> {
     let (rows, k) = teacher.dims2()?;
     let logits: Vec<f32> = teacher.detach().flatten_all()?.to_vec1()?;
     let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
@@ -137,7 +141,7 @@ pub(crate) fn koleo_loss(x: &Tensor) -> Result<Tensor> {
     if b < 2 {
         bail!("KoLeo needs at least 2 rows, got {b}");
     }
-    let unit = crate::model::layers::l2_normalize(x)?;
+    let unit = crate::model::layers::l2_normalise(x)?;
     let dots: Vec<Vec<f32>> = unit.matmul(&unit.t()?)?.detach().to_vec2()?;
     let nearest: Vec<u32> = dots
         .iter()

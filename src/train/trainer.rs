@@ -445,14 +445,14 @@ impl Trainer {
                     .preview
                     .global
                     .iter()
-                    .map(|c| crate::resample::denormalize(c, size_g))
+                    .map(|c| crate::resample::denormalise(c, size_g))
                     .collect();
                 crops.extend(
                     batch
                         .preview
                         .local
                         .iter()
-                        .map(|c| crate::resample::denormalize(c, size_l)),
+                        .map(|c| crate::resample::denormalise(c, size_l)),
                 );
                 on_event(TrainEvent::Crops(crops));
             }
