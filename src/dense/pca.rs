@@ -1,5 +1,5 @@
 //! PCA of patch tokens: the feature overlays of the paper's figures 9–10 and
-//! its zero-shot PCA R² score (reference-protocols §7).
+//! its zero-shot PCA R² score (docs/protocols.md §7).
 //!
 //! Overlays: 3 components → RGB. Several images may share one basis (fitted on all their
 //! tokens together) and one min-max range, so a colour means the same thing in each. PCA signs

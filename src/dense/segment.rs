@@ -1,4 +1,4 @@
-//! Segmentation from patch tokens, each as the paper's notebooks do it (reference-protocols §7):
+//! Segmentation from patch tokens, each as the paper's notebooks do it (docs/protocols.md §7):
 //!
 //! - **In-context**: a prompt image with a (soft) mask and a query image. Attention
 //!   A = softmax over prompt patches of ⟨z_prompt, z_query⟩ / C (C the feature width: the paper

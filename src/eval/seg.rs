@@ -1,4 +1,4 @@
-//! `eval seg`: the paper's three segmentation evaluations (Table 2; reference-protocols §7) on
+//! `eval seg`: the paper's three segmentation evaluations (Table 2; docs/protocols.md §7) on
 //! a composite set (`dense::composite`), one row per feature source.
 //!
 //! Split: the first half of the set is the kNN memory and the prompt pool, the second half the

@@ -1,7 +1,10 @@
 //! Two-alternative forced choice (2AFC) on NIGHTS-format triplets, with DreamSim's protocol
-//! (`score_nights_dataset`, reference-protocols §8): d = 1 − cos(ref, distortion); per triplet
+//! (`score_nights_dataset`, docs/protocols.md §8): d = 1 − cos(ref, distortion); per triplet
 //! (d0 < d1)·(1 − p) + (d1 < d0)·p + 0.5·[d0 = d1], averaged, where p is the fraction of people
 //! who chose the right image. Only rows with at least 6 votes count (DreamSim's filter).
+//! Deviation: images are embedded with the model's own evaluation preprocessing (shorter side
+//! to size·256/224, centre crop), pooling and standardisation, not DreamSim's plain 224×224
+//! resize, so that 2AFC measures the same embedding the memory uses.
 //!
 //! The CSV is read by column name: `ref_path`, `left_path`, `right_path` (relative to the CSV's
 //! folder), `right_vote` (a fraction, or a count when `votes` is larger than 1), `votes`, and

@@ -1,5 +1,5 @@
 //! Shaders KML: K-means Leaves, exactly as the paper's code builds them
-//! (`data_generation/fast2leaves.py`, see `shared/paper/reference-protocols.md` §3).
+//! (`data_generation/fast2leaves.py`, see `docs/protocols.md` §3).
 //!
 //! For k = 2 (the paper's only value): k-means on s1's RGB in [0,1] at the clustering
 //! resolution (256²), centroids initialised at the lexicographically smallest and largest

@@ -1,5 +1,5 @@
 //! Which memory entries would change at least one prediction if removed alone (the paper's
-//! influence analysis, `dino/run_influence.py`, reference-protocols §6), with DINO's voting.
+//! influence analysis, `dino/run_influence.py`, docs/protocols.md §6), with DINO's voting.
 //!
 //! Removing entry j changes only the queries that have j among their top k; for those, the new
 //! top k is the old one without j plus the (k+1)-th neighbour. So one top-(k+1) search per query
@@ -11,6 +11,9 @@
 //! or more classes: removing a neighbour of a non-predicted class lets the (k+1)-th neighbour in,
 //! and if that one belongs to a third class close behind, the prediction flips. The brute-force
 //! test found such cases; re-voting is exact, ties included, by construction.
+//!
+//! Deviation: every prediction change counts, whether or not the true class is involved (the
+//! paper's definition in §6), not only the script's "good" and "bad" (test, train) pairs.
 
 use std::collections::BTreeMap;
 

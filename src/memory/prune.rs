@@ -1,6 +1,12 @@
 //! Pruning: memory entries that hurt more than they help on labelled queries (the pruning
-//! experiment of Geirhos et al. 2024, "Towards flexible perception with visual memory", §4,
-//! in its simplest form).
+//! experiment of Geirhos et al. 2024, "Towards flexible perception with visual memory", §4;
+//! docs/protocols.md §9).
+//!
+//! Deviation: Geirhos et al. count how often an item is a wrong-label neighbour in the
+//! train × train lists and drop it past a threshold (or down-weight it, SoftRankVoting).
+//! procmem judges entries on held-out labelled queries instead, so a memory without a second
+//! copy of its training set can be pruned and the gain is measured on queries that did not
+//! choose.
 //!
 //! Each labelled "pruning" query's k nearest entries are its voters; an entry *helps* a query
 //! whose class it shares and *hurts* one whose class it does not. An entry is harmful when it

@@ -1,5 +1,5 @@
 //! A query's answer — neighbours, class scores, prediction — and its export as JSON in the
-//! layout of google-deepmind/visual-memory (Geirhos et al. 2024, reference-protocols §9):
+//! layout of google-deepmind/visual-memory (Geirhos et al. 2024, docs/protocols.md §9):
 //! one record per query with `neighbor_distances` = 1 − similarity.
 
 use serde::{Deserialize, Serialize};

@@ -1,4 +1,6 @@
-//! Turning neighbours into a prediction (`shared/paper/reference-protocols.md` §5, §9).
+//! Turning neighbours into a prediction (`docs/protocols.md` §5, §9). Of Geirhos et al.'s
+//! aggregators, DistanceWeightedVoting and SoftRankVoting are left out (the first adds an
+//! exponent to tune, the second needs the pruning counts of their train × train lists).
 
 use serde::{Deserialize, Serialize};
 

@@ -1,7 +1,7 @@
 //! DINO's multi-crop data augmentation (`DataAugmentationDINO` in facebookresearch/dino), on the
 //! CPU, mirroring torchvision's PIL code path.
 //!
-//! Recipe (`shared/paper/reference-protocols.md` §4), applied to every training image:
+//! Recipe (`docs/protocols.md` §4), applied to every training image:
 //! - **2 global crops**: `RandomResizedCrop(global_size, scale = (0.4, 1.0), ratio = (3/4, 4/3),
 //!   bicubic)`, horizontal flip (p 0.5), `ColorJitter(0.4, 0.4, 0.2, 0.1)` with p 0.8 (the four
 //!   ops in a fresh random order), `RandomGrayscale` p 0.2. Crop 1 is then always Gaussian-blurred;
