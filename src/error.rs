@@ -19,6 +19,13 @@ pub enum Error {
     ProgramHeader { program: String, message: String },
     #[error("invalid configuration: {0}")]
     InvalidConfig(String),
+    /// Sizes that must agree do not: a shape contract (embedding width, patch grid, mask size).
+    #[error("{what}: expected {expected}, got {got}")]
+    Shape {
+        what: String,
+        expected: String,
+        got: String,
+    },
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -60,6 +67,19 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
+    /// A [`Error::Shape`] from anything printable.
+    pub fn shape(
+        what: impl Into<String>,
+        expected: impl std::fmt::Display,
+        got: impl std::fmt::Display,
+    ) -> Self {
+        Error::Shape {
+            what: what.into(),
+            expected: expected.to_string(),
+            got: got.to_string(),
+        }
+    }
+
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {
             path: path.into(),

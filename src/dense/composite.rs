@@ -248,8 +248,7 @@ pub fn build(
         items,
     };
     let path = out.join(MANIFEST);
-    let text =
-        serde_json::to_string_pretty(&manifest).map_err(|e| Error::InvalidConfig(e.to_string()))?;
+    let text = serde_json::to_string_pretty(&manifest)?;
     crate::fsio::write_atomic(&path, text.as_bytes())?;
     Ok(manifest)
 }

@@ -31,11 +31,11 @@ pub struct PatchGrid {
 impl PatchGrid {
     pub fn new(rows: usize, cols: usize, dim: usize, data: Vec<f32>) -> Result<Self> {
         if data.len() != rows * cols * dim {
-            return Err(Error::InvalidConfig(format!(
-                "patch grid {rows}×{cols}×{dim} needs {} values, got {}",
+            return Err(Error::shape(
+                format!("values of a {rows}×{cols}×{dim} patch grid"),
                 rows * cols * dim,
-                data.len()
-            )));
+                data.len(),
+            ));
         }
         Ok(Self {
             rows,

@@ -174,10 +174,11 @@ fn r2(
 /// scaled within the image, scored against `labels` (row-major, `size`²).
 pub(crate) fn image_r2(grid: &PatchGrid, labels: &[u32], size: usize) -> Result<Option<R2>> {
     if labels.len() != size * size {
-        return Err(Error::InvalidConfig(format!(
-            "label map has {} pixels, expected {size}×{size}",
-            labels.len()
-        )));
+        return Err(Error::shape(
+            format!("pixels of a {size}×{size} label map"),
+            size * size,
+            labels.len(),
+        ));
     }
     let up = grid.upsample_bilinear(size, size);
     let proj = Projection::fit(&up.data, up.dim, 3)?;

@@ -113,10 +113,11 @@ pub(crate) fn mask_blocks(
     block: usize,
 ) -> Result<Vec<f32>> {
     if mask.width != cols * block || mask.height != rows * block {
-        return Err(Error::InvalidConfig(format!(
-            "a {}×{} mask does not tile a {rows}×{cols} patch grid of {block}-pixel blocks",
-            mask.width, mask.height
-        )));
+        return Err(Error::shape(
+            format!("mask size for a {rows}×{cols} patch grid of {block}-pixel blocks"),
+            format!("{}×{}", cols * block, rows * block),
+            format!("{}×{}", mask.width, mask.height),
+        ));
     }
     let mut out = Vec::with_capacity(mask.values.len());
     for r in 0..rows {
@@ -196,9 +197,11 @@ impl Attention {
                 "in-context segmentation needs at least one prompt".into(),
             ));
         }
-        if prompts.iter().any(|p| p.dim != query.dim) {
-            return Err(Error::InvalidConfig(
-                "prompt and query features differ in width (different models?)".into(),
+        if let Some(p) = prompts.iter().find(|p| p.dim != query.dim) {
+            return Err(Error::shape(
+                "prompt feature width, that of the query (different models?)",
+                query.dim,
+                p.dim,
             ));
         }
         let keys: Vec<f32> = prompts
@@ -423,15 +426,17 @@ impl PatchMemory {
     /// Adds an image's patches with their labels (one per patch).
     pub fn add(&mut self, grid: &PatchGrid, labels: &[u32]) -> Result<()> {
         if labels.len() != grid.len() {
-            return Err(Error::InvalidConfig(format!(
-                "{} patch labels for {} patches",
+            return Err(Error::shape(
+                "patch labels, one per patch",
+                grid.len(),
                 labels.len(),
-                grid.len()
-            )));
+            ));
         }
         if !self.is_empty() && grid.dim != self.dim {
-            return Err(Error::InvalidConfig(
-                "patch features differ in width from the memory's (another model?)".into(),
+            return Err(Error::shape(
+                "patch feature width, the patch memory's (another model?)",
+                self.dim,
+                grid.dim,
             ));
         }
         self.dim = grid.dim;
@@ -451,8 +456,10 @@ impl PatchMemory {
             ));
         }
         if query.dim != self.dim {
-            return Err(Error::InvalidConfig(
-                "query features differ in width from the memory's (another model?)".into(),
+            return Err(Error::shape(
+                "query feature width, the patch memory's (another model?)",
+                self.dim,
+                query.dim,
             ));
         }
         let classes = self.num_classes;

@@ -147,8 +147,7 @@ pub fn write_set(
         programs: used,
         images,
     };
-    let json =
-        serde_json::to_vec_pretty(&manifest).map_err(|e| Error::InvalidConfig(e.to_string()))?;
+    let json = serde_json::to_vec_pretty(&manifest)?;
     crate::fsio::write_atomic(&out_dir.join(MANIFEST_FILE), &json)?;
     Ok(manifest)
 }

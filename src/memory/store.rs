@@ -89,11 +89,11 @@ impl Memory {
             )));
         }
         if let Some(e) = entries.iter().find(|e| e.embedding.len() != dim) {
-            return Err(Error::InvalidConfig(format!(
-                "entry {} has {} dimensions, the memory {dim}",
-                e.id,
-                e.embedding.len()
-            )));
+            return Err(Error::shape(
+                format!("dimensions of entry {} (the memory's)", e.id),
+                dim,
+                e.embedding.len(),
+            ));
         }
         if let Some(e) = entries
             .iter()
@@ -169,11 +169,11 @@ impl Memory {
             });
         }
         if embedding.len() != self.dim {
-            return Err(Error::InvalidConfig(format!(
-                "embedding has {} dimensions, the memory {}",
+            return Err(Error::shape(
+                format!("dimensions of the embedding of {source} (the memory's)"),
+                self.dim,
                 embedding.len(),
-                self.dim
-            )));
+            ));
         }
         if embedding.iter().any(|v| !v.is_finite()) {
             return Err(Error::InvalidConfig(format!(
@@ -546,6 +546,10 @@ mod tests {
         twice.push(reversed[0].clone());
         let mut wrong_dim = reversed.clone();
         wrong_dim[1].embedding.push(0.0);
+        assert!(matches!(
+            Memory::from_entries("fp", 3, wrong_dim.clone()),
+            Err(Error::Shape { .. })
+        ));
         let mut nan = reversed;
         nan[2].embedding[0] = f32::NAN;
         for (entries, why) in [(twice, "twice"), (wrong_dim, "dimensions"), (nan, "NaN")] {
