@@ -15,9 +15,14 @@
 //!
 //! Deleted ids are kept in a tombstone set and filtered out of every result; the graph is
 //! rebuilt from the live entries (in the background, by the caller) when tombstones pile up.
-//! Graph walks use [`dot_fast`]; reported similarities are recomputed with the exact index's
-//! [`dot`], so a neighbour found by both has the same similarity, bit for bit, and ties break by
-//! id as in the exact index. When tombstones leave fewer than k live candidates for a query, that
+//! The build walks the graph with [`dot_fast`] on the f32 vectors. A search walks it with int8
+//! codes of the vectors (per-row scale, exact integer dot products: a quarter of the bytes per
+//! visited node, and the walk is bound by those reads; measured on Fashion-MNIST embeddings,
+//! 60k × 768: 0.54 → 0.29–0.35 ms per query, recall@10 0.9945 → 0.9953, docs/benchmarks.md).
+//! Every candidate the walk keeps (ef of them) is then re-scored with the exact index's [`dot`],
+//! so reported similarities, and the order of the results, are the canonical ones: a neighbour
+//! found by both has the same similarity, bit for bit, and ties break by id as in the exact
+//! index. When tombstones leave fewer than k live candidates for a query, that
 //! query falls back to an exact scan rather than return fewer neighbours.
 
 use std::cmp::Ordering;
@@ -99,6 +104,12 @@ impl Visited {
             self.generation = 1;
         }
     }
+    /// Grows the marks to cover `n` nodes (new marks are unvisited).
+    fn ensure(&mut self, n: usize) {
+        if self.stamps.len() < n {
+            self.stamps.resize(n, 0);
+        }
+    }
     /// Marks `node`; whether it was unmarked.
     fn insert(&mut self, node: u32) -> bool {
         let s = &mut self.stamps[node as usize];
@@ -106,6 +117,118 @@ impl Visited {
         *s = self.generation;
         new
     }
+}
+
+thread_local! {
+    /// Visited marks reused by single-query searches on this thread.
+    static VISITED: std::cell::RefCell<Visited> = std::cell::RefCell::new(Visited::new(0));
+}
+
+/// Hints the CPU to load `len` bytes from `ptr` (up to the end of the allocation it points
+/// into); a hint never faults.
+#[inline]
+fn prefetch_bytes(ptr: *const u8, len: usize) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+        for offset in (0..len).step_by(64) {
+            // SAFETY: prefetching is a hint and never faults, whatever the address.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(ptr.wrapping_add(offset) as *const i8) };
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (ptr, len);
+}
+
+/// What a graph walk searches for: a vector scored with [`dot_fast`] (building: the graph is
+/// built from the f32 vectors), or its int8 code scored against the nodes' codes (searching).
+enum Probe<'a> {
+    F32(&'a [f32]),
+    Int8 {
+        query: Vec<i8>,
+        scale: f32,
+        codes: &'a Codes,
+    },
+}
+
+/// The nodes' vectors as int8 codes for the search walk: a quarter of the bytes to read per
+/// visited node, and the walk is bound by those reads. Symmetric per-row scale: code =
+/// round(v / s), s = max|v| / 127. Integer dot products are exact, so a walk's scores, and its
+/// path, are the same on every CPU.
+#[derive(Clone, Debug)]
+struct Codes {
+    dim: usize,
+    codes: Vec<i8>,
+    scales: Vec<f32>,
+}
+
+impl Codes {
+    fn new(dim: usize, vectors: &[f32]) -> Self {
+        let mut codes = Vec::with_capacity(vectors.len());
+        let mut scales = Vec::with_capacity(vectors.len() / dim.max(1));
+        for row in vectors.chunks_exact(dim.max(1)) {
+            let (c, s) = quantise(row);
+            codes.extend_from_slice(&c);
+            scales.push(s);
+        }
+        Self { dim, codes, scales }
+    }
+
+    fn row(&self, node: u32) -> &[i8] {
+        &self.codes[node as usize * self.dim..(node as usize + 1) * self.dim]
+    }
+}
+
+/// (round(v / s), s) with s = max|v| / 127; a zero or non-finite vector codes as zeros with
+/// scale 0 (it scores 0 against everything).
+fn quantise(v: &[f32]) -> (Vec<i8>, f32) {
+    let max = v.iter().fold(0f32, |m, x| m.max(x.abs()));
+    if max == 0.0 || v.iter().any(|x| !x.is_finite()) {
+        return (vec![0; v.len()], 0.0);
+    }
+    let s = max / 127.0;
+    (v.iter().map(|x| (x / s).round() as i8).collect(), s)
+}
+
+/// Σ aᵢ·bᵢ over int8 codes, exactly (|sum| ≤ dim · 127², no overflow below 133,000 dims).
+#[inline]
+fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
+    debug_assert_eq!(a.len(), b.len());
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512bw") {
+        // SAFETY: AVX-512BW was detected; callers pass rows of one length.
+        return unsafe { dot_i8_avx512(a, b) };
+    }
+    dot_i8_portable(a, b)
+}
+
+fn dot_i8_portable(a: &[i8], b: &[i8]) -> i32 {
+    a.iter().zip(b).map(|(&x, &y)| x as i32 * y as i32).sum()
+}
+
+/// # Safety
+/// The CPU supports AVX-512BW, and `a.len() == b.len()`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512bw")]
+unsafe fn dot_i8_avx512(a: &[i8], b: &[i8]) -> i32 {
+    use std::arch::x86_64::*;
+    let n = a.len().min(b.len());
+    let main = n / 32 * 32;
+    let mut acc = _mm512_setzero_si512();
+    let mut i = 0;
+    while i < main {
+        // SAFETY: i + 32 <= main <= both lengths.
+        let (x, y) = unsafe {
+            (
+                _mm256_loadu_si256(a.as_ptr().add(i).cast()),
+                _mm256_loadu_si256(b.as_ptr().add(i).cast()),
+            )
+        };
+        let products = _mm512_madd_epi16(_mm512_cvtepi8_epi16(x), _mm512_cvtepi8_epi16(y));
+        acc = _mm512_add_epi32(acc, products);
+        i += 32;
+    }
+    _mm512_reduce_add_epi32(acc) + dot_i8_portable(&a[main..n], &b[main..n])
 }
 
 /// The graph: node `i` is the i-th entry in id order.
@@ -126,18 +249,26 @@ impl Graph {
         &self.vectors[node as usize * self.dim..(node as usize + 1) * self.dim]
     }
 
-    /// Asks the CPU to start loading a node's vector (no effect on results).
+    /// Asks the CPU to start loading what `probe` will read of a node (no effect on results):
+    /// the first 256 bytes; the hardware prefetcher follows the rest of the row.
     #[inline]
-    fn prefetch(&self, node: u32) {
-        #[cfg(target_arch = "x86_64")]
-        {
-            use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-            let v = self.vector(node);
-            // The first 256 bytes; the hardware prefetcher follows the rest of the row.
-            for offset in (0..v.len().min(64)).step_by(16) {
-                // SAFETY: prefetching is a hint and never faults; the pointer is inside `v`.
-                unsafe { _mm_prefetch::<_MM_HINT_T0>(v.as_ptr().add(offset) as *const i8) };
-            }
+    fn prefetch(&self, probe: &Probe, node: u32) {
+        match probe {
+            Probe::F32(_) => prefetch_bytes(self.vector(node).as_ptr().cast(), 256),
+            Probe::Int8 { codes, .. } => prefetch_bytes(codes.row(node).as_ptr().cast(), 256),
+        }
+    }
+
+    /// The walk's similarity of `node` to the point `probe` searches for.
+    #[inline]
+    fn score(&self, probe: &Probe, node: u32) -> f32 {
+        match probe {
+            Probe::F32(q) => dot_fast(q, self.vector(node)),
+            Probe::Int8 {
+                query,
+                scale,
+                codes,
+            } => dot_i8(query, codes.row(node)) as f32 * (scale * codes.scales[node as usize]),
         }
     }
 
@@ -153,7 +284,7 @@ impl Graph {
     /// `layer`, best first. Only nodes below `limit` exist (the graph as of a batch start).
     fn search_layer(
         &self,
-        q: &[f32],
+        probe: &Probe,
         entries: &[Scored],
         ef: usize,
         layer: usize,
@@ -183,13 +314,13 @@ impl Graph {
             fresh.clear();
             for &nb in &self.layers[layer][c.node as usize] {
                 if nb < limit && visited.insert(nb) {
-                    self.prefetch(nb);
+                    self.prefetch(probe, nb);
                     fresh.push(nb);
                 }
             }
             for &nb in &fresh {
                 let s = Scored {
-                    similarity: dot_fast(q, self.vector(nb)),
+                    similarity: self.score(probe, nb),
                     node: nb,
                 };
                 if found.len() < ef || found.peek().is_some_and(|w| s > w.0) {
@@ -228,7 +359,7 @@ impl Graph {
     /// Descends from the entry to `down_to` greedily (ef = 1) and returns the entry list there.
     fn descend(
         &self,
-        q: &[f32],
+        probe: &Probe,
         from_level: usize,
         down_to: usize,
         limit: u32,
@@ -238,11 +369,11 @@ impl Graph {
             return Vec::new();
         };
         let mut eps = vec![Scored {
-            similarity: dot_fast(q, self.vector(entry)),
+            similarity: self.score(probe, entry),
             node: entry,
         }];
         for layer in (down_to + 1..=from_level).rev() {
-            eps = self.search_layer(q, &eps, 1, layer, limit, visited);
+            eps = self.search_layer(probe, &eps, 1, layer, limit, visited);
         }
         eps
     }
@@ -259,13 +390,15 @@ impl Graph {
                 || Visited::new(end),
                 |visited, p| {
                     let q = graph.vector(p as u32);
+                    let probe = Probe::F32(q);
                     let level = graph.levels[p] as usize;
                     let mut per_layer: Vec<Vec<Scored>> = vec![Vec::new(); level + 1];
                     if has_entry {
-                        let mut eps = graph.descend(q, top, level.min(top), start as u32, visited);
+                        let mut eps =
+                            graph.descend(&probe, top, level.min(top), start as u32, visited);
                         for layer in (0..=level.min(top)).rev() {
                             eps = graph.search_layer(
-                                q,
+                                &probe,
                                 &eps,
                                 ef_construction,
                                 layer,
@@ -389,6 +522,8 @@ pub struct HnswIndex {
     pub labels: Vec<String>,
     pub params: HnswParams,
     graph: Graph,
+    /// The int8 codes the search walk reads.
+    codes: Codes,
     /// (id, label) of each node.
     values: Vec<(u64, u32)>,
     deleted: HashSet<u64>,
@@ -407,12 +542,14 @@ impl HnswIndex {
         let values: Vec<(u64, u32)> = rows.iter().map(|r| (r.0, r.1)).collect();
         let vectors: Vec<f32> = rows.iter().flat_map(|r| r.2.iter().copied()).collect();
         let graph = Graph::build(exact.dim, vectors, &ids, params);
+        let codes = Codes::new(exact.dim, &graph.vectors);
         let live = values.len();
         Ok(Self {
             dim: exact.dim,
             labels: exact.labels.clone(),
             params,
             graph,
+            codes,
             values,
             deleted: HashSet::new(),
             live,
@@ -460,6 +597,14 @@ impl HnswIndex {
     /// The `k` nearest live entries of each query (q × dim), best first, ties by id.
     pub fn search(&self, queries: &[f32], k: usize) -> Vec<Vec<Neighbour>> {
         let n = self.values.len();
+        if queries.len() <= self.dim {
+            // One query (the app's case, and latency): on this thread, with its reused visited
+            // marks; handing one query to the pool costs a thread wake-up.
+            return vec![VISITED.with_borrow_mut(|visited| {
+                visited.ensure(n);
+                self.search_one(visited, queries, k)
+            })];
+        }
         queries
             .par_chunks(self.dim.max(1))
             .map_init(
@@ -472,12 +617,22 @@ impl HnswIndex {
     fn search_one(&self, visited: &mut Visited, query: &[f32], k: usize) -> Vec<Neighbour> {
         let g = &self.graph;
         let n = self.values.len() as u32;
-        let eps = g.descend(query, g.top_level(), 0, n, visited);
+        let (code, scale) = quantise(query);
+        let probe = Probe::Int8 {
+            query: code,
+            scale,
+            codes: &self.codes,
+        };
+        let eps = g.descend(&probe, g.top_level(), 0, n, visited);
         let layer0 = if eps.is_empty() {
             Vec::new()
         } else {
-            g.search_layer(query, &eps, self.params.ef_search.max(k), 0, n, visited)
+            g.search_layer(&probe, &eps, self.params.ef_search.max(k), 0, n, visited)
         };
+        // The candidates' f32 rows are read only now: start loading them all.
+        for s in &layer0 {
+            prefetch_bytes(g.vector(s.node).as_ptr().cast(), 4 * self.dim);
+        }
         let mut found: Vec<Neighbour> = layer0
             .into_iter()
             .filter(|s| !self.deleted.contains(&self.values[s.node as usize].0))
@@ -555,6 +710,32 @@ mod tests {
                 assert!(list.len() <= Graph::max_links(layer));
             }
         }
+    }
+
+    #[test]
+    fn int8_codes_score_exactly_and_alike_on_every_path() {
+        let d = 77; // not a multiple of the 32-lane kernel: the tail counts
+        let v = crate::test_support::normal_vec(3 * d, 5);
+        let (a, sa) = quantise(&v[..d]);
+        let (b, sb) = quantise(&v[d..2 * d]);
+        assert_eq!(a.iter().map(|c| c.unsigned_abs()).max(), Some(127));
+        let exact: i64 = a.iter().zip(&b).map(|(&x, &y)| x as i64 * y as i64).sum();
+        assert_eq!(dot_i8(&a, &b) as i64, exact);
+        assert_eq!(dot_i8_portable(&a, &b) as i64, exact);
+        // The code approximates the vector's dot product within the rounding bound.
+        let f: f32 = v[..d].iter().zip(&v[d..2 * d]).map(|(x, y)| x * y).sum();
+        let approx = exact as f32 * sa * sb;
+        let bound = (sa * v[d..2 * d].iter().map(|x| x.abs()).sum::<f32>()
+            + sb * v[..d].iter().map(|x| x.abs()).sum::<f32>())
+            / 2.0
+            + d as f32 * sa * sb / 4.0;
+        assert!(
+            (approx - f).abs() <= bound,
+            "{approx} vs {f} (bound {bound})"
+        );
+        // Zero and non-finite rows score 0.
+        assert_eq!(quantise(&[0.0; 4]), (vec![0; 4], 0.0));
+        assert_eq!(quantise(&[f32::NAN, 1.0]).1, 0.0);
     }
 
     #[test]
