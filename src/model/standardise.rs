@@ -25,6 +25,9 @@
 use std::collections::HashMap;
 
 use candle_core::{Device, Result, Tensor, bail};
+use rayon::prelude::*;
+
+use super::kernels::matvec_rows_in_order;
 
 /// Checkpoint key of μ, shape [D] (inside the backbone's prefix, so the fingerprint covers it).
 pub const MEAN_KEY: &str = "standardise.mean";
@@ -38,6 +41,15 @@ pub struct Standardisation {
     mean: Vec<f32>,
     /// Row-major [dim, dim].
     whitening: Vec<f32>,
+    /// W transposed (row-major), the layout [`Standardisation::apply`]'s kernel reads.
+    whitening_t: Vec<f32>,
+}
+
+/// The transpose of a row-major [dim, dim] matrix.
+fn transposed(m: &[f32], dim: usize) -> Vec<f32> {
+    (0..dim * dim)
+        .map(|i| m[(i % dim) * dim + i / dim])
+        .collect()
 }
 
 impl Standardisation {
@@ -104,6 +116,7 @@ impl Standardisation {
         Ok(Self {
             dim,
             mean: mean.into_iter().map(|m| m as f32).collect(),
+            whitening_t: transposed(&whitening, dim),
             whitening,
         })
     }
@@ -157,12 +170,14 @@ impl Standardisation {
         Ok(Some(Self {
             dim,
             mean,
+            whitening_t: transposed(&whitening, dim),
             whitening,
         }))
     }
 
     /// W·(x − μ) for each row of `x`: [B, D] → [B, D] (not normalised). Each output is one
-    /// dot product in a fixed order, independent of B.
+    /// dot product in a fixed order (k = 0, 1, …, separate multiply and add), independent of B,
+    /// of the thread count and of the SIMD width ([`matvec_rows_in_order`]).
     pub fn apply(&self, x: &Tensor) -> Result<Tensor> {
         let (b, d) = x.dims2()?;
         if d != self.dim {
@@ -172,16 +187,19 @@ impl Standardisation {
             .to_dtype(candle_core::DType::F32)?
             .flatten_all()?
             .to_vec1()?;
-        let mut out = vec![0f32; b * d];
-        let mut centred = vec![0f32; d];
-        for (row, out_row) in values.chunks_exact(d).zip(out.chunks_exact_mut(d)) {
-            for ((c, v), m) in centred.iter_mut().zip(row).zip(&self.mean) {
-                *c = v - m;
-            }
-            for (o, w_row) in out_row.iter_mut().zip(self.whitening.chunks_exact(d)) {
-                *o = w_row.iter().zip(&centred).map(|(w, c)| w * c).sum();
+        let mut centred = values;
+        for row in centred.chunks_exact_mut(d) {
+            for (c, m) in row.iter_mut().zip(&self.mean) {
+                *c -= m;
             }
         }
+        let mut out = vec![0f32; b * d];
+        // Blocks of rows on the pool; each output's arithmetic is the same in any block.
+        let block = 32 * d;
+        centred
+            .par_chunks(block)
+            .zip(out.par_chunks_mut(block))
+            .for_each(|(x, o)| matvec_rows_in_order(x, &self.whitening_t, d, o));
         Tensor::from_vec(out, (b, d), x.device())
     }
 }
@@ -311,5 +329,27 @@ mod tests {
             Standardisation::from_tensors(&HashMap::new(), dim).unwrap(),
             None
         );
+    }
+    #[test]
+    fn apply_is_the_sequential_dot_product_bit_for_bit() {
+        // The formula `apply` computed before its kernel: one sequential sum per output.
+        for (dim, rows) in [(37, 1), (64, 9), (130, 45)] {
+            let x = unit_rows(rows, dim, 7);
+            let s = Standardisation::fit(&unit_rows(3 * dim, dim, 8), dim, 0.1).unwrap();
+            let got: Vec<f32> = s
+                .apply(&Tensor::from_vec(x.clone(), (rows, dim), &Device::Cpu).unwrap())
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1()
+                .unwrap();
+            for (row, got_row) in x.chunks_exact(dim).zip(got.chunks_exact(dim)) {
+                let centred: Vec<f32> = row.iter().zip(&s.mean).map(|(v, m)| v - m).collect();
+                for (g, w_row) in got_row.iter().zip(s.whitening.chunks_exact(dim)) {
+                    let want: f32 = w_row.iter().zip(&centred).map(|(w, c)| w * c).sum();
+                    assert_eq!(g.to_bits(), want.to_bits(), "dim {dim}");
+                }
+            }
+        }
     }
 }
