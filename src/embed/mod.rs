@@ -125,14 +125,20 @@ impl FeatureSource {
     /// pixels after resizing to 32×32. `progress(done)` after each batch of 256.
     pub fn embed_rgb(
         &self,
-        images: &[image::RgbImage],
+        images: &[impl std::borrow::Borrow<image::RgbImage>],
         mut progress: impl FnMut(usize),
     ) -> Result<(Vec<f32>, usize)> {
         let mut out = Vec::new();
         let mut dim = self.vit().map_or(32 * 32 * 3, |v| v.embedding_dim());
         for (b, chunk) in images.chunks(Self::BATCH).enumerate() {
-            let (values, d) =
-                self.embed_prepared(self.prepare_rgb(&chunk.iter().collect::<Vec<_>>()))?;
+            let (values, d) = self.embed_prepared(
+                self.prepare_rgb(
+                    &chunk
+                        .iter()
+                        .map(std::borrow::Borrow::borrow)
+                        .collect::<Vec<_>>(),
+                ),
+            )?;
             out.extend(values);
             dim = d;
             progress((b * Self::BATCH + chunk.len()).min(images.len()));

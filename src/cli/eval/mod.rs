@@ -411,7 +411,7 @@ impl Labelled {
                 let (values, dim) = match &cache {
                     Some(cache) => embed_items_cached(items, source, cache, progress)?,
                     None => source.embed_rgb(
-                        &items.iter().map(|i| i.image.clone()).collect::<Vec<_>>(),
+                        &items.iter().map(|i| &i.image).collect::<Vec<_>>(),
                         progress,
                     )?,
                 };
