@@ -660,7 +660,8 @@ mod tests {
         edited.delete(5).unwrap();
         let mut entries = edited.entries().to_vec();
         entries[0].embedding.reverse();
-        let edited = Memory::from_entries("fp", 32, entries).unwrap();
+        let edited =
+            Memory::from_entries(edited.model_fingerprint(), edited.dim(), entries).unwrap();
         edited.save(&edited_path).unwrap();
         let input = AuditInput {
             original: &orig_path,

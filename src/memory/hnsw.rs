@@ -18,7 +18,7 @@
 //! The build walks the graph with [`dot_fast`] on the f32 vectors. A search walks it with int8
 //! codes of the vectors (per-row scale, exact integer dot products: a quarter of the bytes per
 //! visited node, and the walk is bound by those reads; measured on Fashion-MNIST embeddings,
-//! 60k × 768: 0.54 → 0.29–0.35 ms per query, recall@10 0.9945 → 0.9953, docs/benchmarks.md).
+//! 60k × 768: 0.54 → 0.29–0.36 ms per query, recall@10 0.9945 → 0.9953, docs/benchmarks.md).
 //! Every candidate the walk keeps (ef of them) is then re-scored with the exact index's [`dot`],
 //! so reported similarities, and the order of the results, are the canonical ones: a neighbour
 //! found by both has the same similarity, bit for bit, and ties break by id as in the exact
@@ -85,6 +85,7 @@ impl PartialOrd for Scored {
 }
 
 /// Generation-stamped visited marks: clearing is O(1).
+#[derive(Default)]
 struct Visited {
     stamps: Vec<u32>,
     generation: u32,
@@ -121,11 +122,11 @@ impl Visited {
 
 thread_local! {
     /// Visited marks reused by single-query searches on this thread.
-    static VISITED: std::cell::RefCell<Visited> = std::cell::RefCell::new(Visited::new(0));
+    static VISITED: std::cell::Cell<Visited> = std::cell::Cell::new(Visited::new(0));
 }
 
-/// Hints the CPU to load `len` bytes from `ptr` (up to the end of the allocation it points
-/// into); a hint never faults.
+/// Hints the CPU to load `len` bytes from `ptr`. A hint never faults, so `len` may run past the
+/// end of the allocation (the last short rows of int8 codes do).
 #[inline]
 fn prefetch_bytes(ptr: *const u8, len: usize) {
     #[cfg(target_arch = "x86_64")]
@@ -195,11 +196,22 @@ fn quantise(v: &[f32]) -> (Vec<i8>, f32) {
 fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
     debug_assert_eq!(a.len(), b.len());
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx512bw") {
-        // SAFETY: AVX-512BW was detected; callers pass rows of one length.
+    if avx512bw_available() {
+        // SAFETY: AVX-512F and AVX-512BW were detected; callers pass rows of one length.
         return unsafe { dot_i8_avx512(a, b) };
     }
     dot_i8_portable(a, b)
+}
+
+/// Whether the CPU has AVX-512F and AVX-512BW (each CPUID bit checked: a virtual machine may
+/// report one without the other), asked once.
+#[cfg(target_arch = "x86_64")]
+fn avx512bw_available() -> bool {
+    static AVAILABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *AVAILABLE.get_or_init(|| {
+        std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512bw")
+    })
 }
 
 fn dot_i8_portable(a: &[i8], b: &[i8]) -> i32 {
@@ -207,9 +219,9 @@ fn dot_i8_portable(a: &[i8], b: &[i8]) -> i32 {
 }
 
 /// # Safety
-/// The CPU supports AVX-512BW, and `a.len() == b.len()`.
+/// The CPU supports AVX-512F and AVX-512BW ([`avx512bw_available`]).
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512bw")]
+#[target_feature(enable = "avx512f,avx512bw")]
 unsafe fn dot_i8_avx512(a: &[i8], b: &[i8]) -> i32 {
     use std::arch::x86_64::*;
     let n = a.len().min(b.len());
@@ -597,13 +609,16 @@ impl HnswIndex {
     /// The `k` nearest live entries of each query (q × dim), best first, ties by id.
     pub fn search(&self, queries: &[f32], k: usize) -> Vec<Vec<Neighbour>> {
         let n = self.values.len();
-        if queries.len() <= self.dim {
+        if queries.len() == self.dim {
             // One query (the app's case, and latency): on this thread, with its reused visited
-            // marks; handing one query to the pool costs a thread wake-up.
-            return vec![VISITED.with_borrow_mut(|visited| {
-                visited.ensure(n);
-                self.search_one(visited, queries, k)
-            })];
+            // marks; handing one query to the pool costs a thread wake-up. The marks are taken
+            // out of the thread-local, not borrowed, so a nested search on this thread (rayon
+            // work-stealing inside the exact fallback) gets fresh ones instead of a panic.
+            let mut visited = VISITED.take();
+            visited.ensure(n);
+            let found = self.search_one(&mut visited, queries, k);
+            VISITED.set(visited);
+            return vec![found];
         }
         queries
             .par_chunks(self.dim.max(1))
@@ -753,6 +768,12 @@ mod tests {
                 }
             }
         }
+        // One query at a time (the calling thread's path) answers as the batch does; no query,
+        // no answer.
+        for (q, g) in queries.chunks(32).zip(&got).take(20) {
+            assert_eq!(&h.search(q, 10)[0], g);
+        }
+        assert!(h.search(&[], 10).is_empty());
     }
 
     #[test]

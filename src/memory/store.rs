@@ -76,6 +76,11 @@ impl Memory {
     /// Builds a memory from entries (e.g. an edited or subsampled copy of another memory's),
     /// sorted by id; the id counter starts past the largest id and the deny-list is empty.
     /// Errors: a repeated id, an embedding of another size than `dim`, or a NaN/Inf value.
+    ///
+    /// For copies that are never saved (an evaluation's subset, a test's variant). A memory
+    /// that will be saved must keep its original's bookkeeping: call
+    /// [`inherit_bookkeeping`](Self::inherit_bookkeeping) with the original, or ids of deleted
+    /// entries could be reused and unlearned images would be accepted again.
     pub fn from_entries(
         model_fingerprint: &str,
         dim: usize,
