@@ -6,8 +6,7 @@
 #[path = "common/ui.rs"]
 mod ui_common;
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
@@ -16,43 +15,7 @@ use procmem::app::models::ModelsState;
 use procmem::app::{AppState, ProcmemApp, Tab};
 use procmem::embed::FeatureSource;
 use procmem::memory::{Memory, import::thumbnail_png};
-use procmem::model::weights::{
-    CHECKPOINT_FORMAT, CheckpointMeta, Provenance, fingerprint, new_backbone, save_checkpoint,
-    var_tensors,
-};
-use ui_common::wait;
-
-/// A micro ViT from `seed`, written as a procmem model export; returns its fingerprint.
-fn write_model(path: &Path, seed: u64, sources: &str, procedural: bool) -> String {
-    let cfg = procmem::model::VitConfig::preset("micro").unwrap();
-    let (_, vars) = new_backbone(&cfg, seed).unwrap();
-    let backbone = var_tensors(&vars).unwrap();
-    let fp = fingerprint(&backbone).unwrap();
-    let tensors: BTreeMap<String, candle_core::Tensor> = backbone
-        .into_iter()
-        .map(|(k, v)| (format!("teacher.backbone.{k}"), v))
-        .collect();
-    let meta = CheckpointMeta {
-        format: CHECKPOINT_FORMAT.into(),
-        version: 1,
-        vit: cfg,
-        train_config: serde_json::json!({"trainer": "test"}),
-        step: 7,
-        seed,
-        provenance: Provenance {
-            sources: vec![sources.into()],
-            procedural_only: procedural,
-            images_seen: 448,
-        },
-        fingerprint: fp.clone(),
-        procmem_version: "test".into(),
-        exported_backbone: Some("teacher".into()),
-        standardisation: None,
-        pooling: Default::default(),
-    };
-    save_checkpoint(path, &tensors, &meta).unwrap();
-    fp
-}
+use ui_common::{wait, write_model};
 
 fn picture(seed: u64) -> image::RgbImage {
     let mut rng = procmem::rng::Rng::new(seed);

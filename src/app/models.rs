@@ -2,13 +2,16 @@
 //! and any model file added, each with its provenance and headline numbers from the evaluation
 //! results (`zoo/results.jsonl`, written by `procmem eval … --results`). "Use" makes a model the
 //! app's perception: the memory is re-embedded on a worker with a progress bar, and the
-//! embeddings are cached per model fingerprint, so switching back is immediate.
+//! embeddings are cached per model fingerprint, so switching back is immediate. "Evaluate"
+//! measures a model with the proxy protocol (`eval::proxy`: kNN on Fashion-MNIST's validation
+//! split, seconds) on a worker, and keeps the number in the user's results file.
 
 use std::path::{Path, PathBuf};
 
 use egui::{Color32, RichText};
 use serde::{Deserialize, Serialize};
 
+use crate::eval::proxy;
 use crate::eval::results::{self, ResultRecord};
 use crate::model::weights::CheckpointMeta;
 
@@ -108,6 +111,20 @@ pub struct ModelsPanel {
     /// Set when the user asks to use a model; the app loads it (re-embedding the memory).
     /// Commands for the app, taken once per frame ([`super::Panel::show`]).
     outbox: Vec<super::AppCommand>,
+    /// The Fashion-MNIST folder the proxy evaluation reads. None: `$PROCMEM_DATA/fashion-mnist`
+    /// ([`crate::paths::data_dir`]).
+    pub proxy_data: Option<PathBuf>,
+    /// Where proxy results are appended. None: `results.jsonl` in the user data folder.
+    pub proxy_results: Option<PathBuf>,
+    /// The running proxy evaluation: (model name, fingerprint, job).
+    proxy_job: Option<(String, String, super::jobs::Job<f64>)>,
+    /// The last proxy evaluation's outcome, or its error.
+    pub message: String,
+}
+
+/// The user's own results file (proxy evaluations from the app).
+fn user_results() -> PathBuf {
+    crate::paths::user_data_dir().join("results.jsonl")
 }
 
 impl ModelsPanel {
@@ -128,7 +145,83 @@ impl ModelsPanel {
         if shipped != self.state.results {
             self.results.extend(results::read(&shipped));
         }
+        let own = self.proxy_results.clone().unwrap_or_else(user_results);
+        for r in results::read(&own) {
+            self.keep(r);
+        }
         self.scanned = true;
+    }
+
+    /// Adds a record, replacing one of the same model, set and task.
+    fn keep(&mut self, r: ResultRecord) {
+        self.results.retain(|o| {
+            !(o.fingerprint == r.fingerprint && o.dataset == r.dataset && o.task == r.task)
+        });
+        self.results.push(r);
+    }
+
+    /// Starts the proxy evaluation of a model on a worker.
+    fn start_proxy(&mut self, ctx: &egui::Context, model: &ModelEntry) {
+        let dir = match self.proxy_data.clone() {
+            Some(d) => d,
+            None => match crate::paths::data_dir() {
+                Some(d) => d.join("fashion-mnist"),
+                None => {
+                    self.message = "set PROCMEM_DATA (or HOME) to find Fashion-MNIST".into();
+                    return;
+                }
+            },
+        };
+        let path = model.path.clone();
+        let job = super::jobs::Job::spawn(ctx, "proxy evaluation", move |h| {
+            h.progress(0.0, "loading the model and Fashion-MNIST");
+            let source = crate::embed::FeatureSource::from_spec(&path.to_string_lossy())
+                .map_err(|e| e.to_string())?;
+            proxy::fashion_mnist_val(
+                &source,
+                &dir,
+                |f| h.progress(f, "embedding memory and queries"),
+                || h.cancelled(),
+            )
+            .map_err(|e| e.to_string())
+        });
+        self.message.clear();
+        self.proxy_job = Some((model.name.clone(), model.meta.fingerprint.clone(), job));
+    }
+
+    /// Takes a finished proxy evaluation: its number joins the results and the user's file.
+    fn poll_proxy(&mut self) {
+        let Some((name, fingerprint, job)) = &mut self.proxy_job else {
+            return;
+        };
+        let Some(outcome) = job.poll() else {
+            return;
+        };
+        let (name, fingerprint) = (name.clone(), fingerprint.clone());
+        self.proxy_job = None;
+        match outcome {
+            Ok(value) => {
+                let record = ResultRecord {
+                    fingerprint,
+                    features: name.clone(),
+                    dataset: proxy::DATASET.into(),
+                    task: "knn".into(),
+                    value,
+                    k: Some(proxy::K),
+                };
+                let file = self.proxy_results.clone().unwrap_or_else(user_results);
+                self.message = match results::append(&file, std::slice::from_ref(&record)) {
+                    Ok(()) => format!(
+                        "{name}: {:.2} % kNN top-1 on the validation proxy (saved to {})",
+                        value * 100.0,
+                        file.display()
+                    ),
+                    Err(e) => format!("{name}: {:.2} %, not saved: {e}", value * 100.0),
+                };
+                self.keep(record);
+            }
+            Err(e) => self.message = format!("proxy evaluation of {name}: {e}"),
+        }
     }
 
     fn headline(&self, fingerprint: &str) -> Vec<String> {
@@ -138,6 +231,9 @@ impl ModelsPanel {
                 .find(|r| r.fingerprint == fingerprint && r.dataset == dataset && r.task == task)
         };
         let mut out = Vec::new();
+        if let Some(r) = pick(proxy::DATASET, "knn") {
+            out.push(format!("FMNIST val proxy {:.1} %", r.value * 100.0));
+        }
         for (dataset, short) in [
             ("fashion-mnist", "FMNIST"),
             ("mnist", "MNIST"),
@@ -158,6 +254,7 @@ impl ModelsPanel {
         if !self.scanned {
             self.rescan();
         }
+        self.poll_proxy();
         egui::CentralPanel::default().show(ui, |ui| {
             ui.horizontal(|ui| {
                 ui.heading("Models");
@@ -185,8 +282,16 @@ impl ModelsPanel {
             if self.entries.is_empty() {
                 ui.label("No models found. The zoo is made by scripts/zoo-gpu.sh (see docs/results.md).");
             }
+            if let Some((name, _, job)) = &self.proxy_job {
+                ui.label(format!("Evaluating {name}:"));
+                job.ui(ui);
+            }
+            if !self.message.is_empty() {
+                ui.label(&self.message);
+            }
             ui.separator();
             let mut request = None;
+            let mut evaluate = None;
             egui::ScrollArea::vertical().show(ui, |ui| {
                 egui::Grid::new("models grid").striped(true).num_columns(5).spacing([12.0, 6.0]).show(ui, |ui| {
                     ui.strong("model");
@@ -233,17 +338,31 @@ impl ModelsPanel {
                         .wrap_mode(egui::TextWrapMode::Extend));
                         let headline = self.headline(&m.meta.fingerprint);
                         ui.label(RichText::new(if headline.is_empty() { "not evaluated".to_string() } else { headline.join("\n") }).small());
-                        if is_current {
-                            ui.label("current");
-                        } else if ui.add_enabled(!busy, egui::Button::new("Use")).on_hover_text("Make this the app's perception model").clicked() {
-                            request = Some(m.path.clone());
-                        }
+                        ui.vertical(|ui| {
+                            if is_current {
+                                ui.label("current");
+                            } else if ui.add_enabled(!busy, egui::Button::new("Use")).on_hover_text("Make this the app's perception model").clicked() {
+                                request = Some(m.path.clone());
+                            }
+                            let hover = format!(
+                                "kNN (k = {}) on Fashion-MNIST's validation split: {} training images as memory, {} others as queries; the test set is not used. Seconds on a worker; the full protocol is `procmem eval knn`.",
+                                proxy::K,
+                                proxy::MEMORY,
+                                proxy::QUERIES
+                            );
+                            if ui.add_enabled(self.proxy_job.is_none(), egui::Button::new("Evaluate")).on_hover_text(hover).clicked() {
+                                evaluate = Some(m.clone());
+                            }
+                        });
                         ui.end_row();
                     }
                 });
             });
             if let Some(model) = request {
                 self.outbox.push(super::AppCommand::UseModel(model));
+            }
+            if let Some(model) = evaluate {
+                self.start_proxy(ui.ctx(), &model);
             }
         });
     }
@@ -269,5 +388,8 @@ impl super::Panel for ModelsPanel {
             .map(|k| k.perception().source.fingerprint());
         self.ui(ui, current.as_deref(), cx.loading);
         cx.commands.append(&mut self.outbox);
+    }
+    fn poll_hidden(&mut self, _ctx: &egui::Context) {
+        self.poll_proxy();
     }
 }

@@ -7,6 +7,7 @@ pub mod knn;
 pub mod ood;
 pub mod plot;
 pub mod probe;
+pub mod proxy;
 pub mod results;
 pub mod retrieval;
 pub mod seg;

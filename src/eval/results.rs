@@ -5,6 +5,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::{Error, Result};
+
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct ResultRecord {
     pub fingerprint: String,
@@ -17,6 +19,26 @@ pub struct ResultRecord {
     /// Accuracy in 0–1.
     pub value: f64,
     pub k: Option<usize>,
+}
+
+/// Appends records to a results file (created if missing), one JSON line each.
+/// Errors: the file cannot be opened or written ([`Error::Io`]).
+pub fn append(path: &Path, records: &[ResultRecord]) -> Result<()> {
+    use std::io::Write;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| Error::io(path, e))?;
+    let mut text = String::new();
+    for r in records {
+        text += &serde_json::to_string(r)?;
+        text.push('\n');
+    }
+    f.write_all(text.as_bytes()).map_err(|e| Error::io(path, e))
 }
 
 /// Every readable record of a results file, the last one winning per (fingerprint, dataset,

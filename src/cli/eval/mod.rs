@@ -600,17 +600,7 @@ fn record(
 
 fn append_results(path: &Option<PathBuf>, records: &[ResultRecord]) -> anyhow::Result<()> {
     let Some(path) = path else { return Ok(()) };
-    use std::io::Write;
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .with_context(|| format!("opening {}", path.display()))?;
-    for r in records {
-        writeln!(f, "{}", serde_json::to_string(r)?)
-            .with_context(|| format!("writing {}", path.display()))?;
-    }
-    Ok(())
+    Ok(procmem::eval::results::append(path, records)?)
 }
 
 /// `k = 10 | k = 20 | …`: the per-k column names of a Markdown table.
