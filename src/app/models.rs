@@ -180,7 +180,7 @@ impl ModelsPanel {
             proxy::fashion_mnist_val(
                 &source,
                 &dir,
-                |f| h.progress(f, "embedding memory and queries"),
+                |f| h.progress(f, "embedding"),
                 || h.cancelled(),
             )
             .map_err(|e| e.to_string())
