@@ -194,6 +194,9 @@ impl Standardisation {
             }
         }
         let mut out = vec![0f32; b * d];
+        if out.is_empty() {
+            return Tensor::from_vec(out, (b, d), x.device());
+        }
         // Blocks of rows on the pool; each output's arithmetic is the same in any block.
         let block = 32 * d;
         centred
