@@ -51,6 +51,24 @@ pub struct Job<T, E = ()> {
     rx: Receiver<Message<T, E>>,
     cancel: Arc<AtomicBool>,
     events: Vec<E>,
+    started: std::time::Instant,
+}
+
+/// "45 s", "3 min 20 s", "2 h 5 min".
+pub fn short_duration(seconds: f64) -> String {
+    let s = seconds.max(0.0).round() as u64;
+    match s {
+        0..60 => format!("{s} s"),
+        60..3600 => format!("{} min {} s", s / 60, s % 60),
+        _ => format!("{} h {} min", s / 3600, s % 3600 / 60),
+    }
+}
+
+/// The time left at `fraction` done after `elapsed` seconds, assuming a steady rate; None
+/// before there is enough progress to tell (under 2 %, or under a second in).
+pub fn eta(fraction: f32, elapsed: f64) -> Option<f64> {
+    ((0.02..1.0).contains(&fraction) && elapsed >= 1.0)
+        .then(|| elapsed * (1.0 - fraction as f64) / fraction as f64)
 }
 
 /// The error of a job whose closure panicked.
@@ -89,6 +107,7 @@ impl<T: Send + 'static, E: Send + 'static> Job<T, E> {
             rx,
             cancel,
             events: Vec::new(),
+            started: std::time::Instant::now(),
         }
     }
 
@@ -119,15 +138,18 @@ impl<T: Send + 'static, E: Send + 'static> Job<T, E> {
         self.cancel.store(true, Ordering::Relaxed);
     }
 
-    /// A progress bar with a Cancel button.
+    /// A progress bar with a Cancel button, and the time left once the rate is known.
     pub fn ui(&self, ui: &mut egui::Ui) -> bool {
         let mut cancel = false;
+        let left = eta(self.progress, self.started.elapsed().as_secs_f64())
+            .map(|s| format!(", about {} left", short_duration(s)))
+            .unwrap_or_default();
         ui.horizontal(|ui| {
             ui.add(
                 egui::ProgressBar::new(self.progress)
                     .show_percentage()
-                    .desired_width(240.0)
-                    .text(format!("{}: {}", self.label, self.text)),
+                    .desired_width(360.0)
+                    .text(format!("{}: {}{left}", self.label, self.text)),
             );
             cancel = ui.button("Cancel").clicked();
         });
@@ -151,6 +173,17 @@ mod tests {
             assert!(start.elapsed().as_secs() < 30, "the job did not finish");
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
+    }
+
+    #[test]
+    fn time_left_is_told_once_the_rate_is_known() {
+        assert_eq!(eta(0.01, 10.0), None);
+        assert_eq!(eta(0.5, 0.5), None);
+        assert_eq!(eta(1.0, 30.0), None);
+        assert_eq!(eta(0.25, 10.0), Some(30.0));
+        assert_eq!(short_duration(eta(0.25, 10.0).unwrap()), "30 s");
+        assert_eq!(short_duration(200.4), "3 min 20 s");
+        assert_eq!(short_duration(7500.0), "2 h 5 min");
     }
 
     #[test]

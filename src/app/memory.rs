@@ -302,11 +302,16 @@ impl MemoryPanel {
                     skipped.len()
                 ));
             }
-            let images: Vec<image::RgbImage> = items.iter().map(|i| i.image.clone()).collect();
+            let images: Vec<&image::RgbImage> = items.iter().map(|i| &i.image).collect();
             let n = images.len();
+            let started = std::time::Instant::now();
             let (queries, _) = source
                 .embed_rgb(&images, |done| {
-                    h.progress(done as f32 / n as f32, format!("embedding {done}/{n}"))
+                    let rate = done as f64 / started.elapsed().as_secs_f64().max(1e-3);
+                    h.progress(
+                        done as f32 / n as f32,
+                        format!("embedding {done}/{n}, {rate:.0} images/s"),
+                    )
                 })
                 .map_err(|e| e.to_string())?;
             let found = index.search(&queries, kk);

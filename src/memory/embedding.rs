@@ -39,6 +39,7 @@ pub fn embed_images(
         return Err(Error::Cancelled);
     }
     let total = images.len().max(1);
+    let started = std::time::Instant::now();
     let batches = images.chunks(32).map(|chunk| {
         let decoded: Vec<std::result::Result<ImportItem, Skipped>> = chunk
             .par_iter()
@@ -72,7 +73,11 @@ pub fn embed_images(
         entries.extend(new);
         skipped.extend(bad.into_iter().map(|s| s.reason));
         let done = (entries.len() + skipped.len()).min(total);
-        progress(done as f32 / total as f32, &format!("{done} of {total}"));
+        let rate = done as f64 / started.elapsed().as_secs_f64().max(1e-3);
+        progress(
+            done as f32 / total as f32,
+            &format!("{done} of {total}, {rate:.0} images/s"),
+        );
         if cancelled() {
             Err(Error::Cancelled)
         } else {
