@@ -4,7 +4,8 @@
 //!
 //! The training set is split as the study in docs/training.md does: its first five sixths
 //! (50,000 of 60,000 images) hold the memory, its last sixth (10,000) the queries; the test set
-//! is never read. The memory is [`MEMORY`] images and the queries [`QUERIES`], evenly spaced in
+//! is never used (it is decoded with the training set by [`datasets::fashion_mnist`], not
+//! embedded). The memory is [`MEMORY`] images and the queries [`QUERIES`], evenly spaced in
 //! their part (fewer when the part is smaller); k = [`K`] with DINO's vote. For the bundled model
 //! that is 6,000 embeddings, about 15 s on 2 cores.
 

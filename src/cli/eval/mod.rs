@@ -307,13 +307,16 @@ impl Labelled {
         use procmem::memory::import::LabelledSource;
         let limit = limit.unwrap_or(usize::MAX);
         if procmem::memory::Memory::is_memory_file(path) {
-            let m = procmem::memory::Memory::open(path)?;
-            let (fingerprint, dim) = (m.model_fingerprint().to_string(), m.dim());
-            let m = procmem::memory::Memory::from_entries(
-                &fingerprint,
-                dim,
-                spread(m.into_entries(), limit),
-            )?;
+            let mut m = procmem::memory::Memory::open(path)?;
+            if limit < m.len() {
+                // Only a subset is rebuilt (and checked again); a whole memory is used as read.
+                let (fingerprint, dim) = (m.model_fingerprint().to_string(), m.dim());
+                m = procmem::memory::Memory::from_entries(
+                    &fingerprint,
+                    dim,
+                    spread(m.into_entries(), limit),
+                )?;
+            }
             anyhow::ensure!(
                 !m.entries().is_empty(),
                 "{}: the memory is empty",
