@@ -252,18 +252,21 @@ fn composite_set_then_eval_seg_prints_a_row_per_source_and_the_dense_tools_run()
     );
 
     let report = dir.path().join("seg.md");
-    let (ok, out, err) = procmem(&[
-        "eval",
-        "seg",
-        "--data",
-        set.to_str().unwrap(),
-        "--features",
-        "random:micro",
-        "--grid",
-        "4",
-        "--report",
-        report.to_str().unwrap(),
-    ]);
+    let eval_seg = |extra: &[&str]| {
+        let mut args = vec![
+            "eval",
+            "seg",
+            "--data",
+            set.to_str().unwrap(),
+            "--features",
+            "random:micro",
+            "--grid",
+            "4",
+        ];
+        args.extend_from_slice(extra);
+        procmem(&args)
+    };
+    let (ok, out, err) = eval_seg(&["--report", report.to_str().unwrap()]);
     assert!(ok, "{err}");
     let rows: Vec<&str> = out
         .lines()
@@ -288,6 +291,32 @@ fn composite_set_then_eval_seg_prints_a_row_per_source_and_the_dense_tools_run()
         }
     }
     assert_eq!(std::fs::read_to_string(&report).unwrap(), out);
+
+    // A sharper in-context attention is stated in the heading and changes raw pixels' in-context
+    // IoU (the kNN columns do not use it); a sharpness that is not positive is refused.
+    let pixels_row = |out: &str| -> Vec<String> {
+        let row = out.lines().find(|l| l.starts_with("| raw pixels")).unwrap();
+        row.split('|').map(|c| c.trim().to_string()).collect()
+    };
+    let (ok, sharp, err) = eval_seg(&["--sharpness", "10"]);
+    assert!(ok, "{err}");
+    assert!(
+        sharp.contains("in-context attention sharpness 10"),
+        "{sharp}"
+    );
+    let (plain, sharp) = (pixels_row(&out), pixels_row(&sharp));
+    assert_ne!(
+        plain[4], sharp[4],
+        "in-context soft IoU: {plain:?} / {sharp:?}"
+    );
+    // Cells: "", name, R² ×2, in-context ×2, kNN ×2, top-30 ×2, "".
+    assert_eq!(plain[..4], sharp[..4], "name and PCA R² columns");
+    assert_eq!(plain[6..], sharp[6..], "kNN columns");
+    let (ok, _, err) = eval_seg(&["--sharpness", "0"]);
+    assert!(
+        !ok && err.contains("--sharpness must be a positive number"),
+        "{err}"
+    );
 
     // The dense tools on the set's images.
     let img0 = set.join("00000.png");

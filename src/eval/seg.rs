@@ -33,6 +33,9 @@ pub struct SegEvalConfig {
     pub threshold: f32,
     /// kNN vote (default the paper's attention over all memory patches).
     pub vote: PatchVote,
+    /// Multiplier of the in-context attention logits ⟨z_prompt, z_query⟩/C (default 1, the
+    /// paper's scale; the Segmentation panel and `dense segment` default to 10).
+    pub sharpness: f32,
 }
 
 impl Default for SegEvalConfig {
@@ -41,6 +44,7 @@ impl Default for SegEvalConfig {
             grid: crate::dense::DEFAULT_GRID,
             threshold: 0.2,
             vote: PatchVote::Attention,
+            sharpness: 1.0,
         }
     }
 }
@@ -119,8 +123,8 @@ pub(crate) fn predict_in_context(
     prompt_mask: &SoftMask,
     query: &PatchGrid,
     block: usize,
-    width: usize,
-    height: usize,
+    (width, height): (usize, usize),
+    sharpness: f32,
 ) -> Result<SoftMask> {
     let mask = prompt_mask.resize(prompt.cols * block, prompt.rows * block);
     Ok(in_context(
@@ -130,7 +134,7 @@ pub(crate) fn predict_in_context(
         }],
         query,
         block,
-        1.0,
+        sharpness,
     )?
     .resize(width, height))
 }
@@ -194,8 +198,8 @@ pub fn evaluate(
             &prompt_mask,
             qgrid,
             block,
-            ex.width(),
-            ex.height(),
+            (ex.width(), ex.height()),
+            cfg.sharpness,
         )?;
         let truth = SoftMask::of_class(&ex.labels, ex.width(), ex.height(), class);
         if let Some(iou) = soft_iou(&pred.values, &truth.values) {

@@ -20,7 +20,7 @@ pub struct SegmentArgs {
     #[arg(long, default_value_t = 0.2)]
     threshold: f32,
     /// Multiplies the attention logits ⟨z_prompt, z_query⟩ / C. 1 is the paper's scale, nearly
-    /// uniform attention for the small CPU models; 10 focuses it (`eval seg` keeps 1).
+    /// uniform attention for the small CPU models; 10 focuses it (`eval seg` defaults to 1).
     #[arg(long, default_value_t = 10.0)]
     sharpness: f32,
     #[command(flatten)]

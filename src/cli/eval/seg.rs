@@ -23,6 +23,10 @@ pub struct SegArgs {
     /// Use only the first N images of the set.
     #[arg(long)]
     limit: Option<usize>,
+    /// Multiplier of the in-context attention logits (1 = the paper's ⟨z, z'⟩/C; the
+    /// Segmentation panel's default is 10).
+    #[arg(long, default_value_t = SegEvalConfig::default().sharpness)]
+    sharpness: f32,
 }
 
 impl SegArgs {
@@ -37,7 +41,11 @@ impl SegArgs {
                 },
             grid,
             limit,
+            sharpness,
         } = self;
+        if !(sharpness.is_finite() && sharpness > 0.0) {
+            anyhow::bail!("--sharpness must be a positive number, got {sharpness}");
+        }
         let baselines = !no_baselines;
         let set = CompositeSet::open(&data).with_context(|| {
             format!(
@@ -49,16 +57,22 @@ impl SegArgs {
         let examples: Vec<_> = (0..n).map(|i| set.load(i)).collect::<Result<_, _>>()?;
         let cfg = SegEvalConfig {
             grid,
+            sharpness,
             ..Default::default()
         };
         let mut markdown = format!(
-            "## Segmentation on the composite set {} ({} images: {} memory / prompts, {} queries; {}×{} patch grid)\n\nCommand: `procmem {}`\n\n{}",
+            "## Segmentation on the composite set {} ({} images: {} memory / prompts, {} queries; {}×{} patch grid{})\n\nCommand: `procmem {}`\n\n{}",
             data.display(),
             n,
             n / 2,
             n - n / 2,
             grid,
             grid,
+            if sharpness == 1.0 {
+                String::new()
+            } else {
+                format!("; in-context attention sharpness {sharpness}")
+            },
             command_line(),
             SegScores::MARKDOWN_HEADER
         );
