@@ -176,6 +176,7 @@ fn export_random(
         procmem_version: env!("CARGO_PKG_VERSION").into(),
         exported_backbone: Some("teacher".into()),
         standardisation: None,
+        patch_standardisation: None,
         pooling: Default::default(),
     };
     let tensors = backbone

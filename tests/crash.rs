@@ -152,6 +152,7 @@ fn a_killed_model_export_leaves_no_half_written_model() {
         procmem_version: "test".into(),
         exported_backbone: None,
         standardisation: None,
+        patch_standardisation: None,
         pooling: Default::default(),
     };
     procmem::model::weights::save_checkpoint(&ckpt, &stored, &meta).unwrap();

@@ -297,6 +297,7 @@ fn checkpoint_json() {
         procmem_version: "test".into(),
         exported_backbone: Some("teacher".into()),
         standardisation: None,
+        patch_standardisation: None,
         pooling: Default::default(),
     };
     let stored: std::collections::BTreeMap<String, candle_core::Tensor> = tensors

@@ -144,6 +144,22 @@ fn dinov2_options_train_every_parameter_and_log_koleo() {
     );
 }
 
+/// `count` 32×32 Shaders images from `seed`, as `procmem standardise` generates them.
+fn shader_images(seed: u64, count: u64) -> Vec<image::RgbImage> {
+    let mut generator = procmem::generate::Generator::open_default(GeneratorConfig {
+        process: Process::Shaders,
+        size: 32,
+        ..Default::default()
+    })
+    .unwrap();
+    generator
+        .generate(seed, 0..count, false)
+        .unwrap()
+        .into_iter()
+        .map(|s| s.image)
+        .collect()
+}
+
 #[test]
 fn procedural_standardisation_is_part_of_the_model() {
     use procmem::embed::{FeatureSource, StandardiseConfig, standardise_model};
@@ -160,6 +176,8 @@ fn procedural_standardisation_is_part_of_the_model() {
             seed: 3,
             shrinkage: 0.1,
             pooling,
+            patch_images: 0,
+            ..Default::default()
         };
         let std_path = dir.path().join(format!("standardised-{}", pooling.name()));
         let fp = standardise_model(
@@ -194,6 +212,9 @@ fn procedural_standardisation_is_part_of_the_model() {
             (96, true)
         );
         assert!(loaded.vit.standardisation().is_some());
+        assert!(
+            meta.patch_standardisation.is_none() && loaded.vit.patch_standardisation().is_none()
+        );
         assert_eq!(
             (loaded.vit.pooling(), loaded.vit.embedding_dim()),
             (pooling, pooling.dim(32))
@@ -213,18 +234,7 @@ fn procedural_standardisation_is_part_of_the_model() {
         );
 
         // On the procedural images it was fitted on, the embedding is centred: mean cosine of pairs near 0.
-        let mut generator = procmem::generate::Generator::open_default(GeneratorConfig {
-            process: Process::Shaders,
-            size: 32,
-            ..Default::default()
-        })
-        .unwrap();
-        let images: Vec<image::RgbImage> = generator
-            .generate(3, 0..96, false)
-            .unwrap()
-            .into_iter()
-            .map(|s| s.image)
-            .collect();
+        let images = shader_images(3, 96);
         let mean_cos = |source: FeatureSource| {
             let (e, d) = source.embed_rgb(&images, |_| {}).unwrap();
             assert_eq!(e.len(), 96 * d);
@@ -251,6 +261,112 @@ fn procedural_standardisation_is_part_of_the_model() {
             "{pooling:?}: mean cosine {before} before, {after} after"
         );
     }
+}
+
+#[test]
+fn patch_token_standardisation_whitens_the_dense_features_and_leaves_the_embedding() {
+    use procmem::dense::features::extract;
+    use procmem::embed::{FeatureSource, StandardiseConfig, standardise_model};
+    use procmem::model::weights::export_backbone;
+    let dir = tempfile::tempdir().unwrap();
+    run(&mut Trainer::new(micro_config(1), dir.path()).unwrap());
+    let plain = dir.path().join("plain");
+    export_backbone(&dir.path().join("last.json"), Which::Student, &plain).unwrap();
+    let base = StandardiseConfig {
+        process: Process::Shaders,
+        images: 64,
+        seed: 3,
+        shrinkage: 0.1,
+        pooling: Pooling::Cls,
+        patch_images: 48,
+        patch_grid: 4,
+        patch_shrinkage: 0.0,
+        patches_only: false,
+    };
+    let fit = |from: &std::path::Path, cfg: &StandardiseConfig, name: &str| {
+        let out = dir.path().join(name);
+        let fp = standardise_model(
+            &from.with_extension("json"),
+            Which::Teacher,
+            cfg,
+            &out,
+            |_, _| {},
+        )
+        .unwrap();
+        (fp, out.with_extension("json"))
+    };
+    let embedding_only = StandardiseConfig {
+        patch_images: 0,
+        ..base.clone()
+    };
+    let (fp_without, without) = fit(&plain, &embedding_only, "embedding-only");
+    let (fp_with, with) = fit(&plain, &base, "with-patches");
+    assert_eq!(
+        fp_without, fp_with,
+        "the fingerprint is the embedding's: the patch statistics, which it never reads, are left out"
+    );
+    // Fitting the patches alone onto the embedding-only model keeps its pooling and embedding
+    // statistics bit for bit, whatever the embedding settings say (here all different), and gives
+    // the same file as fitting both at once.
+    let patches_only = StandardiseConfig {
+        images: 9,
+        shrinkage: 3.0,
+        pooling: Pooling::PatchGrid { side: 2 },
+        patches_only: true,
+        ..base.clone()
+    };
+    let (fp_added, added) = fit(&without, &patches_only, "patches-added");
+    assert_eq!(fp_added, fp_with);
+    assert_eq!(
+        std::fs::read(added.with_extension("safetensors")).unwrap(),
+        std::fs::read(with.with_extension("safetensors")).unwrap()
+    );
+    let loaded = load_backbone(&with, Which::Teacher, None).unwrap();
+    let recorded = loaded.meta.as_ref().unwrap().patch_standardisation.as_ref();
+    let recorded = recorded.expect("provenance of the patch standardisation");
+    assert_eq!(recorded.images, 48);
+    assert!(
+        recorded.source.starts_with("procedural:shaders") && recorded.source.contains("32x32"),
+        "{}",
+        recorded.source
+    );
+    assert_eq!(
+        loaded.vit.patch_standardisation().map(|s| s.dim()),
+        Some(32)
+    );
+
+    let source = |path: &std::path::Path| FeatureSource::from_spec(path.to_str().unwrap()).unwrap();
+    let (with, without) = (source(&with), source(&without));
+    // Procedural images of the fit's own distribution (its seed is the config's + 1,000,003).
+    let images = shader_images(3 + 1_000_003, 48);
+    // The memory's embedding does not change: the patch statistics act on the dense features only.
+    assert_eq!(
+        with.embed_rgb(&images, |_| {}).unwrap(),
+        without.embed_rgb(&images, |_| {}).unwrap()
+    );
+    // On the images it was fitted on, the whitened patches have mean 0 and a total variance of D
+    // (unit variance per dimension on average). Full whitening gives every direction the same
+    // variance but at most one: LayerNorm's output satisfies one linear constraint per token,
+    // which leaves a (near-)null direction of the covariance.
+    let grids = extract(&with, &images, 4, |_| {}).unwrap();
+    let raw = extract(&without, &images, 4, |_| {}).unwrap();
+    assert_ne!(grids, raw);
+    let rows: Vec<&[f32]> = grids.iter().flat_map(|g| g.data.chunks(g.dim)).collect();
+    assert_eq!(rows.len(), 48 * 16);
+    let n = rows.len() as f64;
+    let mut total = 0.0;
+    for j in 0..32 {
+        let mean = rows.iter().map(|r| r[j] as f64).sum::<f64>() / n;
+        let var = rows
+            .iter()
+            .map(|r| (r[j] as f64 - mean).powi(2))
+            .sum::<f64>()
+            / (n - 1.0);
+        assert!(mean.abs() < 1e-2, "dimension {j}: mean {mean}");
+        assert!(var < 1.1, "dimension {j}: variance {var}");
+        total += var;
+    }
+    assert!((31.9..32.1).contains(&total), "total variance {total}");
 }
 
 #[test]

@@ -1,5 +1,5 @@
-//! The Models panel with egui_kittest: two tiny models in a folder (as the zoo is), headline
-//! numbers from a results file, "Use" on the other model re-embeds the memory on a worker (the
+//! The Models panel with egui_kittest: two tiny models in a folder (as the zoo is), one with a
+//! patch-token standardisation shown with its provenance, headline numbers from a results file, "Use" on the other model re-embeds the memory on a worker (the
 //! embeddings equal a direct computation with that model), the re-embedding is cached per
 //! fingerprint, and deleting a memory entry purges that cache.
 
@@ -38,7 +38,22 @@ fn models_panel_lists_the_zoo_and_switching_re_embeds_the_memory_with_a_cache() 
         "procedural:kml-mixup (test)",
         true,
     );
-    let fp_b = write_model(&zoo.join("model-b.json"), 2, "real:test photographs", false);
+    write_model(&zoo.join("model-b.json"), 2, "real:test photographs", false);
+    // Model B carries a procedural standardisation of its patch tokens (fitted in place).
+    let fp_b = procmem::embed::standardise_model(
+        &zoo.join("model-b.json"),
+        procmem::model::weights::Which::Teacher,
+        &procmem::embed::StandardiseConfig {
+            process: procmem::generate::Process::Shaders,
+            patch_images: 8,
+            patch_grid: 4,
+            patches_only: true,
+            ..Default::default()
+        },
+        &zoo.join("model-b"),
+        |_, _| {},
+    )
+    .unwrap();
     std::fs::write(zoo.join("notes.json"), "{}").unwrap(); // not a model: no weights beside it, not listed
     let results = zoo.join("results.jsonl");
     std::fs::write(
@@ -104,6 +119,9 @@ fn models_panel_lists_the_zoo_and_switching_re_embeds_the_memory_with_a_cache() 
     h.get_by_label("model-b");
     h.get_by_label("procedural data only");
     h.get_by_label("trained on real images");
+    h.get_by_label(
+        "patch tokens standardised on procedural:shaders (seed 1000004, 32x32) (8 images)",
+    );
     h.get_by_label("FMNIST kNN 61.2 %");
     h.get_by_label("not evaluated");
     assert_eq!(

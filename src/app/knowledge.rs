@@ -75,7 +75,13 @@ impl Perception {
                 m.standardisation
                     .as_ref()
                     .map(|s| format!(", standardised on {}", s.source))
-                    .unwrap_or_default(),
+                    .into_iter()
+                    .chain(
+                        m.patch_standardisation
+                            .as_ref()
+                            .map(|s| format!(", patch tokens on {}", s.source))
+                    )
+                    .collect::<String>(),
                 if m.provenance.procedural_only {
                     "procedural data only"
                 } else {

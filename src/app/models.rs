@@ -319,6 +319,10 @@ impl ModelsPanel {
                                 ui.label(RichText::new(format!("standardised on {} ({} images)", st.source, st.images)).small())
                                     .on_hover_text("centring and whitening of the embedding, fitted on procedural images only");
                             }
+                            if let Some(st) = &m.meta.patch_standardisation {
+                                ui.label(RichText::new(format!("patch tokens standardised on {} ({} images)", st.source, st.images)).small())
+                                    .on_hover_text("centring and whitening of the patch tokens the segmentation and PCA read, fitted on procedural images only");
+                            }
                         });
                         let trainer = m.meta.train_config.get("trainer").and_then(|t| t.as_str()).unwrap_or("procmem train");
                         let trainer = trainer.split(" (").next().unwrap_or(trainer);

@@ -1,6 +1,6 @@
 //! `procmem standardise`: choose the pooling of the tokens ([`procmem::model::pooling`]), fit a
-//! procedural standardisation of the pooled embedding (centring + whitening,
-//! [`procmem::model::standardise`]) and write the model with both.
+//! procedural standardisation of the pooled embedding and one of the patch tokens the dense tasks
+//! read (centring + whitening, [`procmem::model::standardise`]), and write the model with them.
 
 use std::path::PathBuf;
 
@@ -40,6 +40,19 @@ pub struct StandardiseArgs {
     /// tokens mean-pooled over an S×S grid, e.g. `grid2`; see docs/training.md, "Pooling").
     #[arg(long, default_value_t = StandardiseConfig::default().pooling.name(), value_parser = parse_pooling)]
     pub pooling: String,
+    /// Images whose patch tokens fit the dense tasks' patch-token standardisation (0 = none).
+    #[arg(long, default_value_t = StandardiseConfig::default().patch_images)]
+    pub patch_images: usize,
+    /// Patches per side of those images (the dense tasks' grid).
+    #[arg(long, default_value_t = StandardiseConfig::default().patch_grid)]
+    pub patch_grid: usize,
+    /// ε of the patch-token whitening, relative to the mean eigenvalue.
+    #[arg(long, default_value_t = StandardiseConfig::default().patch_shrinkage)]
+    pub patch_shrinkage: f64,
+    /// Fit only the patch tokens' standardisation; keep the model's pooling and embedding
+    /// standardisation bit for bit (so `--images`, `--shrinkage` and `--pooling` cannot be given).
+    #[arg(long, conflicts_with_all = ["images", "shrinkage", "pooling"])]
+    pub patches_only: bool,
     /// Output path stem: writes <out>.safetensors and <out>.json.
     #[arg(long)]
     pub out: PathBuf,
@@ -55,8 +68,15 @@ impl StandardiseArgs {
             seed: self.seed,
             shrinkage: self.shrinkage,
             pooling,
+            patch_images: self.patch_images,
+            patch_grid: self.patch_grid,
+            patch_shrinkage: self.patch_shrinkage,
+            patches_only: self.patches_only,
         };
-        let bar = super::progress_bar(2 * cfg.images as u64, "generating and embedding");
+        let bar = super::progress_bar(
+            2 * (if cfg.patches_only { 0 } else { cfg.images } + cfg.patch_images) as u64,
+            "generating and embedding",
+        );
         let which = if self.student {
             Which::Student
         } else {
@@ -67,15 +87,32 @@ impl StandardiseArgs {
             bar.set_position(done as u64);
         })?;
         bar.finish_and_clear();
-        eprintln!(
-            "wrote {} with {} pooling and a standardisation fitted on {} {} images (seed {}, shrinkage {}); fingerprint {fp}",
-            self.out.display(),
-            cfg.pooling.name(),
-            cfg.images,
-            cfg.process.cli_name(),
-            cfg.seed,
-            cfg.shrinkage
-        );
+        if cfg.patches_only {
+            eprintln!(
+                "wrote {}, its pooling and embedding unchanged; fingerprint {fp}",
+                self.out.display()
+            );
+        } else {
+            eprintln!(
+                "wrote {} with {} pooling and a standardisation fitted on {} {} images (seed {}, shrinkage {}); fingerprint {fp}",
+                self.out.display(),
+                cfg.pooling.name(),
+                cfg.images,
+                cfg.process.cli_name(),
+                cfg.seed,
+                cfg.shrinkage
+            );
+        }
+        if cfg.patch_images > 0 {
+            eprintln!(
+                "patch tokens standardised on {} {} images at a {}×{} patch grid (shrinkage {})",
+                cfg.patch_images,
+                cfg.process.cli_name(),
+                cfg.patch_grid,
+                cfg.patch_grid,
+                cfg.patch_shrinkage
+            );
+        }
         Ok(())
     }
 }

@@ -1,5 +1,8 @@
 //! Patch features: the last block's patch tokens after the final norm, CLS dropped — the
 //! paper's `get_intermediate_layers(x)[0][:, 1:]` — or plain RGB patches as the reference.
+//! When the model file carries a procedural standardisation of its patch tokens
+//! (`model::standardise`, `procmem standardise`), the tokens are centred and whitened with it
+//! (a deviation from the paper, measured in docs/dense.md).
 //!
 //! Images are resized whole (no crop) to `grid × patch` pixels per side, so a patch covers the
 //! same part of the image as the matching block of its mask. The paper uses 448² inputs with
@@ -184,9 +187,7 @@ where
                     .flat_map_iter(|img| resize_normalise(img.borrow(), size as u32, size as u32))
                     .collect();
                 let x = Tensor::from_vec(pixels, (chunk.len(), 3, size, size), &Device::Cpu)?;
-                let tokens = vit.infer_tokens(&x)?;
-                let n = tokens.dim(1)?;
-                let patches = tokens.narrow(1, 1, n - 1)?;
+                let patches = vit.patch_features(&x)?;
                 let values = patches.flatten_all().and_then(|t| t.to_vec1::<f32>())?;
                 for v in values.chunks_exact(grid * grid * dim) {
                     out.push(PatchGrid {

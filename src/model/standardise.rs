@@ -1,5 +1,6 @@
-//! Procedural standardisation of the embedding: centring and whitening fitted on procedural
-//! images only, stored in the model file and applied wherever the model embeds.
+//! Procedural standardisation of the embedding and of the patch tokens: centring and whitening
+//! fitted on procedural images only, stored in the model file and applied wherever the model
+//! embeds (the embedding) or the dense tasks read its tokens (the patch tokens).
 //!
 //! A small DINO model trained for minutes puts every image in a narrow cone (random pairs of
 //! real images at mean cosine ≈ 0.97 for the bundled model before this step), so cosine
@@ -19,6 +20,16 @@
 //! centring alone). Deviation from the paper: the paper evaluates raw DINO CLS features; this
 //! step is procmem's, measured in `docs/training.md`.
 //!
+//! The same transform, fitted separately and without the final normalisation, standardises the
+//! final-norm **patch tokens** the dense tasks read (`dense::features`): z' = c·W_p·(z − μ_p),
+//! with μ_p and Σ_p over every patch token of procedural images at the dense grid, and c the
+//! scale that gives the fitted tokens unit variance per dimension on average (the scale of
+//! ImageNet-normalised pixels; [`Standardisation::fit_unit_variance`]). The shrinkage chosen for
+//! patches is large (mostly centring): full whitening helped the kNN votes but hurt in-context
+//! attention. Stored under [`PATCH_MEAN_KEY`] / [`PATCH_WHITENING_KEY`]. Deviation from the
+//! paper, measured in `docs/dense.md`. The model's fingerprint leaves the patch tensors out
+//! (`model::weights`): the embedding a memory stores never reads them.
+//!
 //! Applying it is a fixed-order product per row, so an image embeds to the same bits alone and
 //! in any batch (the memory's exact unlearning relies on it).
 
@@ -33,6 +44,36 @@ use super::kernels::matvec_rows_in_order;
 pub const MEAN_KEY: &str = "standardise.mean";
 /// Checkpoint key of W, shape [D, D], symmetric.
 pub const WHITENING_KEY: &str = "standardise.whitening";
+/// Checkpoint key of the patch tokens' μ, shape [D] (the model's width).
+pub const PATCH_MEAN_KEY: &str = "standardise_patches.mean";
+/// Checkpoint key of the patch tokens' W, shape [D, D], symmetric.
+pub const PATCH_WHITENING_KEY: &str = "standardise_patches.whitening";
+
+/// Where a standardisation's two tensors are stored in a model file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StandardisationKeys {
+    pub mean: &'static str,
+    pub whitening: &'static str,
+}
+
+impl StandardisationKeys {
+    /// The pooled embedding's standardisation ([`MEAN_KEY`], [`WHITENING_KEY`]).
+    pub const EMBEDDING: Self = Self {
+        mean: MEAN_KEY,
+        whitening: WHITENING_KEY,
+    };
+    /// The patch tokens' standardisation, read by the dense tasks ([`PATCH_MEAN_KEY`],
+    /// [`PATCH_WHITENING_KEY`]).
+    pub const PATCH_TOKENS: Self = Self {
+        mean: PATCH_MEAN_KEY,
+        whitening: PATCH_WHITENING_KEY,
+    };
+
+    /// Both keys.
+    pub fn names(self) -> [&'static str; 2] {
+        [self.mean, self.whitening]
+    }
+}
 
 /// μ and W of the module docs.
 #[derive(Clone, Debug, PartialEq)]
@@ -53,9 +94,17 @@ fn transposed(m: &[f32], dim: usize) -> Vec<f32> {
 }
 
 impl Standardisation {
-    /// Fits μ and W on `embeddings`, rows of `dim` unit vectors (at least 2 rows).
+    /// Fits μ and W on `embeddings`, rows of `dim` values (at least 2 rows): unit embeddings,
+    /// or patch tokens for the dense tasks' standardisation.
     /// `shrinkage` ≥ 0 is ε relative to the mean eigenvalue (0 = full whitening).
     pub fn fit(embeddings: &[f32], dim: usize, shrinkage: f64) -> Result<Self> {
+        Self::fit_with_spread(embeddings, dim, shrinkage).map(|(s, _)| s)
+    }
+
+    /// [`Self::fit`] and the mean squared norm of W·(x − μ) over the fitted rows,
+    /// Σₖ λₖ·sₖ²·(n − 1)/n with sₖ = (λₖ + ε)^(−1/2) (computed from the spectrum, not by
+    /// transforming the rows again).
+    fn fit_with_spread(embeddings: &[f32], dim: usize, shrinkage: f64) -> Result<(Self, f64)> {
         if dim == 0 || !embeddings.len().is_multiple_of(dim) || embeddings.len() / dim < 2 {
             bail!(
                 "standardisation: {} values are not ≥ 2 rows of {dim}",
@@ -113,48 +162,67 @@ impl Standardisation {
                 whitening[i * dim + j] = w as f32;
             }
         }
-        Ok(Self {
-            dim,
-            mean: mean.into_iter().map(|m| m as f32).collect(),
-            whitening_t: transposed(&whitening, dim),
-            whitening,
-        })
+        let spread = eigenvalues
+            .iter()
+            .zip(&scale)
+            .map(|(l, s)| l.max(0.0) * s * s)
+            .sum::<f64>()
+            * (n - 1) as f64
+            / n as f64;
+        Ok((
+            Self {
+                dim,
+                mean: mean.into_iter().map(|m| m as f32).collect(),
+                whitening_t: transposed(&whitening, dim),
+                whitening,
+            },
+            spread,
+        ))
     }
 
     pub fn dim(&self) -> usize {
         self.dim
     }
 
-    /// The two tensors to store under [`MEAN_KEY`] and [`WHITENING_KEY`].
-    pub(crate) fn to_tensors(&self) -> Result<[(&'static str, Tensor); 2]> {
+    /// The two tensors to store under `keys`' names.
+    pub(crate) fn to_tensors(
+        &self,
+        keys: StandardisationKeys,
+    ) -> Result<[(&'static str, Tensor); 2]> {
         Ok([
             (
-                MEAN_KEY,
+                keys.mean,
                 Tensor::from_vec(self.mean.clone(), self.dim, &Device::Cpu)?,
             ),
             (
-                WHITENING_KEY,
+                keys.whitening,
                 Tensor::from_vec(self.whitening.clone(), (self.dim, self.dim), &Device::Cpu)?,
             ),
         ])
     }
 
-    /// Reads μ and W from a backbone's tensors: `None` when neither key is present, an error when
-    /// only one is, when a shape is not [D] / [D, D], or when a value is not finite.
+    /// Reads μ and W stored under `keys` from a backbone's tensors: `None` when neither key is
+    /// present, an error when only one is, when a shape is not [D] / [D, D], or when a value is
+    /// not finite.
     pub(crate) fn from_tensors(
         tensors: &HashMap<String, Tensor>,
+        keys: StandardisationKeys,
         dim: usize,
     ) -> Result<Option<Self>> {
-        let (mean, whitening) = match (tensors.get(MEAN_KEY), tensors.get(WHITENING_KEY)) {
+        let StandardisationKeys {
+            mean: mean_key,
+            whitening: whitening_key,
+        } = keys;
+        let (mean, whitening) = match (tensors.get(mean_key), tensors.get(whitening_key)) {
             (None, None) => return Ok(None),
             (Some(m), Some(w)) => (m, w),
             _ => bail!(
-                "standardisation: `{MEAN_KEY}` and `{WHITENING_KEY}` must both be present or both absent"
+                "standardisation: `{mean_key}` and `{whitening_key}` must both be present or both absent"
             ),
         };
         if mean.dims() != [dim] || whitening.dims() != [dim, dim] {
             bail!(
-                "standardisation: `{MEAN_KEY}` is {:?} and `{WHITENING_KEY}` {:?}; the model's width {dim} needs [{dim}] and [{dim}, {dim}]",
+                "standardisation: `{mean_key}` is {:?} and `{whitening_key}` {:?}; the model's width {dim} needs [{dim}] and [{dim}, {dim}]",
                 mean.dims(),
                 whitening.dims()
             );
@@ -165,7 +233,7 @@ impl Standardisation {
             .flatten_all()?
             .to_vec1()?;
         if mean.iter().chain(&whitening).any(|v| !v.is_finite()) {
-            bail!("standardisation: `{MEAN_KEY}` or `{WHITENING_KEY}` holds NaN or Inf");
+            bail!("standardisation: `{mean_key}` or `{whitening_key}` holds NaN or Inf");
         }
         Ok(Some(Self {
             dim,
@@ -204,6 +272,24 @@ impl Standardisation {
             .zip(out.par_chunks_mut(block))
             .for_each(|(x, o)| matvec_rows_in_order(x, &self.whitening_t, d, o));
         Tensor::from_vec(out, (b, d), x.device())
+    }
+}
+
+impl Standardisation {
+    /// [`Self::fit`] on `rows` ([N·dim] row-major, N ≥ 2), then W scaled so that the fitted
+    /// rows' mean squared norm after the transform is `dim`: unit variance per dimension on
+    /// average, the scale of ImageNet-normalised pixels, whatever the shrinkage. For features
+    /// that are used unnormalised (the patch tokens, whose dot products set the dense tasks'
+    /// attention).
+    pub fn fit_unit_variance(rows: &[f32], dim: usize, shrinkage: f64) -> Result<Self> {
+        let (mut s, mean_square) = Self::fit_with_spread(rows, dim, shrinkage)?;
+        if !(mean_square.is_finite() && mean_square > 0.0) {
+            bail!("standardisation: the rows do not vary");
+        }
+        let factor = (dim as f64 / mean_square).sqrt() as f32;
+        s.whitening.iter_mut().for_each(|w| *w *= factor);
+        s.whitening_t.iter_mut().for_each(|w| *w *= factor);
+        Ok(s)
     }
 }
 
@@ -302,37 +388,84 @@ mod tests {
     }
 
     #[test]
+    fn unit_variance_fit_gives_the_fitted_rows_a_mean_squared_norm_of_dim() {
+        // The scale comes from the spectrum; transforming the rows must agree, at any shrinkage.
+        let dim = 10;
+        let rows = unit_rows(500, dim, 9);
+        for shrinkage in [0.0, 1.0, 1e6] {
+            let s = Standardisation::fit_unit_variance(&rows, dim, shrinkage).unwrap();
+            let y: Vec<f32> = s
+                .apply(&Tensor::from_vec(rows.clone(), (500, dim), &Device::Cpu).unwrap())
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1()
+                .unwrap();
+            let mean_square = y.iter().map(|v| (*v as f64).powi(2)).sum::<f64>() / 500.0;
+            assert!(
+                (mean_square - dim as f64).abs() < 1e-3 * dim as f64,
+                "shrinkage {shrinkage}: {mean_square}"
+            );
+        }
+        let flat = vec![0.5f32; 4 * dim];
+        assert!(Standardisation::fit_unit_variance(&flat, dim, 0.1).is_err());
+    }
+
+    #[test]
     fn tensors_round_trip_and_bad_ones_are_refused() {
         let dim = 4;
         let s = Standardisation::fit(&unit_rows(50, dim, 6), dim, 0.5).unwrap();
-        let map: HashMap<String, Tensor> = s
-            .to_tensors()
-            .unwrap()
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v))
-            .collect();
-        assert_eq!(Standardisation::from_tensors(&map, dim).unwrap(), Some(s));
-        assert!(
-            Standardisation::from_tensors(&map, dim + 1).is_err(),
-            "wrong width"
-        );
-        let mut half = map.clone();
-        half.remove(WHITENING_KEY);
-        assert!(
-            Standardisation::from_tensors(&half, dim).is_err(),
-            "one key alone"
-        );
-        let mut nan = map.clone();
-        nan.insert(
-            MEAN_KEY.into(),
-            Tensor::new(&[f32::NAN, 0.0, 0.0, 0.0], &Device::Cpu).unwrap(),
-        );
-        assert!(Standardisation::from_tensors(&nan, dim).is_err(), "NaN");
-        assert_eq!(
-            Standardisation::from_tensors(&HashMap::new(), dim).unwrap(),
-            None
-        );
+        for (keys, other) in [
+            (
+                StandardisationKeys::EMBEDDING,
+                StandardisationKeys::PATCH_TOKENS,
+            ),
+            (
+                StandardisationKeys::PATCH_TOKENS,
+                StandardisationKeys::EMBEDDING,
+            ),
+        ] {
+            let map: HashMap<String, Tensor> = s
+                .to_tensors(keys)
+                .unwrap()
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect();
+            assert_eq!(
+                Standardisation::from_tensors(&map, keys, dim).unwrap(),
+                Some(s.clone())
+            );
+            assert_eq!(
+                Standardisation::from_tensors(&map, other, dim).unwrap(),
+                None,
+                "the other key set is separate"
+            );
+            assert!(
+                Standardisation::from_tensors(&map, keys, dim + 1).is_err(),
+                "wrong width"
+            );
+            let mut half = map.clone();
+            half.remove(keys.whitening);
+            assert!(
+                Standardisation::from_tensors(&half, keys, dim).is_err(),
+                "one key alone"
+            );
+            let mut nan = map.clone();
+            nan.insert(
+                keys.mean.into(),
+                Tensor::new(&[f32::NAN, 0.0, 0.0, 0.0], &Device::Cpu).unwrap(),
+            );
+            assert!(
+                Standardisation::from_tensors(&nan, keys, dim).is_err(),
+                "NaN"
+            );
+            assert_eq!(
+                Standardisation::from_tensors(&HashMap::new(), keys, dim).unwrap(),
+                None
+            );
+        }
     }
+
     #[test]
     fn apply_is_the_sequential_dot_product_bit_for_bit() {
         // The formula `apply` computed before its kernel: one sequential sum per output.

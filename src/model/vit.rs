@@ -393,6 +393,9 @@ pub struct VisionTransformer {
     pooling: Pooling,
     /// Procedural centring and whitening of the pooled embedding, when the model file has one.
     standardisation: Option<Standardisation>,
+    /// Procedural centring and whitening of the patch tokens (the dense tasks' features), when
+    /// the model file has one.
+    patch_standardisation: Option<Standardisation>,
 }
 
 impl VisionTransformer {
@@ -435,6 +438,7 @@ impl VisionTransformer {
             interp_cache: Mutex::new(HashMap::new()),
             pooling: Pooling::Cls,
             standardisation: None,
+            patch_standardisation: None,
         })
     }
 
@@ -479,6 +483,52 @@ impl VisionTransformer {
 
     pub fn standardisation(&self) -> Option<&Standardisation> {
         self.standardisation.as_ref()
+    }
+
+    /// The model with a procedural standardisation of its patch tokens (see
+    /// [`super::standardise`]); errors when its width is not the model's width.
+    pub(crate) fn with_patch_standardisation(
+        mut self,
+        standardisation: Option<Standardisation>,
+    ) -> Result<Self> {
+        if let Some(s) = &standardisation
+            && s.dim() != self.cfg.embed_dim
+        {
+            bail!(
+                "patch-token standardisation of width {} for tokens of width {}",
+                s.dim(),
+                self.cfg.embed_dim
+            );
+        }
+        self.patch_standardisation = standardisation;
+        Ok(self)
+    }
+
+    /// The procedural standardisation of the patch tokens, when the model file has one.
+    pub fn patch_standardisation(&self) -> Option<&Standardisation> {
+        self.patch_standardisation.as_ref()
+    }
+
+    /// The patch features of final tokens [B, 1 + P, D]: the final-norm patch tokens [B, P, D],
+    /// standardised (W_p·(z − μ_p), not normalised) when the model has a patch standardisation.
+    fn standardised_patches(&self, tokens: &Tensor) -> Result<Tensor> {
+        let (b, n, d) = tokens.dims3()?;
+        let patches = tokens.narrow(1, 1, n - 1)?;
+        match &self.patch_standardisation {
+            Some(s) => s
+                .apply(&patches.reshape((b * (n - 1), d))?)?
+                .reshape((b, n - 1, d)),
+            None => Ok(patches),
+        }
+    }
+
+    /// The patch features the dense tasks read: [B, P, D] for an input [B, C, H, W] with
+    /// P = (H/patch)·(W/patch), row-major; the final-norm patch tokens (the paper's
+    /// `get_intermediate_layers(x)[0][:, 1:]`), standardised when the model has a patch
+    /// standardisation.
+    pub fn patch_features(&self, x: &Tensor) -> Result<Tensor> {
+        let tokens = self.infer_tokens(x)?;
+        self.standardised_patches(&tokens)
     }
 
     pub fn pooling(&self) -> Pooling {
@@ -629,15 +679,14 @@ impl VisionTransformer {
     }
 
     /// The embedding [B, E] (E = [`Self::embedding_dim`]; unit length, pooled by
-    /// [`Self::pooling`], standardised when the model has a standardisation) and the patch tokens
-    /// [B, patches, D].
+    /// [`Self::pooling`], standardised when the model has a standardisation) and the patch
+    /// features [B, patches, D] ([`Self::patch_features`]).
     pub fn embed(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
         let tokens = self.infer_tokens(x)?;
-        let n = tokens.dim(1)?;
         let (rows, cols) = self.patch_grid(x)?;
         Ok((
             self.pooled_embedding(&tokens, rows, cols)?,
-            tokens.narrow(1, 1, n - 1)?,
+            self.standardised_patches(&tokens)?,
         ))
     }
 

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::init::trunc_normal;
 use super::pooling::Pooling;
-use super::standardise::Standardisation;
+use super::standardise::{Standardisation, StandardisationKeys};
 use super::vit::{VisionTransformer, VitConfig};
 use crate::error::{Error, Result};
 use crate::rng::Rng;
@@ -52,6 +52,10 @@ pub struct CheckpointMeta {
     /// (`procmem standardise`): what it was fitted on. Its tensors sit beside the backbone's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub standardisation: Option<StandardisationMeta>,
+    /// Set when the backbone carries a procedural standardisation of its patch tokens, the dense
+    /// tasks' features (`procmem standardise --patch-images`): what it was fitted on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patch_standardisation: Option<StandardisationMeta>,
     /// How the backbone's tokens become the embedding (`procmem standardise --pooling`); the CLS
     /// token when absent. The fingerprint covers it.
     #[serde(default, skip_serializing_if = "is_cls")]
@@ -154,7 +158,9 @@ pub fn fingerprint(tensors: &BTreeMap<String, Tensor>) -> Result<String> {
 
 /// The fingerprint of a backbone that embeds with `pooling`: FNV-1a over the pooling's bytes
 /// ([`Pooling::fingerprint_bytes`], none for the CLS token) and the sorted names and f32 bytes
-/// of `tensors`.
+/// of `tensors`, except the patch tokens' standardisation
+/// ([`StandardisationKeys::PATCH_TOKENS`]): it is what a memory's entries depend on, and the
+/// embedding never reads the patch statistics, so (re)fitting them leaves every memory valid.
 pub(crate) fn embedding_fingerprint(
     pooling: Pooling,
     tensors: &BTreeMap<String, Tensor>,
@@ -170,8 +176,8 @@ fn fingerprint_and_non_finite(
 ) -> Result<(String, Vec<String>)> {
     let mut bytes = pooling.fingerprint_bytes();
     let mut non_finite = Vec::new();
+    let dense_only = StandardisationKeys::PATCH_TOKENS.names();
     for (name, t) in tensors {
-        bytes.extend_from_slice(name.as_bytes());
         let values: Vec<f32> = t
             .flatten_all()
             .and_then(|t| t.to_dtype(DType::F32))
@@ -179,6 +185,10 @@ fn fingerprint_and_non_finite(
         if let Some(bad) = values.iter().find(|v| !v.is_finite()) {
             non_finite.push(format!("{name} ({bad})"));
         }
+        if dense_only.contains(&name.as_str()) {
+            continue;
+        }
+        bytes.extend_from_slice(name.as_bytes());
         for v in values {
             bytes.extend_from_slice(&v.to_le_bytes());
         }
@@ -322,11 +332,11 @@ pub(crate) fn backbone_from_tensors(
         .parameter_names()
         .into_iter()
         .chain(
-            [
-                super::standardise::MEAN_KEY,
-                super::standardise::WHITENING_KEY,
-            ]
-            .map(String::from),
+            StandardisationKeys::EMBEDDING
+                .names()
+                .into_iter()
+                .chain(StandardisationKeys::PATCH_TOKENS.names())
+                .map(String::from),
         )
         .collect();
     let mut unused: Vec<&String> = tensors.keys().filter(|k| !known.contains(*k)).collect();
@@ -370,12 +380,20 @@ pub(crate) fn backbone_from_tensors(
         path: source.into(),
         message: format!("weights do not fit the model: {e}"),
     };
-    let standardisation =
-        Standardisation::from_tensors(&tensors, pooling.dim(cfg.embed_dim)).map_err(bad)?;
+    let standardisation = Standardisation::from_tensors(
+        &tensors,
+        StandardisationKeys::EMBEDDING,
+        pooling.dim(cfg.embed_dim),
+    )
+    .map_err(bad)?;
+    let patch_standardisation =
+        Standardisation::from_tensors(&tensors, StandardisationKeys::PATCH_TOKENS, cfg.embed_dim)
+            .map_err(bad)?;
     let vb = VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu);
     let vit = VisionTransformer::new(cfg, vb)
         .and_then(|v| v.with_pooling(pooling))
         .and_then(|v| v.with_standardisation(standardisation))
+        .and_then(|v| v.with_patch_standardisation(patch_standardisation))
         .map_err(bad)?;
     Ok((vit, fp))
 }

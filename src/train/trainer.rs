@@ -259,6 +259,7 @@ impl Trainer {
             procmem_version: env!("CARGO_PKG_VERSION").into(),
             exported_backbone: None,
             standardisation: None,
+            patch_standardisation: None,
             pooling: crate::model::Pooling::Cls,
         };
         let path = self.out_dir.join(format!("step_{:06}", self.step));

@@ -51,6 +51,7 @@ pub fn write_model(path: &Path, seed: u64, sources: &str, procedural: bool) -> S
         procmem_version: "test".into(),
         exported_backbone: Some("teacher".into()),
         standardisation: None,
+        patch_standardisation: None,
         pooling: Default::default(),
     };
     save_checkpoint(path, &tensors, &meta).unwrap();
