@@ -175,8 +175,11 @@ impl ModelsPanel {
         let path = model.path.clone();
         let job = super::jobs::Job::spawn(ctx, "proxy evaluation", move |h| {
             h.progress(0.0, "loading the model and Fashion-MNIST");
-            let source = crate::embed::FeatureSource::from_spec(&path.to_string_lossy())
-                .map_err(|e| e.to_string())?;
+            let source = crate::embed::FeatureSource::from_path(
+                &path,
+                crate::model::weights::Which::Teacher,
+            )
+            .map_err(|e| e.to_string())?;
             proxy::fashion_mnist_val(
                 &source,
                 &dir,

@@ -51,7 +51,7 @@ impl FeatureSource {
     /// Parses a feature spec: `pixels`, `random:<preset>` (random-init ViT, seed 0) or a weights
     /// path (a checkpoint's teacher, DINO `.pth` or timm `.safetensors`).
     pub fn from_spec(spec: &str) -> Result<Self> {
-        use crate::model::weights::{Which, load_backbone};
+        use crate::model::weights::Which;
         if spec == "pixels" {
             return Ok(FeatureSource::Pixels);
         }
@@ -65,11 +65,22 @@ impl FeatureSource {
             return Self::random(&cfg, format!("random-init ViT ({preset}, seed 0)"));
         }
         // `student:PATH` picks a procmem checkpoint's student; the teacher is the default.
-        let (which, path, role) = match spec.strip_prefix("student:") {
-            Some(path) => (Which::Student, path, "student"),
-            None => (Which::Teacher, spec, "teacher"),
+        match spec.strip_prefix("student:") {
+            Some(path) => Self::from_path(std::path::Path::new(path), Which::Student),
+            None => Self::from_path(std::path::Path::new(spec), Which::Teacher),
+        }
+    }
+
+    /// Loads the model file at `path` (a checkpoint's `which` backbone, an exported model, DINO
+    /// `.pth` or timm `.safetensors`), never reading the path as a spec: a file named `pixels`
+    /// is a file. Errors: the file's, as [`crate::model::weights::load_backbone`] reports them.
+    pub fn from_path(path: &std::path::Path, which: crate::model::weights::Which) -> Result<Self> {
+        use crate::model::weights::{Which, load_backbone};
+        let role = match which {
+            Which::Student => "student",
+            Which::Teacher => "teacher",
         };
-        let loaded = load_backbone(std::path::Path::new(path), which, None)?;
+        let loaded = load_backbone(path, which, None)?;
         let name = match &loaded.meta {
             Some(m) => {
                 let standardised = m
@@ -84,13 +95,14 @@ impl FeatureSource {
                     )
                     .collect::<String>();
                 format!(
-                    "{path} ({}, step {}, {}{standardised})",
+                    "{} ({}, step {}, {}{standardised})",
+                    path.display(),
                     m.exported_backbone.as_deref().unwrap_or(role),
                     m.step,
                     m.provenance.sources.join(", ")
                 )
             }
-            None => spec.to_string(),
+            None => path.display().to_string(),
         };
         Ok(FeatureSource::Model {
             vit: loaded.vit,
@@ -516,4 +528,26 @@ pub fn standardise_model(
         .collect();
     save_checkpoint(out, &stored, &meta)?;
     Ok(meta.fingerprint)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::weights::Which;
+
+    #[test]
+    fn a_path_is_a_file_even_when_it_reads_like_a_spec() {
+        assert!(matches!(
+            FeatureSource::from_spec("pixels"),
+            Ok(FeatureSource::Pixels)
+        ));
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["pixels", "random:micro"] {
+            let path = dir.path().join(name);
+            let err = FeatureSource::from_path(&path, Which::Teacher)
+                .err()
+                .unwrap_or_else(|| panic!("`{name}` was not read as a missing file"));
+            assert!(err.to_string().contains(name), "{err}");
+        }
+    }
 }
