@@ -337,6 +337,10 @@ fn patch_token_standardisation_whitens_the_dense_features_and_leaves_the_embeddi
 
     let source = |path: &std::path::Path| FeatureSource::from_spec(path.to_str().unwrap()).unwrap();
     let (with, without) = (source(&with), source(&without));
+    // Dense results are keyed apart although the embedding fingerprint is shared.
+    assert_eq!(with.fingerprint(), without.fingerprint());
+    assert_eq!(without.dense_fingerprint(), without.fingerprint());
+    assert_ne!(with.dense_fingerprint(), without.dense_fingerprint());
     // Procedural images of the fit's own distribution (its seed is the config's + 1,000,003).
     let images = shader_images(3 + 1_000_003, 48);
     // The memory's embedding does not change: the patch statistics act on the dense features only.

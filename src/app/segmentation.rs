@@ -125,6 +125,7 @@ fn truth_beside(path: &Path, image: &image::RgbImage) -> Option<Vec<u32>> {
 
 /// Everything computed from an image pair and a model, on a worker.
 pub struct Analysis {
+    /// [`FeatureSource::dense_fingerprint`] of the features it was computed from.
     pub fingerprint: String,
     pub grid: usize,
     pub block: usize,
@@ -164,7 +165,7 @@ impl Analysis {
             crate::dense::segment::PATCH_VOTE_TEMPERATURE,
         )?;
         Ok(Self {
-            fingerprint: source.fingerprint(),
+            fingerprint: source.dense_fingerprint(),
             grid,
             block: patch_size(source),
             prompt: p,
@@ -251,10 +252,9 @@ impl SegmentationPanel {
 
     /// Starts the analysis when both images are there and it is missing or stale.
     fn ensure_analysis(&mut self, ctx: &egui::Context, source: &Arc<FeatureSource>) {
-        let stale = self
-            .analysis
-            .as_ref()
-            .is_none_or(|a| a.fingerprint != source.fingerprint() || a.grid != self.state.grid);
+        let stale = self.analysis.as_ref().is_none_or(|a| {
+            a.fingerprint != source.dense_fingerprint() || a.grid != self.state.grid
+        });
         if !stale || self.job.is_some() {
             return;
         }

@@ -73,10 +73,7 @@ impl StandardiseArgs {
             patch_shrinkage: self.patch_shrinkage,
             patches_only: self.patches_only,
         };
-        let bar = super::progress_bar(
-            2 * (if cfg.patches_only { 0 } else { cfg.images } + cfg.patch_images) as u64,
-            "generating and embedding",
-        );
+        let bar = super::progress_bar(cfg.progress_total() as u64, "generating and embedding");
         let which = if self.student {
             Which::Student
         } else {

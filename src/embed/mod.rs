@@ -48,6 +48,17 @@ impl FeatureSource {
         }
     }
 
+    /// The identity of the patch features the dense tasks read ([`crate::model::VisionTransformer::patch_features`]):
+    /// [`Self::fingerprint`], which leaves the patch tokens' standardisation out, plus a digest
+    /// of that standardisation when the model has one. Dense results cached under it never
+    /// outlive a change of the patch statistics.
+    pub fn dense_fingerprint(&self) -> String {
+        match self.vit().and_then(|v| v.patch_standardisation()) {
+            Some(s) => format!("{}+patches:{:016x}", self.fingerprint(), s.digest()),
+            None => self.fingerprint(),
+        }
+    }
+
     /// Parses a feature spec: `pixels`, `random:<preset>` (random-init ViT, seed 0) or a weights
     /// path (a checkpoint's teacher, DINO `.pth` or timm `.safetensors`).
     pub fn from_spec(spec: &str) -> Result<Self> {
@@ -298,9 +309,18 @@ pub struct StandardiseConfig {
     /// of the values that did (docs/dense.md).
     pub patch_shrinkage: f64,
     /// Fit the patch tokens' standardisation only, keeping the model's pooling and its
-    /// embedding's standardisation bit for bit (so a memory's entries stay as they are; only the
-    /// fingerprint changes). Default false.
+    /// embedding's standardisation bit for bit (so its fingerprint and a memory's entries stay
+    /// as they are). Default false.
     pub patches_only: bool,
+}
+
+impl StandardiseConfig {
+    /// The `total` that [`standardise_model`]'s progress counts to: each image is generated,
+    /// then embedded.
+    pub fn progress_total(&self) -> usize {
+        let embedding_images = if self.patches_only { 0 } else { self.images };
+        2 * (self.patch_images + embedding_images)
+    }
 }
 
 impl Default for StandardiseConfig {
@@ -347,8 +367,9 @@ fn procedural_images(
     Ok(images)
 }
 
-/// The raw final-norm patch tokens of `images` (each resized whole to `side`²), concatenated:
-/// [images · (side/patch)², D] row-major; `progress(done)` per batch.
+/// The patch features of `images` (each resized whole to `side`²), concatenated:
+/// [images · (side/patch)², D] row-major; `progress(done)` per batch. Raw final-norm tokens
+/// for a `vit` without a patch standardisation, as [`standardise_model`] builds it.
 fn patch_tokens(
     vit: &VisionTransformer,
     images: &[image::RgbImage],
@@ -367,9 +388,7 @@ fn patch_tokens(
             (chunk.len(), 3, side as usize, side as usize),
             &Device::Cpu,
         )?;
-        let all = vit.infer_tokens(&x)?;
-        let n = all.dim(1)?;
-        tokens.extend(all.narrow(1, 1, n - 1)?.flatten_all()?.to_vec1::<f32>()?);
+        tokens.extend(vit.patch_features(&x)?.flatten_all()?.to_vec1::<f32>()?);
         progress(i * batch + chunk.len());
     }
     Ok(tokens)
@@ -461,8 +480,7 @@ pub fn standardise_model(
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     let (vit, _) = backbone_from_tensors(&meta.vit, pooling, plain, model)?;
-    let embedding_images = if cfg.patches_only { 0 } else { cfg.images };
-    let total = 2 * (cfg.patch_images + embedding_images);
+    let total = cfg.progress_total();
 
     // The patch tokens' standardisation first, from images of their own (another seed) at the
     // dense tasks' grid.

@@ -184,6 +184,17 @@ impl Standardisation {
         self.dim
     }
 
+    /// FNV-1a over μ's and W's f32 bytes: tells two standardisations apart.
+    pub fn digest(&self) -> u64 {
+        let bytes: Vec<u8> = self
+            .mean
+            .iter()
+            .chain(&self.whitening)
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        crate::hash::fnv1a(&bytes)
+    }
+
     /// The two tensors to store under `keys`' names.
     pub(crate) fn to_tensors(
         &self,
