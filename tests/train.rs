@@ -169,17 +169,29 @@ fn procedural_standardisation_is_part_of_the_model() {
     let plain = dir.path().join("plain");
     let plain_fp = export_backbone(&dir.path().join("last.json"), Which::Student, &plain).unwrap();
     let mut fingerprints = vec![plain_fp.clone()];
-    for pooling in [Pooling::Cls, Pooling::PatchGrid { side: 2 }] {
+    for (pooling, components) in [
+        (Pooling::Cls, None),
+        (Pooling::PatchGrid { side: 2 }, None),
+        // A wide pooling (4×4 regions: 512 values) kept at its 40 leading procedural axes.
+        (Pooling::PatchGrid { side: 4 }, Some(40)),
+        // At most: more axes than the pooling has keeps them all (the ZCA whitening).
+        (Pooling::PatchGrid { side: 2 }, Some(10_000)),
+    ] {
         let cfg = StandardiseConfig {
             process: Process::Shaders,
             images: 96,
             seed: 3,
             shrinkage: 0.1,
             pooling,
+            components,
             patch_images: 0,
             ..Default::default()
         };
-        let std_path = dir.path().join(format!("standardised-{}", pooling.name()));
+        let std_path = dir.path().join(format!(
+            "standardised-{}-{}",
+            pooling.name(),
+            components.unwrap_or(0)
+        ));
         let fp = standardise_model(
             &plain.with_extension("json"),
             Which::Teacher,
@@ -188,9 +200,11 @@ fn procedural_standardisation_is_part_of_the_model() {
             |_, _| {},
         )
         .unwrap();
-        assert!(
-            !fingerprints.contains(&fp),
-            "{pooling:?}: the fingerprint covers the standardisation and the pooling"
+        let keeps_all = components.is_some_and(|m| m >= pooling.dim(32));
+        assert_eq!(
+            fingerprints.contains(&fp),
+            keeps_all,
+            "{pooling:?}, {components:?}: the fingerprint covers the standardisation and the pooling; keeping every axis is the ZCA model itself"
         );
         fingerprints.push(fp.clone());
         let loaded = load_backbone(&std_path.with_extension("json"), Which::Teacher, None).unwrap();
@@ -215,12 +229,22 @@ fn procedural_standardisation_is_part_of_the_model() {
         assert!(
             meta.patch_standardisation.is_none() && loaded.vit.patch_standardisation().is_none()
         );
+        let reduced = components.filter(|&m| m < pooling.dim(32));
+        let width = reduced.unwrap_or(pooling.dim(32));
         assert_eq!(
             (loaded.vit.pooling(), loaded.vit.embedding_dim()),
-            (pooling, pooling.dim(32))
+            (pooling, width)
+        );
+        assert_eq!(
+            (meta.embedding_dim(), recorded.components),
+            (width, reduced)
         );
         // Fitting again on the standardised model replaces the statistics, it does not compound them.
-        let again = dir.path().join(format!("again-{}", pooling.name()));
+        let again = dir.path().join(format!(
+            "again-{}-{}",
+            pooling.name(),
+            components.unwrap_or(0)
+        ));
         assert_eq!(
             standardise_model(
                 &std_path.with_extension("json"),
@@ -261,6 +285,22 @@ fn procedural_standardisation_is_part_of_the_model() {
             "{pooling:?}: mean cosine {before} before, {after} after"
         );
     }
+    // Keeping no axis is refused before any image is generated.
+    let no_axis = StandardiseConfig {
+        pooling: Pooling::PatchGrid { side: 2 },
+        components: Some(0),
+        patch_images: 0,
+        ..Default::default()
+    };
+    let err = standardise_model(
+        &plain.with_extension("json"),
+        Which::Teacher,
+        &no_axis,
+        &dir.path().join("no-axis"),
+        |_, _| panic!("nothing is generated for a bad config"),
+    )
+    .unwrap_err();
+    assert!(matches!(err, procmem::Error::InvalidConfig(_)), "{err}");
 }
 
 #[test]
@@ -278,6 +318,7 @@ fn patch_token_standardisation_whitens_the_dense_features_and_leaves_the_embeddi
         seed: 3,
         shrinkage: 0.1,
         pooling: Pooling::Cls,
+        components: None,
         patch_images: 48,
         patch_grid: 4,
         patch_shrinkage: 0.0,

@@ -74,7 +74,7 @@ impl Perception {
                 m.pooling.name(),
                 m.standardisation
                     .as_ref()
-                    .map(|s| format!(", standardised on {}", s.source))
+                    .map(|s| format!(", standardised on {}", s.describe()))
                     .into_iter()
                     .chain(
                         m.patch_standardisation

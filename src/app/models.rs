@@ -319,7 +319,7 @@ impl ModelsPanel {
                                 ui.label(RichText::new(s).small());
                             }
                             if let Some(st) = &m.meta.standardisation {
-                                ui.label(RichText::new(format!("standardised on {} ({} images)", st.source, st.images)).small())
+                                ui.label(RichText::new(format!("standardised on {} ({} images)", st.describe(), st.images)).small())
                                     .on_hover_text("centring and whitening of the embedding, fitted on procedural images only");
                             }
                             if let Some(st) = &m.meta.patch_standardisation {
@@ -339,7 +339,7 @@ impl ModelsPanel {
                             m.meta.vit.embed_dim,
                             m.meta.vit.depth,
                             m.meta.pooling.name(),
-                            m.meta.pooling.dim(m.meta.vit.embed_dim)
+                            m.meta.embedding_dim()
                         ))
                         .small())
                         .wrap_mode(egui::TextWrapMode::Extend));

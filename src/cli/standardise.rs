@@ -40,6 +40,10 @@ pub struct StandardiseArgs {
     /// tokens mean-pooled over an S×S grid, e.g. `grid2`; see docs/training.md, "Pooling").
     #[arg(long, default_value_t = StandardiseConfig::default().pooling.name(), value_parser = parse_pooling)]
     pub pooling: String,
+    /// Keep at most this many leading procedural axes of the pooled embedding (PCA whitening;
+    /// 0 = all of them, ZCA whitening).
+    #[arg(long, default_value_t = StandardiseConfig::default().components.unwrap_or(0))]
+    pub components: usize,
     /// Images whose patch tokens fit the dense tasks' patch-token standardisation (0 = none).
     #[arg(long, default_value_t = StandardiseConfig::default().patch_images)]
     pub patch_images: usize,
@@ -50,8 +54,9 @@ pub struct StandardiseArgs {
     #[arg(long, default_value_t = StandardiseConfig::default().patch_shrinkage)]
     pub patch_shrinkage: f64,
     /// Fit only the patch tokens' standardisation; keep the model's pooling and embedding
-    /// standardisation bit for bit (so `--images`, `--shrinkage` and `--pooling` cannot be given).
-    #[arg(long, conflicts_with_all = ["images", "shrinkage", "pooling"])]
+    /// standardisation bit for bit (so `--images`, `--shrinkage`, `--pooling` and `--components`
+    /// cannot be given).
+    #[arg(long, conflicts_with_all = ["images", "shrinkage", "pooling", "components"])]
     pub patches_only: bool,
     /// Output path stem: writes <out>.safetensors and <out>.json.
     #[arg(long)]
@@ -68,6 +73,7 @@ impl StandardiseArgs {
             seed: self.seed,
             shrinkage: self.shrinkage,
             pooling,
+            components: (self.components > 0).then_some(self.components),
             patch_images: self.patch_images,
             patch_grid: self.patch_grid,
             patch_shrinkage: self.patch_shrinkage,
@@ -91,9 +97,12 @@ impl StandardiseArgs {
             );
         } else {
             eprintln!(
-                "wrote {} with {} pooling and a standardisation fitted on {} {} images (seed {}, shrinkage {}); fingerprint {fp}",
+                "wrote {} with {} pooling{} and a standardisation fitted on {} {} images (seed {}, shrinkage {}); fingerprint {fp}",
                 self.out.display(),
                 cfg.pooling.name(),
+                cfg.components
+                    .map(|m| format!(" (at most {m} leading axes kept)"))
+                    .unwrap_or_default(),
                 cfg.images,
                 cfg.process.cli_name(),
                 cfg.seed,

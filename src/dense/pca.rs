@@ -8,7 +8,7 @@
 //!
 //! R²: the paper's per-image score and the standard one beside it, see [`r2_scores`].
 //!
-//! The principal axes come from an exact eigen-decomposition of the covariance (Jacobi), not
+//! The principal axes come from an exact eigen-decomposition of the covariance (`linalg::symmetric_eigen`), not
 //! from linfa-reduction's `Pca`: its truncated SVD (linfa-linalg's LOBPCG) panics with "NaN
 //! values in array" on bilinearly upsampled token maps — the input of the paper's R². A test
 //! checks this implementation against linfa-reduction's on data where the latter works.

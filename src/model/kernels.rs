@@ -193,25 +193,32 @@ simd_fn! {
 const MATVEC_BLOCK_ROWS: usize = 8;
 
 simd_fn! {
-    /// `out[b][j] = Σₖ wt[k][j] · x[b][k]` for rows of `d` values, each sum taken in k order with
-    /// a separate multiply and add per term (`wt` is the matrix transposed, row-major [d, d]).
-    /// The bits equal those of a sequential `(0..d).map(|k| w[j][k] * x[b][k]).sum()` whatever
-    /// the SIMD width, because the vector lanes run over j, never across the sum.
-    pub(crate) fn matvec_rows_in_order(x: &[f32], wt: &[f32], d: usize, out: &mut [f32]) {
+    /// `out[b][j] = Σₖ wt[k][j] · x[b][k]` for rows of `d_in` values into rows of `d_out`, each
+    /// sum taken in k order with a separate multiply and add per term (`wt` is the matrix
+    /// transposed, row-major [d_in, d_out]). The bits equal those of a sequential
+    /// `(0..d_in).map(|k| w[j][k] * x[b][k]).sum()` whatever the SIMD width, because the vector
+    /// lanes run over j, never across the sum.
+    pub(crate) fn matvec_rows_in_order(
+        x: &[f32],
+        wt: &[f32],
+        d_in: usize,
+        d_out: usize,
+        out: &mut [f32],
+    ) {
         for (xs, outs) in x
-            .chunks(MATVEC_BLOCK_ROWS * d)
-            .zip(out.chunks_mut(MATVEC_BLOCK_ROWS * d))
+            .chunks(MATVEC_BLOCK_ROWS * d_in)
+            .zip(out.chunks_mut(MATVEC_BLOCK_ROWS * d_out))
         {
             // The first term initialises each sum (as −0.0 + p = p does in `sum()`).
-            for (xb, ob) in xs.chunks_exact(d).zip(outs.chunks_exact_mut(d)) {
+            for (xb, ob) in xs.chunks_exact(d_in).zip(outs.chunks_exact_mut(d_out)) {
                 let c = xb[0];
-                for (o, w) in ob.iter_mut().zip(&wt[..d]) {
+                for (o, w) in ob.iter_mut().zip(&wt[..d_out]) {
                     *o = w * c;
                 }
             }
-            for k in 1..d {
-                let w_row = &wt[k * d..(k + 1) * d];
-                for (xb, ob) in xs.chunks_exact(d).zip(outs.chunks_exact_mut(d)) {
+            for k in 1..d_in {
+                let w_row = &wt[k * d_out..(k + 1) * d_out];
+                for (xb, ob) in xs.chunks_exact(d_in).zip(outs.chunks_exact_mut(d_out)) {
                     let c = xb[k];
                     for (o, w) in ob.iter_mut().zip(w_row) {
                         *o += w * c;

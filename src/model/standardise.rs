@@ -78,18 +78,23 @@ impl StandardisationKeys {
 /// μ and W of the module docs.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Standardisation {
+    /// Input width D.
     dim: usize,
+    /// Output width M ≤ D: D for ZCA whitening, fewer for a PCA whitening that keeps only the
+    /// leading procedural axes ([`Self::fit_components`]).
+    out_dim: usize,
     mean: Vec<f32>,
-    /// Row-major [dim, dim].
+    /// Row-major [out_dim, dim].
     whitening: Vec<f32>,
-    /// W transposed (row-major), the layout [`Standardisation::apply`]'s kernel reads.
+    /// W transposed (row-major [dim, out_dim]), the layout [`Standardisation::apply`]'s kernel
+    /// reads.
     whitening_t: Vec<f32>,
 }
 
-/// The transpose of a row-major [dim, dim] matrix.
-fn transposed(m: &[f32], dim: usize) -> Vec<f32> {
-    (0..dim * dim)
-        .map(|i| m[(i % dim) * dim + i / dim])
+/// The transpose of a row-major [rows, cols] matrix.
+fn transposed(m: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    (0..rows * cols)
+        .map(|i| m[(i % rows) * cols + i / rows])
         .collect()
 }
 
@@ -98,13 +103,37 @@ impl Standardisation {
     /// or patch tokens for the dense tasks' standardisation.
     /// `shrinkage` ≥ 0 is ε relative to the mean eigenvalue (0 = full whitening).
     pub fn fit(embeddings: &[f32], dim: usize, shrinkage: f64) -> Result<Self> {
-        Self::fit_with_spread(embeddings, dim, shrinkage).map(|(s, _)| s)
+        Self::fit_with_spread(embeddings, dim, shrinkage, None).map(|(s, _)| s)
     }
 
-    /// [`Self::fit`] and the mean squared norm of W·(x − μ) over the fitted rows,
-    /// Σₖ λₖ·sₖ²·(n − 1)/n with sₖ = (λₖ + ε)^(−1/2) (computed from the spectrum, not by
-    /// transforming the rows again).
-    fn fit_with_spread(embeddings: &[f32], dim: usize, shrinkage: f64) -> Result<(Self, f64)> {
+    /// [`Self::fit`] keeping only the `components` leading axes of the procedural covariance:
+    /// W = diag((λᵢ + ε)^(−1/2))·V_Mᵀ, [components, dim] (PCA whitening; each axis signed so its
+    /// largest entry is positive). For cosine similarity it equals ZCA whitening followed by
+    /// dropping the weakest axes, so a wide pooling (`grid4`, 3,072 values) keeps a memory
+    /// of the usual width. `components` = `dim` is [`Self::fit`]. Errors when `components` is 0
+    /// or exceeds `dim`.
+    pub fn fit_components(
+        embeddings: &[f32],
+        dim: usize,
+        shrinkage: f64,
+        components: usize,
+    ) -> Result<Self> {
+        if components == 0 || components > dim {
+            bail!("standardisation: {components} components of a width-{dim} embedding");
+        }
+        let reduce = (components < dim).then_some(components);
+        Self::fit_with_spread(embeddings, dim, shrinkage, reduce).map(|(s, _)| s)
+    }
+
+    /// [`Self::fit`] (or, with `components`, [`Self::fit_components`]) and the mean squared
+    /// norm of W·(x − μ) over the fitted rows, Σₖ λₖ·sₖ²·(n − 1)/n with sₖ = (λₖ + ε)^(−1/2)
+    /// over the kept axes (computed from the spectrum, not by transforming the rows again).
+    fn fit_with_spread(
+        embeddings: &[f32],
+        dim: usize,
+        shrinkage: f64,
+        components: Option<usize>,
+    ) -> Result<(Self, f64)> {
         if dim == 0 || !embeddings.len().is_multiple_of(dim) || embeddings.len() / dim < 2 {
             bail!(
                 "standardisation: {} values are not ≥ 2 rows of {dim}",
@@ -118,70 +147,68 @@ impl Standardisation {
             bail!("standardisation: the embeddings contain NaN or Inf");
         }
         let n = embeddings.len() / dim;
-        let mut mean = vec![0f64; dim];
-        for row in embeddings.chunks_exact(dim) {
-            for (m, &v) in mean.iter_mut().zip(row) {
-                *m += v as f64;
-            }
-        }
-        mean.iter_mut().for_each(|m| *m /= n as f64);
-        let mut cov = vec![0f64; dim * dim];
-        let mut centred = vec![0f64; dim];
-        for row in embeddings.chunks_exact(dim) {
-            for ((c, &v), m) in centred.iter_mut().zip(row).zip(&mean) {
-                *c = v as f64 - m;
-            }
-            for i in 0..dim {
-                let ci = centred[i];
-                for j in i..dim {
-                    cov[i * dim + j] += ci * centred[j];
-                }
-            }
-        }
-        for i in 0..dim {
-            for j in i..dim {
-                let v = cov[i * dim + j] / (n - 1) as f64;
-                cov[i * dim + j] = v;
-                cov[j * dim + i] = v;
-            }
-        }
+        let (mean, cov) = crate::linalg::mean_and_covariance(embeddings, dim);
         let (eigenvalues, eigenvectors) = crate::linalg::symmetric_eigen(cov, dim);
         let mean_eigenvalue = eigenvalues.iter().map(|l| l.max(0.0)).sum::<f64>() / dim as f64;
         let eps = (shrinkage * mean_eigenvalue).max(1e-12);
-        let scale: Vec<f64> = eigenvalues
-            .iter()
-            .map(|l| 1.0 / (l.max(0.0) + eps).sqrt())
-            .collect();
-        // W = V·diag(scale)·Vᵀ, eigenvectors in the columns of V.
-        let mut whitening = vec![0f32; dim * dim];
-        for i in 0..dim {
-            for j in 0..dim {
-                let w: f64 = (0..dim)
-                    .map(|k| eigenvectors[i * dim + k] * scale[k] * eigenvectors[j * dim + k])
-                    .sum();
-                whitening[i * dim + j] = w as f32;
+        let scale = |l: f64| 1.0 / (l.max(0.0) + eps).sqrt();
+        // Axes by decreasing eigenvalue; the ZCA form sums over all of them.
+        let mut order: Vec<usize> = (0..dim).collect();
+        order.sort_by(|&a, &b| eigenvalues[b].total_cmp(&eigenvalues[a]));
+        let kept = &order[..components.unwrap_or(dim)];
+        let whitening = match components {
+            // W = V·diag(scale)·Vᵀ, eigenvectors in the columns of V.
+            None => {
+                let scales: Vec<f64> = eigenvalues.iter().map(|&l| scale(l)).collect();
+                crate::linalg::scaled_gram(&eigenvectors, dim, &scales)
             }
-        }
-        let spread = eigenvalues
+            Some(m) => {
+                let mut w = vec![0f32; m * dim];
+                for (row, &k) in w.chunks_exact_mut(dim).zip(kept) {
+                    let s = scale(eigenvalues[k]);
+                    let axis: Vec<f64> = (0..dim).map(|i| eigenvectors[i * dim + k]).collect();
+                    let big = axis
+                        .iter()
+                        .copied()
+                        .fold(0.0f64, |a, b| if b.abs() > a.abs() { b } else { a });
+                    let sign = if big < 0.0 { -1.0 } else { 1.0 };
+                    for (w, v) in row.iter_mut().zip(&axis) {
+                        *w = (sign * s * v) as f32;
+                    }
+                }
+                w
+            }
+        };
+        let spread = kept
             .iter()
-            .zip(&scale)
-            .map(|(l, s)| l.max(0.0) * s * s)
+            .map(|&k| {
+                let l = eigenvalues[k];
+                l.max(0.0) * scale(l).powi(2)
+            })
             .sum::<f64>()
             * (n - 1) as f64
             / n as f64;
+        let out_dim = kept.len();
         Ok((
             Self {
                 dim,
+                out_dim,
                 mean: mean.into_iter().map(|m| m as f32).collect(),
-                whitening_t: transposed(&whitening, dim),
+                whitening_t: transposed(&whitening, out_dim, dim),
                 whitening,
             },
             spread,
         ))
     }
 
+    /// Input width D.
     pub fn dim(&self) -> usize {
         self.dim
+    }
+
+    /// Output width: [`Self::dim`], or fewer for [`Self::fit_components`].
+    pub fn out_dim(&self) -> usize {
+        self.out_dim
     }
 
     /// FNV-1a over μ's and W's f32 bytes: tells two standardisations apart.
@@ -207,18 +234,23 @@ impl Standardisation {
             ),
             (
                 keys.whitening,
-                Tensor::from_vec(self.whitening.clone(), (self.dim, self.dim), &Device::Cpu)?,
+                Tensor::from_vec(
+                    self.whitening.clone(),
+                    (self.out_dim, self.dim),
+                    &Device::Cpu,
+                )?,
             ),
         ])
     }
 
     /// Reads μ and W stored under `keys` from a backbone's tensors: `None` when neither key is
-    /// present, an error when only one is, when a shape is not [D] / [D, D], or when a value is
-    /// not finite.
+    /// present, an error when only one is, when a shape is not [D] / [M, D] (M = D unless
+    /// `reducible`, 1 ≤ M ≤ D if it is), or when a value is not finite.
     pub(crate) fn from_tensors(
         tensors: &HashMap<String, Tensor>,
         keys: StandardisationKeys,
         dim: usize,
+        reducible: bool,
     ) -> Result<Option<Self>> {
         let StandardisationKeys {
             mean: mean_key,
@@ -231,9 +263,14 @@ impl Standardisation {
                 "standardisation: `{mean_key}` and `{whitening_key}` must both be present or both absent"
             ),
         };
-        if mean.dims() != [dim] || whitening.dims() != [dim, dim] {
+        let out_dim = match whitening.dims() {
+            &[m, d] if d == dim && (m == dim || (reducible && (1..dim).contains(&m))) => m,
+            _ => usize::MAX,
+        };
+        if mean.dims() != [dim] || out_dim == usize::MAX {
+            let rows = if reducible { "M ≤ " } else { "" };
             bail!(
-                "standardisation: `{mean_key}` is {:?} and `{whitening_key}` {:?}; the model's width {dim} needs [{dim}] and [{dim}, {dim}]",
+                "standardisation: `{mean_key}` is {:?} and `{whitening_key}` {:?}; the width {dim} needs [{dim}] and [{rows}{dim}, {dim}]",
                 mean.dims(),
                 whitening.dims()
             );
@@ -248,20 +285,23 @@ impl Standardisation {
         }
         Ok(Some(Self {
             dim,
+            out_dim,
             mean,
-            whitening_t: transposed(&whitening, dim),
+            whitening_t: transposed(&whitening, out_dim, dim),
             whitening,
         }))
     }
 
-    /// W·(x − μ) for each row of `x`: [B, D] → [B, D] (not normalised). Each output is one
-    /// dot product in a fixed order (k = 0, 1, …, separate multiply and add), independent of B,
-    /// of the thread count and of the SIMD width ([`matvec_rows_in_order`]).
+    /// W·(x − μ) for each row of `x`: [B, D] → [B, M] (not normalised; M = [`Self::out_dim`]).
+    /// Each output is one dot product in a fixed order (k = 0, 1, …, separate multiply and
+    /// add), independent of B, of the thread count and of the SIMD width
+    /// ([`matvec_rows_in_order`]).
     pub fn apply(&self, x: &Tensor) -> Result<Tensor> {
         let (b, d) = x.dims2()?;
         if d != self.dim {
             bail!("standardisation: input width {d}, fitted for {}", self.dim);
         }
+        let m = self.out_dim;
         let values: Vec<f32> = x
             .to_dtype(candle_core::DType::F32)?
             .flatten_all()?
@@ -272,17 +312,16 @@ impl Standardisation {
                 *c -= m;
             }
         }
-        let mut out = vec![0f32; b * d];
+        let mut out = vec![0f32; b * m];
         if out.is_empty() {
-            return Tensor::from_vec(out, (b, d), x.device());
+            return Tensor::from_vec(out, (b, m), x.device());
         }
-        // Blocks of rows on the pool; each output's arithmetic is the same in any block.
-        let block = 32 * d;
+        // Blocks of 32 rows on the pool; each output's arithmetic is the same in any block.
         centred
-            .par_chunks(block)
-            .zip(out.par_chunks_mut(block))
-            .for_each(|(x, o)| matvec_rows_in_order(x, &self.whitening_t, d, o));
-        Tensor::from_vec(out, (b, d), x.device())
+            .par_chunks(32 * d)
+            .zip(out.par_chunks_mut(32 * m))
+            .for_each(|(x, o)| matvec_rows_in_order(x, &self.whitening_t, d, m, o));
+        Tensor::from_vec(out, (b, m), x.device())
     }
 }
 
@@ -293,7 +332,7 @@ impl Standardisation {
     /// that are used unnormalised (the patch tokens, whose dot products set the dense tasks'
     /// attention).
     pub fn fit_unit_variance(rows: &[f32], dim: usize, shrinkage: f64) -> Result<Self> {
-        let (mut s, mean_square) = Self::fit_with_spread(rows, dim, shrinkage)?;
+        let (mut s, mean_square) = Self::fit_with_spread(rows, dim, shrinkage, None)?;
         if !(mean_square.is_finite() && mean_square > 0.0) {
             bail!("standardisation: the rows do not vary");
         }
@@ -341,6 +380,49 @@ mod tests {
                 assert!((cij - want).abs() < 2e-2, "cov ({i},{j}) = {cij}");
             }
         }
+    }
+
+    #[test]
+    fn pca_whitening_keeps_the_leading_axes_whitened() {
+        let (dim, m, n) = (8, 3, 4000);
+        let x = unit_rows(n, dim, 11);
+        let s = Standardisation::fit_components(&x, dim, 0.0, m).unwrap();
+        assert_eq!((s.dim(), s.out_dim()), (dim, m));
+        let y: Vec<Vec<f32>> = s
+            .apply(&Tensor::from_vec(x.clone(), (n, dim), &Device::Cpu).unwrap())
+            .unwrap()
+            .to_vec2()
+            .unwrap();
+        assert_eq!(y[0].len(), m);
+        for i in 0..m {
+            for j in 0..m {
+                let cij: f64 =
+                    y.iter().map(|r| r[i] as f64 * r[j] as f64).sum::<f64>() / (n - 1) as f64;
+                let want = if i == j { 1.0 } else { 0.0 };
+                assert!((cij - want).abs() < 2e-2, "cov ({i},{j}) = {cij}");
+            }
+        }
+        // Keeping every axis is the ZCA whitening, bit for bit.
+        let zca = Standardisation::fit(&x, dim, 0.0).unwrap();
+        assert_eq!(
+            Standardisation::fit_components(&x, dim, 0.0, dim).unwrap(),
+            zca
+        );
+        assert!(Standardisation::fit_components(&x, dim, 0.0, 0).is_err());
+        assert!(Standardisation::fit_components(&x, dim, 0.0, dim + 1).is_err());
+        // Stored as [m, dim]: read back where a reduction is allowed, refused where it is not.
+        let map: HashMap<String, Tensor> = s
+            .to_tensors(StandardisationKeys::EMBEDDING)
+            .unwrap()
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+        let keys = StandardisationKeys::EMBEDDING;
+        assert_eq!(
+            Standardisation::from_tensors(&map, keys, dim, true).unwrap(),
+            Some(s.clone())
+        );
+        assert!(Standardisation::from_tensors(&map, keys, dim, false).is_err());
     }
 
     #[test]
@@ -443,22 +525,22 @@ mod tests {
                 .map(|(k, v)| (k.to_string(), v))
                 .collect();
             assert_eq!(
-                Standardisation::from_tensors(&map, keys, dim).unwrap(),
+                Standardisation::from_tensors(&map, keys, dim, false).unwrap(),
                 Some(s.clone())
             );
             assert_eq!(
-                Standardisation::from_tensors(&map, other, dim).unwrap(),
+                Standardisation::from_tensors(&map, other, dim, false).unwrap(),
                 None,
                 "the other key set is separate"
             );
             assert!(
-                Standardisation::from_tensors(&map, keys, dim + 1).is_err(),
+                Standardisation::from_tensors(&map, keys, dim + 1, false).is_err(),
                 "wrong width"
             );
             let mut half = map.clone();
             half.remove(keys.whitening);
             assert!(
-                Standardisation::from_tensors(&half, keys, dim).is_err(),
+                Standardisation::from_tensors(&half, keys, dim, false).is_err(),
                 "one key alone"
             );
             let mut nan = map.clone();
@@ -467,11 +549,11 @@ mod tests {
                 Tensor::new(&[f32::NAN, 0.0, 0.0, 0.0], &Device::Cpu).unwrap(),
             );
             assert!(
-                Standardisation::from_tensors(&nan, keys, dim).is_err(),
+                Standardisation::from_tensors(&nan, keys, dim, false).is_err(),
                 "NaN"
             );
             assert_eq!(
-                Standardisation::from_tensors(&HashMap::new(), keys, dim).unwrap(),
+                Standardisation::from_tensors(&HashMap::new(), keys, dim, false).unwrap(),
                 None
             );
         }
@@ -480,9 +562,10 @@ mod tests {
     #[test]
     fn apply_is_the_sequential_dot_product_bit_for_bit() {
         // The formula `apply` computed before its kernel: one sequential sum per output.
-        for (dim, rows) in [(37, 1), (64, 9), (130, 45)] {
+        for (dim, rows, kept) in [(37, 1, 37), (64, 9, 64), (130, 45, 130), (96, 17, 20)] {
             let x = unit_rows(rows, dim, 7);
-            let s = Standardisation::fit(&unit_rows(3 * dim, dim, 8), dim, 0.1).unwrap();
+            let s = Standardisation::fit_components(&unit_rows(3 * dim, dim, 8), dim, 0.1, kept)
+                .unwrap();
             let got: Vec<f32> = s
                 .apply(&Tensor::from_vec(x.clone(), (rows, dim), &Device::Cpu).unwrap())
                 .unwrap()
@@ -490,7 +573,7 @@ mod tests {
                 .unwrap()
                 .to_vec1()
                 .unwrap();
-            for (row, got_row) in x.chunks_exact(dim).zip(got.chunks_exact(dim)) {
+            for (row, got_row) in x.chunks_exact(dim).zip(got.chunks_exact(kept)) {
                 let centred: Vec<f32> = row.iter().zip(&s.mean).map(|(v, m)| v - m).collect();
                 for (g, w_row) in got_row.iter().zip(s.whitening.chunks_exact(dim)) {
                     let want: f32 = w_row.iter().zip(&centred).map(|(w, c)| w * c).sum();

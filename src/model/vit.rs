@@ -462,19 +462,19 @@ impl VisionTransformer {
     }
 
     /// The model with a procedural standardisation of its pooled embedding (see
-    /// [`super::standardise`]); errors when its width is not [`Self::embedding_dim`]. Set the
+    /// [`super::standardise`]); errors when its input width is not the pooling's width. Set the
     /// pooling first.
     pub(crate) fn with_standardisation(
         mut self,
         standardisation: Option<Standardisation>,
     ) -> Result<Self> {
+        let pooled = self.pooling.dim(self.cfg.embed_dim);
         if let Some(s) = &standardisation
-            && s.dim() != self.embedding_dim()
+            && s.dim() != pooled
         {
             bail!(
-                "standardisation of width {} for an embedding of width {}",
+                "standardisation of width {} for a pooled embedding of width {pooled}",
                 s.dim(),
-                self.embedding_dim()
             );
         }
         self.standardisation = standardisation;
@@ -535,9 +535,13 @@ impl VisionTransformer {
         self.pooling
     }
 
-    /// Width of [`Self::embedding`]: the model's width for the CLS pooling, s²· that for an s×s grid.
+    /// Width of [`Self::embedding`]: the standardisation's output width when it keeps fewer
+    /// axes ([`Standardisation::fit_components`]); else the pooled width, the model's width for
+    /// the CLS pooling and s²· that for an s×s grid.
     pub fn embedding_dim(&self) -> usize {
-        self.pooling.dim(self.cfg.embed_dim)
+        self.standardisation
+            .as_ref()
+            .map_or(self.pooling.dim(self.cfg.embed_dim), |s| s.out_dim())
     }
 
     /// The embedding of final tokens ([B, 1 + rows·cols, D], or the CLS row alone for the CLS
@@ -665,6 +669,26 @@ impl VisionTransformer {
             t = t.narrow(1, 0, 1)?;
         }
         self.norm.forward(&t, self.cfg.layer_norm_eps)
+    }
+
+    /// The tokens of the last `n` blocks, each through the final norm: `n` tensors [B, N, D],
+    /// the deepest last (DINO's `get_intermediate_layers(x, n)`, facebookresearch/dino
+    /// `vision_transformer.py`). Inference only: no activations are kept. Errors when `n` is 0
+    /// or exceeds the depth.
+    pub fn intermediate_layers(&self, x: &Tensor, n: usize) -> Result<Vec<Tensor>> {
+        let depth = self.blocks.len();
+        if n == 0 || n > depth {
+            bail!("asked for the last {n} of {depth} blocks");
+        }
+        let mut t = self.prepare_tokens(x)?;
+        let mut out = Vec::with_capacity(n);
+        for (i, block) in self.blocks.iter().enumerate() {
+            t = block.forward(&t, None, false, false)?;
+            if i + n >= depth {
+                out.push(self.norm.forward(&t, self.cfg.layer_norm_eps)?);
+            }
+        }
+        Ok(out)
     }
 
     /// The CLS token after the final norm: [B, D] (DINO's backbone output). The last block
@@ -925,6 +949,23 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn the_deepest_intermediate_layer_is_the_final_tokens() {
+        let (vit, _) = perturbed_model();
+        let x = normal_tensor(&[2, 3, 32, 32], 6, 1.0);
+        let depth = vit.cfg.depth;
+        let layers = vit.intermediate_layers(&x, depth).unwrap();
+        assert_eq!(layers.len(), depth);
+        let last = layers.last().unwrap();
+        assert_eq!(max_abs_diff(last, &vit.infer_tokens(&x).unwrap()), 0.0);
+        // Shallower blocks give other tokens, and asking for fewer gives the deepest ones.
+        assert!(max_abs_diff(&layers[0], last) > 1e-3);
+        let two = vit.intermediate_layers(&x, 2).unwrap();
+        assert_eq!(max_abs_diff(&two[0], &layers[depth - 2]), 0.0);
+        assert!(vit.intermediate_layers(&x, 0).is_err());
+        assert!(vit.intermediate_layers(&x, depth + 1).is_err());
     }
 
     #[test]

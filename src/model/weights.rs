@@ -62,6 +62,17 @@ pub struct CheckpointMeta {
     pub pooling: Pooling,
 }
 
+impl CheckpointMeta {
+    /// Width of the model's embedding: the standardisation's kept axes when it keeps fewer,
+    /// else the pooled width.
+    pub fn embedding_dim(&self) -> usize {
+        self.standardisation
+            .as_ref()
+            .and_then(|s| s.components)
+            .unwrap_or_else(|| self.pooling.dim(self.vit.embed_dim))
+    }
+}
+
 fn is_cls(pooling: &Pooling) -> bool {
     *pooling == Pooling::Cls
 }
@@ -75,6 +86,20 @@ pub struct StandardisationMeta {
     pub images: usize,
     /// ε relative to the mean eigenvalue.
     pub shrinkage: f64,
+    /// Leading axes kept (PCA whitening) when fewer than the pooled width; absent = all (ZCA).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub components: Option<usize>,
+}
+
+impl StandardisationMeta {
+    /// The source, and the kept axes when fewer than all: e.g.
+    /// `procedural:kml-mixup (seed 1, 64x64), 768 leading axes`.
+    pub fn describe(&self) -> String {
+        match self.components {
+            Some(m) => format!("{}, {m} leading axes", self.source),
+            None => self.source.clone(),
+        }
+    }
 }
 
 pub const CHECKPOINT_FORMAT: &str = "procmem-checkpoint";
@@ -384,11 +409,16 @@ pub(crate) fn backbone_from_tensors(
         &tensors,
         StandardisationKeys::EMBEDDING,
         pooling.dim(cfg.embed_dim),
+        true,
     )
     .map_err(bad)?;
-    let patch_standardisation =
-        Standardisation::from_tensors(&tensors, StandardisationKeys::PATCH_TOKENS, cfg.embed_dim)
-            .map_err(bad)?;
+    let patch_standardisation = Standardisation::from_tensors(
+        &tensors,
+        StandardisationKeys::PATCH_TOKENS,
+        cfg.embed_dim,
+        false,
+    )
+    .map_err(bad)?;
     let vb = VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu);
     let vit = VisionTransformer::new(cfg, vb)
         .and_then(|v| v.with_pooling(pooling))
