@@ -1,5 +1,7 @@
 //! Small dense linear algebra shared by the stages that need it (the procedural standardisation
-//! of the embedding, the PCA of patch features and of the memory map): f64, row-major.
+//! of the embedding, the PCA of patch features and of the memory map): row-major; the
+//! eigen-decomposition and the standardisation's covariance in f64 (the PCA's covariance is an
+//! f32 product, accumulated by candle).
 //!
 //! The principal axes come from an exact eigen-decomposition of the covariance (faer's
 //! self-adjoint eigensolver: Householder tridiagonalisation, then a divide-and-conquer /
@@ -16,18 +18,20 @@ use crate::error::{Error, Result};
 
 /// Eigen-decomposition of a symmetric `dim`×`dim` matrix (row-major; the lower triangle is
 /// read): (eigenvalues in increasing order, eigenvectors as the columns of a row-major matrix).
-/// Falls back to a zero spectrum with the identity only if the solver fails to converge, which
-/// LAPACK-class tridiagonal solvers do not do on finite input.
-pub(crate) fn symmetric_eigen(a: Vec<f64>, dim: usize) -> (Vec<f64>, Vec<f64>) {
+/// Errors on non-finite input, or when the solver does not converge.
+///
+/// Sequential because faer's `rayon` feature is off (`Cargo.toml`): the solver then reads the
+/// global parallelism as `Par::Seq`, so results do not depend on the thread count.
+pub(crate) fn symmetric_eigen(a: Vec<f64>, dim: usize) -> Result<(Vec<f64>, Vec<f64>)> {
+    if a.iter().any(|v| !v.is_finite()) {
+        return Err(Error::Model(
+            "eigen-decomposition of a matrix holding NaN or Inf".into(),
+        ));
+    }
     let m = Mat::<f64>::from_fn(dim, dim, |i, j| a[i * dim + j]);
-    let identity = || {
-        let mut v = vec![0.0f64; dim * dim];
-        (0..dim).for_each(|i| v[i * dim + i] = 1.0);
-        (vec![0.0; dim], v)
-    };
-    let Ok(eigen) = m.self_adjoint_eigen(Side::Lower) else {
-        return identity();
-    };
+    let eigen = m
+        .self_adjoint_eigen(Side::Lower)
+        .map_err(|e| Error::Model(format!("eigen-decomposition failed: {e:?}")))?;
     let (u, s) = (eigen.U(), eigen.S());
     let values: Vec<f64> = (0..dim).map(|k| s[k]).collect();
     let mut vectors = vec![0.0f64; dim * dim];
@@ -36,7 +40,7 @@ pub(crate) fn symmetric_eigen(a: Vec<f64>, dim: usize) -> (Vec<f64>, Vec<f64>) {
             vectors[i * dim + k] = u[(i, k)];
         }
     }
-    (values, vectors)
+    Ok((values, vectors))
 }
 
 /// Mean and sample covariance (row-major `dim`×`dim`) of `rows` (n ≥ 2 rows of `dim` values),
@@ -96,7 +100,7 @@ impl Projection {
     /// its largest entry is positive.
     pub fn fit(rows: &[f32], dim: usize, n_components: usize) -> Result<Self> {
         let (mean, cov) = covariance(rows, dim, n_components)?;
-        let (values, vectors) = symmetric_eigen(cov.clone(), dim);
+        let (values, vectors) = symmetric_eigen(cov.clone(), dim)?;
         Ok(Self::from_eigen(
             mean,
             &cov,
@@ -138,7 +142,7 @@ impl Projection {
         let t: Vec<f64> = (0..p)
             .flat_map(|a| (0..p).map(|b| dot64(&q[a], &cq[b])).collect::<Vec<_>>())
             .collect();
-        let (values, small) = symmetric_eigen(t, p);
+        let (values, small) = symmetric_eigen(t, p)?;
         // Ritz vectors as the columns of a row-major dim × p matrix.
         let mut vectors = vec![0.0f64; dim * p];
         for i in 0..dim {
@@ -303,7 +307,10 @@ mod tests {
                 m[i * n + j] = (0..n).map(|k| b[i * n + k] * b[j * n + k]).sum();
             }
         }
-        let (l, v) = symmetric_eigen(m.clone(), n);
+        let (l, v) = symmetric_eigen(m.clone(), n).unwrap();
+        let mut nan = m.clone();
+        nan[1] = f64::NAN;
+        assert!(symmetric_eigen(nan, n).is_err());
         for i in 0..n {
             for j in 0..n {
                 let r: f64 = (0..n).map(|k| v[i * n + k] * l[k] * v[j * n + k]).sum();

@@ -301,6 +301,25 @@ fn procedural_standardisation_is_part_of_the_model() {
     )
     .unwrap_err();
     assert!(matches!(err, procmem::Error::InvalidConfig(_)), "{err}");
+    // A pooling grid that does not divide the model's patch grid (3 into micro's 4×4) is a
+    // config error naming the pooling, found before any image is generated.
+    let odd_grid = StandardiseConfig {
+        pooling: Pooling::PatchGrid { side: 3 },
+        patch_images: 0,
+        ..Default::default()
+    };
+    let err = standardise_model(
+        &plain.with_extension("json"),
+        Which::Teacher,
+        &odd_grid,
+        &dir.path().join("odd-grid"),
+        |_, _| panic!("nothing is generated for a bad config"),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(&err, procmem::Error::InvalidConfig(m) if m.contains("grid3")),
+        "{err}"
+    );
 }
 
 #[test]

@@ -279,17 +279,19 @@ pub struct StandardiseConfig {
     /// the bundled model's training data. Never real images: the statistics become part of the
     /// perception model.
     pub process: crate::generate::Process,
-    /// Images to fit on. Default 8,000 (≈ 10 covariance samples per dimension at the 2×2 grid's
-    /// width 768; 2,000 suffice for the CLS token's 192). Generation and embedding run at
-    /// ≈ 100 images/s here, so the default takes ≈ 2.5 min.
+    /// Images to fit on. Default 8,000: ≈ 2.6 covariance samples per dimension at the 4×4
+    /// grid's 3,072 values (enough for the 768 leading axes the default keeps), ≈ 10 at the 2×2
+    /// grid's 768; 2,000 suffice for the CLS token's 192. With the defaults `procmem
+    /// standardise` took 1 min 36 s on 2 cores (generation and embedding included).
     pub images: usize,
     /// Seed of the generated set. Default 1 (the training stream derives its own from the
     /// training seed, so the sets differ).
     pub seed: u64,
     /// ε relative to the mean eigenvalue (0 = full whitening, with a 1e-12 floor). Default 0:
     /// on the Fashion-MNIST validation split (docs/training.md, "Pooling") full whitening of the
-    /// 2×2 grid scored 80.60 % against 79.93 % at 0.001 and 79.19 % at 0.01. Raise it (0.01) if
-    /// a model's procedural covariance is near-singular.
+    /// 2×2 grid scored 80.60 % against 79.93 % at 0.001 and 79.19 % at 0.01; for the 4×4 grid at
+    /// 768 axes 0 and 0.01 were level (83.57 % and 83.60 %). Raise it (0.01) if a model's
+    /// procedural covariance is near-singular.
     pub shrinkage: f64,
     /// How the tokens are pooled into the embedding the standardisation is fitted to, and which
     /// the written model then uses ([`crate::model::pooling`]). Default `grid4` (a 4×4 grid of
@@ -490,6 +492,14 @@ pub fn standardise_model(
         .iter()
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
+    let side = meta.vit.img_size / meta.vit.patch_size.max(1);
+    if pooling.check_grid(side, side).is_err() {
+        return Err(Error::InvalidConfig(format!(
+            "the {} pooling needs a patch grid divisible by its side; {} has {side}×{side} patches: choose another pooling (e.g. `cls`, or `grid2` for an even grid)",
+            pooling.name(),
+            model.display()
+        )));
+    }
     let (vit, _) = backbone_from_tensors(&meta.vit, pooling, plain, model)?;
     let total = cfg.progress_total();
     if cfg.components == Some(0) && !cfg.patches_only {

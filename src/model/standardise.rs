@@ -17,7 +17,10 @@
 //!
 //! with μ and Σ = V·diag(λ)·Vᵀ the mean and covariance of the procedural images' x̂ (ZCA
 //! whitening with Ledoit–Wolf-style shrinkage towards the mean eigenvalue; shrinkage → ∞ is
-//! centring alone). Deviation from the paper: the paper evaluates raw DINO CLS features; this
+//! centring alone). With M < D components kept ([`Standardisation::fit_components`], session 15)
+//! W = diag((λᵢ + ε)^(−1/2))·V_Mᵀ over the M largest eigenvalues, [M, D]: for cosine similarity
+//! the ZCA form with its weakest axes dropped, so a wide pooling (4×4 grid: 3,072 values) keeps a
+//! memory of 768. Deviation from the paper: the paper evaluates raw DINO CLS features; this
 //! step is procmem's, measured in `docs/training.md`.
 //!
 //! The same transform, fitted separately and without the final normalisation, standardises the
@@ -42,7 +45,8 @@ use super::kernels::matvec_rows_in_order;
 
 /// Checkpoint key of μ, shape [D] (inside the backbone's prefix, so the fingerprint covers it).
 pub const MEAN_KEY: &str = "standardise.mean";
-/// Checkpoint key of W, shape [D, D], symmetric.
+/// Checkpoint key of W: shape [D, D], symmetric (ZCA), or [M, D] with M < D (PCA whitening
+/// keeping M axes, [`Standardisation::fit_components`]).
 pub const WHITENING_KEY: &str = "standardise.whitening";
 /// Checkpoint key of the patch tokens' μ, shape [D] (the model's width).
 pub const PATCH_MEAN_KEY: &str = "standardise_patches.mean";
@@ -148,7 +152,8 @@ impl Standardisation {
         }
         let n = embeddings.len() / dim;
         let (mean, cov) = crate::linalg::mean_and_covariance(embeddings, dim);
-        let (eigenvalues, eigenvectors) = crate::linalg::symmetric_eigen(cov, dim);
+        let (eigenvalues, eigenvectors) = crate::linalg::symmetric_eigen(cov, dim)
+            .map_err(|e| candle_core::Error::Msg(format!("standardisation: {e}")))?;
         let mean_eigenvalue = eigenvalues.iter().map(|l| l.max(0.0)).sum::<f64>() / dim as f64;
         let eps = (shrinkage * mean_eigenvalue).max(1e-12);
         let scale = |l: f64| 1.0 / (l.max(0.0) + eps).sqrt();
