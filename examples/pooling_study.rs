@@ -6,7 +6,7 @@
 //! final-norm patch tokens, [N, D]), `grid2` / `grid4` (patch tokens mean-pooled over a 2×2 /
 //! 4×4 grid of regions, [N, 4D] / [N, 16D]), and `cls-b<i>` / `grid2-b<i>` of each shallower
 //! block i (1-based) through the final norm; also the paired Google/Twitter emoji of
-//! `procmem eval retrieval`. `tools/pooling_study.py` then fits the standardisation on the procedural
+//! `procmem eval retrieval`. With `GRID_FULL=1` also every patch token (`grid<g>`, [N, g²·D]). `tools/pooling_study.py` then fits the standardisation on the procedural
 //! rows of each pooling and reports kNN accuracy.
 //!
 //! Usage: `cargo run --release --example pooling_study -- MODEL|random:PRESET OUT_DIR [DATA_DIR]`;
@@ -68,6 +68,11 @@ fn features(
         names.push((format!("cls-b{i}"), d));
         names.push((format!("grid2-b{i}"), 4 * d));
     }
+    // `GRID_FULL=1`: also every patch token (the grid at full resolution, [N, g²·D]).
+    let full = std::env::var("GRID_FULL").is_ok_and(|v| v == "1");
+    if full {
+        names.push((format!("grid{g}"), g * g * d));
+    }
     let mut out: Vec<Vec<f32>> = vec![Vec::new(); names.len()];
     for (i, chunk) in images.chunks(256).enumerate() {
         let pixels: Vec<f32> = chunk
@@ -85,6 +90,9 @@ fn features(
         for (j, layer) in layers[..depth - 1].iter().enumerate() {
             out[4 + 2 * j].extend(layer.narrow(1, 0, 1)?.flatten_all()?.to_vec1::<f32>()?);
             out[5 + 2 * j].extend(grid_pool(&layer.narrow(1, 1, g * g)?, g, 2)?);
+        }
+        if full {
+            out[4 + 2 * (depth - 1)].extend(patches.flatten_all()?.to_vec1::<f32>()?);
         }
         eprint!("\r{} / {}", i * 256 + chunk.len(), images.len());
     }

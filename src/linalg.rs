@@ -53,17 +53,16 @@ pub(crate) fn mean_and_covariance(rows: &[f32], dim: usize) -> (Vec<f64>, Vec<f6
     }
     mean.iter_mut().for_each(|m| *m /= n as f64);
     let x = Mat::<f64>::from_fn(n, dim, |r, c| rows[r * dim + c] as f64 - mean[c]);
-    let mut cov = Mat::<f64>::zeros(dim, dim);
-    faer::linalg::matmul::matmul(
-        cov.as_mut(),
-        faer::Accum::Replace,
-        x.transpose(),
-        x.as_ref(),
-        1.0 / (n.max(2) - 1) as f64,
-        Par::Seq,
-    );
+    let cov = product(x.transpose(), x.as_ref(), 1.0 / (n.max(2) - 1) as f64);
     let cov = (0..dim * dim).map(|i| cov[(i / dim, i % dim)]).collect();
     (mean, cov)
+}
+
+/// `scale`·a·b by faer's matrix product, sequential.
+fn product(a: faer::MatRef<'_, f64>, b: faer::MatRef<'_, f64>, scale: f64) -> Mat<f64> {
+    let mut out = Mat::<f64>::zeros(a.nrows(), b.ncols());
+    faer::linalg::matmul::matmul(out.as_mut(), faer::Accum::Replace, a, b, scale, Par::Seq);
+    out
 }
 
 /// V·diag(`scales`)·Vᵀ as f32, row-major, for `vectors` the columns of a row-major
@@ -71,15 +70,7 @@ pub(crate) fn mean_and_covariance(rows: &[f32], dim: usize) -> (Vec<f64>, Vec<f6
 pub(crate) fn scaled_gram(vectors: &[f64], dim: usize, scales: &[f64]) -> Vec<f32> {
     let v = Mat::<f64>::from_fn(dim, dim, |i, k| vectors[i * dim + k]);
     let vs = Mat::<f64>::from_fn(dim, dim, |i, k| vectors[i * dim + k] * scales[k]);
-    let mut w = Mat::<f64>::zeros(dim, dim);
-    faer::linalg::matmul::matmul(
-        w.as_mut(),
-        faer::Accum::Replace,
-        vs.as_ref(),
-        v.transpose(),
-        1.0,
-        Par::Seq,
-    );
+    let w = product(vs.as_ref(), v.transpose(), 1.0);
     (0..dim * dim)
         .map(|i| w[(i / dim, i % dim)] as f32)
         .collect()

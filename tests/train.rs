@@ -285,41 +285,29 @@ fn procedural_standardisation_is_part_of_the_model() {
             "{pooling:?}: mean cosine {before} before, {after} after"
         );
     }
-    // Keeping no axis is refused before any image is generated.
-    let no_axis = StandardiseConfig {
-        pooling: Pooling::PatchGrid { side: 2 },
-        components: Some(0),
-        patch_images: 0,
-        ..Default::default()
-    };
-    let err = standardise_model(
-        &plain.with_extension("json"),
-        Which::Teacher,
-        &no_axis,
-        &dir.path().join("no-axis"),
-        |_, _| panic!("nothing is generated for a bad config"),
-    )
-    .unwrap_err();
-    assert!(matches!(err, procmem::Error::InvalidConfig(_)), "{err}");
-    // A pooling grid that does not divide the model's patch grid (3 into micro's 4×4) is a
-    // config error naming the pooling, found before any image is generated.
-    let odd_grid = StandardiseConfig {
-        pooling: Pooling::PatchGrid { side: 3 },
-        patch_images: 0,
-        ..Default::default()
-    };
-    let err = standardise_model(
-        &plain.with_extension("json"),
-        Which::Teacher,
-        &odd_grid,
-        &dir.path().join("odd-grid"),
-        |_, _| panic!("nothing is generated for a bad config"),
-    )
-    .unwrap_err();
-    assert!(
-        matches!(&err, procmem::Error::InvalidConfig(m) if m.contains("grid3")),
-        "{err}"
-    );
+    // Bad configs are refused before any image is generated, as config errors that name the
+    // problem: keeping no axis, and a pooling grid that does not divide the model's patch grid
+    // (3 into micro's 4×4).
+    for (components, side, named) in [(Some(0), 2, "component"), (None, 3, "grid3")] {
+        let bad = StandardiseConfig {
+            pooling: Pooling::PatchGrid { side },
+            components,
+            patch_images: 0,
+            ..Default::default()
+        };
+        let err = standardise_model(
+            &plain.with_extension("json"),
+            Which::Teacher,
+            &bad,
+            &dir.path().join("bad"),
+            |_, _| panic!("nothing is generated for a bad config"),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&err, procmem::Error::InvalidConfig(m) if m.contains(named)),
+            "{err}"
+        );
+    }
 }
 
 #[test]
