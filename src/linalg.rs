@@ -58,6 +58,50 @@ pub(crate) fn mean_and_covariance(rows: &[f32], dim: usize) -> (Vec<f64>, Vec<f6
     (mean, cov)
 }
 
+/// (mean, the kept eigenvalues by decreasing size, their unit axes, the covariance's trace).
+pub(crate) type LeadingAxes = (Vec<f64>, Vec<f64>, Vec<Vec<f64>>, f64);
+
+/// The `m` leading principal axes of `rows` (n rows of `dim` values, n ≤ dim) by the Gram form:
+/// the eigenpairs (λ, u) of G = X̃·X̃ᵀ/(n − 1) for the centred rows X̃ are the nonzero ones of
+/// the covariance, with axes v = X̃ᵀ·u/√((n − 1)·λ). Returns (mean, the m eigenvalues by
+/// decreasing size, the m unit axes, the covariance's trace). An n×n problem instead of
+/// dim×dim. Errors when m ≥ n, on non-finite input, or when a kept eigenvalue is not positive
+/// (the rows span fewer than m directions).
+pub(crate) fn leading_axes_by_gram(rows: &[f32], dim: usize, m: usize) -> Result<LeadingAxes> {
+    let n = rows.len() / dim.max(1);
+    if m == 0 || m >= n {
+        return Err(Error::Model(format!(
+            "{m} leading axes of {n} rows: need 1 ≤ m < rows"
+        )));
+    }
+    let mut mean = vec![0f64; dim];
+    for row in rows.chunks_exact(dim) {
+        mean.iter_mut().zip(row).for_each(|(m, &v)| *m += v as f64);
+    }
+    mean.iter_mut().for_each(|m| *m /= n as f64);
+    let x = Mat::<f64>::from_fn(n, dim, |r, c| rows[r * dim + c] as f64 - mean[c]);
+    let gram = product(x.as_ref(), x.transpose(), 1.0 / (n - 1) as f64);
+    let trace: f64 = (0..n).map(|i| gram[(i, i)]).sum();
+    let (values, vectors) = symmetric_eigen((0..n * n).map(|i| gram[(i / n, i % n)]).collect(), n)?;
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by(|&a, &b| values[b].total_cmp(&values[a]));
+    let kept = &order[..m];
+    if kept.iter().any(|&k| values[k] <= 0.0) {
+        return Err(Error::Model(format!(
+            "the rows span fewer than {m} directions"
+        )));
+    }
+    let u = Mat::<f64>::from_fn(n, m, |i, j| vectors[i * n + kept[j]]);
+    let v = product(x.transpose(), u.as_ref(), 1.0);
+    let axes = (0..m)
+        .map(|j| {
+            let norm = ((n - 1) as f64 * values[kept[j]]).sqrt();
+            (0..dim).map(|i| v[(i, j)] / norm).collect()
+        })
+        .collect();
+    Ok((mean, kept.iter().map(|&k| values[k]).collect(), axes, trace))
+}
+
 /// `scale`·a·b by faer's matrix product, sequential.
 fn product(a: faer::MatRef<'_, f64>, b: faer::MatRef<'_, f64>, scale: f64) -> Mat<f64> {
     let mut out = Mat::<f64>::zeros(a.nrows(), b.ncols());

@@ -102,6 +102,30 @@ fn transposed(m: &[f32], rows: usize, cols: usize) -> Vec<f32> {
         .collect()
 }
 
+/// (λ + ε)^(−1/2), the whitening scale of an axis of variance λ (negative round-off clamped).
+fn whitening_scale(l: f64, eps: f64) -> f64 {
+    1.0 / (l.max(0.0) + eps).sqrt()
+}
+
+/// W = diag((λₖ + ε)^(−1/2))·V_Mᵀ, row-major [M, dim], from unit `axes` (M of them, by
+/// decreasing eigenvalue) and their eigenvalues; each axis signed so its largest entry is
+/// positive (a deterministic choice among ±v).
+fn pca_whitening(axes: &[Vec<f64>], values: &[f64], dim: usize, eps: f64) -> Vec<f32> {
+    let mut w = vec![0f32; axes.len() * dim];
+    for ((row, axis), &l) in w.chunks_exact_mut(dim).zip(axes).zip(values) {
+        let s = whitening_scale(l, eps);
+        let big = axis
+            .iter()
+            .copied()
+            .fold(0.0f64, |a, b| if b.abs() > a.abs() { b } else { a });
+        let sign = if big < 0.0 { -1.0 } else { 1.0 };
+        for (w, v) in row.iter_mut().zip(axis) {
+            *w = (sign * s * v) as f32;
+        }
+    }
+    w
+}
+
 impl Standardisation {
     /// Fits μ and W on `embeddings`, rows of `dim` values (at least 2 rows): unit embeddings,
     /// or patch tokens for the dense tasks' standardisation.
@@ -114,8 +138,10 @@ impl Standardisation {
     /// W = diag((λᵢ + ε)^(−1/2))·V_Mᵀ, [components, dim] (PCA whitening; each axis signed so its
     /// largest entry is positive). For cosine similarity it equals ZCA whitening followed by
     /// dropping the weakest axes, so a wide pooling (`grid4`, 3,072 values) keeps a memory
-    /// of the usual width. `components` = `dim` is [`Self::fit`]. Errors when `components` is 0
-    /// or exceeds `dim`.
+    /// of the usual width. `components` = `dim` is [`Self::fit`]. With fewer rows than `dim`
+    /// (every patch token: 12,288 values from 8,000 images) the axes come from the n×n Gram
+    /// matrix instead of the covariance ([`crate::linalg::leading_axes_by_gram`]). Errors when
+    /// `components` is 0, exceeds `dim`, or (in the Gram form) is not below the row count.
     pub fn fit_components(
         embeddings: &[f32],
         dim: usize,
@@ -151,49 +177,69 @@ impl Standardisation {
             bail!("standardisation: the embeddings contain NaN or Inf");
         }
         let n = embeddings.len() / dim;
-        let (mean, cov) = crate::linalg::mean_and_covariance(embeddings, dim);
-        let (eigenvalues, eigenvectors) = crate::linalg::symmetric_eigen(cov, dim)
-            .map_err(|e| candle_core::Error::Msg(format!("standardisation: {e}")))?;
-        let mean_eigenvalue = eigenvalues.iter().map(|l| l.max(0.0)).sum::<f64>() / dim as f64;
-        let eps = (shrinkage * mean_eigenvalue).max(1e-12);
-        let scale = |l: f64| 1.0 / (l.max(0.0) + eps).sqrt();
-        // Axes by decreasing eigenvalue; the ZCA form sums over all of them.
-        let mut order: Vec<usize> = (0..dim).collect();
-        order.sort_by(|&a, &b| eigenvalues[b].total_cmp(&eigenvalues[a]));
-        let kept = &order[..components.unwrap_or(dim)];
-        let whitening = match components {
-            // W = V·diag(scale)·Vᵀ, eigenvectors in the columns of V.
-            None => {
-                let scales: Vec<f64> = eigenvalues.iter().map(|&l| scale(l)).collect();
-                crate::linalg::scaled_gram(&eigenvectors, dim, &scales)
-            }
-            Some(m) => {
-                let mut w = vec![0f32; m * dim];
-                for (row, &k) in w.chunks_exact_mut(dim).zip(kept) {
-                    let s = scale(eigenvalues[k]);
-                    let axis: Vec<f64> = (0..dim).map(|i| eigenvectors[i * dim + k]).collect();
-                    let big = axis
-                        .iter()
-                        .copied()
-                        .fold(0.0f64, |a, b| if b.abs() > a.abs() { b } else { a });
-                    let sign = if big < 0.0 { -1.0 } else { 1.0 };
-                    for (w, v) in row.iter_mut().zip(&axis) {
-                        *w = (sign * s * v) as f32;
-                    }
+        let model_err = |e: crate::Error| candle_core::Error::Msg(format!("standardisation: {e}"));
+        // (mean, the kept axes' eigenvalues by decreasing size, their unit axes, mean eigenvalue
+        // over all `dim`, W).
+        let (mean, kept_values, whitening) = match components {
+            // Fewer rows than dimensions: the n×n Gram form, not the dim×dim covariance
+            // (12,288 dimensions from 8,000 images: an 8,000² problem instead of 12,288²).
+            Some(m) if n < dim => {
+                if m >= n {
+                    bail!(
+                        "standardisation: {m} components need more than {m} images to fit on, got {n}"
+                    );
                 }
-                w
+                let (mean, values, axes, trace) =
+                    crate::linalg::leading_axes_by_gram(embeddings, dim, m).map_err(model_err)?;
+                let eps = (shrinkage * trace / dim as f64).max(1e-12);
+                let w = pca_whitening(&axes, &values, dim, eps);
+                (mean, values.iter().map(|&l| (l, eps)).collect(), w)
+            }
+            _ => {
+                let (mean, cov) = crate::linalg::mean_and_covariance(embeddings, dim);
+                let (eigenvalues, eigenvectors) =
+                    crate::linalg::symmetric_eigen(cov, dim).map_err(model_err)?;
+                let mean_eigenvalue =
+                    eigenvalues.iter().map(|l| l.max(0.0)).sum::<f64>() / dim as f64;
+                let eps = (shrinkage * mean_eigenvalue).max(1e-12);
+                // Axes by decreasing eigenvalue; the ZCA form sums over all of them.
+                let mut order: Vec<usize> = (0..dim).collect();
+                order.sort_by(|&a, &b| eigenvalues[b].total_cmp(&eigenvalues[a]));
+                let kept = &order[..components.unwrap_or(dim)];
+                let w = match components {
+                    // W = V·diag(scale)·Vᵀ, eigenvectors in the columns of V.
+                    None => {
+                        let scales: Vec<f64> = eigenvalues
+                            .iter()
+                            .map(|&l| whitening_scale(l, eps))
+                            .collect();
+                        crate::linalg::scaled_gram(&eigenvectors, dim, &scales)
+                    }
+                    Some(_) => {
+                        let axes: Vec<Vec<f64>> = kept
+                            .iter()
+                            .map(|&k| (0..dim).map(|i| eigenvectors[i * dim + k]).collect())
+                            .collect();
+                        let values: Vec<f64> = kept.iter().map(|&k| eigenvalues[k]).collect();
+                        pca_whitening(&axes, &values, dim, eps)
+                    }
+                };
+                (
+                    mean,
+                    kept.iter()
+                        .map(|&k| (eigenvalues[k], eps))
+                        .collect::<Vec<_>>(),
+                    w,
+                )
             }
         };
-        let spread = kept
+        let spread = kept_values
             .iter()
-            .map(|&k| {
-                let l = eigenvalues[k];
-                l.max(0.0) * scale(l).powi(2)
-            })
+            .map(|&(l, eps)| l.max(0.0) * whitening_scale(l, eps).powi(2))
             .sum::<f64>()
             * (n - 1) as f64
             / n as f64;
-        let out_dim = kept.len();
+        let out_dim = kept_values.len();
         Ok((
             Self {
                 dim,
@@ -428,6 +474,39 @@ mod tests {
             Some(s.clone())
         );
         assert!(Standardisation::from_tensors(&map, keys, dim, false).is_err());
+    }
+
+    #[test]
+    fn the_gram_form_equals_the_covariance_form_with_fewer_rows_than_dimensions() {
+        // 30 rows of 48 values: fit_components takes the 30×30 Gram form; the reference is the
+        // 48×48 covariance's eigen-decomposition of the same rows.
+        let (dim, n, m) = (48, 30, 6);
+        let x = unit_rows(n, dim, 12);
+        let s = Standardisation::fit_components(&x, dim, 0.0, m).unwrap();
+        assert_eq!((s.dim(), s.out_dim()), (dim, m));
+        let (mean, cov) = crate::linalg::mean_and_covariance(&x, dim);
+        let (values, vectors) = crate::linalg::symmetric_eigen(cov, dim).unwrap();
+        let mut order: Vec<usize> = (0..dim).collect();
+        order.sort_by(|&a, &b| values[b].total_cmp(&values[a]));
+        for (k, row) in s.whitening.chunks_exact(dim).enumerate() {
+            let j = order[k];
+            let scale = 1.0 / (values[j] + 1e-12).sqrt();
+            // The same axis up to sign, scaled by (λ + ε)^(−1/2).
+            let dot: f64 = row
+                .iter()
+                .enumerate()
+                .map(|(i, &w)| w as f64 * vectors[i * dim + j])
+                .sum();
+            assert!(
+                (dot.abs() / scale - 1.0).abs() < 1e-4,
+                "axis {k}: {dot} against {scale}"
+            );
+        }
+        for (a, b) in s.mean.iter().zip(&mean) {
+            assert!((*a as f64 - b).abs() < 1e-6);
+        }
+        // As many axes as rows cannot be fitted: n rows span n − 1 centred directions.
+        assert!(Standardisation::fit_components(&x, dim, 0.0, n).is_err());
     }
 
     #[test]
