@@ -47,12 +47,7 @@ pub(crate) fn symmetric_eigen(a: Vec<f64>, dim: usize) -> Result<(Vec<f64>, Vec<
 /// in f64 throughout: the centred product XᵀX by faer's matrix product, sequential.
 pub(crate) fn mean_and_covariance(rows: &[f32], dim: usize) -> (Vec<f64>, Vec<f64>) {
     let n = rows.len() / dim.max(1);
-    let mut mean = vec![0f64; dim];
-    for row in rows.chunks_exact(dim) {
-        mean.iter_mut().zip(row).for_each(|(m, &v)| *m += v as f64);
-    }
-    mean.iter_mut().for_each(|m| *m /= n as f64);
-    let x = Mat::<f64>::from_fn(n, dim, |r, c| rows[r * dim + c] as f64 - mean[c]);
+    let (mean, x) = centred(rows, dim);
     let cov = product(x.transpose(), x.as_ref(), 1.0 / (n.max(2) - 1) as f64);
     let cov = (0..dim * dim).map(|i| cov[(i / dim, i % dim)]).collect();
     (mean, cov)
@@ -74,12 +69,7 @@ pub(crate) fn leading_axes_by_gram(rows: &[f32], dim: usize, m: usize) -> Result
             "{m} leading axes of {n} rows: need 1 ≤ m < rows"
         )));
     }
-    let mut mean = vec![0f64; dim];
-    for row in rows.chunks_exact(dim) {
-        mean.iter_mut().zip(row).for_each(|(m, &v)| *m += v as f64);
-    }
-    mean.iter_mut().for_each(|m| *m /= n as f64);
-    let x = Mat::<f64>::from_fn(n, dim, |r, c| rows[r * dim + c] as f64 - mean[c]);
+    let (mean, x) = centred(rows, dim);
     let gram = product(x.as_ref(), x.transpose(), 1.0 / (n - 1) as f64);
     let trace: f64 = (0..n).map(|i| gram[(i, i)]).sum();
     let (values, vectors) = symmetric_eigen((0..n * n).map(|i| gram[(i / n, i % n)]).collect(), n)?;
@@ -100,6 +90,26 @@ pub(crate) fn leading_axes_by_gram(rows: &[f32], dim: usize, m: usize) -> Result
         })
         .collect();
     Ok((mean, kept.iter().map(|&k| values[k]).collect(), axes, trace))
+}
+
+/// The mean of `rows` (row-major, `dim` columns, at least one row), accumulated in f64 in row
+/// order.
+fn column_mean(rows: &[f32], dim: usize) -> Vec<f64> {
+    let n = rows.len() / dim.max(1);
+    let mut mean = vec![0f64; dim];
+    for row in rows.chunks_exact(dim) {
+        mean.iter_mut().zip(row).for_each(|(m, &v)| *m += v as f64);
+    }
+    mean.iter_mut().for_each(|m| *m /= n as f64);
+    mean
+}
+
+/// [`column_mean`] and the centred rows as an f64 matrix (n × `dim`).
+fn centred(rows: &[f32], dim: usize) -> (Vec<f64>, Mat<f64>) {
+    let mean = column_mean(rows, dim);
+    let n = rows.len() / dim.max(1);
+    let x = Mat::<f64>::from_fn(n, dim, |r, c| rows[r * dim + c] as f64 - mean[c]);
+    (mean, x)
 }
 
 /// `scale`·a·b by faer's matrix product, sequential.
@@ -269,11 +279,7 @@ fn covariance(rows: &[f32], dim: usize, n_components: usize) -> Result<(Vec<f64>
             "PCA needs at least 2 tokens of at least {n_components} values (got {n} of {dim})"
         )));
     }
-    let mut mean = vec![0.0f64; dim];
-    for r in rows.chunks_exact(dim) {
-        mean.iter_mut().zip(r).for_each(|(m, &v)| *m += v as f64);
-    }
-    mean.iter_mut().for_each(|m| *m /= n as f64);
+    let mean = column_mean(rows, dim);
     let centred: Vec<f32> = rows
         .chunks_exact(dim)
         .flat_map(|r| r.iter().zip(&mean).map(|(&v, m)| (v as f64 - m) as f32))
