@@ -16,11 +16,11 @@ bin="${PROCMEM_BIN:-target/release/procmem}"
 run_dir="$(dirname "$ckpt")"
 mkdir -p models assets/demo
 "$bin" export --checkpoint "$ckpt" $which_flag --out models/procmem-kml-mixup
-# The embedding: the 4×4 patch-grid pooling and its standardisation (PCA whitening to 768 axes),
-# fitted on 8,000 KML Mixup images (no real image; docs/training.md, "Pooling"); and, by the
-# defaults, the patch tokens'
+# The embedding: every final patch token kept (grid8 pooling, 12,288 values) and its
+# standardisation (PCA whitening to 384 axes), fitted on 8,000 KML Mixup images (no real image;
+# docs/training.md, "Every patch token"); and, by the defaults, the patch tokens'
 # standardisation for the dense tasks (1,000 KML Mixup images at 128², ε = 30; docs/dense.md).
-"$bin" standardise --model models/procmem-kml-mixup.json --pooling grid4 --components 768 --images 8000 --shrinkage 0 \
+"$bin" standardise --model models/procmem-kml-mixup.json --pooling grid8 --components 384 --images 8000 --shrinkage 0 \
   --out models/procmem-kml-mixup
 cp "$run_dir/metrics.jsonl" models/procmem-kml-mixup.metrics.jsonl
 cp "$run_dir/config.toml" models/procmem-kml-mixup.config.toml

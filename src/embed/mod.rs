@@ -279,10 +279,11 @@ pub struct StandardiseConfig {
     /// the bundled model's training data. Never real images: the statistics become part of the
     /// perception model.
     pub process: crate::generate::Process,
-    /// Images to fit on. Default 8,000: ≈ 2.6 covariance samples per dimension at the 4×4
-    /// grid's 3,072 values (enough for the 768 leading axes the default keeps), ≈ 10 at the 2×2
-    /// grid's 768; 2,000 suffice for the CLS token's 192. With the defaults `procmem
-    /// standardise` took 1 min 36 s on 2 cores (generation and embedding included).
+    /// Images to fit on. Default 8,000: fewer than the 12,288 values of every patch token
+    /// (`grid8`), so the fit takes the Gram form (8,000 × 8,000) and finds the 384 leading axes
+    /// the default keeps; ≈ 2.6 covariance samples per dimension at the 4×4 grid's 3,072, ≈ 10
+    /// at the 2×2 grid's 768; 2,000 suffice for the CLS token's 192. With the defaults `procmem
+    /// standardise` took 3 min 43 s on 2 cores (generation and embedding included).
     pub images: usize,
     /// Seed of the generated set. Default 1 (the training stream derives its own from the
     /// training seed, so the sets differ).
@@ -294,17 +295,20 @@ pub struct StandardiseConfig {
     /// procedural covariance is near-singular.
     pub shrinkage: f64,
     /// How the tokens are pooled into the embedding the standardisation is fitted to, and which
-    /// the written model then uses ([`crate::model::pooling`]). Default `grid4` (a 4×4 grid of
-    /// regions; the model's patch grid must divide by 4, as the 8×8 of the CPU presets does):
-    /// on the validation split it beat `grid2` by 3 points and the CLS token by 10.
+    /// the written model then uses ([`crate::model::pooling`]). Default `grid8`: on the CPU
+    /// presets' 8×8 patch grid, every patch token kept in place (12,288 values at width 192);
+    /// the model's patch grid must divide by 8 (a ViT-S/16's 14×14 does not: choose `grid2`
+    /// or `grid7` there). On the Fashion-MNIST validation split (docs/training.md, "Every
+    /// patch token") it beat `grid4` by 2.4 points, `grid2` by 5.4 and the CLS token by 13.
     pub pooling: crate::model::Pooling,
     /// Keep at most this many leading procedural axes of the pooled embedding (PCA whitening,
     /// [`crate::model::standardise::Standardisation::fit_components`]); `None`, or a number
-    /// at least the pooled width, keeps them all (ZCA whitening). Default 768 with the default
-    /// `grid4` pooling: 3,072 pooled values kept at the former `grid2` width, so memories keep
-    /// their size and search speed. On the Fashion-MNIST validation split (docs/training.md,
-    /// "Pooling") `grid4` scored 83.57 % with 768 axes, 83.61 % with 1,536 and 83.84 % with all
-    /// 3,072, against `grid2`'s 80.60 %.
+    /// at least the pooled width, keeps them all (ZCA whitening). Default 384: with the default
+    /// `grid8` pooling, 12,288 values kept at half the `grid2` width, which halves a memory's
+    /// size and search time. On the Fashion-MNIST validation split (docs/training.md, "Every
+    /// patch token") `grid8` scored 84.90 % with 128 axes, 85.97 % with 256, **86.22 %** with
+    /// 384, 86.02 % with 512, 85.97 % with 768 and 85.32 % with 3,072: the procedural
+    /// covariance's weak axes are noise for real images.
     pub components: Option<usize>,
     /// Procedural images whose patch tokens fit the patch-token standardisation the dense tasks
     /// read (segmentation, PCA, patch kNN); 0 = none. Default 1,000 (256,000 tokens at the
@@ -342,8 +346,8 @@ impl Default for StandardiseConfig {
             images: 8000,
             seed: 1,
             shrinkage: 0.0,
-            pooling: crate::model::Pooling::PatchGrid { side: 4 },
-            components: Some(768),
+            pooling: crate::model::Pooling::PatchGrid { side: 8 },
+            components: Some(384),
             patch_images: 1000,
             patch_grid: 16,
             patch_shrinkage: 30.0,
@@ -587,6 +591,27 @@ pub fn standardise_model(
 mod tests {
     use super::*;
     use crate::model::weights::Which;
+
+    #[test]
+    fn the_default_standardisation_fits_the_cpu_presets() {
+        // The defaults were chosen for the CPU presets' 8×8 patch grid (docs/training.md,
+        // "Every patch token"): the pooling must divide it, and the whitening must reduce,
+        // keeping fewer axes than the pooled values and than the fit images (the Gram form's
+        // rank), or the bundle's recipe silently becomes another one.
+        let cfg = StandardiseConfig::default();
+        for name in ["cpu-tiny", "cpu-small"] {
+            let vit = crate::model::vit::VitConfig::preset(name).unwrap();
+            let side = vit.img_size / vit.patch_size;
+            cfg.pooling.check_grid(side, side).unwrap();
+            let width = cfg.pooling.dim(vit.embed_dim);
+            let kept = cfg.components.unwrap();
+            assert!(kept < width && kept < cfg.images, "{name}: {kept} of {width}");
+        }
+        // A ViT-S/16's 14×14 grid is refused by the default, as its field docs say.
+        let vit_small = crate::model::vit::VitConfig::preset("vit-small").unwrap();
+        let side = vit_small.img_size / vit_small.patch_size;
+        assert!(cfg.pooling.check_grid(side, side).is_err(), "{side}×{side}");
+    }
 
     #[test]
     fn a_path_is_a_file_even_when_it_reads_like_a_spec() {
