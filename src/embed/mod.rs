@@ -605,7 +605,10 @@ mod tests {
             cfg.pooling.check_grid(side, side).unwrap();
             let width = cfg.pooling.dim(vit.embed_dim);
             let kept = cfg.components.unwrap();
-            assert!(kept < width && kept < cfg.images, "{name}: {kept} of {width}");
+            assert!(
+                kept < width && kept < cfg.images,
+                "{name}: {kept} of {width}"
+            );
         }
         // A ViT-S/16's 14×14 grid is refused by the default, as its field docs say.
         let vit_small = crate::model::vit::VitConfig::preset("vit-small").unwrap();
