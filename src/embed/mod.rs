@@ -283,7 +283,7 @@ pub struct StandardiseConfig {
     /// (`grid8`), so the fit takes the Gram form (8,000 × 8,000) and finds the 384 leading axes
     /// the default keeps; ≈ 2.6 covariance samples per dimension at the 4×4 grid's 3,072, ≈ 10
     /// at the 2×2 grid's 768; 2,000 suffice for the CLS token's 192. With the defaults `procmem
-    /// standardise` took 3 min 43 s on 2 cores (generation and embedding included).
+    /// standardise` took 4 min 6 s on 2 cores (generation and embedding of 9,000 images included).
     pub images: usize,
     /// Seed of the generated set. Default 1 (the training stream derives its own from the
     /// training seed, so the sets differ).
@@ -299,7 +299,7 @@ pub struct StandardiseConfig {
     /// presets' 8×8 patch grid, every patch token kept in place (12,288 values at width 192);
     /// the model's patch grid must divide by 8 (a ViT-S/16's 14×14 does not: choose `grid2`
     /// or `grid7` there). On the Fashion-MNIST validation split (docs/training.md, "Every
-    /// patch token") it beat `grid4` by 2.4 points, `grid2` by 5.4 and the CLS token by 13.
+    /// patch token") it beat `grid4` by 2.4 points, `grid2` by 5.6 and the CLS token by 13.
     pub pooling: crate::model::Pooling,
     /// Keep at most this many leading procedural axes of the pooled embedding (PCA whitening,
     /// [`crate::model::standardise::Standardisation::fit_components`]); `None`, or a number
@@ -597,7 +597,7 @@ mod tests {
         // The defaults were chosen for the CPU presets' 8×8 patch grid (docs/training.md,
         // "Every patch token"): the pooling must divide it, and the whitening must reduce,
         // keeping fewer axes than the pooled values and than the fit images (the Gram form's
-        // rank), or the bundle's recipe silently becomes another one.
+        // rank, which bounds how many axes a fit can find).
         let cfg = StandardiseConfig::default();
         for name in ["cpu-tiny", "cpu-small"] {
             let vit = crate::model::vit::VitConfig::preset(name).unwrap();

@@ -19,9 +19,9 @@
 //! whitening with Ledoit–Wolf-style shrinkage towards the mean eigenvalue; shrinkage → ∞ is
 //! centring alone). With M < D components kept ([`Standardisation::fit_components`], session 15)
 //! W = diag((λᵢ + ε)^(−1/2))·V_Mᵀ over the M largest eigenvalues, [M, D]: for cosine similarity
-//! the ZCA form with its weakest axes dropped, so a wide pooling (4×4 grid: 3,072 values) keeps a
-//! memory of 768. Deviation from the paper: the paper evaluates raw DINO CLS features; this
-//! step is procmem's, measured in `docs/training.md`.
+//! the ZCA form with its weakest axes dropped, so a wide embedding (every patch token: 12,288
+//! values) keeps a memory of 384, the bundle's since session 16. Deviation from the paper: the
+//! paper evaluates raw DINO CLS features; this step is procmem's, measured in `docs/training.md`.
 //!
 //! The same transform, fitted separately and without the final normalisation, standardises the
 //! final-norm **patch tokens** the dense tasks read (`dense::features`): z' = c·W_p·(z − μ_p),
@@ -137,9 +137,9 @@ impl Standardisation {
     /// [`Self::fit`] keeping only the `components` leading axes of the procedural covariance:
     /// W = diag((λᵢ + ε)^(−1/2))·V_Mᵀ, [components, dim] (PCA whitening; each axis signed so its
     /// largest entry is positive). For cosine similarity it equals ZCA whitening followed by
-    /// dropping the weakest axes, so a wide pooling (`grid4`, 3,072 values) keeps a memory
-    /// of the usual width. `components` = `dim` is [`Self::fit`]. With fewer rows than `dim`
-    /// (every patch token: 12,288 values from 8,000 images) the axes come from the n×n Gram
+    /// dropping the weakest axes, so a wide pooling (`grid8`, 12,288 values) keeps a memory
+    /// of the usual width or less. `components` = `dim` is [`Self::fit`]. With fewer rows than
+    /// `dim` (every patch token: 12,288 values from 8,000 images) the axes come from the n×n Gram
     /// matrix instead of the covariance ([`crate::linalg::leading_axes_by_gram`]). Errors when
     /// `components` is 0, exceeds `dim`, or (in the Gram form) is not below the row count.
     pub fn fit_components(
