@@ -19,7 +19,7 @@ run() { echo "+ procmem $*" >&2; /usr/bin/time -f "  (%e s)" "$BIN" "$@"; }
 for d in fashion-mnist mnist emoji; do
   run eval knn --dataset $d "${F[@]}" --results "$RES" --report "$OUT/knn-$d.md" >/dev/null
 done
-run eval retrieval "${F[@]}" --report "$OUT/retrieval.md" >/dev/null
+run eval retrieval "${F[@]}" --results "$RES" --report "$OUT/retrieval.md" >/dev/null
 for d in fashion-mnist mnist emoji; do
   run eval probe --dataset $d "${F[@]}" --results "$RES" --report "$OUT/probe-$d.md" >/dev/null
 done

@@ -89,6 +89,48 @@ fn two_afc_scores_a_nights_fixture_with_dreamsims_protocol() {
 }
 
 #[test]
+fn retrieval_scores_paired_folders_and_appends_recall_at_1_for_the_models_panel() {
+    // Six pairs: each gallery image is its query slightly brightened, plus one gallery image
+    // without a counterpart (ignored), so raw pixels find every counterpart first.
+    let dir = tempfile::tempdir().unwrap();
+    let (queries, gallery) = (dir.path().join("q"), dir.path().join("g"));
+    for d in [&queries, &gallery] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    for i in 0..6u64 {
+        noise(i, 0).save(queries.join(format!("{i}.png"))).unwrap();
+        noise(i, 8).save(gallery.join(format!("{i}.png"))).unwrap();
+    }
+    noise(99, 0).save(gallery.join("extra.png")).unwrap();
+    let results = dir.path().join("results.jsonl");
+    let (ok, stdout, stderr) = procmem(&[
+        "eval",
+        "retrieval",
+        "--queries",
+        queries.to_str().unwrap(),
+        "--gallery",
+        gallery.to_str().unwrap(),
+        "--features",
+        "pixels",
+        "--no-baselines",
+        "--results",
+        results.to_str().unwrap(),
+    ]);
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains("| raw pixels | 100.00 % | 100.00 % |"),
+        "{stdout}"
+    );
+    let records = procmem::eval::results::read(&results);
+    assert_eq!(records.len(), 1, "{records:?}");
+    let r = &records[0];
+    assert_eq!(r.fingerprint, "raw-pixels");
+    assert_eq!(r.dataset, format!("pairs:{}", queries.display()));
+    assert_eq!(r.task, procmem::eval::results::RECALL_AT_1);
+    assert_eq!((r.value, r.k), (1.0, Some(1)));
+}
+
+#[test]
 fn memory_from_npz_answers_queries_and_exports_visual_memory_json() {
     let dir = tempfile::tempdir().unwrap();
     let npz = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny.npz");

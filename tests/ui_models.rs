@@ -59,7 +59,7 @@ fn models_panel_lists_the_zoo_and_switching_re_embeds_the_memory_with_a_cache() 
     std::fs::write(
         &results,
         format!(
-            "{{\"fingerprint\":\"{fp_a}\",\"features\":\"model-a\",\"dataset\":\"fashion-mnist\",\"task\":\"knn\",\"value\":0.6123,\"k\":20}}\nnot json\n"
+            "{{\"fingerprint\":\"{fp_a}\",\"features\":\"model-a\",\"dataset\":\"fashion-mnist\",\"task\":\"knn\",\"value\":0.6123,\"k\":20}}\nnot json\n{{\"fingerprint\":\"{fp_a}\",\"features\":\"model-a\",\"dataset\":\"emoji-google-twitter\",\"task\":\"recall@1\",\"value\":0.2414,\"k\":1}}\n"
         ),
     )
     .unwrap();
@@ -122,7 +122,8 @@ fn models_panel_lists_the_zoo_and_switching_re_embeds_the_memory_with_a_cache() 
     h.get_by_label(
         "patch tokens standardised on procedural:shaders (seed 1000004, 32x32) (8 images)",
     );
-    h.get_by_label("FMNIST kNN 61.2 %");
+    // One label per model, a line per measured number.
+    h.get_by_label("FMNIST kNN 61.2 %\nemoji R@1 24.1 %");
     h.get_by_label("not evaluated");
     assert_eq!(
         h.state().panels.models.entries.len(),

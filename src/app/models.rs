@@ -249,6 +249,9 @@ impl ModelsPanel {
                 out.push(format!("{short} probe {:.1} %", r.value * 100.0));
             }
         }
+        if let Some(r) = pick(results::EMOJI_PAIRS, results::RECALL_AT_1) {
+            out.push(format!("emoji R@1 {:.1} %", r.value * 100.0));
+        }
         out
     }
 

@@ -7,6 +7,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
+/// The set name of `procmem eval retrieval`'s default pairs (Google-style emoji as queries,
+/// their Twitter-style counterparts as the gallery).
+pub const EMOJI_PAIRS: &str = "emoji-google-twitter";
+
+/// The task name of a retrieval record: the fraction of queries whose counterpart is the
+/// nearest gallery image.
+pub const RECALL_AT_1: &str = "recall@1";
+
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct ResultRecord {
     pub fingerprint: String,
@@ -14,9 +22,9 @@ pub struct ResultRecord {
     pub features: String,
     /// `fashion-mnist`, `mnist`, `emoji-categories`, …
     pub dataset: String,
-    /// `knn` (best top-1 over k) or `linear-probe`.
+    /// `knn` (best top-1 over k), `linear-probe` or [`RECALL_AT_1`].
     pub task: String,
-    /// Accuracy in 0–1.
+    /// Accuracy (or recall) in 0–1.
     pub value: f64,
     pub k: Option<usize>,
 }

@@ -12,6 +12,11 @@ pub struct RetrievalArgs {
     gallery: Option<PathBuf>,
     #[command(flatten)]
     sources: Sources,
+    /// Append each source's recall@1 to this JSON-lines file (the Models panel shows it). The
+    /// set is named `emoji-google-twitter` for the default pairs, `pairs:<queries folder>`
+    /// otherwise.
+    #[arg(long)]
+    results: Option<PathBuf>,
 }
 
 impl RetrievalArgs {
@@ -19,6 +24,7 @@ impl RetrievalArgs {
         let RetrievalArgs {
             queries,
             gallery,
+            results,
             sources:
                 Sources {
                     features,
@@ -27,6 +33,10 @@ impl RetrievalArgs {
                 },
         } = self;
         let baselines = !no_baselines;
+        let dataset = match &queries {
+            Some(q) => format!("pairs:{}", q.display()),
+            None => procmem::eval::results::EMOJI_PAIRS.into(),
+        };
         let queries = match queries {
             Some(q) => q,
             None => data_dir()?.join("emoji-google/img/google/64"),
@@ -63,6 +73,17 @@ impl RetrievalArgs {
                 r.recall[1].1 * 100.0
             );
             markdown += &r.markdown_row();
+            append_results(
+                &results,
+                &[ResultRecord {
+                    fingerprint: source.fingerprint(),
+                    features: short_label(&source),
+                    dataset: dataset.clone(),
+                    task: procmem::eval::results::RECALL_AT_1.into(),
+                    value: r.recall[0].1,
+                    k: Some(1),
+                }],
+            )?;
         }
         write_report(report, &markdown)
     }
