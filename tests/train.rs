@@ -287,8 +287,12 @@ fn procedural_standardisation_is_part_of_the_model() {
     }
     // Bad configs are refused before any image is generated, as config errors that name the
     // problem: keeping no axis, and a pooling grid that does not divide the model's patch grid
-    // (3 into micro's 4×4).
-    for (components, side, named) in [(Some(0), 2, "component"), (None, 3, "grid3")] {
+    // (3 into micro's 4×4; the error lists the poolings that fit).
+    for (components, side, named) in [
+        (Some(0), 2, "component"),
+        (None, 3, "grid3"),
+        (None, 3, "(cls, grid2, grid4)"),
+    ] {
         let bad = StandardiseConfig {
             pooling: Pooling::PatchGrid { side },
             components,

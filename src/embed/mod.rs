@@ -498,10 +498,18 @@ pub fn standardise_model(
         .collect();
     let side = meta.vit.img_size / meta.vit.patch_size.max(1);
     if pooling.check_grid(side, side).is_err() {
+        let fitting: Vec<String> = std::iter::once("cls".to_string())
+            .chain(
+                (2..=side)
+                    .filter(|s| side.is_multiple_of(*s))
+                    .map(|s| format!("grid{s}")),
+            )
+            .collect();
         return Err(Error::InvalidConfig(format!(
-            "the {} pooling needs a patch grid divisible by its side; {} has {side}×{side} patches: choose another pooling (e.g. `cls`, or `grid2` for an even grid)",
+            "the {} pooling needs a patch grid divisible by its side; {} has {side}×{side} patches: choose a pooling that fits it ({})",
             pooling.name(),
-            model.display()
+            model.display(),
+            fitting.join(", ")
         )));
     }
     let (vit, _) = backbone_from_tensors(&meta.vit, pooling, plain, model)?;
