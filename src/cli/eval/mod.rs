@@ -86,6 +86,27 @@ impl Images {
             Images::Rgb(v) => v.truncate(n),
         }
     }
+
+    /// FNV-1a over every image's size and pixels, in order: what the embedding cache keys a
+    /// built-in set on beside its name, so the same set read from another folder (`--data`) is
+    /// never answered with the embeddings of the first.
+    fn content_hash(&self) -> u64 {
+        fn add(bytes: &mut Vec<u8>, w: u32, h: u32, raw: &[u8]) {
+            bytes.extend_from_slice(&w.to_le_bytes());
+            bytes.extend_from_slice(&h.to_le_bytes());
+            bytes.extend_from_slice(raw);
+        }
+        let mut bytes = Vec::new();
+        match self {
+            Images::Gray(v) => v
+                .iter()
+                .for_each(|i| add(&mut bytes, i.width(), i.height(), i.as_raw())),
+            Images::Rgb(v) => v
+                .iter()
+                .for_each(|i| add(&mut bytes, i.width(), i.height(), i.as_raw())),
+        }
+        procmem::hash::fnv1a(&bytes)
+    }
 }
 
 pub struct Part {
@@ -198,9 +219,10 @@ fn embed_part(
 ) -> anyhow::Result<(Vec<f32>, usize)> {
     let cache = embedding_cache()?;
     let progress = |d: usize| bar.set_position(offset + d as u64);
+    let set = format!("{set}-{:016x}", part.images.content_hash());
     Ok(cache.get_or_embed(
         &source.fingerprint(),
-        set,
+        &set,
         part.labels.len(),
         || match &part.images {
             Images::Gray(g) => source.embed_gray(g, progress),
