@@ -90,44 +90,69 @@ fn two_afc_scores_a_nights_fixture_with_dreamsims_protocol() {
 
 #[test]
 fn retrieval_scores_paired_folders_and_appends_recall_at_1_for_the_models_panel() {
-    // Six pairs: each gallery image is its query slightly brightened, plus one gallery image
-    // without a counterpart (ignored), so raw pixels find every counterpart first.
+    // Six pairs: five gallery images are their query slightly brightened; the sixth is its
+    // query inverted, farther from it than the five unrelated gallery images (cosine ≈ 0.64
+    // against ≈ 0.75), so raw pixels find 5 of 6 counterparts first and in their top 5 alike.
+    // A gallery image without a counterpart is ignored.
     let dir = tempfile::tempdir().unwrap();
-    let (queries, gallery) = (dir.path().join("q"), dir.path().join("g"));
+    let data = dir.path().join("data");
+    let queries = data.join("emoji-google/img/google/64");
+    let gallery = data.join("emoji-twitter/img/twitter/64");
     for d in [&queries, &gallery] {
         std::fs::create_dir_all(d).unwrap();
     }
     for i in 0..6u64 {
         noise(i, 0).save(queries.join(format!("{i}.png"))).unwrap();
-        noise(i, 8).save(gallery.join(format!("{i}.png"))).unwrap();
+        let mut counterpart = noise(i, if i == 5 { 0 } else { 8 });
+        if i == 5 {
+            image::imageops::invert(&mut counterpart);
+        }
+        counterpart.save(gallery.join(format!("{i}.png"))).unwrap();
     }
     noise(99, 0).save(gallery.join("extra.png")).unwrap();
     let results = dir.path().join("results.jsonl");
-    let (ok, stdout, stderr) = procmem(&[
-        "eval",
-        "retrieval",
-        "--queries",
-        queries.to_str().unwrap(),
-        "--gallery",
-        gallery.to_str().unwrap(),
-        "--features",
-        "pixels",
-        "--no-baselines",
-        "--results",
-        results.to_str().unwrap(),
-    ]);
-    assert!(ok, "{stderr}");
-    assert!(
-        stdout.contains("| raw pixels | 100.00 % | 100.00 % |"),
-        "{stdout}"
-    );
+    let retrieval = |folders: &[&str]| {
+        let args = [
+            &["eval", "retrieval"][..],
+            folders,
+            &[
+                "--features",
+                "pixels",
+                "--no-baselines",
+                "--results",
+                results.to_str().unwrap(),
+            ],
+        ]
+        .concat();
+        let (ok, stdout, stderr) = procmem_in(&data, &args);
+        assert!(ok, "{stderr}");
+        assert!(
+            stdout.contains("| raw pixels | 83.33 % | 83.33 % |"),
+            "{stdout}"
+        );
+    };
+    // The default pairs (Google and Twitter emoji under $PROCMEM_DATA), then the same folders
+    // named on the command line: a set of its own, by canonical paths.
+    retrieval(&[]);
+    let (q, g) = (queries.to_str().unwrap(), gallery.to_str().unwrap());
+    retrieval(&["--queries", q, "--gallery", g]);
     let records = procmem::eval::results::read(&results);
-    assert_eq!(records.len(), 1, "{records:?}");
-    let r = &records[0];
-    assert_eq!(r.fingerprint, "raw-pixels");
-    assert_eq!(r.dataset, format!("pairs:{}", queries.display()));
-    assert_eq!(r.task, procmem::eval::results::RECALL_AT_1);
-    assert_eq!((r.value, r.k), (1.0, Some(1)));
+    let canonical = |p: &Path| std::fs::canonicalize(p).unwrap().display().to_string();
+    let named = format!("pairs:{}|{}", canonical(&queries), canonical(&gallery));
+    let datasets: Vec<&str> = records.iter().map(|r| r.dataset.as_str()).collect();
+    assert_eq!(
+        datasets,
+        [procmem::eval::results::EMOJI_PAIRS, named.as_str()],
+        "{records:?}"
+    );
+    for r in &records {
+        assert_eq!(r.fingerprint, "raw-pixels");
+        assert_eq!(r.task, procmem::eval::results::RECALL_AT_1);
+        assert!(
+            (r.value - 5.0 / 6.0).abs() < 1e-12 && r.k == Some(1),
+            "{r:?}"
+        );
+    }
 }
 
 #[test]
@@ -488,6 +513,7 @@ fn a_built_in_set_read_from_another_folder_is_embedded_anew_not_answered_from_th
     let (first, second) = (dir.path().join("first"), dir.path().join("second"));
     write_mnist_package(&first);
     write_mnist_package_at(&second, |d| if d == 1 { 0 } else { d });
+    let results = dir.path().join("results.jsonl");
     let knn = |pkg: &Path| {
         let (ok, stdout, stderr) = procmem_in(
             dir.path(),
@@ -503,6 +529,8 @@ fn a_built_in_set_read_from_another_folder_is_embedded_anew_not_answered_from_th
                 "--no-baselines",
                 "--k",
                 "1",
+                "--results",
+                results.to_str().unwrap(),
             ],
         );
         assert!(ok, "{stderr}");
@@ -516,6 +544,21 @@ fn a_built_in_set_read_from_another_folder_is_embedded_anew_not_answered_from_th
         "{confused}"
     );
     assert!(knn(&first).contains(perfect), "the first package again");
+    // Their results records name the folders, so neither stands in for the default set's.
+    let records = procmem::eval::results::read(&results);
+    let canonical = |p: &Path| std::fs::canonicalize(p).unwrap().display().to_string();
+    let by_set: Vec<(String, f64)> = records
+        .iter()
+        .map(|r| (r.dataset.clone(), r.value))
+        .collect();
+    assert_eq!(by_set.len(), 2, "{by_set:?}");
+    assert!(
+        by_set.contains(&(format!("mnist:{}", canonical(&first)), 1.0))
+            && by_set
+                .iter()
+                .any(|(set, v)| *set == format!("mnist:{}", canonical(&second)) && *v < 1.0),
+        "{by_set:?}"
+    );
 }
 
 #[test]

@@ -291,7 +291,7 @@ fn procedural_standardisation_is_part_of_the_model() {
     for (components, side, named) in [
         (Some(0), 2, "component"),
         (None, 3, "grid3"),
-        (None, 3, "(cls, grid2, grid4)"),
+        (None, 3, "(cls, grid1, grid2, grid4)"),
     ] {
         let bad = StandardiseConfig {
             pooling: Pooling::PatchGrid { side },

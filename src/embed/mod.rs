@@ -500,7 +500,7 @@ pub fn standardise_model(
     if pooling.check_grid(side, side).is_err() {
         let fitting: Vec<String> = std::iter::once("cls".to_string())
             .chain(
-                (2..=side)
+                (1..=side)
                     .filter(|s| side.is_multiple_of(*s))
                     .map(|s| format!("grid{s}")),
             )

@@ -91,21 +91,21 @@ impl Images {
     /// built-in set on beside its name, so the same set read from another folder (`--data`) is
     /// never answered with the embeddings of the first.
     fn content_hash(&self) -> u64 {
-        fn add(bytes: &mut Vec<u8>, w: u32, h: u32, raw: &[u8]) {
-            bytes.extend_from_slice(&w.to_le_bytes());
-            bytes.extend_from_slice(&h.to_le_bytes());
-            bytes.extend_from_slice(raw);
-        }
-        let mut bytes = Vec::new();
+        let mut h = procmem::hash::Fnv1a::new();
+        let mut add = |w: u32, ht: u32, raw: &[u8]| {
+            h.update(&w.to_le_bytes());
+            h.update(&ht.to_le_bytes());
+            h.update(raw);
+        };
         match self {
             Images::Gray(v) => v
                 .iter()
-                .for_each(|i| add(&mut bytes, i.width(), i.height(), i.as_raw())),
+                .for_each(|i| add(i.width(), i.height(), i.as_raw())),
             Images::Rgb(v) => v
                 .iter()
-                .for_each(|i| add(&mut bytes, i.width(), i.height(), i.as_raw())),
+                .for_each(|i| add(i.width(), i.height(), i.as_raw())),
         }
-        procmem::hash::fnv1a(&bytes)
+        h.finish()
     }
 }
 
@@ -117,6 +117,9 @@ pub struct Part {
 /// A memory (train) / query (test) split of one labelled set.
 pub struct ClassSplit {
     pub dataset: Dataset,
+    /// The folder it was read from when that is not the default one (`--data`); results
+    /// records then name it, so they never stand in for the default set's.
+    pub folder: Option<PathBuf>,
     pub class_names: Vec<String>,
     pub train: Part,
     pub test: Part,
@@ -139,14 +142,17 @@ pub fn load_split(
     limit_test: Option<usize>,
 ) -> anyhow::Result<ClassSplit> {
     let SetArgs { dataset, data } = set;
-    let dir = match data {
-        Some(d) => d,
-        None => data_dir()?.join(match dataset {
-            Dataset::FashionMnist => "fashion-mnist",
-            Dataset::Mnist => "mnist",
-            Dataset::Emoji => "emoji-google",
-        }),
-    };
+    let default_dir = data_dir()?.join(match dataset {
+        Dataset::FashionMnist => "fashion-mnist",
+        Dataset::Mnist => "mnist",
+        Dataset::Emoji => "emoji-google",
+    });
+    let canonical = |d: &std::path::Path| std::fs::canonicalize(d).unwrap_or_else(|_| d.into());
+    let folder = data
+        .as_deref()
+        .map(canonical)
+        .filter(|d| *d != canonical(&default_dir));
+    let dir = data.unwrap_or(default_dir);
     let context = || {
         format!(
             "{} in {} (run scripts/fetch-eval-data.sh)",
@@ -164,6 +170,7 @@ pub fn load_split(
             .with_context(context)?;
             ClassSplit {
                 dataset,
+                folder: folder.clone(),
                 class_names: train.class_names,
                 train: Part {
                     images: Images::Gray(train.images),
@@ -179,6 +186,7 @@ pub fn load_split(
             let (train, test) = datasets::emoji_categories(&dir).with_context(context)?;
             ClassSplit {
                 dataset,
+                folder: folder.clone(),
                 class_names: train.class_names,
                 train: Part {
                     images: Images::Rgb(train.images),
@@ -521,10 +529,14 @@ impl EvalData {
         }
     }
 
-    /// The `dataset` of result records: the built-in set's id, or `own:<memory file name>`.
+    /// The `dataset` of result records: the built-in set's id (`<id>:<folder>` when read from
+    /// another folder than the default), or `own:<memory file name>`.
     fn id(&self) -> String {
         match self {
-            EvalData::Builtin(split) => split.dataset.id().into(),
+            EvalData::Builtin(split) => match &split.folder {
+                None => split.dataset.id().into(),
+                Some(folder) => format!("{}:{}", split.dataset.id(), folder.display()),
+            },
             EvalData::Own { memory_path, .. } => {
                 format!(
                     "own:{}",

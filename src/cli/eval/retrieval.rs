@@ -13,8 +13,8 @@ pub struct RetrievalArgs {
     #[command(flatten)]
     sources: Sources,
     /// Append each source's recall@1 to this JSON-lines file (the Models panel shows it). The
-    /// set is named `emoji-google-twitter` for the default pairs, `pairs:<queries folder>`
-    /// otherwise.
+    /// set is named `emoji-google-twitter` for the default pairs, `pairs:<queries>|<gallery>`
+    /// (canonical folders) otherwise.
     #[arg(long)]
     results: Option<PathBuf>,
 }
@@ -33,10 +33,7 @@ impl RetrievalArgs {
                 },
         } = self;
         let baselines = !no_baselines;
-        let dataset = match &queries {
-            Some(q) => format!("pairs:{}", q.display()),
-            None => procmem::eval::results::EMOJI_PAIRS.into(),
-        };
+        let custom = queries.is_some() || gallery.is_some();
         let queries = match queries {
             Some(q) => q,
             None => data_dir()?.join("emoji-google/img/google/64"),
@@ -44,6 +41,16 @@ impl RetrievalArgs {
         let gallery = match gallery {
             Some(g) => g,
             None => data_dir()?.join("emoji-twitter/img/twitter/64"),
+        };
+        let dataset = if custom {
+            let canonical = |d: &PathBuf| std::fs::canonicalize(d).unwrap_or_else(|_| d.clone());
+            format!(
+                "pairs:{}|{}",
+                canonical(&queries).display(),
+                canonical(&gallery).display()
+            )
+        } else {
+            procmem::eval::results::EMOJI_PAIRS.into()
         };
         let pairs = retrieval::paired_files(&queries, &gallery)?;
         let load = |paths: Vec<&PathBuf>| -> anyhow::Result<Vec<image::RgbImage>> {
