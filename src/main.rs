@@ -84,9 +84,27 @@ fn main() {
     die_quietly_on_closed_pipe();
     if let Err(e) = run() {
         // One clear message with its causes; no backtrace for user errors.
-        eprintln!("error: {e:#}");
+        eprintln!("error: {}", with_causes(&e));
         std::process::exit(1);
     }
+}
+
+/// `e` and its causes joined by ": ", each cause left out when the text before it already ends
+/// with it: procmem's typed errors print their source inline (`{path}: {source}`), and anyhow's
+/// `{:#}` would then print it twice.
+fn with_causes(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if !out.is_empty() && out.ends_with(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out += ": ";
+        }
+        out += &text;
+    }
+    out
 }
 
 fn run() -> anyhow::Result<()> {

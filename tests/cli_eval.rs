@@ -86,6 +86,21 @@ fn two_afc_scores_a_nights_fixture_with_dreamsims_protocol() {
         "pixels",
     ]);
     assert!(!ok && stderr.contains("no `ref_path` column"), "{stderr}");
+
+    // A missing file is named with the system's reason, once (not again as the cause).
+    let missing = dir.path().join("missing.csv");
+    let (ok, _, stderr) = procmem(&[
+        "eval",
+        "2afc",
+        "--csv",
+        missing.to_str().unwrap(),
+        "--features",
+        "pixels",
+    ]);
+    assert!(
+        !ok && stderr.contains("missing.csv") && stderr.matches("os error").count() == 1,
+        "{stderr}"
+    );
 }
 
 #[test]

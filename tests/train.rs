@@ -286,16 +286,19 @@ fn procedural_standardisation_is_part_of_the_model() {
         );
     }
     // Bad configs are refused before any image is generated, as config errors that name the
-    // problem: keeping no axis, and a pooling grid that does not divide the model's patch grid
-    // (3 into micro's 4×4; the error lists the poolings that fit).
+    // problem: keeping no axis, more axes than 50 fit images can give (the Gram form, micro's
+    // grid2 being 128 values wide), and a pooling grid that does not divide the model's patch
+    // grid (3 into micro's 4×4; the error lists the poolings that fit).
     for (components, side, named) in [
         (Some(0), 2, "component"),
+        (Some(100), 2, "needs more than 100 images"),
         (None, 3, "grid3"),
         (None, 3, "(cls, grid1, grid2, grid4)"),
     ] {
         let bad = StandardiseConfig {
             pooling: Pooling::PatchGrid { side },
             components,
+            images: 50,
             patch_images: 0,
             ..Default::default()
         };

@@ -520,9 +520,20 @@ pub fn standardise_model(
         ));
     }
     // At most the pooled width; all of it is the ZCA whitening.
-    let components = cfg
-        .components
-        .filter(|&m| m < pooling.dim(vit.cfg.embed_dim));
+    let width = pooling.dim(vit.cfg.embed_dim);
+    let components = cfg.components.filter(|&m| m < width);
+    // With fewer images than values the axes come from the images' Gram matrix, whose rank
+    // bounds them: refused here, before minutes of generation, not after.
+    if let Some(m) =
+        components.filter(|&m| !cfg.patches_only && cfg.images < width && m >= cfg.images)
+    {
+        return Err(Error::InvalidConfig(format!(
+            "keeping {m} components of the {}-value {} embedding needs more than {m} images to fit on, got {}: raise --images or lower --components",
+            width,
+            pooling.name(),
+            cfg.images
+        )));
+    }
 
     // The patch tokens' standardisation first, from images of their own (another seed) at the
     // dense tasks' grid.

@@ -6,8 +6,11 @@ use procmem::eval::retrieval;
 /// `procmem eval retrieval`.
 #[derive(clap::Args)]
 pub struct RetrievalArgs {
+    /// Folder of query images (PNG/JPEG) [default: $PROCMEM_DATA/emoji-google/img/google/64].
     #[arg(long)]
     queries: Option<PathBuf>,
+    /// Folder of gallery images; a query's counterpart is the gallery image of the same file
+    /// name, and unpaired files are left out [default: $PROCMEM_DATA/emoji-twitter/img/twitter/64].
     #[arg(long)]
     gallery: Option<PathBuf>,
     #[command(flatten)]

@@ -5,6 +5,7 @@ use super::*;
 /// `procmem memory query`.
 #[derive(clap::Args)]
 pub struct QueryArgs {
+    /// The memory file to search (`procmem memory build`).
     memory: PathBuf,
     /// The model that built the memory (its fingerprint must match).
     #[arg(long)]
@@ -12,6 +13,7 @@ pub struct QueryArgs {
     /// Query images.
     #[arg(required = true)]
     images: Vec<PathBuf>,
+    /// Neighbours that vote on each query's label (and are listed).
     #[arg(long, default_value_t = 10)]
     k: usize,
     /// Write the neighbour records (image_id, neighbor_image_ids, …) here.
