@@ -233,6 +233,31 @@ fn memory_from_npz_answers_queries_and_exports_visual_memory_json() {
     ]);
     assert!(!ok && stderr.contains("never mix"), "{stderr}");
 
+    // An unreadable query among good ones is named and skipped: the good one is still answered
+    // and written, and the command fails.
+    let bad = dir.path().join("bad.png");
+    std::fs::write(&bad, "not an image").unwrap();
+    let json = dir.path().join("partial.json");
+    let (ok, stdout, stderr) = procmem(&[
+        "memory",
+        "query",
+        mem.to_str().unwrap(),
+        "--features",
+        "pixels",
+        "--json",
+        json.to_str().unwrap(),
+        bad.to_str().unwrap(),
+        q.to_str().unwrap(),
+    ]);
+    assert!(
+        !ok && stderr.contains("bad.png") && stderr.contains("1 of 2 query images"),
+        "{stderr}"
+    );
+    assert!(stdout.contains("q.png: 3"), "{stdout}");
+    let records: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(records.as_array().map(Vec::len), Some(1), "{records}");
+
     // The map: one row per entry (a two-entry memory lies on PC1 alone), and its picture.
     let (coords, png) = (dir.path().join("map.csv"), dir.path().join("map.png"));
     let (ok, _, stderr) = procmem(&[

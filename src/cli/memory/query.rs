@@ -74,8 +74,18 @@ impl QueryArgs {
             None
         };
         let mut records = Vec::new();
+        // An unreadable query is reported and skipped, so the others are still answered and
+        // written; the command fails at the end.
+        let mut unreadable = 0;
         for path in &images {
-            let img = procmem::imageio::load_rgb(path)?;
+            let img = match procmem::imageio::load_rgb(path) {
+                Ok(img) => img,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    unreadable += 1;
+                    continue;
+                }
+            };
             let (q, _) = source.embed_rgb(std::slice::from_ref(&img), |_| {})?;
             let neighbours = match &graph {
                 Some(g) => g.search(&q, k),
@@ -104,9 +114,15 @@ impl QueryArgs {
                 &labels,
             ));
         }
-        if let Some(json) = json {
+        if let Some(json) = json.filter(|_| !records.is_empty()) {
             write_records(&json, &records)?;
             eprintln!("neighbour records written to {}", json.display());
+        }
+        if unreadable > 0 {
+            bail!(
+                "{unreadable} of {} query images could not be read (named above); the others were answered",
+                images.len()
+            );
         }
         Ok(())
     }
