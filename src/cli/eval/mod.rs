@@ -109,6 +109,12 @@ impl Images {
     }
 }
 
+/// `path` made absolute with links resolved, or as given when that fails (a folder that does
+/// not exist yet is reported by whoever reads it): how result records name folders.
+fn canonical_or_given(path: &std::path::Path) -> PathBuf {
+    std::fs::canonicalize(path).unwrap_or_else(|_| path.into())
+}
+
 pub struct Part {
     pub images: Images,
     pub labels: Vec<u32>,
@@ -147,11 +153,10 @@ pub fn load_split(
         Dataset::Mnist => "mnist",
         Dataset::Emoji => "emoji-google",
     });
-    let canonical = |d: &std::path::Path| std::fs::canonicalize(d).unwrap_or_else(|_| d.into());
     let folder = data
         .as_deref()
-        .map(canonical)
-        .filter(|d| *d != canonical(&default_dir));
+        .map(canonical_or_given)
+        .filter(|d| *d != canonical_or_given(&default_dir));
     let dir = data.unwrap_or(default_dir);
     let context = || {
         format!(

@@ -46,11 +46,10 @@ impl RetrievalArgs {
             None => data_dir()?.join("emoji-twitter/img/twitter/64"),
         };
         let dataset = if custom {
-            let canonical = |d: &PathBuf| std::fs::canonicalize(d).unwrap_or_else(|_| d.clone());
             format!(
                 "pairs:{}|{}",
-                canonical(&queries).display(),
-                canonical(&gallery).display()
+                canonical_or_given(&queries).display(),
+                canonical_or_given(&gallery).display()
             )
         } else {
             procmem::eval::results::EMOJI_PAIRS.into()
