@@ -19,7 +19,8 @@ mkdir -p models assets/demo
 # The embedding: every final patch token kept (grid8 pooling, 12,288 values) and its
 # standardisation (PCA whitening to 384 axes), fitted on 8,000 KML Mixup images (no real image;
 # docs/training.md, "Every patch token"); and, by the defaults, the patch tokens'
-# standardisation for the dense tasks (1,000 KML Mixup images at 128², ε = 30; docs/dense.md).
+# standardisation for the dense tasks (the first block's tokens, 1,000 KML Mixup images at 128²,
+# ε = 30; docs/dense.md).
 "$bin" standardise --model models/procmem-kml-mixup.json --pooling grid8 --components 384 --images 8000 --shrinkage 0 \
   --out models/procmem-kml-mixup
 cp "$run_dir/metrics.jsonl" models/procmem-kml-mixup.metrics.jsonl

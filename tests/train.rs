@@ -336,6 +336,7 @@ fn patch_token_standardisation_whitens_the_dense_features_and_leaves_the_embeddi
         patch_images: 48,
         patch_grid: 4,
         patch_shrinkage: 0.0,
+        patch_block: 0,
         patches_only: false,
     };
     let fit = |from: &std::path::Path, cfg: &StandardiseConfig, name: &str| {
@@ -389,9 +390,82 @@ fn patch_token_standardisation_whitens_the_dense_features_and_leaves_the_embeddi
         loaded.vit.patch_standardisation().map(|s| s.dim()),
         Some(32)
     );
+    // 0 = the last block, recorded as its number.
+    let depth = loaded.vit.cfg.depth;
+    assert_eq!(recorded.block, Some(depth));
+    assert_eq!(loaded.vit.patch_block(), depth);
+
+    // The dense features can be read after an earlier block: fitted there, recorded, applied
+    // on load, and keyed apart from the last block's; the embedding stays the last block's.
+    let first_block = StandardiseConfig {
+        patch_block: 1,
+        ..patches_only.clone()
+    };
+    let (fp_first, first) = fit(&without, &first_block, "block-1");
+    assert_eq!(fp_first, fp_with);
+    let first_loaded = load_backbone(&first, Which::Teacher, None).unwrap();
+    let first_meta = first_loaded.meta.as_ref().unwrap();
+    assert_eq!(
+        first_meta.patch_standardisation.as_ref().unwrap().block,
+        Some(1)
+    );
+    assert!(
+        first_meta
+            .patch_standardisation
+            .as_ref()
+            .unwrap()
+            .describe()
+            .ends_with(", block 1")
+    );
+    assert_eq!(first_loaded.vit.patch_block(), 1);
+    let x = candle_core::Tensor::zeros(
+        (1, 3, 32, 32),
+        candle_core::DType::F32,
+        &candle_core::Device::Cpu,
+    )
+    .unwrap();
+    let layers = first_loaded.vit.intermediate_layers(&x, depth).unwrap();
+    let expected = first_loaded
+        .vit
+        .patch_standardisation()
+        .unwrap()
+        .apply(&layers[0].narrow(1, 1, 16).unwrap().squeeze(0).unwrap())
+        .unwrap();
+    let got = first_loaded
+        .vit
+        .patch_features(&x)
+        .unwrap()
+        .squeeze(0)
+        .unwrap();
+    let diff = (expected - got)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
+    assert_eq!(diff, 0.0);
+    let too_deep = StandardiseConfig {
+        patch_block: depth + 1,
+        ..patches_only.clone()
+    };
+    let err = standardise_model(
+        &without,
+        Which::Teacher,
+        &too_deep,
+        &dir.path().join("too-deep"),
+        |_, _| panic!("nothing is generated for a bad config"),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(&err, procmem::Error::InvalidConfig(m) if m.contains(&format!("patch block {}", depth + 1))),
+        "{err}"
+    );
 
     let source = |path: &std::path::Path| FeatureSource::from_spec(path.to_str().unwrap()).unwrap();
-    let (with, without) = (source(&with), source(&without));
+    let (with, without, first) = (source(&with), source(&without), source(&first));
+    assert_ne!(first.dense_fingerprint(), with.dense_fingerprint());
     // Dense results are keyed apart although the embedding fingerprint is shared.
     assert_eq!(with.fingerprint(), without.fingerprint());
     assert_eq!(without.dense_fingerprint(), without.fingerprint());

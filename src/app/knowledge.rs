@@ -79,7 +79,7 @@ impl Perception {
                     .chain(
                         m.patch_standardisation
                             .as_ref()
-                            .map(|s| format!(", patch tokens on {}", s.source))
+                            .map(|s| format!(", patch tokens on {}", s.describe()))
                     )
                     .collect::<String>(),
                 if m.provenance.procedural_only {

@@ -326,7 +326,7 @@ impl ModelsPanel {
                                     .on_hover_text("centring and whitening of the embedding, fitted on procedural images only");
                             }
                             if let Some(st) = &m.meta.patch_standardisation {
-                                ui.label(RichText::new(format!("patch tokens standardised on {} ({} images)", st.source, st.images)).small())
+                                ui.label(RichText::new(format!("patch tokens standardised on {} ({} images)", st.describe(), st.images)).small())
                                     .on_hover_text("centring and whitening of the patch tokens the segmentation and PCA read, fitted on procedural images only");
                             }
                         });

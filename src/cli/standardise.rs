@@ -53,6 +53,10 @@ pub struct StandardiseArgs {
     /// ε of the patch-token whitening, relative to the mean eigenvalue.
     #[arg(long, default_value_t = StandardiseConfig::default().patch_shrinkage)]
     pub patch_shrinkage: f64,
+    /// The block (1 = first) whose output tokens the dense tasks read and the patch statistics
+    /// are fitted on; 0 = the last block (the paper's).
+    #[arg(long, default_value_t = StandardiseConfig::default().patch_block)]
+    pub patch_block: usize,
     /// Fit only the patch tokens' standardisation; keep the model's pooling and embedding
     /// standardisation bit for bit (so `--images`, `--shrinkage`, `--pooling` and `--components`
     /// cannot be given).
@@ -77,6 +81,7 @@ impl StandardiseArgs {
             patch_images: self.patch_images,
             patch_grid: self.patch_grid,
             patch_shrinkage: self.patch_shrinkage,
+            patch_block: self.patch_block,
             patches_only: self.patches_only,
         };
         let bar = super::progress_bar(cfg.progress_total() as u64, "generating and embedding");

@@ -396,6 +396,9 @@ pub struct VisionTransformer {
     /// Procedural centring and whitening of the patch tokens (the dense tasks' features), when
     /// the model file has one.
     patch_standardisation: Option<Standardisation>,
+    /// The block (1 = first) whose output tokens, through the final norm, the dense tasks read;
+    /// `None` = the last block (the paper's `get_intermediate_layers(x)[0]`).
+    patch_block: Option<usize>,
 }
 
 impl VisionTransformer {
@@ -439,6 +442,7 @@ impl VisionTransformer {
             pooling: Pooling::Cls,
             standardisation: None,
             patch_standardisation: None,
+            patch_block: None,
         })
     }
 
@@ -504,6 +508,26 @@ impl VisionTransformer {
         Ok(self)
     }
 
+    /// The model whose dense features ([`Self::patch_features`]) are the tokens after block
+    /// `block` (1 = first, through the final norm) instead of the last block's; `None` = the
+    /// last. Errors when `block` is 0 or exceeds the depth.
+    pub fn with_patch_block(mut self, block: Option<usize>) -> Result<Self> {
+        let depth = self.blocks.len();
+        if let Some(k) = block
+            && !(1..=depth).contains(&k)
+        {
+            bail!("patch block {k} of a model with {depth} blocks (1 to {depth})");
+        }
+        self.patch_block = block.filter(|&k| k < depth);
+        Ok(self)
+    }
+
+    /// The block the dense features are read after (1 = first): [`Self::with_patch_block`]'s,
+    /// else the last.
+    pub fn patch_block(&self) -> usize {
+        self.patch_block.unwrap_or(self.blocks.len())
+    }
+
     /// The procedural standardisation of the patch tokens, when the model file has one.
     pub fn patch_standardisation(&self) -> Option<&Standardisation> {
         self.patch_standardisation.as_ref()
@@ -523,11 +547,21 @@ impl VisionTransformer {
     }
 
     /// The patch features the dense tasks read: [B, P, D] for an input [B, C, H, W] with
-    /// P = (H/patch)·(W/patch), row-major; the final-norm patch tokens (the paper's
-    /// `get_intermediate_layers(x)[0][:, 1:]`), standardised when the model has a patch
-    /// standardisation.
+    /// P = (H/patch)·(W/patch), row-major; the patch tokens after [`Self::patch_block`] through
+    /// the final norm (for the last block the paper's `get_intermediate_layers(x)[0][:, 1:]`;
+    /// for an earlier one DINO's `get_intermediate_layers(x, n)[0]`, and the blocks after it
+    /// are not computed), standardised when the model has a patch standardisation.
     pub fn patch_features(&self, x: &Tensor) -> Result<Tensor> {
-        let tokens = self.infer_tokens(x)?;
+        let tokens = match self.patch_block {
+            Some(k) => {
+                let mut t = self.prepare_tokens(x)?;
+                for block in &self.blocks[..k] {
+                    t = block.forward(&t, None, false, false)?;
+                }
+                self.norm.forward(&t, self.cfg.layer_norm_eps)?
+            }
+            None => self.infer_tokens(x)?,
+        };
         self.standardised_patches(&tokens)
     }
 
@@ -708,10 +742,12 @@ impl VisionTransformer {
     pub fn embed(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
         let tokens = self.infer_tokens(x)?;
         let (rows, cols) = self.patch_grid(x)?;
-        Ok((
-            self.pooled_embedding(&tokens, rows, cols)?,
-            self.standardised_patches(&tokens)?,
-        ))
+        let patches = match self.patch_block {
+            None => self.standardised_patches(&tokens)?,
+            // The dense features stop at an earlier block.
+            Some(_) => self.patch_features(x)?,
+        };
+        Ok((self.pooled_embedding(&tokens, rows, cols)?, patches))
     }
 
     /// The embedding alone [B, E], as kNN memories store it: for the CLS pooling cheaper than
@@ -966,6 +1002,44 @@ mod tests {
         assert_eq!(max_abs_diff(&two[0], &layers[depth - 2]), 0.0);
         assert!(vit.intermediate_layers(&x, 0).is_err());
         assert!(vit.intermediate_layers(&x, depth + 1).is_err());
+    }
+
+    #[test]
+    fn the_patch_block_picks_the_dense_features_of_that_intermediate_layer() {
+        let (vit, _) = perturbed_model();
+        let x = normal_tensor(&[2, 3, 32, 32], 7, 1.0);
+        let depth = vit.cfg.depth;
+        assert_eq!(vit.patch_block(), depth);
+        let layers = vit.intermediate_layers(&x, depth).unwrap();
+        let patches = |t: &Tensor| {
+            let n = t.dim(1).unwrap();
+            t.narrow(1, 1, n - 1).unwrap()
+        };
+        for k in 1..=depth {
+            let read = perturbed_model().0.with_patch_block(Some(k)).unwrap();
+            assert_eq!(read.patch_block(), k);
+            let features = read.patch_features(&x).unwrap();
+            assert_eq!(
+                max_abs_diff(&features, &patches(&layers[k - 1])),
+                0.0,
+                "block {k}"
+            );
+            // `embed` gives the same dense features, and the embedding is the last block's.
+            let (embedding, dense) = read.embed(&x).unwrap();
+            assert_eq!(max_abs_diff(&dense, &features), 0.0);
+            // (`embedding` computes the last block's CLS row alone: the same up to rounding.)
+            assert!(max_abs_diff(&embedding, &vit.embedding(&x).unwrap()) < 1e-5);
+        }
+        assert!(max_abs_diff(&patches(&layers[0]), &patches(&layers[depth - 1])) > 1e-3);
+        for bad in [0, depth + 1] {
+            match perturbed_model().0.with_patch_block(Some(bad)) {
+                Ok(_) => panic!("block {bad} of {depth} was accepted"),
+                Err(err) => assert!(
+                    err.to_string().contains(&format!("patch block {bad}")),
+                    "{err}"
+                ),
+            }
+        }
     }
 
     #[test]

@@ -89,16 +89,25 @@ pub struct StandardisationMeta {
     /// Leading axes kept (PCA whitening) when fewer than the pooled width; absent = all (ZCA).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub components: Option<usize>,
+    /// For the patch tokens' standardisation: the block (1 = first) whose output tokens, through
+    /// the final norm, were fitted and are what the dense tasks read; absent = the last block.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub block: Option<usize>,
 }
 
 impl StandardisationMeta {
-    /// The source, and the kept axes when fewer than all: e.g.
-    /// `procedural:kml-mixup (seed 1, 64x64), 768 leading axes`.
+    /// The source, the kept axes when fewer than all and the block the patch tokens are read
+    /// after when it is recorded: e.g. `procedural:kml-mixup (seed 1, 64x64), 768 leading axes`
+    /// or `procedural:kml-mixup (seed 1000004, 128x128), block 1`.
     pub fn describe(&self) -> String {
-        match self.components {
-            Some(m) => format!("{}, {m} leading axes", self.source),
-            None => self.source.clone(),
+        let mut text = self.source.clone();
+        if let Some(m) = self.components {
+            text.push_str(&format!(", {m} leading axes"));
         }
+        if let Some(k) = self.block {
+            text.push_str(&format!(", block {k}"));
+        }
+        text
     }
 }
 
@@ -532,6 +541,11 @@ pub fn load_backbone(
             });
         }
         let (vit, fingerprint) = backbone_from_tensors(&meta.vit, meta.pooling, backbone, &st)?;
+        let block = meta.patch_standardisation.as_ref().and_then(|s| s.block);
+        let vit = vit.with_patch_block(block).map_err(|e| Error::BadFile {
+            path: js.clone(),
+            message: format!("patch_standardisation.block: {e}"),
+        })?;
         return Ok(LoadedBackbone {
             vit,
             source: st,
