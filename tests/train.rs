@@ -80,6 +80,92 @@ fn every_trainable_parameter_receives_a_gradient() {
 }
 
 #[test]
+fn ibot_trains_every_parameter_and_the_mask_token_and_resumes_the_same_curve() {
+    // iBOT's masked-patch loss: every backbone and head parameter and the mask token learn, the
+    // term is logged, a resume (masks drawn from the seed and the step, the patch centre saved)
+    // continues the same curve, and an export keeps the backbone's keys only.
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = TrainConfig {
+        ibot_weight: 1.0,
+        ibot_mask_probability: 1.0,
+        ..micro_config(4)
+    };
+    let mut trainer = Trainer::new(cfg.clone(), dir.path()).unwrap();
+    let names = trainer.trainable_parameter_names();
+    assert!(names.iter().any(|n| n == "ibot.mask_token"), "{names:?}");
+    assert_eq!(names.len(), 6 + 2 * 12 + 7 + 1, "{names:?}");
+    let stream = BatchStream::start(&cfg, 0).unwrap();
+    let missing = trainer
+        .parameters_without_gradient(&stream.next().unwrap())
+        .unwrap();
+    assert!(missing.is_empty(), "no gradient for {missing:?}");
+    drop(stream);
+    let whole = run(&mut Trainer::new(cfg.clone(), dir.path()).unwrap());
+    assert_eq!(whole.len(), 4);
+    assert!(
+        whole
+            .iter()
+            .all(|m| m.loss.is_finite() && m.ibot.is_some_and(|v| v.is_finite() && v > 0.0)),
+        "{whole:?}"
+    );
+    let resumed_dir = tempfile::tempdir().unwrap();
+    run_until(
+        &mut Trainer::new(cfg.clone(), resumed_dir.path()).unwrap(),
+        2,
+    );
+    let rest = run(&mut Trainer::resume(
+        &resumed_dir.path().join("step_000002.json"),
+        resumed_dir.path(),
+    )
+    .unwrap());
+    for (a, b) in whole[2..].iter().zip(&rest) {
+        let ibot_gap = (a.ibot.unwrap() - b.ibot.unwrap()).abs();
+        assert!(
+            (a.loss - b.loss).abs() < 1e-5 && ibot_gap < 1e-5,
+            "step {}: {a:?} vs {b:?}",
+            a.step
+        );
+    }
+    // Without masks (probability 0) the term is absent and the loss is DINO's alone.
+    let unmasked = TrainConfig {
+        ibot_mask_probability: 0.0,
+        ..cfg.clone()
+    };
+    let plain = run(&mut Trainer::new(unmasked, tempfile::tempdir().unwrap().path()).unwrap());
+    assert!(plain.iter().all(|m| m.ibot.is_none()), "{plain:?}");
+    let export = dir.path().join("export");
+    procmem::model::weights::export_backbone(
+        &dir.path().join("last.json"),
+        Which::Student,
+        &export,
+    )
+    .unwrap();
+    let loaded = load_backbone(&export.with_extension("json"), Which::Student, None).unwrap();
+    assert_eq!(loaded.vit.cfg.depth, 2);
+    // Bad settings are refused before anything runs.
+    for bad in [
+        TrainConfig {
+            ibot_weight: -1.0,
+            ..cfg.clone()
+        },
+        TrainConfig {
+            ibot_mask_probability: 1.5,
+            ..cfg.clone()
+        },
+        TrainConfig {
+            ibot_mask_ratio: [0.6, 0.2],
+            ..cfg.clone()
+        },
+    ] {
+        let err = Trainer::new(bad, dir.path()).err().expect("refused");
+        assert!(
+            matches!(&err, procmem::Error::InvalidConfig(m) if m.contains("ibot")),
+            "{err}"
+        );
+    }
+}
+
+#[test]
 fn dinov2_options_train_every_parameter_and_log_koleo() {
     // Sinkhorn-Knopp targets and the KoLeo term: every parameter still learns, the loss stays
     // finite, the KoLeo term is logged, and a resume continues the same curve.

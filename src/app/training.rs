@@ -264,6 +264,8 @@ impl TrainingPanel {
             });
             ui.add(egui::Slider::new(&mut c.koleo_weight, 0.0..=1.0).text("KoLeo weight"))
                 .on_hover_text("DINOv2's KoLeo regulariser on the student's CLS embeddings (0 = off; DINOv2: 0.1)");
+            ui.add(egui::Slider::new(&mut c.ibot_weight, 0.0..=2.0).text("iBOT weight"))
+                .on_hover_text("iBOT's masked-patch loss: the student predicts the teacher's view of masked patches, which trains the patch tokens segmentation reads (0 = off; DINOv2: 1.0)");
             ui.horizontal(|ui| {
                 let label = ui.label("seed");
                 ui.add(egui::DragValue::new(&mut c.seed)).labelled_by(label.id);
@@ -382,7 +384,8 @@ impl TrainingPanel {
                 .collect()
         };
         let has_koleo = metrics.iter().any(|m| m.koleo.is_some());
-        let plots = if has_koleo { 4.0 } else { 3.0 };
+        let has_ibot = metrics.iter().any(|m| m.ibot.is_some());
+        let plots = 3.0 + f32::from(u8::from(has_koleo) + u8::from(has_ibot));
         let height = (ui.available_height() / plots - 24.0).max(80.0);
         let titled =
             |ui: &mut egui::Ui, title: &str, y: &str, id: &str, points: PlotPoints<'static>| {
@@ -424,6 +427,15 @@ impl TrainingPanel {
                 "KoLeo",
                 "koleo",
                 series(&|m| m.koleo),
+            );
+        }
+        if has_ibot {
+            titled(
+                ui,
+                "iBOT masked-patch term (cross-entropy, nats, before weighting)",
+                "iBOT",
+                "ibot",
+                series(&|m| m.ibot),
             );
         }
     }

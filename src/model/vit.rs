@@ -637,6 +637,17 @@ impl VisionTransformer {
     }
 
     fn prepare_tokens(&self, x: &Tensor) -> Result<Tensor> {
+        self.prepare_tokens_masked(x, None)
+    }
+
+    /// [`Self::prepare_tokens`] with iBOT's masking: `mask` = (`masks` [B, P], 1 where the patch
+    /// is masked, else 0; `mask_token` [1, D]) replaces the masked patches' embeddings by the
+    /// mask token before the position embeddings are added (DINOv2 `prepare_tokens_with_masks`).
+    fn prepare_tokens_masked(
+        &self,
+        x: &Tensor,
+        mask: Option<(&Tensor, &Tensor)>,
+    ) -> Result<Tensor> {
         let (b, c, hh, ww) = x.dims4()?;
         let p = self.cfg.patch_size;
         if c != self.cfg.in_chans {
@@ -654,7 +665,21 @@ impl VisionTransformer {
             .permute((0, 2, 4, 1, 3, 5))?
             .reshape((b, h * w, c * p * p))?;
         let weight = self.patch_weight.reshape((self.cfg.embed_dim, c * p * p))?;
-        let tokens = linear(&patches, &weight, Some(&self.patch_bias))?;
+        let mut tokens = linear(&patches, &weight, Some(&self.patch_bias))?;
+        if let Some((masks, mask_token)) = mask {
+            let d = self.cfg.embed_dim;
+            if masks.dims() != [b, h * w] || mask_token.dims() != [1, d] {
+                bail!(
+                    "masks {:?} and mask token {:?} for {b} images of {} patches, width {d}",
+                    masks.dims(),
+                    mask_token.dims(),
+                    h * w
+                );
+            }
+            let m = masks.unsqueeze(2)?;
+            let kept = tokens.broadcast_mul(&(1.0 - &m)?)?;
+            tokens = (kept + m.broadcast_mul(&mask_token.unsqueeze(0)?)?)?;
+        }
         let cls = self.cls_token.broadcast_as((b, 1, self.cfg.embed_dim))?;
         let tokens = Tensor::cat(&[&cls, &tokens], 1)?;
         tokens.broadcast_add(&self.pos_embed_for(h, w)?)
@@ -664,6 +689,19 @@ impl VisionTransformer {
     /// with the given maximum rate (linearly increasing over blocks, as DINO).
     pub fn forward_tokens(&self, x: &Tensor, drop: Option<(&mut Rng, f64)>) -> Result<Tensor> {
         self.tokens(x, drop, true, false)
+    }
+
+    /// [`Self::forward_tokens`] with iBOT's masked patches (see [`Self::prepare_tokens_masked`]):
+    /// the student's pass over the global crops when the iBOT loss is on. [B, 1 + P, D].
+    pub(crate) fn forward_tokens_masked(
+        &self,
+        x: &Tensor,
+        masks: &Tensor,
+        mask_token: &Tensor,
+        drop: Option<(&mut Rng, f64)>,
+    ) -> Result<Tensor> {
+        let t = self.prepare_tokens_masked(x, Some((masks, mask_token)))?;
+        self.run_blocks(t, drop, true, false)
     }
 
     /// [`Self::forward_tokens`] for inference: the blocks keep no activations for a backward pass
@@ -677,11 +715,22 @@ impl VisionTransformer {
     fn tokens(
         &self,
         x: &Tensor,
+        drop: Option<(&mut Rng, f64)>,
+        track: bool,
+        cls_only: bool,
+    ) -> Result<Tensor> {
+        let t = self.prepare_tokens(x)?;
+        self.run_blocks(t, drop, track, cls_only)
+    }
+
+    /// The blocks and the final norm over prepared tokens (see [`Self::tokens`]).
+    fn run_blocks(
+        &self,
+        mut t: Tensor,
         mut drop: Option<(&mut Rng, f64)>,
         track: bool,
         cls_only: bool,
     ) -> Result<Tensor> {
-        let mut t = self.prepare_tokens(x)?;
         let depth = self.blocks.len();
         for (i, block) in self.blocks.iter().enumerate() {
             let rate = |max: f64| {

@@ -168,6 +168,8 @@ fn initial_value(name: &str, shape: &[usize], rng: &mut Rng) -> candle_core::Res
     }
     match leaf {
         "cls_token" | "pos_embed" => trunc_normal(shape, 0.02, rng),
+        // DINOv2 starts iBOT's mask token at zero.
+        "mask_token" => Tensor::zeros(shape, DType::F32, &Device::Cpu),
         "bias" => Tensor::zeros(shape, DType::F32, &Device::Cpu),
         "weight" if is_norm => Tensor::ones(shape, DType::F32, &Device::Cpu),
         "weight" => trunc_normal(shape, 0.02, rng),

@@ -80,6 +80,19 @@ pub struct TrainConfig {
     /// (0 disables, the default; DINOv2: 0.1). Spreads the embeddings over the sphere, against
     /// the narrow cone a short run leaves.
     pub koleo_weight: f64,
+    /// Weight of iBOT's masked-patch loss (Zhou et al. 2022, as in DINOv2's `ibot_patch_loss`):
+    /// the student sees some global crops with patches replaced by a learned mask token and
+    /// predicts, through the DINO head, the teacher's centred distribution of those patches
+    /// (the teacher sees them unmasked). 0 disables, the default; DINOv2: 1.0. It trains the
+    /// patch tokens the dense tasks read; each step then also computes every global crop's
+    /// patch tokens in the last block (the CLS-only shortcut is off).
+    pub ibot_weight: f64,
+    /// Fraction of global crops whose patches are masked when iBOT is on. DINOv2: 0.5.
+    pub ibot_mask_probability: f64,
+    /// Range of the masked fraction of a masked crop's patches: the masked crops' ratios are
+    /// spread over it in equal strata, as DINOv2's collate does. DINOv2: [0.1, 0.5]. The patches
+    /// are drawn uniformly at random (DINOv2 and iBOT mask blocks of patches: a deviation).
+    pub ibot_mask_ratio: [f64; 2],
     /// Per-tensor gradient clipping (0 disables). DINO: 3.0.
     pub clip_grad: f64,
     /// Steps during which the last layer is frozen. DINO: 1 epoch. Default 100.
@@ -117,6 +130,9 @@ impl Default for TrainConfig {
             center_momentum: 0.9,
             teacher_centering: TeacherCentering::Centre,
             koleo_weight: 0.0,
+            ibot_weight: 0.0,
+            ibot_mask_probability: 0.5,
+            ibot_mask_ratio: [0.1, 0.5],
             clip_grad: 3.0,
             freeze_last_layer_steps: 100,
             drop_path_rate: 0.1,
@@ -147,6 +163,24 @@ impl TrainConfig {
             return bad(format!(
                 "koleo_weight must be finite and ≥ 0, got {}",
                 self.koleo_weight
+            ));
+        }
+        if !(self.ibot_weight.is_finite() && self.ibot_weight >= 0.0) {
+            return bad(format!(
+                "ibot_weight must be finite and ≥ 0, got {}",
+                self.ibot_weight
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.ibot_mask_probability) {
+            return bad(format!(
+                "ibot_mask_probability must be in [0, 1], got {}",
+                self.ibot_mask_probability
+            ));
+        }
+        let [low, high] = self.ibot_mask_ratio;
+        if !(0.0 <= low && low <= high && high <= 1.0) {
+            return bad(format!(
+                "ibot_mask_ratio must be [min, max] with 0 ≤ min ≤ max ≤ 1, got [{low}, {high}]"
             ));
         }
         if self.koleo_weight > 0.0 && self.batch_size < 2 {

@@ -5,11 +5,13 @@
 //! Two of DINOv2's parts (Oquab et al. 2024, facebookresearch/dinov2 `dino_clstoken_loss.py`,
 //! `koleo_loss.py`), options of the training config: Sinkhorn-Knopp centring of the teacher
 //! ([`sinkhorn_knopp`], in place of the centre's softmax) and the KoLeo regulariser on the
-//! student's CLS embeddings ([`koleo_loss`]).
+//! student's CLS embeddings ([`koleo_loss`]). And iBOT's masked-patch loss (Zhou et al. 2022,
+//! as DINOv2's `ibot_patch_loss.py` computes it: [`ibot_patch_loss`], with [`ibot_masks`]).
 
 use candle_core::{D, Result, Tensor, bail};
 
 use crate::model::layers::{log_softmax_last, softmax_last};
+use crate::rng::Rng;
 
 /// Loss terms and the teacher's mean entropy (a collapse indicator: near log(K) = uniform,
 /// near 0 = one-hot).
@@ -164,6 +166,78 @@ pub(crate) fn koleo_loss(x: &Tensor) -> Result<Tensor> {
         .sum(D::Minus1)?
         .sqrt()?;
     (distances + EPS)?.log()?.mean_all()?.neg()
+}
+
+/// iBOT's masked-patch loss (DINOv2 `iBOTPatchLoss.forward_masked`): `student` [M, K] logits of
+/// the masked patches of all global crops (the student saw them replaced by the mask token),
+/// `targets` [M, K] the teacher's probabilities for the same patches (it saw them unmasked; rows
+/// sum to 1), `weights` [M] = 1 / (masked patches of the row's crop), `crops` the number of
+/// global crops, masked or not. Returns −(1/crops)·Σ_m w_m Σ_k t_mk·log softmax(s_m/τ_s)_k: the
+/// mean over crops of each crop's mean cross-entropy over its masked patches, a crop without
+/// masks counting 0. Errors on mismatched shapes or no crops.
+pub(crate) fn ibot_patch_loss(
+    student: &Tensor,
+    targets: &Tensor,
+    weights: &Tensor,
+    student_temp: f64,
+    crops: usize,
+) -> Result<Tensor> {
+    let (m, k) = student.dims2()?;
+    if targets.dims() != [m, k] || weights.dims() != [m] || crops == 0 {
+        bail!(
+            "iBOT loss: student {:?}, targets {:?}, weights {:?}, {crops} crops",
+            student.dims(),
+            targets.dims(),
+            weights.dims()
+        );
+    }
+    let log_p = log_softmax_last(&(student / student_temp)?)?;
+    let per_patch = (targets.detach() * log_p)?.sum(D::Minus1)?;
+    (per_patch * weights)?.sum_all()?.neg()? / crops as f64
+}
+
+/// iBOT's masks for `crops` global crops of `patches` patches each, as DINOv2's
+/// `collate_data_and_cast` draws them but with patches drawn uniformly instead of in blocks:
+/// ⌊crops·probability⌋ crops are masked, the i-th of those n with a ratio drawn uniformly from
+/// the i-th of n equal strata of `ratio` = [min, max], ⌊patches·ratio⌋ patches drawn without
+/// replacement; the masks are then shuffled over the crops. Returns each crop's sorted masked
+/// patch indices (empty for an unmasked crop).
+pub(crate) fn ibot_masks(
+    rng: &mut Rng,
+    crops: usize,
+    patches: usize,
+    probability: f64,
+    ratio: [f64; 2],
+) -> Vec<Vec<usize>> {
+    let masked = ((crops as f64 * probability).floor() as usize).min(crops);
+    let [low, high] = ratio;
+    let mut masks: Vec<Vec<usize>> = (0..crops)
+        .map(|i| {
+            if i >= masked {
+                return Vec::new();
+            }
+            let (a, b) = (
+                low + (high - low) * i as f64 / masked as f64,
+                low + (high - low) * (i + 1) as f64 / masked as f64,
+            );
+            let r = a + (b - a) * rng.uniform();
+            let count = ((patches as f64 * r).floor() as usize).min(patches);
+            // A partial Fisher-Yates shuffle: the first `count` of a random permutation.
+            let mut order: Vec<usize> = (0..patches).collect();
+            for j in 0..count {
+                let pick = j + rng.below(patches - j);
+                order.swap(j, pick);
+            }
+            let mut chosen = order[..count].to_vec();
+            chosen.sort_unstable();
+            chosen
+        })
+        .collect();
+    for i in (1..crops).rev() {
+        let j = rng.below(i + 1);
+        masks.swap(i, j);
+    }
+    masks
 }
 
 /// c ← m·c + (1 − m)·mean(teacher logits over the batch of both global views).
@@ -380,6 +454,70 @@ mod tests {
             total -= (d + eps).ln();
         }
         total / b as f64
+    }
+
+    #[test]
+    fn ibot_loss_matches_dinov2() {
+        // Reference: tools/ibot_loss_reference.py (DINOv2's iBOTPatchLoss in numpy, f64).
+        let dev = Device::Cpu;
+        let student = Tensor::new(
+            &[[0.3f32, -0.2, 0.5], [0.1, 0.4, -0.3], [-0.6, 0.2, 0.0]],
+            &dev,
+        )
+        .unwrap();
+        let teacher = Tensor::new(
+            &[[0.2f32, 0.1, -0.4], [0.5, -0.1, 0.3], [0.0, 0.3, 0.1]],
+            &dev,
+        )
+        .unwrap();
+        let center = Tensor::new(&[[0.05f32, -0.02, 0.01]], &dev).unwrap();
+        let targets =
+            softmax_last(&(teacher.broadcast_sub(&center).unwrap() / 0.04).unwrap()).unwrap();
+        let weights = Tensor::new(&[0.5f32, 0.5, 1.0], &dev).unwrap();
+        let loss = ibot_patch_loss(&student, &targets, &weights, 0.1, 3)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap() as f64;
+        assert!((loss - 1.1869832732589662).abs() < 1e-5, "{loss}");
+        // Shapes that do not pair up are refused.
+        assert!(ibot_patch_loss(&student, &targets, &weights, 0.1, 0).is_err());
+        let two = weights.narrow(0, 0, 2).unwrap();
+        assert!(ibot_patch_loss(&student, &targets, &two, 0.1, 3).is_err());
+    }
+
+    #[test]
+    fn ibot_masks_follow_dinov2s_strata() {
+        let mut rng = Rng::new(11);
+        for _ in 0..20 {
+            let masks = ibot_masks(&mut rng, 8, 64, 0.5, [0.1, 0.5]);
+            assert_eq!(masks.len(), 8);
+            // ⌊8 · 0.5⌋ = 4 crops masked, one per stratum of [0.1, 0.5]: 6–12, 12–19, 19–25 and
+            // 25–32 of 64 patches.
+            let mut counts: Vec<usize> = masks.iter().map(Vec::len).filter(|&n| n > 0).collect();
+            counts.sort_unstable();
+            assert_eq!(counts.len(), 4, "{masks:?}");
+            for (n, (low, high)) in counts.iter().zip([(6, 12), (12, 19), (19, 25), (25, 32)]) {
+                assert!((low..=high).contains(n), "{counts:?}");
+            }
+            for m in &masks {
+                assert!(m.windows(2).all(|w| w[0] < w[1]) && m.iter().all(|&j| j < 64));
+            }
+        }
+        // The same stream gives the same masks; none at probability 0, all at 1.
+        assert_eq!(
+            ibot_masks(&mut Rng::new(3), 4, 16, 0.5, [0.2, 0.4]),
+            ibot_masks(&mut Rng::new(3), 4, 16, 0.5, [0.2, 0.4])
+        );
+        assert!(
+            ibot_masks(&mut rng, 4, 16, 0.0, [0.1, 0.5])
+                .iter()
+                .all(Vec::is_empty)
+        );
+        assert!(
+            ibot_masks(&mut rng, 4, 16, 1.0, [0.5, 0.5])
+                .iter()
+                .all(|m| m.len() == 8)
+        );
     }
 
     #[test]

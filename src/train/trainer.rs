@@ -15,7 +15,8 @@ use serde::{Deserialize, Serialize};
 use super::config::{DataSource, TeacherCentering, TrainConfig};
 use super::data::{BatchStream, PreparedBatch};
 use super::dino::{
-    DinoLossOutput, dino_loss_with_targets, koleo_loss, sinkhorn_knopp, update_center,
+    DinoLossOutput, dino_loss_with_targets, ibot_masks, ibot_patch_loss, koleo_loss,
+    sinkhorn_knopp, update_center,
 };
 use super::optim::{AdamW, clip_per_tensor};
 use super::schedule::cosine;
@@ -40,6 +41,10 @@ pub struct StepMetrics {
     /// The KoLeo term before weighting (summed over the two global views), when enabled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub koleo: Option<f64>,
+    /// The iBOT masked-patch term before weighting, when enabled (absent in a step that masked
+    /// no patch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ibot: Option<f64>,
     pub images_per_second: f64,
     pub seconds: f64,
     /// Time split of the step: teacher and student forward, backward, optimiser + EMA.
@@ -64,6 +69,20 @@ struct Network {
     varmap: VarMap,
     vit: VisionTransformer,
     head: DinoHead,
+    /// iBOT's learned mask token [1, D] (`ibot.mask_token`, outside the backbone so exported
+    /// models keep their keys), when the iBOT loss is on.
+    mask_token: Option<Tensor>,
+}
+
+/// What [`Trainer::forward_loss`] computes.
+struct Losses {
+    out: DinoLossOutput,
+    /// The teacher's logits of the global crops' CLS tokens (for the centre update).
+    teacher_out: Tensor,
+    koleo: Option<f64>,
+    /// The unweighted iBOT term and the teacher's logits of the masked patches (for the patch
+    /// centre's update), when some patch was masked.
+    ibot: Option<(f64, Tensor)>,
 }
 
 impl Network {
@@ -73,7 +92,21 @@ impl Network {
         let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
         let vit = VisionTransformer::new(&vit_cfg, vb.pp("backbone"))?;
         let head = DinoHead::new(vit_cfg.embed_dim, &cfg.head, vb.pp("head"))?;
-        Ok(Self { varmap, vit, head })
+        let mask_token = if cfg.ibot_weight > 0.0 {
+            Some(vb.pp("ibot").get_with_hints(
+                (1, vit_cfg.embed_dim),
+                "mask_token",
+                candle_nn::Init::Const(0.0),
+            )?)
+        } else {
+            None
+        };
+        Ok(Self {
+            varmap,
+            vit,
+            head,
+            mask_token,
+        })
     }
 
     /// The CLS embeddings [Σ B_i, D] and logits [Σ B_i, K] for crops grouped by resolution
@@ -108,6 +141,9 @@ pub struct Trainer {
     teacher: Network,
     optim: AdamW,
     center: Tensor,
+    /// iBOT's centre of the teacher's patch logits [1, K] (DINOv2 keeps one apart from the
+    /// CLS token's).
+    patch_center: Tensor,
     pub step: u64,
     images_seen: u64,
     /// Trainable student variables (name, var), sorted; excludes the frozen weight norm.
@@ -128,7 +164,9 @@ impl Trainer {
             .filter(|(n, _)| !(norm_last && n.ends_with("last_layer.weight_g")))
             .collect();
         let center = Tensor::zeros((1, cfg.head.out_dim), DType::F32, &Device::Cpu)?;
+        let patch_center = center.clone();
         Ok(Self {
+            patch_center,
             cfg,
             out_dir: out_dir.to_path_buf(),
             student,
@@ -195,6 +233,9 @@ impl Trainer {
             }
         }
         t.center = get("dino_loss.center")?;
+        if t.cfg.ibot_weight > 0.0 {
+            t.patch_center = get("ibot_loss.center")?;
+        }
         t.step = meta.step;
         t.images_seen = meta.provenance.images_seen;
         Ok(t)
@@ -240,6 +281,9 @@ impl Trainer {
             );
         }
         tensors.insert("dino_loss.center".into(), self.center.clone());
+        if self.cfg.ibot_weight > 0.0 {
+            tensors.insert("ibot_loss.center".into(), self.patch_center.clone());
+        }
         let teacher_backbone: BTreeMap<String, Tensor> = tensors
             .iter()
             .filter_map(|(k, v)| {
@@ -268,34 +312,134 @@ impl Trainer {
         Ok(path)
     }
 
+    /// The teacher's targets for `logits` [R, K]: the centred softmax with `center` (DINO) or
+    /// Sinkhorn-Knopp (DINOv2), at `teacher_temp`.
+    fn targets(&self, logits: &Tensor, center: &Tensor, teacher_temp: f64) -> Result<Tensor> {
+        Ok(match self.cfg.teacher_centering {
+            TeacherCentering::Centre => {
+                crate::model::layers::softmax_last(&(logits.broadcast_sub(center)? / teacher_temp)?)
+            }
+            TeacherCentering::SinkhornKnopp => sinkhorn_knopp(logits, teacher_temp, 3),
+        }?)
+    }
+
     /// Teacher on the global crops, student on all crops (grouped by resolution), DINO loss.
-    /// Returns the loss output and the teacher's logits (for the centre update).
-    /// With `koleo_weight` > 0 the loss includes the weighted KoLeo term, also returned alone.
+    /// With `koleo_weight` > 0 the loss includes the weighted KoLeo term, also returned alone;
+    /// with `ibot_weight` > 0 the student sees masked global crops and the loss includes the
+    /// weighted iBOT term ([`ibot_patch_loss`]; masks drawn from the seed and the step).
     fn forward_loss(
         &self,
         batch: &PreparedBatch,
         teacher_temp: f64,
         drop: Option<(&mut Rng, f64)>,
-    ) -> Result<(DinoLossOutput, Tensor, Option<f64>)> {
+    ) -> Result<Losses> {
         let cfg = &self.cfg;
         let b = cfg.batch_size;
         let globals = Tensor::cat(&batch.global.iter().collect::<Vec<_>>(), 0)?;
-        let teacher_out = self
-            .teacher
-            .forward(std::slice::from_ref(&globals), None, false)?
-            .1
-            .detach();
-        let mut groups = vec![globals];
-        if !batch.local.is_empty() {
-            groups.push(Tensor::cat(&batch.local.iter().collect::<Vec<_>>(), 0)?);
-        }
-        let (student_cls, student_out) = self.student.forward(&groups, drop, true)?;
-        let targets = match cfg.teacher_centering {
-            TeacherCentering::Centre => crate::model::layers::softmax_last(
-                &(teacher_out.broadcast_sub(&self.center)? / teacher_temp)?,
-            ),
-            TeacherCentering::SinkhornKnopp => sinkhorn_knopp(&teacher_out, teacher_temp, 3),
-        }?;
+        let locals = if batch.local.is_empty() {
+            None
+        } else {
+            Some(Tensor::cat(&batch.local.iter().collect::<Vec<_>>(), 0)?)
+        };
+        let mut ibot_parts = None;
+        let (teacher_out, student_cls, student_out) = match &self.student.mask_token {
+            None => {
+                let teacher_out = self
+                    .teacher
+                    .forward(std::slice::from_ref(&globals), None, false)?
+                    .1
+                    .detach();
+                let mut groups = vec![globals];
+                groups.extend(locals);
+                let (student_cls, student_out) = self.student.forward(&groups, drop, true)?;
+                (teacher_out, student_cls, student_out)
+            }
+            Some(mask_token) => {
+                let (crops, _, h, w) = globals.dims4()?;
+                let p = cfg.vit_config()?.patch_size;
+                let patches = (h / p) * (w / p);
+                let mut rng = Rng::new(derive(cfg.seed ^ 0x1b07, self.step));
+                let masks = ibot_masks(
+                    &mut rng,
+                    crops,
+                    patches,
+                    cfg.ibot_mask_probability,
+                    cfg.ibot_mask_ratio,
+                );
+                let mut flags = vec![0f32; crops * patches];
+                let mut rows = Vec::new();
+                let mut weights = Vec::new();
+                for (i, m) in masks.iter().enumerate() {
+                    for &j in m {
+                        flags[i * patches + j] = 1.0;
+                        rows.push((i * patches + j) as u32);
+                        weights.push(1.0 / m.len() as f32);
+                    }
+                }
+                let flags = Tensor::from_vec(flags, (crops, patches), &Device::Cpu)?;
+                let teacher_tokens = self.teacher.vit.infer_tokens(&globals)?;
+                let teacher_out = self
+                    .teacher
+                    .head
+                    .forward(&teacher_tokens.narrow(1, 0, 1)?.squeeze(1)?)?
+                    .detach();
+                let mut drop = drop;
+                let student_tokens = match drop.as_mut() {
+                    Some((rng, rate)) => self.student.vit.forward_tokens_masked(
+                        &globals,
+                        &flags,
+                        mask_token,
+                        Some((&mut **rng, *rate)),
+                    ),
+                    None => self
+                        .student
+                        .vit
+                        .forward_tokens_masked(&globals, &flags, mask_token, None),
+                }?;
+                let mut cls = vec![student_tokens.narrow(1, 0, 1)?.squeeze(1)?];
+                if let Some(locals) = &locals {
+                    cls.push(match drop.as_mut() {
+                        Some((rng, rate)) => self
+                            .student
+                            .vit
+                            .forward_cls(locals, Some((&mut **rng, *rate))),
+                        None => self.student.vit.forward_cls(locals, None),
+                    }?);
+                }
+                let student_cls = Tensor::cat(&cls.iter().collect::<Vec<_>>(), 0)?;
+                let student_out = self.student.head.forward(&student_cls)?;
+                if !rows.is_empty() {
+                    let n = rows.len();
+                    let rows = Tensor::from_vec(rows, n, &Device::Cpu)?;
+                    let weights = Tensor::from_vec(weights, n, &Device::Cpu)?;
+                    let masked = |tokens: &Tensor| -> Result<Tensor> {
+                        let d = tokens.dim(2)?;
+                        Ok(tokens
+                            .narrow(1, 1, patches)?
+                            .reshape((crops * patches, d))?
+                            .index_select(&rows, 0)?)
+                    };
+                    let teacher_patches = self
+                        .teacher
+                        .head
+                        .forward(&masked(&teacher_tokens)?)?
+                        .detach();
+                    let student_patches = self.student.head.forward(&masked(&student_tokens)?)?;
+                    let targets =
+                        self.targets(&teacher_patches, &self.patch_center, teacher_temp)?;
+                    let loss = ibot_patch_loss(
+                        &student_patches,
+                        &targets,
+                        &weights,
+                        cfg.student_temp,
+                        crops,
+                    )?;
+                    ibot_parts = Some((loss, teacher_patches));
+                }
+                (teacher_out, student_cls, student_out)
+            }
+        };
+        let targets = self.targets(&teacher_out, &self.center, teacher_temp)?;
         let mut out = dino_loss_with_targets(&student_out, &targets, cfg.student_temp, b)?;
         let mut koleo = None;
         if cfg.koleo_weight > 0.0 {
@@ -305,7 +449,17 @@ impl Trainer {
             koleo = Some(k.to_scalar::<f32>()? as f64);
             out.loss = (out.loss + (k * cfg.koleo_weight)?)?;
         }
-        Ok((out, teacher_out, koleo))
+        let mut ibot = None;
+        if let Some((loss, teacher_patches)) = ibot_parts {
+            ibot = Some((loss.to_scalar::<f32>()? as f64, teacher_patches));
+            out.loss = (out.loss + (loss * cfg.ibot_weight)?)?;
+        }
+        Ok(Losses {
+            out,
+            teacher_out,
+            koleo,
+            ibot,
+        })
     }
 
     /// One optimisation step on a prepared batch.
@@ -327,7 +481,12 @@ impl Trainer {
         let b = cfg.batch_size;
 
         let mut drop_rng = Rng::new(derive(cfg.seed ^ 0xd409, s));
-        let (out, teacher_out, koleo) = self.forward_loss(
+        let Losses {
+            out,
+            teacher_out,
+            koleo,
+            ibot,
+        } = self.forward_loss(
             batch,
             teacher_temp,
             Some((&mut drop_rng, cfg.drop_path_rate)),
@@ -371,6 +530,10 @@ impl Trainer {
             tv.set(&updated)?;
         }
         self.center = update_center(&self.center, &teacher_out, cfg.center_momentum)?;
+        if let Some((_, teacher_patches)) = &ibot {
+            self.patch_center =
+                update_center(&self.patch_center, teacher_patches, cfg.center_momentum)?;
+        }
         self.step += 1;
         self.images_seen += b as u64;
         let seconds = start.elapsed().as_secs_f64();
@@ -383,6 +546,7 @@ impl Trainer {
             teacher_temp,
             teacher_entropy: out.teacher_entropy,
             koleo,
+            ibot: ibot.map(|(loss, _)| loss),
             images_per_second: b as f64 / seconds,
             seconds,
             forward_seconds,
@@ -394,7 +558,7 @@ impl Trainer {
     /// Names of student parameters that received no (or an all-zero) gradient in a step on
     /// `batch`. Used by tests: every trainable parameter must learn.
     pub fn parameters_without_gradient(&mut self, batch: &PreparedBatch) -> Result<Vec<String>> {
-        let (out, _, _) = self.forward_loss(batch, self.cfg.teacher_temp, None)?;
+        let out = self.forward_loss(batch, self.cfg.teacher_temp, None)?.out;
         let grads = out.loss.backward()?;
         let mut missing = Vec::new();
         for (name, var) in &self.params {
