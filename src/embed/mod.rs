@@ -50,7 +50,8 @@ impl FeatureSource {
 
     /// The identity of the patch features the dense tasks read ([`crate::model::VisionTransformer::patch_features`]):
     /// [`Self::fingerprint`], which leaves the patch tokens' standardisation out, plus a digest
-    /// of that standardisation when the model has one. Dense results cached under it never
+    /// of that standardisation when the model has one and the block the tokens are read after
+    /// ([`crate::model::VisionTransformer::patch_block`]). Dense results cached under it never
     /// outlive a change of the patch statistics.
     pub fn dense_fingerprint(&self) -> String {
         match self.vit() {
@@ -61,6 +62,10 @@ impl FeatureSource {
                     s.digest(),
                     v.patch_block()
                 ),
+                // An earlier block without statistics still reads other features.
+                None if v.patch_block() != v.cfg.depth => {
+                    format!("{}+patches@{}", self.fingerprint(), v.patch_block())
+                }
                 None => self.fingerprint(),
             },
             None => self.fingerprint(),
@@ -334,7 +339,7 @@ pub struct StandardiseConfig {
     /// The block (1 = first) whose output tokens, through the final norm, the dense tasks read
     /// and the patch statistics are fitted on; 0 = the last block (the paper's). Stored with the
     /// patch statistics; a model without them reads the last block. Default 1: on a validation
-    /// composite set (seed 1) the bundled model's first block led its six on all four dense
+    /// composite set (seed 1) the bundled model's first block led or tied its six on all four dense
     /// scores (in-context soft IoU 0.070 against 0.068 for the last, top-30 kNN foreground 15.8 %
     /// against 13.7 %), and its later blocks are not computed (docs/dense.md, "Which block").
     pub patch_block: usize,

@@ -183,6 +183,20 @@ impl TrainConfig {
                 "ibot_mask_ratio must be [min, max] with 0 ≤ min ≤ max ≤ 1, got [{low}, {high}]"
             ));
         }
+        if self.ibot_weight > 0.0 {
+            // A setting that never masks a patch would pay for the full-token passes and learn
+            // nothing from them.
+            let crops = 2.0 * self.batch_size as f64;
+            let side = self.augment.global_size as usize / vit.patch_size.max(1);
+            let patches = (side * side) as f64;
+            if (crops * self.ibot_mask_probability).floor() < 1.0 || (patches * high).floor() < 1.0
+            {
+                return bad(format!(
+                    "iBOT would mask no patch: ⌊{crops} global crops × ibot_mask_probability {}⌋ crops, ⌊{patches} patches × {high}⌋ patches at most; raise ibot_mask_probability or ibot_mask_ratio, or set ibot_weight to 0",
+                    self.ibot_mask_probability
+                ));
+            }
+        }
         if self.koleo_weight > 0.0 && self.batch_size < 2 {
             return bad("KoLeo needs a batch of at least 2 images".into());
         }

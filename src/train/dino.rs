@@ -240,6 +240,24 @@ pub(crate) fn ibot_masks(
     masks
 }
 
+/// The masks of [`ibot_masks`] as the trainer uses them: per-patch flags [crops·patches] (1 =
+/// masked, crop-major, the input of the masked forward pass), the masked patches' rows in the
+/// crop-major [crops·patches] token matrix, and each row's weight 1 / (masked patches of its
+/// crop) (DINOv2's `mask_indices_list` and `masks_weight`).
+pub(crate) fn ibot_rows(masks: &[Vec<usize>], patches: usize) -> (Vec<f32>, Vec<u32>, Vec<f32>) {
+    let mut flags = vec![0f32; masks.len() * patches];
+    let mut rows = Vec::new();
+    let mut weights = Vec::new();
+    for (i, m) in masks.iter().enumerate() {
+        for &j in m {
+            flags[i * patches + j] = 1.0;
+            rows.push((i * patches + j) as u32);
+            weights.push(1.0 / m.len() as f32);
+        }
+    }
+    (flags, rows, weights)
+}
+
 /// c ← m·c + (1 − m)·mean(teacher logits over the batch of both global views).
 pub(crate) fn update_center(center: &Tensor, teacher: &Tensor, momentum: f64) -> Result<Tensor> {
     let batch_center = teacher.mean_keepdim(0)?.detach();
@@ -486,6 +504,18 @@ mod tests {
     }
 
     #[test]
+    fn ibot_rows_weight_each_crop_by_its_masked_patches() {
+        // Three crops of 4 patches: crop 0 masks patches 1 and 3, crop 1 none, crop 2 patch 0
+        // (the case of tools/ibot_loss_reference.py).
+        let (flags, rows, weights) = ibot_rows(&[vec![1, 3], vec![], vec![0]], 4);
+        assert_eq!(flags, [0., 1., 0., 1., 0., 0., 0., 0., 1., 0., 0., 0.]);
+        assert_eq!(rows, [1, 3, 8]);
+        assert_eq!(weights, [0.5, 0.5, 1.0]);
+        let (flags, rows, weights) = ibot_rows(&[vec![], vec![]], 3);
+        assert_eq!((flags, rows.len(), weights.len()), (vec![0.0; 6], 0, 0));
+    }
+
+    #[test]
     fn ibot_masks_follow_dinov2s_strata() {
         let mut rng = Rng::new(11);
         for _ in 0..20 {
@@ -508,6 +538,16 @@ mod tests {
             ibot_masks(&mut Rng::new(3), 4, 16, 0.5, [0.2, 0.4]),
             ibot_masks(&mut Rng::new(3), 4, 16, 0.5, [0.2, 0.4])
         );
+        // The masked crops are shuffled over the batch, not always the first ones.
+        let masked_crops: std::collections::BTreeSet<Vec<bool>> = (0..20)
+            .map(|_| {
+                ibot_masks(&mut rng, 8, 64, 0.5, [0.1, 0.5])
+                    .iter()
+                    .map(|m| !m.is_empty())
+                    .collect()
+            })
+            .collect();
+        assert!(masked_crops.len() > 5, "{masked_crops:?}");
         assert!(
             ibot_masks(&mut rng, 4, 16, 0.0, [0.1, 0.5])
                 .iter()

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use super::config::{DataSource, TeacherCentering, TrainConfig};
 use super::data::{BatchStream, PreparedBatch};
 use super::dino::{
-    DinoLossOutput, dino_loss_with_targets, ibot_masks, ibot_patch_loss, koleo_loss,
+    DinoLossOutput, dino_loss_with_targets, ibot_masks, ibot_patch_loss, ibot_rows, koleo_loss,
     sinkhorn_knopp, update_center,
 };
 use super::optim::{AdamW, clip_per_tensor};
@@ -366,16 +366,7 @@ impl Trainer {
                     cfg.ibot_mask_probability,
                     cfg.ibot_mask_ratio,
                 );
-                let mut flags = vec![0f32; crops * patches];
-                let mut rows = Vec::new();
-                let mut weights = Vec::new();
-                for (i, m) in masks.iter().enumerate() {
-                    for &j in m {
-                        flags[i * patches + j] = 1.0;
-                        rows.push((i * patches + j) as u32);
-                        weights.push(1.0 / m.len() as f32);
-                    }
-                }
+                let (flags, rows, weights) = ibot_rows(&masks, patches);
                 let flags = Tensor::from_vec(flags, (crops, patches), &Device::Cpu)?;
                 let teacher_tokens = self.teacher.vit.infer_tokens(&globals)?;
                 let teacher_out = self
