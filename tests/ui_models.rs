@@ -120,7 +120,7 @@ fn models_panel_lists_the_zoo_and_switching_re_embeds_the_memory_with_a_cache() 
     h.get_by_label("procedural data only");
     h.get_by_label("trained on real images");
     h.get_by_label(
-        "patch tokens standardised on procedural:shaders (seed 1000004, 32x32) (8 images)",
+        "patch tokens standardised on procedural:shaders (seed 1000004, 32x32), block 1 (8 images)",
     );
     // One label per model, a line per measured number.
     h.get_by_label("FMNIST kNN 61.2 %\nemoji R@1 24.1 %");
