@@ -65,6 +65,54 @@ fn run_until(trainer: &mut Trainer, stop_at: u64) -> Vec<StepMetrics> {
     metrics
 }
 
+/// Asserts that every trainable parameter of `trainer` gets a gradient on the first batch of
+/// `cfg`, then runs `cfg` from the start in `dir` and returns its metrics (`cfg.steps` lines).
+fn assert_every_parameter_learns_then_run(
+    trainer: &mut Trainer,
+    cfg: &TrainConfig,
+    dir: &Path,
+) -> Vec<StepMetrics> {
+    let stream = BatchStream::start(cfg, 0).unwrap();
+    let missing = trainer
+        .parameters_without_gradient(&stream.next().unwrap())
+        .unwrap();
+    assert!(missing.is_empty(), "no gradient for {missing:?}");
+    drop(stream);
+    let whole = run(&mut Trainer::new(cfg.clone(), dir).unwrap());
+    assert_eq!(whole.len() as u64, cfg.steps);
+    whole
+}
+
+/// Runs `cfg` again, stopped after step 2 and resumed from its checkpoint, and asserts that the
+/// resumed steps repeat `whole` (the uninterrupted run's metrics): the loss and `term` (a
+/// logged loss term, present in every step) to 1e-5. Returns the resumed run's folder.
+fn assert_resume_repeats(
+    cfg: &TrainConfig,
+    whole: &[StepMetrics],
+    term: impl Fn(&StepMetrics) -> Option<f64>,
+) -> tempfile::TempDir {
+    let resumed_dir = tempfile::tempdir().unwrap();
+    run_until(
+        &mut Trainer::new(cfg.clone(), resumed_dir.path()).unwrap(),
+        2,
+    );
+    let rest = run(&mut Trainer::resume(
+        &resumed_dir.path().join("step_000002.json"),
+        resumed_dir.path(),
+    )
+    .unwrap());
+    assert_eq!(rest.len(), whole.len() - 2);
+    for (a, b) in whole[2..].iter().zip(&rest) {
+        let term_gap = (term(a).unwrap() - term(b).unwrap()).abs();
+        assert!(
+            (a.loss - b.loss).abs() < 1e-5 && term_gap < 1e-5,
+            "step {}: {a:?} vs {b:?}",
+            a.step
+        );
+    }
+    resumed_dir
+}
+
 #[test]
 fn every_trainable_parameter_receives_a_gradient() {
     let dir = tempfile::tempdir().unwrap();
@@ -94,38 +142,14 @@ fn ibot_trains_every_parameter_and_the_mask_token_and_resumes_the_same_curve() {
     let names = trainer.trainable_parameter_names();
     assert!(names.iter().any(|n| n == "ibot.mask_token"), "{names:?}");
     assert_eq!(names.len(), 6 + 2 * 12 + 7 + 1, "{names:?}");
-    let stream = BatchStream::start(&cfg, 0).unwrap();
-    let missing = trainer
-        .parameters_without_gradient(&stream.next().unwrap())
-        .unwrap();
-    assert!(missing.is_empty(), "no gradient for {missing:?}");
-    drop(stream);
-    let whole = run(&mut Trainer::new(cfg.clone(), dir.path()).unwrap());
-    assert_eq!(whole.len(), 4);
+    let whole = assert_every_parameter_learns_then_run(&mut trainer, &cfg, dir.path());
     assert!(
         whole
             .iter()
             .all(|m| m.loss.is_finite() && m.ibot.is_some_and(|v| v.is_finite() && v > 0.0)),
         "{whole:?}"
     );
-    let resumed_dir = tempfile::tempdir().unwrap();
-    run_until(
-        &mut Trainer::new(cfg.clone(), resumed_dir.path()).unwrap(),
-        2,
-    );
-    let rest = run(&mut Trainer::resume(
-        &resumed_dir.path().join("step_000002.json"),
-        resumed_dir.path(),
-    )
-    .unwrap());
-    for (a, b) in whole[2..].iter().zip(&rest) {
-        let ibot_gap = (a.ibot.unwrap() - b.ibot.unwrap()).abs();
-        assert!(
-            (a.loss - b.loss).abs() < 1e-5 && ibot_gap < 1e-5,
-            "step {}: {a:?} vs {b:?}",
-            a.step
-        );
-    }
+    assert_resume_repeats(&cfg, &whole, |m| m.ibot);
     let export = dir.path().join("export");
     procmem::model::weights::export_backbone(
         &dir.path().join("last.json"),
@@ -178,35 +202,14 @@ fn dinov2_options_train_every_parameter_and_log_koleo() {
         ..micro_config(4)
     };
     let mut trainer = Trainer::new(cfg.clone(), dir.path()).unwrap();
-    let stream = BatchStream::start(&cfg, 0).unwrap();
-    let missing = trainer
-        .parameters_without_gradient(&stream.next().unwrap())
-        .unwrap();
-    assert!(missing.is_empty(), "no gradient for {missing:?}");
-    drop(stream);
-    let whole = run(&mut Trainer::new(cfg.clone(), dir.path()).unwrap());
-    assert_eq!(whole.len(), 4);
+    let whole = assert_every_parameter_learns_then_run(&mut trainer, &cfg, dir.path());
     assert!(
         whole
             .iter()
             .all(|m| m.loss.is_finite() && m.koleo.is_some_and(f64::is_finite)),
         "{whole:?}"
     );
-    let resumed_dir = tempfile::tempdir().unwrap();
-    run_until(&mut Trainer::new(cfg, resumed_dir.path()).unwrap(), 2);
-    let rest = run(&mut Trainer::resume(
-        &resumed_dir.path().join("step_000002.json"),
-        resumed_dir.path(),
-    )
-    .unwrap());
-    for (a, b) in whole[2..].iter().zip(&rest) {
-        let koleo_gap = (a.koleo.unwrap() - b.koleo.unwrap()).abs();
-        assert!(
-            (a.loss - b.loss).abs() < 1e-5 && koleo_gap < 1e-5,
-            "step {}: {a:?} vs {b:?}",
-            a.step
-        );
-    }
+    let resumed_dir = assert_resume_repeats(&cfg, &whole, |m| m.koleo);
     // The one resume policy (CLI and app): a requested length extends the run, never shortens it.
     let ckpt = resumed_dir.path().join("step_000002.json");
     assert_eq!(
