@@ -1227,3 +1227,28 @@ fn adding_a_class_reports_old_and_new_accuracy() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_negative_shrinkage_is_refused_with_its_reason_not_misread_as_an_argument() {
+    // clap read `-1` as an unknown flag ("unexpected argument '-1' found"); the value now reaches
+    // the config's check, which names the field, before any file is read or image generated.
+    for (flag, field) in [
+        ("--shrinkage", "shrinkage"),
+        ("--patch-shrinkage", "patch shrinkage"),
+    ] {
+        let (ok, _, stderr) = procmem(&[
+            "standardise",
+            "--model",
+            "no-such-model.json",
+            "--out",
+            "no-such-output",
+            flag,
+            "-1",
+        ]);
+        assert!(!ok);
+        assert!(
+            stderr.contains(&format!("the {field} must be finite and ≥ 0, got -1")),
+            "{stderr}"
+        );
+    }
+}

@@ -34,7 +34,7 @@ pub struct StandardiseArgs {
     #[arg(long, default_value_t = StandardiseConfig::default().seed)]
     pub seed: u64,
     /// ε relative to the mean eigenvalue (0 = full whitening).
-    #[arg(long, default_value_t = StandardiseConfig::default().shrinkage)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = StandardiseConfig::default().shrinkage)]
     pub shrinkage: f64,
     /// How tokens are pooled into the embedding: `cls` (DINO's CLS token) or `grid<S>` (patch
     /// tokens mean-pooled over an S×S grid, e.g. `grid2`; see docs/training.md, "Pooling").
@@ -51,7 +51,7 @@ pub struct StandardiseArgs {
     #[arg(long, default_value_t = StandardiseConfig::default().patch_grid)]
     pub patch_grid: usize,
     /// ε of the patch-token whitening, relative to the mean eigenvalue.
-    #[arg(long, default_value_t = StandardiseConfig::default().patch_shrinkage)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = StandardiseConfig::default().patch_shrinkage)]
     pub patch_shrinkage: f64,
     /// The block (1 = first) whose output tokens the dense tasks read and the patch statistics
     /// are fitted on; 0 = the last block (the paper's).
