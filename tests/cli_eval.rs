@@ -51,22 +51,28 @@ fn write_nights(dir: &Path) {
     std::fs::write(dir.join("data.csv"), csv).unwrap();
 }
 
+/// `procmem memory query MEMORY ARGS…`.
+fn memory_query(memory: &Path, args: &[&str]) -> (bool, String, String) {
+    let memory = memory.to_str().unwrap();
+    let mut all = vec!["memory", "query", memory];
+    all.extend_from_slice(args);
+    procmem(&all)
+}
+
+/// `procmem eval 2afc --csv CSV --features pixels EXTRA…`.
+fn two_afc_on_pixels(csv: &Path, extra: &[&str]) -> (bool, String, String) {
+    let csv = csv.to_str().unwrap();
+    let mut args = vec!["eval", "2afc", "--csv", csv, "--features", "pixels"];
+    args.extend_from_slice(extra);
+    procmem(&args)
+}
+
 #[test]
 fn two_afc_scores_a_nights_fixture_with_dreamsims_protocol() {
     let dir = tempfile::tempdir().unwrap();
     write_nights(dir.path());
     let csv = dir.path().join("data.csv");
-    let (ok, stdout, stderr) = procmem(&[
-        "eval",
-        "2afc",
-        "--csv",
-        csv.to_str().unwrap(),
-        "--split",
-        "test",
-        "--features",
-        "pixels",
-        "--no-baselines",
-    ]);
+    let (ok, stdout, stderr) = two_afc_on_pixels(&csv, &["--split", "test", "--no-baselines"]);
     assert!(ok, "{stderr}");
     // Pixels always pick the brightened reference: 3 rows score 1 and 3 rows score 5/6.
     let want = (3.0 + 3.0 * 0.8333333) / 6.0 * 100.0;
@@ -77,26 +83,12 @@ fn two_afc_scores_a_nights_fixture_with_dreamsims_protocol() {
     );
 
     std::fs::write(&csv, "id,ref,left\n1,a,b\n").unwrap();
-    let (ok, _, stderr) = procmem(&[
-        "eval",
-        "2afc",
-        "--csv",
-        csv.to_str().unwrap(),
-        "--features",
-        "pixels",
-    ]);
+    let (ok, _, stderr) = two_afc_on_pixels(&csv, &[]);
     assert!(!ok && stderr.contains("no `ref_path` column"), "{stderr}");
 
     // A missing file is named with the system's reason, once (not again as the cause).
     let missing = dir.path().join("missing.csv");
-    let (ok, _, stderr) = procmem(&[
-        "eval",
-        "2afc",
-        "--csv",
-        missing.to_str().unwrap(),
-        "--features",
-        "pixels",
-    ]);
+    let (ok, _, stderr) = two_afc_on_pixels(&missing, &[]);
     assert!(
         !ok && stderr.contains("missing.csv") && stderr.matches("os error").count() == 1,
         "{stderr}"
@@ -195,18 +187,18 @@ fn memory_from_npz_answers_queries_and_exports_visual_memory_json() {
         .save(&q)
         .unwrap();
     let json = dir.path().join("n.json");
-    let (ok, stdout, stderr) = procmem(&[
-        "memory",
-        "query",
-        mem.to_str().unwrap(),
-        "--features",
-        "pixels",
-        "--k",
-        "2",
-        "--json",
-        json.to_str().unwrap(),
-        q.to_str().unwrap(),
-    ]);
+    let (ok, stdout, stderr) = memory_query(
+        &mem,
+        &[
+            "--features",
+            "pixels",
+            "--k",
+            "2",
+            "--json",
+            json.to_str().unwrap(),
+            q.to_str().unwrap(),
+        ],
+    );
     assert!(ok, "{stderr}");
     assert!(
         stdout.contains(": 3"),
@@ -223,14 +215,7 @@ fn memory_from_npz_answers_queries_and_exports_visual_memory_json() {
     );
 
     // A model whose fingerprint differs is refused.
-    let (ok, _, stderr) = procmem(&[
-        "memory",
-        "query",
-        mem.to_str().unwrap(),
-        "--features",
-        "random:micro",
-        q.to_str().unwrap(),
-    ]);
+    let (ok, _, stderr) = memory_query(&mem, &["--features", "random:micro", q.to_str().unwrap()]);
     assert!(!ok && stderr.contains("never mix"), "{stderr}");
 
     // An unreadable query among good ones is named and skipped: the good one is still answered
@@ -238,17 +223,17 @@ fn memory_from_npz_answers_queries_and_exports_visual_memory_json() {
     let bad = dir.path().join("bad.png");
     std::fs::write(&bad, "not an image").unwrap();
     let json = dir.path().join("partial.json");
-    let (ok, stdout, stderr) = procmem(&[
-        "memory",
-        "query",
-        mem.to_str().unwrap(),
-        "--features",
-        "pixels",
-        "--json",
-        json.to_str().unwrap(),
-        bad.to_str().unwrap(),
-        q.to_str().unwrap(),
-    ]);
+    let (ok, stdout, stderr) = memory_query(
+        &mem,
+        &[
+            "--features",
+            "pixels",
+            "--json",
+            json.to_str().unwrap(),
+            bad.to_str().unwrap(),
+            q.to_str().unwrap(),
+        ],
+    );
     assert!(
         !ok && stderr.contains("bad.png") && stderr.contains("1 of 2 query images"),
         "{stderr}"

@@ -121,10 +121,10 @@ impl Network {
         let mut drop = drop;
         let mut cls = Vec::with_capacity(groups.len());
         for g in groups {
-            let out = match drop.as_mut() {
-                _ if !track => self.vit.infer_cls(g),
-                Some((rng, p)) => self.vit.forward_cls(g, Some((&mut **rng, *p))),
-                None => self.vit.forward_cls(g, None),
+            let out = if track {
+                self.vit.forward_cls(g, reborrow(&mut drop))
+            } else {
+                self.vit.infer_cls(g)
             }?;
             cls.push(out);
         }
@@ -375,27 +375,15 @@ impl Trainer {
                     .forward(&teacher_tokens.narrow(1, 0, 1)?.squeeze(1)?)?
                     .detach();
                 let mut drop = drop;
-                let student_tokens = match drop.as_mut() {
-                    Some((rng, rate)) => self.student.vit.forward_tokens_masked(
-                        &globals,
-                        &flags,
-                        mask_token,
-                        Some((&mut **rng, *rate)),
-                    ),
-                    None => self
-                        .student
-                        .vit
-                        .forward_tokens_masked(&globals, &flags, mask_token, None),
-                }?;
+                let student_tokens = self.student.vit.forward_tokens_masked(
+                    &globals,
+                    &flags,
+                    mask_token,
+                    reborrow(&mut drop),
+                )?;
                 let mut cls = vec![student_tokens.narrow(1, 0, 1)?.squeeze(1)?];
                 if let Some(locals) = &locals {
-                    cls.push(match drop.as_mut() {
-                        Some((rng, rate)) => self
-                            .student
-                            .vit
-                            .forward_cls(locals, Some((&mut **rng, *rate))),
-                        None => self.student.vit.forward_cls(locals, None),
-                    }?);
+                    cls.push(self.student.vit.forward_cls(locals, reborrow(&mut drop))?);
                 }
                 let student_cls = Tensor::cat(&cls.iter().collect::<Vec<_>>(), 0)?;
                 let student_out = self.student.head.forward(&student_cls)?;
@@ -622,6 +610,11 @@ impl Trainer {
         }
         Ok(())
     }
+}
+
+/// The stochastic-depth stream and rate for one more forward pass, without giving them up.
+fn reborrow<'a>(drop: &'a mut Option<(&mut Rng, f64)>) -> Option<(&'a mut Rng, f64)> {
+    drop.as_mut().map(|(rng, rate)| (&mut **rng, *rate))
 }
 
 /// Copies every variable's value from `src` into `dst` (same names).
