@@ -593,6 +593,136 @@ fn patch_token_standardisation_whitens_the_dense_features_and_leaves_the_embeddi
         total += var;
     }
     assert!((31.9..32.1).contains(&total), "total variance {total}");
+
+    // The attention scale: fitted on procedural in-context pairs, folded into the patch
+    // whitening (tokens × √scale), recorded, and outside the embedding's fingerprint.
+    use procmem::dense::calibrate::{
+        AttentionCalibrationConfig, SCALES, TOLERANCE, calibrate_model,
+    };
+    let calibration = AttentionCalibrationConfig {
+        images: 24,
+        classes: 3,
+        seed: 5,
+        grid: 4,
+    };
+    let with_path = dir.path().join("with-patches.json");
+    let calibrated_path = dir.path().join("calibrated.json");
+    let fitted = calibrate_model(
+        &with_path,
+        Which::Teacher,
+        &calibration,
+        &calibrated_path,
+        |_, _| {},
+    )
+    .unwrap();
+    let tried: Vec<f64> = fitted.scores.iter().map(|s| s[0]).collect();
+    assert_eq!(tried, SCALES);
+    let best = fitted.scores.iter().map(|s| s[1]).fold(f64::MIN, f64::max);
+    let kept = fitted
+        .scores
+        .iter()
+        .find(|s| s[1] >= (1.0 - TOLERANCE) * best);
+    assert_eq!(
+        kept.map(|s| s[0]),
+        Some(fitted.scale),
+        "{:?}",
+        fitted.scores
+    );
+    assert!(fitted.pairs > 0 && fitted.source.starts_with("procedural composites"));
+    let calibrated = source(&calibrated_path);
+    assert_eq!(calibrated.fingerprint(), with.fingerprint());
+    if fitted.scale != 1.0 {
+        assert_ne!(calibrated.dense_fingerprint(), with.dense_fingerprint());
+    }
+    let meta = load_backbone(&calibrated_path, Which::Teacher, None)
+        .unwrap()
+        .meta
+        .unwrap();
+    let recorded = meta.patch_standardisation.unwrap();
+    // As written (JSON floats round-trip to the last bit or so).
+    let stored = recorded
+        .attention
+        .as_ref()
+        .expect("the calibration is recorded");
+    assert_eq!(
+        (
+            stored.scale,
+            &stored.source,
+            stored.pairs,
+            stored.scores.len()
+        ),
+        (
+            fitted.scale,
+            &fitted.source,
+            fitted.pairs,
+            fitted.scores.len()
+        )
+    );
+    for (a, b) in stored.scores.iter().zip(&fitted.scores) {
+        assert!(
+            a[0] == b[0] && (a[1] - b[1]).abs() < 1e-12,
+            "{a:?} against {b:?}"
+        );
+    }
+    assert!(
+        recorded
+            .describe()
+            .ends_with(&format!(", attention ×{}", fitted.scale))
+    );
+    // W_p scaled by √scale: checked on inputs free of cancellation (this micro model's full
+    // whitening has a near-null direction with huge weights, so on its own tokens the f32 sums
+    // round differently at each scale).
+    let factor = fitted.scale.sqrt() as f32;
+    let plain_whitening = load_backbone(&with_path, Which::Teacher, None).unwrap();
+    let scaled_whitening = load_backbone(&calibrated_path, Which::Teacher, None).unwrap();
+    for value in [1.0f32, 0.5, -2.0] {
+        let x = candle_core::Tensor::full(value, (1, 32), &candle_core::Device::Cpu).unwrap();
+        let apply = |m: &procmem::model::weights::LoadedBackbone| -> Vec<f32> {
+            let s = m.vit.patch_standardisation().unwrap();
+            s.apply(&x)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1()
+                .unwrap()
+        };
+        for (x, y) in apply(&scaled_whitening).iter().zip(apply(&plain_whitening)) {
+            assert!(
+                (x - factor * y).abs() <= 1e-5 * (x.abs() + 1.0),
+                "{x} against {factor}·{y}"
+            );
+        }
+    }
+    // Calibrating again starts from the current scale and records the product.
+    let again = calibrate_model(
+        &calibrated_path,
+        Which::Teacher,
+        &calibration,
+        &dir.path().join("calibrated-again.json"),
+        |_, _| {},
+    )
+    .unwrap();
+    let best_again = again.scores.iter().map(|s| s[1]).fold(f64::MIN, f64::max);
+    let kept_again = again
+        .scores
+        .iter()
+        .find(|s| s[1] >= (1.0 - TOLERANCE) * best_again)
+        .map(|s| s[0]);
+    assert_eq!(Some(again.scale), kept_again.map(|k| k * fitted.scale));
+    // A model without patch statistics is refused, by name, before anything is generated.
+    let err = calibrate_model(
+        &dir.path().join("embedding-only.json"),
+        Which::Teacher,
+        &calibration,
+        &dir.path().join("never.json"),
+        |_, _| panic!("nothing is embedded for a model without patch statistics"),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(&err, procmem::Error::InvalidConfig(m) if m.contains("embedding-only.json")),
+        "{err}"
+    );
+    assert!(!dir.path().join("never.json").exists());
 }
 
 #[test]

@@ -53,7 +53,9 @@ pub struct SegmentationState {
     pub k: usize,
     /// Patches per side (the image is resized to grid × patch pixels).
     pub grid: usize,
-    /// Multiplier of the attention logits <z_prompt, z_query> / C (1 = the paper's scale).
+    /// Multiplier of the attention logits <z_prompt, z_query> / C. Default 1, the paper's
+    /// scale, which is the model's fitted attention scale when it has one (the bundled model's);
+    /// a model without one attends nearly uniformly at 1 (try 10).
     pub sharpness: f32,
 }
 
@@ -66,7 +68,7 @@ impl Default for SegmentationState {
             threshold: 0.5,
             k: 4,
             grid: crate::dense::DEFAULT_GRID,
-            sharpness: 10.0,
+            sharpness: 1.0,
         }
     }
 }
@@ -632,11 +634,15 @@ impl SegmentationPanel {
                 .on_hover_text("Higher is finer and slower; recomputes features");
             let sharp = ui
                 .add(
-                    egui::Slider::new(&mut self.state.sharpness, 0.5..=100.0)
+                    egui::Slider::new(&mut self.state.sharpness, 0.01..=100.0)
                         .logarithmic(true)
                         .text("attention sharpness"),
                 )
-                .on_hover_text("Multiplies <z_prompt, z_query> / C; 1 is the paper's scale");
+                .on_hover_text(
+                    "Multiplies <z_prompt, z_query> / C; 1 is the paper's scale (the model's \
+                     fitted attention scale when it has one). Lower gives softer masks; a model \
+                     without a fitted scale needs about 10",
+                );
             if sharp.changed() {
                 if let Some(a) = &mut self.analysis {
                     match Attention::with_sharpness(&[&a.prompt], &a.query, self.state.sharpness) {

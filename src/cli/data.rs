@@ -8,17 +8,30 @@ use procmem::dense::composite::{self, CompositeConfig};
 
 use super::{data_dir, progress_bar};
 
-pub fn composite(emoji: Option<PathBuf>, out: PathBuf, cfg: CompositeConfig) -> anyhow::Result<()> {
-    let dir = match emoji {
-        Some(d) => d,
-        None => data_dir()?.join("emoji-google"),
-    };
-    let (objects, source) = composite::load_emoji(&dir).with_context(|| {
-        format!(
-            "emoji objects in {} (run scripts/fetch-eval-data.sh)",
-            dir.display()
+pub fn composite(
+    emoji: Option<PathBuf>,
+    procedural_classes: usize,
+    out: PathBuf,
+    cfg: CompositeConfig,
+) -> anyhow::Result<()> {
+    let (objects, source) = if procedural_classes > 0 {
+        let objects = composite::procedural_objects(procedural_classes, 8, 96, cfg.seed);
+        (
+            objects,
+            "procedural objects (synthesized programs in blobs)".to_string(),
         )
-    })?;
+    } else {
+        let dir = match emoji {
+            Some(d) => d,
+            None => data_dir()?.join("emoji-google"),
+        };
+        composite::load_emoji(&dir).with_context(|| {
+            format!(
+                "emoji objects in {} (run scripts/fetch-eval-data.sh)",
+                dir.display()
+            )
+        })?
+    };
     let bar = progress_bar(cfg.count as u64, "composite");
     let manifest = composite::build(
         &cfg,
@@ -48,8 +61,12 @@ pub enum DataCommand {
 #[derive(clap::Args)]
 pub struct CompositeArgs {
     /// An emoji-datasource-<style> package folder [default: $PROCMEM_DATA/emoji-google].
-    #[arg(long)]
+    #[arg(long, conflicts_with = "procedural_classes")]
     emoji: Option<PathBuf>,
+    /// Paste procedural objects instead of emoji: this many classes, each a synthesized
+    /// program's texture in blobs of varied shape (0 = emoji). A set with no real image.
+    #[arg(long, default_value_t = 0)]
+    procedural_classes: usize,
     /// Output folder (an existing set there is refused).
     #[arg(long)]
     out: PathBuf,
@@ -70,6 +87,7 @@ impl CompositeArgs {
     pub fn run(self) -> anyhow::Result<()> {
         let CompositeArgs {
             emoji,
+            procedural_classes,
             out,
             count,
             size,
@@ -83,7 +101,7 @@ impl CompositeArgs {
             seed,
             ..Default::default()
         };
-        composite(emoji, out, cfg)
+        composite(emoji, procedural_classes, out, cfg)
     }
 }
 

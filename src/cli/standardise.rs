@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 
+use procmem::dense::calibrate::{AttentionCalibrationConfig, calibrate_model};
 use procmem::embed::{StandardiseConfig, standardise_model};
 use procmem::model::Pooling;
 use procmem::model::weights::Which;
@@ -57,6 +58,10 @@ pub struct StandardiseArgs {
     /// are fitted on; 0 = the last block (the paper's).
     #[arg(long, default_value_t = StandardiseConfig::default().patch_block)]
     pub patch_block: usize,
+    /// Procedural in-context images the patch tokens' attention scale is fitted on (after the
+    /// patch statistics; `procmem::dense::calibrate`); 0 = keep unit variance.
+    #[arg(long, default_value_t = AttentionCalibrationConfig::default().images)]
+    pub attention_images: usize,
     /// Fit only the patch tokens' standardisation; keep the model's pooling and embedding
     /// standardisation bit for bit (so `--images`, `--shrinkage`, `--pooling` and `--components`
     /// cannot be given).
@@ -123,6 +128,31 @@ impl StandardiseArgs {
                 cfg.patch_grid,
                 cfg.patch_shrinkage
             );
+            if self.attention_images > 0 {
+                let calibration = AttentionCalibrationConfig {
+                    images: self.attention_images,
+                    grid: cfg.patch_grid,
+                    ..Default::default()
+                };
+                let bar = super::progress_bar(calibration.images as u64, "attention scale");
+                let fitted =
+                    calibrate_model(&self.out, which, &calibration, &self.out, |done, _| {
+                        bar.set_position(done as u64)
+                    })?;
+                bar.finish_and_clear();
+                let curve: Vec<String> = fitted
+                    .scores
+                    .iter()
+                    .map(|[scale, iou]| format!("×{scale} {iou:.3}"))
+                    .collect();
+                eprintln!(
+                    "attention scale ×{} fitted on {} ({} pairs; mean in-context soft IoU {})",
+                    fitted.scale,
+                    fitted.source,
+                    fitted.pairs,
+                    curve.join(", ")
+                );
+            }
         }
         Ok(())
     }

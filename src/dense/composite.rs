@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::generate::synth::SynthProgram;
 use crate::rng::{Rng, derive};
+use rayon::prelude::*;
 
 /// How a composite set is made. Defaults suit the CPU models (128² → a 16×16 patch grid).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -107,6 +108,63 @@ pub fn background(seed: u64, size: u32) -> image::RgbImage {
     })
 }
 
+/// Procedural objects, no real image involved: `classes` classes of `per_class` objects of
+/// `side`² pixels. A class is one synthesized program (its texture); each object is that program
+/// seen through its own window (offset and zoom) inside a blob of its own shape, a radius
+/// r(θ) = R·(1 + Σₖ aₖ cos(kθ + φₖ)), k = 2…4, with a one-pixel soft edge. Composites of them on
+/// procedural backgrounds are an in-context segmentation task (same texture, new shape, place and
+/// scale) that a perception model can be calibrated on without seeing a real image.
+pub fn procedural_objects(
+    classes: usize,
+    per_class: usize,
+    side: u32,
+    seed: u64,
+) -> Vec<ObjectImage> {
+    let mut objects = Vec::with_capacity(classes * per_class);
+    for class in 0..classes {
+        let program = SynthProgram::generate(derive(seed, 2_000_000 + class as u64));
+        for j in 0..per_class {
+            let mut rng = Rng::for_sample(derive(seed, 3_000_000 + class as u64), j as u64);
+            // The program's window: a zoom of 1–2 and an offset inside the zoomed canvas.
+            let zoomed = (side as f32 * rng.range_f32(1.0, 2.0)).round() as u32;
+            let (ox, oy) = (
+                rng.below((zoomed - side + 1) as usize) as u32,
+                rng.below((zoomed - side + 1) as usize) as u32,
+            );
+            let harmonics: Vec<(f32, f32)> = (0..3)
+                .map(|_| {
+                    (
+                        rng.range_f32(0.0, 0.18),
+                        rng.range_f32(0.0, std::f32::consts::TAU),
+                    )
+                })
+                .collect();
+            let radius = 0.5 * side as f32 / 1.6;
+            let centre = 0.5 * side as f32;
+            let rgba = image::RgbaImage::from_fn(side, side, |x, y| {
+                let (dx, dy) = (x as f32 + 0.5 - centre, y as f32 + 0.5 - centre);
+                let theta = dy.atan2(dx);
+                let r = radius
+                    * (1.0
+                        + harmonics
+                            .iter()
+                            .enumerate()
+                            .map(|(k, &(a, phase))| a * ((k + 2) as f32 * theta + phase).cos())
+                            .sum::<f32>());
+                let alpha = (r - (dx * dx + dy * dy).sqrt() + 0.5).clamp(0.0, 1.0);
+                let [red, green, blue] = program.eval_pixel(x + ox, y + oy, zoomed, 0.0);
+                image::Rgba([red, green, blue, (alpha * 255.0).round() as u8])
+            });
+            objects.push(ObjectImage {
+                name: format!("program {class} window {j}"),
+                class: format!("program {class}"),
+                rgba,
+            });
+        }
+    }
+    objects
+}
+
 /// Pastes `object` with its alpha at (x, y), scaled to `size`; paints `class` where alpha ≥ ½.
 fn paste(
     img: &mut image::RgbImage,
@@ -149,22 +207,8 @@ fn paste(
     }
 }
 
-/// Builds a composite set into `out` (created; an existing set there is refused).
-/// `progress(done, total)` after each image.
-pub fn build(
-    cfg: &CompositeConfig,
-    objects: &[ObjectImage],
-    source: &str,
-    out: &Path,
-    mut progress: impl FnMut(usize, usize),
-) -> Result<CompositeManifest> {
-    cfg.validate()?;
-    if out.join(MANIFEST).exists() {
-        return Err(Error::InvalidConfig(format!(
-            "{} already holds a composite set; choose another folder",
-            out.display()
-        )));
-    }
+/// The classes of `objects` in first-seen order after "background", and the objects of each.
+fn classes_of(objects: &[ObjectImage]) -> Result<(Vec<String>, Vec<Vec<&ObjectImage>>)> {
     let mut classes: Vec<String> = vec!["background".into()];
     for o in objects {
         if !classes.contains(&o.class) {
@@ -183,41 +227,88 @@ pub fn build(
     if by_class.is_empty() {
         return Err(Error::InvalidConfig("no objects to paste".into()));
     }
+    Ok((classes, by_class))
+}
+
+/// Image `i` of the set `cfg` describes: the image, its class-id mask (one byte per pixel), the
+/// background's seed and the placed objects.
+fn compose(
+    cfg: &CompositeConfig,
+    by_class: &[Vec<&ObjectImage>],
+    i: usize,
+) -> (image::RgbImage, Vec<u8>, u64, Vec<PlacedObject>) {
+    let mut rng = Rng::for_sample(cfg.seed, i as u64);
+    let bg_seed = derive(cfg.seed, 1_000_000 + i as u64);
+    let mut img = background(bg_seed, cfg.size);
+    let mut labels = vec![0u8; (cfg.size * cfg.size) as usize];
+    let n = cfg.min_objects + rng.below(cfg.max_objects - cfg.min_objects + 1);
+    let mut placed = Vec::with_capacity(n);
+    for _ in 0..n {
+        // A class first, then one of its objects: classes stay balanced.
+        let class = rng.below(by_class.len());
+        let object = by_class[class][rng.below(by_class[class].len())];
+        let size = ((rng.range_f32(cfg.min_scale, cfg.max_scale) * cfg.size as f32).round() as u32)
+            .clamp(4, cfg.size);
+        let x = rng.below((cfg.size - size + 1) as usize) as u32;
+        let y = rng.below((cfg.size - size + 1) as usize) as u32;
+        paste(
+            &mut img,
+            &mut labels,
+            &object.rgba,
+            x,
+            y,
+            size,
+            class as u8 + 1,
+        );
+        placed.push(PlacedObject {
+            name: object.name.clone(),
+            class: class as u32 + 1,
+            x,
+            y,
+            size,
+        });
+    }
+    (img, labels, bg_seed, placed)
+}
+
+/// The set [`build`] would write, in memory: for fitting on procedural composites without
+/// touching the disk.
+pub fn examples(cfg: &CompositeConfig, objects: &[ObjectImage]) -> Result<Vec<Example>> {
+    cfg.validate()?;
+    let (_, by_class) = classes_of(objects)?;
+    Ok((0..cfg.count)
+        .into_par_iter()
+        .map(|i| {
+            let (image, labels, _, _) = compose(cfg, &by_class, i);
+            Example {
+                image,
+                labels: labels.into_iter().map(u32::from).collect(),
+            }
+        })
+        .collect())
+}
+
+/// Builds a composite set into `out` (created; an existing set there is refused).
+/// `progress(done, total)` after each image.
+pub fn build(
+    cfg: &CompositeConfig,
+    objects: &[ObjectImage],
+    source: &str,
+    out: &Path,
+    mut progress: impl FnMut(usize, usize),
+) -> Result<CompositeManifest> {
+    cfg.validate()?;
+    if out.join(MANIFEST).exists() {
+        return Err(Error::InvalidConfig(format!(
+            "{} already holds a composite set; choose another folder",
+            out.display()
+        )));
+    }
+    let (classes, by_class) = classes_of(objects)?;
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
     let mut items = Vec::with_capacity(cfg.count);
     for i in 0..cfg.count {
-        let mut rng = Rng::for_sample(cfg.seed, i as u64);
-        let bg_seed = derive(cfg.seed, 1_000_000 + i as u64);
-        let mut img = background(bg_seed, cfg.size);
-        let mut labels = vec![0u8; (cfg.size * cfg.size) as usize];
-        let n = cfg.min_objects + rng.below(cfg.max_objects - cfg.min_objects + 1);
-        let mut placed = Vec::with_capacity(n);
-        for _ in 0..n {
-            // A class first, then one of its objects: classes stay balanced.
-            let class = rng.below(by_class.len());
-            let object = by_class[class][rng.below(by_class[class].len())];
-            let size = ((rng.range_f32(cfg.min_scale, cfg.max_scale) * cfg.size as f32).round()
-                as u32)
-                .clamp(4, cfg.size);
-            let x = rng.below((cfg.size - size + 1) as usize) as u32;
-            let y = rng.below((cfg.size - size + 1) as usize) as u32;
-            paste(
-                &mut img,
-                &mut labels,
-                &object.rgba,
-                x,
-                y,
-                size,
-                class as u8 + 1,
-            );
-            placed.push(PlacedObject {
-                name: object.name.clone(),
-                class: class as u32 + 1,
-                x,
-                y,
-                size,
-            });
-        }
+        let (img, labels, bg_seed, placed) = compose(cfg, &by_class, i);
         let name = format!("{i:05}");
         let image_path = out.join(format!("{name}.png"));
         let mask_path = out.join(format!("{name}.mask.png"));
@@ -408,9 +499,47 @@ mod tests {
                 .items,
             m.items
         );
+        // The in-memory set is the written one, image for image and label for label.
+        let in_memory = examples(&cfg, &objects).unwrap();
+        assert_eq!(in_memory.len(), cfg.count);
+        for (i, ex) in in_memory.iter().enumerate() {
+            let loaded = set.load(i).unwrap();
+            assert!(
+                ex.image == loaded.image && ex.labels == loaded.labels,
+                "image {i}"
+            );
+        }
         // A corrupt mask is a clear error.
         std::fs::write(dir.path().join(&m.items[0].mask), b"not a png").unwrap();
         let err = set.load(0).unwrap_err().to_string();
         assert!(err.contains("00000.mask.png"), "{err}");
+    }
+
+    #[test]
+    fn procedural_objects_are_textured_blobs_one_program_per_class() {
+        let objects = procedural_objects(3, 4, 32, 7);
+        assert_eq!(objects.len(), 12);
+        let again = procedural_objects(3, 4, 32, 7);
+        assert!(
+            objects
+                .iter()
+                .zip(&again)
+                .all(|(a, b)| a.rgba == b.rgba && a.class == b.class),
+            "deterministic"
+        );
+        let classes: Vec<&str> = objects.iter().map(|o| o.class.as_str()).collect();
+        assert_eq!(classes[0..4], ["program 0"; 4]);
+        assert_eq!(classes[4], "program 1");
+        for o in &objects {
+            let alpha: Vec<u8> = o.rgba.pixels().map(|p| p.0[3]).collect();
+            // Opaque at the centre, transparent in the corners, a blob in between.
+            assert_eq!(o.rgba.get_pixel(16, 16).0[3], 255, "{}", o.name);
+            assert_eq!(o.rgba.get_pixel(0, 0).0[3], 0, "{}", o.name);
+            let inside = alpha.iter().filter(|&&a| a >= 128).count() as f64 / alpha.len() as f64;
+            assert!((0.15..0.65).contains(&inside), "{}: {inside}", o.name);
+        }
+        // Two objects of a class differ (their own window and shape), as do two classes.
+        assert_ne!(objects[0].rgba, objects[1].rgba);
+        assert_ne!(objects[0].rgba, objects[4].rgba);
     }
 }

@@ -4,6 +4,7 @@
 //! K-means segmentation with their metrics, and `composite` builds the offline segmentation set
 //! with exact masks they are evaluated on.
 
+pub mod calibrate;
 pub mod composite;
 pub mod features;
 pub mod pca;

@@ -272,6 +272,76 @@ pub fn in_context(
     Ok(fold_blocks(&out, query.rows, query.cols, block))
 }
 
+/// One in-context trial of the evaluation protocol: prompt `prompt` (an index into the prompt
+/// pool) and query `query` (an index into the queries) share `class`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InContextPair {
+    pub prompt: usize,
+    pub query: usize,
+    pub class: u32,
+}
+
+/// The in-context protocol's pairs (`eval seg`; docs/protocols.md §7): for each query its
+/// largest object class c (most pixels; ties to the smaller id), and as the prompt the next
+/// pool image, cyclically from the query's index, in which c covers at least 1 % of the pixels.
+/// Queries without an object, or without such a prompt, are left out.
+pub fn in_context_pairs(
+    prompts: &[super::composite::Example],
+    queries: &[super::composite::Example],
+) -> Vec<InContextPair> {
+    let pool = prompts.len();
+    queries
+        .iter()
+        .enumerate()
+        .filter_map(|(query, ex)| {
+            let class = largest_class(&ex.labels)?;
+            let prompt = (0..pool).map(|j| (query + j) % pool).find(|&j| {
+                let count = prompts[j].labels.iter().filter(|&&l| l == class).count();
+                count * 100 >= prompts[j].labels.len()
+            })?;
+            Some(InContextPair {
+                prompt,
+                query,
+                class,
+            })
+        })
+        .collect()
+}
+
+fn largest_class(labels: &[u32]) -> Option<u32> {
+    let mut counts = std::collections::BTreeMap::<u32, usize>::new();
+    for &l in labels.iter().filter(|&&l| l != 0) {
+        *counts.entry(l).or_default() += 1;
+    }
+    counts
+        .into_iter()
+        .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(&a.0)))
+        .map(|(l, _)| l)
+}
+
+/// In-context prediction for `query` from one prompt and its mask (any size), at the query's
+/// pixel size `(width, height)`.
+pub fn predict_in_context(
+    prompt: &PatchGrid,
+    prompt_mask: &SoftMask,
+    query: &PatchGrid,
+    block: usize,
+    (width, height): (usize, usize),
+    sharpness: f32,
+) -> Result<SoftMask> {
+    let mask = prompt_mask.resize(prompt.cols * block, prompt.rows * block);
+    Ok(in_context(
+        &[Prompt {
+            features: prompt,
+            mask: &mask,
+        }],
+        query,
+        block,
+        sharpness,
+    )?
+    .resize(width, height))
+}
+
 /// Per-patch labels of a label map: the majority label in each patch's pixel block (ties to the
 /// smaller label). The map is nearest-resized to `rows·block × cols·block` first if needed.
 pub fn patch_labels(
@@ -649,6 +719,40 @@ mod tests {
         for (p, m) in pred.values.iter().zip(&mask.values) {
             assert!((p - m).abs() < 1e-4);
         }
+    }
+
+    #[test]
+    fn in_context_pairs_follow_the_protocol() {
+        use crate::dense::composite::Example;
+        // 10×10 label maps: `fill` pixels of `class` (row-major from the first), the rest 0.
+        let example = |fills: &[(u32, usize)]| {
+            let mut labels = vec![0u32; 100];
+            let mut at = 0;
+            for &(class, n) in fills {
+                labels[at..at + n].iter_mut().for_each(|l| *l = class);
+                at += n;
+            }
+            Example {
+                image: image::RgbImage::new(10, 10),
+                labels,
+            }
+        };
+        let prompts = vec![
+            example(&[(1, 30)]),
+            example(&[(2, 1)]), // 1 % of the pixels: enough
+            example(&[(3, 20)]),
+        ];
+        let queries = vec![
+            example(&[(2, 10), (1, 5)]), // largest class 2: from prompt 0 on, prompt 1
+            example(&[(1, 8), (3, 8)]),  // a tie: the smaller id, 1; from prompt 1 on, prompt 0
+            example(&[]),                // no object: left out
+            example(&[(4, 9)]),          // no prompt with class 4: left out
+        ];
+        let pairs: Vec<(usize, usize, u32)> = in_context_pairs(&prompts, &queries)
+            .into_iter()
+            .map(|p| (p.prompt, p.query, p.class))
+            .collect();
+        assert_eq!(pairs, vec![(1, 0, 2), (0, 1, 1)]);
     }
 
     #[test]

@@ -594,6 +594,7 @@ pub fn standardise_model(
             shrinkage: cfg.patch_shrinkage,
             components: None,
             block: Some(patch_block).filter(|&k| k > 0),
+            attention: None,
         });
     }
 
@@ -628,6 +629,7 @@ pub fn standardise_model(
             shrinkage: cfg.shrinkage,
             components,
             block: None,
+            attention: None,
         });
     }
     meta.fingerprint = embedding_fingerprint(pooling, &backbone)?;

@@ -16,10 +16,11 @@
 //!   patch is nearly uniform and predicts the majority class (background) everywhere.
 
 use crate::dense::composite::Example;
-use crate::dense::features::{PatchGrid, extract, patch_size};
+use crate::dense::features::{extract, patch_size};
 use crate::dense::pca::image_r2;
 use crate::dense::segment::{
-    PatchMemory, PatchVote, Prompt, SoftMask, in_context, patch_labels, pixel_accuracy, soft_iou,
+    PatchMemory, PatchVote, SoftMask, in_context_pairs, patch_labels, pixel_accuracy,
+    predict_in_context, soft_iou,
 };
 use crate::embed::FeatureSource;
 use crate::error::{Error, Result};
@@ -106,39 +107,6 @@ pub(crate) fn resize_labels(
     out
 }
 
-fn largest_class(labels: &[u32]) -> Option<u32> {
-    let mut counts = std::collections::BTreeMap::<u32, usize>::new();
-    for &l in labels.iter().filter(|&&l| l != 0) {
-        *counts.entry(l).or_default() += 1;
-    }
-    counts
-        .into_iter()
-        .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(&a.0)))
-        .map(|(l, _)| l)
-}
-
-/// In-context prediction for `query` from one prompt, at the query's pixel size.
-pub(crate) fn predict_in_context(
-    prompt: &PatchGrid,
-    prompt_mask: &SoftMask,
-    query: &PatchGrid,
-    block: usize,
-    (width, height): (usize, usize),
-    sharpness: f32,
-) -> Result<SoftMask> {
-    let mask = prompt_mask.resize(prompt.cols * block, prompt.rows * block);
-    Ok(in_context(
-        &[Prompt {
-            features: prompt,
-            mask: &mask,
-        }],
-        query,
-        block,
-        sharpness,
-    )?
-    .resize(width, height))
-}
-
 /// Runs the three evaluations for one source. `progress(stage, done, total)`.
 pub fn evaluate(
     source: &FeatureSource,
@@ -180,28 +148,20 @@ pub fn evaluate(
     // In-context.
     let mut ious = Vec::new();
     let mut ious_th = Vec::new();
-    for (qi, (ex, qgrid)) in queries.iter().zip(&features[split..]).enumerate() {
-        progress("in-context", qi, queries.len());
-        let Some(class) = largest_class(&ex.labels) else {
-            continue;
-        };
-        let Some(pi) = (0..split).map(|j| (qi + j) % split).find(|&j| {
-            let count = memory[j].labels.iter().filter(|&&l| l == class).count();
-            count * 100 >= memory[j].labels.len()
-        }) else {
-            continue;
-        };
-        let p = &memory[pi];
-        let prompt_mask = SoftMask::of_class(&p.labels, p.width(), p.height(), class);
+    let pairs = in_context_pairs(memory, queries);
+    for (done, pair) in pairs.iter().enumerate() {
+        progress("in-context", done, pairs.len());
+        let (p, ex) = (&memory[pair.prompt], &queries[pair.query]);
+        let prompt_mask = SoftMask::of_class(&p.labels, p.width(), p.height(), pair.class);
         let pred = predict_in_context(
-            &features[pi],
+            &features[pair.prompt],
             &prompt_mask,
-            qgrid,
+            &features[split + pair.query],
             block,
             (ex.width(), ex.height()),
             cfg.sharpness,
         )?;
-        let truth = SoftMask::of_class(&ex.labels, ex.width(), ex.height(), class);
+        let truth = SoftMask::of_class(&ex.labels, ex.width(), ex.height(), pair.class);
         if let Some(iou) = soft_iou(&pred.values, &truth.values) {
             ious.push(iou);
         }

@@ -93,12 +93,32 @@ pub struct StandardisationMeta {
     /// the final norm, were fitted and are what the dense tasks read; absent = the last block.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub block: Option<usize>,
+    /// For the patch tokens' standardisation: the attention scale fitted on procedural
+    /// in-context pairs and folded into the whitening (`dense::calibrate`); absent = unit
+    /// variance per dimension.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attention: Option<AttentionCalibration>,
+}
+
+/// The patch tokens' attention scale and how it was fitted (`dense::calibrate`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct AttentionCalibration {
+    /// The multiplier s of the tokens' dot products (the tokens are scaled by √s) against unit
+    /// variance per dimension.
+    pub scale: f64,
+    /// The procedural set it was fitted on. Never a real image.
+    pub source: String,
+    /// Prompt/query pairs scored.
+    pub pairs: usize,
+    /// [scale tried, mean in-context soft IoU] per scale, against the tokens as they were
+    /// before this fit.
+    pub scores: Vec<[f64; 2]>,
 }
 
 impl StandardisationMeta {
     /// The source, the kept axes when fewer than all and the block the patch tokens are read
     /// after when it is recorded: e.g. `procedural:kml-mixup (seed 1, 64x64), 768 leading axes`
-    /// or `procedural:kml-mixup (seed 1000004, 128x128), block 1`.
+    /// or `procedural:kml-mixup (seed 1000004, 128x128), block 1, attention ×200`.
     pub fn describe(&self) -> String {
         let mut text = self.source.clone();
         if let Some(m) = self.components {
@@ -106,6 +126,9 @@ impl StandardisationMeta {
         }
         if let Some(k) = self.block {
             text.push_str(&format!(", block {k}"));
+        }
+        if let Some(a) = &self.attention {
+            text.push_str(&format!(", attention ×{}", a.scale));
         }
         text
     }

@@ -19,9 +19,11 @@ pub struct SegmentArgs {
     truth: Option<PathBuf>,
     #[arg(long, default_value_t = 0.2)]
     threshold: f32,
-    /// Multiplies the attention logits ⟨z_prompt, z_query⟩ / C. 1 is the paper's scale, nearly
-    /// uniform attention for the small CPU models; 10 focuses it (`eval seg` defaults to 1).
-    #[arg(long, default_value_t = 10.0)]
+    /// Multiplies the attention logits ⟨z_prompt, z_query⟩ / C. 1 is the paper's scale, which
+    /// for a model whose attention scale was fitted (`procmem standardise`, as the bundled
+    /// model's) is that fit; a model without one attends nearly uniformly at 1: try 10. Below 1
+    /// softens the mask.
+    #[arg(long, default_value_t = 1.0)]
     sharpness: f32,
     #[command(flatten)]
     args: DenseArgs,

@@ -1,0 +1,187 @@
+//! The patch tokens' attention scale, fitted on procedural in-context pairs: no real image.
+//!
+//! The in-context attention is softmax(⟨z_prompt, z_query⟩ / C) (the paper's, `segment`), so
+//! its sharpness is the tokens' scale. The paper's ViT-S sets that scale itself (its final
+//! LayerNorm's learned gain); procmem's patch standardisation fixes it by convention (unit
+//! variance per dimension on procedural images), where a small CPU model's attention is nearly
+//! uniform. This step fits it instead: procedural composites (synthesized-program textures in
+//! blobs of varied shape, `composite::procedural_objects`, on procedural backgrounds) give
+//! prompt/query pairs that share a texture; the tokens' dot products are multiplied by each
+//! scale of [`SCALES`] in turn, and the smallest scale whose mean soft IoU is within
+//! [`TOLERANCE`] of the best is kept, folded into the patch whitening (tokens × √scale).
+//! Deviation from the paper: the paper has no such step; it changes nothing but the dense
+//! tasks' attention temperature (cosine votes, PCA and K-means are scale-free), and the
+//! embedding and its fingerprint are untouched (docs/dense.md, "Attention scale").
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use candle_core::Tensor;
+
+use super::composite::{self, CompositeConfig};
+use super::features::{extract, patch_size};
+use super::segment::{SoftMask, in_context_pairs, predict_in_context, soft_iou};
+use crate::embed::FeatureSource;
+use crate::error::{Error, Result};
+use crate::model::standardise::StandardisationKeys;
+use crate::model::weights::{AttentionCalibration, Which, read_checkpoint, save_checkpoint};
+
+/// The attention scales tried, multipliers of ⟨z, z'⟩ / C.
+pub const SCALES: [f64; 10] = [1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0];
+
+/// The kept scale is the smallest whose mean soft IoU reaches (1 − TOLERANCE) × the best: past
+/// the knee the curve is flat, and a softer attention keeps soft masks soft.
+pub const TOLERANCE: f64 = 0.01;
+
+/// The calibration's procedural set. Part of [`crate::embed::StandardiseConfig`]'s job.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct AttentionCalibrationConfig {
+    /// Procedural composite images: the first half are prompts, the second queries. Default
+    /// 200 (≈ 100 pairs, ≈ 40 s here with the bundled model); 0 = keep unit variance.
+    pub images: usize,
+    /// Texture classes (synthesized programs), 8 objects each. Default 8, about the emoji
+    /// composite set's 9 categories.
+    pub classes: usize,
+    /// Seed of the programs, shapes and placements. Default 11 (not a composite set's seed used
+    /// for evaluation).
+    pub seed: u64,
+    /// Patches per image side. Default 16, the dense tasks' default grid.
+    pub grid: usize,
+}
+
+impl Default for AttentionCalibrationConfig {
+    fn default() -> Self {
+        Self {
+            images: 200,
+            classes: 8,
+            seed: 11,
+            grid: super::DEFAULT_GRID,
+        }
+    }
+}
+
+impl AttentionCalibrationConfig {
+    fn validate(&self) -> Result<()> {
+        if self.images < 2 || self.classes == 0 || self.grid == 0 {
+            return Err(Error::InvalidConfig(format!(
+                "the attention calibration needs at least 2 images, 1 class and 1 patch per side, got {} images, {} classes, grid {}",
+                self.images, self.classes, self.grid
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Mean in-context soft IoU of `source`'s patch tokens on the procedural pairs of `cfg`, at each
+/// of [`SCALES`], and the scale kept. `progress(done, total)` counts images embedded.
+pub fn fit_attention_scale(
+    source: &FeatureSource,
+    cfg: &AttentionCalibrationConfig,
+    mut progress: impl FnMut(usize, usize),
+) -> Result<AttentionCalibration> {
+    cfg.validate()?;
+    let block = patch_size(source);
+    let set = CompositeConfig {
+        count: cfg.images,
+        size: (cfg.grid * block) as u32,
+        seed: cfg.seed,
+        ..Default::default()
+    };
+    let objects = composite::procedural_objects(cfg.classes, 8, 96, cfg.seed);
+    let examples = composite::examples(&set, &objects)?;
+    let images: Vec<&image::RgbImage> = examples.iter().map(|e| &e.image).collect();
+    let features = extract(source, &images, cfg.grid, |done| {
+        progress(done, images.len())
+    })?;
+    let split = examples.len() / 2;
+    let (prompts, queries) = examples.split_at(split);
+    let pairs = in_context_pairs(prompts, queries);
+    if pairs.is_empty() {
+        return Err(Error::InvalidConfig(
+            "the attention calibration found no prompt/query pair: use more images".into(),
+        ));
+    }
+    let mut scores = Vec::with_capacity(SCALES.len());
+    for &scale in &SCALES {
+        let mut sum = 0.0;
+        let mut count = 0usize;
+        for pair in &pairs {
+            let (p, q) = (&prompts[pair.prompt], &queries[pair.query]);
+            let prompt_mask = SoftMask::of_class(&p.labels, p.width(), p.height(), pair.class);
+            let pred = predict_in_context(
+                &features[pair.prompt],
+                &prompt_mask,
+                &features[split + pair.query],
+                block,
+                (q.width(), q.height()),
+                scale as f32,
+            )?;
+            let truth = SoftMask::of_class(&q.labels, q.width(), q.height(), pair.class);
+            if let Some(iou) = soft_iou(&pred.values, &truth.values) {
+                sum += iou;
+                count += 1;
+            }
+        }
+        scores.push([scale, if count == 0 { 0.0 } else { sum / count as f64 }]);
+    }
+    let best = scores.iter().map(|s| s[1]).fold(f64::MIN, f64::max);
+    let scale = scores
+        .iter()
+        .find(|s| s[1] >= (1.0 - TOLERANCE) * best)
+        .map_or(1.0, |s| s[0]);
+    Ok(AttentionCalibration {
+        scale,
+        source: format!(
+            "procedural composites (seed {}, {} images at {}x{}, {} program classes)",
+            cfg.seed, cfg.images, set.size, set.size, cfg.classes
+        ),
+        pairs: pairs.len(),
+        scores,
+    })
+}
+
+/// Fits the attention scale of the model at `model` (its patch standardisation must be there:
+/// `procmem standardise` fits it first) and writes the model with the scale folded into the
+/// patch whitening as `out` (may be `model`). A model already calibrated is calibrated again
+/// from its current scale, the stored scale being the product. Returns the calibration.
+pub fn calibrate_model(
+    model: &Path,
+    which: Which,
+    cfg: &AttentionCalibrationConfig,
+    out: &Path,
+    progress: impl FnMut(usize, usize),
+) -> Result<AttentionCalibration> {
+    let source = FeatureSource::from_path(model, which)?;
+    let (mut meta, tensors) = read_checkpoint(model)?;
+    let Some(patches) = meta.patch_standardisation.as_mut() else {
+        return Err(Error::InvalidConfig(format!(
+            "{} has no patch-token standardisation to calibrate: run `procmem standardise` on it",
+            model.display()
+        )));
+    };
+    let mut fitted = fit_attention_scale(&source, cfg, progress)?;
+    let role = match (which, meta.exported_backbone.as_deref()) {
+        (_, Some(role)) => role.to_string(),
+        (Which::Teacher, None) => "teacher".into(),
+        (Which::Student, None) => "student".into(),
+    };
+    let key = format!(
+        "{role}.backbone.{}",
+        StandardisationKeys::PATCH_TOKENS.whitening
+    );
+    let factor = fitted.scale.sqrt();
+    let mut stored: BTreeMap<String, Tensor> = tensors.into_iter().collect();
+    let whitening = stored.get(&key).ok_or_else(|| Error::BadFile {
+        path: model.into(),
+        message: format!("no `{key}` tensor beside its patch-standardisation record"),
+    })?;
+    let scaled = whitening.affine(factor, 0.0)?;
+    stored.insert(key, scaled);
+    if let Some(previous) = &patches.attention {
+        fitted.scale *= previous.scale;
+    }
+    patches.attention = Some(fitted.clone());
+    save_checkpoint(out, &stored, &meta)?;
+    Ok(fitted)
+}
