@@ -629,6 +629,11 @@ fn patch_token_standardisation_whitens_the_dense_features_and_leaves_the_embeddi
         fitted.scores
     );
     assert!(fitted.pairs > 0 && fitted.source.starts_with("procedural composites"));
+    assert!(
+        fitted.scores.iter().all(|s| s[2].is_finite() && s[2] > 0.0),
+        "the log loss of soft masks: {:?}",
+        fitted.scores
+    );
     let calibrated = source(&calibrated_path);
     assert_eq!(calibrated.fingerprint(), with.fingerprint());
     if fitted.scale != 1.0 {

@@ -143,10 +143,10 @@ impl StandardiseArgs {
                 let curve: Vec<String> = fitted
                     .scores
                     .iter()
-                    .map(|[scale, iou]| format!("×{scale} {iou:.3}"))
+                    .map(|[scale, iou, loss]| format!("×{scale} {iou:.3} / {loss:.3}"))
                     .collect();
                 eprintln!(
-                    "attention scale ×{} fitted on {} ({} pairs; mean in-context soft IoU {})",
+                    "attention scale ×{} fitted on {} ({} pairs; mean in-context soft IoU / log loss: {})",
                     fitted.scale,
                     fitted.source,
                     fitted.pairs,

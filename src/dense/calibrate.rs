@@ -7,8 +7,12 @@
 //! uniform. This step fits it instead: procedural composites (synthesized-program textures in
 //! blobs of varied shape, `composite::procedural_objects`, on procedural backgrounds) give
 //! prompt/query pairs that share a texture; the tokens' dot products are multiplied by each
-//! scale of [`SCALES`] in turn, and the smallest scale whose mean soft IoU is within
-//! [`TOLERANCE`] of the best is kept, folded into the patch whitening (tokens × √scale).
+//! scale of [`SCALES`] in turn, and the smallest scale whose mean soft IoU (the task's metric)
+//! is within [`TOLERANCE`] of the best is kept, folded into the patch whitening (tokens ×
+//! √scale). The mean log loss of the soft masks is recorded beside it: temperature scaling's
+//! criterion (Guo et al. 2017, "On Calibration of Modern Neural Networks") would keep a far
+//! softer scale (×2 for the bundled model), i.e. the masks at the kept scale are confident
+//! beyond their accuracy (docs/dense.md, "Attention scale").
 //! Deviation from the paper: the paper has no such step; it changes nothing but the dense
 //! tasks' attention temperature (cosine votes, PCA and K-means are scale-free), and the
 //! embedding and its fingerprint are untouched (docs/dense.md, "Attention scale").
@@ -32,6 +36,25 @@ pub const SCALES: [f64; 10] = [1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 50
 /// The kept scale is the smallest whose mean soft IoU reaches (1 − TOLERANCE) × the best: past
 /// the knee the curve is flat, and a softer attention keeps soft masks soft.
 pub const TOLERANCE: f64 = 0.01;
+
+/// Predicted probabilities are clamped to [ε, 1 − ε] in the log loss: a wrong hard mask costs
+/// ln(1/ε) ≈ 13.8 per pixel, not infinity.
+pub const LOG_LOSS_EPSILON: f64 = 1e-6;
+
+/// Mean per-pixel binary cross-entropy −[t·ln p + (1 − t)·ln(1 − p)] of a soft mask `pred`
+/// against a mask `truth` (same length, values in [0, 1]); p clamped by [`LOG_LOSS_EPSILON`].
+pub fn log_loss(pred: &[f32], truth: &[f32]) -> f64 {
+    let n = pred.len().max(1) as f64;
+    pred.iter()
+        .zip(truth)
+        .map(|(&p, &t)| {
+            let p = (p as f64).clamp(LOG_LOSS_EPSILON, 1.0 - LOG_LOSS_EPSILON);
+            let t = t as f64;
+            -(t * p.ln() + (1.0 - t) * (1.0 - p).ln())
+        })
+        .sum::<f64>()
+        / n
+}
 
 /// The calibration's procedural set. Part of [`crate::embed::StandardiseConfig`]'s job.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize, PartialEq)]
@@ -73,8 +96,8 @@ impl AttentionCalibrationConfig {
     }
 }
 
-/// Mean in-context soft IoU of `source`'s patch tokens on the procedural pairs of `cfg`, at each
-/// of [`SCALES`], and the scale kept. `progress(done, total)` counts images embedded.
+/// Mean in-context soft IoU and log loss of `source`'s patch tokens on the procedural pairs of
+/// `cfg`, at each of [`SCALES`], and the scale kept (by soft IoU, [`TOLERANCE`]). `progress(done, total)` counts images embedded.
 pub fn fit_attention_scale(
     source: &FeatureSource,
     cfg: &AttentionCalibrationConfig,
@@ -104,8 +127,7 @@ pub fn fit_attention_scale(
     }
     let mut scores = Vec::with_capacity(SCALES.len());
     for &scale in &SCALES {
-        let mut sum = 0.0;
-        let mut count = 0usize;
+        let (mut iou_sum, mut loss_sum, mut count) = (0.0, 0.0, 0usize);
         for pair in &pairs {
             let (p, q) = (&prompts[pair.prompt], &queries[pair.query]);
             let prompt_mask = SoftMask::of_class(&p.labels, p.width(), p.height(), pair.class);
@@ -119,13 +141,25 @@ pub fn fit_attention_scale(
             )?;
             let truth = SoftMask::of_class(&q.labels, q.width(), q.height(), pair.class);
             if let Some(iou) = soft_iou(&pred.values, &truth.values) {
-                sum += iou;
+                iou_sum += iou;
+                loss_sum += log_loss(&pred.values, &truth.values);
                 count += 1;
             }
         }
-        scores.push([scale, if count == 0 { 0.0 } else { sum / count as f64 }]);
+        let mean = |sum: f64| {
+            if count == 0 {
+                f64::NAN
+            } else {
+                sum / count as f64
+            }
+        };
+        scores.push([scale, mean(iou_sum), mean(loss_sum)]);
     }
-    let best = scores.iter().map(|s| s[1]).fold(f64::MIN, f64::max);
+    let best = scores
+        .iter()
+        .map(|s| s[1])
+        .filter(|v| v.is_finite())
+        .fold(f64::MIN, f64::max);
     let scale = scores
         .iter()
         .find(|s| s[1] >= (1.0 - TOLERANCE) * best)
@@ -184,4 +218,23 @@ pub fn calibrate_model(
     patches.attention = Some(fitted.clone());
     save_checkpoint(out, &stored, &meta)?;
     Ok(fitted)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_loss_against_hand_computed_values() {
+        // −[ln 0.8 + ln 0.9] / 2 for a right-leaning mask; a certain right mask costs nothing;
+        // a certain wrong one is capped at ln(1/ε).
+        let loss = log_loss(&[0.8, 0.1], &[1.0, 0.0]);
+        assert!(
+            (loss - 0.5 * (-(0.8f64.ln()) - 0.9f64.ln())).abs() < 1e-7,
+            "{loss}"
+        );
+        assert!(log_loss(&[1.0, 0.0], &[1.0, 0.0]) < 1e-5);
+        let capped = log_loss(&[0.0], &[1.0]);
+        assert!((capped + LOG_LOSS_EPSILON.ln()).abs() < 1e-9, "{capped}");
+    }
 }

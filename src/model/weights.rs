@@ -110,9 +110,9 @@ pub struct AttentionCalibration {
     pub source: String,
     /// Prompt/query pairs scored.
     pub pairs: usize,
-    /// [scale tried, mean in-context soft IoU] per scale, against the tokens as they were
-    /// before this fit.
-    pub scores: Vec<[f64; 2]>,
+    /// [scale tried, mean in-context soft IoU, mean per-pixel log loss] per scale, against the
+    /// tokens as they were before this fit; the kept scale is chosen by soft IoU (`dense::calibrate::TOLERANCE`).
+    pub scores: Vec<[f64; 3]>,
 }
 
 impl StandardisationMeta {
