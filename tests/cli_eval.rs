@@ -342,6 +342,39 @@ fn composite_set_then_eval_seg_prints_a_row_per_source_and_the_dense_tools_run()
         !ok && err.contains("already holds a composite set"),
         "{err}"
     );
+    // A set with no real image: procedural objects, one synthesized program per class; the
+    // emoji and procedural sources exclude each other.
+    let procedural = dir.path().join("procedural");
+    let (ok, out, err) = procmem(&[
+        "data",
+        "composite",
+        "--procedural-classes",
+        "3",
+        "--out",
+        procedural.to_str().unwrap(),
+        "--count",
+        "6",
+        "--size",
+        "32",
+    ]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("classes: background, program 0, program 1, program 2"),
+        "{out}"
+    );
+    let manifest = std::fs::read_to_string(procedural.join("composite.json")).unwrap();
+    assert!(manifest.contains("procedural objects"), "{manifest}");
+    let (ok, _, err) = procmem(&[
+        "data",
+        "composite",
+        "--procedural-classes",
+        "3",
+        "--emoji",
+        emoji.to_str().unwrap(),
+        "--out",
+        dir.path().join("both").to_str().unwrap(),
+    ]);
+    assert!(!ok && err.contains("cannot be used with"), "{err}");
 
     let report = dir.path().join("seg.md");
     let eval_seg = |extra: &[&str]| {
