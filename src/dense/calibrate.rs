@@ -60,8 +60,9 @@ pub fn log_loss(pred: &[f32], truth: &[f32]) -> f64 {
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct AttentionCalibrationConfig {
-    /// Procedural composite images: the first half are prompts, the second queries. Default
-    /// 200 (≈ 100 pairs, ≈ 40 s here with the bundled model); 0 = keep unit variance.
+    /// Procedural composite images, at least 2: the first half are prompts, the second queries.
+    /// Default 200 (100 pairs; a few seconds here with the bundled model). `procmem standardise
+    /// --attention-images 0` skips the fit and keeps unit variance.
     pub images: usize,
     /// Texture classes (synthesized programs), 8 objects each. Default 8, about the emoji
     /// composite set's 9 categories.
@@ -97,7 +98,9 @@ impl AttentionCalibrationConfig {
 }
 
 /// Mean in-context soft IoU and log loss of `source`'s patch tokens on the procedural pairs of
-/// `cfg`, at each of [`SCALES`], and the scale kept (by soft IoU, [`TOLERANCE`]). `progress(done, total)` counts images embedded.
+/// `cfg`, at each of [`SCALES`], and the scale kept (by soft IoU, [`TOLERANCE`]).
+/// `progress(done, total)` counts images embedded. Errors: a config with fewer than 2 images, no
+/// class or no patch; a set without a single prompt/query pair.
 pub fn fit_attention_scale(
     source: &FeatureSource,
     cfg: &AttentionCalibrationConfig,
@@ -236,5 +239,47 @@ mod tests {
         assert!(log_loss(&[1.0, 0.0], &[1.0, 0.0]) < 1e-5);
         let capped = log_loss(&[0.0], &[1.0]);
         assert!((capped + LOG_LOSS_EPSILON.ln()).abs() < 1e-9, "{capped}");
+    }
+
+    #[test]
+    fn raw_pixels_calibrate_deterministically_and_bad_configs_are_refused() {
+        let cfg = AttentionCalibrationConfig {
+            images: 16,
+            classes: 2,
+            seed: 3,
+            grid: 4,
+        };
+        let fitted = fit_attention_scale(&FeatureSource::Pixels, &cfg, |_, _| {}).unwrap();
+        assert_eq!(
+            fitted,
+            fit_attention_scale(&FeatureSource::Pixels, &cfg, |_, _| {}).unwrap()
+        );
+        assert!(fitted.pairs > 0 && fitted.scores.len() == SCALES.len());
+        let best = fitted.scores.iter().map(|s| s[1]).fold(f64::MIN, f64::max);
+        let first_near_best = fitted
+            .scores
+            .iter()
+            .find(|s| s[1] >= (1.0 - TOLERANCE) * best);
+        assert_eq!(first_near_best.map(|s| s[0]), Some(fitted.scale));
+        for bad in [
+            AttentionCalibrationConfig {
+                images: 1,
+                ..cfg.clone()
+            },
+            AttentionCalibrationConfig {
+                classes: 0,
+                ..cfg.clone()
+            },
+            AttentionCalibrationConfig {
+                grid: 0,
+                ..cfg.clone()
+            },
+        ] {
+            let err = fit_attention_scale(&FeatureSource::Pixels, &bad, |_, _| {
+                panic!("nothing is embedded for a bad config")
+            })
+            .unwrap_err();
+            assert!(matches!(err, Error::InvalidConfig(_)), "{err}");
+        }
     }
 }
