@@ -35,7 +35,8 @@ pub struct SegEvalConfig {
     /// kNN vote (default the paper's attention over all memory patches).
     pub vote: PatchVote,
     /// Multiplier of the in-context attention logits ⟨z_prompt, z_query⟩/C (default 1, the
-    /// paper's scale; the Segmentation panel and `dense segment` default to 10).
+    /// paper's scale, as the Segmentation panel and `dense segment`; a model with a fitted
+    /// attention scale, `dense::calibrate`, carries its own).
     pub sharpness: f32,
 }
 

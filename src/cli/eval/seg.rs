@@ -23,8 +23,8 @@ pub struct SegArgs {
     /// Use only the first N images of the set.
     #[arg(long)]
     limit: Option<usize>,
-    /// Multiplier of the in-context attention logits (1 = the paper's ⟨z, z'⟩/C; the
-    /// Segmentation panel's default is 10).
+    /// Multiplier of the in-context attention logits (1 = the paper's ⟨z, z'⟩/C, which for a
+    /// model with a fitted attention scale is that fit; a model without one needs about 10).
     #[arg(long, default_value_t = SegEvalConfig::default().sharpness)]
     sharpness: f32,
 }
