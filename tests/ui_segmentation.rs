@@ -110,7 +110,7 @@ fn painting_the_prompt_changes_the_query_mask_and_undo_restores_it() {
         }],
         &a.query,
         a.block,
-        p.state.sharpness,
+        p.state.attention_sharpness,
     )
     .unwrap()
     .resize(64, 64);

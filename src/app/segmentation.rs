@@ -55,8 +55,9 @@ pub struct SegmentationState {
     pub grid: usize,
     /// Multiplier of the attention logits <z_prompt, z_query> / C. Default 1, the paper's
     /// scale, which is the model's fitted attention scale when it has one (the bundled model's);
-    /// a model without one attends nearly uniformly at 1 (try 10).
-    pub sharpness: f32,
+    /// a model without one attends nearly uniformly at 1 (try 10). Persisted under a new name
+    /// since session 18, so a saved ×10 (the old default) does not stack on a fitted scale.
+    pub attention_sharpness: f32,
 }
 
 impl Default for SegmentationState {
@@ -68,7 +69,7 @@ impl Default for SegmentationState {
             threshold: 0.5,
             k: 4,
             grid: crate::dense::DEFAULT_GRID,
-            sharpness: 1.0,
+            attention_sharpness: 1.0,
         }
     }
 }
@@ -268,7 +269,7 @@ impl SegmentationPanel {
             q.image.clone(),
             source.clone(),
             self.state.grid,
-            self.state.sharpness,
+            self.state.attention_sharpness,
         );
         self.job = Some(Job::spawn(ctx, "patch features", move |h| {
             h.progress(0.1, "features, attention, PCA, K-means");
@@ -634,7 +635,7 @@ impl SegmentationPanel {
                 .on_hover_text("Higher is finer and slower; recomputes features");
             let sharp = ui
                 .add(
-                    egui::Slider::new(&mut self.state.sharpness, 0.01..=100.0)
+                    egui::Slider::new(&mut self.state.attention_sharpness, 0.01..=100.0)
                         .logarithmic(true)
                         .text("attention sharpness"),
                 )
@@ -645,7 +646,11 @@ impl SegmentationPanel {
                 );
             if sharp.changed() {
                 if let Some(a) = &mut self.analysis {
-                    match Attention::with_sharpness(&[&a.prompt], &a.query, self.state.sharpness) {
+                    match Attention::with_sharpness(
+                        &[&a.prompt],
+                        &a.query,
+                        self.state.attention_sharpness,
+                    ) {
                         Ok(att) => a.attention = att,
                         Err(e) => self.message = e.to_string(),
                     }

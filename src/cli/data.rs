@@ -14,6 +14,11 @@ pub fn composite(
     out: PathBuf,
     cfg: CompositeConfig,
 ) -> anyhow::Result<()> {
+    // A byte mask holds 255 ids, the background and 254 classes; refused before any image is made.
+    anyhow::ensure!(
+        procedural_classes <= 254,
+        "--procedural-classes {procedural_classes}: a composite set holds at most 254 object classes"
+    );
     let (objects, source) = if procedural_classes > 0 {
         let objects = composite::procedural_objects(procedural_classes, 8, 96, cfg.seed);
         (

@@ -89,6 +89,15 @@ impl StandardiseArgs {
             patch_block: self.patch_block,
             patches_only: self.patches_only,
         };
+        let calibration = AttentionCalibrationConfig {
+            images: self.attention_images,
+            grid: cfg.patch_grid,
+            ..Default::default()
+        };
+        // Refused before minutes of standardisation, not after.
+        if calibration.images > 0 && cfg.patch_images > 0 {
+            calibration.validate()?;
+        }
         let bar = super::progress_bar(cfg.progress_total() as u64, "generating and embedding");
         let which = if self.student {
             Which::Student
@@ -128,12 +137,7 @@ impl StandardiseArgs {
                 cfg.patch_grid,
                 cfg.patch_shrinkage
             );
-            if self.attention_images > 0 {
-                let calibration = AttentionCalibrationConfig {
-                    images: self.attention_images,
-                    grid: cfg.patch_grid,
-                    ..Default::default()
-                };
+            if calibration.images > 0 {
                 let bar = super::progress_bar(calibration.images as u64, "attention scale");
                 let fitted =
                     calibrate_model(&self.out, which, &calibration, &self.out, |done, _| {

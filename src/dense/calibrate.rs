@@ -24,7 +24,7 @@ use candle_core::Tensor;
 
 use super::composite::{self, CompositeConfig};
 use super::features::{extract, patch_size};
-use super::segment::{SoftMask, in_context_pairs, predict_in_context, soft_iou};
+use super::segment::{in_context_pairs, soft_iou};
 use crate::embed::FeatureSource;
 use crate::error::{Error, Result};
 use crate::model::standardise::StandardisationKeys;
@@ -56,7 +56,8 @@ pub fn log_loss(pred: &[f32], truth: &[f32]) -> f64 {
         / n
 }
 
-/// The calibration's procedural set. Part of [`crate::embed::StandardiseConfig`]'s job.
+/// The calibration's procedural set: its own job's config (`procmem standardise` runs it after
+/// [`crate::embed::standardise_model`] when the model has patch statistics).
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct AttentionCalibrationConfig {
@@ -86,7 +87,8 @@ impl Default for AttentionCalibrationConfig {
 }
 
 impl AttentionCalibrationConfig {
-    fn validate(&self) -> Result<()> {
+    /// Errors: fewer than 2 images, no class or no patch per side.
+    pub fn validate(&self) -> Result<()> {
         if self.images < 2 || self.classes == 0 || self.grid == 0 {
             return Err(Error::InvalidConfig(format!(
                 "the attention calibration needs at least 2 images, 1 class and 1 patch per side, got {} images, {} classes, grid {}",
@@ -132,17 +134,14 @@ pub fn fit_attention_scale(
     for &scale in &SCALES {
         let (mut iou_sum, mut loss_sum, mut count) = (0.0, 0.0, 0usize);
         for pair in &pairs {
-            let (p, q) = (&prompts[pair.prompt], &queries[pair.query]);
-            let prompt_mask = SoftMask::of_class(&p.labels, p.width(), p.height(), pair.class);
-            let pred = predict_in_context(
+            let (pred, truth) = pair.predict(
+                prompts,
+                queries,
                 &features[pair.prompt],
-                &prompt_mask,
                 &features[split + pair.query],
                 block,
-                (q.width(), q.height()),
                 scale as f32,
             )?;
-            let truth = SoftMask::of_class(&q.labels, q.width(), q.height(), pair.class);
             if let Some(iou) = soft_iou(&pred.values, &truth.values) {
                 iou_sum += iou;
                 loss_sum += log_loss(&pred.values, &truth.values);

@@ -281,6 +281,35 @@ pub struct InContextPair {
     pub class: u32,
 }
 
+impl InContextPair {
+    /// This trial's predicted soft mask of `class` in the query, from the prompt's exact mask of
+    /// it, and the query's exact mask (both at the query's pixel size). `prompt_features` and
+    /// `query_features` are the patch grids of `prompts[self.prompt]` and
+    /// `queries[self.query]`.
+    pub fn predict(
+        &self,
+        prompts: &[super::composite::Example],
+        queries: &[super::composite::Example],
+        prompt_features: &PatchGrid,
+        query_features: &PatchGrid,
+        block: usize,
+        sharpness: f32,
+    ) -> Result<(SoftMask, SoftMask)> {
+        let (p, q) = (&prompts[self.prompt], &queries[self.query]);
+        let prompt_mask = SoftMask::of_class(&p.labels, p.width(), p.height(), self.class);
+        let pred = predict_in_context(
+            prompt_features,
+            &prompt_mask,
+            query_features,
+            block,
+            (q.width(), q.height()),
+            sharpness,
+        )?;
+        let truth = SoftMask::of_class(&q.labels, q.width(), q.height(), self.class);
+        Ok((pred, truth))
+    }
+}
+
 /// The in-context protocol's pairs (`eval seg`; docs/protocols.md §7): for each query its
 /// largest object class c (most pixels; ties to the smaller id), and as the prompt the next
 /// pool image, cyclically from the query's index, in which c covers at least 1 % of the pixels.

@@ -19,8 +19,7 @@ use crate::dense::composite::Example;
 use crate::dense::features::{extract, patch_size};
 use crate::dense::pca::image_r2;
 use crate::dense::segment::{
-    PatchMemory, PatchVote, SoftMask, in_context_pairs, patch_labels, pixel_accuracy,
-    predict_in_context, soft_iou,
+    PatchMemory, PatchVote, in_context_pairs, patch_labels, pixel_accuracy, soft_iou,
 };
 use crate::embed::FeatureSource;
 use crate::error::{Error, Result};
@@ -152,17 +151,14 @@ pub fn evaluate(
     let pairs = in_context_pairs(memory, queries);
     for (done, pair) in pairs.iter().enumerate() {
         progress("in-context", done, pairs.len());
-        let (p, ex) = (&memory[pair.prompt], &queries[pair.query]);
-        let prompt_mask = SoftMask::of_class(&p.labels, p.width(), p.height(), pair.class);
-        let pred = predict_in_context(
+        let (pred, truth) = pair.predict(
+            memory,
+            queries,
             &features[pair.prompt],
-            &prompt_mask,
             &features[split + pair.query],
             block,
-            (ex.width(), ex.height()),
             cfg.sharpness,
         )?;
-        let truth = SoftMask::of_class(&ex.labels, ex.width(), ex.height(), pair.class);
         if let Some(iou) = soft_iou(&pred.values, &truth.values) {
             ious.push(iou);
         }
