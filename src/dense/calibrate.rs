@@ -62,7 +62,7 @@ pub fn log_loss(pred: &[f32], truth: &[f32]) -> f64 {
 #[serde(default, deny_unknown_fields)]
 pub struct AttentionCalibrationConfig {
     /// Procedural composite images, at least 2: the first half are prompts, the second queries.
-    /// Default 200 (100 pairs; a few seconds here with the bundled model). `procmem standardise
+    /// Default 200 (100 pairs; 2.5 s here with the bundled model). `procmem standardise
     /// --attention-images 0` skips the fit and keeps unit variance.
     pub images: usize,
     /// Texture classes (synthesized programs), 8 objects each. Default 8, about the emoji
