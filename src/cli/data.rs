@@ -20,7 +20,12 @@ pub fn composite(
         "--procedural-classes {procedural_classes}: a composite set holds at most 254 object classes"
     );
     let (objects, source) = if procedural_classes > 0 {
-        let objects = composite::procedural_objects(procedural_classes, 8, 96, cfg.seed);
+        let objects = composite::procedural_objects(
+            procedural_classes,
+            composite::PROCEDURAL_OBJECTS_PER_CLASS,
+            composite::PROCEDURAL_OBJECT_SIDE,
+            cfg.seed,
+        );
         (
             objects,
             "procedural objects (synthesized programs in blobs)".to_string(),

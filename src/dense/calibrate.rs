@@ -65,8 +65,8 @@ pub struct AttentionCalibrationConfig {
     /// Default 200 (100 pairs; 2.5 s here with the bundled model). `procmem standardise
     /// --attention-images 0` skips the fit and keeps unit variance.
     pub images: usize,
-    /// Texture classes (synthesized programs), 8 objects each. Default 8, about the emoji
-    /// composite set's 9 categories.
+    /// Texture classes (synthesized programs), [`composite::PROCEDURAL_OBJECTS_PER_CLASS`]
+    /// objects each. Default 8, about the emoji composite set's 9 categories.
     pub classes: usize,
     /// Seed of the programs, shapes and placements. Default 11 (not a composite set's seed used
     /// for evaluation).
@@ -116,7 +116,12 @@ pub fn fit_attention_scale(
         seed: cfg.seed,
         ..Default::default()
     };
-    let objects = composite::procedural_objects(cfg.classes, 8, 96, cfg.seed);
+    let objects = composite::procedural_objects(
+        cfg.classes,
+        composite::PROCEDURAL_OBJECTS_PER_CLASS,
+        composite::PROCEDURAL_OBJECT_SIDE,
+        cfg.seed,
+    );
     let examples = composite::examples(&set, &objects)?;
     let images: Vec<&image::RgbImage> = examples.iter().map(|e| &e.image).collect();
     let features = extract(source, &images, cfg.grid, |done| {
@@ -188,24 +193,22 @@ pub fn calibrate_model(
     out: &Path,
     progress: impl FnMut(usize, usize),
 ) -> Result<AttentionCalibration> {
-    let source = FeatureSource::from_path(model, which)?;
     let (mut meta, tensors) = read_checkpoint(model)?;
+    let key = format!(
+        "{}.backbone.{}",
+        meta.backbone_role(which),
+        StandardisationKeys::PATCH_TOKENS.whitening
+    );
     let Some(patches) = meta.patch_standardisation.as_mut() else {
         return Err(Error::InvalidConfig(format!(
             "{} has no patch-token standardisation to calibrate: run `procmem standardise` on it",
             model.display()
         )));
     };
+    // Loaded through the model reader for its checks and name; the file is read twice, which
+    // costs well under the fit's seconds.
+    let source = FeatureSource::from_path(model, which)?;
     let mut fitted = fit_attention_scale(&source, cfg, progress)?;
-    let role = match (which, meta.exported_backbone.as_deref()) {
-        (_, Some(role)) => role.to_string(),
-        (Which::Teacher, None) => "teacher".into(),
-        (Which::Student, None) => "student".into(),
-    };
-    let key = format!(
-        "{role}.backbone.{}",
-        StandardisationKeys::PATCH_TOKENS.whitening
-    );
     let factor = fitted.scale.sqrt();
     let mut stored: BTreeMap<String, Tensor> = tensors.into_iter().collect();
     let whitening = stored.get(&key).ok_or_else(|| Error::BadFile {

@@ -108,6 +108,13 @@ pub fn background(seed: u64, size: u32) -> image::RgbImage {
     })
 }
 
+/// Objects per class of the procedural sets `procmem data composite --procedural-classes` and the
+/// attention calibration make.
+pub const PROCEDURAL_OBJECTS_PER_CLASS: usize = 8;
+
+/// Side in pixels of those objects (resampled to 30–60 % of the image side when pasted).
+pub const PROCEDURAL_OBJECT_SIDE: u32 = 96;
+
 /// Procedural objects, no real image involved: `classes` classes of `per_class` objects of
 /// `side`² pixels. A class is one synthesized program (its texture); each object is that program
 /// seen through its own window (offset and zoom) inside a blob of its own shape, a radius

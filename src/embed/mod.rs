@@ -449,7 +449,7 @@ pub fn standardise_model(
 
     use crate::model::standardise::{Standardisation, StandardisationKeys};
     use crate::model::weights::{
-        StandardisationMeta, Which, backbone_from_tensors, embedding_fingerprint, read_checkpoint,
+        StandardisationMeta, backbone_from_tensors, embedding_fingerprint, read_checkpoint,
         save_checkpoint,
     };
 
@@ -495,11 +495,7 @@ pub fn standardise_model(
     } else {
         cfg.pooling
     };
-    let role = match (which, meta.exported_backbone.as_deref()) {
-        (_, Some(role)) => role.to_string(),
-        (Which::Teacher, None) => "teacher".into(),
-        (Which::Student, None) => "student".into(),
-    };
+    let role = meta.backbone_role(which).to_string();
     let prefix = format!("{role}.backbone.");
     let mut backbone: BTreeMap<String, Tensor> = tensors
         .into_iter()

@@ -63,6 +63,18 @@ pub struct CheckpointMeta {
 }
 
 impl CheckpointMeta {
+    /// The network whose backbone a reader takes: an export holds one and says which (a role
+    /// other than `student` reads as the teacher); a training checkpoint holds both, and `which`
+    /// chooses. Its tensors are stored under `<role>.backbone.`.
+    pub fn backbone_role(&self, which: Which) -> &'static str {
+        match (which, self.exported_backbone.as_deref()) {
+            (_, Some("student")) => "student",
+            (_, Some(_)) => "teacher",
+            (Which::Teacher, None) => "teacher",
+            (Which::Student, None) => "student",
+        }
+    }
+
     /// Width of the model's embedding: the standardisation's kept axes when it keeps fewer,
     /// else the pooled width.
     pub fn embedding_dim(&self) -> usize {
@@ -548,16 +560,10 @@ pub fn load_backbone(
     let (st, js) = checkpoint_paths(path);
     if js.exists() && (ext == "json" || ext == "safetensors" || ext.is_empty()) {
         let (meta, tensors) = read_checkpoint(path)?;
-        let prefix = match (which, meta.exported_backbone.as_deref()) {
-            // An export holds one backbone and says which: that one is the model.
-            (_, Some("student")) => "student.backbone.",
-            (_, Some(_)) => "teacher.backbone.",
-            (Which::Teacher, None) => "teacher.backbone.",
-            (Which::Student, None) => "student.backbone.",
-        };
+        let prefix = format!("{}.backbone.", meta.backbone_role(which));
         let backbone: HashMap<String, Tensor> = tensors
             .into_iter()
-            .filter_map(|(k, v)| k.strip_prefix(prefix).map(|s| (s.to_string(), v)))
+            .filter_map(|(k, v)| k.strip_prefix(&prefix).map(|s| (s.to_string(), v)))
             .collect();
         if backbone.is_empty() {
             return Err(Error::BadFile {
