@@ -463,29 +463,63 @@ fn composite_set_then_eval_seg_prints_a_row_per_source_and_the_dense_tools_run()
         out_dir.join("00000.pca.png").exists() && out_dir.join("00000.foreground.png").exists()
     );
     let pred = dir.path().join("pred.png");
-    let (ok, out, err) = procmem(&[
-        "dense",
-        "segment",
-        "--features",
-        "pixels",
-        "--grid",
-        "4",
-        "--prompt",
-        img0.to_str().unwrap(),
-        "--prompt-mask",
-        mask0.to_str().unwrap(),
-        "--query",
-        img0.to_str().unwrap(),
-        "--truth",
-        mask0.to_str().unwrap(),
-        "--out",
-        pred.to_str().unwrap(),
-    ]);
+    let segment = |class: Option<u8>| {
+        let class = class.map(|c| c.to_string());
+        let mut args = vec![
+            "dense",
+            "segment",
+            "--features",
+            "pixels",
+            "--grid",
+            "4",
+            "--prompt",
+            img0.to_str().unwrap(),
+            "--prompt-mask",
+            mask0.to_str().unwrap(),
+            "--query",
+            img0.to_str().unwrap(),
+            "--truth",
+            mask0.to_str().unwrap(),
+            "--sharpness",
+            "1000",
+            "--out",
+            pred.to_str().unwrap(),
+        ];
+        if let Some(c) = &class {
+            args.extend(["--class", c.as_str()]);
+        }
+        procmem(&args)
+    };
+    // A composite set's mask holds class ids (1, 2, …), nearly black as a gray mask: read as one
+    // it would prompt "no object anywhere". It is refused by name, with the flag to use.
+    let (ok, _, err) = segment(None);
+    assert!(
+        !ok && err.contains("00000.mask.png") && err.contains("--class"),
+        "{err}"
+    );
+    assert!(!pred.exists(), "nothing is written for a refused prompt");
+    let ids = image::open(&mask0).unwrap().to_luma8().into_raw();
+    let present = *ids.iter().find(|&&v| v > 0).unwrap();
+    let absent = (1..=u8::MAX).find(|c| !ids.contains(c)).unwrap();
+    let (ok, out, err) = segment(Some(present));
     assert!(ok, "{err}");
-    assert!(out.contains("soft IoU"), "{out}");
+    // The prompt is the query itself with its exact mask: with near-hard attention each query
+    // patch copies its own block, so raw pixels give the mask back.
+    let iou: f64 = out
+        .split("soft IoU ")
+        .nth(1)
+        .and_then(|t| t.split(';').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(iou > 0.9, "self-prompted soft IoU {iou}: {out}");
     assert_eq!(
         image::open(&pred).unwrap().to_luma8().dimensions(),
         (32, 32)
+    );
+    let (ok, _, err) = segment(Some(absent));
+    assert!(
+        !ok && err.contains(&format!("no pixel of class {absent}")),
+        "{err}"
     );
     let (ok, _, err) = procmem(&[
         "dense",

@@ -36,13 +36,62 @@ fn open_rgb(path: &Path) -> anyhow::Result<image::RgbImage> {
     Ok(procmem::imageio::load_rgb(path)?)
 }
 
-/// A mask image → soft values in [0, 1] (gray ÷ 255; any non-zero alpha-less pixel counts).
-fn open_mask(path: &Path) -> anyhow::Result<SoftMask> {
+/// Raw class ids at or below this value, and nothing brighter, mark a mask as a class-id map
+/// (a composite set's `NNNNN.mask.png`) rather than a painted mask.
+const LABEL_MAP_MAX_ID: u8 = 32;
+
+/// A mask image → soft values in [0, 1]. With `class`, the image is a class-id map (one byte per
+/// pixel, as a composite set's `NNNNN.mask.png`) and the object is the pixels of that class;
+/// otherwise gray ÷ 255 (white = object). Refuses, naming the file, a class that the map does not
+/// hold, and a mask whose only values are small class ids when no class is given: read as gray,
+/// such a mask is nearly black and the prompt would silently say "no object anywhere".
+fn open_mask(path: &Path, class: Option<u8>) -> anyhow::Result<SoftMask> {
     let m = procmem::imageio::load(path)?.to_luma8();
+    let raw = m.as_raw();
+    let brightest = raw.iter().copied().max().unwrap_or(0);
+    let values = match class {
+        Some(c) => {
+            if !raw.contains(&c) {
+                let mut ids: Vec<u8> = raw.to_vec();
+                ids.sort_unstable();
+                ids.dedup();
+                bail!(
+                    "{}: no pixel of class {c} (the map holds class ids {ids:?})",
+                    path.display()
+                );
+            }
+            raw.iter()
+                .map(|&v| if v == c { 1.0 } else { 0.0 })
+                .collect()
+        }
+        None => {
+            if (1..=LABEL_MAP_MAX_ID).contains(&brightest) {
+                bail!(
+                    "{}: its brightest pixel is {brightest} of 255, so read as a mask (white = \
+                     object) it marks almost nothing; it looks like a class-id map (a composite \
+                     set's NNNNN.mask.png): pass --class <ID>",
+                    path.display()
+                );
+            }
+            raw.iter().map(|&v| v as f32 / 255.0).collect()
+        }
+    };
     Ok(SoftMask {
         width: m.width() as usize,
         height: m.height() as usize,
-        values: m.as_raw().iter().map(|&v| v as f32 / 255.0).collect(),
+        values,
+    })
+}
+
+/// A query's true mask: with `class`, the pixels of that class (none is allowed: the query may
+/// not hold it); otherwise every non-zero pixel, so a painted mask and a class-id map both work.
+fn open_truth(path: &Path, class: Option<u8>) -> anyhow::Result<SoftMask> {
+    let m = procmem::imageio::load(path)?.to_luma8();
+    let object = |v: u8| class.map_or(v > 0, |c| v == c);
+    Ok(SoftMask {
+        width: m.width() as usize,
+        height: m.height() as usize,
+        values: m.as_raw().iter().map(|&v| f32::from(object(v))).collect(),
     })
 }
 

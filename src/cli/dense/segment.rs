@@ -9,9 +9,14 @@ pub struct SegmentArgs {
     /// Prompt image; repeat with a --prompt-mask for each.
     #[arg(long, required = true)]
     prompt: Vec<PathBuf>,
-    /// The prompt's mask (white = object).
+    /// The prompt's mask (white = object), or with --class a class-id map.
     #[arg(long, required = true)]
     prompt_mask: Vec<PathBuf>,
+    /// Read the masks (prompt masks and --truth) as class-id maps, one byte per pixel as a
+    /// composite set's `NNNNN.mask.png`, whose object is this class. Without it a prompt mask is
+    /// gray (white = object) and the truth is every non-zero pixel.
+    #[arg(long)]
+    class: Option<u8>,
     #[arg(long)]
     query: PathBuf,
     /// The query's true mask: prints soft and thresholded IoU.
@@ -38,6 +43,7 @@ impl SegmentArgs {
             truth,
             threshold,
             sharpness,
+            class,
             args:
                 DenseArgs {
                     features,
@@ -52,15 +58,36 @@ impl SegmentArgs {
                 masks.len()
             );
         }
+        // Every mask is read before any features are computed, so a bad one fails at once.
+        let masks: Vec<SoftMask> = masks
+            .iter()
+            .map(|m| open_mask(m, class))
+            .collect::<anyhow::Result<_>>()?;
+        let truth = match truth {
+            Some(t) => Some((open_truth(&t, class)?, t)),
+            None => None,
+        };
         let source = source(features.as_deref())?;
         let block = patch_size(&source);
         let q = open_rgb(&query)?;
+        if let Some((gt, t)) = &truth {
+            if (gt.width, gt.height) != (q.width() as usize, q.height() as usize) {
+                bail!(
+                    "the ground truth {} is {}×{}, the query {}×{}",
+                    t.display(),
+                    gt.width,
+                    gt.height,
+                    q.width(),
+                    q.height()
+                );
+            }
+        }
         let qgrid = extract_one(&source, &q, grid)?;
         let mut grids = Vec::new();
         let mut resized = Vec::new();
         for (p, m) in prompts.iter().zip(&masks) {
             let g = extract_one(&source, &open_rgb(p)?, grid)?;
-            resized.push(open_mask(m)?.resize(g.cols * block, g.rows * block));
+            resized.push(m.resize(g.cols * block, g.rows * block));
             grids.push(g);
         }
         let prompt_list: Vec<Prompt> = grids
@@ -76,26 +103,7 @@ impl SegmentArgs {
             query.display(),
             out.display()
         );
-        if let Some(t) = truth {
-            let gt = open_mask(&t)?;
-            if (gt.width, gt.height) != (pred.width, pred.height) {
-                bail!(
-                    "the ground truth {} is {}×{}, the query {}×{}",
-                    t.display(),
-                    gt.width,
-                    gt.height,
-                    pred.width,
-                    pred.height
-                );
-            }
-            let gt = SoftMask {
-                values: gt
-                    .values
-                    .iter()
-                    .map(|&v| if v > 0.0 { 1.0 } else { 0.0 })
-                    .collect(),
-                ..gt
-            };
+        if let Some((gt, _)) = truth {
             let show = |v: Option<f64>| {
                 v.map_or("undefined (both empty)".to_string(), |v| format!("{v:.3}"))
             };
