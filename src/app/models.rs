@@ -286,7 +286,7 @@ impl ModelsPanel {
                 ui.colored_label(Color32::LIGHT_RED, e);
             }
             if self.entries.is_empty() {
-                ui.label("No models found. The zoo is made by scripts/zoo-gpu.sh (see docs/results.md).");
+                ui.label("No models found. The zoo is made by scripts/zoo-cpu.sh (see docs/results.md).");
             }
             if let Some((name, _, job)) = &self.proxy_job {
                 ui.label(format!("Evaluating {name}:"));
