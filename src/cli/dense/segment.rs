@@ -70,17 +70,17 @@ impl SegmentArgs {
         let source = source(features.as_deref())?;
         let block = patch_size(&source);
         let q = open_rgb(&query)?;
-        if let Some((gt, t)) = &truth {
-            if (gt.width, gt.height) != (q.width() as usize, q.height() as usize) {
-                bail!(
-                    "the ground truth {} is {}×{}, the query {}×{}",
-                    t.display(),
-                    gt.width,
-                    gt.height,
-                    q.width(),
-                    q.height()
-                );
-            }
+        if let Some((gt, t)) = &truth
+            && (gt.width, gt.height) != (q.width() as usize, q.height() as usize)
+        {
+            bail!(
+                "the ground truth {} is {}×{}, the query {}×{}",
+                t.display(),
+                gt.width,
+                gt.height,
+                q.width(),
+                q.height()
+            );
         }
         let qgrid = extract_one(&source, &q, grid)?;
         let mut grids = Vec::new();
