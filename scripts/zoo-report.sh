@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Every table of docs/results.md's zoo part, each written by the procmem command shown in it.
 # Needs the zoo in zoo/ (scripts/zoo-cpu.sh here, or scripts/zoo-gpu.sh on a GPU machine, then
-# tools/zoo_gpu.py unpack) and the evaluation data (scripts/fetch-eval-data.sh). Embeddings are cached per model fingerprint in
-# $PROCMEM_DATA/cache/embeddings, so a rerun only recomputes the tables.
+# tools/zoo_gpu.py unpack) and the evaluation data (scripts/fetch-eval-data.sh). Embeddings are
+# cached per model fingerprint in $PROCMEM_DATA/cache/embeddings, so a rerun only recomputes the
+# tables.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${PROCMEM_BIN:-target/release/procmem}
