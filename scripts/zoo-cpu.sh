@@ -11,8 +11,10 @@
 #
 # Resumable: a finished model (zoo/<name>.json) is skipped; an interrupted run continues from
 # its last checkpoint (`procmem train --resume`, every 100 steps), so the curve stays one curve.
-# Checkpoints stay in runs/zoo/ (not in git); the exports land in zoo/. The real-image member
-# needs scikit-image (pip) for its 20,000 photo crops (tools/zoo_gpu.py photos).
+# Checkpoints stay in runs/zoo/ (not in git); the exports land in zoo/, stored in f16 (15 MB;
+# `procmem export --half`) from Shaders Mixup on; the first two (Shaders, real photos) are f32
+# (30 MB). The real-image member needs scikit-image (pip) for its 20,000 photo crops
+# (tools/zoo_gpu.py photos).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${PROCMEM_BIN:-target/release/procmem}
@@ -40,7 +42,9 @@ for m in "${names[@]}"; do
       "$BIN" train --config "$RECIPE" --process "$m" --out "$out"
     fi
   fi
-  "$BIN" standardise --model "$final" --student --out "zoo/$m"
+  # Fitted in f32, stored in f16 (half the bytes in git; the numbers are measured on the f16 file).
+  "$BIN" standardise --model "$final" --student --out "$out/standardised"
+  "$BIN" export --checkpoint "$out/standardised.json" --half --out "zoo/$m"
   cp "$out/metrics.jsonl" "zoo/$m.metrics.jsonl"
   cp "$out/config.toml" "zoo/$m.config.toml"
 done

@@ -154,6 +154,7 @@ fn ibot_trains_every_parameter_and_the_mask_token_and_resumes_the_same_curve() {
     procmem::model::weights::export_backbone(
         &dir.path().join("last.json"),
         Which::Student,
+        procmem::model::weights::Precision::F32,
         &export,
     )
     .unwrap();
@@ -254,11 +255,17 @@ fn shader_images(seed: u64, count: u64) -> Vec<image::RgbImage> {
 #[test]
 fn procedural_standardisation_is_part_of_the_model() {
     use procmem::embed::{FeatureSource, StandardiseConfig, standardise_model};
-    use procmem::model::weights::export_backbone;
+    use procmem::model::weights::{Precision, export_backbone};
     let dir = tempfile::tempdir().unwrap();
     run(&mut Trainer::new(micro_config(1), dir.path()).unwrap());
     let plain = dir.path().join("plain");
-    let plain_fp = export_backbone(&dir.path().join("last.json"), Which::Student, &plain).unwrap();
+    let plain_fp = export_backbone(
+        &dir.path().join("last.json"),
+        Which::Student,
+        Precision::F32,
+        &plain,
+    )
+    .unwrap();
     let mut fingerprints = vec![plain_fp.clone()];
     for (pooling, components) in [
         (Pooling::Cls, None),
@@ -409,14 +416,151 @@ fn procedural_standardisation_is_part_of_the_model() {
 }
 
 #[test]
-fn patch_token_standardisation_whitens_the_dense_features_and_leaves_the_embedding() {
-    use procmem::dense::features::extract;
+fn half_precision_export_halves_the_file_and_keeps_the_embedding() {
+    // `procmem export --half` of a standardised model (both standardisations): half the bytes,
+    // the provenance kept, the embedding within f16's rounding of the f32 model's, a new
+    // fingerprint that is the loader's, and f16 → f16 is a fixed point. A value beyond f16's
+    // range is refused by name and nothing is written.
     use procmem::embed::{FeatureSource, StandardiseConfig, standardise_model};
-    use procmem::model::weights::export_backbone;
+    use procmem::model::weights::{CheckpointMeta, Precision, export_backbone, save_checkpoint};
     let dir = tempfile::tempdir().unwrap();
     run(&mut Trainer::new(micro_config(1), dir.path()).unwrap());
     let plain = dir.path().join("plain");
-    export_backbone(&dir.path().join("last.json"), Which::Student, &plain).unwrap();
+    export_backbone(
+        &dir.path().join("last.json"),
+        Which::Student,
+        Precision::F32,
+        &plain,
+    )
+    .unwrap();
+    let full = dir.path().join("full");
+    let cfg = StandardiseConfig {
+        process: Process::Shaders,
+        images: 64,
+        seed: 3,
+        shrinkage: 0.1,
+        pooling: Pooling::PatchGrid { side: 2 },
+        components: None,
+        patch_images: 32,
+        patch_grid: 4,
+        patch_shrinkage: 0.1,
+        patch_block: 0,
+        patches_only: false,
+    };
+    let full_fp = standardise_model(
+        &plain.with_extension("json"),
+        Which::Teacher,
+        &cfg,
+        &full,
+        |_, _| {},
+    )
+    .unwrap();
+    let half = dir.path().join("half");
+    let half_fp = export_backbone(
+        &full.with_extension("json"),
+        Which::Teacher,
+        Precision::F16,
+        &half,
+    )
+    .unwrap();
+    assert_ne!(half_fp, full_fp, "the fingerprint is of the rounded values");
+    let size = |p: &Path| {
+        std::fs::metadata(p.with_extension("safetensors"))
+            .unwrap()
+            .len()
+    };
+    assert!(
+        (size(&half) as f64) < 0.6 * size(&full) as f64,
+        "{} bytes in f16, {} in f32",
+        size(&half),
+        size(&full)
+    );
+    let loaded = load_backbone(&half.with_extension("json"), Which::Teacher, None).unwrap();
+    let meta = loaded.meta.as_ref().unwrap();
+    assert_eq!(loaded.fingerprint, half_fp);
+    assert_eq!(meta.fingerprint, half_fp);
+    assert_eq!(meta.pooling, cfg.pooling);
+    assert!(meta.standardisation.is_some() && meta.patch_standardisation.is_some());
+    assert!(loaded.vit.standardisation().is_some() && loaded.vit.patch_standardisation().is_some());
+    let images = shader_images(5, 24);
+    let embed = |p: &Path| {
+        FeatureSource::from_spec(p.with_extension("json").to_str().unwrap())
+            .unwrap()
+            .embed_rgb(&images, |_| {})
+            .unwrap()
+    };
+    let ((e32, d32), (e16, d16)) = (embed(&full), embed(&half));
+    assert_eq!(d32, d16);
+    for (a, b) in e32.chunks(d32).zip(e16.chunks(d16)) {
+        let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+        let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        let cosine = dot / (norm(a) * norm(b));
+        assert!(
+            cosine > 0.999,
+            "cosine {cosine} between the f32 and f16 embeddings"
+        );
+    }
+    let again = dir.path().join("again");
+    assert_eq!(
+        export_backbone(
+            &half.with_extension("json"),
+            Which::Teacher,
+            Precision::F16,
+            &again,
+        )
+        .unwrap(),
+        half_fp
+    );
+
+    // One weight beyond ±65,504: refused, naming the tensor, and nothing written.
+    let meta: CheckpointMeta =
+        serde_json::from_str(&std::fs::read_to_string(full.with_extension("json")).unwrap())
+            .unwrap();
+    let mut tensors: std::collections::BTreeMap<String, candle_core::Tensor> =
+        candle_core::safetensors::load(
+            full.with_extension("safetensors"),
+            &candle_core::Device::Cpu,
+        )
+        .unwrap()
+        .into_iter()
+        .collect();
+    let key = format!("{}.backbone.pos_embed", meta.backbone_role(Which::Teacher));
+    let big = (tensors[&key].clone() * 1e9).unwrap();
+    tensors.insert(key.clone(), big);
+    let huge = dir.path().join("huge");
+    save_checkpoint(&huge, &tensors, &meta).unwrap();
+    let refused = dir.path().join("refused");
+    let err = export_backbone(
+        &huge.with_extension("json"),
+        Which::Teacher,
+        Precision::F16,
+        &refused,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(&err, procmem::Error::BadFile { message, .. } if message.contains(&key) && message.contains("65,504")),
+        "{err}"
+    );
+    assert!(
+        !refused.with_extension("json").exists() && !refused.with_extension("safetensors").exists()
+    );
+}
+
+#[test]
+fn patch_token_standardisation_whitens_the_dense_features_and_leaves_the_embedding() {
+    use procmem::dense::features::extract;
+    use procmem::embed::{FeatureSource, StandardiseConfig, standardise_model};
+    use procmem::model::weights::{Precision, export_backbone};
+    let dir = tempfile::tempdir().unwrap();
+    run(&mut Trainer::new(micro_config(1), dir.path()).unwrap());
+    let plain = dir.path().join("plain");
+    export_backbone(
+        &dir.path().join("last.json"),
+        Which::Student,
+        Precision::F32,
+        &plain,
+    )
+    .unwrap();
     let base = StandardiseConfig {
         process: Process::Shaders,
         images: 64,

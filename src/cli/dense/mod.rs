@@ -48,8 +48,7 @@ const LABEL_MAP_MAX_ID: u8 = 32;
 fn open_mask(path: &Path, class: Option<u8>) -> anyhow::Result<SoftMask> {
     let m = procmem::imageio::load(path)?.to_luma8();
     let raw = m.as_raw();
-    let brightest = raw.iter().copied().max().unwrap_or(0);
-    let values = match class {
+    match class {
         Some(c) => {
             if !raw.contains(&c) {
                 let mut ids: Vec<u8> = raw.to_vec();
@@ -60,11 +59,10 @@ fn open_mask(path: &Path, class: Option<u8>) -> anyhow::Result<SoftMask> {
                     path.display()
                 );
             }
-            raw.iter()
-                .map(|&v| if v == c { 1.0 } else { 0.0 })
-                .collect()
+            Ok(binary_mask(&m, |v| v == c))
         }
         None => {
+            let brightest = raw.iter().copied().max().unwrap_or(0);
             if (1..=LABEL_MAP_MAX_ID).contains(&brightest) {
                 bail!(
                     "{}: its brightest pixel is {brightest} of 255, so read as a mask (white = \
@@ -73,26 +71,29 @@ fn open_mask(path: &Path, class: Option<u8>) -> anyhow::Result<SoftMask> {
                     path.display()
                 );
             }
-            raw.iter().map(|&v| v as f32 / 255.0).collect()
+            Ok(SoftMask {
+                width: m.width() as usize,
+                height: m.height() as usize,
+                values: raw.iter().map(|&v| v as f32 / 255.0).collect(),
+            })
         }
-    };
-    Ok(SoftMask {
-        width: m.width() as usize,
-        height: m.height() as usize,
-        values,
-    })
+    }
 }
 
 /// A query's true mask: with `class`, the pixels of that class (none is allowed: the query may
 /// not hold it); otherwise every non-zero pixel, so a painted mask and a class-id map both work.
 fn open_truth(path: &Path, class: Option<u8>) -> anyhow::Result<SoftMask> {
     let m = procmem::imageio::load(path)?.to_luma8();
-    let object = |v: u8| class.map_or(v > 0, |c| v == c);
-    Ok(SoftMask {
+    Ok(binary_mask(&m, |v| class.map_or(v > 0, |c| v == c)))
+}
+
+/// 1 where `object` holds for the pixel's byte, 0 elsewhere.
+fn binary_mask(m: &image::GrayImage, object: impl Fn(u8) -> bool) -> SoftMask {
+    SoftMask {
         width: m.width() as usize,
         height: m.height() as usize,
         values: m.as_raw().iter().map(|&v| f32::from(object(v))).collect(),
-    })
+    }
 }
 
 fn save_mask(mask: &SoftMask, path: &Path) -> anyhow::Result<()> {
