@@ -237,6 +237,22 @@ fn dinov2_options_train_every_parameter_and_log_koleo() {
 }
 
 /// `count` 32×32 Shaders images from `seed`, as `procmem standardise` generates them.
+/// One step of the micro model in `dir`, its student exported in f32 as `dir/plain`: the path
+/// stem and its fingerprint.
+fn micro_export(dir: &Path) -> (std::path::PathBuf, String) {
+    use procmem::model::weights::{Precision, export_backbone};
+    run(&mut Trainer::new(micro_config(1), dir).unwrap());
+    let plain = dir.join("plain");
+    let fp = export_backbone(
+        &dir.join("last.json"),
+        Which::Student,
+        Precision::F32,
+        &plain,
+    )
+    .unwrap();
+    (plain, fp)
+}
+
 fn shader_images(seed: u64, count: u64) -> Vec<image::RgbImage> {
     let mut generator = procmem::generate::Generator::open_default(GeneratorConfig {
         process: Process::Shaders,
@@ -255,17 +271,8 @@ fn shader_images(seed: u64, count: u64) -> Vec<image::RgbImage> {
 #[test]
 fn procedural_standardisation_is_part_of_the_model() {
     use procmem::embed::{FeatureSource, StandardiseConfig, standardise_model};
-    use procmem::model::weights::{Precision, export_backbone};
     let dir = tempfile::tempdir().unwrap();
-    run(&mut Trainer::new(micro_config(1), dir.path()).unwrap());
-    let plain = dir.path().join("plain");
-    let plain_fp = export_backbone(
-        &dir.path().join("last.json"),
-        Which::Student,
-        Precision::F32,
-        &plain,
-    )
-    .unwrap();
+    let (plain, plain_fp) = micro_export(dir.path());
     let mut fingerprints = vec![plain_fp.clone()];
     for (pooling, components) in [
         (Pooling::Cls, None),
@@ -424,15 +431,7 @@ fn half_precision_export_halves_the_file_and_keeps_the_embedding() {
     use procmem::embed::{FeatureSource, StandardiseConfig, standardise_model};
     use procmem::model::weights::{CheckpointMeta, Precision, export_backbone, save_checkpoint};
     let dir = tempfile::tempdir().unwrap();
-    run(&mut Trainer::new(micro_config(1), dir.path()).unwrap());
-    let plain = dir.path().join("plain");
-    export_backbone(
-        &dir.path().join("last.json"),
-        Which::Student,
-        Precision::F32,
-        &plain,
-    )
-    .unwrap();
+    let (plain, _) = micro_export(dir.path());
     let full = dir.path().join("full");
     let cfg = StandardiseConfig {
         process: Process::Shaders,
@@ -550,17 +549,8 @@ fn half_precision_export_halves_the_file_and_keeps_the_embedding() {
 fn patch_token_standardisation_whitens_the_dense_features_and_leaves_the_embedding() {
     use procmem::dense::features::extract;
     use procmem::embed::{FeatureSource, StandardiseConfig, standardise_model};
-    use procmem::model::weights::{Precision, export_backbone};
     let dir = tempfile::tempdir().unwrap();
-    run(&mut Trainer::new(micro_config(1), dir.path()).unwrap());
-    let plain = dir.path().join("plain");
-    export_backbone(
-        &dir.path().join("last.json"),
-        Which::Student,
-        Precision::F32,
-        &plain,
-    )
-    .unwrap();
+    let (plain, _) = micro_export(dir.path());
     let base = StandardiseConfig {
         process: Process::Shaders,
         images: 64,
