@@ -343,10 +343,9 @@ pub(crate) fn read_checkpoint(path: &Path) -> Result<(CheckpointMeta, HashMap<St
 const F16_MAX: f32 = 65_504.0;
 
 /// How a model file stores its floating-point tensors.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Precision {
-    /// 32-bit floats, as trained (default).
-    #[default]
+    /// 32-bit floats, as trained (`procmem export` without `--half`).
     F32,
     /// IEEE half precision: half the file (a grid8 standardised cpu-tiny model: 30 → 15 MB).
     /// Every value is rounded to 11 significant bits when written; the model computes in f32
